@@ -1,0 +1,54 @@
+/*
+ * codec_i.h - private contracts between the frame layer (frame.c) and the
+ * level implementations (fast.c, mix*.c).  Not installed.
+ *
+ * The frame layer resolves the dtype and element phase (detection or hint),
+ * writes the header and checksum, and falls back to raw when a level returns
+ * -ENOSPC (payload would not be smaller than the raw bytes).  Level coders
+ * only see payload bytes.
+ *
+ * *_encode: code src[0..len) into dst[0..cap); return payload length or
+ *           -ENOSPC when it does not fit in cap (the caller passes
+ *           cap = len - 1 so that "does not shrink" is -ENOSPC), -ENOMEM.
+ * *_decode: decode payload[0..plen) into exactly raw_len bytes at dst;
+ *           return raw_len or -EBADMSG.  Must never read past plen nor
+ *           write past raw_len, whatever the payload holds.
+ * ref/ref_len: optional reference chunk (NULL/0 for none), same bytes on
+ *           both sides.
+ */
+#ifndef MIXFS_CODEC_I_H
+#define MIXFS_CODEC_I_H
+
+#include "codec.h"
+
+struct fast_state;
+struct mix_state;
+
+struct codec_ctx {
+	struct fast_state *fast; /* lazily created by fast.c */
+	struct mix_state *mix;   /* lazily created by mix.c */
+	uint8_t *scratch;        /* frame-layer scratch, grown on demand */
+	size_t scratch_cap;
+};
+
+struct codec_lvl_args {
+	int dtype;           /* resolved enum codec_dtype (never AUTO) */
+	uint32_t elem_phase; /* first whole element offset, < element size */
+	uint32_t row_elems;  /* 0 = unknown */
+	const uint8_t *ref;
+	size_t ref_len;
+};
+
+ssize_t fast_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
+                    const uint8_t *src, size_t len, uint8_t *dst, size_t cap);
+ssize_t fast_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
+                    const uint8_t *payload, size_t plen, uint8_t *dst, size_t raw_len);
+void fast_state_free(struct fast_state *s);
+
+ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
+                   const uint8_t *src, size_t len, uint8_t *dst, size_t cap);
+ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
+                   const uint8_t *payload, size_t plen, uint8_t *dst, size_t raw_len);
+void mix_state_free(struct mix_state *s);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * idx.h - the mixfs metadata index: one LMDB environment, named databases,
+ * big-endian prefix-ordered keys so that every listing is a range scan.
+ *
+ *   db "super"   : "super" -> struct idx_super; "stats" -> struct idx_stats
+ *   db "inodes"  : ino(8)                  -> struct idx_inode
+ *   db "dirents" : parent(8) || name       -> ino(8) seq(8) type(1)
+ *   db "dirseq"  : parent(8) || seq(8)     -> ino(8) type(1) name
+ *                  (readdir offsets are seq: stable under concurrent changes,
+ *                   the same idea as btrfs DIR_ITEM / DIR_INDEX)
+ *   db "extents" : ino(8) || file_off(8)   -> len(4) chunk_off(4) fp(32)
+ *   db "chunks"  : fp(32)                  -> struct idx_chunk (packed)
+ *   db "packs"   : pack_id(4)              -> struct idx_pack
+ *   db "xattrs"  : ino(8) || name          -> value
+ *   db "symlinks": ino(8)                  -> target
+ *   db "orphans" : ino(8)                  -> (empty)  unlinked, still open
+ *
+ * Every function takes a transaction; none keeps state between calls except
+ * the environment.  Stats (struct idx_stats) are updated inside the same
+ * transaction as the records they count, so they are exact and O(1) to read.
+ *
+ * Threads: read-only transactions may be used by any thread (MDB_NOTLS), one
+ * thread at a time each.  LMDB has one writer: the caller serializes write
+ * transactions (the engine batches them: group commit).
+ *
+ * Errors: negative errno.  MDB_NOTFOUND -> -ENOENT, MDB_MAP_FULL -> -ENOSPC,
+ * MDB_CORRUPTED / MDB_PAGE_NOTFOUND / malformed record -> -EIO,
+ * MDB_KEYEXIST -> -EEXIST, other LMDB errors -> -EIO (logged with
+ * mdb_strerror).
+ */
+#ifndef MIXFS_IDX_H
+#define MIXFS_IDX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "index/chunker.h"
+#include "index/fp.h"
+
+#define IDX_FORMAT_VERSION 1u
+#define IDX_ROOT_INO 1u
+#define IDX_NAME_MAX 255u
+#define IDX_DTYPE_COUNT 4 /* mirrors enum codec_dtype (other,bf16,fp16,fp32) */
+#define IDX_LEVEL_COUNT 3 /* mirrors enum codec_level (raw,fast,mix) */
+
+struct idx;
+struct idx_txn;
+
+enum {
+	IDX_RDONLY = 1u << 0, /* open read-only (tools on a mounted store) */
+	IDX_CREATE = 1u << 1, /* create the environment (mkfs) */
+};
+
+struct idx_super {
+	uint32_t format_version;
+	uint8_t uuid[16];
+	struct cdc_params cdc;
+	uint8_t default_level; /* enum codec_level */
+	uint64_t next_ino;     /* next inode number to hand out */
+	uint32_t next_pack;    /* next pack id to create */
+	int64_t created_ns;
+};
+
+struct idx_stats {
+	uint64_t files;         /* regular-file inodes */
+	uint64_t logical_bytes; /* sum of regular files' sizes (each inode once) */
+	uint64_t mapped_bytes;  /* sum of extent lengths (logical minus holes) */
+	uint64_t chunks;        /* distinct chunks stored */
+	uint64_t unique_bytes;  /* sum of chunks' raw_len (after dedup) */
+	uint64_t stored_bytes;  /* sum of chunks' frame_len (after compression) */
+	uint64_t ref_chunks;    /* chunks coded against a reference */
+	uint64_t level_raw[IDX_LEVEL_COUNT], level_stored[IDX_LEVEL_COUNT];
+	uint64_t dtype_raw[IDX_DTYPE_COUNT], dtype_stored[IDX_DTYPE_COUNT];
+	uint64_t pending_bytes; /* raw bytes stored below the target level */
+};
+
+struct idx_inode {
+	uint64_t ino;
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;
+	uint64_t rdev;
+	int64_t atime_ns, mtime_ns, ctime_ns;
+	/* Stored bytes charged to this file: for every extent, the chunk's
+	 * frame_len * extent len / raw_len (a shared chunk is charged fully to
+	 * each file, like du on reflinked files).  Feeds st_blocks. */
+	uint64_t stored_bytes;
+	uint64_t dir_seq;  /* directories: next readdir sequence number */
+	uint32_t flags;    /* reserved, 0 */
+	uint8_t dtype;     /* dominant enum codec_dtype, for stats/xattr */
+};
+
+struct idx_extent {
+	uint64_t off;       /* file offset (part of the key) */
+	uint32_t len;       /* bytes of the file covered */
+	uint32_t chunk_off; /* where those bytes start inside the chunk */
+	uint8_t fp[FP_LEN];
+};
+
+#define IDX_CHUNK_HAS_REF 0x01u
+
+struct idx_chunk {
+	uint8_t fp[FP_LEN];
+	uint32_t pack_id;
+	uint64_t pack_off;
+	uint32_t frame_len;
+	uint32_t raw_len;
+	uint32_t refcount; /* extents referencing it + chunks using it as ref */
+	uint8_t level;     /* enum codec_level of the stored frame */
+	uint8_t dtype;     /* enum codec_dtype */
+	uint8_t flags;     /* IDX_CHUNK_* */
+	uint8_t ref_fp[FP_LEN]; /* valid iff flags & IDX_CHUNK_HAS_REF */
+};
+
+struct idx_pack {
+	uint32_t id;
+	uint64_t live_bytes; /* frame bytes referenced by chunk records */
+	uint64_t dead_bytes; /* frame bytes of deleted chunks */
+};
+
+/* --- environment and transactions ------------------------------------ */
+
+/* Open the LMDB environment in directory dir (created by IDX_CREATE, which
+ * also writes a fresh superblock from *init).  map_size 0 = default
+ * (64 GiB, sparse).  Opening a store with format_version >
+ * IDX_FORMAT_VERSION returns -EPROTONOSUPPORT; a directory with no
+ * environment -ENOENT; not a mixfs store -EINVAL. */
+int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
+             uint64_t map_size, struct idx **out);
+void idx_close(struct idx *x);
+
+int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out);
+int idx_txn_commit(struct idx_txn *t);  /* frees t, even on error */
+void idx_txn_abort(struct idx_txn *t);  /* frees t; NULL is fine */
+/* Flush the environment to disk (after MDB_NOSYNC commits).  */
+int idx_sync(struct idx *x);
+
+/* --- superblock and stats -------------------------------------------- */
+int idx_super_get(struct idx_txn *t, struct idx_super *s);
+int idx_super_put(struct idx_txn *t, const struct idx_super *s);
+int idx_ino_alloc(struct idx_txn *t, uint64_t *ino);
+int idx_pack_alloc(struct idx_txn *t, uint32_t *pack_id);
+int idx_stats_get(struct idx_txn *t, struct idx_stats *s);
+
+/* --- inodes ------------------------------------------------------------ */
+int idx_inode_get(struct idx_txn *t, uint64_t ino, struct idx_inode *out);
+/* Insert or replace; keeps stats.files / logical_bytes exact by comparing
+ * with the old record. */
+int idx_inode_put(struct idx_txn *t, const struct idx_inode *in);
+/* Delete the inode and everything it owns: extents (releasing chunks),
+ * xattrs, symlink target, orphan mark.  Updates stats. */
+int idx_inode_delete(struct idx_txn *t, uint64_t ino);
+
+/* --- directories --------------------------------------------------------- */
+/* Look up name in directory parent: *ino and *type (mode >> 12). -ENOENT. */
+int idx_dirent_lookup(struct idx_txn *t, uint64_t parent, const char *name,
+                      size_t namelen, uint64_t *ino, uint8_t *type);
+/* Add name -> ino.  Takes the next sequence number from dir->dir_seq and
+ * advances it; the caller writes dir back.  -EEXIST, -ENAMETOOLONG. */
+int idx_dirent_add(struct idx_txn *t, struct idx_inode *dir, const char *name,
+                   size_t namelen, uint64_t ino, uint8_t type);
+int idx_dirent_del(struct idx_txn *t, uint64_t parent, const char *name, size_t namelen);
+/* 1 if the directory has no entries, 0 if it has, or negative errno. */
+int idx_dir_is_empty(struct idx_txn *t, uint64_t parent);
+/* Call cb for each entry of parent with seq >= from_seq, in seq order, until
+ * cb returns non-zero (then that value is returned) or entries run out (0). */
+typedef int (*idx_dirent_cb)(void *arg, const char *name, size_t namelen,
+                             uint64_t ino, uint8_t type, uint64_t seq);
+int idx_dir_iter(struct idx_txn *t, uint64_t parent, uint64_t from_seq,
+                 idx_dirent_cb cb, void *arg);
+
+/* --- file data map ------------------------------------------------------- */
+/* The extent containing file offset off, or else the first one after it;
+ * -ENOENT if none at or after off. */
+int idx_extent_find(struct idx_txn *t, uint64_t ino, uint64_t off, struct idx_extent *out);
+/* Call cb for extents overlapping [start, end) in offset order, until cb
+ * returns non-zero. */
+typedef int (*idx_extent_cb)(void *arg, const struct idx_extent *e);
+int idx_extent_iter(struct idx_txn *t, uint64_t ino, uint64_t start, uint64_t end,
+                    idx_extent_cb cb, void *arg);
+/* Remove [start, end) from in's extent map: extents inside are deleted,
+ * straddling ones trimmed or split (a split adds a chunk reference).  Every
+ * removed reference is released; a chunk whose refcount reaches zero is
+ * deleted (its frame bytes become dead bytes of its pack, stats updated,
+ * and if it had a reference chunk, that one is released too).
+ * Adjusts in->stored_bytes and stats.mapped_bytes; caller writes in back. */
+int idx_file_punch(struct idx_txn *t, struct idx_inode *in, uint64_t start, uint64_t end);
+/* Map file bytes [off, off+len) to chunk fp at chunk_off (the range must be
+ * unmapped: punch first).  Takes a reference on the chunk (-ENOENT if it
+ * does not exist). Adjusts in->stored_bytes, stats.mapped_bytes. */
+int idx_file_map(struct idx_txn *t, struct idx_inode *in, uint64_t off, uint32_t len,
+                 const uint8_t fp[FP_LEN], uint32_t chunk_off);
+
+/* --- chunks and packs ---------------------------------------------------- */
+int idx_chunk_get(struct idx_txn *t, const uint8_t fp[FP_LEN], struct idx_chunk *out);
+/* Insert a new chunk with c->refcount as given (normally 0: idx_file_map
+ * adds the references in the same transaction).  If c has a reference
+ * chunk, that chunk's refcount is incremented.  Updates stats and the
+ * pack's live bytes.  -EEXIST if the fingerprint is present. */
+int idx_chunk_insert(struct idx_txn *t, const struct idx_chunk *c);
+/* Rewrite location/level of an existing chunk (gc, recompression); moves
+ * the old frame bytes to dead, the new to live, fixes level/stored stats. */
+int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c);
+/* Drop one reference; deletes the chunk at zero (as in idx_file_punch). */
+int idx_chunk_unref(struct idx_txn *t, const uint8_t fp[FP_LEN]);
+typedef int (*idx_chunk_cb)(void *arg, const struct idx_chunk *c);
+int idx_chunk_iter(struct idx_txn *t, idx_chunk_cb cb, void *arg);
+
+int idx_pack_get(struct idx_txn *t, uint32_t id, struct idx_pack *out);
+int idx_pack_put(struct idx_txn *t, const struct idx_pack *p);
+int idx_pack_del(struct idx_txn *t, uint32_t id);
+typedef int (*idx_pack_cb)(void *arg, const struct idx_pack *p);
+int idx_pack_iter(struct idx_txn *t, idx_pack_cb cb, void *arg);
+
+/* --- xattrs, symlinks, orphans ------------------------------------------ */
+/* Returns value length; copies min(len, cap) bytes (cap 0 = size query).
+ * -ENODATA if absent. */
+int idx_xattr_get(struct idx_txn *t, uint64_t ino, const char *name, void *buf, size_t cap);
+/* flags: 0, XATTR_CREATE (-EEXIST), XATTR_REPLACE (-ENODATA). */
+int idx_xattr_set(struct idx_txn *t, uint64_t ino, const char *name, const void *val,
+                  size_t len, int flags);
+int idx_xattr_del(struct idx_txn *t, uint64_t ino, const char *name); /* -ENODATA */
+/* NUL-separated names into buf; returns total length (cap 0 = size query),
+ * -ERANGE if cap is too small. */
+int idx_xattr_list(struct idx_txn *t, uint64_t ino, char *buf, size_t cap);
+
+int idx_symlink_get(struct idx_txn *t, uint64_t ino, char *buf, size_t cap); /* returns len */
+int idx_symlink_put(struct idx_txn *t, uint64_t ino, const char *target, size_t len);
+
+int idx_orphan_add(struct idx_txn *t, uint64_t ino);
+int idx_orphan_del(struct idx_txn *t, uint64_t ino);
+typedef int (*idx_ino_cb)(void *arg, uint64_t ino);
+int idx_orphan_iter(struct idx_txn *t, idx_ino_cb cb, void *arg);
+/* Iterate all inodes in ino order. */
+typedef int (*idx_inode_cb)(void *arg, const struct idx_inode *in);
+int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg);
+
+#endif
