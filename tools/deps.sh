@@ -6,7 +6,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PKGS=(build-essential meson ninja-build pkg-config
       libfuse3-dev fuse3 liburing-dev liblmdb-dev lmdb-utils libcmocka-dev
-      libssl-dev libxxhash-dev
+      libssl-dev libxxhash-dev libzstd-dev
       attr rsync xz-utils zstd man-db python3 clang libclang-rt-14-dev)
 missing=()
 for p in "${PKGS[@]}"; do
