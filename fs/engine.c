@@ -1,1 +1,2254 @@
-/* placeholder: being written */
+/*
+ * engine.c - the mixfs file system engine: namespace operations on the
+ * index, the write pipeline (dirty buffer -> chunker -> fingerprint ->
+ * dedup -> compression workers -> pack -> metadata commit) and the read
+ * pipeline (extent lookup -> decoded-chunk cache -> pack read + decode).
+ *
+ * Locks, in the order they may be taken:
+ *   1. struct einode.lock  (rwlock: dirty buffer, in-memory size; flush
+ *                           holds it for writing)
+ *   2. struct eng.wlock    (the one LMDB writer; also pack id allocation)
+ *   3. struct eng.itab_lock (inode table, lookup/open counts; leaf lock)
+ * Never take an einode lock while holding wlock or itab_lock.
+ *
+ * Invariants:
+ * - Index records that reference a frame commit only after pack_sync()
+ *   returned 0 for that frame (crash consistency).
+ * - Dirty data is dropped from memory only after the transaction that maps
+ *   it committed, so reads overlaying the dirty buffer never see a gap.
+ * - Chunks are content addressed: cached decoded data for a fingerprint is
+ *   valid forever, whatever happens to the chunk record.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+
+#include "codec/codec.h"
+#include "fs/cache.h"
+#include "fs/engine.h"
+#include "fs/pack.h"
+#include "fs/pool.h"
+#include "index/chunker.h"
+#include "index/fp.h"
+#include "index/idx.h"
+
+#define ITAB_BUCKETS 4096u
+#define MAX_FILE_SIZE ((uint64_t)INT64_MAX)
+#define HINT_HEAD_MAX (1u << 20) /* file-format header bytes kept for hints */
+
+/* A byte range of the file holding one tensor (from the file's header). */
+struct eng_hint {
+	uint64_t off, len;
+	int dtype;
+	uint32_t row_elems;
+};
+
+/* One buffered run of written bytes not yet chunked. */
+struct dseg {
+	uint64_t off;
+	size_t len, cap;
+	uint8_t *data;
+};
+
+struct einode {
+	struct einode *next; /* hash chain, under itab_lock */
+	uint64_t ino;
+	uint64_t nlookup;    /* under itab_lock */
+	uint32_t nopen;      /* under itab_lock */
+	uint32_t users;      /* threads holding a pointer, under itab_lock */
+	pthread_rwlock_t lock;
+	/* --- under lock --- */
+	struct dseg *segs;   /* sorted by off, non-overlapping, non-adjacent */
+	size_t nsegs, segs_cap;
+	size_t dirty;        /* bytes in segs */
+	bool meta_dirty;     /* size/mtime below not yet committed */
+	uint64_t size;
+	int64_t mtime_ns;
+	/* file-format hints (safetensors/torch zip), parsed once */
+	struct eng_hint *hints;
+	int nhints;
+	bool hints_done;
+	/* sequential read detection, racy by design (a hint only) */
+	_Atomic uint64_t last_read_end;
+	_Atomic uint64_t ra_until;
+};
+
+struct eng {
+	char *store;
+	struct eng_opts o;
+	struct idx *idx;
+	struct pack_store *ps;
+	struct chunk_cache *cache;
+	struct pool *pool;
+	struct cdc cdc;
+	pthread_key_t ctx_key; /* per-thread codec_ctx for the read path */
+	pthread_mutex_t wlock;
+	pthread_mutex_t itab_lock;
+	struct einode *itab[ITAB_BUCKETS];
+	_Atomic uint64_t dirty_total;
+	uint64_t flush_unit; /* partial flush threshold per file */
+};
+
+/* ------------------------------------------------------------------------ */
+/* small helpers                                                             */
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static struct timespec ns_ts(int64_t ns)
+{
+	struct timespec ts;
+	ts.tv_sec = ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	if (ts.tv_nsec < 0) {
+		ts.tv_nsec += 1000000000;
+		ts.tv_sec--;
+	}
+	return ts;
+}
+
+static void fill_stat(const struct idx_inode *in, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_size = (off_t)in->size;
+	st->st_blksize = 1 << 20;
+	st->st_blocks = (blkcnt_t)((in->stored_bytes + 511) / 512);
+	if (S_ISLNK(in->mode) || S_ISDIR(in->mode))
+		st->st_blocks = 0;
+	st->st_atim = ns_ts(in->atime_ns);
+	st->st_mtim = ns_ts(in->mtime_ns);
+	st->st_ctim = ns_ts(in->ctime_ns);
+}
+
+static int check_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0)
+		return -EINVAL;
+	if (n > IDX_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (strchr(name, '/'))
+		return -EINVAL;
+	return (int)n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* write transactions: one writer, serialized by wlock                       */
+
+static int wtxn_begin(struct eng *e, struct idx_txn **t)
+{
+	int rc;
+	if (e->o.read_only)
+		return -EROFS;
+	pthread_mutex_lock(&e->wlock);
+	rc = idx_txn_begin(e->idx, false, t);
+	if (rc < 0)
+		pthread_mutex_unlock(&e->wlock);
+	return rc;
+}
+
+/* Commit if rc >= 0, else abort; releases wlock; returns the final rc. */
+static int wtxn_end(struct eng *e, struct idx_txn *t, int rc)
+{
+	if (rc >= 0) {
+		int crc = idx_txn_commit(t);
+		if (crc < 0)
+			rc = crc;
+	} else {
+		idx_txn_abort(t);
+	}
+	pthread_mutex_unlock(&e->wlock);
+	return rc;
+}
+
+static int pack_id_alloc_cb(void *arg, uint32_t *id)
+{
+	struct eng *e = arg;
+	struct idx_txn *t;
+	int rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_pack_alloc(t, id);
+	return wtxn_end(e, t, rc);
+}
+
+/* ------------------------------------------------------------------------ */
+/* inode table                                                               */
+
+static struct einode *ein_find_locked(struct eng *e, uint64_t ino)
+{
+	struct einode *ei = e->itab[ino % ITAB_BUCKETS];
+	while (ei && ei->ino != ino)
+		ei = ei->next;
+	return ei;
+}
+
+/* Get the in-memory inode for ino, creating it if asked.  The caller holds a
+ * user reference until ein_put.  lookups/opens are added atomically with the
+ * creation so a concurrent forget cannot free it in between. */
+static struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lookup,
+                              uint32_t add_open)
+{
+	struct einode *ei;
+	pthread_mutex_lock(&e->itab_lock);
+	ei = ein_find_locked(e, ino);
+	if (!ei && create) {
+		ei = calloc(1, sizeof(*ei));
+		if (ei) {
+			ei->ino = ino;
+			pthread_rwlock_init(&ei->lock, NULL);
+			ei->next = e->itab[ino % ITAB_BUCKETS];
+			e->itab[ino % ITAB_BUCKETS] = ei;
+		}
+	}
+	if (ei) {
+		ei->users++;
+		ei->nlookup += add_lookup;
+		ei->nopen += add_open;
+	}
+	pthread_mutex_unlock(&e->itab_lock);
+	return ei;
+}
+
+static void ein_free(struct einode *ei)
+{
+	for (size_t i = 0; i < ei->nsegs; i++)
+		free(ei->segs[i].data);
+	free(ei->segs);
+	free(ei->hints);
+	pthread_rwlock_destroy(&ei->lock);
+	free(ei);
+}
+
+/* Drop a user reference (and optionally lookups/opens).  Returns true when
+ * the inode left the table (no lookups, opens or users): the caller must
+ * then reap it if its link count is zero. */
+static bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open)
+{
+	bool gone = false;
+	struct einode **pp;
+	pthread_mutex_lock(&e->itab_lock);
+	ei->users--;
+	ei->nlookup = sub_lookup > ei->nlookup ? 0 : ei->nlookup - sub_lookup;
+	ei->nopen = sub_open > ei->nopen ? 0 : ei->nopen - sub_open;
+	if (ei->users == 0 && ei->nlookup == 0 && ei->nopen == 0 && ei->nsegs == 0 && !ei->meta_dirty) {
+		for (pp = &e->itab[ei->ino % ITAB_BUCKETS]; *pp; pp = &(*pp)->next) {
+			if (*pp == ei) {
+				*pp = ei->next;
+				break;
+			}
+		}
+		gone = true;
+	}
+	pthread_mutex_unlock(&e->itab_lock);
+	if (gone)
+		ein_free(ei);
+	return gone;
+}
+
+/* Whether the kernel still references ino (lookups or opens). */
+static bool ein_in_use(struct eng *e, uint64_t ino)
+{
+	struct einode *ei;
+	bool used;
+	pthread_mutex_lock(&e->itab_lock);
+	ei = ein_find_locked(e, ino);
+	used = ei && (ei->nlookup > 0 || ei->nopen > 0 || ei->users > 0);
+	pthread_mutex_unlock(&e->itab_lock);
+	return used;
+}
+
+/* After the last reference went away: delete the inode if it has no links. */
+static void ein_reap(struct eng *e, uint64_t ino)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc;
+	if (e->o.read_only)
+		return;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return;
+	rc = idx_inode_get(t, ino, &in);
+	/* A new lookup may have raced in; only reap unlinked, unused inodes. */
+	if (rc == 0 && in.nlink == 0 && !ein_in_use(e, ino))
+		rc = idx_inode_delete(t, ino);
+	else
+		rc = rc == -ENOENT ? 0 : rc;
+	rc = wtxn_end(e, t, rc);
+	if (rc < 0)
+		syslog(LOG_ERR, "mixfs: deleting unlinked inode %" PRIu64 ": %s", ino, strerror(-rc));
+}
+
+/* Link count reached zero inside transaction t: delete now if the kernel
+ * no longer knows the inode, else mark it orphan (deleted at last forget,
+ * or at the next mount after a crash). */
+static int unlinked_locked(struct eng *e, struct idx_txn *t, struct idx_inode *in)
+{
+	if (ein_in_use(e, in->ino)) {
+		int rc = idx_inode_put(t, in);
+		return rc < 0 ? rc : idx_orphan_add(t, in->ino);
+	}
+	return idx_inode_delete(t, in->ino);
+}
+
+/* ------------------------------------------------------------------------ */
+/* attributes                                                                */
+
+/* Overlay in-memory state (unflushed size, mtime) onto a stored inode. */
+static void overlay_attr(struct eng *e, struct idx_inode *in)
+{
+	struct einode *ei = ein_get(e, in->ino, false, 0, 0);
+	if (!ei)
+		return;
+	pthread_rwlock_rdlock(&ei->lock);
+	if (ei->meta_dirty) {
+		in->size = ei->size;
+		in->mtime_ns = ei->mtime_ns;
+		in->ctime_ns = ei->mtime_ns;
+	}
+	pthread_rwlock_unlock(&ei->lock);
+	ein_put(e, ei, 0, 0);
+}
+
+static int read_inode(struct eng *e, uint64_t ino, struct idx_inode *in)
+{
+	struct idx_txn *t;
+	int rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, ino, in);
+	idx_txn_abort(t);
+	return rc;
+}
+
+static void make_attr(const struct idx_inode *in, struct eng_attr *out)
+{
+	if (!out)
+		return;
+	fill_stat(in, &out->st);
+	out->generation = 1;
+}
+
+int eng_getattr(struct eng *e, uint64_t ino, struct eng_attr *out)
+{
+	struct idx_inode in;
+	int rc = read_inode(e, ino, &in);
+	if (rc < 0)
+		return rc;
+	overlay_attr(e, &in);
+	make_attr(&in, out);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* dirty buffer                                                              */
+
+static int segs_reserve(struct einode *ei, size_t n)
+{
+	if (n <= ei->segs_cap)
+		return 0;
+	size_t cap = ei->segs_cap ? ei->segs_cap * 2 : 8;
+	while (cap < n)
+		cap *= 2;
+	struct dseg *s = realloc(ei->segs, cap * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ei->segs = s;
+	ei->segs_cap = cap;
+	return 0;
+}
+
+static int seg_grow(struct dseg *s, size_t need)
+{
+	if (need <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap : 65536;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *d = realloc(s->data, cap);
+	if (!d)
+		return -ENOMEM;
+	s->data = d;
+	s->cap = cap;
+	return 0;
+}
+
+/* Put buf at [off, off+len) into the dirty buffer, merging every segment it
+ * overlaps or touches.  Returns the growth in dirty bytes or -ENOMEM. */
+static ssize_t dirty_insert(struct einode *ei, uint64_t off, const uint8_t *buf, size_t len)
+{
+	uint64_t end = off + len;
+	size_t lo = 0, hi;
+	ssize_t before = (ssize_t)ei->dirty;
+	/* first segment whose end >= off (touching counts) */
+	while (lo < ei->nsegs && ei->segs[lo].off + ei->segs[lo].len < off)
+		lo++;
+	hi = lo;
+	while (hi < ei->nsegs && ei->segs[hi].off <= end)
+		hi++;
+	/* fast path: appending to (or overwriting inside) one segment */
+	if (hi == lo + 1 && ei->segs[lo].off <= off) {
+		struct dseg *s = &ei->segs[lo];
+		size_t need = (size_t)(end - s->off);
+		if (need > s->len) {
+			if (seg_grow(s, need) < 0)
+				return -ENOMEM;
+			ei->dirty += need - s->len;
+			s->len = need;
+		}
+		memcpy(s->data + (off - s->off), buf, len);
+		return (ssize_t)ei->dirty - before;
+	}
+	uint64_t nstart = off, nend = end;
+	if (hi > lo) {
+		if (ei->segs[lo].off < nstart)
+			nstart = ei->segs[lo].off;
+		if (ei->segs[hi - 1].off + ei->segs[hi - 1].len > nend)
+			nend = ei->segs[hi - 1].off + ei->segs[hi - 1].len;
+	}
+	struct dseg ns = { .off = nstart, .len = (size_t)(nend - nstart) };
+	if (seg_grow(&ns, ns.len) < 0)
+		return -ENOMEM;
+	for (size_t i = lo; i < hi; i++) {
+		memcpy(ns.data + (ei->segs[i].off - nstart), ei->segs[i].data, ei->segs[i].len);
+		ei->dirty -= ei->segs[i].len;
+		free(ei->segs[i].data);
+	}
+	memcpy(ns.data + (off - nstart), buf, len);
+	ei->dirty += ns.len;
+	if (hi == lo) {
+		if (segs_reserve(ei, ei->nsegs + 1) < 0) {
+			free(ns.data);
+			return -ENOMEM;
+		}
+		memmove(&ei->segs[lo + 1], &ei->segs[lo], (ei->nsegs - lo) * sizeof(ns));
+		ei->nsegs++;
+	} else if (hi > lo + 1) {
+		memmove(&ei->segs[lo + 1], &ei->segs[hi], (ei->nsegs - hi) * sizeof(ns));
+		ei->nsegs -= hi - lo - 1;
+	}
+	ei->segs[lo] = ns;
+	return (ssize_t)ei->dirty - before;
+}
+
+/* Drop dirty bytes at or past size (truncate). */
+static size_t dirty_truncate(struct einode *ei, uint64_t size)
+{
+	size_t dropped = 0;
+	while (ei->nsegs > 0) {
+		struct dseg *s = &ei->segs[ei->nsegs - 1];
+		if (s->off >= size) {
+			dropped += s->len;
+			free(s->data);
+			ei->nsegs--;
+			continue;
+		}
+		if (s->off + s->len > size) {
+			dropped += s->len - (size_t)(size - s->off);
+			s->len = (size_t)(size - s->off);
+		}
+		break;
+	}
+	ei->dirty -= dropped;
+	return dropped;
+}
+
+/* Copy dirty bytes overlapping [off, off+len) into buf. */
+static void dirty_overlay(const struct einode *ei, uint64_t off, size_t len, uint8_t *buf)
+{
+	uint64_t end = off + len;
+	for (size_t i = 0; i < ei->nsegs; i++) {
+		const struct dseg *s = &ei->segs[i];
+		if (s->off >= end)
+			break;
+		if (s->off + s->len <= off)
+			continue;
+		uint64_t a = s->off > off ? s->off : off;
+		uint64_t b = s->off + s->len < end ? s->off + s->len : end;
+		memcpy(buf + (a - off), s->data + (a - s->off), (size_t)(b - a));
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* chunk loading (read path)                                                 */
+
+static struct codec_ctx *thread_ctx(struct eng *e)
+{
+	struct codec_ctx *c = pthread_getspecific(e->ctx_key);
+	if (!c) {
+		c = codec_ctx_create();
+		if (c)
+			pthread_setspecific(e->ctx_key, c);
+	}
+	return c;
+}
+
+static void log_bad_chunk(const struct idx_chunk *c, uint64_t ino, uint64_t off, int rc)
+{
+	char hex[2 * FP_LEN + 1];
+	fp_hex(c->fp, hex);
+	syslog(LOG_ERR, "mixfs: inode %" PRIu64 " offset %" PRIu64 ": chunk %.16s in pack %08" PRIx32
+	       " at %" PRIu64 " unreadable: %s", ino, off, hex, c->pack_id, c->pack_off, strerror(-rc));
+}
+
+/* Decoded data of chunk fp, held in the cache.  depth bounds reference
+ * chains (a corrupt index cannot make us recurse forever). */
+static int chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
+                      uint64_t off, unsigned depth, struct cache_entry **out)
+{
+	struct idx_chunk c;
+	struct cache_entry *ref = NULL;
+	uint8_t *frame = NULL, *raw = NULL;
+	struct codec_ctx *ctx;
+	ssize_t n;
+	int rc;
+
+	*out = cache_get(e->cache, fp);
+	if (*out)
+		return 0;
+	rc = idx_chunk_get(t, fp, &c);
+	if (rc < 0) {
+		rc = rc == -ENOENT ? -EIO : rc;
+		goto out;
+	}
+	if (c.flags & IDX_CHUNK_HAS_REF) {
+		rc = depth >= 64 ? -EIO : chunk_load(e, t, c.ref_fp, ino, off, depth + 1, &ref);
+		if (rc < 0)
+			goto out;
+	}
+	frame = malloc(c.frame_len ? c.frame_len : 1);
+	raw = malloc(c.raw_len ? c.raw_len : 1);
+	ctx = thread_ctx(e);
+	if (!frame || !raw || !ctx) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	struct pack_loc loc = { .pack_id = c.pack_id, .off = c.pack_off, .len = c.frame_len };
+	rc = pack_read(e->ps, &loc, frame);
+	if (rc < 0)
+		goto bad;
+	n = codec_frame_decode(ctx, frame, c.frame_len, raw, c.raw_len, ref ? ref->data : NULL,
+	                       ref ? ref->len : 0);
+	if (n < 0 || (size_t)n != c.raw_len) {
+		rc = n < 0 ? (int)n : -EBADMSG;
+		goto bad;
+	}
+	*out = cache_insert(e->cache, fp, raw, c.raw_len);
+	raw = NULL; /* owned by the cache now (freed there on failure) */
+	rc = *out ? 0 : -ENOMEM;
+	goto out;
+bad:
+	log_bad_chunk(&c, ino, off, rc);
+	rc = -EIO;
+out:
+	cache_release(e->cache, ref);
+	free(frame);
+	free(raw);
+	return rc;
+}
+
+struct ra_job {
+	struct eng *e;
+	uint8_t fp[FP_LEN];
+	uint64_t ino;
+};
+
+static void ra_run(void *arg, void *local)
+{
+	struct ra_job *j = arg;
+	struct idx_txn *t;
+	struct cache_entry *ce = NULL;
+	(void)local;
+	if (idx_txn_begin(j->e->idx, true, &t) == 0) {
+		if (chunk_load(j->e, t, j->fp, j->ino, 0, 0, &ce) == 0)
+			cache_release(j->e->cache, ce);
+		idx_txn_abort(t);
+	}
+	free(j);
+}
+
+struct ra_ctx {
+	struct eng *e;
+	uint64_t ino;
+	unsigned left;
+	uint64_t end;
+};
+
+static int ra_cb(void *arg, const struct idx_extent *x)
+{
+	struct ra_ctx *r = arg;
+	struct cache_entry *ce = cache_get(r->e->cache, x->fp);
+	r->end = x->off + x->len;
+	if (ce) {
+		cache_release(r->e->cache, ce);
+	} else {
+		struct ra_job *j = malloc(sizeof(*j));
+		if (!j)
+			return 1;
+		j->e = r->e;
+		j->ino = r->ino;
+		memcpy(j->fp, x->fp, FP_LEN);
+		if (pool_try_submit(r->e->pool, NULL, ra_run, j) < 0) {
+			free(j);
+			return 1;
+		}
+	}
+	return --r->left == 0;
+}
+
+/* Sequential reader: decode the next chunks on the workers. */
+static void ra_schedule(struct eng *e, struct idx_txn *t, struct einode *ei, uint64_t from)
+{
+	if (e->o.readahead_chunks == 0 || atomic_load(&ei->ra_until) > from + (1u << 20))
+		return;
+	uint64_t start = atomic_load(&ei->ra_until);
+	if (start < from)
+		start = from;
+	struct ra_ctx r = { .e = e, .ino = ei->ino, .left = e->o.readahead_chunks, .end = start };
+	idx_extent_iter(t, ei->ino, start, UINT64_MAX, ra_cb, &r);
+	atomic_store(&ei->ra_until, r.end);
+}
+
+struct rd_ctx {
+	struct eng *e;
+	struct idx_txn *t;
+	uint64_t ino, off, end;
+	uint8_t *buf;
+	int rc;
+};
+
+static int rd_cb(void *arg, const struct idx_extent *x)
+{
+	struct rd_ctx *r = arg;
+	struct cache_entry *ce;
+	uint64_t a = x->off > r->off ? x->off : r->off;
+	uint64_t b = x->off + x->len < r->end ? x->off + x->len : r->end;
+	if (a >= b)
+		return 0;
+	r->rc = chunk_load(r->e, r->t, x->fp, r->ino, a, 0, &ce);
+	if (r->rc < 0)
+		return 1;
+	uint64_t coff = x->chunk_off + (a - x->off);
+	if (coff + (b - a) > ce->len) {
+		r->rc = -EIO; /* extent points past its chunk: index damage */
+		syslog(LOG_ERR, "mixfs: inode %" PRIu64 " offset %" PRIu64 ": extent beyond chunk", r->ino, a);
+	} else {
+		memcpy(r->buf + (a - r->off), ce->data + coff, (size_t)(b - a));
+	}
+	cache_release(r->e->cache, ce);
+	return r->rc < 0;
+}
+
+ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *buf)
+{
+	struct einode *ei = ein_get(e, ino, true, 0, 0);
+	struct idx_txn *t = NULL;
+	struct idx_inode in;
+	ssize_t rc;
+	uint64_t fsize;
+
+	if (!ei)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&ei->lock);
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		goto out;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc < 0)
+		goto out;
+	if (S_ISDIR(in.mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	fsize = ei->meta_dirty ? ei->size : in.size;
+	if (off >= fsize) {
+		rc = 0;
+		goto out;
+	}
+	if (size > fsize - off)
+		size = (size_t)(fsize - off);
+	memset(buf, 0, size);
+	struct rd_ctx r = { .e = e, .t = t, .ino = ino, .off = off, .end = off + size, .buf = buf };
+	rc = idx_extent_iter(t, ino, off, off + size, rd_cb, &r);
+	if (rc >= 0 && r.rc < 0)
+		rc = r.rc;
+	if (rc < 0)
+		goto out;
+	dirty_overlay(ei, off, size, buf);
+	if (atomic_exchange(&ei->last_read_end, off + size) == off && off > 0)
+		ra_schedule(e, t, ei, off + size);
+	rc = (ssize_t)size;
+out:
+	idx_txn_abort(t);
+	pthread_rwlock_unlock(&ei->lock);
+	ein_put(e, ei, 0, 0);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* flush: dirty buffer -> chunks -> packs -> index                           */
+
+struct fchunk {
+	uint64_t off;
+	uint32_t len;
+	const uint8_t *data;
+	uint8_t fp[FP_LEN];
+	bool is_new;     /* needs a frame */
+	bool dup;        /* same fingerprint as an earlier chunk in this batch */
+	struct codec_params params;
+	uint8_t *frame;
+	ssize_t frame_len; /* or negative errno from the encoder */
+	struct codec_frame_info info;
+	struct pack_loc loc;
+	struct eng *e;
+};
+
+static void encode_run(void *arg, void *local)
+{
+	struct fchunk *c = arg;
+	struct codec_ctx *ctx = local;
+	size_t cap = codec_frame_bound(c->len);
+	c->frame = malloc(cap);
+	if (!c->frame) {
+		c->frame_len = -ENOMEM;
+		return;
+	}
+	c->frame_len = codec_frame_encode(ctx, &c->params, c->data, c->len, c->frame, cap);
+	if (c->frame_len > 0 && codec_frame_parse(c->frame, (size_t)c->frame_len, &c->info) < 0)
+		c->frame_len = -EIO;
+}
+
+static void *worker_init(void *arg)
+{
+	(void)arg;
+	return codec_ctx_create();
+}
+
+static void worker_fini(void *local)
+{
+	codec_ctx_free(local);
+}
+
+/* Parse file-format hints from the start of the file, once, when the
+ * first bytes are in the dirty buffer. */
+static void hints_prepare(struct einode *ei)
+{
+	/* TODO(hints): parse safetensors / torch zip headers via codec/hint.h */
+	ei->hints_done = true;
+}
+
+static void chunk_params(struct eng *e, const struct einode *ei, struct fchunk *c)
+{
+	memset(&c->params, 0, sizeof(c->params));
+	c->params.level = e->o.level;
+	c->params.dtype = CODEC_DTYPE_AUTO;
+	/* a tensor range covering most of the chunk gives dtype and phase */
+	for (int i = 0; i < ei->nhints; i++) {
+		const struct eng_hint *h = &ei->hints[i];
+		uint64_t a = h->off > c->off ? h->off : c->off;
+		uint64_t b = h->off + h->len < c->off + c->len ? h->off + h->len : c->off + c->len;
+		if (b > a && (b - a) * 2 >= c->len && h->dtype != CODEC_DTYPE_OTHER) {
+			unsigned esz = h->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
+			c->params.dtype = h->dtype;
+			c->params.elem_phase = (uint32_t)((esz - (c->off - h->off) % esz) % esz);
+			if (c->off < h->off)
+				c->params.elem_phase = (uint32_t)((h->off - c->off) % esz);
+			c->params.row_elems = h->row_elems;
+			break;
+		}
+	}
+}
+
+static int fp_cmp(const void *a, const void *b)
+{
+	const struct fchunk *const *x = a, *const *y = b;
+	int c = memcmp((*x)->fp, (*y)->fp, FP_LEN);
+	return c ? c : ((*x)->off < (*y)->off ? -1 : 1);
+}
+
+/* Store the chunks of one flush batch: dedup, compress, pack, commit the
+ * mapping and the inode's size/mtime.  Called with ei->lock held for
+ * writing. */
+static int store_batch(struct eng *e, struct einode *ei, struct fchunk *cs, size_t n,
+                       bool commit_meta)
+{
+	struct pool_group *g = NULL;
+	struct idx_txn *t = NULL;
+	struct fchunk **sorted = NULL;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		rc = fp_compute(cs[i].data, cs[i].len, cs[i].fp);
+		if (rc < 0)
+			goto out;
+		cs[i].e = e;
+	}
+	/* one fingerprint stored once per batch */
+	sorted = malloc((n ? n : 1) * sizeof(*sorted));
+	if (!sorted) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = &cs[i];
+	qsort(sorted, n, sizeof(*sorted), fp_cmp);
+	for (size_t i = 1; i < n; i++)
+		if (memcmp(sorted[i]->fp, sorted[i - 1]->fp, FP_LEN) == 0)
+			sorted[i]->dup = true;
+	g = pool_group_create();
+	if (!g) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (int attempt = 0;; attempt++) {
+		struct idx_txn *rt;
+		struct idx_chunk ch;
+		bool any_new = false;
+		/* dedup lookup (read txn) and compression of what is new */
+		rc = idx_txn_begin(e->idx, true, &rt);
+		if (rc < 0)
+			goto out;
+		for (size_t i = 0; i < n; i++) {
+			struct fchunk *c = &cs[i];
+			if (c->dup || c->frame)
+				continue;
+			rc = idx_chunk_get(rt, c->fp, &ch);
+			if (rc == -ENOENT || attempt > 0) {
+				c->is_new = rc == -ENOENT || c->is_new;
+			} else if (rc < 0) {
+				idx_txn_abort(rt);
+				goto out;
+			}
+			rc = 0;
+			if (!c->is_new)
+				continue;
+			chunk_params(e, ei, c);
+			any_new = true;
+			rc = pool_submit(e->pool, g, encode_run, c);
+			if (rc < 0) {
+				idx_txn_abort(rt);
+				goto out;
+			}
+		}
+		idx_txn_abort(rt);
+		pool_group_wait(g);
+		if (any_new) {
+			for (size_t i = 0; i < n; i++) {
+				struct fchunk *c = &cs[i];
+				if (!c->is_new || c->dup || c->loc.len)
+					continue;
+				if (c->frame_len < 0) {
+					rc = (int)c->frame_len;
+					goto out;
+				}
+				rc = pack_append(e->ps, c->frame, (uint32_t)c->frame_len, &c->loc);
+				if (rc < 0)
+					goto out;
+			}
+			rc = pack_sync(e->ps);
+			if (rc < 0)
+				goto out;
+		}
+		/* metadata: insert new chunks, remap the ranges, update the inode */
+		rc = wtxn_begin(e, &t);
+		if (rc < 0)
+			goto out;
+		struct idx_inode in;
+		bool vanished = false;
+		rc = idx_inode_get(t, ei->ino, &in);
+		for (size_t i = 0; rc >= 0 && i < n; i++) {
+			struct fchunk *c = &cs[i];
+			if (c->is_new && !c->dup) {
+				struct idx_chunk nc = { 0 };
+				memcpy(nc.fp, c->fp, FP_LEN);
+				nc.pack_id = c->loc.pack_id;
+				nc.pack_off = c->loc.off;
+				nc.frame_len = c->loc.len;
+				nc.raw_len = c->len;
+				nc.level = c->info.level;
+				nc.dtype = c->info.dtype;
+				rc = idx_chunk_insert(t, &nc);
+				if (rc == -EEXIST) /* a concurrent flush stored it first */
+					rc = 0;
+				if (rc < 0)
+					break;
+			}
+			rc = idx_file_punch(t, &in, c->off, c->off + c->len);
+			if (rc >= 0)
+				rc = idx_file_map(t, &in, c->off, c->len, c->fp, 0);
+			if (rc == -ENOENT) { /* deduplicated against a chunk deleted meanwhile */
+				c->is_new = true;
+				vanished = true;
+				rc = 0;
+			}
+		}
+		if (rc >= 0 && vanished) {
+			wtxn_end(e, t, -EAGAIN);
+			t = NULL;
+			if (attempt > 3) {
+				rc = -EIO;
+				goto out;
+			}
+			continue;
+		}
+		if (rc >= 0 && commit_meta) {
+			in.size = ei->size;
+			in.mtime_ns = in.ctime_ns = ei->mtime_ns;
+		} else if (rc >= 0) {
+			uint64_t end = n ? cs[n - 1].off + cs[n - 1].len : 0;
+			if (end > in.size)
+				in.size = end;
+			in.mtime_ns = in.ctime_ns = ei->mtime_ns;
+		}
+		if (rc >= 0 && n > 0) {
+			/* remember the dominant dtype for stats and xattrs */
+			unsigned cnt[CODEC_DTYPE_COUNT] = { 0 };
+			for (size_t i = 0; i < n; i++)
+				if (cs[i].is_new && !cs[i].dup && cs[i].info.dtype < CODEC_DTYPE_COUNT)
+					cnt[cs[i].info.dtype] += cs[i].len >> 10;
+			for (int d = 1; d < CODEC_DTYPE_COUNT; d++)
+				if (cnt[d] > cnt[in.dtype < CODEC_DTYPE_COUNT ? in.dtype : 0])
+					in.dtype = (uint8_t)d;
+		}
+		if (rc >= 0)
+			rc = idx_inode_put(t, &in);
+		rc = wtxn_end(e, t, rc);
+		t = NULL;
+		break;
+	}
+out:
+	if (t)
+		wtxn_end(e, t, rc < 0 ? rc : -EIO);
+	pool_group_free(g);
+	free(sorted);
+	for (size_t i = 0; i < n; i++)
+		free(cs[i].frame);
+	return rc;
+}
+
+/* Remove [s->off, s->off + k) from segment i (already stored). */
+static void seg_consume(struct einode *ei, size_t i, size_t k)
+{
+	struct dseg *s = &ei->segs[i];
+	if (k >= s->len) {
+		free(s->data);
+		memmove(&ei->segs[i], &ei->segs[i + 1], (ei->nsegs - i - 1) * sizeof(*s));
+		ei->nsegs--;
+	} else {
+		memmove(s->data, s->data + k, s->len - k);
+		s->off += k;
+		s->len -= k;
+	}
+	ei->dirty -= k;
+}
+
+/* Flush dirty data of ei (lock held for writing).  partial: a segment that
+ * ends at EOF keeps its last, not yet final chunk (a sequential writer is
+ * still appending: cutting it now would move chunk boundaries and lose
+ * dedup).  Segments are stored in batches of at most flush_unit bytes so
+ * memory stays bounded. */
+static int flush_locked(struct eng *e, struct einode *ei, bool partial)
+{
+	struct fchunk *cs = NULL;
+	size_t cs_cap = 0;
+	int rc = 0;
+
+	if (ei->nsegs == 0 && !ei->meta_dirty)
+		return 0;
+	hints_prepare(ei);
+	size_t i = 0;
+	while (i < ei->nsegs) {
+		struct dseg *s = &ei->segs[i];
+		bool at_eof = s->off + s->len >= ei->size;
+		size_t pos = 0, n = 0;
+		while (pos < s->len && pos < e->flush_unit) {
+			size_t avail = s->len - pos;
+			size_t cut = cdc_cut(&e->cdc, s->data + pos, avail);
+			if (partial && at_eof && !cdc_cut_is_final(&e->cdc, cut, avail))
+				break;
+			if (n == cs_cap) {
+				size_t nc = cs_cap ? cs_cap * 2 : 64;
+				struct fchunk *p = realloc(cs, nc * sizeof(*p));
+				if (!p) {
+					rc = -ENOMEM;
+					goto out;
+				}
+				cs = p;
+				cs_cap = nc;
+			}
+			memset(&cs[n], 0, sizeof(cs[n]));
+			cs[n].off = s->off + pos;
+			cs[n].len = (uint32_t)cut;
+			cs[n].data = s->data + pos;
+			n++;
+			pos += cut;
+		}
+		if (n == 0) {
+			i++;
+			continue;
+		}
+		bool last = !partial && i + 1 == ei->nsegs && pos == s->len;
+		rc = store_batch(e, ei, cs, n, last);
+		if (rc < 0)
+			goto out;
+		atomic_fetch_sub(&e->dirty_total, pos);
+		seg_consume(ei, i, pos);
+		/* the segment (or its remainder) is revisited: i stays */
+		if (partial && i < ei->nsegs && ei->segs[i].off == s->off)
+			i++;
+	}
+	if (!partial && ei->meta_dirty) {
+		/* size-only change (e.g. a write of zero bytes past EOF) */
+		struct idx_txn *t;
+		struct idx_inode in;
+		rc = wtxn_begin(e, &t);
+		if (rc < 0)
+			goto out;
+		rc = idx_inode_get(t, ei->ino, &in);
+		if (rc >= 0) {
+			if (ei->size > in.size)
+				in.size = ei->size;
+			in.mtime_ns = in.ctime_ns = ei->mtime_ns;
+			rc = idx_inode_put(t, &in);
+		}
+		rc = wtxn_end(e, t, rc);
+	}
+	if (rc >= 0 && ei->nsegs == 0)
+		ei->meta_dirty = false;
+out:
+	free(cs);
+	return rc;
+}
+
+static int flush_ino(struct eng *e, uint64_t ino)
+{
+	struct einode *ei = ein_get(e, ino, false, 0, 0);
+	int rc;
+	if (!ei)
+		return 0;
+	pthread_rwlock_wrlock(&ei->lock);
+	rc = flush_locked(e, ei, false);
+	pthread_rwlock_unlock(&ei->lock);
+	ein_put(e, ei, 0, 0);
+	return rc;
+}
+
+ssize_t eng_write(struct eng *e, uint64_t ino, uint64_t off, const void *buf, size_t size)
+{
+	struct einode *ei;
+	ssize_t rc;
+	if (e->o.read_only)
+		return -EROFS;
+	if (off > MAX_FILE_SIZE || size > MAX_FILE_SIZE - off)
+		return -EFBIG;
+	if (size == 0)
+		return 0;
+	ei = ein_get(e, ino, true, 0, 0);
+	if (!ei)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&ei->lock);
+	if (!ei->meta_dirty && ei->nsegs == 0) {
+		struct idx_inode in;
+		rc = read_inode(e, ino, &in);
+		if (rc < 0)
+			goto out;
+		if (!S_ISREG(in.mode)) {
+			rc = -EINVAL;
+			goto out;
+		}
+		ei->size = in.size;
+	}
+	rc = dirty_insert(ei, off, buf, size);
+	if (rc < 0)
+		goto out;
+	atomic_fetch_add(&e->dirty_total, (uint64_t)rc);
+	if (off + size > ei->size)
+		ei->size = off + size;
+	ei->mtime_ns = now_ns();
+	ei->meta_dirty = true;
+	rc = 0;
+	if (atomic_load(&e->dirty_total) > e->o.dirty_bytes)
+		rc = flush_locked(e, ei, false);
+	else if (ei->dirty >= e->flush_unit)
+		rc = flush_locked(e, ei, true);
+	if (rc >= 0)
+		rc = (ssize_t)size;
+out:
+	pthread_rwlock_unlock(&ei->lock);
+	ein_put(e, ei, 0, 0);
+	return rc;
+}
+
+int eng_flush(struct eng *e, uint64_t ino)
+{
+	return flush_ino(e, ino);
+}
+
+int eng_fsync(struct eng *e, uint64_t ino, bool datasync)
+{
+	int rc = flush_ino(e, ino);
+	(void)datasync;
+	if (rc >= 0)
+		rc = pack_sync(e->ps);
+	if (rc >= 0)
+		rc = idx_sync(e->idx);
+	return rc;
+}
+
+int eng_sync_all(struct eng *e)
+{
+	uint64_t *inos = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	pthread_mutex_lock(&e->itab_lock);
+	for (unsigned b = 0; b < ITAB_BUCKETS; b++) {
+		for (struct einode *ei = e->itab[b]; ei; ei = ei->next) {
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 64;
+				uint64_t *p = realloc(inos, nc * sizeof(*p));
+				if (!p) {
+					rc = -ENOMEM;
+					break;
+				}
+				inos = p;
+				cap = nc;
+			}
+			inos[n++] = ei->ino;
+		}
+	}
+	pthread_mutex_unlock(&e->itab_lock);
+	for (size_t i = 0; i < n; i++) {
+		int r = flush_ino(e, inos[i]);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	free(inos);
+	if (!e->o.read_only) {
+		int r = pack_sync(e->ps);
+		if (r < 0 && rc == 0)
+			rc = r;
+		r = idx_sync(e->idx);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* namespace                                                                 */
+
+int eng_lookup(struct eng *e, uint64_t parent, const char *name, struct eng_attr *out)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	uint64_t ino;
+	uint8_t type;
+	int rc = check_name(name);
+	if (rc < 0)
+		return rc;
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_dirent_lookup(t, parent, name, (size_t)rc, &ino, &type);
+	if (rc >= 0)
+		rc = idx_inode_get(t, ino, &in);
+	idx_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	struct einode *ei = ein_get(e, ino, true, 1, 0);
+	if (!ei)
+		return -ENOMEM;
+	ein_put(e, ei, 0, 0);
+	overlay_attr(e, &in);
+	make_attr(&in, out);
+	return 0;
+}
+
+void eng_forget(struct eng *e, uint64_t ino, uint64_t nlookup)
+{
+	struct einode *ei = ein_get(e, ino, false, 0, 0);
+	if (!ei)
+		return;
+	if (ein_put(e, ei, nlookup, 0))
+		ein_reap(e, ino);
+}
+
+/* Create a new inode named name in parent.  Adds one lookup reference and
+ * open_count opens. */
+static int make_node(struct eng *e, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+                     const char *target, const struct eng_cred *cr, uint32_t open_count,
+                     struct eng_attr *out)
+{
+	struct idx_txn *t;
+	struct idx_inode dir, in;
+	uint64_t ino, existing;
+	uint8_t type;
+	int64_t now = now_ns();
+	int rc = check_name(name);
+	size_t nlen;
+	if (rc < 0)
+		return rc;
+	nlen = (size_t)rc;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, parent, &dir);
+	if (rc < 0)
+		goto out;
+	if (!S_ISDIR(dir.mode) || dir.nlink == 0) {
+		rc = S_ISDIR(dir.mode) ? -ENOENT : -ENOTDIR;
+		goto out;
+	}
+	rc = idx_dirent_lookup(t, parent, name, nlen, &existing, &type);
+	if (rc == 0) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (rc != -ENOENT)
+		goto out;
+	rc = idx_ino_alloc(t, &ino);
+	if (rc < 0)
+		goto out;
+	memset(&in, 0, sizeof(in));
+	in.ino = ino;
+	in.mode = mode;
+	in.uid = cr ? cr->uid : getuid();
+	in.gid = cr ? cr->gid : getgid();
+	if (dir.mode & S_ISGID) {
+		in.gid = dir.gid;
+		if (S_ISDIR(mode))
+			in.mode |= S_ISGID;
+	}
+	in.nlink = S_ISDIR(mode) ? 2 : 1;
+	in.rdev = rdev;
+	in.atime_ns = in.mtime_ns = in.ctime_ns = now;
+	in.dir_seq = 3;
+	if (target) {
+		in.size = strlen(target);
+		rc = idx_symlink_put(t, ino, target, in.size);
+		if (rc < 0)
+			goto out;
+	}
+	rc = idx_inode_put(t, &in);
+	if (rc < 0)
+		goto out;
+	rc = idx_dirent_add(t, &dir, name, nlen, ino, (uint8_t)(mode >> 12));
+	if (rc < 0)
+		goto out;
+	if (S_ISDIR(mode))
+		dir.nlink++;
+	dir.mtime_ns = dir.ctime_ns = now;
+	rc = idx_inode_put(t, &dir);
+out:
+	rc = wtxn_end(e, t, rc);
+	if (rc < 0)
+		return rc;
+	struct einode *ei = ein_get(e, ino, true, 1, open_count);
+	if (!ei)
+		return -ENOMEM; /* the kernel never learns of it; reaped at remount */
+	ein_put(e, ei, 0, 0);
+	make_attr(&in, out);
+	return 0;
+}
+
+int eng_mknod(struct eng *e, uint64_t parent, const char *name, mode_t mode, dev_t rdev,
+              const struct eng_cred *cr, struct eng_attr *out)
+{
+	if (S_ISDIR(mode) || S_ISLNK(mode))
+		return -EINVAL;
+	if ((mode & S_IFMT) == 0)
+		mode |= S_IFREG;
+	return make_node(e, parent, name, mode, rdev, NULL, cr, 0, out);
+}
+
+int eng_mkdir(struct eng *e, uint64_t parent, const char *name, mode_t mode,
+              const struct eng_cred *cr, struct eng_attr *out)
+{
+	return make_node(e, parent, name, S_IFDIR | (mode & 07777), 0, NULL, cr, 0, out);
+}
+
+int eng_symlink(struct eng *e, uint64_t parent, const char *name, const char *target,
+                const struct eng_cred *cr, struct eng_attr *out)
+{
+	if (strlen(target) >= PATH_MAX)
+		return -ENAMETOOLONG;
+	return make_node(e, parent, name, S_IFLNK | 0777, 0, target, cr, 0, out);
+}
+
+int eng_create(struct eng *e, uint64_t parent, const char *name, mode_t mode, int flags,
+               const struct eng_cred *cr, struct eng_attr *out)
+{
+	(void)flags;
+	return make_node(e, parent, name, S_IFREG | (mode & 07777), 0, NULL, cr, 1, out);
+}
+
+int eng_readlink(struct eng *e, uint64_t ino, char *buf, size_t cap)
+{
+	struct idx_txn *t;
+	int rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_symlink_get(t, ino, buf, cap);
+	idx_txn_abort(t);
+	return rc == -ENOENT ? -EINVAL : rc;
+}
+
+int eng_link(struct eng *e, uint64_t ino, uint64_t newparent, const char *newname,
+             struct eng_attr *out)
+{
+	struct idx_txn *t;
+	struct idx_inode dir, in;
+	int rc = check_name(newname);
+	size_t nlen;
+	if (rc < 0)
+		return rc;
+	nlen = (size_t)rc;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc >= 0 && S_ISDIR(in.mode))
+		rc = -EPERM;
+	if (rc >= 0 && in.nlink >= 65000)
+		rc = -EMLINK;
+	if (rc >= 0)
+		rc = idx_inode_get(t, newparent, &dir);
+	if (rc >= 0 && !S_ISDIR(dir.mode))
+		rc = -ENOTDIR;
+	if (rc >= 0)
+		rc = idx_dirent_add(t, &dir, newname, nlen, ino, (uint8_t)(in.mode >> 12));
+	if (rc >= 0) {
+		int64_t now = now_ns();
+		if (in.nlink == 0) /* linkat of an O_TMPFILE-like orphan */
+			idx_orphan_del(t, ino);
+		in.nlink++;
+		in.ctime_ns = now;
+		dir.mtime_ns = dir.ctime_ns = now;
+		rc = idx_inode_put(t, &in);
+		if (rc >= 0)
+			rc = idx_inode_put(t, &dir);
+	}
+	rc = wtxn_end(e, t, rc);
+	if (rc < 0)
+		return rc;
+	struct einode *ei = ein_get(e, ino, true, 1, 0);
+	if (!ei)
+		return -ENOMEM;
+	ein_put(e, ei, 0, 0);
+	overlay_attr(e, &in);
+	make_attr(&in, out);
+	return 0;
+}
+
+/* Drop one link of the inode named by (parent, name) inside t.  want_dir:
+ * 1 rmdir, 0 unlink, -1 either (rename target). */
+static int drop_name(struct eng *e, struct idx_txn *t, struct idx_inode *dir, const char *name,
+                     size_t nlen, int want_dir)
+{
+	struct idx_inode in;
+	uint64_t ino;
+	uint8_t type;
+	int rc = idx_dirent_lookup(t, dir->ino, name, nlen, &ino, &type);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc < 0)
+		return rc;
+	if (want_dir == 1 && !S_ISDIR(in.mode))
+		return -ENOTDIR;
+	if (want_dir == 0 && S_ISDIR(in.mode))
+		return -EISDIR;
+	if (S_ISDIR(in.mode)) {
+		rc = idx_dir_is_empty(t, ino);
+		if (rc < 0)
+			return rc;
+		if (rc == 0)
+			return -ENOTEMPTY;
+	}
+	rc = idx_dirent_del(t, dir->ino, name, nlen);
+	if (rc < 0)
+		return rc;
+	int64_t now = now_ns();
+	dir->mtime_ns = dir->ctime_ns = now;
+	in.ctime_ns = now;
+	if (S_ISDIR(in.mode)) {
+		dir->nlink--;
+		in.nlink = 0;
+	} else {
+		in.nlink--;
+	}
+	if (in.nlink == 0)
+		return unlinked_locked(e, t, &in);
+	return idx_inode_put(t, &in);
+}
+
+static int remove_name(struct eng *e, uint64_t parent, const char *name, int want_dir)
+{
+	struct idx_txn *t;
+	struct idx_inode dir;
+	int rc = check_name(name);
+	size_t nlen;
+	if (rc < 0)
+		return rc;
+	nlen = (size_t)rc;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, parent, &dir);
+	if (rc >= 0)
+		rc = drop_name(e, t, &dir, name, nlen, want_dir);
+	if (rc >= 0)
+		rc = idx_inode_put(t, &dir);
+	return wtxn_end(e, t, rc);
+}
+
+int eng_unlink(struct eng *e, uint64_t parent, const char *name)
+{
+	return remove_name(e, parent, name, 0);
+}
+
+int eng_rmdir(struct eng *e, uint64_t parent, const char *name)
+{
+	return remove_name(e, parent, name, 1);
+}
+
+int eng_rename(struct eng *e, uint64_t parent, const char *name, uint64_t newparent,
+               const char *newname, unsigned flags)
+{
+	struct idx_txn *t;
+	struct idx_inode sdir, ddir, src, dst;
+	uint64_t sino, dino;
+	uint8_t stype, dtype;
+	int rc, ln = check_name(name), lnn = check_name(newname);
+	bool same_dir = parent == newparent;
+	if (ln < 0)
+		return ln;
+	if (lnn < 0)
+		return lnn;
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, parent, &sdir);
+	if (rc < 0)
+		goto out;
+	if (same_dir)
+		ddir = sdir;
+	else if ((rc = idx_inode_get(t, newparent, &ddir)) < 0)
+		goto out;
+	rc = idx_dirent_lookup(t, parent, name, (size_t)ln, &sino, &stype);
+	if (rc < 0)
+		goto out;
+	rc = idx_inode_get(t, sino, &src);
+	if (rc < 0)
+		goto out;
+	rc = idx_dirent_lookup(t, newparent, newname, (size_t)lnn, &dino, &dtype);
+	bool dst_exists = rc == 0;
+	if (rc < 0 && rc != -ENOENT)
+		goto out;
+	rc = 0;
+	if ((flags & RENAME_NOREPLACE) && dst_exists) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if ((flags & RENAME_EXCHANGE) && !dst_exists) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (dst_exists && dino == sino)
+		goto out; /* two names of one inode: POSIX says do nothing */
+	int64_t now = now_ns();
+	if (flags & RENAME_EXCHANGE) {
+		rc = idx_inode_get(t, dino, &dst);
+		if (rc < 0)
+			goto out;
+		rc = idx_dirent_del(t, parent, name, (size_t)ln);
+		if (rc >= 0)
+			rc = idx_dirent_del(t, newparent, newname, (size_t)lnn);
+		if (rc >= 0)
+			rc = idx_dirent_add(t, &sdir, name, (size_t)ln, dino, dtype);
+		if (same_dir)
+			ddir.dir_seq = sdir.dir_seq;
+		if (rc >= 0)
+			rc = idx_dirent_add(t, &ddir, newname, (size_t)lnn, sino, stype);
+		if (same_dir)
+			sdir.dir_seq = ddir.dir_seq;
+		if (rc >= 0 && !same_dir && S_ISDIR(src.mode) != S_ISDIR(dst.mode)) {
+			if (S_ISDIR(src.mode)) {
+				sdir.nlink--;
+				ddir.nlink++;
+			} else {
+				sdir.nlink++;
+				ddir.nlink--;
+			}
+		}
+		src.ctime_ns = dst.ctime_ns = now;
+		if (rc >= 0)
+			rc = idx_inode_put(t, &src);
+		if (rc >= 0)
+			rc = idx_inode_put(t, &dst);
+	} else {
+		if (dst_exists) {
+			rc = idx_inode_get(t, dino, &dst);
+			if (rc < 0)
+				goto out;
+			if (S_ISDIR(src.mode) && !S_ISDIR(dst.mode)) {
+				rc = -ENOTDIR;
+				goto out;
+			}
+			if (!S_ISDIR(src.mode) && S_ISDIR(dst.mode)) {
+				rc = -EISDIR;
+				goto out;
+			}
+			rc = drop_name(e, t, &ddir, newname, (size_t)lnn, -1);
+			if (rc < 0)
+				goto out;
+			if (same_dir)
+				sdir = ddir;
+		}
+		rc = idx_dirent_del(t, parent, name, (size_t)ln);
+		if (rc < 0)
+			goto out;
+		if (same_dir) {
+			rc = idx_dirent_add(t, &sdir, newname, (size_t)lnn, sino, stype);
+			ddir = sdir;
+		} else {
+			rc = idx_dirent_add(t, &ddir, newname, (size_t)lnn, sino, stype);
+			if (S_ISDIR(src.mode)) {
+				sdir.nlink--;
+				ddir.nlink++;
+			}
+		}
+		if (rc < 0)
+			goto out;
+		src.ctime_ns = now;
+		rc = idx_inode_put(t, &src);
+	}
+	if (rc < 0)
+		goto out;
+	sdir.mtime_ns = sdir.ctime_ns = now;
+	ddir.mtime_ns = ddir.ctime_ns = now;
+	if (same_dir) {
+		rc = idx_inode_put(t, &ddir);
+	} else {
+		rc = idx_inode_put(t, &sdir);
+		if (rc >= 0)
+			rc = idx_inode_put(t, &ddir);
+	}
+out:
+	return wtxn_end(e, t, rc);
+}
+
+/* ------------------------------------------------------------------------ */
+/* open files, setattr, fallocate                                            */
+
+int eng_open(struct eng *e, uint64_t ino, int flags)
+{
+	struct idx_inode in;
+	int rc = read_inode(e, ino, &in);
+	if (rc < 0)
+		return rc;
+	if (S_ISDIR(in.mode) && (flags & O_ACCMODE) != O_RDONLY)
+		return -EISDIR;
+	if (e->o.read_only && (flags & (O_ACCMODE | O_TRUNC)) != O_RDONLY)
+		return -EROFS;
+	struct einode *ei = ein_get(e, ino, true, 0, 1);
+	if (!ei)
+		return -ENOMEM;
+	ein_put(e, ei, 0, 0);
+	if ((flags & O_TRUNC) && S_ISREG(in.mode) && (flags & O_ACCMODE) != O_RDONLY) {
+		struct eng_setattr sa = { .valid = ENG_SET_SIZE, .size = 0 };
+		rc = eng_setattr(e, ino, &sa, NULL);
+		if (rc < 0)
+			eng_release(e, ino);
+	}
+	return rc;
+}
+
+int eng_release(struct eng *e, uint64_t ino)
+{
+	struct einode *ei = ein_get(e, ino, false, 0, 0);
+	int rc;
+	if (!ei)
+		return 0;
+	pthread_rwlock_wrlock(&ei->lock);
+	rc = flush_locked(e, ei, false);
+	pthread_rwlock_unlock(&ei->lock);
+	if (ein_put(e, ei, 0, 1))
+		ein_reap(e, ino);
+	return rc;
+}
+
+int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struct eng_attr *out)
+{
+	struct einode *ei = ein_get(e, ino, true, 0, 0);
+	struct idx_txn *t = NULL;
+	struct idx_inode in;
+	int64_t now = now_ns();
+	int rc;
+	if (!ei)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&ei->lock);
+	if (sa->valid & ENG_SET_SIZE) {
+		if (sa->size > MAX_FILE_SIZE) {
+			rc = -EFBIG;
+			goto out;
+		}
+		atomic_fetch_sub(&e->dirty_total, dirty_truncate(ei, sa->size));
+	}
+	/* pending data and size become durable records before we edit them */
+	rc = flush_locked(e, ei, false);
+	if (rc < 0)
+		goto out;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		goto out;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc < 0)
+		goto out;
+	if (sa->valid & ENG_SET_MODE)
+		in.mode = (in.mode & S_IFMT) | (sa->mode & 07777);
+	if (sa->valid & ENG_SET_UID)
+		in.uid = sa->uid;
+	if (sa->valid & ENG_SET_GID)
+		in.gid = sa->gid;
+	if ((sa->valid & (ENG_SET_UID | ENG_SET_GID)) && !S_ISDIR(in.mode))
+		in.mode &= ~(mode_t)(S_ISUID | ((in.mode & S_IXGRP) ? S_ISGID : 0));
+	if (sa->valid & ENG_SET_SIZE) {
+		if (S_ISDIR(in.mode)) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if (!S_ISREG(in.mode)) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (sa->size < in.size) {
+			rc = idx_file_punch(t, &in, sa->size, UINT64_MAX);
+			if (rc < 0)
+				goto out;
+		}
+		if (sa->size != in.size)
+			in.mtime_ns = now;
+		in.size = sa->size;
+		ei->size = sa->size;
+	}
+	if (sa->valid & ENG_SET_ATIME_NOW)
+		in.atime_ns = now;
+	else if (sa->valid & ENG_SET_ATIME)
+		in.atime_ns = ts_ns(&sa->atime);
+	if (sa->valid & ENG_SET_MTIME_NOW)
+		in.mtime_ns = now;
+	else if (sa->valid & ENG_SET_MTIME)
+		in.mtime_ns = ts_ns(&sa->mtime);
+	in.ctime_ns = (sa->valid & ENG_SET_CTIME) ? ts_ns(&sa->ctime) : now;
+	rc = idx_inode_put(t, &in);
+out:
+	if (t)
+		rc = wtxn_end(e, t, rc);
+	pthread_rwlock_unlock(&ei->lock);
+	ein_put(e, ei, 0, 0);
+	if (rc >= 0)
+		make_attr(&in, out);
+	return rc;
+}
+
+int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t len)
+{
+	struct einode *ei;
+	struct idx_txn *t = NULL;
+	struct idx_inode in;
+	int rc;
+	if (off > MAX_FILE_SIZE || len > MAX_FILE_SIZE - off)
+		return -EFBIG;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EINVAL;
+	ei = ein_get(e, ino, true, 0, 0);
+	if (!ei)
+		return -ENOMEM;
+	pthread_rwlock_wrlock(&ei->lock);
+	rc = flush_locked(e, ei, false);
+	if (rc < 0)
+		goto out;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		goto out;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc < 0)
+		goto out;
+	if (!S_ISREG(in.mode)) {
+		rc = -ENODEV;
+		goto out;
+	}
+	if (mode & FALLOC_FL_PUNCH_HOLE) {
+		rc = idx_file_punch(t, &in, off, off + len);
+		in.mtime_ns = in.ctime_ns = now_ns();
+	} else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > in.size) {
+		in.size = off + len;
+		ei->size = in.size;
+		in.ctime_ns = now_ns();
+	}
+	if (rc >= 0)
+		rc = idx_inode_put(t, &in);
+out:
+	if (t)
+		rc = wtxn_end(e, t, rc);
+	pthread_rwlock_unlock(&ei->lock);
+	ein_put(e, ei, 0, 0);
+	return rc;
+}
+
+struct seek_ctx {
+	uint64_t pos;
+	bool found;
+	int whence;
+};
+
+static int seek_cb(void *arg, const struct idx_extent *x)
+{
+	struct seek_ctx *s = arg;
+	if (s->whence == SEEK_DATA) {
+		if (x->off + x->len > s->pos) {
+			if (x->off > s->pos)
+				s->pos = x->off;
+			s->found = true;
+			return 1;
+		}
+		return 0;
+	}
+	/* SEEK_HOLE: walk contiguous extents */
+	if (x->off > s->pos)
+		return 1;
+	if (x->off + x->len > s->pos)
+		s->pos = x->off + x->len;
+	return 0;
+}
+
+int64_t eng_lseek(struct eng *e, uint64_t ino, int64_t off, int whence)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (off < 0)
+		return -ENXIO;
+	rc = flush_ino(e, ino);
+	if (rc < 0)
+		return rc;
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc < 0)
+		goto out;
+	if ((uint64_t)off >= in.size) {
+		rc = -ENXIO;
+		goto out;
+	}
+	struct seek_ctx s = { .pos = (uint64_t)off, .whence = whence };
+	rc = idx_extent_iter(t, ino, (uint64_t)off, UINT64_MAX, seek_cb, &s);
+	if (rc < 0)
+		goto out;
+	if (whence == SEEK_DATA && !s.found) {
+		rc = -ENXIO;
+		goto out;
+	}
+	if (s.pos > in.size)
+		s.pos = in.size;
+	idx_txn_abort(t);
+	return (int64_t)s.pos;
+out:
+	idx_txn_abort(t);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* directories, statfs, xattrs                                               */
+
+int eng_opendir(struct eng *e, uint64_t ino)
+{
+	struct idx_inode in;
+	int rc = read_inode(e, ino, &in);
+	if (rc < 0)
+		return rc;
+	return S_ISDIR(in.mode) ? 0 : -ENOTDIR;
+}
+
+struct dir_ctx {
+	eng_dir_cb cb;
+	void *arg;
+};
+
+static int dir_cb(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
+                  uint64_t seq)
+{
+	struct dir_ctx *d = arg;
+	char nm[IDX_NAME_MAX + 1];
+	struct stat st;
+	if (namelen > IDX_NAME_MAX)
+		return -EIO;
+	memcpy(nm, name, namelen);
+	nm[namelen] = 0;
+	memset(&st, 0, sizeof(st));
+	st.st_ino = ino;
+	st.st_mode = (mode_t)type << 12;
+	return d->cb(d->arg, nm, &st, (int64_t)seq + 1);
+}
+
+int eng_readdir(struct eng *e, uint64_t ino, int64_t off, eng_dir_cb cb, void *arg)
+{
+	struct idx_txn *t;
+	struct stat st;
+	int rc;
+	memset(&st, 0, sizeof(st));
+	st.st_mode = S_IFDIR;
+	if (off < 1) {
+		st.st_ino = ino;
+		if (cb(arg, ".", &st, 1))
+			return 0;
+	}
+	if (off < 2) {
+		st.st_ino = ino; /* the kernel resolves ".." itself */
+		if (cb(arg, "..", &st, 2))
+			return 0;
+	}
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	struct dir_ctx d = { .cb = cb, .arg = arg };
+	rc = idx_dir_iter(t, ino, off < 3 ? 3 : (uint64_t)off, dir_cb, &d);
+	idx_txn_abort(t);
+	return rc < 0 ? rc : 0;
+}
+
+int eng_statfs(struct eng *e, struct statvfs *out)
+{
+	struct statvfs sv;
+	struct idx_txn *t;
+	struct idx_stats s;
+	int rc;
+	if (statvfs(e->store, &sv) < 0)
+		return -errno;
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_stats_get(t, &s);
+	idx_txn_abort(t);
+	if (rc < 0)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	out->f_bsize = sv.f_bsize;
+	out->f_frsize = sv.f_frsize;
+	out->f_blocks = sv.f_blocks;
+	out->f_bfree = sv.f_bfree;
+	out->f_bavail = sv.f_bavail;
+	out->f_files = s.files + sv.f_ffree;
+	out->f_ffree = sv.f_ffree;
+	out->f_favail = sv.f_favail;
+	out->f_namemax = IDX_NAME_MAX;
+	return 0;
+}
+
+#define XA_PREFIX "user.mixfs."
+
+/* Computed read-only attributes: stored bytes, ratio, dtype. */
+static int virt_xattr(struct eng *e, uint64_t ino, const char *name, char *buf, size_t cap)
+{
+	struct idx_inode in;
+	char val[64];
+	int rc = read_inode(e, ino, &in), n;
+	if (rc < 0)
+		return rc;
+	overlay_attr(e, &in);
+	if (strcmp(name, XA_PREFIX "stored_bytes") == 0)
+		n = snprintf(val, sizeof(val), "%" PRIu64, in.stored_bytes);
+	else if (strcmp(name, XA_PREFIX "ratio") == 0)
+		n = snprintf(val, sizeof(val), "%.4f", in.size ? (double)in.stored_bytes / (double)in.size : 0.0);
+	else if (strcmp(name, XA_PREFIX "dtype") == 0)
+		n = snprintf(val, sizeof(val), "%s", codec_dtype_name(in.dtype));
+	else
+		return -ENODATA;
+	if (cap == 0)
+		return n;
+	if ((size_t)n > cap)
+		return -ERANGE;
+	memcpy(buf, val, (size_t)n);
+	return n;
+}
+
+static bool is_virt(const char *name)
+{
+	return strncmp(name, XA_PREFIX, sizeof(XA_PREFIX) - 1) == 0;
+}
+
+int eng_setxattr(struct eng *e, uint64_t ino, const char *name, const void *val, size_t len,
+                 int flags)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc;
+	if (is_virt(name))
+		return -EPERM;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc >= 0)
+		rc = idx_xattr_set(t, ino, name, val, len, flags);
+	if (rc >= 0) {
+		in.ctime_ns = now_ns();
+		rc = idx_inode_put(t, &in);
+	}
+	return wtxn_end(e, t, rc);
+}
+
+int eng_getxattr(struct eng *e, uint64_t ino, const char *name, void *buf, size_t cap)
+{
+	struct idx_txn *t;
+	int rc;
+	if (is_virt(name))
+		return virt_xattr(e, ino, name, buf, cap);
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_xattr_get(t, ino, name, buf, cap);
+	idx_txn_abort(t);
+	if (rc > 0 && cap > 0 && (size_t)rc > cap)
+		rc = -ERANGE;
+	return rc;
+}
+
+int eng_listxattr(struct eng *e, uint64_t ino, char *buf, size_t cap)
+{
+	static const char virt[] = XA_PREFIX "dtype\0" XA_PREFIX "ratio\0" XA_PREFIX "stored_bytes";
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc = idx_txn_begin(e->idx, true, &t), n;
+	size_t vlen = 0;
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc >= 0)
+		rc = idx_xattr_list(t, ino, NULL, 0);
+	if (rc < 0)
+		goto out;
+	n = rc;
+	if (S_ISREG(in.mode))
+		vlen = sizeof(virt);
+	if (cap == 0) {
+		rc = n + (int)vlen;
+		goto out;
+	}
+	if ((size_t)n + vlen > cap) {
+		rc = -ERANGE;
+		goto out;
+	}
+	rc = idx_xattr_list(t, ino, buf, cap);
+	if (rc >= 0) {
+		memcpy(buf + rc, virt, vlen);
+		rc += (int)vlen;
+	}
+out:
+	idx_txn_abort(t);
+	return rc;
+}
+
+int eng_removexattr(struct eng *e, uint64_t ino, const char *name)
+{
+	struct idx_txn *t;
+	int rc;
+	if (is_virt(name))
+		return -EPERM;
+	rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_xattr_del(t, ino, name);
+	return wtxn_end(e, t, rc);
+}
+
+/* ------------------------------------------------------------------------ */
+/* store lifecycle                                                           */
+
+void eng_opts_default(struct eng_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->cache_bytes = 128u << 20;
+	o->dirty_bytes = 256u << 20;
+	o->inflight_bytes = 128u << 20;
+	o->workers = 0;
+	o->level = CODEC_LEVEL_MIX;
+	o->readahead_chunks = 8;
+	o->max_pack_bytes = 1ull << 30;
+	o->commit_ms = 1000;
+	o->max_ref_chain = 8;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *p = malloc(la + lb + 2);
+	if (p) {
+		memcpy(p, a, la);
+		p[la] = '/';
+		memcpy(p + la + 1, b, lb + 1);
+	}
+	return p;
+}
+
+int eng_mkfs(const char *path, int level)
+{
+	struct idx *x = NULL;
+	struct idx_txn *t = NULL;
+	struct idx_super s;
+	struct idx_inode root;
+	char *ip = NULL, *pp = NULL;
+	int rc;
+
+	if (level < 0 || level >= CODEC_LEVEL_COUNT)
+		return -EINVAL;
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	ip = path_join(path, "index");
+	pp = path_join(path, "packs");
+	if (!ip || !pp) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	/* refuse to mix a store into a directory that holds anything else */
+	struct stat st;
+	if (stat(ip, &st) == 0 || stat(pp, &st) == 0) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (mkdir(ip, 0700) < 0 || mkdir(pp, 0700) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	memset(&s, 0, sizeof(s));
+	s.format_version = IDX_FORMAT_VERSION;
+	if (getrandom(s.uuid, sizeof(s.uuid), 0) != (ssize_t)sizeof(s.uuid)) {
+		rc = -EIO;
+		goto out;
+	}
+	cdc_params_default(&s.cdc);
+	s.default_level = (uint8_t)level;
+	s.next_ino = IDX_ROOT_INO + 1;
+	s.next_pack = 1;
+	s.created_ns = now_ns();
+	rc = idx_open(ip, IDX_CREATE, &s, 0, &x);
+	if (rc < 0)
+		goto out;
+	rc = idx_txn_begin(x, false, &t);
+	if (rc < 0)
+		goto out;
+	memset(&root, 0, sizeof(root));
+	root.ino = IDX_ROOT_INO;
+	root.mode = S_IFDIR | 0755;
+	root.uid = getuid();
+	root.gid = getgid();
+	root.nlink = 2;
+	root.atime_ns = root.mtime_ns = root.ctime_ns = s.created_ns;
+	root.dir_seq = 3;
+	rc = idx_inode_put(t, &root);
+	if (rc < 0) {
+		idx_txn_abort(t);
+		goto out;
+	}
+	rc = idx_txn_commit(t);
+	if (rc >= 0)
+		rc = idx_sync(x);
+out:
+	idx_close(x);
+	free(ip);
+	free(pp);
+	return rc;
+}
+
+struct orphan_list {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static int orphan_collect(void *arg, uint64_t ino)
+{
+	struct orphan_list *l = arg;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		uint64_t *p = realloc(l->v, nc * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = nc;
+	}
+	l->v[l->n++] = ino;
+	return 0;
+}
+
+/* Inodes unlinked while open when the last run ended: nobody can reach
+ * them any more, delete them. */
+static int reap_orphans(struct eng *e)
+{
+	struct orphan_list l = { 0 };
+	struct idx_txn *t;
+	int rc = wtxn_begin(e, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_orphan_iter(t, orphan_collect, &l);
+	for (size_t i = 0; rc >= 0 && i < l.n; i++)
+		rc = idx_inode_delete(t, l.v[i]);
+	free(l.v);
+	return wtxn_end(e, t, rc);
+}
+
+static void ctx_key_free(void *p)
+{
+	codec_ctx_free(p);
+}
+
+int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **out)
+{
+	struct eng *e;
+	struct idx_txn *t;
+	struct idx_super s;
+	struct stat st;
+	char *ip = NULL, *pp = NULL;
+	int rc;
+
+	*out = NULL;
+	if (stat(store, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	if (opts)
+		e->o = *opts;
+	else
+		eng_opts_default(&e->o);
+	pthread_mutex_init(&e->wlock, NULL);
+	pthread_mutex_init(&e->itab_lock, NULL);
+	rc = pthread_key_create(&e->ctx_key, ctx_key_free);
+	if (rc) {
+		free(e);
+		return -rc;
+	}
+	e->store = strdup(store);
+	ip = path_join(store, "index");
+	pp = path_join(store, "packs");
+	if (!e->store || !ip || !pp) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (stat(ip, &st) < 0 || stat(pp, &st) < 0) {
+		rc = -EINVAL; /* not a mixfs store */
+		goto fail;
+	}
+	rc = idx_open(ip, e->o.read_only ? IDX_RDONLY : 0, NULL, 0, &e->idx);
+	if (rc < 0)
+		goto fail;
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		goto fail;
+	rc = idx_super_get(t, &s);
+	idx_txn_abort(t);
+	if (rc < 0)
+		goto fail;
+	rc = cdc_init(&e->cdc, &s.cdc);
+	if (rc < 0)
+		goto fail;
+	if (e->o.level < 0 || e->o.level >= CODEC_LEVEL_COUNT)
+		e->o.level = s.default_level;
+	e->flush_unit = 16u << 20;
+	if (e->o.dirty_bytes < 4 * (uint64_t)s.cdc.max_size)
+		e->o.dirty_bytes = 4 * (uint64_t)s.cdc.max_size;
+	if (e->flush_unit > e->o.dirty_bytes / 2)
+		e->flush_unit = e->o.dirty_bytes / 2;
+	struct pack_opts po = { .max_pack_bytes = e->o.max_pack_bytes };
+	rc = pack_store_open(pp, &po, pack_id_alloc_cb, e, &e->ps);
+	if (rc < 0)
+		goto fail;
+	e->cache = cache_create(e->o.cache_bytes);
+	if (!e->cache) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = pool_create(e->o.workers, 256, worker_init, worker_fini, NULL, &e->pool);
+	if (rc < 0)
+		goto fail;
+	if (!e->o.read_only) {
+		rc = reap_orphans(e);
+		if (rc < 0)
+			goto fail;
+	}
+	free(ip);
+	free(pp);
+	*out = e;
+	return 0;
+fail:
+	free(ip);
+	free(pp);
+	eng_store_close(e);
+	return rc;
+}
+
+int eng_store_close(struct eng *e)
+{
+	int rc = 0;
+	if (!e)
+		return 0;
+	if (e->idx && e->ps && e->pool)
+		rc = eng_sync_all(e);
+	pool_free(e->pool);
+	pack_store_close(e->ps);
+	cache_free(e->cache);
+	idx_close(e->idx);
+	for (unsigned b = 0; b < ITAB_BUCKETS; b++) {
+		while (e->itab[b]) {
+			struct einode *ei = e->itab[b];
+			e->itab[b] = ei->next;
+			ein_free(ei);
+		}
+	}
+	codec_ctx_free(pthread_getspecific(e->ctx_key));
+	pthread_setspecific(e->ctx_key, NULL);
+	pthread_key_delete(e->ctx_key);
+	pthread_mutex_destroy(&e->wlock);
+	pthread_mutex_destroy(&e->itab_lock);
+	free(e->store);
+	free(e);
+	return rc;
+}

@@ -47,9 +47,9 @@ int eng_mkfs(const char *path, int level);
 /* Open the store.  -ENOENT no such directory/store, -EINVAL not a mixfs
  * store, -EPROTONOSUPPORT newer format.  Errors are also logged with the
  * path. */
-int eng_open(const char *store, const struct eng_opts *opts, struct eng **out);
+int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **out);
 /* Flush all dirty data, commit, stop workers, close. NULL ok. */
-int eng_close(struct eng *e);
+int eng_store_close(struct eng *e);
 
 struct eng_attr {
 	struct stat st;     /* st_blocks = stored bytes / 512 (rounded up) */
