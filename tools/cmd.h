@@ -1,0 +1,40 @@
+/*
+ * cmd.h - subcommands of the mixfs binary and the helpers they share.
+ *
+ * tools/mixfs.c dispatches "mixfs CMD ARGS..." to cmd_CMD(argc, argv) with
+ * argv[0] = "CMD" (so getopt starts at optind 1 as usual).  Each returns a
+ * process exit status: MIXFS_EXIT_OK, MIXFS_EXIT_ERROR (the operation
+ * failed; a message naming the store or file was printed) or
+ * MIXFS_EXIT_USAGE (bad arguments; a usage line was printed).  Each
+ * accepts -h/--help.
+ */
+#ifndef MIXFS_TOOLS_CMD_H
+#define MIXFS_TOOLS_CMD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define MIXFS_EXIT_OK 0
+#define MIXFS_EXIT_ERROR 1
+#define MIXFS_EXIT_USAGE 2
+
+int cmd_mkfs(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Parse a byte count: decimal digits with an optional binary suffix K, M,
+ * G or T (case-insensitive, optionally followed by "iB" or "B"): "64K",
+ * "1G", "4096".  Returns 0, -EINVAL (not a size) or -ERANGE (overflow). */
+int mixfs_parse_size(const char *s, uint64_t *out);
+
+/* Parse a decimal unsigned number in [min, max].  Returns 0, -EINVAL or
+ * -ERANGE. */
+int mixfs_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Print "mixfs VERSION" and library versions to f. */
+void mixfs_print_version(FILE *f);
+
+#endif

@@ -1,0 +1,316 @@
+/*
+ * cmd_mount.c - "mixfs mount [-f] [-s] [-d] [-o OPTS] STORE MNT".
+ *
+ * mixfs options (-o cache=, level=, ...) are taken out with a fuse_opt table;
+ * everything else (allow_other, ro, ...) goes on to libfuse, which rejects
+ * what it does not know.  Also serves as the mount(8) helper (see mixfs.c).
+ */
+#include <errno.h>
+#include <fuse_opt.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "codec/codec.h"
+#include "fs/engine.h"
+#include "fs/fuse_ll.h"
+#include "tools/cmd.h"
+
+/* -o values as strings; converted and checked after fuse_opt_parse so that
+ * a bad value gets a message naming the option. */
+struct mount_opts {
+	char *cache;
+	char *dirty;
+	char *inflight;
+	char *workers;
+	char *level;
+	char *readahead;
+	char *pack_size;
+	char *commit_ms;
+	char *max_ref_chain;
+	int writeback;
+	int ro;
+};
+
+enum { KEY_RO, KEY_DISCARD };
+
+#define MOPT(t, m) { t, offsetof(struct mount_opts, m), 0 }
+
+static const struct fuse_opt mount_opt_table[] = {
+	MOPT("cache=%s", cache),
+	MOPT("dirty=%s", dirty),
+	MOPT("inflight=%s", inflight),
+	MOPT("workers=%s", workers),
+	MOPT("level=%s", level),
+	MOPT("readahead=%s", readahead),
+	MOPT("pack_size=%s", pack_size),
+	MOPT("commit_ms=%s", commit_ms),
+	MOPT("max_ref_chain=%s", max_ref_chain),
+	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
+	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
+	FUSE_OPT_KEY("ro", KEY_RO),
+	/* fstab words that mean something to mount(8) only. */
+	FUSE_OPT_KEY("defaults", KEY_DISCARD),
+	FUSE_OPT_KEY("auto", KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", KEY_DISCARD),
+	FUSE_OPT_KEY("_netdev", KEY_DISCARD),
+	FUSE_OPT_KEY("user", KEY_DISCARD),
+	FUSE_OPT_KEY("nouser", KEY_DISCARD),
+	FUSE_OPT_KEY("users", KEY_DISCARD),
+	FUSE_OPT_KEY("comment=", KEY_DISCARD),
+	FUSE_OPT_END
+};
+
+static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct mount_opts *mo = data;
+
+	switch (key) {
+	case KEY_RO:
+		mo->ro = 1;
+		return 1; /* libfuse needs it too (MS_RDONLY) */
+	case KEY_DISCARD:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void mount_usage(FILE *f, bool helper)
+{
+	if (helper) {
+		fprintf(f, "usage: mount.mixfs STORE MNT [-sfnv] [-o OPTS]\n");
+		return;
+	}
+	fprintf(f,
+	        "usage: mixfs mount [-f] [-s] [-d] [-o OPT[,OPT...]] STORE MNT\n"
+	        "\n"
+	        "Mount the mixfs store STORE on directory MNT; unmount with\n"
+	        "fusermount3 -u MNT.\n"
+	        "\n"
+	        "  -f            stay in the foreground\n"
+	        "  -s            single-threaded request loop\n"
+	        "  -d            FUSE debug output (implies -f)\n"
+	        "  -o OPTS       mount options, comma separated\n"
+	        "  -h, --help    show this help\n"
+	        "\n"
+	        "mixfs options (sizes take K, M, G, T suffixes):\n"
+	        "  cache=SIZE        decoded-chunk cache (default 128M)\n"
+	        "  dirty=SIZE        buffered write data, all files (default 256M)\n"
+	        "  inflight=SIZE     chunks queued for compression (default 128M)\n"
+	        "  workers=N         compression/decode threads (default: CPUs)\n"
+	        "  level=LEVEL       codec for new data: raw, fast or mix (default mix)\n"
+	        "  readahead=N       chunks decoded ahead of sequential reads (default 8)\n"
+	        "  pack_size=SIZE    pack file rollover size (default 1G)\n"
+	        "  commit_ms=N       metadata group-commit interval (default 1000)\n"
+	        "  max_ref_chain=N   bound on checkpoint-series reference chains (default 8)\n"
+	        "  writeback         enable the kernel writeback cache (default off)\n"
+	        "\n"
+	        "FUSE and kernel options (passed through):\n");
+	if (f == stdout) {
+		fflush(stdout);
+		mixfs_fuse_help();
+	}
+}
+
+static void free_mount_opts(struct mount_opts *mo)
+{
+	free(mo->cache);
+	free(mo->dirty);
+	free(mo->inflight);
+	free(mo->workers);
+	free(mo->level);
+	free(mo->readahead);
+	free(mo->pack_size);
+	free(mo->commit_ms);
+	free(mo->max_ref_chain);
+}
+
+static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
+{
+	int rc;
+
+	if (val == NULL)
+		return 0;
+	rc = mixfs_parse_size(val, out);
+	if (rc == 0 && *out < min)
+		rc = -ERANGE;
+	if (rc < 0)
+		fprintf(stderr, "mixfs mount: bad size %s=%s (at least %llu bytes; K/M/G/T suffixes)\n",
+		        name, val, (unsigned long long)min);
+	return rc;
+}
+
+static int opt_uint(const char *name, const char *val, uint64_t min, uint64_t max,
+                    unsigned *out)
+{
+	uint64_t v;
+	int rc;
+
+	if (val == NULL)
+		return 0;
+	rc = mixfs_parse_uint(val, min, max, &v);
+	if (rc < 0) {
+		fprintf(stderr, "mixfs mount: bad value %s=%s (a number from %llu to %llu)\n", name,
+		        val, (unsigned long long)min, (unsigned long long)max);
+		return rc;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Convert the -o strings into engine options; messages name the option. */
+static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg *cfg)
+{
+	struct eng_opts *o = &cfg->eng;
+	int rc = 0;
+
+	rc |= opt_size("cache", mo->cache, 1u << 20, &o->cache_bytes);
+	rc |= opt_size("dirty", mo->dirty, 1u << 20, &o->dirty_bytes);
+	rc |= opt_size("inflight", mo->inflight, 1u << 20, &o->inflight_bytes);
+	rc |= opt_size("pack_size", mo->pack_size, 16u << 20, &o->max_pack_bytes);
+	rc |= opt_uint("workers", mo->workers, 0, 1024, &o->workers);
+	rc |= opt_uint("readahead", mo->readahead, 0, 1024, &o->readahead_chunks);
+	rc |= opt_uint("commit_ms", mo->commit_ms, 1, 3600 * 1000, &o->commit_ms);
+	rc |= opt_uint("max_ref_chain", mo->max_ref_chain, 0, 1024, &o->max_ref_chain);
+	if (mo->level != NULL) {
+		int level = codec_level_parse(mo->level);
+
+		if (level < 0) {
+			fprintf(stderr, "mixfs mount: bad value level=%s (raw, fast or mix)\n",
+			        mo->level);
+			rc = -EINVAL;
+		} else {
+			o->level = level;
+		}
+	}
+	o->read_only = mo->ro != 0;
+	cfg->writeback = mo->writeback != 0;
+	return rc < 0 ? -EINVAL : 0;
+}
+
+/* Resolve STORE and MNT before anything forks or chdirs to "/", and check
+ * what can be checked without opening the store. */
+static int resolve_paths(const char *store, const char *mnt, char **store_abs, char **mnt_abs)
+{
+	struct stat st;
+
+	*store_abs = realpath(store, NULL);
+	if (*store_abs == NULL) {
+		fprintf(stderr, "mixfs mount: cannot open store %s: %s\n", store,
+		        mixfs_store_strerror(-errno));
+		return -1;
+	}
+	if (stat(*store_abs, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mixfs mount: cannot open store %s: not a directory\n", store);
+		return -1;
+	}
+	*mnt_abs = realpath(mnt, NULL);
+	if (*mnt_abs == NULL) {
+		fprintf(stderr, "mixfs mount: mount point %s: %s\n", mnt, strerror(errno));
+		return -1;
+	}
+	if (stat(*mnt_abs, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mixfs mount: mount point %s is not a directory\n", mnt);
+		return -1;
+	}
+	if (strcmp(*store_abs, *mnt_abs) == 0) {
+		fprintf(stderr, "mixfs mount: store and mount point are the same directory\n");
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *self = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	/* mount(8) runs helpers as "mount.TYPE SOURCE DIR [-sfnv] [-o OPTS]",
+	 * where -f means "fake" and -s "sloppy". */
+	bool helper = strncmp(self, "mount.", 6) == 0;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct mount_opts mo;
+	struct mixfs_mount_cfg cfg;
+	char *store = NULL, *mnt = NULL;
+	bool debug = false, fake = false;
+	int c, status = MIXFS_EXIT_USAGE;
+
+	memset(&mo, 0, sizeof(mo));
+	memset(&cfg, 0, sizeof(cfg));
+	eng_opts_default(&cfg.eng);
+	cfg.progname = "mixfs";
+	if (fuse_opt_add_arg(&args, "mixfs") != 0)
+		goto nomem;
+	while ((c = getopt_long(argc, argv, helper ? "sfnvo:h" : "fsdo:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (helper)
+				fake = true;
+			else
+				cfg.foreground = true;
+			break;
+		case 's':
+			if (!helper)
+				cfg.single_thread = true;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 'n':
+		case 'v':
+			break;
+		case 'o':
+			if (fuse_opt_add_arg(&args, "-o") != 0 || fuse_opt_add_arg(&args, optarg) != 0)
+				goto nomem;
+			break;
+		case 'h':
+			mount_usage(stdout, helper);
+			status = MIXFS_EXIT_OK;
+			goto out;
+		default:
+			mount_usage(stderr, helper);
+			goto out;
+		}
+	}
+	if (argc - optind != 2) {
+		mount_usage(stderr, helper);
+		goto out;
+	}
+	if (debug) {
+		cfg.foreground = true;
+		if (fuse_opt_add_arg(&args, "-d") != 0)
+			goto nomem;
+	}
+	if (fuse_opt_parse(&args, &mo, mount_opt_table, mount_opt_proc) != 0)
+		goto out;
+	if (apply_mount_opts(&mo, &cfg) != 0)
+		goto out;
+	status = MIXFS_EXIT_ERROR;
+	if (resolve_paths(argv[optind], argv[optind + 1], &store, &mnt) != 0)
+		goto out;
+	if (fake) {
+		status = MIXFS_EXIT_OK;
+		goto out;
+	}
+	cfg.store = store;
+	cfg.mountpoint = mnt;
+	status = mixfs_fuse_main(&cfg, &args);
+	goto out;
+nomem:
+	fprintf(stderr, "mixfs mount: out of memory\n");
+	status = MIXFS_EXIT_ERROR;
+out:
+	free(mnt);
+	free(store);
+	free_mount_opts(&mo);
+	fuse_opt_free_args(&args);
+	return status;
+}
