@@ -1,0 +1,352 @@
+/*
+ * test_engine.c - the engine driven directly, without FUSE.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <linux/falloc.h>
+
+#include "codec/codec.h"
+#include "fs/engine.h"
+
+struct fx {
+	char dir[64];
+	char store[96];
+	struct eng *e;
+};
+
+static int rm_rf(const char *p)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", p);
+	return system(cmd);
+}
+
+static void open_store(struct fx *f, int level)
+{
+	struct eng_opts o;
+	eng_opts_default(&o);
+	o.level = level;
+	o.cache_bytes = 8u << 20;
+	o.dirty_bytes = 8u << 20; /* small: exercises partial flushes */
+	o.workers = 2;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	strcpy(f->dir, "/tmp/mixfs-teng-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
+	assert_int_equal(eng_mkfs(f->store, CODEC_LEVEL_FAST), 0);
+	open_store(f, CODEC_LEVEL_FAST);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(eng_store_close(f->e), 0);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fx *f)
+{
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	open_store(f, CODEC_LEVEL_FAST);
+}
+
+static uint64_t new_file(struct fx *f, uint64_t dir, const char *name)
+{
+	struct eng_attr a;
+	struct eng_cred cr = { 0, 0, 022 };
+	assert_int_equal(eng_create(f->e, dir, name, 0644, O_RDWR, &cr, &a), 0);
+	return a.st.st_ino;
+}
+
+static uint64_t du_packs(struct fx *f)
+{
+	char cmd[256];
+	unsigned long long v = 0;
+	snprintf(cmd, sizeof(cmd), "du -sb '%s/packs' | cut -f1", f->store);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%llu", &v), 1);
+	pclose(p);
+	return v;
+}
+
+static void fill_random(uint8_t *b, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		b[i] = (uint8_t)x;
+	}
+}
+
+static void write_all(struct fx *f, uint64_t ino, uint64_t off, const uint8_t *b, size_t n,
+                      size_t step)
+{
+	for (size_t p = 0; p < n; p += step) {
+		size_t k = n - p < step ? n - p : step;
+		assert_int_equal(eng_write(f->e, ino, off + p, b + p, k), (ssize_t)k);
+	}
+}
+
+static void check_read(struct fx *f, uint64_t ino, uint64_t off, const uint8_t *want, size_t n)
+{
+	uint8_t *got = malloc(n + 1);
+	size_t p = 0;
+	while (p < n) {
+		size_t k = n - p < 131072 ? n - p : 131072;
+		ssize_t r = eng_read(f->e, ino, off + p, k, got + p);
+		assert_true(r > 0);
+		p += (size_t)r;
+	}
+	assert_memory_equal(got, want, n);
+	free(got);
+}
+
+static void t_write_read_remount(void **state)
+{
+	struct fx *f = *state;
+	size_t n = (20u << 20) + 12345;
+	uint8_t *b = malloc(n);
+	fill_random(b, n, 1);
+	uint64_t ino = new_file(f, 1, "a.bin");
+	write_all(f, ino, 0, b, n, 1 << 20);
+	check_read(f, ino, 0, b, n); /* part still dirty */
+	assert_int_equal(eng_release(f->e, ino), 0);
+	check_read(f, ino, 7, b + 7, n - 7);
+	struct eng_attr a;
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	assert_int_equal(a.st.st_size, n);
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	assert_int_equal(eng_lookup(f->e, 1, "a.bin", &a), 0);
+	assert_int_equal(a.st.st_size, n);
+	check_read(f, a.st.st_ino, 0, b, n);
+	eng_forget(f->e, a.st.st_ino, 1);
+	free(b);
+}
+
+static void t_dedup(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 16u << 20;
+	uint8_t *b = malloc(n);
+	fill_random(b, n, 2);
+	uint64_t i1 = new_file(f, 1, "one");
+	write_all(f, i1, 0, b, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, i1), 0);
+	uint64_t before = du_packs(f);
+	assert_true(before >= n); /* random data does not compress */
+	uint64_t i2 = new_file(f, 1, "two");
+	write_all(f, i2, 0, b, n, 128 << 10);
+	assert_int_equal(eng_release(f->e, i2), 0);
+	uint64_t after = du_packs(f);
+	assert_true(after - before < 64 * 1024);
+	check_read(f, i2, 0, b, n);
+	/* unlink one: the other must still read back */
+	assert_int_equal(eng_unlink(f->e, 1, "one"), 0);
+	eng_forget(f->e, i1, 1);
+	check_read(f, i2, 0, b, n);
+	eng_forget(f->e, i2, 1);
+	free(b);
+}
+
+static void t_random_overwrite_truncate(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 3u << 20;
+	uint8_t *model = calloc(1, n), *tmp = malloc(1 << 20);
+	uint64_t size = 0;
+	uint64_t ino = new_file(f, 1, "rnd");
+	srand(7);
+	for (int op = 0; op < 400; op++) {
+		int kind = rand() % 10;
+		if (kind < 7) {
+			uint64_t off = (uint64_t)rand() % (n - 1);
+			size_t len = (size_t)rand() % (1 << 17) + 1;
+			if (off + len > n)
+				len = n - off;
+			fill_random(tmp, len, (uint64_t)op + 100);
+			assert_int_equal(eng_write(f->e, ino, off, tmp, len), (ssize_t)len);
+			memcpy(model + off, tmp, len);
+			if (off + len > size)
+				size = off + len;
+		} else if (kind < 8) {
+			uint64_t ns = (uint64_t)rand() % n;
+			struct eng_setattr sa = { .valid = ENG_SET_SIZE, .size = ns };
+			assert_int_equal(eng_setattr(f->e, ino, &sa, NULL), 0);
+			if (ns < size)
+				memset(model + ns, 0, size - ns);
+			size = ns;
+		} else if (kind < 9) {
+			assert_int_equal(eng_flush(f->e, ino), 0);
+		} else {
+			uint64_t off = (uint64_t)rand() % n;
+			size_t len = (size_t)rand() % (1 << 18);
+			if (off + len > n)
+				len = n - off;
+			assert_int_equal(eng_fallocate(f->e, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len), 0);
+			memset(model + off, 0, len);
+		}
+		if (op % 50 == 49) {
+			struct eng_attr a;
+			assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+			assert_int_equal(a.st.st_size, size);
+			if (size)
+				check_read(f, ino, 0, model, size);
+		}
+	}
+	assert_int_equal(eng_release(f->e, ino), 0);
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	struct eng_attr a;
+	assert_int_equal(eng_lookup(f->e, 1, "rnd", &a), 0);
+	assert_int_equal(a.st.st_size, size);
+	if (size)
+		check_read(f, a.st.st_ino, 0, model, size);
+	eng_forget(f->e, a.st.st_ino, 1);
+	free(model);
+	free(tmp);
+}
+
+static void t_namespace(void **state)
+{
+	struct fx *f = *state;
+	struct eng_attr a, b;
+	struct eng_cred cr = { 0, 0, 022 };
+	char name[300];
+	assert_int_equal(eng_mkdir(f->e, 1, "d", 0755, &cr, &a), 0);
+	uint64_t d = a.st.st_ino;
+	assert_int_equal(eng_mkdir(f->e, 1, "d", 0755, &cr, &b), -EEXIST);
+	uint64_t x = new_file(f, d, "x");
+	assert_int_equal(eng_write(f->e, x, 0, "hello", 5), 5);
+	assert_int_equal(eng_release(f->e, x), 0);
+	assert_int_equal(eng_link(f->e, x, 1, "xlink", &b), 0);
+	assert_int_equal(b.st.st_nlink, 2);
+	assert_int_equal(eng_symlink(f->e, 1, "sl", "d/x", &cr, &b), 0);
+	char tgt[16];
+	assert_int_equal(eng_readlink(f->e, b.st.st_ino, tgt, sizeof(tgt)), 3);
+	assert_memory_equal(tgt, "d/x", 3);
+	assert_int_equal(eng_rmdir(f->e, 1, "d"), -ENOTEMPTY);
+	/* rename over an existing file: the atomic-save pattern */
+	uint64_t y = new_file(f, d, "y.tmp");
+	assert_int_equal(eng_write(f->e, y, 0, "world!", 6), 6);
+	assert_int_equal(eng_release(f->e, y), 0);
+	assert_int_equal(eng_rename(f->e, d, "y.tmp", 1, "xlink", 0), 0);
+	assert_int_equal(eng_lookup(f->e, 1, "xlink", &b), 0);
+	assert_int_equal(b.st.st_ino, y);
+	assert_int_equal(eng_getattr(f->e, x, &b), 0);
+	assert_int_equal(b.st.st_nlink, 1);
+	assert_int_equal(eng_rename(f->e, d, "x", 1, "xlink", RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(eng_rename(f->e, d, "x", 1, "xlink", RENAME_EXCHANGE), 0);
+	assert_int_equal(eng_lookup(f->e, 1, "xlink", &b), 0);
+	assert_int_equal(b.st.st_ino, x);
+	/* long names */
+	memset(name, 'n', sizeof(name));
+	name[255] = 0;
+	assert_int_equal(eng_mknod(f->e, 1, name, S_IFREG | 0600, 0, &cr, &b), 0);
+	name[255] = 'n';
+	name[256] = 0;
+	assert_int_equal(eng_mknod(f->e, 1, name, S_IFREG | 0600, 0, &cr, &b), -ENAMETOOLONG);
+	/* xattrs */
+	assert_int_equal(eng_setxattr(f->e, x, "user.k", "v1", 2, 0), 0);
+	char v[64];
+	assert_int_equal(eng_getxattr(f->e, x, "user.k", v, sizeof(v)), 2);
+	assert_true(eng_getxattr(f->e, x, "user.mixfs.stored_bytes", v, sizeof(v)) > 0);
+	assert_int_equal(eng_removexattr(f->e, x, "user.k"), 0);
+	assert_int_equal(eng_getxattr(f->e, x, "user.k", v, sizeof(v)), -ENODATA);
+}
+
+static int count_cb(void *arg, const char *name, const struct stat *st, int64_t next)
+{
+	(void)name;
+	(void)st;
+	(void)next;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void t_readdir_many(void **state)
+{
+	struct fx *f = *state;
+	struct eng_attr a;
+	struct eng_cred cr = { 0, 0, 022 };
+	char name[32];
+	assert_int_equal(eng_mkdir(f->e, 1, "many", 0755, &cr, &a), 0);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(name, sizeof(name), "f%05d", i);
+		assert_int_equal(eng_mknod(f->e, a.st.st_ino, name, S_IFREG | 0644, 0, &cr, NULL), 0);
+	}
+	int n = 0;
+	assert_int_equal(eng_readdir(f->e, a.st.st_ino, 0, count_cb, &n), 0);
+	assert_int_equal(n, 3002);
+}
+
+static void t_unlink_open(void **state)
+{
+	struct fx *f = *state;
+	uint8_t b[100000];
+	fill_random(b, sizeof(b), 9);
+	uint64_t ino = new_file(f, 1, "gone");
+	write_all(f, ino, 0, b, sizeof(b), 4096);
+	assert_int_equal(eng_flush(f->e, ino), 0);
+	assert_int_equal(eng_unlink(f->e, 1, "gone"), 0);
+	check_read(f, ino, 0, b, sizeof(b)); /* still open: readable */
+	assert_int_equal(eng_release(f->e, ino), 0);
+	eng_forget(f->e, ino, 1);
+	struct eng_attr a;
+	assert_int_equal(eng_getattr(f->e, ino, &a), -ENOENT);
+}
+
+static void t_sparse_large(void **state)
+{
+	struct fx *f = *state;
+	uint64_t ino = new_file(f, 1, "sparse");
+	uint64_t far = 5ull << 30;
+	assert_int_equal(eng_write(f->e, ino, far, "tail", 4), 4);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	uint8_t buf[8];
+	assert_int_equal(eng_read(f->e, ino, far - 4, 8, buf), 8);
+	assert_memory_equal(buf, "\0\0\0\0tail", 8);
+	assert_int_equal(eng_read(f->e, ino, 1ull << 30, 8, buf), 8);
+	assert_memory_equal(buf, "\0\0\0\0\0\0\0\0", 8);
+	assert_int_equal(eng_lseek(f->e, ino, 0, SEEK_DATA), (int64_t)far);
+	assert_int_equal(eng_lseek(f->e, ino, 0, SEEK_HOLE), 0);
+	assert_int_equal(eng_lseek(f->e, ino, (int64_t)far + 4, SEEK_DATA), -ENXIO);
+	eng_forget(f->e, ino, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(t_write_read_remount, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_dedup, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_random_overwrite_truncate, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_namespace, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_readdir_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_unlink_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_sparse_large, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
