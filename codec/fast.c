@@ -1,20 +1,674 @@
-/* Placeholder until the fast coder lands: encode declines
- * (frame layer stores raw), decode rejects. */
+/*
+ * fast.c - level FAST: split float fields into byte streams, code each
+ * stream with a per-chunk canonical Huffman code (4 interleaved lanes so
+ * the decoder has independent dependency chains).  Payload layout in
+ * codec/FORMAT.md ("FAST payload").
+ *
+ * Streams per dtype (element bytes little-endian, b0 lowest):
+ *   bf16: exponent (8 bits), sign|mantissa(7)
+ *   fp16: high byte (sign, exponent, 2 mantissa bits), low byte
+ *   fp32: exponent, sign|mantissa(7 high), b1, b0
+ *   other: the bytes
+ * A stream with one distinct byte costs 2 bytes (zero low planes of
+ * bf16-origin fp32), a stream Huffman cannot shrink is stored raw.
+ */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "codec/codec_i.h"
 
-ssize_t fast_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
-                   const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
-{
-	return -ENOSPC;
-}
+#define HUF_MAXBITS 11u
+#define HUF_TSIZE (1u << HUF_MAXBITS)
+#define HUF_LANES 4u
+#define FAST_STREAMS_MAX 4u
+#define FAST_SLACK 64u
 
-ssize_t fast_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
-                   const uint8_t *payload, size_t plen, uint8_t *dst, size_t raw_len)
-{
-	return -EBADMSG;
-}
+enum fast_mode { FAST_STREAM_RAW = 0, FAST_STREAM_CONST = 1, FAST_STREAM_HUF = 2 };
+
+struct fast_state {
+	uint8_t *buf; /* split streams on encode, decoded streams on decode */
+	size_t cap;
+	uint16_t dtab[HUF_TSIZE]; /* symbol | length << 8 */
+};
 
 void fast_state_free(struct fast_state *s)
 {
+	if (!s)
+		return;
+	free(s->buf);
+	free(s);
+}
+
+static int fast_state_get(struct codec_ctx *ctx, size_t need, struct fast_state **out)
+{
+	struct fast_state *s = ctx->fast;
+	uint8_t *nb;
+
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		ctx->fast = s;
+	}
+	if (s->cap < need + FAST_SLACK) {
+		nb = realloc(s->buf, need + FAST_SLACK);
+		if (!nb)
+			return -ENOMEM;
+		s->buf = nb;
+		s->cap = need + FAST_SLACK;
+	}
+	*out = s;
+	return 0;
+}
+
+static uint32_t fast_esize(int dtype)
+{
+	return dtype == CODEC_DTYPE_FP32 ? 4 : (dtype == CODEC_DTYPE_OTHER ? 1 : 2);
+}
+
+/* Element geometry shared by encoder and decoder. */
+struct fast_geo {
+	uint32_t esz, pre, tail;
+	size_t m; /* whole elements */
+};
+
+static void fast_geo_init(const struct codec_lvl_args *a, size_t len, struct fast_geo *g)
+{
+	g->esz = fast_esize(a->dtype);
+	g->pre = a->elem_phase < len ? a->elem_phase : (uint32_t)len;
+	g->m = (len - g->pre) / g->esz;
+	g->tail = (uint32_t)((len - g->pre) % g->esz);
+}
+
+static void fast_split(int dtype, const uint8_t *e, size_t m, uint8_t *const s[])
+{
+	switch (dtype) {
+	case CODEC_DTYPE_BF16:
+		for (size_t i = 0; i < m; i++) {
+			uint8_t lo = e[2 * i], hi = e[2 * i + 1];
+
+			s[0][i] = (uint8_t)(hi << 1 | lo >> 7);
+			s[1][i] = (uint8_t)((hi & 0x80) | (lo & 0x7f));
+		}
+		break;
+	case CODEC_DTYPE_FP16:
+		for (size_t i = 0; i < m; i++) {
+			s[0][i] = e[2 * i + 1];
+			s[1][i] = e[2 * i];
+		}
+		break;
+	case CODEC_DTYPE_FP32:
+		for (size_t i = 0; i < m; i++) {
+			uint8_t b2 = e[4 * i + 2], b3 = e[4 * i + 3];
+
+			s[0][i] = (uint8_t)(b3 << 1 | b2 >> 7);
+			s[1][i] = (uint8_t)((b3 & 0x80) | (b2 & 0x7f));
+			s[2][i] = e[4 * i + 1];
+			s[3][i] = e[4 * i];
+		}
+		break;
+	default:
+		memcpy(s[0], e, m);
+		break;
+	}
+}
+
+static void fast_merge(int dtype, const uint8_t *const s[], size_t m, uint8_t *e)
+{
+	switch (dtype) {
+	case CODEC_DTYPE_BF16:
+		for (size_t i = 0; i < m; i++) {
+			e[2 * i] = (uint8_t)(s[0][i] << 7 | (s[1][i] & 0x7f));
+			e[2 * i + 1] = (uint8_t)((s[1][i] & 0x80) | s[0][i] >> 1);
+		}
+		break;
+	case CODEC_DTYPE_FP16:
+		for (size_t i = 0; i < m; i++) {
+			e[2 * i + 1] = s[0][i];
+			e[2 * i] = s[1][i];
+		}
+		break;
+	case CODEC_DTYPE_FP32:
+		for (size_t i = 0; i < m; i++) {
+			e[4 * i + 3] = (uint8_t)((s[1][i] & 0x80) | s[0][i] >> 1);
+			e[4 * i + 2] = (uint8_t)(s[0][i] << 7 | (s[1][i] & 0x7f));
+			e[4 * i + 1] = s[2][i];
+			e[4 * i] = s[3][i];
+		}
+		break;
+	default:
+		if (s[0] != e)
+			memcpy(e, s[0], m);
+		break;
+	}
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v; /* little-endian hosts only; see FORMAT.md */
+}
+
+static void store64(uint8_t *p, uint64_t v)
+{
+	memcpy(p, &v, 8);
+}
+
+static size_t varint_put(uint8_t *p, uint32_t v)
+{
+	size_t n = 0;
+
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+static size_t varint_size(uint32_t v)
+{
+	size_t n = 1;
+
+	while (v >= 0x80) {
+		n++;
+		v >>= 7;
+	}
+	return n;
+}
+
+/* Returns bytes consumed or 0 on malformed/truncated input. */
+static size_t varint_get(const uint8_t *p, size_t avail, uint32_t *v)
+{
+	uint64_t x = 0;
+
+	for (size_t i = 0; i < 5 && i < avail; i++) {
+		x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+		if (!(p[i] & 0x80)) {
+			if (x > UINT32_MAX || (i && !p[i]))
+				return 0; /* overlong */
+			*v = (uint32_t)x;
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* ---- Huffman construction ---- */
+
+struct huf_sym {
+	uint32_t cnt;
+	uint32_t sym;
+};
+
+static int huf_sym_cmp(const void *a, const void *b)
+{
+	const struct huf_sym *x = a, *y = b;
+
+	if (x->cnt != y->cnt)
+		return x->cnt < y->cnt ? -1 : 1;
+	return x->sym < y->sym ? -1 : (x->sym > y->sym);
+}
+
+/* Code lengths (<= HUF_MAXBITS) for >= 2 used symbols.  Flattening the
+ * counts until the tree fits keeps this a true (complete) Huffman code,
+ * which the decoder requires. */
+static void huf_lengths(const uint32_t *cnt, uint8_t *len)
+{
+	struct huf_sym leaf[256];
+	uint32_t w[511], parent[511], depth[511], c[256];
+	uint32_t n = 0, maxd;
+
+	memcpy(c, cnt, sizeof(c));
+	for (;;) {
+		n = 0;
+		for (uint32_t s = 0; s < 256; s++)
+			if (c[s])
+				leaf[n++] = (struct huf_sym){c[s], s};
+		qsort(leaf, n, sizeof(leaf[0]), huf_sym_cmp);
+		for (uint32_t i = 0; i < n; i++)
+			w[i] = leaf[i].cnt;
+		/* Two-queue merge: leaves and internal nodes both come out
+		 * in ascending weight order. */
+		uint32_t li = 0, ii = n;
+		for (uint32_t nx = n; nx < 2 * n - 1; nx++) {
+			uint32_t pick[2];
+
+			for (int k = 0; k < 2; k++) {
+				if (li < n && (ii >= nx || w[li] <= w[ii]))
+					pick[k] = li++;
+				else
+					pick[k] = ii++;
+			}
+			w[nx] = w[pick[0]] + w[pick[1]];
+			parent[pick[0]] = parent[pick[1]] = nx;
+		}
+		depth[2 * n - 2] = 0;
+		maxd = 0;
+		for (uint32_t i = 2 * n - 2; i-- > 0;) {
+			depth[i] = depth[parent[i]] + 1;
+			if (depth[i] > maxd)
+				maxd = depth[i];
+		}
+		if (maxd <= HUF_MAXBITS)
+			break;
+		for (uint32_t s = 0; s < 256; s++)
+			if (c[s])
+				c[s] = (c[s] >> 1) | 1;
+	}
+	memset(len, 0, 256);
+	for (uint32_t i = 0; i < n; i++)
+		len[leaf[i].sym] = (uint8_t)depth[i];
+}
+
+static uint32_t bit_reverse(uint32_t c, uint32_t n)
+{
+	uint32_t r = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		r |= ((c >> i) & 1u) << (n - 1 - i);
+	return r;
+}
+
+/* Canonical codes, bit-reversed for LSB-first emission.  Returns 0, or
+ * -EBADMSG when the lengths are not a complete prefix code. */
+static int huf_codes(const uint8_t *len, uint32_t lo, uint32_t hi, uint16_t *code)
+{
+	uint32_t bl[HUF_MAXBITS + 1] = {0}, next[HUF_MAXBITS + 1], c = 0, kraft = 0;
+
+	for (uint32_t s = lo; s <= hi; s++) {
+		if (len[s] > HUF_MAXBITS)
+			return -EBADMSG;
+		bl[len[s]]++;
+		if (len[s])
+			kraft += HUF_TSIZE >> len[s];
+	}
+	if (kraft != HUF_TSIZE)
+		return -EBADMSG;
+	bl[0] = 0;
+	for (uint32_t b = 1; b <= HUF_MAXBITS; b++) {
+		c = (c + bl[b - 1]) << 1;
+		next[b] = c;
+	}
+	for (uint32_t s = lo; s <= hi; s++)
+		if (len[s])
+			code[s] = (uint16_t)bit_reverse(next[len[s]]++, len[s]);
+	return 0;
+}
+
+/* ---- stream encoder ---- */
+
+struct bitw {
+	uint8_t *p, *end; /* end: last byte the 8-byte store may touch + 1 */
+	uint64_t acc;
+	uint32_t nb;
+};
+
+static inline void bitw_flush(struct bitw *w)
+{
+	if (w->p + 8 <= w->end) {
+		store64(w->p, w->acc);
+	} else {
+		for (uint32_t i = 0; i < (w->nb >> 3); i++)
+			w->p[i] = (uint8_t)(w->acc >> (8 * i));
+	}
+	w->p += w->nb >> 3;
+	w->acc = (w->nb & ~7u) == 64 ? 0 : w->acc >> (w->nb & ~7u);
+	w->nb &= 7;
+}
+
+static void huf_lane_encode(const uint8_t *s, size_t n, const uint32_t *enc,
+                            uint8_t *out, uint8_t *end)
+{
+	struct bitw w = {out, end, 0, 0};
+	size_t i = 0;
+
+	/* 4 codes of <= 11 bits plus 7 pending bits fit the accumulator. */
+	for (; i + 4 <= n; i += 4) {
+		for (uint32_t k = 0; k < 4; k++) {
+			uint32_t e = enc[s[i + k]];
+
+			w.acc |= (uint64_t)(e & 0xffff) << w.nb;
+			w.nb += e >> 16;
+		}
+		bitw_flush(&w);
+	}
+	for (; i < n; i++) {
+		uint32_t e = enc[s[i]];
+
+		w.acc |= (uint64_t)(e & 0xffff) << w.nb;
+		w.nb += e >> 16;
+	}
+	bitw_flush(&w);
+	if (w.nb)
+		*w.p = (uint8_t)w.acc;
+}
+
+/* Lane k codes symbols [start[k], start[k] + cnt[k]); lane counts never
+ * increase with k, so lane 3 is the shortest. */
+static void huf_lane_split(size_t n, size_t start[HUF_LANES], size_t cnt[HUF_LANES])
+{
+	size_t q = (n + HUF_LANES - 1) / HUF_LANES;
+
+	for (uint32_t k = 0; k < HUF_LANES; k++) {
+		start[k] = k * q < n ? k * q : n;
+		cnt[k] = ((k + 1) * q < n ? (k + 1) * q : n) - start[k];
+	}
+}
+
+/* One histogram per lane: independent counters also avoid the
+ * store-to-load stall of runs of one symbol. */
+static void fast_hist(const uint8_t *s, const size_t start[HUF_LANES],
+                      const size_t cnt[HUF_LANES], uint32_t h[HUF_LANES][256])
+{
+	const uint8_t *s0 = s + start[0], *s1 = s + start[1], *s2 = s + start[2], *s3 = s + start[3];
+	size_t i = 0;
+
+	memset(h, 0, sizeof(uint32_t) * HUF_LANES * 256);
+	for (; i < cnt[3]; i++) {
+		h[0][s0[i]]++;
+		h[1][s1[i]]++;
+		h[2][s2[i]]++;
+		h[3][s3[i]]++;
+	}
+	for (uint32_t k = 0; k < 3; k++)
+		for (size_t j = i; j < cnt[k]; j++)
+			h[k][s[start[k] + j]]++;
+}
+
+/* Cheap lower bound of the Huffman size in bits (order-0 entropy minus a
+ * small margin); saves building a tree for streams that will stay raw. */
+static float fast_entropy_bits(const uint32_t *cnt, size_t n)
+{
+	float s = 0;
+
+	for (uint32_t i = 0; i < 256; i++) {
+		if (cnt[i]) {
+			union {
+				float f;
+				uint32_t u;
+			} v = {(float)cnt[i] / (float)n};
+			float e = (float)((int)(v.u >> 23) - 127), m;
+
+			v.u = (v.u & 0x7fffffu) | 0x3f800000u;
+			m = v.f;
+			s -= (float)cnt[i] * (e + (-0.34484843f * m + 2.02466578f) * m - 0.67487759f);
+		}
+	}
+	return s * 0.99f;
+}
+
+/* Code stream s[0..n) (n >= 1) at out[0..cap).  Returns bytes or -ENOSPC. */
+static ssize_t fast_stream_encode(const uint8_t *s, size_t n, uint8_t *out, size_t cap)
+{
+	uint32_t h[HUF_LANES][256], cnt[256], enc[256], lo = 256, hi = 0, nsym = 0;
+	uint8_t len[256];
+	uint16_t code[256];
+	uint64_t bits[HUF_LANES] = {0}, total = 0;
+	size_t start[HUF_LANES], lcnt[HUF_LANES], hdr, o;
+
+	huf_lane_split(n, start, lcnt);
+	fast_hist(s, start, lcnt, h);
+	for (uint32_t x = 0; x < 256; x++) {
+		cnt[x] = h[0][x] + h[1][x] + h[2][x] + h[3][x];
+		if (cnt[x]) {
+			nsym++;
+			lo = lo < x ? lo : x;
+			hi = x;
+		}
+	}
+	if (nsym == 1) {
+		if (cap < 2)
+			return -ENOSPC;
+		out[0] = FAST_STREAM_CONST;
+		out[1] = (uint8_t)lo;
+		return 2;
+	}
+	hdr = 3 + (hi - lo + 2) / 2 + HUF_LANES * 4;
+	if (fast_entropy_bits(cnt, n) / 8 + (float)hdr >= (float)n)
+		goto raw;
+	huf_lengths(cnt, len);
+	huf_codes(len, lo, hi, code);
+	for (uint32_t k = 0; k < HUF_LANES; k++) {
+		for (uint32_t x = lo; x <= hi; x++)
+			bits[k] += (uint64_t)h[k][x] * len[x];
+		total += (bits[k] + 7) / 8;
+	}
+	o = 3 + (hi - lo + 2) / 2;
+	for (uint32_t k = 0; k < HUF_LANES; k++)
+		o += varint_size((uint32_t)((bits[k] + 7) / 8));
+	if (o + total >= n + 1)
+		goto raw;
+	if (o + total > cap)
+		return -ENOSPC;
+	out[0] = FAST_STREAM_HUF;
+	out[1] = (uint8_t)lo;
+	out[2] = (uint8_t)hi;
+	o = 3;
+	for (uint32_t x = lo; x <= hi; x += 2)
+		out[o++] = (uint8_t)(len[x] | (x + 1 <= hi ? len[x + 1] << 4 : 0));
+	for (uint32_t k = 0; k < HUF_LANES; k++)
+		o += varint_put(out + o, (uint32_t)((bits[k] + 7) / 8));
+	for (uint32_t x = 0; x < 256; x++)
+		enc[x] = len[x] ? (uint32_t)code[x] | (uint32_t)len[x] << 16 : 0;
+	for (uint32_t k = 0; k < HUF_LANES; k++) {
+		huf_lane_encode(s + start[k], lcnt[k], enc, out + o, out + cap);
+		o += (bits[k] + 7) / 8;
+	}
+	return (ssize_t)o;
+raw:
+	if (n + 1 > cap)
+		return -ENOSPC;
+	out[0] = FAST_STREAM_RAW;
+	memcpy(out + 1, s, n);
+	return (ssize_t)(n + 1);
+}
+
+ssize_t fast_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
+                    const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
+{
+	struct fast_geo g;
+	struct fast_state *st;
+	uint8_t *s[FAST_STREAMS_MAX];
+	uint32_t ns;
+	size_t o;
+	ssize_t rc;
+
+	fast_geo_init(a, len, &g);
+	rc = -ENOSPC;
+	if (g.m == 0 || cap < (size_t)g.pre + g.tail)
+		goto out;
+	ns = g.esz;
+	if (a->dtype == CODEC_DTYPE_OTHER) {
+		s[0] = (uint8_t *)src; /* single stream: code in place */
+	} else {
+		rc = fast_state_get(ctx, g.m * ns, &st);
+		if (rc)
+			goto out;
+		for (uint32_t k = 0; k < ns; k++)
+			s[k] = st->buf + k * g.m;
+		fast_split(a->dtype, src + g.pre, g.m, s);
+	}
+	memcpy(dst, src, g.pre);
+	memcpy(dst + g.pre, src + len - g.tail, g.tail);
+	o = (size_t)g.pre + g.tail;
+	for (uint32_t k = 0; k < ns; k++) {
+		rc = fast_stream_encode(s[k], g.m, dst + o, cap - o);
+		if (rc < 0)
+			goto out;
+		o += (size_t)rc;
+	}
+	rc = (ssize_t)o;
+out:
+	return rc;
+}
+
+/* ---- stream decoder ---- */
+
+struct bitr {
+	const uint8_t *base; /* lane start */
+	const uint8_t *end;  /* payload end: peeks may look this far */
+	size_t pos;          /* bits consumed */
+};
+
+static inline uint64_t bitr_peek(const struct bitr *r)
+{
+	const uint8_t *p = r->base + (r->pos >> 3);
+	uint64_t v = 0;
+
+	if (p + 8 <= r->end)
+		return load64(p) >> (r->pos & 7);
+	for (uint32_t i = 0; p + i < r->end && i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v >> (r->pos & 7);
+}
+
+static void huf_lanes_decode(const uint16_t *dt, struct bitr r[HUF_LANES], uint8_t *out,
+                             const size_t start[HUF_LANES], const size_t cnt[HUF_LANES])
+{
+	size_t i = 0, common = cnt[HUF_LANES - 1];
+
+	/* Lane 3 is the shortest.  Five 11-bit codes fit the 57 bits a
+	 * peek guarantees. */
+	for (; i + 5 <= common; i += 5) {
+		uint64_t v[HUF_LANES];
+		int fast = 1;
+
+		for (uint32_t k = 0; k < HUF_LANES; k++)
+			fast &= r[k].base + (r[k].pos >> 3) + 8 <= r[k].end;
+		if (!fast)
+			break;
+		for (uint32_t k = 0; k < HUF_LANES; k++)
+			v[k] = load64(r[k].base + (r[k].pos >> 3)) >> (r[k].pos & 7);
+		for (uint32_t j = 0; j < 5; j++) {
+			for (uint32_t k = 0; k < HUF_LANES; k++) {
+				uint16_t e = dt[v[k] & (HUF_TSIZE - 1)];
+
+				out[start[k] + i + j] = (uint8_t)e;
+				v[k] >>= e >> 8;
+				r[k].pos += e >> 8;
+			}
+		}
+	}
+	for (uint32_t k = 0; k < HUF_LANES; k++) {
+		for (size_t j = i; j < cnt[k]; j++) {
+			uint16_t e = dt[bitr_peek(&r[k]) & (HUF_TSIZE - 1)];
+
+			out[start[k] + j] = (uint8_t)e;
+			r[k].pos += e >> 8;
+		}
+	}
+}
+
+/* Decode one stream of n symbols from in[0..avail) (avail runs to the
+ * payload end).  *res points at the symbols: into the payload for raw
+ * streams, else at out.  Returns bytes consumed or -EBADMSG. */
+static ssize_t fast_stream_decode(struct fast_state *st, const uint8_t *in, size_t avail,
+                                  size_t n, uint8_t *out, const uint8_t **res)
+{
+	uint8_t len[256] = {0};
+	uint16_t code[256];
+	struct bitr r[HUF_LANES];
+	size_t start[HUF_LANES], cnt[HUF_LANES], o;
+	uint32_t lo, hi, sz[HUF_LANES];
+
+	if (avail < 2)
+		return -EBADMSG;
+	switch (in[0]) {
+	case FAST_STREAM_RAW:
+		if (avail - 1 < n)
+			return -EBADMSG;
+		*res = in + 1;
+		return (ssize_t)(n + 1);
+	case FAST_STREAM_CONST:
+		memset(out, in[1], n);
+		*res = out;
+		return 2;
+	case FAST_STREAM_HUF:
+		break;
+	default:
+		return -EBADMSG;
+	}
+	if (avail < 3 || in[2] <= in[1])
+		return -EBADMSG;
+	lo = in[1];
+	hi = in[2];
+	o = 3 + (hi - lo + 2) / 2;
+	if (avail < o)
+		return -EBADMSG;
+	for (uint32_t x = lo; x <= hi; x++)
+		len[x] = (in[3 + (x - lo) / 2] >> (4 * ((x - lo) & 1))) & 15;
+	if ((hi - lo) % 2 == 0 && (in[o - 1] >> 4))
+		return -EBADMSG; /* unused nibble must be zero */
+	if (huf_codes(len, lo, hi, code))
+		return -EBADMSG;
+	for (uint32_t k = 0; k < HUF_LANES; k++) {
+		size_t c = varint_get(in + o, avail - o, &sz[k]);
+
+		if (!c)
+			return -EBADMSG;
+		o += c;
+	}
+	for (uint32_t x = lo; x <= hi; x++) {
+		if (!len[x])
+			continue;
+		for (uint32_t j = code[x]; j < HUF_TSIZE; j += 1u << len[x])
+			st->dtab[j] = (uint16_t)(x | (uint32_t)len[x] << 8);
+	}
+	huf_lane_split(n, start, cnt);
+	for (uint32_t k = 0; k < HUF_LANES; k++) {
+		if (avail - o < sz[k] || (cnt[k] == 0) != (sz[k] == 0) ||
+		    sz[k] > (cnt[k] * HUF_MAXBITS + 7) / 8)
+			return -EBADMSG;
+		r[k] = (struct bitr){in + o, in + avail, 0};
+		o += sz[k];
+	}
+	huf_lanes_decode(st->dtab, r, out, start, cnt);
+	/* Each lane must end inside its last byte. */
+	for (uint32_t k = 0; k < HUF_LANES; k++)
+		if (r[k].pos > (size_t)sz[k] * 8 || (sz[k] && r[k].pos <= (size_t)(sz[k] - 1) * 8))
+			return -EBADMSG;
+	*res = out;
+	return (ssize_t)o;
+}
+
+ssize_t fast_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
+                    const uint8_t *payload, size_t plen, uint8_t *dst, size_t raw_len)
+{
+	struct fast_geo g;
+	struct fast_state *st;
+	const uint8_t *s[FAST_STREAMS_MAX];
+	size_t o;
+	ssize_t rc;
+
+	rc = -EBADMSG;
+	if (a->dtype < 0 || a->dtype >= CODEC_DTYPE_COUNT || a->elem_phase >= fast_esize(a->dtype))
+		goto out;
+	fast_geo_init(a, raw_len, &g);
+	if (g.m == 0 || plen < (size_t)g.pre + g.tail)
+		goto out;
+	rc = fast_state_get(ctx, a->dtype == CODEC_DTYPE_OTHER ? 0 : g.m * g.esz, &st);
+	if (rc)
+		goto out;
+	memcpy(dst, payload, g.pre);
+	memcpy(dst + raw_len - g.tail, payload + g.pre, g.tail);
+	o = (size_t)g.pre + g.tail;
+	for (uint32_t k = 0; k < g.esz; k++) {
+		uint8_t *buf = a->dtype == CODEC_DTYPE_OTHER ? dst + g.pre : st->buf + k * g.m;
+
+		rc = fast_stream_decode(st, payload + o, plen - o, g.m, buf, &s[k]);
+		if (rc < 0)
+			goto out;
+		o += (size_t)rc;
+	}
+	rc = -EBADMSG;
+	if (o != plen)
+		goto out;
+	fast_merge(a->dtype, s, g.m, dst + g.pre);
+	rc = (ssize_t)raw_len;
+out:
+	return rc;
 }
