@@ -842,12 +842,11 @@ static int store_batch(struct eng *e, struct einode *ei, struct fchunk *cs, size
 			if (c->dup || c->frame)
 				continue;
 			rc = idx_chunk_get(rt, c->fp, &ch);
-			if (rc == -ENOENT || attempt > 0) {
-				c->is_new = rc == -ENOENT || c->is_new;
-			} else if (rc < 0) {
+			if (rc < 0 && rc != -ENOENT) {
 				idx_txn_abort(rt);
 				goto out;
 			}
+			c->is_new = rc == -ENOENT;
 			rc = 0;
 			if (!c->is_new)
 				continue;
@@ -885,28 +884,29 @@ static int store_batch(struct eng *e, struct einode *ei, struct fchunk *cs, size
 		struct idx_inode in;
 		bool vanished = false;
 		rc = idx_inode_get(t, ei->ino, &in);
+		/* new chunks first: a duplicate may precede its first copy */
 		for (size_t i = 0; rc >= 0 && i < n; i++) {
 			struct fchunk *c = &cs[i];
-			if (c->is_new && !c->dup) {
-				struct idx_chunk nc = { 0 };
-				memcpy(nc.fp, c->fp, FP_LEN);
-				nc.pack_id = c->loc.pack_id;
-				nc.pack_off = c->loc.off;
-				nc.frame_len = c->loc.len;
-				nc.raw_len = c->len;
-				nc.level = c->info.level;
-				nc.dtype = c->info.dtype;
-				rc = idx_chunk_insert(t, &nc);
-				if (rc == -EEXIST) /* a concurrent flush stored it first */
-					rc = 0;
-				if (rc < 0)
-					break;
-			}
+			if (!c->is_new || c->dup)
+				continue;
+			struct idx_chunk nc = { 0 };
+			memcpy(nc.fp, c->fp, FP_LEN);
+			nc.pack_id = c->loc.pack_id;
+			nc.pack_off = c->loc.off;
+			nc.frame_len = c->loc.len;
+			nc.raw_len = c->len;
+			nc.level = c->info.level;
+			nc.dtype = c->info.dtype;
+			rc = idx_chunk_insert(t, &nc);
+			if (rc == -EEXIST) /* a concurrent flush stored it first */
+				rc = 0;
+		}
+		for (size_t i = 0; rc >= 0 && i < n; i++) {
+			struct fchunk *c = &cs[i];
 			rc = idx_file_punch(t, &in, c->off, c->off + c->len);
 			if (rc >= 0)
 				rc = idx_file_map(t, &in, c->off, c->len, c->fp, 0);
 			if (rc == -ENOENT) { /* deduplicated against a chunk deleted meanwhile */
-				c->is_new = true;
 				vanished = true;
 				rc = 0;
 			}
@@ -1017,13 +1017,14 @@ static int flush_locked(struct eng *e, struct einode *ei, bool partial)
 			continue;
 		}
 		bool last = !partial && i + 1 == ei->nsegs && pos == s->len;
+		bool whole = pos == s->len;
 		rc = store_batch(e, ei, cs, n, last);
 		if (rc < 0)
 			goto out;
 		atomic_fetch_sub(&e->dirty_total, pos);
 		seg_consume(ei, i, pos);
-		/* the segment (or its remainder) is revisited: i stays */
-		if (partial && i < ei->nsegs && ei->segs[i].off == s->off)
+		/* a remainder is revisited unless it is a still-growing tail */
+		if (partial && !whole)
 			i++;
 	}
 	if (!partial && ei->meta_dirty) {
