@@ -104,7 +104,8 @@ static void mount_usage(FILE *f, bool helper)
 	        "  dirty=SIZE        buffered write data, all files (default 256M)\n"
 	        "  inflight=SIZE     chunks queued for compression (default 128M)\n"
 	        "  workers=N         compression/decode threads (default: CPUs)\n"
-	        "  level=LEVEL       codec for new data: raw, fast or mix (default mix)\n"
+	        "  level=LEVEL       codec for new data: raw, fast or mix (default: as\n"
+	        "                    given to mkfs, mix unless -l said otherwise)\n"
 	        "  readahead=N       chunks decoded ahead of sequential reads (default 8)\n"
 	        "  pack_size=SIZE    pack file rollover size (default 1G)\n"
 	        "  commit_ms=N       metadata group-commit interval (default 1000)\n"
@@ -246,6 +247,8 @@ int cmd_mount(int argc, char **argv)
 	memset(&mo, 0, sizeof(mo));
 	memset(&cfg, 0, sizeof(cfg));
 	eng_opts_default(&cfg.eng);
+	/* Out of range = the level recorded by mkfs, unless -o level= says. */
+	cfg.eng.level = -1;
 	cfg.progname = "mixfs";
 	if (fuse_opt_add_arg(&args, "mixfs") != 0)
 		goto nomem;

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds mixfs, creates a demo store and mounts it:
+#   store  /tmp/mixfs-demo/store   (MIXFS_DEMO=DIR to put it elsewhere)
+#   mount  /tmp/mixfs-demo/mnt
+# Safe to run again: an existing demo store is reused, a stale mount is
+# unmounted first.  Needs root or sudo for apt-get (tools/deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/deps.sh
+BUILD=${BUILD:-build}
+[ -d "$BUILD" ] || meson setup "$BUILD"
+meson compile -C "$BUILD" mixfs
+MIXFS=$(pwd)/$BUILD/tools/mixfs
+
+DEMO=${MIXFS_DEMO:-/tmp/mixfs-demo}
+STORE=$DEMO/store
+MNT=$DEMO/mnt
+mkdir -p "$MNT"
+if mountpoint -q "$MNT"; then
+	fusermount3 -u "$MNT"
+fi
+# index/ is what marks a directory as a store (see ARCHITECTURE.md).
+if [ ! -d "$STORE/index" ]; then
+	"$MIXFS" mkfs "$STORE"
+fi
+"$MIXFS" mount "$STORE" "$MNT"
+
+cat <<EOF
+
+mixfs is mounted: store $STORE, mount point $MNT
+
+Try:
+  cp some-checkpoint.safetensors $MNT/
+  cmp some-checkpoint.safetensors $MNT/some-checkpoint.safetensors
+  ls -ls $MNT                 # first column: blocks actually stored
+  getfattr -d -m user.mixfs $MNT/some-checkpoint.safetensors
+  du -sh $STORE               # what the store uses on disk
+
+Mount options, other commands:  $MIXFS mount --help,  $MIXFS --help,
+  man -l man/mixfs.8
+
+Unmount:
+  fusermount3 -u $MNT
+Remove the demo:
+  fusermount3 -u $MNT; rm -rf $DEMO
+EOF
