@@ -187,10 +187,14 @@ static int ring_submit(struct io_uring *ring)
 	return rc < 0 ? rc : 0;
 }
 
-static int wbuf_write_sync(struct wbuf *b)
+/* Fallback transfer: pwrite/pread from buf+*done until len bytes moved.
+ * Zero progress (EOF of a truncated pack, or a write that cannot advance)
+ * is -EIO. */
+static int io_plain(int fd, bool write, uint8_t *buf, uint32_t len, uint64_t off, uint32_t *done)
 {
-	while (b->done < b->len) {
-		ssize_t n = pwrite(b->fd, b->data + b->done, b->len - b->done, (off_t)(b->off + b->done));
+	while (*done < len) {
+		ssize_t n = write ? pwrite(fd, buf + *done, len - *done, (off_t)(off + *done))
+		                  : pread(fd, buf + *done, len - *done, (off_t)(off + *done));
 		if (n < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
@@ -198,7 +202,7 @@ static int wbuf_write_sync(struct wbuf *b)
 		}
 		if (n == 0)
 			return -EIO;
-		b->done += (uint32_t)n;
+		*done += (uint32_t)n;
 	}
 	return 0;
 }
@@ -235,7 +239,7 @@ static int wbuf_submit(struct pack_store *ps, struct wbuf *b)
 	b->state = WB_INFLIGHT;
 	pthread_rwlock_unlock(&ps->buf_lock);
 	if (!ps->use_uring) {
-		wbuf_retire(ps, b, wbuf_write_sync(b));
+		wbuf_retire(ps, b, io_plain(b->fd, true, b->data, b->len, b->off, &b->done));
 		return 0;
 	}
 	sqe = ring_sqe(&ps->wring);
@@ -780,18 +784,7 @@ static bool pack_read_mem(struct pack_store *ps, const struct pack_loc *loc, voi
 
 static int read_req_plain(struct read_req *q)
 {
-	while (q->done < q->len) {
-		ssize_t n = pread(q->fd, q->buf + q->done, q->len - q->done, (off_t)(q->off + q->done));
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO; /* truncated pack */
-		q->done += (uint32_t)n;
-	}
-	return 0;
+	return io_plain(q->fd, false, q->buf, q->len, q->off, &q->done);
 }
 
 static void read_req_prep(struct io_uring_sqe *sqe, struct read_req *q)
@@ -972,7 +965,8 @@ int pack_store_open(const char *dir, const struct pack_opts *opts, pack_id_alloc
 	}
 	/* Room for every buffer write plus one sync batch. */
 	entries = ps->opts.write_bufs + PACK_MAX_RETIRED + 2;
-	rc = io_uring_queue_init(entries, &ps->wring, 0);
+	/* MIXFS_PACK_NO_URING forces the fallback so tests can cover it. */
+	rc = getenv("MIXFS_PACK_NO_URING") ? -ENOSYS : io_uring_queue_init(entries, &ps->wring, 0);
 	ps->use_uring = rc == 0;
 	if (rc)
 		pack_log_fallback(ps, rc);
@@ -994,6 +988,33 @@ err_free:
 	return rc;
 }
 
+int pack_store_clear_error(struct pack_store *ps)
+{
+	int rc;
+
+	pthread_mutex_lock(&ps->wlock);
+	rc = ps->err;
+	if (!rc)
+		goto out;
+	if (ps->cur) { /* frames never submitted: dropped with the error */
+		wbuf_retire(ps, ps->cur, 0);
+		ps->cur = NULL;
+	}
+	wring_drain(ps);
+	for (unsigned i = 0; i < ps->nretired; i++)
+		close(ps->retired[i].fd);
+	ps->nretired = 0;
+	if (ps->cur_fd >= 0)
+		close(ps->cur_fd);
+	/* The failed pack may end in a torn write: never append after it. */
+	ps->cur_fd = -1;
+	ps->cur_dirty = false;
+	ps->err = 0;
+out:
+	pthread_mutex_unlock(&ps->wlock);
+	return rc;
+}
+
 void pack_store_close(struct pack_store *ps)
 {
 	struct read_ring *r, *next;
@@ -1009,7 +1030,9 @@ void pack_store_close(struct pack_store *ps)
 	pthread_mutex_unlock(&ps->wlock);
 
 	/* Past this point no destructor of ours runs at thread exit, so the
-	 * rings still listed are ours alone to free. */
+	 * rings still listed are ours alone to free.  (A thread exiting while
+	 * close runs could still be inside read_ring_release: the caller must
+	 * have stopped using the store in every thread, as for any free.) */
 	pthread_key_delete(ps->ring_key);
 	for (r = ps->rings; r; r = next) {
 		next = r->next;

@@ -59,6 +59,12 @@ void pack_store_close(struct pack_store *ps);
 int pack_append(struct pack_store *ps, const void *frame, uint32_t len, struct pack_loc *loc);
 /* Make everything appended so far durable. */
 int pack_sync(struct pack_store *ps);
+/* Recover from a sticky write/sync error (e.g. -ENOSPC once space is
+ * freed): waits for writes in flight, drops frames not yet written, and
+ * makes the next append start a new pack.  Frames appended since the last
+ * successful pack_sync must be treated as lost (never committed).  Returns
+ * the error that was cleared, or 0 if there was none. */
+int pack_store_clear_error(struct pack_store *ps);
 
 /* Read loc->len bytes of frame loc into buf.  Short read (truncated pack)
  * -> -EIO.  Frames appended but not yet written are served from memory. */

@@ -470,10 +470,40 @@ static void test_enospc(void **state)
 	assert_int_equal(pack_sync(ps), -ENOSPC);
 	assert_int_equal(pack_read(ps, &first, got), 0);
 	assert_memory_equal(got, buf, 60000);
+
+	/* Free space (gc would drop a dead pack), clear, and carry on in a
+	 * fresh pack. */
+	assert_int_equal(pack_remove(ps, first.pack_id), 0);
+	assert_int_equal(pack_store_clear_error(ps), -ENOSPC);
+	assert_int_equal(pack_store_clear_error(ps), 0);
+	assert_int_equal(pack_append(ps, buf, 60000, &l), 0);
+	assert_int_equal(pack_sync(ps), 0);
+	assert_true(l.pack_id > first.pack_id && l.off == 0);
+	memset(got, 0, 60000);
+	assert_int_equal(pack_read(ps, &l, got), 0);
+	assert_memory_equal(got, buf, 60000);
 	pack_store_close(ps);
 	assert_int_equal(umount(mnt), 0);
 	free(buf);
 	free(got);
+}
+
+/* The pread/pwrite path used when io_uring is unavailable. */
+static void test_fallback(void **state)
+{
+	struct ctx *c = *state;
+	struct pack_store *ps;
+
+	setenv("MIXFS_PACK_NO_URING", "1", 1);
+	ps = open_store(c, &small_opts);
+	unsetenv("MIXFS_PACK_NO_URING");
+	append_all(ps, c, NFRAMES);
+	read_all(ps, c, NFRAMES); /* partly from buffers, partly from files */
+	assert_int_equal(pack_sync(ps), 0);
+	pack_store_close(ps);
+	ps = open_store(c, NULL);
+	read_all(ps, c, NFRAMES);
+	pack_store_close(ps);
 }
 
 int main(void)
@@ -491,6 +521,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
