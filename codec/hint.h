@@ -1,0 +1,84 @@
+/*
+ * hint.h - file-format hints for the codec: where tensors live in a file
+ * and what their element type and row length are.
+ *
+ * Pure parsers over bytes the caller already has (no I/O).  Two formats:
+ *   safetensors  u64 LE header length n, JSON header of n bytes
+ *                ({"name": {"dtype", "shape", "data_offsets"}, ...}), then
+ *                the tensor bytes; data_offsets count from 8 + n.
+ *   torch.save   a zip archive whose stored (uncompressed) entries named
+ *                "<archive>/data/<N>" hold tensor storages; their dtype
+ *                lives in the pickle, so it is left to detection (AUTO).
+ * Every length and offset read from the file is bounds-checked; a hostile
+ * header yields -EBADMSG, never a crash or an unbounded allocation.
+ *
+ * Errors are negative errno: -ENOENT (not a recognised format), -EAGAIN
+ * (need more bytes, see need), -EBADMSG (malformed), -ENOMEM, -EINVAL.
+ */
+#ifndef MIXFS_CODEC_HINT_H
+#define MIXFS_CODEC_HINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum codec_hint_format {
+	CODEC_HINT_UNKNOWN = 0,
+	CODEC_HINT_SAFETENSORS = 1,
+	CODEC_HINT_TORCH_ZIP = 2
+};
+
+/* Largest safetensors header accepted (the format's own limit). */
+#define CODEC_HINT_MAX_HEADER (100u << 20)
+/* Most ranges one parse returns. */
+#define CODEC_HINT_MAX_RANGES (1u << 20)
+
+struct codec_hint_range {
+	uint64_t off;       /* file offset of the first byte */
+	uint64_t len;       /* bytes, > 0 */
+	int dtype;          /* enum codec_dtype, CODEC_DTYPE_AUTO if unknown */
+	uint32_t row_elems; /* last dimension of the shape, 0 if unknown */
+};
+
+struct codec_hint {
+	int format;                 /* enum codec_hint_format */
+	struct codec_hint_range *r; /* sorted by off; owned, see release */
+	size_t n;
+	/* -EAGAIN: bytes of the file's head needed for the parse to finish.
+	 * 0 on success for safetensors; for a torch zip the offset of the
+	 * first local header beyond head_len (feed codec_hint_zip_entry as
+	 * the writes arrive), 0 when the walk ended. */
+	uint64_t need;
+};
+
+/* Parse the first head_len bytes of a file of file_size bytes (0 if not
+ * known yet: offsets are then not checked against it).  On 0, *h holds
+ * the ranges (release with codec_hint_release); on error *h holds none. */
+int codec_hint_parse(const void *head, size_t head_len, uint64_t file_size,
+                     struct codec_hint *h);
+void codec_hint_release(struct codec_hint *h);
+
+/* Parse one zip local file header found at file offset off (buf holds
+ * the bytes from off on).  Sets *next to the offset of the following
+ * header.  Returns 1 and fills *r for a stored tensor entry, 0 for any
+ * other entry, -ENOENT when buf does not start with a local header (the
+ * central directory, say), -EAGAIN when len is too short, -EBADMSG. */
+int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
+                         struct codec_hint_range *r, uint64_t *next);
+
+/* Codec parameters for the chunk at file bytes [off, off + len): the
+ * range overlapping it most gives dtype, element phase and row length.
+ * Returns 0, or -ENOENT (no range overlaps; p->dtype is set to AUTO).
+ * Other fields of *p are left alone. */
+int codec_hint_chunk(const struct codec_hint *h, uint64_t off, uint64_t len,
+                     struct codec_params *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
