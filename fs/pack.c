@@ -40,6 +40,7 @@
  * many we sync early rather than hold an unbounded number of fds. */
 #define PACK_MAX_RETIRED 64
 #define PACK_READ_RING 64
+#define PACK_SMALL_BATCH 8
 #define PACK_FD_BUCKETS 256
 #define PACK_MAX_READ_FDS 256
 
@@ -865,16 +866,24 @@ static void read_reqs_run(struct read_ring *r, struct read_req **qs, int n)
 int pack_read_many(struct pack_store *ps, const struct pack_loc *locs, void *const *bufs,
                    int n, int *res)
 {
-	struct read_req *reqs = NULL, **qs = NULL;
-	struct fd_ent **ents = NULL;
+	/* Small batches (every pack_read) stay off the heap. */
+	struct read_req sreqs[PACK_SMALL_BATCH], *sqs[PACK_SMALL_BATCH];
+	struct fd_ent *sents[PACK_SMALL_BATCH];
+	struct read_req *reqs = sreqs, **qs = sqs;
+	struct fd_ent **ents = sents;
 	struct read_ring *r;
 	int rc = 0, m = 0;
 
 	if (n <= 0)
 		return 0;
-	reqs = calloc((size_t)n, sizeof(*reqs));
-	qs = calloc((size_t)n, sizeof(*qs));
-	ents = calloc((size_t)n, sizeof(*ents));
+	if (n > PACK_SMALL_BATCH) {
+		reqs = calloc((size_t)n, sizeof(*reqs));
+		qs = calloc((size_t)n, sizeof(*qs));
+		ents = calloc((size_t)n, sizeof(*ents));
+	} else {
+		memset(sreqs, 0, sizeof(sreqs));
+		memset(sents, 0, sizeof(sents));
+	}
 	r = read_ring_get(ps);
 	if (!reqs || !qs || !ents || !r) {
 		for (int i = 0; i < n; i++)
@@ -907,9 +916,11 @@ int pack_read_many(struct pack_store *ps, const struct pack_loc *locs, void *con
 			rc = res[i];
 	}
 out:
-	free(ents);
-	free(qs);
-	free(reqs);
+	if (n > PACK_SMALL_BATCH) {
+		free(ents);
+		free(qs);
+		free(reqs);
+	}
 	return rc;
 }
 
