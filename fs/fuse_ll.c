@@ -793,7 +793,8 @@ int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args)
 	}
 	se = fuse_session_new(args, &mfs_ops, sizeof(mfs_ops), &m);
 	if (se == NULL) {
-		fprintf(stderr, "%s: bad FUSE options (see mixfs --help)\n", prog);
+		fprintf(stderr, "%s: bad FUSE options (see mixfs mount --help)\n", prog);
+		status = 2; /* usage, as for a bad mixfs option */
 		goto out;
 	}
 	if (fuse_set_signal_handlers(se) != 0) {

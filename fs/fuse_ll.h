@@ -38,9 +38,11 @@ struct mixfs_mount_cfg {
  * (default_permissions, fsname and subtype are added) and not freed here.
  *
  * Errors are printed to stderr with the store or mount point named.
- * Returns a process exit status: 0 after a clean unmount, 1 on error.
- * Without cfg->foreground this returns only in the parent, which exits
- * with the daemon's start-up status; the daemon itself exits at unmount.
+ * Returns a process exit status: 0 after a clean unmount, 1 on error, 2
+ * when libfuse rejects an option.
+ * Without cfg->foreground the calling process forks: the parent waits for
+ * the daemon's start-up status and _exit()s with it; this function returns
+ * in the daemon only, after unmount.
  */
 int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args);
 
