@@ -240,8 +240,9 @@ static int wbuf_submit(struct pack_store *ps, struct wbuf *b)
 	b->state = WB_INFLIGHT;
 	pthread_rwlock_unlock(&ps->buf_lock);
 	if (!ps->use_uring) {
-		wbuf_retire(ps, b, io_plain(b->fd, true, b->data, b->len, b->off, &b->done));
-		return 0;
+		rc = io_plain(b->fd, true, b->data, b->len, b->off, &b->done);
+		wbuf_retire(ps, b, rc);
+		return rc;
 	}
 	sqe = ring_sqe(&ps->wring);
 	if (!sqe) {
