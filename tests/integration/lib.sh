@@ -89,6 +89,7 @@ pack_bytes() {
 it_cleanup() {
 	local rc=$?
 	set +e
+	trap - ERR
 	if [ "$MOUNTED" = 1 ] && mountpoint -q "$MNT" 2>/dev/null; then
 		fusermount3 -u "$MNT" 2>/dev/null || { sleep 1; fusermount3 -uz "$MNT"; }
 	fi
