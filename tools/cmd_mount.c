@@ -87,8 +87,12 @@ static void mount_usage(FILE *f, bool helper)
 		fprintf(f, "usage: mount.mixfs STORE MNT [-sfnv] [-o OPTS]\n");
 		return;
 	}
+	fprintf(f, "usage: mixfs mount [-f] [-s] [-d] [-o OPT[,OPT...]] STORE MNT\n");
+	if (f != stdout) {
+		fprintf(f, "Try 'mixfs mount --help' for the options.\n");
+		return;
+	}
 	fprintf(f,
-	        "usage: mixfs mount [-f] [-s] [-d] [-o OPT[,OPT...]] STORE MNT\n"
 	        "\n"
 	        "Mount the mixfs store STORE on directory MNT; unmount with\n"
 	        "fusermount3 -u MNT.\n"
@@ -113,10 +117,8 @@ static void mount_usage(FILE *f, bool helper)
 	        "  writeback         enable the kernel writeback cache (default off)\n"
 	        "\n"
 	        "FUSE and kernel options (passed through):\n");
-	if (f == stdout) {
-		fflush(stdout);
-		mixfs_fuse_help();
-	}
+	fflush(stdout);
+	mixfs_fuse_help();
 }
 
 static void free_mount_opts(struct mount_opts *mo)
