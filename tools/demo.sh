@@ -36,8 +36,9 @@ Try:
   getfattr -d -m user.mixfs $MNT/some-checkpoint.safetensors
   du -sh $STORE               # what the store uses on disk
 
-Mount options, other commands:  $MIXFS mount --help,  $MIXFS --help,
-  man -l man/mixfs.8
+Options and commands:
+  $MIXFS mount --help
+  man -l $(pwd)/man/mixfs.8
 
 Unmount:
   fusermount3 -u $MNT
