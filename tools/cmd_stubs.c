@@ -28,8 +28,3 @@ int cmd_gc(int argc, char **argv)
 {
 	return not_yet("gc");
 }
-
-int cmd_bench(int argc, char **argv)
-{
-	return not_yet("bench");
-}

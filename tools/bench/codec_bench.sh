@@ -141,11 +141,11 @@ mixfs_rows() {
 	while IFS=$'\t' read -r _ coder dt raw chunks stored _ enc dec note; do
 		case $dt in auto) tool="$coder (dtype auto)" ;; *) tool="$coder (hint $dt)" ;; esac
 		case $coder in zipnn*) tool="ZipNN-style (byte planes + zstd -3)" ;; esac
-		if [ -z "$stored" ]; then
-			printf '%s\t%s\t%s\t%s\t\t\t\t%s\n' "$c" "$tool" "$label" "$raw" "FAILED: $note" >> "$ROWS"
+		if [ "$stored" = - ]; then
+			printf '%s\t%s\t%s\t%s\t\t\t\t%s\n' "$c" "$tool" "$label" "$raw" "FAILED: $chunks $note" >> "$ROWS"
 		else
 			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$tool" "$label" "$raw" "$stored" \
-				"$enc" "$dec" "$chunks chunks${note:+; $note}" >> "$ROWS"
+				"$enc" "$dec" "$chunks $note" >> "$ROWS"
 		fi
 	done < "$WORK/cb.tsv"
 }
