@@ -1,1 +1,1956 @@
-/* placeholder: being written */
+/*
+ * idx.c - the mixfs metadata index on LMDB (schema in idx.h).
+ *
+ * Records are packed big-endian by explicit encode/decode pairs below; a
+ * decoder that sees the wrong length or an out-of-range field returns -EIO
+ * instead of trusting the bytes (stats arrays are indexed by level/dtype).
+ *
+ * A write transaction caches the superblock and the stats record and writes
+ * them back once, at commit: every mutating call changes records and the
+ * cached counters together, so the counters committed are exactly those of
+ * the records committed.
+ *
+ * Chunks whose refcount drops to zero are deleted at commit, not at once:
+ * the write path punches a range and then maps the same chunk again (an
+ * overwrite with identical data), and the chunk must survive in between.
+ * The transaction remembers every chunk that was at zero and sweeps those
+ * still at zero when it commits; a chunk inserted but never mapped goes the
+ * same way instead of leaking.  A mutating call that fails may have changed some
+ * records already; the caller aborts the transaction (commit then reports
+ * the first LMDB failure instead of committing a half-done change).
+ */
+#include "index/idx.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <lmdb.h>
+
+#define IDX_MAP_DEFAULT (64ull << 30)
+#define IDX_XATTR_VALUE_MAX (64u << 10)
+#define IDX_SYMLINK_MAX 4095u
+
+static const uint8_t idx_magic[8] = { 'm', 'i', 'x', 'f', 's', 'I', 'D', 'X' };
+
+enum idx_db {
+	DB_SUPER,
+	DB_INODES,
+	DB_DIRENTS,
+	DB_DIRSEQ,
+	DB_EXTENTS,
+	DB_CHUNKS,
+	DB_PACKS,
+	DB_XATTRS,
+	DB_SYMLINKS,
+	DB_ORPHANS,
+	DB_COUNT
+};
+
+static const char *const idx_db_names[DB_COUNT] = {
+	"super", "inodes", "dirents", "dirseq", "extents",
+	"chunks", "packs", "xattrs", "symlinks", "orphans",
+};
+
+struct idx {
+	MDB_env *env;
+	MDB_dbi dbi[DB_COUNT];
+	bool rdonly;
+};
+
+struct idx_txn {
+	struct idx *x;
+	MDB_txn *txn;
+	bool rdonly;
+	bool super_loaded, super_dirty;
+	bool stats_loaded, stats_dirty;
+	int err; /* first LMDB failure that poisoned the txn, or 0 */
+	struct idx_super sb;
+	struct idx_stats st;
+	uint8_t (*zero)[FP_LEN]; /* chunks that reached refcount 0: sweep at commit */
+	size_t nzero, capzero;
+};
+
+/* --- errors ------------------------------------------------------------ */
+
+static int idx_lmdb_err(struct idx_txn *t, int rc, const char *file, int line)
+{
+	int e;
+
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_KEYEXIST:
+		return -EEXIST;
+	case MDB_MAP_FULL:
+		e = -ENOSPC;
+		break;
+	default:
+		if (rc > 0) {
+			e = -rc;
+		} else {
+			fprintf(stderr, "mixfs: index: %s:%d: %s\n", file, line, mdb_strerror(rc));
+			e = -EIO;
+		}
+		break;
+	}
+	/* Anything but NOTFOUND/KEYEXIST leaves an LMDB write txn unusable. */
+	if (t && !t->err)
+		t->err = e;
+	return e;
+}
+
+#define LMDB_ERR(t, rc) idx_lmdb_err((t), (rc), __FILE__, __LINE__)
+
+/* --- big-endian packing ------------------------------------------------ */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+static MDB_val mval(const void *p, size_t n)
+{
+	MDB_val v = { .mv_size = n, .mv_data = (void *)p };
+
+	return v;
+}
+
+/* Keys: ino(8) || u64(8), e.g. extents, dirseq. */
+static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
+{
+	put_be64(k, a);
+	put_be64(k + 8, b);
+}
+
+/* --- record codecs ----------------------------------------------------- */
+
+#define SUPER_LEN 61u
+#define STATS_LEN (22u * 8u)
+#define INODE_LEN 77u
+#define EXTENT_LEN 40u
+#define CHUNK_LEN 27u
+#define CHUNK_REF_LEN (CHUNK_LEN + FP_LEN)
+#define PACK_LEN 16u
+#define DIRENT_LEN 17u
+#define DIRSEQ_HDR 9u
+
+static void super_encode(const struct idx_super *s, uint8_t b[SUPER_LEN])
+{
+	memcpy(b, idx_magic, 8);
+	put_be32(b + 8, s->format_version);
+	memcpy(b + 12, s->uuid, 16);
+	put_be32(b + 28, s->cdc.min_size);
+	put_be32(b + 32, s->cdc.avg_size);
+	put_be32(b + 36, s->cdc.max_size);
+	b[40] = s->default_level;
+	put_be64(b + 41, s->next_ino);
+	put_be32(b + 49, s->next_pack);
+	put_be64(b + 53, (uint64_t)s->created_ns);
+}
+
+/* -EINVAL: not our magic; -EPROTONOSUPPORT: newer format; -EIO: malformed. */
+static int super_decode(const MDB_val *v, struct idx_super *s)
+{
+	const uint8_t *b = v->mv_data;
+
+	if (v->mv_size < 12 || memcmp(b, idx_magic, 8) != 0)
+		return -EINVAL;
+	memset(s, 0, sizeof(*s));
+	s->format_version = get_be32(b + 8);
+	if (s->format_version > IDX_FORMAT_VERSION)
+		return -EPROTONOSUPPORT;
+	if (v->mv_size != SUPER_LEN)
+		return -EIO;
+	memcpy(s->uuid, b + 12, 16);
+	s->cdc.min_size = get_be32(b + 28);
+	s->cdc.avg_size = get_be32(b + 32);
+	s->cdc.max_size = get_be32(b + 36);
+	s->default_level = b[40];
+	s->next_ino = get_be64(b + 41);
+	s->next_pack = get_be32(b + 49);
+	s->created_ns = (int64_t)get_be64(b + 53);
+	if (s->default_level >= IDX_LEVEL_COUNT)
+		return -EIO;
+	return 0;
+}
+
+/* The stats record is the counters in declaration order. */
+static void stats_fields(struct idx_stats *s, uint64_t *f[22])
+{
+	unsigned n = 0, i;
+
+	f[n++] = &s->files;
+	f[n++] = &s->logical_bytes;
+	f[n++] = &s->mapped_bytes;
+	f[n++] = &s->chunks;
+	f[n++] = &s->unique_bytes;
+	f[n++] = &s->stored_bytes;
+	f[n++] = &s->ref_chunks;
+	for (i = 0; i < IDX_LEVEL_COUNT; i++)
+		f[n++] = &s->level_raw[i];
+	for (i = 0; i < IDX_LEVEL_COUNT; i++)
+		f[n++] = &s->level_stored[i];
+	for (i = 0; i < IDX_DTYPE_COUNT; i++)
+		f[n++] = &s->dtype_raw[i];
+	for (i = 0; i < IDX_DTYPE_COUNT; i++)
+		f[n++] = &s->dtype_stored[i];
+	f[n++] = &s->pending_bytes;
+}
+
+static void stats_encode(const struct idx_stats *s, uint8_t b[STATS_LEN])
+{
+	struct idx_stats tmp = *s;
+	uint64_t *f[22];
+	unsigned i;
+
+	stats_fields(&tmp, f);
+	for (i = 0; i < 22; i++)
+		put_be64(b + 8 * i, *f[i]);
+}
+
+static int stats_decode(const MDB_val *v, struct idx_stats *s)
+{
+	const uint8_t *b = v->mv_data;
+	uint64_t *f[22];
+	unsigned i;
+
+	if (v->mv_size != STATS_LEN)
+		return -EIO;
+	stats_fields(s, f);
+	for (i = 0; i < 22; i++)
+		*f[i] = get_be64(b + 8 * i);
+	return 0;
+}
+
+static void inode_encode(const struct idx_inode *in, uint8_t b[INODE_LEN])
+{
+	put_be32(b, in->mode);
+	put_be32(b + 4, in->uid);
+	put_be32(b + 8, in->gid);
+	put_be32(b + 12, in->nlink);
+	put_be64(b + 16, in->size);
+	put_be64(b + 24, in->rdev);
+	put_be64(b + 32, (uint64_t)in->atime_ns);
+	put_be64(b + 40, (uint64_t)in->mtime_ns);
+	put_be64(b + 48, (uint64_t)in->ctime_ns);
+	put_be64(b + 56, in->stored_bytes);
+	put_be64(b + 64, in->dir_seq);
+	put_be32(b + 72, in->flags);
+	b[76] = in->dtype;
+}
+
+static int inode_decode(uint64_t ino, const MDB_val *v, struct idx_inode *in)
+{
+	const uint8_t *b = v->mv_data;
+
+	if (v->mv_size != INODE_LEN)
+		return -EIO;
+	memset(in, 0, sizeof(*in));
+	in->ino = ino;
+	in->mode = get_be32(b);
+	in->uid = get_be32(b + 4);
+	in->gid = get_be32(b + 8);
+	in->nlink = get_be32(b + 12);
+	in->size = get_be64(b + 16);
+	in->rdev = get_be64(b + 24);
+	in->atime_ns = (int64_t)get_be64(b + 32);
+	in->mtime_ns = (int64_t)get_be64(b + 40);
+	in->ctime_ns = (int64_t)get_be64(b + 48);
+	in->stored_bytes = get_be64(b + 56);
+	in->dir_seq = get_be64(b + 64);
+	in->flags = get_be32(b + 72);
+	in->dtype = b[76];
+	return 0;
+}
+
+static void extent_encode(const struct idx_extent *e, uint8_t b[EXTENT_LEN])
+{
+	put_be32(b, e->len);
+	put_be32(b + 4, e->chunk_off);
+	memcpy(b + 8, e->fp, FP_LEN);
+}
+
+/* key must be ino(8) || off(8). */
+static int extent_decode(const MDB_val *k, const MDB_val *v, struct idx_extent *e)
+{
+	const uint8_t *b = v->mv_data;
+
+	if (k->mv_size != 16 || v->mv_size != EXTENT_LEN)
+		return -EIO;
+	e->off = get_be64((const uint8_t *)k->mv_data + 8);
+	e->len = get_be32(b);
+	e->chunk_off = get_be32(b + 4);
+	memcpy(e->fp, b + 8, FP_LEN);
+	if (e->len == 0 || e->off > UINT64_MAX - e->len)
+		return -EIO;
+	return 0;
+}
+
+static size_t chunk_encode(const struct idx_chunk *c, uint8_t b[CHUNK_REF_LEN])
+{
+	put_be32(b, c->pack_id);
+	put_be64(b + 4, c->pack_off);
+	put_be32(b + 12, c->frame_len);
+	put_be32(b + 16, c->raw_len);
+	put_be32(b + 20, c->refcount);
+	b[24] = c->level;
+	b[25] = c->dtype;
+	b[26] = c->flags;
+	if (!(c->flags & IDX_CHUNK_HAS_REF))
+		return CHUNK_LEN;
+	memcpy(b + CHUNK_LEN, c->ref_fp, FP_LEN);
+	return CHUNK_REF_LEN;
+}
+
+static int chunk_valid(const struct idx_chunk *c)
+{
+	if (c->level >= IDX_LEVEL_COUNT || c->dtype >= IDX_DTYPE_COUNT || c->raw_len == 0 ||
+	    (c->flags & ~IDX_CHUNK_HAS_REF) != 0)
+		return 0;
+	if ((c->flags & IDX_CHUNK_HAS_REF) && memcmp(c->ref_fp, c->fp, FP_LEN) == 0)
+		return 0;
+	return 1;
+}
+
+static int chunk_decode(const uint8_t fp[FP_LEN], const MDB_val *v, struct idx_chunk *c)
+{
+	const uint8_t *b = v->mv_data;
+	uint8_t key[FP_LEN];
+
+	if (v->mv_size != CHUNK_LEN && v->mv_size != CHUNK_REF_LEN)
+		return -EIO;
+	memcpy(key, fp, FP_LEN); /* fp may point into *c (idx_chunk_get(t, c.fp, &c)) */
+	memset(c, 0, sizeof(*c));
+	memcpy(c->fp, key, FP_LEN);
+	c->pack_id = get_be32(b);
+	c->pack_off = get_be64(b + 4);
+	c->frame_len = get_be32(b + 12);
+	c->raw_len = get_be32(b + 16);
+	c->refcount = get_be32(b + 20);
+	c->level = b[24];
+	c->dtype = b[25];
+	c->flags = b[26];
+	if (v->mv_size != ((c->flags & IDX_CHUNK_HAS_REF) ? CHUNK_REF_LEN : CHUNK_LEN))
+		return -EIO;
+	if (c->flags & IDX_CHUNK_HAS_REF)
+		memcpy(c->ref_fp, b + CHUNK_LEN, FP_LEN);
+	return chunk_valid(c) ? 0 : -EIO;
+}
+
+static void pack_encode(const struct idx_pack *p, uint8_t b[PACK_LEN])
+{
+	put_be64(b, p->live_bytes);
+	put_be64(b + 8, p->dead_bytes);
+}
+
+static int pack_decode(uint32_t id, const MDB_val *v, struct idx_pack *p)
+{
+	if (v->mv_size != PACK_LEN)
+		return -EIO;
+	p->id = id;
+	p->live_bytes = get_be64(v->mv_data);
+	p->dead_bytes = get_be64((const uint8_t *)v->mv_data + 8);
+	return 0;
+}
+
+static void dirent_encode(uint64_t ino, uint64_t seq, uint8_t type, uint8_t b[DIRENT_LEN])
+{
+	put_be64(b, ino);
+	put_be64(b + 8, seq);
+	b[16] = type;
+}
+
+static int dirent_decode(const MDB_val *v, uint64_t *ino, uint64_t *seq, uint8_t *type)
+{
+	const uint8_t *b = v->mv_data;
+
+	if (v->mv_size != DIRENT_LEN)
+		return -EIO;
+	*ino = get_be64(b);
+	*seq = get_be64(b + 8);
+	*type = b[16];
+	return 0;
+}
+
+static size_t dirseq_encode(uint64_t ino, uint8_t type, const char *name, size_t namelen,
+                            uint8_t b[DIRSEQ_HDR + IDX_NAME_MAX])
+{
+	put_be64(b, ino);
+	b[8] = type;
+	memcpy(b + DIRSEQ_HDR, name, namelen);
+	return DIRSEQ_HDR + namelen;
+}
+
+/* name is copied NUL-terminated into name[IDX_NAME_MAX + 1]. */
+static int dirseq_decode(const MDB_val *v, uint64_t *ino, uint8_t *type, char *name,
+                         size_t *namelen)
+{
+	const uint8_t *b = v->mv_data;
+	size_t n;
+
+	if (v->mv_size <= DIRSEQ_HDR || v->mv_size > DIRSEQ_HDR + IDX_NAME_MAX)
+		return -EIO;
+	n = v->mv_size - DIRSEQ_HDR;
+	*ino = get_be64(b);
+	*type = b[8];
+	memcpy(name, b + DIRSEQ_HDR, n);
+	name[n] = '\0';
+	*namelen = n;
+	return 0;
+}
+
+/* --- small helpers ----------------------------------------------------- */
+
+static MDB_dbi dbi(struct idx_txn *t, enum idx_db d)
+{
+	return t->x->dbi[d];
+}
+
+static int db_get(struct idx_txn *t, enum idx_db d, const void *k, size_t klen, MDB_val *v)
+{
+	MDB_val key = mval(k, klen);
+
+	return LMDB_ERR(t, mdb_get(t->txn, dbi(t, d), &key, v));
+}
+
+static int db_put(struct idx_txn *t, enum idx_db d, const void *k, size_t klen, const void *v,
+                  size_t vlen, unsigned flags)
+{
+	MDB_val key = mval(k, klen), val = mval(v, vlen);
+
+	return LMDB_ERR(t, mdb_put(t->txn, dbi(t, d), &key, &val, flags));
+}
+
+static int db_del(struct idx_txn *t, enum idx_db d, const void *k, size_t klen)
+{
+	MDB_val key = mval(k, klen);
+
+	return LMDB_ERR(t, mdb_del(t->txn, dbi(t, d), &key, NULL));
+}
+
+static int db_cursor(struct idx_txn *t, enum idx_db d, MDB_cursor **cur)
+{
+	return LMDB_ERR(t, mdb_cursor_open(t->txn, dbi(t, d), cur));
+}
+
+static int txn_writable(struct idx_txn *t)
+{
+	if (t->rdonly)
+		return -EROFS;
+	return t->err;
+}
+
+static int name_check(const char *name, size_t len)
+{
+	if (len == 0)
+		return -EINVAL;
+	if (len > IDX_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (memchr(name, '/', len) || memchr(name, '\0', len))
+		return -EINVAL;
+	return 0;
+}
+
+static int xattr_name_check(const char *name, size_t *len)
+{
+	*len = strlen(name);
+	if (*len == 0)
+		return -EINVAL;
+	if (*len > IDX_NAME_MAX)
+		return -ERANGE; /* what setxattr(2) returns for a long name */
+	return 0;
+}
+
+/* Stored bytes one extent charges its file.  The same formula is added at
+ * map and subtracted at punch, so map+punch of a range is exactly neutral. */
+static uint64_t extent_charge(const struct idx_chunk *c, uint32_t len)
+{
+	return (uint64_t)c->frame_len * len / c->raw_len;
+}
+
+/* Per-file charges go stale when idx_chunk_relocate changes a shared
+ * chunk's frame_len (no reverse map to fix every file), so they saturate
+ * instead of wrapping. */
+static uint64_t sat_sub(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
+}
+
+/* --- cached superblock and stats ----------------------------------------- */
+
+static int txn_super(struct idx_txn *t, struct idx_super **out)
+{
+	MDB_val v;
+	int rc;
+
+	if (!t->super_loaded) {
+		rc = db_get(t, DB_SUPER, "super", 5, &v);
+		if (rc == -ENOENT)
+			return -EIO;
+		if (rc < 0)
+			return rc;
+		rc = super_decode(&v, &t->sb);
+		if (rc < 0)
+			return -EIO;
+		t->super_loaded = true;
+	}
+	*out = &t->sb;
+	return 0;
+}
+
+static int txn_stats(struct idx_txn *t, struct idx_stats **out)
+{
+	MDB_val v;
+	int rc;
+
+	if (!t->stats_loaded) {
+		rc = db_get(t, DB_SUPER, "stats", 5, &v);
+		if (rc == -ENOENT)
+			return -EIO;
+		if (rc < 0)
+			return rc;
+		if (stats_decode(&v, &t->st) < 0)
+			return -EIO;
+		t->stats_loaded = true;
+	}
+	*out = &t->st;
+	return 0;
+}
+
+/* Pending = raw bytes of chunks compressed (not stored raw: raw means
+ * incompressible) below the store's target level, i.e. recompression work
+ * still to do.  Derived from level_raw so it is exact by construction. */
+static void stats_fix_pending(struct idx_stats *st, uint8_t default_level)
+{
+	unsigned l;
+
+	st->pending_bytes = 0;
+	for (l = 1; l < default_level && l < IDX_LEVEL_COUNT; l++)
+		st->pending_bytes += st->level_raw[l];
+}
+
+static int chunk_sweep(struct idx_txn *t);
+
+static int txn_flush(struct idx_txn *t)
+{
+	uint8_t sb[SUPER_LEN], st[STATS_LEN];
+	struct idx_super *s;
+	int rc;
+
+	rc = chunk_sweep(t);
+	if (rc < 0)
+		return rc;
+	if (t->stats_dirty) {
+		rc = txn_super(t, &s);
+		if (rc < 0)
+			return rc;
+		stats_fix_pending(&t->st, s->default_level);
+		stats_encode(&t->st, st);
+		rc = db_put(t, DB_SUPER, "stats", 5, st, sizeof(st), 0);
+		if (rc < 0)
+			return rc;
+		t->stats_dirty = false;
+	}
+	if (t->super_dirty) {
+		super_encode(&t->sb, sb);
+		rc = db_put(t, DB_SUPER, "super", 5, sb, sizeof(sb), 0);
+		if (rc < 0)
+			return rc;
+		t->super_dirty = false;
+	}
+	return 0;
+}
+
+/* sign is +1 or -1: add or remove c from the chunk counters. */
+static void stats_chunk(struct idx_stats *st, const struct idx_chunk *c, int sign)
+{
+	uint64_t one = (uint64_t)(int64_t)sign;
+	uint64_t raw = one * c->raw_len, frame = one * c->frame_len;
+
+	st->chunks += one;
+	st->unique_bytes += raw;
+	st->stored_bytes += frame;
+	if (c->flags & IDX_CHUNK_HAS_REF)
+		st->ref_chunks += one;
+	st->level_raw[c->level] += raw;
+	st->level_stored[c->level] += frame;
+	st->dtype_raw[c->dtype] += raw;
+	st->dtype_stored[c->dtype] += frame;
+}
+
+/* --- environment ------------------------------------------------------- */
+
+static int env_err(int rc)
+{
+	switch (rc) {
+	case MDB_INVALID:
+	case MDB_VERSION_MISMATCH:
+	case MDB_INCOMPATIBLE:
+	case MDB_NOTFOUND:
+		return -EINVAL; /* not a mixfs index */
+	default:
+		return LMDB_ERR(NULL, rc);
+	}
+}
+
+static int idx_init_store(struct idx_txn *t, const struct idx_super *init)
+{
+	uint8_t sb[SUPER_LEN], st[STATS_LEN];
+	struct idx_super s = *init;
+	struct idx_stats zero;
+	int rc;
+
+	memset(&zero, 0, sizeof(zero));
+	s.format_version = IDX_FORMAT_VERSION;
+	super_encode(&s, sb);
+	stats_encode(&zero, st);
+	rc = db_put(t, DB_SUPER, "super", 5, sb, sizeof(sb), MDB_NOOVERWRITE);
+	if (rc < 0)
+		return rc;
+	return db_put(t, DB_SUPER, "stats", 5, st, sizeof(st), MDB_NOOVERWRITE);
+}
+
+static int idx_check_store(struct idx_txn *t)
+{
+	struct idx_super s;
+	MDB_val v;
+	int rc;
+
+	rc = db_get(t, DB_SUPER, "super", 5, &v);
+	if (rc == -ENOENT)
+		return -EINVAL;
+	if (rc < 0)
+		return rc;
+	return super_decode(&v, &s);
+}
+
+int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
+             uint64_t map_size, struct idx **out)
+{
+	bool create = flags & IDX_CREATE, rdonly = flags & IDX_RDONLY;
+	struct idx_txn t = { 0 };
+	char path[PATH_MAX];
+	struct cdc cdc;
+	struct stat stb;
+	struct idx *x;
+	unsigned i;
+	int rc;
+
+	*out = NULL;
+	if (create && (rdonly || !init || init->default_level >= IDX_LEVEL_COUNT ||
+	               cdc_init(&cdc, &init->cdc) < 0))
+		return -EINVAL;
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	if (create) {
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		if (stat(path, &stb) == 0)
+			return -EEXIST;
+	} else if (stat(path, &stb) < 0) {
+		return -errno;
+	}
+
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->rdonly = rdonly;
+	t.x = x;
+	t.rdonly = rdonly;
+	rc = env_err(mdb_env_create(&x->env));
+	if (rc < 0) {
+		x->env = NULL;
+		goto fail;
+	}
+	rc = env_err(mdb_env_set_maxdbs(x->env, DB_COUNT));
+	if (rc < 0)
+		goto fail;
+	rc = env_err(mdb_env_set_mapsize(x->env, map_size ? map_size : IDX_MAP_DEFAULT));
+	if (rc < 0)
+		goto fail;
+	/* NOTLS: read txns belong to the caller, not to a thread.  NORDAHEAD:
+	 * index lookups are random; kernel readahead would evict useful pages
+	 * once the map outgrows RAM. */
+	rc = env_err(mdb_env_open(x->env, dir, MDB_NOTLS | MDB_NORDAHEAD | (rdonly ? MDB_RDONLY : 0),
+	                          0644));
+	if (rc < 0)
+		goto fail;
+	rc = env_err(mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t.txn));
+	if (rc < 0)
+		goto fail;
+	/* Super first: a newer format may have other databases. */
+	for (i = 0; i < DB_COUNT; i++) {
+		rc = env_err(mdb_dbi_open(t.txn, idx_db_names[i], create ? MDB_CREATE : 0, &x->dbi[i]));
+		if (rc < 0)
+			goto fail_txn;
+		if (i == DB_SUPER) {
+			rc = create ? idx_init_store(&t, init) : idx_check_store(&t);
+			if (rc < 0)
+				goto fail_txn;
+		}
+	}
+	/* Committing (even a read txn) keeps the dbi handles for the env. */
+	rc = env_err(mdb_txn_commit(t.txn));
+	if (rc < 0)
+		goto fail;
+	*out = x;
+	return 0;
+
+fail_txn:
+	mdb_txn_abort(t.txn);
+fail:
+	if (x->env)
+		mdb_env_close(x->env);
+	free(x);
+	return rc;
+}
+
+void idx_close(struct idx *x)
+{
+	if (!x)
+		return;
+	mdb_env_close(x->env);
+	free(x);
+}
+
+int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out)
+{
+	struct idx_txn *t;
+	int rc;
+
+	*out = NULL;
+	if (x->rdonly && !rdonly)
+		return -EROFS;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->x = x;
+	t->rdonly = rdonly;
+	rc = LMDB_ERR(NULL, mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn));
+	if (rc < 0) {
+		free(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+int idx_txn_commit(struct idx_txn *t)
+{
+	int rc = t->err;
+
+	if (rc == 0 && !t->rdonly)
+		rc = txn_flush(t);
+	if (rc == 0)
+		rc = t->err;
+	if (rc < 0) {
+		mdb_txn_abort(t->txn);
+		goto out;
+	}
+	rc = LMDB_ERR(NULL, mdb_txn_commit(t->txn));
+out:
+	free(t->zero);
+	free(t);
+	return rc;
+}
+
+void idx_txn_abort(struct idx_txn *t)
+{
+	if (!t)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t->zero);
+	free(t);
+}
+
+int idx_sync(struct idx *x)
+{
+	if (x->rdonly)
+		return 0;
+	return LMDB_ERR(NULL, mdb_env_sync(x->env, 1));
+}
+
+/* --- superblock and stats ------------------------------------------------ */
+
+int idx_super_get(struct idx_txn *t, struct idx_super *s)
+{
+	struct idx_super *sb;
+	int rc = txn_super(t, &sb);
+
+	if (rc < 0)
+		return rc;
+	*s = *sb;
+	return 0;
+}
+
+int idx_super_put(struct idx_txn *t, const struct idx_super *s)
+{
+	struct idx_super *sb;
+	struct cdc cdc;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (s->default_level >= IDX_LEVEL_COUNT || cdc_init(&cdc, &s->cdc) < 0)
+		return -EINVAL;
+	rc = txn_super(t, &sb);
+	if (rc < 0)
+		return rc;
+	*sb = *s;
+	t->super_dirty = true;
+	/* pending_bytes depends on default_level. */
+	if (!t->stats_loaded) {
+		struct idx_stats *st;
+
+		rc = txn_stats(t, &st);
+		if (rc < 0)
+			return rc;
+	}
+	t->stats_dirty = true;
+	return 0;
+}
+
+int idx_ino_alloc(struct idx_txn *t, uint64_t *ino)
+{
+	struct idx_super *sb;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = txn_super(t, &sb);
+	if (rc < 0)
+		return rc;
+	if (sb->next_ino == UINT64_MAX)
+		return -ENOSPC;
+	*ino = sb->next_ino++;
+	t->super_dirty = true;
+	return 0;
+}
+
+int idx_pack_alloc(struct idx_txn *t, uint32_t *pack_id)
+{
+	struct idx_super *sb;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = txn_super(t, &sb);
+	if (rc < 0)
+		return rc;
+	if (sb->next_pack == UINT32_MAX)
+		return -ENOSPC;
+	*pack_id = sb->next_pack++;
+	t->super_dirty = true;
+	return 0;
+}
+
+int idx_stats_get(struct idx_txn *t, struct idx_stats *s)
+{
+	struct idx_super *sb;
+	struct idx_stats *st;
+	int rc;
+
+	rc = txn_stats(t, &st);
+	if (rc < 0)
+		return rc;
+	rc = txn_super(t, &sb);
+	if (rc < 0)
+		return rc;
+	stats_fix_pending(st, sb->default_level);
+	*s = *st;
+	return 0;
+}
+
+/* --- inodes ---------------------------------------------------------------- */
+
+int idx_inode_get(struct idx_txn *t, uint64_t ino, struct idx_inode *out)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rc;
+
+	put_be64(k, ino);
+	rc = db_get(t, DB_INODES, k, sizeof(k), &v);
+	if (rc < 0)
+		return rc;
+	return inode_decode(ino, &v, out);
+}
+
+static void stats_inode(struct idx_stats *st, const struct idx_inode *in, int sign)
+{
+	uint64_t one = (uint64_t)(int64_t)sign;
+
+	if (!S_ISREG(in->mode))
+		return;
+	st->files += one;
+	st->logical_bytes += one * in->size;
+}
+
+int idx_inode_put(struct idx_txn *t, const struct idx_inode *in)
+{
+	struct idx_inode old;
+	struct idx_stats *st;
+	uint8_t k[8], b[INODE_LEN];
+	bool had_old;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (in->ino == 0)
+		return -EINVAL;
+	rc = txn_stats(t, &st);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, in->ino, &old);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	had_old = rc == 0;
+	put_be64(k, in->ino);
+	inode_encode(in, b);
+	rc = db_put(t, DB_INODES, k, sizeof(k), b, sizeof(b), 0);
+	if (rc < 0)
+		return rc;
+	if (had_old)
+		stats_inode(st, &old, -1);
+	stats_inode(st, in, +1);
+	t->stats_dirty = true;
+	return 0;
+}
+
+/* Delete every key of db d that starts with the 8-byte prefix of ino. */
+static int db_del_prefix(struct idx_txn *t, enum idx_db d, uint64_t ino)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t pk[8];
+	int rc;
+
+	rc = db_cursor(t, d, &cur);
+	if (rc < 0)
+		return rc;
+	put_be64(pk, ino);
+	for (;;) {
+		k = mval(pk, sizeof(pk));
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size < 8 || memcmp(k.mv_data, pk, 8) != 0))) {
+			rc = 0;
+			break;
+		}
+		if (rc == 0)
+			rc = mdb_cursor_del(cur, 0);
+		if (rc != 0) {
+			rc = LMDB_ERR(t, rc);
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int idx_inode_delete(struct idx_txn *t, uint64_t ino)
+{
+	struct idx_inode in;
+	struct idx_stats *st;
+	uint8_t k[8];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = txn_stats(t, &st);
+	if (rc < 0)
+		return rc;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc < 0)
+		return rc;
+	rc = idx_file_punch(t, &in, 0, UINT64_MAX);
+	if (rc < 0)
+		return rc;
+	rc = db_del_prefix(t, DB_XATTRS, ino);
+	if (rc < 0)
+		return rc;
+	put_be64(k, ino);
+	rc = db_del(t, DB_SYMLINKS, k, sizeof(k));
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	rc = db_del(t, DB_ORPHANS, k, sizeof(k));
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	rc = db_del(t, DB_INODES, k, sizeof(k));
+	if (rc < 0)
+		return rc;
+	stats_inode(st, &in, -1);
+	t->stats_dirty = true;
+	return 0;
+}
+
+int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg)
+{
+	struct idx_inode in;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc;
+
+	rc = db_cursor(t, DB_INODES, &cur);
+	if (rc < 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size != 8) {
+			rc = -EIO;
+			goto out;
+		}
+		rc = inode_decode(get_be64(k.mv_data), &v, &in);
+		if (rc == 0)
+			rc = cb(arg, &in);
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* --- directories ------------------------------------------------------------ */
+
+static size_t dirent_key(uint8_t k[8 + IDX_NAME_MAX], uint64_t parent, const char *name,
+                         size_t namelen)
+{
+	put_be64(k, parent);
+	memcpy(k + 8, name, namelen);
+	return 8 + namelen;
+}
+
+int idx_dirent_lookup(struct idx_txn *t, uint64_t parent, const char *name, size_t namelen,
+                      uint64_t *ino, uint8_t *type)
+{
+	uint8_t k[8 + IDX_NAME_MAX];
+	uint64_t seq;
+	MDB_val v;
+	int rc;
+
+	rc = name_check(name, namelen);
+	if (rc < 0)
+		return rc;
+	rc = db_get(t, DB_DIRENTS, k, dirent_key(k, parent, name, namelen), &v);
+	if (rc < 0)
+		return rc;
+	return dirent_decode(&v, ino, &seq, type);
+}
+
+int idx_dirent_add(struct idx_txn *t, struct idx_inode *dir, const char *name, size_t namelen,
+                   uint64_t ino, uint8_t type)
+{
+	uint8_t k[8 + IDX_NAME_MAX], v[DIRENT_LEN], sk[16], sv[DIRSEQ_HDR + IDX_NAME_MAX];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = name_check(name, namelen);
+	if (rc < 0)
+		return rc;
+	if (dir->dir_seq == UINT64_MAX)
+		return -ENOSPC;
+	dirent_encode(ino, dir->dir_seq, type, v);
+	rc = db_put(t, DB_DIRENTS, k, dirent_key(k, dir->ino, name, namelen), v, sizeof(v),
+	            MDB_NOOVERWRITE);
+	if (rc < 0)
+		return rc;
+	key_u64_u64(sk, dir->ino, dir->dir_seq);
+	rc = db_put(t, DB_DIRSEQ, sk, sizeof(sk), sv, dirseq_encode(ino, type, name, namelen, sv),
+	            MDB_NOOVERWRITE);
+	if (rc == -EEXIST)
+		return -EIO; /* dir_seq went backwards: the directory is corrupt */
+	if (rc < 0)
+		return rc;
+	dir->dir_seq++;
+	return 0;
+}
+
+int idx_dirent_del(struct idx_txn *t, uint64_t parent, const char *name, size_t namelen)
+{
+	uint8_t k[8 + IDX_NAME_MAX], sk[16], type;
+	uint64_t ino, seq;
+	size_t klen;
+	MDB_val v;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = name_check(name, namelen);
+	if (rc < 0)
+		return rc;
+	klen = dirent_key(k, parent, name, namelen);
+	rc = db_get(t, DB_DIRENTS, k, klen, &v);
+	if (rc < 0)
+		return rc;
+	rc = dirent_decode(&v, &ino, &seq, &type);
+	if (rc < 0)
+		return rc;
+	key_u64_u64(sk, parent, seq);
+	rc = db_del(t, DB_DIRSEQ, sk, sizeof(sk));
+	if (rc == -ENOENT)
+		return -EIO; /* the two databases disagree */
+	if (rc < 0)
+		return rc;
+	return db_del(t, DB_DIRENTS, k, klen);
+}
+
+int idx_dir_is_empty(struct idx_txn *t, uint64_t parent)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t pk[8];
+	int rc;
+
+	rc = db_cursor(t, DB_DIRSEQ, &cur);
+	if (rc < 0)
+		return rc;
+	put_be64(pk, parent);
+	k = mval(pk, sizeof(pk));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == MDB_NOTFOUND)
+		rc = 1;
+	else if (rc == 0)
+		rc = k.mv_size < 8 || memcmp(k.mv_data, pk, 8) != 0;
+	else
+		rc = LMDB_ERR(t, rc);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int idx_dir_iter(struct idx_txn *t, uint64_t parent, uint64_t from_seq, idx_dirent_cb cb,
+                 void *arg)
+{
+	char name[IDX_NAME_MAX + 1];
+	uint8_t sk[16], type;
+	uint64_t ino;
+	size_t namelen;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	rc = db_cursor(t, DB_DIRSEQ, &cur);
+	if (rc < 0)
+		return rc;
+	key_u64_u64(sk, parent, from_seq);
+	k = mval(sk, sizeof(sk));
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 16) {
+			rc = -EIO;
+			goto out;
+		}
+		if (get_be64(k.mv_data) != parent)
+			break;
+		rc = dirseq_decode(&v, &ino, &type, name, &namelen);
+		if (rc == 0)
+			rc = cb(arg, name, namelen, ino, type, get_be64((uint8_t *)k.mv_data + 8));
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : LMDB_ERR(t, rc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* --- chunks and packs ------------------------------------------------------ */
+
+int idx_chunk_get(struct idx_txn *t, const uint8_t fp[FP_LEN], struct idx_chunk *out)
+{
+	MDB_val v;
+	int rc;
+
+	rc = db_get(t, DB_CHUNKS, fp, FP_LEN, &v);
+	if (rc < 0)
+		return rc;
+	return chunk_decode(fp, &v, out);
+}
+
+static int chunk_write(struct idx_txn *t, const struct idx_chunk *c, unsigned flags)
+{
+	uint8_t b[CHUNK_REF_LEN];
+
+	return db_put(t, DB_CHUNKS, c->fp, FP_LEN, b, chunk_encode(c, b), flags);
+}
+
+/* Add n references to an existing chunk. */
+static int chunk_ref(struct idx_txn *t, const uint8_t fp[FP_LEN], uint32_t n)
+{
+	struct idx_chunk c;
+	int rc;
+
+	rc = idx_chunk_get(t, fp, &c);
+	if (rc < 0)
+		return rc;
+	if (c.refcount > UINT32_MAX - n)
+		return -EMLINK;
+	c.refcount += n;
+	return chunk_write(t, &c, 0);
+}
+
+/* Make room for one more entry on the sweep list before a refcount is
+ * written as zero, so that a failed allocation changes nothing. */
+static int zero_reserve(struct idx_txn *t)
+{
+	uint8_t(*p)[FP_LEN];
+	size_t cap;
+
+	if (t->nzero < t->capzero)
+		return 0;
+	cap = t->capzero ? 2 * t->capzero : 64;
+	p = realloc(t->zero, cap * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	t->zero = p;
+	t->capzero = cap;
+	return 0;
+}
+
+static void zero_push(struct idx_txn *t, const uint8_t fp[FP_LEN])
+{
+	memcpy(t->zero[t->nzero++], fp, FP_LEN);
+}
+
+int idx_pack_get(struct idx_txn *t, uint32_t id, struct idx_pack *out)
+{
+	uint8_t k[4];
+	MDB_val v;
+	int rc;
+
+	put_be32(k, id);
+	rc = db_get(t, DB_PACKS, k, sizeof(k), &v);
+	if (rc < 0)
+		return rc;
+	return pack_decode(id, &v, out);
+}
+
+int idx_pack_put(struct idx_txn *t, const struct idx_pack *p)
+{
+	uint8_t k[4], b[PACK_LEN];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	put_be32(k, p->id);
+	pack_encode(p, b);
+	return db_put(t, DB_PACKS, k, sizeof(k), b, sizeof(b), 0);
+}
+
+int idx_pack_del(struct idx_txn *t, uint32_t id)
+{
+	uint8_t k[4];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	put_be32(k, id);
+	return db_del(t, DB_PACKS, k, sizeof(k));
+}
+
+int idx_pack_iter(struct idx_txn *t, idx_pack_cb cb, void *arg)
+{
+	struct idx_pack p;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc;
+
+	rc = db_cursor(t, DB_PACKS, &cur);
+	if (rc < 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size != 4) {
+			rc = -EIO;
+			goto out;
+		}
+		rc = pack_decode(get_be32(k.mv_data), &v, &p);
+		if (rc == 0)
+			rc = cb(arg, &p);
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* frame_len bytes of pack id become live (a pack record is created on first
+ * use) or, with dead = true, move from live to dead. */
+static int pack_account(struct idx_txn *t, uint32_t id, uint32_t frame_len, bool dead)
+{
+	struct idx_pack p;
+	int rc;
+
+	rc = idx_pack_get(t, id, &p);
+	if (rc == -ENOENT && !dead) {
+		p.id = id;
+		p.live_bytes = p.dead_bytes = 0;
+	} else if (rc == -ENOENT) {
+		return -EIO; /* a live chunk in a pack that is gone */
+	} else if (rc < 0) {
+		return rc;
+	}
+	if (dead) {
+		if (p.live_bytes < frame_len)
+			return -EIO;
+		p.live_bytes -= frame_len;
+		p.dead_bytes += frame_len;
+	} else {
+		p.live_bytes += frame_len;
+	}
+	return idx_pack_put(t, &p);
+}
+
+int idx_chunk_insert(struct idx_txn *t, const struct idx_chunk *c)
+{
+	struct idx_stats *st;
+	MDB_val v;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (!chunk_valid(c))
+		return -EINVAL;
+	rc = txn_stats(t, &st);
+	if (rc < 0)
+		return rc;
+	/* Check first so that -EEXIST changes nothing. */
+	rc = db_get(t, DB_CHUNKS, c->fp, FP_LEN, &v);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	if (c->refcount == 0) {
+		rc = zero_reserve(t);
+		if (rc < 0)
+			return rc;
+	}
+	if (c->flags & IDX_CHUNK_HAS_REF) {
+		rc = chunk_ref(t, c->ref_fp, 1);
+		if (rc < 0)
+			return rc;
+	}
+	rc = chunk_write(t, c, MDB_NOOVERWRITE);
+	if (rc < 0)
+		return rc;
+	if (c->refcount == 0)
+		zero_push(t, c->fp);
+	rc = pack_account(t, c->pack_id, c->frame_len, false);
+	if (rc < 0)
+		return rc;
+	stats_chunk(st, c, +1);
+	t->stats_dirty = true;
+	return 0;
+}
+
+static int chunk_unref_one(struct idx_txn *t, const uint8_t fp[FP_LEN])
+{
+	struct idx_chunk c;
+	int rc;
+
+	rc = idx_chunk_get(t, fp, &c);
+	if (rc < 0)
+		return rc;
+	if (c.refcount == 0)
+		return -EIO;
+	if (--c.refcount == 0) {
+		rc = zero_reserve(t);
+		if (rc < 0)
+			return rc;
+	}
+	rc = chunk_write(t, &c, 0);
+	if (rc < 0)
+		return rc;
+	if (c.refcount == 0)
+		zero_push(t, fp);
+	return 0;
+}
+
+int idx_chunk_unref(struct idx_txn *t, const uint8_t fp[FP_LEN])
+{
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	return chunk_unref_one(t, fp);
+}
+
+/* Delete the listed chunks that are still unreferenced.  Releasing a
+ * chunk's reference chunk may list that one too: loop until empty. */
+static int chunk_sweep(struct idx_txn *t)
+{
+	uint8_t fp[FP_LEN];
+	struct idx_stats *st;
+	struct idx_chunk c;
+	int rc;
+
+	while (t->nzero) {
+		memcpy(fp, t->zero[--t->nzero], FP_LEN);
+		rc = idx_chunk_get(t, fp, &c);
+		if (rc == -ENOENT)
+			continue; /* listed twice, already gone */
+		if (rc < 0)
+			return rc;
+		if (c.refcount)
+			continue; /* mapped again in this txn */
+		rc = txn_stats(t, &st);
+		if (rc < 0)
+			return rc;
+		rc = db_del(t, DB_CHUNKS, fp, FP_LEN);
+		if (rc < 0)
+			return rc;
+		rc = pack_account(t, c.pack_id, c.frame_len, true);
+		if (rc < 0)
+			return rc;
+		stats_chunk(st, &c, -1);
+		t->stats_dirty = true;
+		if (c.flags & IDX_CHUNK_HAS_REF) {
+			rc = chunk_unref_one(t, c.ref_fp);
+			if (rc < 0)
+				return rc == -ENOENT ? -EIO : rc;
+		}
+	}
+	return 0;
+}
+
+int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c)
+{
+	struct idx_chunk old, nc;
+	struct idx_stats *st;
+	bool ref_changed;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (!chunk_valid(c))
+		return -EINVAL;
+	rc = txn_stats(t, &st);
+	if (rc < 0)
+		return rc;
+	rc = idx_chunk_get(t, c->fp, &old);
+	if (rc < 0)
+		return rc;
+	if (old.raw_len != c->raw_len)
+		return -EINVAL;
+	nc = *c;
+	nc.refcount = old.refcount;
+	ref_changed = (old.flags & IDX_CHUNK_HAS_REF) != (nc.flags & IDX_CHUNK_HAS_REF) ||
+	              ((nc.flags & IDX_CHUNK_HAS_REF) && memcmp(old.ref_fp, nc.ref_fp, FP_LEN) != 0);
+	/* Take the new reference before dropping the old one, so a shared
+	 * reference chunk never passes through zero. */
+	if (ref_changed && (nc.flags & IDX_CHUNK_HAS_REF)) {
+		rc = chunk_ref(t, nc.ref_fp, 1);
+		if (rc < 0)
+			return rc;
+	}
+	rc = chunk_write(t, &nc, 0);
+	if (rc < 0)
+		return rc;
+	rc = pack_account(t, old.pack_id, old.frame_len, true);
+	if (rc < 0)
+		return rc;
+	rc = pack_account(t, nc.pack_id, nc.frame_len, false);
+	if (rc < 0)
+		return rc;
+	stats_chunk(st, &old, -1);
+	stats_chunk(st, &nc, +1);
+	t->stats_dirty = true;
+	if (ref_changed && (old.flags & IDX_CHUNK_HAS_REF))
+		return chunk_unref_one(t, old.ref_fp);
+	return 0;
+}
+
+int idx_chunk_iter(struct idx_txn *t, idx_chunk_cb cb, void *arg)
+{
+	struct idx_chunk c;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc;
+
+	rc = db_cursor(t, DB_CHUNKS, &cur);
+	if (rc < 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size != FP_LEN) {
+			rc = -EIO;
+			goto out;
+		}
+		rc = chunk_decode(k.mv_data, &v, &c);
+		if (rc == 0)
+			rc = cb(arg, &c);
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* --- file data map ------------------------------------------------------- */
+
+/* Position cur on the extent of ino containing off, or else the first one
+ * after it, and decode it into e.  -ENOENT if there is none. */
+static int extent_seek(struct idx_txn *t, MDB_cursor *cur, uint64_t ino, uint64_t off,
+                       struct idx_extent *e)
+{
+	struct idx_extent nxt, prv;
+	uint8_t kb[16], nk[16];
+	bool have_next = false;
+	MDB_val k, v;
+	int rc, rc2;
+
+	key_u64_u64(kb, ino, off);
+	k = mval(kb, sizeof(kb));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return LMDB_ERR(t, rc);
+	if (rc == 0 && k.mv_size == 16 && get_be64(k.mv_data) == ino) {
+		rc2 = extent_decode(&k, &v, &nxt);
+		if (rc2 < 0)
+			return rc2;
+		if (nxt.off == off) {
+			*e = nxt;
+			return 0;
+		}
+		have_next = true;
+	}
+	/* The one before may reach over off. */
+	rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return LMDB_ERR(t, rc);
+	if (rc == 0 && k.mv_size == 16 && get_be64(k.mv_data) == ino) {
+		rc2 = extent_decode(&k, &v, &prv);
+		if (rc2 < 0)
+			return rc2;
+		if (prv.off + prv.len > off) {
+			*e = prv;
+			return 0;
+		}
+	}
+	if (!have_next)
+		return -ENOENT;
+	key_u64_u64(nk, ino, nxt.off);
+	k = mval(nk, sizeof(nk));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET);
+	if (rc != 0)
+		return rc == MDB_NOTFOUND ? -EIO : LMDB_ERR(t, rc);
+	*e = nxt;
+	return 0;
+}
+
+int idx_extent_find(struct idx_txn *t, uint64_t ino, uint64_t off, struct idx_extent *out)
+{
+	MDB_cursor *cur;
+	int rc;
+
+	rc = db_cursor(t, DB_EXTENTS, &cur);
+	if (rc < 0)
+		return rc;
+	rc = extent_seek(t, cur, ino, off, out);
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int idx_extent_iter(struct idx_txn *t, uint64_t ino, uint64_t start, uint64_t end,
+                    idx_extent_cb cb, void *arg)
+{
+	struct idx_extent e;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	if (start >= end)
+		return 0;
+	rc = db_cursor(t, DB_EXTENTS, &cur);
+	if (rc < 0)
+		return rc;
+	rc = extent_seek(t, cur, ino, start, &e);
+	while (rc == 0 && e.off < end) {
+		rc = cb(arg, &e);
+		if (rc != 0)
+			goto out;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		if (rc != 0) {
+			rc = LMDB_ERR(t, rc);
+			break;
+		}
+		if (k.mv_size != 16) {
+			rc = -EIO;
+			goto out;
+		}
+		if (get_be64(k.mv_data) != ino)
+			break;
+		rc = extent_decode(&k, &v, &e);
+	}
+	if (rc == -ENOENT)
+		rc = 0;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int idx_file_map(struct idx_txn *t, struct idx_inode *in, uint64_t off, uint32_t len,
+                 const uint8_t fp[FP_LEN], uint32_t chunk_off)
+{
+	struct idx_extent e;
+	struct idx_chunk c;
+	struct idx_stats *st;
+	uint8_t k[16], b[EXTENT_LEN];
+	MDB_cursor *cur;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (len == 0)
+		return -EINVAL;
+	if (off > UINT64_MAX - len)
+		return -EFBIG;
+	rc = txn_stats(t, &st);
+	if (rc < 0)
+		return rc;
+	rc = idx_chunk_get(t, fp, &c);
+	if (rc < 0)
+		return rc;
+	if (chunk_off > c.raw_len || len > c.raw_len - chunk_off)
+		return -EINVAL;
+	if (c.refcount == UINT32_MAX)
+		return -EMLINK;
+	rc = db_cursor(t, DB_EXTENTS, &cur);
+	if (rc < 0)
+		return rc;
+	rc = extent_seek(t, cur, in->ino, off, &e);
+	mdb_cursor_close(cur);
+	if (rc == 0 && e.off < off + len)
+		return -EEXIST; /* overlaps: the caller must punch first */
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+
+	e.off = off;
+	e.len = len;
+	e.chunk_off = chunk_off;
+	memcpy(e.fp, fp, FP_LEN);
+	key_u64_u64(k, in->ino, off);
+	extent_encode(&e, b);
+	rc = db_put(t, DB_EXTENTS, k, sizeof(k), b, sizeof(b), MDB_NOOVERWRITE);
+	if (rc < 0)
+		return rc;
+	c.refcount++;
+	rc = chunk_write(t, &c, 0);
+	if (rc < 0)
+		return rc;
+	st->mapped_bytes += len;
+	t->stats_dirty = true;
+	in->stored_bytes += extent_charge(&c, len);
+	return 0;
+}
+
+/* Remove [start, end) from extent e (which overlaps it). */
+static int extent_cut(struct idx_txn *t, struct idx_inode *in, const struct idx_extent *e,
+                      uint64_t start, uint64_t end, struct idx_stats *st)
+{
+	uint64_t e_end = e->off + e->len;
+	uint32_t left = e->off < start ? (uint32_t)(start - e->off) : 0;
+	uint32_t right = e_end > end ? (uint32_t)(e_end - end) : 0;
+	struct idx_extent piece;
+	struct idx_chunk c;
+	uint8_t k[16], b[EXTENT_LEN];
+	int rc;
+
+	rc = idx_chunk_get(t, e->fp, &c);
+	if (rc < 0)
+		return rc == -ENOENT ? -EIO : rc;
+	key_u64_u64(k, in->ino, e->off);
+	if (left) {
+		piece = *e;
+		piece.len = left;
+		extent_encode(&piece, b);
+		rc = db_put(t, DB_EXTENTS, k, sizeof(k), b, sizeof(b), 0);
+	} else {
+		rc = db_del(t, DB_EXTENTS, k, sizeof(k));
+	}
+	if (rc < 0)
+		return rc;
+	if (right) {
+		piece = *e;
+		piece.off = end;
+		piece.chunk_off = e->chunk_off + (uint32_t)(end - e->off);
+		piece.len = right;
+		key_u64_u64(k, in->ino, end);
+		extent_encode(&piece, b);
+		rc = db_put(t, DB_EXTENTS, k, sizeof(k), b, sizeof(b), MDB_NOOVERWRITE);
+		if (rc < 0)
+			return rc == -EEXIST ? -EIO : rc;
+	}
+	st->mapped_bytes -= e->len - left - right;
+	t->stats_dirty = true;
+	in->stored_bytes = sat_sub(in->stored_bytes, extent_charge(&c, e->len)) +
+	                   extent_charge(&c, left) + extent_charge(&c, right);
+	if (left && right)
+		return chunk_ref(t, e->fp, 1); /* split: one extent became two */
+	if (!left && !right)
+		return chunk_unref_one(t, e->fp);
+	return 0;
+}
+
+int idx_file_punch(struct idx_txn *t, struct idx_inode *in, uint64_t start, uint64_t end)
+{
+	struct idx_stats *st;
+	struct idx_extent e;
+	MDB_cursor *cur;
+	uint64_t pos = start;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (start >= end)
+		return 0;
+	rc = txn_stats(t, &st);
+	if (rc < 0)
+		return rc;
+	rc = db_cursor(t, DB_EXTENTS, &cur);
+	if (rc < 0)
+		return rc;
+	/* Re-seek after every change: each step edits the tree under the
+	 * cursor (and chunk records elsewhere). */
+	while (pos < end) {
+		rc = extent_seek(t, cur, in->ino, pos, &e);
+		if (rc == -ENOENT) {
+			rc = 0;
+			break;
+		}
+		if (rc < 0 || e.off >= end)
+			break;
+		rc = extent_cut(t, in, &e, start, end, st);
+		if (rc < 0)
+			break;
+		pos = e.off + e.len;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+/* --- xattrs, symlinks, orphans ------------------------------------------- */
+
+static size_t xattr_key(uint8_t k[8 + IDX_NAME_MAX], uint64_t ino, const char *name, size_t n)
+{
+	put_be64(k, ino);
+	memcpy(k + 8, name, n);
+	return 8 + n;
+}
+
+int idx_xattr_get(struct idx_txn *t, uint64_t ino, const char *name, void *buf, size_t cap)
+{
+	uint8_t k[8 + IDX_NAME_MAX];
+	size_t n;
+	MDB_val v;
+	int rc;
+
+	rc = xattr_name_check(name, &n);
+	if (rc < 0)
+		return rc == -ERANGE ? -ENODATA : rc;
+	rc = db_get(t, DB_XATTRS, k, xattr_key(k, ino, name, n), &v);
+	if (rc < 0)
+		return rc == -ENOENT ? -ENODATA : rc;
+	if (v.mv_size > IDX_XATTR_VALUE_MAX)
+		return -EIO;
+	if (cap)
+		memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+	return (int)v.mv_size;
+}
+
+int idx_xattr_set(struct idx_txn *t, uint64_t ino, const char *name, const void *val,
+                  size_t len, int flags)
+{
+	uint8_t k[8 + IDX_NAME_MAX];
+	size_t n, klen;
+	MDB_val v;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = xattr_name_check(name, &n);
+	if (rc < 0)
+		return rc;
+	if (len > IDX_XATTR_VALUE_MAX)
+		return -E2BIG;
+	if (flags & ~(XATTR_CREATE | XATTR_REPLACE))
+		return -EINVAL;
+	klen = xattr_key(k, ino, name, n);
+	if (flags & XATTR_REPLACE) {
+		rc = db_get(t, DB_XATTRS, k, klen, &v);
+		if (rc < 0)
+			return rc == -ENOENT ? -ENODATA : rc;
+	}
+	return db_put(t, DB_XATTRS, k, klen, val, len,
+	              (flags & XATTR_CREATE) ? MDB_NOOVERWRITE : 0);
+}
+
+int idx_xattr_del(struct idx_txn *t, uint64_t ino, const char *name)
+{
+	uint8_t k[8 + IDX_NAME_MAX];
+	size_t n;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = xattr_name_check(name, &n);
+	if (rc < 0)
+		return rc == -ERANGE ? -ENODATA : rc;
+	rc = db_del(t, DB_XATTRS, k, xattr_key(k, ino, name, n));
+	return rc == -ENOENT ? -ENODATA : rc;
+}
+
+int idx_xattr_list(struct idx_txn *t, uint64_t ino, char *buf, size_t cap)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t pk[8];
+	size_t total = 0, n;
+	int rc;
+
+	rc = db_cursor(t, DB_XATTRS, &cur);
+	if (rc < 0)
+		return rc;
+	put_be64(pk, ino);
+	k = mval(pk, sizeof(pk));
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < 8 || memcmp(k.mv_data, pk, 8) != 0)
+			break;
+		n = k.mv_size - 8;
+		if (n == 0 || n > IDX_NAME_MAX) {
+			rc = -EIO;
+			goto out;
+		}
+		if (cap) {
+			if (total + n + 1 > cap) {
+				rc = -ERANGE;
+				goto out;
+			}
+			memcpy(buf + total, (uint8_t *)k.mv_data + 8, n);
+			buf[total + n] = '\0';
+		}
+		total += n + 1;
+	}
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		rc = LMDB_ERR(t, rc);
+		goto out;
+	}
+	rc = total > INT_MAX ? -E2BIG : (int)total;
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int idx_symlink_get(struct idx_txn *t, uint64_t ino, char *buf, size_t cap)
+{
+	uint8_t k[8];
+	MDB_val v;
+	int rc;
+
+	put_be64(k, ino);
+	rc = db_get(t, DB_SYMLINKS, k, sizeof(k), &v);
+	if (rc < 0)
+		return rc;
+	if (v.mv_size == 0 || v.mv_size > IDX_SYMLINK_MAX)
+		return -EIO;
+	memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+	return (int)v.mv_size;
+}
+
+int idx_symlink_put(struct idx_txn *t, uint64_t ino, const char *target, size_t len)
+{
+	uint8_t k[8];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (len == 0)
+		return -EINVAL;
+	if (len > IDX_SYMLINK_MAX)
+		return -ENAMETOOLONG;
+	put_be64(k, ino);
+	return db_put(t, DB_SYMLINKS, k, sizeof(k), target, len, 0);
+}
+
+int idx_orphan_add(struct idx_txn *t, uint64_t ino)
+{
+	uint8_t k[8];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	put_be64(k, ino);
+	return db_put(t, DB_ORPHANS, k, sizeof(k), "", 0, 0);
+}
+
+int idx_orphan_del(struct idx_txn *t, uint64_t ino)
+{
+	uint8_t k[8];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	put_be64(k, ino);
+	return db_del(t, DB_ORPHANS, k, sizeof(k));
+}
+
+int idx_orphan_iter(struct idx_txn *t, idx_ino_cb cb, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	MDB_cursor_op op = MDB_FIRST;
+	int rc;
+
+	rc = db_cursor(t, DB_ORPHANS, &cur);
+	if (rc < 0)
+		return rc;
+	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+		op = MDB_NEXT;
+		if (k.mv_size != 8) {
+			rc = -EIO;
+			goto out;
+		}
+		rc = cb(arg, get_be64(k.mv_data));
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}

@@ -181,8 +181,11 @@ int idx_extent_iter(struct idx_txn *t, uint64_t ino, uint64_t start, uint64_t en
 /* Remove [start, end) from in's extent map: extents inside are deleted,
  * straddling ones trimmed or split (a split adds a chunk reference).  Every
  * removed reference is released; a chunk whose refcount reaches zero is
- * deleted (its frame bytes become dead bytes of its pack, stats updated,
- * and if it had a reference chunk, that one is released too).
+ * deleted when the transaction commits (its frame bytes become dead bytes
+ * of its pack, stats updated, and if it had a reference chunk, that one is
+ * released too).  Until then it stays, with refcount 0, so that punching a
+ * range and mapping the same chunk again in one transaction (an overwrite
+ * with identical data) keeps it.
  * Adjusts in->stored_bytes and stats.mapped_bytes; caller writes in back. */
 int idx_file_punch(struct idx_txn *t, struct idx_inode *in, uint64_t start, uint64_t end);
 /* Map file bytes [off, off+len) to chunk fp at chunk_off (the range must be
@@ -194,14 +197,16 @@ int idx_file_map(struct idx_txn *t, struct idx_inode *in, uint64_t off, uint32_t
 /* --- chunks and packs ---------------------------------------------------- */
 int idx_chunk_get(struct idx_txn *t, const uint8_t fp[FP_LEN], struct idx_chunk *out);
 /* Insert a new chunk with c->refcount as given (normally 0: idx_file_map
- * adds the references in the same transaction).  If c has a reference
+ * adds the references in the same transaction; one still at 0 when the
+ * transaction commits is deleted).  If c has a reference
  * chunk, that chunk's refcount is incremented.  Updates stats and the
  * pack's live bytes.  -EEXIST if the fingerprint is present. */
 int idx_chunk_insert(struct idx_txn *t, const struct idx_chunk *c);
 /* Rewrite location/level of an existing chunk (gc, recompression); moves
  * the old frame bytes to dead, the new to live, fixes level/stored stats. */
 int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c);
-/* Drop one reference; deletes the chunk at zero (as in idx_file_punch). */
+/* Drop one reference; deletes the chunk at zero at commit (as in
+ * idx_file_punch). */
 int idx_chunk_unref(struct idx_txn *t, const uint8_t fp[FP_LEN]);
 typedef int (*idx_chunk_cb)(void *arg, const struct idx_chunk *c);
 int idx_chunk_iter(struct idx_txn *t, idx_chunk_cb cb, void *arg);

@@ -1,0 +1,1139 @@
+/*
+ * test_idx.c - the LMDB index: records, stats exactness, refcounts, errors.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "index/idx.h"
+
+struct fixture {
+	char dir[64];
+	struct idx *x;
+};
+
+static void super_default(struct idx_super *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->format_version = IDX_FORMAT_VERSION;
+	memcpy(s->uuid, "0123456789abcdef", 16);
+	cdc_params_default(&s->cdc);
+	s->default_level = 2;
+	s->next_ino = 2;
+	s->next_pack = 1;
+	s->created_ns = 1234567890123456789ll;
+}
+
+static void rm_store(const char *dir)
+{
+	char p[128];
+
+	snprintf(p, sizeof(p), "%s/data.mdb", dir);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/lock.mdb", dir);
+	unlink(p);
+	rmdir(dir);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct idx_super s;
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/mixfs-idx-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	super_default(&s);
+	assert_int_equal(idx_open(f->dir, IDX_CREATE, &s, 0, &f->x), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	idx_close(f->x);
+	rm_store(f->dir);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+	idx_close(f->x);
+	f->x = NULL;
+	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &f->x), 0);
+}
+
+static struct idx_txn *wtxn(struct fixture *f)
+{
+	struct idx_txn *t;
+
+	assert_int_equal(idx_txn_begin(f->x, false, &t), 0);
+	return t;
+}
+
+static struct idx_txn *rtxn(struct fixture *f)
+{
+	struct idx_txn *t;
+
+	assert_int_equal(idx_txn_begin(f->x, true, &t), 0);
+	return t;
+}
+
+static void make_fp(uint8_t fp[FP_LEN], unsigned i)
+{
+	memset(fp, 0xa5, FP_LEN);
+	fp[0] = (uint8_t)(i >> 24);
+	fp[1] = (uint8_t)(i >> 16);
+	fp[2] = (uint8_t)(i >> 8);
+	fp[3] = (uint8_t)i;
+}
+
+static unsigned fp_id(const uint8_t fp[FP_LEN])
+{
+	return (unsigned)fp[0] << 24 | (unsigned)fp[1] << 16 | (unsigned)fp[2] << 8 | fp[3];
+}
+
+static void make_chunk(struct idx_chunk *c, unsigned i)
+{
+	memset(c, 0, sizeof(*c));
+	make_fp(c->fp, i);
+	c->pack_id = 1 + i % 3;
+	c->pack_off = (uint64_t)i * 100000;
+	c->raw_len = 4096 + i * 100;
+	c->frame_len = c->raw_len / 2 + i;
+	c->level = (uint8_t)(i % IDX_LEVEL_COUNT);
+	c->dtype = (uint8_t)(i % IDX_DTYPE_COUNT);
+}
+
+static void make_file(struct idx_inode *in, uint64_t ino, uint64_t size)
+{
+	memset(in, 0, sizeof(*in));
+	in->ino = ino;
+	in->mode = S_IFREG | 0644;
+	in->nlink = 1;
+	in->size = size;
+	in->mtime_ns = 42;
+}
+
+/* --- open / create / format ------------------------------------------------ */
+
+static void test_open_create(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_super s, got, init;
+	struct idx_stats st, zero;
+	struct idx_txn *t;
+	struct idx *y;
+	uint64_t ino;
+	uint32_t pack;
+
+	super_default(&init);
+	assert_int_equal(idx_open(f->dir, IDX_CREATE, &init, 0, &y), -EEXIST);
+	assert_int_equal(idx_open("/tmp/mixfs-idx-does-not-exist", 0, NULL, 0, &y), -ENOENT);
+	assert_null(y);
+
+	t = rtxn(f);
+	assert_int_equal(idx_super_get(t, &got), 0);
+	assert_int_equal(got.format_version, IDX_FORMAT_VERSION);
+	assert_memory_equal(got.uuid, init.uuid, 16);
+	assert_int_equal(got.cdc.avg_size, init.cdc.avg_size);
+	assert_int_equal(got.next_ino, 2);
+	assert_int_equal(got.created_ns, init.created_ns);
+	memset(&zero, 0, sizeof(zero));
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_memory_equal(&st, &zero, sizeof(st));
+	/* The root inode is the engine's business, not idx's. */
+	assert_int_equal(idx_inode_get(t, IDX_ROOT_INO, &(struct idx_inode){ 0 }), -ENOENT);
+	assert_int_equal(idx_ino_alloc(t, &ino), -EROFS);
+	idx_txn_abort(t);
+
+	t = wtxn(f);
+	assert_int_equal(idx_ino_alloc(t, &ino), 0);
+	assert_int_equal(ino, 2);
+	assert_int_equal(idx_ino_alloc(t, &ino), 0);
+	assert_int_equal(ino, 3);
+	assert_int_equal(idx_pack_alloc(t, &pack), 0);
+	assert_int_equal(pack, 1);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	/* An aborted allocation is not persisted. */
+	t = wtxn(f);
+	assert_int_equal(idx_ino_alloc(t, &ino), 0);
+	assert_int_equal(ino, 4);
+	idx_txn_abort(t);
+
+	reopen(f);
+	t = rtxn(f);
+	assert_int_equal(idx_super_get(t, &s), 0);
+	assert_int_equal(s.next_ino, 4);
+	assert_int_equal(s.next_pack, 2);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	/* Read-only open next to a writer. */
+	assert_int_equal(idx_open(f->dir, IDX_RDONLY, NULL, 0, &y), 0);
+	assert_int_equal(idx_txn_begin(y, false, &t), -EROFS);
+	assert_int_equal(idx_txn_begin(y, true, &t), 0);
+	assert_int_equal(idx_super_get(t, &s), 0);
+	assert_int_equal(s.next_ino, 4);
+	idx_txn_abort(t);
+	idx_close(y);
+	idx_close(NULL);
+	idx_txn_abort(NULL);
+}
+
+static void test_format_version(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_super s;
+	struct idx_txn *t;
+	struct idx *y = NULL;
+
+	t = wtxn(f);
+	assert_int_equal(idx_super_get(t, &s), 0);
+	s.format_version = IDX_FORMAT_VERSION + 1;
+	assert_int_equal(idx_super_put(t, &s), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(f->x);
+	f->x = NULL;
+	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &y), -EPROTONOSUPPORT);
+	assert_int_equal(idx_open(f->dir, IDX_RDONLY, NULL, 0, &y), -EPROTONOSUPPORT);
+	assert_null(y);
+	/* teardown closes f->x: give it a valid store again. */
+	rm_store(f->dir);
+	super_default(&s);
+	assert_int_equal(idx_open(f->dir, IDX_CREATE, &s, 0, &f->x), 0);
+}
+
+static void test_not_a_store(void **state)
+{
+	struct fixture *f = *state;
+	char dir[64], p[128];
+	struct idx_super s;
+	struct idx *y = NULL;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k = { 3, "key" }, v = { 3, "val" };
+	int fd;
+
+	(void)f;
+	/* An LMDB environment that is not ours. */
+	strcpy(dir, "/tmp/mixfs-idx-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_open(env, dir, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, NULL, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(idx_open(dir, 0, NULL, 0, &y), -EINVAL);
+	rm_store(dir);
+
+	/* A data.mdb that is not LMDB at all. */
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/mixfs-idx-XXXXXX")));
+	snprintf(p, sizeof(p), "%s/data.mdb", dir);
+	fd = open(p, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "this is not an lmdb file, not at all....", 40), 40);
+	close(fd);
+	assert_int_equal(idx_open(dir, 0, NULL, 0, &y), -EINVAL);
+	rm_store(dir);
+
+	/* An empty directory; bad create parameters. */
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/mixfs-idx-XXXXXX")));
+	assert_int_equal(idx_open(dir, 0, NULL, 0, &y), -ENOENT);
+	assert_int_equal(idx_open(dir, IDX_CREATE, NULL, 0, &y), -EINVAL);
+	super_default(&s);
+	s.cdc.avg_size = 3000;
+	assert_int_equal(idx_open(dir, IDX_CREATE, &s, 0, &y), -EINVAL);
+	assert_null(y);
+	rm_store(dir);
+}
+
+/* --- inodes ------------------------------------------------------------------- */
+
+static void test_inode(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_inode in, got, dir;
+	struct idx_stats st;
+	struct idx_txn *t;
+
+	t = wtxn(f);
+	make_file(&in, 10, 1000);
+	in.uid = 7;
+	in.gid = 8;
+	in.rdev = 99;
+	in.atime_ns = -5;
+	in.ctime_ns = 77;
+	in.dtype = 3;
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_inode_get(t, 10, &got), 0);
+	assert_memory_equal(&got, &in, sizeof(in));
+	memset(&dir, 0, sizeof(dir));
+	dir.ino = 11;
+	dir.mode = S_IFDIR | 0755;
+	dir.size = 4096;
+	assert_int_equal(idx_inode_put(t, &dir), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.files, 1);
+	assert_int_equal(st.logical_bytes, 1000);
+	/* Replace: size change, then a type change. */
+	in.size = 5000;
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	t = rtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.files, 1);
+	assert_int_equal(st.logical_bytes, 5000);
+	idx_txn_abort(t);
+
+	t = wtxn(f);
+	make_file(&in, 12, 300);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_inode_delete(t, 10), 0);
+	assert_int_equal(idx_inode_get(t, 10, &got), -ENOENT);
+	assert_int_equal(idx_inode_delete(t, 10), -ENOENT);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.files, 1);
+	assert_int_equal(st.logical_bytes, 300);
+	in.mode = S_IFLNK | 0777;
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.files, 0);
+	assert_int_equal(st.logical_bytes, 0);
+	in.ino = 0;
+	assert_int_equal(idx_inode_put(t, &in), -EINVAL);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+static int count_inode(void *arg, const struct idx_inode *in)
+{
+	uint64_t *prev = arg;
+
+	assert_true(in->ino > prev[0]);
+	prev[0] = in->ino;
+	prev[1]++;
+	return 0;
+}
+
+static void test_inode_iter(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_inode in;
+	struct idx_txn *t;
+	uint64_t acc[2] = { 0, 0 };
+	unsigned i;
+
+	t = wtxn(f);
+	for (i = 0; i < 300; i++) {
+		make_file(&in, 1 + (i * 7919) % 1000, i);
+		assert_int_equal(idx_inode_put(t, &in), 0);
+	}
+	assert_int_equal(idx_inode_iter(t, count_inode, acc), 0);
+	assert_int_equal(acc[1], 300);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+/* --- directories ---------------------------------------------------------- */
+
+struct dir_walk {
+	uint64_t last_seq;
+	unsigned n, stop_after;
+	bool seen[10000];
+};
+
+static int walk_cb(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
+                   uint64_t seq)
+{
+	struct dir_walk *w = arg;
+	unsigned i;
+
+	assert_true(w->n == 0 || seq > w->last_seq);
+	assert_int_equal(strlen(name), namelen);
+	assert_int_equal(sscanf(name, "file-%u", &i), 1);
+	assert_int_equal(ino, 100000 + i);
+	assert_int_equal(type, i % 2 ? 4 : 8);
+	assert_false(w->seen[i]);
+	w->seen[i] = true;
+	w->last_seq = seq;
+	w->n++;
+	if (w->stop_after && w->n == w->stop_after)
+		return 12345;
+	return 0;
+}
+
+static void test_dirents(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_inode dir;
+	struct idx_txn *t;
+	struct dir_walk *w = calloc(1, sizeof(*w));
+	char name[300];
+	uint64_t ino, resume;
+	uint8_t type;
+	unsigned i, n;
+
+	assert_non_null(w);
+	memset(&dir, 0, sizeof(dir));
+	dir.ino = 5;
+	dir.mode = S_IFDIR | 0755;
+	dir.dir_seq = 3; /* the engine may reserve 0..2 for itself */
+	t = wtxn(f);
+	assert_int_equal(idx_dir_is_empty(t, 5), 1);
+	for (i = 0; i < 10000; i++) {
+		n = (unsigned)snprintf(name, sizeof(name), "file-%u", i);
+		assert_int_equal(idx_dirent_add(t, &dir, name, n, 100000 + i, i % 2 ? 4 : 8), 0);
+	}
+	assert_int_equal(dir.dir_seq, 10003);
+	assert_int_equal(idx_dirent_add(t, &dir, "file-7", 6, 1, 8), -EEXIST);
+	assert_int_equal(dir.dir_seq, 10003);
+	assert_int_equal(idx_inode_put(t, &dir), 0);
+	assert_int_equal(idx_dir_is_empty(t, 5), 0);
+	assert_int_equal(idx_dir_is_empty(t, 4), 1);
+	assert_int_equal(idx_dir_is_empty(t, 6), 1);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	t = rtxn(f);
+	assert_int_equal(idx_dirent_lookup(t, 5, "file-4242", 9, &ino, &type), 0);
+	assert_int_equal(ino, 104242);
+	assert_int_equal(type, 8);
+	assert_int_equal(idx_dirent_lookup(t, 5, "file-10000", 10, &ino, &type), -ENOENT);
+	assert_int_equal(idx_dirent_lookup(t, 4, "file-1", 6, &ino, &type), -ENOENT);
+	memset(name, 'a', sizeof(name));
+	assert_int_equal(idx_dirent_lookup(t, 5, name, 256, &ino, &type), -ENAMETOOLONG);
+	assert_int_equal(idx_dirent_lookup(t, 5, name, 0, &ino, &type), -EINVAL);
+	assert_int_equal(idx_dirent_lookup(t, 5, "a/b", 3, &ino, &type), -EINVAL);
+	assert_int_equal(idx_dir_iter(t, 5, 0, walk_cb, w), 0);
+	assert_int_equal(w->n, 10000);
+	idx_txn_abort(t);
+
+	/* Read half, delete entries on both sides of the resume point, add new
+	 * ones: the resumed walk sees each survivor exactly once, plus the new. */
+	memset(w, 0, sizeof(*w));
+	w->stop_after = 5000;
+	t = rtxn(f);
+	assert_int_equal(idx_dir_iter(t, 5, 0, walk_cb, w), 12345);
+	idx_txn_abort(t);
+	resume = w->last_seq + 1;
+	t = wtxn(f);
+	assert_int_equal(idx_inode_get(t, 5, &dir), 0);
+	for (i = 0; i < 10000; i += 3) {
+		n = (unsigned)snprintf(name, sizeof(name), "file-%u", i);
+		assert_int_equal(idx_dirent_del(t, 5, name, n), 0);
+	}
+	assert_int_equal(idx_dirent_del(t, 5, "file-0", 6), -ENOENT);
+	/* Re-add two deleted names: they get new seqs, after the resume point. */
+	assert_int_equal(idx_dirent_add(t, &dir, "file-3", 6, 100003, 4), 0);
+	assert_int_equal(idx_dirent_add(t, &dir, "file-9999", 9, 109999, 4), 0);
+	assert_int_equal(idx_inode_put(t, &dir), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	w->stop_after = 0;
+	w->seen[3] = false; /* deleted and added again: a new entry */
+	t = rtxn(f);
+	assert_int_equal(idx_dir_iter(t, 5, resume, walk_cb, w), 0);
+	idx_txn_abort(t);
+	for (i = 0; i < 10000; i++) {
+		bool want = i < 5000 || i % 3 != 0 || i == 3 || i == 9999;
+
+		assert_true(w->seen[i] == want);
+	}
+
+	/* Empty it. */
+	t = wtxn(f);
+	for (i = 0; i < 10000; i++) {
+		int rc;
+
+		n = (unsigned)snprintf(name, sizeof(name), "file-%u", i);
+		rc = idx_dirent_del(t, 5, name, n);
+		assert_true(rc == 0 || (rc == -ENOENT && i % 3 == 0));
+	}
+	assert_int_equal(idx_dir_is_empty(t, 5), 1);
+	assert_int_equal(idx_txn_commit(t), 0);
+	free(w);
+}
+
+/* --- extents, chunks, packs ----------------------------------------------- */
+
+struct ext_list {
+	struct idx_extent e[64];
+	unsigned n;
+};
+
+static int ext_collect(void *arg, const struct idx_extent *e)
+{
+	struct ext_list *l = arg;
+
+	assert_true(l->n < 64);
+	l->e[l->n++] = *e;
+	return 0;
+}
+
+static unsigned chunk_refs(struct idx_txn *t, unsigned id)
+{
+	struct idx_chunk c;
+	uint8_t fp[FP_LEN];
+	int rc;
+
+	make_fp(fp, id);
+	rc = idx_chunk_get(t, fp, &c);
+	if (rc == -ENOENT)
+		return 0;
+	assert_int_equal(rc, 0);
+	return c.refcount;
+}
+
+static bool chunk_exists(struct idx_txn *t, unsigned id)
+{
+	struct idx_chunk c;
+	uint8_t fp[FP_LEN];
+
+	make_fp(fp, id);
+	return idx_chunk_get(t, fp, &c) == 0;
+}
+
+static void test_extents(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk c, got;
+	struct idx_inode in;
+	struct idx_extent e;
+	struct idx_stats st;
+	struct idx_pack p;
+	struct ext_list l;
+	struct idx_txn *t;
+	uint64_t charge;
+
+	t = wtxn(f);
+	make_file(&in, 20, 1 << 20);
+	make_chunk(&c, 1); /* raw 4196, frame 2099, pack 2 */
+	assert_int_equal(idx_chunk_insert(t, &c), 0);
+	assert_int_equal(idx_chunk_insert(t, &c), -EEXIST);
+	assert_int_equal(idx_chunk_get(t, c.fp, &got), 0);
+	assert_memory_equal(&got, &c, sizeof(c));
+	assert_int_equal(idx_pack_get(t, 2, &p), 0);
+	assert_int_equal(p.live_bytes, c.frame_len);
+
+	/* Map the whole chunk at 0 and the second half of it at 10000. */
+	assert_int_equal(idx_file_map(t, &in, 0, c.raw_len, c.fp, 0), 0);
+	assert_int_equal(idx_file_map(t, &in, 10000, 2000, c.fp, 2196), 0);
+	assert_int_equal(idx_file_map(t, &in, 10000, 10, c.fp, 0), -EEXIST);
+	assert_int_equal(idx_file_map(t, &in, 9000, 1001, c.fp, 0), -EEXIST);
+	assert_int_equal(idx_file_map(t, &in, 11999, 1, c.fp, 0), -EEXIST);
+	assert_int_equal(idx_file_map(t, &in, 20000, 2001, c.fp, 2196), -EINVAL);
+	assert_int_equal(idx_file_map(t, &in, 20000, 0, c.fp, 0), -EINVAL);
+	make_fp(e.fp, 999);
+	assert_int_equal(idx_file_map(t, &in, 20000, 1, e.fp, 0), -ENOENT);
+	assert_int_equal(chunk_refs(t, 1), 2);
+	charge = (uint64_t)c.frame_len * c.raw_len / c.raw_len +
+	         (uint64_t)c.frame_len * 2000 / c.raw_len;
+	assert_int_equal(in.stored_bytes, charge);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.mapped_bytes, c.raw_len + 2000);
+
+	assert_int_equal(idx_extent_find(t, 20, 0, &e), 0);
+	assert_int_equal(e.off, 0);
+	assert_int_equal(idx_extent_find(t, 20, 4195, &e), 0);
+	assert_int_equal(e.off, 0);
+	assert_int_equal(idx_extent_find(t, 20, 4196, &e), 0);
+	assert_int_equal(e.off, 10000);
+	assert_int_equal(idx_extent_find(t, 20, 11000, &e), 0);
+	assert_int_equal(e.off, 10000);
+	assert_int_equal(e.chunk_off, 2196);
+	assert_int_equal(idx_extent_find(t, 20, 12000, &e), -ENOENT);
+	assert_int_equal(idx_extent_find(t, 19, 0, &e), -ENOENT); /* not another file's */
+	assert_int_equal(idx_extent_find(t, 21, 0, &e), -ENOENT);
+
+	/* Split the first extent: [0,1000) [1000,1100) gone [1100,4196). */
+	assert_int_equal(idx_file_punch(t, &in, 1000, 1100), 0);
+	assert_int_equal(chunk_refs(t, 1), 3);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(idx_extent_iter(t, 20, 0, UINT64_MAX, ext_collect, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.e[0].off, 0);
+	assert_int_equal(l.e[0].len, 1000);
+	assert_int_equal(l.e[0].chunk_off, 0);
+	assert_int_equal(l.e[1].off, 1100);
+	assert_int_equal(l.e[1].len, 3096);
+	assert_int_equal(l.e[1].chunk_off, 1100);
+	assert_int_equal(l.e[2].off, 10000);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(idx_extent_iter(t, 20, 1050, 1101, ext_collect, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.e[0].off, 1100);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.mapped_bytes, c.raw_len + 2000 - 100);
+
+	/* Re-map the hole and punch it again: charge is exactly restored. */
+	charge = in.stored_bytes;
+	assert_int_equal(idx_file_map(t, &in, 1000, 100, c.fp, 1000), 0);
+	assert_int_equal(idx_file_punch(t, &in, 1000, 1100), 0);
+	assert_int_equal(in.stored_bytes, charge);
+
+	/* Trim the left end and right end, then drop everything. */
+	assert_int_equal(idx_file_punch(t, &in, 900, 1200), 0);
+	assert_int_equal(idx_file_punch(t, &in, 11000, 50000), 0);
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(idx_extent_iter(t, 20, 0, UINT64_MAX, ext_collect, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_int_equal(l.e[0].len, 900);
+	assert_int_equal(l.e[1].off, 1200);
+	assert_int_equal(l.e[1].chunk_off, 1200);
+	assert_int_equal(l.e[1].len, 2996);
+	assert_int_equal(l.e[2].len, 1000);
+	assert_int_equal(chunk_refs(t, 1), 3);
+	assert_int_equal(idx_file_punch(t, &in, 0, UINT64_MAX), 0);
+	assert_int_equal(in.stored_bytes, 0);
+	/* At zero the chunk lives on until commit: an overwrite with the same
+	 * data punches, then maps it again. */
+	assert_int_equal(chunk_refs(t, 1), 0);
+	assert_true(chunk_exists(t, 1));
+	assert_int_equal(idx_file_map(t, &in, 0, 10, c.fp, 0), 0);
+	assert_int_equal(idx_file_punch(t, &in, 0, 10), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	t = wtxn(f);
+	assert_false(chunk_exists(t, 1));
+	assert_int_equal(idx_pack_get(t, 2, &p), 0);
+	assert_int_equal(p.live_bytes, 0);
+	assert_int_equal(p.dead_bytes, c.frame_len);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.mapped_bytes, 0);
+	assert_int_equal(st.chunks, 0);
+	assert_int_equal(st.unique_bytes, 0);
+	assert_int_equal(st.stored_bytes, 0);
+	assert_int_equal(idx_chunk_unref(t, c.fp), -ENOENT);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+static void test_chunk_refs(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk a, b, b2, got;
+	struct idx_inode in;
+	struct idx_stats st;
+	struct idx_pack p;
+	struct idx_txn *t;
+
+	t = wtxn(f);
+	make_file(&in, 30, 100000);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	make_chunk(&a, 10);
+	make_chunk(&b, 11);
+	b.flags = IDX_CHUNK_HAS_REF;
+	memcpy(b.ref_fp, a.fp, FP_LEN);
+	assert_int_equal(idx_chunk_insert(t, &b), -ENOENT); /* ref missing */
+	assert_int_equal(idx_chunk_insert(t, &a), 0);
+	assert_int_equal(idx_chunk_insert(t, &b), 0);
+	assert_int_equal(chunk_refs(t, 10), 1);
+	assert_int_equal(idx_chunk_get(t, b.fp, &got), 0);
+	assert_memory_equal(got.ref_fp, a.fp, FP_LEN);
+	assert_int_equal(got.flags, IDX_CHUNK_HAS_REF);
+	assert_int_equal(idx_file_map(t, &in, 0, b.raw_len, b.fp, 0), 0);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.ref_chunks, 1);
+	assert_int_equal(st.chunks, 2);
+	assert_int_equal(st.level_raw[a.level], a.raw_len);
+	assert_int_equal(st.level_raw[b.level], b.raw_len);
+	assert_int_equal(st.dtype_stored[b.dtype], b.frame_len);
+	/* default level 2: level 1 (fast) is pending, raw (0) is not. */
+	assert_int_equal(st.pending_bytes, a.level == 1 ? a.raw_len : b.raw_len);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	/* Relocate b: recompressed to mix, no reference, another pack. */
+	t = wtxn(f);
+	b2 = b;
+	b2.level = 2;
+	b2.flags = 0;
+	b2.pack_id = 7;
+	b2.frame_len = 1000;
+	b2.refcount = 12345; /* ignored */
+	assert_int_equal(idx_chunk_relocate(t, &b2), 0);
+	assert_int_equal(chunk_refs(t, 10), 0); /* a lost its only user */
+	assert_int_equal(chunk_refs(t, 11), 1);
+	b2.raw_len++;
+	assert_int_equal(idx_chunk_relocate(t, &b2), -EINVAL);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	t = wtxn(f);
+	assert_false(chunk_exists(t, 10));
+	assert_int_equal(idx_pack_get(t, 7, &p), 0);
+	assert_int_equal(p.live_bytes, 1000);
+	assert_int_equal(idx_pack_get(t, b.pack_id, &p), 0);
+	assert_int_equal(p.dead_bytes, b.frame_len + (a.pack_id == b.pack_id ? a.frame_len : 0));
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.chunks, 1);
+	assert_int_equal(st.ref_chunks, 0);
+	assert_int_equal(st.stored_bytes, 1000);
+	assert_int_equal(st.pending_bytes, 0);
+	assert_int_equal(st.level_raw[2], b.raw_len);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	/* Deleting the inode releases everything. */
+	t = wtxn(f);
+	assert_int_equal(idx_inode_delete(t, 30), 0);
+	assert_int_equal(chunk_refs(t, 11), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_false(chunk_exists(t, 11));
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.chunks, 0);
+	assert_int_equal(st.mapped_bytes, 0);
+	assert_int_equal(st.files, 0);
+	assert_int_equal(st.stored_bytes, 0);
+	assert_int_equal(idx_pack_get(t, 7, &p), 0);
+	assert_int_equal(p.live_bytes, 0);
+	assert_int_equal(p.dead_bytes, 1000);
+	assert_int_equal(idx_pack_del(t, 7), 0);
+	assert_int_equal(idx_pack_get(t, 7, &p), -ENOENT);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+static void test_chunk_ref_chain(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk c[4];
+	struct idx_inode in;
+	struct idx_stats st;
+	struct idx_txn *t;
+	unsigned i;
+
+	t = wtxn(f);
+	make_file(&in, 40, 0);
+	for (i = 0; i < 4; i++) {
+		make_chunk(&c[i], 50 + i);
+		if (i) {
+			c[i].flags = IDX_CHUNK_HAS_REF;
+			memcpy(c[i].ref_fp, c[i - 1].fp, FP_LEN);
+		}
+		assert_int_equal(idx_chunk_insert(t, &c[i]), 0);
+	}
+	/* Map the head of the chain and chunk 1 directly too. */
+	assert_int_equal(idx_file_map(t, &in, 0, 100, c[3].fp, 0), 0);
+	assert_int_equal(idx_file_map(t, &in, 100, 100, c[1].fp, 0), 0);
+	assert_int_equal(chunk_refs(t, 51), 2);
+	assert_int_equal(idx_file_punch(t, &in, 0, 100), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_false(chunk_exists(t, 53));
+	assert_false(chunk_exists(t, 52));
+	assert_int_equal(chunk_refs(t, 51), 1);
+	assert_int_equal(chunk_refs(t, 50), 1);
+	assert_int_equal(idx_file_punch(t, &in, 0, 1000), 0);
+	/* Inserted, never mapped: swept at commit too. */
+	make_chunk(&c[0], 60);
+	assert_int_equal(idx_chunk_insert(t, &c[0]), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_false(chunk_exists(t, 50));
+	assert_false(chunk_exists(t, 60));
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.chunks, 0);
+	assert_int_equal(st.ref_chunks, 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+/* --- random operations, stats checked against a recount ------------------- */
+
+#define R_INODES 6
+#define R_CHUNKS 40
+#define R_SPAN (256u << 10)
+
+struct recount {
+	struct idx_txn *t;
+	struct idx_stats st;
+	unsigned refs[R_CHUNKS];
+	uint64_t pack_live[4];
+	uint64_t ino;
+	uint64_t charge;
+};
+
+static int rc_extent(void *arg, const struct idx_extent *e)
+{
+	struct recount *r = arg;
+	struct idx_chunk c;
+
+	assert_int_equal(idx_chunk_get(r->t, e->fp, &c), 0);
+	assert_true(e->chunk_off + e->len <= c.raw_len);
+	r->refs[fp_id(e->fp)]++;
+	r->st.mapped_bytes += e->len;
+	r->charge += (uint64_t)c.frame_len * e->len / c.raw_len;
+	return 0;
+}
+
+static int rc_inode(void *arg, const struct idx_inode *in)
+{
+	struct recount *r = arg;
+
+	if (S_ISREG(in->mode)) {
+		r->st.files++;
+		r->st.logical_bytes += in->size;
+	}
+	r->charge = 0;
+	assert_int_equal(idx_extent_iter(r->t, in->ino, 0, UINT64_MAX, rc_extent, r), 0);
+	assert_int_equal(in->stored_bytes, r->charge);
+	return 0;
+}
+
+static int rc_chunk_refs(void *arg, const struct idx_chunk *c)
+{
+	struct recount *r = arg;
+
+	if (c->flags & IDX_CHUNK_HAS_REF)
+		r->refs[fp_id(c->ref_fp)]++;
+	return 0;
+}
+
+static int rc_chunk(void *arg, const struct idx_chunk *c)
+{
+	struct recount *r = arg;
+
+	assert_int_equal(c->refcount, r->refs[fp_id(c->fp)]);
+	r->refs[fp_id(c->fp)] = 0;
+	r->st.chunks++;
+	r->st.unique_bytes += c->raw_len;
+	r->st.stored_bytes += c->frame_len;
+	r->st.ref_chunks += !!(c->flags & IDX_CHUNK_HAS_REF);
+	r->st.level_raw[c->level] += c->raw_len;
+	r->st.level_stored[c->level] += c->frame_len;
+	r->st.dtype_raw[c->dtype] += c->raw_len;
+	r->st.dtype_stored[c->dtype] += c->frame_len;
+	if (c->level == 1)
+		r->st.pending_bytes += c->raw_len;
+	r->pack_live[c->pack_id] += c->frame_len;
+	return 0;
+}
+
+static int rc_pack(void *arg, const struct idx_pack *p)
+{
+	struct recount *r = arg;
+
+	assert_true(p->id < 4);
+	assert_int_equal(p->live_bytes, r->pack_live[p->id]);
+	r->pack_live[p->id] = 0;
+	return 0;
+}
+
+static void check_recount(struct idx_txn *t, const uint64_t inserted[4])
+{
+	struct recount r;
+	struct idx_stats st;
+	struct idx_pack p;
+	unsigned i;
+
+	memset(&r, 0, sizeof(r));
+	r.t = t;
+	assert_int_equal(idx_inode_iter(t, rc_inode, &r), 0);
+	assert_int_equal(idx_chunk_iter(t, rc_chunk_refs, &r), 0);
+	assert_int_equal(idx_chunk_iter(t, rc_chunk, &r), 0);
+	for (i = 0; i < R_CHUNKS; i++)
+		assert_int_equal(r.refs[i], 0); /* no reference to a missing chunk */
+	for (i = 1; i < 4; i++) {
+		if (idx_pack_get(t, i, &p) == 0)
+			assert_int_equal(p.dead_bytes, inserted[i] - r.pack_live[i]);
+	}
+	assert_int_equal(idx_pack_iter(t, rc_pack, &r), 0);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(r.pack_live[i], 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_memory_equal(&st, &r.st, sizeof(st));
+}
+
+static uint64_t rnd_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static void test_random_stats(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_inode in[R_INODES];
+	struct idx_chunk c;
+	struct idx_txn *t;
+	uint64_t rs = 12345, inserted[4] = { 0 };
+	unsigned step, i;
+
+	t = wtxn(f);
+	for (i = 0; i < R_INODES; i++) {
+		make_file(&in[i], 100 + i, 0);
+		assert_int_equal(idx_inode_put(t, &in[i]), 0);
+	}
+	for (step = 0; step < 4000; step++) {
+		unsigned op = (unsigned)(rnd_next(&rs) % 100);
+		struct idx_inode *ip = &in[rnd_next(&rs) % R_INODES];
+		uint64_t off = rnd_next(&rs) % R_SPAN;
+
+		if (op < 55) {
+			unsigned id = (unsigned)(rnd_next(&rs) % R_CHUNKS);
+			uint32_t coff, len;
+
+			make_chunk(&c, id);
+			coff = (uint32_t)(rnd_next(&rs) % c.raw_len);
+			len = 1 + (uint32_t)(rnd_next(&rs) % (c.raw_len - coff));
+			if (idx_chunk_get(t, c.fp, &c) == -ENOENT) {
+				/* Some chunks are coded against the previous one. */
+				if (id % 3 == 1 && chunk_refs(t, id - 1) > 0) {
+					uint8_t rfp[FP_LEN];
+
+					make_fp(rfp, id - 1);
+					c.flags = IDX_CHUNK_HAS_REF;
+					memcpy(c.ref_fp, rfp, FP_LEN);
+				}
+				assert_int_equal(idx_chunk_insert(t, &c), 0);
+				inserted[c.pack_id] += c.frame_len;
+			}
+			assert_int_equal(idx_file_punch(t, ip, off, off + len), 0);
+			assert_int_equal(idx_file_map(t, ip, off, len, c.fp, coff), 0);
+			if (off + len > ip->size)
+				ip->size = off + len;
+		} else if (op < 85) {
+			uint64_t len = 1 + rnd_next(&rs) % 20000;
+
+			assert_int_equal(idx_file_punch(t, ip, off, off + len), 0);
+		} else if (op < 92) {
+			/* truncate */
+			assert_int_equal(idx_file_punch(t, ip, off, UINT64_MAX), 0);
+			ip->size = off;
+		} else if (op < 95) {
+			assert_int_equal(idx_inode_delete(t, ip->ino), 0);
+			make_file(ip, ip->ino, 0);
+		} else if (op < 97) {
+			assert_int_equal(idx_inode_put(t, ip), 0);
+			assert_int_equal(idx_txn_commit(t), 0);
+			t = wtxn(f);
+			for (i = 0; i < R_INODES; i++)
+				assert_int_equal(idx_inode_get(t, in[i].ino, &in[i]), 0);
+			continue;
+		}
+		assert_int_equal(idx_inode_put(t, ip), 0);
+		if (step % 500 == 499)
+			check_recount(t, inserted);
+	}
+	check_recount(t, inserted);
+	assert_int_equal(idx_txn_commit(t), 0);
+	reopen(f);
+	t = rtxn(f);
+	check_recount(t, inserted);
+	idx_txn_abort(t);
+
+	/* Delete everything: all counters go back to zero. */
+	t = wtxn(f);
+	for (i = 0; i < R_INODES; i++)
+		assert_int_equal(idx_inode_delete(t, in[i].ino), 0);
+	check_recount(t, inserted);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = rtxn(f);
+	{
+		struct idx_stats st, zero;
+
+		memset(&zero, 0, sizeof(zero));
+		assert_int_equal(idx_stats_get(t, &st), 0);
+		assert_memory_equal(&st, &zero, sizeof(st));
+	}
+	idx_txn_abort(t);
+}
+
+/* --- xattrs, symlinks, orphans -------------------------------------------- */
+
+static void test_xattrs(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_inode in;
+	struct idx_txn *t;
+	char buf[256], name[300];
+	static uint8_t big[(64 << 10) + 1];
+	int n;
+
+	t = wtxn(f);
+	make_file(&in, 60, 0);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_xattr_get(t, 60, "user.a", buf, sizeof(buf)), -ENODATA);
+	assert_int_equal(idx_xattr_set(t, 60, "user.b", "hello", 5, 0), 0);
+	assert_int_equal(idx_xattr_set(t, 60, "user.a", "", 0, XATTR_CREATE), 0);
+	assert_int_equal(idx_xattr_set(t, 60, "user.a", "x", 1, XATTR_CREATE), -EEXIST);
+	assert_int_equal(idx_xattr_set(t, 60, "user.c", "x", 1, XATTR_REPLACE), -ENODATA);
+	assert_int_equal(idx_xattr_set(t, 60, "user.b", "world!", 6, XATTR_REPLACE), 0);
+	assert_int_equal(idx_xattr_set(t, 61, "user.other", "o", 1, 0), 0);
+	assert_int_equal(idx_xattr_get(t, 60, "user.b", NULL, 0), 6);
+	assert_int_equal(idx_xattr_get(t, 60, "user.b", buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "world!", 6);
+	assert_int_equal(idx_xattr_get(t, 60, "user.a", buf, sizeof(buf)), 0);
+	assert_int_equal(idx_xattr_list(t, 60, NULL, 0), 14);
+	assert_int_equal(idx_xattr_list(t, 60, buf, 13), -ERANGE);
+	assert_int_equal(idx_xattr_list(t, 60, buf, sizeof(buf)), 14);
+	assert_memory_equal(buf, "user.a\0user.b\0", 14);
+	assert_int_equal(idx_xattr_list(t, 62, buf, sizeof(buf)), 0);
+	memset(big, 'v', sizeof(big));
+	assert_int_equal(idx_xattr_set(t, 60, "user.big", big, sizeof(big), 0), -E2BIG);
+	assert_int_equal(idx_xattr_set(t, 60, "user.big", big, sizeof(big) - 1, 0), 0);
+	n = idx_xattr_get(t, 60, "user.big", NULL, 0);
+	assert_int_equal(n, 64 << 10);
+	memset(name, 'n', sizeof(name));
+	name[255] = '\0';
+	assert_int_equal(idx_xattr_set(t, 60, name, "1", 1, 0), 0);
+	name[255] = 'n';
+	name[256] = '\0';
+	assert_int_equal(idx_xattr_set(t, 60, name, "1", 1, 0), -ERANGE);
+	assert_int_equal(idx_xattr_set(t, 60, "", "1", 1, 0), -EINVAL);
+	assert_int_equal(idx_xattr_del(t, 60, "user.a"), 0);
+	assert_int_equal(idx_xattr_del(t, 60, "user.a"), -ENODATA);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	t = wtxn(f);
+	assert_int_equal(idx_inode_delete(t, 60), 0);
+	assert_int_equal(idx_xattr_list(t, 60, NULL, 0), 0);
+	assert_int_equal(idx_xattr_get(t, 61, "user.other", buf, sizeof(buf)), 1);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+static void test_symlink_orphan(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_inode in;
+	struct idx_txn *t;
+	char buf[5000];
+	static char target[4097];
+
+	t = wtxn(f);
+	memset(&in, 0, sizeof(in));
+	in.ino = 70;
+	in.mode = S_IFLNK | 0777;
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_symlink_get(t, 70, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(idx_symlink_put(t, 70, "../x/y", 6), 0);
+	assert_int_equal(idx_symlink_get(t, 70, buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "../x/y", 6);
+	assert_int_equal(idx_symlink_get(t, 70, buf, 3), 6);
+	memset(target, 't', sizeof(target));
+	assert_int_equal(idx_symlink_put(t, 70, target, 4096), -ENAMETOOLONG);
+	assert_int_equal(idx_symlink_put(t, 70, target, 4095), 0);
+	assert_int_equal(idx_symlink_put(t, 70, target, 0), -EINVAL);
+	assert_int_equal(idx_orphan_add(t, 70), 0);
+	assert_int_equal(idx_orphan_add(t, 3), 0);
+	assert_int_equal(idx_orphan_add(t, 90), 0);
+	assert_int_equal(idx_orphan_del(t, 90), 0);
+	assert_int_equal(idx_orphan_del(t, 90), -ENOENT);
+	assert_int_equal(idx_txn_commit(t), 0);
+
+	t = wtxn(f);
+	assert_int_equal(idx_inode_delete(t, 70), 0);
+	assert_int_equal(idx_symlink_get(t, 70, buf, sizeof(buf)), -ENOENT);
+	assert_int_equal(idx_orphan_del(t, 70), -ENOENT);
+	assert_int_equal(idx_orphan_del(t, 3), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+struct orphans {
+	uint64_t ino[8];
+	unsigned n;
+};
+
+static int orphan_cb(void *arg, uint64_t ino)
+{
+	struct orphans *o = arg;
+
+	assert_true(o->n < 8);
+	o->ino[o->n++] = ino;
+	return ino == 1000 ? 7 : 0;
+}
+
+static void test_orphan_iter(void **state)
+{
+	struct fixture *f = *state;
+	struct orphans o = { .n = 0 };
+	struct idx_txn *t;
+
+	t = wtxn(f);
+	assert_int_equal(idx_orphan_add(t, 500), 0);
+	assert_int_equal(idx_orphan_add(t, 4), 0);
+	assert_int_equal(idx_orphan_add(t, 1ull << 40), 0);
+	assert_int_equal(idx_orphan_iter(t, orphan_cb, &o), 0);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(o.ino[0], 4);
+	assert_int_equal(o.ino[1], 500);
+	assert_int_equal(o.ino[2], 1ull << 40);
+	assert_int_equal(idx_orphan_add(t, 1000), 0);
+	o.n = 0;
+	assert_int_equal(idx_orphan_iter(t, orphan_cb, &o), 7);
+	assert_int_equal(o.n, 3);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+/* --- map full ------------------------------------------------------------------ */
+
+static void test_map_full(void **state)
+{
+	char dir[64];
+	static uint8_t val[60 << 10];
+	struct idx_super s;
+	struct idx_txn *t;
+	struct idx *y;
+	unsigned i;
+	int rc = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/mixfs-idx-XXXXXX")));
+	super_default(&s);
+	assert_int_equal(idx_open(dir, IDX_CREATE, &s, 1 << 20, &y), 0);
+	assert_int_equal(idx_txn_begin(y, false, &t), 0);
+	for (i = 0; i < 100; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "user.%u", i);
+		rc = idx_xattr_set(t, 2, name, val, sizeof(val), 0);
+		if (rc < 0)
+			break;
+	}
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(idx_txn_commit(t), -ENOSPC);
+	/* The store is intact and usable. */
+	assert_int_equal(idx_txn_begin(y, false, &t), 0);
+	assert_int_equal(idx_xattr_set(t, 2, "user.small", "x", 1, 0), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(y);
+	rm_store(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_inode_iter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dirents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_extents, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_refs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_ref_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_symlink_orphan, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_orphan_iter, setup, teardown),
+		cmocka_unit_test(test_map_full),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
