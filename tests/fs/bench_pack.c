@@ -1,7 +1,7 @@
 /*
  * bench_pack.c - pack store throughput (not a test: run by hand).
  *
- *   bench_pack DIR [MiB] [frame_KiB] [batch]
+ *   bench_pack DIR [MiB] [frame_KiB] [batch] [write_bufs] [write_buf_KiB]
  *
  * Appends MiB of frame_KiB frames to a fresh pack dir under DIR, pack_sync,
  * then drops the page cache (if permitted) and reads every frame back with
@@ -56,6 +56,10 @@ int main(int argc, char **argv)
 	uint64_t mib = argc > 2 ? strtoull(argv[2], NULL, 10) : 1024;
 	uint32_t frame = (argc > 3 ? (uint32_t)strtoul(argv[3], NULL, 10) : 256) << 10;
 	int batch = argc > 4 ? atoi(argv[4]) : 16;
+	struct pack_opts wopts = {
+		.write_bufs = argc > 5 ? (uint32_t)atoi(argv[5]) : 0,
+		.write_buf_bytes = argc > 6 ? (uint32_t)atoi(argv[6]) << 10 : 0,
+	};
 	uint64_t n = (mib << 20) / frame;
 	struct pack_loc *locs = calloc(n, sizeof(*locs));
 	uint8_t *src = malloc(frame), *dst = malloc((size_t)frame * (size_t)batch);
@@ -66,7 +70,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc < 2 || !locs || !src || !dst || !bufs || !res) {
-		fprintf(stderr, "usage: bench_pack DIR [MiB] [frame_KiB] [batch]\n");
+		fprintf(stderr, "usage: bench_pack DIR [MiB] [frame_KiB] [batch] [write_bufs] [write_buf_KiB]\n");
 		return 2;
 	}
 	snprintf(dir, sizeof(dir), "%s/bench-packs-%d", argv[1], (int)getpid());
@@ -79,7 +83,7 @@ int main(int argc, char **argv)
 	for (int b = 0; b < batch; b++)
 		bufs[b] = dst + (size_t)b * frame;
 
-	rc = pack_store_open(dir, NULL, alloc_id, NULL, &ps);
+	rc = pack_store_open(dir, &wopts, alloc_id, NULL, &ps);
 	if (rc)
 		goto fail;
 	t0 = now();
@@ -89,6 +93,8 @@ int main(int argc, char **argv)
 		if (rc)
 			goto fail;
 	}
+	t1 = now();
+	printf("append only: %.2f s\n", t1 - t0);
 	rc = pack_sync(ps);
 	if (rc)
 		goto fail;
@@ -100,7 +106,7 @@ int main(int argc, char **argv)
 	rc = drop_caches();
 	if (rc)
 		printf("(could not drop caches: %s; read is from the page cache)\n", strerror(-rc));
-	rc = pack_store_open(dir, NULL, alloc_id, NULL, &ps);
+	rc = pack_store_open(dir, &wopts, alloc_id, NULL, &ps);
 	if (rc)
 		goto fail;
 	t0 = now();
