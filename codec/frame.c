@@ -209,6 +209,7 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 	if (p->level == CODEC_LEVEL_MIX && p->ref && p->ref_len && p->ref_len <= UINT32_MAX) {
 		a.ref = p->ref;
 		a.ref_len = p->ref_len;
+		h.ref_len = (uint32_t)p->ref_len;
 	}
 
 	h.raw_len = (uint32_t)len;
@@ -375,7 +376,7 @@ int codec_level_parse(const char *name)
 
 struct detect_hist {
 	uint32_t j[4][512]; /* lane byte << 1 | top bit of previous byte */
-	uint32_t l[4][256]; /* lane byte */
+	uint32_t l[4][256]; /* lane byte (summed from j) */
 };
 
 /* Cheap log2 for scoring; error ~0.005, far below the margins used. */
@@ -426,7 +427,7 @@ int codec_dtype_detect(const void *buf, size_t len, uint32_t *phase)
 	const uint8_t *b = buf;
 	struct detect_hist hist, *h = &hist;
 	uint32_t all[256] = {0}, m7[4][128], best_p = 0, best_q = 0;
-	float so, s2[2], c2[2], s4[4];
+	float so, s2[2], c2[2], hi2[2], s4[4], js4 = 0;
 	int dt = CODEC_DTYPE_OTHER;
 
 	if (phase)
@@ -442,10 +443,11 @@ int codec_dtype_detect(const void *buf, size_t len, uint32_t *phase)
 
 		for (size_t i = start ? start : 1; i < end; i++) {
 			h->j[i & 3][(uint32_t)b[i] << 1 | b[i - 1] >> 7]++;
-			h->l[i & 3][b[i]]++;
 		}
 	}
 	for (uint32_t k = 0; k < 4; k++) {
+		for (uint32_t i = 0; i < 256; i++)
+			h->l[k][i] = h->j[k][2 * i] + h->j[k][2 * i + 1];
 		for (uint32_t i = 0; i < 256; i++)
 			all[i] += h->l[k][i];
 		detect_low7(h->l[k], m7[k]);
@@ -455,14 +457,17 @@ int codec_dtype_detect(const void *buf, size_t len, uint32_t *phase)
 		uint32_t h1 = p ? 0 : 1, h2 = h1 + 2, l1 = (h1 + 3) & 3, l2 = h1 + 1;
 		float t = detect_entropy(h->j[h1], h->j[h2], 512, 0);
 		float bf = t + detect_entropy(m7[l1], m7[l2], 128, 0);
-		float fp = detect_entropy(h->l[h1], h->l[h2], 256, 0) +
-		           detect_entropy(h->l[l1], h->l[l2], 256, 0);
+		float hb = detect_entropy(h->l[h1], h->l[h2], 256, 0);
+		float fp = hb + detect_entropy(h->l[l1], h->l[l2], 256, 0);
 
 		s2[p] = (bf < fp ? bf : fp) / 2;
 		/* Bits 9..7 given 15..10: exponent bits in bf16, mantissa
 		 * (uniform, ~3 bits) in fp16. */
 		c2[p] = t - detect_entropy(h->j[h1], h->j[h2], 512, 3);
-		if (s2[p] < s2[best_p])
+		/* The fp16 score is symmetric in the two bytes; the phase is
+		 * the one whose high byte is the concentrated one. */
+		hi2[p] = hb;
+		if (hi2[p] < hi2[best_p])
 			best_p = p;
 	}
 	for (uint32_t q = 0; q < 4; q++) {
@@ -475,12 +480,20 @@ int codec_dtype_detect(const void *buf, size_t len, uint32_t *phase)
 		if (s4[q] < s4[best_q])
 			best_q = q;
 	}
-	/* Margins: a float split must clearly beat plain bytes; bf16 data
-	 * also scores well as fp32 (within ~0.01 bit/byte), fp32 needs a
-	 * real lead. */
+	/* 2-byte data scores about as well as fp32 (the fp32 split is two
+	 * 2-byte splits side by side), so fp32 also needs 4-byte structure:
+	 * lanes two bytes apart that differ (Jensen-Shannon divergence). */
+	for (uint32_t k = 0; k < 2; k++) {
+		float js = detect_entropy(h->l[k], h->l[k + 2], 256, 0) -
+		           (detect_entropy(h->l[k], NULL, 256, 0) +
+		            detect_entropy(h->l[k + 2], NULL, 256, 0)) / 2;
+
+		js4 = js > js4 ? js : js4;
+	}
+	/* A float split must clearly beat plain bytes. */
 	if ((s2[best_p] < s4[best_q] ? s2[best_p] : s4[best_q]) > so - 0.1f) {
 		dt = CODEC_DTYPE_OTHER;
-	} else if (s4[best_q] < s2[best_p] - 0.03f) {
+	} else if (js4 > 0.1f && s4[best_q] < s2[best_p]) {
 		dt = CODEC_DTYPE_FP32;
 		if (phase)
 			*phase = best_q;

@@ -1,0 +1,150 @@
+/*
+ * gen.h - deterministic synthetic tensors for codec tests, golden frames
+ * and the sizes CSV.  Integer arithmetic only (no libm), so the bytes are
+ * the same on every host and compiler: golden frames and sizes.csv depend
+ * on them, change nothing here without regenerating both.
+ */
+#ifndef MIXFS_TESTS_CODEC_GEN_H
+#define MIXFS_TESTS_CODEC_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum gen_kind {
+	GEN_NORMAL = 0, /* N(0, sigma) weights */
+	GEN_SPECIAL,    /* normal mixed with NaN, +-Inf, denormals, -0 */
+	GEN_ZERO,
+	GEN_RANDOM,     /* uniform random bytes */
+	GEN_BF16_FP32,  /* fp32 whose low 16 bits are zero */
+	GEN_TEXT,       /* ASCII-ish bytes */
+	GEN_KIND_COUNT
+};
+
+static inline uint64_t gen_next(uint64_t *s)
+{
+	/* splitmix64 */
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* Approximately N(0, sigma): Irwin-Hall sum of 4 uniforms, exact in
+ * float (integer sum, then one scaling). */
+static inline float gen_normal(uint64_t *s, float sigma)
+{
+	uint64_t r = gen_next(s);
+	int32_t sum = (int32_t)(r & 0xffff) + (int32_t)((r >> 16) & 0xffff) +
+	              (int32_t)((r >> 32) & 0xffff) + (int32_t)(r >> 48) - 2 * 65535;
+
+	/* var of sum = 4 * 65536^2 / 12 */
+	return (float)sum * (sigma / 37837.0f);
+}
+
+static inline uint32_t gen_f32_bits(float f)
+{
+	uint32_t u;
+
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static inline uint16_t gen_bf16(float f)
+{
+	uint32_t u = gen_f32_bits(f);
+
+	return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* Round-to-nearest-even fp32 -> fp16, integer only. */
+static inline uint16_t gen_fp16(float f)
+{
+	uint32_t u = gen_f32_bits(f), sign = (u >> 16) & 0x8000u;
+	int32_t e = (int32_t)((u >> 23) & 0xff) - 127 + 15;
+	uint32_t m = u & 0x7fffffu;
+
+	if (((u >> 23) & 0xff) == 0xff)
+		return (uint16_t)(sign | 0x7c00u | (m ? 0x200u : 0));
+	if (e >= 31)
+		return (uint16_t)(sign | 0x7c00u);
+	if (e <= 0) {
+		uint32_t shift;
+
+		if (e < -10)
+			return (uint16_t)sign;
+		m |= 0x800000u;
+		shift = (uint32_t)(14 - e);
+		uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+
+		if (rem > half || (rem == half && (h & 1)))
+			h++;
+		return (uint16_t)(sign | h);
+	}
+	uint32_t h = ((uint32_t)e << 10) | (m >> 13), rem = m & 0x1fffu;
+
+	if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
+		h++;
+	return (uint16_t)(sign | h);
+}
+
+/* Fill buf[0..len) with elements of esize bytes (1, 2 = bf16, 3 = fp16
+ * encoded as esize 2 by the caller, 4) starting at byte phase. */
+enum gen_dtype { GEN_DT_BYTES = 0, GEN_DT_BF16, GEN_DT_FP16, GEN_DT_FP32 };
+
+static inline void gen_fill(uint8_t *buf, size_t len, int kind, int dt, uint32_t phase,
+                            uint64_t seed)
+{
+	uint64_t s = seed * 0x2545f4914f6cdd1dull + (uint64_t)kind * 131 + (uint64_t)dt;
+	size_t esz = dt == GEN_DT_FP32 ? 4 : (dt == GEN_DT_BYTES ? 1 : 2);
+	static const char text[] = "the quick brown fox jumps over the lazy dog; ";
+
+	if (kind == GEN_ZERO) {
+		memset(buf, 0, len);
+		return;
+	}
+	/* Bytes before the phase come from a neighbouring element. */
+	for (size_t i = 0; i < len && i < phase; i++)
+		buf[i] = (uint8_t)gen_next(&s);
+	for (size_t i = phase; i < len; i += esz) {
+		uint8_t e[4];
+		uint64_t r = gen_next(&s);
+		float f = gen_normal(&s, 0.02f);
+
+		if (kind == GEN_SPECIAL) {
+			static const uint32_t sp[] = {0x7fc00000u, 0x7f800000u, 0xff800000u,
+			                              0x00000001u, 0x80000000u, 0x00400000u};
+			if ((r & 7) == 0) {
+				uint32_t u = sp[(r >> 3) % 6];
+
+				memcpy(&f, &u, 4);
+			}
+		}
+		if (kind == GEN_RANDOM || kind == GEN_TEXT) {
+			for (int k = 0; k < 4; k++)
+				e[k] = kind == GEN_RANDOM ? (uint8_t)(r >> (8 * k))
+				                          : (uint8_t)text[(r >> (8 * k)) % (sizeof(text) - 1)];
+		} else if (dt == GEN_DT_BF16) {
+			uint16_t v = gen_bf16(f);
+
+			memcpy(e, &v, 2);
+		} else if (dt == GEN_DT_FP16) {
+			uint16_t v = gen_fp16(f);
+
+			memcpy(e, &v, 2);
+		} else if (dt == GEN_DT_FP32) {
+			uint32_t v = gen_f32_bits(f);
+
+			if (kind == GEN_BF16_FP32)
+				v = (uint32_t)gen_bf16(f) << 16;
+			memcpy(e, &v, 4);
+		} else {
+			e[0] = (uint8_t)(gen_bf16(f) >> 8);
+		}
+		for (size_t k = 0; k < esz && i + k < len; k++)
+			buf[i + k] = e[k];
+	}
+}
+
+#endif

@@ -1,0 +1,504 @@
+/*
+ * test_codec.c - unit tests of the codec library: round trips of every
+ * level and dtype, frame validation, dtype detection, file-format hints.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "codec/codec.h"
+#include "codec/hint.h"
+#include "tests/codec/gen.h"
+
+static const size_t sizes[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 63, 64, 65, 257, 1001, 4099, 65536 + 3};
+static const int dtypes[] = {CODEC_DTYPE_OTHER, CODEC_DTYPE_BF16, CODEC_DTYPE_FP16,
+                             CODEC_DTYPE_FP32, CODEC_DTYPE_AUTO};
+
+static int gen_dt_of(int dtype)
+{
+	switch (dtype) {
+	case CODEC_DTYPE_BF16:
+		return GEN_DT_BF16;
+	case CODEC_DTYPE_FP16:
+		return GEN_DT_FP16;
+	case CODEC_DTYPE_OTHER:
+		return GEN_DT_BYTES;
+	default:
+		return GEN_DT_FP32;
+	}
+}
+
+static uint32_t esize_of(int dtype)
+{
+	return dtype == CODEC_DTYPE_FP32 ? 4 : (dtype == CODEC_DTYPE_OTHER || dtype == CODEC_DTYPE_AUTO) ? 1 : 2;
+}
+
+/* Encode, check the frame's promises, decode, compare.  Returns the
+ * frame length. */
+static size_t roundtrip(struct codec_ctx *ctx, const struct codec_params *p,
+                        const uint8_t *src, size_t len)
+{
+	size_t cap = codec_frame_bound(len);
+	uint8_t *frame = malloc(cap + 1), *out = malloc(len + 1), *again = malloc(cap + 1);
+	struct codec_frame_info info;
+	ssize_t n, m, d;
+
+	assert_non_null(frame);
+	assert_non_null(out);
+	assert_non_null(again);
+	n = codec_frame_encode(ctx, p, src, len, frame, cap);
+	if (n <= 0)
+		print_error("encode level %d dtype %d phase %u len %zu: %zd\n", p->level, p->dtype,
+		            p->elem_phase, len, n);
+	assert_true(n > 0);
+	assert_true((size_t)n <= len + CODEC_HEADER_MAX);
+	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+	assert_int_equal(info.header_len + info.payload_len, (size_t)n);
+	assert_int_equal(info.raw_len, len);
+	assert_true(info.level <= (uint8_t)p->level);
+	assert_true(info.payload_len <= len);
+	assert_true(info.checksum == codec_checksum(src, len));
+	/* Deterministic: a second encode gives the same bytes. */
+	m = codec_frame_encode(ctx, p, src, len, again, cap);
+	assert_int_equal(m, n);
+	assert_memory_equal(frame, again, (size_t)n);
+	d = codec_frame_decode(ctx, frame, (size_t)n, out, len, p->ref, p->ref_len);
+	if (d != (ssize_t)len || (len && memcmp(out, src, len)))
+		print_error("level %d->%d dtype %d->%d phase %u len %zu: decode %zd\n", p->level,
+		            info.level, p->dtype, info.dtype, p->elem_phase, len, d);
+	assert_int_equal(d, (ssize_t)len);
+	if (len)
+		assert_memory_equal(out, src, len);
+	free(frame);
+	free(out);
+	free(again);
+	return (size_t)n;
+}
+
+static void test_roundtrip_matrix(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	uint8_t *buf = malloc(65536 + 8);
+
+	assert_non_null(ctx);
+	for (int level = 0; level < CODEC_LEVEL_COUNT; level++)
+		for (size_t di = 0; di < sizeof(dtypes) / sizeof(dtypes[0]); di++)
+			for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++)
+				for (int kind = 0; kind < GEN_KIND_COUNT; kind++)
+					for (uint32_t ph = 0; ph < esize_of(dtypes[di]); ph++) {
+						struct codec_params p = {.level = level, .dtype = dtypes[di],
+						                         .elem_phase = ph, .row_elems = 64};
+
+						gen_fill(buf, sizes[si], kind, gen_dt_of(dtypes[di]), ph,
+						         si * 7 + ph);
+						roundtrip(ctx, &p, buf, sizes[si]);
+					}
+	/* Large-ish and a context reused across dtypes. */
+	free(buf);
+	buf = malloc(1u << 20);
+	for (int dt = CODEC_DTYPE_BF16; dt <= CODEC_DTYPE_FP32; dt++) {
+		struct codec_params p = {.level = CODEC_LEVEL_FAST, .dtype = dt};
+
+		gen_fill(buf, 1u << 20, GEN_NORMAL, gen_dt_of(dt), 0, 99);
+		assert_true(roundtrip(ctx, &p, buf, 1u << 20) < (9u << 20) / 10);
+	}
+	free(buf);
+	codec_ctx_free(ctx);
+}
+
+static void test_never_expands(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	uint8_t buf[4096], frame[4096 + CODEC_HEADER_MAX];
+
+	gen_fill(buf, sizeof(buf), GEN_RANDOM, GEN_DT_BYTES, 0, 5);
+	for (int level = 0; level < CODEC_LEVEL_COUNT; level++)
+		for (size_t di = 0; di < sizeof(dtypes) / sizeof(dtypes[0]); di++) {
+			struct codec_params p = {.level = level, .dtype = dtypes[di]};
+			struct codec_frame_info info;
+			ssize_t n = codec_frame_encode(ctx, &p, buf, sizeof(buf), frame, sizeof(frame));
+
+			assert_true(n > 0);
+			assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+			/* A coder may shave a few bytes off noise; it must never
+			 * cost more than a raw frame's header. */
+			assert_true((size_t)n <= 21 + sizeof(buf));
+			if (level == CODEC_LEVEL_RAW || level == CODEC_LEVEL_FAST)
+				assert_int_equal(info.level, CODEC_LEVEL_RAW);
+		}
+	codec_ctx_free(ctx);
+}
+
+static void test_fast_compresses(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	static uint8_t buf[65536];
+	static const struct {
+		int dt, kind;
+		double max_ratio;
+	} cases[] = {
+		{CODEC_DTYPE_BF16, GEN_NORMAL, 0.70},
+		{CODEC_DTYPE_FP16, GEN_NORMAL, 0.88},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, 0.86},
+		{CODEC_DTYPE_FP32, GEN_BF16_FP32, 0.35},
+		{CODEC_DTYPE_OTHER, GEN_TEXT, 0.70},
+		{CODEC_DTYPE_OTHER, GEN_ZERO, 0.01},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct codec_params p = {.level = CODEC_LEVEL_FAST, .dtype = CODEC_DTYPE_AUTO};
+		size_t n;
+
+		gen_fill(buf, sizeof(buf), cases[i].kind, gen_dt_of(cases[i].dt), 0, i);
+		n = roundtrip(ctx, &p, buf, sizeof(buf));
+		assert_true((double)n / sizeof(buf) <= cases[i].max_ratio);
+	}
+	codec_ctx_free(ctx);
+}
+
+static void test_detect(void **state)
+{
+	static uint8_t buf[65536 + 4];
+
+	for (int dt = CODEC_DTYPE_BF16; dt <= CODEC_DTYPE_FP32; dt++) {
+		for (uint32_t ph = 0; ph < esize_of(dt); ph++) {
+			uint32_t got_ph = 99;
+
+			gen_fill(buf, sizeof(buf), GEN_NORMAL, gen_dt_of(dt), ph, 3);
+			assert_int_equal(codec_dtype_detect(buf, sizeof(buf), &got_ph), dt);
+			assert_int_equal(got_ph, ph);
+			/* Small chunks too. */
+			if (codec_dtype_detect(buf, 4096, &got_ph) != dt)
+				print_error("dt %d phase %u: 4 KiB detected as %d\n", dt, ph,
+				            codec_dtype_detect(buf, 4096, &got_ph));
+			assert_int_equal(codec_dtype_detect(buf, 4096, &got_ph), dt);
+		}
+	}
+	gen_fill(buf, sizeof(buf), GEN_BF16_FP32, GEN_DT_FP32, 2, 4);
+	{
+		uint32_t ph;
+
+		assert_int_equal(codec_dtype_detect(buf, sizeof(buf), &ph), CODEC_DTYPE_FP32);
+		assert_int_equal(ph, 2);
+	}
+	gen_fill(buf, sizeof(buf), GEN_RANDOM, GEN_DT_BYTES, 0, 4);
+	assert_int_equal(codec_dtype_detect(buf, sizeof(buf), NULL), CODEC_DTYPE_OTHER);
+	gen_fill(buf, sizeof(buf), GEN_TEXT, GEN_DT_BYTES, 0, 4);
+	assert_int_equal(codec_dtype_detect(buf, sizeof(buf), NULL), CODEC_DTYPE_OTHER);
+	assert_int_equal(codec_dtype_detect(buf, 0, NULL), CODEC_DTYPE_OTHER);
+	assert_int_equal(codec_dtype_detect(NULL, 0, NULL), CODEC_DTYPE_OTHER);
+}
+
+static ssize_t make_frame(struct codec_ctx *ctx, int level, int dtype, uint8_t *frame, size_t cap,
+                          uint8_t *src, size_t len)
+{
+	struct codec_params p = {.level = level, .dtype = dtype};
+
+	gen_fill(src, len, GEN_NORMAL, gen_dt_of(dtype), 0, 11);
+	return codec_frame_encode(ctx, &p, src, len, frame, cap);
+}
+
+static void test_parse_rejects(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	uint8_t src[3000], frame[3000 + CODEC_HEADER_MAX], bad[sizeof(frame)];
+	struct codec_frame_info info;
+	ssize_t n = make_frame(ctx, CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, frame, sizeof(frame), src,
+	                       sizeof(src));
+
+	assert_true(n > 0);
+	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+	assert_int_equal(info.level, CODEC_LEVEL_FAST);
+	assert_int_equal(info.dtype, CODEC_DTYPE_BF16);
+	/* Every single-bit flip anywhere in the header is caught by parse. */
+	for (uint32_t i = 0; i < info.header_len * 8; i++) {
+		memcpy(bad, frame, (size_t)n);
+		bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_equal(codec_frame_parse(bad, (size_t)n, &info), -EBADMSG);
+	}
+	/* Truncated headers. */
+	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+	for (size_t l = 0; l < info.header_len; l++)
+		assert_int_equal(codec_frame_parse(frame, l, &info), -EBADMSG);
+	assert_int_equal(codec_frame_parse(NULL, 0, &info), -EINVAL);
+	codec_ctx_free(ctx);
+}
+
+static void test_decode_rejects(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	uint8_t src[3000], frame[3000 + CODEC_HEADER_MAX], bad[sizeof(frame)], out[3000];
+	struct codec_frame_info info;
+
+	for (int level = CODEC_LEVEL_RAW; level <= CODEC_LEVEL_FAST; level++) {
+		for (int dt = CODEC_DTYPE_OTHER; dt <= CODEC_DTYPE_FP32; dt++) {
+			ssize_t n = make_frame(ctx, level, dt, frame, sizeof(frame), src, sizeof(src));
+
+			assert_true(n > 0);
+			assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+			/* Every single-bit flip anywhere in the frame fails. */
+			for (uint32_t i = 0; i < (uint32_t)n * 8; i += (level ? 1 : 13)) {
+				memcpy(bad, frame, (size_t)n);
+				bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+				assert_int_equal(codec_frame_decode(ctx, bad, (size_t)n, out, sizeof(out), NULL, 0),
+				                 -EBADMSG);
+			}
+			/* Truncated frames. */
+			for (size_t l = 0; l < (size_t)n; l += 97)
+				assert_int_equal(codec_frame_decode(ctx, frame, l, out, sizeof(out), NULL, 0),
+				                 -EBADMSG);
+			/* Too small a destination. */
+			assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out) - 1, NULL, 0),
+			                 -ENOSPC);
+			assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), NULL, 0),
+			                 (ssize_t)sizeof(out));
+		}
+	}
+	codec_ctx_free(ctx);
+}
+
+static void test_encode_args(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	uint8_t src[100] = {0}, frame[200];
+	struct codec_params p = {.level = CODEC_LEVEL_FAST, .dtype = CODEC_DTYPE_BF16, .elem_phase = 2};
+
+	assert_int_equal(codec_frame_encode(ctx, &p, src, sizeof(src), frame, sizeof(frame)), -EINVAL);
+	p.elem_phase = 0;
+	p.dtype = 7;
+	assert_int_equal(codec_frame_encode(ctx, &p, src, sizeof(src), frame, sizeof(frame)), -EINVAL);
+	p.dtype = CODEC_DTYPE_BF16;
+	p.level = CODEC_LEVEL_COUNT;
+	assert_int_equal(codec_frame_encode(ctx, &p, src, sizeof(src), frame, sizeof(frame)), -EINVAL);
+	p.level = CODEC_LEVEL_RAW;
+	assert_int_equal(codec_frame_encode(ctx, &p, src, sizeof(src), frame, 50), -ENOSPC);
+	assert_int_equal(codec_frame_encode(NULL, &p, src, sizeof(src), frame, sizeof(frame)), -EINVAL);
+	assert_true(codec_frame_bound(0) >= 24);
+	codec_ctx_free(ctx);
+	codec_ctx_free(NULL);
+}
+
+static void test_ref(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	static uint8_t src[65536], ref[65536], frame[65536 + CODEC_HEADER_MAX], out[65536];
+	struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = CODEC_DTYPE_BF16};
+	struct codec_frame_info info;
+	ssize_t n;
+
+	gen_fill(ref, sizeof(ref), GEN_NORMAL, GEN_DT_BF16, 0, 1);
+	memcpy(src, ref, sizeof(src));
+	for (size_t i = 0; i < sizeof(src); i += 2)
+		src[i] ^= (uint8_t)(i & 3); /* low mantissa bits move */
+	p.ref = ref;
+	p.ref_len = sizeof(ref);
+	n = codec_frame_encode(ctx, &p, src, sizeof(src), frame, sizeof(frame));
+	assert_true(n > 0);
+	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+	if (info.flags & CODEC_FLAG_REF) {
+		assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), NULL, 0),
+		                 -ENOTSUP);
+		assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), ref, 10),
+		                 -EINVAL);
+	}
+	assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), ref, sizeof(ref)),
+	                 (ssize_t)sizeof(out));
+	assert_memory_equal(out, src, sizeof(src));
+	codec_ctx_free(ctx);
+}
+
+static void test_names(void **state)
+{
+	assert_string_equal(codec_level_name(CODEC_LEVEL_RAW), "raw");
+	assert_string_equal(codec_level_name(CODEC_LEVEL_FAST), "fast");
+	assert_string_equal(codec_level_name(CODEC_LEVEL_MIX), "mix");
+	assert_string_equal(codec_level_name(9), "?");
+	assert_string_equal(codec_dtype_name(CODEC_DTYPE_BF16), "bf16");
+	assert_string_equal(codec_dtype_name(CODEC_DTYPE_FP16), "fp16");
+	assert_string_equal(codec_dtype_name(CODEC_DTYPE_FP32), "fp32");
+	assert_string_equal(codec_dtype_name(CODEC_DTYPE_OTHER), "other");
+	assert_int_equal(codec_level_parse("mix"), CODEC_LEVEL_MIX);
+	assert_int_equal(codec_level_parse("fast"), CODEC_LEVEL_FAST);
+	assert_int_equal(codec_level_parse("raw"), CODEC_LEVEL_RAW);
+	assert_int_equal(codec_level_parse("zstd"), -EINVAL);
+	assert_int_equal(codec_level_parse(NULL), -EINVAL);
+}
+
+/* ---- hints ---- */
+
+static size_t st_make(uint8_t *buf, const char *json)
+{
+	uint64_t n = strlen(json);
+
+	for (int i = 0; i < 8; i++)
+		buf[i] = (uint8_t)(n >> (8 * i));
+	memcpy(buf + 8, json, n);
+	return 8 + n;
+}
+
+static void test_hint_safetensors(void **state)
+{
+	static const char json[] =
+		"{\"__metadata__\":{\"format\":\"pt\",\"x\":[1,{\"y\":null}]},"
+		"\"b\":{\"dtype\":\"F32\",\"shape\":[4,8],\"data_offsets\":[256,384]},"
+		" \"a\" : {\"dtype\":\"BF16\", \"shape\":[16, 8], \"data_offsets\":[0, 256]},"
+		"\"c\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[384,392]},"
+		"\"e\":{\"dtype\":\"F16\",\"shape\":[0],\"data_offsets\":[392,392]}}  ";
+	uint8_t buf[1024];
+	size_t hl = st_make(buf, json);
+	struct codec_hint h;
+	struct codec_params p;
+
+	assert_int_equal(codec_hint_parse(buf, hl, hl + 392, &h), 0);
+	assert_int_equal(h.format, CODEC_HINT_SAFETENSORS);
+	assert_int_equal(h.n, 3);
+	assert_int_equal(h.r[0].off, hl);
+	assert_int_equal(h.r[0].len, 256);
+	assert_int_equal(h.r[0].dtype, CODEC_DTYPE_BF16);
+	assert_int_equal(h.r[0].row_elems, 8);
+	assert_int_equal(h.r[1].off, hl + 256);
+	assert_int_equal(h.r[1].dtype, CODEC_DTYPE_FP32);
+	assert_int_equal(h.r[2].dtype, CODEC_DTYPE_OTHER);
+	assert_int_equal(h.r[2].row_elems, 0);
+	/* A chunk starting 1 byte into the bf16 tensor: next element at +1. */
+	assert_int_equal(codec_hint_chunk(&h, hl + 1, 100, &p), 0);
+	assert_int_equal(p.dtype, CODEC_DTYPE_BF16);
+	assert_int_equal(p.elem_phase, 1);
+	/* Mostly fp32, starting 3 bytes before it. */
+	assert_int_equal(codec_hint_chunk(&h, hl + 253, 131, &p), 0);
+	assert_int_equal(p.dtype, CODEC_DTYPE_FP32);
+	assert_int_equal(p.elem_phase, 3);
+	assert_int_equal(p.row_elems, 8);
+	assert_int_equal(codec_hint_chunk(&h, 0, 8, &p), -ENOENT);
+	assert_int_equal(p.dtype, CODEC_DTYPE_AUTO);
+	codec_hint_release(&h);
+
+	/* Need more bytes. */
+	assert_int_equal(codec_hint_parse(buf, 20, 0, &h), -EAGAIN);
+	assert_int_equal(h.need, hl);
+	assert_int_equal(codec_hint_parse(buf, 4, 0, &h), -EAGAIN);
+	/* Offsets past the file end. */
+	assert_int_equal(codec_hint_parse(buf, hl, hl + 100, &h), -EBADMSG);
+	/* Hostile headers. */
+	hl = st_make(buf, "{\"a\":{\"dtype\":\"BF16\",\"data_offsets\":[10,2]}}");
+	assert_int_equal(codec_hint_parse(buf, hl, 0, &h), -EBADMSG);
+	hl = st_make(buf, "{\"a\":{\"dtype\":\"BF16\",\"data_offsets\":[0,99999999999999999999999]}}");
+	assert_int_equal(codec_hint_parse(buf, hl, 0, &h), -EBADMSG);
+	hl = st_make(buf, "{\"a\":{\"dtype\":\"BF16\",\"data_offsets\":[0,");
+	assert_int_equal(codec_hint_parse(buf, hl, 0, &h), -EBADMSG);
+	{
+		char deep[400];
+
+		memset(deep, '[', sizeof(deep));
+		memcpy(deep, "{\"__metadata__\":", 16);
+		deep[sizeof(deep) - 1] = 0;
+		hl = st_make(buf, deep);
+		assert_int_equal(codec_hint_parse(buf, hl, 0, &h), -EBADMSG);
+	}
+	memset(buf, 0xff, 16);
+	assert_int_equal(codec_hint_parse(buf, 16, 0, &h), -ENOENT);
+	memcpy(buf, "hello world, not a tensor file", 30);
+	assert_int_equal(codec_hint_parse(buf, 30, 0, &h), -ENOENT);
+	hl = st_make(buf, "{}");
+	assert_int_equal(codec_hint_parse(buf, hl, hl, &h), 0);
+	assert_int_equal(h.n, 0);
+	codec_hint_release(&h);
+}
+
+static size_t zip_local(uint8_t *p, const char *name, size_t dlen, size_t at, uint32_t method)
+{
+	size_t nl = strlen(name), x = (64 - (at + 30 + nl) % 64) % 64;
+
+	if (x && x < 4)
+		x += 64; /* room for the extra field header */
+	memset(p, 0, 30 + nl + x + dlen);
+	p[0] = 'P';
+	p[1] = 'K';
+	p[2] = 3;
+	p[3] = 4;
+	p[8] = (uint8_t)method;
+	for (int i = 0; i < 4; i++) {
+		p[18 + i] = (uint8_t)(dlen >> (8 * i));
+		p[22 + i] = (uint8_t)(dlen >> (8 * i));
+	}
+	p[26] = (uint8_t)nl;
+	p[28] = (uint8_t)x;
+	memcpy(p + 30, name, nl);
+	if (x) { /* torch pads with an extra field "FB" */
+		p[30 + nl] = 'F';
+		p[31 + nl] = 'B';
+		p[32 + nl] = (uint8_t)(x - 4);
+	}
+	for (size_t i = 0; i < dlen; i++)
+		p[30 + nl + x + i] = (uint8_t)i;
+	return 30 + nl + x + dlen;
+}
+
+static void test_hint_zip(void **state)
+{
+	static uint8_t buf[8192];
+	size_t o = 0, d0, d1;
+	struct codec_hint h;
+	struct codec_hint_range r;
+	uint64_t next;
+
+	o += zip_local(buf + o, "archive/data.pkl", 100, o, 0);
+	d0 = o;
+	o += zip_local(buf + o, "archive/data/0", 1000, o, 0);
+	d1 = o;
+	o += zip_local(buf + o, "archive/data/1", 500, o, 0);
+	o += zip_local(buf + o, "archive/data/2", 300, o, 8); /* deflated: skipped */
+	o += zip_local(buf + o, "archive/version", 2, o, 0);
+	memcpy(buf + o, "PK\1\2", 4); /* central directory */
+	o += 46;
+	assert_int_equal(codec_hint_parse(buf, o, o, &h), 0);
+	assert_int_equal(h.format, CODEC_HINT_TORCH_ZIP);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.r[0].len, 1000);
+	assert_int_equal(h.r[0].off % 64, 0);
+	assert_true(h.r[0].off > d0 && h.r[0].off < d1);
+	assert_int_equal(h.r[0].dtype, CODEC_DTYPE_AUTO);
+	assert_int_equal(h.r[1].len, 500);
+	assert_int_equal(h.need, 0);
+	codec_hint_release(&h);
+	/* Only the head of a big file: the walk stops and says where. */
+	assert_int_equal(codec_hint_parse(buf, d1 + 10, 1u << 30, &h), 0);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(h.need, d1);
+	codec_hint_release(&h);
+	assert_int_equal(codec_hint_zip_entry(buf + d1, o - d1, d1, &r, &next), 1);
+	assert_int_equal(r.len, 500);
+	assert_int_equal(codec_hint_zip_entry(buf + d1, 20, d1, &r, &next), -EAGAIN);
+	assert_int_equal(codec_hint_zip_entry(buf + 1, 100, 1, &r, &next), -ENOENT);
+	/* Entry claims more data than the file has. */
+	assert_int_equal(codec_hint_parse(buf, 300, 300, &h), -EBADMSG);
+	/* Zip64 marker without the extra field. */
+	buf[18] = buf[19] = buf[20] = buf[21] = 0xff;
+	assert_int_equal(codec_hint_parse(buf, o, o, &h), -EBADMSG);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_matrix),
+		cmocka_unit_test(test_never_expands),
+		cmocka_unit_test(test_fast_compresses),
+		cmocka_unit_test(test_detect),
+		cmocka_unit_test(test_parse_rejects),
+		cmocka_unit_test(test_decode_rejects),
+		cmocka_unit_test(test_encode_args),
+		cmocka_unit_test(test_ref),
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_hint_safetensors),
+		cmocka_unit_test(test_hint_zip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
