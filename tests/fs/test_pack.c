@@ -488,6 +488,40 @@ static void test_enospc(void **state)
 	free(got);
 }
 
+/* One buffer: every append past it waits for the previous write. */
+static void test_single_buffer(void **state)
+{
+	struct ctx *c = *state;
+	struct pack_opts o = { .max_pack_bytes = 1 << 20, .write_buf_bytes = 8192, .write_bufs = 1 };
+	struct pack_store *ps = open_store(c, &o);
+
+	append_all(ps, c, 1000);
+	read_all(ps, c, 1000);
+	assert_int_equal(pack_sync(ps), 0);
+	read_all(ps, c, 1000);
+	pack_store_close(ps);
+}
+
+/* A pack per frame: more rolled-over packs than stay open unsynced, and
+ * more packs read than the read-fd table keeps. */
+static void test_many_packs(void **state)
+{
+	struct ctx *c = *state;
+	struct pack_opts o = { .max_pack_bytes = 2048, .write_buf_bytes = 4096, .write_bufs = 2 };
+	struct pack_store *ps = open_store(c, &o);
+	enum { N = 600 };
+
+	append_all(ps, c, N);
+	assert_true(c->npacks > 300);
+	read_all(ps, c, N);
+	assert_int_equal(pack_sync(ps), 0);
+	read_all(ps, c, N);
+	pack_store_close(ps);
+	ps = open_store(c, &o);
+	read_all(ps, c, N);
+	pack_store_close(ps);
+}
+
 /* The pread/pwrite path used when io_uring is unavailable. */
 static void test_fallback(void **state)
 {
@@ -522,6 +556,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_single_buffer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_packs, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
