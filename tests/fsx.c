@@ -125,6 +125,7 @@ static uint64_t nhist;
 static uint64_t cur_op;
 static uint64_t op_count[OP_NKINDS];
 static uint64_t page_size_vm;
+static uint64_t max_size_seen;
 static char *argv_line;
 static const char *argv_dir;
 
@@ -806,6 +807,8 @@ static void run(void)
 		case OP_CHECK: full_check(f, "random full check"); break;
 		}
 		h->size_after = f->m.size;
+		if (f->m.size > max_size_seen)
+			max_size_seen = f->m.size;
 		op_count[kind]++;
 		if (opt_inject >= 0 && cur_op == (uint64_t)opt_inject) {
 			inject_fault(f);
@@ -978,7 +981,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < OP_NKINDS; i++)
 		if (op_count[i])
 			printf(" %s %" PRIu64, op_names[i], op_count[i]);
-	printf("\n");
+	printf("; largest size 0x%" PRIx64 "\n", max_size_seen);
 	for (unsigned i = 0; i < opt_nfiles; i++) {
 		close_file(&files[i]);
 		model_free(&files[i].m);
