@@ -459,6 +459,38 @@ static int db_cursor(struct idx_txn *t, enum idx_db d, MDB_cursor **cur)
 	return LMDB_ERR(t, mdb_cursor_open(t->txn, dbi(t, d), cur));
 }
 
+/* Called for each record of a walk; non-zero stops it and is returned. */
+typedef int (*db_walk_fn)(void *ctx, const MDB_val *k, const MDB_val *v);
+
+/* Visit the records of db d in key order, from the first key >= from
+ * (the first record if fromlen is 0) while the key starts with the first
+ * plen bytes of from. */
+static int db_walk(struct idx_txn *t, enum idx_db d, const void *from, size_t fromlen,
+                   size_t plen, db_walk_fn fn, void *ctx)
+{
+	MDB_cursor *cur;
+	MDB_val k = mval(from, fromlen), v;
+	int rc;
+
+	rc = db_cursor(t, d, &cur);
+	if (rc < 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, fromlen ? MDB_SET_RANGE : MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (plen && (k.mv_size < plen || memcmp(k.mv_data, from, plen) != 0)) {
+			rc = MDB_NOTFOUND;
+			break;
+		}
+		rc = fn(ctx, &k, &v);
+		if (rc != 0)
+			goto out;
+	}
+	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
+out:
+	mdb_cursor_close(cur);
+	return rc;
+}
+
 static int txn_writable(struct idx_txn *t)
 {
 	if (t->rdonly)
@@ -1009,33 +1041,28 @@ int idx_inode_delete(struct idx_txn *t, uint64_t ino)
 	return 0;
 }
 
-int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg)
+struct inode_walk {
+	idx_inode_cb cb;
+	void *arg;
+};
+
+static int inode_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
 {
+	struct inode_walk *w = ctx;
 	struct idx_inode in;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_FIRST;
 	int rc;
 
-	rc = db_cursor(t, DB_INODES, &cur);
-	if (rc < 0)
-		return rc;
-	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-		op = MDB_NEXT;
-		if (k.mv_size != 8) {
-			rc = -EIO;
-			goto out;
-		}
-		rc = inode_decode(get_be64(k.mv_data), &v, &in);
-		if (rc == 0)
-			rc = cb(arg, &in);
-		if (rc != 0)
-			goto out;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
-out:
-	mdb_cursor_close(cur);
-	return rc;
+	if (k->mv_size != 8)
+		return -EIO;
+	rc = inode_decode(get_be64(k->mv_data), v, &in);
+	return rc ? rc : w->cb(w->arg, &in);
+}
+
+int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg)
+{
+	struct inode_walk w = { cb, arg };
+
+	return db_walk(t, DB_INODES, NULL, 0, 0, inode_walk_fn, &w);
 }
 
 /* --- directories ------------------------------------------------------------ */
@@ -1123,63 +1150,49 @@ int idx_dirent_del(struct idx_txn *t, uint64_t parent, const char *name, size_t 
 	return db_del(t, DB_DIRENTS, k, klen);
 }
 
+static int stop_at_first(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	return 1;
+}
+
 int idx_dir_is_empty(struct idx_txn *t, uint64_t parent)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
 	uint8_t pk[8];
 	int rc;
 
-	rc = db_cursor(t, DB_DIRSEQ, &cur);
-	if (rc < 0)
-		return rc;
 	put_be64(pk, parent);
-	k = mval(pk, sizeof(pk));
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND)
-		rc = 1;
-	else if (rc == 0)
-		rc = k.mv_size < 8 || memcmp(k.mv_data, pk, 8) != 0;
-	else
-		rc = LMDB_ERR(t, rc);
-	mdb_cursor_close(cur);
-	return rc;
+	rc = db_walk(t, DB_DIRSEQ, pk, sizeof(pk), sizeof(pk), stop_at_first, NULL);
+	return rc < 0 ? rc : !rc;
+}
+
+struct dir_walk {
+	idx_dirent_cb cb;
+	void *arg;
+};
+
+static int dir_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct dir_walk *w = ctx;
+	char name[IDX_NAME_MAX + 1];
+	size_t namelen;
+	uint64_t ino;
+	uint8_t type;
+	int rc;
+
+	if (k->mv_size != 16)
+		return -EIO;
+	rc = dirseq_decode(v, &ino, &type, name, &namelen);
+	return rc ? rc : w->cb(w->arg, name, namelen, ino, type, get_be64((uint8_t *)k->mv_data + 8));
 }
 
 int idx_dir_iter(struct idx_txn *t, uint64_t parent, uint64_t from_seq, idx_dirent_cb cb,
                  void *arg)
 {
-	char name[IDX_NAME_MAX + 1];
-	uint8_t sk[16], type;
-	uint64_t ino;
-	size_t namelen;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
+	struct dir_walk w = { cb, arg };
+	uint8_t sk[16];
 
-	rc = db_cursor(t, DB_DIRSEQ, &cur);
-	if (rc < 0)
-		return rc;
 	key_u64_u64(sk, parent, from_seq);
-	k = mval(sk, sizeof(sk));
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 16) {
-			rc = -EIO;
-			goto out;
-		}
-		if (get_be64(k.mv_data) != parent)
-			break;
-		rc = dirseq_decode(&v, &ino, &type, name, &namelen);
-		if (rc == 0)
-			rc = cb(arg, name, namelen, ino, type, get_be64((uint8_t *)k.mv_data + 8));
-		if (rc != 0)
-			goto out;
-	}
-	rc = rc == MDB_NOTFOUND || rc == 0 ? 0 : LMDB_ERR(t, rc);
-out:
-	mdb_cursor_close(cur);
-	return rc;
+	return db_walk(t, DB_DIRSEQ, sk, sizeof(sk), 8, dir_walk_fn, &w);
 }
 
 /* --- chunks and packs ------------------------------------------------------ */
@@ -1276,33 +1289,28 @@ int idx_pack_del(struct idx_txn *t, uint32_t id)
 	return db_del(t, DB_PACKS, k, sizeof(k));
 }
 
-int idx_pack_iter(struct idx_txn *t, idx_pack_cb cb, void *arg)
+struct pack_walk {
+	idx_pack_cb cb;
+	void *arg;
+};
+
+static int pack_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
 {
+	struct pack_walk *w = ctx;
 	struct idx_pack p;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_FIRST;
 	int rc;
 
-	rc = db_cursor(t, DB_PACKS, &cur);
-	if (rc < 0)
-		return rc;
-	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-		op = MDB_NEXT;
-		if (k.mv_size != 4) {
-			rc = -EIO;
-			goto out;
-		}
-		rc = pack_decode(get_be32(k.mv_data), &v, &p);
-		if (rc == 0)
-			rc = cb(arg, &p);
-		if (rc != 0)
-			goto out;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
-out:
-	mdb_cursor_close(cur);
-	return rc;
+	if (k->mv_size != 4)
+		return -EIO;
+	rc = pack_decode(get_be32(k->mv_data), v, &p);
+	return rc ? rc : w->cb(w->arg, &p);
+}
+
+int idx_pack_iter(struct idx_txn *t, idx_pack_cb cb, void *arg)
+{
+	struct pack_walk w = { cb, arg };
+
+	return db_walk(t, DB_PACKS, NULL, 0, 0, pack_walk_fn, &w);
 }
 
 /* frame_len bytes of pack id become live (a pack record is created on first
@@ -1491,33 +1499,28 @@ int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c)
 	return 0;
 }
 
-int idx_chunk_iter(struct idx_txn *t, idx_chunk_cb cb, void *arg)
+struct chunk_walk {
+	idx_chunk_cb cb;
+	void *arg;
+};
+
+static int chunk_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
 {
+	struct chunk_walk *w = ctx;
 	struct idx_chunk c;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_FIRST;
 	int rc;
 
-	rc = db_cursor(t, DB_CHUNKS, &cur);
-	if (rc < 0)
-		return rc;
-	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-		op = MDB_NEXT;
-		if (k.mv_size != FP_LEN) {
-			rc = -EIO;
-			goto out;
-		}
-		rc = chunk_decode(k.mv_data, &v, &c);
-		if (rc == 0)
-			rc = cb(arg, &c);
-		if (rc != 0)
-			goto out;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
-out:
-	mdb_cursor_close(cur);
-	return rc;
+	if (k->mv_size != FP_LEN)
+		return -EIO;
+	rc = chunk_decode(k->mv_data, v, &c);
+	return rc ? rc : w->cb(w->arg, &c);
+}
+
+int idx_chunk_iter(struct idx_txn *t, idx_chunk_cb cb, void *arg)
+{
+	struct chunk_walk w = { cb, arg };
+
+	return db_walk(t, DB_CHUNKS, NULL, 0, 0, chunk_walk_fn, &w);
 }
 
 /* --- file data map ------------------------------------------------------- */
@@ -1834,46 +1837,39 @@ int idx_xattr_del(struct idx_txn *t, uint64_t ino, const char *name)
 	return rc == -ENOENT ? -ENODATA : rc;
 }
 
+struct xattr_walk {
+	char *buf;
+	size_t cap, total;
+};
+
+static int xattr_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct xattr_walk *w = ctx;
+	size_t n = k->mv_size - 8;
+
+	if (n == 0 || n > IDX_NAME_MAX)
+		return -EIO;
+	if (w->cap) {
+		if (w->total + n + 1 > w->cap)
+			return -ERANGE;
+		memcpy(w->buf + w->total, (uint8_t *)k->mv_data + 8, n);
+		w->buf[w->total + n] = '\0';
+	}
+	w->total += n + 1;
+	return 0;
+}
+
 int idx_xattr_list(struct idx_txn *t, uint64_t ino, char *buf, size_t cap)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
+	struct xattr_walk w = { buf, cap, 0 };
 	uint8_t pk[8];
-	size_t total = 0, n;
 	int rc;
 
-	rc = db_cursor(t, DB_XATTRS, &cur);
+	put_be64(pk, ino);
+	rc = db_walk(t, DB_XATTRS, pk, sizeof(pk), sizeof(pk), xattr_walk_fn, &w);
 	if (rc < 0)
 		return rc;
-	put_be64(pk, ino);
-	k = mval(pk, sizeof(pk));
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		if (k.mv_size < 8 || memcmp(k.mv_data, pk, 8) != 0)
-			break;
-		n = k.mv_size - 8;
-		if (n == 0 || n > IDX_NAME_MAX) {
-			rc = -EIO;
-			goto out;
-		}
-		if (cap) {
-			if (total + n + 1 > cap) {
-				rc = -ERANGE;
-				goto out;
-			}
-			memcpy(buf + total, (uint8_t *)k.mv_data + 8, n);
-			buf[total + n] = '\0';
-		}
-		total += n + 1;
-	}
-	if (rc != 0 && rc != MDB_NOTFOUND) {
-		rc = LMDB_ERR(t, rc);
-		goto out;
-	}
-	rc = total > INT_MAX ? -E2BIG : (int)total;
-out:
-	mdb_cursor_close(cur);
-	return rc;
+	return w.total > INT_MAX ? -E2BIG : (int)w.total;
 }
 
 int idx_symlink_get(struct idx_txn *t, uint64_t ino, char *buf, size_t cap)
@@ -1929,28 +1925,23 @@ int idx_orphan_del(struct idx_txn *t, uint64_t ino)
 	return db_del(t, DB_ORPHANS, k, sizeof(k));
 }
 
+struct orphan_walk {
+	idx_ino_cb cb;
+	void *arg;
+};
+
+static int orphan_walk_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct orphan_walk *w = ctx;
+
+	if (k->mv_size != 8)
+		return -EIO;
+	return w->cb(w->arg, get_be64(k->mv_data));
+}
+
 int idx_orphan_iter(struct idx_txn *t, idx_ino_cb cb, void *arg)
 {
-	MDB_cursor *cur;
-	MDB_val k, v;
-	MDB_cursor_op op = MDB_FIRST;
-	int rc;
+	struct orphan_walk w = { cb, arg };
 
-	rc = db_cursor(t, DB_ORPHANS, &cur);
-	if (rc < 0)
-		return rc;
-	while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
-		op = MDB_NEXT;
-		if (k.mv_size != 8) {
-			rc = -EIO;
-			goto out;
-		}
-		rc = cb(arg, get_be64(k.mv_data));
-		if (rc != 0)
-			goto out;
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
-out:
-	mdb_cursor_close(cur);
-	return rc;
+	return db_walk(t, DB_ORPHANS, NULL, 0, 0, orphan_walk_fn, &w);
 }
