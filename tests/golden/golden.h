@@ -1,0 +1,58 @@
+/*
+ * golden.h - the inputs behind tests/golden: golden frames (decoded by
+ * test_golden and checked against MANIFEST) and the sizes.csv inputs.
+ * Shared by gen_golden.c (writes) and tests/codec/test_golden.c (checks).
+ */
+#ifndef MIXFS_TESTS_GOLDEN_H
+#define MIXFS_TESTS_GOLDEN_H
+
+#include "codec/codec.h"
+#include "tests/codec/gen.h"
+
+#define GOLDEN_MAX_RAW 65536u
+
+struct golden_case {
+	const char *name;
+	int level, dtype;
+	uint32_t phase;
+	int kind, gen_dt;
+	size_t len;
+	uint64_t seed;
+};
+
+static const struct golden_case golden_cases[] = {
+	{"empty.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_ZERO, GEN_DT_BYTES, 0, 1},
+	{"raw_text.frame", CODEC_LEVEL_RAW, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 300, 2},
+	{"fast_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 3},
+	{"fast_bf16_p1.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 1, GEN_NORMAL, GEN_DT_BF16, 4099, 4},
+	{"fast_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 0, GEN_NORMAL, GEN_DT_FP16, 4096, 5},
+	{"fast_fp32.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 6},
+	{"fast_fp32_p3.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 3, GEN_SPECIAL, GEN_DT_FP32, 4098, 7},
+	{"fast_fp32_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 8},
+	{"fast_other_text.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 9},
+	{"fast_zero.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_ZERO, GEN_DT_BF16, 4096, 10},
+	{"fast_random.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_AUTO, 0, GEN_RANDOM, GEN_DT_BYTES, 1000, 11},
+};
+#define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
+
+struct sizes_case {
+	const char *name;
+	int kind, gen_dt;
+	size_t len;
+	uint64_t seed;
+};
+
+static const struct sizes_case sizes_cases[] = {
+	{"bf16_normal_64k", GEN_NORMAL, GEN_DT_BF16, 65536, 21},
+	{"fp16_normal_64k", GEN_NORMAL, GEN_DT_FP16, 65536, 22},
+	{"fp32_normal_64k", GEN_NORMAL, GEN_DT_FP32, 65536, 23},
+	{"fp32_bf16origin_64k", GEN_BF16_FP32, GEN_DT_FP32, 65536, 24},
+	{"fp32_special_64k", GEN_SPECIAL, GEN_DT_FP32, 65536, 25},
+	{"text_64k", GEN_TEXT, GEN_DT_BYTES, 65536, 26},
+	{"random_64k", GEN_RANDOM, GEN_DT_BYTES, 65536, 27},
+	{"bf16_normal_4k", GEN_NORMAL, GEN_DT_BF16, 4096, 28},
+	{"zero_64k", GEN_ZERO, GEN_DT_BYTES, 65536, 29},
+};
+#define SIZES_COUNT (sizeof(sizes_cases) / sizeof(sizes_cases[0]))
+
+#endif
