@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define POOL_DEF_QUEUED_PER_THREAD 4
@@ -55,7 +56,8 @@ struct pool {
 	pool_fini_fn fini;
 };
 
-/* The worker this thread is, if any (inline-run detection). */
+/* The worker this thread is, if any (nested submit and wait run jobs
+ * inline instead of deadlocking the pool). */
 static __thread struct worker *pool_self;
 
 static void group_done(struct pool_group *g)
@@ -77,6 +79,15 @@ static void group_add(struct pool_group *g)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* Dequeue the oldest job; pool->lock held and the queue not empty. */
+static void pool_take(struct pool *p, struct job *j)
+{
+	*j = p->ring[p->head];
+	p->head = (p->head + 1) % p->cap;
+	p->count--;
+	pthread_cond_signal(&p->not_full);
+}
+
 static void *pool_worker(void *arg)
 {
 	struct worker *w = arg;
@@ -92,10 +103,7 @@ static void *pool_worker(void *arg)
 			pthread_mutex_unlock(&p->lock);
 			break;
 		}
-		j = p->ring[p->head];
-		p->head = (p->head + 1) % p->cap;
-		p->count--;
-		pthread_cond_signal(&p->not_full);
+		pool_take(p, &j);
 		pthread_mutex_unlock(&p->lock);
 
 		j.fn(j.arg, w->local);
@@ -214,8 +222,60 @@ void pool_group_free(struct pool_group *g)
 	free(g);
 }
 
+/* Take the oldest queued job, if any. */
+static bool pool_pop(struct pool *p, struct job *j)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->count) {
+		pool_take(p, j);
+		got = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return got;
+}
+
+/* A worker waiting for a group would deadlock the pool once every worker
+ * waits with the group's jobs still queued, so a worker helps instead:
+ * it runs queued jobs until the group is done, and sleeps only briefly
+ * when the queue is empty (the group's jobs then run on other workers). */
+static void pool_group_help(struct pool_group *g, struct worker *w)
+{
+	struct job j;
+	struct timespec ts;
+
+	for (;;) {
+		pthread_mutex_lock(&g->lock);
+		if (!g->pending) {
+			pthread_mutex_unlock(&g->lock);
+			return;
+		}
+		pthread_mutex_unlock(&g->lock);
+		if (pool_pop(w->p, &j)) {
+			j.fn(j.arg, w->local);
+			group_done(j.g);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&g->lock);
+		if (g->pending)
+			pthread_cond_timedwait(&g->idle, &g->lock, &ts);
+		pthread_mutex_unlock(&g->lock);
+	}
+}
+
 void pool_group_wait(struct pool_group *g)
 {
+	if (pool_self) {
+		pool_group_help(g, pool_self);
+		return;
+	}
 	pthread_mutex_lock(&g->lock);
 	while (g->pending)
 		pthread_cond_wait(&g->idle, &g->lock);

@@ -206,6 +206,34 @@ static void test_nested_submit(void **state)
 	pool_group_free(n.g);
 }
 
+/* Jobs that wait for their own sub-batches: with every worker inside a
+ * parent, only helping waiters make progress. */
+static void waiting_parent(void *arg, void *local)
+{
+	struct nest *n = arg;
+	struct pool_group *g = pool_group_create();
+
+	assert_non_null(g);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pool_submit(n->p, g, leaf_job, n), 0);
+	pool_group_wait(g);
+	pool_group_free(g);
+}
+
+static void test_wait_inside_worker(void **state)
+{
+	struct nest n = { 0 };
+
+	n.g = pool_group_create();
+	assert_int_equal(pool_create(2, 4, NULL, NULL, NULL, &n.p), 0);
+	for (int i = 0; i < 30; i++)
+		assert_int_equal(pool_submit(n.p, n.g, waiting_parent, &n), 0);
+	pool_group_wait(n.g);
+	assert_int_equal(atomic_load(&n.leaves), 300);
+	pool_free(n.p);
+	pool_group_free(n.g);
+}
+
 static int fail_after;
 
 static void *failing_init(void *arg)
@@ -235,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_groups),
 		cmocka_unit_test(test_backpressure),
 		cmocka_unit_test(test_nested_submit),
+		cmocka_unit_test(test_wait_inside_worker),
 		cmocka_unit_test(test_init_failure),
 	};
 
