@@ -192,18 +192,24 @@ static void parent_job(void *arg, void *local)
 		assert_int_equal(pool_submit(n->p, n->g, leaf_job, n), 0);
 }
 
-static void test_nested_submit(void **state)
+/* Run `parents` parent jobs on a small pool; expect `leaves` leaf runs. */
+static void run_nest(pool_job_fn parent, int parents, unsigned max_queued, int leaves)
 {
 	struct nest n = { 0 };
 
 	n.g = pool_group_create();
-	assert_int_equal(pool_create(2, 2, NULL, NULL, NULL, &n.p), 0);
-	for (int i = 0; i < 20; i++)
-		assert_int_equal(pool_submit(n.p, n.g, parent_job, &n), 0);
+	assert_int_equal(pool_create(2, max_queued, NULL, NULL, NULL, &n.p), 0);
+	for (int i = 0; i < parents; i++)
+		assert_int_equal(pool_submit(n.p, n.g, parent, &n), 0);
 	pool_group_wait(n.g);
-	assert_int_equal(atomic_load(&n.leaves), 1000);
+	assert_int_equal(atomic_load(&n.leaves), leaves);
 	pool_free(n.p);
 	pool_group_free(n.g);
+}
+
+static void test_nested_submit(void **state)
+{
+	run_nest(parent_job, 20, 2, 1000);
 }
 
 /* Jobs that wait for their own sub-batches: with every worker inside a
@@ -222,16 +228,7 @@ static void waiting_parent(void *arg, void *local)
 
 static void test_wait_inside_worker(void **state)
 {
-	struct nest n = { 0 };
-
-	n.g = pool_group_create();
-	assert_int_equal(pool_create(2, 4, NULL, NULL, NULL, &n.p), 0);
-	for (int i = 0; i < 30; i++)
-		assert_int_equal(pool_submit(n.p, n.g, waiting_parent, &n), 0);
-	pool_group_wait(n.g);
-	assert_int_equal(atomic_load(&n.leaves), 300);
-	pool_free(n.p);
-	pool_group_free(n.g);
+	run_nest(waiting_parent, 30, 4, 300);
 }
 
 static int fail_after;
