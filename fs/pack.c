@@ -96,6 +96,9 @@ struct read_ring {
 	struct pack_store *ps;
 	struct read_ring *prev, *next;
 	bool uring_ok;
+	/* Set when the ring fails: it may still hold SQEs naming old buffers,
+	 * so it must never be submitted again (only freed). */
+	bool broken;
 };
 
 struct retired {
@@ -803,7 +806,7 @@ static void read_reqs_run(struct read_ring *r, struct read_req **qs, int n)
 	struct io_uring_sqe *sqe;
 	int next = 0, inflight = 0, rc = 0;
 
-	if (!r->uring_ok) {
+	if (!r->uring_ok || r->broken) {
 		for (int i = 0; i < n; i++)
 			if (qs[i]->res == 1)
 				qs[i]->res = read_req_plain(qs[i]);
@@ -828,6 +831,7 @@ static void read_reqs_run(struct read_ring *r, struct read_req **qs, int n)
 			while (rc == -EINTR || rc == -EAGAIN);
 		if (rc < 0) {
 			/* Ring broken: finish the queued requests by hand. */
+			r->broken = true;
 			for (int i = 0; i < n; i++)
 				if (qs[i]->res == 1)
 					qs[i]->res = read_req_plain(qs[i]);
