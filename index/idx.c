@@ -733,6 +733,11 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 	                          0644));
 	if (rc < 0)
 		goto fail;
+	/* Free reader slots left by processes that died inside a read txn:
+	 * they would pin old pages and make the file grow forever. */
+	rc = env_err(mdb_reader_check(x->env, NULL));
+	if (rc < 0)
+		goto fail;
 	rc = env_err(mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t.txn));
 	if (rc < 0)
 		goto fail;
@@ -1784,7 +1789,7 @@ int idx_xattr_get(struct idx_txn *t, uint64_t ino, const char *name, void *buf, 
 
 	rc = xattr_name_check(name, &n);
 	if (rc < 0)
-		return rc == -ERANGE ? -ENODATA : rc;
+		return rc;
 	rc = db_get(t, DB_XATTRS, k, xattr_key(k, ino, name, n), &v);
 	if (rc < 0)
 		return rc == -ENOENT ? -ENODATA : rc;
@@ -1832,7 +1837,7 @@ int idx_xattr_del(struct idx_txn *t, uint64_t ino, const char *name)
 		return rc;
 	rc = xattr_name_check(name, &n);
 	if (rc < 0)
-		return rc == -ERANGE ? -ENODATA : rc;
+		return rc;
 	rc = db_del(t, DB_XATTRS, k, xattr_key(k, ino, name, n));
 	return rc == -ENOENT ? -ENODATA : rc;
 }

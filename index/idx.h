@@ -163,7 +163,9 @@ int idx_dirent_del(struct idx_txn *t, uint64_t parent, const char *name, size_t 
 /* 1 if the directory has no entries, 0 if it has, or negative errno. */
 int idx_dir_is_empty(struct idx_txn *t, uint64_t parent);
 /* Call cb for each entry of parent with seq >= from_seq, in seq order, until
- * cb returns non-zero (then that value is returned) or entries run out (0). */
+ * cb returns non-zero (then that value is returned) or entries run out (0).
+ * name is NUL-terminated and valid during the call only.  Callbacks of all
+ * the *_iter functions must not modify the index inside the walk. */
 typedef int (*idx_dirent_cb)(void *arg, const char *name, size_t namelen,
                              uint64_t ino, uint8_t type, uint64_t seq);
 int idx_dir_iter(struct idx_txn *t, uint64_t parent, uint64_t from_seq,

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,61 @@ static void test_not_a_store(void **state)
 	assert_int_equal(idx_open(dir, IDX_CREATE, &s, 0, &y), -EINVAL);
 	assert_null(y);
 	rm_store(dir);
+}
+
+/* Write raw bytes into a named database, behind idx's back. */
+static void raw_put(struct fixture *f, const char *db, const void *k, size_t klen,
+                    const void *v, size_t vlen)
+{
+	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	idx_close(f->x);
+	f->x = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, 0, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, db, 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	reopen(f);
+}
+
+static int never_cb(void *arg, const struct idx_inode *in)
+{
+	return 0;
+}
+
+static void test_malformed(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t ino7[8] = { 0, 0, 0, 0, 0, 0, 0, 7 };
+	uint8_t fp[FP_LEN], chunk[27];
+	struct idx_inode in;
+	struct idx_chunk c;
+	struct idx_stats st;
+	struct idx_txn *t;
+
+	raw_put(f, "inodes", ino7, 8, "short", 5);
+	make_fp(fp, 3);
+	make_chunk(&c, 3);
+	memset(chunk, 0, sizeof(chunk));
+	chunk[19] = 1;   /* raw_len 1 */
+	chunk[24] = 200; /* level out of range: would index past the stats */
+	raw_put(f, "chunks", fp, FP_LEN, chunk, sizeof(chunk));
+	t = rtxn(f);
+	assert_int_equal(idx_inode_get(t, 7, &in), -EIO);
+	assert_int_equal(idx_inode_iter(t, never_cb, NULL), -EIO);
+	assert_int_equal(idx_chunk_get(t, fp, &c), -EIO);
+	idx_txn_abort(t);
+	raw_put(f, "super", "stats", 5, "nope", 4);
+	t = rtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), -EIO);
+	idx_txn_abort(t);
 }
 
 /* --- inodes ------------------------------------------------------------------- */
@@ -1081,6 +1137,60 @@ static void test_orphan_iter(void **state)
 	assert_int_equal(idx_txn_commit(t), 0);
 }
 
+/* --- threads: a read txn is a snapshot any one thread may use (MDB_NOTLS) */
+
+struct reader_arg {
+	struct idx_txn *t;
+	uint64_t size, logical;
+	int rc;
+};
+
+static void *reader_main(void *p)
+{
+	struct reader_arg *a = p;
+	struct idx_inode in;
+	struct idx_stats st;
+
+	a->rc = idx_inode_get(a->t, 80, &in);
+	if (a->rc == 0)
+		a->rc = idx_stats_get(a->t, &st);
+	a->size = in.size;
+	a->logical = st.logical_bytes;
+	return NULL;
+}
+
+static void test_snapshot_threads(void **state)
+{
+	struct fixture *f = *state;
+	struct reader_arg a = { 0 };
+	struct idx_inode in;
+	struct idx_txn *t;
+	pthread_t th;
+
+	t = wtxn(f);
+	make_file(&in, 80, 100);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	a.t = rtxn(f);
+	/* The same thread holds a read txn and writes. */
+	t = wtxn(f);
+	in.size = 200;
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	assert_int_equal(idx_sync(f->x), 0);
+	assert_int_equal(pthread_create(&th, NULL, reader_main, &a), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(a.size, 100);
+	assert_int_equal(a.logical, 100);
+	assert_int_equal(idx_txn_commit(a.t), 0);
+	a.t = rtxn(f);
+	reader_main(&a);
+	assert_int_equal(a.size, 200);
+	assert_int_equal(a.logical, 200);
+	idx_txn_abort(a.t);
+}
+
 /* --- map full ------------------------------------------------------------------ */
 
 static void test_map_full(void **state)
@@ -1122,6 +1232,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inode_iter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dirents, setup, teardown),
@@ -1132,6 +1243,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_orphan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_iter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_threads, setup, teardown),
 		cmocka_unit_test(test_map_full),
 	};
 
