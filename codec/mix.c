@@ -21,6 +21,14 @@
 #include "codec/mix_i.h"
 #include "codec/mix_model_i.h"
 
+#ifdef MIX_STATS /* tuning builds only: cost per field, not thread safe */
+#include <math.h>
+double mix_stats[8];
+#define MIX_STAT(f, y, p) (mix_stats[f] += -log2((y) ? (p) / 4096.0 : 1 - (p) / 4096.0))
+#else
+#define MIX_STAT(f, y, p) ((void)0)
+#endif
+
 /* ---- shared tables ------------------------------------------------------ */
 
 /* Logistic function at 33 knots, st = -2048 .. 2048 step 128 (lpaq1). */
@@ -74,58 +82,36 @@ void mix_apm_init(uint16_t *t, size_t ctxs, const struct mix_tabs *tb)
 
 /* ---- float model ---------------------------------------------------------- */
 
-/* Exponent contexts are quantized to MIX_Q buckets: 0 = zero/subnormal,
- * small/large exponents clamp to the ends, MIX_Q_NONE = no such element
- * (before the chunk start, or no reference). */
-#define MIX_Q 64
-#define MIX_Q_NONE 63
+/*
+ * An exponent is coded as a leaf of a 32-leaf binary tree (5 decisions).
+ * 5-bit exponents (fp16) are their own leaf.  8-bit exponents map to a
+ * per-chunk window: leaf = e - base + 1 for base <= e < base + 31; leaf 0
+ * means "zero or escape": one more decision tells zero from escape, and an
+ * escaped exponent follows as 8 plain bits.  Weights rarely span more than
+ * 31 binades inside one chunk, so escapes are rare and the tree is short.
+ */
+#define MIX_NLEAF 32
 
-static inline unsigned mix_qexp(unsigned e, int ebits)
-{
-	if (ebits == 5)
-		return e; /* 0..31 */
-	if (e == 0)
-		return 0;
-	if (e <= 81)
-		return 1;
-	if (e >= 142)
-		return 62;
-	return e - 80; /* 2..61 */
-}
-
-/* Representative exponent of a bucket, for priors. */
-static unsigned mix_qexp_rep(unsigned q, int ebits)
-{
-	if (ebits == 5)
-		return q;
-	if (q == 0)
-		return 0;
-	if (q == 62)
-		return 142;
-	return q + 80;
-}
-
-/* P(e - e_ctx = d) per mille for |d| = 0..12, measured on TF.js weights
- * (bf16 and fp16 agree within a few per mille). */
+/* P(leaf - ctx_leaf = d) per mille for |d| = 0..12, measured on TF.js
+ * weights (bf16 and fp16 agree within a few per mille). */
 static const uint16_t mix_prior_delta[13] = {190, 160, 105, 62, 34, 18, 9, 4, 2, 1, 1, 1, 1};
 
-/* Node counters of a binary tree over ebits-bit symbols from a mass
- * table (all integer: priors must be identical on every build). */
-static void mix_prior_tree(uint32_t *ctr, const uint32_t *mass, int ebits, unsigned n)
+/* Node counters of the 32-leaf tree from a mass table (all integer:
+ * priors must be identical on every build). */
+static void mix_prior_tree(uint32_t *ctr, const uint32_t *mass, unsigned n)
 {
-	uint64_t cum[257];
-	unsigned nsym = 1u << ebits;
+	uint64_t cum[MIX_NLEAF + 1];
 
 	cum[0] = 0;
-	for (unsigned e = 0; e < nsym; e++)
+	for (unsigned e = 0; e < MIX_NLEAF; e++)
 		cum[e + 1] = cum[e] + mass[e];
 	ctr[0] = mix_ctr_make(0.5, 0);
-	for (unsigned node = 1; node < nsym; node++) {
-		int depth = 0;
+	for (unsigned node = 1; node < MIX_NLEAF; node++) {
+		unsigned depth = 0;
 
 		while ((node >> (depth + 1)) != 0)
 			depth++;
-		unsigned k = (unsigned)(ebits - depth); /* bits below node, >= 1 */
+		unsigned k = 5 - depth; /* bits below node, >= 1 */
 		unsigned lo = (node - (1u << depth)) << k;
 		unsigned mid = lo + (1u << (k - 1)), hi = lo + (1u << k);
 		uint64_t m1 = cum[hi] - cum[mid], tot = cum[hi] - cum[lo];
@@ -139,90 +125,94 @@ static void mix_prior_tree(uint32_t *ctr, const uint32_t *mass, int ebits, unsig
 	}
 }
 
-/* Mass of exponent e given a context exponent bucket q. */
-static void mix_prior_mass(uint32_t *mass, unsigned q, int ebits)
+/* Leaf mass around a centre leaf (2 * centre: half-leaf resolution). */
+static void mix_prior_mass(uint32_t *mass, unsigned centre2, int ebits)
 {
-	unsigned nsym = 1u << ebits;
-	unsigned centre = ebits == 5 ? 10 : 122; /* typical weight exponent */
-	unsigned zero = ebits == 5 ? 60 : 2;    /* per mille of exact zeros */
+	unsigned zero = ebits == 5 ? 60 : 10; /* per mille in leaf 0 */
 
-	if (q != MIX_Q_NONE && q != 0)
-		centre = mix_qexp_rep(q, ebits);
-	if (q == 0)
-		zero *= 4;
-	for (unsigned e = 0; e < nsym; e++) {
-		unsigned d = e > centre ? e - centre : centre - e;
+	for (unsigned l = 0; l < MIX_NLEAF; l++) {
+		unsigned d2 = 2 * l > centre2 ? 2 * l - centre2 : centre2 - 2 * l;
+		unsigned d = d2 / 2;
+		unsigned v = d <= 12 ? mix_prior_delta[d] : 1;
 
-		mass[e] = 1 + (d <= 12 ? mix_prior_delta[d] * 64u : 0) + (e == 0 ? zero * 64u : 0);
+		if (d2 & 1) /* centre between two leaves */
+			v = (v + (d + 1 <= 12 ? mix_prior_delta[d + 1] : 1)) / 2;
+		mass[l] = 1 + v * 64u;
 	}
+	mass[0] += zero * 64u;
 }
 
-static void mix_fmodel_template(struct mix_tmpl *t, int ebits, const struct mix_tabs *tb)
+/* Typical centre leaf when the context says nothing (leaf 0). */
+static unsigned mix_prior_centre(int ebits)
 {
-	uint32_t mass[256];
+	return ebits == 5 ? 10 : 22; /* fp16 weights ~2^-5; window top is sparse */
+}
 
-	for (unsigned q = 0; q < MIX_Q; q++) {
-		mix_prior_mass(mass, q, ebits);
-		mix_prior_tree(t->exp[q], mass, ebits, MIX_PRIOR_N);
+static void mix_fmodel_template(struct mix_tmpl *t, int ebits)
+{
+	uint32_t mass[MIX_NLEAF];
+
+	for (unsigned q = 0; q < MIX_NLEAF; q++) {
+		mix_prior_mass(mass, 2 * (q ? q : mix_prior_centre(ebits)), ebits);
+		mix_prior_tree(t->e1[q], mass, MIX_PRIOR_N);
+		for (unsigned q2 = 0; q2 < MIX_NLEAF; q2++) {
+			unsigned a = q ? q : mix_prior_centre(ebits);
+			unsigned b = q2 ? q2 : mix_prior_centre(ebits);
+
+			mix_prior_mass(mass, a + b, ebits);
+			mix_prior_tree(t->e3[q][q2], mass, MIX_PRIOR_N);
+		}
 	}
 	t->ebits = ebits;
-	(void)tb;
 }
 
-static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_tmpl *t,
-                             const struct mix_tabs *tb)
+static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_tmpl *t)
 {
-	memcpy(m->e1, t->exp, sizeof(m->e1));
-	memcpy(m->e2, t->exp, sizeof(m->e2));
-	memcpy(m->e4, t->exp, sizeof(m->e4));
-	for (size_t i = 0; i < MIX_E3_SIZE; i++)
-		m->e3[i] = mix_ctr_make(0.5, 0);
+	memcpy(m->e1, t->e1, sizeof(m->e1));
+	memcpy(m->e2, t->e1, sizeof(m->e2));
+	memcpy(m->e4, t->e1, sizeof(m->e4));
+	memcpy(m->e5, t->e1, sizeof(m->e5));
+	memcpy(m->e3, t->e3, sizeof(m->e3));
 	for (int r = 0; r < 2; r++)
-		for (int node = 0; node < 256; node++) {
+		for (int node = 0; node < MIX_NLEAF; node++) {
 			int32_t *w = m->ew[r][node];
 
-			w[0] = 26000; /* prev */
-			w[1] = 20000; /* above */
-			w[2] = 16000; /* prev x above */
-			w[3] = r ? 16000 : 0; /* reference */
-			w[4] = 0;     /* bias */
-			for (int i = 5; i < MIX_NIN_MAX; i++)
+			w[0] = 22000; /* previous */
+			w[1] = 16000; /* above */
+			w[2] = 22000; /* previous x above */
+			w[3] = 12000; /* local average */
+			w[4] = r ? 20000 : 0; /* reference */
+			w[5] = 0;     /* bias */
+			for (int i = 6; i < MIX_NIN_MAX; i++)
 				w[i] = 0;
 		}
-	mix_apm_init(m->eapm, 256, tb);
-	for (size_t i = 0; i < sizeof(m->sg) / sizeof(m->sg[0]); i++)
-		m->sg[i] = mix_ctr_make(0.5, 0);
-	for (size_t i = 0; i < sizeof(m->m1) / sizeof(m->m1[0]); i++)
-		m->m1[i] = mix_ctr_make(0.5, 0);
-	for (size_t i = 0; i < sizeof(m->mr) / sizeof(m->mr[0]); i++)
-		m->mr[i] = mix_ctr_make(0.5, 0);
-	for (size_t i = 0; i < sizeof(m->ml) / sizeof(m->ml[0]); i++)
-		m->ml[i] = mix_ctr_make(0.5, 0);
-	for (int d = 0; d < 32; d++) {
-		m->mw[d][0] = 65536;
-		m->mw[d][1] = 20000;
-		m->mw[d][2] = 0;
-	}
+	for (size_t i = 0; i < sizeof(m->ez) / sizeof(m->ez[0]); i++)
+		m->ez[i] = mix_ctr_make(0.5, 0);
+	for (size_t i = 0; i < 32; i++)
+		for (size_t j = 0; j < 4; j++)
+			m->mt[i][j] = mix_ctr_make(0.5, 0);
+	for (size_t i = 0; i < sizeof(m->eq) / sizeof(m->eq[0]); i++)
+		m->eq[i] = mix_ctr_make(0.5, 0);
 	for (int i = 0; i < 256; i++)
 		m->bt[i] = mix_ctr_make(0.5, 0);
 }
 
 /* Element layout of a float dtype. */
 struct mix_layout {
-	unsigned esz, ebits, mbits, mtop, mlow; /* mtop + mlow = mbits */
+	unsigned esz, ebits, mbits;
 };
 
 static void mix_layout_get(int dtype, struct mix_layout *l)
 {
 	switch (dtype) {
 	case CODEC_DTYPE_BF16:
-		*l = (struct mix_layout){2, 8, 7, 7, 0};
+		*l = (struct mix_layout){2, 8, 7};
 		break;
 	case CODEC_DTYPE_FP16:
-		*l = (struct mix_layout){2, 5, 10, 7, 3};
+		*l = (struct mix_layout){2, 5, 10};
 		break;
 	default:
-		*l = (struct mix_layout){4, 8, 23, 7, 16};
+		*l = (struct mix_layout){4, 8, 23};
 		break;
 	}
 }
@@ -244,33 +234,67 @@ static inline void mix_store(uint8_t *p, uint32_t v, unsigned esz)
 	}
 }
 
+static inline int mix_clamp12(int p)
+{
+	return p < 1 ? 1 : p > 4095 ? 4095 : p;
+}
+
 /* Loose bytes (before the first whole element, after the last): order-0. */
-static inline unsigned mix_byte_code0(struct mix_fmodel *m, const struct mix_tabs *tb,
-                                      struct mix_coder *c, const int enc, unsigned byte)
+static unsigned mix_byte_code0(struct mix_fmodel *m, const struct mix_tabs *tb,
+                               struct mix_coder *c, const int enc, unsigned byte)
 {
 	unsigned node = 1;
 
 	for (int b = 7; b >= 0; b--) {
 		int y = (byte >> b) & 1;
-		int p = mix_ctr_p12(m->bt[node]);
 
-		p = p < 1 ? 1 : p;
-		y = mix_code_bit(c, enc, y, p);
+		y = mix_code_bit(c, enc, y, mix_clamp12(mix_ctr_p12(m->bt[node])));
 		mix_ctr_update(&m->bt[node], y, tb, 30);
 		node = node * 2 + (unsigned)y;
 	}
 	return node & 255;
 }
 
-static inline int mix_clamp12(int p)
+/* Chunk window of 8-bit exponents: the 31 consecutive values holding the
+ * most elements, the zero exponent aside (it has leaf 0 anyway). */
+static unsigned mix_window_pick(const uint8_t *el, size_t nel, const struct mix_layout *l)
 {
-	return p < 1 ? 1 : p > 4095 ? 4095 : p;
+	uint32_t hist[256] = {0}, sum = 0, best = 0;
+	unsigned base = 1;
+
+	if (l->ebits == 5)
+		return 0;
+	for (size_t i = 0; i < nel; i++)
+		hist[(mix_load(el + i * l->esz, l->esz) >> l->mbits) & 255]++;
+	hist[0] = 0;
+	for (unsigned e = 1; e < 256; e++) {
+		sum += hist[e];
+		if (e >= 32)
+			sum -= hist[e - 31];
+		if (sum > best) {
+			best = sum;
+			base = e >= 31 ? e - 30 : 1;
+		}
+	}
+	return base;
 }
 
-/* Code one float chunk.  buf is the source (enc) or destination (dec). */
+static inline unsigned mix_leaf(unsigned e, unsigned base, unsigned ebits)
+{
+	if (ebits == 5)
+		return e;
+	return e - base < MIX_NLEAF - 1 ? e - base + 1 : 0;
+}
+
+/* Mantissa bits modeled (the rest are plain bits): the top bit is skewed
+ * by the magnitude distribution inside a binade, lower ones are noise. */
+#define MIX_MTOP 2
+
+/* Code the float chunk.  buf is the source (enc) or destination (dec). */
 static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, struct mix_coder *c,
-                           const int enc, const struct mix_layout *l, const struct codec_lvl_args *a,
-                           uint8_t *buf, size_t len, unsigned flags)
+                           struct mix_bits *rb, const int enc, const struct mix_layout *l,
+                           const struct codec_lvl_args *a, uint8_t *buf, size_t len,
+                           unsigned flags, unsigned base)
 {
 	const unsigned esz = l->esz, ebits = l->ebits, mbits = l->mbits;
 	const unsigned emask = (1u << ebits) - 1, sshift = esz * 8 - 1;
@@ -280,9 +304,11 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 	const uint8_t *ref = (flags & MIX_PF_REF) ? a->ref + phase : NULL;
 	const size_t nref = ref && a->ref_len > phase ? (a->ref_len - phase) / esz : 0;
 	const size_t row = a->row_elems ? a->row_elems : 2;
-	const unsigned mlow = (flags & MIX_PF_LOWZERO) ? 0 : l->mlow;
-	const int r = nref != 0;
-	unsigned ps = 0;
+	const unsigned lowz = (flags & MIX_PF_LOWZERO) ? 16 : 0;
+	const unsigned nplain = mbits - MIX_MTOP - lowz; /* plain mantissa bits */
+	int avg = 16 << 8; /* local mean leaf, 8.8 fixed point, 0 .. 31 << 8 */
+	unsigned peq = 0;
+	unsigned l1 = 0;
 
 	for (size_t i = 0; i < phase; i++)
 		buf[i] = (uint8_t)mix_byte_code0(m, tb, c, enc, buf[i]);
@@ -290,116 +316,133 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 	for (size_t i = 0; i < nel; i++) {
 		uint32_t v = enc ? mix_load(el + i * esz, esz) : 0;
 		unsigned e = (v >> mbits) & emask;
-		unsigned s = v >> sshift;
-		unsigned mant = v & ((1u << mbits) - 1);
-		unsigned q1 = MIX_Q_NONE, qa = MIX_Q_NONE, qr = MIX_Q_NONE, sa = 2;
+		unsigned leaf = mix_leaf(e, base, ebits);
+		unsigned l2 = 0, lr = 0, r = 0;
 		uint32_t rv = 0;
 
-		if (i > 0)
-			q1 = mix_qexp((mix_load(el + (i - 1) * esz, esz) >> mbits) & emask, (int)ebits);
-		if (i >= row) {
-			uint32_t av = mix_load(el + (i - row) * esz, esz);
-
-			qa = mix_qexp((av >> mbits) & emask, (int)ebits);
-			sa = av >> sshift;
-		}
+		if (i >= row)
+			l2 = mix_leaf((mix_load(el + (i - row) * esz, esz) >> mbits) & emask, base, ebits);
 		if (i < nref) {
 			rv = mix_load(ref + i * esz, esz);
-			qr = mix_qexp((rv >> mbits) & emask, (int)ebits);
+			lr = mix_leaf((rv >> mbits) & emask, base, ebits);
+			r = 1;
+
+			/* series coding: most elements of a checkpoint may not move */
+			uint32_t *ce = &m->eq[peq];
+			int y = mix_code_bit(c, enc, v == rv, mix_clamp12(mix_ctr_p12(*ce)));
+
+			mix_ctr_update(ce, y, tb, 255);
+			peq = (peq * 2 + (unsigned)y) & 3;
+			if (y) {
+				if (!enc)
+					mix_store(el + i * esz, rv, esz);
+				v = rv;
+				e = (v >> mbits) & emask;
+				leaf = mix_leaf(e, base, ebits);
+				goto next;
+			}
 		}
 
-		/* exponent: tree MSB first, prev / above / both / ref mixed */
-		uint32_t *c1 = m->e1[q1], *c2 = m->e2[qa], *c4 = m->e4[qr];
-		uint32_t h3 = ((q1 * MIX_Q + qa) * 0x9E3779B1u) >> 24 << 8;
-		unsigned node = 1;
+		/* exponent leaf: previous / above / both / local average / ref */
+		{
+			uint32_t *c1 = m->e1[l1], *c2 = m->e2[l2], *c3 = m->e3[l1][l2];
+			uint32_t *c4 = m->e4[avg >> 8], *c5 = m->e5[lr];
+			unsigned node = 1;
 
-		for (int b = (int)ebits - 1; b >= 0; b--) {
-			struct mix_mixer mx;
-			uint32_t *c3 = &m->e3[(h3 | node) & (MIX_E3_SIZE - 1)];
-			uint32_t ai;
-			int y = (e >> b) & 1, p, pa;
+			for (int b = 4; b >= 0; b--) {
+				struct mix_mixer mx;
+				int y = (leaf >> b) & 1, p;
 
-			mx.n = 0;
-			mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c1[node])));
-			mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c2[node])));
-			mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(*c3)));
-			mix_mixer_add(&mx, r ? mix_stretch(tb, mix_ctr_p12(c4[node])) : 0);
-			mix_mixer_add(&mx, 256);
-			p = mix_mixer_predict(&mx, tb, m->ew[r][node]);
-			pa = mix_apm_p(m->eapm, tb, p, node, &ai);
-			p = mix_clamp12((p + 3 * pa) >> 2);
-			y = mix_code_bit(c, enc, y, p);
-			mix_mixer_update(&mx, y, 6);
-			mix_apm_update(m->eapm, ai, y, 7);
-			mix_ctr_update(&c1[node], y, tb, MIX_LIMIT_EXP);
-			mix_ctr_update(&c2[node], y, tb, MIX_LIMIT_EXP);
-			mix_ctr_update(c3, y, tb, MIX_LIMIT_EXP);
-			if (r)
+				mx.n = 0;
+				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c1[node])));
+				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c2[node])));
+				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c3[node])));
+				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c4[node])));
+				mix_mixer_add(&mx, r ? mix_stretch(tb, mix_ctr_p12(c5[node])) : 0);
+				mix_mixer_add(&mx, 256);
+				p = mix_clamp12(mix_mixer_predict(&mx, tb, m->ew[r][node]));
+				y = mix_code_bit(c, enc, y, p);
+				MIX_STAT(0, y, p);
+				mix_mixer_update(&mx, y, MIX_LR_EXP);
+				mix_ctr_update(&c1[node], y, tb, MIX_LIMIT_EXP);
+				mix_ctr_update(&c2[node], y, tb, MIX_LIMIT_EXP);
+				mix_ctr_update(&c3[node], y, tb, MIX_LIMIT_EXP);
 				mix_ctr_update(&c4[node], y, tb, MIX_LIMIT_EXP);
-			node = node * 2 + (unsigned)y;
+				if (r)
+					mix_ctr_update(&c5[node], y, tb, MIX_LIMIT_EXP);
+				node = node * 2 + (unsigned)y;
+			}
+			leaf = node & (MIX_NLEAF - 1);
 		}
-		e = node & emask;
-		const unsigned qe = mix_qexp(e, (int)ebits);
+		if (ebits == 5) {
+			e = leaf;
+		} else if (leaf) {
+			e = base + leaf - 1;
+		} else {
+			uint32_t *cz = &m->ez[l1 == 0];
+			int z = mix_code_bit(c, enc, e == 0, mix_clamp12(mix_ctr_p12(*cz)));
 
-		/* sign: nearly random; neighbours' signs catch sign-structured rows */
-		{
-			uint32_t *cs = &m->sg[(qe * 2 + ps) * 3 + sa];
-			int p = mix_clamp12(mix_ctr_p12(*cs));
+			mix_ctr_update(cz, z, tb, 255);
+			if (z) {
+				e = 0;
+			} else {
+				unsigned x = 0;
 
-			s = (unsigned)mix_code_bit(c, enc, (int)s, p);
-			mix_ctr_update(cs, (int)s, tb, MIX_LIMIT_SIGN);
-			ps = s;
+				for (int b = 7; b >= 0; b--)
+					x = x * 2 + (unsigned)mix_code_bit(c, enc, (e >> b) & 1, 2048);
+				e = x;
+			}
 		}
 
-		/* mantissa high bits: tree under (exponent, sign) */
+		/* exact zeros (pruned / padded weights) would otherwise pay for a
+		 * full plain mantissa */
+		if (e == 0) {
+			uint32_t *cz = &m->ez[2 + (l1 == 0)];
+			int z = mix_code_bit(c, enc, (v & ((1u << mbits) - 1)) == 0,
+			                     mix_clamp12(mix_ctr_p12(*cz)));
+
+			mix_ctr_update(cz, z, tb, 255);
+			if (z) {
+				uint32_t *cs = &m->ez[4];
+				int sg = mix_code_bit(c, enc, (int)(v >> sshift), mix_clamp12(mix_ctr_p12(*cs)));
+
+				mix_ctr_update(cs, sg, tb, 255);
+				v = (uint32_t)sg << sshift;
+				if (!enc)
+					mix_store(el + i * esz, v, esz);
+				goto next;
+			}
+		}
+
+		/* mantissa top bits under the leaf; sign and the rest are plain */
 		{
-			const unsigned mt = l->mtop, shift = mbits - mt;
-			uint32_t *cm = &m->m1[(qe * 2 + s) << 7];
-			unsigned rtop = (rv & ((1u << mbits) - 1)) >> shift;
-			unsigned same = r && qr == qe; /* prefix equal to the reference so far */
+			uint32_t *cm = m->mt[leaf];
 			unsigned mn = 1;
 
-			for (int b = (int)mt - 1; b >= 0; b--) {
-				int y = (mant >> (shift + (unsigned)b)) & 1;
-				int p = mix_ctr_p12(cm[mn]);
+			for (int b = MIX_MTOP - 1; b >= 0; b--) {
+				int y = (v >> (mbits - MIX_MTOP + (unsigned)b)) & 1;
+				int p = mix_clamp12(mix_ctr_p12(cm[mn]));
 
-				if (r) {
-					struct mix_mixer mx;
-					unsigned rb = (rtop >> b) & 1;
-					uint32_t *cr = &m->mr[((unsigned)b * 2 + same) * 2 + rb];
-					int d = (int)mt - 1 - b;
-
-					mx.n = 0;
-					mix_mixer_add(&mx, mix_stretch(tb, p));
-					mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(*cr)));
-					mix_mixer_add(&mx, 256);
-					p = mix_clamp12(mix_mixer_predict(&mx, tb, m->mw[d]));
-					y = mix_code_bit(c, enc, y, p);
-					mix_mixer_update(&mx, y, 4);
-					mix_ctr_update(cr, y, tb, MIX_LIMIT_MANT);
-					same &= (unsigned)y == rb;
-				} else {
-					y = mix_code_bit(c, enc, y, mix_clamp12(p));
-				}
+				y = mix_code_bit(c, enc, y, p);
+				MIX_STAT(2, y, p);
 				mix_ctr_update(&cm[mn], y, tb, MIX_LIMIT_MANT);
 				mn = mn * 2 + (unsigned)y;
 			}
-			mant = (mn & ((1u << mt) - 1)) << shift;
+			uint32_t plain = (v >> lowz) & ((1u << nplain) - 1);
 
-			/* low mantissa bits: mostly noise, one counter per position */
-			for (int b = (int)mlow - 1; b >= 0; b--) {
-				unsigned rb = r ? (rv >> b) & 1 : 0;
-				uint32_t *cl = &m->ml[(((unsigned)b * 2 + rb) * 2 + same) * 2 + (r ? 1u : 0u)];
-				int y = (mant >> b) & 1;
-
-				y = mix_code_bit(c, enc, y, mix_clamp12(mix_ctr_p12(*cl)));
-				mix_ctr_update(cl, y, tb, MIX_LIMIT_MANT);
-				same &= (unsigned)y == rb;
-				mant |= (unsigned)y << b;
+			plain |= (v >> sshift) << nplain;
+			plain = mix_bits_code(rb, enc, plain, nplain + 1);
+			if (!enc) {
+				v = (plain >> nplain) << sshift | (uint32_t)e << mbits |
+				    (mn & ((1u << MIX_MTOP) - 1)) << (mbits - MIX_MTOP) |
+				    (plain & ((1u << nplain) - 1)) << lowz;
+				mix_store(el + i * esz, v, esz);
 			}
 		}
-		if (!enc)
-			mix_store(el + i * esz, (uint32_t)s << sshift | (uint32_t)e << mbits | mant, esz);
+	next:
+		avg += ((int)(leaf << 8) - avg) >> 3;
+		assert(avg >= 0 && avg < (MIX_NLEAF << 8));
+		l1 = leaf;
 	}
 	for (size_t i = phase + nel * esz; i < len; i++)
 		buf[i] = (uint8_t)mix_byte_code0(m, tb, c, enc, buf[i]);
@@ -433,15 +476,105 @@ static int mix_float_prepare(struct mix_state *s, int ebits)
 		*tp = malloc(sizeof(**tp));
 		if (!*tp)
 			return -ENOMEM;
-		mix_fmodel_template(*tp, ebits, &s->tabs);
+		mix_fmodel_template(*tp, ebits);
 	}
-	mix_fmodel_reset(s->fm, *tp, &s->tabs);
+	mix_fmodel_reset(s->fm, *tp);
 	return 0;
 }
 
 static int mix_is_float(int dtype)
 {
 	return dtype == CODEC_DTYPE_BF16 || dtype == CODEC_DTYPE_FP16 || dtype == CODEC_DTYPE_FP32;
+}
+
+static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args *a,
+                                const uint8_t *src, size_t len, uint8_t *dst, size_t cap,
+                                unsigned flags)
+{
+	struct mix_layout l;
+	struct mix_coder c;
+	struct mix_bits rb = {0};
+	size_t ph, alen, plen;
+	unsigned base;
+	int rc;
+
+	mix_layout_get(a->dtype, &l);
+	ph = a->elem_phase < l.esz && a->elem_phase <= len ? a->elem_phase : 0;
+	if (l.esz == 4 && len >= ph + 4) {
+		int zero = 1;
+
+		for (size_t i = ph; zero && i + 4 <= len; i += 4)
+			zero = !src[i] && !src[i + 1];
+		if (zero)
+			flags |= MIX_PF_LOWZERO;
+	}
+	rc = mix_float_prepare(s, (int)l.ebits);
+	if (rc)
+		return rc;
+	if (s->plain_cap < len + 8) {
+		free(s->plain);
+		s->plain_cap = 0;
+		s->plain = malloc(len + 8);
+		if (!s->plain)
+			return -ENOMEM;
+		s->plain_cap = len + 8;
+	}
+	if (cap < MIX_FHDR + 1)
+		return -ENOSPC;
+	base = mix_window_pick(src + ph, (len - ph) / l.esz, &l);
+	rb.p = s->plain;
+	rb.end = s->plain + s->plain_cap;
+	mix_enc_init(&c.e, dst + MIX_FHDR, dst + cap);
+	mix_float_code(s->fm, &s->tabs, &c, &rb, 1, &l, a, (uint8_t *)(uintptr_t)src, len, flags, base);
+	mix_enc_flush(&c.e);
+	mix_bits_flush(&rb);
+	if (c.e.full)
+		return -ENOSPC;
+	alen = (size_t)(c.e.out - dst) - MIX_FHDR;
+	plen = (size_t)(rb.p - s->plain);
+	if (MIX_FHDR + alen + plen > cap)
+		return -ENOSPC;
+	dst[0] = (uint8_t)flags;
+	dst[1] = (uint8_t)base;
+	for (int i = 0; i < 4; i++)
+		dst[2 + i] = (uint8_t)(alen >> (8 * i));
+	memcpy(dst + MIX_FHDR + alen, s->plain, plen);
+	return (ssize_t)(MIX_FHDR + alen + plen);
+}
+
+static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args *a,
+                                const uint8_t *payload, size_t plen, uint8_t *dst,
+                                size_t raw_len)
+{
+	struct mix_layout l;
+	struct mix_coder c;
+	struct mix_bits rb = {0};
+	unsigned flags = payload[0], base;
+	size_t alen = 0;
+	int rc;
+
+	mix_layout_get(a->dtype, &l);
+	if (plen < MIX_FHDR)
+		return -EBADMSG;
+	if ((flags & MIX_PF_LOWZERO) && l.esz != 4)
+		return -EBADMSG;
+	base = payload[1];
+	for (int i = 0; i < 4; i++)
+		alen |= (size_t)payload[2 + i] << (8 * i);
+	if (alen > plen - MIX_FHDR || (l.ebits == 5 && base))
+		return -EBADMSG;
+	rc = mix_float_prepare(s, (int)l.ebits);
+	if (rc)
+		return rc;
+	mix_dec_init(&c.d, payload + MIX_FHDR, payload + MIX_FHDR + alen);
+	rb.in = payload + MIX_FHDR + alen;
+	rb.end = (uint8_t *)(uintptr_t)(payload + plen);
+	mix_float_code(s->fm, &s->tabs, &c, &rb, 0, &l, a, dst, raw_len, flags, base);
+	/* The frame checksum catches wrong output; leftover input is a
+	 * cheap early sign of a corrupt payload. */
+	if (c.d.end - c.d.in > 4 || rb.end - rb.in > 4)
+		return -EBADMSG;
+	return (ssize_t)raw_len;
 }
 
 ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
@@ -454,37 +587,18 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 
 	if (!s)
 		return -ENOMEM;
-	if (cap < 2)
-		return -ENOSPC;
 	if (a->ref && a->ref_len)
 		flags |= MIX_PF_REF;
-	if (mix_is_float(a->dtype)) {
-		struct mix_layout l;
-
-		mix_layout_get(a->dtype, &l);
-		if (l.mlow == 16) {
-			size_t ph = a->elem_phase < l.esz ? a->elem_phase : 0;
-			int zero = len >= ph + l.esz;
-
-			for (size_t i = ph; zero && i + 4 <= len; i += 4)
-				zero = !src[i] && !src[i + 1];
-			if (zero)
-				flags |= MIX_PF_LOWZERO;
-		}
-		rc = mix_float_prepare(s, (int)l.ebits);
-		if (rc)
-			return rc;
-		dst[0] = (uint8_t)flags;
-		mix_enc_init(&c.e, dst + 1, dst + cap);
-		mix_float_code(s->fm, &s->tabs, &c, 1, &l, a, (uint8_t *)(uintptr_t)src, len, flags);
-	} else {
-		rc = mix_bytes_prepare(s);
-		if (rc)
-			return rc;
-		dst[0] = (uint8_t)flags;
-		mix_enc_init(&c.e, dst + 1, dst + cap);
-		mix_bytes_code(s->bm, &s->tabs, &c, 1, a, (uint8_t *)(uintptr_t)src, len, flags);
-	}
+	if (mix_is_float(a->dtype))
+		return mix_float_encode(s, a, src, len, dst, cap, flags);
+	if (cap < 2)
+		return -ENOSPC;
+	rc = mix_bytes_prepare(s);
+	if (rc)
+		return rc;
+	dst[0] = (uint8_t)flags;
+	mix_enc_init(&c.e, dst + 1, dst + cap);
+	mix_bytes_code(s->bm, &s->tabs, &c, 1, a, (uint8_t *)(uintptr_t)src, len, flags);
 	mix_enc_flush(&c.e);
 	if (c.e.full)
 		return -ENOSPC;
@@ -508,27 +622,15 @@ ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 		return -EBADMSG;
 	if ((flags & MIX_PF_REF) && (!a->ref || !a->ref_len))
 		return -EBADMSG;
+	if (mix_is_float(a->dtype))
+		return mix_float_decode(s, a, payload, plen, dst, raw_len);
+	if (flags & MIX_PF_LOWZERO)
+		return -EBADMSG;
+	rc = mix_bytes_prepare(s);
+	if (rc)
+		return rc;
 	mix_dec_init(&c.d, payload + 1, payload + plen);
-	if (mix_is_float(a->dtype)) {
-		struct mix_layout l;
-
-		mix_layout_get(a->dtype, &l);
-		if ((flags & MIX_PF_LOWZERO) && l.mlow != 16)
-			return -EBADMSG;
-		rc = mix_float_prepare(s, (int)l.ebits);
-		if (rc)
-			return rc;
-		mix_float_code(s->fm, &s->tabs, &c, 0, &l, a, dst, raw_len, flags);
-	} else {
-		if (flags & MIX_PF_LOWZERO)
-			return -EBADMSG;
-		rc = mix_bytes_prepare(s);
-		if (rc)
-			return rc;
-		mix_bytes_code(s->bm, &s->tabs, &c, 0, a, dst, raw_len, flags);
-	}
-	/* The frame checksum catches wrong output; a payload that the coder
-	 * consumed far less of than it holds is corrupt as well. */
+	mix_bytes_code(s->bm, &s->tabs, &c, 0, a, dst, raw_len, flags);
 	if (c.d.end - c.d.in > 4)
 		return -EBADMSG;
 	return (ssize_t)raw_len;
@@ -541,6 +643,7 @@ void mix_state_free(struct mix_state *s)
 	free(s->fm);
 	free(s->tmpl5);
 	free(s->tmpl8);
+	free(s->plain);
 	mix_bytes_free(s->bm);
 	free(s);
 }

@@ -127,7 +127,7 @@ void mix_bytes_code(struct mix_bmodel *m, const struct mix_tabs *tb, struct mix_
 			p = (p + 3 * pa) >> 2;
 			p = p < 1 ? 1 : p > 4095 ? 4095 : p;
 			y = mix_code_bit(c, enc, y, p);
-			mix_mixer_update(&mx, y, 3);
+			mix_mixer_update(&mx, y, 12);
 			mix_apm_update(m->apm, ai, y, 7);
 			for (int k = 0; k < ncs; k++)
 				mix_ctr_update(cs[k], y, tb, 255);

@@ -124,15 +124,15 @@ static inline int mix_mixer_predict(struct mix_mixer *m, const struct mix_tabs *
 	return m->pr;
 }
 
-/* lr: error scale, 1..32.  |x| <= 2047 and |err| <= 4095 * 32 keep the
- * product inside int32. */
+/* lr: error scale in 1/4 steps, 1..64.  |x| <= 2047 and |err| <= 4095 * 64
+ * keep the product inside int32. */
 static inline void mix_mixer_update(struct mix_mixer *m, int y, int lr)
 {
 	int err = ((y << 12) - m->pr) * lr;
 
-	assert(lr >= 1 && lr <= 32);
+	assert(lr >= 1 && lr <= 64);
 	for (int i = 0; i < m->n; i++)
-		m->w[i] += (m->x[i] * err + (1 << 9)) >> 10;
+		m->w[i] += (m->x[i] * err + (1 << 11)) >> 12;
 	m->n = 0;
 }
 
@@ -250,6 +250,79 @@ static inline int mix_dec_bit(struct mix_dec *c, int p12)
 		c->x = (c->x << 8) | (uint32_t)mix_dec_byte(c);
 	}
 	return y;
+}
+
+/* ---- raw bit stream ----------------------------------------------------- */
+
+/* Bits that no model predicts (sign, low mantissa) bypass the coder: they
+ * are packed LSB first into a stream whose length the decoder derives from
+ * the element count, so it needs no length field.  Reads past the end
+ * yield zero bits. */
+struct mix_bits {
+	uint64_t acc;
+	unsigned n;          /* bits held in acc */
+	uint8_t *p, *end;    /* write or read position */
+	const uint8_t *in;
+};
+
+static inline void mix_bits_put(struct mix_bits *b, uint32_t v, unsigned k)
+{
+	assert(k <= 32 && (k == 32 || v < (1u << k)));
+	b->acc |= (uint64_t)v << b->n;
+	b->n += k;
+	if (b->n >= 32) {
+		uint32_t w = (uint32_t)b->acc;
+
+		for (int i = 0; i < 4 && b->p < b->end; i++)
+			*b->p++ = (uint8_t)(w >> (8 * i));
+		b->acc >>= 32;
+		b->n -= 32;
+	}
+}
+
+static inline void mix_bits_flush(struct mix_bits *b)
+{
+	while (b->n > 0 && b->p < b->end) {
+		*b->p++ = (uint8_t)b->acc;
+		b->acc >>= 8;
+		b->n = b->n > 8 ? b->n - 8 : 0;
+	}
+}
+
+static inline uint32_t mix_bits_get(struct mix_bits *b, unsigned k)
+{
+	uint32_t v;
+
+	assert(k <= 32);
+	if (b->n < k) {
+		uint32_t w = 0;
+
+		if (b->in + 4 <= b->end) {
+			w = (uint32_t)b->in[0] | (uint32_t)b->in[1] << 8 |
+			    (uint32_t)b->in[2] << 16 | (uint32_t)b->in[3] << 24;
+			b->in += 4;
+		} else {
+			for (int i = 0; b->in < b->end; i++)
+				w |= (uint32_t)*b->in++ << (8 * i);
+		}
+		b->acc |= (uint64_t)w << b->n;
+		b->n += 32;
+	}
+	v = (uint32_t)(b->acc & ((1ull << k) - 1));
+	b->acc >>= k;
+	b->n -= k;
+	return v;
+}
+
+static inline uint32_t mix_bits_code(struct mix_bits *b, const int enc, uint32_t v, unsigned k)
+{
+	if (!k)
+		return 0;
+	if (enc) {
+		mix_bits_put(b, v, k);
+		return v;
+	}
+	return mix_bits_get(b, k);
 }
 
 /* One body serves both directions: enc != 0 codes *y, else decodes into

@@ -17,31 +17,41 @@
 #define MIX_PF_LOWZERO 0x02u /* fp32: low 16 bits of every element are 0 */
 
 /* Prior strength of exponent counters, in virtual observations. */
+#ifndef MIX_PRIOR_N
 #define MIX_PRIOR_N 2
+#endif
 /* Count limits: lower adapts faster to drifting statistics. */
+#ifndef MIX_LIMIT_EXP
 #define MIX_LIMIT_EXP 255
-#define MIX_LIMIT_SIGN 1023
+#endif
+#ifndef MIX_LIMIT_MANT
 #define MIX_LIMIT_MANT 1023
+#endif
+/* Mixer learning rate for the exponent tree. */
+#ifndef MIX_LR_EXP
+#define MIX_LR_EXP 3
+#endif
 
-#define MIX_E3_SIZE (1u << 16)
+/* Float payload header: flags, window base, arithmetic stream length. */
+#define MIX_FHDR 6
 
+/* Exponent priors for one exponent width, copied into a model per chunk. */
 struct mix_tmpl {
 	int ebits;
-	uint32_t exp[64][256]; /* exponent tree counters per context bucket */
+	uint32_t e1[32][32];     /* [context leaf][node] */
+	uint32_t e3[32][32][32]; /* [previous leaf][above leaf][node] */
 };
 
 struct mix_fmodel {
-	uint32_t e1[64][256];             /* exponent | previous exponent */
-	uint32_t e2[64][256];             /* exponent | exponent one row above */
-	uint32_t e4[64][256];             /* exponent | reference exponent */
-	uint32_t e3[MIX_E3_SIZE];         /* exponent | hash(previous, above) */
-	int32_t ew[2][256][MIX_NIN_MAX];  /* exponent mixer weights [ref][node] */
-	uint16_t eapm[256 * 33];          /* exponent SSE by node */
-	uint32_t sg[64 * 2 * 3];          /* sign | exponent, prev sign, above sign */
-	uint32_t m1[64 * 2 * 128];        /* mantissa top | exponent, sign, node */
-	uint32_t mr[8 * 2 * 2];           /* mantissa top | ref bit, prefix == ref */
-	int32_t mw[32][MIX_NIN_MAX];      /* mantissa mixer (ref only) by depth */
-	uint32_t ml[24 * 2 * 2 * 2];      /* low mantissa bit | position, ref */
+	uint32_t e1[32][32];              /* leaf | previous leaf */
+	uint32_t e2[32][32];              /* leaf | leaf one row above */
+	uint32_t e3[32][32][32];          /* leaf | previous, above */
+	uint32_t e4[32][32];              /* leaf | local average leaf */
+	uint32_t e5[32][32];              /* leaf | reference leaf */
+	int32_t ew[2][32][MIX_NIN_MAX];   /* exponent mixer weights [ref][node] */
+	uint32_t ez[5];                   /* zero vs escape; zero mantissa; sign */
+	uint32_t mt[32][4];               /* mantissa top bits | leaf, node */
+	uint32_t eq[4];                   /* element == reference | last two */
 	uint32_t bt[256];                 /* loose bytes, order 0 */
 };
 
@@ -52,6 +62,8 @@ struct mix_state {
 	struct mix_fmodel *fm;
 	struct mix_tmpl *tmpl5, *tmpl8; /* fp16 / 8-bit exponent priors */
 	struct mix_bmodel *bm;
+	uint8_t *plain;     /* encoder: plain-bit stream scratch */
+	size_t plain_cap;
 };
 
 /* Byte model (mix_bytes.c): orders 1-4 hashed, order 0, match model. */
