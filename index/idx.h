@@ -140,6 +140,7 @@ int idx_super_get(struct idx_txn *t, struct idx_super *s);
 int idx_super_put(struct idx_txn *t, const struct idx_super *s);
 int idx_ino_alloc(struct idx_txn *t, uint64_t *ino);
 int idx_pack_alloc(struct idx_txn *t, uint32_t *pack_id);
+/* Inside a write txn, chunks released in it still count until commit. */
 int idx_stats_get(struct idx_txn *t, struct idx_stats *s);
 
 /* --- inodes ------------------------------------------------------------ */
@@ -205,7 +206,11 @@ int idx_chunk_get(struct idx_txn *t, const uint8_t fp[FP_LEN], struct idx_chunk 
  * pack's live bytes.  -EEXIST if the fingerprint is present. */
 int idx_chunk_insert(struct idx_txn *t, const struct idx_chunk *c);
 /* Rewrite location/level of an existing chunk (gc, recompression); moves
- * the old frame bytes to dead, the new to live, fixes level/stored stats. */
+ * the old frame bytes to dead, the new to live, fixes level/stored stats.
+ * Takes pack_id, pack_off, frame_len, level, dtype, flags/ref_fp from c
+ * (a changed reference chunk is re-referenced); keeps refcount; raw_len
+ * must match (-EINVAL).  Files' stored_bytes keep the charge computed with
+ * the old frame_len until their extents are rewritten (no reverse map). */
 int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c);
 /* Drop one reference; deletes the chunk at zero at commit (as in
  * idx_file_punch). */
