@@ -113,6 +113,9 @@ struct pack_store {
 	pack_id_alloc_fn alloc;
 	void *alloc_arg;
 	bool use_uring; /* writer ring; readers decide per thread */
+	/* The writer ring failed to wait: completions may name dead stack
+	 * requests, so it is never waited on again (err is set too). */
+	bool wbroken;
 	atomic_bool logged_fallback;
 
 	/* Lock order: wlock -> buf_lock; fd_lock and rings_lock are leaf locks
@@ -323,7 +326,7 @@ static void wring_reap(struct pack_store *ps, bool wait)
 	struct io_uring_cqe *cqe;
 	int rc;
 
-	if (!ps->use_uring || !ps->inflight)
+	if (!ps->use_uring || !ps->inflight || ps->wbroken)
 		return;
 	if (wait) {
 		do
@@ -334,6 +337,7 @@ static void wring_reap(struct pack_store *ps, bool wait)
 			pack_log(ps, "wait_cqe: %s", strerror(-rc));
 			if (!ps->err)
 				ps->err = rc;
+			ps->wbroken = true;
 			return;
 		}
 		wring_complete(ps, cqe);
@@ -342,16 +346,12 @@ static void wring_reap(struct pack_store *ps, bool wait)
 		wring_complete(ps, cqe);
 }
 
+/* Wait until no write or sync is in flight (buffers may then be reused
+ * or freed), unless the ring broke. */
 static void wring_drain(struct pack_store *ps)
 {
-	unsigned before;
-
-	while (ps->inflight) {
-		before = ps->inflight;
+	while (ps->inflight && !ps->wbroken)
 		wring_reap(ps, true);
-		if (ps->inflight == before && ps->err)
-			break; /* wait_cqe itself failed */
-	}
 }
 
 /* A free buffer with room for len bytes, blocking on completions if every
@@ -1010,7 +1010,7 @@ int pack_store_clear_error(struct pack_store *ps)
 
 	pthread_mutex_lock(&ps->wlock);
 	rc = ps->err;
-	if (!rc)
+	if (!rc || ps->wbroken) /* a broken ring stays failed: see wbroken */
 		goto out;
 	if (ps->cur) { /* frames never submitted: dropped with the error */
 		wbuf_retire(ps, ps->cur, 0);
@@ -1067,9 +1067,11 @@ void pack_store_close(struct pack_store *ps)
 		close(ps->cur_fd);
 	if (ps->use_uring)
 		io_uring_queue_exit(&ps->wring);
-	for (unsigned i = 0; i < ps->opts.write_bufs; i++)
+	/* With a broken ring the kernel may still read the buffers: leak them. */
+	for (unsigned i = 0; i < ps->opts.write_bufs && !ps->wbroken; i++)
 		free(ps->bufs[i].data);
-	free(ps->bufs);
+	if (!ps->wbroken)
+		free(ps->bufs);
 	pthread_mutex_destroy(&ps->rings_lock);
 	pthread_rwlock_destroy(&ps->fd_lock);
 	pthread_rwlock_destroy(&ps->buf_lock);
