@@ -213,6 +213,7 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 	}
 
 	h.raw_len = (uint32_t)len;
+	h.row_elems = a.row_elems;
 	h.dtype = (uint32_t)a.dtype;
 	h.phase = a.elem_phase;
 	h.checksum = XXH3_64bits(src, len);

@@ -1,0 +1,39 @@
+/*
+ * fuzz_hint.c - the safetensors / torch zip hint parsers on hostile
+ * bytes: clean errors, ranges inside the file, sorted, no leaks.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/hint.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct codec_hint h;
+	struct codec_hint_range r;
+	struct codec_params p;
+	uint8_t *buf = malloc(size ? size : 1);
+	uint64_t next;
+
+	if (!buf)
+		abort();
+	memcpy(buf, data, size);
+	if (codec_hint_parse(buf, size, size, &h) == 0) {
+		for (size_t i = 0; i < h.n; i++) {
+			if (!h.r[i].len || h.r[i].off + h.r[i].len > size ||
+			    (i && h.r[i].off < h.r[i - 1].off))
+				abort();
+		}
+		for (uint64_t off = 0; off < size; off += 97)
+			(void)codec_hint_chunk(&h, off, 1000, &p);
+		codec_hint_release(&h);
+	}
+	(void)codec_hint_parse(buf, size, 0, &h);
+	codec_hint_release(&h);
+	(void)codec_hint_zip_entry(buf, size, 0, &r, &next);
+	free(buf);
+	return 0;
+}
