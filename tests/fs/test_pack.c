@@ -433,33 +433,32 @@ static void test_remove(void **state)
 	pack_store_close(ps);
 }
 
-static void test_enospc(void **state)
+/* Fill a 2 MiB tmpfs with frames of flen bytes under options o. */
+static void enospc_run(struct ctx *c, const struct pack_opts *o, uint32_t flen)
 {
-	struct ctx *c = *state;
 	char mnt[96];
-	struct pack_opts o = { .max_pack_bytes = 1 << 20, .write_buf_bytes = 64 << 10, .write_bufs = 2 };
 	struct pack_store *ps;
 	struct pack_loc first, l;
-	uint8_t *buf = malloc(60000), *got = malloc(60000);
+	uint8_t *buf = malloc(flen), *got = malloc(flen);
 	int rc = 0, i;
 
 	assert_non_null(buf);
 	assert_non_null(got);
 	snprintf(mnt, sizeof(mnt), "%s/tiny", c->base);
-	assert_int_equal(mkdir(mnt, 0700), 0);
+	mkdir(mnt, 0700);
 	if (mount("tmpfs", mnt, "tmpfs", 0, "size=2m")) {
 		free(buf);
 		free(got);
 		skip();
 	}
 	strcpy(c->dir, mnt); /* the store lives on the tiny fs */
-	frame_fill(buf, 60000, 1);
-	ps = open_store(c, &o);
-	assert_int_equal(pack_append(ps, buf, 60000, &first), 0);
+	frame_fill(buf, flen, 1);
+	ps = open_store(c, o);
+	assert_int_equal(pack_append(ps, buf, flen, &first), 0);
 	assert_int_equal(pack_sync(ps), 0);
-	for (i = 0; i < 200 && rc == 0; i++) {
-		rc = pack_append(ps, buf, 60000, &l);
-		if (!rc && i % 8 == 7)
+	for (i = 0; i < 2000 && rc == 0; i++) {
+		rc = pack_append(ps, buf, flen, &l);
+		if (!rc && i % 64 == 63)
 			rc = pack_sync(ps);
 	}
 	if (!rc)
@@ -469,23 +468,35 @@ static void test_enospc(void **state)
 	assert_int_equal(pack_append(ps, buf, 100, &l), -ENOSPC);
 	assert_int_equal(pack_sync(ps), -ENOSPC);
 	assert_int_equal(pack_read(ps, &first, got), 0);
-	assert_memory_equal(got, buf, 60000);
+	assert_memory_equal(got, buf, flen);
 
-	/* Free space (gc would drop a dead pack), clear, and carry on in a
-	 * fresh pack. */
-	assert_int_equal(pack_remove(ps, first.pack_id), 0);
+	/* Clear, free space (gc would drop a dead pack; unsynced packs are
+	 * busy until the clear), and carry on in a fresh pack. */
 	assert_int_equal(pack_store_clear_error(ps), -ENOSPC);
 	assert_int_equal(pack_store_clear_error(ps), 0);
-	assert_int_equal(pack_append(ps, buf, 60000, &l), 0);
+	assert_int_equal(pack_remove(ps, first.pack_id), 0);
+	assert_int_equal(pack_append(ps, buf, flen, &l), 0);
 	assert_int_equal(pack_sync(ps), 0);
 	assert_true(l.pack_id > first.pack_id && l.off == 0);
-	memset(got, 0, 60000);
+	memset(got, 0, flen);
 	assert_int_equal(pack_read(ps, &l, got), 0);
-	assert_memory_equal(got, buf, 60000);
+	assert_memory_equal(got, buf, flen);
 	pack_store_close(ps);
 	assert_int_equal(umount(mnt), 0);
+	strcpy(c->dir, c->base);
 	free(buf);
 	free(got);
+}
+
+static void test_enospc(void **state)
+{
+	/* One buffer's write fails at a time... */
+	struct pack_opts a = { .max_pack_bytes = 1 << 20, .write_buf_bytes = 64 << 10, .write_bufs = 2 };
+	/* ...and several writes in flight when the disk fills. */
+	struct pack_opts b = { .max_pack_bytes = 4 << 20, .write_buf_bytes = 48 << 10, .write_bufs = 6 };
+
+	enospc_run(*state, &a, 60000);
+	enospc_run(*state, &b, 16000);
 }
 
 /* One buffer: every append past it waits for the previous write. */
