@@ -78,7 +78,8 @@ int pack_read_many(struct pack_store *ps, const struct pack_loc *locs, void *con
 void pack_path(const char *dir, uint32_t id, char *buf, size_t cap);
 /* Size in bytes of pack file id, or negative errno. */
 int64_t pack_file_size(struct pack_store *ps, uint32_t id);
-/* Delete pack file id (gc, after the index no longer references it). */
+/* Delete pack file id (gc, after the index no longer references it).
+ * -EBUSY for the pack being appended to or one not yet synced. */
 int pack_remove(struct pack_store *ps, uint32_t id);
 
 #endif
