@@ -148,7 +148,22 @@ static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
 	put_be64(k + 8, b);
 }
 
-/* --- record codecs ----------------------------------------------------- */
+/* --- record codecs -----------------------------------------------------
+ *
+ * Values, big-endian, byte offsets (keys are in idx.h):
+ *   super  : magic "mixfsIDX"(8) format_version(4) uuid(16) cdc min(4)
+ *            avg(4) max(4) default_level(1) next_ino(8) next_pack(4)
+ *            created_ns(8)                                        = 61
+ *   stats  : the 22 u64 counters of struct idx_stats in order     = 176
+ *   inode  : mode uid gid nlink (4 each) size(8) rdev(8) atime mtime
+ *            ctime (8 each) stored_bytes(8) dir_seq(8) flags(4) dtype(1)
+ *                                                                 = 77
+ *   extent : len(4) chunk_off(4) fp(32)                           = 40
+ *   chunk  : pack_id(4) pack_off(8) frame_len(4) raw_len(4) refcount(4)
+ *            level(1) dtype(1) flags(1) [ref_fp(32) iff HAS_REF]  = 27/59
+ *   pack   : live_bytes(8) dead_bytes(8)                          = 16
+ *   dirent : ino(8) seq(8) type(1); dirseq: ino(8) type(1) name(1..255)
+ */
 
 #define SUPER_LEN 61u
 #define STATS_LEN (22u * 8u)

@@ -922,6 +922,46 @@ static uint64_t rnd_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/* Byte-level model of a file map: (chunk id + 1) << 16 | offset in chunk,
+ * 0 for a hole. */
+#define M_LEN (R_SPAN + (32u << 10))
+
+struct model_check {
+	const uint32_t *m;
+	uint64_t mapped;
+};
+
+static int model_extent(void *arg, const struct idx_extent *e)
+{
+	struct model_check *mc = arg;
+	uint32_t i, want = (fp_id(e->fp) + 1) << 16 | e->chunk_off;
+
+	assert_true(e->off + e->len <= M_LEN);
+	for (i = 0; i < e->len; i++)
+		assert_int_equal(mc->m[e->off + i], want + i);
+	mc->mapped += e->len;
+	return 0;
+}
+
+static void model_check(struct idx_txn *t, uint64_t ino, const uint32_t *m)
+{
+	struct model_check mc = { m, 0 };
+	uint64_t i, want = 0;
+
+	for (i = 0; i < M_LEN; i++)
+		want += m[i] != 0;
+	assert_int_equal(idx_extent_iter(t, ino, 0, UINT64_MAX, model_extent, &mc), 0);
+	assert_int_equal(mc.mapped, want);
+}
+
+static void model_punch(uint32_t *m, uint64_t start, uint64_t end)
+{
+	if (end > M_LEN)
+		end = M_LEN;
+	if (start < end)
+		memset(m + start, 0, (end - start) * sizeof(*m));
+}
+
 static void test_random_stats(void **state)
 {
 	struct fixture *f = *state;
@@ -929,8 +969,10 @@ static void test_random_stats(void **state)
 	struct idx_chunk c;
 	struct idx_txn *t;
 	uint64_t rs = 12345, inserted[4] = { 0 };
+	uint32_t *model = calloc(R_INODES, M_LEN * sizeof(uint32_t));
 	unsigned step, i;
 
+	assert_non_null(model);
 	t = wtxn(f);
 	for (i = 0; i < R_INODES; i++) {
 		make_file(&in[i], 100 + i, 0);
@@ -938,7 +980,9 @@ static void test_random_stats(void **state)
 	}
 	for (step = 0; step < 4000; step++) {
 		unsigned op = (unsigned)(rnd_next(&rs) % 100);
-		struct idx_inode *ip = &in[rnd_next(&rs) % R_INODES];
+		unsigned which = (unsigned)(rnd_next(&rs) % R_INODES);
+		struct idx_inode *ip = &in[which];
+		uint32_t *m = model + (size_t)which * M_LEN;
 		uint64_t off = rnd_next(&rs) % R_SPAN;
 
 		if (op < 55) {
@@ -962,18 +1006,23 @@ static void test_random_stats(void **state)
 			}
 			assert_int_equal(idx_file_punch(t, ip, off, off + len), 0);
 			assert_int_equal(idx_file_map(t, ip, off, len, c.fp, coff), 0);
+			for (i = 0; i < len; i++)
+				m[off + i] = (id + 1) << 16 | (coff + i);
 			if (off + len > ip->size)
 				ip->size = off + len;
 		} else if (op < 85) {
 			uint64_t len = 1 + rnd_next(&rs) % 20000;
 
 			assert_int_equal(idx_file_punch(t, ip, off, off + len), 0);
+			model_punch(m, off, off + len);
 		} else if (op < 92) {
 			/* truncate */
 			assert_int_equal(idx_file_punch(t, ip, off, UINT64_MAX), 0);
+			model_punch(m, off, M_LEN);
 			ip->size = off;
 		} else if (op < 95) {
 			assert_int_equal(idx_inode_delete(t, ip->ino), 0);
+			model_punch(m, 0, M_LEN);
 			make_file(ip, ip->ino, 0);
 		} else if (op < 97) {
 			assert_int_equal(idx_inode_put(t, ip), 0);
@@ -984,10 +1033,16 @@ static void test_random_stats(void **state)
 			continue;
 		}
 		assert_int_equal(idx_inode_put(t, ip), 0);
-		if (step % 500 == 499)
+		if (step % 500 == 499) {
 			check_recount(t, inserted);
+			for (i = 0; i < R_INODES; i++)
+				model_check(t, in[i].ino, model + (size_t)i * M_LEN);
+		}
 	}
 	check_recount(t, inserted);
+	for (i = 0; i < R_INODES; i++)
+		model_check(t, in[i].ino, model + (size_t)i * M_LEN);
+	free(model);
 	assert_int_equal(idx_txn_commit(t), 0);
 	reopen(f);
 	t = rtxn(f);
