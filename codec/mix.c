@@ -155,35 +155,27 @@ static void mix_fmodel_template(struct mix_tmpl *t, int ebits)
 	for (unsigned q = 0; q < MIX_NLEAF; q++) {
 		mix_prior_mass(mass, 2 * (q ? q : mix_prior_centre(ebits)), ebits);
 		mix_prior_tree(t->e1[q], mass, MIX_PRIOR_N);
-		for (unsigned q2 = 0; q2 < MIX_NLEAF; q2++) {
-			unsigned a = q ? q : mix_prior_centre(ebits);
-			unsigned b = q2 ? q2 : mix_prior_centre(ebits);
-
-			mix_prior_mass(mass, a + b, ebits);
-			mix_prior_tree(t->e3[q][q2], mass, MIX_PRIOR_N);
-		}
 	}
 	t->ebits = ebits;
 }
 
-static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_tmpl *t)
+static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_tmpl *t,
+                             const struct mix_tabs *tb)
 {
 	memcpy(m->e1, t->e1, sizeof(m->e1));
 	memcpy(m->e2, t->e1, sizeof(m->e2));
 	memcpy(m->e4, t->e1, sizeof(m->e4));
 	memcpy(m->e5, t->e1, sizeof(m->e5));
-	memcpy(m->e3, t->e3, sizeof(m->e3));
 	for (int r = 0; r < 2; r++)
 		for (int node = 0; node < MIX_NLEAF; node++) {
 			int32_t *w = m->ew[r][node];
 
-			w[0] = 22000; /* previous */
+			w[0] = 30000; /* previous */
 			w[1] = 16000; /* above */
-			w[2] = 22000; /* previous x above */
-			w[3] = 12000; /* local average */
-			w[4] = r ? 20000 : 0; /* reference */
-			w[5] = 0;     /* bias */
-			for (int i = 6; i < MIX_NIN_MAX; i++)
+			w[2] = 20000; /* local average */
+			w[3] = r ? 20000 : 0; /* reference */
+			w[4] = 0;     /* bias */
+			for (int i = 5; i < MIX_NIN_MAX; i++)
 				w[i] = 0;
 		}
 	for (size_t i = 0; i < sizeof(m->ez) / sizeof(m->ez[0]); i++)
@@ -288,7 +280,9 @@ static inline unsigned mix_leaf(unsigned e, unsigned base, unsigned ebits)
 
 /* Mantissa bits modeled (the rest are plain bits): the top bit is skewed
  * by the magnitude distribution inside a binade, lower ones are noise. */
+#ifndef MIX_MTOP
 #define MIX_MTOP 2
+#endif
 
 /* Code the float chunk.  buf is the source (enc) or destination (dec). */
 static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, struct mix_coder *c,
@@ -345,7 +339,7 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 
 		/* exponent leaf: previous / above / both / local average / ref */
 		{
-			uint32_t *c1 = m->e1[l1], *c2 = m->e2[l2], *c3 = m->e3[l1][l2];
+			uint32_t *c1 = m->e1[l1], *c2 = m->e2[l2];
 			uint32_t *c4 = m->e4[avg >> 8], *c5 = m->e5[lr];
 			unsigned node = 1;
 
@@ -356,7 +350,6 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 				mx.n = 0;
 				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c1[node])));
 				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c2[node])));
-				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c3[node])));
 				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c4[node])));
 				mix_mixer_add(&mx, r ? mix_stretch(tb, mix_ctr_p12(c5[node])) : 0);
 				mix_mixer_add(&mx, 256);
@@ -366,7 +359,6 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 				mix_mixer_update(&mx, y, MIX_LR_EXP);
 				mix_ctr_update(&c1[node], y, tb, MIX_LIMIT_EXP);
 				mix_ctr_update(&c2[node], y, tb, MIX_LIMIT_EXP);
-				mix_ctr_update(&c3[node], y, tb, MIX_LIMIT_EXP);
 				mix_ctr_update(&c4[node], y, tb, MIX_LIMIT_EXP);
 				if (r)
 					mix_ctr_update(&c5[node], y, tb, MIX_LIMIT_EXP);
@@ -478,7 +470,7 @@ static int mix_float_prepare(struct mix_state *s, int ebits)
 			return -ENOMEM;
 		mix_fmodel_template(*tp, ebits);
 	}
-	mix_fmodel_reset(s->fm, *tp);
+	mix_fmodel_reset(s->fm, *tp, &s->tabs);
 	return 0;
 }
 

@@ -39,13 +39,11 @@
 struct mix_tmpl {
 	int ebits;
 	uint32_t e1[32][32];     /* [context leaf][node] */
-	uint32_t e3[32][32][32]; /* [previous leaf][above leaf][node] */
 };
 
 struct mix_fmodel {
 	uint32_t e1[32][32];              /* leaf | previous leaf */
 	uint32_t e2[32][32];              /* leaf | leaf one row above */
-	uint32_t e3[32][32][32];          /* leaf | previous, above */
 	uint32_t e4[32][32];              /* leaf | local average leaf */
 	uint32_t e5[32][32];              /* leaf | reference leaf */
 	int32_t ew[2][32][MIX_NIN_MAX];   /* exponent mixer weights [ref][node] */
