@@ -26,7 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* An exact-size copy so ASan sees any read past the frame. */
 	memcpy(frame, data, size);
 	if (codec_frame_parse(frame, size, &info) == 0) {
-		if (info.header_len + (uint64_t)info.payload_len > size || info.raw_len > CODEC_MAX_RAW)
+		/* parse checks the header only: the payload may be missing. */
+		if (info.header_len > size || info.raw_len > CODEC_MAX_RAW ||
+		    info.payload_len > info.raw_len)
 			abort();
 		cap = info.raw_len;
 		if (info.flags & CODEC_FLAG_REF) {
