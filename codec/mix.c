@@ -90,82 +90,186 @@ void mix_apm_init(uint16_t *t, size_t ctxs, const struct mix_tabs *tb)
  * escaped exponent follows as 8 plain bits.  Weights rarely span more than
  * 31 binades inside one chunk, so escapes are rare and the tree is short.
  */
-#define MIX_NLEAF 32
 
 /* P(leaf - ctx_leaf = d) per mille for |d| = 0..12, measured on TF.js
  * weights (bf16 and fp16 agree within a few per mille). */
 static const uint16_t mix_prior_delta[13] = {190, 160, 105, 62, 34, 18, 9, 4, 2, 1, 1, 1, 1};
 
-/* Node counters of the 32-leaf tree from a mass table (all integer:
- * priors must be identical on every build). */
-static void mix_prior_tree(uint32_t *ctr, const uint32_t *mass, unsigned n)
+/*
+ * The leaf tree is Huffman-shaped per chunk: the encoder sends the code
+ * length of every leaf (0 = absent) and both sides build the canonical
+ * tree.  Frequent leaves sit near the root, so a leaf costs ~3 decisions
+ * instead of 5, leaves absent from the chunk cost nothing, and the code
+ * lengths prime every context's counters (no cold start).
+ */
+
+/* Code lengths from counts: Huffman, depth limited by halving the counts
+ * until the tree fits.  Encoder only: the format fixes the lengths, not
+ * this construction. */
+static void mix_tree_lengths(const uint32_t *count, uint8_t *len)
 {
-	uint64_t cum[MIX_NLEAF + 1];
+	uint32_t c[MIX_NLEAF];
+	int present = 0;
 
-	cum[0] = 0;
-	for (unsigned e = 0; e < MIX_NLEAF; e++)
-		cum[e + 1] = cum[e] + mass[e];
-	ctr[0] = mix_ctr_make(0.5, 0);
-	for (unsigned node = 1; node < MIX_NLEAF; node++) {
-		unsigned depth = 0;
+	for (int i = 0; i < MIX_NLEAF; i++) {
+		c[i] = count[i];
+		present += count[i] != 0;
+		len[i] = 0;
+	}
+	if (present <= 1) {
+		for (int i = 0; i < MIX_NLEAF; i++)
+			len[i] = count[i] ? 1 : 0;
+		return;
+	}
+	for (;;) {
+		uint64_t w[2 * MIX_NLEAF];
+		int parent[2 * MIX_NLEAF], alive[2 * MIX_NLEAF], n = MIX_NLEAF, maxd = 0;
 
-		while ((node >> (depth + 1)) != 0)
-			depth++;
-		unsigned k = 5 - depth; /* bits below node, >= 1 */
-		unsigned lo = (node - (1u << depth)) << k;
-		unsigned mid = lo + (1u << (k - 1)), hi = lo + (1u << k);
-		uint64_t m1 = cum[hi] - cum[mid], tot = cum[hi] - cum[lo];
-		uint64_t p22 = ((m1 << 22) + tot / 2) / tot;
+		for (int i = 0; i < MIX_NLEAF; i++) {
+			w[i] = c[i];
+			alive[i] = c[i] != 0;
+			parent[i] = -1;
+		}
+		for (int k = 1; k < present; k++) {
+			int a = -1, b = -1;
 
-		if (p22 < 1024)
-			p22 = 1024;
-		if (p22 > (1u << 22) - 1024)
-			p22 = (1u << 22) - 1024;
-		ctr[node] = ((uint32_t)p22 << 10) | n;
+			for (int i = 0; i < n; i++) {
+				if (!alive[i])
+					continue;
+				if (a < 0 || w[i] < w[a]) {
+					b = a;
+					a = i;
+				} else if (b < 0 || w[i] < w[b]) {
+					b = i;
+				}
+			}
+			w[n] = w[a] + w[b];
+			alive[n] = 1;
+			parent[n] = -1;
+			alive[a] = alive[b] = 0;
+			parent[a] = parent[b] = n;
+			n++;
+		}
+		for (int i = 0; i < MIX_NLEAF; i++) {
+			int d = 0;
+
+			if (!c[i])
+				continue;
+			for (int j = i; parent[j] >= 0; j = parent[j])
+				d++;
+			len[i] = (uint8_t)d;
+			maxd = d > maxd ? d : maxd;
+		}
+		if (maxd <= MIX_MAXLEN)
+			return;
+		for (int i = 0; i < MIX_NLEAF; i++)
+			if (c[i])
+				c[i] = (c[i] + 1) / 2;
 	}
 }
 
-/* Leaf mass around a centre leaf (2 * centre: half-leaf resolution). */
-static void mix_prior_mass(uint32_t *mass, unsigned centre2, int ebits)
+/* Canonical tree from code lengths.  Returns 0, or -EBADMSG unless the
+ * lengths form a complete prefix code or name a single leaf. */
+static int mix_tree_build(struct mix_tree *t, const uint8_t *len)
 {
-	unsigned zero = ebits == 5 ? 60 : 10; /* per mille in leaf 0 */
+	unsigned kraft = 0, present = 0, code = 0, nnode = 1;
 
-	for (unsigned l = 0; l < MIX_NLEAF; l++) {
-		unsigned d2 = 2 * l > centre2 ? 2 * l - centre2 : centre2 - 2 * l;
-		unsigned d = d2 / 2;
-		unsigned v = d <= 12 ? mix_prior_delta[d] : 1;
-
-		if (d2 & 1) /* centre between two leaves */
-			v = (v + (d + 1 <= 12 ? mix_prior_delta[d + 1] : 1)) / 2;
-		mass[l] = 1 + v * 64u;
+	memset(t, 0, sizeof(*t));
+	for (int i = 0; i < MIX_NLEAF; i++) {
+		if (len[i] > MIX_MAXLEN)
+			return -EBADMSG;
+		if (len[i]) {
+			kraft += 1u << (MIX_MAXLEN - len[i]);
+			present++;
+		}
 	}
-	mass[0] += zero * 64u;
-}
-
-/* Typical centre leaf when the context says nothing (leaf 0). */
-static unsigned mix_prior_centre(int ebits)
-{
-	return ebits == 5 ? 10 : 22; /* fp16 weights ~2^-5; window top is sparse */
-}
-
-static void mix_fmodel_template(struct mix_tmpl *t, int ebits)
-{
-	uint32_t mass[MIX_NLEAF];
-
-	for (unsigned q = 0; q < MIX_NLEAF; q++) {
-		mix_prior_mass(mass, 2 * (q ? q : mix_prior_centre(ebits)), ebits);
-		mix_prior_tree(t->e1[q], mass, MIX_PRIOR_N);
+	if (present == 0)
+		return -EBADMSG;
+	if (present == 1) {
+		for (int i = 0; i < MIX_NLEAF; i++)
+			if (len[i]) {
+				t->root = (uint8_t)(MIX_TLEAF | i);
+				t->len[i] = 0;
+			}
+		return 0;
 	}
-	t->ebits = ebits;
+	if (kraft != 1u << MIX_MAXLEN)
+		return -EBADMSG;
+	for (unsigned l = 1; l <= MIX_MAXLEN; l++) {
+		for (int i = 0; i < MIX_NLEAF; i++) {
+			unsigned node = 0;
+
+			if (len[i] != l)
+				continue;
+			t->code[i] = (uint16_t)code;
+			t->len[i] = (uint8_t)l;
+			for (unsigned d = l - 1; d > 0; d--) {
+				unsigned bit = (code >> d) & 1;
+
+				if (!t->child[node][bit]) {
+					if (nnode >= MIX_NLEAF)
+						return -EBADMSG;
+					t->child[node][bit] = (uint8_t)nnode++;
+				}
+				node = t->child[node][bit];
+			}
+			t->child[node][code & 1] = (uint8_t)(MIX_TLEAF | i);
+			code++;
+		}
+		code <<= 1;
+	}
+	return 0;
 }
 
-static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_tmpl *t,
-                             const struct mix_tabs *tb)
+/* Prior counters of every tree node for one context: leaf mass is the
+ * chunk's coded frequency (2^-len) times a kernel around the context's
+ * leaf (centre < 0: no kernel).  Integer only: both sides must agree. */
+static uint64_t mix_prior_node(const struct mix_tree *t, unsigned node, const uint64_t *mass,
+                               uint32_t *ctr, int depth)
 {
-	memcpy(m->e1, t->e1, sizeof(m->e1));
-	memcpy(m->e2, t->e1, sizeof(m->e2));
-	memcpy(m->e4, t->e1, sizeof(m->e4));
-	memcpy(m->e5, t->e1, sizeof(m->e5));
+	uint64_t m[2], tot, p22;
+
+	assert(depth <= MIX_MAXLEN);
+	for (int b = 0; b < 2; b++) {
+		unsigned ch = t->child[node][b];
+
+		m[b] = (ch & MIX_TLEAF) ? mass[ch & (MIX_NLEAF - 1)]
+		                        : mix_prior_node(t, ch, mass, ctr, depth + 1);
+	}
+	tot = m[0] + m[1];
+	p22 = tot ? ((m[1] << 22) + tot / 2) / tot : 1u << 21;
+	if (p22 < 1024)
+		p22 = 1024;
+	if (p22 > (1u << 22) - 1024)
+		p22 = (1u << 22) - 1024;
+	ctr[node] = ((uint32_t)p22 << 10) | MIX_PRIOR_N;
+	return tot;
+}
+
+static void mix_prior_ctx(const struct mix_tree *t, int centre, uint32_t *ctr)
+{
+	uint64_t mass[MIX_NLEAF];
+
+	for (int l = 0; l < MIX_NLEAF; l++) {
+		unsigned d = centre < 0 ? 0 : (unsigned)(l > centre ? l - centre : centre - l);
+		uint64_t k = centre < 0 ? 64 : d <= 12 ? mix_prior_delta[d] + MIX_PRIOR_FLOOR : MIX_PRIOR_FLOOR;
+
+		mass[l] = t->len[l] ? (k << (MIX_MAXLEN - t->len[l])) + 1 : 0;
+	}
+	for (int i = 0; i < MIX_NLEAF; i++)
+		ctr[i] = mix_ctr_make(0.5, 0);
+	if (!(t->root & MIX_TLEAF))
+		mix_prior_node(t, 0, mass, ctr, 1);
+}
+
+/* Per-chunk model reset: context priors from the chunk's tree. */
+static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_tree *t)
+{
+	for (int q = 0; q < MIX_NLEAF; q++)
+		mix_prior_ctx(t, q, m->e1[q]);
+	memcpy(m->e2, m->e1, sizeof(m->e2));
+	memcpy(m->e4, m->e1, sizeof(m->e4));
+	memcpy(m->e5, m->e1, sizeof(m->e5));
 	for (int r = 0; r < 2; r++)
 		for (int node = 0; node < MIX_NLEAF; node++) {
 			int32_t *w = m->ew[r][node];
@@ -341,11 +445,13 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 		{
 			uint32_t *c1 = m->e1[l1], *c2 = m->e2[l2];
 			uint32_t *c4 = m->e4[avg >> 8], *c5 = m->e5[lr];
-			unsigned node = 1;
+			const struct mix_tree *t = &m->tree;
+			unsigned node = t->root, code = t->code[leaf & (MIX_NLEAF - 1)];
+			int d = (int)t->len[leaf & (MIX_NLEAF - 1)] - 1;
 
-			for (int b = 4; b >= 0; b--) {
+			while (!(node & MIX_TLEAF)) {
 				struct mix_mixer mx;
-				int y = (leaf >> b) & 1, p;
+				int y = enc ? (int)(code >> (d-- & 15)) & 1 : 0, p;
 
 				mx.n = 0;
 				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c1[node])));
@@ -362,7 +468,7 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 				mix_ctr_update(&c4[node], y, tb, MIX_LIMIT_EXP);
 				if (r)
 					mix_ctr_update(&c5[node], y, tb, MIX_LIMIT_EXP);
-				node = node * 2 + (unsigned)y;
+				node = t->child[node][y];
 			}
 			leaf = node & (MIX_NLEAF - 1);
 		}
@@ -455,22 +561,13 @@ static struct mix_state *mix_state_get(struct codec_ctx *ctx)
 	return ctx->mix;
 }
 
-static int mix_float_prepare(struct mix_state *s, int ebits)
+static int mix_float_prepare(struct mix_state *s)
 {
-	struct mix_tmpl **tp = ebits == 5 ? &s->tmpl5 : &s->tmpl8;
-
 	if (!s->fm) {
 		s->fm = malloc(sizeof(*s->fm));
 		if (!s->fm)
 			return -ENOMEM;
 	}
-	if (!*tp) {
-		*tp = malloc(sizeof(**tp));
-		if (!*tp)
-			return -ENOMEM;
-		mix_fmodel_template(*tp, ebits);
-	}
-	mix_fmodel_reset(s->fm, *tp, &s->tabs);
 	return 0;
 }
 
@@ -487,6 +584,7 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	struct mix_coder c;
 	struct mix_bits rb = {0};
 	size_t ph, alen, plen;
+	uint8_t lens[MIX_NLEAF];
 	unsigned base;
 	int rc;
 
@@ -500,7 +598,7 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 		if (zero)
 			flags |= MIX_PF_LOWZERO;
 	}
-	rc = mix_float_prepare(s, (int)l.ebits);
+	rc = mix_float_prepare(s);
 	if (rc)
 		return rc;
 	if (s->plain_cap < len + 8) {
@@ -514,6 +612,19 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	if (cap < MIX_FHDR + 1)
 		return -ENOSPC;
 	base = mix_window_pick(src + ph, (len - ph) / l.esz, &l);
+	{
+		uint32_t count[MIX_NLEAF] = {0};
+
+		for (size_t i = ph; i + l.esz <= len; i += l.esz)
+			count[mix_leaf((mix_load(src + i, l.esz) >> l.mbits) & ((1u << l.ebits) - 1),
+			               base, l.ebits)]++;
+		if (len < ph + l.esz)
+			count[0] = 1; /* no element: any valid tree */
+		mix_tree_lengths(count, lens);
+		if (mix_tree_build(&s->fm->tree, lens))
+			return -EINVAL; /* cannot happen: lengths come from counts */
+		mix_fmodel_reset(s->fm, &s->fm->tree);
+	}
 	rb.p = s->plain;
 	rb.end = s->plain + s->plain_cap;
 	mix_enc_init(&c.e, dst + MIX_FHDR, dst + cap);
@@ -530,6 +641,8 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	dst[1] = (uint8_t)base;
 	for (int i = 0; i < 4; i++)
 		dst[2 + i] = (uint8_t)(alen >> (8 * i));
+	for (int i = 0; i < MIX_NLEAF / 2; i++)
+		dst[6 + i] = (uint8_t)(lens[2 * i] | lens[2 * i + 1] << 4);
 	memcpy(dst + MIX_FHDR + alen, s->plain, plen);
 	return (ssize_t)(MIX_FHDR + alen + plen);
 }
@@ -542,6 +655,7 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	struct mix_coder c;
 	struct mix_bits rb = {0};
 	unsigned flags = payload[0], base;
+	uint8_t lens[MIX_NLEAF];
 	size_t alen = 0;
 	int rc;
 
@@ -555,9 +669,16 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 		alen |= (size_t)payload[2 + i] << (8 * i);
 	if (alen > plen - MIX_FHDR || (l.ebits == 5 && base))
 		return -EBADMSG;
-	rc = mix_float_prepare(s, (int)l.ebits);
+	rc = mix_float_prepare(s);
 	if (rc)
 		return rc;
+	for (int i = 0; i < MIX_NLEAF / 2; i++) {
+		lens[2 * i] = payload[6 + i] & 15;
+		lens[2 * i + 1] = payload[6 + i] >> 4;
+	}
+	if (mix_tree_build(&s->fm->tree, lens))
+		return -EBADMSG;
+	mix_fmodel_reset(s->fm, &s->fm->tree);
 	mix_dec_init(&c.d, payload + MIX_FHDR, payload + MIX_FHDR + alen);
 	rb.in = payload + MIX_FHDR + alen;
 	rb.end = (uint8_t *)(uintptr_t)(payload + plen);
@@ -633,8 +754,6 @@ void mix_state_free(struct mix_state *s)
 	if (!s)
 		return;
 	free(s->fm);
-	free(s->tmpl5);
-	free(s->tmpl8);
 	free(s->plain);
 	mix_bytes_free(s->bm);
 	free(s);

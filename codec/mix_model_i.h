@@ -32,16 +32,30 @@
 #define MIX_LR_EXP 3
 #endif
 
-/* Float payload header: flags, window base, arithmetic stream length. */
-#define MIX_FHDR 6
+/* Float payload header: flags, window base, arithmetic stream length (4),
+ * exponent leaf code lengths (32 nibbles). */
+#define MIX_FHDR 22
 
-/* Exponent priors for one exponent width, copied into a model per chunk. */
-struct mix_tmpl {
-	int ebits;
-	uint32_t e1[32][32];     /* [context leaf][node] */
+/* Kernel floor of the exponent priors, per mille: how much a context
+ * trusts the chunk's own leaf frequencies over its neighbourhood. */
+#ifndef MIX_PRIOR_FLOOR
+#define MIX_PRIOR_FLOOR 8
+#endif
+
+#define MIX_NLEAF 32
+#define MIX_MAXLEN 12     /* longest leaf code */
+#define MIX_TLEAF 0x80u   /* child entry is a leaf */
+
+/* Exponent leaf tree of a chunk (canonical Huffman shape). */
+struct mix_tree {
+	uint8_t child[MIX_NLEAF][2]; /* node -> internal node or MIX_TLEAF | leaf */
+	uint8_t root;                /* 0, or MIX_TLEAF | leaf if only one */
+	uint8_t len[MIX_NLEAF];      /* code length, 0 = absent */
+	uint16_t code[MIX_NLEAF];
 };
 
 struct mix_fmodel {
+	struct mix_tree tree;
 	uint32_t e1[32][32];              /* leaf | previous leaf */
 	uint32_t e2[32][32];              /* leaf | leaf one row above */
 	uint32_t e4[32][32];              /* leaf | local average leaf */
@@ -58,7 +72,6 @@ struct mix_bmodel;
 struct mix_state {
 	struct mix_tabs tabs;
 	struct mix_fmodel *fm;
-	struct mix_tmpl *tmpl5, *tmpl8; /* fp16 / 8-bit exponent priors */
 	struct mix_bmodel *bm;
 	uint8_t *plain;     /* encoder: plain-bit stream scratch */
 	size_t plain_cap;
