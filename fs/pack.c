@@ -34,7 +34,11 @@
 #include <unistd.h>
 
 #define PACK_DEF_MAX_BYTES (1ULL << 30)
-#define PACK_DEF_BUF_BYTES (4U << 20)
+/* 1 MiB, not 4: buffered io_uring writes are copied into the page cache
+ * by an io-wq worker, often on another core; 4 x 1 MiB in flight stays in
+ * cache and measured ~1.5x faster append+sync than 4 x 4 MiB (bench_pack,
+ * 64 KiB frames, medians of 5 on a loaded 2-core VM). */
+#define PACK_DEF_BUF_BYTES (1U << 20)
 #define PACK_DEF_BUFS 4U
 /* Packs rolled over but not yet fdatasync'ed keep their fd open; past this
  * many we sync early rather than hold an unbounded number of fds. */

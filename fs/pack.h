@@ -37,7 +37,7 @@ struct pack_loc {
 
 struct pack_opts {
 	uint64_t max_pack_bytes; /* roll over to a new pack past this (default 1 GiB) */
-	uint32_t write_buf_bytes; /* size of each write buffer (default 4 MiB) */
+	uint32_t write_buf_bytes; /* size of each write buffer (default 1 MiB) */
 	uint32_t write_bufs;      /* buffers in flight at most (default 4): bounds memory */
 };
 
