@@ -1174,12 +1174,13 @@ int eng_lookup(struct eng *e, uint64_t parent, const char *name, struct eng_attr
 	uint64_t ino;
 	uint8_t type;
 	int rc = check_name(name);
+	size_t nlen = (size_t)rc;
 	if (rc < 0)
 		return rc;
 	rc = idx_txn_begin(e->idx, true, &t);
 	if (rc < 0)
 		return rc;
-	rc = idx_dirent_lookup(t, parent, name, (size_t)rc, &ino, &type);
+	rc = idx_dirent_lookup(t, parent, name, nlen, &ino, &type);
 	if (rc >= 0)
 		rc = idx_inode_get(t, ino, &in);
 	idx_txn_abort(t);
