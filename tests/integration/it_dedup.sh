@@ -29,6 +29,7 @@ size=$((MIB * 1048576))
 # content-defined chunking finds the same chunks after the first one or two.
 { head -c 1000 /dev/urandom; cat "$WORK/a"; } >"$MNT/shifted"
 p3=$(pack_bytes)
+tail -c +1001 "$MNT/shifted" | cmp - "$WORK/a" || fail "shifted copy reads back wrong"
 log "shifted copy added $((p3 - p2)) pack bytes"
 [ $((p3 - p2)) -le $((size / 50)) ] || fail "copy shifted by 1000 bytes added $((p3 - p2)) pack bytes (expected < 2%)"
 

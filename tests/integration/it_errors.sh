@@ -32,7 +32,7 @@ run_expect "mkfs on a file" 1 "$MIXFS" mkfs "$WORK/plainfile"
 mixfs_mkfs
 run_expect "mkfs on an existing store" 1 "$MIXFS" mkfs "$STORE"
 run_expect "missing mount point" 1 "$MIXFS" mount "$STORE" "$WORK/nomnt"
-run_expect "no arguments" 1 "$MIXFS" mount
+run_expect "no arguments (usage error)" 2 "$MIXFS" mount
 rc=0
 "$MIXFS" no-such-command >/dev/null 2>&1 || rc=$?
 [ "$rc" != 0 ] || fail "unknown subcommand exited 0"
