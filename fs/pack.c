@@ -45,6 +45,7 @@
 #define PACK_MAX_RETIRED 64
 #define PACK_READ_RING 64
 #define PACK_SMALL_BATCH 8
+#define PACK_CREATE_TRIES 16
 #define PACK_FD_BUCKETS 256
 #define PACK_MAX_READ_FDS 256
 
@@ -515,17 +516,24 @@ static int pack_roll(struct pack_store *ps)
 		if (rc)
 			return rc;
 	}
-	rc = ps->alloc(ps->alloc_arg, &id);
-	if (rc)
-		return rc;
-	pack_path(ps->dir, id, path, sizeof(path));
-	/* O_EXCL: an id is never reused, so an existing file means the
-	 * allocator is wrong; overwriting would destroy committed frames. */
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	/* O_EXCL: overwriting an existing pack could destroy committed
+	 * frames.  An id whose file exists was handed out before but its
+	 * allocation was lost (crash before the allocator's commit reached
+	 * disk): the file holds only orphans for gc, so take the next id. */
+	for (int tries = 0;; tries++) {
+		rc = ps->alloc(ps->alloc_arg, &id);
+		if (rc)
+			return rc;
+		pack_path(ps->dir, id, path, sizeof(path));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0)
+			break;
 		rc = -errno;
-		pack_log(ps, "create %s: %s", path, strerror(-rc));
-		return rc;
+		if (rc != -EEXIST || tries == PACK_CREATE_TRIES) {
+			pack_log(ps, "create %s: %s", path, strerror(-rc));
+			return rc;
+		}
+		pack_log(ps, "%s exists (orphan of an earlier run?), skipping id", path);
 	}
 	if (ps->cur_fd >= 0) {
 		if (ps->cur_dirty) {
@@ -610,8 +618,8 @@ static void fd_ent_put(struct fd_ent *e)
 	}
 }
 
-/* Remove and unref the least recently used unlisted entry.  fd_lock held
- * for writing. */
+/* Unlist and unref the least recently used entry.  fd_lock held for
+ * writing. */
 static void fd_table_evict(struct pack_store *ps)
 {
 	struct fd_ent **victim = NULL;

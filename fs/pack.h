@@ -46,7 +46,9 @@ struct pack_opts {
 typedef int (*pack_id_alloc_fn)(void *arg, uint32_t *id);
 
 /* Open the pack directory dir (must exist).  opts NULL = defaults.  The
- * first append creates a new pack via alloc. */
+ * first append creates a new pack via alloc; if a file already exists at
+ * the id alloc returns (an allocation lost in a crash), alloc is called
+ * again (up to 16 times) rather than touching that file. */
 int pack_store_open(const char *dir, const struct pack_opts *opts,
                     pack_id_alloc_fn alloc, void *alloc_arg, struct pack_store **out);
 /* Syncs outstanding appends (errors are logged), closes files. NULL ok. */

@@ -533,6 +533,28 @@ static void test_many_packs(void **state)
 	pack_store_close(ps);
 }
 
+/* A leftover file at the allocated id is skipped, never overwritten. */
+static void test_existing_id(void **state)
+{
+	struct ctx *c = *state;
+	char path[PATH_MAX];
+	struct pack_store *ps;
+	int fd;
+
+	pack_path(c->dir, 1, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "orphan", 6), 6);
+	close(fd);
+	ps = open_store(c, &small_opts);
+	append_all(ps, c, 100);
+	assert_int_equal(pack_sync(ps), 0);
+	assert_int_equal(c->locs[0].pack_id, 2);
+	assert_int_equal(pack_file_size(ps, 1), 6);
+	read_all(ps, c, 100);
+	pack_store_close(ps);
+}
+
 /* The pread/pwrite path used when io_uring is unavailable. */
 static void test_fallback(void **state)
 {
@@ -567,6 +589,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_existing_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_single_buffer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_packs, setup, teardown),
 	};
