@@ -512,6 +512,31 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 			}
 		}
 
+		if (flags & MIX_PF_SPARSE) {
+			/* few distinct values (dequantized tensors): sign and
+			 * mantissa follow from the exponent, code them as one tree */
+			uint32_t *cv = m->sv + ((size_t)leaf << 11);
+			const unsigned nb = mbits + 1, mmask = (1u << mbits) - 1;
+			uint32_t sm = (v >> sshift) << mbits | (v & mmask);
+			unsigned vn = 1;
+
+			assert(nb <= 11);
+			for (int b = (int)nb - 1; b >= 0; b--) {
+				int y = (sm >> b) & 1;
+				int p = mix_clamp12(mix_ctr_p12(cv[vn]));
+
+				y = mix_code_bit(c, enc, y, p);
+				mix_ctr_update(&cv[vn], y, tb, MIX_LIMIT_MANT);
+				vn = vn * 2 + (unsigned)y;
+			}
+			if (!enc) {
+				sm = vn & ((1u << nb) - 1);
+				v = (sm >> mbits) << sshift | (uint32_t)e << mbits | (sm & mmask);
+				mix_store(el + i * esz, v, esz);
+			}
+			goto next;
+		}
+
 		/* mantissa top bits under the leaf; sign and the rest are plain */
 		{
 			uint32_t *cm = m->mt[leaf];
@@ -598,6 +623,21 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 		if (zero)
 			flags |= MIX_PF_LOWZERO;
 	}
+	if (l.esz == 2 && len >= ph + 2) {
+		/* dequantized tensors hold few distinct values */
+		uint64_t seen[1024] = {0};
+		size_t distinct = 0, nel = (len - ph) / 2;
+
+		for (size_t i = ph; i + 2 <= len; i += 2) {
+			uint32_t v = mix_load(src + i, 2);
+			uint64_t bit = 1ull << (v & 63);
+
+			distinct += !(seen[v >> 6] & bit);
+			seen[v >> 6] |= bit;
+		}
+		if (distinct * MIX_SPARSE_RATIO < nel)
+			flags |= MIX_PF_SPARSE;
+	}
 	rc = mix_float_prepare(s);
 	if (rc)
 		return rc;
@@ -624,6 +664,8 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 		if (mix_tree_build(&s->fm->tree, lens))
 			return -EINVAL; /* cannot happen: lengths come from counts */
 		mix_fmodel_reset(s->fm, &s->fm->tree);
+		if (flags & MIX_PF_SPARSE)
+			mix_ctr_fill(s->fm->sv, MIX_SV_SIZE);
 	}
 	rb.p = s->plain;
 	rb.end = s->plain + s->plain_cap;
@@ -664,6 +706,8 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 		return -EBADMSG;
 	if ((flags & MIX_PF_LOWZERO) && l.esz != 4)
 		return -EBADMSG;
+	if ((flags & MIX_PF_SPARSE) && l.esz != 2)
+		return -EBADMSG;
 	base = payload[1];
 	for (int i = 0; i < 4; i++)
 		alen |= (size_t)payload[2 + i] << (8 * i);
@@ -679,6 +723,8 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	if (mix_tree_build(&s->fm->tree, lens))
 		return -EBADMSG;
 	mix_fmodel_reset(s->fm, &s->fm->tree);
+	if (flags & MIX_PF_SPARSE)
+		mix_ctr_fill(s->fm->sv, MIX_SV_SIZE);
 	mix_dec_init(&c.d, payload + MIX_FHDR, payload + MIX_FHDR + alen);
 	rb.in = payload + MIX_FHDR + alen;
 	rb.end = (uint8_t *)(uintptr_t)(payload + plen);
@@ -731,13 +777,13 @@ ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	if (plen < 1)
 		return -EBADMSG;
 	flags = payload[0];
-	if (flags & ~(unsigned)(MIX_PF_REF | MIX_PF_LOWZERO))
+	if (flags & ~(unsigned)(MIX_PF_REF | MIX_PF_LOWZERO | MIX_PF_SPARSE))
 		return -EBADMSG;
 	if ((flags & MIX_PF_REF) && (!a->ref || !a->ref_len))
 		return -EBADMSG;
 	if (mix_is_float(a->dtype))
 		return mix_float_decode(s, a, payload, plen, dst, raw_len);
-	if (flags & MIX_PF_LOWZERO)
+	if (flags & (MIX_PF_LOWZERO | MIX_PF_SPARSE))
 		return -EBADMSG;
 	rc = mix_bytes_prepare(s);
 	if (rc)

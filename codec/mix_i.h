@@ -64,6 +64,12 @@ static inline uint32_t mix_ctr_make(double p, unsigned n)
 	return ((uint32_t)(p * (1u << 22)) << 10) | n;
 }
 
+static inline void mix_ctr_fill(uint32_t *c, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		c[i] = mix_ctr_make(0.5, 0);
+}
+
 static inline int mix_ctr_p12(uint32_t c)
 {
 	return (int)(c >> 20);

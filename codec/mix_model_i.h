@@ -15,6 +15,14 @@
 /* Payload flags byte (FORMAT.md "mix payload"). */
 #define MIX_PF_REF 0x01u     /* coded against the reference chunk */
 #define MIX_PF_LOWZERO 0x02u /* fp32: low 16 bits of every element are 0 */
+#define MIX_PF_SPARSE 0x04u  /* 16-bit dtypes: few distinct values, sign and
+                              * mantissa coded under the exponent leaf */
+
+/* Sparse when distinct values * ratio < elements. */
+#ifndef MIX_SPARSE_RATIO
+#define MIX_SPARSE_RATIO 64
+#endif
+#define MIX_SV_SIZE (1u << 16) /* [leaf][sign+mantissa tree node] */
 
 /* Prior strength of exponent counters, in virtual observations. */
 #ifndef MIX_PRIOR_N
@@ -65,6 +73,7 @@ struct mix_fmodel {
 	uint32_t mt[32][4];               /* mantissa top bits | leaf, node */
 	uint32_t eq[4];                   /* element == reference | last two */
 	uint32_t bt[256];                 /* loose bytes, order 0 */
+	uint32_t sv[MIX_SV_SIZE];         /* sparse: sign+mantissa | leaf, node */
 };
 
 struct mix_bmodel;
