@@ -309,12 +309,36 @@ static int zip_is_storage(const uint8_t *name, size_t n)
 	return d < n && d >= 6 && !memcmp(name + d - 6, "/data/", 6);
 }
 
+/* Finds the data descriptor after an entry's data d[0..len): returns the
+ * descriptor's length (16, or 24 for zip64) and the data size, or -1. */
+static int64_t zip_descriptor(const uint8_t *d, size_t len, uint64_t *size)
+{
+	static const uint8_t sig[4] = {'P', 'K', 7, 8};
+	const uint8_t *q = d, *end = d + len;
+
+	while ((q = memmem(q, (size_t)(end - q), sig, 4)) != NULL) {
+		uint64_t dist = (uint64_t)(q - d);
+
+		if (end - q >= 16 && rd_le(q + 8, 4) == dist && rd_le(q + 12, 4) == dist) {
+			*size = dist;
+			return 16;
+		}
+		if (end - q >= 24 && rd_le(q + 8, 8) == dist && rd_le(q + 16, 8) == dist) {
+			*size = dist;
+			return 24;
+		}
+		q++;
+	}
+	return -1;
+}
+
 int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
                          struct codec_hint_range *r, uint64_t *next)
 {
 	const uint8_t *p = buf;
 	uint64_t csize, usize, data;
 	uint32_t flags, method, nlen, xlen;
+	int storage;
 
 	if (!buf || !r || !next)
 		return -EINVAL;
@@ -353,15 +377,32 @@ int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
 		if (!found)
 			return -EBADMSG;
 	}
-	/* Sizes after the data (bit 3) cannot be walked from the head. */
-	if (flags & 0x08u)
-		return -EBADMSG;
 	data = off + ZIP_LOCAL_FIXED + nlen + xlen;
-	if (csize > UINT64_MAX - data)
-		return -EBADMSG;
-	*next = data + csize;
-	if (method != 0 || csize != usize || csize == 0 ||
-	    !zip_is_storage(p + ZIP_LOCAL_FIXED, nlen))
+	storage = method == 0 && zip_is_storage(p + ZIP_LOCAL_FIXED, nlen);
+	if (flags & 0x08u) {
+		/* torch.save streams its entries: the sizes follow the data in
+		 * a descriptor, found by its signature and a size that matches
+		 * the distance. */
+		int64_t dl = zip_descriptor(p + (data - off), len - (size_t)(data - off), &csize);
+
+		if (dl < 0) {
+			if (!storage)
+				return -EAGAIN;
+			r->off = data;
+			r->len = 0;
+			r->dtype = CODEC_DTYPE_AUTO;
+			r->row_elems = 0;
+			*next = 0;
+			return 2;
+		}
+		usize = csize;
+		*next = data + csize + (uint64_t)dl;
+	} else {
+		if (csize > UINT64_MAX - data)
+			return -EBADMSG;
+		*next = data + csize;
+	}
+	if (!storage || csize != usize || csize == 0)
 		return 0;
 	r->off = data;
 	r->len = csize;
@@ -392,6 +433,12 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 		}
 		if (rc < 0)
 			break;
+		if (rc == 2) {
+			/* A streamed tensor runs past the head. */
+			h->need = off;
+			rc = 0;
+			break;
+		}
 		if (file_size && next > file_size) {
 			rc = -EBADMSG;
 			break;

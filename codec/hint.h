@@ -67,7 +67,10 @@ void codec_hint_release(struct codec_hint *h);
  * the bytes from off on).  Sets *next to the offset of the following
  * header.  Returns 1 and fills *r for a stored tensor entry, 0 for any
  * other entry, -ENOENT when buf does not start with a local header (the
- * central directory, say), -EAGAIN when len is too short, -EBADMSG. */
+ * central directory, say), -EAGAIN when len is too short, -EBADMSG.
+ * torch.save streams entries (sizes in a data descriptor after the data):
+ * when such a tensor's end is not in buf, returns 2 with r->off = the
+ * data start, r->len = 0 and *next = 0; call again with more bytes. */
 int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
                          struct codec_hint_range *r, uint64_t *next);
 

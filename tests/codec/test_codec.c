@@ -412,9 +412,13 @@ static void test_hint_safetensors(void **state)
 	codec_hint_release(&h);
 }
 
+/* A zip local header + data as torch.save writes it: 64-byte aligned
+ * data; method 0x100 | m marks a streamed entry (sizes in a data
+ * descriptor after the data, as PyTorch's writer does). */
 static size_t zip_local(uint8_t *p, const char *name, size_t dlen, size_t at, uint32_t method)
 {
 	size_t nl = strlen(name), x = (64 - (at + 30 + nl) % 64) % 64;
+	int streamed = (method & 0x100) != 0;
 
 	if (x && x < 4)
 		x += 64; /* room for the extra field header */
@@ -438,7 +442,17 @@ static size_t zip_local(uint8_t *p, const char *name, size_t dlen, size_t at, ui
 	}
 	for (size_t i = 0; i < dlen; i++)
 		p[30 + nl + x + i] = (uint8_t)i;
-	return 30 + nl + x + dlen;
+	if (!streamed)
+		return 30 + nl + x + dlen;
+	p[6] = 8;
+	p[8] = (uint8_t)(method & 0xff);
+	memset(p + 18, 0, 8);
+	memcpy(p + 30 + nl + x + dlen, "PK\7\b\0\0\0\0", 8);
+	for (int i = 0; i < 4; i++) {
+		p[30 + nl + x + dlen + 8 + i] = (uint8_t)(dlen >> (8 * i));
+		p[30 + nl + x + dlen + 12 + i] = (uint8_t)(dlen >> (8 * i));
+	}
+	return 30 + nl + x + dlen + 16;
 }
 
 static void test_hint_zip(void **state)
@@ -479,6 +493,33 @@ static void test_hint_zip(void **state)
 	assert_int_equal(codec_hint_zip_entry(buf + 1, 100, 1, &r, &next), -ENOENT);
 	/* Entry claims more data than the file has. */
 	assert_int_equal(codec_hint_parse(buf, 300, 300, &h), -EBADMSG);
+	/* Streamed entries (torch.save): sizes after the data. */
+	o = 0;
+	o += zip_local(buf + o, "ckpt/data.pkl", 100, o, 0x100);
+	d0 = o;
+	o += zip_local(buf + o, "ckpt/data/0", 1000, o, 0x100);
+	d1 = o;
+	/* "PK\7\b" inside tensor data must not end the entry early */
+	memcpy(buf + d1 - 16 - 500, "PK\7\b", 4);
+	o += zip_local(buf + o, "ckpt/data/1", 500, o, 0x100);
+	memcpy(buf + o, "PK\1\2", 4);
+	o += 46;
+	assert_int_equal(codec_hint_parse(buf, o, o, &h), 0);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.r[0].len, 1000);
+	assert_int_equal(h.r[0].off % 64, 0);
+	assert_int_equal(h.r[1].len, 500);
+	codec_hint_release(&h);
+	/* The head ends inside tensor 0: the walk stops at its header. */
+	assert_int_equal(codec_hint_parse(buf, d0 + 200, 1u << 30, &h), 0);
+	assert_int_equal(h.n, 0);
+	assert_int_equal(h.need, d0);
+	codec_hint_release(&h);
+	assert_int_equal(codec_hint_zip_entry(buf + d0, 200, d0, &r, &next), 2);
+	assert_int_equal(r.off % 64, 0);
+	assert_int_equal(r.len, 0);
+	assert_int_equal(codec_hint_zip_entry(buf + d0, o - d0, d0, &r, &next), 1);
+	assert_int_equal(next, d1);
 	/* Zip64 marker without the extra field. */
 	buf[18] = buf[19] = buf[20] = buf[21] = 0xff;
 	assert_int_equal(codec_hint_parse(buf, o, o, &h), -EBADMSG);
