@@ -499,7 +499,19 @@ int codec_dtype_detect(const void *buf, size_t len, uint32_t *phase)
 		if (phase)
 			*phase = best_q;
 	} else {
-		dt = c2[best_p] > 2.9f ? CODEC_DTYPE_FP16 : CODEC_DTYPE_BF16;
+		/* bf16 when bits 9..7 look like exponent bits and the values
+		 * read as bf16 have magnitudes tensors have (2^-31 .. 2^16);
+		 * coarsely quantised fp16 fails the second test. */
+		uint32_t h1 = best_p ? 0 : 1, in = 0, all2 = 0;
+
+		for (uint32_t i = 0; i < 512; i++) {
+			uint32_t c = h->j[h1][i] + h->j[h1 + 2][i];
+
+			all2 += c;
+			if ((i & 0xff) >= 96 && (i & 0xff) < 143)
+				in += c;
+		}
+		dt = c2[best_p] > 2.9f || 2 * in < all2 ? CODEC_DTYPE_FP16 : CODEC_DTYPE_BF16;
 		if (phase)
 			*phase = best_p;
 	}

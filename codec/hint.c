@@ -5,6 +5,9 @@
  * skips everything else with a depth limit; all reads go through a cursor
  * bounded by the header length.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
