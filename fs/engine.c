@@ -804,6 +804,7 @@ static int store_batch(struct eng *e, struct einode *ei, struct fchunk *cs, size
 	struct pool_group *g = NULL;
 	struct idx_txn *t = NULL;
 	struct fchunk **sorted = NULL;
+	bool any_appended = false;
 	int rc = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -869,6 +870,7 @@ static int store_batch(struct eng *e, struct einode *ei, struct fchunk *cs, size
 					rc = (int)c->frame_len;
 					goto out;
 				}
+				any_appended = true;
 				rc = pack_append(e->ps, c->frame, (uint32_t)c->frame_len, &c->loc);
 				if (rc < 0)
 					goto out;
@@ -948,6 +950,8 @@ static int store_batch(struct eng *e, struct einode *ei, struct fchunk *cs, size
 out:
 	if (t)
 		wtxn_end(e, t, rc < 0 ? rc : -EIO);
+	if (rc < 0 && any_appended)
+		pack_store_clear_error(e->ps); /* nothing appended here may be committed */
 	pool_group_free(g);
 	free(sorted);
 	for (size_t i = 0; i < n; i++)
