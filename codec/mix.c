@@ -277,8 +277,8 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_tree *t)
 			w[0] = 30000; /* previous */
 			w[1] = 16000; /* above */
 			w[2] = 20000; /* local average */
-			w[3] = r ? 20000 : 0; /* reference */
-			w[4] = 0;     /* bias */
+			w[3] = r ? 20000 : 0; /* reference (r), else bias */
+			w[4] = 0;     /* bias (r) */
 			for (int i = 5; i < MIX_NIN_MAX; i++)
 				w[i] = 0;
 		}
@@ -457,7 +457,8 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c1[node])));
 				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c2[node])));
 				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c4[node])));
-				mix_mixer_add(&mx, r ? mix_stretch(tb, mix_ctr_p12(c5[node])) : 0);
+				if (r)
+					mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(c5[node])));
 				mix_mixer_add(&mx, 256);
 				p = mix_clamp12(mix_mixer_predict(&mx, tb, m->ew[r][node]));
 				y = mix_code_bit(c, enc, y, p);
