@@ -4,12 +4,8 @@
  * dedup -> compression workers -> pack -> metadata commit) and the read
  * pipeline (extent lookup -> decoded-chunk cache -> pack read + decode).
  *
- * Locks, in the order they may be taken:
- *   1. struct einode.lock  (rwlock: dirty buffer, in-memory size; flush
- *                           holds it for writing)
- *   2. struct eng.wlock    (the one LMDB writer; also pack id allocation)
- *   3. struct eng.itab_lock (inode table, lookup/open counts; leaf lock)
- * Never take an einode lock while holding wlock or itab_lock.
+ * The write pipeline (dirty buffers, batches, group commit) lives in
+ * writeback.c; the lock order is documented in engine_i.h.
  *
  * Invariants:
  * - Index records that reference a frame commit only after pack_sync()
@@ -36,76 +32,12 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 
-#include "codec/codec.h"
-#include "fs/cache.h"
-#include "fs/engine.h"
-#include "fs/pack.h"
-#include "fs/pool.h"
-#include "index/chunker.h"
-#include "index/fp.h"
-#include "index/idx.h"
-
-#define ITAB_BUCKETS 4096u
-#define MAX_FILE_SIZE ((uint64_t)INT64_MAX)
-#define HINT_HEAD_MAX (1u << 20) /* file-format header bytes kept for hints */
-
-/* A byte range of the file holding one tensor (from the file's header). */
-struct eng_hint {
-	uint64_t off, len;
-	int dtype;
-	uint32_t row_elems;
-};
-
-/* One buffered run of written bytes not yet chunked. */
-struct dseg {
-	uint64_t off;
-	size_t len, cap;
-	uint8_t *data;
-};
-
-struct einode {
-	struct einode *next; /* hash chain, under itab_lock */
-	uint64_t ino;
-	uint64_t nlookup;    /* under itab_lock */
-	uint32_t nopen;      /* under itab_lock */
-	uint32_t users;      /* threads holding a pointer, under itab_lock */
-	pthread_rwlock_t lock;
-	/* --- under lock --- */
-	struct dseg *segs;   /* sorted by off, non-overlapping, non-adjacent */
-	size_t nsegs, segs_cap;
-	size_t dirty;        /* bytes in segs */
-	bool meta_dirty;     /* size/mtime below not yet committed */
-	uint64_t size;
-	int64_t mtime_ns;
-	/* file-format hints (safetensors/torch zip), parsed once */
-	struct eng_hint *hints;
-	int nhints;
-	bool hints_done;
-	/* sequential read detection, racy by design (a hint only) */
-	_Atomic uint64_t last_read_end;
-	_Atomic uint64_t ra_until;
-};
-
-struct eng {
-	char *store;
-	struct eng_opts o;
-	struct idx *idx;
-	struct pack_store *ps;
-	struct chunk_cache *cache;
-	struct pool *pool;
-	struct cdc cdc;
-	pthread_key_t ctx_key; /* per-thread codec_ctx for the read path */
-	pthread_mutex_t wlock;
-	pthread_mutex_t itab_lock;
-	struct einode *itab[ITAB_BUCKETS];
-	_Atomic uint64_t dirty_total;
-	uint64_t flush_unit; /* partial flush threshold per file */
-};
+#include "fs/engine_i.h"
 
 /* ------------------------------------------------------------------------ */
 /* small helpers                                                             */
 
-static int64_t now_ns(void)
+int64_t eng_now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -163,7 +95,7 @@ static int check_name(const char *name)
 /* ------------------------------------------------------------------------ */
 /* write transactions: one writer, serialized by wlock                       */
 
-static int wtxn_begin(struct eng *e, struct idx_txn **t)
+int eng_wtxn_begin(struct eng *e, struct idx_txn **t)
 {
 	int rc;
 	if (e->o.read_only)
@@ -176,7 +108,7 @@ static int wtxn_begin(struct eng *e, struct idx_txn **t)
 }
 
 /* Commit if rc >= 0, else abort; releases wlock; returns the final rc. */
-static int wtxn_end(struct eng *e, struct idx_txn *t, int rc)
+int eng_wtxn_end(struct eng *e, struct idx_txn *t, int rc)
 {
 	if (rc >= 0) {
 		int crc = idx_txn_commit(t);
@@ -193,11 +125,11 @@ static int pack_id_alloc_cb(void *arg, uint32_t *id)
 {
 	struct eng *e = arg;
 	struct idx_txn *t;
-	int rc = wtxn_begin(e, &t);
+	int rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_pack_alloc(t, id);
-	return wtxn_end(e, t, rc);
+	return eng_wtxn_end(e, t, rc);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -214,7 +146,7 @@ static struct einode *ein_find_locked(struct eng *e, uint64_t ino)
 /* Get the in-memory inode for ino, creating it if asked.  The caller holds a
  * user reference until ein_put.  lookups/opens are added atomically with the
  * creation so a concurrent forget cannot free it in between. */
-static struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lookup,
+struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lookup,
                               uint32_t add_open)
 {
 	struct einode *ei;
@@ -243,6 +175,7 @@ static void ein_free(struct einode *ei)
 	for (size_t i = 0; i < ei->nsegs; i++)
 		free(ei->segs[i].data);
 	free(ei->segs);
+	codec_hint_release(ei->hints);
 	free(ei->hints);
 	pthread_rwlock_destroy(&ei->lock);
 	free(ei);
@@ -251,7 +184,7 @@ static void ein_free(struct einode *ei)
 /* Drop a user reference (and optionally lookups/opens).  Returns true when
  * the inode left the table (no lookups, opens or users): the caller must
  * then reap it if its link count is zero. */
-static bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open)
+bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open)
 {
 	bool gone = false;
 	struct einode **pp;
@@ -259,7 +192,9 @@ static bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint3
 	ei->users--;
 	ei->nlookup = sub_lookup > ei->nlookup ? 0 : ei->nlookup - sub_lookup;
 	ei->nopen = sub_open > ei->nopen ? 0 : ei->nopen - sub_open;
-	if (ei->users == 0 && ei->nlookup == 0 && ei->nopen == 0 && ei->nsegs == 0 && !ei->meta_dirty) {
+	/* ei->nsegs without ei->lock: a user-less inode has no writer */
+	if (ei->users == 0 && ei->nlookup == 0 && ei->nopen == 0 && ei->nsegs == 0 &&
+	    ei->inflight == NULL) {
 		for (pp = &e->itab[ei->ino % ITAB_BUCKETS]; *pp; pp = &(*pp)->next) {
 			if (*pp == ei) {
 				*pp = ei->next;
@@ -287,14 +222,14 @@ static bool ein_in_use(struct eng *e, uint64_t ino)
 }
 
 /* After the last reference went away: delete the inode if it has no links. */
-static void ein_reap(struct eng *e, uint64_t ino)
+void ein_reap(struct eng *e, uint64_t ino)
 {
 	struct idx_txn *t;
 	struct idx_inode in;
 	int rc;
 	if (e->o.read_only)
 		return;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return;
 	rc = idx_inode_get(t, ino, &in);
@@ -303,7 +238,7 @@ static void ein_reap(struct eng *e, uint64_t ino)
 		rc = idx_inode_delete(t, ino);
 	else
 		rc = rc == -ENOENT ? 0 : rc;
-	rc = wtxn_end(e, t, rc);
+	rc = eng_wtxn_end(e, t, rc);
 	if (rc < 0)
 		syslog(LOG_ERR, "mixfs: deleting unlinked inode %" PRIu64 ": %s", ino, strerror(-rc));
 }
@@ -330,10 +265,10 @@ static void overlay_attr(struct eng *e, struct idx_inode *in)
 	if (!ei)
 		return;
 	pthread_rwlock_rdlock(&ei->lock);
-	if (ei->meta_dirty) {
+	if (ei->size_valid) {
 		in->size = ei->size;
-		in->mtime_ns = ei->mtime_ns;
-		in->ctime_ns = ei->mtime_ns;
+		if (ei->mtime_ns > in->mtime_ns)
+			in->mtime_ns = in->ctime_ns = ei->mtime_ns;
 	}
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
@@ -367,135 +302,6 @@ int eng_getattr(struct eng *e, uint64_t ino, struct eng_attr *out)
 	overlay_attr(e, &in);
 	make_attr(&in, out);
 	return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* dirty buffer                                                              */
-
-static int segs_reserve(struct einode *ei, size_t n)
-{
-	if (n <= ei->segs_cap)
-		return 0;
-	size_t cap = ei->segs_cap ? ei->segs_cap * 2 : 8;
-	while (cap < n)
-		cap *= 2;
-	struct dseg *s = realloc(ei->segs, cap * sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	ei->segs = s;
-	ei->segs_cap = cap;
-	return 0;
-}
-
-static int seg_grow(struct dseg *s, size_t need)
-{
-	if (need <= s->cap)
-		return 0;
-	size_t cap = s->cap ? s->cap : 65536;
-	while (cap < need)
-		cap *= 2;
-	uint8_t *d = realloc(s->data, cap);
-	if (!d)
-		return -ENOMEM;
-	s->data = d;
-	s->cap = cap;
-	return 0;
-}
-
-/* Put buf at [off, off+len) into the dirty buffer, merging every segment it
- * overlaps or touches.  Returns the growth in dirty bytes or -ENOMEM. */
-static ssize_t dirty_insert(struct einode *ei, uint64_t off, const uint8_t *buf, size_t len)
-{
-	uint64_t end = off + len;
-	size_t lo = 0, hi;
-	ssize_t before = (ssize_t)ei->dirty;
-	/* first segment whose end >= off (touching counts) */
-	while (lo < ei->nsegs && ei->segs[lo].off + ei->segs[lo].len < off)
-		lo++;
-	hi = lo;
-	while (hi < ei->nsegs && ei->segs[hi].off <= end)
-		hi++;
-	/* fast path: appending to (or overwriting inside) one segment */
-	if (hi == lo + 1 && ei->segs[lo].off <= off) {
-		struct dseg *s = &ei->segs[lo];
-		size_t need = (size_t)(end - s->off);
-		if (need > s->len) {
-			if (seg_grow(s, need) < 0)
-				return -ENOMEM;
-			ei->dirty += need - s->len;
-			s->len = need;
-		}
-		memcpy(s->data + (off - s->off), buf, len);
-		return (ssize_t)ei->dirty - before;
-	}
-	uint64_t nstart = off, nend = end;
-	if (hi > lo) {
-		if (ei->segs[lo].off < nstart)
-			nstart = ei->segs[lo].off;
-		if (ei->segs[hi - 1].off + ei->segs[hi - 1].len > nend)
-			nend = ei->segs[hi - 1].off + ei->segs[hi - 1].len;
-	}
-	struct dseg ns = { .off = nstart, .len = (size_t)(nend - nstart) };
-	if (seg_grow(&ns, ns.len) < 0)
-		return -ENOMEM;
-	for (size_t i = lo; i < hi; i++) {
-		memcpy(ns.data + (ei->segs[i].off - nstart), ei->segs[i].data, ei->segs[i].len);
-		ei->dirty -= ei->segs[i].len;
-		free(ei->segs[i].data);
-	}
-	memcpy(ns.data + (off - nstart), buf, len);
-	ei->dirty += ns.len;
-	if (hi == lo) {
-		if (segs_reserve(ei, ei->nsegs + 1) < 0) {
-			free(ns.data);
-			return -ENOMEM;
-		}
-		memmove(&ei->segs[lo + 1], &ei->segs[lo], (ei->nsegs - lo) * sizeof(ns));
-		ei->nsegs++;
-	} else if (hi > lo + 1) {
-		memmove(&ei->segs[lo + 1], &ei->segs[hi], (ei->nsegs - hi) * sizeof(ns));
-		ei->nsegs -= hi - lo - 1;
-	}
-	ei->segs[lo] = ns;
-	return (ssize_t)ei->dirty - before;
-}
-
-/* Drop dirty bytes at or past size (truncate). */
-static size_t dirty_truncate(struct einode *ei, uint64_t size)
-{
-	size_t dropped = 0;
-	while (ei->nsegs > 0) {
-		struct dseg *s = &ei->segs[ei->nsegs - 1];
-		if (s->off >= size) {
-			dropped += s->len;
-			free(s->data);
-			ei->nsegs--;
-			continue;
-		}
-		if (s->off + s->len > size) {
-			dropped += s->len - (size_t)(size - s->off);
-			s->len = (size_t)(size - s->off);
-		}
-		break;
-	}
-	ei->dirty -= dropped;
-	return dropped;
-}
-
-/* Copy dirty bytes overlapping [off, off+len) into buf. */
-static void dirty_overlay(const struct einode *ei, uint64_t off, size_t len, uint8_t *buf)
-{
-	uint64_t end = off + len;
-	for (size_t i = 0; i < ei->nsegs; i++) {
-		const struct dseg *s = &ei->segs[i];
-		if (s->off >= end)
-			break;
-		if (s->off + s->len <= off)
-			continue;
-		uint64_t a = s->off > off ? s->off : off;
-		uint64_t b = s->off + s->len < end ? s->off + s->len : end;
-		memcpy(buf + (a - off), s->data + (a - s->off), (size_t)(b - a));
-	}
 }
 
 /* ------------------------------------------------------------------------ */
@@ -676,9 +482,15 @@ ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *b
 	ssize_t rc;
 	uint64_t fsize;
 
+	struct wb_pins pins = { 0 };
 	if (!ei)
 		return -ENOMEM;
 	pthread_rwlock_rdlock(&ei->lock);
+	/* pin in-flight batches before the snapshot: a batch committed after
+	 * the snapshot is still overlaid, one committed before is in it */
+	rc = wb_pin(e, ei, &pins);
+	if (rc < 0)
+		goto out;
 	rc = idx_txn_begin(e->idx, true, &t);
 	if (rc < 0)
 		goto out;
@@ -689,7 +501,7 @@ ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *b
 		rc = -EISDIR;
 		goto out;
 	}
-	fsize = ei->meta_dirty ? ei->size : in.size;
+	fsize = ei->size_valid ? ei->size : in.size;
 	if (off >= fsize) {
 		rc = 0;
 		goto out;
@@ -703,49 +515,20 @@ ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *b
 		rc = r.rc;
 	if (rc < 0)
 		goto out;
-	dirty_overlay(ei, off, size, buf);
+	wb_overlay(&pins, ei, off, size, buf);
 	if (atomic_exchange(&ei->last_read_end, off + size) == off && off > 0)
 		ra_schedule(e, t, ei, off + size);
 	rc = (ssize_t)size;
 out:
 	idx_txn_abort(t);
+	wb_unpin(e, &pins);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
 	return rc;
 }
 
 /* ------------------------------------------------------------------------ */
-/* flush: dirty buffer -> chunks -> packs -> index                           */
-
-struct fchunk {
-	uint64_t off;
-	uint32_t len;
-	const uint8_t *data;
-	uint8_t fp[FP_LEN];
-	bool is_new;     /* needs a frame */
-	bool dup;        /* same fingerprint as an earlier chunk in this batch */
-	struct codec_params params;
-	uint8_t *frame;
-	ssize_t frame_len; /* or negative errno from the encoder */
-	struct codec_frame_info info;
-	struct pack_loc loc;
-	struct eng *e;
-};
-
-static void encode_run(void *arg, void *local)
-{
-	struct fchunk *c = arg;
-	struct codec_ctx *ctx = local;
-	size_t cap = codec_frame_bound(c->len);
-	c->frame = malloc(cap);
-	if (!c->frame) {
-		c->frame_len = -ENOMEM;
-		return;
-	}
-	c->frame_len = codec_frame_encode(ctx, &c->params, c->data, c->len, c->frame, cap);
-	if (c->frame_len > 0 && codec_frame_parse(c->frame, (size_t)c->frame_len, &c->info) < 0)
-		c->frame_len = -EIO;
-}
+/* writes (pipeline in writeback.c)                                          */
 
 static void *worker_init(void *arg)
 {
@@ -758,310 +541,32 @@ static void worker_fini(void *local)
 	codec_ctx_free(local);
 }
 
-/* Parse file-format hints from the start of the file, once, when the
- * first bytes are in the dirty buffer. */
-static void hints_prepare(struct einode *ei)
+/* Load the authoritative size/mtime into ei (ei->lock exclusive). */
+static int ein_load_size(struct eng *e, struct einode *ei, bool need_reg)
 {
-	/* TODO(hints): parse safetensors / torch zip headers via codec/hint.h */
-	ei->hints_done = true;
-}
-
-static void chunk_params(struct eng *e, const struct einode *ei, struct fchunk *c)
-{
-	memset(&c->params, 0, sizeof(c->params));
-	c->params.level = e->o.level;
-	c->params.dtype = CODEC_DTYPE_AUTO;
-	/* a tensor range covering most of the chunk gives dtype and phase */
-	for (int i = 0; i < ei->nhints; i++) {
-		const struct eng_hint *h = &ei->hints[i];
-		uint64_t a = h->off > c->off ? h->off : c->off;
-		uint64_t b = h->off + h->len < c->off + c->len ? h->off + h->len : c->off + c->len;
-		if (b > a && (b - a) * 2 >= c->len && h->dtype != CODEC_DTYPE_OTHER) {
-			unsigned esz = h->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
-			c->params.dtype = h->dtype;
-			c->params.elem_phase = (uint32_t)((esz - (c->off - h->off) % esz) % esz);
-			if (c->off < h->off)
-				c->params.elem_phase = (uint32_t)((h->off - c->off) % esz);
-			c->params.row_elems = h->row_elems;
-			break;
-		}
-	}
-}
-
-static int fp_cmp(const void *a, const void *b)
-{
-	const struct fchunk *const *x = a, *const *y = b;
-	int c = memcmp((*x)->fp, (*y)->fp, FP_LEN);
-	return c ? c : ((*x)->off < (*y)->off ? -1 : 1);
-}
-
-/* Store the chunks of one flush batch: dedup, compress, pack, commit the
- * mapping and the inode's size/mtime.  Called with ei->lock held for
- * writing. */
-static int store_batch(struct eng *e, struct einode *ei, struct fchunk *cs, size_t n,
-                       bool commit_meta)
-{
-	struct pool_group *g = NULL;
-	struct idx_txn *t = NULL;
-	struct fchunk **sorted = NULL;
-	bool any_appended = false;
-	int rc = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		rc = fp_compute(cs[i].data, cs[i].len, cs[i].fp);
-		if (rc < 0)
-			goto out;
-		cs[i].e = e;
-	}
-	/* one fingerprint stored once per batch */
-	sorted = malloc((n ? n : 1) * sizeof(*sorted));
-	if (!sorted) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		sorted[i] = &cs[i];
-	qsort(sorted, n, sizeof(*sorted), fp_cmp);
-	for (size_t i = 1; i < n; i++)
-		if (memcmp(sorted[i]->fp, sorted[i - 1]->fp, FP_LEN) == 0)
-			sorted[i]->dup = true;
-	g = pool_group_create();
-	if (!g) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	for (int attempt = 0;; attempt++) {
-		struct idx_txn *rt;
-		struct idx_chunk ch;
-		bool any_new = false;
-		/* dedup lookup (read txn) and compression of what is new */
-		rc = idx_txn_begin(e->idx, true, &rt);
-		if (rc < 0)
-			goto out;
-		for (size_t i = 0; i < n; i++) {
-			struct fchunk *c = &cs[i];
-			if (c->dup || c->frame)
-				continue;
-			rc = idx_chunk_get(rt, c->fp, &ch);
-			if (rc < 0 && rc != -ENOENT) {
-				idx_txn_abort(rt);
-				goto out;
-			}
-			c->is_new = rc == -ENOENT;
-			rc = 0;
-			if (!c->is_new)
-				continue;
-			chunk_params(e, ei, c);
-			any_new = true;
-			rc = pool_submit(e->pool, g, encode_run, c);
-			if (rc < 0) {
-				idx_txn_abort(rt);
-				goto out;
-			}
-		}
-		idx_txn_abort(rt);
-		pool_group_wait(g);
-		if (any_new) {
-			for (size_t i = 0; i < n; i++) {
-				struct fchunk *c = &cs[i];
-				if (!c->is_new || c->dup || c->loc.len)
-					continue;
-				if (c->frame_len < 0) {
-					rc = (int)c->frame_len;
-					goto out;
-				}
-				any_appended = true;
-				rc = pack_append(e->ps, c->frame, (uint32_t)c->frame_len, &c->loc);
-				if (rc < 0)
-					goto out;
-			}
-			rc = pack_sync(e->ps);
-			if (rc < 0)
-				goto out;
-		}
-		/* metadata: insert new chunks, remap the ranges, update the inode */
-		rc = wtxn_begin(e, &t);
-		if (rc < 0)
-			goto out;
-		struct idx_inode in;
-		bool vanished = false;
-		rc = idx_inode_get(t, ei->ino, &in);
-		/* new chunks first: a duplicate may precede its first copy */
-		for (size_t i = 0; rc >= 0 && i < n; i++) {
-			struct fchunk *c = &cs[i];
-			if (!c->is_new || c->dup)
-				continue;
-			struct idx_chunk nc = { 0 };
-			memcpy(nc.fp, c->fp, FP_LEN);
-			nc.pack_id = c->loc.pack_id;
-			nc.pack_off = c->loc.off;
-			nc.frame_len = c->loc.len;
-			nc.raw_len = c->len;
-			nc.level = c->info.level;
-			nc.dtype = c->info.dtype;
-			rc = idx_chunk_insert(t, &nc);
-			if (rc == -EEXIST) /* a concurrent flush stored it first */
-				rc = 0;
-		}
-		for (size_t i = 0; rc >= 0 && i < n; i++) {
-			struct fchunk *c = &cs[i];
-			rc = idx_file_punch(t, &in, c->off, c->off + c->len);
-			if (rc >= 0)
-				rc = idx_file_map(t, &in, c->off, c->len, c->fp, 0);
-			if (rc == -ENOENT) { /* deduplicated against a chunk deleted meanwhile */
-				vanished = true;
-				rc = 0;
-			}
-		}
-		if (rc >= 0 && vanished) {
-			wtxn_end(e, t, -EAGAIN);
-			t = NULL;
-			if (attempt > 3) {
-				rc = -EIO;
-				goto out;
-			}
-			continue;
-		}
-		if (rc >= 0 && commit_meta) {
-			in.size = ei->size;
-			in.mtime_ns = in.ctime_ns = ei->mtime_ns;
-		} else if (rc >= 0) {
-			uint64_t end = n ? cs[n - 1].off + cs[n - 1].len : 0;
-			if (end > in.size)
-				in.size = end;
-			in.mtime_ns = in.ctime_ns = ei->mtime_ns;
-		}
-		if (rc >= 0 && n > 0) {
-			/* remember the dominant dtype for stats and xattrs */
-			unsigned cnt[CODEC_DTYPE_COUNT] = { 0 };
-			for (size_t i = 0; i < n; i++)
-				if (cs[i].is_new && !cs[i].dup && cs[i].info.dtype < CODEC_DTYPE_COUNT)
-					cnt[cs[i].info.dtype] += cs[i].len >> 10;
-			for (int d = 1; d < CODEC_DTYPE_COUNT; d++)
-				if (cnt[d] > cnt[in.dtype < CODEC_DTYPE_COUNT ? in.dtype : 0])
-					in.dtype = (uint8_t)d;
-		}
-		if (rc >= 0)
-			rc = idx_inode_put(t, &in);
-		rc = wtxn_end(e, t, rc);
-		t = NULL;
-		break;
-	}
-out:
-	if (t)
-		wtxn_end(e, t, rc < 0 ? rc : -EIO);
-	if (rc < 0 && any_appended)
-		pack_store_clear_error(e->ps); /* nothing appended here may be committed */
-	pool_group_free(g);
-	free(sorted);
-	for (size_t i = 0; i < n; i++)
-		free(cs[i].frame);
-	return rc;
-}
-
-/* Remove [s->off, s->off + k) from segment i (already stored). */
-static void seg_consume(struct einode *ei, size_t i, size_t k)
-{
-	struct dseg *s = &ei->segs[i];
-	if (k >= s->len) {
-		free(s->data);
-		memmove(&ei->segs[i], &ei->segs[i + 1], (ei->nsegs - i - 1) * sizeof(*s));
-		ei->nsegs--;
-	} else {
-		memmove(s->data, s->data + k, s->len - k);
-		s->off += k;
-		s->len -= k;
-	}
-	ei->dirty -= k;
-}
-
-/* Flush dirty data of ei (lock held for writing).  partial: a segment that
- * ends at EOF keeps its last, not yet final chunk (a sequential writer is
- * still appending: cutting it now would move chunk boundaries and lose
- * dedup).  Segments are stored in batches of at most flush_unit bytes so
- * memory stays bounded. */
-static int flush_locked(struct eng *e, struct einode *ei, bool partial)
-{
-	struct fchunk *cs = NULL;
-	size_t cs_cap = 0;
-	int rc = 0;
-
-	if (ei->nsegs == 0 && !ei->meta_dirty)
+	struct idx_inode in;
+	int rc;
+	if (ei->size_valid)
 		return 0;
-	hints_prepare(ei);
-	size_t i = 0;
-	while (i < ei->nsegs) {
-		struct dseg *s = &ei->segs[i];
-		bool at_eof = s->off + s->len >= ei->size;
-		size_t pos = 0, n = 0;
-		while (pos < s->len && pos < e->flush_unit) {
-			size_t avail = s->len - pos;
-			size_t cut = cdc_cut(&e->cdc, s->data + pos, avail);
-			if (partial && at_eof && !cdc_cut_is_final(&e->cdc, cut, avail))
-				break;
-			if (n == cs_cap) {
-				size_t nc = cs_cap ? cs_cap * 2 : 64;
-				struct fchunk *p = realloc(cs, nc * sizeof(*p));
-				if (!p) {
-					rc = -ENOMEM;
-					goto out;
-				}
-				cs = p;
-				cs_cap = nc;
-			}
-			memset(&cs[n], 0, sizeof(cs[n]));
-			cs[n].off = s->off + pos;
-			cs[n].len = (uint32_t)cut;
-			cs[n].data = s->data + pos;
-			n++;
-			pos += cut;
-		}
-		if (n == 0) {
-			i++;
-			continue;
-		}
-		bool last = !partial && i + 1 == ei->nsegs && pos == s->len;
-		bool whole = pos == s->len;
-		rc = store_batch(e, ei, cs, n, last);
-		if (rc < 0)
-			goto out;
-		atomic_fetch_sub(&e->dirty_total, pos);
-		seg_consume(ei, i, pos);
-		/* a remainder is revisited unless it is a still-growing tail */
-		if (partial && !whole)
-			i++;
-	}
-	if (!partial && ei->meta_dirty) {
-		/* size-only change (e.g. a write of zero bytes past EOF) */
-		struct idx_txn *t;
-		struct idx_inode in;
-		rc = wtxn_begin(e, &t);
-		if (rc < 0)
-			goto out;
-		rc = idx_inode_get(t, ei->ino, &in);
-		if (rc >= 0) {
-			if (ei->size > in.size)
-				in.size = ei->size;
-			in.mtime_ns = in.ctime_ns = ei->mtime_ns;
-			rc = idx_inode_put(t, &in);
-		}
-		rc = wtxn_end(e, t, rc);
-	}
-	if (rc >= 0 && ei->nsegs == 0)
-		ei->meta_dirty = false;
-out:
-	free(cs);
-	return rc;
+	rc = read_inode(e, ei->ino, &in);
+	if (rc < 0)
+		return rc;
+	if (need_reg && !S_ISREG(in.mode))
+		return S_ISDIR(in.mode) ? -EISDIR : -EINVAL;
+	ei->size = in.size;
+	ei->mtime_ns = in.mtime_ns;
+	ei->size_valid = true;
+	return 0;
 }
 
-static int flush_ino(struct eng *e, uint64_t ino)
+static int sync_ino(struct eng *e, uint64_t ino)
 {
 	struct einode *ei = ein_get(e, ino, false, 0, 0);
 	int rc;
 	if (!ei)
 		return 0;
 	pthread_rwlock_wrlock(&ei->lock);
-	rc = flush_locked(e, ei, false);
+	rc = wb_sync(e, ei);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
 	return rc;
@@ -1081,33 +586,9 @@ ssize_t eng_write(struct eng *e, uint64_t ino, uint64_t off, const void *buf, si
 	if (!ei)
 		return -ENOMEM;
 	pthread_rwlock_wrlock(&ei->lock);
-	if (!ei->meta_dirty && ei->nsegs == 0) {
-		struct idx_inode in;
-		rc = read_inode(e, ino, &in);
-		if (rc < 0)
-			goto out;
-		if (!S_ISREG(in.mode)) {
-			rc = -EINVAL;
-			goto out;
-		}
-		ei->size = in.size;
-	}
-	rc = dirty_insert(ei, off, buf, size);
-	if (rc < 0)
-		goto out;
-	atomic_fetch_add(&e->dirty_total, (uint64_t)rc);
-	if (off + size > ei->size)
-		ei->size = off + size;
-	ei->mtime_ns = now_ns();
-	ei->meta_dirty = true;
-	rc = 0;
-	if (atomic_load(&e->dirty_total) > e->o.dirty_bytes)
-		rc = flush_locked(e, ei, false);
-	else if (ei->dirty >= e->flush_unit)
-		rc = flush_locked(e, ei, true);
+	rc = ein_load_size(e, ei, true);
 	if (rc >= 0)
-		rc = (ssize_t)size;
-out:
+		rc = wb_write(e, ei, off, buf, size);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
 	return rc;
@@ -1115,18 +596,13 @@ out:
 
 int eng_flush(struct eng *e, uint64_t ino)
 {
-	return flush_ino(e, ino);
+	return sync_ino(e, ino);
 }
 
 int eng_fsync(struct eng *e, uint64_t ino, bool datasync)
 {
-	int rc = flush_ino(e, ino);
-	(void)datasync;
-	if (rc >= 0)
-		rc = pack_sync(e->ps);
-	if (rc >= 0)
-		rc = idx_sync(e->idx);
-	return rc;
+	(void)datasync; /* every commit syncs packs, then the index */
+	return sync_ino(e, ino);
 }
 
 int eng_sync_all(struct eng *e)
@@ -1152,16 +628,16 @@ int eng_sync_all(struct eng *e)
 	}
 	pthread_mutex_unlock(&e->itab_lock);
 	for (size_t i = 0; i < n; i++) {
-		int r = flush_ino(e, inos[i]);
-		if (r < 0 && rc == 0)
-			rc = r;
+		int r = sync_ino(e, inos[i]);
+		if (r < 0) {
+			syslog(LOG_ERR, "mixfs: inode %" PRIu64 ": write-back failed: %s", inos[i], strerror(-r));
+			if (rc == 0)
+				rc = r;
+		}
 	}
 	free(inos);
 	if (!e->o.read_only) {
-		int r = pack_sync(e->ps);
-		if (r < 0 && rc == 0)
-			rc = r;
-		r = idx_sync(e->idx);
+		int r = idx_sync(e->idx);
 		if (r < 0 && rc == 0)
 			rc = r;
 	}
@@ -1218,13 +694,13 @@ static int make_node(struct eng *e, uint64_t parent, const char *name, mode_t mo
 	struct idx_inode dir, in;
 	uint64_t ino, existing;
 	uint8_t type;
-	int64_t now = now_ns();
+	int64_t now = eng_now_ns();
 	int rc = check_name(name);
 	size_t nlen;
 	if (rc < 0)
 		return rc;
 	nlen = (size_t)rc;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, parent, &dir);
@@ -1275,7 +751,7 @@ static int make_node(struct eng *e, uint64_t parent, const char *name, mode_t mo
 	dir.mtime_ns = dir.ctime_ns = now;
 	rc = idx_inode_put(t, &dir);
 out:
-	rc = wtxn_end(e, t, rc);
+	rc = eng_wtxn_end(e, t, rc);
 	if (rc < 0)
 		return rc;
 	struct einode *ei = ein_get(e, ino, true, 1, open_count);
@@ -1338,7 +814,7 @@ int eng_link(struct eng *e, uint64_t ino, uint64_t newparent, const char *newnam
 	if (rc < 0)
 		return rc;
 	nlen = (size_t)rc;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
@@ -1353,7 +829,7 @@ int eng_link(struct eng *e, uint64_t ino, uint64_t newparent, const char *newnam
 	if (rc >= 0)
 		rc = idx_dirent_add(t, &dir, newname, nlen, ino, (uint8_t)(in.mode >> 12));
 	if (rc >= 0) {
-		int64_t now = now_ns();
+		int64_t now = eng_now_ns();
 		if (in.nlink == 0) /* linkat of an O_TMPFILE-like orphan */
 			idx_orphan_del(t, ino);
 		in.nlink++;
@@ -1363,7 +839,7 @@ int eng_link(struct eng *e, uint64_t ino, uint64_t newparent, const char *newnam
 		if (rc >= 0)
 			rc = idx_inode_put(t, &dir);
 	}
-	rc = wtxn_end(e, t, rc);
+	rc = eng_wtxn_end(e, t, rc);
 	if (rc < 0)
 		return rc;
 	struct einode *ei = ein_get(e, ino, true, 1, 0);
@@ -1403,7 +879,7 @@ static int drop_name(struct eng *e, struct idx_txn *t, struct idx_inode *dir, co
 	rc = idx_dirent_del(t, dir->ino, name, nlen);
 	if (rc < 0)
 		return rc;
-	int64_t now = now_ns();
+	int64_t now = eng_now_ns();
 	dir->mtime_ns = dir->ctime_ns = now;
 	in.ctime_ns = now;
 	if (S_ISDIR(in.mode)) {
@@ -1426,7 +902,7 @@ static int remove_name(struct eng *e, uint64_t parent, const char *name, int wan
 	if (rc < 0)
 		return rc;
 	nlen = (size_t)rc;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, parent, &dir);
@@ -1434,7 +910,7 @@ static int remove_name(struct eng *e, uint64_t parent, const char *name, int wan
 		rc = drop_name(e, t, &dir, name, nlen, want_dir);
 	if (rc >= 0)
 		rc = idx_inode_put(t, &dir);
-	return wtxn_end(e, t, rc);
+	return eng_wtxn_end(e, t, rc);
 }
 
 int eng_unlink(struct eng *e, uint64_t parent, const char *name)
@@ -1462,7 +938,7 @@ int eng_rename(struct eng *e, uint64_t parent, const char *name, uint64_t newpar
 		return lnn;
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return -EINVAL;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, parent, &sdir);
@@ -1493,7 +969,7 @@ int eng_rename(struct eng *e, uint64_t parent, const char *name, uint64_t newpar
 	}
 	if (dst_exists && dino == sino)
 		goto out; /* two names of one inode: POSIX says do nothing */
-	int64_t now = now_ns();
+	int64_t now = eng_now_ns();
 	if (flags & RENAME_EXCHANGE) {
 		rc = idx_inode_get(t, dino, &dst);
 		if (rc < 0)
@@ -1572,7 +1048,7 @@ int eng_rename(struct eng *e, uint64_t parent, const char *name, uint64_t newpar
 			rc = idx_inode_put(t, &ddir);
 	}
 out:
-	return wtxn_end(e, t, rc);
+	return eng_wtxn_end(e, t, rc);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1608,7 +1084,7 @@ int eng_release(struct eng *e, uint64_t ino)
 	if (!ei)
 		return 0;
 	pthread_rwlock_wrlock(&ei->lock);
-	rc = flush_locked(e, ei, false);
+	rc = wb_sync(e, ei);
 	pthread_rwlock_unlock(&ei->lock);
 	if (ein_put(e, ei, 0, 1))
 		ein_reap(e, ino);
@@ -1620,7 +1096,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	struct einode *ei = ein_get(e, ino, true, 0, 0);
 	struct idx_txn *t = NULL;
 	struct idx_inode in;
-	int64_t now = now_ns();
+	int64_t now = eng_now_ns();
 	int rc;
 	if (!ei)
 		return -ENOMEM;
@@ -1630,13 +1106,13 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 			rc = -EFBIG;
 			goto out;
 		}
-		atomic_fetch_sub(&e->dirty_total, dirty_truncate(ei, sa->size));
+		wb_truncate(e, ei, sa->size);
 	}
 	/* pending data and size become durable records before we edit them */
-	rc = flush_locked(e, ei, false);
+	rc = wb_sync(e, ei);
 	if (rc < 0)
 		goto out;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		goto out;
 	rc = idx_inode_get(t, ino, &in);
@@ -1667,7 +1143,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 		if (sa->size != in.size)
 			in.mtime_ns = now;
 		in.size = sa->size;
-		ei->size = sa->size;
+		ei->size_valid = false; /* reload from the record */
 	}
 	if (sa->valid & ENG_SET_ATIME_NOW)
 		in.atime_ns = now;
@@ -1681,7 +1157,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	rc = idx_inode_put(t, &in);
 out:
 	if (t)
-		rc = wtxn_end(e, t, rc);
+		rc = eng_wtxn_end(e, t, rc);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
 	if (rc >= 0)
@@ -1705,10 +1181,10 @@ int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t 
 	if (!ei)
 		return -ENOMEM;
 	pthread_rwlock_wrlock(&ei->lock);
-	rc = flush_locked(e, ei, false);
+	rc = wb_sync(e, ei);
 	if (rc < 0)
 		goto out;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		goto out;
 	rc = idx_inode_get(t, ino, &in);
@@ -1720,17 +1196,17 @@ int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t 
 	}
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
 		rc = idx_file_punch(t, &in, off, off + len);
-		in.mtime_ns = in.ctime_ns = now_ns();
+		in.mtime_ns = in.ctime_ns = eng_now_ns();
 	} else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > in.size) {
 		in.size = off + len;
-		ei->size = in.size;
-		in.ctime_ns = now_ns();
+		ei->size_valid = false; /* reload from the record */
+		in.ctime_ns = eng_now_ns();
 	}
 	if (rc >= 0)
 		rc = idx_inode_put(t, &in);
 out:
 	if (t)
-		rc = wtxn_end(e, t, rc);
+		rc = eng_wtxn_end(e, t, rc);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
 	return rc;
@@ -1771,7 +1247,7 @@ int64_t eng_lseek(struct eng *e, uint64_t ino, int64_t off, int whence)
 		return -EINVAL;
 	if (off < 0)
 		return -ENXIO;
-	rc = flush_ino(e, ino);
+	rc = sync_ino(e, ino);
 	if (rc < 0)
 		return rc;
 	rc = idx_txn_begin(e->idx, true, &t);
@@ -1928,17 +1404,17 @@ int eng_setxattr(struct eng *e, uint64_t ino, const char *name, const void *val,
 	int rc;
 	if (is_virt(name))
 		return -EPERM;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
 	if (rc >= 0)
 		rc = idx_xattr_set(t, ino, name, val, len, flags);
 	if (rc >= 0) {
-		in.ctime_ns = now_ns();
+		in.ctime_ns = eng_now_ns();
 		rc = idx_inode_put(t, &in);
 	}
-	return wtxn_end(e, t, rc);
+	return eng_wtxn_end(e, t, rc);
 }
 
 int eng_getxattr(struct eng *e, uint64_t ino, const char *name, void *buf, size_t cap)
@@ -1998,11 +1474,11 @@ int eng_removexattr(struct eng *e, uint64_t ino, const char *name)
 	int rc;
 	if (is_virt(name))
 		return -EPERM;
-	rc = wtxn_begin(e, &t);
+	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_xattr_del(t, ino, name);
-	return wtxn_end(e, t, rc);
+	return eng_wtxn_end(e, t, rc);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2073,7 +1549,7 @@ int eng_mkfs(const char *path, int level)
 	s.default_level = (uint8_t)level;
 	s.next_ino = IDX_ROOT_INO + 1;
 	s.next_pack = 1;
-	s.created_ns = now_ns();
+	s.created_ns = eng_now_ns();
 	rc = idx_open(ip, IDX_CREATE, &s, 0, &x);
 	if (rc < 0)
 		goto out;
@@ -2129,14 +1605,14 @@ static int reap_orphans(struct eng *e)
 {
 	struct orphan_list l = { 0 };
 	struct idx_txn *t;
-	int rc = wtxn_begin(e, &t);
+	int rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_orphan_iter(t, orphan_collect, &l);
 	for (size_t i = 0; rc >= 0 && i < l.n; i++)
 		rc = idx_inode_delete(t, l.v[i]);
 	free(l.v);
-	return wtxn_end(e, t, rc);
+	return eng_wtxn_end(e, t, rc);
 }
 
 static void ctx_key_free(void *p)
@@ -2167,6 +1643,9 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 		eng_opts_default(&e->o);
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_mutex_init(&e->itab_lock, NULL);
+	pthread_mutex_init(&e->plock, NULL);
+	pthread_cond_init(&e->pcond, NULL);
+	pthread_rwlock_init(&e->append_lock, NULL);
 	rc = pthread_key_create(&e->ctx_key, ctx_key_free);
 	if (rc) {
 		free(e);
@@ -2215,6 +1694,9 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	rc = pool_create(e->o.workers, 256, worker_init, worker_fini, NULL, &e->pool);
 	if (rc < 0)
 		goto fail;
+	rc = wb_start(e);
+	if (rc < 0)
+		goto fail;
 	if (!e->o.read_only) {
 		rc = reap_orphans(e);
 		if (rc < 0)
@@ -2236,8 +1718,9 @@ int eng_store_close(struct eng *e)
 	int rc = 0;
 	if (!e)
 		return 0;
-	if (e->idx && e->ps && e->pool)
+	if (e->idx && e->ps && e->pool && e->wb_running)
 		rc = eng_sync_all(e);
+	wb_stop(e);
 	pool_free(e->pool);
 	pack_store_close(e->ps);
 	cache_free(e->cache);
@@ -2254,6 +1737,9 @@ int eng_store_close(struct eng *e)
 	pthread_key_delete(e->ctx_key);
 	pthread_mutex_destroy(&e->wlock);
 	pthread_mutex_destroy(&e->itab_lock);
+	pthread_mutex_destroy(&e->plock);
+	pthread_cond_destroy(&e->pcond);
+	pthread_rwlock_destroy(&e->append_lock);
 	free(e->store);
 	free(e);
 	return rc;

@@ -1,0 +1,139 @@
+/*
+ * engine_i.h - state shared by engine.c (namespace, read path) and
+ * writeback.c (dirty buffers, write pipeline, group commit).  Private.
+ *
+ * Locks, in the order they may be taken:
+ *   1. struct einode.lock  rwlock: dirty segments, in-memory size/mtime.
+ *      Readers take it shared, writers/flushers exclusive.
+ *   2. struct eng.wlock    the one LMDB writer (and pack id allocation).
+ *   3. struct eng.plock    pipeline: batch queue, batch states, inflight
+ *                          lists, pending-chunk table, error marks.
+ *   4. struct eng.itab_lock inode table, lookup/open/user counts (leaf).
+ * The committer thread takes only wlock and plock, never an einode lock,
+ * so a thread may wait for commits while holding its einode lock.
+ */
+#ifndef MIXFS_ENGINE_I_H
+#define MIXFS_ENGINE_I_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+#include "codec/hint.h"
+#include "fs/cache.h"
+#include "fs/engine.h"
+#include "fs/pack.h"
+#include "fs/pool.h"
+#include "index/chunker.h"
+#include "index/fp.h"
+#include "index/idx.h"
+
+#define ITAB_BUCKETS 4096u
+#define PEND_BUCKETS 4096u
+#define MAX_FILE_SIZE ((uint64_t)INT64_MAX)
+
+/* One buffered run of written bytes not yet cut into chunks. */
+struct dseg {
+	uint64_t off;
+	size_t len, cap;
+	uint8_t *data;
+};
+
+struct batch;
+
+struct einode {
+	struct einode *next; /* hash chain, under itab_lock */
+	uint64_t ino;
+	uint64_t nlookup;    /* under itab_lock */
+	uint32_t nopen;      /* under itab_lock */
+	uint32_t users;      /* threads/batches holding a pointer, under itab_lock */
+	pthread_rwlock_t lock;
+	/* --- under lock --- */
+	struct dseg *segs;   /* sorted by off, non-overlapping, non-adjacent */
+	size_t nsegs, segs_cap;
+	size_t dirty;        /* bytes in segs */
+	bool size_valid;     /* size/mtime below are authoritative */
+	uint64_t size;
+	int64_t mtime_ns;
+	struct codec_hint *hints; /* file-format hints, parsed once */
+	bool hints_done;
+	/* --- under eng.plock --- */
+	struct batch *inflight, *inflight_tail; /* oldest first */
+	int wb_error;        /* first failure of a batch, reported once */
+	bool wb_failed;      /* a batch failed: later ones must fail too */
+	/* sequential read detection, racy by design (a hint only) */
+	_Atomic uint64_t last_read_end;
+	_Atomic uint64_t ra_until;
+};
+
+struct pend; /* pending (uncommitted) new chunk, in the pending table */
+
+struct eng {
+	char *store;
+	struct eng_opts o;
+	struct idx *idx;
+	struct pack_store *ps;
+	struct chunk_cache *cache;
+	struct pool *pool;
+	struct cdc cdc;
+	pthread_key_t ctx_key; /* per-thread codec_ctx for the read path */
+	pthread_mutex_t wlock;
+	pthread_mutex_t itab_lock;
+	struct einode *itab[ITAB_BUCKETS];
+	uint64_t flush_unit; /* cut a file's dirty bytes into a batch past this */
+	_Atomic uint64_t dirty_total; /* bytes in all dirty segments */
+
+	/* write pipeline, under plock */
+	pthread_mutex_t plock;
+	pthread_cond_t pcond;
+	struct batch *qhead, *qtail; /* every batch not yet committed or failed */
+	uint64_t inflight_bytes;     /* bytes of queued batches */
+	uint64_t batch_seq;
+	unsigned sync_waiters;       /* threads waiting for a commit */
+	bool stop, wb_running;
+	pthread_t committer;
+	struct pend *pend[PEND_BUCKETS];
+	/* pack error epochs: frames appended before a pack error cleared are
+	 * gone; batches holding them must not commit */
+	pthread_rwlock_t append_lock;
+	_Atomic uint64_t pack_epoch;
+};
+
+/* engine.c */
+int64_t eng_now_ns(void);
+int eng_wtxn_begin(struct eng *e, struct idx_txn **t);
+int eng_wtxn_end(struct eng *e, struct idx_txn *t, int rc);
+struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lookup,
+                       uint32_t add_open);
+bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open);
+void ein_reap(struct eng *e, uint64_t ino);
+
+/* writeback.c */
+int wb_start(struct eng *e);
+void wb_stop(struct eng *e); /* after every inode was synced */
+/* With ei->lock held exclusively.  Returns size or negative errno (a
+ * previous write-back failure of this file, -ENOMEM). */
+ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf, size_t size);
+/* Everything written to ei so far is committed (ei->lock exclusive).
+ * Returns the first write-back error not yet reported. */
+int wb_sync(struct eng *e, struct einode *ei);
+/* Drop buffered bytes at or past size (ei->lock exclusive; call wb_sync
+ * after it). */
+void wb_truncate(struct eng *e, struct einode *ei, uint64_t size);
+/* Whether ei holds no buffered or in-flight data (ei->lock held). */
+bool wb_idle(struct eng *e, struct einode *ei);
+
+/* Readers (ei->lock shared): pin the in-flight batches, read the index,
+ * then overlay in-flight and buffered bytes, then unpin. */
+struct wb_pins {
+	struct batch **v;
+	size_t n;
+};
+int wb_pin(struct eng *e, struct einode *ei, struct wb_pins *p);
+void wb_overlay(const struct wb_pins *p, const struct einode *ei, uint64_t off, size_t len,
+                uint8_t *buf);
+void wb_unpin(struct eng *e, struct wb_pins *p);
+
+#endif

@@ -1,0 +1,997 @@
+/*
+ * writeback.c - dirty buffers, the write pipeline and group commit.
+ *
+ *   write() ──> dirty segments (per inode, merged, sorted)
+ *      │  a file's dirty bytes pass flush_unit, or close/fsync/setattr
+ *      ▼
+ *   batch: chunks cut by the CDC chunker (a segment that ends at EOF keeps
+ *      its last, not yet final chunk while the writer is still appending,
+ *      so boundaries equal those of a one-shot write and dedup holds)
+ *      │  worker pool: SHA-256, dedup lookup (index + pending table),
+ *      │  encode new chunks (in parallel), append frames to the pack
+ *      ▼
+ *   committer thread: takes the READY batches at the head of the FIFO,
+ *      pack_sync (fdatasync), then ONE index transaction for all of them
+ *      (group commit), then drops their bytes from memory.
+ *
+ * The FIFO keeps per-inode order; a batch of an inode fails if an earlier
+ * one of the same inode failed, and failed batches go back into the dirty
+ * segments (under newer bytes), so nothing written is dropped: the error
+ * is reported to the next fsync/close/write and the bytes are retried.
+ * Memory is bounded: writers wait while queued bytes pass dirty_bytes.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "fs/engine_i.h"
+
+enum bstate { B_PREP, B_READY, B_FAILED, B_DONE };
+
+struct fchunk {
+	uint64_t off;
+	uint32_t len;
+	const uint8_t *data;
+	uint8_t fp[FP_LEN];
+	bool is_new;   /* this batch stores the frame */
+	bool dup;      /* an earlier chunk of this batch has the same fingerprint */
+	struct codec_params params;
+	uint8_t *frame;
+	ssize_t frame_len; /* or negative errno from the encoder */
+	struct codec_frame_info info;
+	struct pack_loc loc;
+};
+
+struct batch {
+	struct batch *qnext; /* FIFO of uncommitted batches */
+	struct batch *inext; /* the inode's inflight list */
+	struct eng *e;
+	struct einode *ei;   /* user reference held */
+	uint64_t seq;
+	uint64_t off;        /* file offset of data[0] */
+	size_t len;
+	uint8_t *data;       /* owned */
+	struct fchunk *cs;
+	size_t n;
+	uint64_t size;       /* file size when queued */
+	int64_t mtime_ns;
+	bool final;          /* last bytes of a full flush: size is exact */
+	uint64_t epoch;      /* pack error epoch of its appends */
+	int state;           /* enum bstate, under plock */
+	int rc;
+	unsigned pins;       /* readers overlaying it, under plock */
+	bool unlinked;       /* left the inflight list: free at last unpin */
+	int64_t ready_ns;
+};
+
+struct pend {
+	struct pend *next;
+	uint8_t fp[FP_LEN];
+	uint64_t seq; /* batch that stores it */
+};
+
+static unsigned pend_bucket(const uint8_t fp[FP_LEN])
+{
+	return (unsigned)(fp[0] | fp[1] << 8) % PEND_BUCKETS;
+}
+
+/* Under plock.  The batch storing fp if one is queued, else 0. */
+static uint64_t pend_find(struct eng *e, const uint8_t fp[FP_LEN])
+{
+	for (struct pend *p = e->pend[pend_bucket(fp)]; p; p = p->next)
+		if (memcmp(p->fp, fp, FP_LEN) == 0)
+			return p->seq;
+	return 0;
+}
+
+static int pend_add(struct eng *e, const uint8_t fp[FP_LEN], uint64_t seq)
+{
+	struct pend *p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	memcpy(p->fp, fp, FP_LEN);
+	p->seq = seq;
+	p->next = e->pend[pend_bucket(fp)];
+	e->pend[pend_bucket(fp)] = p;
+	return 0;
+}
+
+static void pend_del(struct eng *e, const uint8_t fp[FP_LEN], uint64_t seq)
+{
+	for (struct pend **pp = &e->pend[pend_bucket(fp)]; *pp; pp = &(*pp)->next) {
+		if ((*pp)->seq == seq && memcmp((*pp)->fp, fp, FP_LEN) == 0) {
+			struct pend *p = *pp;
+			*pp = p->next;
+			free(p);
+			return;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* dirty segments (ei->lock exclusive)                                       */
+
+static int segs_reserve(struct einode *ei, size_t n)
+{
+	if (n <= ei->segs_cap)
+		return 0;
+	size_t cap = ei->segs_cap ? ei->segs_cap * 2 : 8;
+	while (cap < n)
+		cap *= 2;
+	struct dseg *s = realloc(ei->segs, cap * sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ei->segs = s;
+	ei->segs_cap = cap;
+	return 0;
+}
+
+static int seg_grow(struct dseg *s, size_t need)
+{
+	if (need <= s->cap)
+		return 0;
+	size_t cap = s->cap ? s->cap : 65536;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *d = realloc(s->data, cap);
+	if (!d)
+		return -ENOMEM;
+	s->data = d;
+	s->cap = cap;
+	return 0;
+}
+
+/* Put buf at [off, off+len) into the dirty segments, merging every segment
+ * it overlaps or touches.  Returns the growth in dirty bytes or -ENOMEM. */
+static ssize_t dirty_insert(struct einode *ei, uint64_t off, const uint8_t *buf, size_t len)
+{
+	uint64_t end = off + len;
+	size_t lo = 0, hi;
+	size_t before = ei->dirty;
+	while (lo < ei->nsegs && ei->segs[lo].off + ei->segs[lo].len < off)
+		lo++;
+	hi = lo;
+	while (hi < ei->nsegs && ei->segs[hi].off <= end)
+		hi++;
+	if (hi == lo + 1 && ei->segs[lo].off <= off) {
+		/* the common case: append to, or overwrite inside, one segment */
+		struct dseg *s = &ei->segs[lo];
+		size_t need = (size_t)(end - s->off);
+		if (need > s->len) {
+			if (seg_grow(s, need) < 0)
+				return -ENOMEM;
+			ei->dirty += need - s->len;
+			s->len = need;
+		}
+		memcpy(s->data + (off - s->off), buf, len);
+		return (ssize_t)(ei->dirty - before);
+	}
+	uint64_t nstart = off, nend = end;
+	if (hi > lo) {
+		if (ei->segs[lo].off < nstart)
+			nstart = ei->segs[lo].off;
+		if (ei->segs[hi - 1].off + ei->segs[hi - 1].len > nend)
+			nend = ei->segs[hi - 1].off + ei->segs[hi - 1].len;
+	}
+	struct dseg ns = { .off = nstart, .len = (size_t)(nend - nstart) };
+	if (seg_grow(&ns, ns.len) < 0)
+		return -ENOMEM;
+	if (hi == lo && segs_reserve(ei, ei->nsegs + 1) < 0) {
+		free(ns.data);
+		return -ENOMEM;
+	}
+	for (size_t i = lo; i < hi; i++) {
+		memcpy(ns.data + (ei->segs[i].off - nstart), ei->segs[i].data, ei->segs[i].len);
+		ei->dirty -= ei->segs[i].len;
+		free(ei->segs[i].data);
+	}
+	memcpy(ns.data + (off - nstart), buf, len);
+	ei->dirty += ns.len;
+	if (hi == lo) {
+		memmove(&ei->segs[lo + 1], &ei->segs[lo], (ei->nsegs - lo) * sizeof(ns));
+		ei->nsegs++;
+	} else if (hi > lo + 1) {
+		memmove(&ei->segs[lo + 1], &ei->segs[hi], (ei->nsegs - hi) * sizeof(ns));
+		ei->nsegs -= hi - lo - 1;
+	}
+	ei->segs[lo] = ns;
+	return (ssize_t)(ei->dirty - before);
+}
+
+/* Like dirty_insert, but bytes already buffered win (they are newer): used
+ * to give a failed batch's bytes back. */
+static int dirty_insert_under(struct eng *e, struct einode *ei, uint64_t off, const uint8_t *buf,
+                              size_t len)
+{
+	uint64_t pos = off, end = off + len;
+	while (pos < end) {
+		uint64_t gap_end = end;
+		bool covered = false;
+		for (size_t i = 0; i < ei->nsegs; i++) {
+			const struct dseg *s = &ei->segs[i];
+			if (s->off <= pos && pos < s->off + s->len) {
+				pos = s->off + s->len;
+				covered = true;
+				break;
+			}
+			if (s->off > pos) {
+				if (s->off < gap_end)
+					gap_end = s->off;
+				break;
+			}
+		}
+		if (covered)
+			continue;
+		ssize_t g = dirty_insert(ei, pos, buf + (pos - off), (size_t)(gap_end - pos));
+		if (g < 0)
+			return (int)g;
+		atomic_fetch_add(&e->dirty_total, (uint64_t)g);
+		pos = gap_end;
+	}
+	return 0;
+}
+
+void wb_truncate(struct eng *e, struct einode *ei, uint64_t size)
+{
+	size_t dropped = 0;
+	while (ei->nsegs > 0) {
+		struct dseg *s = &ei->segs[ei->nsegs - 1];
+		if (s->off >= size) {
+			dropped += s->len;
+			free(s->data);
+			ei->nsegs--;
+			continue;
+		}
+		if (s->off + s->len > size) {
+			dropped += s->len - (size_t)(size - s->off);
+			s->len = (size_t)(size - s->off);
+		}
+		break;
+	}
+	ei->dirty -= dropped;
+	atomic_fetch_sub(&e->dirty_total, dropped);
+}
+
+static void overlay_range(uint64_t soff, size_t slen, const uint8_t *sdata, uint64_t off,
+                          size_t len, uint8_t *buf)
+{
+	uint64_t end = off + len;
+	if (soff >= end || soff + slen <= off)
+		return;
+	uint64_t a = soff > off ? soff : off;
+	uint64_t b = soff + slen < end ? soff + slen : end;
+	memcpy(buf + (a - off), sdata + (a - soff), (size_t)(b - a));
+}
+
+/* ------------------------------------------------------------------------ */
+/* readers                                                                   */
+
+int wb_pin(struct eng *e, struct einode *ei, struct wb_pins *p)
+{
+	size_t n = 0;
+	p->v = NULL;
+	p->n = 0;
+	pthread_mutex_lock(&e->plock);
+	for (struct batch *b = ei->inflight; b; b = b->inext)
+		n++;
+	if (n) {
+		p->v = malloc(n * sizeof(*p->v));
+		if (!p->v) {
+			pthread_mutex_unlock(&e->plock);
+			return -ENOMEM;
+		}
+		for (struct batch *b = ei->inflight; b; b = b->inext) {
+			b->pins++;
+			p->v[p->n++] = b;
+		}
+	}
+	pthread_mutex_unlock(&e->plock);
+	return 0;
+}
+
+void wb_overlay(const struct wb_pins *p, const struct einode *ei, uint64_t off, size_t len,
+                uint8_t *buf)
+{
+	for (size_t i = 0; i < p->n; i++) /* oldest first: newer bytes win */
+		overlay_range(p->v[i]->off, p->v[i]->len, p->v[i]->data, off, len, buf);
+	for (size_t i = 0; i < ei->nsegs; i++)
+		overlay_range(ei->segs[i].off, ei->segs[i].len, ei->segs[i].data, off, len, buf);
+}
+
+static void batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		free(b->cs[i].frame);
+	free(b->cs);
+	free(b->data);
+	free(b);
+}
+
+/* Drop a finished batch and its inode reference. */
+static void batch_retire(struct eng *e, struct batch *b)
+{
+	struct einode *ei = b->ei;
+	uint64_t ino = ei->ino;
+	batch_free(b);
+	if (ein_put(e, ei, 0, 0))
+		ein_reap(e, ino);
+}
+
+void wb_unpin(struct eng *e, struct wb_pins *p)
+{
+	struct batch *dead = NULL;
+	pthread_mutex_lock(&e->plock);
+	for (size_t i = 0; i < p->n; i++) {
+		struct batch *b = p->v[i];
+		if (--b->pins == 0 && b->unlinked) {
+			b->qnext = dead; /* off the queue: the link is free */
+			dead = b;
+		}
+	}
+	pthread_mutex_unlock(&e->plock);
+	while (dead) {
+		struct batch *b = dead;
+		dead = b->qnext;
+		batch_retire(e, b);
+	}
+	free(p->v);
+	p->v = NULL;
+	p->n = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* batch preparation (worker pool)                                           */
+
+static void encode_run(void *arg, void *local)
+{
+	struct fchunk *c = arg;
+	struct codec_ctx *ctx = local;
+	size_t cap = codec_frame_bound(c->len);
+	c->frame = malloc(cap);
+	if (!c->frame) {
+		c->frame_len = -ENOMEM;
+		return;
+	}
+	c->frame_len = codec_frame_encode(ctx, &c->params, c->data, c->len, c->frame, cap);
+	if (c->frame_len > 0 && codec_frame_parse(c->frame, (size_t)c->frame_len, &c->info) < 0)
+		c->frame_len = -EIO;
+}
+
+static int fp_cmp(const void *a, const void *b)
+{
+	const struct fchunk *const *x = a, *const *y = b;
+	int c = memcmp((*x)->fp, (*y)->fp, FP_LEN);
+	return c ? c : ((*x)->off < (*y)->off ? -1 : 1);
+}
+
+/* Fingerprint, dedup, encode and append one batch.  Sets b->state. */
+static int batch_prepare(struct eng *e, struct batch *b)
+{
+	struct fchunk **sorted = NULL;
+	struct pool_group *g = NULL;
+	struct idx_txn *rt = NULL;
+	struct idx_chunk ch;
+	int rc = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		rc = fp_compute(b->cs[i].data, b->cs[i].len, b->cs[i].fp);
+		if (rc < 0)
+			goto out;
+	}
+	sorted = malloc((b->n ? b->n : 1) * sizeof(*sorted));
+	g = pool_group_create();
+	if (!sorted || !g) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		sorted[i] = &b->cs[i];
+	qsort(sorted, b->n, sizeof(*sorted), fp_cmp);
+	for (size_t i = 1; i < b->n; i++)
+		if (memcmp(sorted[i]->fp, sorted[i - 1]->fp, FP_LEN) == 0)
+			sorted[i]->dup = true;
+	rc = idx_txn_begin(e->idx, true, &rt);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; i < b->n; i++) {
+		struct fchunk *c = &b->cs[i];
+		if (c->dup)
+			continue;
+		rc = idx_chunk_get(rt, c->fp, &ch);
+		if (rc == 0)
+			continue;
+		if (rc != -ENOENT)
+			goto out;
+		rc = 0;
+		/* stored by an earlier queued batch? it commits before us */
+		pthread_mutex_lock(&e->plock);
+		uint64_t owner = pend_find(e, c->fp);
+		if (owner == 0 || owner > b->seq) {
+			c->is_new = true;
+			rc = pend_add(e, c->fp, b->seq);
+		}
+		pthread_mutex_unlock(&e->plock);
+		if (rc < 0)
+			goto out;
+		if (c->is_new) {
+			rc = pool_submit(e->pool, g, encode_run, c);
+			if (rc < 0)
+				goto out;
+		}
+	}
+	idx_txn_abort(rt);
+	rt = NULL;
+	pool_group_wait(g);
+	pthread_rwlock_rdlock(&e->append_lock);
+	b->epoch = atomic_load(&e->pack_epoch);
+	for (size_t i = 0; rc >= 0 && i < b->n; i++) {
+		struct fchunk *c = &b->cs[i];
+		if (!c->is_new)
+			continue;
+		if (c->frame_len < 0)
+			rc = (int)c->frame_len;
+		else
+			rc = pack_append(e->ps, c->frame, (uint32_t)c->frame_len, &c->loc);
+		free(c->frame);
+		c->frame = NULL;
+	}
+	pthread_rwlock_unlock(&e->append_lock);
+out:
+	idx_txn_abort(rt);
+	if (rc < 0)
+		pool_group_wait(g);
+	pool_group_free(g);
+	free(sorted);
+	return rc;
+}
+
+static void prepare_run(void *arg, void *local)
+{
+	struct batch *b = arg;
+	struct eng *e = b->e;
+	int rc = batch_prepare(e, b);
+	(void)local;
+	pthread_mutex_lock(&e->plock);
+	b->rc = rc;
+	b->state = rc < 0 ? B_FAILED : B_READY;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	b->ready_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	pthread_cond_broadcast(&e->pcond);
+	pthread_mutex_unlock(&e->plock);
+}
+
+/* ------------------------------------------------------------------------ */
+/* committer                                                                 */
+
+/* Apply one READY batch inside t.  -EAGAIN: a chunk it deduplicated
+ * against is gone (deleted, or its storing batch failed): retry later. */
+static int batch_apply(struct idx_txn *t, struct batch *b)
+{
+	struct idx_inode in;
+	unsigned cnt[CODEC_DTYPE_COUNT] = { 0 };
+	int rc = idx_inode_get(t, b->ei->ino, &in);
+	if (rc == -ENOENT)
+		return 0; /* deleted meanwhile: nothing to map */
+	/* new chunks first: a duplicate may precede its first copy */
+	for (size_t i = 0; rc >= 0 && i < b->n; i++) {
+		struct fchunk *c = &b->cs[i];
+		if (!c->is_new)
+			continue;
+		struct idx_chunk nc;
+		memset(&nc, 0, sizeof(nc));
+		memcpy(nc.fp, c->fp, FP_LEN);
+		nc.pack_id = c->loc.pack_id;
+		nc.pack_off = c->loc.off;
+		nc.frame_len = c->loc.len;
+		nc.raw_len = c->len;
+		nc.level = c->info.level;
+		nc.dtype = c->info.dtype;
+		rc = idx_chunk_insert(t, &nc);
+		if (rc == -EEXIST) /* stored twice by a race: this frame is an orphan */
+			rc = 0;
+		if (c->info.dtype < CODEC_DTYPE_COUNT)
+			cnt[c->info.dtype] += c->len >> 10;
+	}
+	for (size_t i = 0; rc >= 0 && i < b->n; i++) {
+		struct fchunk *c = &b->cs[i];
+		rc = idx_file_punch(t, &in, c->off, c->off + c->len);
+		if (rc >= 0)
+			rc = idx_file_map(t, &in, c->off, c->len, c->fp, 0);
+		if (rc == -ENOENT)
+			rc = -EAGAIN;
+	}
+	if (rc < 0)
+		return rc;
+	if (b->off + b->len > in.size)
+		in.size = b->off + b->len;
+	if (b->final && b->size > in.size)
+		in.size = b->size; /* extended past the data (sparse tail) */
+	in.mtime_ns = in.ctime_ns = b->mtime_ns;
+	for (int d = 1; d < CODEC_DTYPE_COUNT; d++)
+		if (cnt[d] > cnt[in.dtype < CODEC_DTYPE_COUNT ? in.dtype : 0])
+			in.dtype = (uint8_t)d;
+	return idx_inode_put(t, &in);
+}
+
+/* Mark b failed (plock held): it and every later batch of its inode. */
+static void batch_fail_locked(struct batch *b, int rc)
+{
+	b->state = B_FAILED;
+	b->rc = rc;
+	b->ei->wb_failed = true;
+	if (b->ei->wb_error == 0 || b->ei->wb_error == -EAGAIN)
+		b->ei->wb_error = rc;
+}
+
+#define GROUP_MAX 256
+
+/* Commit a group of batches taken off the FIFO head. */
+static void commit_group(struct eng *e, struct batch **grp, size_t n)
+{
+	struct idx_txn *t;
+	bool any_ready = false;
+	int rc = 0;
+
+	pthread_mutex_lock(&e->plock);
+	for (size_t i = 0; i < n; i++) {
+		struct batch *b = grp[i];
+		if (b->state == B_READY && b->ei->wb_failed)
+			batch_fail_locked(b, -EAGAIN); /* an earlier batch of its file failed */
+		else if (b->state == B_READY && b->epoch != atomic_load(&e->pack_epoch))
+			batch_fail_locked(b, -EAGAIN); /* its frames were dropped */
+		else if (b->state == B_FAILED)
+			batch_fail_locked(b, b->rc);
+		any_ready |= b->state == B_READY;
+	}
+	pthread_mutex_unlock(&e->plock);
+	if (any_ready) {
+		rc = pack_sync(e->ps);
+		if (rc < 0) {
+			pthread_rwlock_wrlock(&e->append_lock);
+			pack_store_clear_error(e->ps);
+			atomic_fetch_add(&e->pack_epoch, 1);
+			pthread_rwlock_unlock(&e->append_lock);
+			pthread_mutex_lock(&e->plock);
+			for (size_t i = 0; i < n; i++)
+				if (grp[i]->state == B_READY)
+					batch_fail_locked(grp[i], rc);
+			pthread_mutex_unlock(&e->plock);
+			any_ready = false;
+		}
+	}
+	/* one transaction for the group; a batch that cannot apply is failed
+	 * and the transaction redone without it */
+	while (any_ready) {
+		size_t bad = n;
+		rc = eng_wtxn_begin(e, &t);
+		if (rc >= 0) {
+			for (size_t i = 0; rc >= 0 && i < n; i++) {
+				if (grp[i]->state != B_READY)
+					continue;
+				rc = batch_apply(t, grp[i]);
+				if (rc < 0)
+					bad = i;
+			}
+			rc = eng_wtxn_end(e, t, rc);
+		}
+		if (rc >= 0)
+			break;
+		pthread_mutex_lock(&e->plock);
+		for (size_t i = 0; i < n; i++)
+			if (grp[i]->state == B_READY && (bad == n || i == bad))
+				batch_fail_locked(grp[i], rc);
+		any_ready = false;
+		for (size_t i = 0; i < n; i++) {
+			if (grp[i]->state == B_READY && grp[i]->ei->wb_failed)
+				batch_fail_locked(grp[i], -EAGAIN);
+			any_ready |= grp[i]->state == B_READY;
+		}
+		pthread_mutex_unlock(&e->plock);
+	}
+	/* publish: committed batches leave memory, failed ones stay listed for
+	 * their inode to take back */
+	pthread_mutex_lock(&e->plock);
+	for (size_t i = 0; i < n; i++) {
+		struct batch *b = grp[i];
+		for (size_t k = 0; k < b->n; k++)
+			if (b->cs[k].is_new)
+				pend_del(e, b->cs[k].fp, b->seq);
+		e->inflight_bytes -= b->len;
+		if (b->state != B_READY)
+			continue;
+		b->state = B_DONE;
+		struct einode *ei = b->ei;
+		struct batch **pp = &ei->inflight;
+		while (*pp != b)
+			pp = &(*pp)->inext;
+		*pp = b->inext;
+		if (ei->inflight_tail == b) {
+			ei->inflight_tail = NULL;
+			for (struct batch *x = ei->inflight; x; x = x->inext)
+				ei->inflight_tail = x;
+		}
+		b->unlinked = true;
+		if (b->pins > 0)
+			grp[i] = NULL; /* the last reader frees it */
+	}
+	pthread_cond_broadcast(&e->pcond);
+	pthread_mutex_unlock(&e->plock);
+	for (size_t i = 0; i < n; i++)
+		if (grp[i] && grp[i]->state == B_DONE)
+			batch_retire(e, grp[i]);
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void *committer_main(void *arg)
+{
+	struct eng *e = arg;
+	struct batch *grp[GROUP_MAX];
+	const uint64_t group_bytes = 64u << 20;
+
+	pthread_mutex_lock(&e->plock);
+	for (;;) {
+		struct batch *b = e->qhead;
+		if (!b) {
+			if (e->stop)
+				break;
+			pthread_cond_wait(&e->pcond, &e->plock);
+			continue;
+		}
+		if (b->state == B_PREP) {
+			pthread_cond_wait(&e->pcond, &e->plock);
+			continue;
+		}
+		/* commit now, or wait a little to batch more? */
+		uint64_t ready = 0;
+		for (struct batch *x = b; x && x->state != B_PREP; x = x->qnext)
+			ready += x->len;
+		int64_t due = b->ready_ns + (int64_t)e->o.commit_ms * 1000000;
+		bool now = e->stop || e->sync_waiters > 0 || ready >= group_bytes ||
+		           e->inflight_bytes >= e->o.dirty_bytes / 2 || mono_ns() >= due;
+		if (!now) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			int64_t wait = due - mono_ns();
+			if (wait > 50000000)
+				wait = 50000000; /* re-check the triggers regularly */
+			ts.tv_nsec += wait % 1000000000;
+			ts.tv_sec += wait / 1000000000 + ts.tv_nsec / 1000000000;
+			ts.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&e->pcond, &e->plock, &ts);
+			continue;
+		}
+		size_t n = 0;
+		while (e->qhead && e->qhead->state != B_PREP && n < GROUP_MAX) {
+			grp[n++] = e->qhead;
+			e->qhead = e->qhead->qnext;
+		}
+		if (!e->qhead)
+			e->qtail = NULL;
+		pthread_mutex_unlock(&e->plock);
+		commit_group(e, grp, n);
+		pthread_mutex_lock(&e->plock);
+	}
+	pthread_mutex_unlock(&e->plock);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* cutting batches (ei->lock exclusive)                                      */
+
+static void hints_prepare(struct einode *ei)
+{
+	if (ei->hints_done || ei->nsegs == 0 || ei->segs[0].off != 0)
+		return;
+	struct codec_hint *h = calloc(1, sizeof(*h));
+	if (!h) {
+		ei->hints_done = true;
+		return;
+	}
+	int rc = codec_hint_parse(ei->segs[0].data, ei->segs[0].len, 0, h);
+	if (rc == -EAGAIN && ei->segs[0].len < (64u << 20)) {
+		free(h); /* header not complete yet: try at the next batch */
+		return;
+	}
+	ei->hints_done = true;
+	if (rc < 0) {
+		free(h);
+		return;
+	}
+	ei->hints = h;
+}
+
+/* Cut segment i into a batch and queue it.  partial: keep a still-growing
+ * tail at EOF.  Returns bytes queued (0 if nothing was final yet). */
+static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partial)
+{
+	struct dseg *s = &ei->segs[i];
+	bool at_eof = s->off + s->len >= ei->size;
+	struct fchunk *cs = NULL;
+	size_t n = 0, cap = 0, pos = 0;
+	struct batch *b = NULL;
+
+	while (pos < s->len && pos < e->flush_unit) {
+		size_t avail = s->len - pos;
+		size_t cut = cdc_cut(&e->cdc, s->data + pos, avail);
+		if (partial && at_eof && !cdc_cut_is_final(&e->cdc, cut, avail))
+			break;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			struct fchunk *p = realloc(cs, nc * sizeof(*p));
+			if (!p)
+				goto nomem;
+			cs = p;
+			cap = nc;
+		}
+		memset(&cs[n], 0, sizeof(cs[n]));
+		cs[n].off = s->off + pos;
+		cs[n].len = (uint32_t)cut;
+		n++;
+		pos += cut;
+	}
+	if (n == 0) {
+		free(cs);
+		return 0;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		goto nomem;
+	/* the batch takes the bytes: steal the buffer when it takes them all */
+	if (pos == s->len) {
+		b->data = s->data;
+		s->data = NULL;
+	} else {
+		b->data = malloc(pos);
+		uint8_t *rest = malloc(s->len - pos > 65536 ? s->len - pos : 65536);
+		if (!b->data || !rest) {
+			free(rest);
+			goto nomem;
+		}
+		memcpy(b->data, s->data, pos);
+		memcpy(rest, s->data + pos, s->len - pos);
+		free(s->data);
+		s->data = rest;
+		s->cap = s->len - pos > 65536 ? s->len - pos : 65536;
+	}
+	for (size_t k = 0; k < n; k++) {
+		cs[k].data = b->data + (cs[k].off - s->off);
+		cs[k].params.level = e->o.level;
+		cs[k].params.dtype = CODEC_DTYPE_AUTO;
+		if (ei->hints)
+			codec_hint_chunk(ei->hints, cs[k].off, cs[k].len, &cs[k].params);
+	}
+	b->e = e;
+	b->ei = ei;
+	b->off = s->off;
+	b->len = pos;
+	b->cs = cs;
+	b->n = n;
+	b->size = ei->size;
+	b->mtime_ns = ei->mtime_ns;
+	b->final = !partial && pos == s->len && ei->nsegs == 1;
+	/* consume the bytes from the segment */
+	if (pos == s->len) {
+		memmove(&ei->segs[i], &ei->segs[i + 1], (ei->nsegs - i - 1) * sizeof(*s));
+		ei->nsegs--;
+	} else {
+		s->off += pos;
+		s->len -= pos;
+	}
+	ei->dirty -= pos;
+	atomic_fetch_sub(&e->dirty_total, pos);
+	ein_get(e, ei->ino, false, 0, 0); /* the batch's user reference */
+	pthread_mutex_lock(&e->plock);
+	b->seq = ++e->batch_seq;
+	b->state = B_PREP;
+	if (e->qtail)
+		e->qtail->qnext = b;
+	else
+		e->qhead = b;
+	e->qtail = b;
+	if (ei->inflight_tail)
+		ei->inflight_tail->inext = b;
+	else
+		ei->inflight = b;
+	ei->inflight_tail = b;
+	e->inflight_bytes += pos;
+	pthread_mutex_unlock(&e->plock);
+	/* never fails: the pool runs the job inline when it cannot queue it */
+	if (pool_submit(e->pool, NULL, prepare_run, b) < 0)
+		prepare_run(b, NULL);
+	return (ssize_t)pos;
+nomem:
+	free(cs);
+	if (b)
+		free(b->data);
+	free(b);
+	return -ENOMEM;
+}
+
+/* Take back batches that failed (their bytes go under newer dirty bytes)
+ * so the next flush retries them.  Returns the error to report, if any. */
+static int reclaim_failed(struct eng *e, struct einode *ei)
+{
+	struct batch *failed = NULL;
+	int rc;
+	pthread_mutex_lock(&e->plock);
+	/* callers wait until no batch of ei is in flight: failed batches are
+	 * then the newest of their inode and may go back under the segments */
+	struct batch **pp = &ei->inflight;
+	while (*pp) {
+		struct batch *b = *pp;
+		if (b->state == B_FAILED) {
+			*pp = b->inext;
+			b->inext = failed; /* newest first */
+			failed = b;
+		} else {
+			pp = &b->inext;
+		}
+	}
+	ei->inflight_tail = NULL;
+	for (struct batch *x = ei->inflight; x; x = x->inext)
+		ei->inflight_tail = x;
+	if (!ei->inflight)
+		ei->wb_failed = false;
+	rc = ei->wb_error;
+	pthread_mutex_unlock(&e->plock);
+	while (failed) {
+		struct batch *b = failed;
+		int r;
+		failed = b->inext;
+		r = dirty_insert_under(e, ei, b->off, b->data, b->len);
+		if (r < 0) {
+			syslog(LOG_ERR, "mixfs: inode %" PRIu64 ": out of memory keeping %zu bytes at %" PRIu64
+			       " that failed to store", ei->ino, b->len, b->off);
+			rc = r;
+		}
+		batch_retire(e, b);
+	}
+	return rc;
+}
+
+/* Queue every segment (or, partial, every final chunk) as batches. */
+static int flush_cut(struct eng *e, struct einode *ei, bool partial)
+{
+	hints_prepare(ei);
+	size_t i = 0;
+	while (i < ei->nsegs) {
+		size_t before = ei->nsegs;
+		uint64_t off = ei->segs[i].off;
+		ssize_t q = batch_cut(e, ei, i, partial);
+		if (q < 0)
+			return (int)q;
+		if (q == 0 || (partial && ei->nsegs == before && ei->segs[i].off != off &&
+		               ei->segs[i].len < e->flush_unit))
+			i++; /* a tail that is still growing stays */
+	}
+	return 0;
+}
+
+ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf, size_t size)
+{
+	ssize_t rc;
+	pthread_mutex_lock(&e->plock);
+	rc = ei->wb_failed && ei->wb_error != -EAGAIN ? ei->wb_error : 0;
+	pthread_mutex_unlock(&e->plock);
+	if (rc < 0)
+		return rc; /* fail fast (e.g. ENOSPC) until fsync/close reported it */
+	rc = dirty_insert(ei, off, buf, size);
+	if (rc < 0)
+		return rc;
+	atomic_fetch_add(&e->dirty_total, (uint64_t)rc);
+	if (off + size > ei->size)
+		ei->size = off + size;
+	ei->mtime_ns = eng_now_ns();
+	if (ei->dirty >= e->flush_unit) {
+		rc = flush_cut(e, ei, true);
+		if (rc < 0)
+			return rc;
+	}
+	/* backpressure: wait while queued batches use more than allowed */
+	pthread_mutex_lock(&e->plock);
+	if (e->inflight_bytes + atomic_load(&e->dirty_total) > e->o.dirty_bytes) {
+		e->sync_waiters++;
+		pthread_cond_broadcast(&e->pcond);
+		while (e->inflight_bytes > e->o.dirty_bytes / 2 && e->wb_running)
+			pthread_cond_wait(&e->pcond, &e->plock);
+		e->sync_waiters--;
+	}
+	pthread_mutex_unlock(&e->plock);
+	return (ssize_t)size;
+}
+
+static bool ino_busy_locked(struct einode *ei)
+{
+	for (struct batch *b = ei->inflight; b; b = b->inext)
+		if (b->state == B_PREP || b->state == B_READY)
+			return true;
+	return false;
+}
+
+/* Wait until no batch of ei is being prepared or committed. */
+static void wait_quiet(struct eng *e, struct einode *ei)
+{
+	pthread_mutex_lock(&e->plock);
+	e->sync_waiters++;
+	pthread_cond_broadcast(&e->pcond);
+	while (ino_busy_locked(ei) && e->wb_running)
+		pthread_cond_wait(&e->pcond, &e->plock);
+	e->sync_waiters--;
+	pthread_mutex_unlock(&e->plock);
+}
+
+int wb_sync(struct eng *e, struct einode *ei)
+{
+	for (int attempt = 0; attempt < 4; attempt++) {
+		int rc = flush_cut(e, ei, false);
+		if (rc < 0)
+			return rc;
+		wait_quiet(e, ei);
+		pthread_mutex_lock(&e->plock);
+		int err = ei->wb_error;
+		ei->wb_error = 0; /* reported once, like errseq */
+		pthread_mutex_unlock(&e->plock);
+		rc = reclaim_failed(e, ei); /* failed bytes stay buffered for a retry */
+		if (err == 0 && rc == 0)
+			return 0;
+		if (err != -EAGAIN)
+			return err ? err : rc;
+		/* -EAGAIN: a chunk we deduplicated against went away: store again */
+	}
+	return -EIO;
+}
+
+bool wb_idle(struct eng *e, struct einode *ei)
+{
+	bool idle;
+	pthread_mutex_lock(&e->plock);
+	idle = ei->inflight == NULL;
+	pthread_mutex_unlock(&e->plock);
+	return idle && ei->nsegs == 0;
+}
+
+int wb_start(struct eng *e)
+{
+	int rc;
+	e->wb_running = true;
+	rc = pthread_create(&e->committer, NULL, committer_main, e);
+	if (rc) {
+		e->wb_running = false;
+		return -rc;
+	}
+	return 0;
+}
+
+void wb_stop(struct eng *e)
+{
+	if (!e->wb_running)
+		return;
+	pthread_mutex_lock(&e->plock);
+	e->stop = true;
+	pthread_cond_broadcast(&e->pcond);
+	pthread_mutex_unlock(&e->plock);
+	pthread_join(e->committer, NULL);
+	pthread_mutex_lock(&e->plock);
+	e->wb_running = false;
+	pthread_cond_broadcast(&e->pcond);
+	pthread_mutex_unlock(&e->plock);
+	for (unsigned i = 0; i < PEND_BUCKETS; i++) {
+		while (e->pend[i]) {
+			struct pend *p = e->pend[i];
+			e->pend[i] = p->next;
+			free(p);
+		}
+	}
+}
