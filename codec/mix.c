@@ -289,6 +289,7 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_tree *t)
 			m->mt[i][j] = mix_ctr_make(0.5, 0);
 	for (size_t i = 0; i < sizeof(m->eq) / sizeof(m->eq[0]); i++)
 		m->eq[i] = mix_ctr_make(0.5, 0);
+	mix_ctr_fill(&m->mx[0][0], sizeof(m->mx) / sizeof(m->mx[0][0]));
 	for (int i = 0; i < 256; i++)
 		m->bt[i] = mix_ctr_make(0.5, 0);
 }
@@ -511,6 +512,32 @@ static void mix_float_code(struct mix_fmodel *m, const struct mix_tabs *tb, stru
 					mix_store(el + i * esz, v, esz);
 				goto next;
 			}
+		}
+
+		if (r && e == ((rv >> mbits) & emask)) {
+			/* series coding: a moved weight usually differs from the
+			 * reference in its low mantissa bits only, so code the XOR
+			 * residual from the top, under "all higher bits equal" */
+			const uint32_t mmask = (1u << mbits) - 1;
+			uint32_t x = (v ^ rv) & mmask, xr = 0;
+			unsigned hz = 1;
+
+			for (int b = (int)mbits - 1; b >= (int)lowz; b--) {
+				uint32_t *cx = &m->mx[b][hz];
+				int y = mix_code_bit(c, enc, (x >> b) & 1, mix_clamp12(mix_ctr_p12(*cx)));
+
+				mix_ctr_update(cx, y, tb, MIX_LIMIT_MANT);
+				hz &= !y;
+				xr |= (uint32_t)y << b;
+			}
+			uint32_t sg = mix_bits_code(rb, enc, v >> sshift, 1);
+
+			if (!enc) {
+				v = sg << sshift | (uint32_t)e << mbits |
+				    ((rv ^ xr) & mmask & ~((1u << lowz) - 1));
+				mix_store(el + i * esz, v, esz);
+			}
+			goto next;
 		}
 
 		if (flags & MIX_PF_SPARSE) {

@@ -72,6 +72,7 @@ struct mix_fmodel {
 	uint32_t ez[5];                   /* zero vs escape; zero mantissa; sign */
 	uint32_t mt[32][4];               /* mantissa top bits | leaf, node */
 	uint32_t eq[4];                   /* element == reference | last two */
+	uint32_t mx[23][2];               /* mantissa ^ reference | bit, higher all 0 */
 	uint32_t bt[256];                 /* loose bytes, order 0 */
 	uint32_t sv[MIX_SV_SIZE];         /* sparse: sign+mantissa | leaf, node */
 };
