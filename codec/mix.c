@@ -1,17 +1,22 @@
 /*
  * mix.c - CODEC_LEVEL_MIX: context-mixing coder for float tensors and bytes.
  *
- * Payload (FORMAT.md "mix payload"): one flags byte, then the arithmetic
- * coded stream.  Float chunks are coded element by element as fields:
- * exponent (binary tree, MSB first), sign, mantissa high bits (tree), low
- * mantissa bits (per position).  Parts (mix_i.h): counters, a logistic
- * mixer with weight sets per tree node, one APM, the binary coder.
- * Non-float chunks go to the byte model (mix_bytes.c).
+ * Payload layout: FORMAT.md section 4.  Float chunks are coded element by
+ * element as fields: the exponent as a leaf of a per-chunk Huffman-shaped
+ * tree (about 3 coded decisions), each decision predicted by counters under
+ * the previous / above / running-mean / reference exponent and combined by
+ * a logistic mixer; the top 2 mantissa bits under the exponent; sign and
+ * the remaining mantissa bits go to a plain bit stream (they are noise in
+ * trained weights, and modelling noise loses).  Exact zeros, dequantized
+ * (few-valued) tensors, bf16 widened to fp32 and elements equal or close to
+ * a reference chunk have cheaper paths.  Non-float chunks go to the byte
+ * model (mix_bytes.c).  Parts and their fixed-point ranges: mix_i.h.
  *
- * Every chunk starts from the same model state (chunks decode
- * independently); the exponent counters start from priors learned offline
- * so a 64 KiB chunk does not pay for a cold model.  All prior arithmetic
- * is integer so that every build derives bit-identical models.
+ * Every chunk starts from a fresh model (chunks decode independently); the
+ * exponent counters start from priors built from the chunk's own leaf code
+ * lengths and a neighbourhood kernel measured offline, so a 64 KiB chunk
+ * does not pay for a cold model.  All model arithmetic is integer so every
+ * build decodes every frame alike.
  */
 #include <errno.h>
 #include <stdlib.h>
