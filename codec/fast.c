@@ -204,13 +204,28 @@ struct huf_sym {
 	uint32_t sym;
 };
 
-static int huf_sym_cmp(const void *a, const void *b)
+/* Stable LSD radix sort by count; input in symbol order, so ties stay in
+ * symbol order (the canonical order the decoder never needs, but the
+ * encoder's determinism does). */
+static void huf_sort(struct huf_sym *a, uint32_t n, uint32_t maxcnt)
 {
-	const struct huf_sym *x = a, *y = b;
+	struct huf_sym tmp[256];
+	uint32_t pos[256];
 
-	if (x->cnt != y->cnt)
-		return x->cnt < y->cnt ? -1 : 1;
-	return x->sym < y->sym ? -1 : (x->sym > y->sym);
+	for (uint32_t sh = 0; sh < 32 && (maxcnt >> sh); sh += 8) {
+		memset(pos, 0, sizeof(pos));
+		for (uint32_t i = 0; i < n; i++)
+			pos[(a[i].cnt >> sh) & 255]++;
+		for (uint32_t b = 0, sum = 0; b < 256; b++) {
+			uint32_t c = pos[b];
+
+			pos[b] = sum;
+			sum += c;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			tmp[pos[(a[i].cnt >> sh) & 255]++] = a[i];
+		memcpy(a, tmp, n * sizeof(*a));
+	}
 }
 
 /* Code lengths (<= HUF_MAXBITS) for >= 2 used symbols.  Flattening the
@@ -220,15 +235,18 @@ static void huf_lengths(const uint32_t *cnt, uint8_t *len)
 {
 	struct huf_sym leaf[256];
 	uint32_t w[511], parent[511], depth[511], c[256];
-	uint32_t n = 0, maxd;
+	uint32_t n = 0, maxd, maxc;
 
 	memcpy(c, cnt, sizeof(c));
 	for (;;) {
 		n = 0;
-		for (uint32_t s = 0; s < 256; s++)
+		maxc = 0;
+		for (uint32_t s = 0; s < 256; s++) {
 			if (c[s])
 				leaf[n++] = (struct huf_sym){c[s], s};
-		qsort(leaf, n, sizeof(leaf[0]), huf_sym_cmp);
+			maxc = c[s] > maxc ? c[s] : maxc;
+		}
+		huf_sort(leaf, n, maxc);
 		for (uint32_t i = 0; i < n; i++)
 			w[i] = leaf[i].cnt;
 		/* Two-queue merge: leaves and internal nodes both come out
@@ -379,8 +397,9 @@ static void fast_hist(const uint8_t *s, const size_t start[HUF_LANES],
 			h[k][s[start[k] + j]]++;
 }
 
-/* Cheap lower bound of the Huffman size in bits (order-0 entropy minus a
- * small margin); saves building a tree for streams that will stay raw. */
+/* Order-0 entropy in bits (a lower bound of the Huffman size, up to the
+ * log approximation); streams within 1% of 8 bits/byte stay raw without
+ * building a tree: the gain would not pay for the slower decode. */
 static float fast_entropy_bits(const uint32_t *cnt, size_t n)
 {
 	float s = 0;
@@ -398,7 +417,7 @@ static float fast_entropy_bits(const uint32_t *cnt, size_t n)
 			s -= (float)cnt[i] * (e + (-0.34484843f * m + 2.02466578f) * m - 0.67487759f);
 		}
 	}
-	return s * 0.99f;
+	return s;
 }
 
 /* Code stream s[0..n) (n >= 1) at out[0..cap).  Returns bytes or -ENOSPC. */
@@ -428,7 +447,7 @@ static ssize_t fast_stream_encode(const uint8_t *s, size_t n, uint8_t *out, size
 		return 2;
 	}
 	hdr = 3 + (hi - lo + 2) / 2 + HUF_LANES * 4;
-	if (fast_entropy_bits(cnt, n) / 8 + (float)hdr >= (float)n)
+	if (fast_entropy_bits(cnt, n) / 8 + (float)hdr >= 0.99f * (float)n)
 		goto raw;
 	huf_lengths(cnt, len);
 	huf_codes(len, lo, hi, code);
@@ -627,10 +646,15 @@ static ssize_t fast_stream_decode(struct fast_state *st, const uint8_t *in, size
 		o += sz[k];
 	}
 	huf_lanes_decode(st->dtab, r, out, start, cnt);
-	/* Each lane must end inside its last byte. */
-	for (uint32_t k = 0; k < HUF_LANES; k++)
-		if (r[k].pos > (size_t)sz[k] * 8 || (sz[k] && r[k].pos <= (size_t)(sz[k] - 1) * 8))
+	/* Each lane must end inside its last byte, padded with zero bits, so
+	 * that no bit of a frame is free to change. */
+	for (uint32_t k = 0; k < HUF_LANES; k++) {
+		if (!sz[k])
+			continue;
+		if (r[k].pos > (size_t)sz[k] * 8 || r[k].pos <= (size_t)(sz[k] - 1) * 8 ||
+		    (r[k].base[sz[k] - 1] >> (r[k].pos - (size_t)(sz[k] - 1) * 8)))
 			return -EBADMSG;
+	}
 	*res = out;
 	return (ssize_t)o;
 }
