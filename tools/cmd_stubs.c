@@ -14,11 +14,6 @@ static int not_yet(const char *name)
 	return MIXFS_EXIT_USAGE;
 }
 
-int cmd_stats(int argc, char **argv)
-{
-	return not_yet("stats");
-}
-
 int cmd_fsck(int argc, char **argv)
 {
 	return not_yet("fsck");
