@@ -24,9 +24,33 @@
 #define FAST_STREAMS_MAX 4u
 #define FAST_SLACK 64u
 
+/* Hot loops are written once as always-inline bodies and instantiated
+ * per CPU target below (fast_impl); the context picks one at creation. */
+#define FAST_BODY static inline __attribute__((always_inline))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FAST_HAVE_AVX2 1
+#else
+#define FAST_HAVE_AVX2 0
+#endif
+
 enum fast_mode { FAST_STREAM_RAW = 0, FAST_STREAM_CONST = 1, FAST_STREAM_HUF = 2 };
 
+struct bitr;
+
+struct fast_impl {
+	const char *name;
+	void (*split)(int dtype, const uint8_t *e, size_t m, uint8_t *const s[]);
+	void (*merge)(int dtype, const uint8_t *const s[], size_t m, uint8_t *e);
+	void (*lane_encode)(const uint8_t *s, size_t n, const uint32_t *enc, uint8_t *out,
+	                    uint8_t *end);
+	void (*lanes_decode)(const uint16_t *dt, struct bitr *r, uint8_t *out, const size_t *start,
+	                     const size_t *cnt);
+};
+
+static const struct fast_impl *fast_impl_pick(void);
+
 struct fast_state {
+	const struct fast_impl *impl;
 	uint8_t *buf; /* split streams on encode, decoded streams on decode */
 	size_t cap;
 	uint16_t dtab[HUF_TSIZE]; /* symbol | length << 8 */
@@ -49,6 +73,7 @@ static int fast_state_get(struct codec_ctx *ctx, size_t need, struct fast_state 
 		s = calloc(1, sizeof(*s));
 		if (!s)
 			return -ENOMEM;
+		s->impl = fast_impl_pick();
 		ctx->fast = s;
 	}
 	if (s->cap < need + FAST_SLACK) {
@@ -81,7 +106,7 @@ static void fast_geo_init(const struct codec_lvl_args *a, size_t len, struct fas
 	g->tail = (uint32_t)((len - g->pre) % g->esz);
 }
 
-static void fast_split(int dtype, const uint8_t *e, size_t m, uint8_t *const s[])
+FAST_BODY void fast_split_body(int dtype, const uint8_t *e, size_t m, uint8_t *const s[])
 {
 	switch (dtype) {
 	case CODEC_DTYPE_BF16:
@@ -114,7 +139,7 @@ static void fast_split(int dtype, const uint8_t *e, size_t m, uint8_t *const s[]
 	}
 }
 
-static void fast_merge(int dtype, const uint8_t *const s[], size_t m, uint8_t *e)
+FAST_BODY void fast_merge_body(int dtype, const uint8_t *const s[], size_t m, uint8_t *e)
 {
 	switch (dtype) {
 	case CODEC_DTYPE_BF16:
@@ -144,7 +169,7 @@ static void fast_merge(int dtype, const uint8_t *const s[], size_t m, uint8_t *e
 	}
 }
 
-static uint64_t load64(const uint8_t *p)
+FAST_BODY uint64_t load64(const uint8_t *p)
 {
 	uint64_t v;
 
@@ -152,7 +177,7 @@ static uint64_t load64(const uint8_t *p)
 	return v; /* little-endian hosts only; see FORMAT.md */
 }
 
-static void store64(uint8_t *p, uint64_t v)
+FAST_BODY void store64(uint8_t *p, uint64_t v)
 {
 	memcpy(p, &v, 8);
 }
@@ -325,7 +350,7 @@ struct bitw {
 	uint32_t nb;
 };
 
-static inline void bitw_flush(struct bitw *w)
+FAST_BODY void bitw_flush(struct bitw *w)
 {
 	if (w->p + 8 <= w->end) {
 		store64(w->p, w->acc);
@@ -338,8 +363,8 @@ static inline void bitw_flush(struct bitw *w)
 	w->nb &= 7;
 }
 
-static void huf_lane_encode(const uint8_t *s, size_t n, const uint32_t *enc,
-                            uint8_t *out, uint8_t *end)
+FAST_BODY void huf_lane_encode_body(const uint8_t *s, size_t n, const uint32_t *enc,
+                                    uint8_t *out, uint8_t *end)
 {
 	struct bitw w = {out, end, 0, 0};
 	size_t i = 0;
@@ -421,7 +446,8 @@ static float fast_entropy_bits(const uint32_t *cnt, size_t n)
 }
 
 /* Code stream s[0..n) (n >= 1) at out[0..cap).  Returns bytes or -ENOSPC. */
-static ssize_t fast_stream_encode(const uint8_t *s, size_t n, uint8_t *out, size_t cap)
+static ssize_t fast_stream_encode(const struct fast_impl *impl, const uint8_t *s, size_t n,
+                                  uint8_t *out, size_t cap)
 {
 	uint32_t h[HUF_LANES][256], cnt[256], enc[256], lo = 256, hi = 0, nsym = 0;
 	uint8_t len[256];
@@ -474,7 +500,7 @@ static ssize_t fast_stream_encode(const uint8_t *s, size_t n, uint8_t *out, size
 	for (uint32_t x = 0; x < 256; x++)
 		enc[x] = len[x] ? (uint32_t)code[x] | (uint32_t)len[x] << 16 : 0;
 	for (uint32_t k = 0; k < HUF_LANES; k++) {
-		huf_lane_encode(s + start[k], lcnt[k], enc, out + o, out + cap);
+		impl->lane_encode(s + start[k], lcnt[k], enc, out + o, out + cap);
 		o += (bits[k] + 7) / 8;
 	}
 	return (ssize_t)o;
@@ -501,21 +527,21 @@ ssize_t fast_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	if (g.m == 0 || cap < (size_t)g.pre + g.tail)
 		goto out;
 	ns = g.esz;
+	rc = fast_state_get(ctx, a->dtype == CODEC_DTYPE_OTHER ? 0 : g.m * ns, &st);
+	if (rc)
+		goto out;
 	if (a->dtype == CODEC_DTYPE_OTHER) {
-		s[0] = (uint8_t *)src; /* single stream: code in place */
+		s[0] = (uint8_t *)src + g.pre; /* single stream: code in place */
 	} else {
-		rc = fast_state_get(ctx, g.m * ns, &st);
-		if (rc)
-			goto out;
 		for (uint32_t k = 0; k < ns; k++)
 			s[k] = st->buf + k * g.m;
-		fast_split(a->dtype, src + g.pre, g.m, s);
+		st->impl->split(a->dtype, src + g.pre, g.m, s);
 	}
 	memcpy(dst, src, g.pre);
 	memcpy(dst + g.pre, src + len - g.tail, g.tail);
 	o = (size_t)g.pre + g.tail;
 	for (uint32_t k = 0; k < ns; k++) {
-		rc = fast_stream_encode(s[k], g.m, dst + o, cap - o);
+		rc = fast_stream_encode(st->impl, s[k], g.m, dst + o, cap - o);
 		if (rc < 0)
 			goto out;
 		o += (size_t)rc;
@@ -533,7 +559,7 @@ struct bitr {
 	size_t pos;          /* bits consumed */
 };
 
-static inline uint64_t bitr_peek(const struct bitr *r)
+FAST_BODY uint64_t bitr_peek(const struct bitr *r)
 {
 	const uint8_t *p = r->base + (r->pos >> 3);
 	uint64_t v = 0;
@@ -545,8 +571,8 @@ static inline uint64_t bitr_peek(const struct bitr *r)
 	return v >> (r->pos & 7);
 }
 
-static void huf_lanes_decode(const uint16_t *dt, struct bitr r[HUF_LANES], uint8_t *out,
-                             const size_t start[HUF_LANES], const size_t cnt[HUF_LANES])
+FAST_BODY void huf_lanes_decode_body(const uint16_t *dt, struct bitr r[HUF_LANES], uint8_t *out,
+                                     const size_t start[HUF_LANES], const size_t cnt[HUF_LANES])
 {
 	size_t i = 0, common = cnt[HUF_LANES - 1];
 
@@ -580,6 +606,45 @@ static void huf_lanes_decode(const uint16_t *dt, struct bitr r[HUF_LANES], uint8
 			r[k].pos += e >> 8;
 		}
 	}
+}
+
+/* One instance of the hot loops per CPU target. */
+#define FAST_IMPL(sfx, attr)                                                                   \
+	attr static void fast_split_##sfx(int d, const uint8_t *e, size_t m, uint8_t *const s[])  \
+	{                                                                                          \
+		fast_split_body(d, e, m, s);                                                       \
+	}                                                                                          \
+	attr static void fast_merge_##sfx(int d, const uint8_t *const s[], size_t m, uint8_t *e)  \
+	{                                                                                          \
+		fast_merge_body(d, s, m, e);                                                       \
+	}                                                                                          \
+	attr static void huf_lane_encode_##sfx(const uint8_t *s, size_t n, const uint32_t *enc,   \
+	                                       uint8_t *out, uint8_t *end)                         \
+	{                                                                                          \
+		huf_lane_encode_body(s, n, enc, out, end);                                         \
+	}                                                                                          \
+	attr static void huf_lanes_decode_##sfx(const uint16_t *dt, struct bitr *r, uint8_t *out, \
+	                                        const size_t *start, const size_t *cnt)            \
+	{                                                                                          \
+		huf_lanes_decode_body(dt, r, out, start, cnt);                                     \
+	}                                                                                          \
+	static const struct fast_impl fast_impl_##sfx = {#sfx, fast_split_##sfx, fast_merge_##sfx, \
+	                                                 huf_lane_encode_##sfx,                    \
+	                                                 huf_lanes_decode_##sfx}
+
+FAST_IMPL(portable, );
+#if FAST_HAVE_AVX2
+FAST_IMPL(avx2, __attribute__((target("avx2,bmi2"))));
+#endif
+
+static const struct fast_impl *fast_impl_pick(void)
+{
+#if FAST_HAVE_AVX2
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
+		return &fast_impl_avx2;
+#endif
+	return &fast_impl_portable;
 }
 
 /* Decode one stream of n symbols from in[0..avail) (avail runs to the
@@ -645,7 +710,7 @@ static ssize_t fast_stream_decode(struct fast_state *st, const uint8_t *in, size
 		r[k] = (struct bitr){in + o, in + avail, 0};
 		o += sz[k];
 	}
-	huf_lanes_decode(st->dtab, r, out, start, cnt);
+	st->impl->lanes_decode(st->dtab, r, out, start, cnt);
 	/* Each lane must end inside its last byte, padded with zero bits, so
 	 * that no bit of a frame is free to change. */
 	for (uint32_t k = 0; k < HUF_LANES; k++) {
@@ -691,7 +756,7 @@ ssize_t fast_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	rc = -EBADMSG;
 	if (o != plen)
 		goto out;
-	fast_merge(a->dtype, s, g.m, dst + g.pre);
+	st->impl->merge(a->dtype, s, g.m, dst + g.pre);
 	rc = (ssize_t)raw_len;
 out:
 	return rc;
