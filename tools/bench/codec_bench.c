@@ -3,8 +3,7 @@
  * whole files, next to a ZipNN-style baseline on the very same chunks.
  *
  * Each file is cut into content-defined chunks (index/chunker.h, ~64 KiB
- * average) or, with -f, fixed-size chunks (the only choice in a build
- * without the chunker, BENCH_CDC=0: 64 KiB unless -f says otherwise).  Every chunk is encoded with
+ * average) or, with -f, fixed-size chunks.  Every chunk is encoded with
  * codec_frame_encode at each requested level, once with CODEC_DTYPE_AUTO
  * and once with the file's dtype as a hint (when the command line gives
  * one), decoded again and compared with the input.  The ZipNN-style
@@ -17,22 +16,16 @@
  * for the baseline, a 4-byte length per plane).  MB/s are 10^6 raw bytes
  * per second of this process's CPU time (CLOCK_PROCESS_CPUTIME_ID), so
  * they measure one core even on a shared machine; with -t the fastest of
- * several passes is kept.  Progress goes to stderr, on a terminal only.
+ * several passes is kept.  Progress (tools/progress.h) goes to stderr, on
+ * a terminal only.
  *
  * Exit status: 0 when every chunk round-tripped, 1 on a mismatch or codec
  * error (reported in the note column; the other rows are still printed),
  * 2 on usage or I/O errors.
  */
 #include "codec/codec.h"
-
-/* meson sets BENCH_CDC=0 while index/chunker.c is not in the tree yet;
- * then only fixed-size chunks (-f, default 64 KiB) are available. */
-#ifndef BENCH_CDC
-#define BENCH_CDC 1
-#endif
-#if BENCH_CDC
+#include "tools/progress.h"
 #include "index/chunker.h"
-#endif
 
 #include <errno.h>
 #include <getopt.h>
@@ -86,7 +79,6 @@ struct coder {
 };
 
 static const char *prog = "codec_bench";
-static int progress;      /* stderr is a terminal */
 static double min_time;   /* -t: repeat passes until this much CPU time */
 static char chunking[40]; /* "CDC" or "fixed 64 KiB", starts every note */
 
@@ -116,14 +108,6 @@ static double cpu_now(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static double wall_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
@@ -173,43 +157,6 @@ static uint32_t elem_phase(int dtype, size_t off)
 	unsigned es = dtype_size(dtype);
 
 	return (uint32_t)((es - off % es) % es);
-}
-
-/* ---- progress (terminal only) ------------------------------------------ */
-
-struct meter {
-	const char *what;
-	size_t total;
-	double start, last;
-};
-
-static void meter_start(struct meter *m, const char *what, size_t total)
-{
-	m->what = what;
-	m->total = total;
-	m->start = m->last = wall_now();
-}
-
-static void meter_tick(struct meter *m, size_t done)
-{
-	double now, rate;
-
-	if (!progress)
-		return;
-	now = wall_now();
-	if (now - m->last < 0.25)
-		return;
-	m->last = now;
-	rate = (double)done / (now - m->start);
-	fprintf(stderr, "\r\033[K%s: %s %.1f/%.1f MB %.1f MB/s ETA %.0fs", prog, m->what,
-	        (double)done / 1e6, (double)m->total / 1e6, rate / 1e6,
-	        rate > 0 ? (double)(m->total - done) / rate : 0.0);
-}
-
-static void meter_done(void)
-{
-	if (progress)
-		fputs("\r\033[K", stderr);
 }
 
 /* ---- corpora ----------------------------------------------------------- */
@@ -262,17 +209,6 @@ static void corpus_load(struct corpus *cp, const char *arg, size_t limit)
 		die(2, "%s: read error", path);
 	fclose(f);
 }
-
-#if !BENCH_CDC
-struct cdc {
-	int unused;
-};
-
-static size_t cdc_cut(const struct cdc *c, const uint8_t *buf, size_t n)
-{
-	return 0; /* unreachable: main() forces fixed-size chunks */
-}
-#endif
 
 static void corpus_chunk(struct corpus *cp, const struct cdc *cdc, size_t fixed)
 {
@@ -475,8 +411,8 @@ static void mixfs_describe(const struct coder *c, const struct corpus *cp,
 static void run_coder(const struct coder *c, const struct corpus *cp, uint8_t *frames,
                       size_t *foff, uint8_t *out, struct result *r)
 {
+	struct progress *pg = NULL;
 	char what[128];
-	struct meter m;
 	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
@@ -487,7 +423,8 @@ static void run_coder(const struct coder *c, const struct corpus *cp, uint8_t *f
 		double t0 = cpu_now(), t;
 
 		snprintf(what, sizeof(what), "%.63s %.31s encode", cp->name, c->name);
-		meter_start(&m, what, cp->len);
+		progress_free(pg);
+		pg = progress_create(what, cp->len, 0);
 		foff[0] = 0;
 		for (size_t i = 0; i < cp->nchunks; i++) {
 			size_t flen = 0, cap = frame_bound(chunk_len(cp, i));
@@ -498,7 +435,7 @@ static void run_coder(const struct coder *c, const struct corpus *cp, uint8_t *f
 				goto fail;
 			}
 			foff[i + 1] = foff[i] + flen;
-			meter_tick(&m, cp->cut[i + 1]);
+			progress_set(pg, cp->cut[i + 1]);
 		}
 		t = cpu_now() - t0;
 		spent += t > 0 ? t : 1e-9;
@@ -513,29 +450,32 @@ static void run_coder(const struct coder *c, const struct corpus *cp, uint8_t *f
 		double t0 = cpu_now(), t;
 
 		snprintf(what, sizeof(what), "%.63s %.31s decode", cp->name, c->name);
-		meter_start(&m, what, cp->len);
+		progress_free(pg);
+		pg = progress_create(what, cp->len, 0);
 		memset(out, 0, cp->len);
 		for (size_t i = 0; i < cp->nchunks; i++) {
 			rc = c->dec(c, cp, i, frames + foff[i], foff[i + 1] - foff[i], out + cp->cut[i]);
 			if (rc < 0) {
-				note_add(r, "decode chunk %zu: %s", i, strerror(-rc));
+				note_add(r, "decode chunk %zu: %s (encoded ratio %.4f)", i, strerror(-rc),
+				         (double)r->stored / (double)cp->len);
 				goto fail;
 			}
-			meter_tick(&m, cp->cut[i + 1]);
+			progress_set(pg, cp->cut[i + 1]);
 		}
 		t = cpu_now() - t0;
 		spent += t > 0 ? t : 1e-9;
 		if (r->dec_s < 0 || t < r->dec_s)
 			r->dec_s = t;
 		if (memcmp(out, cp->data, cp->len)) {
-			note_add(r, "MISMATCH after decode");
+			note_add(r, "MISMATCH after decode (encoded ratio %.4f)",
+			         (double)r->stored / (double)cp->len);
 			goto fail;
 		}
 	}
-	meter_done();
+	progress_free(pg);
 	return;
 fail:
-	meter_done();
+	progress_free(pg);
 	r->failed = 1;
 }
 
@@ -611,7 +551,7 @@ int main(int argc, char **argv)
 {
 	const char *levels = "fast,mix,zipnn";
 	size_t fixed = 0, limit = 0;
-	struct cdc cdc;
+	struct cdc cdc = { 0 };
 	int opt, header = 0, status = 0;
 
 	prog = argv[0] && strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : "codec_bench";
@@ -646,8 +586,6 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	progress = isatty(2);
-#if BENCH_CDC
 	if (!fixed) {
 		struct cdc_params cp_params;
 
@@ -655,11 +593,6 @@ int main(int argc, char **argv)
 		if (cdc_init(&cdc, &cp_params) < 0)
 			die(2, "cdc_init failed");
 	}
-#else
-	memset(&cdc, 0, sizeof(cdc));
-	if (!fixed)
-		fixed = 64 << 10;
-#endif
 	if (fixed)
 		snprintf(chunking, sizeof(chunking), "fixed %zu KiB", fixed >> 10);
 	else

@@ -199,11 +199,11 @@ done
 say ""
 
 # ---- the table --------------------------------------------------------------
-echo "| corpus | tool | bytes | ratio | enc MB/s | dec MB/s | note |"
+echo "| corpus | tool | raw | ratio | enc MB/s | dec MB/s | note |"
 echo "|---|---|---:|---:|---:|---:|---|"
 awk -F'\t' '{
 	ok = $5 != ""
-	bytes = $3 == "all" ? $4 : $4 " (" $3 ")"
+	bytes = sprintf("%.1f MB", $4 / 1e6) ($3 == "all" ? "" : " (" $3 ")")
 	printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, bytes,
 		ok ? sprintf("%.4f", $5 / $4) : "-", ok ? $6 : "-", ok ? $7 : "-", $8
 }' "$ROWS"
