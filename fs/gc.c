@@ -1,0 +1,2522 @@
+/*
+ * gc.c - fsck and pack compaction (interface and invariants in gc.h).
+ *
+ * fsck loads the chunk, pack and inode records of one LMDB snapshot into
+ * sorted arrays (records come out of LMDB in key order, so lookups are
+ * binary searches and nothing needs a hash table), walks directories and
+ * extents against them, decodes every frame on a worker pool, and only
+ * then reports: a problem lists the files it affects, which needs one more
+ * pass over the extents once the damaged chunks are known.
+ *
+ * Memory: ~80 bytes per chunk and ~48 per inode plus names, in the tool
+ * process only (the daemon's per-chunk RAM rule does not apply to fsck).
+ */
+#include "fs/gc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec/codec.h"
+#include "fs/pack.h"
+#include "fs/pool.h"
+#include "index/fp.h"
+#include "index/idx.h"
+
+#define NONE UINT32_MAX
+#define REF_DEPTH_MAX 64 /* as the engine's read path: a corrupt chain cannot loop */
+#define PATH_DEPTH_MAX 8192
+#define VERIFY_JOB_BYTES (8u << 20)
+#define GC_DEF_THRESHOLD 0.5
+#define GC_DEF_BATCH (256ull << 20)
+#define LOST_FOUND "lost+found"
+
+/* ------------------------------------------------------------------------ */
+/* small helpers                                                             */
+
+/* Growable array of elements of size sz. */
+struct vec {
+	void *p;
+	size_t n, cap, sz;
+};
+
+static void *vec_push(struct vec *v)
+{
+	if (v->n == v->cap) {
+		size_t nc = v->cap ? v->cap * 2 : 64;
+		void *np = realloc(v->p, nc * v->sz);
+		if (!np)
+			return NULL;
+		v->p = np;
+		v->cap = nc;
+	}
+	return (char *)v->p + v->sz * v->n++;
+}
+
+static void vec_free(struct vec *v)
+{
+	free(v->p);
+	v->p = NULL;
+	v->n = v->cap = 0;
+}
+
+static char *path_join(const char *a, const char *b)
+{
+	char *p;
+
+	return asprintf(&p, "%s/%s", a, b) < 0 ? NULL : p;
+}
+
+static void progress(gc_progress_fn fn, void *arg, const char *phase, uint64_t done,
+                     uint64_t total)
+{
+	if (fn)
+		fn(arg, phase, done, total);
+}
+
+/* Make removals in dir durable; failure only means a removed pack may come
+ * back after a crash, as an orphan for the next gc. */
+static void dir_sync(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		(void)fsync(fd);
+		close(fd);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* locking                                                                    */
+
+int gc_store_in_use(const char *store)
+{
+	struct flock fl;
+	char *p;
+	int fd, rc;
+
+	p = path_join(store, "index/lock.mdb");
+	if (!p)
+		return -ENOMEM;
+	fd = open(p, O_RDONLY | O_CLOEXEC);
+	free(p);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	/* Every process with the environment open holds a read lock on byte 0
+	 * of lock.mdb (mdb_env_excl_lock).  F_OFD_GETLK tests without taking
+	 * anything, and an OFD query does not drop this process's own
+	 * traditional locks when fd closes (it holds none: we test before
+	 * opening the index). */
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 1;
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		rc = -errno;
+	else
+		rc = fl.l_type != F_UNLCK;
+	close(fd);
+	return rc;
+}
+
+int gc_store_lock(const char *store, enum gc_lock_mode mode)
+{
+	struct stat st;
+	char *p;
+	int fd, rc;
+
+	if (stat(store, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	p = path_join(store, "gc.lock");
+	if (!p)
+		return -ENOMEM;
+	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	free(p);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, (mode == GC_LOCK_EXCLUSIVE ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto fail;
+	}
+	if (mode == GC_LOCK_EXCLUSIVE) {
+		rc = gc_store_in_use(store);
+		if (rc != 0) {
+			rc = rc > 0 ? -EBUSY : rc;
+			goto fail;
+		}
+	}
+	return fd;
+fail:
+	close(fd);
+	return rc;
+}
+
+void gc_store_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* drops the flock */
+}
+
+/* ------------------------------------------------------------------------ */
+/* pack files on disk                                                          */
+
+struct pfile {
+	uint32_t id;
+	uint64_t size;
+};
+
+static int pfile_cmp(const void *a, const void *b)
+{
+	const struct pfile *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Pack files NNNNNNNN.pack in dir, sorted by id.  Other names are not
+ * ours to judge (an editor's backup, lost+found of the host fs). */
+static int pfiles_list(const char *dir, struct vec *out)
+{
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	out->sz = sizeof(struct pfile);
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		struct pfile *pf;
+		struct stat st;
+		unsigned id;
+		char tail;
+
+		if (strlen(de->d_name) != 13 || sscanf(de->d_name, "%8x.pac%c", &id, &tail) != 2 ||
+		    tail != 'k' || strspn(de->d_name, "0123456789abcdef") != 8)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno == ENOENT)
+				continue; /* removed meanwhile (online gc) */
+			rc = -errno;
+			break;
+		}
+		if (!S_ISREG(st.st_mode))
+			continue;
+		pf = vec_push(out);
+		if (!pf) {
+			rc = -ENOMEM;
+			break;
+		}
+		pf->id = id;
+		pf->size = (uint64_t)st.st_size;
+	}
+	if (rc == 0 && errno)
+		rc = -errno;
+	closedir(d);
+	if (rc == 0 && out->n)
+		qsort(out->p, out->n, out->sz, pfile_cmp);
+	return rc;
+}
+
+static const struct pfile *pfile_find(const struct vec *v, uint32_t id)
+{
+	struct pfile key = { .id = id };
+
+	return v->n ? bsearch(&key, v->p, v->n, v->sz, pfile_cmp) : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* frame verification, shared by fsck and gc --verify                          */
+
+/* How to find a chunk's reference chunk and its location. */
+struct chunk_src {
+	/* Fill *c for fp, or -ENOENT. */
+	int (*get)(void *arg, const uint8_t fp[FP_LEN], struct idx_chunk *c);
+	void *arg;
+	struct pack_store *ps;
+};
+
+/* Distinct codes for what went wrong with a frame (negative errno values
+ * so they flow through the usual paths). */
+#define FRAME_E_MISSING (-ENOENT)  /* pack file missing */
+#define FRAME_E_SHORT (-ENODATA)   /* frame past the end of the pack file */
+#define FRAME_E_READ (-EIO)        /* read error */
+#define FRAME_E_CORRUPT (-EBADMSG) /* header or checksum */
+#define FRAME_E_FP (-EILSEQ)       /* decodes, but not the fingerprint's bytes */
+#define FRAME_E_REF (-ENOLINK)     /* reference chunk missing or unreadable */
+
+static const char *frame_strerror(int rc)
+{
+	switch (rc) {
+	case FRAME_E_MISSING:
+		return "pack file missing";
+	case FRAME_E_SHORT:
+		return "frame past the end of the pack file (truncated)";
+	case FRAME_E_READ:
+		return "read error";
+	case FRAME_E_CORRUPT:
+		return "frame corrupt (header or checksum)";
+	case FRAME_E_FP:
+		return "decoded bytes do not match the chunk's SHA-256";
+	case FRAME_E_REF:
+		return "reference chunk missing or unreadable";
+	default:
+		return strerror(-rc);
+	}
+}
+
+/* Decode chunk c into a malloc'ed buffer of c->raw_len bytes (*raw), with
+ * its reference chain.  check_fp: also compare SHA-256 with c->fp. */
+static int chunk_decode(struct codec_ctx *ctx, const struct chunk_src *src,
+                        const struct idx_chunk *c, unsigned depth, bool check_fp, uint8_t **raw)
+{
+	struct codec_frame_info fi;
+	struct idx_chunk rc_;
+	uint8_t *frame = NULL, *ref = NULL, *out = NULL;
+	uint8_t fp[FP_LEN];
+	size_t ref_len = 0;
+	ssize_t n;
+	int rc;
+
+	*raw = NULL;
+	if (c->flags & IDX_CHUNK_HAS_REF) {
+		rc = depth >= REF_DEPTH_MAX ? FRAME_E_REF : src->get(src->arg, c->ref_fp, &rc_);
+		if (rc == 0)
+			rc = chunk_decode(ctx, src, &rc_, depth + 1, false, &ref);
+		if (rc < 0) {
+			rc = rc == -ENOMEM ? rc : FRAME_E_REF;
+			goto out;
+		}
+		ref_len = rc_.raw_len;
+	}
+	frame = malloc(c->frame_len ? c->frame_len : 1);
+	out = malloc(c->raw_len ? c->raw_len : 1);
+	if (!frame || !out) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	struct pack_loc loc = { .pack_id = c->pack_id, .off = c->pack_off, .len = c->frame_len };
+	rc = pack_read(src->ps, &loc, frame);
+	if (rc < 0) {
+		rc = rc == -ENOENT ? FRAME_E_MISSING : rc == -ENOMEM ? rc : FRAME_E_READ;
+		goto out;
+	}
+	/* The index says how long the frame is; the header must agree, or a
+	 * frame boundary moved (e.g. a record pointing into another frame). */
+	rc = codec_frame_parse(frame, c->frame_len, &fi);
+	if (rc == 0 && ((uint64_t)fi.header_len + fi.payload_len != c->frame_len ||
+	                fi.raw_len != c->raw_len ||
+	                !(fi.flags & CODEC_FLAG_REF) != !(c->flags & IDX_CHUNK_HAS_REF)))
+		rc = -EBADMSG;
+	if (rc < 0) {
+		rc = FRAME_E_CORRUPT;
+		goto out;
+	}
+	n = codec_frame_decode(ctx, frame, c->frame_len, out, c->raw_len, ref, ref_len);
+	if (n < 0 || (size_t)n != c->raw_len) {
+		rc = n == -ENOMEM ? -ENOMEM : FRAME_E_CORRUPT;
+		goto out;
+	}
+	if (check_fp) {
+		rc = fp_compute(out, c->raw_len, fp);
+		if (rc == 0 && memcmp(fp, c->fp, FP_LEN) != 0)
+			rc = FRAME_E_FP;
+		if (rc < 0)
+			goto out;
+	}
+	*raw = out;
+	out = NULL;
+	rc = 0;
+out:
+	free(frame);
+	free(ref);
+	free(out);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: in-memory tables                                                     */
+
+enum {
+	FC_BAD = 1u << 0,       /* data unreadable (err says why) */
+	FC_FLAGGED = 1u << 1,   /* a problem wants the files that use it */
+	FC_HAS_REF = 1u << 2,
+};
+
+struct fchunk {
+	uint8_t fp[FP_LEN];
+	uint64_t pack_off;
+	uint32_t pack_id;
+	uint32_t frame_len, raw_len;
+	uint32_t refcount; /* stored */
+	uint32_t counted;  /* references found */
+	uint32_t ref;      /* index of the reference chunk, or NONE */
+	uint32_t prob;     /* first problem about it, or NONE */
+	int err;           /* frame verification result */
+	uint8_t level, dtype, state;
+};
+
+enum {
+	FI_ORPHAN = 1u << 0,  /* in the orphans db */
+	FI_REACHED = 1u << 1, /* reachable from the root */
+	FI_DAMAGED = 1u << 2, /* maps a bad chunk or a broken extent */
+	FI_FLAGGED = 1u << 3, /* some problem lists it */
+};
+
+struct finode {
+	uint64_t ino;
+	uint64_t size;
+	uint32_t mode, nlink;
+	uint32_t links;   /* entries naming it */
+	uint32_t subdirs; /* directories: entries that are directories */
+	uint32_t dirent;  /* first entry naming it (index), or NONE */
+	uint32_t kids, nkids; /* directories: its entries [kids, kids + nkids) */
+	uint8_t flags;
+};
+
+struct fdirent {
+	uint64_t parent, child;
+	uint32_t name_off, next; /* next entry naming the same child */
+	uint16_t name_len;
+	uint8_t type;
+};
+
+struct fprob {
+	enum gc_problem_kind kind;
+	char *msg;
+	bool repaired, data_lost;
+	uint32_t next_same_chunk; /* list of problems of one chunk */
+	struct vec files;         /* struct gc_file, path filled at report */
+};
+
+/* Repairs planned while checking, applied in one write transaction. */
+struct fix {
+	enum { FIX_DIRENT_DEL, FIX_ORPHAN_DEL, FIX_NLINK, FIX_LOST, FIX_UNREF, FIX_PACK_PUT,
+	       FIX_PACK_DEL, FIX_SUPER } what;
+	uint32_t prob;
+	uint64_t a, b; /* ino/parent, count/... */
+	uint32_t idx;  /* dirent index, chunk index */
+};
+
+struct fsck {
+	const char *store;
+	const struct gc_fsck_opts *o;
+	struct gc_fsck_stats *st;
+	struct idx *x;
+	struct idx_txn *t;
+	struct pack_store *ps;
+	char *pack_dir;
+	struct idx_super sb;
+	struct idx_stats stats;
+	struct vec chunks;  /* struct fchunk, sorted by fp */
+	struct vec refs;    /* struct ref_pending */
+	struct vec packs;   /* struct idx_pack, sorted by id */
+	struct vec files;   /* struct pfile, sorted by id */
+	struct vec inodes;  /* struct finode, sorted by ino */
+	struct vec dirents; /* struct fdirent */
+	struct vec names;   /* char */
+	struct vec probs;   /* struct fprob */
+	struct vec fixes;   /* struct fix */
+	uint32_t *ord;      /* chunk indices in (pack, offset) order */
+	uint64_t mapped;    /* sum of extent lengths */
+	atomic_uint_fast64_t verified_bytes, verified_frames;
+};
+
+struct ref_pending {
+	uint32_t chunk;
+	uint8_t ref_fp[FP_LEN];
+};
+
+static int fchunk_fp_cmp(const void *key, const void *elem)
+{
+	return memcmp(key, ((const struct fchunk *)elem)->fp, FP_LEN);
+}
+
+static uint32_t chunk_find(const struct fsck *f, const uint8_t fp[FP_LEN])
+{
+	const struct fchunk *c;
+
+	if (!f->chunks.n)
+		return NONE;
+	c = bsearch(fp, f->chunks.p, f->chunks.n, f->chunks.sz, fchunk_fp_cmp);
+	return c ? (uint32_t)(c - (const struct fchunk *)f->chunks.p) : NONE;
+}
+
+static struct fchunk *chunk_at(const struct fsck *f, uint32_t i)
+{
+	return (struct fchunk *)f->chunks.p + i;
+}
+
+static int finode_cmp(const void *key, const void *elem)
+{
+	uint64_t k = *(const uint64_t *)key, i = ((const struct finode *)elem)->ino;
+
+	return k < i ? -1 : k > i;
+}
+
+static struct finode *inode_find(const struct fsck *f, uint64_t ino)
+{
+	return f->inodes.n ? bsearch(&ino, f->inodes.p, f->inodes.n, f->inodes.sz, finode_cmp) : NULL;
+}
+
+static int ipack_cmp(const void *key, const void *elem)
+{
+	uint32_t k = *(const uint32_t *)key, i = ((const struct idx_pack *)elem)->id;
+
+	return k < i ? -1 : k > i;
+}
+
+static struct idx_pack *packrec_find(const struct fsck *f, uint32_t id)
+{
+	return f->packs.n ? bsearch(&id, f->packs.p, f->packs.n, f->packs.sz, ipack_cmp) : NULL;
+}
+
+static void fp_short(const uint8_t fp[FP_LEN], char out[17])
+{
+	char hex[2 * FP_LEN + 1];
+
+	fp_hex(fp, hex);
+	memcpy(out, hex, 16);
+	out[16] = '\0';
+}
+
+/* Record a problem; returns its index, or NONE when out of memory (the
+ * count still goes up: a problem is never lost from the exit status). */
+static uint32_t __attribute__((format(printf, 3, 4)))
+prob_add(struct fsck *f, enum gc_problem_kind kind, const char *fmt, ...)
+{
+	struct fprob *p;
+	va_list ap;
+	char *msg;
+	int n;
+
+	f->st->problems++;
+	va_start(ap, fmt);
+	n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return NONE;
+	p = vec_push(&f->probs);
+	if (!p) {
+		free(msg);
+		return NONE;
+	}
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	p->msg = msg;
+	p->next_same_chunk = NONE;
+	p->files.sz = sizeof(struct gc_file);
+	return (uint32_t)(f->probs.n - 1);
+}
+
+static struct fprob *prob_at(const struct fsck *f, uint32_t i)
+{
+	return (struct fprob *)f->probs.p + i;
+}
+
+/* The problem makes the data of the files it lists unreadable. */
+static void prob_lost(struct fsck *f, uint32_t prob)
+{
+	if (prob != NONE)
+		prob_at(f, prob)->data_lost = true;
+}
+
+static void prob_file(struct fsck *f, uint32_t prob, uint64_t ino, uint64_t off)
+{
+	struct finode *in = inode_find(f, ino);
+	struct gc_file *g;
+
+	if (prob == NONE)
+		return;
+	g = vec_push(&prob_at(f, prob)->files);
+	if (!g)
+		return;
+	g->ino = ino;
+	g->off = off;
+	g->path = NULL;
+	if (in)
+		in->flags |= FI_FLAGGED;
+}
+
+/* A problem about chunk i: linked to it so the file pass can list files. */
+static void prob_chunk(struct fsck *f, uint32_t prob, uint32_t i)
+{
+	struct fchunk *c = chunk_at(f, i);
+
+	if (prob == NONE)
+		return;
+	prob_at(f, prob)->next_same_chunk = c->prob;
+	c->prob = prob;
+	c->state |= FC_FLAGGED;
+}
+
+static void fix_add(struct fsck *f, int what, uint32_t prob, uint64_t a, uint64_t b, uint32_t idx)
+{
+	struct fix *x;
+
+	if (!f->o->repair || prob == NONE)
+		return;
+	x = vec_push(&f->fixes);
+	if (!x)
+		return;
+	x->what = what;
+	x->prob = prob;
+	x->a = a;
+	x->b = b;
+	x->idx = idx;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: loading                                                             */
+
+static int load_chunk(void *arg, const struct idx_chunk *c)
+{
+	struct fsck *f = arg;
+	struct fchunk *fc;
+
+	/* Keys come sorted; the lookups below depend on it. */
+	if (f->chunks.n && memcmp(chunk_at(f, (uint32_t)f->chunks.n - 1)->fp, c->fp, FP_LEN) >= 0)
+		return -EIO;
+	if (f->chunks.n >= NONE - 1)
+		return -EFBIG;
+	fc = vec_push(&f->chunks);
+	if (!fc)
+		return -ENOMEM;
+	memset(fc, 0, sizeof(*fc));
+	memcpy(fc->fp, c->fp, FP_LEN);
+	fc->pack_id = c->pack_id;
+	fc->pack_off = c->pack_off;
+	fc->frame_len = c->frame_len;
+	fc->raw_len = c->raw_len;
+	fc->refcount = c->refcount;
+	fc->level = c->level;
+	fc->dtype = c->dtype;
+	fc->ref = NONE;
+	fc->prob = NONE;
+	if (c->flags & IDX_CHUNK_HAS_REF) {
+		struct ref_pending *r = vec_push(&f->refs);
+
+		if (!r)
+			return -ENOMEM;
+		fc->state |= FC_HAS_REF;
+		r->chunk = (uint32_t)(f->chunks.n - 1);
+		memcpy(r->ref_fp, c->ref_fp, FP_LEN);
+	}
+	if (f->chunks.n % 4096 == 0)
+		progress(f->o->progress, f->o->progress_arg, "chunks", f->chunks.n, f->stats.chunks);
+	return 0;
+}
+
+static int load_pack(void *arg, const struct idx_pack *p)
+{
+	struct fsck *f = arg;
+	struct idx_pack *d = vec_push(&f->packs);
+
+	if (!d)
+		return -ENOMEM;
+	*d = *p;
+	return 0;
+}
+
+static int load_inode(void *arg, const struct idx_inode *in)
+{
+	struct fsck *f = arg;
+	struct finode *fi;
+
+	if (f->inodes.n && ((struct finode *)f->inodes.p)[f->inodes.n - 1].ino >= in->ino)
+		return -EIO;
+	if (f->inodes.n >= NONE - 1)
+		return -EFBIG;
+	fi = vec_push(&f->inodes);
+	if (!fi)
+		return -ENOMEM;
+	memset(fi, 0, sizeof(*fi));
+	fi->ino = in->ino;
+	fi->size = in->size;
+	fi->mode = in->mode;
+	fi->nlink = in->nlink;
+	fi->dirent = NONE;
+	fi->kids = NONE;
+	return 0;
+}
+
+static int load_orphan(void *arg, uint64_t ino)
+{
+	struct fsck *f = arg;
+	struct finode *in = inode_find(f, ino);
+	uint32_t p;
+
+	if (!in) {
+		p = prob_add(f, GC_P_ORPHAN, "orphan mark of inode %" PRIu64 ", which does not exist",
+		             ino);
+		fix_add(f, FIX_ORPHAN_DEL, p, ino, 0, 0);
+	} else if (in->nlink != 0) {
+		/* The next mount would delete a file that still has names. */
+		p = prob_add(f, GC_P_ORPHAN,
+		             "inode %" PRIu64 " is marked orphan (deleted at next mount) but has "
+		             "link count %" PRIu32, ino, in->nlink);
+		prob_file(f, p, ino, UINT64_MAX);
+		fix_add(f, FIX_ORPHAN_DEL, p, ino, 0, 0);
+	} else {
+		in->flags |= FI_ORPHAN;
+	}
+	return 0;
+}
+
+struct dir_walk {
+	struct fsck *f;
+	uint64_t parent;
+};
+
+static int load_dirent(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
+                       uint64_t seq)
+{
+	struct dir_walk *w = arg;
+	struct fsck *f = w->f;
+	struct fdirent *d;
+	char *nm;
+
+	(void)seq;
+	if (namelen == 0 || namelen > IDX_NAME_MAX || f->dirents.n >= NONE - 1)
+		return -EIO;
+	d = vec_push(&f->dirents);
+	if (!d)
+		return -ENOMEM;
+	d->parent = w->parent;
+	d->child = ino;
+	d->name_off = (uint32_t)f->names.n;
+	d->name_len = (uint16_t)namelen;
+	d->type = type;
+	d->next = NONE;
+	if (f->names.n + namelen + 1 > UINT32_MAX)
+		return -EFBIG;
+	for (size_t i = 0; i <= namelen; i++) {
+		nm = vec_push(&f->names);
+		if (!nm)
+			return -ENOMEM;
+		*nm = i < namelen ? name[i] : '\0';
+	}
+	return 0;
+}
+
+static const char *dirent_name(const struct fsck *f, const struct fdirent *d)
+{
+	return (const char *)f->names.p + d->name_off;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: namespace                                                           */
+
+static int check_dirs(struct fsck *f)
+{
+	struct finode *in = f->inodes.p;
+	int rc;
+
+	for (size_t i = 0; i < f->inodes.n; i++) {
+		struct dir_walk w = { f, in[i].ino };
+
+		if (!S_ISDIR(in[i].mode))
+			continue;
+		in[i].kids = (uint32_t)f->dirents.n;
+		rc = idx_dir_iter(f->t, in[i].ino, 0, load_dirent, &w);
+		if (rc < 0)
+			return rc;
+		in[i].nkids = (uint32_t)f->dirents.n - in[i].kids;
+		if (i % 256 == 0)
+			progress(f->o->progress, f->o->progress_arg, "directories", i, f->inodes.n);
+	}
+	f->st->dirents = f->dirents.n;
+	/* Each entry: the inode exists, has the type the entry says, and the
+	 * name index (dirents db) agrees with the listing (dirseq db). */
+	for (size_t i = 0; i < f->dirents.n; i++) {
+		struct fdirent *d = (struct fdirent *)f->dirents.p + i;
+		const char *name = dirent_name(f, d);
+		struct finode *c = inode_find(f, d->child);
+		uint64_t lino = 0;
+		uint8_t ltype = 0;
+		uint32_t p;
+
+		rc = idx_dirent_lookup(f->t, d->parent, name, d->name_len, &lino, &ltype);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		if (rc == -ENOENT || lino != d->child || ltype != d->type) {
+			p = prob_add(f, GC_P_DIRENT,
+			             "entry '%s' in directory %" PRIu64 ": listing says inode %" PRIu64
+			             ", lookup says %s", name, d->parent, d->child,
+			             rc == -ENOENT ? "no such name" : "another inode or type");
+			prob_file(f, p, d->parent, UINT64_MAX);
+		}
+		if (!c) {
+			p = prob_add(f, GC_P_DIRENT,
+			             "entry '%s' in directory %" PRIu64 " names inode %" PRIu64
+			             ", which does not exist", name, d->parent, d->child);
+			prob_file(f, p, d->parent, UINT64_MAX);
+			fix_add(f, FIX_DIRENT_DEL, p, d->parent, 0, (uint32_t)i);
+			continue;
+		}
+		if (d->type != (c->mode >> 12)) {
+			p = prob_add(f, GC_P_DIRENT,
+			             "entry '%s' in directory %" PRIu64 " has type %u, inode %" PRIu64
+			             " has mode %o", name, d->parent, d->type, d->child, c->mode);
+			prob_file(f, p, d->child, UINT64_MAX);
+		}
+		if (d->child == IDX_ROOT_INO) {
+			p = prob_add(f, GC_P_DIRENT, "entry '%s' in directory %" PRIu64 " names the root",
+			             name, d->parent);
+			prob_file(f, p, d->parent, UINT64_MAX);
+			continue;
+		}
+		d->next = c->dirent;
+		c->dirent = (uint32_t)i;
+		c->links++;
+		if (S_ISDIR(c->mode)) {
+			struct finode *par = inode_find(f, d->parent);
+
+			if (par)
+				par->subdirs++;
+		}
+	}
+	return 0;
+}
+
+/* Reachability from the root over directory entries (iterative BFS: a deep
+ * tree must not overflow the stack). */
+static int check_reach(struct fsck *f)
+{
+	struct finode *root = inode_find(f, IDX_ROOT_INO);
+	uint64_t *queue;
+	size_t head = 0, tail = 0;
+
+	if (!root || !S_ISDIR(root->mode)) {
+		prob_add(f, GC_P_INODE, "root directory (inode %u) missing or not a directory",
+		         IDX_ROOT_INO);
+		return 0;
+	}
+	queue = malloc((f->inodes.n + 1) * sizeof(*queue));
+	if (!queue)
+		return -ENOMEM;
+	root->flags |= FI_REACHED;
+	queue[tail++] = IDX_ROOT_INO;
+	while (head < tail) {
+		struct finode *d = inode_find(f, queue[head++]);
+
+		for (uint32_t k = 0; d && d->kids != NONE && k < d->nkids; k++) {
+			struct fdirent *e = (struct fdirent *)f->dirents.p + d->kids + k;
+			struct finode *c = inode_find(f, e->child);
+
+			if (!c || (c->flags & FI_REACHED))
+				continue;
+			c->flags |= FI_REACHED;
+			if (S_ISDIR(c->mode))
+				queue[tail++] = c->ino;
+		}
+	}
+	free(queue);
+	return 0;
+}
+
+static int check_links(struct fsck *f)
+{
+	struct finode *in = f->inodes.p;
+
+	for (size_t i = 0; i < f->inodes.n; i++) {
+		struct finode *c = &in[i];
+		uint32_t want, p;
+
+		if (c->ino >= f->sb.next_ino) {
+			p = prob_add(f, GC_P_SUPER,
+			             "inode %" PRIu64 " is not below the next inode number %" PRIu64
+			             " (it would be handed out again)", c->ino, f->sb.next_ino);
+			fix_add(f, FIX_SUPER, p, 0, 0, 0);
+		}
+		if (S_ISDIR(c->mode)) {
+			want = 2 + c->subdirs;
+			if (c->ino != IDX_ROOT_INO && c->links > 1) {
+				p = prob_add(f, GC_P_DIRENT, "directory inode %" PRIu64 " has %" PRIu32
+				             " names", c->ino, c->links);
+				prob_file(f, p, c->ino, UINT64_MAX);
+			}
+		} else {
+			want = c->links;
+		}
+		if (c->ino != IDX_ROOT_INO && c->links == 0 && !(c->flags & FI_ORPHAN)) {
+			p = prob_add(f, GC_P_LOST, "inode %" PRIu64 " (mode %o, %" PRIu64
+			             " bytes) has no name and no orphan mark",
+			             c->ino, c->mode, c->size);
+			prob_file(f, p, c->ino, UINT64_MAX);
+			fix_add(f, FIX_LOST, p, c->ino, 0, 0);
+			continue; /* reconnecting sets the link count */
+		}
+		if (c->links > 0 && !(c->flags & FI_REACHED)) {
+			/* Named only from directories that are themselves
+			 * unreachable (a cycle): moving directories around is
+			 * guessing, leave it to the operator. */
+			p = prob_add(f, GC_P_LOST, "inode %" PRIu64 " is not reachable from the root",
+			             c->ino);
+			prob_file(f, p, c->ino, UINT64_MAX);
+		}
+		if ((c->flags & FI_ORPHAN) && c->links == 0)
+			continue; /* unlinked while open: deleted at the next mount */
+		if (c->nlink != want) {
+			p = prob_add(f, GC_P_NLINK, "inode %" PRIu64 " has link count %" PRIu32
+			             ", %" PRIu32 " found", c->ino, c->nlink, want);
+			prob_file(f, p, c->ino, UINT64_MAX);
+			fix_add(f, FIX_NLINK, p, c->ino, want, 0);
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: extents                                                              */
+
+struct ext_walk {
+	struct fsck *f;
+	struct finode *in;
+	uint64_t end;     /* end of the previous extent */
+	bool listing;     /* second pass: only list files of flagged chunks */
+	uint32_t last;    /* last chunk listed for this inode (skip repeats) */
+	uint64_t extents;
+};
+
+static int ext_check(void *arg, const struct idx_extent *e)
+{
+	struct ext_walk *w = arg;
+	struct fsck *f = w->f;
+	uint32_t ci = chunk_find(f, e->fp), p;
+	struct fchunk *c = ci == NONE ? NULL : chunk_at(f, ci);
+	char hex[17];
+
+	w->extents++;
+	if (w->listing) {
+		if (c && (c->state & FC_FLAGGED) && ci != w->last) {
+			for (uint32_t q = c->prob; q != NONE; q = prob_at(f, q)->next_same_chunk) {
+				struct fprob *pr = prob_at(f, q);
+				struct gc_file *last = pr->files.n ?
+				        (struct gc_file *)pr->files.p + pr->files.n - 1 : NULL;
+
+				if (!last || last->ino != w->in->ino)
+					prob_file(f, q, w->in->ino, e->off);
+			}
+			w->last = ci;
+		}
+		if (c && (c->state & FC_BAD))
+			w->in->flags |= FI_DAMAGED;
+		return 0;
+	}
+	f->mapped += e->len;
+	fp_short(e->fp, hex);
+	if (e->len == 0 || e->off < w->end || e->off + e->len < e->off) {
+		p = prob_add(f, GC_P_EXTENT, "inode %" PRIu64 ": extent at %" PRIu64 " (%" PRIu32
+		             " bytes) is empty or overlaps the previous one", w->in->ino, e->off,
+		             e->len);
+		prob_file(f, p, w->in->ino, e->off);
+	}
+	if (e->off + e->len > w->in->size) {
+		p = prob_add(f, GC_P_EXTENT, "inode %" PRIu64 ": extent at %" PRIu64 " (%" PRIu32
+		             " bytes) ends past the file size %" PRIu64, w->in->ino, e->off, e->len,
+		             w->in->size);
+		prob_file(f, p, w->in->ino, e->off);
+	}
+	w->end = e->off + e->len;
+	if (!c) {
+		p = prob_add(f, GC_P_EXTENT, "inode %" PRIu64 ": extent at %" PRIu64
+		             " maps chunk %s, which does not exist", w->in->ino, e->off, hex);
+		prob_file(f, p, w->in->ino, e->off);
+		prob_lost(f, p);
+		w->in->flags |= FI_DAMAGED;
+		return 0;
+	}
+	if (c->counted == UINT32_MAX)
+		return -EOVERFLOW;
+	c->counted++;
+	if ((uint64_t)e->chunk_off + e->len > c->raw_len) {
+		p = prob_add(f, GC_P_EXTENT, "inode %" PRIu64 ": extent at %" PRIu64 " maps bytes %"
+		             PRIu32 "..%" PRIu64 " of chunk %s, which has %" PRIu32, w->in->ino,
+		             e->off, e->chunk_off, (uint64_t)e->chunk_off + e->len, hex, c->raw_len);
+		prob_file(f, p, w->in->ino, e->off);
+		prob_lost(f, p);
+		w->in->flags |= FI_DAMAGED;
+	}
+	return 0;
+}
+
+static int walk_extents(struct fsck *f, bool listing)
+{
+	struct finode *in = f->inodes.p;
+	struct idx_extent e;
+	int rc;
+
+	for (size_t i = 0; i < f->inodes.n; i++) {
+		struct ext_walk w = { .f = f, .in = &in[i], .listing = listing, .last = NONE };
+
+		if (!S_ISREG(in[i].mode)) {
+			/* Only regular files have data. */
+			rc = idx_extent_find(f->t, in[i].ino, 0, &e);
+			if (rc == 0 && !listing) {
+				uint32_t p = prob_add(f, GC_P_EXTENT, "inode %" PRIu64
+				                      " (mode %o) is not a regular file but has extents",
+				                      in[i].ino, in[i].mode);
+				prob_file(f, p, in[i].ino, e.off);
+			}
+			if (rc < 0 && rc != -ENOENT)
+				return rc;
+			continue;
+		}
+		rc = idx_extent_iter(f->t, in[i].ino, 0, UINT64_MAX, ext_check, &w);
+		if (rc < 0)
+			return rc;
+		if (!listing)
+			f->st->extents += w.extents;
+		if (i % 256 == 0)
+			progress(f->o->progress, f->o->progress_arg, listing ? "files" : "extents", i,
+			         f->inodes.n);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: chunks and refcounts                                                */
+
+static void check_refs(struct fsck *f)
+{
+	struct ref_pending *r = f->refs.p;
+	char hex[17], rhex[17];
+	uint32_t p;
+
+	for (size_t i = 0; i < f->refs.n; i++) {
+		struct fchunk *c = chunk_at(f, r[i].chunk);
+		uint32_t ri = chunk_find(f, r[i].ref_fp);
+
+		if (ri == NONE || ri == r[i].chunk) {
+			fp_short(c->fp, hex);
+			fp_short(r[i].ref_fp, rhex);
+			p = prob_add(f, GC_P_FRAME, "chunk %s is coded against chunk %s, which %s", hex,
+			             rhex, ri == NONE ? "does not exist" : "is itself");
+			prob_chunk(f, p, r[i].chunk);
+			prob_lost(f, p);
+			c->state |= FC_BAD;
+			c->err = FRAME_E_REF;
+			continue;
+		}
+		c->ref = ri;
+		if (chunk_at(f, ri)->counted < UINT32_MAX)
+			chunk_at(f, ri)->counted++;
+	}
+}
+
+static void check_refcounts(struct fsck *f)
+{
+	char hex[17];
+	uint32_t p;
+
+	for (uint32_t i = 0; i < f->chunks.n; i++) {
+		struct fchunk *c = chunk_at(f, i);
+
+		if (c->refcount == c->counted && c->counted)
+			continue;
+		fp_short(c->fp, hex);
+		if (c->counted == 0 && c->refcount == 0) {
+			/* Deleted at commit normally: one left behind holds
+			 * space only, and idx.h has no call to drop it. */
+			prob_add(f, GC_P_REFCOUNT, "chunk %s has no references and refcount 0", hex);
+		} else if (c->refcount > c->counted) {
+			p = prob_add(f, GC_P_REFCOUNT, "chunk %s has refcount %" PRIu32 ", %" PRIu32
+			             " references found (space leak)", hex, c->refcount, c->counted);
+			prob_chunk(f, p, i);
+			fix_add(f, FIX_UNREF, p, c->refcount - c->counted, 0, i);
+		} else {
+			/* Too low is the dangerous direction: the last unref
+			 * would delete a chunk still in use.  idx.h offers no
+			 * call to raise a refcount, so this stays unrepaired. */
+			p = prob_add(f, GC_P_REFCOUNT, "chunk %s has refcount %" PRIu32 ", %" PRIu32
+			             " references found (would be freed while in use)", hex,
+			             c->refcount, c->counted);
+			prob_chunk(f, p, i);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: frame verification on the worker pool                                */
+
+struct vjob {
+	struct fsck *f;
+	uint32_t *idx; /* chunk indices */
+	uint32_t n;
+};
+
+static int fsck_chunk_get(void *arg, const uint8_t fp[FP_LEN], struct idx_chunk *c)
+{
+	struct fsck *f = arg;
+	uint32_t i = chunk_find(f, fp);
+	struct fchunk *fc;
+
+	if (i == NONE)
+		return -ENOENT;
+	fc = chunk_at(f, i);
+	memset(c, 0, sizeof(*c));
+	memcpy(c->fp, fc->fp, FP_LEN);
+	c->pack_id = fc->pack_id;
+	c->pack_off = fc->pack_off;
+	c->frame_len = fc->frame_len;
+	c->raw_len = fc->raw_len;
+	c->level = fc->level;
+	c->dtype = fc->dtype;
+	if (fc->ref != NONE) {
+		c->flags = IDX_CHUNK_HAS_REF;
+		memcpy(c->ref_fp, chunk_at(f, fc->ref)->fp, FP_LEN);
+	} else if (fc->state & FC_HAS_REF) {
+		/* Reference missing: make decoding fail the same way. */
+		c->flags = IDX_CHUNK_HAS_REF;
+		memset(c->ref_fp, 0xff, FP_LEN);
+	}
+	return 0;
+}
+
+static void *vworker_init(void *arg)
+{
+	(void)arg;
+	return codec_ctx_create();
+}
+
+static void vworker_fini(void *local)
+{
+	codec_ctx_free(local);
+}
+
+static void vjob_run(void *arg, void *local)
+{
+	struct vjob *j = arg;
+	struct fsck *f = j->f;
+	struct chunk_src src = { fsck_chunk_get, f, f->ps };
+
+	for (uint32_t k = 0; k < j->n; k++) {
+		struct fchunk *c = chunk_at(f, j->idx[k]);
+		struct idx_chunk ic;
+		uint8_t *raw = NULL;
+		int rc;
+
+		rc = fsck_chunk_get(f, c->fp, &ic);
+		if (rc == 0)
+			rc = local ? chunk_decode(local, &src, &ic, 0, true, &raw) : -ENOMEM;
+		free(raw);
+		c->err = rc;
+		atomic_fetch_add(&f->verified_bytes, c->raw_len);
+		atomic_fetch_add(&f->verified_frames, 1);
+	}
+	free(j->idx);
+	free(j);
+}
+
+static int loc_cmp_ctx_sort(const struct fsck *f, uint32_t a, uint32_t b)
+{
+	const struct fchunk *x = chunk_at(f, a), *y = chunk_at(f, b);
+
+	if (x->pack_id != y->pack_id)
+		return x->pack_id < y->pack_id ? -1 : 1;
+	return x->pack_off < y->pack_off ? -1 : x->pack_off > y->pack_off;
+}
+
+static const struct fsck *sort_fsck; /* qsort has no context argument */
+
+static int loc_cmp(const void *a, const void *b)
+{
+	return loc_cmp_ctx_sort(sort_fsck, *(const uint32_t *)a, *(const uint32_t *)b);
+}
+
+/* Chunk indices in (pack, offset) order: frames are read sequentially and
+ * coverage of each pack is one sweep. */
+static int chunks_by_location(struct fsck *f)
+{
+	uint32_t *ord = malloc((f->chunks.n + 1) * sizeof(*ord));
+
+	f->ord = ord;
+	if (!ord)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < f->chunks.n; i++)
+		ord[i] = i;
+	sort_fsck = f;
+	qsort(ord, f->chunks.n, sizeof(*ord), loc_cmp);
+	sort_fsck = NULL;
+	return 0;
+}
+
+/* Pre-checks that need no reading, then the frames on the pool. */
+static int verify_frames(struct fsck *f)
+{
+	const uint32_t *ord = f->ord;
+	struct pool *pool = NULL;
+	struct pool_group *g = NULL;
+	struct vjob *j = NULL;
+	uint64_t total = 0, jbytes = 0;
+	int rc;
+
+	for (uint32_t k = 0; k < f->chunks.n; k++) {
+		struct fchunk *c = chunk_at(f, ord[k]);
+		const struct pfile *pf = pfile_find(&f->files, c->pack_id);
+
+		if (!pf)
+			c->err = FRAME_E_MISSING;
+		else if (c->pack_off + c->frame_len > pf->size)
+			c->err = FRAME_E_SHORT;
+		total += c->raw_len;
+	}
+	if (f->o->quick)
+		return 0;
+	rc = pool_create(f->o->threads, 4, vworker_init, vworker_fini, NULL, &pool);
+	if (rc < 0)
+		return rc;
+	g = pool_group_create();
+	if (!g) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t k = 0; k < f->chunks.n; k++) {
+		struct fchunk *c = chunk_at(f, ord[k]);
+
+		if (c->err)
+			continue;
+		if (!j) {
+			j = calloc(1, sizeof(*j));
+			if (j)
+				j->idx = malloc(256 * sizeof(*j->idx));
+			if (!j || !j->idx) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			j->f = f;
+			jbytes = 0;
+		}
+		j->idx[j->n++] = ord[k];
+		jbytes += c->frame_len;
+		if (j->n == 256 || jbytes >= VERIFY_JOB_BYTES || k + 1 == f->chunks.n) {
+			rc = pool_submit(pool, g, vjob_run, j);
+			if (rc < 0)
+				goto out;
+			j = NULL;
+			progress(f->o->progress, f->o->progress_arg, "frames",
+			         atomic_load(&f->verified_bytes), total);
+		}
+	}
+	if (j) {
+		rc = pool_submit(pool, g, vjob_run, j);
+		if (rc < 0)
+			goto out;
+		j = NULL;
+	}
+	rc = 0;
+out:
+	if (g)
+		pool_group_wait(g);
+	pool_group_free(g);
+	pool_free(pool);
+	if (j)
+		free(j->idx);
+	free(j);
+	f->st->frames_verified = atomic_load(&f->verified_frames);
+	f->st->bytes_verified = atomic_load(&f->verified_bytes);
+	progress(f->o->progress, f->o->progress_arg, "frames", f->st->bytes_verified, total);
+	return rc;
+}
+
+/* Next to a running mount (online gc, recompression) a chunk may have
+ * moved after our snapshot: a failure counts only if the current record
+ * still points at the bytes that failed. */
+static int recheck_moved(struct fsck *f, struct fchunk *c)
+{
+	struct idx_txn *t;
+	struct idx_chunk now;
+	int rc;
+
+	rc = idx_txn_begin(f->x, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_chunk_get(t, c->fp, &now);
+	idx_txn_abort(t);
+	if (rc == -ENOENT) {
+		c->err = 0; /* deleted meanwhile: nothing is damaged */
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	if (now.pack_id != c->pack_id || now.pack_off != c->pack_off) {
+		/* Its reference chain is looked up in our snapshot: a chunk
+		 * only moves with its bytes unchanged. */
+		struct chunk_src src = { fsck_chunk_get, f, f->ps };
+		struct codec_ctx *ctx = codec_ctx_create();
+		uint8_t *raw = NULL;
+
+		if (!ctx)
+			return -ENOMEM;
+		c->err = chunk_decode(ctx, &src, &now, 0, true, &raw);
+		free(raw);
+		codec_ctx_free(ctx);
+	}
+	return 0;
+}
+
+static int judge_frames(struct fsck *f)
+{
+	char hex[17];
+	bool changed;
+	uint32_t p;
+	int rc;
+
+	for (uint32_t i = 0; i < f->chunks.n; i++) {
+		struct fchunk *c = chunk_at(f, i);
+
+		if (c->err && f->st->in_use) {
+			rc = recheck_moved(f, c);
+			if (rc < 0)
+				return rc;
+		}
+		if (!c->err)
+			continue;
+		c->state |= FC_BAD;
+		fp_short(c->fp, hex);
+		p = prob_add(f, GC_P_FRAME, "chunk %s in pack %08" PRIx32 " at %" PRIu64
+		             " (%" PRIu32 " bytes): %s", hex, c->pack_id, c->pack_off, c->frame_len,
+		             frame_strerror(c->err));
+		prob_chunk(f, p, i);
+		prob_lost(f, p);
+	}
+	/* Chunks coded against a damaged chunk cannot be decoded either (the
+	 * decode above already failed them; this catches --quick and chains
+	 * whose reference broke only in a recheck). */
+	do {
+		changed = false;
+		for (uint32_t i = 0; i < f->chunks.n; i++) {
+			struct fchunk *c = chunk_at(f, i);
+
+			if ((c->state & FC_BAD) || c->ref == NONE || !(chunk_at(f, c->ref)->state & FC_BAD))
+				continue;
+			c->state |= FC_BAD;
+			c->err = FRAME_E_REF;
+			fp_short(c->fp, hex);
+			p = prob_add(f, GC_P_FRAME, "chunk %s: %s", hex, frame_strerror(FRAME_E_REF));
+			prob_chunk(f, p, i);
+			prob_lost(f, p);
+			changed = true;
+		}
+	} while (changed);
+	for (uint32_t i = 0; i < f->chunks.n; i++)
+		f->st->damaged_chunks += (chunk_at(f, i)->state & FC_BAD) != 0;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: packs                                                                */
+
+/* Whether any chunk lives in pack id (binary search of f->ord). */
+static bool pack_has_chunks(const struct fsck *f, uint32_t id)
+{
+	for (uint32_t lo = 0, hi = (uint32_t)f->chunks.n; lo < hi;) {
+		uint32_t mid = lo + (hi - lo) / 2, mid_id = chunk_at(f, f->ord[mid])->pack_id;
+
+		if (mid_id == id)
+			return true;
+		if (mid_id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+static void check_packs(struct fsck *f)
+{
+	const uint32_t *ord = f->ord;
+	struct idx_pack *pr = f->packs.p;
+	struct pfile *pf = f->files.p;
+	uint32_t k = 0, p;
+
+	/* Sweep chunks in location order, pack by pack. */
+	while (k < f->chunks.n) {
+		uint32_t id = chunk_at(f, ord[k])->pack_id;
+		uint64_t live = 0, end = 0;
+		struct idx_pack *rec = packrec_find(f, id);
+		const struct pfile *file = pfile_find(&f->files, id);
+
+		for (; k < f->chunks.n && chunk_at(f, ord[k])->pack_id == id; k++) {
+			struct fchunk *c = chunk_at(f, ord[k]);
+			char hex[17];
+
+			if (c->pack_off < end) {
+				fp_short(c->fp, hex);
+				p = prob_add(f, GC_P_PACK, "chunk %s in pack %08" PRIx32 " at %" PRIu64
+				             " overlaps the frame before it (ends at %" PRIu64 ")", hex, id,
+				             c->pack_off, end);
+				prob_chunk(f, p, ord[k]);
+			}
+			if (c->pack_off + c->frame_len > end)
+				end = c->pack_off + c->frame_len;
+			live += c->frame_len;
+		}
+		if (id >= f->sb.next_pack) {
+			p = prob_add(f, GC_P_SUPER, "chunks live in pack %08" PRIx32 ", not below the next"
+			             " pack id %08" PRIx32, id, f->sb.next_pack);
+			fix_add(f, FIX_SUPER, p, 0, 0, 0);
+		}
+		if (!rec) {
+			p = prob_add(f, GC_P_PACK, "pack %08" PRIx32 " holds %" PRIu64 " live bytes but "
+			             "has no record", id, live);
+			fix_add(f, FIX_PACK_PUT, p, id, live, 0);
+		} else if (rec->live_bytes != live) {
+			p = prob_add(f, GC_P_PACK, "pack %08" PRIx32 " record says %" PRIu64 " live bytes"
+			             ", chunks hold %" PRIu64, id, rec->live_bytes, live);
+			fix_add(f, FIX_PACK_PUT, p, id, live, 0);
+		}
+		f->st->live_bytes += live;
+		if (file && file->size > live) {
+			uint64_t dead = rec ? rec->dead_bytes : 0;
+			uint64_t free_ = file->size - live;
+
+			f->st->dead_bytes += dead < free_ ? dead : free_;
+			f->st->orphan_bytes += dead < free_ ? free_ - dead : 0;
+		}
+	}
+	/* Records of packs no chunk lives in. */
+	for (size_t i = 0; i < f->packs.n; i++) {
+		const struct pfile *file = pfile_find(&f->files, pr[i].id);
+
+		if (pack_has_chunks(f, pr[i].id))
+			continue;
+		if (pr[i].live_bytes) {
+			p = prob_add(f, GC_P_PACK, "pack %08" PRIx32 " record says %" PRIu64
+			             " live bytes, no chunk lives there", pr[i].id, pr[i].live_bytes);
+			fix_add(f, file ? FIX_PACK_PUT : FIX_PACK_DEL, p, pr[i].id, 0, 0);
+		}
+		if (file) {
+			uint64_t dead = pr[i].dead_bytes < file->size ? pr[i].dead_bytes : file->size;
+
+			f->st->dead_bytes += dead;
+			f->st->orphan_bytes += file->size - dead;
+		}
+	}
+	/* Files with neither a record nor chunks: left by a crash before
+	 * their first commit, or by gc between commit and unlink. */
+	for (size_t i = 0; i < f->files.n; i++) {
+		f->st->pack_bytes += pf[i].size;
+		if (packrec_find(f, pf[i].id))
+			continue;
+		if (!pack_has_chunks(f, pf[i].id)) {
+			f->st->orphan_packs++;
+			f->st->orphan_bytes += pf[i].size;
+		}
+	}
+	f->st->packs = f->packs.n;
+	f->st->pack_files = f->files.n;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: stats and superblock                                                  */
+
+static void check_stats(struct fsck *f)
+{
+	struct idx_stats s;
+	struct finode *in = f->inodes.p;
+	const char *what = NULL;
+
+	memset(&s, 0, sizeof(s));
+	for (size_t i = 0; i < f->inodes.n; i++) {
+		if (S_ISREG(in[i].mode)) {
+			s.files++;
+			s.logical_bytes += in[i].size;
+		}
+	}
+	s.mapped_bytes = f->mapped;
+	for (uint32_t i = 0; i < f->chunks.n; i++) {
+		struct fchunk *c = chunk_at(f, i);
+
+		s.chunks++;
+		s.unique_bytes += c->raw_len;
+		s.stored_bytes += c->frame_len;
+		s.ref_chunks += (c->state & FC_HAS_REF) != 0;
+		if (c->level < IDX_LEVEL_COUNT) {
+			s.level_raw[c->level] += c->raw_len;
+			s.level_stored[c->level] += c->frame_len;
+		}
+		if (c->dtype < IDX_DTYPE_COUNT) {
+			s.dtype_raw[c->dtype] += c->raw_len;
+			s.dtype_stored[c->dtype] += c->frame_len;
+		}
+	}
+	for (unsigned l = 1; l < f->sb.default_level && l < IDX_LEVEL_COUNT; l++)
+		s.pending_bytes += s.level_raw[l];
+#define CMP(field)                                                                           \
+	do {                                                                                 \
+		if (!what && s.field != f->stats.field)                                      \
+			what = #field;                                                       \
+	} while (0)
+	CMP(files);
+	CMP(logical_bytes);
+	CMP(mapped_bytes);
+	CMP(chunks);
+	CMP(unique_bytes);
+	CMP(stored_bytes);
+	CMP(ref_chunks);
+	CMP(pending_bytes);
+	for (unsigned l = 0; l < IDX_LEVEL_COUNT; l++) {
+		CMP(level_raw[l]);
+		CMP(level_stored[l]);
+	}
+	for (unsigned d = 0; d < IDX_DTYPE_COUNT; d++) {
+		CMP(dtype_raw[d]);
+		CMP(dtype_stored[d]);
+	}
+#undef CMP
+	/* idx.h has no call to overwrite the counters, so this is reported
+	 * with the first field that differs and left for the index to fix. */
+	if (what)
+		prob_add(f, GC_P_STATS, "stats counter %s differs from the records (first of "
+		         "possibly several)", what);
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: repair                                                               */
+
+/* /lost+found, created if missing; *lf receives its inode. */
+static int lost_found(struct idx_txn *t, struct idx_inode *lf)
+{
+	struct idx_inode root;
+	uint64_t ino;
+	uint8_t type;
+	int rc;
+
+	rc = idx_dirent_lookup(t, IDX_ROOT_INO, LOST_FOUND, strlen(LOST_FOUND), &ino, &type);
+	if (rc == 0)
+		return idx_inode_get(t, ino, lf);
+	if (rc != -ENOENT)
+		return rc;
+	rc = idx_inode_get(t, IDX_ROOT_INO, &root);
+	if (rc < 0)
+		return rc;
+	rc = idx_ino_alloc(t, &ino);
+	if (rc < 0)
+		return rc;
+	memset(lf, 0, sizeof(*lf));
+	lf->ino = ino;
+	lf->mode = S_IFDIR | 0700;
+	lf->nlink = 2;
+	lf->dir_seq = 3; /* as mkfs: 1 and 2 are "." and ".." */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	lf->atime_ns = lf->mtime_ns = lf->ctime_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	rc = idx_dirent_add(t, &root, LOST_FOUND, strlen(LOST_FOUND), ino, (uint8_t)(lf->mode >> 12));
+	if (rc < 0)
+		return rc;
+	root.nlink++;
+	rc = idx_inode_put(t, &root);
+	if (rc < 0)
+		return rc;
+	return idx_inode_put(t, lf);
+}
+
+static int apply_fix(struct fsck *f, struct idx_txn *t, const struct fix *x, struct idx_inode *lf,
+                     bool *have_lf)
+{
+	struct idx_inode in;
+	struct idx_pack pk;
+	char name[32];
+	int rc = 0;
+
+	switch (x->what) {
+	case FIX_DIRENT_DEL: {
+		const struct fdirent *d = (const struct fdirent *)f->dirents.p + x->idx;
+
+		rc = idx_dirent_del(t, d->parent, dirent_name(f, d), d->name_len);
+		break;
+	}
+	case FIX_ORPHAN_DEL:
+		rc = idx_orphan_del(t, x->a);
+		break;
+	case FIX_NLINK:
+		rc = idx_inode_get(t, x->a, &in);
+		if (rc == 0) {
+			in.nlink = (uint32_t)x->b;
+			rc = idx_inode_put(t, &in);
+		}
+		break;
+	case FIX_LOST:
+		if (!*have_lf) {
+			rc = lost_found(t, lf);
+			if (rc < 0)
+				break;
+			*have_lf = true;
+		}
+		rc = idx_inode_get(t, x->a, &in);
+		if (rc < 0)
+			break;
+		snprintf(name, sizeof(name), "#%" PRIu64, in.ino);
+		rc = idx_dirent_add(t, lf, name, strlen(name), in.ino, (uint8_t)(in.mode >> 12));
+		if (rc < 0)
+			break;
+		if (S_ISDIR(in.mode)) {
+			struct finode *fi = inode_find(f, in.ino);
+
+			lf->nlink++;
+			in.nlink = 2 + (fi ? fi->subdirs : 0);
+		} else {
+			in.nlink = 1;
+		}
+		rc = idx_inode_put(t, &in);
+		if (rc == 0)
+			rc = idx_inode_put(t, lf);
+		break;
+	case FIX_UNREF: {
+		const struct fchunk *c = chunk_at(f, x->idx);
+
+		for (uint64_t k = 0; rc == 0 && k < x->a; k++)
+			rc = idx_chunk_unref(t, c->fp);
+		break;
+	}
+	case FIX_PACK_PUT:
+		rc = idx_pack_get(t, (uint32_t)x->a, &pk);
+		if (rc == -ENOENT) {
+			memset(&pk, 0, sizeof(pk));
+			pk.id = (uint32_t)x->a;
+			rc = 0;
+		}
+		if (rc == 0) {
+			pk.live_bytes = x->b;
+			rc = idx_pack_put(t, &pk);
+		}
+		break;
+	case FIX_PACK_DEL:
+		rc = idx_pack_del(t, (uint32_t)x->a);
+		break;
+	case FIX_SUPER: {
+		struct idx_super s;
+		uint64_t max_ino = 0;
+		uint32_t max_pack = 0;
+
+		rc = idx_super_get(t, &s);
+		if (rc < 0)
+			break;
+		if (f->inodes.n)
+			max_ino = ((struct finode *)f->inodes.p)[f->inodes.n - 1].ino;
+		for (uint32_t i = 0; i < f->chunks.n; i++)
+			if (chunk_at(f, i)->pack_id > max_pack)
+				max_pack = chunk_at(f, i)->pack_id;
+		if (s.next_ino <= max_ino)
+			s.next_ino = max_ino + 1;
+		if (s.next_pack <= max_pack)
+			s.next_pack = max_pack + 1;
+		rc = idx_super_put(t, &s);
+		break;
+	}
+	}
+	return rc;
+}
+
+static int repair(struct fsck *f)
+{
+	struct idx_txn *t;
+	struct idx_inode lf;
+	bool have_lf = false, super_done = false;
+	int rc;
+
+	if (!f->fixes.n)
+		return 0;
+	rc = idx_txn_begin(f->x, false, &t);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < f->fixes.n; i++) {
+		struct fix *x = (struct fix *)f->fixes.p + i;
+
+		if (x->what == FIX_SUPER && super_done)
+			continue; /* one rewrite covers every counter */
+		rc = apply_fix(f, t, x, &lf, &have_lf);
+		if (rc < 0) {
+			fprintf(stderr, "mixfs fsck: repair of '%s' failed: %s\n",
+			        prob_at(f, x->prob)->msg, strerror(-rc));
+			idx_txn_abort(t);
+			return rc;
+		}
+		super_done |= x->what == FIX_SUPER;
+	}
+	rc = idx_txn_commit(t);
+	if (rc == 0)
+		rc = idx_sync(f->x);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < f->fixes.n; i++) {
+		struct fix *x = (struct fix *)f->fixes.p + i;
+
+		prob_at(f, x->prob)->repaired = true;
+	}
+	for (size_t i = 0; i < f->probs.n; i++)
+		f->st->repaired += prob_at(f, (uint32_t)i)->repaired;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* fsck: report                                                               */
+
+/* "/a/b" for ino from its first entry upwards; NULL if unreachable. */
+static char *path_of(const struct fsck *f, uint64_t ino)
+{
+	size_t cap = 4096, len, depth = 0;
+	char *buf, *p;
+
+	if (ino == IDX_ROOT_INO)
+		return strdup("/");
+	buf = malloc(cap);
+	if (!buf)
+		return NULL;
+	/* Build from the end backwards. */
+	p = buf + cap - 1;
+	*p = '\0';
+	len = 0;
+	while (ino != IDX_ROOT_INO) {
+		const struct finode *in = inode_find(f, ino);
+		const struct fdirent *d;
+
+		if (!in || in->dirent == NONE || ++depth > PATH_DEPTH_MAX) {
+			free(buf);
+			return NULL;
+		}
+		d = (const struct fdirent *)f->dirents.p + in->dirent;
+		if (len + d->name_len + 2 > cap) {
+			size_t ncap = cap * 2 + d->name_len;
+			char *nb = malloc(ncap);
+
+			if (!nb) {
+				free(buf);
+				return NULL;
+			}
+			memcpy(nb + ncap - len - 1, p, len + 1);
+			free(buf);
+			buf = nb;
+			p = nb + ncap - len - 1;
+			cap = ncap;
+		}
+		p -= d->name_len;
+		memcpy(p, dirent_name(f, d), d->name_len);
+		*--p = '/';
+		len += d->name_len + 1u;
+		ino = d->parent;
+	}
+	memmove(buf, p, len + 1);
+	return buf;
+}
+
+static void report(struct fsck *f)
+{
+	for (size_t i = 0; i < f->probs.n; i++) {
+		struct fprob *pr = prob_at(f, (uint32_t)i);
+		struct gc_file *g = pr->files.p;
+		struct gc_problem out = {
+			.kind = pr->kind, .msg = pr->msg, .repaired = pr->repaired,
+			.data_lost = pr->data_lost, .nfiles = pr->files.n, .files = g,
+		};
+
+		for (size_t k = 0; k < pr->files.n; k++)
+			g[k].path = path_of(f, g[k].ino);
+		if (f->o->problem)
+			f->o->problem(f->o->problem_arg, &out);
+		for (size_t k = 0; k < pr->files.n; k++)
+			free((char *)g[k].path);
+	}
+}
+
+static void fsck_free(struct fsck *f)
+{
+	for (size_t i = 0; i < f->probs.n; i++) {
+		free(prob_at(f, (uint32_t)i)->msg);
+		vec_free(&prob_at(f, (uint32_t)i)->files);
+	}
+	vec_free(&f->probs);
+	vec_free(&f->fixes);
+	vec_free(&f->chunks);
+	vec_free(&f->refs);
+	vec_free(&f->packs);
+	vec_free(&f->files);
+	vec_free(&f->inodes);
+	vec_free(&f->dirents);
+	vec_free(&f->names);
+	free(f->ord);
+}
+
+static int no_alloc(void *arg, uint32_t *id)
+{
+	(void)arg;
+	(void)id;
+	return -EROFS; /* fsck never appends */
+}
+
+/* Every check on the snapshot f->t; problems collected, not yet reported. */
+static int fsck_walk(struct fsck *f)
+{
+	int rc;
+
+	rc = idx_super_get(f->t, &f->sb);
+	if (rc == 0)
+		rc = idx_stats_get(f->t, &f->stats);
+	if (rc == 0)
+		rc = idx_chunk_iter(f->t, load_chunk, f);
+	if (rc == 0)
+		rc = idx_pack_iter(f->t, load_pack, f);
+	if (rc == 0)
+		rc = pfiles_list(f->pack_dir, &f->files);
+	if (rc == 0)
+		rc = idx_inode_iter(f->t, load_inode, f);
+	if (rc < 0)
+		goto out;
+	f->st->chunks = f->chunks.n;
+	f->st->inodes = f->inodes.n;
+	rc = idx_orphan_iter(f->t, load_orphan, f);
+	if (rc == 0)
+		rc = check_dirs(f);
+	if (rc == 0)
+		rc = check_reach(f);
+	if (rc == 0)
+		rc = check_links(f);
+	if (rc == 0)
+		rc = walk_extents(f, false);
+	if (rc < 0)
+		goto out;
+	check_refs(f);
+	check_refcounts(f);
+	rc = chunks_by_location(f);
+	if (rc == 0)
+		rc = verify_frames(f);
+	if (rc == 0)
+		rc = judge_frames(f);
+	if (rc < 0)
+		goto out;
+	check_packs(f);
+	check_stats(f);
+	/* Files of flagged chunks, and which files are damaged. */
+	rc = walk_extents(f, true);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; i < f->inodes.n; i++)
+		f->st->damaged_files += (((struct finode *)f->inodes.p)[i].flags & FI_DAMAGED) != 0;
+out:
+	return rc;
+}
+
+/* Remove pack files nothing references (repair, store not in use). */
+static void remove_orphan_packs(struct fsck *f)
+{
+	struct pfile *pf = f->files.p;
+	char path[PATH_MAX];
+	bool removed = false;
+
+	for (size_t i = 0; i < f->files.n; i++) {
+		if (packrec_find(f, pf[i].id) || pack_has_chunks(f, pf[i].id))
+			continue;
+		pack_path(f->pack_dir, pf[i].id, path, sizeof(path));
+		if (unlink(path) == 0)
+			removed = true;
+	}
+	if (removed)
+		dir_sync(f->pack_dir);
+}
+
+int gc_fsck(const char *store, const struct gc_fsck_opts *o, struct gc_fsck_stats *st)
+{
+	struct gc_fsck_opts defo = { 0 };
+	struct fsck f;
+	char *ip = NULL;
+	int lock = -1, rc;
+
+	memset(&f, 0, sizeof(f));
+	memset(st, 0, sizeof(*st));
+	f.store = store;
+	f.o = o ? o : &defo;
+	f.st = st;
+	f.chunks.sz = sizeof(struct fchunk);
+	f.refs.sz = sizeof(struct ref_pending);
+	f.packs.sz = sizeof(struct idx_pack);
+	f.files.sz = sizeof(struct pfile);
+	f.inodes.sz = sizeof(struct finode);
+	f.dirents.sz = sizeof(struct fdirent);
+	f.names.sz = 1;
+	f.probs.sz = sizeof(struct fprob);
+	f.fixes.sz = sizeof(struct fix);
+	lock = gc_store_lock(store, f.o->repair ? GC_LOCK_EXCLUSIVE : GC_LOCK_SHARED);
+	if (lock < 0) {
+		rc = lock;
+		goto out;
+	}
+	rc = gc_store_in_use(store);
+	if (rc < 0)
+		goto out;
+	st->in_use = rc > 0;
+	ip = path_join(store, "index");
+	f.pack_dir = path_join(store, "packs");
+	if (!ip || !f.pack_dir) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = idx_open(ip, f.o->repair ? 0 : IDX_RDONLY, NULL, 0, &f.x);
+	if (rc < 0)
+		goto out;
+	rc = pack_store_open(f.pack_dir, NULL, no_alloc, NULL, &f.ps);
+	if (rc < 0)
+		goto out;
+	rc = idx_txn_begin(f.x, true, &f.t);
+	if (rc < 0)
+		goto out;
+	rc = fsck_walk(&f);
+	idx_txn_abort(f.t);
+	f.t = NULL;
+	if (rc < 0)
+		goto out;
+	if (f.o->repair) {
+		rc = repair(&f);
+		if (rc < 0)
+			goto out;
+		remove_orphan_packs(&f);
+	}
+	report(&f);
+	rc = (int)(st->problems - st->repaired > INT_MAX ? INT_MAX : st->problems - st->repaired);
+out:
+	pack_store_close(f.ps);
+	idx_close(f.x);
+	gc_store_unlock(lock);
+	fsck_free(&f);
+	free(ip);
+	free(f.pack_dir);
+	return rc;
+}
+
+const char *gc_problem_kind_name(enum gc_problem_kind k)
+{
+	static const char *const names[GC_P_KIND_COUNT] = {
+		"superblock", "inode", "dirent", "nlink", "lost", "orphan",
+		"extent", "refcount", "frame", "pack", "stats",
+	};
+
+	return (unsigned)k < GC_P_KIND_COUNT ? names[k] : "?";
+}
+
+/* ------------------------------------------------------------------------ */
+/* gc                                                                         */
+
+void gc_opts_default(struct gc_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->threshold = GC_DEF_THRESHOLD;
+	o->batch_bytes = GC_DEF_BATCH;
+}
+
+/* What gc knows about one pack id. */
+struct gpack {
+	uint32_t id;
+	bool has_rec, has_file, keep;
+	uint64_t size;     /* file size */
+	uint64_t live;     /* frame bytes of chunk records found there */
+	uint64_t nchunks;
+	double frac;       /* reclaimable share of the file */
+};
+
+static int gpack_cmp(const void *key, const void *elem)
+{
+	uint32_t k = *(const uint32_t *)key, i = ((const struct gpack *)elem)->id;
+
+	return k < i ? -1 : k > i;
+}
+
+static int gpack_insert_sorted(struct vec *v, uint32_t id, struct gpack **out)
+{
+	struct gpack *g = v->n ? bsearch(&id, v->p, v->n, v->sz, gpack_cmp) : NULL;
+	size_t lo = 0, hi = v->n;
+
+	if (g) {
+		*out = g;
+		return 0;
+	}
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (((struct gpack *)v->p)[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!vec_push(v))
+		return -ENOMEM;
+	g = (struct gpack *)v->p + lo;
+	memmove(g + 1, g, (v->n - 1 - lo) * sizeof(*g));
+	memset(g, 0, sizeof(*g));
+	g->id = id;
+	*out = g;
+	return 0;
+}
+
+struct gscan {
+	struct vec *packs;
+	int err;
+};
+
+static int gscan_pack(void *arg, const struct idx_pack *p)
+{
+	struct gscan *s = arg;
+	struct gpack *g;
+	int rc = gpack_insert_sorted(s->packs, p->id, &g);
+
+	if (rc == 0)
+		g->has_rec = true;
+	return rc;
+}
+
+static int gscan_chunk(void *arg, const struct idx_chunk *c)
+{
+	struct gscan *s = arg;
+	struct gpack *g;
+	int rc = gpack_insert_sorted(s->packs, c->pack_id, &g);
+
+	if (rc == 0) {
+		g->live += c->frame_len;
+		g->nchunks++;
+	}
+	return rc;
+}
+
+static int host_txn_begin(const struct gc_host *h, struct idx_txn **t)
+{
+	return h->txn_begin ? h->txn_begin(h->arg, t) : idx_txn_begin(h->idx, false, t);
+}
+
+static int host_txn_end(const struct gc_host *h, struct idx_txn *t, int rc)
+{
+	if (h->txn_end)
+		return h->txn_end(h->arg, t, rc);
+	if (rc < 0) {
+		idx_txn_abort(t);
+		return rc;
+	}
+	rc = idx_txn_commit(t);
+	return rc < 0 ? rc : idx_sync(h->idx);
+}
+
+/* Scan records and files into a sorted table of packs. */
+static int gc_scan(const struct gc_host *h, struct vec *packs, uint64_t *bytes)
+{
+	struct vec files = { .sz = sizeof(struct pfile) };
+	struct gscan s = { packs, 0 };
+	struct idx_txn *t;
+	int rc;
+
+	*bytes = 0;
+	rc = idx_txn_begin(h->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_pack_iter(t, gscan_pack, &s);
+	if (rc == 0)
+		rc = idx_chunk_iter(t, gscan_chunk, &s);
+	idx_txn_abort(t);
+	/* Listed after the snapshot: a file created meanwhile (online) is
+	 * >= the limit and ignored; one removed meanwhile is simply gone. */
+	if (rc == 0)
+		rc = pfiles_list(h->pack_dir, &files);
+	for (size_t i = 0; rc == 0 && i < files.n; i++) {
+		struct pfile *pf = (struct pfile *)files.p + i;
+		struct gpack *g;
+
+		rc = gpack_insert_sorted(packs, pf->id, &g);
+		if (rc == 0) {
+			g->has_file = true;
+			g->size = pf->size;
+			*bytes += pf->size;
+		}
+	}
+	vec_free(&files);
+	return rc;
+}
+
+static bool gc_may_touch(const struct gc_host *h, uint32_t id)
+{
+	return id < h->pack_id_limit && !(h->pack_is_new && h->pack_is_new(h->arg, id));
+}
+
+/* Remove the files (and records) of packs that hold nothing live: orphan
+ * files and emptied packs.  Needs no space, so it runs first: on a full
+ * disk this is what lets the copying below start. */
+static int gc_drop_empty(const struct gc_host *h, const struct gc_opts *o, struct vec *packs,
+                         struct gc_stats *st)
+{
+	struct gpack *g = packs->p;
+	struct idx_txn *t = NULL;
+	bool any_rec = false, removed = false;
+	int rc = 0;
+
+	for (size_t i = 0; i < packs->n; i++) {
+		if (!gc_may_touch(h, g[i].id) || g[i].nchunks)
+			continue;
+		if (g[i].has_rec)
+			any_rec = true;
+		if (g[i].has_rec && g[i].has_file)
+			st->packs_emptied++;
+		else if (g[i].has_file)
+			st->orphan_packs++;
+	}
+	if (o->dry_run)
+		return 0;
+	if (any_rec) {
+		rc = host_txn_begin(h, &t);
+		if (rc < 0)
+			return rc;
+		for (size_t i = 0; rc == 0 && i < packs->n; i++)
+			if (gc_may_touch(h, g[i].id) && !g[i].nchunks && g[i].has_rec)
+				rc = idx_pack_del(t, g[i].id);
+		rc = host_txn_end(h, t, rc);
+		if (rc < 0)
+			return rc;
+	}
+	if (o->stop == GC_STOP_AFTER_COMMIT && any_rec)
+		return -ECANCELED;
+	if (h->before_remove)
+		h->before_remove(h->arg);
+	for (size_t i = 0; i < packs->n; i++) {
+		if (!gc_may_touch(h, g[i].id) || g[i].nchunks || !g[i].has_file)
+			continue;
+		rc = pack_remove(h->ps, g[i].id);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		g[i].has_file = false;
+		removed = true;
+	}
+	if (removed)
+		dir_sync(h->pack_dir);
+	return 0;
+}
+
+struct mv {
+	struct idx_chunk c;  /* record as scanned */
+	struct pack_loc nl;  /* new location */
+	bool copied;
+};
+
+struct gbatch {
+	struct vec *packs;  /* all packs (sorted); in_batch marks */
+	const uint32_t *ids;
+	size_t nids;
+	struct vec mvs;
+};
+
+static int u32_cmp(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int gbatch_chunk(void *arg, const struct idx_chunk *c)
+{
+	struct gbatch *b = arg;
+	struct mv *m;
+
+	if (!bsearch(&c->pack_id, b->ids, b->nids, sizeof(*b->ids), u32_cmp))
+		return 0;
+	m = vec_push(&b->mvs);
+	if (!m)
+		return -ENOMEM;
+	memset(m, 0, sizeof(*m));
+	m->c = *c;
+	return 0;
+}
+
+static int mv_cmp(const void *a, const void *b)
+{
+	const struct mv *x = a, *y = b;
+
+	if (x->c.pack_id != y->c.pack_id)
+		return x->c.pack_id < y->c.pack_id ? -1 : 1;
+	return x->c.pack_off < y->c.pack_off ? -1 : x->c.pack_off > y->c.pack_off;
+}
+
+struct gc_src_arg {
+	struct idx_txn *t;
+};
+
+static int gc_chunk_get(void *arg, const uint8_t fp[FP_LEN], struct idx_chunk *c)
+{
+	struct gc_src_arg *a = arg;
+
+	return idx_chunk_get(a->t, fp, c);
+}
+
+/* Copy one frame; a frame that fails its checks stays where it is (and
+ * so does its pack) rather than spreading bad bytes into a new pack. */
+static int gc_copy_one(const struct gc_host *h, const struct gc_opts *o, struct codec_ctx *ctx,
+                       struct idx_txn *rt, struct mv *m, uint8_t *buf)
+{
+	struct pack_loc loc = { .pack_id = m->c.pack_id, .off = m->c.pack_off, .len = m->c.frame_len };
+	struct codec_frame_info fi;
+	int rc;
+
+	rc = pack_read(h->ps, &loc, buf);
+	if (rc < 0)
+		return rc == -ENOMEM ? rc : 1;
+	rc = codec_frame_parse(buf, m->c.frame_len, &fi);
+	if (rc < 0 || (uint64_t)fi.header_len + fi.payload_len != m->c.frame_len ||
+	    fi.raw_len != m->c.raw_len)
+		return 1;
+	if (o->verify) {
+		struct gc_src_arg sa = { rt };
+		struct chunk_src src = { gc_chunk_get, &sa, h->ps };
+		uint8_t *raw = NULL;
+
+		rc = chunk_decode(ctx, &src, &m->c, 0, true, &raw);
+		free(raw);
+		if (rc == -ENOMEM)
+			return rc;
+		if (rc < 0)
+			return 1;
+	}
+	rc = pack_append(h->ps, buf, m->c.frame_len, &m->nl);
+	if (rc < 0)
+		return rc;
+	m->copied = true;
+	return 0;
+}
+
+static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec *packs,
+                    uint32_t *ids, size_t nids, struct gc_stats *st, uint64_t *copied_total,
+                    uint64_t copy_total)
+{
+	struct gbatch b = { .packs = packs, .ids = ids, .nids = nids, .mvs = { .sz = sizeof(struct mv) } };
+	struct codec_ctx *ctx = NULL;
+	struct idx_txn *rt = NULL, *t = NULL;
+	uint8_t *buf = NULL;
+	struct mv *m;
+	bool removed = false;
+	int rc;
+
+	qsort(ids, nids, sizeof(*ids), u32_cmp);
+	buf = malloc(codec_frame_bound(CODEC_MAX_RAW));
+	ctx = o->verify ? codec_ctx_create() : NULL;
+	if (!buf || (o->verify && !ctx)) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = idx_txn_begin(h->idx, true, &rt);
+	if (rc == 0)
+		rc = idx_chunk_iter(rt, gbatch_chunk, &b);
+	if (rc < 0)
+		goto out;
+	m = b.mvs.p;
+	if (b.mvs.n)
+		qsort(m, b.mvs.n, sizeof(*m), mv_cmp);
+	for (size_t i = 0; i < b.mvs.n; i++) {
+		if (m[i].c.frame_len > codec_frame_bound(CODEC_MAX_RAW)) {
+			rc = 1;
+		} else {
+			rc = gc_copy_one(h, o, ctx, rt, &m[i], buf);
+			if (rc < 0)
+				goto out;
+		}
+		if (rc > 0) {
+			struct gpack *g = bsearch(&m[i].c.pack_id, packs->p, packs->n, packs->sz,
+			                          gpack_cmp);
+
+			if (g && !g->keep) {
+				g->keep = true;
+				st->packs_kept++;
+			}
+			continue;
+		}
+		st->bytes_copied += m[i].c.frame_len;
+		*copied_total += m[i].c.frame_len;
+		progress(o->progress, o->progress_arg, "copy", *copied_total, copy_total);
+	}
+	idx_txn_abort(rt);
+	rt = NULL;
+	if (o->stop == GC_STOP_AFTER_COPY) {
+		rc = -ECANCELED;
+		goto out;
+	}
+	/* The new frames must be durable before any record points at them. */
+	rc = pack_sync(h->ps);
+	if (rc < 0)
+		goto out;
+	if (o->stop == GC_STOP_AFTER_SYNC) {
+		rc = -ECANCELED;
+		goto out;
+	}
+	rc = host_txn_begin(h, &t);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; rc == 0 && i < b.mvs.n; i++) {
+		struct idx_chunk now;
+		struct gpack *g;
+
+		if (!m[i].copied)
+			continue;
+		rc = idx_chunk_get(t, m[i].c.fp, &now);
+		if (rc == -ENOENT || (rc == 0 && (now.pack_id != m[i].c.pack_id ||
+		                                  now.pack_off != m[i].c.pack_off))) {
+			/* Deleted or moved since the scan (only online): the
+			 * copy is an orphan, and the pack is not known empty. */
+			g = bsearch(&m[i].c.pack_id, packs->p, packs->n, packs->sz, gpack_cmp);
+			if (g)
+				g->keep = true;
+			m[i].copied = false;
+			rc = 0;
+			continue;
+		}
+		if (rc < 0)
+			break;
+		now.pack_id = m[i].nl.pack_id;
+		now.pack_off = m[i].nl.off;
+		rc = idx_chunk_relocate(t, &now);
+		st->chunks_moved += rc == 0;
+	}
+	/* A pack all of whose chunks moved loses its record in the same
+	 * transaction: from the commit on, its file is an orphan. */
+	for (size_t k = 0; rc == 0 && k < nids; k++) {
+		struct gpack *g = bsearch(&ids[k], packs->p, packs->n, packs->sz, gpack_cmp);
+
+		if (g && !g->keep && g->has_rec)
+			rc = idx_pack_del(t, g->id);
+	}
+	rc = host_txn_end(h, t, rc);
+	t = NULL;
+	if (rc < 0) {
+		st->chunks_moved = 0;
+		goto out;
+	}
+	if (o->stop == GC_STOP_AFTER_COMMIT) {
+		rc = -ECANCELED;
+		goto out;
+	}
+	if (h->before_remove)
+		h->before_remove(h->arg);
+	for (size_t k = 0; k < nids; k++) {
+		struct gpack *g = bsearch(&ids[k], packs->p, packs->n, packs->sz, gpack_cmp);
+
+		if (!g || g->keep)
+			continue;
+		rc = pack_remove(h->ps, g->id);
+		if (rc < 0 && rc != -ENOENT)
+			goto out;
+		g->has_file = false;
+		st->packs_compacted++;
+		removed = true;
+	}
+	if (removed)
+		dir_sync(h->pack_dir);
+	rc = 0;
+out:
+	idx_txn_abort(rt);
+	vec_free(&b.mvs);
+	codec_ctx_free(ctx);
+	free(buf);
+	return rc;
+}
+
+static const struct vec *frac_sort_packs;
+
+static int frac_cmp(const void *a, const void *b)
+{
+	const struct gpack *x = (const struct gpack *)frac_sort_packs->p + *(const uint32_t *)a;
+	const struct gpack *y = (const struct gpack *)frac_sort_packs->p + *(const uint32_t *)b;
+
+	return x->frac > y->frac ? -1 : x->frac < y->frac;
+}
+
+int gc_compact(const struct gc_host *h, const struct gc_opts *o, struct gc_stats *st)
+{
+	struct vec packs = { .sz = sizeof(struct gpack) };
+	struct gc_opts defo;
+	uint32_t *cand = NULL, *ids = NULL;
+	uint64_t copy_total = 0, copied = 0, after = 0;
+	size_t ncand = 0;
+	double thr;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if (!o) {
+		gc_opts_default(&defo);
+		o = &defo;
+	}
+	thr = o->threshold < 0 ? 0 : o->threshold > 1 ? 1 : o->threshold;
+	progress(o->progress, o->progress_arg, "scan", 0, 0);
+	rc = gc_scan(h, &packs, &st->bytes_before);
+	if (rc < 0)
+		goto out;
+	st->packs_scanned = packs.n;
+	rc = gc_drop_empty(h, o, &packs, st);
+	if (rc < 0)
+		goto out;
+	cand = malloc((packs.n + 1) * sizeof(*cand));
+	ids = malloc((packs.n + 1) * sizeof(*ids));
+	if (!cand || !ids) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < packs.n; i++) {
+		struct gpack *g = (struct gpack *)packs.p + i;
+
+		/* Only packs whose record, file and chunks agree: anything
+		 * else is fsck's to report, not gc's to move. */
+		if (!gc_may_touch(h, g->id) || !g->nchunks || !g->has_rec || !g->has_file ||
+		    g->size < g->live || g->size == 0)
+			continue;
+		g->frac = (double)(g->size - g->live) / (double)g->size;
+		if (g->frac <= 0 || g->frac < thr)
+			continue;
+		cand[ncand++] = (uint32_t)i;
+		copy_total += g->live;
+	}
+	/* Most reclaimable first: a run cut short (full disk) gains most. */
+	frac_sort_packs = &packs;
+	qsort(cand, ncand, sizeof(*cand), frac_cmp);
+	frac_sort_packs = NULL;
+	if (o->dry_run) {
+		uint64_t freed = 0;
+
+		st->packs_compacted = ncand;
+		st->bytes_copied = copy_total;
+		for (size_t i = 0; i < ncand; i++) {
+			struct gpack *g = (struct gpack *)packs.p + cand[i];
+
+			freed += g->size - g->live;
+		}
+		for (size_t i = 0; i < packs.n; i++) {
+			struct gpack *g = (struct gpack *)packs.p + i;
+
+			if (gc_may_touch(h, g->id) && !g->nchunks && g->has_file)
+				freed += g->size;
+		}
+		st->bytes_after = st->bytes_before - freed;
+		goto out;
+	}
+	for (size_t i = 0; i < ncand;) {
+		uint64_t live = 0;
+		size_t nids = 0;
+
+		/* Batches bound the memory of the move list and the size of
+		 * one transaction; at least one pack per batch. */
+		while (i < ncand && (nids == 0 || live + ((struct gpack *)packs.p)[cand[i]].live <=
+		                                              o->batch_bytes)) {
+			struct gpack *g = (struct gpack *)packs.p + cand[i++];
+
+			ids[nids++] = g->id;
+			live += g->live;
+		}
+		rc = gc_batch(h, o, &packs, ids, nids, st, &copied, copy_total);
+		if (rc < 0)
+			goto out;
+	}
+	{
+		struct vec files = { .sz = sizeof(struct pfile) };
+
+		rc = pfiles_list(h->pack_dir, &files);
+		for (size_t i = 0; rc == 0 && i < files.n; i++)
+			after += ((struct pfile *)files.p)[i].size;
+		vec_free(&files);
+		st->bytes_after = after;
+	}
+out:
+	free(cand);
+	free(ids);
+	vec_free(&packs);
+	return rc;
+}
+
+/* --- offline gc -------------------------------------------------------------- */
+
+struct offline {
+	struct idx *x;
+	struct vec new_ids; /* uint32_t: packs this run created */
+};
+
+static int offline_alloc(void *arg, uint32_t *id)
+{
+	struct offline *off = arg;
+	struct idx_txn *t;
+	uint32_t *slot;
+	int rc;
+
+	slot = vec_push(&off->new_ids);
+	if (!slot)
+		return -ENOMEM;
+	off->new_ids.n--; /* reserved; kept below only if the commit worked */
+	rc = idx_txn_begin(off->x, false, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_pack_alloc(t, id);
+	if (rc < 0) {
+		idx_txn_abort(t);
+		return rc;
+	}
+	rc = idx_txn_commit(t);
+	if (rc < 0)
+		return rc;
+	*slot = *id;
+	off->new_ids.n++;
+	return 0;
+}
+
+static bool offline_is_new(void *arg, uint32_t id)
+{
+	struct offline *off = arg;
+	const uint32_t *v = off->new_ids.p;
+
+	for (size_t i = 0; i < off->new_ids.n; i++)
+		if (v[i] == id)
+			return true;
+	return false;
+}
+
+int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st)
+{
+	struct offline off = { .new_ids = { .sz = sizeof(uint32_t) } };
+	struct pack_store *ps = NULL;
+	struct gc_host h;
+	char *ip = NULL, *pp = NULL;
+	int lock, rc;
+
+	memset(st, 0, sizeof(*st));
+	lock = gc_store_lock(store, o && o->dry_run ? GC_LOCK_SHARED : GC_LOCK_EXCLUSIVE);
+	if (lock < 0)
+		return lock;
+	ip = path_join(store, "index");
+	pp = path_join(store, "packs");
+	if (!ip || !pp) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = idx_open(ip, o && o->dry_run ? IDX_RDONLY : 0, NULL, 0, &off.x);
+	if (rc < 0)
+		goto out;
+	rc = pack_store_open(pp, NULL, offline_alloc, &off, &ps);
+	if (rc < 0)
+		goto out;
+	memset(&h, 0, sizeof(h));
+	h.idx = off.x;
+	h.ps = ps;
+	h.pack_dir = pp;
+	/* Exclusive: every existing pack is fair game except our own. */
+	h.pack_id_limit = UINT32_MAX;
+	h.pack_is_new = offline_is_new;
+	h.arg = &off;
+	rc = gc_compact(&h, o, st);
+out:
+	pack_store_close(ps);
+	idx_close(off.x);
+	vec_free(&off.new_ids);
+	gc_store_unlock(lock);
+	free(ip);
+	free(pp);
+	return rc;
+}

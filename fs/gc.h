@@ -1,0 +1,202 @@
+/*
+ * gc.h - store verification (fsck) and pack compaction (gc), as a library.
+ *
+ * No FUSE here: the mixfs tool runs both on a store directory, and the
+ * engine can run the compaction core online through struct gc_host.
+ *
+ * fsck walks every inode, directory entry, extent, chunk and pack of one
+ * LMDB snapshot: link counts and reachability, extents against their
+ * chunks, chunk reference counts against the extents and reference chunks
+ * that use them, every frame read and decoded (checksum) and its SHA-256
+ * compared with the chunk's fingerprint, pack records against the chunks
+ * they hold, bytes in pack files that no chunk covers (orphans: crash
+ * leftovers, reclaimed by gc, not an error), and the stats counters.
+ *
+ * gc compacts packs: a pack whose reclaimable share (file bytes not held by
+ * a live chunk: dead + orphan) is at least the threshold has its live
+ * frames copied to a new pack; after pack_sync one index transaction
+ * relocates them (idx_chunk_relocate) and deletes the old pack record;
+ * only then is the old file removed.  A crash at any point leaves either
+ * the old or the new locations committed, and the other copy as an
+ * unreferenced pack file that the next gc removes.
+ *
+ * Locking between processes: STORE/gc.lock (flock).
+ *   gc, fsck --repair   exclusive, and they refuse to run while any other
+ *                       process has the index open (LMDB keeps a shared
+ *                       fcntl lock on index/lock.mdb for every open
+ *                       environment, which gc_store_lock tests).
+ *   fsck (check only)   shared: it may run next to a mount, read-only.
+ *   mount               should take it shared for its lifetime (then a gc
+ *                       cannot start under a mount even in the instant
+ *                       between the in-use test and the index open).
+ *
+ * Errors: negative errno.  -EBUSY store in use, -ENOENT / -EINVAL not a
+ * store, -EIO unreadable index records.
+ */
+#ifndef MIXFS_GC_H
+#define MIXFS_GC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct idx;
+struct idx_txn;
+struct pack_store;
+
+/* --- locking ------------------------------------------------------------- */
+
+enum gc_lock_mode {
+	GC_LOCK_SHARED,    /* fsck check, mount */
+	GC_LOCK_EXCLUSIVE, /* gc, fsck --repair: also fails if the index is open elsewhere */
+};
+
+/* Take STORE/gc.lock (created 0600 if missing) without waiting.  Returns
+ * the lock fd (>= 0) or -EBUSY (held by another process, or, for
+ * GC_LOCK_EXCLUSIVE, the index is open in another process), -ENOENT. */
+int gc_store_lock(const char *store, enum gc_lock_mode mode);
+void gc_store_unlock(int fd); /* -1 is fine */
+/* 1 if another process has the store's LMDB environment open (a mount,
+ * stats, fsck), 0 if not, or negative errno. */
+int gc_store_in_use(const char *store);
+
+/* --- progress and problems ------------------------------------------------ */
+
+/* Called now and then with the phase name and how far it got (total 0 =
+ * unknown).  For a progress line on a TTY. */
+typedef void (*gc_progress_fn)(void *arg, const char *phase, uint64_t done, uint64_t total);
+
+enum gc_problem_kind {
+	GC_P_SUPER,    /* superblock counters behind what exists */
+	GC_P_INODE,    /* malformed or impossible inode */
+	GC_P_DIRENT,   /* entry naming a missing inode, wrong type, index mismatch */
+	GC_P_NLINK,    /* link count differs from the entries found */
+	GC_P_LOST,     /* inode no directory entry reaches */
+	GC_P_ORPHAN,   /* orphan mark of a missing or still linked inode */
+	GC_P_EXTENT,   /* extent to a missing chunk, outside it, overlapping, past EOF */
+	GC_P_REFCOUNT, /* chunk refcount differs from the references found */
+	GC_P_FRAME,    /* frame missing, truncated, corrupt or not the fingerprint's bytes */
+	GC_P_PACK,     /* pack record missing or with the wrong live bytes */
+	GC_P_STATS,    /* stats counters differ from the records */
+	GC_P_KIND_COUNT
+};
+
+/* A file affected by a problem. */
+struct gc_file {
+	uint64_t ino;
+	uint64_t off;     /* first affected file offset (UINT64_MAX: not data) */
+	const char *path; /* "/a/b" (raw bytes), or NULL if no entry reaches it */
+};
+
+struct gc_problem {
+	enum gc_problem_kind kind;
+	const char *msg;    /* one line, no newline */
+	bool repaired;      /* --repair fixed it */
+	bool data_lost;     /* reads of the files' data at off fail (EIO) */
+	size_t nfiles;
+	const struct gc_file *files; /* valid during the callback only */
+};
+
+typedef void (*gc_problem_fn)(void *arg, const struct gc_problem *p);
+
+const char *gc_problem_kind_name(enum gc_problem_kind k); /* "frame", ... */
+
+/* --- fsck ------------------------------------------------------------------ */
+
+struct gc_fsck_opts {
+	bool repair;       /* fix what needs no guessing (store must not be in use) */
+	bool quick;        /* skip reading frames (structure only) */
+	unsigned threads;  /* frame decoding threads, 0 = CPUs */
+	gc_problem_fn problem;
+	void *problem_arg;
+	gc_progress_fn progress;
+	void *progress_arg;
+};
+
+struct gc_fsck_stats {
+	uint64_t inodes, dirents, extents, chunks, packs, pack_files;
+	uint64_t frames_verified;  /* frames read, decoded and fingerprint-checked */
+	uint64_t bytes_verified;   /* their raw bytes */
+	uint64_t pack_bytes;       /* size of all pack files */
+	uint64_t live_bytes;       /* frame bytes of chunk records */
+	uint64_t dead_bytes;       /* bytes the pack records count dead */
+	uint64_t orphan_bytes;     /* pack bytes neither live nor counted dead */
+	uint64_t orphan_packs;     /* pack files nothing references */
+	uint64_t damaged_chunks;   /* chunks whose data cannot be read */
+	uint64_t damaged_files;    /* inodes mapping a damaged chunk */
+	uint64_t problems;         /* problems found */
+	uint64_t repaired;         /* of which --repair fixed */
+	bool in_use;               /* checked next to another process (mount) */
+};
+
+/* Check the store.  Returns the number of problems left unrepaired (0 =
+ * clean) or a negative errno when the check could not run (-EBUSY for
+ * repair on a store in use).  Every problem goes to o->problem. */
+int gc_fsck(const char *store, const struct gc_fsck_opts *o, struct gc_fsck_stats *st);
+
+/* --- gc ---------------------------------------------------------------------- */
+
+/* Test hook: act as if the process died right after this step (no
+ * cleanup, nothing undone), so tests can check the store is consistent
+ * and a later gc finishes the work. */
+enum gc_stop {
+	GC_STOP_NONE,
+	GC_STOP_AFTER_COPY,   /* live frames appended, not synced */
+	GC_STOP_AFTER_SYNC,   /* new pack durable, index not yet changed */
+	GC_STOP_AFTER_COMMIT, /* index points at the new pack, old file still there */
+};
+
+struct gc_opts {
+	double threshold;         /* compact packs with reclaimable share >= this (default 0.5) */
+	bool dry_run;             /* report what would be done, change nothing */
+	bool verify;              /* decode each frame before copying it (slower) */
+	uint64_t batch_bytes;     /* live bytes moved per index transaction (default 256 MiB) */
+	enum gc_stop stop;
+	gc_progress_fn progress;
+	void *progress_arg;
+};
+
+struct gc_stats {
+	uint64_t packs_scanned;
+	uint64_t packs_compacted;   /* copied and removed */
+	uint64_t packs_emptied;     /* removed without copying (nothing live) */
+	uint64_t orphan_packs;      /* files without record or reference, removed */
+	uint64_t packs_kept;        /* candidates left because a frame was unreadable */
+	uint64_t chunks_moved;
+	uint64_t bytes_copied;      /* frame bytes written to new packs */
+	uint64_t bytes_before;      /* pack file bytes before */
+	uint64_t bytes_after;       /* and after */
+};
+
+void gc_opts_default(struct gc_opts *o);
+
+/* Offline gc of STORE: takes the exclusive lock, opens index and packs. */
+int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st);
+
+/* The compaction core, for a caller that has the store open (the engine,
+ * online).  Only packs with id < pack_id_limit are touched: the caller
+ * guarantees that no chunk record will be created in those packs any more
+ * (the engine: the first pack id of the current mount; every pack written
+ * since may still receive records).  Frames are appended to ps.
+ * txn_begin/txn_end (NULL: plain idx transactions) let the caller run the
+ * write transactions under its single-writer lock; txn_end commits when
+ * rc >= 0, else aborts, and returns the final rc.  Before removing old
+ * pack files gc calls before_remove (may be NULL): readers that fetched an
+ * old location from an earlier snapshot must be done with it, or retry
+ * with a fresh chunk record when pack_read says -ENOENT. */
+struct gc_host {
+	struct idx *idx;
+	struct pack_store *ps;
+	const char *pack_dir;
+	uint32_t pack_id_limit;
+	/* ids this run created (offline: they are >= nothing else), skipped */
+	bool (*pack_is_new)(void *arg, uint32_t id);
+	int (*txn_begin)(void *arg, struct idx_txn **t);
+	int (*txn_end)(void *arg, struct idx_txn *t, int rc);
+	void (*before_remove)(void *arg);
+	void *arg;
+};
+
+int gc_compact(const struct gc_host *h, const struct gc_opts *o, struct gc_stats *st);
+
+#endif
