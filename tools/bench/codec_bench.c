@@ -5,8 +5,11 @@
  * Each file is cut into content-defined chunks (index/chunker.h, ~64 KiB
  * average) or, with -f, fixed-size chunks.  Every chunk is encoded with
  * codec_frame_encode at each requested level, once with CODEC_DTYPE_AUTO
- * and once with the file's dtype as a hint (when the command line gives
- * one), decoded again and compared with the input.  The ZipNN-style
+ * and once with the file's hint (when the command line gives a dtype: that
+ * dtype, plus tensor positions and row lengths from NAME.idx next to the
+ * file, as tools/bench/corpus.py writes it, or from the file's own
+ * safetensors / torch.save layout via codec/hint.h), decoded again and
+ * compared with the input.  The ZipNN-style
  * baseline splits each chunk into byte planes (bf16/fp16: 2, fp32: 4) and
  * compresses every plane with zstd level 3, storing a plane raw when zstd
  * does not shrink it.
@@ -24,6 +27,7 @@
  * 2 on usage or I/O errors.
  */
 #include "codec/codec.h"
+#include "codec/hint.h"
 #include "tools/progress.h"
 #include "index/chunker.h"
 
@@ -49,6 +53,10 @@ struct corpus {
 	size_t *cut;        /* chunk i is data[cut[i] .. cut[i+1]) */
 	size_t nchunks;
 	size_t max_chunk;
+	/* file-format hint for the hint rows (row lengths, tensor phases) */
+	struct codec_hint fh;
+	char fh_src[80]; /* where it came from, "" for none */
+	int fh_idx;      /* fh.r is ours (from a .idx file), not the codec's */
 };
 
 /* One coder's result on one corpus. */
@@ -210,6 +218,62 @@ static void corpus_load(struct corpus *cp, const char *arg, size_t limit)
 	fclose(f);
 }
 
+/* Ranges from a corpus.py tensor table: "offset bytes row_elems" a line. */
+static int read_idx(const char *path, int dtype, struct codec_hint *h)
+{
+	unsigned long long off, len;
+	unsigned row;
+	size_t cap = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -errno;
+	memset(h, 0, sizeof(*h));
+	while (fscanf(f, "%llu %llu %u", &off, &len, &row) == 3) {
+		if (h->n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			h->r = realloc(h->r, cap * sizeof(*h->r));
+			if (!h->r)
+				die(2, "out of memory");
+		}
+		h->r[h->n++] = (struct codec_hint_range){ .off = off, .len = len, .dtype = dtype,
+		                                          .row_elems = row };
+	}
+	fclose(f);
+	return 0;
+}
+
+/* The hint a file gives: NAME.idx next to it (written by corpus.py for the
+ * raw corpora, which have no header), else what the codec's own parser
+ * finds in the bytes (safetensors header, torch.save zip entries). */
+static void corpus_hints(struct corpus *cp)
+{
+	char idx[4096];
+	const char *dot = strrchr(cp->path, '.'), *slash = strrchr(cp->path, '/');
+	size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - cp->path) : strlen(cp->path);
+
+	snprintf(idx, sizeof(idx), "%.*s.idx", (int)stem, cp->path);
+	if (cp->hint != CODEC_DTYPE_AUTO && read_idx(idx, cp->hint, &cp->fh) == 0) {
+		cp->fh_idx = 1;
+		snprintf(cp->fh_src, sizeof(cp->fh_src), "rows from %s.idx", cp->name);
+		return;
+	}
+	if (codec_hint_parse(cp->data, cp->len, cp->len, &cp->fh) == 0 && cp->fh.n)
+		snprintf(cp->fh_src, sizeof(cp->fh_src), "%zu tensors from the %s layout", cp->fh.n,
+		         cp->fh.format == CODEC_HINT_SAFETENSORS ? "safetensors" : "torch.save zip");
+}
+
+static void corpus_free(struct corpus *cp)
+{
+	if (cp->fh_idx)
+		free(cp->fh.r);
+	else
+		codec_hint_release(&cp->fh);
+	free(cp->cut);
+	free(cp->data);
+	free((char *)cp->path);
+}
+
 static void corpus_chunk(struct corpus *cp, const struct cdc *cdc, size_t fixed)
 {
 	size_t cap = 64, off = 0;
@@ -258,9 +322,23 @@ static void codec_params_for(const struct coder *c, const struct corpus *cp, siz
 {
 	memset(p, 0, sizeof(*p));
 	p->level = (enum codec_level)c->level;
-	p->dtype = c->use_hint ? cp->hint : CODEC_DTYPE_AUTO;
-	if (c->use_hint)
-		p->elem_phase = elem_phase(cp->hint, cp->cut[i]);
+	p->dtype = CODEC_DTYPE_AUTO;
+	if (!c->use_hint)
+		return;
+	p->dtype = cp->hint;
+	p->elem_phase = elem_phase(cp->hint, cp->cut[i]);
+	if (cp->fh.n) {
+		struct codec_params q = *p;
+
+		if (codec_hint_chunk(&cp->fh, cp->cut[i], chunk_len(cp, i), &q) == 0) {
+			/* a torch.save zip knows where tensors are, not their dtype */
+			p->row_elems = q.row_elems;
+			if (q.dtype != CODEC_DTYPE_AUTO) {
+				p->dtype = q.dtype;
+				p->elem_phase = q.elem_phase;
+			}
+		}
+	}
 }
 
 static int mixfs_encode(const struct coder *c, const struct corpus *cp, size_t i,
@@ -445,6 +523,8 @@ static void run_coder(const struct coder *c, const struct corpus *cp, uint8_t *f
 	r->stored = foff[cp->nchunks];
 	if (c->level >= 0)
 		mixfs_describe(c, cp, frames, foff, r);
+	if (c->level >= 0 && c->use_hint && cp->fh_src[0])
+		note_add(r, "%s", cp->fh_src);
 
 	for (double spent = 0; !spent || spent < min_time;) {
 		double t0 = cpu_now(), t;
@@ -610,6 +690,8 @@ int main(int argc, char **argv)
 
 		corpus_load(&cp, argv[a], limit);
 		corpus_chunk(&cp, &cdc, fixed);
+		if (cp.hint != CODEC_DTYPE_AUTO)
+			corpus_hints(&cp);
 		for (size_t i = 0; i < cp.nchunks; i++)
 			fcap += frame_bound(chunk_len(&cp, i));
 		frames = xmalloc(fcap);
@@ -648,9 +730,7 @@ int main(int argc, char **argv)
 		free(out);
 		free(foff);
 		free(frames);
-		free(cp.cut);
-		free(cp.data);
-		free((char *)cp.path);
+		corpus_free(&cp);
 	}
 	return status;
 }

@@ -124,6 +124,8 @@ for c in ${CORPORA//,/ }; do
 		FILE[$c]=$src
 	fi
 	head -c "$(bytes "$ZSAMPLE")" "${FILE[$c]}" > "$WORK/$c.sample"
+	# the tensor table (row lengths) that corpus.py writes, for the copies
+	[ ! -f "$CACHE/$c.idx" ] || ln -sf "$CACHE/$c.idx" "$WORK/$c.idx"
 	SAMPLE[$c]=$WORK/$c.sample
 done
 ZLABEL="first $(( $(bytes "$ZSAMPLE") >> 20 )) MiB"
