@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -102,33 +103,41 @@ static void dir_sync(const char *dir)
 
 int gc_store_in_use(const char *store)
 {
-	struct flock fl;
+	int status, rc;
+	pid_t pid;
 	char *p;
-	int fd, rc;
 
 	p = path_join(store, "index/lock.mdb");
 	if (!p)
 		return -ENOMEM;
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	free(p);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
 	/* Every process with the environment open holds a read lock on byte 0
-	 * of lock.mdb (mdb_env_excl_lock).  F_OFD_GETLK tests without taking
-	 * anything, and an OFD query does not drop this process's own
-	 * traditional locks when fd closes (it holds none: we test before
-	 * opening the index). */
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	fl.l_start = 0;
-	fl.l_len = 1;
-	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
-		rc = -errno;
-	else
-		rc = fl.l_type != F_UNLCK;
-	close(fd);
-	return rc;
+	 * of lock.mdb (mdb_env_excl_lock).  The probe runs in a child: closing
+	 * any descriptor of that file drops all of a process's POSIX locks on
+	 * it, which would silently unlock an environment this process has
+	 * open; the child has no locks to lose, and it sees ours as foreign.
+	 * Only open, fcntl and _exit run in the child (safe after fork in a
+	 * threaded process). */
+	pid = fork();
+	if (pid == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			_exit(errno == ENOENT ? 0 : 3);
+		if (fcntl(fd, F_GETLK, &fl) < 0)
+			_exit(3);
+		_exit(fl.l_type != F_UNLCK ? 1 : 0);
+	}
+	free(p);
+	if (pid < 0)
+		return -errno;
+	while ((rc = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		return -errno;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) > 1)
+		return -EIO;
+	return WEXITSTATUS(status);
 }
 
 int gc_store_lock(const char *store, enum gc_lock_mode mode)

@@ -1,0 +1,495 @@
+/*
+ * test_gc.c - fsck and gc (fs/gc.h) on stores written through the engine,
+ * then damaged on purpose: frames, pack files, index records.  Each gc step
+ * is also cut short (GC_STOP_*) as a crash would, and the store must check
+ * clean and read back before and after a second gc finishes the work.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "codec/codec.h"
+#include "fs/engine.h"
+#include "fs/gc.h"
+#include "index/idx.h"
+
+#define MIB (1u << 20)
+
+struct fx {
+	char dir[64];
+	char store[96];
+	char pack1[160];
+	uint8_t *a, *b; /* contents of /a and /d/b */
+	size_t alen, blen;
+};
+
+/* What fsck reported. */
+struct seen {
+	unsigned kinds[GC_P_KIND_COUNT];
+	unsigned repaired;
+	char lost[8][256]; /* paths of files whose data is lost */
+	unsigned nlost;
+};
+
+static void fill(uint8_t *p, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		p[i] = (uint8_t)x;
+	}
+}
+
+static struct eng *eopen(struct fx *f)
+{
+	struct eng_opts o;
+	struct eng *e;
+
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.workers = 2;
+	o.cache_bytes = 4 * MIB;
+	assert_int_equal(eng_store_open(f->store, &o, &e), 0);
+	return e;
+}
+
+static uint64_t lookup(struct eng *e, uint64_t dir, const char *name)
+{
+	struct eng_attr a;
+
+	assert_int_equal(eng_lookup(e, dir, name, &a), 0);
+	eng_forget(e, a.st.st_ino, 1);
+	return a.st.st_ino;
+}
+
+static uint64_t put_file(struct eng *e, uint64_t dir, const char *name, const uint8_t *b, size_t n)
+{
+	struct eng_cred cr = { 0, 0, 022 };
+	struct eng_attr a;
+	uint64_t ino;
+
+	assert_int_equal(eng_create(e, dir, name, 0644, O_RDWR, &cr, &a), 0);
+	ino = a.st.st_ino;
+	for (size_t p = 0; p < n; p += 65536) {
+		size_t k = n - p < 65536 ? n - p : 65536;
+
+		assert_int_equal(eng_write(e, ino, p, b + p, k), (ssize_t)k);
+	}
+	assert_int_equal(eng_fsync(e, ino, false), 0);
+	assert_int_equal(eng_release(e, ino), 0);
+	eng_forget(e, ino, 1);
+	return ino;
+}
+
+/* 0 if the file reads back as want, -EIO if some read failed; a read that
+ * succeeds with other bytes fails the test. */
+static int read_file(struct eng *e, uint64_t ino, const uint8_t *want, size_t n)
+{
+	uint8_t *got = malloc(65536);
+	int rc = 0;
+
+	assert_non_null(got);
+	for (size_t p = 0; p < n; p += 65536) {
+		size_t k = n - p < 65536 ? n - p : 65536;
+		ssize_t r = eng_read(e, ino, p, k, got);
+
+		if (r < 0) {
+			assert_int_equal(r, -EIO);
+			rc = -EIO;
+			continue;
+		}
+		assert_int_equal(r, (ssize_t)k);
+		assert_memory_equal(got, want + p, k);
+	}
+	free(got);
+	return rc;
+}
+
+static void on_problem(void *arg, const struct gc_problem *p)
+{
+	struct seen *s = arg;
+
+	s->kinds[p->kind]++;
+	if (getenv("TEST_GC_VERBOSE"))
+		fprintf(stderr, "%s%s: %s\n", p->repaired ? "repaired " : "", gc_problem_kind_name(p->kind), p->msg);
+	s->repaired += p->repaired;
+	for (size_t i = 0; p->data_lost && i < p->nfiles; i++) {
+		bool dup = false;
+
+		for (unsigned k = 0; k < s->nlost; k++)
+			dup |= p->files[i].path && strcmp(s->lost[k], p->files[i].path) == 0;
+		if (!dup && s->nlost < 8 && p->files[i].path)
+			snprintf(s->lost[s->nlost++], sizeof(s->lost[0]), "%s", p->files[i].path);
+	}
+}
+
+static int fsck(struct fx *f, bool repair, struct seen *s, struct gc_fsck_stats *st)
+{
+	struct gc_fsck_opts o = { .repair = repair, .threads = 2, .problem = on_problem,
+	                          .problem_arg = s };
+
+	memset(s, 0, sizeof(*s));
+	return gc_fsck(f->store, &o, st);
+}
+
+/* Store with /a (1 MiB random), /d/b (768 KiB, half of it /a's first
+ * chunks again: dedup), /d/link (hard link to /d/b), /empty. */
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct eng_cred cr = { 0, 0, 022 };
+	struct eng_attr at;
+	struct eng *e;
+	uint64_t d, b;
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/mixfs-tgc-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->store, sizeof(f->store), "%s/store", f->dir);
+	snprintf(f->pack1, sizeof(f->pack1), "%s/packs/00000001.pack", f->store);
+	assert_int_equal(eng_mkfs(f->store, CODEC_LEVEL_FAST), 0);
+	f->alen = MIB;
+	f->blen = 768u << 10;
+	f->a = malloc(f->alen);
+	f->b = malloc(f->blen);
+	assert_non_null(f->a);
+	assert_non_null(f->b);
+	fill(f->a, f->alen, 1);
+	memcpy(f->b, f->a, 384u << 10);
+	fill(f->b + (384u << 10), f->blen - (384u << 10), 2);
+	e = eopen(f);
+	put_file(e, IDX_ROOT_INO, "a", f->a, f->alen);
+	assert_int_equal(eng_mkdir(e, IDX_ROOT_INO, "d", 0755, &cr, &at), 0);
+	d = at.st.st_ino;
+	eng_forget(e, d, 1);
+	b = put_file(e, d, "b", f->b, f->blen);
+	assert_int_equal(eng_link(e, b, d, "link", &at), 0);
+	eng_forget(e, b, 1);
+	put_file(e, IDX_ROOT_INO, "empty", f->a, 0);
+	assert_int_equal(eng_store_close(e), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f->a);
+	free(f->b);
+	free(f);
+	return 0;
+}
+
+static void t_clean(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct seen s;
+
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_int_equal(st.problems, 0);
+	assert_true(st.chunks > 0);
+	assert_int_equal(st.frames_verified, st.chunks);
+	assert_int_equal(st.inodes, 5); /* root, a, d, b (two names), empty */
+	assert_int_equal(st.dirents, 5); /* a, d, empty, d/b, d/link */
+	assert_int_equal(st.orphan_bytes, 0);
+	assert_int_equal(st.dead_bytes, 0);
+	assert_int_equal(st.pack_bytes, st.live_bytes);
+	assert_int_equal(st.damaged_files, 0);
+}
+
+/* Flip one bit of one frame: exactly the files using that chunk are named,
+ * and the engine reads EIO there (never other bytes). */
+static void t_flip(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct seen s;
+	struct eng *e;
+	uint8_t byte;
+	int fd;
+
+	fd = open(f->pack1, O_RDWR);
+	assert_true(fd >= 0);
+	/* 700 KiB into the pack: a chunk of /a beyond the part /d/b shares. */
+	assert_int_equal(pread(fd, &byte, 1, 700u << 10), 1);
+	byte ^= 0x10;
+	assert_int_equal(pwrite(fd, &byte, 1, 700u << 10), 1);
+	close(fd);
+	assert_true(fsck(f, false, &s, &st) > 0);
+	assert_true(s.kinds[GC_P_FRAME] >= 1);
+	assert_int_equal(st.damaged_chunks, 1);
+	assert_int_equal(st.damaged_files, 1);
+	assert_int_equal(s.nlost, 1);
+	assert_string_equal(s.lost[0], "/a");
+	e = eopen(f);
+	assert_int_equal(read_file(e, lookup(e, IDX_ROOT_INO, "a"), f->a, f->alen), -EIO);
+	assert_int_equal(read_file(e, lookup(e, lookup(e, IDX_ROOT_INO, "d"), "b"), f->b, f->blen), 0);
+	assert_int_equal(eng_store_close(e), 0);
+}
+
+/* Cut the pack inside /d/b's own data: /d/b and its link are damaged,
+ * /a (written first) is not. */
+static void t_truncate(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct stat sb;
+	struct seen s;
+
+	assert_int_equal(stat(f->pack1, &sb), 0);
+	assert_int_equal(truncate(f->pack1, sb.st_size - 1000), 0);
+	assert_true(fsck(f, false, &s, &st) > 0);
+	assert_true(st.damaged_chunks >= 1);
+	assert_int_equal(st.damaged_files, 1); /* one inode, two names */
+	assert_int_equal(s.nlost, 1);
+	assert_true(strcmp(s.lost[0], "/d/b") == 0 || strcmp(s.lost[0], "/d/link") == 0);
+}
+
+static void unlink_a(struct fx *f)
+{
+	struct eng *e = eopen(f);
+
+	assert_int_equal(eng_unlink(e, IDX_ROOT_INO, "a"), 0);
+	assert_int_equal(eng_store_close(e), 0);
+}
+
+static void check_b(struct fx *f)
+{
+	struct eng *e = eopen(f);
+	uint64_t d = lookup(e, IDX_ROOT_INO, "d");
+
+	assert_int_equal(read_file(e, lookup(e, d, "b"), f->b, f->blen), 0);
+	assert_int_equal(read_file(e, lookup(e, d, "link"), f->b, f->blen), 0);
+	assert_int_equal(eng_store_close(e), 0);
+}
+
+static void t_gc(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct gc_stats gs;
+	struct gc_opts o;
+	struct seen s;
+
+	unlink_a(f);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_true(st.dead_bytes > 0);
+	gc_opts_default(&o);
+	o.threshold = 0.2;
+	o.dry_run = true;
+	assert_int_equal(gc_run(f->store, &o, &gs), 0);
+	assert_int_equal(gs.packs_compacted, 1);
+	assert_true(gs.bytes_after < gs.bytes_before);
+	o.dry_run = false;
+	o.verify = true;
+	assert_int_equal(gc_run(f->store, &o, &gs), 0);
+	assert_int_equal(gs.packs_compacted, 1);
+	assert_int_equal(gs.packs_kept, 0);
+	assert_true(gs.chunks_moved > 0);
+	assert_int_equal(access(f->pack1, F_OK), -1);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
+	assert_int_equal(gs.bytes_after, st.live_bytes);
+	check_b(f);
+	/* Nothing left to do. */
+	assert_int_equal(gc_run(f->store, &o, &gs), 0);
+	assert_int_equal(gs.packs_compacted + gs.packs_emptied + gs.orphan_packs, 0);
+}
+
+/* A crash after each step: consistent, readable, and the next gc ends
+ * with no dead or orphan byte left. */
+static void gc_stop_at(struct fx *f, enum gc_stop stop)
+{
+	struct gc_fsck_stats st;
+	struct gc_stats gs;
+	struct gc_opts o;
+	struct seen s;
+
+	unlink_a(f);
+	gc_opts_default(&o);
+	o.threshold = 0;
+	o.stop = stop;
+	assert_int_equal(gc_run(f->store, &o, &gs), -ECANCELED);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	check_b(f);
+	o.stop = GC_STOP_NONE;
+	assert_int_equal(gc_run(f->store, &o, &gs), 0);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
+	assert_int_equal(st.pack_bytes, st.live_bytes);
+	check_b(f);
+}
+
+static void t_stop_copy(void **state)
+{
+	gc_stop_at(*state, GC_STOP_AFTER_COPY);
+}
+
+static void t_stop_sync(void **state)
+{
+	gc_stop_at(*state, GC_STOP_AFTER_SYNC);
+}
+
+static void t_stop_commit(void **state)
+{
+	gc_stop_at(*state, GC_STOP_AFTER_COMMIT);
+}
+
+static struct idx *iopen(struct fx *f)
+{
+	char ip[160];
+	struct idx *x;
+
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	assert_int_equal(idx_open(ip, 0, NULL, 0, &x), 0);
+	return x;
+}
+
+struct first_chunk {
+	struct idx_chunk c;
+	bool found;
+};
+
+static int take_first(void *arg, const struct idx_chunk *c)
+{
+	struct first_chunk *fc = arg;
+
+	fc->c = *c;
+	fc->found = true;
+	return 1;
+}
+
+/* Index damage of every repairable kind, then --repair, then clean. */
+static void t_repair(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct idx_inode root, in;
+	struct first_chunk fc = { 0 };
+	struct idx_pack pk;
+	struct idx_txn *t;
+	struct idx *x = iopen(f);
+	struct seen s;
+	struct eng *e;
+	uint64_t a, lost;
+	uint8_t type;
+
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	assert_int_equal(idx_dirent_lookup(t, IDX_ROOT_INO, "a", 1, &a, &type), 0);
+	/* wrong link count */
+	assert_int_equal(idx_inode_get(t, a, &in), 0);
+	in.nlink = 3;
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	/* entry naming a missing inode */
+	assert_int_equal(idx_inode_get(t, IDX_ROOT_INO, &root), 0);
+	assert_int_equal(idx_dirent_add(t, &root, "ghost", 5, 424242, 8), 0);
+	assert_int_equal(idx_inode_put(t, &root), 0);
+	/* inode without a name */
+	assert_int_equal(idx_ino_alloc(t, &lost), 0);
+	in.ino = lost;
+	in.nlink = 1;
+	in.size = 0;
+	in.stored_bytes = 0;
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	/* orphan mark on a linked file: the next mount would delete it */
+	assert_int_equal(idx_orphan_add(t, a), 0);
+	/* pack record off by 100 */
+	assert_int_equal(idx_pack_get(t, 1, &pk), 0);
+	pk.live_bytes += 100;
+	assert_int_equal(idx_pack_put(t, &pk), 0);
+	/* a chunk nothing uses, with refcount 2, whose bytes are another's */
+	assert_int_equal(idx_chunk_iter(t, take_first, &fc), 1);
+	assert_true(fc.found);
+	fc.c.fp[0] ^= 1;
+	fc.c.refcount = 2;
+	fc.c.flags = 0;
+	assert_int_equal(idx_chunk_insert(t, &fc.c), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+
+	assert_true(fsck(f, false, &s, &st) > 0);
+	assert_int_equal(s.kinds[GC_P_NLINK], 1);
+	assert_int_equal(s.kinds[GC_P_DIRENT], 1);
+	assert_int_equal(s.kinds[GC_P_LOST], 1);
+	assert_int_equal(s.kinds[GC_P_ORPHAN], 1);
+	assert_int_equal(s.kinds[GC_P_PACK], 2); /* live bytes; the fake overlaps the real */
+	assert_int_equal(s.kinds[GC_P_REFCOUNT], 1);
+	assert_int_equal(s.kinds[GC_P_FRAME], 1); /* its bytes do not match its SHA-256 */
+	assert_int_equal(s.repaired, 0);
+
+	/* The fake chunk's frame and overlap problems are not repaired as
+	 * such: the chunk goes with its (fake) references, so the next check
+	 * is clean. */
+	assert_int_equal(fsck(f, true, &s, &st), 2);
+	assert_int_equal(s.repaired, 6);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+
+	e = eopen(f);
+	assert_int_equal(read_file(e, lookup(e, IDX_ROOT_INO, "a"), f->a, f->alen), 0);
+	{
+		char name[32];
+
+		snprintf(name, sizeof(name), "#%llu", (unsigned long long)lost);
+		lookup(e, lookup(e, IDX_ROOT_INO, "lost+found"), name);
+	}
+	assert_int_equal(eng_store_close(e), 0);
+}
+
+static void t_lock(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct gc_stats gs;
+	struct seen s;
+	struct eng *e;
+	int fd;
+
+	fd = gc_store_lock(f->store, GC_LOCK_EXCLUSIVE);
+	assert_true(fd >= 0);
+	assert_int_equal(gc_store_lock(f->store, GC_LOCK_SHARED), -EBUSY);
+	assert_int_equal(gc_run(f->store, NULL, &gs), -EBUSY);
+	gc_store_unlock(fd);
+	/* An open engine holds the index: gc and repair refuse, a check runs. */
+	e = eopen(f);
+	assert_int_equal(gc_store_in_use(f->store), 1);
+	assert_int_equal(gc_run(f->store, NULL, &gs), -EBUSY);
+	assert_int_equal(fsck(f, true, &s, &st), -EBUSY);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_true(st.in_use);
+	assert_int_equal(eng_store_close(e), 0);
+	assert_int_equal(gc_store_in_use(f->store), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(t_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_flip, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_truncate, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_stop_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_stop_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_stop_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_lock, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
