@@ -1065,10 +1065,14 @@ static void bar_row(const struct human *h, const char *label, uint64_t a, uint64
 	uint64_t v = a >= b ? a - b : b - a;
 	char s[HBUF];
 
+	double pct = (double)sign * 100.0 * ratio_of(v, whole);
+
+	/* A few bytes lost to frame headers is not "-0.0%". */
+	if (pct > -0.05 && pct < 0.05)
+		pct = 0.0;
 	fprintf(h->f, "  %-22s ", label);
 	bar(h, v, whole, sign);
-	fprintf(h->f, " %6.1f%%  %s\n", (double)sign * 100.0 * ratio_of(v, whole),
-	        hsigned(h, s, a, b));
+	fprintf(h->f, " %6.1f%%  %s\n", pct, hsigned(h, s, a, b));
 }
 
 /* Human text: control and other unprintable bytes as \xNN, so a file name
@@ -1138,9 +1142,9 @@ static void print_human(const struct human *h, const struct loc *l, const struct
 	fprintf(f, "  %-22s %14s   (logical / stored)\n", "overall ratio", rr);
 	fprintf(f, "  %-22s %14s   (stored below level %s, to be recompressed)\n", "pending",
 	        hsize(h, a, s->pending_bytes), codec_level_name(r->default_level));
-	fprintf(f, "  %-22s %14s   (%" PRIu64 " packs; %s dead, reclaimed by mixfs gc)\n",
+	fprintf(f, "  %-22s %14s   (%" PRIu64 " pack%s; %s dead, reclaimed by mixfs gc)\n",
 	        "pack bytes", hsize(h, a, r->pack_live + r->pack_dead), r->packs,
-	        hsize(h, b, r->pack_dead));
+	        r->packs == 1 ? "" : "s", hsize(h, b, r->pack_dead));
 
 	if (s->logical_bytes > 0) {
 		fprintf(f, "\nwhere the logical bytes went\n");

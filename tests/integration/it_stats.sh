@@ -1,0 +1,442 @@
+#!/bin/bash
+# mixfs stats, xattrs and st_blocks against independently computed numbers.
+#
+# A known workload goes through a real mount: random bytes, two copies of
+# them and a hard link, a bf16 and an fp32 tensor, a sparse file, then an
+# overwrite, truncates and deletes.  Every JSON field of "mixfs stats" is
+# checked against what the test wrote (sizes, duplicated bytes, holes),
+# against the kernel's view (stat, du, du --apparent-size, getfattr) and
+# against the pack files on disk; per-file rows must add up to the totals.
+# Checked while mounted (after sync) and on the unmounted store.
+. "$(dirname "$0")/lib.sh"
+it_init
+need_mixfs "mixfs stats"
+command -v python3 >/dev/null || skip "python3 missing"
+mixfs_mkfs
+mixfs_mount
+
+MIB=1048576
+R=$((3 * MIB)) # random bytes, stored three times (dedup)
+B=$((4 * MIB)) # bf16 tensor
+F=$((2 * MIB)) # fp32 tensor
+S=$((1 * MIB)) # data inside the sparse file
+SPARSE=$((8 * MIB))
+O=$((2 * MIB)) # overwritten file
+# The bar chart's block characters U+2588..U+258F as UTF-8 bytes (the test
+# runs with LC_ALL=C, where $'\u2588' would not expand).
+BLOCKS=$'\xe2\x96[\x88-\x8f]'
+STORE_ABS=$(realpath "$STORE")
+MNT_ABS=$(realpath "$MNT")
+
+# bf16 weights: the high halves of N(0, 0.02) fp32 values.
+bf16_file() {
+	python3 - "$1" "$2" "$3" <<'EOF'
+import array, random, sys
+path, size, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+n = size // 2
+b = array.array("f", (rng.gauss(0.0, 0.02) for _ in range(n))).tobytes()
+out = bytearray(2 * n)
+out[0::2] = b[2::4]  # little-endian: bytes 2, 3 of a float are its bf16
+out[1::2] = b[3::4]
+open(path, "wb").write(out)
+EOF
+	[ "$(stat -c %s "$1")" = "$2" ] || fail "bf16_file $1 short"
+}
+
+# stats_json OUT PATH [--files]: run mixfs stats --json; the output must be
+# one valid JSON object.
+stats_json() {
+	local out=$1
+	shift
+	"$MIXFS" stats --json "$@" >"$out" 2>"$WORK/stats.err" ||
+		fail "mixfs stats --json $*: exit $?: $(cat "$WORK/stats.err")"
+	python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$out" ||
+		fail "mixfs stats --json $*: not JSON: $(head -c 500 "$out")"
+}
+
+# Sum of the pack files' sizes.
+pack_file_bytes() {
+	local n=0 f
+	for f in "$STORE"/packs/*.pack; do
+		[ -e "$f" ] || continue
+		n=$((n + $(stat -c %s "$f")))
+	done
+	echo "$n"
+}
+
+# Logical bytes as du --apparent-size sees them (hard links once), and as
+# the sum of stat sizes over distinct inodes: both must agree.
+du_logical() {
+	local a b
+	a=$(find "$MNT" -type f -print0 | du -cb --apparent-size --files0-from=- | tail -n 1 | cut -f1)
+	b=$(find "$MNT" -type f -printf '%i %s\n' | sort -u | awk '{ s += $2 } END { print s + 0 }')
+	check_eq "du --apparent-size vs sum of stat sizes" "$a" "$b"
+	echo "$a"
+}
+
+# One line per file for the checker: path<TAB>size<TAB>blocks<TAB>du_bytes<TAB>
+# du_apparent<TAB>xattr stored<TAB>xattr ratio<TAB>xattr dtype<TAB>links
+file_facts() {
+	local f rel x_st x_ra x_dt
+	while IFS= read -r -d '' f; do
+		rel=${f#"$MNT"}
+		getfattr -d --absolute-names "$f" >"$WORK/xattr" 2>&1 || fail "getfattr -d $f: $(cat "$WORK/xattr")"
+		x_st=$(sed -n 's/^user\.mixfs\.stored_bytes="\(.*\)"$/\1/p' "$WORK/xattr")
+		x_ra=$(sed -n 's/^user\.mixfs\.ratio="\(.*\)"$/\1/p' "$WORK/xattr")
+		x_dt=$(sed -n 's/^user\.mixfs\.dtype="\(.*\)"$/\1/p' "$WORK/xattr")
+		[ -n "$x_st" ] && [ -n "$x_ra" ] && [ -n "$x_dt" ] ||
+			fail "getfattr -d $f lacks user.mixfs.*: $(cat "$WORK/xattr")"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rel" "$(stat -c %s "$f")" \
+			"$(stat -c %b "$f")" "$(du -B1 "$f" | cut -f1)" \
+			"$(du -B1 --apparent-size "$f" | cut -f1)" "$x_st" "$x_ra" "$x_dt" \
+			"$(stat -c %h "$f")"
+	done < <(find "$MNT" -type f -print0)
+}
+
+# check_stats JSON EXPECT FACTS: every field of a whole-store --files
+# result against the expectations (a JSON object) and the file facts.
+check_stats() {
+	python3 - "$@" <<'EOF' || fail "stats check failed (see above)"
+import json, sys
+got = json.load(open(sys.argv[1]))
+exp = json.load(open(sys.argv[2]))
+facts = {}
+for line in open(sys.argv[3]):
+    p, size, blocks, du, dua, xs, xr, xd, links = line.rstrip("\n").split("\t")
+    facts[p] = dict(size=int(size), blocks=int(blocks), du=int(du), dua=int(dua),
+                    xs=int(xs), xr=float(xr), xd=xd, links=int(links))
+bad = []
+def want(what, cond, detail=""):
+    if not cond:
+        bad.append("%s %s" % (what, detail))
+def eq(key, value, obj=got, name=None):
+    want(name or key, obj.get(key) == value, "expected %r, got %r" % (value, obj.get(key)))
+
+keys = ["schema", "store", "mount", "path", "scope", "default_level", "file_count",
+        "logical_bytes", "mapped_bytes", "sparse_bytes", "unique_bytes", "stored_bytes",
+        "dedup_saved_bytes", "compression_saved_bytes", "ratio", "dedup_ratio",
+        "compression_ratio", "chunks", "ref_chunks", "pending_bytes", "by_dtype",
+        "by_level", "packs", "files"]
+want("keys", sorted(got) == sorted(keys), "got %s" % sorted(got))
+eq("schema", 1)
+eq("store", exp["store"])
+eq("mount", exp["mount"])
+eq("path", "/")
+eq("scope", "store")
+eq("default_level", "mix")
+eq("file_count", exp["files"])
+eq("logical_bytes", exp["logical"])
+eq("mapped_bytes", exp["mapped"])
+eq("sparse_bytes", exp["logical"] - exp["mapped"])
+L, M, U, S = (got[k] for k in ("logical_bytes", "mapped_bytes", "unique_bytes", "stored_bytes"))
+slack = exp.get("slack", 0)  # bytes of partly used chunks kept whole (truncate)
+want("unique_bytes", exp["unique"] <= U <= exp["unique"] + slack,
+     "expected %d .. %d, got %d" % (exp["unique"], exp["unique"] + slack, U))
+eq("dedup_saved_bytes", M - U)
+want("dedup_saved_bytes", exp["dup"] - slack <= got["dedup_saved_bytes"] <= exp["dup"],
+     "expected %d (- up to %d), got %d" % (exp["dup"], slack, got["dedup_saved_bytes"]))
+eq("compression_saved_bytes", U - S)
+# stored bytes are the live frame bytes of the packs, and the pack files
+# hold exactly the live and dead frames (nothing orphaned in this test).
+eq("live_bytes", S, got["packs"], "packs.live_bytes")
+eq("dead_bytes", exp["pack_files"] - S, got["packs"], "packs.dead_bytes = pack files - stored")
+want("packs.count", got["packs"]["count"] >= 1, str(got["packs"]))
+if exp["no_dead"]:
+    eq("stored_bytes", exp["pack_files"], name="stored_bytes = pack file bytes")
+want("stored_bytes", S <= exp["pack_files"], "%d > pack files %d" % (S, exp["pack_files"]))
+for k, n, d in (("ratio", L, S), ("dedup_ratio", M, U), ("compression_ratio", U, S)):
+    want(k, abs(got[k] - n / d) < 1e-4, "expected %.4f, got %r" % (n / d, got[k]))
+# 16..256 KiB chunks (a file's last chunk may be shorter)
+want("chunks", U // (256 << 10) <= got["chunks"] <= U // (16 << 10) + exp["files"] + 4,
+     "%d chunks for %d bytes" % (got["chunks"], U))
+want("ref_chunks", 0 <= got["ref_chunks"] <= got["chunks"], str(got["ref_chunks"]))
+for name, keys in (("by_dtype", ["other", "bf16", "fp16", "fp32"]),
+                   ("by_level", ["raw", "fast", "mix"])):
+    part = got[name]
+    want(name + " keys", sorted(part) == sorted(keys), str(sorted(part)))
+    for f, tot in (("unique_bytes", U), ("stored_bytes", S)):
+        s = sum(part[k][f] for k in keys)
+        want(name + " sum of " + f, s == tot, "%d != %d" % (s, tot))
+    for k in keys:
+        u, st = part[k]["unique_bytes"], part[k]["stored_bytes"]
+        r = part[k]["ratio"]
+        want(name + "." + k + ".ratio", (r is None) if st == 0 else abs(r - u / st) < 1e-4, str(part[k]))
+for k, lo in exp["dtype_min"].items():
+    want("by_dtype." + k, got["by_dtype"][k]["unique_bytes"] >= lo,
+         "unique_bytes %d < %d" % (got["by_dtype"][k]["unique_bytes"], lo))
+for k, lo in exp["level_min"].items():
+    want("by_level." + k, got["by_level"][k]["unique_bytes"] >= lo,
+         "unique_bytes %d < %d" % (got["by_level"][k]["unique_bytes"], lo))
+# Tensors compress; random bytes cost at most a frame header per chunk more.
+if exp["dtype_min"].get("bf16"):
+    want("bf16 compresses", got["by_dtype"]["bf16"]["ratio"] > 1.2, str(got["by_dtype"]["bf16"]))
+want("raw level", got["by_level"]["raw"]["stored_bytes"] - got["by_level"]["raw"]["unique_bytes"]
+     <= 64 * got["chunks"], str(got["by_level"]["raw"]))
+eq("pending_bytes", got["by_level"]["fast"]["unique_bytes"],
+   name="pending_bytes = fast bytes in a mix store")
+want("pending_bytes", got["pending_bytes"] >= exp.get("pending_min", 0), str(got["pending_bytes"]))
+
+# Rows: every file once, largest first, adding up to the totals.
+rows = got["files"]
+paths = [r["path"] for r in rows]
+want("files rows", len(rows) == exp["files"], "%d rows" % len(rows))
+want("files order", [r["logical_bytes"] for r in rows] ==
+     sorted((r["logical_bytes"] for r in rows), reverse=True), str(paths))
+for f in ("logical_bytes", "unique_bytes", "stored_bytes"):
+    s = sum(r[f] for r in rows)
+    want("sum of rows' " + f, s == got[f], "%d != %d" % (s, got[f]))
+inodes = {}
+for r in rows:
+    p = r["path"]
+    want("row keys", sorted(r) == sorted(["path", "ino", "links", "dtype", "logical_bytes",
+                                         "unique_bytes", "stored_bytes", "ratio"]), str(r))
+    want("row path " + p, p in facts, "not a file in the mount")
+    if p not in facts:
+        continue
+    fa = facts[p]
+    inodes[r["ino"]] = p
+    eq("logical_bytes", fa["size"], r, p + " logical_bytes (stat size)")
+    eq("links", fa["links"], r, p + " links")
+    eq("dtype", fa["xd"], r, p + " dtype (user.mixfs.dtype)")
+    want(p + " ratio", (r["ratio"] is None) if r["stored_bytes"] == 0 else
+         abs(r["ratio"] - r["logical_bytes"] / r["stored_bytes"]) < 1e-4, str(r))
+    # st_blocks and the attributes: the engine's own charge.
+    want(p + " du", fa["du"] == fa["blocks"] * 512, "du -B1 %d, st_blocks %d" % (fa["du"], fa["blocks"]))
+    want(p + " st_blocks", fa["blocks"] == (fa["xs"] + 511) // 512,
+         "st_blocks %d, user.mixfs.stored_bytes %d" % (fa["blocks"], fa["xs"]))
+    want(p + " du --apparent-size", fa["dua"] == fa["size"], "%d != %d" % (fa["dua"], fa["size"]))
+    want(p + " user.mixfs.ratio", fa["size"] == 0 or abs(fa["xr"] - fa["xs"] / fa["size"]) < 1e-4,
+         "%r vs %d/%d" % (fa["xr"], fa["xs"], fa["size"]))
+    if p in exp["alone"]:
+        # Not shared: the even split and the engine's charge agree.
+        eq("stored_bytes", fa["xs"], r, p + " stored_bytes = user.mixfs.stored_bytes")
+    if p in exp.get("dtypes", {}):
+        eq("dtype", exp["dtypes"][p], r, p + " dtype")
+want("distinct inodes", len(inodes) == len(rows), str(inodes))
+# Copies of one content share its chunks evenly, and each copy's
+# user.mixfs.stored_bytes charges the whole of them.
+for group in exp["shared"]:
+    rs = [r for r in rows if r["path"] in group]
+    want("shared rows " + str(group), len(rs) == len(group), str(paths))
+    if len(rs) == len(group):
+        st = [r["stored_bytes"] for r in rs]
+        want("even split " + str(group), max(st) - min(st) <= len(rs), str(st))
+        for r in rs:
+            x = facts[r["path"]]["xs"]
+            want("shared " + r["path"], abs(x - sum(st)) <= len(rs),
+                 "user.mixfs.stored_bytes %d, rows sum %d" % (x, sum(st)))
+for b in bad:
+    print("it_stats: FAIL:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+}
+
+# write_expect FILE KEY=JSON...: the expectations for check_stats.
+write_expect() {
+	python3 - "$@" <<'EOF'
+import json, sys
+out, kv = sys.argv[1], sys.argv[2:]
+e = {}
+for a in kv:
+    k, v = a.split("=", 1)
+    e[k] = json.loads(v)
+json.dump(e, open(out, "w"))
+EOF
+}
+
+# ---- workload, part 1: writes only --------------------------------------
+rand_file "$WORK/rand" 3 31
+cp "$WORK/rand" "$MNT/rand.bin"
+cp "$WORK/rand" "$MNT/copy1.bin"
+mkdir "$MNT/sub"
+cp "$WORK/rand" "$MNT/sub/copy2.bin"
+ln "$MNT/sub/copy2.bin" "$MNT/sub/hard.bin"
+bf16_file "$WORK/w.bf16" "$B" 7
+cp "$WORK/w.bf16" "$MNT/sub/w.bf16"
+float_file "$WORK/w.f32" 2 8
+cp "$WORK/w.f32" "$MNT/w.f32"
+truncate -s "$SPARSE" "$MNT/sparse.bin"
+rand_file "$WORK/sp" 1 32
+dd if="$WORK/sp" of="$MNT/sparse.bin" bs=1M seek=2 conv=notrunc status=none
+rand_file "$WORK/over" 2 33
+cp "$WORK/over" "$MNT/over.bin"
+sync
+sync -f "$MNT"
+
+logical=$(du_logical)
+check_eq "workload logical bytes" $((3 * R + B + F + SPARSE + O)) "$logical"
+file_facts >"$WORK/facts1"
+stats_json "$WORK/s1.json" --files "$MNT"
+write_expect "$WORK/e1.json" store="\"$STORE_ABS\"" mount="\"$MNT_ABS\"" files=7 \
+	logical="$logical" mapped=$((logical - SPARSE + S)) unique=$((R + B + F + S + O)) \
+	dup=$((2 * R)) pack_files="$(pack_file_bytes)" no_dead=true \
+	dtype_min="{\"bf16\": $((B * 9 / 10)), \"fp32\": $((F * 9 / 10)), \"other\": $(((R + S + O) * 99 / 100))}" \
+	level_min="{\"raw\": $(((R + S + O) * 99 / 100)), \"mix\": $(((B + F) * 9 / 10))}" \
+	alone='["/sub/w.bf16", "/w.f32", "/sparse.bin", "/over.bin"]' \
+	shared='[["/rand.bin", "/copy1.bin", "/sub/copy2.bin"]]' \
+	dtypes='{"/sub/w.bf16": "bf16", "/w.f32": "fp32", "/rand.bin": "other"}'
+check_stats "$WORK/s1.json" "$WORK/e1.json" "$WORK/facts1"
+log "part 1: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("logical", d["logical_bytes"], "unique", d["unique_bytes"], "stored", d["stored_bytes"], "chunks", d["chunks"])' "$WORK/s1.json")"
+
+# The store directory gives the same numbers as the mount point (the
+# store is not inside the mount, so no mount is named).
+stats_json "$WORK/s1store.json" --files "$STORE"
+python3 - "$WORK/s1.json" "$WORK/s1store.json" <<'EOF' || fail "stats of the store differs from stats of the mount"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert b["mount"] is None, b["mount"]
+a["mount"] = None
+for k in a:
+    assert a[k] == b[k], "%s: mount %r, store %r" % (k, a[k], b[k])
+EOF
+
+# ---- subtrees: a directory and a file ----------------------------------
+stats_json "$WORK/sub.json" --files "$MNT/sub"
+python3 - "$WORK/s1.json" "$WORK/sub.json" "$R" "$B" <<'EOF' || fail "subtree /sub"
+import json, sys
+whole, sub = (json.load(open(p)) for p in sys.argv[1:3])
+R, B = int(sys.argv[3]), int(sys.argv[4])
+rows = {r["path"]: r for r in whole["files"]}
+bad = []
+def want(what, cond):
+    if not cond:
+        bad.append(what)
+want("path /sub: %r" % sub["path"], sub["path"] == "/sub")
+want("scope subtree", sub["scope"] == "subtree")
+want("file_count 2: %r" % sub["file_count"], sub["file_count"] == 2)
+want("logical R+B: %r" % sub["logical_bytes"], sub["logical_bytes"] == R + B)
+want("mapped = logical", sub["mapped_bytes"] == R + B and sub["sparse_bytes"] == 0)
+# copy2 holds one of three references on every chunk of the random data
+want("unique R/3+B: %r" % sub["unique_bytes"], sub["unique_bytes"] == R // 3 + B)
+want("dedup saved 2R/3: %r" % sub["dedup_saved_bytes"], sub["dedup_saved_bytes"] == R - R // 3)
+# The same rows as in the whole store (rounding may give a byte elsewhere).
+want("sub rows: %r" % sub["files"], sorted(r["path"] for r in sub["files"]) ==
+     ["/sub/copy2.bin", "/sub/w.bf16"])
+for r in sub["files"]:
+    w = rows.get(r["path"], {})
+    want("row %s" % r["path"], r["logical_bytes"] == w.get("logical_bytes") and
+         abs(r["stored_bytes"] - w.get("stored_bytes", -9)) <= 1 and
+         abs(r["unique_bytes"] - w.get("unique_bytes", -9)) <= 1)
+want("stored = rows", sub["stored_bytes"] == sum(r["stored_bytes"] for r in sub["files"]))
+for name in ("by_dtype", "by_level"):
+    for f in ("unique_bytes", "stored_bytes"):
+        want(name + " sums", sum(v[f] for v in sub[name].values()) == sub[f])
+want("packs are the store's", sub["packs"] == whole["packs"])
+want("chunks <= store's", 0 < sub["chunks"] <= whole["chunks"])
+want("pending 0", sub["pending_bytes"] == 0)
+for b in bad:
+    print("it_stats: FAIL: subtree:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+stats_json "$WORK/one.json" "$MNT/w.f32"
+python3 - "$WORK/s1.json" "$WORK/one.json" "$F" <<'EOF' || fail "subtree /w.f32"
+import json, sys
+whole, one = (json.load(open(p)) for p in sys.argv[1:3])
+row = [r for r in whole["files"] if r["path"] == "/w.f32"][0]
+assert one["path"] == "/w.f32" and one["file_count"] == 1, one
+assert one["logical_bytes"] == int(sys.argv[3]) == row["logical_bytes"], one
+assert abs(one["stored_bytes"] - row["stored_bytes"]) <= 1, (one["stored_bytes"], row)
+assert one["unique_bytes"] == row["unique_bytes"] == int(sys.argv[3]), (one, row)
+assert one["by_dtype"]["fp32"]["unique_bytes"] >= int(sys.argv[3]) * 9 // 10, one["by_dtype"]
+assert "files" not in one
+EOF
+
+# ---- workload, part 2: overwrite, truncates, deletes --------------------
+rand_file "$WORK/over2" 2 34
+dd if="$WORK/over2" of="$MNT/over.bin" bs=1M conv=notrunc status=none
+check_cmp "$WORK/over2" "$MNT/over.bin"
+# Cut w.f32 inside a chunk: the chunk stays whole (up to 256 KiB of it
+# unused: "slack"), and grow sparse.bin by a hole.
+truncate -s $((MIB + 1000)) "$MNT/w.f32"
+truncate -s $((SPARSE + MIB)) "$MNT/sparse.bin"
+rm "$MNT/copy1.bin" "$MNT/sub/hard.bin"
+sync
+sync -f "$MNT"
+F2=$((MIB + 1000))
+logical=$(du_logical)
+check_eq "logical after part 2" $((2 * R + B + F2 + SPARSE + MIB + O)) "$logical"
+file_facts >"$WORK/facts2"
+stats_json "$WORK/s2.json" --files "$MNT"
+write_expect "$WORK/e2.json" store="\"$STORE_ABS\"" mount="\"$MNT_ABS\"" files=6 \
+	logical="$logical" mapped=$((logical - SPARSE - MIB + S)) unique=$((R + B + F2 + S + O)) \
+	slack=$((256 << 10)) dup="$R" pack_files="$(pack_file_bytes)" no_dead=false \
+	dtype_min="{\"bf16\": $((B * 9 / 10)), \"other\": $(((R + S + O) * 99 / 100))}" \
+	level_min="{\"raw\": $(((R + S + O) * 99 / 100))}" \
+	alone='["/sub/w.bf16", "/sparse.bin", "/over.bin"]' \
+	shared='[["/rand.bin", "/sub/copy2.bin"]]' dtypes='{"/sub/w.bf16": "bf16"}'
+check_stats "$WORK/s2.json" "$WORK/e2.json" "$WORK/facts2"
+python3 - "$WORK/s1.json" "$WORK/s2.json" "$O" <<'EOF' || fail "dead bytes after the overwrite"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+# The overwritten 2 MiB of random frames are dead now.
+assert b["packs"]["dead_bytes"] >= int(sys.argv[3]), b["packs"]
+EOF
+
+# ---- unmounted: the store gives the same numbers --------------------------
+mixfs_umount
+stats_json "$WORK/s3.json" --files "$STORE"
+python3 - "$WORK/s2.json" "$WORK/s3.json" "$STORE_ABS" <<'EOF' || fail "stats of the unmounted store"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert b["mount"] is None and b["store"] == sys.argv[3], (b["mount"], b["store"])
+a = dict(a, mount=None)
+for k in a:
+    assert a[k] == b[k], "%s: mounted %r, unmounted %r" % (k, a[k], b[k])
+EOF
+check_eq "pack files = live + dead" "$(pack_file_bytes)" \
+	"$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["packs"]; print(p["live_bytes"] + p["dead_bytes"])' "$WORK/s3.json")"
+
+# ---- exit status, human output ------------------------------------------
+rc=0
+"$MIXFS" stats "$WORK" >/dev/null 2>"$WORK/err" || rc=$?
+check_eq "stats on a plain directory exits" 1 "$rc"
+grep -q "neither a mixfs store" "$WORK/err" || fail "no message for a plain directory: $(cat "$WORK/err")"
+rc=0
+"$MIXFS" stats >/dev/null 2>&1 || rc=$?
+check_eq "stats without PATH exits" 2 "$rc"
+rc=0
+"$MIXFS" stats --bogus "$STORE" >/dev/null 2>&1 || rc=$?
+check_eq "stats --bogus exits" 2 "$rc"
+"$MIXFS" stats --help | grep -q -- "--json" || fail "stats --help does not list --json"
+
+"$MIXFS" stats "$STORE" >"$WORK/human" || fail "mixfs stats (text) failed"
+for w in "logical" "after dedup" "stored" "saved by dedup" "saved by compression" \
+	"overall ratio" "pending" "by dtype" "by level" "bf16" "mix" "where the logical bytes went"; do
+	grep -q "$w" "$WORK/human" || fail "text output lacks '$w': $(cat "$WORK/human")"
+done
+grep -q '#' "$WORK/human" || fail "no ASCII bars when stdout is not a terminal"
+if LC_ALL=C grep -q "$BLOCKS" "$WORK/human"; then fail "unicode bars on a pipe"; fi
+"$MIXFS" stats --bytes "$STORE" | grep -Eq "^  stored +$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["stored_bytes"])' "$WORK/s3.json")\$" ||
+	fail "--bytes does not print the exact stored bytes"
+"$MIXFS" stats --files "$STORE" | grep -q "/sub/w.bf16" || fail "--files text lacks /sub/w.bf16"
+if command -v script >/dev/null && locale -a 2>/dev/null | grep -qi '^c\.utf-\?8$'; then
+	LC_ALL=C.UTF-8 script -qec "'$MIXFS' stats '$STORE'" /dev/null >"$WORK/tty" ||
+		fail "mixfs stats on a terminal failed"
+	LC_ALL=C grep -q "$BLOCKS" "$WORK/tty" || fail "no unicode bars on a UTF-8 terminal: $(cat "$WORK/tty")"
+	LC_ALL=C.UTF-8 script -qec "'$MIXFS' stats --ascii '$STORE'" /dev/null >"$WORK/tty" ||
+		fail "mixfs stats --ascii on a terminal failed"
+	if LC_ALL=C grep -q "$BLOCKS" "$WORK/tty"; then fail "--ascii drew unicode bars"; fi
+else
+	log "no script(1) or C.UTF-8 locale: terminal output not checked"
+fi
+
+# ---- pending: a mount at level fast in a mix store ------------------------
+mixfs_mount fg level=fast
+rm "$MNT/w.f32" # the truncated file: no partly used chunk is left
+bf16_file "$WORK/w2.bf16" $((2 * MIB)) 9
+cp "$WORK/w2.bf16" "$MNT/sub/w2.bf16"
+sync
+sync -f "$MNT"
+logical=$(du_logical)
+file_facts >"$WORK/facts4"
+stats_json "$WORK/s4.json" --files "$MNT"
+write_expect "$WORK/e4.json" store="\"$STORE_ABS\"" mount="\"$MNT_ABS\"" files=6 \
+	logical="$logical" mapped=$((logical - SPARSE - MIB + S)) \
+	unique=$((R + B + S + O + 2 * MIB)) dup="$R" pack_files="$(pack_file_bytes)" no_dead=false \
+	dtype_min="{\"bf16\": $(((B + 2 * MIB) * 9 / 10))}" \
+	level_min="{\"fast\": $((2 * MIB * 9 / 10))}" pending_min=$((2 * MIB * 9 / 10)) \
+	alone='["/sub/w.bf16", "/sub/w2.bf16", "/sparse.bin", "/over.bin"]' \
+	shared='[["/rand.bin", "/sub/copy2.bin"]]' dtypes='{"/sub/w2.bf16": "bf16"}'
+check_stats "$WORK/s4.json" "$WORK/e4.json" "$WORK/facts4"
+log PASS
