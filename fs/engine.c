@@ -15,6 +15,7 @@
  * - Chunks are content addressed: cached decoded data for a fingerprint is
  *   valid forever, whatever happens to the chunk record.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -1155,6 +1157,9 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 		in.mtime_ns = ts_ns(&sa->mtime);
 	in.ctime_ns = (sa->valid & ENG_SET_CTIME) ? ts_ns(&sa->ctime) : now;
 	rc = idx_inode_put(t, &in);
+	/* the record is authoritative again (times set here may be older
+	 * than the last write, e.g. rsync and tar restoring mtimes) */
+	ei->size_valid = false;
 out:
 	if (t)
 		rc = eng_wtxn_end(e, t, rc);
@@ -1530,11 +1535,22 @@ int eng_mkfs(const char *path, int level)
 		goto out;
 	}
 	/* refuse to mix a store into a directory that holds anything else */
-	struct stat st;
-	if (stat(ip, &st) == 0 || stat(pp, &st) == 0) {
-		rc = -EEXIST;
+	DIR *d = opendir(path);
+	if (!d) {
+		rc = -errno;
 		goto out;
 	}
+	struct dirent *de;
+	rc = 0;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			rc = -ENOTEMPTY;
+			break;
+		}
+	}
+	closedir(d);
+	if (rc < 0)
+		goto out;
 	if (mkdir(ip, 0700) < 0 || mkdir(pp, 0700) < 0) {
 		rc = -errno;
 		goto out;
@@ -1620,6 +1636,25 @@ static void ctx_key_free(void *p)
 	codec_ctx_free(p);
 }
 
+int eng_store_lock(const char *store, int *fd_out)
+{
+	char *lp = path_join(store, "lock");
+	int fd, rc = 0;
+	if (!lp)
+		return -ENOMEM;
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		close(fd);
+	} else {
+		*fd_out = fd;
+	}
+	free(lp);
+	return rc;
+}
+
 int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **out)
 {
 	struct eng *e;
@@ -1661,6 +1696,13 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	if (stat(ip, &st) < 0 || stat(pp, &st) < 0) {
 		rc = -EINVAL; /* not a mixfs store */
 		goto fail;
+	}
+	if (!e->o.read_only) {
+		/* one writer per store: a second mount or an offline gc would
+		 * corrupt the pack ids and the orphan bookkeeping */
+		rc = eng_store_lock(store, &e->lock_fd);
+		if (rc < 0)
+			goto fail;
 	}
 	rc = idx_open(ip, e->o.read_only ? IDX_RDONLY : 0, NULL, 0, &e->idx);
 	if (rc < 0)
@@ -1740,6 +1782,8 @@ int eng_store_close(struct eng *e)
 	pthread_mutex_destroy(&e->plock);
 	pthread_cond_destroy(&e->pcond);
 	pthread_rwlock_destroy(&e->append_lock);
+	if (e->lock_fd > 0)
+		close(e->lock_fd);
 	free(e->store);
 	free(e);
 	return rc;

@@ -48,6 +48,10 @@ int eng_mkfs(const char *path, int level);
  * store, -EPROTONOSUPPORT newer format.  Errors are also logged with the
  * path. */
 int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **out);
+/* Take the store's writer lock (flock on STORE/lock): one mount or one
+ * offline gc/repair at a time.  Returns 0 with *fd (close it to release),
+ * -EBUSY if another process holds it. */
+int eng_store_lock(const char *store, int *fd);
 /* Flush all dirty data, commit, stop workers, close. NULL ok. */
 int eng_store_close(struct eng *e);
 

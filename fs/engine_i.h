@@ -72,6 +72,7 @@ struct pend; /* pending (uncommitted) new chunk, in the pending table */
 
 struct eng {
 	char *store;
+	int lock_fd; /* flock on STORE/lock while open for writing */
 	struct eng_opts o;
 	struct idx *idx;
 	struct pack_store *ps;
