@@ -12,9 +12,9 @@ log "fixed seed, $N_FIXED ops"
 log "random seed, $N_RANDOM ops"
 "$FSX" -r -N "$N_RANDOM" -l 8M "$MNT" || fail "fsx random seed (the seed is printed above)"
 log "3 files interleaved"
-"$FSX" -S 3 -n 3 -N 1500 -l 4M "$MNT" || fail "fsx 3 files"
+"$FSX" -S 3 -n 3 -N 800 -l 4M "$MNT" || fail "fsx 3 files"
 log "offsets beyond 4 GiB"
-"$FSX" -S 4 -b -N 600 -o 256K "$MNT" || fail "fsx -b (offsets > 4 GiB)"
+"$FSX" -S 4 -b -N 300 -o 256K "$MNT" || fail "fsx -b (offsets > 4 GiB)"
 # The verifier must still catch a wrong byte here (its -X self test).
 if "$FSX" -S 5 -N 300 -X 150 -l 2M "$MNT" >"$WORK/x.out" 2>&1; then
 	fail "fsx -X did not report the injected mismatch"
