@@ -140,44 +140,81 @@ int gc_store_in_use(const char *store)
 	return WEXITSTATUS(status);
 }
 
-int gc_store_lock(const char *store, enum gc_lock_mode mode)
-{
-	struct stat st;
-	char *p;
-	int fd, rc;
+struct gc_lock {
+	int gc_fd;     /* STORE/gc.lock */
+	int writer_fd; /* STORE/lock, exclusive mode only */
+};
 
-	if (stat(store, &st) < 0)
-		return -errno;
-	if (!S_ISDIR(st.st_mode))
-		return -ENOTDIR;
-	p = path_join(store, "gc.lock");
+/* flock STORE/name without waiting; returns the fd or negative errno. */
+static int lock_file(const char *store, const char *name, int op)
+{
+	char *p = path_join(store, name);
+	int fd;
+
 	if (!p)
 		return -ENOMEM;
 	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	free(p);
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, (mode == GC_LOCK_EXCLUSIVE ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
-		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+	if (flock(fd, op | LOCK_NB) < 0) {
+		int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int gc_store_lock(const char *store, enum gc_lock_mode mode, struct gc_lock **out)
+{
+	bool excl = mode == GC_LOCK_EXCLUSIVE;
+	struct gc_lock *l;
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if (stat(store, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	l = malloc(sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->writer_fd = -1;
+	l->gc_fd = lock_file(store, "gc.lock", excl ? LOCK_EX : LOCK_SH);
+	if (l->gc_fd < 0) {
+		rc = l->gc_fd;
 		goto fail;
 	}
-	if (mode == GC_LOCK_EXCLUSIVE) {
+	if (excl) {
+		l->writer_fd = lock_file(store, "lock", LOCK_EX);
+		if (l->writer_fd < 0) {
+			rc = l->writer_fd;
+			goto fail;
+		}
 		rc = gc_store_in_use(store);
 		if (rc != 0) {
 			rc = rc > 0 ? -EBUSY : rc;
 			goto fail;
 		}
 	}
-	return fd;
+	*out = l;
+	return 0;
 fail:
-	close(fd);
+	gc_store_unlock(l);
 	return rc;
 }
 
-void gc_store_unlock(int fd)
+void gc_store_unlock(struct gc_lock *l)
 {
-	if (fd >= 0)
-		close(fd); /* drops the flock */
+	if (!l)
+		return;
+	if (l->writer_fd >= 0)
+		close(l->writer_fd); /* drops the flock */
+	if (l->gc_fd >= 0)
+		close(l->gc_fd);
+	free(l);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1842,8 +1879,9 @@ int gc_fsck(const char *store, const struct gc_fsck_opts *o, struct gc_fsck_stat
 {
 	struct gc_fsck_opts defo = { 0 };
 	struct fsck f;
+	struct gc_lock *lock = NULL;
 	char *ip = NULL;
-	int lock = -1, rc;
+	int rc;
 
 	memset(&f, 0, sizeof(f));
 	memset(st, 0, sizeof(*st));
@@ -1859,11 +1897,9 @@ int gc_fsck(const char *store, const struct gc_fsck_opts *o, struct gc_fsck_stat
 	f.names.sz = 1;
 	f.probs.sz = sizeof(struct fprob);
 	f.fixes.sz = sizeof(struct fix);
-	lock = gc_store_lock(store, f.o->repair ? GC_LOCK_EXCLUSIVE : GC_LOCK_SHARED);
-	if (lock < 0) {
-		rc = lock;
+	rc = gc_store_lock(store, f.o->repair ? GC_LOCK_EXCLUSIVE : GC_LOCK_SHARED, &lock);
+	if (rc < 0)
 		goto out;
-	}
 	rc = gc_store_in_use(store);
 	if (rc < 0)
 		goto out;
@@ -2491,14 +2527,15 @@ int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st)
 {
 	struct offline off = { .new_ids = { .sz = sizeof(uint32_t) } };
 	struct pack_store *ps = NULL;
+	struct gc_lock *lock;
 	struct gc_host h;
 	char *ip = NULL, *pp = NULL;
-	int lock, rc;
+	int rc;
 
 	memset(st, 0, sizeof(*st));
-	lock = gc_store_lock(store, o && o->dry_run ? GC_LOCK_SHARED : GC_LOCK_EXCLUSIVE);
-	if (lock < 0)
-		return lock;
+	rc = gc_store_lock(store, o && o->dry_run ? GC_LOCK_SHARED : GC_LOCK_EXCLUSIVE, &lock);
+	if (rc < 0)
+		return rc;
 	ip = path_join(store, "index");
 	pp = path_join(store, "packs");
 	if (!ip || !pp) {

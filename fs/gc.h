@@ -20,15 +20,15 @@
  * the old or the new locations committed, and the other copy as an
  * unreferenced pack file that the next gc removes.
  *
- * Locking between processes: STORE/gc.lock (flock).
- *   gc, fsck --repair   exclusive, and they refuse to run while any other
- *                       process has the index open (LMDB keeps a shared
- *                       fcntl lock on index/lock.mdb for every open
- *                       environment, which gc_store_lock tests).
- *   fsck (check only)   shared: it may run next to a mount, read-only.
- *   mount               should take it shared for its lifetime (then a gc
- *                       cannot start under a mount even in the instant
- *                       between the in-use test and the index open).
+ * Locking between processes (flock, never waiting):
+ *   gc, fsck --repair   STORE/lock exclusive (the engine's one-writer lock,
+ *                       eng_store_lock: a read-write mount holds it), and
+ *                       STORE/gc.lock exclusive; and they refuse while any
+ *                       other process has the index open (LMDB keeps a
+ *                       POSIX read lock on index/lock.mdb for every open
+ *                       environment: a read-only mount, stats, fsck).
+ *   fsck (check only)   STORE/gc.lock shared: it runs next to a mount,
+ *                       read-only, but not next to an offline gc.
  *
  * Errors: negative errno.  -EBUSY store in use, -ENOENT / -EINVAL not a
  * store, -EIO unreadable index records.
@@ -51,11 +51,13 @@ enum gc_lock_mode {
 	GC_LOCK_EXCLUSIVE, /* gc, fsck --repair: also fails if the index is open elsewhere */
 };
 
-/* Take STORE/gc.lock (created 0600 if missing) without waiting.  Returns
- * the lock fd (>= 0) or -EBUSY (held by another process, or, for
- * GC_LOCK_EXCLUSIVE, the index is open in another process), -ENOENT. */
-int gc_store_lock(const char *store, enum gc_lock_mode mode);
-void gc_store_unlock(int fd); /* -1 is fine */
+struct gc_lock;
+
+/* Take the locks of mode (files created 0600 if missing) without waiting.
+ * Returns 0, -EBUSY (held by another process, or, for GC_LOCK_EXCLUSIVE,
+ * the index is open elsewhere), -ENOENT, -ENOTDIR. */
+int gc_store_lock(const char *store, enum gc_lock_mode mode, struct gc_lock **out);
+void gc_store_unlock(struct gc_lock *l); /* NULL is fine */
 /* 1 if another process has the store's LMDB environment open (a mount,
  * stats, fsck), 0 if not, or negative errno. */
 int gc_store_in_use(const char *store);

@@ -459,13 +459,23 @@ static void t_lock(void **state)
 	struct gc_stats gs;
 	struct seen s;
 	struct eng *e;
+	struct gc_lock *l, *l2;
 	int fd;
 
-	fd = gc_store_lock(f->store, GC_LOCK_EXCLUSIVE);
-	assert_true(fd >= 0);
-	assert_int_equal(gc_store_lock(f->store, GC_LOCK_SHARED), -EBUSY);
+	assert_int_equal(gc_store_lock(f->store, GC_LOCK_EXCLUSIVE, &l), 0);
+	assert_int_equal(gc_store_lock(f->store, GC_LOCK_SHARED, &l2), -EBUSY);
 	assert_int_equal(gc_run(f->store, NULL, &gs), -EBUSY);
-	gc_store_unlock(fd);
+	gc_store_unlock(l);
+	/* Checks share the lock; a gc waits for none of them. */
+	assert_int_equal(gc_store_lock(f->store, GC_LOCK_SHARED, &l), 0);
+	assert_int_equal(gc_store_lock(f->store, GC_LOCK_SHARED, &l2), 0);
+	assert_int_equal(gc_run(f->store, NULL, &gs), -EBUSY);
+	gc_store_unlock(l);
+	gc_store_unlock(l2);
+	/* The engine's writer lock (a read-write mount) keeps gc out. */
+	assert_int_equal(eng_store_lock(f->store, &fd), 0);
+	assert_int_equal(gc_run(f->store, NULL, &gs), -EBUSY);
+	close(fd);
 	/* An open engine holds the index: gc and repair refuse, a check runs. */
 	e = eopen(f);
 	assert_int_equal(gc_store_in_use(f->store), 1);
