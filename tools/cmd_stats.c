@@ -1268,7 +1268,8 @@ static int run(const struct stats_opts *o, const char *path)
 		rc = apportion_rows(w.rows, w.nrows);
 	if (rc < 0)
 		goto fail;
-	qsort(w.rows, w.nrows, sizeof(*w.rows), row_cmp);
+	if (w.nrows > 1) /* qsort(NULL, 0) is undefined */
+		qsort(w.rows, w.nrows, sizeof(*w.rows), row_cmp);
 	if (o->json) {
 		print_json(stdout, &l, &r, w.rows, w.nrows, o->files);
 	} else {
