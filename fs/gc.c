@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -222,7 +223,8 @@ void gc_store_unlock(struct gc_lock *l)
 
 struct pfile {
 	uint32_t id;
-	uint64_t size;
+	uint64_t size; /* apparent */
+	uint64_t disk; /* allocated (st_blocks): what holes freed do not count */
 };
 
 static int pfile_cmp(const void *a, const void *b)
@@ -268,6 +270,7 @@ static int pfiles_list(const char *dir, struct vec *out)
 		}
 		pf->id = id;
 		pf->size = (uint64_t)st.st_size;
+		pf->disk = (uint64_t)st.st_blocks * 512;
 	}
 	if (rc == 0 && errno)
 		rc = -errno;
@@ -282,6 +285,150 @@ static const struct pfile *pfile_find(const struct vec *v, uint32_t id)
 	struct pfile key = { .id = id };
 
 	return v->n ? bsearch(&key, v->p, v->n, v->sz, pfile_cmp) : NULL;
+}
+
+/* --- reclaimable ranges of a pack ------------------------------------------
+ *
+ * Bytes of a pack file no chunk record covers are dead or orphan.  gc frees
+ * them in place, without copying: holes punched between frames (whole
+ * blocks only, so a live frame's block is never touched) and the file cut
+ * after its last frame (packs are never appended to after the run that
+ * wrote them).  fsck counts what that would free, allocated bytes only, so
+ * after a complete gc it reports 0 dead and 0 orphan bytes. */
+
+struct span {
+	uint64_t off, end;
+};
+
+static int span_cmp(const void *a, const void *b)
+{
+	const struct span *x = a, *y = b;
+
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The reclaimable ranges of a file of size bytes whose frames are v[0..n)
+ * (sorted by offset, possibly overlapping if the index is damaged), into
+ * gaps: interior gaps shrunk to whole blocks of bs, then the tail. */
+static int reclaim_ranges(const struct span *v, size_t n, uint64_t size, uint64_t bs,
+                          struct vec *gaps)
+{
+	uint64_t pos = 0;
+
+	gaps->sz = sizeof(struct span);
+	gaps->n = 0;
+	for (size_t i = 0; i <= n; i++) {
+		uint64_t s = i < n ? v[i].off : size, e = i < n ? v[i].end : size;
+		struct span *g;
+
+		if (s > size)
+			s = size;
+		if (i == n) {
+			if (pos >= size)
+				break;
+		} else {
+			uint64_t a = (pos + bs - 1) / bs * bs, b = s / bs * bs;
+
+			if (s > pos && b > a) {
+				g = vec_push(gaps);
+				if (!g)
+					return -ENOMEM;
+				g->off = a;
+				g->end = b;
+			}
+			if (e > pos)
+				pos = e;
+			continue;
+		}
+		g = vec_push(gaps);
+		if (!g)
+			return -ENOMEM;
+		g->off = pos;
+		g->end = size;
+	}
+	return 0;
+}
+
+/* Allocated bytes of fd inside the sorted, disjoint ranges g[0..n). */
+static int64_t alloc_in(int fd, const struct span *g, size_t n)
+{
+	uint64_t total = 0;
+	off_t pos = 0;
+	size_t k = 0;
+
+	while (k < n) {
+		off_t from = (off_t)g[k].off > pos ? (off_t)g[k].off : pos;
+		off_t d = lseek(fd, from, SEEK_DATA), h;
+
+		if (d < 0)
+			return errno == ENXIO ? (int64_t)total : -errno;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0)
+			return -errno;
+		while (k < n && g[k].end <= (uint64_t)d)
+			k++;
+		for (size_t j = k; j < n && g[j].off < (uint64_t)h; j++) {
+			uint64_t lo = g[j].off > (uint64_t)d ? g[j].off : (uint64_t)d;
+			uint64_t hi = g[j].end < (uint64_t)h ? g[j].end : (uint64_t)h;
+
+			if (hi > lo)
+				total += hi - lo;
+		}
+		while (k < n && g[k].end <= (uint64_t)h)
+			k++;
+		pos = h;
+	}
+	return (int64_t)total;
+}
+
+/* Reclaimable allocated bytes of pack id with frames v[0..n); punch: also
+ * free them.  *unsupported is set when the file system cannot punch. */
+static int64_t pack_reclaim(const char *dir, uint32_t id, const struct span *v, size_t n,
+                            bool punch, bool *unsupported)
+{
+	struct vec gaps = { .sz = sizeof(struct span) };
+	char path[PATH_MAX];
+	struct stat st;
+	int64_t rc;
+	int fd;
+
+	pack_path(dir, id, path, sizeof(path));
+	fd = open(path, (punch ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	rc = reclaim_ranges(v, n, (uint64_t)st.st_size, st.st_blksize > 0 ? (uint64_t)st.st_blksize : 4096,
+	                    &gaps);
+	if (rc < 0)
+		goto out;
+	rc = alloc_in(fd, gaps.p, gaps.n);
+	if (rc <= 0 || !punch)
+		goto out;
+	for (size_t i = 0; i < gaps.n; i++) {
+		const struct span *g = (const struct span *)gaps.p + i;
+		int r;
+
+		if (g->end == (uint64_t)st.st_size && i + 1 == gaps.n)
+			r = ftruncate(fd, (off_t)g->off);
+		else
+			r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)g->off,
+			              (off_t)(g->end - g->off));
+		if (r < 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) {
+			*unsupported = true;
+			continue; /* the tail cut may still work */
+		}
+		if (r < 0) {
+			rc = -errno;
+			goto out;
+		}
+	}
+out:
+	vec_free(&gaps);
+	close(fd);
+	return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -718,6 +865,7 @@ static int load_orphan(void *arg, uint64_t ino)
 		fix_add(f, FIX_ORPHAN_DEL, p, ino, 0, 0);
 	} else {
 		in->flags |= FI_ORPHAN;
+		f->st->orphan_inodes++;
 	}
 	return 0;
 }
@@ -1383,8 +1531,25 @@ static bool pack_has_chunks(const struct fsck *f, uint32_t id)
 	return false;
 }
 
-static void check_packs(struct fsck *f)
+/* Split the reclaimable bytes of a pack into dead (what its record counts
+ * dead) and orphan (never committed), for the summary. */
+static void account_free(struct fsck *f, uint32_t id, const struct idx_pack *rec,
+                         const struct span *v, size_t n)
 {
+	bool unsupported = false;
+	int64_t free_ = pack_reclaim(f->pack_dir, id, v, n, false, &unsupported);
+	uint64_t dead;
+
+	if (free_ <= 0)
+		return; /* a read error here is the frames' problem, reported there */
+	dead = rec && rec->dead_bytes < (uint64_t)free_ ? rec->dead_bytes : rec ? (uint64_t)free_ : 0;
+	f->st->dead_bytes += dead;
+	f->st->orphan_bytes += (uint64_t)free_ - dead;
+}
+
+static int check_packs(struct fsck *f)
+{
+	struct vec spans = { .sz = sizeof(struct span) };
 	const uint32_t *ord = f->ord;
 	struct idx_pack *pr = f->packs.p;
 	struct pfile *pf = f->files.p;
@@ -1395,12 +1560,19 @@ static void check_packs(struct fsck *f)
 		uint32_t id = chunk_at(f, ord[k])->pack_id;
 		uint64_t live = 0, end = 0;
 		struct idx_pack *rec = packrec_find(f, id);
-		const struct pfile *file = pfile_find(&f->files, id);
 
+		spans.n = 0;
 		for (; k < f->chunks.n && chunk_at(f, ord[k])->pack_id == id; k++) {
 			struct fchunk *c = chunk_at(f, ord[k]);
+			struct span *sp = vec_push(&spans);
 			char hex[17];
 
+			if (!sp) {
+				vec_free(&spans);
+				return -ENOMEM;
+			}
+			sp->off = c->pack_off;
+			sp->end = c->pack_off + c->frame_len;
 			if (c->pack_off < end) {
 				fp_short(c->fp, hex);
 				p = prob_add(f, GC_P_PACK, "chunk %s in pack %08" PRIx32 " at %" PRIu64
@@ -1427,14 +1599,9 @@ static void check_packs(struct fsck *f)
 			fix_add(f, FIX_PACK_PUT, p, id, live, 0);
 		}
 		f->st->live_bytes += live;
-		if (file && file->size > live) {
-			uint64_t dead = rec ? rec->dead_bytes : 0;
-			uint64_t free_ = file->size - live;
-
-			f->st->dead_bytes += dead < free_ ? dead : free_;
-			f->st->orphan_bytes += dead < free_ ? free_ - dead : 0;
-		}
+		account_free(f, id, rec, spans.p, spans.n);
 	}
+	vec_free(&spans);
 	/* Records of packs no chunk lives in. */
 	for (size_t i = 0; i < f->packs.n; i++) {
 		const struct pfile *file = pfile_find(&f->files, pr[i].id);
@@ -1446,26 +1613,22 @@ static void check_packs(struct fsck *f)
 			             " live bytes, no chunk lives there", pr[i].id, pr[i].live_bytes);
 			fix_add(f, file ? FIX_PACK_PUT : FIX_PACK_DEL, p, pr[i].id, 0, 0);
 		}
-		if (file) {
-			uint64_t dead = pr[i].dead_bytes < file->size ? pr[i].dead_bytes : file->size;
-
-			f->st->dead_bytes += dead;
-			f->st->orphan_bytes += file->size - dead;
-		}
+		if (file)
+			account_free(f, pr[i].id, &pr[i], NULL, 0);
 	}
 	/* Files with neither a record nor chunks: left by a crash before
 	 * their first commit, or by gc between commit and unlink. */
 	for (size_t i = 0; i < f->files.n; i++) {
 		f->st->pack_bytes += pf[i].size;
-		if (packrec_find(f, pf[i].id))
+		f->st->disk_bytes += pf[i].disk;
+		if (packrec_find(f, pf[i].id) || pack_has_chunks(f, pf[i].id))
 			continue;
-		if (!pack_has_chunks(f, pf[i].id)) {
-			f->st->orphan_packs++;
-			f->st->orphan_bytes += pf[i].size;
-		}
+		f->st->orphan_packs++;
+		account_free(f, pf[i].id, NULL, NULL, 0);
 	}
 	f->st->packs = f->packs.n;
 	f->st->pack_files = f->files.n;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1845,7 +2008,9 @@ static int fsck_walk(struct fsck *f)
 		rc = judge_frames(f);
 	if (rc < 0)
 		goto out;
-	check_packs(f);
+	rc = check_packs(f);
+	if (rc < 0)
+		goto out;
 	check_stats(f);
 	/* Files of flagged chunks, and which files are damaged. */
 	rc = walk_extents(f, true);
@@ -1967,6 +2132,7 @@ struct gpack {
 	uint32_t id;
 	bool has_rec, has_file, keep;
 	uint64_t size;     /* file size */
+	uint64_t disk;     /* allocated */
 	uint64_t live;     /* frame bytes of chunk records found there */
 	uint64_t nchunks;
 	double frac;       /* reclaimable share of the file */
@@ -2080,7 +2246,8 @@ static int gc_scan(const struct gc_host *h, struct vec *packs, uint64_t *bytes)
 		if (rc == 0) {
 			g->has_file = true;
 			g->size = pf->size;
-			*bytes += pf->size;
+			g->disk = pf->disk;
+			*bytes += pf->disk;
 		}
 	}
 	vec_free(&files);
@@ -2368,6 +2535,122 @@ out:
 	return rc;
 }
 
+/* Spans gathered per pass over the chunks while punching: bounds memory. */
+#define PUNCH_GROUP_CHUNKS (1u << 22)
+
+struct gloc {
+	uint32_t pack;
+	struct span sp;
+};
+
+struct gpunch {
+	const uint32_t *ids;
+	size_t nids;
+	struct vec locs; /* struct gloc */
+};
+
+static int gpunch_chunk(void *arg, const struct idx_chunk *c)
+{
+	struct gpunch *g = arg;
+	struct gloc *l;
+
+	if (!bsearch(&c->pack_id, g->ids, g->nids, sizeof(*g->ids), u32_cmp))
+		return 0;
+	l = vec_push(&g->locs);
+	if (!l)
+		return -ENOMEM;
+	l->pack = c->pack_id;
+	l->sp.off = c->pack_off;
+	l->sp.end = c->pack_off + c->frame_len;
+	return 0;
+}
+
+static int gloc_cmp(const void *a, const void *b)
+{
+	const struct gloc *x = a, *y = b;
+
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	return span_cmp(&x->sp, &y->sp);
+}
+
+/* Free the dead and orphan bytes of packs in place.  Needs no free space
+ * and no index write, so on a full disk it is what makes room for the
+ * transactions and copies that follow. */
+static int gc_punch(const struct gc_host *h, const struct gc_opts *o, struct vec *packs,
+                    struct gc_stats *st)
+{
+	struct gpunch g = { .locs = { .sz = sizeof(struct gloc) } };
+	struct vec spans = { .sz = sizeof(struct span) };
+	struct gpack *gp = packs->p;
+	uint32_t *ids = malloc((packs->n + 1) * sizeof(*ids));
+	size_t i = 0, done = 0;
+	int rc = 0;
+
+	if (!ids)
+		return -ENOMEM;
+	if (h->before_remove && !o->dry_run)
+		h->before_remove(h->arg);
+	while (rc == 0 && i < packs->n) {
+		struct idx_txn *t;
+		uint64_t nch = 0;
+		size_t nids = 0;
+
+		for (; i < packs->n && (nids == 0 || nch + gp[i].nchunks <= PUNCH_GROUP_CHUNKS); i++) {
+			if (!gc_may_touch(h, gp[i].id) || !gp[i].nchunks || !gp[i].has_rec ||
+			    !gp[i].has_file)
+				continue;
+			ids[nids++] = gp[i].id; /* packs is sorted: so is ids */
+			nch += gp[i].nchunks;
+		}
+		if (!nids)
+			break;
+		g.ids = ids;
+		g.nids = nids;
+		g.locs.n = 0;
+		rc = idx_txn_begin(h->idx, true, &t);
+		if (rc < 0)
+			break;
+		rc = idx_chunk_iter(t, gpunch_chunk, &g);
+		idx_txn_abort(t);
+		if (rc < 0)
+			break;
+		if (g.locs.n)
+			qsort(g.locs.p, g.locs.n, g.locs.sz, gloc_cmp);
+		for (size_t k = 0, l = 0; rc == 0 && k < nids; k++) {
+			const struct gloc *loc = g.locs.p;
+			int64_t freed;
+
+			spans.n = 0;
+			for (; l < g.locs.n && loc[l].pack == ids[k]; l++) {
+				struct span *sp = vec_push(&spans);
+
+				if (!sp) {
+					rc = -ENOMEM;
+					break;
+				}
+				*sp = loc[l].sp;
+			}
+			if (rc < 0)
+				break;
+			freed = pack_reclaim(h->pack_dir, ids[k], spans.p, spans.n, !o->dry_run,
+			                     &st->punch_unsupported);
+			if (freed < 0) {
+				rc = (int)freed;
+				break;
+			}
+			st->bytes_punched += (uint64_t)freed;
+			progress(o->progress, o->progress_arg, "punch", ++done, 0);
+		}
+	}
+	if (rc == 0 && st->bytes_punched && !o->dry_run)
+		dir_sync(h->pack_dir);
+	vec_free(&spans);
+	vec_free(&g.locs);
+	free(ids);
+	return rc;
+}
+
 static const struct vec *frac_sort_packs;
 
 static int frac_cmp(const void *a, const void *b)
@@ -2378,28 +2661,35 @@ static int frac_cmp(const void *a, const void *b)
 	return x->frac > y->frac ? -1 : x->frac < y->frac;
 }
 
-int gc_compact(const struct gc_host *h, const struct gc_opts *o, struct gc_stats *st)
+/* One gc pass; adds to st (bytes_before only on the first pass). */
+static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_stats *st,
+                   bool first)
 {
 	struct vec packs = { .sz = sizeof(struct gpack) };
-	struct gc_opts defo;
 	uint32_t *cand = NULL, *ids = NULL;
-	uint64_t copy_total = 0, copied = 0, after = 0;
+	uint64_t copy_total = 0, copied = 0, before, freed = 0;
 	size_t ncand = 0;
 	double thr;
 	int rc;
 
-	memset(st, 0, sizeof(*st));
-	if (!o) {
-		gc_opts_default(&defo);
-		o = &defo;
-	}
 	thr = o->threshold < 0 ? 0 : o->threshold > 1 ? 1 : o->threshold;
 	progress(o->progress, o->progress_arg, "scan", 0, 0);
-	rc = gc_scan(h, &packs, &st->bytes_before);
+	rc = gc_scan(h, &packs, &before);
 	if (rc < 0)
 		goto out;
+	if (first)
+		st->bytes_before = before;
 	st->packs_scanned = packs.n;
 	rc = gc_drop_empty(h, o, &packs, st);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; o->dry_run && i < packs.n; i++) {
+		struct gpack *g = (struct gpack *)packs.p + i;
+
+		if (gc_may_touch(h, g->id) && !g->nchunks && g->has_file)
+			freed += g->disk;
+	}
+	rc = gc_punch(h, o, &packs, st);
 	if (rc < 0)
 		goto out;
 	cand = malloc((packs.n + 1) * sizeof(*cand));
@@ -2408,6 +2698,9 @@ int gc_compact(const struct gc_host *h, const struct gc_opts *o, struct gc_stats
 		rc = -ENOMEM;
 		goto out;
 	}
+	/* Copying is for packs mostly dead by apparent size: punched or
+	 * not, they cost a file and its extents; moving their few live
+	 * frames retires them. */
 	for (size_t i = 0; i < packs.n; i++) {
 		struct gpack *g = (struct gpack *)packs.p + i;
 
@@ -2427,22 +2720,9 @@ int gc_compact(const struct gc_host *h, const struct gc_opts *o, struct gc_stats
 	qsort(cand, ncand, sizeof(*cand), frac_cmp);
 	frac_sort_packs = NULL;
 	if (o->dry_run) {
-		uint64_t freed = 0;
-
-		st->packs_compacted = ncand;
-		st->bytes_copied = copy_total;
-		for (size_t i = 0; i < ncand; i++) {
-			struct gpack *g = (struct gpack *)packs.p + cand[i];
-
-			freed += g->size - g->live;
-		}
-		for (size_t i = 0; i < packs.n; i++) {
-			struct gpack *g = (struct gpack *)packs.p + i;
-
-			if (gc_may_touch(h, g->id) && !g->nchunks && g->has_file)
-				freed += g->size;
-		}
-		st->bytes_after = st->bytes_before - freed;
+		st->packs_compacted += ncand;
+		st->bytes_copied += copy_total;
+		st->bytes_after = before - freed - st->bytes_punched;
 		goto out;
 	}
 	for (size_t i = 0; i < ncand;) {
@@ -2464,10 +2744,11 @@ int gc_compact(const struct gc_host *h, const struct gc_opts *o, struct gc_stats
 	}
 	{
 		struct vec files = { .sz = sizeof(struct pfile) };
+		uint64_t after = 0;
 
 		rc = pfiles_list(h->pack_dir, &files);
 		for (size_t i = 0; rc == 0 && i < files.n; i++)
-			after += ((struct pfile *)files.p)[i].size;
+			after += ((struct pfile *)files.p)[i].disk;
 		vec_free(&files);
 		st->bytes_after = after;
 	}
@@ -2476,6 +2757,18 @@ out:
 	free(ids);
 	vec_free(&packs);
 	return rc;
+}
+
+int gc_compact(const struct gc_host *h, const struct gc_opts *o, struct gc_stats *st)
+{
+	struct gc_opts defo;
+
+	memset(st, 0, sizeof(*st));
+	if (!o) {
+		gc_opts_default(&defo);
+		o = &defo;
+	}
+	return compact(h, o, st, true);
 }
 
 /* --- offline gc -------------------------------------------------------------- */
@@ -2523,17 +2816,62 @@ static bool offline_is_new(void *arg, uint32_t id)
 	return false;
 }
 
+static int collect_ino(void *arg, uint64_t ino)
+{
+	uint64_t *p = vec_push(arg);
+
+	if (!p)
+		return -ENOMEM;
+	*p = ino;
+	return 0;
+}
+
+/* Delete the inodes unlinked while open: offline nobody holds them any
+ * more (the next mount would do the same), and until then their chunks
+ * are live to gc.  The kernel often keeps an unlinked file's inode until
+ * unmount, so after "rm; umount" this is where the space comes back. */
+static int reap_orphans(struct idx *x, bool dry_run, uint64_t *n)
+{
+	struct vec inos = { .sz = sizeof(uint64_t) };
+	struct idx_txn *t;
+	int rc;
+
+	rc = idx_txn_begin(x, dry_run, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_orphan_iter(t, collect_ino, &inos);
+	for (size_t i = 0; rc == 0 && !dry_run && i < inos.n; i++)
+		rc = idx_inode_delete(t, ((uint64_t *)inos.p)[i]);
+	if (rc < 0 || dry_run) {
+		idx_txn_abort(t);
+	} else {
+		rc = idx_txn_commit(t);
+		if (rc == 0)
+			rc = idx_sync(x);
+	}
+	if (rc == 0)
+		*n = inos.n;
+	vec_free(&inos);
+	return rc;
+}
+
 int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st)
 {
 	struct offline off = { .new_ids = { .sz = sizeof(uint32_t) } };
 	struct pack_store *ps = NULL;
 	struct gc_lock *lock;
+	struct gc_opts defo;
 	struct gc_host h;
 	char *ip = NULL, *pp = NULL;
+	bool first = true;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
-	rc = gc_store_lock(store, o && o->dry_run ? GC_LOCK_SHARED : GC_LOCK_EXCLUSIVE, &lock);
+	if (!o) {
+		gc_opts_default(&defo);
+		o = &defo;
+	}
+	rc = gc_store_lock(store, o->dry_run ? GC_LOCK_SHARED : GC_LOCK_EXCLUSIVE, &lock);
 	if (rc < 0)
 		return rc;
 	ip = path_join(store, "index");
@@ -2542,7 +2880,7 @@ int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st)
 		rc = -ENOMEM;
 		goto out;
 	}
-	rc = idx_open(ip, o && o->dry_run ? IDX_RDONLY : 0, NULL, 0, &off.x);
+	rc = idx_open(ip, o->dry_run ? IDX_RDONLY : 0, NULL, 0, &off.x);
 	if (rc < 0)
 		goto out;
 	rc = pack_store_open(pp, NULL, offline_alloc, &off, &ps);
@@ -2556,7 +2894,17 @@ int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st)
 	h.pack_id_limit = UINT32_MAX;
 	h.pack_is_new = offline_is_new;
 	h.arg = &off;
-	rc = gc_compact(&h, o, st);
+	rc = reap_orphans(off.x, o->dry_run, &st->orphan_inodes);
+	if (rc == -ENOSPC) {
+		/* The index cannot grow on a full disk: free pack space in
+		 * place first, then try again. */
+		rc = compact(&h, o, st, first);
+		first = false;
+		if (rc == 0)
+			rc = reap_orphans(off.x, o->dry_run, &st->orphan_inodes);
+	}
+	if (rc == 0)
+		rc = compact(&h, o, st, first);
 out:
 	pack_store_close(ps);
 	idx_close(off.x);

@@ -120,10 +120,15 @@ struct gc_fsck_stats {
 	uint64_t frames_verified;  /* frames read, decoded and fingerprint-checked */
 	uint64_t bytes_verified;   /* their raw bytes */
 	uint64_t pack_bytes;       /* size of all pack files */
+	uint64_t disk_bytes;       /* allocated to them (holes punched by gc excluded) */
 	uint64_t live_bytes;       /* frame bytes of chunk records */
-	uint64_t dead_bytes;       /* bytes the pack records count dead */
-	uint64_t orphan_bytes;     /* pack bytes neither live nor counted dead */
+	/* Allocated pack bytes no chunk covers, which gc frees (whole blocks
+	 * between frames, everything after the last frame), split into what
+	 * the pack records count dead and the rest (never committed). */
+	uint64_t dead_bytes;
+	uint64_t orphan_bytes;
 	uint64_t orphan_packs;     /* pack files nothing references */
+	uint64_t orphan_inodes;    /* unlinked inodes kept for open files (freed at next mount/gc) */
 	uint64_t damaged_chunks;   /* chunks whose data cannot be read */
 	uint64_t damaged_files;    /* inodes mapping a damaged chunk */
 	uint64_t problems;         /* problems found */
@@ -166,8 +171,11 @@ struct gc_stats {
 	uint64_t packs_kept;        /* candidates left because a frame was unreadable */
 	uint64_t chunks_moved;
 	uint64_t bytes_copied;      /* frame bytes written to new packs */
-	uint64_t bytes_before;      /* pack file bytes before */
+	uint64_t bytes_punched;     /* freed in place (holes, cut tails) */
+	uint64_t orphan_inodes;     /* unlinked inodes deleted (offline gc only) */
+	uint64_t bytes_before;      /* pack bytes allocated on disk before */
 	uint64_t bytes_after;       /* and after */
+	bool punch_unsupported;     /* the file system cannot punch holes */
 };
 
 void gc_opts_default(struct gc_opts *o);

@@ -120,7 +120,7 @@ static const char *fsck_strerror(int rc)
 static void summary(const char *store, const struct gc_fsck_stats *st, bool quick)
 {
 	char b1[PROGRESS_BYTES_LEN], b2[PROGRESS_BYTES_LEN], b3[PROGRESS_BYTES_LEN],
-		b4[PROGRESS_BYTES_LEN];
+		b4[PROGRESS_BYTES_LEN], b5[PROGRESS_BYTES_LEN];
 
 	printf("%s: %" PRIu64 " inodes, %" PRIu64 " directory entries, %" PRIu64 " extents, %"
 	       PRIu64 " chunks\n", store, st->inodes, st->dirents, st->extents, st->chunks);
@@ -129,8 +129,9 @@ static void summary(const char *store, const struct gc_fsck_stats *st, bool quic
 	else
 		printf("frames: %" PRIu64 " verified (%s decoded, SHA-256 checked)\n",
 		       st->frames_verified, progress_bytes_format(b1, st->bytes_verified));
-	printf("packs: %" PRIu64 " records, %" PRIu64 " files, %s: live %s, dead %s, orphan %s",
-	       st->packs, st->pack_files, progress_bytes_format(b1, st->pack_bytes),
+	printf("packs: %" PRIu64 " records, %" PRIu64 " files, %s (%s on disk): live %s, "
+	       "dead %s, orphan %s", st->packs, st->pack_files,
+	       progress_bytes_format(b1, st->pack_bytes), progress_bytes_format(b5, st->disk_bytes),
 	       progress_bytes_format(b2, st->live_bytes), progress_bytes_format(b3, st->dead_bytes),
 	       progress_bytes_format(b4, st->orphan_bytes));
 	if (st->orphan_packs)
@@ -138,6 +139,9 @@ static void summary(const char *store, const struct gc_fsck_stats *st, bool quic
 	if (st->dead_bytes + st->orphan_bytes)
 		printf("; mixfs gc reclaims them");
 	putchar('\n');
+	if (st->orphan_inodes)
+		printf("unlinked inodes still open at the last run: %" PRIu64 " (deleted by the "
+		       "next mount or mixfs gc)\n", st->orphan_inodes);
 	if (st->in_use)
 		printf("note: store in use by another process (mounted?): checked one read-only "
 		       "snapshot; orphan bytes of packs being written are expected\n");

@@ -122,7 +122,8 @@ int cmd_gc(int argc, char **argv)
 	};
 	static const char *const byte_phases[] = { "copy", NULL };
 	struct gc_cli_progress cp = { .cmd = "gc", .byte_phases = byte_phases };
-	char b1[PROGRESS_BYTES_LEN], b2[PROGRESS_BYTES_LEN], b3[PROGRESS_BYTES_LEN];
+	char b1[PROGRESS_BYTES_LEN], b2[PROGRESS_BYTES_LEN], b3[PROGRESS_BYTES_LEN],
+		b4[PROGRESS_BYTES_LEN];
 	struct gc_stats st;
 	struct gc_opts o;
 	int c, rc;
@@ -175,9 +176,13 @@ int cmd_gc(int argc, char **argv)
 	       st.packs_emptied, st.orphan_packs);
 	if (st.packs_kept)
 		printf(", %" PRIu64 " kept (unreadable frames: run mixfs fsck)", st.packs_kept);
-	printf("\n%s%s copied (%" PRIu64 " chunks); pack files %s -> %s\n",
-	       o.dry_run ? "would have " : "", progress_bytes_format(b1, st.bytes_copied),
-	       st.chunks_moved, progress_bytes_format(b2, st.bytes_before),
-	       progress_bytes_format(b3, st.bytes_after));
+	if (st.orphan_inodes)
+		printf("; %" PRIu64 " unlinked inodes %s", st.orphan_inodes,
+		       o.dry_run ? "to delete" : "deleted");
+	printf("\n%s%s freed in place%s, %s copied (%" PRIu64 " chunks); packs on disk %s -> %s\n",
+	       o.dry_run ? "would have " : "", progress_bytes_format(b1, st.bytes_punched),
+	       st.punch_unsupported ? " (this file system cannot punch holes: copying only)" : "",
+	       progress_bytes_format(b4, st.bytes_copied), st.chunks_moved,
+	       progress_bytes_format(b2, st.bytes_before), progress_bytes_format(b3, st.bytes_after));
 	return st.packs_kept ? MIXFS_EXIT_ERROR : MIXFS_EXIT_OK;
 }

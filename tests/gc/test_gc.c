@@ -262,6 +262,16 @@ static void t_truncate(void **state)
 	assert_true(strcmp(s.lost[0], "/d/b") == 0 || strcmp(s.lost[0], "/d/link") == 0);
 }
 
+static struct idx *iopen(struct fx *f)
+{
+	char ip[160];
+	struct idx *x;
+
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	assert_int_equal(idx_open(ip, 0, NULL, 0, &x), 0);
+	return x;
+}
+
 static void unlink_a(struct fx *f)
 {
 	struct eng *e = eopen(f);
@@ -306,11 +316,62 @@ static void t_gc(void **state)
 	assert_int_equal(access(f->pack1, F_OK), -1);
 	assert_int_equal(fsck(f, false, &s, &st), 0);
 	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
-	assert_int_equal(gs.bytes_after, st.live_bytes);
+	assert_int_equal(st.pack_bytes, st.live_bytes);
+	assert_true(gs.bytes_after < gs.bytes_before);
 	check_b(f);
 	/* Nothing left to do. */
 	assert_int_equal(gc_run(f->store, &o, &gs), 0);
 	assert_int_equal(gs.packs_compacted + gs.packs_emptied + gs.orphan_packs, 0);
+}
+
+/* Threshold 1: nothing is copied, the dead bytes are punched out in place
+ * (and an unlinked-while-open inode left by the engine is reaped). */
+static void t_punch(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st, st0;
+	struct gc_stats gs;
+	struct gc_opts o;
+	struct seen s;
+	struct idx_txn *t;
+	struct idx *x;
+	uint64_t a;
+	uint8_t type;
+
+	unlink_a(f);
+	/* An orphan as a kill -9 leaves it: nlink 0, only the mark. */
+	x = iopen(f);
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	assert_int_equal(idx_dirent_lookup(t, IDX_ROOT_INO, "empty", 5, &a, &type), 0);
+	assert_int_equal(idx_dirent_del(t, IDX_ROOT_INO, "empty", 5), 0);
+	{
+		struct idx_inode in;
+
+		assert_int_equal(idx_inode_get(t, a, &in), 0);
+		in.nlink = 0;
+		assert_int_equal(idx_inode_put(t, &in), 0);
+	}
+	assert_int_equal(idx_orphan_add(t, a), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+	assert_int_equal(fsck(f, false, &s, &st0), 0);
+	assert_int_equal(st0.orphan_inodes, 1);
+	assert_true(st0.dead_bytes > 0);
+	gc_opts_default(&o);
+	o.threshold = 1;
+	assert_int_equal(gc_run(f->store, &o, &gs), 0);
+	assert_int_equal(gs.orphan_inodes, 1);
+	assert_int_equal(gs.packs_compacted, 0);
+	assert_false(gs.punch_unsupported);
+	assert_true(gs.bytes_punched > 0);
+	assert_int_equal(gs.bytes_before - gs.bytes_after, gs.bytes_punched);
+	assert_int_equal(access(f->pack1, F_OK), 0);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
+	assert_int_equal(st.orphan_inodes, 0);
+	assert_int_equal(st.inodes, st0.inodes - 1);
+	assert_true(st.disk_bytes < st0.disk_bytes);
+	check_b(f);
 }
 
 /* A crash after each step: consistent, readable, and the next gc ends
@@ -350,16 +411,6 @@ static void t_stop_sync(void **state)
 static void t_stop_commit(void **state)
 {
 	gc_stop_at(*state, GC_STOP_AFTER_COMMIT);
-}
-
-static struct idx *iopen(struct fx *f)
-{
-	char ip[160];
-	struct idx *x;
-
-	snprintf(ip, sizeof(ip), "%s/index", f->store);
-	assert_int_equal(idx_open(ip, 0, NULL, 0, &x), 0);
-	return x;
 }
 
 struct first_chunk {
@@ -494,6 +545,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_flip, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_truncate, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_punch, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop_commit, setup, teardown),
