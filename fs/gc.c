@@ -2262,12 +2262,37 @@ static bool gc_may_touch(const struct gc_host *h, uint32_t id)
 /* Remove the files (and records) of packs that hold nothing live: orphan
  * files and emptied packs.  Needs no space, so it runs first: on a full
  * disk this is what lets the copying below start. */
+/* Remove the files of packs nothing lives in, those with a record
+ * (with_rec, after the record is gone) or those without. */
+static int remove_empty(const struct gc_host *h, struct vec *packs, bool with_rec)
+{
+	struct gpack *g = packs->p;
+	bool removed = false;
+	int rc;
+
+	for (size_t i = 0; i < packs->n; i++) {
+		if (!gc_may_touch(h, g[i].id) || g[i].nchunks || !g[i].has_file ||
+		    g[i].has_rec != with_rec)
+			continue;
+		rc = pack_remove(h->ps, g[i].id);
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+		g[i].has_file = false;
+		removed = true;
+	}
+	if (removed)
+		dir_sync(h->pack_dir);
+	return 0;
+}
+
+/* Remove orphan files and emptied packs.  Orphan files first: that needs
+ * no index write, which a full disk may refuse. */
 static int gc_drop_empty(const struct gc_host *h, const struct gc_opts *o, struct vec *packs,
                          struct gc_stats *st)
 {
 	struct gpack *g = packs->p;
 	struct idx_txn *t = NULL;
-	bool any_rec = false, removed = false;
+	bool any_rec = false;
 	int rc = 0;
 
 	for (size_t i = 0; i < packs->n; i++) {
@@ -2282,33 +2307,23 @@ static int gc_drop_empty(const struct gc_host *h, const struct gc_opts *o, struc
 	}
 	if (o->dry_run)
 		return 0;
-	if (any_rec) {
-		rc = host_txn_begin(h, &t);
-		if (rc < 0)
-			return rc;
-		for (size_t i = 0; rc == 0 && i < packs->n; i++)
-			if (gc_may_touch(h, g[i].id) && !g[i].nchunks && g[i].has_rec)
-				rc = idx_pack_del(t, g[i].id);
-		rc = host_txn_end(h, t, rc);
-		if (rc < 0)
-			return rc;
-	}
-	if (o->stop == GC_STOP_AFTER_COMMIT && any_rec)
-		return -ECANCELED;
 	if (h->before_remove)
 		h->before_remove(h->arg);
-	for (size_t i = 0; i < packs->n; i++) {
-		if (!gc_may_touch(h, g[i].id) || g[i].nchunks || !g[i].has_file)
-			continue;
-		rc = pack_remove(h->ps, g[i].id);
-		if (rc < 0 && rc != -ENOENT)
-			return rc;
-		g[i].has_file = false;
-		removed = true;
-	}
-	if (removed)
-		dir_sync(h->pack_dir);
-	return 0;
+	rc = remove_empty(h, packs, false);
+	if (rc < 0 || !any_rec)
+		return rc;
+	rc = host_txn_begin(h, &t);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < packs->n; i++)
+		if (gc_may_touch(h, g[i].id) && !g[i].nchunks && g[i].has_rec)
+			rc = idx_pack_del(t, g[i].id);
+	rc = host_txn_end(h, t, rc);
+	if (rc < 0)
+		return rc;
+	if (o->stop == GC_STOP_AFTER_COMMIT)
+		return -ECANCELED;
+	return remove_empty(h, packs, true);
 }
 
 struct mv {
@@ -2680,16 +2695,18 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 	if (first)
 		st->bytes_before = before;
 	st->packs_scanned = packs.n;
-	rc = gc_drop_empty(h, o, &packs, st);
-	if (rc < 0)
-		goto out;
 	for (size_t i = 0; o->dry_run && i < packs.n; i++) {
 		struct gpack *g = (struct gpack *)packs.p + i;
 
 		if (gc_may_touch(h, g->id) && !g->nchunks && g->has_file)
 			freed += g->disk;
 	}
+	/* Punching first: it needs neither space nor an index write, and
+	 * on a full disk it is what lets the steps below commit. */
 	rc = gc_punch(h, o, &packs, st);
+	if (rc < 0)
+		goto out;
+	rc = gc_drop_empty(h, o, &packs, st);
 	if (rc < 0)
 		goto out;
 	cand = malloc((packs.n + 1) * sizeof(*cand));
@@ -2895,9 +2912,9 @@ int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st)
 	h.pack_is_new = offline_is_new;
 	h.arg = &off;
 	rc = reap_orphans(off.x, o->dry_run, &st->orphan_inodes);
-	if (rc == -ENOSPC) {
-		/* The index cannot grow on a full disk: free pack space in
-		 * place first, then try again. */
+	if (rc == -ENOSPC || rc == -EIO) {
+		/* The index cannot grow on a full disk (LMDB reports the short
+		 * write as EIO): free pack space in place first, then retry. */
 		rc = compact(&h, o, st, first);
 		first = false;
 		if (rc == 0)
