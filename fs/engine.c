@@ -603,8 +603,11 @@ int eng_flush(struct eng *e, uint64_t ino)
 
 int eng_fsync(struct eng *e, uint64_t ino, bool datasync)
 {
-	(void)datasync; /* every commit syncs packs, then the index */
-	return sync_ino(e, ino);
+	int rc = sync_ino(e, ino);
+	(void)datasync; /* commits sync packs, then index pages; the meta page too: */
+	if (rc >= 0)
+		rc = idx_sync(e->idx);
+	return rc;
 }
 
 int eng_sync_all(struct eng *e)
@@ -1379,6 +1382,8 @@ static int virt_xattr(struct eng *e, uint64_t ino, const char *name, char *buf, 
 	int rc = read_inode(e, ino, &in), n;
 	if (rc < 0)
 		return rc;
+	if (!S_ISREG(in.mode))
+		return -ENODATA; /* listed for regular files only */
 	overlay_attr(e, &in);
 	if (strcmp(name, XA_PREFIX "stored_bytes") == 0)
 		n = snprintf(val, sizeof(val), "%" PRIu64, in.stored_bytes);
