@@ -346,10 +346,13 @@ static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		reply_err(req, rc);
 		return;
 	}
-	/* The page cache is dropped at each open: another writer through
-	 * this mount is seen by the kernel anyway, and a correct cheap
-	 * "unchanged since" test would need the engine's help. */
-	fi->keep_cache = 0;
+	/* Keep cached pages across opens: decoding a chunk costs far more
+	 * than a disk read, and checkpoints are read again and again.  This
+	 * is safe because every change goes through this mount (the kernel
+	 * updates or drops the pages itself on write, truncate and punch),
+	 * and AUTO_INVAL_DATA drops them when getattr shows a new mtime or
+	 * size. */
+	fi->keep_cache = 1;
 	fi->direct_io = 0;
 	if (fuse_reply_open(req, fi) != 0)
 		eng_release(m->e, ino);
@@ -377,7 +380,7 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		return;
 	}
 	fill_entry(&ep, &a);
-	fi->keep_cache = 0;
+	fi->keep_cache = 1;
 	fi->direct_io = 0;
 	if (fuse_reply_create(req, &ep, fi) != 0) {
 		eng_release(m->e, a.st.st_ino);
