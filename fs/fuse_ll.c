@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,7 +125,7 @@ static void mfs_destroy(void *userdata)
 	int rc = eng_sync_all(m->e);
 
 	if (rc < 0)
-		fprintf(stderr, "mixfs: sync at unmount failed: %s\n", strerror(-rc));
+		syslog(LOG_ERR, "sync at unmount failed: %s", strerror(-rc));
 }
 
 static void mfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -780,6 +781,9 @@ int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args)
 		fprintf(stderr, "%s: out of memory\n", prog);
 		return 1;
 	}
+	/* The engine reports corrupt chunks and failed write-backs with
+	 * syslog(3); in the foreground they are copied to the terminal. */
+	openlog("mixfs", LOG_PID | (cfg->foreground ? LOG_PERROR : 0), LOG_DAEMON);
 	if (!cfg->foreground) {
 		rc = daemon_fork(&report_fd);
 		if (rc < 0) {
@@ -830,7 +834,7 @@ int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args)
 	/* The loop returns the signal number that ended it, or an error. */
 	status = rc < 0 ? 1 : 0;
 	if (rc < 0)
-		fprintf(stderr, "%s: session loop: %s\n", prog, strerror(-rc));
+		syslog(LOG_ERR, "session loop: %s", strerror(-rc));
 out:
 	daemon_report(&report_fd, (unsigned char)status);
 	if (lc != NULL)
@@ -844,8 +848,9 @@ out:
 		fuse_session_destroy(se);
 	rc = eng_store_close(m.e);
 	if (rc < 0) {
-		fprintf(stderr, "%s: closing store %s: %s\n", prog, cfg->store, strerror(-rc));
+		syslog(LOG_ERR, "closing store %s: %s", cfg->store, strerror(-rc));
 		status = 1;
 	}
+	closelog();
 	return status;
 }
