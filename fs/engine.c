@@ -518,7 +518,7 @@ ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *b
 	if (rc < 0)
 		goto out;
 	wb_overlay(&pins, ei, off, size, buf);
-	if (atomic_exchange(&ei->last_read_end, off + size) == off && off > 0)
+	if (atomic_exchange(&ei->last_read_end, off + size) == off)
 		ra_schedule(e, t, ei, off + size);
 	rc = (ssize_t)size;
 out:
@@ -1502,7 +1502,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->inflight_bytes = 128u << 20;
 	o->workers = 0;
 	o->level = CODEC_LEVEL_MIX;
-	o->readahead_chunks = 8;
+	o->readahead_chunks = 16;
 	o->max_pack_bytes = 1ull << 30;
 	o->commit_ms = 1000;
 	o->max_ref_chain = 8;

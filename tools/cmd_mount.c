@@ -110,7 +110,7 @@ static void mount_usage(FILE *f, bool helper)
 	        "  workers=N         compression/decode threads (default: CPUs)\n"
 	        "  level=LEVEL       codec for new data: raw, fast or mix (default: as\n"
 	        "                    given to mkfs, mix unless -l said otherwise)\n"
-	        "  readahead=N       chunks decoded ahead of sequential reads (default 8)\n"
+	        "  readahead=N       chunks decoded ahead of sequential reads (default 16)\n"
 	        "  pack_size=SIZE    pack file rollover size (default 1G)\n"
 	        "  commit_ms=N       metadata group-commit interval (default 1000)\n"
 	        "  max_ref_chain=N   bound on checkpoint-series reference chains (default 8)\n"
