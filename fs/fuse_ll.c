@@ -110,9 +110,10 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->want &= ~FUSE_CAP_EXPORT_SUPPORT;
-	/* Off by default: with it the kernel reorders and merges writes, and
-	 * data acknowledged to the application sits in the page cache where
-	 * the engine's fsync cannot see it.  -o writeback opts in. */
+	/* Off by default: with it the kernel writes back dirty pages when
+	 * and in what order it likes, which breaks up the sequential appends
+	 * the engine's write path is built for, and it keeps size and mtime
+	 * itself.  -o writeback opts in, for many small writes. */
 	if (m->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
