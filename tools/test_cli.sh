@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# test_cli.sh MIXFS - exit statuses and messages of the mixfs command line,
+# without mounting anything (the mount.mixfs -f "fake" mode checks options).
+# Exit: 0 pass, 1 fail.
+set -uo pipefail
+MIXFS=$1
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/mixfs-cli.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+failures=0
+
+# expect STATUS PATTERN CMD...: CMD exits with STATUS and its output
+# (stdout and stderr) matches the grep -E PATTERN ('' = any output).
+expect() {
+	local want=$1 pat=$2 rc=0
+	shift 2
+	"$@" >"$WORK/out" 2>&1 || rc=$?
+	if [ "$rc" != "$want" ]; then
+		echo "FAIL: '$*' exited $rc, expected $want: $(head -3 "$WORK/out")"
+		failures=$((failures + 1))
+	elif [ -n "$pat" ] && ! grep -Eq -- "$pat" "$WORK/out"; then
+		echo "FAIL: '$*' output does not match '$pat': $(head -3 "$WORK/out")"
+		failures=$((failures + 1))
+	fi
+}
+
+mkdir "$WORK/mnt"
+ln -s "$(realpath "$MIXFS")" "$WORK/mount.mixfs"
+HELPER=$WORK/mount.mixfs
+
+expect 0 '^mixfs [0-9]' "$MIXFS" --version
+expect 0 'commands:' "$MIXFS" --help
+expect 2 'usage: mixfs' "$MIXFS"
+expect 2 "unknown command 'frob'" "$MIXFS" frob
+expect 0 'usage: mixfs mkfs' "$MIXFS" mkfs --help
+expect 2 'usage: mixfs mkfs' "$MIXFS" mkfs
+expect 2 "unknown level 'zip'" "$MIXFS" mkfs -l zip "$WORK/s"
+expect 0 'cache=SIZE' "$MIXFS" mount --help
+expect 2 'usage: mixfs mount' "$MIXFS" mount "$WORK/s"
+expect 1 "cannot open store $WORK/nope" "$MIXFS" mount "$WORK/nope" "$WORK/mnt"
+
+expect 0 'created mixfs store' "$MIXFS" mkfs -l fast "$WORK/s"
+expect 1 "cannot create store $WORK/s" "$MIXFS" mkfs "$WORK/s"
+expect 1 "mount point $WORK/nomnt" "$MIXFS" mount "$WORK/s" "$WORK/nomnt"
+
+# Option values, checked by the mount helper's fake mode (-f).
+expect 0 '' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o cache=1G,dirty=64MiB,workers=4,level=mix
+expect 0 '' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o readahead=0,pack_size=16M,commit_ms=5,writeback
+expect 0 '' "$HELPER" "$WORK/s" "$WORK/mnt" -n -f -o defaults,_netdev,noauto,comment=x,ro
+expect 2 'bad size cache=64Q' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o cache=64Q
+expect 2 'bad size cache=-1' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o cache=-1
+expect 2 'bad size dirty=99999999999T' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o dirty=99999999999T
+expect 2 'bad size pack_size=1M' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o pack_size=1M
+expect 2 'bad value workers=x' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o workers=x
+expect 2 'bad value commit_ms=0' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o commit_ms=0
+expect 2 'bad value level=best' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o level=best
+
+for cmd in stats fsck gc bench; do
+	rc=0
+	"$MIXFS" "$cmd" --help >/dev/null 2>&1 || rc=$?
+	case $rc in
+	0 | 2) ;;
+	*)
+		echo "FAIL: mixfs $cmd --help exited $rc"
+		failures=$((failures + 1))
+		;;
+	esac
+done
+
+[ "$failures" -eq 0 ] || exit 1
+echo "test_cli: PASS"
