@@ -81,8 +81,25 @@ static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args
 	}
 }
 
+/* "128M": the largest binary suffix that divides n exactly. */
+static const char *size_str(uint64_t n, char buf[32])
+{
+	static const char suffix[] = "KMGT";
+	int i = -1;
+
+	while (i < 3 && n >= 1024 && n % 1024 == 0) {
+		n /= 1024;
+		i++;
+	}
+	snprintf(buf, 32, "%llu%.*s", (unsigned long long)n, i >= 0 ? 1 : 0, i >= 0 ? &suffix[i] : "");
+	return buf;
+}
+
 static void mount_usage(FILE *f, bool helper)
 {
+	struct eng_opts d;
+	char b[4][32];
+
 	if (helper) {
 		fprintf(f, "usage: mount.mixfs STORE MNT [-sfnv] [-o OPTS]\n");
 		return;
@@ -92,6 +109,8 @@ static void mount_usage(FILE *f, bool helper)
 		fprintf(f, "Try 'mixfs mount --help' for the options.\n");
 		return;
 	}
+	/* Defaults come from the engine, so this text cannot drift from it. */
+	eng_opts_default(&d);
 	fprintf(f,
 	        "\n"
 	        "Mount the mixfs store STORE on directory MNT; unmount with\n"
@@ -103,20 +122,27 @@ static void mount_usage(FILE *f, bool helper)
 	        "  -o OPTS       mount options, comma separated\n"
 	        "  -h, --help    show this help\n"
 	        "\n"
-	        "mixfs options (sizes take K, M, G, T suffixes):\n"
-	        "  cache=SIZE        decoded-chunk cache (default 128M)\n"
-	        "  dirty=SIZE        buffered write data, all files (default 256M)\n"
-	        "  inflight=SIZE     chunks queued for compression (default 128M)\n"
-	        "  workers=N         compression/decode threads (default: CPUs)\n"
-	        "  level=LEVEL       codec for new data: raw, fast or mix (default: as\n"
-	        "                    given to mkfs, mix unless -l said otherwise)\n"
-	        "  readahead=N       chunks decoded ahead of sequential reads (default 16)\n"
-	        "  pack_size=SIZE    pack file rollover size (default 1G)\n"
-	        "  commit_ms=N       metadata group-commit interval (default 1000)\n"
-	        "  max_ref_chain=N   bound on checkpoint-series reference chains (default 8)\n"
-	        "  writeback         enable the kernel writeback cache (default off)\n"
-	        "\n"
-	        "FUSE and kernel options (passed through):\n");
+	        "mixfs options (sizes take K, M, G, T suffixes):\n");
+	fprintf(f, "  cache=SIZE        decoded-chunk cache (default %s)\n",
+	        size_str(d.cache_bytes, b[0]));
+	fprintf(f, "  dirty=SIZE        buffered write data, all files (default %s)\n",
+	        size_str(d.dirty_bytes, b[1]));
+	fprintf(f, "  inflight=SIZE     chunks queued for compression (default %s)\n",
+	        size_str(d.inflight_bytes, b[2]));
+	fprintf(f, "  workers=N         compression/decode threads (default %u; 0 = CPUs)\n",
+	        d.workers);
+	fprintf(f, "  level=LEVEL       codec for new data: raw, fast or mix (default: as\n"
+	           "                    given to mkfs, mix unless -l said otherwise)\n");
+	fprintf(f, "  readahead=N       chunks decoded ahead of sequential reads (default %u)\n",
+	        d.readahead_chunks);
+	fprintf(f, "  pack_size=SIZE    pack file rollover size (default %s)\n",
+	        size_str(d.max_pack_bytes, b[3]));
+	fprintf(f, "  commit_ms=N       metadata group-commit interval (default %u)\n", d.commit_ms);
+	fprintf(f, "  max_ref_chain=N   bound on checkpoint-series reference chains (default %u)\n",
+	        d.max_ref_chain);
+	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
+	           "\n"
+	           "FUSE and kernel options (passed through):\n");
 	fflush(stdout);
 	mixfs_fuse_help();
 }
