@@ -219,7 +219,11 @@ for cycle in $(seq 1 "$CYCLES"); do
 	WRITER_PID=$!
 	# 0.3 .. 3.3 s: sometimes mid-file, sometimes between files.
 	sleep "$((RANDOM % 3)).$((RANDOM % 10))$((RANDOM % 10))"
-	sleep 0.3
+	# fsck next to the running mount, read-only, while the writer writes.
+	"$MIXFS" fsck "$STORE" >"$WORK/fsck.out" 2>&1 ||
+		fail "read-only fsck next to the mount in cycle $cycle: $(grep -v '^  ' "$WORK/fsck.out" | head -n 20)"
+	grep -q "store in use" "$WORK/fsck.out" || fail "fsck did not notice the mount"
+	FSCK_RUNS=$((FSCK_RUNS + 1))
 	kill -0 "$WRITER_PID" 2>/dev/null || { cat "$WORK/writer.err" >&2; fail "writer died early"; }
 	crash "$cycle"
 	check_fsck "kill -9 in cycle $cycle"
