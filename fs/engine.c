@@ -330,8 +330,8 @@ static void log_bad_chunk(const struct idx_chunk *c, uint64_t ino, uint64_t off,
 
 /* Decoded data of chunk fp, held in the cache.  depth bounds reference
  * chains (a corrupt index cannot make us recurse forever). */
-static int chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
-                      uint64_t off, unsigned depth, struct cache_entry **out)
+int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
+                   uint64_t off, unsigned depth, struct cache_entry **out)
 {
 	struct idx_chunk c;
 	struct cache_entry *ref = NULL;
@@ -349,7 +349,7 @@ static int chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN]
 		goto out;
 	}
 	if (c.flags & IDX_CHUNK_HAS_REF) {
-		rc = depth >= 64 ? -EIO : chunk_load(e, t, c.ref_fp, ino, off, depth + 1, &ref);
+		rc = depth >= 64 ? -EIO : eng_chunk_load(e, t, c.ref_fp, ino, off, depth + 1, &ref);
 		if (rc < 0)
 			goto out;
 	}
@@ -397,7 +397,7 @@ static void ra_run(void *arg, void *local)
 	struct cache_entry *ce = NULL;
 	(void)local;
 	if (idx_txn_begin(j->e->idx, true, &t) == 0) {
-		if (chunk_load(j->e, t, j->fp, j->ino, 0, 0, &ce) == 0)
+		if (eng_chunk_load(j->e, t, j->fp, j->ino, 0, 0, &ce) == 0)
 			cache_release(j->e->cache, ce);
 		idx_txn_abort(t);
 	}
@@ -462,7 +462,7 @@ static int rd_cb(void *arg, const struct idx_extent *x)
 	uint64_t b = x->off + x->len < r->end ? x->off + x->len : r->end;
 	if (a >= b)
 		return 0;
-	r->rc = chunk_load(r->e, r->t, x->fp, r->ino, a, 0, &ce);
+	r->rc = eng_chunk_load(r->e, r->t, x->fp, r->ino, a, 0, &ce);
 	if (r->rc < 0)
 		return 1;
 	uint64_t coff = x->chunk_off + (a - x->off);
@@ -474,6 +474,16 @@ static int rd_cb(void *arg, const struct idx_extent *x)
 	}
 	cache_release(r->e->cache, ce);
 	return r->rc < 0;
+}
+
+int eng_read_stored(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off, size_t len,
+                    uint8_t *buf)
+{
+	struct rd_ctx r = { .e = e, .t = t, .ino = ino, .off = off, .end = off + len, .buf = buf };
+	int rc;
+	memset(buf, 0, len);
+	rc = idx_extent_iter(t, ino, off, off + len, rd_cb, &r);
+	return rc < 0 ? rc : r.rc;
 }
 
 ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *buf)
@@ -674,6 +684,7 @@ int eng_lookup(struct eng *e, uint64_t parent, const char *name, struct eng_attr
 	struct einode *ei = ein_get(e, ino, true, 1, 0);
 	if (!ei)
 		return -ENOMEM;
+	atomic_store(&ei->parent, parent);
 	ein_put(e, ei, 0, 0);
 	overlay_attr(e, &in);
 	make_attr(&in, out);
@@ -762,6 +773,7 @@ out:
 	struct einode *ei = ein_get(e, ino, true, 1, open_count);
 	if (!ei)
 		return -ENOMEM; /* the kernel never learns of it; reaped at remount */
+	atomic_store(&ei->parent, parent);
 	ein_put(e, ei, 0, 0);
 	make_attr(&in, out);
 	return 0;
@@ -1082,6 +1094,72 @@ int eng_open(struct eng *e, uint64_t ino, int flags)
 	return rc;
 }
 
+struct ext_list {
+	struct idx_extent *v;
+	size_t n, cap;
+};
+
+static int ext_collect(void *arg, const struct idx_extent *x)
+{
+	struct ext_list *l = arg;
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 256;
+		struct idx_extent *p = realloc(l->v, nc * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = nc;
+	}
+	l->v[l->n++] = *x;
+	return 0;
+}
+
+static int shadow_drop(struct eng *e, struct idx_txn *t, struct einode *ei)
+{
+	int rc = 0;
+	if (ei->shadow_ino) {
+		rc = idx_inode_delete(t, ei->shadow_ino);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	return rc;
+}
+
+/* in is being truncated to zero: keep its contents as an unlinked shadow
+ * inode (an orphan, so a crash cannot leak it) that the rewrite uses as
+ * its series reference; deleted at the last close.  Chunks coded against
+ * shadow chunks hold references on them, so deleting it is always safe. */
+static int shadow_keep(struct eng *e, struct idx_txn *t, struct einode *ei, struct idx_inode *in,
+                       uint64_t *shadow)
+{
+	struct ext_list l = { 0 };
+	struct idx_inode sh;
+	int rc = shadow_drop(e, t, ei);
+	if (rc >= 0)
+		rc = idx_ino_alloc(t, shadow);
+	if (rc >= 0)
+		rc = idx_extent_iter(t, in->ino, 0, UINT64_MAX, ext_collect, &l);
+	if (rc < 0)
+		goto out;
+	memset(&sh, 0, sizeof(sh));
+	sh.ino = *shadow;
+	sh.mode = S_IFREG | 0600;
+	sh.uid = in->uid;
+	sh.gid = in->gid;
+	sh.size = in->size;
+	sh.atime_ns = sh.mtime_ns = sh.ctime_ns = in->mtime_ns;
+	sh.dtype = in->dtype;
+	for (size_t i = 0; rc >= 0 && i < l.n; i++)
+		rc = idx_file_map(t, &sh, l.v[i].off, l.v[i].len, l.v[i].fp, l.v[i].chunk_off);
+	if (rc >= 0)
+		rc = idx_inode_put(t, &sh);
+	if (rc >= 0)
+		rc = idx_orphan_add(t, sh.ino);
+out:
+	free(l.v);
+	return rc;
+}
+
 int eng_release(struct eng *e, uint64_t ino)
 {
 	struct einode *ei = ein_get(e, ino, false, 0, 0);
@@ -1090,6 +1168,21 @@ int eng_release(struct eng *e, uint64_t ino)
 		return 0;
 	pthread_rwlock_wrlock(&ei->lock);
 	rc = wb_sync(e, ei);
+	pthread_mutex_lock(&e->itab_lock);
+	bool last = ei->nopen <= 1;
+	pthread_mutex_unlock(&e->itab_lock);
+	if (last && ei->shadow_ino) {
+		/* the rewrite is done: its previous version is no longer needed
+		 * (chunks coded against it keep their references alive) */
+		struct idx_txn *t;
+		int r = eng_wtxn_begin(e, &t);
+		if (r >= 0)
+			r = eng_wtxn_end(e, t, shadow_drop(e, t, ei));
+		if (r >= 0) {
+			ei->shadow_ino = 0;
+			ei->ref_ino = 0;
+		}
+	}
 	pthread_rwlock_unlock(&ei->lock);
 	if (ein_put(e, ei, 0, 1))
 		ein_reap(e, ino);
@@ -1098,6 +1191,7 @@ int eng_release(struct eng *e, uint64_t ino)
 
 int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struct eng_attr *out)
 {
+	uint64_t shadow = 0;
 	struct einode *ei = ein_get(e, ino, true, 0, 0);
 	struct idx_txn *t = NULL;
 	struct idx_inode in;
@@ -1140,6 +1234,12 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 			rc = -EINVAL;
 			goto out;
 		}
+		if (sa->size == 0 && in.size > 0 && in.nlink > 0 && e->o.level == CODEC_LEVEL_MIX &&
+		    e->o.max_ref_chain > 0) {
+			rc = shadow_keep(e, t, ei, &in, &shadow);
+			if (rc < 0)
+				goto out;
+		}
 		if (sa->size < in.size) {
 			rc = idx_file_punch(t, &in, sa->size, UINT64_MAX);
 			if (rc < 0)
@@ -1166,6 +1266,16 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 out:
 	if (t)
 		rc = eng_wtxn_end(e, t, rc);
+	if (rc >= 0 && shadow) {
+		ei->shadow_ino = shadow;
+		/* new contents: look for hints and a reference again */
+		codec_hint_release(ei->hints);
+		free(ei->hints);
+		ei->hints = NULL;
+		ei->hints_done = false;
+		ei->ref_done = false;
+		ei->ref_ino = 0;
+	}
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
 	if (rc >= 0)

@@ -59,6 +59,11 @@ struct einode {
 	int64_t mtime_ns;
 	struct codec_hint *hints; /* file-format hints, parsed once */
 	bool hints_done;
+	/* checkpoint series: the file whose chunks serve as references */
+	uint64_t ref_ino;
+	bool ref_done;
+	uint64_t shadow_ino; /* previous version kept by a truncate to 0 */
+	_Atomic uint64_t parent; /* directory it was last looked up in */
 	/* --- under eng.plock --- */
 	struct batch *inflight, *inflight_tail; /* oldest first */
 	int wb_error;        /* first failure of a batch, reported once */
@@ -110,6 +115,13 @@ struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lo
                        uint32_t add_open);
 bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open);
 void ein_reap(struct eng *e, uint64_t ino);
+/* Decoded data of chunk fp (held in the cache; release with
+ * cache_release).  ino/off only name the file in error logs. */
+int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
+                   uint64_t off, unsigned depth, struct cache_entry **out);
+/* Read file bytes of ino from the index only (no dirty overlay). */
+int eng_read_stored(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off, size_t len,
+                    uint8_t *buf);
 
 /* writeback.c */
 int wb_start(struct eng *e);

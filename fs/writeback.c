@@ -38,6 +38,9 @@ struct fchunk {
 	uint8_t fp[FP_LEN];
 	bool is_new;   /* this batch stores the frame */
 	bool dup;      /* an earlier chunk of this batch has the same fingerprint */
+	bool has_ref;  /* ref_fp: the aligned chunk of the reference file */
+	uint8_t ref_fp[FP_LEN];
+	struct cache_entry *ref_ce; /* decoded reference while encoding */
 	struct codec_params params;
 	uint8_t *frame;
 	ssize_t frame_len; /* or negative errno from the encoder */
@@ -369,6 +372,52 @@ static int fp_cmp(const void *a, const void *b)
 	return c ? c : ((*x)->off < (*y)->off ? -1 : 1);
 }
 
+/* Length of the reference chain below chunk fp (0: fp has no reference),
+ * or max + 1 when it reaches max or a link is missing. */
+static unsigned ref_depth(struct idx_txn *t, const uint8_t fp[FP_LEN], unsigned max)
+{
+	struct idx_chunk c;
+	uint8_t cur[FP_LEN];
+	memcpy(cur, fp, FP_LEN);
+	for (unsigned d = 0; d <= max; d++) {
+		if (idx_chunk_get(t, cur, &c) < 0)
+			return max + 1;
+		if (!(c.flags & IDX_CHUNK_HAS_REF))
+			return d;
+		memcpy(cur, c.ref_fp, FP_LEN);
+	}
+	return max + 1;
+}
+
+/* Give a new chunk its reference as codec context: only the mix level
+ * uses one, and only while the chain it would extend stays short enough
+ * (decoding a chunk decodes its whole chain). */
+static void ref_attach(struct eng *e, struct idx_txn *t, uint64_t ino, struct fchunk *c)
+{
+	if (!c->has_ref || c->params.level != CODEC_LEVEL_MIX)
+		return;
+	/* the reference itself counts as one link */
+	if (e->o.max_ref_chain == 0 || ref_depth(t, c->ref_fp, e->o.max_ref_chain) + 1 > e->o.max_ref_chain)
+		return;
+	if (eng_chunk_load(e, t, c->ref_fp, ino, c->off, 0, &c->ref_ce) < 0) {
+		c->ref_ce = NULL;
+		return;
+	}
+	c->params.ref = c->ref_ce->data;
+	c->params.ref_len = c->ref_ce->len;
+}
+
+static void ref_detach_all(struct eng *e, struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct fchunk *c = &b->cs[i];
+		cache_release(e->cache, c->ref_ce);
+		c->ref_ce = NULL;
+		c->params.ref = NULL;
+		c->params.ref_len = 0;
+	}
+}
+
 /* Fingerprint, dedup, encode and append one batch.  Sets b->state. */
 static int batch_prepare(struct eng *e, struct batch *b)
 {
@@ -419,6 +468,7 @@ static int batch_prepare(struct eng *e, struct batch *b)
 		if (rc < 0)
 			goto out;
 		if (c->is_new) {
+			ref_attach(e, rt, b->ei->ino, c);
 			rc = pool_submit(e->pool, g, encode_run, c);
 			if (rc < 0)
 				goto out;
@@ -427,6 +477,7 @@ static int batch_prepare(struct eng *e, struct batch *b)
 	idx_txn_abort(rt);
 	rt = NULL;
 	pool_group_wait(g);
+	ref_detach_all(e, b);
 	pthread_rwlock_rdlock(&e->append_lock);
 	b->epoch = atomic_load(&e->pack_epoch);
 	for (size_t i = 0; rc >= 0 && i < b->n; i++) {
@@ -443,8 +494,10 @@ static int batch_prepare(struct eng *e, struct batch *b)
 	pthread_rwlock_unlock(&e->append_lock);
 out:
 	idx_txn_abort(rt);
-	if (rc < 0)
+	if (rc < 0) {
 		pool_group_wait(g);
+		ref_detach_all(e, b);
+	}
 	pool_group_free(g);
 	free(sorted);
 	return rc;
@@ -492,9 +545,15 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 		nc.raw_len = c->len;
 		nc.level = c->info.level;
 		nc.dtype = c->info.dtype;
+		if (c->info.flags & CODEC_FLAG_REF) {
+			nc.flags |= IDX_CHUNK_HAS_REF;
+			memcpy(nc.ref_fp, c->ref_fp, FP_LEN);
+		}
 		rc = idx_chunk_insert(t, &nc);
 		if (rc == -EEXIST) /* stored twice by a race: this frame is an orphan */
 			rc = 0;
+		if (rc == -ENOENT) /* its reference chunk went away: store it again */
+			rc = -EAGAIN;
 		if (c->info.dtype < CODEC_DTYPE_COUNT)
 			cnt[c->info.dtype] += c->len >> 10;
 	}
@@ -712,6 +771,118 @@ static void hints_prepare(struct einode *ei)
 	ei->hints = h;
 }
 
+/* --- checkpoint series ---------------------------------------------------
+ * Reference rule (documented in ARCHITECTURE.md): when a file's first bytes
+ * are cut, its reference is (1) its own previous version if a truncate to
+ * zero kept one (the shadow inode), else (2) the most recently modified
+ * regular file in the same directory whose layout signature matches: the
+ * bytes before the first tensor (safetensors header, torch zip directory
+ * entries and pickle) or, for other files, the first 256 bytes.  Chunks
+ * are then cut at the reference file's chunk boundaries, so each chunk
+ * lines up with the same elements of the previous checkpoint: unchanged
+ * tensors deduplicate exactly, changed ones are coded with the aligned
+ * reference chunk as mixer context. */
+
+#define REF_SCAN_MAX 4096u /* directory entries looked at */
+#define REF_CANDIDATES 4u
+
+struct ref_scan {
+	struct idx_txn *t;
+	uint64_t self;
+	uint64_t min_size;
+	unsigned seen;
+	uint64_t ino[REF_CANDIDATES];
+	int64_t mtime[REF_CANDIDATES];
+};
+
+static int ref_scan_cb(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
+                       uint64_t seq)
+{
+	struct ref_scan *r = arg;
+	struct idx_inode in;
+	(void)name;
+	(void)namelen;
+	(void)seq;
+	if (++r->seen > REF_SCAN_MAX)
+		return 1;
+	if (ino == r->self || type != (S_IFREG >> 12))
+		return 0;
+	if (idx_inode_get(r->t, ino, &in) < 0 || in.size < r->min_size)
+		return 0;
+	/* keep the newest few, newest first */
+	for (unsigned i = 0; i < REF_CANDIDATES; i++) {
+		if (r->ino[i] == 0 || in.mtime_ns > r->mtime[i]) {
+			memmove(&r->ino[i + 1], &r->ino[i], (REF_CANDIDATES - 1 - i) * sizeof(r->ino[0]));
+			memmove(&r->mtime[i + 1], &r->mtime[i], (REF_CANDIDATES - 1 - i) * sizeof(r->mtime[0]));
+			r->ino[i] = ino;
+			r->mtime[i] = in.mtime_ns;
+			break;
+		}
+	}
+	return 0;
+}
+
+/* Choose ei's reference file once its first bytes are buffered. */
+static void ref_find(struct eng *e, struct einode *ei)
+{
+	struct idx_txn *t = NULL;
+	uint8_t *theirs = NULL;
+	const struct dseg *s0;
+	size_t sig = 256;
+
+	if (ei->ref_done || ei->nsegs == 0 || ei->segs[0].off != 0)
+		return;
+	ei->ref_done = true;
+	if (e->o.max_ref_chain == 0)
+		return;
+	if (ei->shadow_ino) {
+		ei->ref_ino = ei->shadow_ino;
+		return;
+	}
+	s0 = &ei->segs[0];
+	if (ei->hints && ei->hints->n > 0 && ei->hints->r[0].off >= 16)
+		sig = ei->hints->r[0].off < 4096 ? (size_t)ei->hints->r[0].off : 4096;
+	if (s0->len < sig || atomic_load(&ei->parent) == 0)
+		return;
+	theirs = malloc(sig);
+	if (!theirs || idx_txn_begin(e->idx, true, &t) < 0)
+		goto out;
+	struct ref_scan r = { .t = t, .self = ei->ino, .min_size = sig };
+	if (idx_dir_iter(t, atomic_load(&ei->parent), 0, ref_scan_cb, &r) < 0)
+		goto out;
+	for (unsigned i = 0; i < REF_CANDIDATES && r.ino[i]; i++) {
+		if (eng_read_stored(e, t, r.ino[i], 0, sig, theirs) == 0 &&
+		    memcmp(theirs, s0->data, sig) == 0) {
+			ei->ref_ino = r.ino[i];
+			break;
+		}
+	}
+out:
+	idx_txn_abort(t);
+	free(theirs);
+}
+
+/* Cut length that lines up with the reference file at file offset off:
+ * the rest of the reference extent containing off, when it is a sensible
+ * chunk length.  Sets c->has_ref when the extent starts exactly at off
+ * with a whole chunk (so the chunk is an element-aligned reference).
+ * Returns 0 when the reference does not help here (use the chunker). */
+static size_t ref_cut(struct eng *e, struct idx_txn *t, uint64_t ref_ino, uint64_t off,
+                      struct fchunk *c)
+{
+	struct idx_extent x;
+	if (!t || idx_extent_find(t, ref_ino, off, &x) < 0 || x.off > off)
+		return 0;
+	uint64_t len = x.off + x.len - off;
+	if (len < 64 || len > e->cdc.p.max_size)
+		return 0;
+	if (x.off == off && x.chunk_off == 0) {
+		c->has_ref = true;
+		memcpy(c->ref_fp, x.fp, FP_LEN);
+	}
+	return (size_t)len;
+}
+
 /* Cut segment i into a batch and queue it.  partial: keep a still-growing
  * tail at EOF.  Returns bytes queued (0 if nothing was final yet). */
 static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partial)
@@ -721,11 +892,27 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 	struct fchunk *cs = NULL;
 	size_t n = 0, cap = 0, pos = 0;
 	struct batch *b = NULL;
+	struct idx_txn *rt = NULL;
 
+	if (ei->ref_ino && idx_txn_begin(e->idx, true, &rt) < 0)
+		rt = NULL;
 	while (pos < s->len && pos < e->flush_unit) {
 		size_t avail = s->len - pos;
-		size_t cut = cdc_cut(&e->cdc, s->data + pos, avail);
-		if (partial && at_eof && !cdc_cut_is_final(&e->cdc, cut, avail))
+		struct fchunk probe;
+		memset(&probe, 0, sizeof(probe));
+		size_t cut = ei->ref_ino ? ref_cut(e, rt, ei->ref_ino, s->off + pos, &probe) : 0;
+		bool final;
+		if (cut) {
+			final = cut <= avail;
+			if (cut > avail) {
+				cut = avail;
+				probe.has_ref = false; /* a partial chunk is not aligned data */
+			}
+		} else {
+			cut = cdc_cut(&e->cdc, s->data + pos, avail);
+			final = cdc_cut_is_final(&e->cdc, cut, avail);
+		}
+		if (partial && at_eof && !final)
 			break;
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 64;
@@ -735,12 +922,14 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 			cs = p;
 			cap = nc;
 		}
-		memset(&cs[n], 0, sizeof(cs[n]));
+		cs[n] = probe;
 		cs[n].off = s->off + pos;
 		cs[n].len = (uint32_t)cut;
 		n++;
 		pos += cut;
 	}
+	idx_txn_abort(rt);
+	rt = NULL;
 	if (n == 0) {
 		free(cs);
 		return 0;
@@ -812,6 +1001,7 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 		prepare_run(b, NULL);
 	return (ssize_t)pos;
 nomem:
+	idx_txn_abort(rt);
 	free(cs);
 	if (b)
 		free(b->data);
@@ -865,6 +1055,8 @@ static int reclaim_failed(struct eng *e, struct einode *ei)
 static int flush_cut(struct eng *e, struct einode *ei, bool partial)
 {
 	hints_prepare(ei);
+	if (ei->hints_done)
+		ref_find(e, ei);
 	size_t i = 0;
 	while (i < ei->nsegs) {
 		size_t before = ei->nsegs;
