@@ -154,7 +154,9 @@ static int lock_file(const char *store, const char *name, int op)
 
 	if (!p)
 		return -ENOMEM;
-	fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* NOFOLLOW: a symlink planted in the store must not make us create
+	 * or lock a file elsewhere (the same below for pack files). */
+	fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	free(p);
 	if (fd < 0)
 		return -errno;
@@ -393,7 +395,7 @@ static int64_t pack_reclaim(const char *dir, uint32_t id, const struct span *v, 
 	int fd;
 
 	pack_path(dir, id, path, sizeof(path));
-	fd = open(path, (punch ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	fd = open(path, (punch ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (fstat(fd, &st) < 0) {
