@@ -337,6 +337,111 @@ static void t_sparse_large(void **state)
 	eng_forget(f->e, ino, 1);
 }
 
+/* A small safetensors file: one BF16 tensor of n elements, values from
+ * a drifting random walk so successive versions differ in low bits. */
+static size_t make_st(uint8_t *out, const float *w, size_t n)
+{
+	char hdr[160];
+	int hl = snprintf(hdr, sizeof(hdr),
+	                  "{\"w\":{\"dtype\":\"BF16\",\"shape\":[%zu,256],\"data_offsets\":[0,%zu]}}",
+	                  n / 256, 2 * n);
+	while (hl % 8)
+		hdr[hl++] = ' ';
+	uint64_t h = (uint64_t)hl;
+	memcpy(out, &h, 8);
+	memcpy(out + 8, hdr, (size_t)hl);
+	uint8_t *d = out + 8 + hl;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t u;
+		memcpy(&u, &w[i], 4);
+		u = (u + 0x7fff + ((u >> 16) & 1)) >> 16;
+		d[2 * i] = (uint8_t)u;
+		d[2 * i + 1] = (uint8_t)(u >> 8);
+	}
+	return 8 + (size_t)hl + 2 * n;
+}
+
+static void t_series(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1 << 20, V = 12 };
+	float *w = malloc(N * sizeof(float));
+	uint8_t *files[V];
+	size_t len = 0;
+	uint64_t seed = 5;
+	char name[32];
+	/* mix level and a short chain bound for this test */
+	assert_int_equal(eng_store_close(f->e), 0);
+	struct eng_opts o;
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_MIX;
+	o.max_ref_chain = 3;
+	o.workers = 2;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	for (size_t i = 0; i < N; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		w[i] = (float)((int64_t)(seed >> 11) % 2000000 - 1000000) * 1e-8f;
+	}
+	uint64_t first = 0;
+	for (int v = 0; v < V; v++) {
+		if (v == 1)
+			first = du_packs(f);
+		files[v] = malloc(8 + 160 + 2 * N);
+		len = make_st(files[v], w, N);
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		uint64_t ino = new_file(f, 1, name);
+		write_all(f, ino, 0, files[v], len, 1 << 20);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		eng_forget(f->e, ino, 1);
+		for (size_t i = 0; i < N; i += 7) { /* training step: some values move */
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			w[i] *= 1.0f + (float)((int64_t)(seed >> 40) % 200 - 100) * 1e-4f;
+		}
+	}
+	/* later versions were coded against their predecessors: each costs far
+	 * less than the first (without references they cost the same) */
+	uint64_t all = du_packs(f);
+	print_message("series: first %llu bytes, all %d versions %llu bytes\n",
+	              (unsigned long long)first, V, (unsigned long long)all);
+	assert_true(all - first < (V - 1) * first / 2);
+	/* the rewrite of one file in place (truncate + write) uses its old self */
+	{
+		struct eng_attr a;
+		assert_int_equal(eng_lookup(f->e, 1, "ckpt11.safetensors", &a), 0);
+		assert_int_equal(eng_open(f->e, a.st.st_ino, O_RDWR | O_TRUNC), 0);
+		uint64_t before = du_packs(f);
+		files[11][8 + 200] ^= 1; /* one changed element: the rest dedups */
+		write_all(f, a.st.st_ino, 0, files[11], len, 1 << 20);
+		assert_int_equal(eng_release(f->e, a.st.st_ino), 0);
+		assert_true(du_packs(f) - before < 65536);
+		eng_forget(f->e, a.st.st_ino, 1);
+	}
+	/* delete every ancestor in a scrambled order, remount (cold cache),
+	 * all survivors still read back exactly */
+	int order[V - 1] = { 3, 0, 7, 1, 9, 4, 10, 2, 6, 5, 8 };
+	for (int k = 0; k < V - 1; k++) {
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", order[k]);
+		assert_int_equal(eng_unlink(f->e, 1, name), 0);
+		free(files[order[k]]);
+		files[order[k]] = NULL;
+		if (k % 3 == 2) {
+			assert_int_equal(eng_store_close(f->e), 0);
+			assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+		}
+		for (int v = 0; v < V; v++) {
+			struct eng_attr a;
+			if (!files[v])
+				continue;
+			snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+			assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+			check_read(f, a.st.st_ino, 0, files[v], len);
+			eng_forget(f->e, a.st.st_ino, 1);
+		}
+	}
+	free(files[V - 1]);
+	free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -347,6 +452,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_readdir_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_unlink_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_sparse_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
