@@ -330,8 +330,72 @@ static void log_bad_chunk(const struct idx_chunk *c, uint64_t ino, uint64_t off,
 
 /* Decoded data of chunk fp, held in the cache.  depth bounds reference
  * chains (a corrupt index cannot make us recurse forever). */
+/* A chunk some thread is reading and decoding right now: others that need
+ * it wait for that thread instead of doing the same I/O and decode (the
+ * readahead workers and the reader race for the next chunk). */
+struct loading {
+	struct loading *next;
+	uint8_t fp[FP_LEN];
+	unsigned refs;
+	bool done;
+};
+
+static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
+                           uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out);
+
 int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
                    uint64_t off, unsigned depth, struct cache_entry **out)
+{
+	struct loading *l, **pp;
+	int rc;
+
+	*out = cache_get(e->cache, fp);
+	if (*out)
+		return 0;
+	if (depth > 0) /* reference loads never wait: a corrupt cycle cannot deadlock */
+		return chunk_load_once(e, t, fp, ino, off, depth, out);
+	pthread_mutex_lock(&e->load_lock);
+	for (l = e->loading; l; l = l->next)
+		if (memcmp(l->fp, fp, FP_LEN) == 0)
+			break;
+	if (l) {
+		l->refs++;
+		while (!l->done)
+			pthread_cond_wait(&e->load_cond, &e->load_lock);
+		if (--l->refs == 0)
+			free(l);
+		pthread_mutex_unlock(&e->load_lock);
+		*out = cache_get(e->cache, fp);
+		if (*out)
+			return 0;
+		/* the loader failed (or the entry was evicted): try ourselves */
+		return chunk_load_once(e, t, fp, ino, off, depth, out);
+	}
+	l = calloc(1, sizeof(*l));
+	if (l) {
+		memcpy(l->fp, fp, FP_LEN);
+		l->refs = 1;
+		l->next = e->loading;
+		e->loading = l;
+	}
+	pthread_mutex_unlock(&e->load_lock);
+	rc = chunk_load_once(e, t, fp, ino, off, depth, out);
+	if (l) {
+		pthread_mutex_lock(&e->load_lock);
+		for (pp = &e->loading; *pp != l; pp = &(*pp)->next)
+			;
+		*pp = l->next;
+		l->done = true;
+		pthread_cond_broadcast(&e->load_cond);
+		if (--l->refs == 0)
+			free(l);
+		pthread_mutex_unlock(&e->load_lock);
+	}
+	return rc;
+}
+
+static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
+                           uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out)
 {
 	struct idx_chunk c;
 	struct cache_entry *ref = NULL;
@@ -1796,6 +1860,8 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	pthread_mutex_init(&e->plock, NULL);
 	pthread_cond_init(&e->pcond, NULL);
 	pthread_rwlock_init(&e->append_lock, NULL);
+	pthread_mutex_init(&e->load_lock, NULL);
+	pthread_cond_init(&e->load_cond, NULL);
 	rc = pthread_key_create(&e->ctx_key, ctx_key_free);
 	if (rc) {
 		free(e);
@@ -1897,6 +1963,8 @@ int eng_store_close(struct eng *e)
 	pthread_mutex_destroy(&e->plock);
 	pthread_cond_destroy(&e->pcond);
 	pthread_rwlock_destroy(&e->append_lock);
+	pthread_mutex_destroy(&e->load_lock);
+	pthread_cond_destroy(&e->load_cond);
 	if (e->lock_fd > 0)
 		close(e->lock_fd);
 	free(e->store);

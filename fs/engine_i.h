@@ -74,6 +74,7 @@ struct einode {
 };
 
 struct pend; /* pending (uncommitted) new chunk, in the pending table */
+struct loading;
 
 struct eng {
 	char *store;
@@ -85,6 +86,9 @@ struct eng {
 	struct pool *pool;
 	struct cdc cdc;
 	pthread_key_t ctx_key; /* per-thread codec_ctx for the read path */
+	pthread_mutex_t load_lock; /* leaf lock: chunks being loaded */
+	pthread_cond_t load_cond;
+	struct loading *loading;
 	pthread_mutex_t wlock;
 	pthread_mutex_t itab_lock;
 	struct einode *itab[ITAB_BUCKETS];
