@@ -2657,6 +2657,20 @@ static int gc_punch(const struct gc_host *h, const struct gc_opts *o, struct vec
 				break;
 			}
 			st->bytes_punched += (uint64_t)freed;
+			if (freed && !o->dry_run) {
+				/* A cut tail makes the pack smaller: judge it for
+				 * compaction by what is left. */
+				struct gpack *gk = bsearch(&ids[k], packs->p, packs->n, packs->sz,
+				                           gpack_cmp);
+				char path[PATH_MAX];
+				struct stat sb;
+
+				pack_path(h->pack_dir, ids[k], path, sizeof(path));
+				if (gk && stat(path, &sb) == 0) {
+					gk->size = (uint64_t)sb.st_size;
+					gk->disk = (uint64_t)sb.st_blocks * 512;
+				}
+			}
 			progress(o->progress, o->progress_arg, "punch", ++done, 0);
 		}
 	}
