@@ -1066,6 +1066,12 @@ static int check_links(struct fsck *f)
 		}
 		if ((c->flags & FI_ORPHAN) && c->links == 0)
 			continue; /* unlinked while open: deleted at the next mount */
+		if (c->flags & FI_ORPHAN) {
+			p = prob_add(f, GC_P_ORPHAN, "inode %" PRIu64 " is marked orphan (deleted at "
+			             "next mount) but has %" PRIu32 " names", c->ino, c->links);
+			prob_file(f, p, c->ino, UINT64_MAX);
+			fix_add(f, FIX_ORPHAN_DEL, p, c->ino, 0, 0);
+		}
 		if (c->nlink != want) {
 			p = prob_add(f, GC_P_NLINK, "inode %" PRIu64 " has link count %" PRIu32
 			             ", %" PRIu32 " found", c->ino, c->nlink, want);
@@ -2859,12 +2865,59 @@ static int collect_ino(void *arg, uint64_t ino)
 	return 0;
 }
 
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct name_scan {
+	uint64_t *inos; /* sorted orphan candidates; 0 = has a name, keep */
+	size_t n;
+	struct vec dirs;
+};
+
+static int collect_dir(void *arg, const struct idx_inode *in)
+{
+	struct name_scan *ns = arg;
+	uint64_t *p;
+
+	if (!S_ISDIR(in->mode))
+		return 0;
+	p = vec_push(&ns->dirs);
+	if (!p)
+		return -ENOMEM;
+	*p = in->ino;
+	return 0;
+}
+
+static int clear_named(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
+                       uint64_t seq)
+{
+	struct name_scan *ns = arg;
+	uint64_t *hit = bsearch(&ino, ns->inos, ns->n, sizeof(*ns->inos), u64_cmp);
+
+	(void)name;
+	(void)namelen;
+	(void)type;
+	(void)seq;
+	if (hit)
+		*hit = 0;
+	return 0;
+}
+
 /* Delete the inodes unlinked while open: offline nobody holds them any
  * more (the next mount would do the same), and until then their chunks
  * are live to gc.  The kernel often keeps an unlinked file's inode until
- * unmount, so after "rm; umount" this is where the space comes back. */
+ * unmount, so after "rm; umount" this is where the space comes back.
+ * Only inodes with link count 0 that no directory entry names: a mark on
+ * anything else is damage for fsck to report, never a reason to delete a
+ * file (the names are looked up by walking the directories, which only
+ * happens when there are marks at all). */
 static int reap_orphans(struct idx *x, bool dry_run, uint64_t *n)
 {
+	struct name_scan ns = { .dirs = { .sz = sizeof(uint64_t) } };
 	struct vec inos = { .sz = sizeof(uint64_t) };
 	struct idx_txn *t;
 	int rc;
@@ -2873,8 +2926,29 @@ static int reap_orphans(struct idx *x, bool dry_run, uint64_t *n)
 	if (rc < 0)
 		return rc;
 	rc = idx_orphan_iter(t, collect_ino, &inos);
-	for (size_t i = 0; rc == 0 && !dry_run && i < inos.n; i++)
-		rc = idx_inode_delete(t, ((uint64_t *)inos.p)[i]);
+	if (rc == 0 && inos.n) {
+		ns.inos = inos.p;
+		ns.n = inos.n;
+		qsort(ns.inos, ns.n, sizeof(*ns.inos), u64_cmp);
+		rc = idx_inode_iter(t, collect_dir, &ns);
+		for (size_t i = 0; rc == 0 && i < ns.dirs.n; i++)
+			rc = idx_dir_iter(t, ((uint64_t *)ns.dirs.p)[i], 0, clear_named, &ns);
+	}
+	for (size_t i = 0; rc == 0 && i < inos.n; i++) {
+		uint64_t ino = ((uint64_t *)inos.p)[i];
+		struct idx_inode in;
+
+		if (!ino)
+			continue;
+		rc = idx_inode_get(t, ino, &in);
+		if (rc == -ENOENT || (rc == 0 && in.nlink != 0)) {
+			((uint64_t *)inos.p)[i] = 0;
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && !dry_run)
+			rc = idx_inode_delete(t, ino);
+	}
 	if (rc < 0 || dry_run) {
 		idx_txn_abort(t);
 	} else {
@@ -2882,8 +2956,9 @@ static int reap_orphans(struct idx *x, bool dry_run, uint64_t *n)
 		if (rc == 0)
 			rc = idx_sync(x);
 	}
-	if (rc == 0)
-		*n = inos.n;
+	for (size_t i = 0; rc == 0 && i < inos.n; i++)
+		*n += ((uint64_t *)inos.p)[i] != 0;
+	vec_free(&ns.dirs);
 	vec_free(&inos);
 	return rc;
 }

@@ -503,6 +503,43 @@ static void t_repair(void **state)
 	assert_int_equal(eng_store_close(e), 0);
 }
 
+/* An orphan mark on a file that still has a name (nlink 0 too): gc must
+ * not delete it, fsck flags it, repair restores the count and drops the
+ * mark. */
+static void t_orphan_linked(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct gc_stats gs;
+	struct idx_inode in;
+	struct idx_txn *t;
+	struct idx *x = iopen(f);
+	struct seen s;
+	struct eng *e;
+	uint64_t a;
+	uint8_t type;
+
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	assert_int_equal(idx_dirent_lookup(t, IDX_ROOT_INO, "a", 1, &a, &type), 0);
+	assert_int_equal(idx_inode_get(t, a, &in), 0);
+	in.nlink = 0;
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_orphan_add(t, a), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+	assert_int_equal(gc_run(f->store, NULL, &gs), 0);
+	assert_int_equal(gs.orphan_inodes, 0);
+	assert_int_equal(fsck(f, false, &s, &st), 2);
+	assert_int_equal(s.kinds[GC_P_ORPHAN], 1);
+	assert_int_equal(s.kinds[GC_P_NLINK], 1);
+	assert_int_equal(fsck(f, true, &s, &st), 0);
+	assert_int_equal(s.repaired, 2);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	e = eopen(f);
+	assert_int_equal(read_file(e, lookup(e, IDX_ROOT_INO, "a"), f->a, f->alen), 0);
+	assert_int_equal(eng_store_close(e), 0);
+}
+
 static void t_lock(void **state)
 {
 	struct fx *f = *state;
@@ -550,6 +587,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_stop_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_orphan_linked, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lock, setup, teardown),
 	};
 
