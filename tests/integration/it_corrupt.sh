@@ -110,11 +110,10 @@ for i in range(n):
         if x < size[p]:
             break
         x -= size[p]
-    if x >= size[p]:
-        continue  # already cut off by a truncation this round
     path = os.path.join(d, p)
     if i == 0 and rng.random() < 0.3:
         os.truncate(path, x)
+        total -= size[p] - x  # later faults land in what is left
         size[p] = x
         print('trunc', p[:8], x)
         continue
@@ -206,6 +205,8 @@ EOF
 		fail "round $round: fsck names other files than those that fail to read: $(cat "$WORK/diff")"
 	[ -s "$WORK/named" ] || fail "round $round: faults injected but no file damaged"
 	DAMAGED_FILES=$((DAMAGED_FILES + $(wc -l <"$WORK/named")))
+	log "round $round: $n faults ($(cut -d' ' -f1 "$WORK/faults" | sort | uniq -c | xargs)), all" \
+		"detected; $(wc -l <"$WORK/named") files damaged = files failing with EIO"
 	rm -rf "$STORE/packs"
 	cp -a "$WORK/packs.orig" "$STORE/packs"
 done
