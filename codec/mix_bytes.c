@@ -2,10 +2,17 @@
  * mix_bytes.c - CODEC_LEVEL_MIX byte model for chunks that are not float
  * tensors (headers, int tensors, optimizer bookkeeping, text).
  *
- * lpaq1-like, scaled down for 16-256 KiB chunks: order 0 and 1 direct,
- * orders 2, 3, 4, 6 hashed into nibble buckets (16 counters a bucket so a
- * byte touches two cache lines per order), a match model over the chunk
- * itself, a mixer with weight sets selected by the partial byte, one APM.
+ * Light on purpose: the filesystem writes such chunks at level mix too, and
+ * they must not cost more than a few ns a byte.  Per byte:
+ *   match   when the last 4 bytes occurred before in the chunk, one binary
+ *           decision "the byte is the one that followed them" (context: the
+ *           match length), and nothing else if so;
+ *   nibbles otherwise the high nibble under the previous byte and the low
+ *           nibble under the previous byte and the high nibble, each one
+ *           symbol of an adaptive 16-symbol distribution.
+ * Chunks whose order-0 entropy is near 8 bits (random, already compressed)
+ * are not coded at all: -ENOSPC in a few microseconds, the frame layer
+ * stores them raw.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -13,47 +20,40 @@
 
 #include "codec/mix_model_i.h"
 
-#define MIX_BH_BITS 17 /* hashed order table size, counters */
-#define MIX_BH_N 4     /* hashed orders: 2, 3, 4, 6 */
-#define MIX_MM_BITS 16 /* match index entries */
-#define MIX_MM_MIN 5   /* bytes hashed to find a match */
-#define MIX_B_NIN 8
+#define MIX_MM_BITS 14 /* match index entries */
+#define MIX_MM_MIN 4   /* bytes that must repeat to start a match */
+#ifndef MIX_K_NIB
+#define MIX_K_NIB 7
+#endif
+#ifndef MIX_GATE_Q8
+#define MIX_GATE_Q8 (256 * 79 / 10) /* bits * 256 per byte: 7.9 */
+#endif
 
 struct mix_bmodel {
-	uint32_t o0[256];
-	uint32_t o1[256 * 256];
-	uint32_t oh[MIX_BH_N][1u << MIX_BH_BITS];
-	uint32_t midx[1u << MIX_MM_BITS]; /* hash of last MIX_MM_MIN bytes -> pos */
-	uint32_t mm[64 * 2];              /* match | length bucket, expected bit */
-	int32_t w[256][MIX_NIN_MAX];
-	uint16_t apm[1024 * 33];
+	_Alignas(64) uint16_t hi[256][16];     /* high nibble | previous byte */
+	_Alignas(64) uint16_t lo[256][16][16]; /* low nibble | previous byte, high nibble */
+	uint16_t mf[16][2];                    /* match hit | match length */
+	uint32_t midx[1u << MIX_MM_BITS];      /* hash of last 4 bytes -> position */
 };
 
 int mix_bytes_prepare(struct mix_state *s)
 {
 	struct mix_bmodel *m = s->bm;
-	uint32_t half = mix_ctr_make(0.5, 0);
 
 	if (!m) {
-		m = malloc(sizeof(*m));
+		m = aligned_alloc(64, sizeof(*m));
 		if (!m)
 			return -ENOMEM;
 		s->bm = m;
 	}
-	for (size_t i = 0; i < 256; i++)
-		m->o0[i] = half;
-	for (size_t i = 0; i < 256 * 256; i++)
-		m->o1[i] = half;
-	for (size_t k = 0; k < MIX_BH_N; k++)
-		for (size_t i = 0; i < (1u << MIX_BH_BITS); i++)
-			m->oh[k][i] = half;
+	for (unsigned i = 0; i < 256; i++) {
+		mix_row_uniform(m->hi[i], 16, 2);
+		for (unsigned j = 0; j < 16; j++)
+			mix_row_uniform(m->lo[i][j], 16, 2);
+	}
+	for (unsigned i = 0; i < 16; i++)
+		mix_bin_init(m->mf[i], MIX_PTOT / 4, 2);
 	memset(m->midx, 0, sizeof(m->midx));
-	for (size_t i = 0; i < 64 * 2; i++)
-		m->mm[i] = mix_ctr_make(0.5, 0);
-	for (size_t i = 0; i < 256; i++)
-		for (size_t j = 0; j < MIX_NIN_MAX; j++)
-			m->w[i][j] = j < MIX_B_NIN - 1 ? 14000 : 0;
-	mix_apm_init(m->apm, 1024, &s->tabs);
 	return 0;
 }
 
@@ -62,104 +62,154 @@ void mix_bytes_free(struct mix_bmodel *m)
 	free(m);
 }
 
-static inline uint32_t mix_hash(uint32_t h, uint32_t k)
+static inline uint32_t mix_hash4(const uint8_t *p)
 {
-	h = (h + k + 1) * 0x9E3779B1u;
-	return h ^ (h >> 15);
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return (v * 0x9E3779B1u) >> (32 - MIX_MM_BITS);
 }
 
-static inline uint32_t mix_bucket(uint32_t h, unsigned c0)
+/* Both directions; buf is the source (enc) or the destination. */
+static inline __attribute__((always_inline)) int
+mix_bytes_body(struct mix_state *s, struct mix_io *io, const int enc, const int impl, uint8_t *buf,
+               size_t len, uint8_t *out, size_t *olen, size_t cap)
 {
-	/* c0 at a nibble boundary: 1 (byte start) or 16..31 (high nibble) */
-	return (mix_hash(h, c0) << 4) & ((1u << MIX_BH_BITS) - 1);
-}
+	struct mix_bmodel *m = s->bm;
+	size_t mptr = 0, mlen = 0;
+	unsigned c1 = 0;
 
-void mix_bytes_code(struct mix_bmodel *m, const struct mix_tabs *tb, struct mix_coder *c,
-                    const int enc, const struct codec_lvl_args *a, uint8_t *buf, size_t len,
-                    unsigned flags)
-{
-	uint32_t hist = 0, h6 = 0, hk[MIX_BH_N] = {0}, base[MIX_BH_N] = {0};
-	uint32_t mptr = 0, mlen = 0;
-
-	(void)a;
-	(void)flags;
 	for (size_t i = 0; i < len; i++) {
-		unsigned c0 = 1, c1 = hist & 255, byte = enc ? buf[i] : 0;
-		unsigned expect = mlen ? buf[mptr] : 0; /* match model's next byte */
+		unsigned byte = enc ? buf[i] : 0, hit = 0;
 
-		hk[0] = mix_hash(hist & 0xffff, 2);
-		hk[1] = mix_hash(hist & 0xffffff, 3);
-		hk[2] = mix_hash(hist, 4);
-		hk[3] = mix_hash(h6, 6);
-		for (int k = 0; k < MIX_BH_N; k++)
-			base[k] = mix_bucket(hk[k], 1);
+		int rc = mix_seg_next(s, io, enc, out, olen, cap);
 
-		for (int b = 7; b >= 0; b--) {
-			struct mix_mixer mx;
-			uint32_t *cs[MIX_BH_N + 3];
-			/* slot inside the nibble bucket: 1..15 by the bits seen so far */
-			unsigned j = b >= 4 ? 7u - (unsigned)b : 3u - (unsigned)b;
-			unsigned nib = (1u << j) | (c0 & ((1u << j) - 1));
-			int y = (byte >> b) & 1, p, pa, ncs = 0;
-			uint32_t ai;
+		if (rc)
+			return rc;
+		if (mlen) {
+			unsigned expect = buf[mptr];
 
-			if (b == 3)
-				for (int k = 0; k < MIX_BH_N; k++)
-					base[k] = mix_bucket(hk[k], c0);
-			cs[ncs++] = &m->o0[c0];
-			cs[ncs++] = &m->o1[c1 << 8 | c0];
-			for (int k = 0; k < MIX_BH_N; k++)
-				cs[ncs++] = &m->oh[k][base[k] + nib];
-			mx.n = 0;
-			for (int k = 0; k < ncs; k++)
-				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(*cs[k])));
-			uint32_t *cmm = NULL;
-			if (mlen && ((expect + 256) >> (b + 1)) == c0) {
-				unsigned eb = (expect >> b) & 1;
-
-				cmm = &m->mm[(mlen > 63 ? 63 : mlen) * 2 + eb];
-				mix_mixer_add(&mx, mix_stretch(tb, mix_ctr_p12(*cmm)));
-			} else {
-				mix_mixer_add(&mx, 0);
-			}
-			p = mix_mixer_predict(&mx, tb, m->w[c0]);
-			pa = mix_apm_p(m->apm, tb, p, c0 | (c1 >> 6) << 8, &ai);
-			p = (p + 3 * pa) >> 2;
-			p = p < 1 ? 1 : p > 4095 ? 4095 : p;
-			y = mix_code_bit(c, enc, y, p);
-			mix_mixer_update(&mx, y, 12);
-			mix_apm_update(m->apm, ai, y, 7);
-			for (int k = 0; k < ncs; k++)
-				mix_ctr_update(cs[k], y, tb, 255);
-			if (cmm)
-				mix_ctr_update(cmm, y, tb, 1023);
-			c0 = c0 * 2 + (unsigned)y;
+			hit = mix_code_bin(io, enc, m->mf[mlen < 19 ? mlen - 4 : 15], byte == expect,
+			                   MIX_K_BIN);
+			if (hit)
+				byte = expect;
 		}
-		byte = c0 & 255;
-		buf[i] = (uint8_t)byte;
-		hist = hist << 8 | byte;
-		h6 = (h6 * (1u << 6) + byte + 1) & 0x3fffffffu;
+		if (!hit) {
+			unsigned h = mix_code(io, enc, impl, m->hi[c1], 16, byte >> 4, MIX_K_NIB);
+			unsigned l = mix_code(io, enc, impl, m->lo[c1][h], 16, byte & 15, MIX_K_NIB);
 
-		/* match model: extend or look up by the last MIX_MM_MIN bytes */
-		if (mlen && buf[mptr] == byte) {
+			byte = h << 4 | l;
+		}
+		if (!enc)
+			buf[i] = (uint8_t)byte;
+		c1 = byte;
+
+		/* match model: extend, or look the last 4 bytes up */
+		if (mlen && hit) {
 			mlen++;
 			mptr++;
 		} else {
 			mlen = 0;
 		}
 		if (i + 1 >= MIX_MM_MIN) {
-			uint32_t hm = 0;
+			uint32_t hm = mix_hash4(buf + i + 1 - MIX_MM_MIN);
 
-			for (size_t j = i + 1 - MIX_MM_MIN; j <= i; j++)
-				hm = (hm + buf[j] + 1) * 0x2F0B3C65u;
-			hm >>= 32 - MIX_MM_BITS;
-			if (!mlen && m->midx[hm]) {
-				mptr = m->midx[hm];
-				mlen = 1;
+			if (!mlen) {
+				size_t cand = m->midx[hm];
+
+				if (cand && !memcmp(buf + cand - MIX_MM_MIN, buf + i + 1 - MIX_MM_MIN,
+				                    MIX_MM_MIN)) {
+					mptr = cand;
+					mlen = MIX_MM_MIN;
+				}
 			}
 			m->midx[hm] = (uint32_t)(i + 1);
 		}
-		if (mptr >= i + 1)
-			mlen = 0;
 	}
+	return 0;
+}
+
+#define MIX_BYTES_IMPL(sfx, attr, impl)                                                          \
+	attr static int mix_bytes_enc_##sfx(struct mix_state *s, struct mix_io *io,             \
+	                                    const uint8_t *src, size_t len, uint8_t *out,        \
+	                                    size_t *olen, size_t cap)                            \
+	{                                                                                         \
+		return mix_bytes_body(s, io, 1, impl, (uint8_t *)(uintptr_t)src, len, out, olen,  \
+		                      cap);                                                       \
+	}                                                                                         \
+	attr static int mix_bytes_dec_##sfx(struct mix_state *s, struct mix_io *io, uint8_t *dst, \
+	                                    size_t len)                                          \
+	{                                                                                         \
+		return mix_bytes_body(s, io, 0, impl, dst, len, NULL, NULL, 0);                   \
+	}
+
+MIX_BYTES_IMPL(portable, , 0)
+#if MIX_HAVE_AVX2
+MIX_BYTES_IMPL(avx2, MIX_AVX2_ATTR, 1)
+#endif
+
+ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
+                         size_t cap)
+{
+	uint32_t hist[4][256] = {{0}};
+	struct mix_io io = {0};
+	size_t olen = 1, i = 0;
+	int rc;
+
+	/* incompressible at order 0 (random, compressed): not worth a pass */
+	for (; i + 4 <= len; i += 4) {
+		hist[0][src[i]]++;
+		hist[1][src[i + 1]]++;
+		hist[2][src[i + 2]]++;
+		hist[3][src[i + 3]]++;
+	}
+	for (; i < len; i++)
+		hist[0][src[i]]++;
+	for (unsigned b = 0; b < 256; b++)
+		hist[0][b] += hist[1][b] + hist[2][b] + hist[3][b];
+	if (mix_entropy_q8(hist[0], 256, len) >= (uint64_t)len * MIX_GATE_Q8 || cap < 9)
+		return -ENOSPC;
+
+	rc = mix_enc_prepare(s);
+	if (rc)
+		return rc;
+	rc = mix_bytes_prepare(s);
+	if (rc)
+		return rc;
+	io.e.sym = s->sym;
+	io.e.cap = MIX_SEG_SYMS;
+#if MIX_HAVE_AVX2
+	if (s->impl)
+		rc = mix_bytes_enc_avx2(s, &io, src, len, dst, &olen, cap);
+	else
+#endif
+		rc = mix_bytes_enc_portable(s, &io, src, len, dst, &olen, cap);
+	if (rc || mix_seg_emit(s, &io.e, dst, &olen, cap))
+		return -ENOSPC;
+	dst[0] = (uint8_t)(MIX_VERSION << 4);
+	return (ssize_t)olen;
+}
+
+ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
+                         size_t raw_len)
+{
+	struct mix_io io = {0};
+	int rc = mix_bytes_prepare(s);
+
+	if (rc)
+		return rc;
+	io.d.p = payload + 1;
+	io.d.end = payload + plen;
+	mix_rdec_start(&io.d);
+#if MIX_HAVE_AVX2
+	if (s->impl)
+		rc = mix_bytes_dec_avx2(s, &io, dst, raw_len);
+	else
+#endif
+		rc = mix_bytes_dec_portable(s, &io, dst, raw_len);
+	if (rc)
+		return rc;
+	if (!mix_rdec_finish(&io.d) || io.d.p != io.d.end)
+		return -EBADMSG;
+	return (ssize_t)raw_len;
 }

@@ -2,20 +2,33 @@
  * mix_i.h - the small parts of the CODEC_LEVEL_MIX coder (private).
  *
  * Each part has a written contract and keeps all state in caller-owned
- * structs (no globals: several threads code at once with separate ctx).
+ * memory (no globals: several threads code at once with separate ctx).
  *
- * Fixed-point domains used throughout:
- *   p12    probability that the next bit is 1, 12 bits: 1..4095 (/4096).
- *   st     stretch(p) = ln(p/(1-p)) scaled by 256, clamped to [-2047, 2047].
- *   ctr    adaptive counter, uint32: P(1) in the high 22 bits, hit count in
- *          the low 10 bits (0..MIX_CTR_LIMIT_MAX); learning rate 1/(n+1.5)
- *          so a fresh context learns fast and an old one averages.
- *   weight mixer weights, int32, 16.16 fixed point (65536 = 1.0).
- *   apm    SSE knots, uint16 P(1) scaled by 65536, 33 knots per context.
+ *   model   an adaptive N-symbol distribution (N = 2..32), one "row" of
+ *           uint16 per context: see MIX_ROW below.  Predicts, then learns
+ *           the coded symbol at a rate that slows with the row's count.
+ *   coder   rANS (ryg's rans_word: 32-bit state, 16-bit words, 15-bit
+ *           probabilities) with two interleaved states; it sees only a
+ *           symbol's interval [lo, lo + freq) out of 1 << 15.  The encoder
+ *           records intervals forward and codes them backward per segment.
+ *   bits    a plain bit stream for bits no model predicts (sign, low
+ *           mantissa bits): packed LSB first, read past its end gives 0.
  *
- * The coder sees only a p12 (binary arithmetic coder after lpaq1: 32-bit,
- * carryless, one byte flushed; the decoder pads a short payload with 0xff
- * so garbage decodes to garbage but never reads past the payload).
+ * Fixed-point domains:
+ *   prob    15 bits: the intervals of a row's N symbols tile [0, 32768).
+ *   row     uint16 r[N]: r[0] is the update count (saturating at 65535),
+ *           r[j] for 1 <= j < N is the cumulative mass of symbols < j in
+ *           [0, MIX_PTOT - N], non-decreasing in j.  Symbol j's interval is
+ *           [r[j] + j, r[j+1] + j + 1) with r[0] read as 0 and r[N] as
+ *           MIX_PTOT - N: every symbol keeps a frequency >= 1, so any
+ *           symbol stays codable whatever the model learned.
+ *   rate    the update moves r[j] toward 0 (j <= s) or MIX_PTOT - N (j > s)
+ *           by 1/2^k of the distance, k = min(log2(count + 1), kmax): fast
+ *           while a context is young, averaging when it is old.
+ *
+ * The update keeps r[1..N-1] non-decreasing and inside [0, MIX_PTOT - N]
+ * (x - ceil(x/2^k) and x + floor((T-x)/2^k) are monotone in x), so a row
+ * that was valid stays valid: garbage input cannot break a model.
  */
 #ifndef MIXFS_MIX_I_H
 #define MIXFS_MIX_I_H
@@ -23,252 +36,332 @@
 #include <assert.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 
-#define MIX_ST_MAX 2047
-#define MIX_CTR_LIMIT_MAX 1023
+#define MIX_PB 15
+#define MIX_PTOT (1u << MIX_PB)
+#define MIX_RL (1u << 16) /* rANS state lower bound */
 
-/* stretch/squash tables; built once per mix_state (mix_tabs_init). */
-struct mix_tabs {
-	int16_t stretch[4096]; /* p12 -> st */
-	int16_t squash[4096];  /* st + 2048 -> p12 in [1, 4095] */
-	int32_t dt[1024];      /* counter learning rate 65536/(n+1.5) */
-};
+/* ---- adaptive symbol models ----------------------------------------------- */
 
-void mix_tabs_init(struct mix_tabs *t);
-
-static inline int mix_squash(const struct mix_tabs *t, int st)
+static inline unsigned mix_rate(unsigned count, unsigned kmax)
 {
-	if (st > MIX_ST_MAX)
-		st = MIX_ST_MAX;
-	if (st < -MIX_ST_MAX)
-		st = -MIX_ST_MAX;
-	return t->squash[st + 2048];
+	unsigned k = 31u - (unsigned)__builtin_clz(count + 1u);
+
+	return k < kmax ? k : kmax;
 }
 
-static inline int mix_stretch(const struct mix_tabs *t, int p12)
+/* Row from integer weights w[0..N) (at least one non-zero), prior strength
+ * n0 (virtual observations).  Both sides must compute the same row, so
+ * this is integer only. */
+static inline void mix_row_init(uint16_t *r, unsigned n, const uint32_t *w, unsigned n0)
 {
-	assert(p12 >= 0 && p12 < 4096);
-	return t->stretch[p12];
-}
+	uint64_t tot = 0, cum = 0;
+	const uint64_t room = MIX_PTOT - n;
 
-/* ---- counters ---------------------------------------------------------- */
-
-/* Counter value for probability p (0..1) after n virtual observations. */
-static inline uint32_t mix_ctr_make(double p, unsigned n)
-{
-	if (p < 1.0 / 4096)
-		p = 1.0 / 4096;
-	if (p > 4095.0 / 4096)
-		p = 4095.0 / 4096;
-	assert(n <= MIX_CTR_LIMIT_MAX);
-	return ((uint32_t)(p * (1u << 22)) << 10) | n;
-}
-
-static inline void mix_ctr_fill(uint32_t *c, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		c[i] = mix_ctr_make(0.5, 0);
-}
-
-static inline int mix_ctr_p12(uint32_t c)
-{
-	return (int)(c >> 20);
-}
-
-/* Move the counter toward bit y; the count saturates at limit so that a
- * context keeps tracking a drifting tensor instead of freezing. */
-static inline void mix_ctr_update(uint32_t *c, int y, const struct mix_tabs *t,
-                                  unsigned limit)
-{
-	uint32_t v = *c;
-	unsigned n = v & 1023u;
-	int32_t p = (int32_t)(v >> 10);
-	int32_t target = y ? (1 << 22) - 1 : 0;
-
-	assert(limit <= MIX_CTR_LIMIT_MAX);
-	p += (int32_t)(((int64_t)(target - p) * t->dt[n]) >> 16);
-	assert(p >= 0 && p < (1 << 22));
-	n += n < limit;
-	*c = ((uint32_t)p << 10) | n;
-}
-
-/* ---- mixer -------------------------------------------------------------- */
-
-#define MIX_NIN_MAX 8
-
-/* A logistic mixer: p = squash(sum w_i * x_i).  Callers add up to
- * MIX_NIN_MAX stretched inputs, select a weight set, predict, then update
- * with the coded bit.  The weight vector is caller-owned memory. */
-struct mix_mixer {
-	int x[MIX_NIN_MAX];
-	int n;
-	int pr;      /* last prediction, p12 */
-	int32_t *w;  /* selected weight set, n entries */
-};
-
-static inline void mix_mixer_add(struct mix_mixer *m, int st)
-{
-	assert(m->n < MIX_NIN_MAX);
-	assert(st >= -MIX_ST_MAX - 1 && st <= MIX_ST_MAX);
-	m->x[m->n++] = st;
-}
-
-static inline int mix_mixer_predict(struct mix_mixer *m, const struct mix_tabs *t,
-                                    int32_t *w)
-{
-	int64_t dot = 0;
-
-	m->w = w;
-	for (int i = 0; i < m->n; i++)
-		dot += (int64_t)m->x[i] * w[i];
-	dot >>= 16;
-	if (dot > MIX_ST_MAX)
-		dot = MIX_ST_MAX;
-	if (dot < -MIX_ST_MAX)
-		dot = -MIX_ST_MAX;
-	m->pr = mix_squash(t, (int)dot);
-	return m->pr;
-}
-
-/* lr: error scale in 1/4 steps, 1..64.  |x| <= 2047 and |err| <= 4095 * 64
- * keep the product inside int32. */
-static inline void mix_mixer_update(struct mix_mixer *m, int y, int lr)
-{
-	int err = ((y << 12) - m->pr) * lr;
-
-	assert(lr >= 1 && lr <= 64);
-	for (int i = 0; i < m->n; i++)
-		m->w[i] += (m->x[i] * err + (1 << 11)) >> 12;
-	m->n = 0;
-}
-
-/* ---- APM / SSE ---------------------------------------------------------- */
-
-/* Refines a probability given a small context by interpolating between 33
- * knots over the stretch domain (lpaq1 APM).  t has ctxs * 33 entries. */
-void mix_apm_init(uint16_t *t, size_t ctxs, const struct mix_tabs *tb);
-
-static inline int mix_apm_p(const uint16_t *t, const struct mix_tabs *tb, int pr,
-                            size_t ctx, uint32_t *idx)
-{
-	int s = mix_stretch(tb, pr) + 2048; /* 1 .. 4095 */
-	int lo = s >> 7, w = s & 127;
-	size_t i = ctx * 33 + (size_t)lo;
-
-	assert(lo >= 0 && lo < 32);
-	*idx = (uint32_t)(i + (size_t)(w >> 6));
-	return (t[i] * (128 - w) + t[i + 1] * w) >> 11;
-}
-
-static inline void mix_apm_update(uint16_t *t, uint32_t idx, int y, int rate)
-{
-	int g = (y << 16) + (y << rate) - y - y;
-
-	t[idx] = (uint16_t)(t[idx] + ((g - t[idx]) >> rate));
-}
-
-/* ---- binary arithmetic coder ------------------------------------------- */
-
-struct mix_enc {
-	uint32_t x1, x2;
-	uint8_t *out, *end;
-	int full; /* ran out of room: result is -ENOSPC */
-};
-
-struct mix_dec {
-	uint32_t x1, x2, x;
-	const uint8_t *in, *end;
-};
-
-static inline void mix_enc_init(struct mix_enc *c, uint8_t *out, uint8_t *end)
-{
-	c->x1 = 0;
-	c->x2 = 0xffffffffu;
-	c->out = out;
-	c->end = end;
-	c->full = 0;
-}
-
-static inline void mix_enc_put(struct mix_enc *c, uint8_t b)
-{
-	if (c->out < c->end)
-		*c->out++ = b;
-	else
-		c->full = 1;
-}
-
-/* Code bit y with P(1) = p12/4096. */
-static inline void mix_enc_bit(struct mix_enc *c, int y, int p12)
-{
-	uint32_t r = c->x2 - c->x1;
-	uint32_t xmid;
-
-	assert(p12 >= 1 && p12 <= 4095);
-	xmid = c->x1 + (r >> 12) * (uint32_t)p12 + (((r & 0xfff) * (uint32_t)p12) >> 12);
-	if (y)
-		c->x2 = xmid;
-	else
-		c->x1 = xmid + 1;
-	while (((c->x1 ^ c->x2) & 0xff000000u) == 0) {
-		mix_enc_put(c, (uint8_t)(c->x2 >> 24));
-		c->x1 <<= 8;
-		c->x2 = (c->x2 << 8) | 255;
+	for (unsigned j = 0; j < n; j++)
+		tot += w[j];
+	if (!tot) {
+		for (unsigned j = 0; j < n; j++)
+			r[j] = (uint16_t)(room * j / n);
+		r[0] = (uint16_t)n0;
+		return;
+	}
+	r[0] = (uint16_t)n0;
+	for (unsigned j = 1; j < n; j++) {
+		cum += w[j - 1];
+		r[j] = (uint16_t)(room * cum / tot);
 	}
 }
 
-static inline void mix_enc_flush(struct mix_enc *c)
+static inline void mix_row_uniform(uint16_t *r, unsigned n, unsigned n0)
 {
-	mix_enc_put(c, (uint8_t)(c->x1 >> 24));
+	for (unsigned j = 0; j < n; j++)
+		r[j] = (uint16_t)((MIX_PTOT - n) * j / n);
+	r[0] = (uint16_t)n0;
 }
 
-static inline int mix_dec_byte(struct mix_dec *c)
+/* Interval of symbol s in row r of n symbols. */
+static inline void mix_row_interval(const uint16_t *r, unsigned n, unsigned s, uint32_t *lo,
+                                    uint32_t *freq)
 {
-	return c->in < c->end ? *c->in++ : 255;
+	uint32_t a = s ? (uint32_t)r[s] + s : 0;
+	uint32_t b = s + 1 < n ? (uint32_t)r[s + 1] + s + 1 : MIX_PTOT;
+
+	assert(s < n && b > a);
+	*lo = a;
+	*freq = b - a;
 }
 
-static inline void mix_dec_init(struct mix_dec *c, const uint8_t *in, const uint8_t *end)
+/* Symbol whose interval holds slot (0 <= slot < MIX_PTOT). */
+static inline unsigned mix_row_find(const uint16_t *r, unsigned n, uint32_t slot)
 {
-	c->x1 = 0;
-	c->x2 = 0xffffffffu;
-	c->in = in;
-	c->end = end;
-	c->x = 0;
-	for (int i = 0; i < 4; i++)
-		c->x = (c->x << 8) | (uint32_t)mix_dec_byte(c);
+	unsigned s = 0;
+
+	for (unsigned j = 1; j < n; j++)
+		s += (uint32_t)r[j] + j <= slot;
+	return s;
 }
 
-static inline int mix_dec_bit(struct mix_dec *c, int p12)
+static inline void mix_row_update(uint16_t *r, unsigned n, unsigned s, unsigned kmax)
 {
-	uint32_t r = c->x2 - c->x1;
-	uint32_t xmid;
-	int y;
+	const int top = (int)(MIX_PTOT - n);
+	unsigned k = mix_rate(r[0], kmax);
 
-	assert(p12 >= 1 && p12 <= 4095);
-	xmid = c->x1 + (r >> 12) * (uint32_t)p12 + (((r & 0xfff) * (uint32_t)p12) >> 12);
-	y = c->x <= xmid;
-	if (y)
-		c->x2 = xmid;
-	else
-		c->x1 = xmid + 1;
-	while (((c->x1 ^ c->x2) & 0xff000000u) == 0) {
-		c->x1 <<= 8;
-		c->x2 = (c->x2 << 8) | 255;
-		c->x = (c->x << 8) | (uint32_t)mix_dec_byte(c);
+	for (unsigned j = 1; j < n; j++) {
+		int v = r[j], t = j > s ? top : 0;
+
+		r[j] = (uint16_t)(v + ((t - v) >> k));
 	}
-	return y;
+	r[0] = (uint16_t)(r[0] + (r[0] != 0xffff));
+}
+
+/* Binary model: a row of 2.  P(symbol 0) = (r[1] + 1) / MIX_PTOT. */
+static inline void mix_bin_init(uint16_t *r, uint32_t p0_15, unsigned n0)
+{
+	uint32_t w[2] = {p0_15, MIX_PTOT - p0_15};
+
+	mix_row_init(r, 2, w, n0);
+}
+
+/* ---- AVX2 versions of the row operations ---------------------------------
+ * Same results as the portable loops above (tests/codec/test_mix_impl.c
+ * checks every instance against the portable one).  Only called from code
+ * compiled for the same target (the *_avx2 instances in mix.c and
+ * mix_bytes.c). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define MIX_HAVE_AVX2 1
+#include <immintrin.h>
+#define MIX_AVX2_ATTR __attribute__((target("avx2,bmi,bmi2,popcnt,lzcnt")))
+
+MIX_AVX2_ATTR static inline unsigned mix_row_find32_avx2(const uint16_t *r, uint32_t slot)
+{
+	const __m256i i0 = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	const __m256i i1 = _mm256_add_epi16(i0, _mm256_set1_epi16(16));
+	__m256i s = _mm256_set1_epi16((short)slot);
+	__m256i a = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)r), i0);
+	__m256i b = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)(r + 16)), i1);
+	uint64_t m = (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi16(a, s)) |
+	             (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi16(b, s)) << 32;
+
+	/* lane 0 holds the count: count it as above the slot */
+	return 32u - (unsigned)(__builtin_popcountll(m | 3) >> 1);
+}
+
+MIX_AVX2_ATTR static inline void mix_row_update32_avx2(uint16_t *r, unsigned s, unsigned kmax)
+{
+	const __m256i i0 = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	const __m256i i1 = _mm256_add_epi16(i0, _mm256_set1_epi16(16));
+	const __m256i top = _mm256_set1_epi16((short)(MIX_PTOT - 32));
+	const __m256i e0 = _mm256_setr_epi16(1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+	const __m256i keep0 = _mm256_setr_epi16(0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	                                        -1, -1, -1);
+	__m256i bs = _mm256_set1_epi16((short)s);
+	__m128i k = _mm_cvtsi32_si128((int)mix_rate(r[0], kmax));
+	__m256i a = _mm256_loadu_si256((const __m256i *)r);
+	__m256i b = _mm256_loadu_si256((const __m256i *)(r + 16));
+	__m256i ta = _mm256_and_si256(_mm256_cmpgt_epi16(i0, bs), top);
+	__m256i tb = _mm256_and_si256(_mm256_cmpgt_epi16(i1, bs), top);
+	__m256i da = _mm256_and_si256(_mm256_sra_epi16(_mm256_sub_epi16(ta, a), k), keep0);
+	__m256i db = _mm256_sra_epi16(_mm256_sub_epi16(tb, b), k);
+
+	a = _mm256_adds_epu16(_mm256_add_epi16(a, da), e0);
+	b = _mm256_add_epi16(b, db);
+	_mm256_storeu_si256((__m256i *)r, a);
+	_mm256_storeu_si256((__m256i *)(r + 16), b);
+}
+
+MIX_AVX2_ATTR static inline unsigned mix_row_find16_avx2(const uint16_t *r, uint32_t slot)
+{
+	const __m256i i0 = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	__m256i a = _mm256_add_epi16(_mm256_loadu_si256((const __m256i *)r), i0);
+	uint32_t m = (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi16(a, _mm256_set1_epi16((short)slot)));
+
+	return 16u - (unsigned)(__builtin_popcount(m | 3) >> 1);
+}
+
+MIX_AVX2_ATTR static inline void mix_row_update16_avx2(uint16_t *r, unsigned s, unsigned kmax)
+{
+	const __m256i i0 = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+	const __m256i top = _mm256_set1_epi16((short)(MIX_PTOT - 16));
+	const __m256i e0 = _mm256_setr_epi16(1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+	const __m256i keep0 = _mm256_setr_epi16(0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	                                        -1, -1, -1);
+	__m128i k = _mm_cvtsi32_si128((int)mix_rate(r[0], kmax));
+	__m256i a = _mm256_loadu_si256((const __m256i *)r);
+	__m256i ta = _mm256_and_si256(_mm256_cmpgt_epi16(i0, _mm256_set1_epi16((short)s)), top);
+	__m256i da = _mm256_and_si256(_mm256_sra_epi16(_mm256_sub_epi16(ta, a), k), keep0);
+
+	_mm256_storeu_si256((__m256i *)r, _mm256_adds_epu16(_mm256_add_epi16(a, da), e0));
+}
+
+MIX_AVX2_ATTR static inline unsigned mix_row_find8_avx2(const uint16_t *r, uint32_t slot)
+{
+	const __m128i i0 = _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7);
+	__m128i a = _mm_add_epi16(_mm_loadu_si128((const __m128i *)r), i0);
+	uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpgt_epi16(a, _mm_set1_epi16((short)slot)));
+
+	return 8u - (unsigned)(__builtin_popcount(m | 3) >> 1);
+}
+
+MIX_AVX2_ATTR static inline void mix_row_update8_avx2(uint16_t *r, unsigned s, unsigned kmax)
+{
+	const __m128i i0 = _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7);
+	const __m128i top = _mm_set1_epi16((short)(MIX_PTOT - 8));
+	const __m128i e0 = _mm_setr_epi16(1, 0, 0, 0, 0, 0, 0, 0);
+	const __m128i keep0 = _mm_setr_epi16(0, -1, -1, -1, -1, -1, -1, -1);
+	__m128i k = _mm_cvtsi32_si128((int)mix_rate(r[0], kmax));
+	__m128i a = _mm_loadu_si128((const __m128i *)r);
+	__m128i ta = _mm_and_si128(_mm_cmpgt_epi16(i0, _mm_set1_epi16((short)s)), top);
+	__m128i da = _mm_and_si128(_mm_sra_epi16(_mm_sub_epi16(ta, a), k), keep0);
+
+	_mm_storeu_si128((__m128i *)r, _mm_adds_epu16(_mm_add_epi16(a, da), e0));
+}
+#else
+#define MIX_HAVE_AVX2 0
+#endif
+
+/* Row operations for a row of n symbols; impl 1 picks the AVX2 versions
+ * (constant at every call site, so each instance keeps one side). */
+#if MIX_HAVE_AVX2
+#define MIX_ROW_FIND(impl, r, n, slot)                                                          \
+	((impl) && (n) == 32 ? mix_row_find32_avx2(r, slot)                                     \
+	 : (impl) && (n) == 16 ? mix_row_find16_avx2(r, slot)                                   \
+	 : (impl) && (n) == 8 ? mix_row_find8_avx2(r, slot)                                     \
+	                      : mix_row_find(r, n, slot))
+#define MIX_ROW_UPDATE(impl, r, n, s, kmax)                                                     \
+	do {                                                                                    \
+		if ((impl) && (n) == 32)                                                        \
+			mix_row_update32_avx2(r, s, kmax);                                      \
+		else if ((impl) && (n) == 16)                                                   \
+			mix_row_update16_avx2(r, s, kmax);                                      \
+		else if ((impl) && (n) == 8)                                                    \
+			mix_row_update8_avx2(r, s, kmax);                                       \
+		else                                                                            \
+			mix_row_update(r, n, s, kmax);                                          \
+	} while (0)
+#else
+#define MIX_ROW_FIND(impl, r, n, slot) mix_row_find(r, n, slot)
+#define MIX_ROW_UPDATE(impl, r, n, s, kmax) mix_row_update(r, n, s, kmax)
+#endif
+
+/* ---- rANS coder --------------------------------------------------------- */
+
+/* Encoder side: intervals recorded in coding order (lo | freq << 16). */
+struct mix_renc {
+	uint32_t *sym;
+	size_t n, cap; /* cap is a hard bound: callers size segments for it */
+};
+
+static inline void mix_renc_put(struct mix_renc *e, uint32_t lo, uint32_t freq)
+{
+	assert(e->n < e->cap && freq >= 1 && lo + freq <= MIX_PTOT);
+	e->sym[e->n++] = lo | freq << 16;
+}
+
+/* Code the recorded intervals into words written backward below *wp (16-bit
+ * words, little-endian bytes), then the two states.  Returns the new *wp.
+ * The caller reserves 2 * n + 8 bytes below *wp. */
+static inline uint8_t *mix_renc_flush(struct mix_renc *e, uint8_t *wp)
+{
+	uint32_t a = MIX_RL, b = MIX_RL; /* a: state of the symbol being coded */
+
+	/* symbol k uses state k & 1; going backward the last symbol goes first */
+	for (size_t k = e->n; k-- > 0;) {
+		uint32_t lo = e->sym[k] & 0xffff, freq = e->sym[k] >> 16, t;
+
+		if ((uint64_t)a >= (uint64_t)freq << (32 - MIX_PB)) {
+			wp -= 2;
+			wp[0] = (uint8_t)a;
+			wp[1] = (uint8_t)(a >> 8);
+			a >>= 16;
+		}
+		a = ((a / freq) << MIX_PB) + (a % freq) + lo;
+		t = a;
+		a = b;
+		b = t;
+	}
+	/* b now holds state 0 (symbol 0's), a state 1.  The decoder reads
+	 * state 0 then state 1, each high word first. */
+	for (int i = 0; i < 2; i++) {
+		uint32_t x = i == 0 ? a : b;
+
+		wp -= 4;
+		wp[0] = (uint8_t)(x >> 16);
+		wp[1] = (uint8_t)(x >> 24);
+		wp[2] = (uint8_t)x;
+		wp[3] = (uint8_t)(x >> 8);
+	}
+	e->n = 0;
+	return wp;
+}
+
+/* Decoder: x0 codes the next symbol, x1 the one after; they swap. */
+struct mix_rdec {
+	uint32_t x0, x1;
+	const uint8_t *p, *end;
+	unsigned over; /* words read past the end (as zero) */
+	size_t n;      /* symbols decoded in this segment */
+};
+
+static inline uint32_t mix_rdec_word(struct mix_rdec *d)
+{
+	uint32_t w = 0;
+
+	if (d->end - d->p >= 2) {
+		w = (uint32_t)d->p[0] | (uint32_t)d->p[1] << 8;
+		d->p += 2;
+	} else {
+		d->over = 1; /* fails the final check */
+	}
+	return w;
+}
+
+static inline void mix_rdec_start(struct mix_rdec *d)
+{
+	uint32_t h = mix_rdec_word(d);
+
+	d->x0 = h << 16 | mix_rdec_word(d);
+	h = mix_rdec_word(d);
+	d->x1 = h << 16 | mix_rdec_word(d);
+	d->n = 0;
+}
+
+/* A segment ends with both states back at MIX_RL (what the encoder started
+ * from): a free integrity check. */
+static inline int mix_rdec_finish(const struct mix_rdec *d)
+{
+	return d->x0 == MIX_RL && d->x1 == MIX_RL && !d->over;
+}
+
+static inline uint32_t mix_rdec_slot(const struct mix_rdec *d)
+{
+	return d->x0 & (MIX_PTOT - 1);
+}
+
+static inline void mix_rdec_advance(struct mix_rdec *d, uint32_t lo, uint32_t freq)
+{
+	uint32_t x = freq * (d->x0 >> MIX_PB) + (d->x0 & (MIX_PTOT - 1)) - lo;
+
+	if (x < MIX_RL)
+		x = x << 16 | mix_rdec_word(d);
+	d->x0 = d->x1;
+	d->x1 = x;
+	d->n++;
 }
 
 /* ---- raw bit stream ----------------------------------------------------- */
 
 /* Bits that no model predicts (sign, low mantissa) bypass the coder: they
  * are packed LSB first into a stream whose length the decoder derives from
- * the element count, so it needs no length field.  Reads past the end
- * yield zero bits. */
+ * the element count.  Reads past the end yield zero bits. */
 struct mix_bits {
 	uint64_t acc;
 	unsigned n;          /* bits held in acc */
-	uint8_t *p, *end;    /* write or read position */
-	const uint8_t *in;
+	uint8_t *p, *end;    /* write position (encoder) */
+	int full;            /* encoder ran out of room */
+	const uint8_t *in, *iend;
+	size_t total;        /* bits read (decoder) */
 };
 
 static inline void mix_bits_put(struct mix_bits *b, uint32_t v, unsigned k)
@@ -279,20 +372,30 @@ static inline void mix_bits_put(struct mix_bits *b, uint32_t v, unsigned k)
 	if (b->n >= 32) {
 		uint32_t w = (uint32_t)b->acc;
 
-		for (int i = 0; i < 4 && b->p < b->end; i++)
-			*b->p++ = (uint8_t)(w >> (8 * i));
+		if (b->end - b->p >= 4) {
+			memcpy(b->p, &w, 4); /* little-endian host, FORMAT.md section 6 */
+			b->p += 4;
+		} else {
+			b->full = 1;
+		}
 		b->acc >>= 32;
 		b->n -= 32;
 	}
 }
 
-static inline void mix_bits_flush(struct mix_bits *b)
+/* Returns 0, or -1 if the stream ran out of room. */
+static inline int mix_bits_flush(struct mix_bits *b)
 {
-	while (b->n > 0 && b->p < b->end) {
+	if (b->full)
+		return -1;
+	while (b->n > 0) {
+		if (b->p >= b->end)
+			return -1;
 		*b->p++ = (uint8_t)b->acc;
 		b->acc >>= 8;
 		b->n = b->n > 8 ? b->n - 8 : 0;
 	}
+	return 0;
 }
 
 static inline uint32_t mix_bits_get(struct mix_bits *b, unsigned k)
@@ -303,12 +406,11 @@ static inline uint32_t mix_bits_get(struct mix_bits *b, unsigned k)
 	if (b->n < k) {
 		uint32_t w = 0;
 
-		if (b->in + 4 <= b->end) {
-			w = (uint32_t)b->in[0] | (uint32_t)b->in[1] << 8 |
-			    (uint32_t)b->in[2] << 16 | (uint32_t)b->in[3] << 24;
+		if (b->iend - b->in >= 4) {
+			memcpy(&w, b->in, 4);
 			b->in += 4;
 		} else {
-			for (int i = 0; b->in < b->end; i++)
+			for (int i = 0; b->in < b->iend; i++)
 				w |= (uint32_t)*b->in++ << (8 * i);
 		}
 		b->acc |= (uint64_t)w << b->n;
@@ -317,34 +419,84 @@ static inline uint32_t mix_bits_get(struct mix_bits *b, unsigned k)
 	v = (uint32_t)(b->acc & ((1ull << k) - 1));
 	b->acc >>= k;
 	b->n -= k;
+	b->total += k;
 	return v;
 }
 
-static inline uint32_t mix_bits_code(struct mix_bits *b, const int enc, uint32_t v, unsigned k)
+/* Decoder end check: the stream held exactly the bits read, padded with
+ * zero bits to a byte. */
+static inline int mix_bits_exact(const struct mix_bits *b, const uint8_t *start)
 {
-	if (!k)
+	size_t used = (b->total + 7) / 8;
+	uint64_t pad;
+
+	if ((size_t)(b->iend - start) != used)
 		return 0;
-	if (enc) {
-		mix_bits_put(b, v, k);
-		return v;
-	}
-	return mix_bits_get(b, k);
+	/* acc holds the bits after the last read: all must be zero */
+	pad = b->acc;
+	return pad == 0;
 }
 
-/* One body serves both directions: enc != 0 codes *y, else decodes into
- * it.  Called with a constant enc so the compiler drops the other side. */
-struct mix_coder {
-	struct mix_enc e;
-	struct mix_dec d;
+/* ---- one body for both directions --------------------------------------- */
+
+/* A coder body is written once with a constant enc: enc != 0 records the
+ * given symbol, enc == 0 decodes one (the compiler drops the other side). */
+struct mix_io {
+	struct mix_renc e;
+	struct mix_rdec d;
+	struct mix_bits b;
 };
 
-static inline int mix_code_bit(struct mix_coder *c, const int enc, int y, int p12)
+/* Symbols coded so far in the current segment. */
+static inline size_t mix_io_nsym(const struct mix_io *io, const int enc)
+{
+	return enc ? io->e.n : io->d.n;
+}
+
+/* Code symbol s with row r of n symbols (encoder) or decode one (decoder),
+ * then learn it.  impl: 1 = AVX2 row operations. */
+static inline __attribute__((always_inline)) unsigned
+mix_code(struct mix_io *io, const int enc, const int impl, uint16_t *r, unsigned n, unsigned s,
+         unsigned kmax)
+{
+	uint32_t lo, freq;
+
+	if (!enc)
+		s = MIX_ROW_FIND(impl, r, n, mix_rdec_slot(&io->d));
+	mix_row_interval(r, n, s, &lo, &freq);
+	if (enc)
+		mix_renc_put(&io->e, lo, freq);
+	else
+		mix_rdec_advance(&io->d, lo, freq);
+	MIX_ROW_UPDATE(impl, r, n, s, kmax);
+	return s;
+}
+
+/* Binary decision y with binary model r. */
+static inline __attribute__((always_inline)) unsigned
+mix_code_bin(struct mix_io *io, const int enc, uint16_t *r, unsigned y, unsigned kmax)
+{
+	uint32_t p0 = (uint32_t)r[1] + 1;
+
+	if (!enc)
+		y = mix_rdec_slot(&io->d) >= p0;
+	if (enc)
+		mix_renc_put(&io->e, y ? p0 : 0, y ? MIX_PTOT - p0 : p0);
+	else
+		mix_rdec_advance(&io->d, y ? p0 : 0, y ? MIX_PTOT - p0 : p0);
+	mix_row_update(r, 2, y, kmax);
+	return y;
+}
+
+/* k plain bits (0 <= k <= 32). */
+static inline __attribute__((always_inline)) uint32_t
+mix_code_plain(struct mix_io *io, const int enc, uint32_t v, unsigned k)
 {
 	if (enc) {
-		mix_enc_bit(&c->e, y, p12);
-		return y;
+		mix_bits_put(&io->b, v, k);
+		return v;
 	}
-	return mix_dec_bit(&c->d, p12);
+	return mix_bits_get(&io->b, k);
 }
 
 #endif

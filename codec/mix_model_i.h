@@ -2,9 +2,8 @@
  * mix_model_i.h - model state of the CODEC_LEVEL_MIX coder (private).
  *
  * struct mix_state hangs off codec_ctx->mix, is created on first use and
- * owned by one thread.  Model tables are reset at the start of every chunk
- * (chunks decode independently); templates hold the priors so that a reset
- * is a memcpy.
+ * owned by one thread.  Models are reset at the start of every chunk
+ * (chunks decode independently).
  */
 #ifndef MIXFS_MIX_MODEL_I_H
 #define MIXFS_MIX_MODEL_I_H
@@ -12,86 +11,144 @@
 #include "codec/codec_i.h"
 #include "codec/mix_i.h"
 
-/* Payload flags byte (FORMAT.md "mix payload"). */
-#define MIX_PF_REF 0x01u     /* coded against the reference chunk */
-#define MIX_PF_LOWZERO 0x02u /* fp32: low 16 bits of every element are 0 */
-#define MIX_PF_SPARSE 0x04u  /* 16-bit dtypes: few distinct values, sign and
-                              * mantissa coded under the exponent leaf */
+/* Payload byte 0: low nibble flags, high nibble the payload version.
+ * Version 0 was the binary context-mixing coder of the first builds; its
+ * payloads are rejected (-EBADMSG). */
+#define MIX_VERSION 1u
+#define MIX_PF_REF 0x01u    /* coded against the reference chunk */
+#define MIX_PF_SPARSE 0x04u /* 16-bit dtypes: few distinct values, sign and
+                             * mantissa coded as a tree under the leaf */
+#define MIX_PF_MASK (MIX_PF_REF | MIX_PF_SPARSE)
 
 /* Sparse when distinct values * ratio < elements. */
 #ifndef MIX_SPARSE_RATIO
 #define MIX_SPARSE_RATIO 64
 #endif
-#define MIX_SV_SIZE (1u << 16) /* [leaf][sign+mantissa tree node] */
 
-/* Prior strength of exponent counters, in virtual observations. */
-#ifndef MIX_PRIOR_N
-#define MIX_PRIOR_N 2
-#endif
-/* Count limits: lower adapts faster to drifting statistics. */
-#ifndef MIX_LIMIT_EXP
-#define MIX_LIMIT_EXP 255
-#endif
-#ifndef MIX_LIMIT_MANT
-#define MIX_LIMIT_MANT 1023
-#endif
-/* Mixer learning rate for the exponent tree. */
-#ifndef MIX_LR_EXP
-#define MIX_LR_EXP 3
-#endif
-
-/* Float payload header: flags, window base, arithmetic stream length (4),
- * exponent leaf code lengths (32 nibbles). */
-#define MIX_FHDR 22
-
-/* Kernel floor of the exponent priors, per mille: how much a context
- * trusts the chunk's own leaf frequencies over its neighbourhood. */
-#ifndef MIX_PRIOR_FLOOR
-#define MIX_PRIOR_FLOOR 8
-#endif
+/* Float payload header: version/flags, low zero bits, two exponent windows
+ * (base 2 bytes, count 1 byte each), rANS stream length (4), leaf prior
+ * (32 nibbles). */
+#define MIX_FHDR 28
+/* Extended exponent X: 0 for zero, p + 1 for a subnormal whose leading
+ * mantissa bit is p, e + mbits for a normal exponent e: subnormals (common
+ * in fp16 weights) continue the binade ladder down instead of all landing
+ * on one leaf.  At most 255 + 23 for fp32. */
+#define MIX_XMAX 512u
+#define MIX_XBITS 9
 
 #define MIX_NLEAF 32
-#define MIX_MAXLEN 12     /* longest leaf code */
-#define MIX_TLEAF 0x80u   /* child entry is a leaf */
+#define MIX_NQ 64 /* scale contexts: half-leaf steps of the scale estimate */
+#ifndef MIX_MTB
+#define MIX_MTB 2 /* mantissa top bits coded under the leaf */
+#endif
+#define MIX_MTN (1u << MIX_MTB)
+#define MIX_COLMAX 65536u /* longest row with a column context */
 
-/* Exponent leaf tree of a chunk (canonical Huffman shape). */
-struct mix_tree {
-	uint8_t child[MIX_NLEAF][2]; /* node -> internal node or MIX_TLEAF | leaf */
-	uint8_t root;                /* 0, or MIX_TLEAF | leaf if only one */
-	uint8_t len[MIX_NLEAF];      /* code length, 0 = absent */
-	uint16_t code[MIX_NLEAF];
+/* Tuning knobs (part of the format: changing one changes the payload). */
+#ifndef MIX_N0_EXP
+#define MIX_N0_EXP 16 /* exponent prior strength, virtual observations */
+#endif
+#ifndef MIX_K_EXP
+#define MIX_K_EXP 10 /* slowest exponent learning rate, 1/2^k */
+#endif
+#ifndef MIX_K_MAN
+#define MIX_K_MAN 10
+#endif
+#ifndef MIX_K_BIN
+#define MIX_K_BIN 8
+#endif
+#ifndef MIX_AVR
+#define MIX_AVR 4 /* running mean leaf: rate 1/2^AVR */
+#endif
+#ifndef MIX_COLR
+#define MIX_COLR 3 /* column mean leaf: rate 1/2^COLR */
+#endif
+#ifndef MIX_PRIOR_FLOOR
+#define MIX_PRIOR_FLOOR 8 /* kernel floor of the exponent priors, per mille */
+#endif
+
+/* rANS segments: the coder restarts once a segment holds more than
+ * MIX_SEG_SYMS - MIX_SEG_MARGIN symbols at an element boundary (both sides
+ * count), so the encoder's interval buffer stays bounded. */
+#define MIX_SEG_SYMS 65536u
+#define MIX_SEG_MARGIN 32u
+
+/* Binary models of the float coder. */
+enum {
+	MIX_B_ESC = 0,   /* leaf 0: escape vs zero | previous leaf 0 */
+	MIX_B_ZSIGN = 4, /* sign of a zero */
+	MIX_B_EQ = 5,    /* REF: element equals the reference | last two (4) */
+	MIX_B_SEQ = 9,   /* REF, residual path: sign equals the reference's */
+	MIX_B_COUNT = 10
 };
 
 struct mix_fmodel {
-	struct mix_tree tree;
-	uint32_t e1[32][32];              /* leaf | previous leaf */
-	uint32_t e2[32][32];              /* leaf | leaf one row above */
-	uint32_t e4[32][32];              /* leaf | local average leaf */
-	uint32_t e5[32][32];              /* leaf | reference leaf */
-	int32_t ew[2][32][MIX_NIN_MAX];   /* exponent mixer weights [ref][node] */
-	uint32_t ez[5];                   /* zero vs escape; zero mantissa; sign */
-	uint32_t mt[32][4];               /* mantissa top bits | leaf, node */
-	uint32_t eq[4];                   /* element == reference | last two */
-	uint32_t mx[23][2];               /* mantissa ^ reference | bit, higher all 0 */
-	uint32_t bt[256];                 /* loose bytes, order 0 */
-	uint32_t sv[MIX_SV_SIZE];         /* sparse: sign+mantissa | leaf, node */
+	_Alignas(64) uint16_t exp[MIX_NQ][MIX_NLEAF];  /* leaf | scale context */
+	_Alignas(64) uint16_t expr[MIX_NLEAF][MIX_NLEAF]; /* leaf | reference leaf */
+	_Alignas(64) uint16_t xl[MIX_NLEAF][32];       /* residual bit length | leaf */
+	_Alignas(64) uint16_t man[MIX_NLEAF][8];       /* mantissa top bits | leaf */
+	uint16_t bin[MIX_B_COUNT][2];
+	uint8_t x2l[MIX_XMAX];      /* extended exponent -> leaf (0: zero or escape) */
+	uint16_t l2x[MIX_NLEAF];    /* leaf -> extended exponent */
+	uint8_t lt[MIX_NLEAF];      /* leaf -> coded mantissa top bits */
+	uint8_t plen[MIX_NLEAF];    /* leaf prior: -log2 frequency, 0 = absent */
+	int16_t col[MIX_COLMAX];    /* column mean leaf, 8.8; < 0: no row yet */
+	uint16_t sv[MIX_NLEAF][2048][2]; /* sparse: sign+mantissa | leaf, node */
 };
 
 struct mix_bmodel;
 
 struct mix_state {
-	struct mix_tabs tabs;
 	struct mix_fmodel *fm;
 	struct mix_bmodel *bm;
-	uint8_t *plain;     /* encoder: plain-bit stream scratch */
+	uint32_t *sym;      /* encoder: rANS intervals of one segment */
+	uint8_t *seg;       /* encoder: one segment's words, written backward */
+	uint8_t *plain;     /* encoder: plain-bit stream */
 	size_t plain_cap;
+	int impl;           /* 1: AVX2 instances */
 };
 
-/* Byte model (mix_bytes.c): orders 1-4 hashed, order 0, match model. */
+/* Encoder scratch for one rANS segment (words written backward). */
+#define MIX_SEG_BYTES (2 * MIX_SEG_SYMS + 16)
+
+/* Byte model (mix_bytes.c). */
 int mix_bytes_prepare(struct mix_state *s);
-void mix_bytes_code(struct mix_bmodel *m, const struct mix_tabs *tb, struct mix_coder *c,
-                    const int enc, const struct codec_lvl_args *a, uint8_t *buf, size_t len,
-                    unsigned flags);
+ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
+                         size_t cap);
+ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
+                         size_t raw_len);
 void mix_bytes_free(struct mix_bmodel *m);
+
+/* Append one rANS segment (the intervals in s->sym) to out[*olen..cap).
+ * Returns 0 or -ENOSPC. */
+int mix_seg_emit(struct mix_state *s, struct mix_renc *e, uint8_t *out, size_t *olen, size_t cap);
+
+/* Encoder scratch (interval record, segment words); 0 or -ENOMEM. */
+int mix_enc_prepare(struct mix_state *s);
+
+/* Before an element (float) or byte (other): start a new rANS segment when
+ * the current one is full (FORMAT.md 4.1).  Returns 0, -ENOSPC (encoder:
+ * out is full) or -EBADMSG (decoder: the segment did not end cleanly). */
+static inline __attribute__((always_inline)) int
+mix_seg_next(struct mix_state *s, struct mix_io *io, const int enc, uint8_t *out, size_t *olen,
+             size_t cap)
+{
+	if (__builtin_expect(mix_io_nsym(io, enc) <= MIX_SEG_SYMS - MIX_SEG_MARGIN, 1))
+		return 0;
+	if (enc)
+		return mix_seg_emit(s, &io->e, out, olen, cap);
+	if (!mix_rdec_finish(&io->d))
+		return -EBADMSG;
+	mix_rdec_start(&io->d);
+	return 0;
+}
+
+/* Order-0 entropy of a histogram of n symbols, in bits * 256 (encoder
+ * heuristics only). */
+uint64_t mix_entropy_q8(const uint32_t *hist, unsigned nsym, uint64_t n);
+
+/* Tests: force the portable (0) or the AVX2 (1) instances.  Returns 0, or
+ * -ENOTSUP if this build or CPU lacks impl, -ENOMEM. */
+int mix_impl_force(struct codec_ctx *ctx, int impl);
 
 #endif

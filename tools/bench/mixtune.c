@@ -115,7 +115,7 @@ int main(int argc, char **argv)
 	uint8_t *src, *ref = NULL, *dst, *out;
 	struct codec_ctx ectx = {0}, dctx = {0};
 	double tenc = 0, tdec = 0;
-	size_t total = 0, coded = 0, raw = 0, nchunks = 0;
+	size_t total = 0, coded = 0, raw = 0, nchunks = 0, decoded = 0;
 	int bad = 0;
 
 	while ((opt = getopt(argc, argv, "t:c:n:s:i:r:R:")) != -1) {
@@ -184,6 +184,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		coded += (size_t)el;
+		decoded += n;
 		if (a.ref == NULL)
 			a.ref_len = 0;
 		dl = mix_decode(&dctx, &a, dst, (size_t)el, out, n);
@@ -197,7 +198,7 @@ int main(int argc, char **argv)
 	printf("%-12s %10zu B %6zu chunks (%zu raw)  ratio %.4f  enc %6.1f MB/s  dec %6.1f MB/s%s\n",
 	       argv[optind] + (strrchr(argv[optind], '/') ? strrchr(argv[optind], '/') - argv[optind] + 1 : 0),
 	       total, nchunks, raw, (double)coded / (double)total, total / tenc / 1e6,
-	       (total - raw * chunk) / (tdec > 0 ? tdec : 1) / 1e6, bad ? "  ROUNDTRIP FAIL" : "");
+	       decoded / (tdec > 0 ? tdec : 1) / 1e6, bad ? "  ROUNDTRIP FAIL" : "");
 #ifdef MIX_STATS
 	{
 		extern double mix_stats[8];

@@ -1,0 +1,183 @@
+/*
+ * test_mix_impl.c - every CPU-specific instance of the mix coder's hot loops
+ * (codec/mix.c, codec/mix_bytes.c) must write exactly the frames the
+ * portable one writes, and each must decode the other's frames.  Covers
+ * every path of the element loop: zeros, escapes and two exponent windows,
+ * specials, sparse tensors, low zero bits, references, rows, phases, and
+ * chunks long enough to need several rANS segments.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "codec/codec.h"
+#include "codec/mix_model_i.h"
+#include "tests/codec/gen.h"
+
+#define MAXLEN (1u << 20)
+
+struct mcase {
+	int dtype, kind, gen_dt;
+	uint32_t phase, row;
+	size_t len;
+	int variant; /* 0 plain, 1 reference, 2 sparse, 3 tiny second cluster, 4 widened fp16 */
+};
+
+static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64_t seed)
+{
+	gen_fill(src, c->len, c->kind, c->gen_dt, c->phase, seed);
+	if (c->variant == 1) {
+		/* next checkpoint: some elements move in their low bits */
+		memcpy(ref, src, c->len);
+		for (size_t i = c->phase; i < c->len; i += 7)
+			src[i] ^= (uint8_t)(i & 3);
+	} else if (c->variant == 2) {
+		/* dequantized: 16 distinct values */
+		for (size_t i = c->phase; i + 2 <= c->len; i += 2) {
+			src[i] &= 0x80;
+			src[i + 1] = (uint8_t)(0x3c + (src[i + 1] & 7));
+		}
+	} else if (c->variant == 3) {
+		/* dead units: a quarter of the elements ~70 binades down */
+		for (size_t i = c->phase; i + 2 <= c->len; i += 8)
+			src[i + 1] = (uint8_t)((src[i + 1] & 0x80) | 0x08);
+	} else if (c->variant == 4) {
+		/* fp16 values widened to fp32: 13 low mantissa bits zero */
+		for (size_t i = c->phase; i + 4 <= c->len; i += 4) {
+			src[i] = 0;
+			src[i + 1] &= 0xe0;
+		}
+	}
+}
+
+static ssize_t encode(struct codec_ctx *ctx, const struct mcase *c, const uint8_t *src,
+                      const uint8_t *ref, uint8_t *frame)
+{
+	struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = c->dtype,
+	                         .elem_phase = c->phase, .row_elems = c->row};
+
+	if (c->variant == 1) {
+		p.ref = ref;
+		p.ref_len = c->len;
+	}
+	return codec_frame_encode(ctx, &p, src, c->len, frame, codec_frame_bound(c->len));
+}
+
+static void test_instances_agree(void **state)
+{
+	static const struct mcase cases[] = {
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 0, 65536, 0},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 1, 64, 65535, 0},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 300, MAXLEN, 0},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 64, 65536, 1},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 0, 65536, 2},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 16, 65536, 3},
+		{CODEC_DTYPE_BF16, GEN_SPECIAL, GEN_DT_BF16, 1, 0, 4099, 0},
+		{CODEC_DTYPE_BF16, GEN_ZERO, GEN_DT_BF16, 0, 0, 65536, 0},
+		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 0, 128, 65536, 0},
+		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 1, 0, MAXLEN - 1, 0},
+		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 0, 0, 65536, 1},
+		{CODEC_DTYPE_FP16, GEN_SPECIAL, GEN_DT_FP16, 0, 7, 65536, 0},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 0, 0, 65536, 0},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 3, 32, 65538, 0},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 0, 32, 65536, 1},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 0, 0, 65536, 4},
+		{CODEC_DTYPE_FP32, GEN_BF16_FP32, GEN_DT_FP32, 0, 0, 65536, 0},
+		{CODEC_DTYPE_FP32, GEN_SPECIAL, GEN_DT_FP32, 2, 0, 65537, 0},
+		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 0},
+		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, MAXLEN, 0},
+		{CODEC_DTYPE_OTHER, GEN_NORMAL, GEN_DT_BYTES, 0, 0, 4097, 0},
+	};
+	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
+	uint8_t *src = malloc(MAXLEN), *ref = malloc(MAXLEN), *out = malloc(MAXLEN);
+	uint8_t *f[2] = {malloc(codec_frame_bound(MAXLEN)), malloc(codec_frame_bound(MAXLEN))};
+	int have_avx2;
+
+	assert_non_null(ctx[0]);
+	assert_non_null(ctx[1]);
+	assert_int_equal(mix_impl_force(ctx[0], 0), 0);
+	have_avx2 = mix_impl_force(ctx[1], 1) == 0;
+	if (!have_avx2)
+		print_message("no AVX2 instance on this build or CPU: portable against itself\n");
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		const struct mcase *c = &cases[k];
+		struct codec_frame_info info;
+		ssize_t n[2];
+
+		make_input(c, src, ref, k + 1);
+		for (int i = 0; i < 2; i++) {
+			n[i] = encode(ctx[i], c, src, ref, f[i]);
+			assert_true(n[i] > 0);
+		}
+		if (n[0] != n[1] || memcmp(f[0], f[1], (size_t)n[0]))
+			fail_msg("case %zu: instances wrote different frames (%zd, %zd bytes)", k, n[0],
+			         n[1]);
+		assert_int_equal(codec_frame_parse(f[0], (size_t)n[0], &info), 0);
+		if (c->kind == GEN_NORMAL || c->variant)
+			assert_int_equal(info.level, CODEC_LEVEL_MIX);
+		for (int i = 0; i < 2; i++) {
+			memset(out, 0xa5, c->len);
+			assert_int_equal(codec_frame_decode(ctx[i], f[1 - i], (size_t)n[1 - i], out, c->len,
+			                                    ref, c->variant == 1 ? c->len : 0),
+			                 (ssize_t)c->len);
+			assert_memory_equal(out, src, c->len);
+		}
+	}
+	free(src);
+	free(ref);
+	free(out);
+	free(f[0]);
+	free(f[1]);
+	codec_ctx_free(ctx[0]);
+	codec_ctx_free(ctx[1]);
+}
+
+/* Damaged payloads fail cleanly in both instances, and alike. */
+static void test_instances_reject_alike(void **state)
+{
+	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
+	struct mcase c = {CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 64, 65536, 0};
+	uint8_t *src = malloc(c.len), *out = malloc(c.len), *f = malloc(codec_frame_bound(c.len));
+	struct codec_frame_info info;
+	ssize_t n;
+	uint64_t s = 12345;
+
+	mix_impl_force(ctx[0], 0);
+	mix_impl_force(ctx[1], 1);
+	make_input(&c, src, NULL, 9);
+	n = encode(ctx[0], &c, src, NULL, f);
+	assert_int_equal(codec_frame_parse(f, (size_t)n, &info), 0);
+	for (int t = 0; t < 200; t++) {
+		size_t at = info.header_len + gen_next(&s) % info.payload_len;
+		uint8_t bit = (uint8_t)(1u << (gen_next(&s) % 8));
+		ssize_t d[2];
+
+		f[at] ^= bit;
+		for (int i = 0; i < 2; i++)
+			d[i] = codec_frame_decode(ctx[i], f, (size_t)n, out, c.len, NULL, 0);
+		assert_int_equal(d[0], -EBADMSG);
+		assert_int_equal(d[1], -EBADMSG);
+		f[at] ^= bit;
+	}
+	free(src);
+	free(out);
+	free(f);
+	codec_ctx_free(ctx[0]);
+	codec_ctx_free(ctx[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_instances_agree),
+		cmocka_unit_test(test_instances_reject_alike),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
