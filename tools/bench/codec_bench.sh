@@ -22,7 +22,8 @@
 # Every tool runs single-threaded (zstd -T1, xz -T1, zpaq -t1); MB/s is
 # 10^6 raw bytes per second of the tool's own CPU time (user + sys), so the
 # numbers stay comparable on a shared machine.  Progress goes to stderr when
-# it is a terminal.  Exit status: 0, or 1 if a coder failed to round-trip.
+# it is a terminal.  Exit status: 0; 1 if a coder failed to round-trip; 2 on
+# a usage error or a missing package or corpus.
 set -euo pipefail
 
 SRCDIR=${MIXFS_SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -118,7 +119,9 @@ if [ -z "${CODEC_BENCH:-}" ]; then
 fi
 
 WORK=$(mktemp -d "$CACHE/run.XXXXXX")
-cleanup() { [ $KEEP -eq 1 ] || rm -rf "$WORK"; }
+cleanup() {
+	if [ $KEEP -eq 1 ]; then echo "codec_bench.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
 trap cleanup EXIT
 ROWS=$WORK/rows.tsv # corpus tool sample raw stored enc_MB/s dec_MB/s note
 : > "$ROWS"
