@@ -343,33 +343,29 @@ struct loading {
 static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
                            uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out);
 
-int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
-                   uint64_t off, unsigned depth, struct cache_entry **out)
+/* Claim fp for loading.  Returns the claim, or NULL when another thread
+ * is loading it (after waiting for that thread to finish) or on ENOMEM
+ * (*waited tells which). */
+static struct loading *loading_begin(struct eng *e, const uint8_t fp[FP_LEN], bool wait,
+                                     bool *waited)
 {
-	struct loading *l, **pp;
-	int rc;
-
-	*out = cache_get(e->cache, fp);
-	if (*out)
-		return 0;
-	if (depth > 0) /* reference loads never wait: a corrupt cycle cannot deadlock */
-		return chunk_load_once(e, t, fp, ino, off, depth, out);
+	struct loading *l;
+	*waited = false;
 	pthread_mutex_lock(&e->load_lock);
 	for (l = e->loading; l; l = l->next)
 		if (memcmp(l->fp, fp, FP_LEN) == 0)
 			break;
 	if (l) {
-		l->refs++;
-		while (!l->done)
-			pthread_cond_wait(&e->load_cond, &e->load_lock);
-		if (--l->refs == 0)
-			free(l);
+		*waited = true;
+		if (wait) {
+			l->refs++;
+			while (!l->done)
+				pthread_cond_wait(&e->load_cond, &e->load_lock);
+			if (--l->refs == 0)
+				free(l);
+		}
 		pthread_mutex_unlock(&e->load_lock);
-		*out = cache_get(e->cache, fp);
-		if (*out)
-			return 0;
-		/* the loader failed (or the entry was evicted): try ourselves */
-		return chunk_load_once(e, t, fp, ino, off, depth, out);
+		return NULL;
 	}
 	l = calloc(1, sizeof(*l));
 	if (l) {
@@ -379,18 +375,46 @@ int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], u
 		e->loading = l;
 	}
 	pthread_mutex_unlock(&e->load_lock);
-	rc = chunk_load_once(e, t, fp, ino, off, depth, out);
-	if (l) {
-		pthread_mutex_lock(&e->load_lock);
-		for (pp = &e->loading; *pp != l; pp = &(*pp)->next)
-			;
-		*pp = l->next;
-		l->done = true;
-		pthread_cond_broadcast(&e->load_cond);
-		if (--l->refs == 0)
-			free(l);
-		pthread_mutex_unlock(&e->load_lock);
+	return l;
+}
+
+static void loading_end(struct eng *e, struct loading *l)
+{
+	struct loading **pp;
+	if (!l)
+		return;
+	pthread_mutex_lock(&e->load_lock);
+	for (pp = &e->loading; *pp != l; pp = &(*pp)->next)
+		;
+	*pp = l->next;
+	l->done = true;
+	pthread_cond_broadcast(&e->load_cond);
+	if (--l->refs == 0)
+		free(l);
+	pthread_mutex_unlock(&e->load_lock);
+}
+
+int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
+                   uint64_t off, unsigned depth, struct cache_entry **out)
+{
+	struct loading *l;
+	bool waited;
+	int rc;
+
+	*out = cache_get(e->cache, fp);
+	if (*out)
+		return 0;
+	if (depth > 0) /* reference loads never wait: a corrupt cycle cannot deadlock */
+		return chunk_load_once(e, t, fp, ino, off, depth, out);
+	l = loading_begin(e, fp, true, &waited);
+	if (waited) {
+		*out = cache_get(e->cache, fp);
+		if (*out)
+			return 0;
+		/* the loader failed (or the entry was evicted): load it here */
 	}
+	rc = chunk_load_once(e, t, fp, ino, off, depth, out);
+	loading_end(e, l);
 	return rc;
 }
 
@@ -448,53 +472,123 @@ out:
 	return rc;
 }
 
+/* Readahead: the next chunks of a sequential reader are read from their
+ * pack in runs of contiguous frames (one I/O per run: sequentially written
+ * files keep their frames back to back) and decoded on the workers. */
+#define RA_RUN_MAX (2u << 20)
+
+struct ra_frame {
+	uint8_t fp[FP_LEN];
+	uint32_t raw_len;
+	struct pack_loc loc;
+};
+
 struct ra_job {
 	struct eng *e;
-	uint8_t fp[FP_LEN];
 	uint64_t ino;
+	size_t n;
+	struct ra_frame f[]; /* contiguous in one pack */
 };
 
 static void ra_run(void *arg, void *local)
 {
 	struct ra_job *j = arg;
-	struct idx_txn *t;
-	struct cache_entry *ce = NULL;
+	struct eng *e = j->e;
+	struct loading *claim[64];
+	struct codec_ctx *ctx = thread_ctx(e);
+	struct pack_loc all = j->f[0].loc;
+	uint8_t *buf = NULL;
+	bool waited;
 	(void)local;
-	if (idx_txn_begin(j->e->idx, true, &t) == 0) {
-		if (eng_chunk_load(j->e, t, j->fp, j->ino, 0, 0, &ce) == 0)
-			cache_release(j->e->cache, ce);
-		idx_txn_abort(t);
+
+	for (size_t i = 0; i < j->n; i++) {
+		claim[i] = loading_begin(e, j->f[i].fp, false, &waited);
+		all.len = (uint32_t)(j->f[i].loc.off + j->f[i].loc.len - all.off);
 	}
+	buf = malloc(all.len);
+	if (!ctx || !buf || pack_read(e->ps, &all, buf) < 0)
+		goto out;
+	for (size_t i = 0; i < j->n; i++) {
+		const struct ra_frame *f = &j->f[i];
+		if (!claim[i])
+			continue; /* someone else is loading it */
+		uint8_t *raw = malloc(f->raw_len ? f->raw_len : 1);
+		if (!raw)
+			break;
+		ssize_t r = codec_frame_decode(ctx, buf + (f->loc.off - all.off), f->loc.len, raw, f->raw_len,
+		                               NULL, 0);
+		if (r < 0 || (size_t)r != f->raw_len) {
+			free(raw); /* the reader will load it again and report the error */
+			continue;
+		}
+		cache_release(e->cache, cache_insert(e->cache, f->fp, raw, f->raw_len));
+	}
+out:
+	for (size_t i = 0; i < j->n; i++)
+		loading_end(e, claim[i]);
+	free(buf);
 	free(j);
 }
 
 struct ra_ctx {
 	struct eng *e;
+	struct idx_txn *t;
 	uint64_t ino;
 	unsigned left;
 	uint64_t end;
+	struct ra_job *job; /* run being gathered */
+	bool stop;
 };
+
+static void ra_flush(struct ra_ctx *r)
+{
+	if (!r->job)
+		return;
+	if (pool_try_submit(r->e->pool, NULL, ra_run, r->job) < 0) {
+		free(r->job);
+		r->stop = true; /* workers busy: the reader loads on demand */
+	}
+	r->job = NULL;
+}
 
 static int ra_cb(void *arg, const struct idx_extent *x)
 {
 	struct ra_ctx *r = arg;
 	struct cache_entry *ce = cache_get(r->e->cache, x->fp);
+	struct idx_chunk c;
 	r->end = x->off + x->len;
 	if (ce) {
 		cache_release(r->e->cache, ce);
-	} else {
-		struct ra_job *j = malloc(sizeof(*j));
-		if (!j)
-			return 1;
-		j->e = r->e;
-		j->ino = r->ino;
-		memcpy(j->fp, x->fp, FP_LEN);
-		if (pool_try_submit(r->e->pool, NULL, ra_run, j) < 0) {
-			free(j);
-			return 1;
+	} else if (idx_chunk_get(r->t, x->fp, &c) == 0 && !(c.flags & IDX_CHUNK_HAS_REF)) {
+		struct ra_job *j = r->job;
+		if (j) {
+			const struct ra_frame *last = &j->f[j->n - 1];
+			if (j->n == 64 || last->loc.pack_id != c.pack_id ||
+			    last->loc.off + last->loc.len != c.pack_off ||
+			    c.pack_off + c.frame_len - j->f[0].loc.off > RA_RUN_MAX) {
+				ra_flush(r);
+				j = NULL;
+			}
+		}
+		if (!j && !r->stop) {
+			j = malloc(sizeof(*j) + 64 * sizeof(j->f[0]));
+			if (!j)
+				return 1;
+			j->e = r->e;
+			j->ino = r->ino;
+			j->n = 0;
+			r->job = j;
+		}
+		if (j) {
+			struct ra_frame *f = &j->f[j->n++];
+			memcpy(f->fp, x->fp, FP_LEN);
+			f->raw_len = c.raw_len;
+			f->loc.pack_id = c.pack_id;
+			f->loc.off = c.pack_off;
+			f->loc.len = c.frame_len;
 		}
 	}
-	return --r->left == 0;
+	return r->stop || --r->left == 0;
 }
 
 /* Sequential reader: decode the next chunks on the workers. */
@@ -505,8 +599,9 @@ static void ra_schedule(struct eng *e, struct idx_txn *t, struct einode *ei, uin
 	uint64_t start = atomic_load(&ei->ra_until);
 	if (start < from)
 		start = from;
-	struct ra_ctx r = { .e = e, .ino = ei->ino, .left = e->o.readahead_chunks, .end = start };
+	struct ra_ctx r = { .e = e, .t = t, .ino = ei->ino, .left = e->o.readahead_chunks, .end = start };
 	idx_extent_iter(t, ei->ino, start, UINT64_MAX, ra_cb, &r);
+	ra_flush(&r);
 	atomic_store(&ei->ra_until, r.end);
 }
 
