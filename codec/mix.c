@@ -39,6 +39,21 @@
 #include "codec/mix_i.h"
 #include "codec/mix_model_i.h"
 
+#ifdef MIX_STATS /* tuning builds only: bits per field, single-threaded use */
+#include <math.h>
+double mix_stats[8];
+static size_t mix_stat_pos;
+static void mix_stat(const struct mix_io *io, int f)
+{
+	for (size_t k = mix_stat_pos; k < io->e.n; k++)
+		mix_stats[f] += 15 - log2((double)(io->e.sym[k] >> 16));
+	mix_stat_pos = io->e.n;
+}
+#define MIX_STAT(io, enc, f) ((enc) ? mix_stat(io, f) : (void)0)
+#else
+#define MIX_STAT(io, enc, f) ((void)0)
+#endif
+
 /* ---- shared helpers -------------------------------------------------------- */
 
 /* log2(x) in 16.16 fixed point, x >= 1, error < 0.005 (heuristics only). */
@@ -65,11 +80,14 @@ uint64_t mix_entropy_q8(const uint32_t *hist, unsigned nsym, uint64_t n)
 	return bits >> 8;
 }
 
-int mix_seg_emit(struct mix_state *s, struct mix_renc *e, uint8_t *out, size_t *olen, size_t cap)
+int mix_seg_emit(struct mix_state *s, size_t nsym, uint8_t *out, size_t *olen, size_t cap)
 {
-	uint8_t *end = s->seg + MIX_SEG_BYTES, *wp = mix_renc_flush(e, end);
+	uint8_t *end = s->seg + MIX_SEG_BYTES, *wp = mix_renc_flush(s->sym, nsym, end);
 	size_t n = (size_t)(end - wp);
 
+#ifdef MIX_STATS
+	mix_stat_pos = 0;
+#endif
 	if (cap < *olen || cap - *olen < n)
 		return -ENOSPC;
 	memcpy(out + *olen, wp, n);
@@ -105,20 +123,30 @@ static void mix_layout_get(int dtype, struct mix_layout *l)
 	}
 }
 
+/* Elements are little-endian; so is the host (FORMAT.md section 6). */
 static inline uint32_t mix_load(const uint8_t *p, unsigned esz)
 {
-	if (esz == 2)
-		return (uint32_t)p[0] | (uint32_t)p[1] << 8;
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+	if (esz == 2) {
+		uint16_t v;
+
+		memcpy(&v, p, 2);
+		return v;
+	} else {
+		uint32_t v;
+
+		memcpy(&v, p, 4);
+		return v;
+	}
 }
 
 static inline void mix_store(uint8_t *p, uint32_t v, unsigned esz)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	if (esz == 4) {
-		p[2] = (uint8_t)(v >> 16);
-		p[3] = (uint8_t)(v >> 24);
+	if (esz == 2) {
+		uint16_t h = (uint16_t)v;
+
+		memcpy(p, &h, 2);
+	} else {
+		memcpy(p, &v, 4);
 	}
 }
 
@@ -146,6 +174,19 @@ static inline unsigned mix_xbits(unsigned x, unsigned mbits)
 	return x > mbits ? mbits : x - 1;
 }
 
+/* Descriptor of the elements with extended exponent x (x >= 1). */
+static struct mix_leafd mix_leafd_make(unsigned x, unsigned mbits, unsigned emask, unsigned lowz)
+{
+	struct mix_leafd d;
+	unsigned nb = mix_xbits(x, mbits), f = nb > lowz ? nb - lowz : 0;
+
+	d.t = (uint8_t)(f < MIX_MTB ? f : MIX_MTB);
+	d.np = (uint8_t)(f - d.t);
+	d.mtsh = (uint8_t)(nb - d.t);
+	d.vbase = x > mbits ? ((x - mbits) & emask) << mbits : 1u << nb;
+	return d;
+}
+
 /* Leaf maps from the windows: leaves 1..nlo are blo.., then nhi leaves
  * from bhi; every other extended exponent but 0 escapes. */
 static void mix_leafmap(struct mix_fmodel *m, const struct mix_layout *l, const struct mix_fpar *fp)
@@ -160,12 +201,10 @@ static void mix_leafmap(struct mix_fmodel *m, const struct mix_layout *l, const 
 		m->x2l[fp->bhi + i] = (uint8_t)(1 + fp->nlo + i);
 		m->l2x[1 + fp->nlo + i] = (uint16_t)(fp->bhi + i);
 	}
-	for (unsigned j = 0; j < MIX_NLEAF; j++) {
-		unsigned nb = m->l2x[j] ? mix_xbits(m->l2x[j], l->mbits) : 0;
-
-		nb = nb > fp->lowz ? nb - fp->lowz : 0;
-		m->lt[j] = (uint8_t)(nb < MIX_MTB ? nb : MIX_MTB);
-	}
+	memset(&m->ld[0], 0, sizeof(m->ld[0]));
+	for (unsigned j = 1; j < MIX_NLEAF; j++)
+		m->ld[j] = m->l2x[j] ? mix_leafd_make(m->l2x[j], l->mbits, (1u << l->ebits) - 1, fp->lowz)
+		                    : m->ld[0];
 }
 
 /* Per-chunk model reset. */
@@ -202,7 +241,7 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
 	for (unsigned j = 0; j < 32; j++)
 		w[j] = j <= nx;
 	for (unsigned c = 0; c < MIX_NLEAF; c++) {
-		mix_row_uniform(m->man[c], 1u << m->lt[c], 2);
+		mix_row_uniform(m->man[c], 1u << m->ld[c].t, 2);
 		if (fp->flags & MIX_PF_REF)
 			mix_row_init(m->xl[c], 32, w, 2);
 	}
@@ -236,17 +275,21 @@ struct mix_fargs {
  * Returns 0, -ENOSPC (encoder: out is full) or -EBADMSG (decoder: a
  * segment did not end where it must). */
 static inline __attribute__((always_inline)) int
-mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int impl,
-               const struct mix_fargs *fa, uint8_t *buf, size_t len, uint8_t *out, size_t *olen,
-               size_t cap)
+mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int impl,
+               const int full, const struct mix_fargs *fa, uint8_t *buf, size_t len, uint8_t *out,
+               size_t *olen, size_t cap)
 {
+	/* a local copy, so that the coder state stays in registers (stores
+	 * through the uint8_t buffer could alias *iop) */
+	struct mix_io lio = *iop, *io = &lio;
 	struct mix_fmodel *m = s->fm;
 	const unsigned esz = fa->l.esz, ebits = fa->l.ebits, mbits = fa->l.mbits;
 	const unsigned emask = (1u << ebits) - 1, sshift = esz * 8 - 1;
 	const uint32_t mmask = (1u << mbits) - 1;
 	const unsigned lowz = fa->lowz;
-	const unsigned sparse = fa->flags & MIX_PF_SPARSE;
-	const size_t nel = fa->nel, nref = fa->nref, row = fa->row;
+	/* full = 0: the common case, no reference and not sparse */
+	const unsigned sparse = full && (fa->flags & MIX_PF_SPARSE);
+	const size_t nel = fa->nel, nref = full ? fa->nref : 0, row = fa->row;
 	uint8_t *el = buf + fa->phase;
 	int avg = fa->avg0;
 	unsigned l1 = 0, peq = 0;
@@ -263,13 +306,15 @@ mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 
 	for (size_t i = 0; i < nel; i++) {
 		uint32_t v = enc ? mix_load(el + i * esz, esz) : 0, rv = 0;
-		unsigned x = enc ? mix_xexp(v, mbits, emask) : 0, leaf, rx = MIX_XMAX, nb;
+		unsigned x = enc ? mix_xexp(v, mbits, emask) : 0, leaf, rx = MIX_XMAX;
 		int cm = row ? m->col[c] : avg;
-
+		struct mix_leafd ld;
 		int rc = mix_seg_next(s, io, enc, out, olen, cap);
 
-		if (rc)
+		if (rc) {
+			*iop = lio;
 			return rc;
+		}
 		if (cm < 0)
 			cm = avg;
 		if (i < nref) {
@@ -280,6 +325,7 @@ mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 			lr = m->x2l[rx];
 			/* series coding: most elements of a checkpoint may not move */
 			y = mix_code_bin(io, enc, m->bin[MIX_B_EQ + peq], v == rv, MIX_K_BIN);
+			MIX_STAT(io, enc, 4);
 			peq = (peq * 2 + y) & 3;
 			if (y) {
 				v = rv;
@@ -293,6 +339,7 @@ mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 			assert(q < MIX_NQ);
 			leaf = mix_code(io, enc, impl, m->exp[q], MIX_NLEAF, m->x2l[x], MIX_K_EXP);
 		}
+		MIX_STAT(io, enc, 0);
 
 		if (__builtin_expect(leaf == 0, 0)) {
 			/* zero, or an exponent outside the windows */
@@ -305,14 +352,21 @@ mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 				                           MIX_K_BIN);
 
 				v = sg << sshift;
+				MIX_STAT(io, enc, 1);
 				goto next;
 			}
+			/* escapes are rare: no mantissa model (leaf 0 has none) */
+			ld = mix_leafd_make(x, mbits, emask, lowz);
+			ld.np = (uint8_t)(ld.np + ld.t);
+			ld.t = 0;
 		} else {
-			x = m->l2x[leaf];
+			ld = m->ld[leaf];
+			if (full)
+				x = m->l2x[leaf];
 		}
-		nb = mix_xbits(x, mbits);
+		MIX_STAT(io, enc, 1);
 
-		if (x == rx) {
+		if (full && x == rx) {
 			/* series coding: a moved weight usually differs from the
 			 * reference in its low mantissa bits: code the bit length
 			 * of the XOR residual, the bits below its top are noise */
@@ -326,6 +380,7 @@ mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 
 				d = (1u << (n - 1)) | rest;
 			}
+			MIX_STAT(io, enc, 4);
 			if (!enc)
 				v = rv ^ sg << sshift ^ ((d << lowz) & mmask);
 			goto next;
@@ -344,27 +399,31 @@ mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 
 				vn = vn * 2 + y;
 			}
+			MIX_STAT(io, enc, 5);
 			sm = vn & ((1u << tb) - 1);
-			v = (sm >> mbits) << sshift | (x > mbits ? (x - mbits) & emask : 0) << mbits |
-			    (sm & mmask);
+			v = (sm >> mbits) << sshift | (ld.vbase & ~mmask) | (sm & mmask);
 			goto next;
 		}
 
 		/* mantissa below the leading one: top bits under the leaf; sign
 		 * and the rest are plain */
 		{
-			const unsigned t = m->lt[leaf];
-			const unsigned np = nb > lowz + t ? nb - lowz - t : 0;
-			uint32_t mt = enc ? (v >> (nb - t)) & ((1u << t) - 1) : 0, pl;
+			const unsigned t = ld.t, np = ld.np;
+			uint32_t mt = enc ? (v >> ld.mtsh) & ((1u << t) - 1) : 0, pl;
 
-			if (t)
+			if (t == MIX_MTB) /* constant row size: the common case unrolled */
+				mt = mix_code(io, enc, impl, m->man[leaf], MIX_MTN, mt, MIX_K_MAN);
+			else if (t)
 				mt = mix_code(io, enc, impl, m->man[leaf], 1u << t, mt, MIX_K_MAN);
+			MIX_STAT(io, enc, 2);
+#ifdef MIX_STATS
+			mix_stats[3] += enc ? np + 1 : 0;
+#endif
 			pl = ((v >> lowz) & ((1u << np) - 1)) | (v >> sshift) << np;
 			pl = mix_code_plain(io, enc, pl, np + 1);
 			if (!enc)
-				v = (pl >> np) << sshift |
-				    (x > mbits ? ((x - mbits) & emask) << mbits : 1u << nb) |
-				    ((mt << (nb - t) | (pl & ((1u << np) - 1)) << lowz) & mmask);
+				v = (pl >> np) << sshift | ld.vbase | mt << ld.mtsh |
+				    (pl & ((1u << np) - 1)) << lowz;
 		}
 	next:
 		if (!enc)
@@ -382,6 +441,7 @@ mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 		if (!enc)
 			buf[i] = (uint8_t)b;
 	}
+	*iop = lio;
 	return 0;
 }
 
@@ -391,12 +451,16 @@ mix_float_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 	                                    const struct mix_fargs *fa, uint8_t *buf, size_t len, \
 	                                    uint8_t *out, size_t *olen, size_t cap)               \
 	{                                                                                          \
-		return mix_float_body(s, io, 1, impl, fa, buf, len, out, olen, cap);               \
+		if (fa->flags & (MIX_PF_REF | MIX_PF_SPARSE))                                      \
+			return mix_float_body(s, io, 1, impl, 1, fa, buf, len, out, olen, cap);    \
+		return mix_float_body(s, io, 1, impl, 0, fa, buf, len, out, olen, cap);            \
 	}                                                                                          \
 	attr static int mix_float_dec_##sfx(struct mix_state *s, struct mix_io *io,              \
 	                                    const struct mix_fargs *fa, uint8_t *buf, size_t len) \
 	{                                                                                          \
-		return mix_float_body(s, io, 0, impl, fa, buf, len, NULL, NULL, 0);                \
+		if (fa->flags & (MIX_PF_REF | MIX_PF_SPARSE))                                      \
+			return mix_float_body(s, io, 0, impl, 1, fa, buf, len, NULL, NULL, 0);     \
+		return mix_float_body(s, io, 0, impl, 0, fa, buf, len, NULL, NULL, 0);             \
 	}
 
 MIX_FLOAT_IMPL(portable, , 0)
@@ -514,7 +578,8 @@ static int mix_float_analyze(struct mix_state *s, const struct mix_layout *l,
 			distinct += !(seen[v >> 6] & bit);
 			seen[v >> 6] |= bit;
 		}
-		if (distinct * MIX_SPARSE_RATIO < nel)
+		/* the value tree learns each value: only worth it for few */
+		if (distinct * MIX_SPARSE_RATIO < nel && distinct <= MIX_SPARSE_MAX)
 			fp->flags |= MIX_PF_SPARSE;
 	}
 
@@ -683,7 +748,7 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 		                            cap);
 	if (rc)
 		return rc;
-	if (mix_seg_emit(s, &io.e, dst, &olen, cap) || mix_bits_flush(&io.b))
+	if (mix_seg_emit(s, io.e.n, dst, &olen, cap) || mix_bits_flush(&io.b))
 		return -ENOSPC;
 	plen = (size_t)(io.b.p - s->plain);
 	if (cap - olen < plen)
@@ -755,7 +820,7 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	io.d.end = payload + MIX_FHDR + alen;
 	mix_rdec_start(&io.d);
 	io.b.in = payload + MIX_FHDR + alen;
-	io.b.iend = payload + plen;
+	io.b.len = plen - MIX_FHDR - alen;
 #if MIX_HAVE_AVX2
 	if (s->impl)
 		rc = mix_float_dec_avx2(s, &io, &fa, dst, raw_len);
@@ -767,7 +832,7 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	/* The frame checksum catches wrong output; the streams must also
 	 * end exactly where the encoder stopped. */
 	if (!mix_rdec_finish(&io.d) || io.d.p != io.d.end ||
-	    !mix_bits_exact(&io.b, payload + MIX_FHDR + alen))
+	    !mix_bits_exact(&io.b))
 		return -EBADMSG;
 	return (ssize_t)raw_len;
 }

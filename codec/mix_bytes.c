@@ -72,9 +72,10 @@ static inline uint32_t mix_hash4(const uint8_t *p)
 
 /* Both directions; buf is the source (enc) or the destination. */
 static inline __attribute__((always_inline)) int
-mix_bytes_body(struct mix_state *s, struct mix_io *io, const int enc, const int impl, uint8_t *buf,
-               size_t len, uint8_t *out, size_t *olen, size_t cap)
+mix_bytes_body(struct mix_state *s, struct mix_io *iop, const int enc, const int impl,
+               uint8_t *buf, size_t len, uint8_t *out, size_t *olen, size_t cap)
 {
+	struct mix_io lio = *iop, *io = &lio; /* in registers: see mix_float_body */
 	struct mix_bmodel *m = s->bm;
 	size_t mptr = 0, mlen = 0;
 	unsigned c1 = 0;
@@ -84,8 +85,10 @@ mix_bytes_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 
 		int rc = mix_seg_next(s, io, enc, out, olen, cap);
 
-		if (rc)
+		if (rc) {
+			*iop = lio;
 			return rc;
+		}
 		if (mlen) {
 			unsigned expect = buf[mptr];
 
@@ -126,6 +129,7 @@ mix_bytes_body(struct mix_state *s, struct mix_io *io, const int enc, const int 
 			m->midx[hm] = (uint32_t)(i + 1);
 		}
 	}
+	*iop = lio;
 	return 0;
 }
 
@@ -184,7 +188,7 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 	else
 #endif
 		rc = mix_bytes_enc_portable(s, &io, src, len, dst, &olen, cap);
-	if (rc || mix_seg_emit(s, &io.e, dst, &olen, cap))
+	if (rc || mix_seg_emit(s, io.e.n, dst, &olen, cap))
 		return -ENOSPC;
 	dst[0] = (uint8_t)(MIX_VERSION << 4);
 	return (ssize_t)olen;

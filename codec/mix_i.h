@@ -44,9 +44,15 @@
 
 /* ---- adaptive symbol models ----------------------------------------------- */
 
+#ifndef MIX_DITHER
+#define MIX_DITHER 1 /* 1: rounding of model updates dithered, unbiased */
+#endif
+#ifndef MIX_RATE_MUL
+#define MIX_RATE_MUL 2 /* rate 1/2^k, k = log2(count * MIX_RATE_MUL / 2 + 1) */
+#endif
 static inline unsigned mix_rate(unsigned count, unsigned kmax)
 {
-	unsigned k = 31u - (unsigned)__builtin_clz(count + 1u);
+	unsigned k = 31u - (unsigned)__builtin_clz(count * MIX_RATE_MUL / 2 + 1u);
 
 	return k < kmax ? k : kmax;
 }
@@ -103,15 +109,31 @@ static inline unsigned mix_row_find(const uint16_t *r, unsigned n, uint32_t slot
 	return s;
 }
 
-static inline void mix_row_update(uint16_t *r, unsigned n, unsigned s, unsigned kmax)
+/* dr: 16 random bits (mix_io.dith) for the rounding of this update. */
+static inline unsigned mix_dither(unsigned dr, unsigned k)
+{
+#if MIX_DITHER == 1
+	return dr & ((1u << k) - 1);
+#elif MIX_DITHER == 2
+	return k ? 1u << (k - 1) : 0;
+#else
+	(void)dr;
+	(void)k;
+	return 0;
+#endif
+}
+
+static inline void mix_row_update(uint16_t *r, unsigned n, unsigned s, unsigned kmax, unsigned dr)
 {
 	const int top = (int)(MIX_PTOT - n);
 	unsigned k = mix_rate(r[0], kmax);
+	int d = (int)mix_dither(dr, k);
 
 	for (unsigned j = 1; j < n; j++) {
-		int v = r[j], t = j > s ? top : 0;
+		int v = r[j], t = j > s ? top : 0, y = t - v + d;
 
-		r[j] = (uint16_t)(v + ((t - v) >> k));
+		y = y < 32767 ? y : 32767; /* int16 saturation, as the SIMD versions */
+		r[j] = (uint16_t)(v + (y >> k));
 	}
 	r[0] = (uint16_t)(r[0] + (r[0] != 0xffff));
 }
@@ -148,7 +170,8 @@ MIX_AVX2_ATTR static inline unsigned mix_row_find32_avx2(const uint16_t *r, uint
 	return 32u - (unsigned)(__builtin_popcountll(m | 3) >> 1);
 }
 
-MIX_AVX2_ATTR static inline void mix_row_update32_avx2(uint16_t *r, unsigned s, unsigned kmax)
+MIX_AVX2_ATTR static inline void mix_row_update32_avx2(uint16_t *r, unsigned s, unsigned kmax,
+                                                      unsigned dr)
 {
 	const __m256i i0 = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 	const __m256i i1 = _mm256_add_epi16(i0, _mm256_set1_epi16(16));
@@ -157,13 +180,18 @@ MIX_AVX2_ATTR static inline void mix_row_update32_avx2(uint16_t *r, unsigned s, 
 	const __m256i keep0 = _mm256_setr_epi16(0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
 	                                        -1, -1, -1);
 	__m256i bs = _mm256_set1_epi16((short)s);
-	__m128i k = _mm_cvtsi32_si128((int)mix_rate(r[0], kmax));
+	unsigned kk = mix_rate(r[0], kmax);
+	__m128i k = _mm_cvtsi32_si128((int)kk);
+	__m256i dd = _mm256_set1_epi16((short)mix_dither(dr, kk));
 	__m256i a = _mm256_loadu_si256((const __m256i *)r);
 	__m256i b = _mm256_loadu_si256((const __m256i *)(r + 16));
 	__m256i ta = _mm256_and_si256(_mm256_cmpgt_epi16(i0, bs), top);
 	__m256i tb = _mm256_and_si256(_mm256_cmpgt_epi16(i1, bs), top);
-	__m256i da = _mm256_and_si256(_mm256_sra_epi16(_mm256_sub_epi16(ta, a), k), keep0);
-	__m256i db = _mm256_sra_epi16(_mm256_sub_epi16(tb, b), k);
+	__m256i da = _mm256_adds_epi16(_mm256_sub_epi16(ta, a), dd);
+	__m256i db = _mm256_adds_epi16(_mm256_sub_epi16(tb, b), dd);
+
+	da = _mm256_and_si256(_mm256_sra_epi16(da, k), keep0);
+	db = _mm256_sra_epi16(db, k);
 
 	a = _mm256_adds_epu16(_mm256_add_epi16(a, da), e0);
 	b = _mm256_add_epi16(b, db);
@@ -180,41 +208,54 @@ MIX_AVX2_ATTR static inline unsigned mix_row_find16_avx2(const uint16_t *r, uint
 	return 16u - (unsigned)(__builtin_popcount(m | 3) >> 1);
 }
 
-MIX_AVX2_ATTR static inline void mix_row_update16_avx2(uint16_t *r, unsigned s, unsigned kmax)
+MIX_AVX2_ATTR static inline void mix_row_update16_avx2(uint16_t *r, unsigned s, unsigned kmax,
+                                                      unsigned dr)
 {
 	const __m256i i0 = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 	const __m256i top = _mm256_set1_epi16((short)(MIX_PTOT - 16));
 	const __m256i e0 = _mm256_setr_epi16(1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 	const __m256i keep0 = _mm256_setr_epi16(0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
 	                                        -1, -1, -1);
-	__m128i k = _mm_cvtsi32_si128((int)mix_rate(r[0], kmax));
+	unsigned kk = mix_rate(r[0], kmax);
+	__m128i k = _mm_cvtsi32_si128((int)kk);
 	__m256i a = _mm256_loadu_si256((const __m256i *)r);
 	__m256i ta = _mm256_and_si256(_mm256_cmpgt_epi16(i0, _mm256_set1_epi16((short)s)), top);
-	__m256i da = _mm256_and_si256(_mm256_sra_epi16(_mm256_sub_epi16(ta, a), k), keep0);
+	__m256i da = _mm256_adds_epi16(_mm256_sub_epi16(ta, a),
+	                               _mm256_set1_epi16((short)mix_dither(dr, kk)));
+
+	da = _mm256_and_si256(_mm256_sra_epi16(da, k), keep0);
 
 	_mm256_storeu_si256((__m256i *)r, _mm256_adds_epu16(_mm256_add_epi16(a, da), e0));
 }
 
-MIX_AVX2_ATTR static inline unsigned mix_row_find8_avx2(const uint16_t *r, uint32_t slot)
+/* Rows of n = 2..8 symbols stored in 8 uint16 (lanes n..7 unused). */
+MIX_AVX2_ATTR static inline unsigned mix_row_find8_avx2(const uint16_t *r, unsigned n,
+                                                       uint32_t slot)
 {
 	const __m128i i0 = _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7);
 	__m128i a = _mm_add_epi16(_mm_loadu_si128((const __m128i *)r), i0);
 	uint32_t m = (uint32_t)_mm_movemask_epi8(_mm_cmpgt_epi16(a, _mm_set1_epi16((short)slot)));
 
-	return 8u - (unsigned)(__builtin_popcount(m | 3) >> 1);
+	/* lanes 1..n-1 at or below the slot */
+	return (unsigned)__builtin_popcount(~m & ((1u << (2 * n)) - 4)) >> 1;
 }
 
-MIX_AVX2_ATTR static inline void mix_row_update8_avx2(uint16_t *r, unsigned s, unsigned kmax)
+MIX_AVX2_ATTR static inline void mix_row_update8_avx2(uint16_t *r, unsigned n, unsigned s,
+                                                     unsigned kmax, unsigned dr)
 {
 	const __m128i i0 = _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7);
-	const __m128i top = _mm_set1_epi16((short)(MIX_PTOT - 8));
 	const __m128i e0 = _mm_setr_epi16(1, 0, 0, 0, 0, 0, 0, 0);
-	const __m128i keep0 = _mm_setr_epi16(0, -1, -1, -1, -1, -1, -1, -1);
-	__m128i k = _mm_cvtsi32_si128((int)mix_rate(r[0], kmax));
+	__m128i top = _mm_set1_epi16((short)(MIX_PTOT - n));
+	/* lanes 1..n-1 */
+	__m128i keep = _mm_andnot_si128(_mm_cmpeq_epi16(i0, _mm_setzero_si128()),
+	                                _mm_cmpgt_epi16(_mm_set1_epi16((short)n), i0));
+	unsigned kk = mix_rate(r[0], kmax);
+	__m128i k = _mm_cvtsi32_si128((int)kk);
 	__m128i a = _mm_loadu_si128((const __m128i *)r);
 	__m128i ta = _mm_and_si128(_mm_cmpgt_epi16(i0, _mm_set1_epi16((short)s)), top);
-	__m128i da = _mm_and_si128(_mm_sra_epi16(_mm_sub_epi16(ta, a), k), keep0);
+	__m128i da = _mm_adds_epi16(_mm_sub_epi16(ta, a), _mm_set1_epi16((short)mix_dither(dr, kk)));
 
+	da = _mm_and_si128(_mm_sra_epi16(da, k), keep);
 	_mm_storeu_si128((__m128i *)r, _mm_adds_epu16(_mm_add_epi16(a, da), e0));
 }
 #else
@@ -222,27 +263,28 @@ MIX_AVX2_ATTR static inline void mix_row_update8_avx2(uint16_t *r, unsigned s, u
 #endif
 
 /* Row operations for a row of n symbols; impl 1 picks the AVX2 versions
- * (constant at every call site, so each instance keeps one side). */
+ * (constant at every call site, so each instance keeps one side).  Rows of
+ * up to 8 symbols must be stored in 8 entries. */
 #if MIX_HAVE_AVX2
 #define MIX_ROW_FIND(impl, r, n, slot)                                                          \
 	((impl) && (n) == 32 ? mix_row_find32_avx2(r, slot)                                     \
 	 : (impl) && (n) == 16 ? mix_row_find16_avx2(r, slot)                                   \
-	 : (impl) && (n) == 8 ? mix_row_find8_avx2(r, slot)                                     \
+	 : (impl) && (n) <= 8 ? mix_row_find8_avx2(r, n, slot)                                  \
 	                      : mix_row_find(r, n, slot))
-#define MIX_ROW_UPDATE(impl, r, n, s, kmax)                                                     \
+#define MIX_ROW_UPDATE(impl, r, n, s, kmax, dr)                                                 \
 	do {                                                                                    \
 		if ((impl) && (n) == 32)                                                        \
-			mix_row_update32_avx2(r, s, kmax);                                      \
+			mix_row_update32_avx2(r, s, kmax, dr);                                  \
 		else if ((impl) && (n) == 16)                                                   \
-			mix_row_update16_avx2(r, s, kmax);                                      \
-		else if ((impl) && (n) == 8)                                                    \
-			mix_row_update8_avx2(r, s, kmax);                                       \
+			mix_row_update16_avx2(r, s, kmax, dr);                                  \
+		else if ((impl) && (n) <= 8)                                                    \
+			mix_row_update8_avx2(r, n, s, kmax, dr);                                \
 		else                                                                            \
-			mix_row_update(r, n, s, kmax);                                          \
+			mix_row_update(r, n, s, kmax, dr);                                      \
 	} while (0)
 #else
 #define MIX_ROW_FIND(impl, r, n, slot) mix_row_find(r, n, slot)
-#define MIX_ROW_UPDATE(impl, r, n, s, kmax) mix_row_update(r, n, s, kmax)
+#define MIX_ROW_UPDATE(impl, r, n, s, kmax, dr) mix_row_update(r, n, s, kmax, dr)
 #endif
 
 /* ---- rANS coder --------------------------------------------------------- */
@@ -259,16 +301,16 @@ static inline void mix_renc_put(struct mix_renc *e, uint32_t lo, uint32_t freq)
 	e->sym[e->n++] = lo | freq << 16;
 }
 
-/* Code the recorded intervals into words written backward below *wp (16-bit
- * words, little-endian bytes), then the two states.  Returns the new *wp.
- * The caller reserves 2 * n + 8 bytes below *wp. */
-static inline uint8_t *mix_renc_flush(struct mix_renc *e, uint8_t *wp)
+/* Code the n recorded intervals sym[0..n) into words written backward below
+ * wp (16-bit words, little-endian bytes), then the two states.  Returns
+ * the new start.  The caller reserves 2 * n + 8 bytes below wp. */
+static inline uint8_t *mix_renc_flush(const uint32_t *sym, size_t n, uint8_t *wp)
 {
 	uint32_t a = MIX_RL, b = MIX_RL; /* a: state of the symbol being coded */
 
 	/* symbol k uses state k & 1; going backward the last symbol goes first */
-	for (size_t k = e->n; k-- > 0;) {
-		uint32_t lo = e->sym[k] & 0xffff, freq = e->sym[k] >> 16, t;
+	for (size_t k = n; k-- > 0;) {
+		uint32_t lo = sym[k] & 0xffff, freq = sym[k] >> 16, t;
 
 		if ((uint64_t)a >= (uint64_t)freq << (32 - MIX_PB)) {
 			wp -= 2;
@@ -292,7 +334,6 @@ static inline uint8_t *mix_renc_flush(struct mix_renc *e, uint8_t *wp)
 		wp[2] = (uint8_t)x;
 		wp[3] = (uint8_t)(x >> 8);
 	}
-	e->n = 0;
 	return wp;
 }
 
@@ -342,9 +383,18 @@ static inline uint32_t mix_rdec_slot(const struct mix_rdec *d)
 static inline void mix_rdec_advance(struct mix_rdec *d, uint32_t lo, uint32_t freq)
 {
 	uint32_t x = freq * (d->x0 >> MIX_PB) + (d->x0 & (MIX_PTOT - 1)) - lo;
+	const int need = x < MIX_RL;
 
-	if (x < MIX_RL)
-		x = x << 16 | mix_rdec_word(d);
+	/* branch-free renormalization: whether a word is due is a coin flip */
+	if (__builtin_expect(d->end - d->p >= 2, 1)) {
+		uint32_t w = (uint32_t)d->p[0] | (uint32_t)d->p[1] << 8;
+
+		x = need ? x << 16 | w : x;
+		d->p += need ? 2 : 0;
+	} else if (need) {
+		x <<= 16;
+		d->over = 1;
+	}
 	d->x0 = d->x1;
 	d->x1 = x;
 	d->n++;
@@ -354,33 +404,39 @@ static inline void mix_rdec_advance(struct mix_rdec *d, uint32_t lo, uint32_t fr
 
 /* Bits that no model predicts (sign, low mantissa) bypass the coder: they
  * are packed LSB first into a stream whose length the decoder derives from
- * the element count.  Reads past the end yield zero bits. */
+ * the element count.  Both directions are branch-free in the common case:
+ * whole bytes move with 8-byte unaligned accesses (little-endian host,
+ * FORMAT.md section 6).  Reads past the end yield zero bits. */
 struct mix_bits {
-	uint64_t acc;
-	unsigned n;          /* bits held in acc */
-	uint8_t *p, *end;    /* write position (encoder) */
+	uint64_t acc;        /* encoder: pending bits */
+	unsigned n;          /* encoder: pending bit count, < 8 between puts */
 	int full;            /* encoder ran out of room */
-	const uint8_t *in, *iend;
-	size_t total;        /* bits read (decoder) */
+	uint8_t *p, *end;    /* encoder: write position and limit */
+	const uint8_t *in;   /* decoder: stream */
+	size_t len, pos;     /* decoder: bytes, bits read */
 };
 
 static inline void mix_bits_put(struct mix_bits *b, uint32_t v, unsigned k)
 {
-	assert(k <= 32 && (k == 32 || v < (1u << k)));
+	assert(k <= 32 && (k == 32 || v < (1u << k)) && b->n < 8);
 	b->acc |= (uint64_t)v << b->n;
 	b->n += k;
-	if (b->n >= 32) {
-		uint32_t w = (uint32_t)b->acc;
-
-		if (b->end - b->p >= 4) {
-			memcpy(b->p, &w, 4); /* little-endian host, FORMAT.md section 6 */
-			b->p += 4;
-		} else {
-			b->full = 1;
+	if (__builtin_expect(b->end - b->p >= 8, 1)) {
+		memcpy(b->p, &b->acc, 8);
+	} else {
+		for (unsigned i = 0; i < b->n / 8; i++) {
+			if (b->p + i >= b->end) {
+				b->full = 1;
+				b->n &= 7;
+				b->acc = 0;
+				return;
+			}
+			b->p[i] = (uint8_t)(b->acc >> (8 * i));
 		}
-		b->acc >>= 32;
-		b->n -= 32;
 	}
+	b->p += b->n >> 3;
+	b->acc >>= b->n & ~7u;
+	b->n &= 7;
 }
 
 /* Returns 0, or -1 if the stream ran out of room. */
@@ -388,53 +444,38 @@ static inline int mix_bits_flush(struct mix_bits *b)
 {
 	if (b->full)
 		return -1;
-	while (b->n > 0) {
+	if (b->n) {
 		if (b->p >= b->end)
 			return -1;
 		*b->p++ = (uint8_t)b->acc;
-		b->acc >>= 8;
-		b->n = b->n > 8 ? b->n - 8 : 0;
+		b->n = 0;
 	}
 	return 0;
 }
 
 static inline uint32_t mix_bits_get(struct mix_bits *b, unsigned k)
 {
-	uint32_t v;
+	size_t byte = b->pos >> 3;
+	uint64_t w = 0;
 
 	assert(k <= 32);
-	if (b->n < k) {
-		uint32_t w = 0;
-
-		if (b->iend - b->in >= 4) {
-			memcpy(&w, b->in, 4);
-			b->in += 4;
-		} else {
-			for (int i = 0; b->in < b->iend; i++)
-				w |= (uint32_t)*b->in++ << (8 * i);
-		}
-		b->acc |= (uint64_t)w << b->n;
-		b->n += 32;
+	if (__builtin_expect(byte + 8 <= b->len, 1)) {
+		memcpy(&w, b->in + byte, 8);
+	} else {
+		for (unsigned i = 0; i < 8 && byte + i < b->len; i++)
+			w |= (uint64_t)b->in[byte + i] << (8 * i);
 	}
-	v = (uint32_t)(b->acc & ((1ull << k) - 1));
-	b->acc >>= k;
-	b->n -= k;
-	b->total += k;
-	return v;
+	b->pos += k;
+	return (uint32_t)((w >> ((b->pos - k) & 7)) & ((1ull << k) - 1));
 }
 
 /* Decoder end check: the stream held exactly the bits read, padded with
  * zero bits to a byte. */
-static inline int mix_bits_exact(const struct mix_bits *b, const uint8_t *start)
+static inline int mix_bits_exact(const struct mix_bits *b)
 {
-	size_t used = (b->total + 7) / 8;
-	uint64_t pad;
-
-	if ((size_t)(b->iend - start) != used)
+	if (b->len != (b->pos + 7) / 8)
 		return 0;
-	/* acc holds the bits after the last read: all must be zero */
-	pad = b->acc;
-	return pad == 0;
+	return !(b->pos & 7) || !(b->in[b->len - 1] >> (b->pos & 7));
 }
 
 /* ---- one body for both directions --------------------------------------- */
@@ -445,7 +486,14 @@ struct mix_io {
 	struct mix_renc e;
 	struct mix_rdec d;
 	struct mix_bits b;
+	uint32_t dith; /* LCG behind the update rounding (starts at 0) */
 };
+
+static inline unsigned mix_io_dither(struct mix_io *io)
+{
+	io->dith = io->dith * 1664525u + 1013904223u;
+	return io->dith >> 16;
+}
 
 /* Symbols coded so far in the current segment. */
 static inline size_t mix_io_nsym(const struct mix_io *io, const int enc)
@@ -468,7 +516,7 @@ mix_code(struct mix_io *io, const int enc, const int impl, uint16_t *r, unsigned
 		mix_renc_put(&io->e, lo, freq);
 	else
 		mix_rdec_advance(&io->d, lo, freq);
-	MIX_ROW_UPDATE(impl, r, n, s, kmax);
+	MIX_ROW_UPDATE(impl, r, n, s, kmax, mix_io_dither(io));
 	return s;
 }
 
@@ -484,7 +532,7 @@ mix_code_bin(struct mix_io *io, const int enc, uint16_t *r, unsigned y, unsigned
 		mix_renc_put(&io->e, y ? p0 : 0, y ? MIX_PTOT - p0 : p0);
 	else
 		mix_rdec_advance(&io->d, y ? p0 : 0, y ? MIX_PTOT - p0 : p0);
-	mix_row_update(r, 2, y, kmax);
+	mix_row_update(r, 2, y, kmax, mix_io_dither(io));
 	return y;
 }
 

@@ -20,9 +20,12 @@
                              * mantissa coded as a tree under the leaf */
 #define MIX_PF_MASK (MIX_PF_REF | MIX_PF_SPARSE)
 
-/* Sparse when distinct values * ratio < elements. */
+/* Sparse when distinct values * ratio < elements, and at most MAX. */
 #ifndef MIX_SPARSE_RATIO
 #define MIX_SPARSE_RATIO 64
+#endif
+#ifndef MIX_SPARSE_MAX
+#define MIX_SPARSE_MAX 1024
 #endif
 
 /* Float payload header: version/flags, low zero bits, two exponent windows
@@ -90,7 +93,12 @@ struct mix_fmodel {
 	uint16_t bin[MIX_B_COUNT][2];
 	uint8_t x2l[MIX_XMAX];      /* extended exponent -> leaf (0: zero or escape) */
 	uint16_t l2x[MIX_NLEAF];    /* leaf -> extended exponent */
-	uint8_t lt[MIX_NLEAF];      /* leaf -> coded mantissa top bits */
+	struct mix_leafd {          /* how a leaf's elements are built */
+		uint32_t vbase;     /* exponent field, or a subnormal's leading one */
+		uint8_t t;          /* mantissa top bits coded under the leaf */
+		uint8_t np;         /* plain mantissa bits below them */
+		uint8_t mtsh;       /* position of the top bits */
+	} ld[MIX_NLEAF];
 	uint8_t plen[MIX_NLEAF];    /* leaf prior: -log2 frequency, 0 = absent */
 	int16_t col[MIX_COLMAX];    /* column mean leaf, 8.8; < 0: no row yet */
 	uint16_t sv[MIX_NLEAF][2048][2]; /* sparse: sign+mantissa | leaf, node */
@@ -119,9 +127,9 @@ ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t ple
                          size_t raw_len);
 void mix_bytes_free(struct mix_bmodel *m);
 
-/* Append one rANS segment (the intervals in s->sym) to out[*olen..cap).
+/* Append one rANS segment (the nsym intervals in s->sym) to out[*olen..cap).
  * Returns 0 or -ENOSPC. */
-int mix_seg_emit(struct mix_state *s, struct mix_renc *e, uint8_t *out, size_t *olen, size_t cap);
+int mix_seg_emit(struct mix_state *s, size_t nsym, uint8_t *out, size_t *olen, size_t cap);
 
 /* Encoder scratch (interval record, segment words); 0 or -ENOMEM. */
 int mix_enc_prepare(struct mix_state *s);
@@ -135,8 +143,12 @@ mix_seg_next(struct mix_state *s, struct mix_io *io, const int enc, uint8_t *out
 {
 	if (__builtin_expect(mix_io_nsym(io, enc) <= MIX_SEG_SYMS - MIX_SEG_MARGIN, 1))
 		return 0;
-	if (enc)
-		return mix_seg_emit(s, &io->e, out, olen, cap);
+	if (enc) {
+		size_t n = io->e.n;
+
+		io->e.n = 0;
+		return mix_seg_emit(s, n, out, olen, cap);
+	}
 	if (!mix_rdec_finish(&io->d))
 		return -EBADMSG;
 	mix_rdec_start(&io->d);

@@ -202,11 +202,11 @@ int main(int argc, char **argv)
 #ifdef MIX_STATS
 	{
 		extern double mix_stats[8];
-		static const char *f[] = {"exp", "sign", "mant2", "mantlow", "lowbits"};
+		static const char *f[] = {"leaf", "zero/esc", "mant top", "plain", "ref", "sparse"};
 		size_t nel = total / (dtype == CODEC_DTYPE_FP32 ? 4 : 2);
 
-		for (int i = 0; i < 5; i++)
-			printf("  %-8s %.4f bits/elem\n", f[i], mix_stats[i] / 2 / (double)nel);
+		for (int i = 0; i < 6; i++)
+			printf("  %-8s %.4f bits/elem\n", f[i], mix_stats[i] / (double)nel);
 	}
 #endif
 	mix_state_free(ectx.mix);
