@@ -1090,6 +1090,12 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 		rc = flush_cut(e, ei, true);
 		if (rc < 0)
 			return rc;
+	} else if (atomic_load(&e->dirty_total) > e->o.dirty_bytes / 2) {
+		/* many files each below flush_unit: queue ours whole so the
+		 * buffered total stays bounded (the wait below frees memory) */
+		rc = flush_cut(e, ei, false);
+		if (rc < 0)
+			return rc;
 	}
 	/* backpressure: wait while queued batches use more than allowed */
 	pthread_mutex_lock(&e->plock);
