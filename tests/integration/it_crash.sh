@@ -144,6 +144,22 @@ try:
             record('D ' + name)
             del files[name]
             create(name, content(size()), False)
+        elif op < 0.5:
+            # The next checkpoint of a training run: bf16 weights = a fixed
+            # base + fresh noise, the same file rewritten (directly or via
+            # temp + rename): what series coding against the previous
+            # version is for.
+            k = rng.randrange(3)
+            name = 'series%d' % k
+            base = random.Random(1000 + k)
+            n = 96 << 10
+            vals = [base.gauss(0, 0.02) + rng.gauss(0, 0.0005) for _ in range(n)]
+            b = struct.pack('<%df' % n, *vals)
+            if name in files:
+                record('D ' + name)
+                del files[name]
+            create(name, b''.join(b[j + 2:j + 4] for j in range(0, len(b), 4)),
+                   rng.random() < 0.5)
         else:
             create('f%d_%d' % (seed, i), content(size()), rng.random() < 0.3)
 except OSError as e:
