@@ -154,7 +154,10 @@ static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
  *   super  : magic "mixfsIDX"(8) format_version(4) uuid(16) cdc min(4)
  *            avg(4) max(4) default_level(1) next_ino(8) next_pack(4)
  *            created_ns(8)                                        = 61
- *   stats  : the 22 u64 counters of struct idx_stats in order     = 176
+ *   stats  : the 24 u64 counters of struct idx_stats, in the order of
+ *            stats_fields (ref_raw_bytes, ref_stored_bytes last)  = 192
+ *            (a 22-counter record, 176 bytes, from before those two
+ *            were added still reads: see stats_decode)
  *   inode  : mode uid gid nlink (4 each) size(8) rdev(8) atime mtime
  *            ctime (8 each) stored_bytes(8) dir_seq(8) flags(4) dtype(1)
  *                                                                 = 77
@@ -166,7 +169,9 @@ static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
  */
 
 #define SUPER_LEN 61u
-#define STATS_LEN (22u * 8u)
+#define STATS_FIELDS 24u
+#define STATS_FIELDS_V1 22u /* before ref_raw_bytes, ref_stored_bytes */
+#define STATS_LEN (STATS_FIELDS * 8u)
 #define INODE_LEN 77u
 #define EXTENT_LEN 40u
 #define CHUNK_LEN 27u
@@ -215,8 +220,9 @@ static int super_decode(const MDB_val *v, struct idx_super *s)
 	return 0;
 }
 
-/* The stats record is the counters in declaration order. */
-static void stats_fields(struct idx_stats *s, uint64_t *f[22])
+/* The stats record is the counters in this order: new counters go at the
+ * end, so that a shorter record from an older version is a prefix. */
+static void stats_fields(struct idx_stats *s, uint64_t *f[STATS_FIELDS])
 {
 	unsigned n = 0, i;
 
@@ -236,31 +242,37 @@ static void stats_fields(struct idx_stats *s, uint64_t *f[22])
 	for (i = 0; i < IDX_DTYPE_COUNT; i++)
 		f[n++] = &s->dtype_stored[i];
 	f[n++] = &s->pending_bytes;
+	f[n++] = &s->ref_raw_bytes;
+	f[n++] = &s->ref_stored_bytes;
 }
 
 static void stats_encode(const struct idx_stats *s, uint8_t b[STATS_LEN])
 {
 	struct idx_stats tmp = *s;
-	uint64_t *f[22];
+	uint64_t *f[STATS_FIELDS];
 	unsigned i;
 
 	stats_fields(&tmp, f);
-	for (i = 0; i < 22; i++)
+	for (i = 0; i < STATS_FIELDS; i++)
 		put_be64(b + 8 * i, *f[i]);
 }
 
+/* Returns the number of counters the record held (STATS_FIELDS, or
+ * STATS_FIELDS_V1 for an older record: the missing ones are zero and the
+ * caller recounts them), or -EIO. */
 static int stats_decode(const MDB_val *v, struct idx_stats *s)
 {
 	const uint8_t *b = v->mv_data;
-	uint64_t *f[22];
-	unsigned i;
+	uint64_t *f[STATS_FIELDS];
+	unsigned i, n = (unsigned)(v->mv_size / 8);
 
-	if (v->mv_size != STATS_LEN)
+	if (v->mv_size != STATS_LEN && v->mv_size != STATS_FIELDS_V1 * 8u)
 		return -EIO;
+	memset(s, 0, sizeof(*s));
 	stats_fields(s, f);
-	for (i = 0; i < 22; i++)
+	for (i = 0; i < n; i++)
 		*f[i] = get_be64(b + 8 * i);
-	return 0;
+	return (int)n;
 }
 
 static void inode_encode(const struct idx_inode *in, uint8_t b[INODE_LEN])
@@ -571,10 +583,21 @@ static int txn_super(struct idx_txn *t, struct idx_super **out)
 	return 0;
 }
 
+static int stats_ref_recount_cb(void *arg, const struct idx_chunk *c)
+{
+	struct idx_stats *st = arg;
+
+	if (c->flags & IDX_CHUNK_HAS_REF) {
+		st->ref_raw_bytes += c->raw_len;
+		st->ref_stored_bytes += c->frame_len;
+	}
+	return 0;
+}
+
 static int txn_stats(struct idx_txn *t, struct idx_stats **out)
 {
 	MDB_val v;
-	int rc;
+	int rc, n;
 
 	if (!t->stats_loaded) {
 		rc = db_get(t, DB_SUPER, "stats", 5, &v);
@@ -582,8 +605,21 @@ static int txn_stats(struct idx_txn *t, struct idx_stats **out)
 			return -EIO;
 		if (rc < 0)
 			return rc;
-		if (stats_decode(&v, &t->st) < 0)
+		n = stats_decode(&v, &t->st);
+		if (n < 0)
 			return -EIO;
+		/* A record from before the ref byte counters: count them once
+		 * from the chunk records (only a store that has series-coded
+		 * chunks has any to count); a write transaction stores the
+		 * full record at commit. */
+		if (n == (int)STATS_FIELDS_V1) {
+			if (t->st.ref_chunks) {
+				rc = idx_chunk_iter(t, stats_ref_recount_cb, &t->st);
+				if (rc < 0)
+					return rc;
+			}
+			t->stats_dirty = !t->rdonly;
+		}
 		t->stats_loaded = true;
 	}
 	*out = &t->st;
@@ -643,8 +679,11 @@ static void stats_chunk(struct idx_stats *st, const struct idx_chunk *c, int sig
 	st->chunks += one;
 	st->unique_bytes += raw;
 	st->stored_bytes += frame;
-	if (c->flags & IDX_CHUNK_HAS_REF)
+	if (c->flags & IDX_CHUNK_HAS_REF) {
 		st->ref_chunks += one;
+		st->ref_raw_bytes += raw;
+		st->ref_stored_bytes += frame;
+	}
 	st->level_raw[c->level] += raw;
 	st->level_stored[c->level] += frame;
 	st->dtype_raw[c->dtype] += raw;

@@ -70,6 +70,8 @@ struct idx_stats {
 	uint64_t unique_bytes;  /* sum of chunks' raw_len (after dedup) */
 	uint64_t stored_bytes;  /* sum of chunks' frame_len (after compression) */
 	uint64_t ref_chunks;    /* chunks coded against a reference */
+	uint64_t ref_raw_bytes;    /* their raw_len (part of unique_bytes) */
+	uint64_t ref_stored_bytes; /* their frame_len (part of stored_bytes) */
 	uint64_t level_raw[IDX_LEVEL_COUNT], level_stored[IDX_LEVEL_COUNT];
 	uint64_t dtype_raw[IDX_DTYPE_COUNT], dtype_stored[IDX_DTYPE_COUNT];
 	uint64_t pending_bytes; /* raw bytes stored below the target level */

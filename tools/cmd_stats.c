@@ -84,12 +84,15 @@ struct cshare {
 	bool used, direct; /* direct: referenced by an extent of the subtree */
 	uint8_t level, dtype, has_ref;
 	u128 stored_fx, raw_fx;
+	/* the part of stored_fx / raw_fx that is frames of chunks coded
+	 * against a reference (this one, if it has one, and along its chain) */
+	u128 ref_stored_fx, ref_raw_fx;
 };
 
 /* Totals of a walk, before rounding. */
 struct sums {
 	uint64_t files, logical, mapped, chunks, ref_chunks;
-	u128 stored_fx, raw_fx, pending_fx;
+	u128 stored_fx, raw_fx, pending_fx, ref_stored_fx, ref_raw_fx;
 	u128 level_raw[IDX_LEVEL_COUNT], level_stored[IDX_LEVEL_COUNT];
 	u128 dtype_raw[IDX_DTYPE_COUNT], dtype_stored[IDX_DTYPE_COUNT];
 };
@@ -463,7 +466,7 @@ static int chunk_share(struct walk *w, const uint8_t fp[FP_LEN], unsigned depth,
 {
 	struct idx_chunk c;
 	struct cshare ref;
-	u128 stored, raw;
+	u128 stored, raw, ref_stored = 0, ref_raw = 0;
 	int rc;
 
 	if (w->use_cache) {
@@ -490,6 +493,8 @@ static int chunk_share(struct walk *w, const uint8_t fp[FP_LEN], unsigned depth,
 			return rc;
 		stored += ref.stored_fx;
 		raw += ref.raw_fx;
+		ref_stored = ((u128)c.frame_len << FX_SHIFT) + ref.ref_stored_fx;
+		ref_raw = ((u128)c.raw_len << FX_SHIFT) + ref.ref_raw_fx;
 	}
 	memset(out, 0, sizeof(*out));
 	memcpy(out->fp, fp, FP_LEN);
@@ -501,6 +506,8 @@ static int chunk_share(struct walk *w, const uint8_t fp[FP_LEN], unsigned depth,
 	 * reader, but a corrupt record must not divide by zero. */
 	out->stored_fx = stored / (c.refcount ? c.refcount : 1);
 	out->raw_fx = raw / (c.refcount ? c.refcount : 1);
+	out->ref_stored_fx = ref_stored / (c.refcount ? c.refcount : 1);
+	out->ref_raw_fx = ref_raw / (c.refcount ? c.refcount : 1);
 	if (w->use_cache) {
 		if (2 * (w->ncache + 1) > w->capcache) {
 			rc = cache_grow(w);
@@ -533,6 +540,8 @@ static int extent_cb(void *arg, const struct idx_extent *e)
 	w->cur->stored_fx += sh.stored_fx;
 	w->cur->raw_fx += sh.raw_fx;
 	w->s.mapped += e->len;
+	w->s.ref_stored_fx += sh.ref_stored_fx;
+	w->s.ref_raw_fx += sh.ref_raw_fx;
 	w->s.level_raw[sh.level] += sh.raw_fx;
 	w->s.level_stored[sh.level] += sh.stored_fx;
 	w->s.dtype_raw[sh.dtype] += sh.raw_fx;
@@ -834,6 +843,8 @@ static int result_from_sums(const struct sums *s, struct result *r)
 	r->st.mapped_bytes = s->mapped;
 	r->st.chunks = s->chunks;
 	r->st.ref_chunks = s->ref_chunks;
+	r->st.ref_stored_bytes = fx_round(s->ref_stored_fx);
+	r->st.ref_raw_bytes = fx_round(s->ref_raw_fx);
 	r->st.stored_bytes = fx_round(s->stored_fx);
 	r->st.unique_bytes = fx_round(s->raw_fx);
 	r->st.pending_bytes = fx_round(s->pending_fx);
@@ -963,6 +974,8 @@ static void print_json(FILE *f, const struct loc *l, const struct result *r,
 	json_ratio(f, s->unique_bytes, s->stored_bytes);
 	fprintf(f, ",\n  \"chunks\": %" PRIu64 ",\n", s->chunks);
 	fprintf(f, "  \"ref_chunks\": %" PRIu64 ",\n", s->ref_chunks);
+	fprintf(f, "  \"ref_raw_bytes\": %" PRIu64 ",\n", s->ref_raw_bytes);
+	fprintf(f, "  \"ref_stored_bytes\": %" PRIu64 ",\n", s->ref_stored_bytes);
 	fprintf(f, "  \"pending_bytes\": %" PRIu64 ",\n", s->pending_bytes);
 	fputs("  \"by_dtype\": {\n", f);
 	for (k = 0; k < IDX_DTYPE_COUNT; k++)
@@ -1138,6 +1151,10 @@ static void print_human(const struct human *h, const struct loc *l, const struct
 	hratio(rr, sizeof(rr), s->unique_bytes, s->stored_bytes);
 	fprintf(f, "  %-22s %14s   (%s)\n", "saved by compression",
 	        hsigned(h, a, s->unique_bytes, s->stored_bytes), rr);
+	hratio(rr, sizeof(rr), s->ref_raw_bytes, s->ref_stored_bytes);
+	fprintf(f, "  %-22s %14s   (%" PRIu64 " chunk%s coded against a reference: %s after dedup, %s)\n",
+	        "series-coded", hsize(h, a, s->ref_stored_bytes), s->ref_chunks,
+	        s->ref_chunks == 1 ? "" : "s", hsize(h, b, s->ref_raw_bytes), rr);
 	hratio(rr, sizeof(rr), s->logical_bytes, s->stored_bytes);
 	fprintf(f, "  %-22s %14s   (logical / stored)\n", "overall ratio", rr);
 	fprintf(f, "  %-22s %14s   (stored below level %s, to be recompressed)\n", "pending",

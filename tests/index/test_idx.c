@@ -706,6 +706,8 @@ static void test_chunk_refs(void **state)
 	assert_int_equal(idx_inode_put(t, &in), 0);
 	assert_int_equal(idx_stats_get(t, &st), 0);
 	assert_int_equal(st.ref_chunks, 1);
+	assert_int_equal(st.ref_raw_bytes, b.raw_len);
+	assert_int_equal(st.ref_stored_bytes, b.frame_len);
 	assert_int_equal(st.chunks, 2);
 	assert_int_equal(st.level_raw[a.level], a.raw_len);
 	assert_int_equal(st.level_raw[b.level], b.raw_len);
@@ -738,6 +740,8 @@ static void test_chunk_refs(void **state)
 	assert_int_equal(idx_stats_get(t, &st), 0);
 	assert_int_equal(st.chunks, 1);
 	assert_int_equal(st.ref_chunks, 0);
+	assert_int_equal(st.ref_raw_bytes, 0);
+	assert_int_equal(st.ref_stored_bytes, 0);
 	assert_int_equal(st.stored_bytes, 1000);
 	assert_int_equal(st.pending_bytes, 0);
 	assert_int_equal(st.level_raw[2], b.raw_len);
@@ -793,6 +797,10 @@ static void test_chunk_ref_chain(void **state)
 	assert_false(chunk_exists(t, 52));
 	assert_int_equal(chunk_refs(t, 51), 1);
 	assert_int_equal(chunk_refs(t, 50), 1);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.ref_chunks, 1);
+	assert_int_equal(st.ref_raw_bytes, c[1].raw_len);
+	assert_int_equal(st.ref_stored_bytes, c[1].frame_len);
 	assert_int_equal(idx_file_punch(t, &in, 0, 1000), 0);
 	/* Inserted, never mapped: swept at commit too. */
 	make_chunk(&c[0], 60);
@@ -804,7 +812,122 @@ static void test_chunk_ref_chain(void **state)
 	assert_int_equal(idx_stats_get(t, &st), 0);
 	assert_int_equal(st.chunks, 0);
 	assert_int_equal(st.ref_chunks, 0);
+	assert_int_equal(st.ref_raw_bytes, 0);
+	assert_int_equal(st.ref_stored_bytes, 0);
 	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+/* The stats record as written before ref_raw_bytes / ref_stored_bytes: the
+ * first 22 counters (files .. pending_bytes), big-endian. */
+static void stats_put_v1(struct fixture *f, const struct idx_stats *s)
+{
+	uint64_t v[22];
+	uint8_t b[22 * 8];
+	unsigned i, n = 0;
+
+	v[n++] = s->files;
+	v[n++] = s->logical_bytes;
+	v[n++] = s->mapped_bytes;
+	v[n++] = s->chunks;
+	v[n++] = s->unique_bytes;
+	v[n++] = s->stored_bytes;
+	v[n++] = s->ref_chunks;
+	for (i = 0; i < IDX_LEVEL_COUNT; i++)
+		v[n++] = s->level_raw[i];
+	for (i = 0; i < IDX_LEVEL_COUNT; i++)
+		v[n++] = s->level_stored[i];
+	for (i = 0; i < IDX_DTYPE_COUNT; i++)
+		v[n++] = s->dtype_raw[i];
+	for (i = 0; i < IDX_DTYPE_COUNT; i++)
+		v[n++] = s->dtype_stored[i];
+	v[n++] = s->pending_bytes;
+	assert_int_equal(n, 22);
+	for (i = 0; i < n; i++)
+		for (unsigned k = 0; k < 8; k++)
+			b[8 * i + k] = (uint8_t)(v[i] >> (56 - 8 * k));
+	raw_put(f, "super", "stats", 5, b, sizeof(b));
+}
+
+/* An older, shorter stats record still reads: the two ref byte counters
+ * are recounted from the chunk records (read-only and write transactions
+ * alike), a write transaction stores the full record, and deleting the
+ * series-coded chunks afterwards brings every counter back to zero. */
+static void test_stats_v1_record(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk c[3];
+	struct idx_inode in;
+	struct idx_stats st, want, zero;
+	struct idx_txn *t;
+	unsigned i;
+
+	t = wtxn(f);
+	make_file(&in, 70, 3 * 4096);
+	for (i = 0; i < 3; i++) {
+		make_chunk(&c[i], 80 + i);
+		if (i) {
+			c[i].flags = IDX_CHUNK_HAS_REF;
+			memcpy(c[i].ref_fp, c[i - 1].fp, FP_LEN);
+		}
+		assert_int_equal(idx_chunk_insert(t, &c[i]), 0);
+		assert_int_equal(idx_file_map(t, &in, 4096 * i, 100, c[i].fp, 0), 0);
+	}
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_stats_get(t, &want), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	assert_int_equal(want.ref_chunks, 2);
+	assert_int_equal(want.ref_raw_bytes, c[1].raw_len + c[2].raw_len);
+	assert_int_equal(want.ref_stored_bytes, c[1].frame_len + c[2].frame_len);
+
+	/* Old record with series-coded chunks: recounted. */
+	stats_put_v1(f, &want);
+	t = rtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_memory_equal(&st, &want, sizeof(st));
+	idx_txn_abort(t);
+	t = wtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_memory_equal(&st, &want, sizeof(st));
+	assert_int_equal(idx_txn_commit(t), 0); /* writes the full record */
+	reopen(f);
+	t = rtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_memory_equal(&st, &want, sizeof(st));
+	idx_txn_abort(t);
+
+	/* Old record, then deletes in the same transaction: no underflow. */
+	stats_put_v1(f, &want);
+	t = wtxn(f);
+	assert_int_equal(idx_file_punch(t, &in, 4096 * 2, 4096 * 3), 0);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = rtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(st.ref_chunks, 1);
+	assert_int_equal(st.ref_raw_bytes, c[1].raw_len);
+	assert_int_equal(st.ref_stored_bytes, c[1].frame_len);
+	idx_txn_abort(t);
+	t = wtxn(f);
+	assert_int_equal(idx_inode_delete(t, 70), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = rtxn(f);
+	memset(&zero, 0, sizeof(zero));
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_memory_equal(&st, &zero, sizeof(st));
+	idx_txn_abort(t);
+
+	/* Old record without series-coded chunks: the counters are zero. */
+	stats_put_v1(f, &zero);
+	t = rtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_memory_equal(&st, &zero, sizeof(st));
+	idx_txn_abort(t);
+
+	/* Neither length: corrupt. */
+	raw_put(f, "super", "stats", 5, "0123456789abcdef", 16);
+	t = rtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), -EIO);
+	idx_txn_abort(t);
 }
 
 /* --- random operations, stats checked against a recount ------------------- */
@@ -867,7 +990,11 @@ static int rc_chunk(void *arg, const struct idx_chunk *c)
 	r->st.chunks++;
 	r->st.unique_bytes += c->raw_len;
 	r->st.stored_bytes += c->frame_len;
-	r->st.ref_chunks += !!(c->flags & IDX_CHUNK_HAS_REF);
+	if (c->flags & IDX_CHUNK_HAS_REF) {
+		r->st.ref_chunks++;
+		r->st.ref_raw_bytes += c->raw_len;
+		r->st.ref_stored_bytes += c->frame_len;
+	}
 	r->st.level_raw[c->level] += c->raw_len;
 	r->st.level_stored[c->level] += c->frame_len;
 	r->st.dtype_raw[c->dtype] += c->raw_len;
@@ -1294,6 +1421,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_extents, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_refs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_ref_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stats_v1_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_orphan, setup, teardown),

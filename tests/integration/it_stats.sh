@@ -116,7 +116,8 @@ def eq(key, value, obj=got, name=None):
 keys = ["schema", "store", "mount", "path", "scope", "default_level", "file_count",
         "logical_bytes", "mapped_bytes", "sparse_bytes", "unique_bytes", "stored_bytes",
         "dedup_saved_bytes", "compression_saved_bytes", "ratio", "dedup_ratio",
-        "compression_ratio", "chunks", "ref_chunks", "pending_bytes", "by_dtype",
+        "compression_ratio", "chunks", "ref_chunks", "ref_raw_bytes", "ref_stored_bytes",
+        "pending_bytes", "by_dtype",
         "by_level", "packs", "files"]
 want("keys", sorted(got) == sorted(keys), "got %s" % sorted(got))
 eq("schema", 1)
@@ -151,6 +152,10 @@ for k, n, d in (("ratio", L, S), ("dedup_ratio", M, U), ("compression_ratio", U,
 want("chunks", U // (256 << 10) <= got["chunks"] <= U // (16 << 10) + exp["files"] + 4,
      "%d chunks for %d bytes" % (got["chunks"], U))
 want("ref_chunks", 0 <= got["ref_chunks"] <= got["chunks"], str(got["ref_chunks"]))
+want("ref_raw_bytes", 0 <= got["ref_raw_bytes"] <= U and
+     (got["ref_raw_bytes"] == 0) == (got["ref_chunks"] == 0), str(got["ref_raw_bytes"]))
+want("ref_stored_bytes", 0 <= got["ref_stored_bytes"] <= S and
+     (got["ref_stored_bytes"] == 0) == (got["ref_chunks"] == 0), str(got["ref_stored_bytes"]))
 for name, keys in (("by_dtype", ["other", "bf16", "fp16", "fp32"]),
                    ("by_level", ["raw", "fast", "mix"])):
     part = got[name]
@@ -439,4 +444,88 @@ write_expect "$WORK/e4.json" store="\"$STORE_ABS\"" mount="\"$MNT_ABS\"" files=6
 	alone='["/sub/w.bf16", "/sub/w2.bf16", "/sparse.bin", "/over.bin"]' \
 	shared='[["/rand.bin", "/sub/copy2.bin"]]' dtypes='{"/sub/w2.bf16": "bf16"}'
 check_stats "$WORK/s4.json" "$WORK/e4.json" "$WORK/facts4"
+
+# ---- series coding: the ref_* counters ------------------------------------
+# Two versions of a safetensors checkpoint in one directory, the second
+# differing in low mantissa bits: the second is coded against the first
+# (mixfs(8), max_ref_chain), so its chunks count as series-coded.
+mixfs_umount
+mixfs_mount
+# st_version PATH MIB SEED FLIP: one bf16 tensor; FLIP=1 flips the lowest
+# mantissa bit of one element in five.
+st_version() {
+	python3 - "$@" <<'EOF'
+import array, json, random, struct, sys
+path, mib, seed, flip = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+rng = random.Random(seed)
+n = mib * 1048576 // 2
+b = array.array("f", (rng.gauss(0.0, 0.02) for _ in range(n))).tobytes()
+w = bytearray(2 * n)
+w[0::2] = b[2::4]
+w[1::2] = b[3::4]
+if flip:
+    r2 = random.Random(seed + 1)
+    for i in range(0, 2 * n, 2):
+        if r2.random() < 0.2:
+            w[i] ^= 1
+h = json.dumps({"w": {"dtype": "BF16", "shape": [n // 1024, 1024],
+                      "data_offsets": [0, 2 * n]}}).encode()
+h += b" " * (-len(h) % 8)
+open(path, "wb").write(struct.pack("<Q", len(h)) + h + w)
+EOF
+}
+stats_json "$WORK/s5a.json" "$STORE"
+mkdir "$MNT/series"
+st_version "$WORK/v1.safetensors" 2 41 0
+st_version "$WORK/v2.safetensors" 2 41 1
+cp "$WORK/v1.safetensors" "$MNT/series/v1.safetensors"
+sync -f "$MNT"
+cp "$WORK/v2.safetensors" "$MNT/series/v2.safetensors"
+sync -f "$MNT"
+check_cmp "$WORK/v2.safetensors" "$MNT/series/v2.safetensors"
+stats_json "$WORK/s5.json" "$STORE"
+stats_json "$WORK/s5sub.json" "$MNT/series"
+stats_json "$WORK/s5v1.json" "$MNT/series/v1.safetensors"
+python3 - "$WORK/s5a.json" "$WORK/s5.json" "$WORK/s5sub.json" "$WORK/s5v1.json" \
+	"$(stat -c %s "$WORK/v2.safetensors")" <<'EOF' || fail "series-coded counters"
+import json, sys
+a, b, sub, v1 = (json.load(open(p)) for p in sys.argv[1:5])
+size = int(sys.argv[5])
+bad = []
+def want(what, cond):
+    if not cond:
+        bad.append(what)
+d = {k: b[k] - a[k] for k in ("ref_chunks", "ref_raw_bytes", "ref_stored_bytes", "stored_bytes")}
+want("v2 is series-coded: %r" % d, d["ref_chunks"] >= 1 and size // 2 <= d["ref_raw_bytes"] <= size)
+want("series-coded chunks compress: %r" % d, 0 < d["ref_stored_bytes"] < d["ref_raw_bytes"] // 2)
+want("part of stored: %r" % d, d["ref_stored_bytes"] <= d["stored_bytes"])
+# Every series-coded chunk is in /series and used once: the subtree's
+# share is all of them.
+for k in ("ref_chunks", "ref_raw_bytes", "ref_stored_bytes"):
+    want("subtree %s %r = store's %r" % (k, sub[k], d[k]), sub[k] == d[k])
+want("v1 alone has none: %r" % v1,
+     v1["ref_chunks"] == 0 and v1["ref_raw_bytes"] == 0 and v1["ref_stored_bytes"] == 0)
+for x in bad:
+    print("it_stats: FAIL: series:", x, file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+want_ref=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ref_stored_bytes"])' "$WORK/s5.json")
+"$MIXFS" stats --bytes "$STORE" | grep -Eq "^  series-coded +$want_ref +\(" ||
+	fail "text output lacks a series-coded line of $want_ref bytes: $("$MIXFS" stats --bytes "$STORE")"
+# Deleting the reference keeps it alive (v2 needs it); deleting both
+# brings the counters back.
+rm "$MNT/series/v1.safetensors"
+sync -f "$MNT"
+check_cmp "$WORK/v2.safetensors" "$MNT/series/v2.safetensors"
+stats_json "$WORK/s6.json" "$STORE"
+rm "$MNT/series/v2.safetensors"
+sync -f "$MNT"
+stats_json "$WORK/s7.json" "$STORE"
+python3 - "$WORK/s5a.json" "$WORK/s5.json" "$WORK/s6.json" "$WORK/s7.json" <<'EOF' || fail "series-coded counters after the deletes"
+import json, sys
+a, b, c, d = (json.load(open(p)) for p in sys.argv[1:5])
+for k in ("ref_chunks", "ref_raw_bytes", "ref_stored_bytes"):
+    assert c[k] == b[k], "%s after rm v1: %r, before %r" % (k, c[k], b[k])
+    assert d[k] == a[k], "%s after rm v2: %r, at start %r" % (k, d[k], a[k])
+EOF
 log PASS
