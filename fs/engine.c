@@ -1899,8 +1899,16 @@ static int reap_orphans(struct eng *e)
 	if (rc < 0)
 		return rc;
 	rc = idx_orphan_iter(t, orphan_collect, &l);
-	for (size_t i = 0; rc >= 0 && i < l.n; i++)
-		rc = idx_inode_delete(t, l.v[i]);
+	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+		struct idx_inode in;
+		rc = idx_inode_get(t, l.v[i], &in);
+		if (rc == 0 && in.nlink > 0) /* a stale mark on a linked file */
+			rc = idx_orphan_del(t, l.v[i]);
+		else if (rc == 0)
+			rc = idx_inode_delete(t, l.v[i]);
+		else if (rc == -ENOENT)
+			rc = idx_orphan_del(t, l.v[i]);
+	}
 	free(l.v);
 	return eng_wtxn_end(e, t, rc);
 }

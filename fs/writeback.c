@@ -66,6 +66,7 @@ struct batch {
 	int state;           /* enum bstate, under plock */
 	int rc;
 	unsigned pins;       /* readers overlaying it, under plock */
+	bool settled;        /* the committer is done with it (under plock) */
 	bool unlinked;       /* left the inflight list: free at last unpin */
 	int64_t ready_ns;
 };
@@ -662,6 +663,7 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 			if (b->cs[k].is_new)
 				pend_del(e, b->cs[k].fp, b->seq);
 		e->inflight_bytes -= b->len;
+		b->settled = true; /* a failed one may now be taken back */
 		if (b->state != B_READY)
 			continue;
 		b->state = B_DONE;
@@ -1021,7 +1023,7 @@ static int reclaim_failed(struct eng *e, struct einode *ei)
 	struct batch **pp = &ei->inflight;
 	while (*pp) {
 		struct batch *b = *pp;
-		if (b->state == B_FAILED) {
+		if (b->state == B_FAILED && b->settled) {
 			*pp = b->inext;
 			b->inext = failed; /* newest first */
 			failed = b;
@@ -1110,10 +1112,13 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 	return (ssize_t)size;
 }
 
+/* A batch of ei is still being prepared, or is queued for or inside a
+ * commit (a batch that failed while preparing stays queued until the
+ * committer has settled it: only then may it be taken back and freed). */
 static bool ino_busy_locked(struct einode *ei)
 {
 	for (struct batch *b = ei->inflight; b; b = b->inext)
-		if (b->state == B_PREP || b->state == B_READY)
+		if (!b->settled)
 			return true;
 	return false;
 }
