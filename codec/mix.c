@@ -379,10 +379,12 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 				uint32_t rest = mix_code_plain(io, enc, d & ((1u << (n - 1)) - 1), n - 1);
 
 				d = (1u << (n - 1)) | rest;
+			} else {
+				d = 0;
 			}
 			MIX_STAT(io, enc, 4);
-			if (!enc)
-				v = rv ^ sg << sshift ^ ((d << lowz) & mmask);
+			if (!enc) /* the chunk's zero low bits, not the reference's */
+				v = (rv & ~((1u << lowz) - 1)) ^ sg << sshift ^ ((d << lowz) & mmask);
 			goto next;
 		}
 

@@ -8,6 +8,8 @@
 #ifndef MIXFS_MIX_MODEL_I_H
 #define MIXFS_MIX_MODEL_I_H
 
+#include <errno.h>
+
 #include "codec/codec_i.h"
 #include "codec/mix_i.h"
 

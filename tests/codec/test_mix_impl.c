@@ -26,7 +26,9 @@ struct mcase {
 	int dtype, kind, gen_dt;
 	uint32_t phase, row;
 	size_t len;
-	int variant; /* 0 plain, 1 reference, 2 sparse, 3 tiny second cluster, 4 widened fp16 */
+	/* 0 plain, 1 reference, 2 sparse, 3 tiny second cluster, 4 widened fp16,
+	 * 5 reference differing in signs, exponents and whole elements */
+	int variant;
 };
 
 static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64_t seed)
@@ -47,6 +49,18 @@ static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64
 		/* dead units: a quarter of the elements ~70 binades down */
 		for (size_t i = c->phase; i + 2 <= c->len; i += 8)
 			src[i + 1] = (uint8_t)((src[i + 1] & 0x80) | 0x08);
+	} else if (c->variant == 5) {
+		uint64_t s = seed;
+
+		memcpy(ref, src, c->len);
+		for (size_t i = c->phase; i < c->len; i++) {
+			uint64_t r = gen_next(&s);
+
+			if (r % 5 == 0)
+				ref[i] ^= 0x80; /* sign or exponent bit */
+			else if (r % 5 == 1)
+				ref[i] = (uint8_t)(r >> 8);
+		}
 	} else if (c->variant == 4) {
 		/* fp16 values widened to fp32: 13 low mantissa bits zero */
 		for (size_t i = c->phase; i + 4 <= c->len; i += 4) {
@@ -62,7 +76,7 @@ static ssize_t encode(struct codec_ctx *ctx, const struct mcase *c, const uint8_
 	struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = c->dtype,
 	                         .elem_phase = c->phase, .row_elems = c->row};
 
-	if (c->variant == 1) {
+	if (c->variant == 1 || c->variant == 5) {
 		p.ref = ref;
 		p.ref_len = c->len;
 	}
@@ -88,6 +102,10 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 3, 32, 65538, 0},
 		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 0, 32, 65536, 1},
 		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 0, 0, 65536, 4},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 1, 8, 65535, 5},
+		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 0, 0, 65536, 5},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 2, 0, 65538, 5},
+		{CODEC_DTYPE_FP32, GEN_BF16_FP32, GEN_DT_FP32, 0, 0, 65536, 5},
 		{CODEC_DTYPE_FP32, GEN_BF16_FP32, GEN_DT_FP32, 0, 0, 65536, 0},
 		{CODEC_DTYPE_FP32, GEN_SPECIAL, GEN_DT_FP32, 2, 0, 65537, 0},
 		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 0},
@@ -124,7 +142,7 @@ static void test_instances_agree(void **state)
 		for (int i = 0; i < 2; i++) {
 			memset(out, 0xa5, c->len);
 			assert_int_equal(codec_frame_decode(ctx[i], f[1 - i], (size_t)n[1 - i], out, c->len,
-			                                    ref, c->variant == 1 ? c->len : 0),
+			                                    ref, c->variant == 1 || c->variant == 5 ? c->len : 0),
 			                 (ssize_t)c->len);
 			assert_memory_equal(out, src, c->len);
 		}
