@@ -418,6 +418,24 @@ int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], u
 	return rc;
 }
 
+/* Whether chunk fp now lives elsewhere than *c says (fresh snapshot);
+ * updates *c. */
+static bool relocated(struct eng *e, const uint8_t fp[FP_LEN], struct idx_chunk *c)
+{
+	struct idx_txn *t;
+	struct idx_chunk now;
+	bool moved = false;
+	if (idx_txn_begin(e->idx, true, &t) < 0)
+		return false;
+	if (idx_chunk_get(t, fp, &now) == 0 && (now.pack_id != c->pack_id || now.pack_off != c->pack_off) &&
+	    now.raw_len == c->raw_len) {
+		*c = now;
+		moved = true;
+	}
+	idx_txn_abort(t);
+	return moved;
+}
+
 static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
                            uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out)
 {
@@ -450,6 +468,17 @@ static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP
 	}
 	struct pack_loc loc = { .pack_id = c.pack_id, .off = c.pack_off, .len = c.frame_len };
 	rc = pack_read(e->ps, &loc, frame);
+	if (rc == -ENOENT && relocated(e, fp, &c)) {
+		/* online gc moved the frame after our snapshot was taken */
+		uint8_t *nf = realloc(frame, c.frame_len ? c.frame_len : 1);
+		if (!nf) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		frame = nf;
+		loc = (struct pack_loc){ .pack_id = c.pack_id, .off = c.pack_off, .len = c.frame_len };
+		rc = pack_read(e->ps, &loc, frame);
+	}
 	if (rc < 0)
 		goto bad;
 	n = codec_frame_decode(ctx, frame, c.frame_len, raw, c.raw_len, ref ? ref->data : NULL,
@@ -1775,6 +1804,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->max_pack_bytes = 1ull << 30;
 	o->commit_ms = 1000;
 	o->max_ref_chain = 8;
+	o->gc_interval_s = 60;
 }
 
 static char *path_join(const char *a, const char *b)
@@ -1913,6 +1943,66 @@ static int reap_orphans(struct eng *e)
 	return eng_wtxn_end(e, t, rc);
 }
 
+/* --- online gc: a pass every gc_interval seconds over the packs written
+ * before this mount (fs/gc.h).  Readers whose snapshot still names an old
+ * location retry with a fresh one (chunk_load_once). */
+
+static int gc_txn_begin(void *arg, struct idx_txn **t)
+{
+	return eng_wtxn_begin(arg, t);
+}
+
+static int gc_txn_end(void *arg, struct idx_txn *t, int rc)
+{
+	return eng_wtxn_end(arg, t, rc);
+}
+
+static void *gc_main(void *arg)
+{
+	struct eng *e = arg;
+	char *pd = path_join(e->store, "packs");
+	pthread_mutex_lock(&e->gc_lock);
+	while (!e->gc_quit && pd) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += e->o.gc_interval_s;
+		pthread_cond_timedwait(&e->gc_cond, &e->gc_lock, &ts);
+		if (e->gc_quit)
+			break;
+		pthread_mutex_unlock(&e->gc_lock);
+		struct gc_host h = {
+			.idx = e->idx, .ps = e->ps, .pack_dir = pd, .pack_id_limit = e->first_pack,
+			.txn_begin = gc_txn_begin, .txn_end = gc_txn_end, .arg = e,
+		};
+		struct gc_opts go;
+		struct gc_stats st;
+		gc_opts_default(&go);
+		int rc = gc_compact(&h, &go, &st);
+		if (rc < 0)
+			syslog(LOG_WARNING, "mixfs: online gc of %s: %s", e->store, strerror(-rc));
+		else if (st.packs_compacted || st.packs_emptied || st.bytes_punched)
+			syslog(LOG_INFO, "mixfs: online gc of %s: %" PRIu64 " packs compacted, %" PRIu64
+			       " bytes freed in place", e->store, st.packs_compacted + st.packs_emptied,
+			       st.bytes_punched);
+		pthread_mutex_lock(&e->gc_lock);
+	}
+	pthread_mutex_unlock(&e->gc_lock);
+	free(pd);
+	return NULL;
+}
+
+static void gc_stop_thread(struct eng *e)
+{
+	if (!e->gc_running)
+		return;
+	pthread_mutex_lock(&e->gc_lock);
+	e->gc_quit = true;
+	pthread_cond_broadcast(&e->gc_cond);
+	pthread_mutex_unlock(&e->gc_lock);
+	pthread_join(e->gc_thread, NULL);
+	e->gc_running = false;
+}
+
 static void ctx_key_free(void *p)
 {
 	codec_ctx_free(p);
@@ -1965,6 +2055,8 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	pthread_rwlock_init(&e->append_lock, NULL);
 	pthread_mutex_init(&e->load_lock, NULL);
 	pthread_cond_init(&e->load_cond, NULL);
+	pthread_mutex_init(&e->gc_lock, NULL);
+	pthread_cond_init(&e->gc_cond, NULL);
 	rc = pthread_key_create(&e->ctx_key, ctx_key_free);
 	if (rc) {
 		free(e);
@@ -2004,6 +2096,7 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	if (e->o.level < 0 || e->o.level >= CODEC_LEVEL_COUNT)
 		e->o.level = s.default_level;
 	e->flush_unit = 16u << 20;
+	e->first_pack = s.next_pack; /* packs below were written by earlier mounts */
 	if (e->o.dirty_bytes < 4 * (uint64_t)s.cdc.max_size)
 		e->o.dirty_bytes = 4 * (uint64_t)s.cdc.max_size;
 	if (e->flush_unit > e->o.dirty_bytes / 2)
@@ -2023,6 +2116,12 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	rc = wb_start(e);
 	if (rc < 0)
 		goto fail;
+	if (!e->o.read_only && e->o.gc_interval_s > 0) {
+		rc = -pthread_create(&e->gc_thread, NULL, gc_main, e);
+		if (rc < 0)
+			goto fail;
+		e->gc_running = true;
+	}
 	if (!e->o.read_only) {
 		rc = reap_orphans(e);
 		if (rc < 0)
@@ -2044,6 +2143,7 @@ int eng_store_close(struct eng *e)
 	int rc = 0;
 	if (!e)
 		return 0;
+	gc_stop_thread(e);
 	if (e->idx && e->ps && e->pool && e->wb_running)
 		rc = eng_sync_all(e);
 	wb_stop(e);
@@ -2068,6 +2168,8 @@ int eng_store_close(struct eng *e)
 	pthread_rwlock_destroy(&e->append_lock);
 	pthread_mutex_destroy(&e->load_lock);
 	pthread_cond_destroy(&e->load_cond);
+	pthread_mutex_destroy(&e->gc_lock);
+	pthread_cond_destroy(&e->gc_cond);
 	if (e->lock_fd > 0)
 		close(e->lock_fd);
 	free(e->store);

@@ -35,6 +35,7 @@ struct eng_opts {
 	uint64_t max_pack_bytes;  /* pack rollover size (default 1 GiB) */
 	unsigned commit_ms;       /* group commit interval (default 1000) */
 	unsigned max_ref_chain;   /* series coding chain bound (default 8) */
+	unsigned gc_interval_s;   /* online gc pass every N seconds, 0 = off (default 60) */
 	bool read_only;
 };
 

@@ -24,6 +24,7 @@
 #include "codec/hint.h"
 #include "fs/cache.h"
 #include "fs/engine.h"
+#include "fs/gc.h"
 #include "fs/pack.h"
 #include "fs/pool.h"
 #include "index/chunker.h"
@@ -89,6 +90,12 @@ struct eng {
 	pthread_mutex_t load_lock; /* leaf lock: chunks being loaded */
 	pthread_cond_t load_cond;
 	struct loading *loading;
+	/* online gc */
+	uint32_t first_pack; /* packs below: written by earlier mounts */
+	pthread_t gc_thread;
+	pthread_mutex_t gc_lock;
+	pthread_cond_t gc_cond;
+	bool gc_running, gc_quit;
 	pthread_mutex_t wlock;
 	pthread_mutex_t itab_lock;
 	struct einode *itab[ITAB_BUCKETS];

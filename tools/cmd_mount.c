@@ -32,6 +32,7 @@ struct mount_opts {
 	char *pack_size;
 	char *commit_ms;
 	char *max_ref_chain;
+	char *gc_interval;
 	int writeback;
 	int ro;
 };
@@ -50,6 +51,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("pack_size=%s", pack_size),
 	MOPT("commit_ms=%s", commit_ms),
 	MOPT("max_ref_chain=%s", max_ref_chain),
+	MOPT("gc_interval=%s", gc_interval),
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -140,6 +142,8 @@ static void mount_usage(FILE *f, bool helper)
 	fprintf(f, "  commit_ms=N       metadata group-commit interval (default %u)\n", d.commit_ms);
 	fprintf(f, "  max_ref_chain=N   bound on checkpoint-series reference chains (default %u)\n",
 	        d.max_ref_chain);
+	fprintf(f, "  gc_interval=N     seconds between online gc passes, 0 = off (default %u)\n",
+	        d.gc_interval_s);
 	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
 	           "\n"
 	           "FUSE and kernel options (passed through):\n");
@@ -158,6 +162,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->pack_size);
 	free(mo->commit_ms);
 	free(mo->max_ref_chain);
+	free(mo->gc_interval);
 }
 
 static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
@@ -207,6 +212,7 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_uint("readahead", mo->readahead, 0, 1024, &o->readahead_chunks);
 	rc |= opt_uint("commit_ms", mo->commit_ms, 1, 3600 * 1000, &o->commit_ms);
 	rc |= opt_uint("max_ref_chain", mo->max_ref_chain, 0, 1024, &o->max_ref_chain);
+	rc |= opt_uint("gc_interval", mo->gc_interval, 0, 86400, &o->gc_interval_s);
 	if (mo->level != NULL) {
 		int level = codec_level_parse(mo->level);
 

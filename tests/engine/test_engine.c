@@ -442,6 +442,53 @@ static void t_series(void **state)
 	free(w);
 }
 
+static uint64_t du_alloc(struct fx *f)
+{
+	char cmd[256];
+	unsigned long long v = 0;
+	snprintf(cmd, sizeof(cmd), "du -sB1 '%s/packs' | cut -f1", f->store);
+	FILE *p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%llu", &v), 1);
+	pclose(p);
+	return v;
+}
+
+/* Deleted data of earlier mounts is freed by the online gc while mounted,
+ * and what is left still reads back. */
+static void t_online_gc(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 8u << 20;
+	uint8_t *a = malloc(n), *b = malloc(n);
+	fill_random(a, n, 11);
+	fill_random(b, n, 12);
+	uint64_t ia = new_file(f, 1, "a"), ib = new_file(f, 1, "b");
+	write_all(f, ia, 0, a, n, 1 << 20);
+	write_all(f, ib, 0, b, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, ia), 0);
+	assert_int_equal(eng_release(f->e, ib), 0);
+	eng_forget(f->e, ia, 1);
+	eng_forget(f->e, ib, 1);
+	assert_int_equal(eng_store_close(f->e), 0);
+	struct eng_opts o;
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.gc_interval_s = 1;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	uint64_t before = du_alloc(f);
+	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
+	for (int i = 0; i < 50 && du_alloc(f) > before - n / 2; i++)
+		usleep(200000);
+	assert_true(du_alloc(f) <= before - n / 2);
+	struct eng_attr at;
+	assert_int_equal(eng_lookup(f->e, 1, "b", &at), 0);
+	check_read(f, at.st.st_ino, 0, b, n);
+	eng_forget(f->e, at.st.st_ino, 1);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -453,6 +500,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_unlink_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_sparse_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
