@@ -2008,13 +2008,32 @@ static void ctx_key_free(void *p)
 	codec_ctx_free(p);
 }
 
+/* -ELOOP if a part of the store that the daemon opens is a symlink. */
+static int store_check_links(const char *store)
+{
+	static const char *const parts[] = { "index", "packs", "index/data.mdb", "index/lock.mdb", "lock" };
+	struct stat st;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < sizeof(parts) / sizeof(parts[0]); i++) {
+		char *p = path_join(store, parts[i]);
+		if (!p)
+			return -ENOMEM;
+		if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode)) {
+			syslog(LOG_ERR, "mixfs: %s is a symbolic link: refusing to open the store", p);
+			rc = -ELOOP;
+		}
+		free(p);
+	}
+	return rc;
+}
+
 int eng_store_lock(const char *store, int *fd_out)
 {
 	char *lp = path_join(store, "lock");
 	int fd, rc = 0;
 	if (!lp)
 		return -ENOMEM;
-	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rc = -errno;
 	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -2073,6 +2092,10 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 		rc = -EINVAL; /* not a mixfs store */
 		goto fail;
 	}
+	/* never follow a symlink out of the store: the daemon runs as root */
+	rc = store_check_links(store);
+	if (rc < 0)
+		goto fail;
 	if (!e->o.read_only) {
 		/* one writer per store: a second mount or an offline gc would
 		 * corrupt the pack ids and the orphan bookkeeping */

@@ -663,6 +663,8 @@ const char *mixfs_store_strerror(int rc)
 	case -EBUSY:
 	case -EAGAIN:
 		return "store is in use (mounted elsewhere?)";
+	case -ELOOP:
+		return "part of the store is a symbolic link (refused: the daemon never follows links out of the store)";
 	default:
 		return strerror(-rc);
 	}

@@ -525,7 +525,7 @@ static int pack_roll(struct pack_store *ps)
 		if (rc)
 			return rc;
 		pack_path(ps->dir, id, path, sizeof(path));
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd >= 0)
 			break;
 		rc = -errno;
@@ -668,7 +668,7 @@ static int fd_table_get(struct pack_store *ps, uint32_t id, struct fd_ent **out)
 		goto done;
 
 	pack_path(ps->dir, id, path, sizeof(path));
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	e = calloc(1, sizeof(*e));
@@ -976,7 +976,7 @@ int pack_store_open(const char *dir, const struct pack_opts *opts, pack_id_alloc
 		rc = -ENOMEM;
 		goto err_free;
 	}
-	ps->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	ps->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (ps->dirfd < 0) {
 		rc = -errno;
 		goto err_dir;
