@@ -1,0 +1,414 @@
+#!/bin/bash
+# series_bench.sh - checkpoint series (issue 6): what a whole training run's
+# checkpoints cost on a mixfs mount, next to per-file compressors and
+# deduplicating backup tools on the very same files, in one run.
+#
+# A benchmark, not a test: run it by hand, as root (drop_caches), e.g.
+#   tools/bench/series_bench.sh > series.md          # 10 checkpoints a series
+#   MIXFS=build-rel/tools/mixfs tools/bench/series_bench.sh -n 12
+#
+# Checkpoints (tools/bench/train_series.py, Debian python3-torch, seeded and
+# deterministic; trained once, cached in $BENCH_CACHE/series/KEY): a 0.93 M
+# parameter GPT (tools/bench/ckpt.py) trained with AdamW on synthetic Markov
+# tokens, a checkpoint every -e steps, -n per series:
+#   full      torch.save of model + optimizer (fp32 weights, exp_avg,
+#             exp_avg_sq) to ckpt-STEP.pt
+#   full-tmp  the same, saved to ckpt.tmp and renamed to ckpt-STEP.pt
+#             (torch.save names the zip entries after the file it writes,
+#             so these files share one zip layout; full's do not)
+#   latest    the same, saved over one name, latest.pt (in place: O_TRUNC
+#             of the previous version)
+#   bf16      model weights as bfloat16 safetensors, model-STEP.safetensors
+#   ft        a fine-tune of the final model with all but the last block
+#             and the final norm frozen (model + optimizer, fp32), ft-STEP.pt
+#   ft-tmp    the same, saved to ckpt.tmp and renamed
+#
+# mixfs: every series goes to its own fresh store, mounted with default
+# options (level mix, max_ref_chain=8); full, bf16 and ft once more to a
+# store mounted with -o max_ref_chain=0 (series coding off: dedup + mix).  The files
+# are written in step order by torch.save itself (train_series.py --resave:
+# torch.save(torch.load(cached file)), the same bytes) or, for safetensors,
+# by one write of the cached bytes; each is fsynced before the next, as
+# checkpoints minutes apart would be committed.  Stored = bytes of the pack
+# files after the series (du -sb STORE/packs: every frame written, so for
+# latest.pt also the frames of versions since replaced).  Every file is
+# compared with its source through the mount afterwards.
+#
+# Peers, on the cached files in step order, each of full, bf16 and ft
+# separately (the other series hold the same tensors):
+#   zstd -3        per file (zstd 1.5, -T1)
+#   ZipNN-style    per file: codec_bench -l zipnn FILE:DTYPE (byte planes of
+#                  each 64 KiB CDC chunk, zstd -3 per plane, stored raw when
+#                  it does not shrink)
+#   XOR + ZipNN    each file XORed with the previous one of its series (the
+#                  first as is), then ZipNN-style
+#   borg           borg 1.2 repository (init -e none), one archive per
+#                  checkpoint, defaults: buzhash chunker 19,23,21,4095,
+#                  lz4; growth of the repository directory
+#   restic         restic repository (its defaults: repository version and
+#                  compression as printed in the header), one snapshot per
+#                  checkpoint; growth of the repository directory
+#   zpaq -m4       zpaq 7.15 "a ARCH FILE -m4" per checkpoint (each a new
+#                  version of the archive); archive size
+#
+# Cold read: for the newest checkpoint of each series, and for the one at
+# the end of the longest reference chain (checkpoint max_ref_chain + 1 when
+# the series is longer), unmount, drop the page cache, mount, cat the file
+# to /dev/null; best of 3.  MB/s = 10^6 bytes per wall second; "CPU" = the
+# CPU time of the daemon's threads during the read (/proc/PID/task/*/
+# schedstat), the decode cost the issue bounds at 2x a chunk without
+# reference: the same file in the max_ref_chain=0 store is that baseline.
+#
+# Environment: MIXFS (default build/tools/mixfs), CODEC_BENCH (default next
+# to MIXFS: ../tools/bench/codec_bench), PYTHON (default /usr/bin/python3),
+# BENCH_CACHE (default ~/.cache/mixfs-bench).
+set -euo pipefail
+
+usage() {
+	cat <<EOF
+usage: $0 [-n CKPTS] [-e STEPS] [-s SEED] [-d WORKDIR] [-P] [-k]
+  -n CKPTS   checkpoints per series (default 10)
+  -e STEPS   training steps between checkpoints (default 40)
+  -s SEED    training seed (default 1234)
+  -d DIR     work directory (default /var/tmp)
+  -P         mixfs only: skip the peers
+  -k         keep the work directory
+EOF
+}
+
+N=10
+EVERY=40
+SEED=1234
+BASE=/var/tmp
+PEERS=1
+KEEP=0
+while getopts "n:e:s:d:Pkh" o; do
+	case $o in
+	n) N=$OPTARG ;;
+	e) EVERY=$OPTARG ;;
+	s) SEED=$OPTARG ;;
+	d) BASE=$OPTARG ;;
+	P) PEERS=0 ;;
+	k) KEEP=1 ;;
+	h) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+[ "$N" -ge 2 ] || { echo "need at least 2 checkpoints" >&2; exit 2; }
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+MIXFS=${MIXFS:-$REPO/build/tools/mixfs}
+CODEC_BENCH=${CODEC_BENCH:-$(dirname "$MIXFS")/bench/codec_bench}
+PY=${PYTHON:-/usr/bin/python3}
+CACHE=${BENCH_CACHE:-$HOME/.cache/mixfs-bench}
+MAXREF=8 # the mount's default max_ref_chain (mixfs mount --help)
+[ -x "$MIXFS" ] || { echo "mixfs binary not found: $MIXFS (build first or set MIXFS)" >&2; exit 1; }
+need=(fusermount3)
+[ "$PEERS" = 1 ] && need+=(zstd borg restic zpaq)
+for c in "${need[@]}"; do
+	command -v "$c" >/dev/null || { echo "$c missing (apt-get install ${c/fusermount3/fuse3})" >&2; exit 1; }
+done
+[ "$PEERS" = 0 ] || [ -x "$CODEC_BENCH" ] ||
+	{ echo "codec_bench not found: $CODEC_BENCH (ninja tools/bench/codec_bench, or set CODEC_BENCH)" >&2; exit 1; }
+"$PY" -c 'import torch' 2>/dev/null || { echo "$PY cannot import torch (apt-get install python3-torch)" >&2; exit 1; }
+
+log() { printf 'series_bench: %s\n' "$*" >&2; }
+now() { date +%s.%N; }
+
+echo "command: $0 $*"
+echo "mixfs: $MIXFS ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown))"
+echo "torch: $("$PY" -c 'import torch; print(torch.__version__)'); kernel $(uname -r); $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$PEERS" = 1 ]; then
+	echo "peers: $(zstd --version | sed 's/^\*\** *//; s/, by.*//'); $(borg --version); $(restic version | cut -d' ' -f1-2); $(zpaq 2>&1 | head -1 | cut -d' ' -f1-2)"
+fi
+
+# ---- checkpoints (cached) ----
+KEY=n$N-e$EVERY-s$SEED-$(cat "$HERE/train_series.py" "$HERE/ckpt.py" | sha256sum | cut -c1-12)
+SRC=$CACHE/series/$KEY
+if [ ! -e "$SRC/done" ]; then
+	log "training into $SRC (once; cached)"
+	rm -rf "$SRC"
+	mkdir -p "$SRC"/{full,bf16,ft}
+	t0=$(now)
+	"$PY" "$HERE/train_series.py" --ckpts "$N" --every "$EVERY" --seed "$SEED" "$SRC"
+	log "trained in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s"
+	touch "$SRC/done"
+fi
+echo "checkpoints: $SRC"
+
+declare -A FILES DTYPE BASE_OF LABEL TARGET
+FILES[full]=$(ls "$SRC"/full/ckpt-*.pt)
+FILES[bf16]=$(ls "$SRC"/bf16/model-*.safetensors)
+FILES[ft]=$(ls "$SRC"/ft/ft-*.pt)
+# Every series: its source files are those of its base series.
+SERIES="full full-tmp latest bf16 ft ft-tmp"
+BASE_OF=([full]=full [full-tmp]=full [latest]=full [bf16]=bf16 [ft]=ft [ft-tmp]=ft)
+DTYPE=([full]=fp32 [bf16]=bf16 [ft]=fp32)
+LABEL=([full]="fp32 model + AdamW, torch.save to ckpt-STEP.pt"
+	[full-tmp]="the same, torch.save to ckpt.tmp, renamed to ckpt-STEP.pt"
+	[latest]="the same, torch.save over latest.pt"
+	[bf16]="bf16 model, safetensors"
+	[ft]="fine-tune, last block trains, torch.save to ft-STEP.pt"
+	[ft-tmp]="the same, torch.save to ckpt.tmp, renamed")
+TARGET=([full]="<= 0.65" [full-tmp]="<= 0.65" [latest]="<= 0.65" [bf16]="<= 0.40")
+BASES="full bf16 ft" # series with peers and a series-off store
+raw_bytes() { local n=0 f; for f in $1; do n=$((n + $(stat -c %s "$f"))); done; echo "$n"; }
+
+# ---- work directory, mounts ----
+mkdir -p "$BASE"
+W=$(mktemp -d "$BASE/mixfs-series.XXXXXX")
+MNT=$W/mnt
+mkdir -p "$MNT"
+PID=
+cleanup() {
+	set +e
+	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
+	[ -n "$PID" ] && wait "$PID" 2>/dev/null
+	if [ "$KEEP" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
+}
+trap cleanup EXIT
+
+COLD=1
+drop_caches() {
+	sync
+	if ! echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
+		[ "$COLD" = 1 ] && log "warning: cannot drop caches (not root?): reads are not cold"
+		COLD=0
+	fi
+}
+
+do_mount() { # store opts
+	"$MIXFS" mount -f ${2:+-o "$2"} "$1" "$MNT" 2>>"$W/mixfs.log" &
+	PID=$!
+	for _ in $(seq 1 300); do
+		mountpoint -q "$MNT" && return 0
+		kill -0 "$PID" 2>/dev/null || { echo "mount failed: $(tail -5 "$W/mixfs.log")" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "not mounted after 30 s" >&2
+	exit 1
+}
+
+do_umount() {
+	fusermount3 -u "$MNT"
+	wait "$PID" || { echo "daemon exited with status $? at unmount" >&2; exit 1; }
+	PID=
+}
+
+# CPU seconds the daemon's threads have run so far (schedstat: ns).
+daemon_cpu() {
+	cat /proc/"$PID"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%.4f", n / 1e9 }'
+}
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
+
+# json_get FILE KEY: a top-level number from mixfs stats --json.
+json_get() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+
+# Where checkpoint $2 of series $1 goes, under directory $3 (default: the mount).
+dest() {
+	local dir=${3:-$MNT/$1}
+	if [ "$1" = latest ]; then echo "$dir/latest.pt"; else echo "$dir/$(basename "$2")"; fi
+}
+
+# resave SERIES DIR: write the series into DIR, in step order.
+resave() {
+	local s=$1 dir=$2 f pairs=() via=()
+	for f in ${FILES[${BASE_OF[$s]}]}; do pairs+=("$f" "$(dest "$s" "$f" "$dir")"); done
+	case $s in *-tmp) via=(--via ckpt.tmp) ;; esac
+	"$PY" "$HERE/train_series.py" --resave "${via[@]}" "${pairs[@]}"
+}
+
+# The bytes each series should read back: the cached files, or for the
+# series whose zip entry names differ, the same written to local disk.
+declare -A EXPECT
+for s in $SERIES; do
+	EXPECT[$s]=$SRC/${BASE_OF[$s]}
+	[ "$s" = "${BASE_OF[$s]}" ] && continue
+	EXPECT[$s]=$W/expect/$s
+	mkdir -p "${EXPECT[$s]}"
+	resave "$s" "${EXPECT[$s]}"
+done
+
+# ---- mixfs: write each series to its own store ----
+declare -A MX # MX[cfg.series.key]
+configs() { if [ "$1" = "${BASE_OF[$1]}" ]; then echo "series noref"; else echo series; fi; }
+cfg_opts() { [ "$1" = noref ] && echo max_ref_chain=0 || true; }
+for s in $SERIES; do
+	for cfg in $(configs "$s"); do
+		store=$W/store-$cfg-$s
+		"$MIXFS" mkfs "$store" >/dev/null
+		do_mount "$store" "$(cfg_opts "$cfg")"
+		mkdir "$MNT/$s"
+		c0=$(daemon_cpu)
+		t0=$(now)
+		resave "$s" "$MNT/$s"
+		sync -f "$MNT"
+		t1=$(now)
+		MX[$cfg.$s.wcpu]=$(sub "$c0" "$(daemon_cpu)")
+		do_umount
+		MX[$cfg.$s.wall]=$(sub "$t0" "$t1")
+		MX[$cfg.$s.packs]=$(du -sb "$store/packs" | cut -f1)
+		MX[$cfg.$s.index]=$(du -sB1 "$store/index" | cut -f1)
+		"$MIXFS" stats --json "$store" >"$W/stats-$cfg-$s.json"
+		for k in stored_bytes unique_bytes chunks ref_chunks ref_raw_bytes ref_stored_bytes; do
+			MX[$cfg.$s.$k]=$(json_get "$W/stats-$cfg-$s.json" "$k")
+		done
+		log "$cfg $s: packs ${MX[$cfg.$s.packs]} bytes, live chunks ${MX[$cfg.$s.chunks]} (${MX[$cfg.$s.ref_chunks]} series-coded), written in ${MX[$cfg.$s.wall]} s"
+	done
+done
+
+# ---- cold reads (best of READS), then every file compared ----
+READS=3
+declare -A RD # RD[cfg.series.pos.key]
+for s in $SERIES; do
+	last=$(echo "${FILES[${BASE_OF[$s]}]}" | wc -l)
+	deep=$((MAXREF + 1 < last ? MAXREF + 1 : last))
+	RD[$s.positions]=$last
+	[ "$s" != latest ] && [ "$deep" != "$last" ] && RD[$s.positions]="$deep $last"
+	for cfg in $(configs "$s"); do
+		store=$W/store-$cfg-$s
+		for pos in ${RD[$s.positions]}; do
+			f=$(echo "${FILES[${BASE_OF[$s]}]}" | sed -n "${pos}p")
+			target=$(dest "$s" "$f")
+			for _ in $(seq 1 "$READS"); do
+				drop_caches
+				do_mount "$store" "$(cfg_opts "$cfg")"
+				c0=$(daemon_cpu)
+				t0=$(now)
+				cat "$target" >/dev/null
+				t1=$(now)
+				c1=$(daemon_cpu)
+				bytes=$(stat -c %s "$target")
+				do_umount
+				mbs=$(awk -v b="$bytes" -v a="$t0" -v c="$t1" 'BEGIN { printf "%.1f", b / (c - a) / 1e6 }')
+				cpu=$(sub "$c0" "$c1")
+				RD[$cfg.$s.$pos.bytes]=$bytes
+				RD[$cfg.$s.$pos.mbs]=$(awk -v a="${RD[$cfg.$s.$pos.mbs]:-0}" -v b="$mbs" 'BEGIN { print (b > a) ? b : a }')
+				RD[$cfg.$s.$pos.cpu]=$(awk -v a="${RD[$cfg.$s.$pos.cpu]:-1e9}" -v b="$cpu" 'BEGIN { print (b < a) ? b : a }')
+			done
+		done
+		do_mount "$store" "$(cfg_opts "$cfg")"
+		if [ "$s" = latest ]; then
+			f=$(echo "${FILES[full]}" | tail -n 1)
+			cmp "$(dest "$s" "$f" "${EXPECT[$s]}")" "$(dest "$s" "$f")" ||
+				{ echo "$cfg $s: latest.pt differs" >&2; exit 1; }
+		else
+			for f in ${FILES[${BASE_OF[$s]}]}; do
+				cmp "$(dest "$s" "$f" "${EXPECT[$s]}")" "$(dest "$s" "$f")" ||
+					{ echo "$cfg $s: $(basename "$f") differs" >&2; exit 1; }
+			done
+		fi
+		do_umount
+	done
+done
+log "every file read back equal to its source"
+
+# ---- peers ----
+declare -A PR # PR[peer.series]
+if [ "$PEERS" = 1 ]; then
+	export BORG_BASE_DIR=$W/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+	export RESTIC_PASSWORD=series-bench RESTIC_CACHE_DIR=$W/restic-cache
+	echo "borg: borg init -e none REPO; borg create REPO::NAME FILE per checkpoint (defaults: chunker buzhash,19,23,21,4095, compression lz4)"
+	restic -r "$W/restic-probe" init >/dev/null 2>&1
+	echo "restic: restic init (repository version $(restic -r "$W/restic-probe" cat config 2>/dev/null |
+		"$PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])'), compression auto: defaults); restic -r REPO backup FILE per checkpoint"
+	echo "zpaq: zpaq a ARCH FILE -m4 per checkpoint"
+	for s in $BASES; do
+		files=${FILES[$s]}
+		t0=$(now)
+		n=0
+		for f in $files; do n=$((n + $(zstd -3 -T1 -q -c "$f" | wc -c))); done
+		PR[zstd.$s]=$n
+		# shellcheck disable=SC2086
+		PR[zipnn.$s]=$("$CODEC_BENCH" -l zipnn $(for f in $files; do printf '%s:%s ' "$f" "${DTYPE[$s]}"; done) |
+			awk -F'\t' '{ n += $6 } END { print n }')
+		mkdir -p "$W/xor/$s"
+		"$PY" - "$W/xor/$s" $files <<'EOF'
+import os, sys
+out, files = sys.argv[1], sys.argv[2:]
+prev = None
+for f in files:
+    cur = open(f, "rb").read()
+    if prev is None:
+        x = cur
+    else:
+        p = prev[:len(cur)].ljust(len(cur), b"\0")
+        x = (int.from_bytes(cur, "little") ^ int.from_bytes(p, "little")).to_bytes(len(cur), "little")
+    open(os.path.join(out, os.path.basename(f)), "wb").write(x)
+    prev = cur
+EOF
+		# shellcheck disable=SC2086
+		PR[xor.$s]=$("$CODEC_BENCH" -l zipnn $(for f in $files; do printf '%s:%s ' "$W/xor/$s/$(basename "$f")" "${DTYPE[$s]}"; done) |
+			awk -F'\t' '{ n += $6 } END { print n }')
+		t1=$(now)
+		borg init -e none "$W/borg-$s" >/dev/null 2>&1
+		b0=$(du -sb "$W/borg-$s" | cut -f1)
+		for f in $files; do
+			(cd "$(dirname "$f")" && borg create "$W/borg-$s::$(basename "$f")" "$(basename "$f")")
+		done
+		PR[borg.$s]=$(($(du -sb "$W/borg-$s" | cut -f1) - b0))
+		t2=$(now)
+		restic -r "$W/restic-$s" init >/dev/null 2>&1
+		r0=$(du -sb "$W/restic-$s" | cut -f1)
+		for f in $files; do
+			(cd "$(dirname "$f")" && restic -r "$W/restic-$s" backup -q "$(basename "$f")")
+		done
+		PR[restic.$s]=$(($(du -sb "$W/restic-$s" | cut -f1) - r0))
+		t3=$(now)
+		for f in $files; do
+			(cd "$(dirname "$f")" && zpaq a "$W/zpaq-$s.zpaq" "$(basename "$f")" -m4 >/dev/null 2>&1)
+		done
+		PR[zpaq.$s]=$(stat -c %s "$W/zpaq-$s.zpaq")
+		t4=$(now)
+		PR[time.$s]=$(awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v e="$t4" \
+			'BEGIN { printf "zstd + ZipNN + XOR %.0f s, borg %.0f s, restic %.0f s, zpaq %.0f s", b - a, c - b, d - c, e - d }')
+		log "peers $s: ${PR[time.$s]}"
+	done
+fi
+
+# ---- tables ----
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == 0) print "-"; else printf "%.4f", a / b }'; }
+mb() { awk -v a="$1" 'BEGIN { printf "%.1f MB", a / 1e6 }'; }
+PEER_NAMES="zstd zipnn xor borg restic zpaq"
+echo
+echo "Whole series, stored / raw ($N checkpoints each, every $EVERY training steps):"
+echo
+echo "| series | raw | mixfs | mixfs, series off | zstd -3 | ZipNN-style | XOR prev + ZipNN | borg | restic | zpaq -m4 | target |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+for s in $SERIES; do
+	b=${BASE_OF[$s]}
+	raw=$(raw_bytes "${FILES[$b]}")
+	row="| $s: ${LABEL[$s]} | $(mb "$raw") | **$(ratio "${MX[series.$s.packs]}" "$raw")** | $(ratio "${MX[noref.$b.packs]}" "$raw")"
+	for peer in $PEER_NAMES; do row+=" | $(ratio "${PR[$peer.$b]:-}" "$raw")"; done
+	echo "$row | ${TARGET[$s]:-} |"
+done
+echo
+echo "Series whose name ends in -tmp, and latest, hold the same tensors as their base series (full, ft): their peers and series-off columns are the base's.  mixfs = pack bytes, every frame written (for latest also the frames of the versions it replaced)."
+echo
+echo "mixfs per series (default options), after the whole series:"
+echo
+echo "| series | pack bytes | live stored | live chunks | series-coded chunks | series-coded raw -> stored | index | write: wall / daemon CPU |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+for s in $SERIES; do
+	rr=${MX[series.$s.ref_raw_bytes]}
+	rs=${MX[series.$s.ref_stored_bytes]}
+	echo "| $s | ${MX[series.$s.packs]} | ${MX[series.$s.stored_bytes]} | ${MX[series.$s.chunks]} | ${MX[series.$s.ref_chunks]} | $(mb "$rr") -> $(mb "$rs") ($(ratio "$rs" "$rr")) | $(mb "${MX[series.$s.index]}") | ${MX[series.$s.wall]} s / ${MX[series.$s.wcpu]} s |"
+done
+echo
+echo "Cold read of one checkpoint (unmount, drop caches, mount, cat; best of $READS); CPU = daemon CPU seconds for the read; series off = the same file in the max_ref_chain=0 store:"
+echo
+echo "| series | checkpoint | size | mixfs MB/s | CPU s | series off MB/s | CPU s | CPU mixfs / series off |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+for s in $SERIES; do
+	b=${BASE_OF[$s]}
+	for pos in ${RD[$s.positions]}; do
+		what="$pos of $N"
+		[ "$pos" = "$N" ] && what="$pos of $N (newest)"
+		echo "| $s | $what | $(mb "${RD[series.$s.$pos.bytes]}") | ${RD[series.$s.$pos.mbs]} | ${RD[series.$s.$pos.cpu]} | ${RD[noref.$b.$pos.mbs]:--} | ${RD[noref.$b.$pos.cpu]:--} | $(ratio "${RD[series.$s.$pos.cpu]}" "${RD[noref.$b.$pos.cpu]:-0}") |"
+	done
+done
+if [ "$PEERS" = 1 ]; then
+	echo
+	for s in $BASES; do echo "peer wall time, $s: ${PR[time.$s]}"; done
+fi
