@@ -35,7 +35,8 @@
 # compared with its source through the mount afterwards.
 #
 # Peers, on the cached files in step order, each of full, bf16 and ft
-# separately (the other series hold the same tensors):
+# separately (the other series hold the same tensors; -P skips borg,
+# restic and zpaq):
 #   zstd -3        per file (zstd 1.5, -T1)
 #   ZipNN-style    per file: codec_bench -l zipnn FILE:DTYPE (byte planes of
 #                  each 64 KiB CDC chunk, zstd -3 per plane, stored raw when
@@ -66,12 +67,13 @@ set -euo pipefail
 
 usage() {
 	cat <<EOF
-usage: $0 [-n CKPTS] [-e STEPS] [-s SEED] [-d WORKDIR] [-P] [-k]
+usage: $0 [-n CKPTS] [-e STEPS] [-s SEED] [-T ARGS] [-d WORKDIR] [-P] [-k]
   -n CKPTS   checkpoints per series (default 10)
   -e STEPS   training steps between checkpoints (default 40)
   -s SEED    training seed (default 1234)
+  -T ARGS    more train_series.py options, e.g. "--lr 1e-4 --beta2 0.999"
   -d DIR     work directory (default /var/tmp)
-  -P         mixfs only: skip the peers
+  -P         skip the slow peers (borg, restic, zpaq)
   -k         keep the work directory
 EOF
 }
@@ -79,14 +81,16 @@ EOF
 N=10
 EVERY=40
 SEED=1234
+TRAIN_ARGS=
 BASE=/var/tmp
 PEERS=1
 KEEP=0
-while getopts "n:e:s:d:Pkh" o; do
+while getopts "n:e:s:T:d:Pkh" o; do
 	case $o in
 	n) N=$OPTARG ;;
 	e) EVERY=$OPTARG ;;
 	s) SEED=$OPTARG ;;
+	T) TRAIN_ARGS=$OPTARG ;;
 	d) BASE=$OPTARG ;;
 	P) PEERS=0 ;;
 	k) KEEP=1 ;;
@@ -104,12 +108,12 @@ PY=${PYTHON:-/usr/bin/python3}
 CACHE=${BENCH_CACHE:-$HOME/.cache/mixfs-bench}
 MAXREF=8 # the mount's default max_ref_chain (mixfs mount --help)
 [ -x "$MIXFS" ] || { echo "mixfs binary not found: $MIXFS (build first or set MIXFS)" >&2; exit 1; }
-need=(fusermount3)
-[ "$PEERS" = 1 ] && need+=(zstd borg restic zpaq)
+need=(fusermount3 zstd)
+[ "$PEERS" = 1 ] && need+=(borg restic zpaq)
 for c in "${need[@]}"; do
 	command -v "$c" >/dev/null || { echo "$c missing (apt-get install ${c/fusermount3/fuse3})" >&2; exit 1; }
 done
-[ "$PEERS" = 0 ] || [ -x "$CODEC_BENCH" ] ||
+[ -x "$CODEC_BENCH" ] ||
 	{ echo "codec_bench not found: $CODEC_BENCH (ninja tools/bench/codec_bench, or set CODEC_BENCH)" >&2; exit 1; }
 "$PY" -c 'import torch' 2>/dev/null || { echo "$PY cannot import torch (apt-get install python3-torch)" >&2; exit 1; }
 
@@ -119,23 +123,23 @@ now() { date +%s.%N; }
 echo "command: $0 $*"
 echo "mixfs: $MIXFS ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown))"
 echo "torch: $("$PY" -c 'import torch; print(torch.__version__)'); kernel $(uname -r); $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
-if [ "$PEERS" = 1 ]; then
-	echo "peers: $(zstd --version | sed 's/^\*\** *//; s/, by.*//'); $(borg --version); $(restic version | cut -d' ' -f1-2); $(zpaq 2>&1 | head -1 | cut -d' ' -f1-2)"
-fi
+echo "peers: $(zstd --version | sed 's/^\*\** *//; s/, by.*//')$([ "$PEERS" = 1 ] &&
+	echo "; $(borg --version); $(restic version | cut -d' ' -f1-2); $(zpaq 2>&1 | head -1 | cut -d' ' -f1-2)")"
 
 # ---- checkpoints (cached) ----
-KEY=n$N-e$EVERY-s$SEED-$(cat "$HERE/train_series.py" "$HERE/ckpt.py" | sha256sum | cut -c1-12)
+KEY=n$N-e$EVERY-s$SEED-$( (cat "$HERE/train_series.py" "$HERE/ckpt.py"; echo "$TRAIN_ARGS") | sha256sum | cut -c1-12)
 SRC=$CACHE/series/$KEY
 if [ ! -e "$SRC/done" ]; then
 	log "training into $SRC (once; cached)"
 	rm -rf "$SRC"
 	mkdir -p "$SRC"/{full,bf16,ft}
 	t0=$(now)
-	"$PY" "$HERE/train_series.py" --ckpts "$N" --every "$EVERY" --seed "$SEED" "$SRC"
+	# shellcheck disable=SC2086
+	"$PY" "$HERE/train_series.py" --ckpts "$N" --every "$EVERY" --seed "$SEED" $TRAIN_ARGS "$SRC"
 	log "trained in $(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }') s"
 	touch "$SRC/done"
 fi
-echo "checkpoints: $SRC"
+echo "checkpoints: $SRC (train_series.py --ckpts $N --every $EVERY --seed $SEED${TRAIN_ARGS:+ $TRAIN_ARGS})"
 
 declare -A FILES DTYPE BASE_OF LABEL TARGET
 FILES[full]=$(ls "$SRC"/full/ckpt-*.pt)
@@ -306,25 +310,17 @@ log "every file read back equal to its source"
 
 # ---- peers ----
 declare -A PR # PR[peer.series]
-if [ "$PEERS" = 1 ]; then
-	export BORG_BASE_DIR=$W/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
-	export RESTIC_PASSWORD=series-bench RESTIC_CACHE_DIR=$W/restic-cache
-	echo "borg: borg init -e none REPO; borg create REPO::NAME FILE per checkpoint (defaults: chunker buzhash,19,23,21,4095, compression lz4)"
-	restic -r "$W/restic-probe" init >/dev/null 2>&1
-	echo "restic: restic init (repository version $(restic -r "$W/restic-probe" cat config 2>/dev/null |
-		"$PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])'), compression auto: defaults); restic -r REPO backup FILE per checkpoint"
-	echo "zpaq: zpaq a ARCH FILE -m4 per checkpoint"
-	for s in $BASES; do
-		files=${FILES[$s]}
-		t0=$(now)
-		n=0
-		for f in $files; do n=$((n + $(zstd -3 -T1 -q -c "$f" | wc -c))); done
-		PR[zstd.$s]=$n
-		# shellcheck disable=SC2086
-		PR[zipnn.$s]=$("$CODEC_BENCH" -l zipnn $(for f in $files; do printf '%s:%s ' "$f" "${DTYPE[$s]}"; done) |
-			awk -F'\t' '{ n += $6 } END { print n }')
-		mkdir -p "$W/xor/$s"
-		"$PY" - "$W/xor/$s" $files <<'EOF'
+for s in $BASES; do
+	files=${FILES[$s]}
+	t0=$(now)
+	n=0
+	for f in $files; do n=$((n + $(zstd -3 -T1 -q -c "$f" | wc -c))); done
+	PR[zstd.$s]=$n
+	# shellcheck disable=SC2086
+	PR[zipnn.$s]=$("$CODEC_BENCH" -l zipnn $(for f in $files; do printf '%s:%s ' "$f" "${DTYPE[$s]}"; done) |
+		awk -F'\t' '{ n += $6 } END { print n }')
+	mkdir -p "$W/xor/$s"
+	"$PY" - "$W/xor/$s" $files <<'EOF'
 import os, sys
 out, files = sys.argv[1], sys.argv[2:]
 prev = None
@@ -338,9 +334,21 @@ for f in files:
     open(os.path.join(out, os.path.basename(f)), "wb").write(x)
     prev = cur
 EOF
-		# shellcheck disable=SC2086
-		PR[xor.$s]=$("$CODEC_BENCH" -l zipnn $(for f in $files; do printf '%s:%s ' "$W/xor/$s/$(basename "$f")" "${DTYPE[$s]}"; done) |
-			awk -F'\t' '{ n += $6 } END { print n }')
+	# shellcheck disable=SC2086
+	PR[xor.$s]=$("$CODEC_BENCH" -l zipnn $(for f in $files; do printf '%s:%s ' "$W/xor/$s/$(basename "$f")" "${DTYPE[$s]}"; done) |
+		awk -F'\t' '{ n += $6 } END { print n }')
+	PR[time.$s]=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "zstd + ZipNN + XOR %.0f s", b - a }')
+done
+if [ "$PEERS" = 1 ]; then
+	export BORG_BASE_DIR=$W/borg-base BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
+	export RESTIC_PASSWORD=series-bench RESTIC_CACHE_DIR=$W/restic-cache
+	echo "borg: borg init -e none REPO; borg create REPO::NAME FILE per checkpoint (defaults: chunker buzhash,19,23,21,4095, compression lz4)"
+	restic -r "$W/restic-probe" init >/dev/null 2>&1
+	echo "restic: restic init (repository version $(restic -r "$W/restic-probe" cat config 2>/dev/null |
+		"$PY" -c 'import json,sys; print(json.load(sys.stdin)["version"])'), compression auto: defaults); restic -r REPO backup FILE per checkpoint"
+	echo "zpaq: zpaq a ARCH FILE -m4 per checkpoint"
+	for s in $BASES; do
+		files=${FILES[$s]}
 		t1=$(now)
 		borg init -e none "$W/borg-$s" >/dev/null 2>&1
 		b0=$(du -sb "$W/borg-$s" | cut -f1)
@@ -361,8 +369,8 @@ EOF
 		done
 		PR[zpaq.$s]=$(stat -c %s "$W/zpaq-$s.zpaq")
 		t4=$(now)
-		PR[time.$s]=$(awk -v a="$t0" -v b="$t1" -v c="$t2" -v d="$t3" -v e="$t4" \
-			'BEGIN { printf "zstd + ZipNN + XOR %.0f s, borg %.0f s, restic %.0f s, zpaq %.0f s", b - a, c - b, d - c, e - d }')
+		PR[time.$s]+=$(awk -v b="$t1" -v c="$t2" -v d="$t3" -v e="$t4" \
+			'BEGIN { printf ", borg %.0f s, restic %.0f s, zpaq %.0f s", c - b, d - c, e - d }')
 		log "peers $s: ${PR[time.$s]}"
 	done
 fi
@@ -408,7 +416,5 @@ for s in $SERIES; do
 		echo "| $s | $what | $(mb "${RD[series.$s.$pos.bytes]}") | ${RD[series.$s.$pos.mbs]} | ${RD[series.$s.$pos.cpu]} | ${RD[noref.$b.$pos.mbs]:--} | ${RD[noref.$b.$pos.cpu]:--} | $(ratio "${RD[series.$s.$pos.cpu]}" "${RD[noref.$b.$pos.cpu]:-0}") |"
 	done
 done
-if [ "$PEERS" = 1 ]; then
-	echo
-	for s in $BASES; do echo "peer wall time, $s: ${PR[time.$s]}"; done
-fi
+echo
+for s in $BASES; do echo "peer wall time, $s: ${PR[time.$s]}"; done

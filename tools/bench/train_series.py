@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Train a small GPT with AdamW and write checkpoint series for series_bench.sh.
 
-usage: train_series.py [--ckpts N] [--every S] [--seed K] DEST [DEST...]
+usage: train_series.py [--ckpts N] [--every S] [--seed K] [--lr LR] [--beta2 B]
+                       DEST [DEST...]
        train_series.py --resave [--via TMP] SRC DST [SRC DST...]
 
 Every DEST gets the same series, each in its own subdirectory (a
@@ -25,8 +26,9 @@ ckpt.py (0.93 M parameters).  Data: synthetic tokens from a seeded sparse
 bigram Markov chain (each token has 8 likely successors), so the loss
 falls like a real run's instead of stalling at log(vocab) on uniform noise;
 the fine-tune uses a second chain.  Pretraining saves after every S steps
-(N checkpoints), the fine-tune likewise.  Optimizer: AdamW lr 3e-4,
-betas (0.9, 0.95), weight decay 0.1, batch 4 x 64 tokens.  Seeded,
+(N checkpoints), the fine-tune likewise.  Optimizer: AdamW, constant lr
+(default 3e-4), betas (0.9, beta2) (default 0.95, GPT-style; torch's own
+default is 0.999), weight decay 0.1, batch 4 x 64 tokens.  Seeded,
 single-threaded, deterministic algorithms: the same torch build writes the
 same bytes.  Run with Debian's python3-torch (/usr/bin/python3).
 
@@ -150,6 +152,8 @@ def main():
     ap.add_argument("--ckpts", type=int, default=10)
     ap.add_argument("--every", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--beta2", type=float, default=0.95)
     args = ap.parse_args()
     if args.resave:
         resave(args.dest, args.via)
@@ -161,7 +165,7 @@ def main():
     g = torch.Generator().manual_seed(args.seed + 1)
     model = GPT()
     nparam = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95),
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, args.beta2),
                             weight_decay=0.1)
     chain = markov_chain(args.seed + 2)
     n = 0
@@ -183,7 +187,7 @@ def main():
     for p in train:
         p.requires_grad_(True)
     ntrain = sum(p.numel() for p in train)
-    opt = torch.optim.AdamW(train, lr=3e-4, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(train, lr=args.lr, betas=(0.9, args.beta2), weight_decay=0.1)
     chain = markov_chain(args.seed + 3)
     for k in range(1, args.ckpts + 1):
         for _ in range(args.every):
