@@ -95,6 +95,25 @@ int mix_seg_emit(struct mix_state *s, size_t nsym, uint8_t *out, size_t *olen, s
 	return 0;
 }
 
+int mix_rdec_open(struct mix_state *s, struct mix_rdec *d, const uint8_t *stream, size_t n)
+{
+	if (s->rbuf_cap < n + MIX_RPAD) {
+		free(s->rbuf);
+		s->rbuf_cap = 0;
+		/* zeroed once: what a corrupt stream reads past its end is
+		 * deterministic (and it fails anyway) */
+		s->rbuf = calloc(1, n + MIX_RPAD);
+		if (!s->rbuf)
+			return -ENOMEM;
+		s->rbuf_cap = n + MIX_RPAD;
+	}
+	if (n)
+		memcpy(s->rbuf, stream, n);
+	d->p = s->rbuf;
+	d->end = s->rbuf + n;
+	return 0;
+}
+
 /* ---- float model ---------------------------------------------------------- */
 
 /* P(leaf - context leaf = d) per mille for |d| = 0..12, measured on TF.js
@@ -184,6 +203,7 @@ static struct mix_leafd mix_leafd_make(unsigned x, unsigned mbits, unsigned emas
 	d.np = (uint8_t)(f - d.t);
 	d.mtsh = (uint8_t)(nb - d.t);
 	d.vbase = x > mbits ? ((x - mbits) & emask) << mbits : 1u << nb;
+	d.lowz = (uint8_t)lowz;
 	return d;
 }
 
@@ -202,6 +222,7 @@ static void mix_leafmap(struct mix_fmodel *m, const struct mix_layout *l, const 
 		m->l2x[1 + fp->nlo + i] = (uint16_t)(fp->bhi + i);
 	}
 	memset(&m->ld[0], 0, sizeof(m->ld[0]));
+	m->ld[0].lowz = (uint8_t)fp->lowz;
 	for (unsigned j = 1; j < MIX_NLEAF; j++)
 		m->ld[j] = m->l2x[j] ? mix_leafd_make(m->l2x[j], l->mbits, (1u << l->ebits) - 1, fp->lowz)
 		                    : m->ld[0];
@@ -276,23 +297,29 @@ struct mix_fargs {
  * segment did not end where it must). */
 static inline __attribute__((always_inline)) int
 mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int impl,
-               const int full, const struct mix_fargs *fa, uint8_t *buf, size_t len, uint8_t *out,
-               size_t *olen, size_t cap)
+               const int full, const int dt, const struct mix_fargs *fa, uint8_t *buf, size_t len,
+               uint8_t *out, size_t *olen, size_t cap)
 {
 	/* a local copy, so that the coder state stays in registers (stores
 	 * through the uint8_t buffer could alias *iop) */
 	struct mix_io lio = *iop, *io = &lio;
 	struct mix_fmodel *m = s->fm;
-	const unsigned esz = fa->l.esz, ebits = fa->l.ebits, mbits = fa->l.mbits;
+	/* dt: a float dtype makes the layout compile-time constant, 0 reads it */
+	const unsigned esz = dt == CODEC_DTYPE_FP32 ? 4 : dt ? 2 : fa->l.esz;
+	const unsigned ebits = dt == CODEC_DTYPE_FP16 ? 5 : dt ? 8 : fa->l.ebits;
+	const unsigned mbits = dt == CODEC_DTYPE_BF16   ? 7
+	                       : dt == CODEC_DTYPE_FP16 ? 10
+	                       : dt == CODEC_DTYPE_FP32 ? 23
+	                                                : fa->l.mbits;
 	const unsigned emask = (1u << ebits) - 1, sshift = esz * 8 - 1;
 	const uint32_t mmask = (1u << mbits) - 1;
-	const unsigned lowz = fa->lowz;
 	/* full = 0: the common case, no reference and not sparse */
 	const unsigned sparse = full && (fa->flags & MIX_PF_SPARSE);
 	const size_t nel = fa->nel, nref = full ? fa->nref : 0, row = fa->row;
+	const size_t seg = full ? MIX_SEG_FULL : MIX_SEG_FAST;
 	uint8_t *el = buf + fa->phase;
-	int avg = fa->avg0;
-	unsigned l1 = 0, peq = 0;
+	int avg = fa->avg0, rc = 0;
+	unsigned peq = 0;
 	size_t c = 0;
 
 	/* loose bytes before the first and after the last element: plain
@@ -304,138 +331,153 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 			buf[i] = (uint8_t)b;
 	}
 
-	for (size_t i = 0; i < nel; i++) {
-		uint32_t v = enc ? mix_load(el + i * esz, esz) : 0, rv = 0;
-		unsigned x = enc ? mix_xexp(v, mbits, emask) : 0, leaf, rx = MIX_XMAX;
-		int cm = row ? m->col[c] : avg;
-		struct mix_leafd ld;
-		int rc = mix_seg_next(s, io, enc, out, olen, cap);
+	for (size_t i0 = 0; i0 < nel && !rc; i0 += seg) {
+		const size_t i1 = nel - i0 > seg ? i0 + seg : nel;
 
-		if (rc) {
-			*iop = lio;
-			return rc;
-		}
-		if (cm < 0)
-			cm = avg;
-		if (i < nref) {
-			unsigned y, lr;
+		mix_seg_begin(io, enc);
+		for (size_t i = i0; i < i1; i++) {
+			uint32_t v = enc ? mix_load(el + i * esz, esz) : 0, rv = 0;
+			unsigned x = enc ? mix_xexp(v, mbits, emask) : 0, leaf, rx = MIX_XMAX;
+			int cm = row ? m->col[c] : avg;
+			struct mix_leafd ld;
 
-			rv = mix_load(fa->ref + i * esz, esz);
-			rx = mix_xexp(rv, mbits, emask);
-			lr = m->x2l[rx];
-			/* series coding: most elements of a checkpoint may not move */
-			y = mix_code_bin(io, enc, m->bin[MIX_B_EQ + peq], v == rv, MIX_K_BIN);
-			MIX_STAT(io, enc, 4);
-			peq = (peq * 2 + y) & 3;
-			if (y) {
-				v = rv;
-				leaf = lr;
-				goto next;
-			}
-			leaf = mix_code(io, enc, impl, m->expr[lr], MIX_NLEAF, m->x2l[x], MIX_K_EXP);
-		} else {
-			unsigned q = (unsigned)(avg + cm + 128) >> 8;
+			if (cm < 0)
+				cm = avg;
+			if (i < nref) {
+				unsigned y, lr;
 
-			assert(q < MIX_NQ);
-			leaf = mix_code(io, enc, impl, m->exp[q], MIX_NLEAF, m->x2l[x], MIX_K_EXP);
-		}
-		MIX_STAT(io, enc, 0);
-
-		if (__builtin_expect(leaf == 0, 0)) {
-			/* zero, or an exponent outside the windows */
-			if (mix_code_bin(io, enc, m->bin[MIX_B_ESC + (l1 == 0)], x != 0, MIX_K_BIN))
-				x = mix_code_plain(io, enc, x, MIX_XBITS);
-			else
-				x = 0;
-			if (x == 0) {
-				uint32_t sg = mix_code_bin(io, enc, m->bin[MIX_B_ZSIGN], v >> sshift,
-				                           MIX_K_BIN);
-
-				v = sg << sshift;
-				MIX_STAT(io, enc, 1);
-				goto next;
-			}
-			/* escapes are rare: no mantissa model (leaf 0 has none) */
-			ld = mix_leafd_make(x, mbits, emask, lowz);
-			ld.np = (uint8_t)(ld.np + ld.t);
-			ld.t = 0;
-		} else {
-			ld = m->ld[leaf];
-			if (full)
-				x = m->l2x[leaf];
-		}
-		MIX_STAT(io, enc, 1);
-
-		if (full && x == rx) {
-			/* series coding: a moved weight usually differs from the
-			 * reference in its low mantissa bits: code the bit length
-			 * of the XOR residual, the bits below its top are noise */
-			uint32_t d = ((v ^ rv) & mmask) >> lowz, sg;
-			unsigned n = d ? 32u - (unsigned)__builtin_clz(d) : 0;
-
-			sg = mix_code_bin(io, enc, m->bin[MIX_B_SEQ], (v ^ rv) >> sshift, MIX_K_BIN);
-			n = mix_code(io, enc, impl, m->xl[leaf], 32, n, MIX_K_MAN);
-			if (n) {
-				uint32_t rest = mix_code_plain(io, enc, d & ((1u << (n - 1)) - 1), n - 1);
-
-				d = (1u << (n - 1)) | rest;
+				rv = mix_load(fa->ref + i * esz, esz);
+				rx = mix_xexp(rv, mbits, emask);
+				lr = m->x2l[rx];
+				/* series coding: most elements of a checkpoint may not move */
+				y = mix_code_bin(io, enc, m->bin[MIX_B_EQ + peq], v == rv, MIX_K_BIN);
+				MIX_STAT(io, enc, 4);
+				peq = (peq * 2 + y) & 3;
+				if (y) {
+					v = rv;
+					leaf = lr;
+					goto next;
+				}
+				leaf = mix_code(io, enc, impl, m->expr[lr], MIX_NLEAF, m->x2l[x],
+				                MIX_K_EXP);
 			} else {
-				d = 0;
+				unsigned q = (unsigned)(avg + cm + 128) >> 8;
+
+				MIX_ASSERT(q < MIX_NQ);
+				leaf = mix_code(io, enc, impl, m->exp[q], MIX_NLEAF, m->x2l[x],
+				                MIX_K_EXP);
 			}
-			MIX_STAT(io, enc, 4);
-			if (!enc) /* the chunk's zero low bits, not the reference's */
-				v = (rv & ~((1u << lowz) - 1)) ^ sg << sshift ^ ((d << lowz) & mmask);
-			goto next;
-		}
+			MIX_STAT(io, enc, 0);
 
-		if (sparse) {
-			/* few distinct values (dequantized tensors): sign and
-			 * mantissa follow from the exponent, code them as a tree */
-			const unsigned tb = mbits + 1;
-			uint32_t sm = (v >> sshift) << mbits | (v & mmask);
-			unsigned vn = 1;
+			if (__builtin_expect(leaf == 0, 0)) {
+				/* zero, or an exponent outside the windows */
+				if (mix_code_bin(io, enc, m->bin[MIX_B_ESC + (avg < 128)], x != 0,
+				                 MIX_K_BIN))
+					x = mix_code_plain(io, enc, x, MIX_XBITS);
+				else
+					x = 0;
+				if (x == 0) {
+					uint32_t sg = mix_code_bin(io, enc, m->bin[MIX_B_ZSIGN],
+					                           v >> sshift, MIX_K_BIN);
 
-			for (int b = (int)tb - 1; b >= 0; b--) {
-				unsigned y = mix_code_bin(io, enc, m->sv[leaf][vn], (sm >> b) & 1,
-				                          MIX_K_MAN);
-
-				vn = vn * 2 + y;
+					v = sg << sshift;
+					MIX_STAT(io, enc, 1);
+					goto next;
+				}
+				/* escapes are rare: no mantissa model (leaf 0 has none) */
+				ld = mix_leafd_make(x, mbits, emask, fa->lowz);
+				ld.np = (uint8_t)(ld.np + ld.t);
+				ld.t = 0;
+			} else {
+				ld = m->ld[leaf];
+				if (full)
+					x = m->l2x[leaf];
 			}
-			MIX_STAT(io, enc, 5);
-			sm = vn & ((1u << tb) - 1);
-			v = (sm >> mbits) << sshift | (ld.vbase & ~mmask) | (sm & mmask);
-			goto next;
-		}
+			MIX_STAT(io, enc, 1);
 
-		/* mantissa below the leading one: top bits under the leaf; sign
-		 * and the rest are plain */
-		{
-			const unsigned t = ld.t, np = ld.np;
-			uint32_t mt = enc ? (v >> ld.mtsh) & ((1u << t) - 1) : 0, pl;
+			if (full && x == rx) {
+				/* series coding: a moved weight usually differs from
+				 * the reference in its low mantissa bits: code the bit
+				 * length of the XOR residual; the bits below its top
+				 * are noise */
+				const unsigned lowz = fa->lowz;
+				uint32_t d = ((v ^ rv) & mmask) >> lowz, sg;
+				unsigned n = d ? 32u - (unsigned)__builtin_clz(d) : 0;
 
-			if (t == MIX_MTB) /* constant row size: the common case unrolled */
-				mt = mix_code(io, enc, impl, m->man[leaf], MIX_MTN, mt, MIX_K_MAN);
-			else if (t)
-				mt = mix_code(io, enc, impl, m->man[leaf], 1u << t, mt, MIX_K_MAN);
-			MIX_STAT(io, enc, 2);
-#ifdef MIX_STATS
-			mix_stats[3] += enc ? np + 1 : 0;
+				sg = mix_code_bin(io, enc, m->bin[MIX_B_SEQ], (v ^ rv) >> sshift,
+				                  MIX_K_BIN);
+				n = mix_code(io, enc, impl, m->xl[leaf], 32, n, MIX_K_MAN);
+				if (n) {
+					uint32_t rest = mix_code_plain(
+						io, enc, d & ((1u << (n - 1)) - 1), n - 1);
+
+					d = (1u << (n - 1)) | rest;
+				} else {
+					d = 0;
+				}
+				MIX_STAT(io, enc, 4);
+				if (!enc) /* the chunk's zero low bits, not the reference's */
+					v = (rv & ~((1u << lowz) - 1)) ^ sg << sshift ^
+					    ((d << lowz) & mmask);
+				goto next;
+			}
+
+			if (sparse) {
+				/* few distinct values (dequantized tensors): sign and
+				 * mantissa follow from the exponent, code them as a
+				 * tree */
+				const unsigned tb = mbits + 1;
+				uint32_t sm = (v >> sshift) << mbits | (v & mmask);
+				unsigned vn = 1;
+
+				for (int b = (int)tb - 1; b >= 0; b--) {
+					unsigned y = mix_code_bin(io, enc, m->sv[leaf][vn],
+					                          (sm >> b) & 1, MIX_K_MAN);
+
+					vn = vn * 2 + y;
+				}
+				MIX_STAT(io, enc, 5);
+				sm = vn & ((1u << tb) - 1);
+				v = (sm >> mbits) << sshift | (ld.vbase & ~mmask) | (sm & mmask);
+				goto next;
+			}
+
+			/* mantissa below the leading one: top bits under the leaf;
+			 * sign and the rest are plain */
+			{
+				const unsigned t = ld.t, np = ld.np;
+				uint32_t mt = enc ? (v >> ld.mtsh) & ((1u << t) - 1) : 0, pl;
+
+				/* constant row sizes: no generic loops in the hot body */
+				if (t == MIX_MTB)
+					mt = mix_code(io, enc, impl, m->man[leaf], MIX_MTN, mt, MIX_K_MAN);
+				else if (t == 1)
+					mt = mix_code(io, enc, impl, m->man[leaf], 2, mt, MIX_K_MAN);
+#if MIX_MTB > 2
+				else if (t)
+					mt = mix_code(io, enc, impl, m->man[leaf], 1u << t, mt,
+					              MIX_K_MAN);
 #endif
-			pl = ((v >> lowz) & ((1u << np) - 1)) | (v >> sshift) << np;
-			pl = mix_code_plain(io, enc, pl, np + 1);
+				MIX_STAT(io, enc, 2);
+#ifdef MIX_STATS
+				mix_stats[3] += enc ? np + 1 : 0;
+#endif
+				pl = ((v >> ld.lowz) & ((1u << np) - 1)) | (v >> sshift) << np;
+				pl = mix_code_plain(io, enc, pl, np + 1);
+				if (!enc)
+					v = (pl >> np) << sshift | ld.vbase | mt << ld.mtsh |
+					    (pl & ((1u << np) - 1)) << ld.lowz;
+			}
+		next:
 			if (!enc)
-				v = (pl >> np) << sshift | ld.vbase | mt << ld.mtsh |
-				    (pl & ((1u << np) - 1)) << lowz;
+				mix_store(el + i * esz, v, esz);
+			avg += ((int)(leaf << 8) - avg) >> MIX_AVR;
+			if (row) {
+				m->col[c] = (int16_t)(cm + (((int)(leaf << 8) - cm) >> MIX_COLR));
+				c = c + 1 == row ? 0 : c + 1;
+			}
 		}
-	next:
-		if (!enc)
-			mix_store(el + i * esz, v, esz);
-		avg += ((int)(leaf << 8) - avg) >> MIX_AVR;
-		if (row) {
-			m->col[c] = (int16_t)(cm + (((int)(leaf << 8) - cm) >> MIX_COLR));
-			c = c + 1 == row ? 0 : c + 1;
-		}
-		l1 = leaf;
+		rc = mix_seg_end(s, io, enc, out, olen, cap);
 	}
 	for (size_t i = fa->phase + nel * esz; i < len; i++) {
 		uint32_t b = mix_code_plain(io, enc, enc ? buf[i] : 0, 8);
@@ -444,25 +486,44 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 			buf[i] = (uint8_t)b;
 	}
 	*iop = lio;
-	return 0;
+	return rc;
 }
 
-/* One instance per direction and CPU target. */
+/* Instances: per CPU target, direction, and for the common case (no
+ * reference, not sparse) per dtype, each its own function so that the
+ * coder state stays in registers. */
+#define MIX_FLOAT_VARIANT(sfx, attr, impl, enc, full, dt, name)                                  \
+	attr __attribute__((noinline)) static int name##_##sfx(                                   \
+		struct mix_state *s, struct mix_io *io, const struct mix_fargs *fa, uint8_t *buf, \
+		size_t len, uint8_t *out, size_t *olen, size_t cap)                               \
+	{                                                                                          \
+		return mix_float_body(s, io, enc, impl, full, dt, fa, buf, len, out, olen, cap);  \
+	}
 #define MIX_FLOAT_IMPL(sfx, attr, impl)                                                           \
-	attr static int mix_float_enc_##sfx(struct mix_state *s, struct mix_io *io,              \
-	                                    const struct mix_fargs *fa, uint8_t *buf, size_t len, \
-	                                    uint8_t *out, size_t *olen, size_t cap)               \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 1, 1, 0, mix_fenc_full)                                 \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 1, 0, CODEC_DTYPE_BF16, mix_fenc_bf16)                  \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 1, 0, CODEC_DTYPE_FP16, mix_fenc_fp16)                  \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 1, 0, CODEC_DTYPE_FP32, mix_fenc_fp32)                  \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 1, 0, mix_fdec_full)                                 \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 0, CODEC_DTYPE_BF16, mix_fdec_bf16)                  \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 0, CODEC_DTYPE_FP16, mix_fdec_fp16)                  \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 0, CODEC_DTYPE_FP32, mix_fdec_fp32)                  \
+	static int mix_float_run_##sfx(struct mix_state *s, struct mix_io *io, const int enc,     \
+	                               const struct mix_fargs *fa, uint8_t *buf, size_t len,      \
+	                               uint8_t *out, size_t *olen, size_t cap)                    \
 	{                                                                                          \
-		if (fa->flags & (MIX_PF_REF | MIX_PF_SPARSE))                                      \
-			return mix_float_body(s, io, 1, impl, 1, fa, buf, len, out, olen, cap);    \
-		return mix_float_body(s, io, 1, impl, 0, fa, buf, len, out, olen, cap);            \
-	}                                                                                          \
-	attr static int mix_float_dec_##sfx(struct mix_state *s, struct mix_io *io,              \
-	                                    const struct mix_fargs *fa, uint8_t *buf, size_t len) \
-	{                                                                                          \
-		if (fa->flags & (MIX_PF_REF | MIX_PF_SPARSE))                                      \
-			return mix_float_body(s, io, 0, impl, 1, fa, buf, len, NULL, NULL, 0);     \
-		return mix_float_body(s, io, 0, impl, 0, fa, buf, len, NULL, NULL, 0);             \
+		int full = (fa->flags & (MIX_PF_REF | MIX_PF_SPARSE)) != 0;                       \
+		if (enc)                                                                           \
+			return (full                ? mix_fenc_full_##sfx                          \
+			        : fa->l.mbits == 7  ? mix_fenc_bf16_##sfx                          \
+			        : fa->l.mbits == 10 ? mix_fenc_fp16_##sfx                          \
+			                            : mix_fenc_fp32_##sfx)(s, io, fa, buf, len, out, \
+			                                                   olen, cap);             \
+		return (full                ? mix_fdec_full_##sfx                                  \
+		        : fa->l.mbits == 7  ? mix_fdec_bf16_##sfx                                  \
+		        : fa->l.mbits == 10 ? mix_fdec_fp16_##sfx                                  \
+		                            : mix_fdec_fp32_##sfx)(s, io, fa, buf, len, out, olen, \
+		                                                   cap);                           \
 	}
 
 MIX_FLOAT_IMPL(portable, , 0)
@@ -743,14 +804,15 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	io.b.end = s->plain + (cap < s->plain_cap ? cap : s->plain_cap);
 #if MIX_HAVE_AVX2
 	if (s->impl)
-		rc = mix_float_enc_avx2(s, &io, &fa, (uint8_t *)(uintptr_t)src, len, dst, &olen, cap);
+		rc = mix_float_run_avx2(s, &io, 1, &fa, (uint8_t *)(uintptr_t)src, len, dst, &olen,
+		                        cap);
 	else
 #endif
-		rc = mix_float_enc_portable(s, &io, &fa, (uint8_t *)(uintptr_t)src, len, dst, &olen,
-		                            cap);
+		rc = mix_float_run_portable(s, &io, 1, &fa, (uint8_t *)(uintptr_t)src, len, dst,
+		                            &olen, cap);
 	if (rc)
 		return rc;
-	if (mix_seg_emit(s, io.e.n, dst, &olen, cap) || mix_bits_flush(&io.b))
+	if (mix_bits_flush(&io.b))
 		return -ENOSPC;
 	plen = (size_t)(io.b.p - s->plain);
 	if (cap - olen < plen)
@@ -818,23 +880,22 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	mix_fargs_make(&fa, &l, a, raw_len, &fp);
 	mix_fmodel_reset(s->fm, &l, &fp, fa.row, fa.nel);
 
-	io.d.p = payload + MIX_FHDR;
-	io.d.end = payload + MIX_FHDR + alen;
-	mix_rdec_start(&io.d);
+	rc = mix_rdec_open(s, &io.d, payload + MIX_FHDR, alen);
+	if (rc)
+		return rc;
 	io.b.in = payload + MIX_FHDR + alen;
 	io.b.len = plen - MIX_FHDR - alen;
 #if MIX_HAVE_AVX2
 	if (s->impl)
-		rc = mix_float_dec_avx2(s, &io, &fa, dst, raw_len);
+		rc = mix_float_run_avx2(s, &io, 0, &fa, dst, raw_len, NULL, NULL, 0);
 	else
 #endif
-		rc = mix_float_dec_portable(s, &io, &fa, dst, raw_len);
+		rc = mix_float_run_portable(s, &io, 0, &fa, dst, raw_len, NULL, NULL, 0);
 	if (rc)
 		return rc;
 	/* The frame checksum catches wrong output; the streams must also
 	 * end exactly where the encoder stopped. */
-	if (!mix_rdec_finish(&io.d) || io.d.p != io.d.end ||
-	    !mix_bits_exact(&io.b))
+	if (io.d.p != io.d.end || !mix_bits_exact(&io.b))
 		return -EBADMSG;
 	return (ssize_t)raw_len;
 }
@@ -881,6 +942,7 @@ void mix_state_free(struct mix_state *s)
 	free(s->sym);
 	free(s->seg);
 	free(s->plain);
+	free(s->rbuf);
 	mix_bytes_free(s->bm);
 	free(s);
 }

@@ -79,58 +79,60 @@ mix_bytes_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 	struct mix_bmodel *m = s->bm;
 	size_t mptr = 0, mlen = 0;
 	unsigned c1 = 0;
+	int rc = 0;
 
-	for (size_t i = 0; i < len; i++) {
-		unsigned byte = enc ? buf[i] : 0, hit = 0;
+	for (size_t i0 = 0; i0 < len && !rc; i0 += MIX_SEG_NBYTES) {
+		const size_t i1 = len - i0 > MIX_SEG_NBYTES ? i0 + MIX_SEG_NBYTES : len;
 
-		int rc = mix_seg_next(s, io, enc, out, olen, cap);
+		mix_seg_begin(io, enc);
+		for (size_t i = i0; i < i1; i++) {
+			unsigned byte = enc ? buf[i] : 0, hit = 0;
 
-		if (rc) {
-			*iop = lio;
-			return rc;
-		}
-		if (mlen) {
-			unsigned expect = buf[mptr];
+			if (mlen) {
+				unsigned expect = buf[mptr];
 
-			hit = mix_code_bin(io, enc, m->mf[mlen < 19 ? mlen - 4 : 15], byte == expect,
-			                   MIX_K_BIN);
-			if (hit)
-				byte = expect;
-		}
-		if (!hit) {
-			unsigned h = mix_code(io, enc, impl, m->hi[c1], 16, byte >> 4, MIX_K_NIB);
-			unsigned l = mix_code(io, enc, impl, m->lo[c1][h], 16, byte & 15, MIX_K_NIB);
-
-			byte = h << 4 | l;
-		}
-		if (!enc)
-			buf[i] = (uint8_t)byte;
-		c1 = byte;
-
-		/* match model: extend, or look the last 4 bytes up */
-		if (mlen && hit) {
-			mlen++;
-			mptr++;
-		} else {
-			mlen = 0;
-		}
-		if (i + 1 >= MIX_MM_MIN) {
-			uint32_t hm = mix_hash4(buf + i + 1 - MIX_MM_MIN);
-
-			if (!mlen) {
-				size_t cand = m->midx[hm];
-
-				if (cand && !memcmp(buf + cand - MIX_MM_MIN, buf + i + 1 - MIX_MM_MIN,
-				                    MIX_MM_MIN)) {
-					mptr = cand;
-					mlen = MIX_MM_MIN;
-				}
+				hit = mix_code_bin(io, enc, m->mf[mlen < 19 ? mlen - 4 : 15],
+				                   byte == expect, MIX_K_BIN);
+				if (hit)
+					byte = expect;
 			}
-			m->midx[hm] = (uint32_t)(i + 1);
+			if (!hit) {
+				unsigned h = mix_code(io, enc, impl, m->hi[c1], 16, byte >> 4, MIX_K_NIB);
+				unsigned l = mix_code(io, enc, impl, m->lo[c1][h], 16, byte & 15,
+				                      MIX_K_NIB);
+
+				byte = h << 4 | l;
+			}
+			if (!enc)
+				buf[i] = (uint8_t)byte;
+			c1 = byte;
+
+			/* match model: extend, or look the last 4 bytes up */
+			if (mlen && hit) {
+				mlen++;
+				mptr++;
+			} else {
+				mlen = 0;
+			}
+			if (i + 1 >= MIX_MM_MIN) {
+				uint32_t hm = mix_hash4(buf + i + 1 - MIX_MM_MIN);
+
+				if (!mlen) {
+					size_t cand = m->midx[hm];
+
+					if (cand && !memcmp(buf + cand - MIX_MM_MIN,
+					                    buf + i + 1 - MIX_MM_MIN, MIX_MM_MIN)) {
+						mptr = cand;
+						mlen = MIX_MM_MIN;
+					}
+				}
+				m->midx[hm] = (uint32_t)(i + 1);
+			}
 		}
+		rc = mix_seg_end(s, io, enc, out, olen, cap);
 	}
 	*iop = lio;
-	return 0;
+	return rc;
 }
 
 #define MIX_BYTES_IMPL(sfx, attr, impl)                                                          \
@@ -188,7 +190,7 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 	else
 #endif
 		rc = mix_bytes_enc_portable(s, &io, src, len, dst, &olen, cap);
-	if (rc || mix_seg_emit(s, io.e.n, dst, &olen, cap))
+	if (rc)
 		return -ENOSPC;
 	dst[0] = (uint8_t)(MIX_VERSION << 4);
 	return (ssize_t)olen;
@@ -202,9 +204,9 @@ ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t ple
 
 	if (rc)
 		return rc;
-	io.d.p = payload + 1;
-	io.d.end = payload + plen;
-	mix_rdec_start(&io.d);
+	rc = mix_rdec_open(s, &io.d, payload + 1, plen - 1);
+	if (rc)
+		return rc;
 #if MIX_HAVE_AVX2
 	if (s->impl)
 		rc = mix_bytes_dec_avx2(s, &io, dst, raw_len);
@@ -213,7 +215,7 @@ ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t ple
 		rc = mix_bytes_dec_portable(s, &io, dst, raw_len);
 	if (rc)
 		return rc;
-	if (!mix_rdec_finish(&io.d) || io.d.p != io.d.end)
+	if (io.d.p != io.d.end)
 		return -EBADMSG;
 	return (ssize_t)raw_len;
 }

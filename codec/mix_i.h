@@ -38,6 +38,15 @@
 #include <stddef.h>
 #include <string.h>
 
+/* Checks of the per-symbol ranges: on with -DMIX_CHECK (tuning and fuzz
+ * builds); release and debugoptimized builds rely on the documented ranges,
+ * the tests and the fuzzers (a check per coded symbol costs ~10%). */
+#ifdef MIX_CHECK
+#define MIX_ASSERT(x) assert(x)
+#else
+#define MIX_ASSERT(x) ((void)0)
+#endif
+
 #define MIX_PB 15
 #define MIX_PTOT (1u << MIX_PB)
 #define MIX_RL (1u << 16) /* rANS state lower bound */
@@ -94,7 +103,7 @@ static inline void mix_row_interval(const uint16_t *r, unsigned n, unsigned s, u
 	uint32_t a = s ? (uint32_t)r[s] + s : 0;
 	uint32_t b = s + 1 < n ? (uint32_t)r[s + 1] + s + 1 : MIX_PTOT;
 
-	assert(s < n && b > a);
+	MIX_ASSERT(s < n && b > a);
 	*lo = a;
 	*freq = b - a;
 }
@@ -109,12 +118,14 @@ static inline unsigned mix_row_find(const uint16_t *r, unsigned n, uint32_t slot
 	return s;
 }
 
-/* dr: 16 random bits (mix_io.dith) for the rounding of this update. */
-static inline unsigned mix_dither(unsigned dr, unsigned k)
+/* dr: the dither sequence's current value (mix_io.dith); its top k bits
+ * round this update. */
+static inline unsigned mix_dither(uint32_t dr, unsigned k)
 {
 #if MIX_DITHER == 1
-	return dr & ((1u << k) - 1);
+	return (unsigned)(((uint64_t)dr << k) >> 32);
 #elif MIX_DITHER == 2
+	(void)dr;
 	return k ? 1u << (k - 1) : 0;
 #else
 	(void)dr;
@@ -123,7 +134,7 @@ static inline unsigned mix_dither(unsigned dr, unsigned k)
 #endif
 }
 
-static inline void mix_row_update(uint16_t *r, unsigned n, unsigned s, unsigned kmax, unsigned dr)
+static inline void mix_row_update(uint16_t *r, unsigned n, unsigned s, unsigned kmax, uint32_t dr)
 {
 	const int top = (int)(MIX_PTOT - n);
 	unsigned k = mix_rate(r[0], kmax);
@@ -171,7 +182,7 @@ MIX_AVX2_ATTR static inline unsigned mix_row_find32_avx2(const uint16_t *r, uint
 }
 
 MIX_AVX2_ATTR static inline void mix_row_update32_avx2(uint16_t *r, unsigned s, unsigned kmax,
-                                                      unsigned dr)
+                                                      uint32_t dr)
 {
 	const __m256i i0 = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 	const __m256i i1 = _mm256_add_epi16(i0, _mm256_set1_epi16(16));
@@ -209,7 +220,7 @@ MIX_AVX2_ATTR static inline unsigned mix_row_find16_avx2(const uint16_t *r, uint
 }
 
 MIX_AVX2_ATTR static inline void mix_row_update16_avx2(uint16_t *r, unsigned s, unsigned kmax,
-                                                      unsigned dr)
+                                                      uint32_t dr)
 {
 	const __m256i i0 = _mm256_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 	const __m256i top = _mm256_set1_epi16((short)(MIX_PTOT - 16));
@@ -241,7 +252,7 @@ MIX_AVX2_ATTR static inline unsigned mix_row_find8_avx2(const uint16_t *r, unsig
 }
 
 MIX_AVX2_ATTR static inline void mix_row_update8_avx2(uint16_t *r, unsigned n, unsigned s,
-                                                     unsigned kmax, unsigned dr)
+                                                     unsigned kmax, uint32_t dr)
 {
 	const __m128i i0 = _mm_setr_epi16(0, 1, 2, 3, 4, 5, 6, 7);
 	const __m128i e0 = _mm_setr_epi16(1, 0, 0, 0, 0, 0, 0, 0);
@@ -297,7 +308,7 @@ struct mix_renc {
 
 static inline void mix_renc_put(struct mix_renc *e, uint32_t lo, uint32_t freq)
 {
-	assert(e->n < e->cap && freq >= 1 && lo + freq <= MIX_PTOT);
+	MIX_ASSERT(e->n < e->cap && freq >= 1 && lo + freq <= MIX_PTOT);
 	e->sym[e->n++] = lo | freq << 16;
 }
 
@@ -337,24 +348,20 @@ static inline uint8_t *mix_renc_flush(const uint32_t *sym, size_t n, uint8_t *wp
 	return wp;
 }
 
-/* Decoder: x0 codes the next symbol, x1 the one after; they swap. */
+/* Decoder: x0 codes the next symbol, x1 the one after; they swap.  The
+ * stream is read from a copy followed by at least MIX_RPAD readable bytes
+ * (mix_rdec_pad), so reads need no bounds checks: a segment reads at most
+ * two words a symbol, and one that reads past the end fails its check. */
 struct mix_rdec {
 	uint32_t x0, x1;
 	const uint8_t *p, *end;
-	unsigned over; /* words read past the end (as zero) */
-	size_t n;      /* symbols decoded in this segment */
 };
 
 static inline uint32_t mix_rdec_word(struct mix_rdec *d)
 {
-	uint32_t w = 0;
+	uint32_t w = (uint32_t)d->p[0] | (uint32_t)d->p[1] << 8;
 
-	if (d->end - d->p >= 2) {
-		w = (uint32_t)d->p[0] | (uint32_t)d->p[1] << 8;
-		d->p += 2;
-	} else {
-		d->over = 1; /* fails the final check */
-	}
+	d->p += 2;
 	return w;
 }
 
@@ -365,14 +372,13 @@ static inline void mix_rdec_start(struct mix_rdec *d)
 	d->x0 = h << 16 | mix_rdec_word(d);
 	h = mix_rdec_word(d);
 	d->x1 = h << 16 | mix_rdec_word(d);
-	d->n = 0;
 }
 
 /* A segment ends with both states back at MIX_RL (what the encoder started
- * from): a free integrity check. */
+ * from), not past the end of the stream. */
 static inline int mix_rdec_finish(const struct mix_rdec *d)
 {
-	return d->x0 == MIX_RL && d->x1 == MIX_RL && !d->over;
+	return d->x0 == MIX_RL && d->x1 == MIX_RL && d->p <= d->end;
 }
 
 static inline uint32_t mix_rdec_slot(const struct mix_rdec *d)
@@ -383,21 +389,15 @@ static inline uint32_t mix_rdec_slot(const struct mix_rdec *d)
 static inline void mix_rdec_advance(struct mix_rdec *d, uint32_t lo, uint32_t freq)
 {
 	uint32_t x = freq * (d->x0 >> MIX_PB) + (d->x0 & (MIX_PTOT - 1)) - lo;
-	const int need = x < MIX_RL;
+	uint32_t w = (uint32_t)d->p[0] | (uint32_t)d->p[1] << 8;
+	const uint32_t need = x < MIX_RL;
 
-	/* branch-free renormalization: whether a word is due is a coin flip */
-	if (__builtin_expect(d->end - d->p >= 2, 1)) {
-		uint32_t w = (uint32_t)d->p[0] | (uint32_t)d->p[1] << 8;
-
-		x = need ? x << 16 | w : x;
-		d->p += need ? 2 : 0;
-	} else if (need) {
-		x <<= 16;
-		d->over = 1;
-	}
+	/* branch-free renormalization (whether a word is due is a coin flip;
+	 * written as arithmetic so the compiler cannot make it a branch) */
+	x = x << (need << 4) | (w & (0u - need));
+	d->p += need << 1;
 	d->x0 = d->x1;
 	d->x1 = x;
-	d->n++;
 }
 
 /* ---- raw bit stream ----------------------------------------------------- */
@@ -418,7 +418,7 @@ struct mix_bits {
 
 static inline void mix_bits_put(struct mix_bits *b, uint32_t v, unsigned k)
 {
-	assert(k <= 32 && (k == 32 || v < (1u << k)) && b->n < 8);
+	MIX_ASSERT(k <= 32 && (k == 32 || v < (1u << k)) && b->n < 8);
 	b->acc |= (uint64_t)v << b->n;
 	b->n += k;
 	if (__builtin_expect(b->end - b->p >= 8, 1)) {
@@ -458,7 +458,7 @@ static inline uint32_t mix_bits_get(struct mix_bits *b, unsigned k)
 	size_t byte = b->pos >> 3;
 	uint64_t w = 0;
 
-	assert(k <= 32);
+	MIX_ASSERT(k <= 32);
 	if (__builtin_expect(byte + 8 <= b->len, 1)) {
 		memcpy(&w, b->in + byte, 8);
 	} else {
@@ -486,19 +486,14 @@ struct mix_io {
 	struct mix_renc e;
 	struct mix_rdec d;
 	struct mix_bits b;
-	uint32_t dith; /* LCG behind the update rounding (starts at 0) */
+	uint32_t dith; /* dither of the model updates (starts at 0) */
 };
 
-static inline unsigned mix_io_dither(struct mix_io *io)
+/* Weyl sequence (golden ratio step): evenly spread, one add. */
+static inline uint32_t mix_io_dither(struct mix_io *io)
 {
-	io->dith = io->dith * 1664525u + 1013904223u;
-	return io->dith >> 16;
-}
-
-/* Symbols coded so far in the current segment. */
-static inline size_t mix_io_nsym(const struct mix_io *io, const int enc)
-{
-	return enc ? io->e.n : io->d.n;
+	io->dith += 0x9e3779b9u;
+	return io->dith;
 }
 
 /* Code symbol s with row r of n symbols (encoder) or decode one (decoder),

@@ -72,15 +72,18 @@
 #define MIX_PRIOR_FLOOR 8 /* kernel floor of the exponent priors, per mille */
 #endif
 
-/* rANS segments: the coder restarts once a segment holds more than
- * MIX_SEG_SYMS - MIX_SEG_MARGIN symbols at an element boundary (both sides
- * count), so the encoder's interval buffer stays bounded. */
+/* rANS segments (FORMAT.md 4.1): the coder restarts every MIX_SEG_FAST
+ * elements (MIX_SEG_FULL with a reference or sparse: an element may then
+ * code up to 16 symbols) or MIX_SEG_NBYTES bytes (up to 3 symbols a byte),
+ * so that the encoder's interval record stays under MIX_SEG_SYMS. */
 #define MIX_SEG_SYMS 65536u
-#define MIX_SEG_MARGIN 32u
+#define MIX_SEG_FAST 16384u
+#define MIX_SEG_FULL 4096u
+#define MIX_SEG_NBYTES 16384u
 
 /* Binary models of the float coder. */
 enum {
-	MIX_B_ESC = 0,   /* leaf 0: escape vs zero | previous leaf 0 */
+	MIX_B_ESC = 0,   /* leaf 0: escape vs zero | running mean leaf < 1/2 */
 	MIX_B_ZSIGN = 4, /* sign of a zero */
 	MIX_B_EQ = 5,    /* REF: element equals the reference | last two (4) */
 	MIX_B_SEQ = 9,   /* REF, residual path: sign equals the reference's */
@@ -100,6 +103,7 @@ struct mix_fmodel {
 		uint8_t t;          /* mantissa top bits coded under the leaf */
 		uint8_t np;         /* plain mantissa bits below them */
 		uint8_t mtsh;       /* position of the top bits */
+		uint8_t lowz;       /* low zero bits (the chunk's) */
 	} ld[MIX_NLEAF];
 	uint8_t plen[MIX_NLEAF];    /* leaf prior: -log2 frequency, 0 = absent */
 	int16_t col[MIX_COLMAX];    /* column mean leaf, 8.8; < 0: no row yet */
@@ -115,8 +119,18 @@ struct mix_state {
 	uint8_t *seg;       /* encoder: one segment's words, written backward */
 	uint8_t *plain;     /* encoder: plain-bit stream */
 	size_t plain_cap;
+	uint8_t *rbuf;      /* decoder: copy of the rANS stream + MIX_RPAD */
+	size_t rbuf_cap;
 	int impl;           /* 1: AVX2 instances */
 };
+
+/* Readable bytes after the decoder's copy of a rANS stream: one segment's
+ * worst case (two bytes a symbol, the states) and slack. */
+#define MIX_RPAD (2 * MIX_SEG_SYMS + 64)
+
+/* Decoder: copy the rANS stream stream[0..n) to s->rbuf and point d at it.
+ * Returns 0 or -ENOMEM. */
+int mix_rdec_open(struct mix_state *s, struct mix_rdec *d, const uint8_t *stream, size_t n);
 
 /* Encoder scratch for one rANS segment (words written backward). */
 #define MIX_SEG_BYTES (2 * MIX_SEG_SYMS + 16)
@@ -136,25 +150,25 @@ int mix_seg_emit(struct mix_state *s, size_t nsym, uint8_t *out, size_t *olen, s
 /* Encoder scratch (interval record, segment words); 0 or -ENOMEM. */
 int mix_enc_prepare(struct mix_state *s);
 
-/* Before an element (float) or byte (other): start a new rANS segment when
- * the current one is full (FORMAT.md 4.1).  Returns 0, -ENOSPC (encoder:
- * out is full) or -EBADMSG (decoder: the segment did not end cleanly). */
-static inline __attribute__((always_inline)) int
-mix_seg_next(struct mix_state *s, struct mix_io *io, const int enc, uint8_t *out, size_t *olen,
-             size_t cap)
+static inline void mix_seg_begin(struct mix_io *io, const int enc)
 {
-	if (__builtin_expect(mix_io_nsym(io, enc) <= MIX_SEG_SYMS - MIX_SEG_MARGIN, 1))
-		return 0;
+	if (!enc)
+		mix_rdec_start(&io->d);
+}
+
+/* End of a segment: the encoder codes it into out[*olen..cap), the decoder
+ * checks that both states came back to the start.  Returns 0, -ENOSPC or
+ * -EBADMSG. */
+static inline int mix_seg_end(struct mix_state *s, struct mix_io *io, const int enc, uint8_t *out,
+                              size_t *olen, size_t cap)
+{
 	if (enc) {
 		size_t n = io->e.n;
 
 		io->e.n = 0;
 		return mix_seg_emit(s, n, out, olen, cap);
 	}
-	if (!mix_rdec_finish(&io->d))
-		return -EBADMSG;
-	mix_rdec_start(&io->d);
-	return 0;
+	return mix_rdec_finish(&io->d) ? 0 : -EBADMSG;
 }
 
 /* Order-0 entropy of a histogram of n symbols, in bits * 256 (encoder
