@@ -20,6 +20,7 @@
  * the first LMDB failure instead of committing a half-done change).
  */
 #include "index/idx.h"
+#include "index/idx_test_i.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -2006,4 +2007,20 @@ int idx_orphan_iter(struct idx_txn *t, idx_ino_cb cb, void *arg)
 	struct orphan_walk w = { cb, arg };
 
 	return db_walk(t, DB_ORPHANS, NULL, 0, 0, orphan_walk_fn, &w);
+}
+
+/* --- test-only (index/idx_test_i.h) --------------------------------------- */
+
+int idx_raw_put(struct idx_txn *t, const char *db, const void *k, size_t kl, const void *v,
+                size_t vl)
+{
+	unsigned i;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < DB_COUNT; i++)
+		if (strcmp(db, idx_db_names[i]) == 0)
+			return db_put(t, (enum idx_db)i, k, kl, v, vl, 0);
+	return -EINVAL;
 }
