@@ -9,8 +9,9 @@
  * coded with and without a reference, packs, xattrs, a symlink, an
  * orphan).  Each input then plants raw records over it, inside one write
  * transaction (idx_raw_put, index/idx_test_i.h), probes every decoder
- * through idx.h (on the planted keys and on the base ones), punches and
- * deletes inodes, and aborts: the base store never changes.  With flag
+ * through idx.h (on the planted keys and on the base ones), runs the
+ * writers that read records first (punch, map, delete, chunk relocate and
+ * unref, dirent delete, ...), and aborts: the base store never changes.  With flag
  * bit 0 the transaction is committed instead, the store closed and opened
  * again (a garbage superblock must make idx_open fail with -EINVAL, -EIO
  * or -EPROTONOSUPPORT), probed read-only, and then restored from a copy.
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "index/idx.h"
@@ -534,15 +536,42 @@ static void probe(struct idx_txn *t, const struct targets *g)
 		probe_ino(t, g->ino[i], g);
 }
 
-/* Punch (part of) and delete every inode there is a reason to try. */
+/* The writers read records before they change them: each must refuse a
+ * malformed one cleanly too.  Chunks are relocated and released, names
+ * removed, every inode punched, mapped, written back and deleted. */
 static void mutate(struct idx_txn *t, const struct targets *g)
 {
 	struct idx_inode in;
+	struct idx_chunk c;
+	uint64_t ino;
+	uint32_t pack;
 	int rc;
 
+	CHECK_ERR(idx_ino_alloc(t, &ino));
+	CHECK_ERR(idx_pack_alloc(t, &pack));
+	for (unsigned i = 0; i < g->nfp; i++) {
+		rc = idx_chunk_get(t, g->fp[i], &c);
+		CHECK_ERR(rc);
+		if (rc == 0) {
+			c.pack_id = g->pack[i % g->npack];
+			c.pack_off += 4096;
+			c.frame_len = c.frame_len / 2 + 1;
+			c.flags ^= IDX_CHUNK_HAS_REF;
+			memcpy(c.ref_fp, g->fp[(i + 1) % g->nfp], FP_LEN);
+			CHECK_ERR(idx_chunk_relocate(t, &c));
+		}
+		CHECK_ERR(idx_chunk_unref(t, g->fp[i]));
+	}
+	for (unsigned i = 0; i < g->nname; i++) {
+		if (g->name[i].xattr)
+			CHECK_ERR(idx_xattr_set(t, g->name[i].parent, g->name[i].name, "v", 1,
+			                        XATTR_REPLACE));
+		else
+			CHECK_ERR(idx_dirent_del(t, g->name[i].parent, g->name[i].name,
+			                         g->name[i].len));
+	}
 	for (unsigned i = 0; i < g->nino; i++) {
-		uint64_t ino = g->ino[i];
-
+		ino = g->ino[i];
 		rc = idx_inode_get(t, ino, &in);
 		CHECK_ERR(rc);
 		if (rc < 0)
@@ -553,6 +582,8 @@ static void mutate(struct idx_txn *t, const struct targets *g)
 			CHECK_ERR(idx_file_punch(t, &in, a, b > a ? b : UINT64_MAX));
 		}
 		CHECK_ERR(idx_file_punch(t, &in, 1000, 5000));
+		CHECK_ERR(idx_file_map(t, &in, 1000, 100, g->fp[i % g->nfp], 100));
+		CHECK_ERR(idx_inode_put(t, &in));
 		CHECK_ERR(idx_inode_delete(t, ino));
 	}
 }
