@@ -605,13 +605,34 @@ static int mix_float_analyze(struct mix_state *s, const struct mix_layout *l,
 	size_t neq = 0, nexp = 0, nref = 0;
 	uint64_t bits;
 
-	for (size_t i = 0; i < nel; i++) {
-		uint32_t v = mix_load(el + i * l->esz, l->esz);
+	uint32_t eh[4][256] = {{0}}, sub[32] = {0};
+	uint64_t seen[1024] = {0};
+	size_t distinct = 0;
 
-		hist[mix_xexp(v, l->mbits, emask)]++;
+	/* one pass: exponent fields (4 histograms: repeated values would
+	 * serialize on one counter), subnormals' leading bits, the OR of all
+	 * mantissas, distinct 16-bit values */
+	for (size_t i = 0; i < nel; i++) {
+		uint32_t v = mix_load(el + i * l->esz, l->esz), e = (v >> l->mbits) & emask;
+
+		eh[i & 3][e]++;
 		orm |= v;
+		if (__builtin_expect(!e && (v & mmask), 0))
+			sub[31 - __builtin_clz(v & mmask)]++;
+		if (l->esz == 2) {
+			uint64_t bit = 1ull << (v & 63);
+
+			distinct += !(seen[v >> 6] & bit);
+			seen[v >> 6] |= bit;
+		}
 	}
 	orm &= mmask;
+	for (unsigned e = 0; e <= emask; e++)
+		hist[e ? e + l->mbits : 0] = eh[0][e] + eh[1][e] + eh[2][e] + eh[3][e];
+	for (unsigned p = 0; p < l->mbits; p++) {
+		hist[p + 1] = sub[p];
+		hist[0] -= sub[p];
+	}
 	fp->lowz = orm ? (unsigned)__builtin_ctz(orm) : l->mbits;
 	mix_windows_pick(hist, xn, fp);
 	mix_leafmap(s->fm, l, fp);
@@ -629,22 +650,10 @@ static int mix_float_analyze(struct mix_state *s, const struct mix_layout *l,
 		fp->plen[j] = (uint8_t)p;
 	}
 
-	if (l->esz == 2 && nel) {
-		/* dequantized tensors hold few distinct values */
-		uint64_t seen[1024] = {0};
-		size_t distinct = 0;
-
-		for (size_t i = 0; i < nel; i++) {
-			uint32_t v = mix_load(el + i * 2, 2);
-			uint64_t bit = 1ull << (v & 63);
-
-			distinct += !(seen[v >> 6] & bit);
-			seen[v >> 6] |= bit;
-		}
-		/* the value tree learns each value: only worth it for few */
-		if (distinct * MIX_SPARSE_RATIO < nel && distinct <= MIX_SPARSE_MAX)
-			fp->flags |= MIX_PF_SPARSE;
-	}
+	/* dequantized tensors hold few distinct values; the value tree learns
+	 * each value: only worth it for few */
+	if (l->esz == 2 && nel && distinct * MIX_SPARSE_RATIO < nel && distinct <= MIX_SPARSE_MAX)
+		fp->flags |= MIX_PF_SPARSE;
 
 	if (a->ref && a->ref_len) {
 		/* a reference pays only if elements or exponents repeat */

@@ -71,7 +71,7 @@ static inline unsigned mix_rate(unsigned count, unsigned kmax)
  * this is integer only. */
 static inline void mix_row_init(uint16_t *r, unsigned n, const uint32_t *w, unsigned n0)
 {
-	uint64_t tot = 0, cum = 0;
+	uint64_t tot = 0, cum = 0, inv;
 	const uint64_t room = MIX_PTOT - n;
 
 	for (unsigned j = 0; j < n; j++)
@@ -82,10 +82,12 @@ static inline void mix_row_init(uint16_t *r, unsigned n, const uint32_t *w, unsi
 		r[0] = (uint16_t)n0;
 		return;
 	}
+	/* r[j] = room * cum / tot, by a reciprocal: one division a row */
+	inv = (room << 32) / tot;
 	r[0] = (uint16_t)n0;
 	for (unsigned j = 1; j < n; j++) {
 		cum += w[j - 1];
-		r[j] = (uint16_t)(room * cum / tot);
+		r[j] = (uint16_t)((cum * inv) >> 32);
 	}
 }
 
