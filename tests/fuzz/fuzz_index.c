@@ -18,7 +18,8 @@
  *
  * Input:  flags(1) then up to MAX_RECS records
  *         db(1, modulo the 10 databases) klen(2, BE) key vlen(2, BE) value
- * (a length past the end of the input is cut to what is left).
+ * (a length past the end of the input is cut to what is left; a vlen with
+ * the top bit set stands for (vlen & 0x7fff) * 4 copies of the next byte).
  * Seeds: tests/fuzz/corpus/fuzz_index, written by gen_index_corpus.c.
  */
 #include <errno.h>
@@ -618,6 +619,7 @@ static uint16_t be16(const uint8_t *p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	static uint8_t longval[0x7fff * 4];
 	struct targets g;
 	struct idx_txn *t;
 	size_t pos = 1;
@@ -643,9 +645,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pos += kl;
 		vl = pos + 2 <= size ? be16(data + pos) : 0;
 		pos = pos + 2 <= size ? pos + 2 : size;
-		vl = vl < size - pos ? vl : size - pos;
-		v = data + pos;
-		pos += vl;
+		if ((vl & 0x8000) && pos < size) {
+			/* Long values (past symlink and xattr limits). */
+			vl = (vl & 0x7fffu) * 4;
+			memset(longval, data[pos++], vl);
+			v = longval;
+		} else {
+			vl = vl < size - pos ? vl : size - pos;
+			v = data + pos;
+			pos += vl;
+		}
 		if (kl == 0 || kl > MAX_KEY)
 			continue; /* LMDB refuses such keys */
 		rc = idx_raw_put(t, fuzz_index_dbs[db], k, kl, v, vl);

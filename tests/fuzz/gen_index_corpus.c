@@ -56,6 +56,20 @@ static void in_add(struct input *in, unsigned db, const void *k, size_t kl, cons
 	in->n += vl;
 }
 
+/* A value of n4 * 4 copies of byte c (the fuzz target's long form). */
+static void in_add_long(struct input *in, unsigned db, const void *k, size_t kl, unsigned n4,
+                        uint8_t c)
+{
+	in->b[in->n++] = (uint8_t)db;
+	in->b[in->n++] = (uint8_t)(kl >> 8);
+	in->b[in->n++] = (uint8_t)kl;
+	memcpy(in->b + in->n, k, kl);
+	in->n += kl;
+	in->b[in->n++] = (uint8_t)(0x80 | n4 >> 8);
+	in->b[in->n++] = (uint8_t)n4;
+	in->b[in->n++] = c;
+}
+
 static void in_write(const struct input *in, const char *name)
 {
 	char path[4096];
@@ -142,11 +156,11 @@ static int dump_raw(const char *dir)
 static void special_inputs(void)
 {
 	const struct rec *sb = find(0, "super", 5), *st = find(0, "stats", 5);
-	const struct rec *ch = first(5), *ex = first(4);
+	const struct rec *ch = first(5), *ex = first(4), *sl = first(8), *xa = first(7);
 	struct input in;
 	uint8_t v[512];
 
-	if (!sb || !st || !ch || !ex || sb->vl < 12 || st->vl < 176) {
+	if (!sb || !st || !ch || !ex || !sl || !xa || sb->vl < 12 || st->vl < 176) {
 		fprintf(stderr, "gen_index_corpus: base store lacks records\n");
 		exit(1);
 	}
@@ -180,6 +194,14 @@ static void special_inputs(void)
 	in_add(&in, 5, ch->k, ch->kl, ch->v, ch->vl);
 	in_add(&in, 4, ex->k, ex->kl, ex->v, ex->vl);
 	in_write(&in, "commit-chunk-extent");
+	/* Values one past the limits: a 4096-byte symlink target, a
+	 * 65540-byte xattr value (both must read as -EIO). */
+	in_start(&in, 0);
+	in_add_long(&in, 8, sl->k, sl->kl, 1024, 'a');
+	in_write(&in, "symlink-long");
+	in_start(&in, 0);
+	in_add_long(&in, 7, xa->k, xa->kl, 16385, 'x');
+	in_write(&in, "xattr-long");
 }
 
 int main(int argc, char **argv)
