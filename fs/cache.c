@@ -31,6 +31,7 @@ struct centry {
 	uint64_t stamp;               /* when it last went unheld */
 	uint32_t refs;                /* guarded by the shard lock */
 	bool in_table;
+	void *base;                   /* the allocation pub.data points into */
 };
 
 struct shard {
@@ -146,7 +147,7 @@ static void centry_free(struct centry *e)
 {
 	if (!e)
 		return;
-	free((void *)e->pub.data);
+	free(e->base);
 	free(e);
 }
 
@@ -254,17 +255,24 @@ struct cache_entry *cache_get(struct chunk_cache *c, const uint8_t fp[FP_LEN])
 struct cache_entry *cache_insert(struct chunk_cache *c, const uint8_t fp[FP_LEN], uint8_t *data,
                                  uint32_t len)
 {
+	return cache_insert_at(c, fp, data, data, len);
+}
+
+struct cache_entry *cache_insert_at(struct chunk_cache *c, const uint8_t fp[FP_LEN], void *base,
+                                    const uint8_t *data, uint32_t len)
+{
 	struct shard *s = cache_shard(c, fp);
 	struct centry *e, *old;
 
 	e = calloc(1, sizeof(*e));
 	if (!e) {
-		free(data);
+		free(base);
 		return NULL;
 	}
 	memcpy(e->pub.fp, fp, FP_LEN);
 	e->pub.len = len;
 	e->pub.data = data;
+	e->base = base;
 	e->refs = 1;
 
 	pthread_mutex_lock(&s->lock);

@@ -34,6 +34,10 @@ struct cache_entry *cache_get(struct chunk_cache *c, const uint8_t fp[FP_LEN]);
  * Returns a held entry, or NULL on allocation failure (data freed). */
 struct cache_entry *cache_insert(struct chunk_cache *c, const uint8_t fp[FP_LEN],
                                  uint8_t *data, uint32_t len);
+/* Like cache_insert, for data that lives inside a larger malloc'ed block
+ * base (a raw frame read whole: the bytes after its header). */
+struct cache_entry *cache_insert_at(struct chunk_cache *c, const uint8_t fp[FP_LEN], void *base,
+                                    const uint8_t *data, uint32_t len);
 void cache_release(struct chunk_cache *c, struct cache_entry *e); /* NULL ok */
 /* Drop fp if cached and unheld (chunk deleted). */
 void cache_forget(struct chunk_cache *c, const uint8_t fp[FP_LEN]);

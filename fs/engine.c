@@ -460,9 +460,8 @@ static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP
 			goto out;
 	}
 	frame = malloc(c.frame_len ? c.frame_len : 1);
-	raw = malloc(c.raw_len ? c.raw_len : 1);
 	ctx = thread_ctx(e);
-	if (!frame || !raw || !ctx) {
+	if (!frame || !ctx) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -481,6 +480,25 @@ static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP
 	}
 	if (rc < 0)
 		goto bad;
+	if (c.level == CODEC_LEVEL_RAW && !ref) {
+		/* stored raw: the payload is the data; verify it in place and
+		 * cache the frame buffer itself (one copy less per byte read) */
+		struct codec_frame_info fi;
+		if (codec_frame_parse(frame, c.frame_len, &fi) == 0 && fi.level == CODEC_LEVEL_RAW &&
+		    fi.raw_len == c.raw_len && fi.payload_len == c.raw_len &&
+		    (uint64_t)fi.header_len + fi.raw_len == c.frame_len &&
+		    codec_checksum(frame + fi.header_len, fi.raw_len) == fi.checksum) {
+			*out = cache_insert_at(e->cache, fp, frame, frame + fi.header_len, c.raw_len);
+			frame = NULL; /* owned by the cache now */
+			rc = *out ? 0 : -ENOMEM;
+			goto out;
+		}
+	}
+	raw = malloc(c.raw_len ? c.raw_len : 1);
+	if (!raw) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	n = codec_frame_decode(ctx, frame, c.frame_len, raw, c.raw_len, ref ? ref->data : NULL,
 	                       ref ? ref->len : 0);
 	if (n < 0 || (size_t)n != c.raw_len) {
@@ -672,6 +690,130 @@ int eng_read_stored(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off
 	memset(buf, 0, len);
 	rc = idx_extent_iter(t, ino, off, off + len, rd_cb, &r);
 	return rc < 0 ? rc : r.rc;
+}
+
+static const uint8_t zero_page[65536];
+
+struct vec_ctx {
+	struct eng *e;
+	struct idx_txn *t;
+	uint64_t ino, pos, end;
+	struct eng_rdvec *v;
+	int rc;
+};
+
+static int vec_push(struct eng_rdvec *v, const void *p, size_t len, void *hold)
+{
+	if (v->n == ENG_RDVEC_MAX)
+		return -EAGAIN;
+	v->iov[v->n].iov_base = (void *)p;
+	v->iov[v->n].iov_len = len;
+	v->hold[v->n] = hold;
+	v->n++;
+	return 0;
+}
+
+/* Zero pieces for the hole [v->pos, to). */
+static int vec_zeros(struct vec_ctx *c, uint64_t to)
+{
+	while (c->pos < to) {
+		size_t k = to - c->pos < sizeof(zero_page) ? (size_t)(to - c->pos) : sizeof(zero_page);
+		int rc = vec_push(c->v, zero_page, k, NULL);
+		if (rc < 0)
+			return rc;
+		c->pos += k;
+	}
+	return 0;
+}
+
+static int vec_cb(void *arg, const struct idx_extent *x)
+{
+	struct vec_ctx *c = arg;
+	struct cache_entry *ce;
+	uint64_t a = x->off > c->pos ? x->off : c->pos;
+	uint64_t b = x->off + x->len < c->end ? x->off + x->len : c->end;
+	if (a >= b)
+		return 0;
+	c->rc = vec_zeros(c, a);
+	if (c->rc < 0)
+		return 1;
+	c->rc = eng_chunk_load(c->e, c->t, x->fp, c->ino, a, 0, &ce);
+	if (c->rc < 0)
+		return 1;
+	uint64_t coff = x->chunk_off + (a - x->off);
+	if (coff + (b - a) > ce->len) {
+		cache_release(c->e->cache, ce);
+		syslog(LOG_ERR, "mixfs: inode %" PRIu64 " offset %" PRIu64 ": extent beyond chunk", c->ino, a);
+		c->rc = -EIO;
+		return 1;
+	}
+	c->rc = vec_push(c->v, ce->data + coff, (size_t)(b - a), ce);
+	if (c->rc < 0) {
+		cache_release(c->e->cache, ce);
+		return 1;
+	}
+	c->pos = b;
+	return 0;
+}
+
+void eng_rdvec_release(struct eng *e, struct eng_rdvec *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		cache_release(e->cache, v->hold[i]);
+	v->n = 0;
+}
+
+ssize_t eng_read_vec(struct eng *e, uint64_t ino, uint64_t off, size_t size, struct eng_rdvec *v)
+{
+	struct einode *ei = ein_get(e, ino, true, 0, 0);
+	struct idx_txn *t = NULL;
+	struct idx_inode in;
+	ssize_t rc;
+	uint64_t fsize;
+
+	v->n = 0;
+	if (!ei)
+		return -ENOMEM;
+	pthread_rwlock_rdlock(&ei->lock);
+	if (!wb_idle(e, ei)) {
+		rc = -EAGAIN; /* written bytes not in the index yet: copy path */
+		goto out;
+	}
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		goto out;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc < 0)
+		goto out;
+	if (S_ISDIR(in.mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	fsize = ei->size_valid ? ei->size : in.size;
+	if (off >= fsize) {
+		rc = 0;
+		goto out;
+	}
+	if (size > fsize - off)
+		size = (size_t)(fsize - off);
+	struct vec_ctx c = { .e = e, .t = t, .ino = ino, .pos = off, .end = off + size, .v = v };
+	rc = idx_extent_iter(t, ino, off, off + size, vec_cb, &c);
+	if (rc >= 0 && c.rc < 0)
+		rc = c.rc;
+	if (rc >= 0)
+		rc = vec_zeros(&c, off + size);
+	if (rc < 0) {
+		eng_rdvec_release(e, v);
+		goto out;
+	}
+	if (atomic_exchange(&ei->last_read_end, off + size) == off)
+		ra_schedule(e, t, ei, off + size);
+	rc = (ssize_t)size;
+out:
+	idx_txn_abort(t);
+	pthread_rwlock_unlock(&ei->lock);
+	ein_put(e, ei, 0, 0);
+	return rc;
 }
 
 ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *buf)

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 struct eng;
 
@@ -122,6 +123,19 @@ int eng_create(struct eng *e, uint64_t parent, const char *name, mode_t mode, in
  * Holes read as zeros.  A chunk failing its checksum gives -EIO (logged
  * with inode and offset). */
 ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *buf);
+/* Zero-copy read: like eng_read, but returns the bytes as a vector of
+ * pieces of decoded chunks held in the cache (and of a shared zero page
+ * for holes), valid until eng_rdvec_release.  Returns the byte count, or
+ * -EAGAIN when the file has buffered or in-flight writes or the range
+ * needs more than ENG_RDVEC_MAX pieces (use eng_read then). */
+#define ENG_RDVEC_MAX 64
+struct eng_rdvec {
+	size_t n;
+	struct iovec iov[ENG_RDVEC_MAX];
+	void *hold[ENG_RDVEC_MAX];
+};
+ssize_t eng_read_vec(struct eng *e, uint64_t ino, uint64_t off, size_t size, struct eng_rdvec *v);
+void eng_rdvec_release(struct eng *e, struct eng_rdvec *v);
 /* Write; returns size.  Extends the file as needed (sparse gaps). */
 ssize_t eng_write(struct eng *e, uint64_t ino, uint64_t off, const void *buf, size_t size);
 /* close(2) of one descriptor: push buffered data of ino into chunks. */
