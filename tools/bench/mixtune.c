@@ -2,14 +2,15 @@
  * mixtune - measure the CODEC_LEVEL_MIX coder on a corpus file.
  *
  * usage: mixtune [-t bf16|fp16|fp32|other|auto] [-c chunk] [-n max_bytes]
- *                [-s skip_bytes] [-i file.idx] [-r row_elems] [-R ref_file] FILE
+ *                [-s skip_bytes] [-i file.idx] [-r row_elems] [-R ref_file] [-P] FILE
  *
  * Cuts FILE into fixed-size chunks (default 64 KiB), codes each with the
  * mix level directly (no frame), decodes and compares, and prints the
  * payload ratio and single-thread encode/decode MB/s.  -i reads a tensor
  * table written by tools/bench/corpus.py ("offset bytes row_elems" lines)
  * to pass each chunk the row length of the tensor it starts in.  -R codes
- * every chunk against the same byte range of ref_file (series coding).
+ * every chunk against the same byte range of ref_file (series coding).  -P
+ * runs the portable instances of the hot loops instead of the CPU's best.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "codec/codec_i.h"
+#include "codec/mix_model_i.h"
 
 struct tensor {
 	size_t off, len;
@@ -116,9 +118,9 @@ int main(int argc, char **argv)
 	struct codec_ctx ectx = {0}, dctx = {0};
 	double tenc = 0, tdec = 0;
 	size_t total = 0, coded = 0, raw = 0, nchunks = 0, decoded = 0;
-	int bad = 0;
+	int bad = 0, portable = 0;
 
-	while ((opt = getopt(argc, argv, "t:c:n:s:i:r:R:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:c:n:s:i:r:R:P")) != -1) {
 		switch (opt) {
 		case 't': dtype = parse_dtype(optarg); break;
 		case 'c': chunk = strtoul(optarg, NULL, 0); break;
@@ -127,9 +129,10 @@ int main(int argc, char **argv)
 		case 'i': idx = optarg; break;
 		case 'r': fixrow = (unsigned)strtoul(optarg, NULL, 0); break;
 		case 'R': refpath = optarg; break;
+		case 'P': portable = 1; break;
 		default:
 			fprintf(stderr, "usage: mixtune [-t dtype] [-c chunk] [-n max] [-s skip] "
-			                "[-i idx] [-r row] [-R ref] FILE\n");
+			                "[-i idx] [-r row] [-R ref] [-P] FILE\n");
 			return 2;
 		}
 	}
@@ -148,6 +151,8 @@ int main(int argc, char **argv)
 		perror(idx);
 		return 1;
 	}
+	if (portable && (mix_impl_force(&ectx, 0) || mix_impl_force(&dctx, 0)))
+		return 1;
 	dst = malloc(chunk + 64);
 	out = malloc(chunk);
 	if (!dst || !out)
