@@ -16,15 +16,16 @@
  *
  * Fixed-point domains:
  *   prob    15 bits: the intervals of a row's N symbols tile [0, 32768).
- *   row     uint16 r[N]: r[0] is the update count (saturating at 65535),
+ *   row     uint16 r[N]: r[0] is the update count (saturating at 2^kmax - 1),
  *           r[j] for 1 <= j < N is the cumulative mass of symbols < j in
  *           [0, MIX_PTOT - N], non-decreasing in j.  Symbol j's interval is
  *           [r[j] + j, r[j+1] + j + 1) with r[0] read as 0 and r[N] as
  *           MIX_PTOT - N: every symbol keeps a frequency >= 1, so any
  *           symbol stays codable whatever the model learned.
  *   rate    the update moves r[j] toward 0 (j <= s) or MIX_PTOT - N (j > s)
- *           by 1/2^k of the distance, k = min(log2(count + 1), kmax): fast
- *           while a context is young, averaging when it is old.
+ *           by 1/2^k of the distance, k = log2(count + 1) <= kmax: fast
+ *           while a context is young, averaging when it is old.  The
+ *           rounding is dithered (unbiased).
  *
  * The update keeps r[1..N-1] non-decreasing and inside [0, MIX_PTOT - N]
  * (x - ceil(x/2^k) and x + floor((T-x)/2^k) are monotone in x), so a row
@@ -56,14 +57,16 @@
 #ifndef MIX_DITHER
 #define MIX_DITHER 1 /* 1: rounding of model updates dithered, unbiased */
 #endif
-#ifndef MIX_RATE_MUL
-#define MIX_RATE_MUL 2 /* rate 1/2^k, k = log2(count * MIX_RATE_MUL / 2 + 1) */
-#endif
-static inline unsigned mix_rate(unsigned count, unsigned kmax)
+/* Learning rate 1/2^k of a row with update count `count`; the count
+ * saturates at 2^kmax - 1, so k never exceeds kmax. */
+static inline unsigned mix_rate(unsigned count)
 {
-	unsigned k = 31u - (unsigned)__builtin_clz(count * MIX_RATE_MUL / 2 + 1u);
+	return 31u - (unsigned)__builtin_clz(count + 1u);
+}
 
-	return k < kmax ? k : kmax;
+static inline unsigned mix_count_next(unsigned count, unsigned kmax)
+{
+	return count + (count < (1u << kmax) - 1);
 }
 
 /* Row from integer weights w[0..N) (at least one non-zero), prior strength
@@ -98,12 +101,17 @@ static inline void mix_row_uniform(uint16_t *r, unsigned n, unsigned n0)
 	r[0] = (uint16_t)n0;
 }
 
-/* Interval of symbol s in row r of n symbols. */
+/* Interval of symbol s in row r of n symbols.  Reads r[s + 1] even for the
+ * last symbol (it selects the end instead): rows are followed by readable
+ * memory.  Masks rather than conditions, so that it compiles branch-free
+ * (s is data: a branch on it mispredicts). */
 static inline void mix_row_interval(const uint16_t *r, unsigned n, unsigned s, uint32_t *lo,
                                     uint32_t *freq)
 {
-	uint32_t a = s ? (uint32_t)r[s] + s : 0;
-	uint32_t b = s + 1 < n ? (uint32_t)r[s + 1] + s + 1 : MIX_PTOT;
+	const uint32_t nz = 0u - (uint32_t)(s != 0), last = 0u - (uint32_t)(s + 1 == n);
+	uint32_t a = ((uint32_t)r[s] + s) & nz;
+	uint32_t t = (uint32_t)r[s + 1] + s + 1;
+	uint32_t b = t + ((MIX_PTOT - t) & last);
 
 	MIX_ASSERT(s < n && b > a);
 	*lo = a;
@@ -139,7 +147,7 @@ static inline unsigned mix_dither(uint32_t dr, unsigned k)
 static inline void mix_row_update(uint16_t *r, unsigned n, unsigned s, unsigned kmax, uint32_t dr)
 {
 	const int top = (int)(MIX_PTOT - n);
-	unsigned k = mix_rate(r[0], kmax);
+	unsigned k = mix_rate(r[0]);
 	int d = (int)mix_dither(dr, k);
 
 	for (unsigned j = 1; j < n; j++) {
@@ -148,7 +156,7 @@ static inline void mix_row_update(uint16_t *r, unsigned n, unsigned s, unsigned 
 		y = y < 32767 ? y : 32767; /* int16 saturation, as the SIMD versions */
 		r[j] = (uint16_t)(v + (y >> k));
 	}
-	r[0] = (uint16_t)(r[0] + (r[0] != 0xffff));
+	r[0] = (uint16_t)mix_count_next(r[0], kmax);
 }
 
 /* Binary model: a row of 2.  P(symbol 0) = (r[1] + 1) / MIX_PTOT. */
@@ -193,7 +201,7 @@ MIX_AVX2_ATTR static inline void mix_row_update32_avx2(uint16_t *r, unsigned s, 
 	const __m256i keep0 = _mm256_setr_epi16(0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
 	                                        -1, -1, -1);
 	__m256i bs = _mm256_set1_epi16((short)s);
-	unsigned kk = mix_rate(r[0], kmax);
+	unsigned kk = mix_rate(r[0]);
 	__m128i k = _mm_cvtsi32_si128((int)kk);
 	__m256i dd = _mm256_set1_epi16((short)mix_dither(dr, kk));
 	__m256i a = _mm256_loadu_si256((const __m256i *)r);
@@ -206,7 +214,9 @@ MIX_AVX2_ATTR static inline void mix_row_update32_avx2(uint16_t *r, unsigned s, 
 	da = _mm256_and_si256(_mm256_sra_epi16(da, k), keep0);
 	db = _mm256_sra_epi16(db, k);
 
-	a = _mm256_adds_epu16(_mm256_add_epi16(a, da), e0);
+	/* lane 0: the count, saturating at 2^kmax - 1 */
+	a = _mm256_min_epu16(_mm256_add_epi16(_mm256_add_epi16(a, da), e0),
+	                     _mm256_insert_epi16(_mm256_set1_epi16(-1), (short)((1u << kmax) - 1), 0));
 	b = _mm256_add_epi16(b, db);
 	_mm256_storeu_si256((__m256i *)r, a);
 	_mm256_storeu_si256((__m256i *)(r + 16), b);
@@ -229,7 +239,7 @@ MIX_AVX2_ATTR static inline void mix_row_update16_avx2(uint16_t *r, unsigned s, 
 	const __m256i e0 = _mm256_setr_epi16(1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 	const __m256i keep0 = _mm256_setr_epi16(0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
 	                                        -1, -1, -1);
-	unsigned kk = mix_rate(r[0], kmax);
+	unsigned kk = mix_rate(r[0]);
 	__m128i k = _mm_cvtsi32_si128((int)kk);
 	__m256i a = _mm256_loadu_si256((const __m256i *)r);
 	__m256i ta = _mm256_and_si256(_mm256_cmpgt_epi16(i0, _mm256_set1_epi16((short)s)), top);
@@ -238,7 +248,9 @@ MIX_AVX2_ATTR static inline void mix_row_update16_avx2(uint16_t *r, unsigned s, 
 
 	da = _mm256_and_si256(_mm256_sra_epi16(da, k), keep0);
 
-	_mm256_storeu_si256((__m256i *)r, _mm256_adds_epu16(_mm256_add_epi16(a, da), e0));
+	a = _mm256_min_epu16(_mm256_add_epi16(_mm256_add_epi16(a, da), e0),
+	                     _mm256_insert_epi16(_mm256_set1_epi16(-1), (short)((1u << kmax) - 1), 0));
+	_mm256_storeu_si256((__m256i *)r, a);
 }
 
 /* Rows of n = 2..8 symbols stored in 8 uint16 (lanes n..7 unused). */
@@ -262,14 +274,16 @@ MIX_AVX2_ATTR static inline void mix_row_update8_avx2(uint16_t *r, unsigned n, u
 	/* lanes 1..n-1 */
 	__m128i keep = _mm_andnot_si128(_mm_cmpeq_epi16(i0, _mm_setzero_si128()),
 	                                _mm_cmpgt_epi16(_mm_set1_epi16((short)n), i0));
-	unsigned kk = mix_rate(r[0], kmax);
+	unsigned kk = mix_rate(r[0]);
 	__m128i k = _mm_cvtsi32_si128((int)kk);
 	__m128i a = _mm_loadu_si128((const __m128i *)r);
 	__m128i ta = _mm_and_si128(_mm_cmpgt_epi16(i0, _mm_set1_epi16((short)s)), top);
 	__m128i da = _mm_adds_epi16(_mm_sub_epi16(ta, a), _mm_set1_epi16((short)mix_dither(dr, kk)));
 
 	da = _mm_and_si128(_mm_sra_epi16(da, k), keep);
-	_mm_storeu_si128((__m128i *)r, _mm_adds_epu16(_mm_add_epi16(a, da), e0));
+	a = _mm_min_epu16(_mm_add_epi16(_mm_add_epi16(a, da), e0),
+	                  _mm_insert_epi16(_mm_set1_epi16(-1), (short)((1u << kmax) - 1), 0));
+	_mm_storeu_si128((__m128i *)r, a);
 }
 #else
 #define MIX_HAVE_AVX2 0
