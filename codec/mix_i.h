@@ -330,7 +330,7 @@ static inline void mix_renc_put(struct mix_renc *e, uint32_t lo, uint32_t freq)
 
 /* Code the n recorded intervals sym[0..n) into words written backward below
  * wp (16-bit words, little-endian bytes), then the two states.  Returns
- * the new start.  The caller reserves 2 * n + 8 bytes below wp. */
+ * the new start.  The caller reserves 2 * n + 10 bytes below wp. */
 static inline uint8_t *mix_renc_flush(const uint32_t *sym, size_t n, uint8_t *wp)
 {
 	uint32_t a = MIX_RL, b = MIX_RL; /* a: state of the symbol being coded */
@@ -339,12 +339,14 @@ static inline uint8_t *mix_renc_flush(const uint32_t *sym, size_t n, uint8_t *wp
 	for (size_t k = n; k-- > 0;) {
 		uint32_t lo = sym[k] & 0xffff, freq = sym[k] >> 16, t;
 
-		if ((uint64_t)a >= (uint64_t)freq << (32 - MIX_PB)) {
-			wp -= 2;
-			wp[0] = (uint8_t)a;
-			wp[1] = (uint8_t)(a >> 8);
-			a >>= 16;
-		}
+		/* renormalize branch-free: the word is always stored, kept
+		 * only when due (a coin flip: a branch would mispredict) */
+		const uint32_t need = (uint64_t)a >= (uint64_t)freq << (32 - MIX_PB);
+
+		wp[-2] = (uint8_t)a;
+		wp[-1] = (uint8_t)(a >> 8);
+		wp -= need << 1;
+		a >>= need << 4;
 		a = ((a / freq) << MIX_PB) + (a % freq) + lo;
 		t = a;
 		a = b;
