@@ -286,6 +286,8 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
 struct mix_fargs {
 	struct mix_layout l;
 	unsigned flags, lowz;
+	unsigned sbits;  /* 1: signs are plain bits, 0: constant (SIGNC) */
+	uint32_t sconst; /* the constant sign, in place */
 	size_t phase, nel, nref, row;
 	const uint8_t *ref;
 	int avg0; /* initial running mean leaf, 8.8 */
@@ -313,6 +315,8 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 	                                                : fa->l.mbits;
 	const unsigned emask = (1u << ebits) - 1, sshift = esz * 8 - 1;
 	const uint32_t mmask = (1u << mbits) - 1;
+	const unsigned sbits = fa->sbits;
+	const uint32_t sconst = fa->sconst;
 	/* full = 0: the common case, no reference and not sparse */
 	const unsigned sparse = full && (fa->flags & MIX_PF_SPARSE);
 	const size_t nel = fa->nel, nref = full ? fa->nref : 0, row = fa->row;
@@ -377,10 +381,10 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 				else
 					x = 0;
 				if (x == 0) {
-					uint32_t sg = mix_code_bin(io, enc, m->bin[MIX_B_ZSIGN],
-					                           v >> sshift, MIX_K_BIN);
-
-					v = sg << sshift;
+					v = fa->sbits ? mix_code_bin(io, enc, m->bin[MIX_B_ZSIGN],
+					                             v >> sshift, MIX_K_BIN)
+					                        << sshift
+					              : fa->sconst;
 					MIX_STAT(io, enc, 1);
 					goto next;
 				}
@@ -462,10 +466,10 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 #ifdef MIX_STATS
 				mix_stats[3] += enc ? np + 1 : 0;
 #endif
-				pl = ((v >> ld.lowz) & ((1u << np) - 1)) | (v >> sshift) << np;
-				pl = mix_code_plain(io, enc, pl, np + 1);
+				pl = ((v >> ld.lowz) & ((1u << np) - 1)) | ((v >> sshift) & sbits) << np;
+				pl = mix_code_plain(io, enc, pl, np + sbits);
 				if (!enc)
-					v = (pl >> np) << sshift | ld.vbase | mt << ld.mtsh |
+					v = (pl >> np) << sshift | sconst | ld.vbase | mt << ld.mtsh |
 					    (pl & ((1u << np) - 1)) << ld.lowz;
 			}
 		next:
@@ -599,7 +603,7 @@ static int mix_float_analyze(struct mix_state *s, const struct mix_layout *l,
                              const struct codec_lvl_args *a, const uint8_t *el, size_t nel,
                              struct mix_fpar *fp)
 {
-	uint32_t hist[MIX_XMAX] = {0}, lc[MIX_NLEAF] = {0}, orm = 0;
+	uint32_t hist[MIX_XMAX] = {0}, lc[MIX_NLEAF] = {0}, orm = 0, andm = ~0u;
 	const uint32_t mmask = (1u << l->mbits) - 1;
 	const unsigned emask = (1u << l->ebits) - 1, xn = emask + l->mbits + 1;
 	size_t neq = 0, nexp = 0, nref = 0;
@@ -617,6 +621,7 @@ static int mix_float_analyze(struct mix_state *s, const struct mix_layout *l,
 
 		eh[i & 3][e]++;
 		orm |= v;
+		andm &= v;
 		if (__builtin_expect(!e && (v & mmask), 0))
 			sub[31 - __builtin_clz(v & mmask)]++;
 		if (l->esz == 2) {
@@ -626,6 +631,9 @@ static int mix_float_analyze(struct mix_state *s, const struct mix_layout *l,
 			seen[v >> 6] |= bit;
 		}
 	}
+	/* one sign for the whole chunk (second moments, counts) */
+	if (nel && (orm >> (l->esz * 8 - 1)) == (andm >> (l->esz * 8 - 1) & 1))
+		fp->flags |= MIX_PF_SIGNC | (andm >> (l->esz * 8 - 1) & 1 ? MIX_PF_SIGN1 : 0);
 	orm &= mmask;
 	for (unsigned e = 0; e <= emask; e++)
 		hist[e ? e + l->mbits : 0] = eh[0][e] + eh[1][e] + eh[2][e] + eh[3][e];
@@ -760,6 +768,8 @@ static void mix_fargs_make(struct mix_fargs *fa, const struct mix_layout *l,
 	fa->l = *l;
 	fa->flags = fp->flags;
 	fa->lowz = fp->lowz;
+	fa->sbits = !(fp->flags & MIX_PF_SIGNC);
+	fa->sconst = (fp->flags & MIX_PF_SIGN1 ? 1u : 0u) << (l->esz * 8 - 1);
 	fa->phase = a->elem_phase < l->esz && a->elem_phase <= len ? a->elem_phase : 0;
 	fa->nel = (len - fa->phase) / l->esz;
 	fa->ref = NULL;
@@ -865,6 +875,8 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	fp.nhi = payload[7];
 	xn = (1u << l.ebits) + l.mbits;
 	if ((fp.flags & MIX_PF_SPARSE) && l.esz != 2)
+		return -EBADMSG;
+	if ((fp.flags & MIX_PF_SIGN1) && !(fp.flags & MIX_PF_SIGNC))
 		return -EBADMSG;
 	if (fp.lowz > l.mbits)
 		return -EBADMSG;

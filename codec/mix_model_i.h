@@ -18,9 +18,12 @@
  * payloads are rejected (-EBADMSG). */
 #define MIX_VERSION 1u
 #define MIX_PF_REF 0x01u    /* coded against the reference chunk */
+#define MIX_PF_SIGNC 0x02u  /* floats: every element has the sign SIGN1 says
+                             * (optimizer second moments, counts): not coded */
 #define MIX_PF_SPARSE 0x04u /* 16-bit dtypes: few distinct values, sign and
                              * mantissa coded as a tree under the leaf */
-#define MIX_PF_MASK (MIX_PF_REF | MIX_PF_SPARSE)
+#define MIX_PF_SIGN1 0x08u  /* with SIGNC: the sign is 1 */
+#define MIX_PF_MASK (MIX_PF_REF | MIX_PF_SIGNC | MIX_PF_SPARSE | MIX_PF_SIGN1)
 
 /* Sparse when distinct values * ratio < elements, and at most MAX. */
 #ifndef MIX_SPARSE_RATIO
