@@ -27,7 +27,8 @@ struct mcase {
 	uint32_t phase, row;
 	size_t len;
 	/* 0 plain, 1 reference, 2 sparse, 3 tiny second cluster, 4 widened fp16,
-	 * 5 reference differing in signs, exponents and whole elements */
+	 * 5 reference differing in signs, exponents and whole elements,
+	 * 6 all negative (one sign for the chunk) */
 	int variant;
 };
 
@@ -61,6 +62,11 @@ static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64
 			else if (r % 5 == 1)
 				ref[i] = (uint8_t)(r >> 8);
 		}
+	} else if (c->variant == 6) {
+		size_t esz = c->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
+
+		for (size_t i = c->phase + esz - 1; i < c->len; i += esz)
+			src[i] |= 0x80;
 	} else if (c->variant == 4) {
 		/* fp16 values widened to fp32: 13 low mantissa bits zero */
 		for (size_t i = c->phase; i + 4 <= c->len; i += 4) {
@@ -103,6 +109,9 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 0, 32, 65536, 1},
 		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 0, 0, 65536, 4},
 		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 1, 8, 65535, 5},
+		{CODEC_DTYPE_BF16, GEN_SPECIAL, GEN_DT_BF16, 1, 8, 65535, 6},
+		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 0, 0, 65536, 6},
+		{CODEC_DTYPE_FP32, GEN_BF16_FP32, GEN_DT_FP32, 0, 64, 65536, 6},
 		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 0, 0, 65536, 5},
 		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 2, 0, 65538, 5},
 		{CODEC_DTYPE_FP32, GEN_BF16_FP32, GEN_DT_FP32, 0, 0, 65536, 5},
