@@ -436,14 +436,50 @@ static bool relocated(struct eng *e, const uint8_t fp[FP_LEN], struct idx_chunk 
 	return moved;
 }
 
+/* Decode (or, stored raw, verify in place) a frame read whole and put the
+ * data in the cache; takes ownership of frame.  -EBADMSG on corruption. */
+static int frame_to_cache(struct eng *e, struct codec_ctx *ctx, const uint8_t fp[FP_LEN],
+                          uint8_t *frame, uint32_t frame_len, uint32_t raw_len,
+                          const struct cache_entry *ref, struct cache_entry **out)
+{
+	struct codec_frame_info fi;
+	uint8_t *raw;
+	ssize_t n;
+	if (!ref && codec_frame_parse(frame, frame_len, &fi) == 0 && fi.level == CODEC_LEVEL_RAW &&
+	    fi.raw_len == raw_len && fi.payload_len == raw_len &&
+	    (uint64_t)fi.header_len + fi.raw_len == frame_len) {
+		/* stored raw: the payload is the data; cache the frame buffer
+		 * itself (one copy less per byte read) */
+		if (codec_checksum(frame + fi.header_len, raw_len) != fi.checksum) {
+			free(frame);
+			return -EBADMSG;
+		}
+		*out = cache_insert_at(e->cache, fp, frame, frame + fi.header_len, raw_len);
+		return *out ? 0 : -ENOMEM;
+	}
+	raw = malloc(raw_len ? raw_len : 1);
+	if (!raw) {
+		free(frame);
+		return -ENOMEM;
+	}
+	n = codec_frame_decode(ctx, frame, frame_len, raw, raw_len, ref ? ref->data : NULL,
+	                       ref ? ref->len : 0);
+	free(frame);
+	if (n < 0 || (size_t)n != raw_len) {
+		free(raw);
+		return n < 0 ? (int)n : -EBADMSG;
+	}
+	*out = cache_insert(e->cache, fp, raw, raw_len);
+	return *out ? 0 : -ENOMEM;
+}
+
 static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
                            uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out)
 {
 	struct idx_chunk c;
 	struct cache_entry *ref = NULL;
-	uint8_t *frame = NULL, *raw = NULL;
+	uint8_t *frame = NULL;
 	struct codec_ctx *ctx;
-	ssize_t n;
 	int rc;
 
 	*out = cache_get(e->cache, fp);
@@ -480,42 +516,16 @@ static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP
 	}
 	if (rc < 0)
 		goto bad;
-	if (c.level == CODEC_LEVEL_RAW && !ref) {
-		/* stored raw: the payload is the data; verify it in place and
-		 * cache the frame buffer itself (one copy less per byte read) */
-		struct codec_frame_info fi;
-		if (codec_frame_parse(frame, c.frame_len, &fi) == 0 && fi.level == CODEC_LEVEL_RAW &&
-		    fi.raw_len == c.raw_len && fi.payload_len == c.raw_len &&
-		    (uint64_t)fi.header_len + fi.raw_len == c.frame_len &&
-		    codec_checksum(frame + fi.header_len, fi.raw_len) == fi.checksum) {
-			*out = cache_insert_at(e->cache, fp, frame, frame + fi.header_len, c.raw_len);
-			frame = NULL; /* owned by the cache now */
-			rc = *out ? 0 : -ENOMEM;
-			goto out;
-		}
-	}
-	raw = malloc(c.raw_len ? c.raw_len : 1);
-	if (!raw) {
-		rc = -ENOMEM;
+	rc = frame_to_cache(e, ctx, fp, frame, c.frame_len, c.raw_len, ref, out);
+	frame = NULL; /* owned by frame_to_cache */
+	if (rc == -ENOMEM || rc >= 0)
 		goto out;
-	}
-	n = codec_frame_decode(ctx, frame, c.frame_len, raw, c.raw_len, ref ? ref->data : NULL,
-	                       ref ? ref->len : 0);
-	if (n < 0 || (size_t)n != c.raw_len) {
-		rc = n < 0 ? (int)n : -EBADMSG;
-		goto bad;
-	}
-	*out = cache_insert(e->cache, fp, raw, c.raw_len);
-	raw = NULL; /* owned by the cache now (freed there on failure) */
-	rc = *out ? 0 : -ENOMEM;
-	goto out;
 bad:
 	log_bad_chunk(&c, ino, off, rc);
 	rc = -EIO;
 out:
 	cache_release(e->cache, ref);
 	free(frame);
-	free(raw);
 	return rc;
 }
 
@@ -542,38 +552,46 @@ static void ra_run(void *arg, void *local)
 	struct ra_job *j = arg;
 	struct eng *e = j->e;
 	struct loading *claim[64];
+	struct pack_loc locs[64];
+	void *bufs[64];
+	int res[64];
+	uint32_t raw_len[64];
+	uint8_t fps[64][FP_LEN];
 	struct codec_ctx *ctx = thread_ctx(e);
-	struct pack_loc all = j->f[0].loc;
-	uint8_t *buf = NULL;
+	size_t n = 0;
 	bool waited;
 	(void)local;
 
+	/* one batch of reads (io_uring), each frame into its own buffer so
+	 * raw frames are cached without a copy */
 	for (size_t i = 0; i < j->n; i++) {
-		claim[i] = loading_begin(e, j->f[i].fp, false, &waited);
-		all.len = (uint32_t)(j->f[i].loc.off + j->f[i].loc.len - all.off);
-	}
-	buf = malloc(all.len);
-	if (!ctx || !buf || pack_read(e->ps, &all, buf) < 0)
-		goto out;
-	for (size_t i = 0; i < j->n; i++) {
-		const struct ra_frame *f = &j->f[i];
-		if (!claim[i])
+		struct loading *l = loading_begin(e, j->f[i].fp, false, &waited);
+		if (!l)
 			continue; /* someone else is loading it */
-		uint8_t *raw = malloc(f->raw_len ? f->raw_len : 1);
-		if (!raw)
+		void *b = malloc(j->f[i].loc.len ? j->f[i].loc.len : 1);
+		if (!b) {
+			loading_end(e, l);
 			break;
-		ssize_t r = codec_frame_decode(ctx, buf + (f->loc.off - all.off), f->loc.len, raw, f->raw_len,
-		                               NULL, 0);
-		if (r < 0 || (size_t)r != f->raw_len) {
-			free(raw); /* the reader will load it again and report the error */
-			continue;
 		}
-		cache_release(e->cache, cache_insert(e->cache, f->fp, raw, f->raw_len));
+		claim[n] = l;
+		locs[n] = j->f[i].loc;
+		bufs[n] = b;
+		raw_len[n] = j->f[i].raw_len;
+		memcpy(fps[n], j->f[i].fp, FP_LEN);
+		n++;
 	}
-out:
-	for (size_t i = 0; i < j->n; i++)
+	if (n && ctx)
+		pack_read_many(e->ps, locs, bufs, (int)n, res);
+	for (size_t i = 0; i < n; i++) {
+		struct cache_entry *ce = NULL;
+		/* a failure is left to the reader, which reports it */
+		if (ctx && res[i] == 0 &&
+		    frame_to_cache(e, ctx, fps[i], bufs[i], locs[i].len, raw_len[i], NULL, &ce) == 0)
+			cache_release(e->cache, ce);
+		else if (!ctx || res[i] != 0)
+			free(bufs[i]);
 		loading_end(e, claim[i]);
-	free(buf);
+	}
 	free(j);
 }
 
