@@ -24,9 +24,9 @@
 #   ft-tmp    the same, saved to ckpt.tmp and renamed
 #
 # mixfs: every series goes to its own fresh store, mounted with default
-# options (level mix, max_ref_chain=8); full, bf16 and ft once more to a
-# store mounted with -o max_ref_chain=0 (series coding off: dedup + mix).  The files
-# are written in step order by torch.save itself (train_series.py --resave:
+# options (level mix, max_ref_chain=8; -o changes them); full, bf16 and ft
+# once more to a store mounted with -o max_ref_chain=0 (series coding off:
+# dedup + mix only).  The files are written in step order by torch.save itself (train_series.py --resave:
 # torch.save(torch.load(cached file)), the same bytes) or, for safetensors,
 # by one write of the cached bytes; each is fsynced before the next, as
 # checkpoints minutes apart would be committed.  Stored = bytes of the pack
@@ -67,11 +67,13 @@ set -euo pipefail
 
 usage() {
 	cat <<EOF
-usage: $0 [-n CKPTS] [-e STEPS] [-s SEED] [-T ARGS] [-d WORKDIR] [-P] [-k]
+usage: $0 [-n CKPTS] [-e STEPS] [-s SEED] [-T ARGS] [-o OPTS] [-d WORKDIR] [-P] [-k]
   -n CKPTS   checkpoints per series (default 10)
   -e STEPS   training steps between checkpoints (default 40)
   -s SEED    training seed (default 1234)
   -T ARGS    more train_series.py options, e.g. "--lr 1e-4 --beta2 0.999"
+  -o OPTS    mount options of the series-coding stores (default: none, the
+             engine's defaults), e.g. max_ref_chain=1
   -d DIR     work directory (default /var/tmp)
   -P         skip the slow peers (borg, restic, zpaq)
   -k         keep the work directory
@@ -82,15 +84,17 @@ N=10
 EVERY=40
 SEED=1234
 TRAIN_ARGS=
+OPTS=
 BASE=/var/tmp
 PEERS=1
 KEEP=0
-while getopts "n:e:s:T:d:Pkh" o; do
+while getopts "n:e:s:T:o:d:Pkh" o; do
 	case $o in
 	n) N=$OPTARG ;;
 	e) EVERY=$OPTARG ;;
 	s) SEED=$OPTARG ;;
 	T) TRAIN_ARGS=$OPTARG ;;
+	o) OPTS=$OPTARG ;;
 	d) BASE=$OPTARG ;;
 	P) PEERS=0 ;;
 	k) KEEP=1 ;;
@@ -107,6 +111,7 @@ CODEC_BENCH=${CODEC_BENCH:-$(dirname "$MIXFS")/bench/codec_bench}
 PY=${PYTHON:-/usr/bin/python3}
 CACHE=${BENCH_CACHE:-$HOME/.cache/mixfs-bench}
 MAXREF=8 # the mount's default max_ref_chain (mixfs mount --help)
+case ",$OPTS," in *,max_ref_chain=*) MAXREF=$(echo ",$OPTS," | sed 's/.*,max_ref_chain=\([0-9]*\),.*/\1/') ;; esac
 [ -x "$MIXFS" ] || { echo "mixfs binary not found: $MIXFS (build first or set MIXFS)" >&2; exit 1; }
 need=(fusermount3 zstd)
 [ "$PEERS" = 1 ] && need+=(borg restic zpaq)
@@ -121,7 +126,7 @@ log() { printf 'series_bench: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 
 echo "command: $0 $*"
-echo "mixfs: $MIXFS ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown))"
+echo "mixfs: $MIXFS ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)), series stores mounted with ${OPTS:-default options} (max_ref_chain=$MAXREF)"
 echo "torch: $("$PY" -c 'import torch; print(torch.__version__)'); kernel $(uname -r); $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "peers: $(zstd --version | sed 's/^\*\** *//; s/, by.*//')$([ "$PEERS" = 1 ] &&
 	echo "; $(borg --version); $(restic version | cut -d' ' -f1-2); $(zpaq 2>&1 | head -1 | cut -d' ' -f1-2)")"
@@ -237,7 +242,7 @@ done
 # ---- mixfs: write each series to its own store ----
 declare -A MX # MX[cfg.series.key]
 configs() { if [ "$1" = "${BASE_OF[$1]}" ]; then echo "series noref"; else echo series; fi; }
-cfg_opts() { [ "$1" = noref ] && echo max_ref_chain=0 || true; }
+cfg_opts() { if [ "$1" = noref ]; then echo max_ref_chain=0; else echo "$OPTS"; fi; }
 for s in $SERIES; do
 	for cfg in $(configs "$s"); do
 		store=$W/store-$cfg-$s
@@ -394,7 +399,7 @@ done
 echo
 echo "Series whose name ends in -tmp, and latest, hold the same tensors as their base series (full, ft): their peers and series-off columns are the base's.  mixfs = pack bytes, every frame written (for latest also the frames of the versions it replaced)."
 echo
-echo "mixfs per series (default options), after the whole series:"
+echo "mixfs per series (${OPTS:-default options}), after the whole series:"
 echo
 echo "| series | pack bytes | live stored | live chunks | series-coded chunks | series-coded raw -> stored | index | write: wall / daemon CPU |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
