@@ -5,8 +5,10 @@
  * memory (no globals: several threads code at once with separate ctx).
  *
  *   model   an adaptive N-symbol distribution (N = 2..32), one "row" of
- *           uint16 per context: see MIX_ROW below.  Predicts, then learns
- *           the coded symbol at a rate that slows with the row's count.
+ *           uint16 per context (layout below).  Predicts (the symbols'
+ *           intervals), then learns the coded symbol at a rate that slows
+ *           with the row's count.  Vector versions of find/update for
+ *           AVX2 give the same results as the portable loops.
  *   coder   rANS (ryg's rans_word: 32-bit state, 16-bit words, 15-bit
  *           probabilities) with two interleaved states; it sees only a
  *           symbol's interval [lo, lo + freq) out of 1 << 15.  The encoder
@@ -28,8 +30,10 @@
  *           rounding is dithered (unbiased).
  *
  * The update keeps r[1..N-1] non-decreasing and inside [0, MIX_PTOT - N]
- * (x - ceil(x/2^k) and x + floor((T-x)/2^k) are monotone in x), so a row
- * that was valid stays valid: garbage input cannot break a model.
+ * (with a dither 0 <= d < 2^k, x + floor((d - x)/2^k) and
+ * x + floor(min(T - x + d, 32767)/2^k) are monotone in x and stay in
+ * [0, T]), so a row that was valid stays valid: garbage input cannot break
+ * a model.
  */
 #ifndef MIXFS_MIX_I_H
 #define MIXFS_MIX_I_H
@@ -40,8 +44,8 @@
 #include <string.h>
 
 /* Checks of the per-symbol ranges: on with -DMIX_CHECK (tuning and fuzz
- * builds); release and debugoptimized builds rely on the documented ranges,
- * the tests and the fuzzers (a check per coded symbol costs ~10%). */
+ * builds); other builds rely on the documented ranges, the tests and the
+ * fuzzers rather than pay a check per coded symbol. */
 #ifdef MIX_CHECK
 #define MIX_ASSERT(x) assert(x)
 #else
