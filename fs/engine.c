@@ -712,6 +712,31 @@ int eng_read_stored(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off
 
 static const uint8_t zero_page[65536];
 
+/* Snapshot for reading [off, off + *size) of ei (ei->lock held): clamps
+ * *size to the file.  Returns 1 (read), 0 (at or past EOF) or negative
+ * errno; *t is the read transaction (abort it in every case). */
+static int read_snapshot(struct eng *e, struct einode *ei, uint64_t off, size_t *size,
+                         struct idx_txn **t)
+{
+	struct idx_inode in;
+	int rc = idx_txn_begin(e->idx, true, t);
+	if (rc < 0) {
+		*t = NULL;
+		return rc;
+	}
+	rc = idx_inode_get(*t, ei->ino, &in);
+	if (rc < 0)
+		return rc;
+	if (S_ISDIR(in.mode))
+		return -EISDIR;
+	uint64_t fsize = ei->size_valid ? ei->size : in.size;
+	if (off >= fsize)
+		return 0;
+	if (*size > fsize - off)
+		*size = (size_t)(fsize - off);
+	return 1;
+}
+
 struct vec_ctx {
 	struct eng *e;
 	struct idx_txn *t;
@@ -785,9 +810,7 @@ ssize_t eng_read_vec(struct eng *e, uint64_t ino, uint64_t off, size_t size, str
 {
 	struct einode *ei = ein_get(e, ino, true, 0, 0);
 	struct idx_txn *t = NULL;
-	struct idx_inode in;
 	ssize_t rc;
-	uint64_t fsize;
 
 	v->n = 0;
 	if (!ei)
@@ -797,23 +820,9 @@ ssize_t eng_read_vec(struct eng *e, uint64_t ino, uint64_t off, size_t size, str
 		rc = -EAGAIN; /* written bytes not in the index yet: copy path */
 		goto out;
 	}
-	rc = idx_txn_begin(e->idx, true, &t);
-	if (rc < 0)
+	rc = read_snapshot(e, ei, off, &size, &t);
+	if (rc <= 0)
 		goto out;
-	rc = idx_inode_get(t, ino, &in);
-	if (rc < 0)
-		goto out;
-	if (S_ISDIR(in.mode)) {
-		rc = -EISDIR;
-		goto out;
-	}
-	fsize = ei->size_valid ? ei->size : in.size;
-	if (off >= fsize) {
-		rc = 0;
-		goto out;
-	}
-	if (size > fsize - off)
-		size = (size_t)(fsize - off);
 	struct vec_ctx c = { .e = e, .t = t, .ino = ino, .pos = off, .end = off + size, .v = v };
 	rc = idx_extent_iter(t, ino, off, off + size, vec_cb, &c);
 	if (rc >= 0 && c.rc < 0)
@@ -838,9 +847,7 @@ ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *b
 {
 	struct einode *ei = ein_get(e, ino, true, 0, 0);
 	struct idx_txn *t = NULL;
-	struct idx_inode in;
 	ssize_t rc;
-	uint64_t fsize;
 
 	struct wb_pins pins = { 0 };
 	if (!ei)
@@ -851,23 +858,9 @@ ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *b
 	rc = wb_pin(e, ei, &pins);
 	if (rc < 0)
 		goto out;
-	rc = idx_txn_begin(e->idx, true, &t);
-	if (rc < 0)
+	rc = read_snapshot(e, ei, off, &size, &t);
+	if (rc <= 0)
 		goto out;
-	rc = idx_inode_get(t, ino, &in);
-	if (rc < 0)
-		goto out;
-	if (S_ISDIR(in.mode)) {
-		rc = -EISDIR;
-		goto out;
-	}
-	fsize = ei->size_valid ? ei->size : in.size;
-	if (off >= fsize) {
-		rc = 0;
-		goto out;
-	}
-	if (size > fsize - off)
-		size = (size_t)(fsize - off);
 	memset(buf, 0, size);
 	struct rd_ctx r = { .e = e, .t = t, .ino = ino, .off = off, .end = off + size, .buf = buf };
 	rc = idx_extent_iter(t, ino, off, off + size, rd_cb, &r);
