@@ -304,7 +304,7 @@ static void plant_target(struct targets *g, unsigned db, const uint8_t *k, size_
 	if (db == D_CHUNKS && kl == FP_LEN && g->nfp < MAX_RECS + 2)
 		memcpy(g->fp[g->nfp++], k, FP_LEN);
 	if (db == D_PACKS && kl == 4 && g->npack < MAX_RECS + 3)
-		g->pack[g->npack++] = (uint32_t)(be64((const uint8_t[8]){ 0, 0, 0, 0, k[0], k[1], k[2], k[3] }));
+		g->pack[g->npack++] = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
 	if (kl < 8 || db == D_SUPER || db == D_CHUNKS || db == D_PACKS)
 		return;
 	add_ino(g, be64(k));
