@@ -173,7 +173,7 @@ static inline void mix_store(uint8_t *p, uint32_t v, unsigned esz)
 
 /* Per-chunk parameters, from the payload header (both sides). */
 struct mix_fpar {
-	unsigned flags, lowz, blo, nlo, bhi, nhi;
+	unsigned flags, lowz, delta, blo, nlo, bhi, nhi;
 	uint8_t plen[MIX_NLEAF];
 };
 
@@ -263,6 +263,12 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
 		}
 	for (unsigned j = 0; j < 32; j++)
 		w[j] = j <= nx;
+	if (fp->delta) {
+		for (unsigned c = 0; c < MIX_NLEAF; c++)
+			mix_row_init(m->dn[c], 32, w, 2);
+		for (unsigned n = 0; n < 33; n++)
+			mix_bin_init(m->db[n], MIX_PTOT / 2, 2);
+	}
 	for (unsigned c = 0; c < MIX_NLEAF; c++) {
 		mix_row_uniform(m->man[c], 1u << m->ld[c].t, 2);
 		if (fp->flags & MIX_PF_REF)
@@ -284,10 +290,51 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
 				mix_bin_init(m->sv[c][j], MIX_PTOT / 2, 0);
 }
 
+/* Series coding, DELTA kind: the element as a difference of order keys
+ * from the reference element (B = element bits - lowz; keys make the
+ * sign-magnitude values of B bits monotone, so weights that move a little
+ * move their keys a little, across binades too).  The zigzagged difference
+ * z is coded as its bit length (one symbol under the reference's leaf),
+ * the bit below the top (binary, under the length) and plain bits.
+ * Returns the element (the encoder's own v). */
+static inline __attribute__((always_inline)) uint32_t
+mix_delta_code(struct mix_fmodel *m, struct mix_io *io, const int enc, const int impl,
+               unsigned B, unsigned lowz, uint32_t v, uint32_t rv, unsigned lr)
+{
+	const uint32_t bm = B >= 32 ? ~0u : (1u << B) - 1, sb = 1u << (B - 1);
+	const uint32_t rw = (rv >> lowz) & bm, kr = rw & sb ? ~rw & bm : rw | sb;
+	uint32_t z = 0, d, k, w;
+	unsigned n = 0, ns;
+
+	if (enc) {
+		w = (v >> lowz) & bm;
+		k = w & sb ? ~w & bm : w | sb;
+		d = (k - kr) & bm;
+		z = ((d << 1) ^ (d & sb ? bm : 0)) & bm;
+		n = z ? 32u - (unsigned)__builtin_clz(z) : 0;
+	}
+	ns = mix_code(io, enc, impl, m->dn[lr], 32, n < 31 ? n : 31, MIX_K_MAN);
+	n = ns < 31 ? ns : 31 + mix_code_plain(io, enc, n - 31, 1);
+	if (n >= 2) {
+		uint32_t b1 = mix_code_bin(io, enc, m->db[n], (z >> (n - 2)) & 1, MIX_K_BIN);
+		uint32_t low = mix_code_plain(io, enc, z & ((1u << (n - 2)) - 1), n - 2);
+
+		z = 1u << (n - 1) | b1 << (n - 2) | low;
+	} else {
+		z = n;
+	}
+	if (enc)
+		return v;
+	d = (z >> 1) ^ (z & 1 ? bm : 0);
+	k = (kr + d) & bm;
+	w = k & sb ? k & ~sb : ~k & bm;
+	return w << lowz;
+}
+
 /* Per-chunk constants of the element loop. */
 struct mix_fargs {
 	struct mix_layout l;
-	unsigned flags, lowz;
+	unsigned flags, lowz, delta;
 	unsigned sbits;  /* 1: signs are plain bits, 0: constant (SIGNC) */
 	uint32_t sconst; /* the constant sign, in place */
 	size_t phase, nel, nref, row;
@@ -355,6 +402,13 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 				rv = mix_load(fa->ref + i * esz, esz);
 				rx = mix_xexp(rv, mbits, emask);
 				lr = m->x2l[rx];
+				if (fa->delta) {
+					v = mix_delta_code(m, io, enc, impl, esz * 8 - fa->lowz, fa->lowz,
+					                   v, rv, lr);
+					leaf = m->x2l[mix_xexp(v, mbits, emask)];
+					MIX_STAT(io, enc, 4);
+					goto next;
+				}
 				/* series coding: most elements of a checkpoint may not move */
 				y = mix_code_bin(io, enc, m->bin[MIX_B_EQ + peq], v == rv, MIX_K_BIN);
 				MIX_STAT(io, enc, 4);
@@ -608,7 +662,6 @@ static int mix_float_analyze(struct mix_state *s, const struct mix_layout *l,
 	uint32_t hist[MIX_XMAX] = {0}, lc[MIX_NLEAF] = {0}, orm = 0, andm = ~0u;
 	const uint32_t mmask = (1u << l->mbits) - 1;
 	const unsigned emask = (1u << l->ebits) - 1, xn = emask + l->mbits + 1;
-	size_t neq = 0, nexp = 0, nref = 0;
 	uint64_t bits;
 
 	uint32_t eh[4][256] = {{0}}, sub[32] = {0};
@@ -665,28 +718,59 @@ static int mix_float_analyze(struct mix_state *s, const struct mix_layout *l,
 	if (l->esz == 2 && nel && distinct * MIX_SPARSE_RATIO < nel && distinct <= MIX_SPARSE_MAX)
 		fp->flags |= MIX_PF_SPARSE;
 
-	if (a->ref && a->ref_len) {
-		/* a reference pays only if elements or exponents repeat */
+	/* order-0 leaf cost, escapes, and the mantissa and sign bits */
+	bits = mix_entropy_q8(lc, MIX_NLEAF, nel) / 256 + (uint64_t)hist[0];
+	for (unsigned x = 1; x < xn; x++)
+		bits += (uint64_t)hist[x] * (mix_xbits(x, l->mbits) - fp->lowz + 1 +
+		                             (s->fm->x2l[x] ? 0 : MIX_XBITS + 1));
+
+	if (a->ref && a->ref_len && nel) {
+		/* a reference pays only if elements repeat or move a little:
+		 * estimate both residual kinds against no reference */
 		const size_t ph = a->elem_phase;
+		const unsigned B = l->esz * 8 - fp->lowz;
+		const uint32_t bm = B >= 32 ? ~0u : (1u << B) - 1, sb = 1u << (B - 1);
+		const uint64_t per = bits / nel + 1;
+		uint64_t exor = 0, edel = 0;
+		uint32_t eq2[2] = {0}, z2[2] = {0};
+		size_t nref;
 
 		nref = a->ref_len > ph ? (a->ref_len - ph) / l->esz : 0;
 		nref = nref < nel ? nref : nel;
 		for (size_t i = 0; i < nref; i++) {
 			uint32_t v = mix_load(el + i * l->esz, l->esz);
 			uint32_t r = mix_load(a->ref + ph + i * l->esz, l->esz);
+			uint32_t w = (v >> fp->lowz) & bm, rw = (r >> fp->lowz) & bm;
+			uint32_t d = ((w & sb ? ~w & bm : w | sb) - (rw & sb ? ~rw & bm : rw | sb)) & bm;
+			uint32_t z = ((d << 1) ^ (d & sb ? bm : 0)) & bm, x;
 
-			neq += v == r;
-			nexp += ((v ^ r) >> l->mbits & emask) == 0;
+			/* in half bits, measured: a residual of n bits costs about
+			 * n + 1/2 either way (length symbol, next bit, plain bits);
+			 * XOR residuals also pay for a sign change, and elements
+			 * whose exponent moved cost what they cost without a
+			 * reference.  Which kind is shorter depends on the data:
+			 * updates with carries favour DELTA, bit flips XOR. */
+			eq2[v == r]++;
+			z2[z == 0]++;
+			edel += z ? 2 * (32u - (unsigned)__builtin_clz(z)) + 1 : 0;
+			if (v == r)
+				continue;
+			x = ((v ^ r) & mmask) >> fp->lowz;
+			exor += mix_xexp(v, l->mbits, emask) == mix_xexp(r, l->mbits, emask)
+			                ? 2 * (32u - (unsigned)__builtin_clz(x | 1)) + 1 +
+			                          2 * ((v ^ r) >> (l->esz * 8 - 1))
+			                : 2 * per;
 		}
-		if (nref && (neq * 50 > nref || nexp * 10 > nref * 6))
+		exor = exor / 2 + mix_entropy_q8(eq2, 2, nref) / 256 + (nel - nref) * per;
+		edel = edel / 2 + mix_entropy_q8(z2, 2, nref) / 256 + (nel - nref) * per;
+		/* only a clear win over no reference: a useless reference must
+		 * cost nothing; then the cheaper residual kind */
+		if ((exor < edel ? exor : edel) * 16 < bits * 15) {
 			fp->flags |= MIX_PF_REF;
+			fp->delta = edel < exor;
+		}
 	}
 
-	/* order-0 leaf cost, escapes, and the mantissa and sign bits */
-	bits = mix_entropy_q8(lc, MIX_NLEAF, nel) / 256 + (uint64_t)hist[0];
-	for (unsigned x = 1; x < xn; x++)
-		bits += (uint64_t)hist[x] * (mix_xbits(x, l->mbits) - fp->lowz + 1 +
-		                             (s->fm->x2l[x] ? 0 : MIX_XBITS + 1));
 	if (!(fp->flags & (MIX_PF_REF | MIX_PF_SPARSE)) && bits > (uint64_t)nel * l->esz * 8 + 64)
 		return 1;
 	return 0;
@@ -770,6 +854,7 @@ static void mix_fargs_make(struct mix_fargs *fa, const struct mix_layout *l,
 	fa->l = *l;
 	fa->flags = fp->flags;
 	fa->lowz = fp->lowz;
+	fa->delta = fp->delta;
 	fa->sbits = !(fp->flags & MIX_PF_SIGNC);
 	fa->sconst = (fp->flags & MIX_PF_SIGN1 ? 1u : 0u) << (l->esz * 8 - 1);
 	fa->phase = a->elem_phase < l->esz && a->elem_phase <= len ? a->elem_phase : 0;
@@ -839,7 +924,7 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	if (cap - olen < plen)
 		return -ENOSPC;
 	dst[0] = (uint8_t)(MIX_VERSION << 4 | fp.flags);
-	dst[1] = (uint8_t)fp.lowz;
+	dst[1] = (uint8_t)(fp.lowz | (fp.delta ? MIX_LZ_DELTA : 0));
 	dst[2] = (uint8_t)fp.blo;
 	dst[3] = (uint8_t)(fp.blo >> 8);
 	dst[4] = (uint8_t)fp.nlo;
@@ -870,7 +955,10 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	if (plen < MIX_FHDR)
 		return -EBADMSG;
 	fp.flags = payload[0] & 15;
-	fp.lowz = payload[1];
+	fp.lowz = payload[1] & MIX_LZ_MASK;
+	fp.delta = !!(payload[1] & MIX_LZ_DELTA);
+	if ((payload[1] & ~(MIX_LZ_MASK | MIX_LZ_DELTA)) || (fp.delta && !(fp.flags & MIX_PF_REF)))
+		return -EBADMSG;
 	fp.blo = payload[2] | (unsigned)payload[3] << 8;
 	fp.nlo = payload[4];
 	fp.bhi = payload[5] | (unsigned)payload[6] << 8;

@@ -33,6 +33,11 @@
 #define MIX_SPARSE_MAX 1024
 #endif
 
+/* Byte 1 of a float payload: low zero bits, and with REF the residual kind. */
+#define MIX_LZ_MASK 0x1fu
+#define MIX_LZ_DELTA 0x20u /* REF: code differences of the elements' order,
+                            * not XOR residuals (FORMAT.md 4.2) */
+
 /* Float payload header: version/flags, low zero bits, two exponent windows
  * (base 2 bytes, count 1 byte each), rANS stream length (4), leaf prior
  * (32 nibbles). */
@@ -98,6 +103,8 @@ struct mix_fmodel {
 	_Alignas(64) uint16_t expr[MIX_NLEAF][MIX_NLEAF]; /* leaf | reference leaf */
 	_Alignas(64) uint16_t xl[MIX_NLEAF][32];       /* residual bit length | leaf */
 	_Alignas(64) uint16_t man[MIX_NLEAF][8];       /* mantissa top bits | leaf */
+	_Alignas(64) uint16_t dn[MIX_NLEAF][32];       /* DELTA: bit length | ref leaf */
+	uint16_t db[33][2];                             /* DELTA: next bit | length */
 	uint16_t bin[MIX_B_COUNT][2];
 	uint8_t x2l[MIX_XMAX];      /* extended exponent -> leaf (0: zero or escape) */
 	uint16_t l2x[MIX_NLEAF];    /* leaf -> extended exponent */

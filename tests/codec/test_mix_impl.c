@@ -28,7 +28,8 @@ struct mcase {
 	size_t len;
 	/* 0 plain, 1 reference, 2 sparse, 3 tiny second cluster, 4 widened fp16,
 	 * 5 reference differing in signs, exponents and whole elements,
-	 * 6 all negative (one sign for the chunk) */
+	 * 6 all negative (one sign for the chunk), 7 reference whose elements
+	 * moved by small steps (differences with carries: the DELTA kind) */
 	int variant;
 };
 
@@ -36,10 +37,13 @@ static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64
 {
 	gen_fill(src, c->len, c->kind, c->gen_dt, c->phase, seed);
 	if (c->variant == 1) {
-		/* next checkpoint: some elements move in their low bits */
+		/* next checkpoint: some elements flip low mantissa bits (the
+		 * XOR kind) */
+		size_t esz = c->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
+
 		memcpy(ref, src, c->len);
-		for (size_t i = c->phase; i < c->len; i += 7)
-			src[i] ^= (uint8_t)(i & 3);
+		for (size_t i = c->phase; i < c->len; i += 3 * esz)
+			src[i] ^= (uint8_t)(1 + (i & 1));
 	} else if (c->variant == 2) {
 		/* dequantized: 16 distinct values */
 		for (size_t i = c->phase; i + 2 <= c->len; i += 2) {
@@ -62,6 +66,19 @@ static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64
 			else if (r % 5 == 1)
 				ref[i] = (uint8_t)(r >> 8);
 		}
+	} else if (c->variant == 7) {
+		size_t esz = c->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
+		uint64_t s = seed;
+
+		memcpy(ref, src, c->len);
+		for (size_t i = c->phase; i + esz <= c->len; i += esz) {
+			uint64_t r = gen_next(&s);
+			uint32_t v = 0;
+
+			memcpy(&v, src + i, esz);
+			v += (uint32_t)(r % 61) - 30; /* across mantissa carries, and signs */
+			memcpy(src + i, &v, esz);
+		}
 	} else if (c->variant == 6) {
 		size_t esz = c->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
 
@@ -82,7 +99,7 @@ static ssize_t encode(struct codec_ctx *ctx, const struct mcase *c, const uint8_
 	struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = c->dtype,
 	                         .elem_phase = c->phase, .row_elems = c->row};
 
-	if (c->variant == 1 || c->variant == 5) {
+	if (c->variant == 1 || c->variant == 5 || c->variant == 7) {
 		p.ref = ref;
 		p.ref_len = c->len;
 	}
@@ -110,6 +127,9 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 0, 0, 65536, 4},
 		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 1, 8, 65535, 5},
 		{CODEC_DTYPE_BF16, GEN_SPECIAL, GEN_DT_BF16, 1, 8, 65535, 6},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 1, 8, 65535, 7},
+		{CODEC_DTYPE_FP16, GEN_SPECIAL, GEN_DT_FP16, 0, 0, 65536, 7},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 2, 0, 65538, 7},
 		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 0, 0, 65536, 6},
 		{CODEC_DTYPE_FP32, GEN_BF16_FP32, GEN_DT_FP32, 0, 64, 65536, 6},
 		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 0, 0, 65536, 5},
@@ -148,10 +168,15 @@ static void test_instances_agree(void **state)
 		assert_int_equal(codec_frame_parse(f[0], (size_t)n[0], &info), 0);
 		if (c->kind == GEN_NORMAL || c->variant)
 			assert_int_equal(info.level, CODEC_LEVEL_MIX);
+		/* the residual kinds are both exercised */
+		if (c->variant == 7)
+			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, MIX_LZ_DELTA);
+		if (c->variant == 1)
+			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, 0);
 		for (int i = 0; i < 2; i++) {
 			memset(out, 0xa5, c->len);
 			assert_int_equal(codec_frame_decode(ctx[i], f[1 - i], (size_t)n[1 - i], out, c->len,
-			                                    ref, c->variant == 1 || c->variant == 5 ? c->len : 0),
+			                                    ref, info.flags & CODEC_FLAG_REF ? c->len : 0),
 			                 (ssize_t)c->len);
 			assert_memory_equal(out, src, c->len);
 		}
