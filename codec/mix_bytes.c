@@ -29,6 +29,7 @@
 #define MIX_GATE_Q8 (256 * 79 / 10) /* bits * 256 per byte: 7.9 */
 #endif
 
+/* Row arrays are followed by other fields (see mix_row_interval). */
 struct mix_bmodel {
 	_Alignas(64) uint16_t hi[256][16];     /* high nibble | previous byte */
 	_Alignas(64) uint16_t lo[256][16][16]; /* low nibble | previous byte, high nibble */

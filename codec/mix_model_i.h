@@ -98,6 +98,8 @@ enum {
 	MIX_B_COUNT = 10
 };
 
+/* Every array of model rows is followed by another field: the interval of
+ * a row's last symbol reads one entry past the row (mix_row_interval). */
 struct mix_fmodel {
 	_Alignas(64) uint16_t exp[MIX_NQ][MIX_NLEAF];  /* leaf | scale context */
 	_Alignas(64) uint16_t expr[MIX_NLEAF][MIX_NLEAF]; /* leaf | reference leaf */
