@@ -824,6 +824,35 @@ static int ref_scan_cb(void *arg, const char *name, size_t namelen, uint64_t ino
 	return 0;
 }
 
+/* Whether two file heads have the same layout: equal bytes, except that in
+ * a zip (torch.save) the local headers' entry names may differ in content,
+ * not in length: torch.save names every entry after the file it writes
+ * ("ckpt-000040/data/0"), so checkpoints saved under distinct names of one
+ * length keep every tensor at the same offset. */
+static bool layout_equal(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	size_t p = 0;
+	while (p + 30 <= n && memcmp(a + p, "PK\3\4", 4) == 0) {
+		/* the fixed part must match but for time, date and CRC (bytes
+		 * 10..17): sizes, flags, method, name and extra lengths */
+		if (memcmp(a + p, b + p, 10) != 0 || memcmp(a + p + 18, b + p + 18, 12) != 0)
+			return false;
+		size_t nl = (size_t)a[p + 26] | (size_t)a[p + 27] << 8;
+		size_t xl = (size_t)a[p + 28] | (size_t)a[p + 29] << 8;
+		size_t data = p + 30 + nl;
+		uint32_t csize = (uint32_t)a[p + 18] | (uint32_t)a[p + 19] << 8 |
+		                 (uint32_t)a[p + 20] << 16 | (uint32_t)a[p + 21] << 24;
+		/* the extra field and the entry's data must match again */
+		size_t next = data + xl + csize;
+		if (csize == 0 || next <= data || next > n)
+			return memcmp(a + data, b + data, n > data ? n - data : 0) == 0 || data >= n;
+		if (memcmp(a + data, b + data, next - data) != 0)
+			return false;
+		p = next;
+	}
+	return memcmp(a + p, b + p, n - p) == 0;
+}
+
 /* Choose ei's reference file once its first bytes are buffered. */
 static void ref_find(struct eng *e, struct einode *ei)
 {
@@ -854,7 +883,7 @@ static void ref_find(struct eng *e, struct einode *ei)
 		goto out;
 	for (unsigned i = 0; i < REF_CANDIDATES && r.ino[i]; i++) {
 		if (eng_read_stored(e, t, r.ino[i], 0, sig, theirs) == 0 &&
-		    memcmp(theirs, s0->data, sig) == 0) {
+		    layout_equal(theirs, s0->data, sig)) {
 			ei->ref_ino = r.ino[i];
 			break;
 		}
