@@ -874,9 +874,61 @@ static void mix_fargs_make(struct mix_fargs *fa, const struct mix_layout *l,
 	fa->avg0 = (int)(best << 8);
 }
 
-static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args *a,
+/* A quick guess of the coded size of a chunk in one layout, from every 4th
+ * element: order-0 entropy of the extended exponents plus the mantissa bits
+ * below the leading one that are not zero everywhere, plus the sign; bits
+ * * 256 an element.  UINT64_MAX if the chunk holds no element. */
+static uint64_t mix_layout_cost(const uint8_t *src, size_t len, int dtype, unsigned ph)
+{
+	struct mix_layout l;
+	uint32_t h[MIX_XMAX] = {0}, n = 0, orm = 0, lowz;
+	uint64_t bits;
+	unsigned emask, xn;
+
+	mix_layout_get(dtype, &l);
+	if (ph >= l.esz || len < ph + l.esz)
+		return UINT64_MAX;
+	emask = (1u << l.ebits) - 1;
+	xn = emask + l.mbits + 1;
+	for (size_t i = ph; i + l.esz <= len; i += 4 * l.esz, n++) {
+		uint32_t v = mix_load(src + i, l.esz);
+
+		h[mix_xexp(v, l.mbits, emask)]++;
+		orm |= v;
+	}
+	orm &= (1u << l.mbits) - 1;
+	lowz = orm ? (unsigned)__builtin_ctz(orm) : l.mbits;
+	bits = mix_entropy_q8(h, xn, n) + 256ull * h[0];
+	for (unsigned x = 1; x < xn; x++)
+		bits += 256ull * h[x] * (mix_xbits(x, l.mbits) - lowz + 1);
+	return bits / n;
+}
+
+/* The element phase to code a float chunk in: the header's, unless another
+ * phase's guessed size is clearly smaller (the detector misread the phase:
+ * exponents cut across elements are noise).  Encoder only; the payload
+ * records the layout it used. */
+static void mix_layout_pick(const uint8_t *src, size_t len, struct codec_lvl_args *la)
+{
+	struct mix_layout l;
+	uint64_t best = mix_layout_cost(src, len, la->dtype, la->elem_phase);
+	unsigned ph = la->elem_phase;
+
+	mix_layout_get(la->dtype, &l);
+	for (unsigned p = 0; p < l.esz; p++) {
+		uint64_t c = p == ph ? UINT64_MAX : mix_layout_cost(src, len, la->dtype, p);
+
+		if (c != UINT64_MAX && (best == UINT64_MAX || c + MIX_LAYOUT_MARGIN < best)) {
+			best = c;
+			la->elem_phase = p;
+		}
+	}
+}
+
+static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args *hdr,
                                 const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
 {
+	struct codec_lvl_args la = *hdr, *a = &la;
 	struct mix_layout l;
 	struct mix_fpar fp = {0};
 	struct mix_fargs fa;
@@ -884,6 +936,7 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	size_t ph, olen = MIX_FHDR, plen;
 	int rc;
 
+	mix_layout_pick(src, len, &la);
 	mix_layout_get(a->dtype, &l);
 	if (cap < MIX_FHDR + 8)
 		return -ENOSPC;
@@ -935,14 +988,16 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 		dst[8 + i] = (uint8_t)((olen - MIX_FHDR) >> (8 * i));
 	for (int i = 0; i < MIX_NLEAF / 2; i++)
 		dst[12 + i] = (uint8_t)(fp.plen[2 * i] | fp.plen[2 * i + 1] << 4);
+	dst[28] = (uint8_t)(fa.phase | (unsigned)a->dtype << 2);
 	memcpy(dst + olen, s->plain, plen);
 	return (ssize_t)(olen + plen);
 }
 
-static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args *a,
+static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args *hdr,
                                 const uint8_t *payload, size_t plen, uint8_t *dst,
                                 size_t raw_len)
 {
+	struct codec_lvl_args la = *hdr, *a = &la;
 	struct mix_layout l;
 	struct mix_fpar fp;
 	struct mix_fargs fa;
@@ -951,8 +1006,15 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	unsigned xn;
 	int rc;
 
-	mix_layout_get(a->dtype, &l);
 	if (plen < MIX_FHDR)
+		return -EBADMSG;
+	/* the layout the payload is coded in */
+	la.dtype = payload[28] >> 2;
+	la.elem_phase = payload[28] & 3;
+	if (la.dtype < CODEC_DTYPE_BF16 || la.dtype > CODEC_DTYPE_FP32)
+		return -EBADMSG;
+	mix_layout_get(a->dtype, &l);
+	if (la.elem_phase >= l.esz)
 		return -EBADMSG;
 	fp.flags = payload[0] & 15;
 	fp.lowz = payload[1] & MIX_LZ_MASK;

@@ -40,8 +40,12 @@
 
 /* Float payload header: version/flags, low zero bits, two exponent windows
  * (base 2 bytes, count 1 byte each), rANS stream length (4), leaf prior
- * (32 nibbles). */
-#define MIX_FHDR 28
+ * (32 nibbles), layout (phase | dtype << 2: the one the payload is coded
+ * in, which may differ from a misdetected header's). */
+#define MIX_FHDR 29
+/* Another element phase must guess a size smaller by this many bits * 256
+ * an element to be used instead of the header's. */
+#define MIX_LAYOUT_MARGIN 64
 /* Extended exponent X: 0 for zero, p + 1 for a subnormal whose leading
  * mantissa bit is p, e + mbits for a normal exponent e: subnormals (common
  * in fp16 weights) continue the binade ladder down instead of all landing

@@ -29,7 +29,8 @@ struct mcase {
 	/* 0 plain, 1 reference, 2 sparse, 3 tiny second cluster, 4 widened fp16,
 	 * 5 reference differing in signs, exponents and whole elements,
 	 * 6 all negative (one sign for the chunk), 7 reference whose elements
-	 * moved by small steps (differences with carries: the DELTA kind) */
+	 * moved by small steps (differences with carries: the DELTA kind),
+	 * 8 the caller passes a wrong element phase (a misdetection) */
 	int variant;
 };
 
@@ -99,6 +100,9 @@ static ssize_t encode(struct codec_ctx *ctx, const struct mcase *c, const uint8_
 	struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = c->dtype,
 	                         .elem_phase = c->phase, .row_elems = c->row};
 
+	if (c->variant == 8)
+		p.elem_phase = (c->phase + 1) % (c->dtype == CODEC_DTYPE_FP32 ? 4 : 2);
+
 	if (c->variant == 1 || c->variant == 5 || c->variant == 7) {
 		p.ref = ref;
 		p.ref_len = c->len;
@@ -128,6 +132,9 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 1, 8, 65535, 5},
 		{CODEC_DTYPE_BF16, GEN_SPECIAL, GEN_DT_BF16, 1, 8, 65535, 6},
 		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 1, 8, 65535, 7},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 0, 65536, 8},
+		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 1, 0, 65535, 8},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 3, 0, 65539, 8},
 		{CODEC_DTYPE_FP16, GEN_SPECIAL, GEN_DT_FP16, 0, 0, 65536, 7},
 		{CODEC_DTYPE_FP32, GEN_NORMAL, GEN_DT_FP32, 2, 0, 65538, 7},
 		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 0, 0, 65536, 6},
@@ -173,6 +180,9 @@ static void test_instances_agree(void **state)
 			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, MIX_LZ_DELTA);
 		if (c->variant == 1)
 			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, 0);
+		/* a misread phase is corrected in the payload's layout byte */
+		if (c->variant == 8)
+			assert_int_equal(f[0][info.header_len + 28] & 3, c->phase);
 		for (int i = 0; i < 2; i++) {
 			memset(out, 0xa5, c->len);
 			assert_int_equal(codec_frame_decode(ctx[i], f[1 - i], (size_t)n[1 - i], out, c->len,
