@@ -58,9 +58,6 @@
 
 /* ---- adaptive symbol models ----------------------------------------------- */
 
-#ifndef MIX_DITHER
-#define MIX_DITHER 1 /* 1: rounding of model updates dithered, unbiased */
-#endif
 /* Learning rate 1/2^k of a row with update count `count`; the count
  * saturates at 2^kmax - 1, so k never exceeds kmax. */
 static inline unsigned mix_rate(unsigned count)
@@ -133,19 +130,10 @@ static inline unsigned mix_row_find(const uint16_t *r, unsigned n, uint32_t slot
 }
 
 /* dr: the dither sequence's current value (mix_io.dith); its top k bits
- * round this update. */
+ * round this update (0 <= d < 2^k: unbiased on average). */
 static inline unsigned mix_dither(uint32_t dr, unsigned k)
 {
-#if MIX_DITHER == 1
 	return (unsigned)(((uint64_t)dr << k) >> 32);
-#elif MIX_DITHER == 2
-	(void)dr;
-	return k ? 1u << (k - 1) : 0;
-#else
-	(void)dr;
-	(void)k;
-	return 0;
-#endif
 }
 
 static inline void mix_row_update(uint16_t *r, unsigned n, unsigned s, unsigned kmax, uint32_t dr)
