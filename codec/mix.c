@@ -284,10 +284,14 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
 		for (size_t i = 0; i < n; i++)
 			m->col[i] = -1;
 	}
-	if (fp->flags & MIX_PF_SPARSE)
-		for (unsigned c = 0; c < MIX_NLEAF; c++)
-			for (unsigned j = 0; j < 2048; j++)
-				mix_bin_init(m->sv[c][j], MIX_PTOT / 2, 0);
+	if (fp->flags & MIX_PF_SPARSE) {
+		/* 64K identical binary rows: one built, the others copied */
+		mix_bin_init(m->sv[0][0], MIX_PTOT / 2, 0);
+		for (unsigned j = 1; j < 2048; j++)
+			memcpy(m->sv[0][j], m->sv[0][0], sizeof(m->sv[0][0]));
+		for (unsigned c = 1; c < MIX_NLEAF; c++)
+			memcpy(m->sv[c], m->sv[0], sizeof(m->sv[0]));
+	}
 }
 
 /* Series coding, DELTA kind: the element as a difference of order keys
