@@ -285,12 +285,22 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
 			m->col[i] = -1;
 	}
 	if (fp->flags & MIX_PF_SPARSE) {
-		/* 64K identical binary rows: one built, the others copied */
-		mix_bin_init(m->sv[0][0], MIX_PTOT / 2, 0);
-		for (unsigned j = 1; j < 2048; j++)
-			memcpy(m->sv[0][j], m->sv[0][0], sizeof(m->sv[0][0]));
+		/* many identical rows: one built, the others copied */
+		const unsigned nc = l->mbits + 1 > 8 ? 1u << (l->mbits + 1 - 8) : 1;
+
+		mix_row_uniform(m->sa[0], 16, 0);
 		for (unsigned c = 1; c < MIX_NLEAF; c++)
-			memcpy(m->sv[c], m->sv[0], sizeof(m->sv[0]));
+			memcpy(m->sa[c], m->sa[0], sizeof(m->sa[0]));
+		for (unsigned c = 0; c < MIX_NLEAF; c++)
+			for (unsigned j = 0; j < 16; j++)
+				memcpy(m->sb[c][j], m->sa[0], sizeof(m->sa[0]));
+		if (nc > 1) {
+			mix_row_uniform(m->sc[0][0], nc, 0);
+			for (unsigned j = 1; j < 256; j++)
+				memcpy(m->sc[0][j], m->sc[0][0], sizeof(m->sc[0][0]));
+			for (unsigned c = 1; c < MIX_NLEAF; c++)
+				memcpy(m->sc[c], m->sc[0], sizeof(m->sc[0]));
+		}
 	}
 }
 
@@ -490,18 +500,18 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 				/* few distinct values (dequantized tensors): sign and
 				 * mantissa follow from the exponent, code them as a
 				 * tree */
-				const unsigned tb = mbits + 1;
-				uint32_t sm = (v >> sshift) << mbits | (v & mmask);
-				unsigned vn = 1;
+				const unsigned tb = mbits + 1, lb = tb - 8; /* 0 or 3 */
+				uint32_t sm = (v >> sshift) << mbits | (v & mmask), a, b, d = 0;
 
-				for (int b = (int)tb - 1; b >= 0; b--) {
-					unsigned y = mix_code_bin(io, enc, m->sv[leaf][vn],
-					                          (sm >> b) & 1, MIX_K_MAN);
-
-					vn = vn * 2 + y;
-				}
+				a = mix_code(io, enc, impl, m->sa[leaf], 16, (sm >> (tb - 4)) & 15,
+				             MIX_K_MAN);
+				b = mix_code(io, enc, impl, m->sb[leaf][a], 16, (sm >> lb) & 15,
+				             MIX_K_MAN);
+				if (lb)
+					d = mix_code(io, enc, impl, m->sc[leaf][a << 4 | b], 8,
+					             sm & 7, MIX_K_MAN);
 				MIX_STAT(io, enc, 5);
-				sm = vn & ((1u << tb) - 1);
+				sm = (a << 4 | b) << lb | d;
 				v = (sm >> mbits) << sshift | (ld.vbase & ~mmask) | (sm & mmask);
 				goto next;
 			}

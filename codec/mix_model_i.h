@@ -21,7 +21,7 @@
 #define MIX_PF_SIGNC 0x02u  /* floats: every element has the sign SIGN1 says
                              * (optimizer second moments, counts): not coded */
 #define MIX_PF_SPARSE 0x04u /* 16-bit dtypes: few distinct values, sign and
-                             * mantissa coded as a tree under the leaf */
+                             * mantissa coded as nibbles under the leaf */
 #define MIX_PF_SIGN1 0x08u  /* with SIGNC: the sign is 1 */
 #define MIX_PF_MASK (MIX_PF_REF | MIX_PF_SIGNC | MIX_PF_SPARSE | MIX_PF_SIGN1)
 
@@ -98,7 +98,7 @@ enum {
 	MIX_B_ESC = 0,   /* leaf 0: escape vs zero | running mean leaf < 1/2 */
 	MIX_B_ZSIGN = 4, /* sign of a zero */
 	MIX_B_EQ = 5,    /* REF: element equals the reference | last two (4) */
-	MIX_B_SEQ = 9,   /* REF, residual path: sign equals the reference's */
+	MIX_B_SEQ = 9,   /* REF, XOR residual: sign differs from the reference's */
 	MIX_B_COUNT = 10
 };
 
@@ -123,7 +123,13 @@ struct mix_fmodel {
 	} ld[MIX_NLEAF];
 	uint8_t plen[MIX_NLEAF];    /* leaf prior: -log2 frequency, 0 = absent */
 	int16_t col[MIX_COLMAX];    /* column mean leaf, 8.8; < 0: no row yet */
-	uint16_t sv[MIX_NLEAF][2048][2]; /* sparse: sign+mantissa | leaf, node */
+	/* SPARSE: sign+mantissa (8 or 11 bits) as nibble symbols: the top 4
+	 * under the leaf, the next 4 under the leaf and the top, the last 3
+	 * (fp16) under the leaf and the top 8 */
+	_Alignas(64) uint16_t sa[MIX_NLEAF][16];
+	_Alignas(64) uint16_t sb[MIX_NLEAF][16][16];
+	_Alignas(64) uint16_t sc[MIX_NLEAF][256][8];
+	uint16_t sc_end[8]; /* readable past the last row (mix_row_interval) */
 };
 
 struct mix_bmodel;

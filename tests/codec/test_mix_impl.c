@@ -118,6 +118,7 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 300, MAXLEN, 0},
 		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 64, 65536, 1},
 		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 0, 65536, 2},
+		{CODEC_DTYPE_FP16, GEN_NORMAL, GEN_DT_FP16, 1, 16, 65535, 2},
 		{CODEC_DTYPE_BF16, GEN_NORMAL, GEN_DT_BF16, 0, 16, 65536, 3},
 		{CODEC_DTYPE_BF16, GEN_SPECIAL, GEN_DT_BF16, 1, 0, 4099, 0},
 		{CODEC_DTYPE_BF16, GEN_ZERO, GEN_DT_BF16, 0, 0, 65536, 0},
@@ -183,6 +184,8 @@ static void test_instances_agree(void **state)
 		/* a misread phase is corrected in the payload's layout byte */
 		if (c->variant == 8)
 			assert_int_equal(f[0][info.header_len + 28] & 3, c->phase);
+		if (c->variant == 2)
+			assert_int_equal(f[0][info.header_len] & MIX_PF_SPARSE, MIX_PF_SPARSE);
 		for (int i = 0; i < 2; i++) {
 			memset(out, 0xa5, c->len);
 			assert_int_equal(codec_frame_decode(ctx[i], f[1 - i], (size_t)n[1 - i], out, c->len,
