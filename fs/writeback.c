@@ -664,8 +664,12 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 				pend_del(e, b->cs[k].fp, b->seq);
 		e->inflight_bytes -= b->len;
 		b->settled = true; /* a failed one may now be taken back */
-		if (b->state != B_READY)
+		if (b->state != B_READY) {
+			/* failed: its inode takes it back (reclaim_failed may
+			 * free it as soon as plock is released) */
+			grp[i] = NULL;
 			continue;
+		}
 		b->state = B_DONE;
 		struct einode *ei = b->ei;
 		struct batch **pp = &ei->inflight;
@@ -684,7 +688,7 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 	pthread_cond_broadcast(&e->pcond);
 	pthread_mutex_unlock(&e->plock);
 	for (size_t i = 0; i < n; i++)
-		if (grp[i] && grp[i]->state == B_DONE)
+		if (grp[i]) /* committed, unpinned, ours */
 			batch_retire(e, grp[i]);
 }
 
