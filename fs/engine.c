@@ -211,6 +211,19 @@ bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub
 	return gone;
 }
 
+/* The kernel learned of ino through a name in parent: one more lookup
+ * reference (and open_count opens); parent is where series references
+ * are looked for. */
+static int ein_add_lookup(struct eng *e, uint64_t ino, uint64_t parent, uint32_t open_count)
+{
+	struct einode *ei = ein_get(e, ino, true, 1, open_count);
+	if (!ei)
+		return -ENOMEM;
+	atomic_store(&ei->parent, parent);
+	ein_put(e, ei, 0, 0);
+	return 0;
+}
+
 /* Whether the kernel still references ino (lookups or opens). */
 static bool ein_in_use(struct eng *e, uint64_t ino)
 {
@@ -542,7 +555,6 @@ struct ra_frame {
 
 struct ra_job {
 	struct eng *e;
-	uint64_t ino;
 	size_t n;
 	struct ra_frame f[]; /* contiguous in one pack */
 };
@@ -598,7 +610,6 @@ static void ra_run(void *arg, void *local)
 struct ra_ctx {
 	struct eng *e;
 	struct idx_txn *t;
-	uint64_t ino;
 	unsigned left;
 	uint64_t end;
 	struct ra_job *job; /* run being gathered */
@@ -640,7 +651,6 @@ static int ra_cb(void *arg, const struct idx_extent *x)
 			if (!j)
 				return 1;
 			j->e = r->e;
-			j->ino = r->ino;
 			j->n = 0;
 			r->job = j;
 		}
@@ -664,7 +674,7 @@ static void ra_schedule(struct eng *e, struct idx_txn *t, struct einode *ei, uin
 	uint64_t start = atomic_load(&ei->ra_until);
 	if (start < from)
 		start = from;
-	struct ra_ctx r = { .e = e, .t = t, .ino = ei->ino, .left = e->o.readahead_chunks, .end = start };
+	struct ra_ctx r = { .e = e, .t = t, .left = e->o.readahead_chunks, .end = start };
 	idx_extent_iter(t, ei->ino, start, UINT64_MAX, ra_cb, &r);
 	ra_flush(&r);
 	atomic_store(&ei->ra_until, r.end);
@@ -1022,11 +1032,9 @@ int eng_lookup(struct eng *e, uint64_t parent, const char *name, struct eng_attr
 	idx_txn_abort(t);
 	if (rc < 0)
 		return rc;
-	struct einode *ei = ein_get(e, ino, true, 1, 0);
-	if (!ei)
-		return -ENOMEM;
-	atomic_store(&ei->parent, parent);
-	ein_put(e, ei, 0, 0);
+	rc = ein_add_lookup(e, ino, parent, 0);
+	if (rc < 0)
+		return rc;
 	overlay_attr(e, &in);
 	make_attr(&in, out);
 	return 0;
@@ -1111,11 +1119,9 @@ out:
 	rc = eng_wtxn_end(e, t, rc);
 	if (rc < 0)
 		return rc;
-	struct einode *ei = ein_get(e, ino, true, 1, open_count);
-	if (!ei)
-		return -ENOMEM; /* the kernel never learns of it; reaped at remount */
-	atomic_store(&ei->parent, parent);
-	ein_put(e, ei, 0, 0);
+	rc = ein_add_lookup(e, ino, parent, open_count);
+	if (rc < 0)
+		return rc; /* the kernel never learns of it; reaped at remount */
 	make_attr(&in, out);
 	return 0;
 }
@@ -1200,10 +1206,9 @@ int eng_link(struct eng *e, uint64_t ino, uint64_t newparent, const char *newnam
 	rc = eng_wtxn_end(e, t, rc);
 	if (rc < 0)
 		return rc;
-	struct einode *ei = ein_get(e, ino, true, 1, 0);
-	if (!ei)
-		return -ENOMEM;
-	ein_put(e, ei, 0, 0);
+	rc = ein_add_lookup(e, ino, newparent, 0);
+	if (rc < 0)
+		return rc;
 	overlay_attr(e, &in);
 	make_attr(&in, out);
 	return 0;
