@@ -599,8 +599,8 @@ struct fprob {
 
 /* Repairs planned while checking, applied in one write transaction. */
 struct fix {
-	enum { FIX_DIRENT_DEL, FIX_ORPHAN_DEL, FIX_NLINK, FIX_LOST, FIX_UNREF, FIX_PACK_PUT,
-	       FIX_PACK_DEL, FIX_SUPER } what;
+	enum { FIX_DIRENT_DEL, FIX_ORPHAN_DEL, FIX_NLINK, FIX_LOST, FIX_REFCOUNT, FIX_PACK_PUT,
+	       FIX_PACK_DEL, FIX_SUPER, FIX_STATS } what;
 	uint32_t prob;
 	uint64_t a, b; /* ino/parent, count/... */
 	uint32_t idx;  /* dirent index, chunk index */
@@ -1232,23 +1232,25 @@ static void check_refcounts(struct fsck *f)
 			continue;
 		fp_short(c->fp, hex);
 		if (c->counted == 0 && c->refcount == 0) {
-			/* Deleted at commit normally: one left behind holds
-			 * space only, and idx.h has no call to drop it. */
-			prob_add(f, GC_P_REFCOUNT, "chunk %s has no references and refcount 0", hex);
+			/* Deleted at commit normally: one left behind only
+			 * holds space.  Repair lets the commit sweep it. */
+			p = prob_add(f, GC_P_REFCOUNT, "chunk %s has no references and refcount 0",
+			             hex);
 		} else if (c->refcount > c->counted) {
 			p = prob_add(f, GC_P_REFCOUNT, "chunk %s has refcount %" PRIu32 ", %" PRIu32
 			             " references found (space leak)", hex, c->refcount, c->counted);
-			prob_chunk(f, p, i);
-			fix_add(f, FIX_UNREF, p, c->refcount - c->counted, 0, i);
 		} else {
 			/* Too low is the dangerous direction: the last unref
-			 * would delete a chunk still in use.  idx.h offers no
-			 * call to raise a refcount, so this stays unrepaired. */
+			 * would delete a chunk still in use. */
 			p = prob_add(f, GC_P_REFCOUNT, "chunk %s has refcount %" PRIu32 ", %" PRIu32
 			             " references found (would be freed while in use)", hex,
 			             c->refcount, c->counted);
-			prob_chunk(f, p, i);
 		}
+		prob_chunk(f, p, i);
+		/* The walk counted every extent and every chunk coded against
+		 * it: setting that number is exact, never a guess.  At 0 the
+		 * commit deletes the chunk and releases its own reference. */
+		fix_add(f, FIX_REFCOUNT, p, c->counted, 0, i);
 	}
 }
 
@@ -1642,42 +1644,22 @@ static int check_packs(struct fsck *f)
 /* ------------------------------------------------------------------------ */
 /* fsck: stats and superblock                                                  */
 
-static void check_stats(struct fsck *f)
+static int check_stats(struct fsck *f)
 {
 	struct idx_stats s;
-	struct finode *in = f->inodes.p;
-	const char *what = NULL;
+	char what[256];
+	size_t n = 0;
+	int rc;
 
-	memset(&s, 0, sizeof(s));
-	for (size_t i = 0; i < f->inodes.n; i++) {
-		if (S_ISREG(in[i].mode)) {
-			s.files++;
-			s.logical_bytes += in[i].size;
-		}
-	}
-	s.mapped_bytes = f->mapped;
-	for (uint32_t i = 0; i < f->chunks.n; i++) {
-		struct fchunk *c = chunk_at(f, i);
-
-		s.chunks++;
-		s.unique_bytes += c->raw_len;
-		s.stored_bytes += c->frame_len;
-		s.ref_chunks += (c->state & FC_HAS_REF) != 0;
-		if (c->level < IDX_LEVEL_COUNT) {
-			s.level_raw[c->level] += c->raw_len;
-			s.level_stored[c->level] += c->frame_len;
-		}
-		if (c->dtype < IDX_DTYPE_COUNT) {
-			s.dtype_raw[c->dtype] += c->raw_len;
-			s.dtype_stored[c->dtype] += c->frame_len;
-		}
-	}
-	for (unsigned l = 1; l < f->sb.default_level && l < IDX_LEVEL_COUNT; l++)
-		s.pending_bytes += s.level_raw[l];
+	rc = idx_stats_count(f->t, &s);
+	if (rc < 0)
+		return rc;
+	what[0] = '\0';
 #define CMP(field)                                                                           \
 	do {                                                                                 \
-		if (!what && s.field != f->stats.field)                                      \
-			what = #field;                                                       \
+		if (s.field != f->stats.field && n < sizeof(what))                           \
+			n += (size_t)snprintf(what + n, sizeof(what) - n, "%s%s", n ? ", " : "",   \
+			                      #field);                                         \
 	} while (0)
 	CMP(files);
 	CMP(logical_bytes);
@@ -1686,6 +1668,8 @@ static void check_stats(struct fsck *f)
 	CMP(unique_bytes);
 	CMP(stored_bytes);
 	CMP(ref_chunks);
+	CMP(ref_raw_bytes);
+	CMP(ref_stored_bytes);
 	CMP(pending_bytes);
 	for (unsigned l = 0; l < IDX_LEVEL_COUNT; l++) {
 		CMP(level_raw[l]);
@@ -1696,11 +1680,13 @@ static void check_stats(struct fsck *f)
 		CMP(dtype_stored[d]);
 	}
 #undef CMP
-	/* idx.h has no call to overwrite the counters, so this is reported
-	 * with the first field that differs and left for the index to fix. */
-	if (what)
-		prob_add(f, GC_P_STATS, "stats counter %s differs from the records (first of "
-		         "possibly several)", what);
+	if (n) {
+		uint32_t p = prob_add(f, GC_P_STATS, "stats counters differ from the records: %s",
+		                      what);
+
+		fix_add(f, FIX_STATS, p, 0, 0, 0);
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1794,13 +1780,11 @@ static int apply_fix(struct fsck *f, struct idx_txn *t, const struct fix *x, str
 		if (rc == 0)
 			rc = idx_inode_put(t, lf);
 		break;
-	case FIX_UNREF: {
-		const struct fchunk *c = chunk_at(f, x->idx);
-
-		for (uint64_t k = 0; rc == 0 && k < x->a; k++)
-			rc = idx_chunk_unref(t, c->fp);
+	case FIX_REFCOUNT:
+		rc = idx_chunk_refcount_set(t, chunk_at(f, x->idx)->fp, (uint32_t)x->a);
 		break;
-	}
+	case FIX_STATS:
+		break; /* after the commit: see repair() */
 	case FIX_PACK_PUT:
 		rc = idx_pack_get(t, (uint32_t)x->a, &pk);
 		if (rc == -ENOENT) {
@@ -1844,7 +1828,7 @@ static int repair(struct fsck *f)
 {
 	struct idx_txn *t;
 	struct idx_inode lf;
-	bool have_lf = false, super_done = false;
+	bool have_lf = false, super_done = false, stats = false;
 	int rc;
 
 	if (!f->fixes.n)
@@ -1865,8 +1849,21 @@ static int repair(struct fsck *f)
 			return rc;
 		}
 		super_done |= x->what == FIX_SUPER;
+		stats |= x->what == FIX_STATS;
 	}
 	rc = idx_txn_commit(t);
+	/* The counters last, on their own: the commit above sweeps chunks
+	 * and moves them, so recount what it left. */
+	if (rc == 0 && stats) {
+		rc = idx_txn_begin(f->x, false, &t);
+		if (rc == 0) {
+			rc = idx_stats_reset(t);
+			if (rc < 0)
+				idx_txn_abort(t);
+			else
+				rc = idx_txn_commit(t);
+		}
+	}
 	if (rc == 0)
 		rc = idx_sync(f->x);
 	if (rc < 0)
@@ -2019,7 +2016,9 @@ static int fsck_walk(struct fsck *f)
 	rc = check_packs(f);
 	if (rc < 0)
 		goto out;
-	check_stats(f);
+	rc = check_stats(f);
+	if (rc < 0)
+		goto out;
 	/* Files of flagged chunks, and which files are damaged. */
 	rc = walk_extents(f, true);
 	if (rc < 0)

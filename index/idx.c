@@ -965,6 +965,67 @@ int idx_pack_alloc(struct idx_txn *t, uint32_t *pack_id)
 	return 0;
 }
 
+struct stats_count {
+	struct idx_txn *t;
+	struct idx_stats *s;
+};
+
+static int stats_count_chunk(void *arg, const struct idx_chunk *c)
+{
+	stats_chunk(arg, c, +1);
+	return 0;
+}
+
+static int stats_count_extent(void *arg, const struct idx_extent *e)
+{
+	((struct idx_stats *)arg)->mapped_bytes += e->len;
+	return 0;
+}
+
+static int stats_count_inode(void *arg, const struct idx_inode *in)
+{
+	struct stats_count *sc = arg;
+
+	if (!S_ISREG(in->mode))
+		return 0;
+	sc->s->files++;
+	sc->s->logical_bytes += in->size;
+	return idx_extent_iter(sc->t, in->ino, 0, UINT64_MAX, stats_count_extent, sc->s);
+}
+
+int idx_stats_count(struct idx_txn *t, struct idx_stats *s)
+{
+	struct stats_count sc = {.t = t, .s = s};
+	struct idx_super *sb;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	rc = txn_super(t, &sb);
+	if (rc == 0)
+		rc = idx_inode_iter(t, stats_count_inode, &sc);
+	if (rc == 0)
+		rc = idx_chunk_iter(t, stats_count_chunk, s);
+	if (rc == 0)
+		stats_fix_pending(s, sb->default_level);
+	return rc < 0 ? rc : 0;
+}
+
+int idx_stats_reset(struct idx_txn *t)
+{
+	struct idx_stats *st, s;
+	int rc = txn_writable(t);
+
+	if (rc == 0)
+		rc = txn_stats(t, &st);
+	if (rc == 0)
+		rc = idx_stats_count(t, &s);
+	if (rc < 0)
+		return rc;
+	*st = s;
+	t->stats_dirty = true;
+	return 0;
+}
+
 int idx_stats_get(struct idx_txn *t, struct idx_stats *s)
 {
 	struct idx_super *sb;
@@ -1466,6 +1527,28 @@ static int chunk_unref_one(struct idx_txn *t, const uint8_t fp[FP_LEN])
 	if (c.refcount == 0)
 		zero_push(t, fp);
 	return 0;
+}
+
+int idx_chunk_refcount_set(struct idx_txn *t, const uint8_t fp[FP_LEN], uint32_t refcount)
+{
+	struct idx_chunk c;
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = idx_chunk_get(t, fp, &c);
+	if (rc < 0)
+		return rc;
+	if (refcount == 0) {
+		rc = zero_reserve(t);
+		if (rc < 0)
+			return rc;
+	}
+	c.refcount = refcount;
+	rc = chunk_write(t, &c, 0);
+	if (rc == 0 && refcount == 0)
+		zero_push(t, fp);
+	return rc;
 }
 
 int idx_chunk_unref(struct idx_txn *t, const uint8_t fp[FP_LEN])
@@ -2023,4 +2106,23 @@ int idx_raw_put(struct idx_txn *t, const char *db, const void *k, size_t kl, con
 		if (strcmp(db, idx_db_names[i]) == 0)
 			return db_put(t, (enum idx_db)i, k, kl, v, vl, 0);
 	return -EINVAL;
+}
+
+int idx_raw_get(struct idx_txn *t, const char *db, const void *k, size_t kl, void *buf,
+                size_t cap)
+{
+	MDB_val v;
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < DB_COUNT; i++)
+		if (strcmp(db, idx_db_names[i]) == 0)
+			break;
+	if (i == DB_COUNT)
+		return -EINVAL;
+	rc = db_get(t, (enum idx_db)i, k, kl, &v);
+	if (rc < 0)
+		return rc;
+	memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+	return v.mv_size > INT_MAX ? -EOVERFLOW : (int)v.mv_size;
 }

@@ -144,6 +144,11 @@ int idx_ino_alloc(struct idx_txn *t, uint64_t *ino);
 int idx_pack_alloc(struct idx_txn *t, uint32_t *pack_id);
 /* Inside a write txn, chunks released in it still count until commit. */
 int idx_stats_get(struct idx_txn *t, struct idx_stats *s);
+/* The counters as the records say they should be: one walk of the inodes,
+ * their extents and the chunks (read-only; what fsck compares against). */
+int idx_stats_count(struct idx_txn *t, struct idx_stats *s);
+/* Repair: replace the stored counters by idx_stats_count's (write txn). */
+int idx_stats_reset(struct idx_txn *t);
 
 /* --- inodes ------------------------------------------------------------ */
 int idx_inode_get(struct idx_txn *t, uint64_t ino, struct idx_inode *out);
@@ -217,6 +222,9 @@ int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c);
 /* Drop one reference; deletes the chunk at zero at commit (as in
  * idx_file_punch). */
 int idx_chunk_unref(struct idx_txn *t, const uint8_t fp[FP_LEN]);
+/* Repair: set a chunk's refcount to what a full walk counted.  0 deletes
+ * the chunk at commit (releasing its reference chunk) like a last unref. */
+int idx_chunk_refcount_set(struct idx_txn *t, const uint8_t fp[FP_LEN], uint32_t refcount);
 typedef int (*idx_chunk_cb)(void *arg, const struct idx_chunk *c);
 int idx_chunk_iter(struct idx_txn *t, idx_chunk_cb cb, void *arg);
 

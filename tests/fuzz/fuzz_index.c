@@ -503,6 +503,7 @@ static void probe(struct idx_txn *t, const struct targets *g)
 	if (rc == 0)
 		CHECK(s.default_level < IDX_LEVEL_COUNT && s.format_version <= IDX_FORMAT_VERSION);
 	CHECK_ERR(idx_stats_get(t, &st));
+	CHECK_ERR(idx_stats_count(t, &st));
 
 	w = (struct walk){ 0 };
 	check_walk(idx_inode_iter(t, inode_cb, &w), &w);
@@ -562,7 +563,9 @@ static void mutate(struct idx_txn *t, const struct targets *g)
 			CHECK_ERR(idx_chunk_relocate(t, &c));
 		}
 		CHECK_ERR(idx_chunk_unref(t, g->fp[i]));
+		CHECK_ERR(idx_chunk_refcount_set(t, g->fp[i], i & 1));
 	}
+	CHECK_ERR(idx_stats_reset(t));
 	for (unsigned i = 0; i < g->nname; i++) {
 		if (g->name[i].xattr)
 			CHECK_ERR(idx_xattr_set(t, g->name[i].parent, g->name[i].name, "v", 1,

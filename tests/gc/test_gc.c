@@ -21,6 +21,7 @@
 #include "fs/engine.h"
 #include "fs/gc.h"
 #include "index/idx.h"
+#include "index/idx_test_i.h"
 
 #define MIB (1u << 20)
 
@@ -503,6 +504,57 @@ static void t_repair(void **state)
 	assert_int_equal(eng_store_close(e), 0);
 }
 
+static int take_shared(void *arg, const struct idx_chunk *c)
+{
+	struct first_chunk *fc = arg;
+
+	if (c->refcount < 2)
+		return 0;
+	fc->c = *c;
+	fc->found = true;
+	return 1;
+}
+
+/* The two repairs that need a full count: a refcount below the references
+ * (the last unref would free a chunk still in use) and stats counters that
+ * disagree with the records (files, and the series counter ref_stored). */
+static void t_repair_counts(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct first_chunk fc = { 0 };
+	struct idx_txn *t;
+	struct idx *x = iopen(f);
+	struct seen s;
+	uint8_t rec[1024];
+	int n;
+
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	/* a chunk /a and /d/b share, counted once */
+	assert_int_equal(idx_chunk_iter(t, take_shared, &fc), 1);
+	assert_int_equal(idx_chunk_refcount_set(t, fc.c.fp, fc.c.refcount - 1), 0);
+	n = idx_raw_get(t, "super", "stats", 5, rec, sizeof(rec));
+	assert_true(n >= 16 && n <= (int)sizeof(rec));
+	rec[7] ^= 4;     /* files: first field */
+	rec[n - 1] ^= 1; /* ref_stored_bytes: last field */
+	assert_int_equal(idx_raw_put(t, "super", "stats", 5, rec, (size_t)n), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+
+	assert_int_equal(fsck(f, false, &s, &st), 2); /* problems left */
+	assert_int_equal(s.kinds[GC_P_REFCOUNT], 1);
+	assert_int_equal(s.kinds[GC_P_STATS], 1);
+	assert_int_equal(fsck(f, true, &s, &st), 0);
+	assert_int_equal(s.repaired, 2);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+
+	/* Repaired for real: after /a goes, the shared chunk still serves
+	 * /d/b, and the counters keep matching the records. */
+	unlink_a(f);
+	check_b(f);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+}
+
 /* An orphan mark on a file that still has a name (nlink 0 too): gc must
  * not delete it, fsck flags it, repair restores the count and drops the
  * mark. */
@@ -587,6 +639,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_stop_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_repair_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_orphan_linked, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lock, setup, teardown),
 	};

@@ -684,7 +684,7 @@ static void test_chunk_refs(void **state)
 	struct fixture *f = *state;
 	struct idx_chunk a, b, b2, got;
 	struct idx_inode in;
-	struct idx_stats st;
+	struct idx_stats st, st2;
 	struct idx_pack p;
 	struct idx_txn *t;
 
@@ -715,6 +715,36 @@ static void test_chunk_refs(void **state)
 	/* default level 2: level 1 (fast) is pending, raw (0) is not. */
 	assert_int_equal(st.pending_bytes, a.level == 1 ? a.raw_len : b.raw_len);
 	assert_int_equal(idx_txn_commit(t), 0);
+
+	/* The recount from the records agrees with the kept counters; a
+	 * refcount can be set (fsck's repair), 0 deletes at commit. */
+	t = wtxn(f);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_int_equal(idx_stats_count(t, &st2), 0);
+	assert_memory_equal(&st, &st2, sizeof(st));
+	assert_int_equal(idx_chunk_refcount_set(t, b.fp, 7), 0);
+	assert_int_equal(chunk_refs(t, 11), 7);
+	assert_int_equal(idx_chunk_refcount_set(t, b.fp, 1), 0);
+	make_fp(got.fp, 999);
+	assert_int_equal(idx_chunk_refcount_set(t, got.fp, 1), -ENOENT);
+	make_chunk(&b2, 12); /* a leak: counted once, used by nothing */
+	b2.refcount = 1;
+	b2.flags = IDX_CHUNK_HAS_REF;
+	memcpy(b2.ref_fp, a.fp, FP_LEN);
+	assert_int_equal(idx_chunk_insert(t, &b2), 0);
+	assert_int_equal(chunk_refs(t, 10), 2);
+	assert_int_equal(idx_chunk_refcount_set(t, b2.fp, 0), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_false(chunk_exists(t, 12));
+	assert_int_equal(chunk_refs(t, 10), 1);
+	assert_int_equal(idx_stats_count(t, &st2), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	assert_memory_equal(&st, &st2, sizeof(st));
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = rtxn(f);
+	assert_int_equal(idx_chunk_refcount_set(t, b.fp, 3), -EROFS);
+	idx_txn_abort(t);
 
 	/* Relocate b: recompressed to mix, no reference, another pack. */
 	t = wtxn(f);
