@@ -84,6 +84,8 @@ struct codec_frame_info {
 	uint32_t raw_len;
 	uint32_t payload_len;
 	uint64_t checksum; /* XXH3-64 of the raw bytes */
+	uint32_t elem_phase; /* geometry the payload was coded with: pass  */
+	uint32_t row_elems;  /* them back to re-encode the chunk alike */
 };
 
 #define CODEC_FLAG_REF 0x01u /* payload was coded against a reference chunk */

@@ -278,6 +278,8 @@ int codec_frame_parse(const void *frame, size_t flen, struct codec_frame_info *i
 	info->raw_len = h.raw_len;
 	info->payload_len = h.payload_len;
 	info->checksum = h.checksum;
+	info->elem_phase = h.phase;
+	info->row_elems = h.row_elems;
 	return 0;
 }
 

@@ -1963,6 +1963,8 @@ void eng_opts_default(struct eng_opts *o)
 	o->commit_ms = 1000;
 	o->max_ref_chain = 8;
 	o->gc_interval_s = 60;
+	o->rebase = true;
+	o->rebase_idle_ms = 2000;
 }
 
 static char *path_join(const char *a, const char *b)
@@ -2234,6 +2236,9 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	pthread_cond_init(&e->load_cond, NULL);
 	pthread_mutex_init(&e->gc_lock, NULL);
 	pthread_cond_init(&e->gc_cond, NULL);
+	pthread_mutex_init(&e->rb_lock, NULL);
+	pthread_cond_init(&e->rb_cond, NULL);
+	pthread_mutex_init(&e->rb_run, NULL);
 	rc = pthread_key_create(&e->ctx_key, ctx_key_free);
 	if (rc) {
 		free(e);
@@ -2308,6 +2313,9 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 		if (rc < 0)
 			goto fail;
 	}
+	rc = rb_start(e);
+	if (rc < 0)
+		goto fail;
 	free(ip);
 	free(pp);
 	*out = e;
@@ -2325,6 +2333,7 @@ int eng_store_close(struct eng *e)
 	if (!e)
 		return 0;
 	gc_stop_thread(e);
+	rb_stop(e);
 	if (e->idx && e->ps && e->pool && e->wb_running)
 		rc = eng_sync_all(e);
 	wb_stop(e);
@@ -2351,6 +2360,9 @@ int eng_store_close(struct eng *e)
 	pthread_cond_destroy(&e->load_cond);
 	pthread_mutex_destroy(&e->gc_lock);
 	pthread_cond_destroy(&e->gc_cond);
+	pthread_mutex_destroy(&e->rb_lock);
+	pthread_cond_destroy(&e->rb_cond);
+	pthread_mutex_destroy(&e->rb_run);
 	if (e->lock_fd > 0)
 		close(e->lock_fd);
 	free(e->store);

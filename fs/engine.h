@@ -37,6 +37,8 @@ struct eng_opts {
 	unsigned commit_ms;       /* group commit interval (default 1000) */
 	unsigned max_ref_chain;   /* series coding chain bound (default 8) */
 	unsigned gc_interval_s;   /* online gc pass every N seconds, 0 = off (default 60) */
+	bool rebase;              /* turn series deltas around when idle (default on) */
+	unsigned rebase_idle_ms;  /* idle time before rebase starts, 0 = only eng_rebase (default 2000) */
 	bool read_only;
 };
 
@@ -56,6 +58,9 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 int eng_store_lock(const char *store, int *fd);
 /* Flush all dirty data, commit, stop workers, close. NULL ok. */
 int eng_store_close(struct eng *e);
+/* Turn every pending forward series delta around now (fs/rebase.c; the
+ * background thread does it when idle).  *turned: chunks made full. */
+int eng_rebase(struct eng *e, uint64_t *turned);
 
 struct eng_attr {
 	struct stat st;     /* st_blocks = stored bytes / 512 (rounded up) */

@@ -116,6 +116,17 @@ struct eng {
 	 * gone; batches holding them must not commit */
 	pthread_rwlock_t append_lock;
 	_Atomic uint64_t pack_epoch;
+
+	/* rebase (fs/rebase.c): reverse deltas while idle */
+	pthread_t rb_thread;
+	pthread_mutex_t rb_lock;       /* leaf: queue and flags below */
+	pthread_cond_t rb_cond;
+	pthread_mutex_t rb_run;        /* one drain at a time (thread or eng_rebase) */
+	uint8_t (*rbq)[FP_LEN];        /* forward-coded chunks to turn, FIFO */
+	size_t rbq_head, rbq_n, rbq_cap;
+	bool rb_rescan;                /* scan the chunk table (mount, overflow) */
+	bool rb_quit, rb_running;
+	_Atomic int64_t last_write_ms; /* monotonic time of the last write */
 };
 
 /* engine.c */
@@ -134,7 +145,18 @@ int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], u
 int eng_read_stored(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off, size_t len,
                     uint8_t *buf);
 
+/* rebase.c */
+int rb_start(struct eng *e);
+void rb_stop(struct eng *e);   /* before the pool and packs go */
+/* A chunk coded against an older one was committed (committer, plock held). */
+void rb_note(struct eng *e, const uint8_t fp[FP_LEN]);
+/* No buffered or queued writes and none for rebase_idle_ms. */
+bool rb_idle(struct eng *e);
+
 /* writeback.c */
+/* pack_sync; on failure clear the pack error and start a new epoch (frames
+ * appended before are gone: their batches must not commit). */
+int wb_pack_sync(struct eng *e);
 int wb_start(struct eng *e);
 void wb_stop(struct eng *e); /* after every inode was synced */
 /* With ei->lock held exclusively.  Returns size or negative errno (a

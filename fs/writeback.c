@@ -591,6 +591,18 @@ static void batch_fail_locked(struct batch *b, int rc)
 
 #define GROUP_MAX 256
 
+int wb_pack_sync(struct eng *e)
+{
+	int rc = pack_sync(e->ps);
+	if (rc < 0) {
+		pthread_rwlock_wrlock(&e->append_lock);
+		pack_store_clear_error(e->ps);
+		atomic_fetch_add(&e->pack_epoch, 1);
+		pthread_rwlock_unlock(&e->append_lock);
+	}
+	return rc;
+}
+
 /* Commit a group of batches taken off the FIFO head. */
 static void commit_group(struct eng *e, struct batch **grp, size_t n)
 {
@@ -611,12 +623,8 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 	}
 	pthread_mutex_unlock(&e->plock);
 	if (any_ready) {
-		rc = pack_sync(e->ps);
+		rc = wb_pack_sync(e);
 		if (rc < 0) {
-			pthread_rwlock_wrlock(&e->append_lock);
-			pack_store_clear_error(e->ps);
-			atomic_fetch_add(&e->pack_epoch, 1);
-			pthread_rwlock_unlock(&e->append_lock);
 			pthread_mutex_lock(&e->plock);
 			for (size_t i = 0; i < n; i++)
 				if (grp[i]->state == B_READY)
@@ -659,9 +667,13 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 	pthread_mutex_lock(&e->plock);
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = grp[i];
-		for (size_t k = 0; k < b->n; k++)
-			if (b->cs[k].is_new)
-				pend_del(e, b->cs[k].fp, b->seq);
+		for (size_t k = 0; k < b->n; k++) {
+			if (!b->cs[k].is_new)
+				continue;
+			pend_del(e, b->cs[k].fp, b->seq);
+			if (b->state == B_READY && (b->cs[k].info.flags & CODEC_FLAG_REF))
+				rb_note(e, b->cs[k].fp); /* to be turned around when idle */
+		}
 		e->inflight_bytes -= b->len;
 		b->settled = true; /* a failed one may now be taken back */
 		if (b->state != B_READY) {
@@ -1118,6 +1130,7 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 	if (rc < 0)
 		return rc;
 	atomic_fetch_add(&e->dirty_total, (uint64_t)rc);
+	atomic_store(&e->last_write_ms, mono_ns() / 1000000); /* rebase waits for idle */
 	if (off + size > ei->size)
 		ei->size = off + size;
 	ei->mtime_ns = eng_now_ns();

@@ -164,7 +164,9 @@ static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
  *                                                                 = 77
  *   extent : len(4) chunk_off(4) fp(32)                           = 40
  *   chunk  : pack_id(4) pack_off(8) frame_len(4) raw_len(4) refcount(4)
- *            level(1) dtype(1) flags(1) [ref_fp(32) iff HAS_REF]  = 27/59
+ *            level(1) dtype(1) flags(1) height(1) [ref_fp(32) iff
+ *            HAS_REF]                                             = 28/60
+ *            (format 1 wrote no height byte: 27/59 still reads, height 0)
  *   pack   : live_bytes(8) dead_bytes(8)                          = 16
  *   dirent : ino(8) seq(8) type(1); dirseq: ino(8) type(1) name(1..255)
  */
@@ -175,7 +177,8 @@ static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
 #define STATS_LEN (STATS_FIELDS * 8u)
 #define INODE_LEN 77u
 #define EXTENT_LEN 40u
-#define CHUNK_LEN 27u
+#define CHUNK_LEN_V1 27u
+#define CHUNK_LEN 28u
 #define CHUNK_REF_LEN (CHUNK_LEN + FP_LEN)
 #define PACK_LEN 16u
 #define DIRENT_LEN 17u
@@ -350,6 +353,7 @@ static size_t chunk_encode(const struct idx_chunk *c, uint8_t b[CHUNK_REF_LEN])
 	b[24] = c->level;
 	b[25] = c->dtype;
 	b[26] = c->flags;
+	b[27] = c->height;
 	if (!(c->flags & IDX_CHUNK_HAS_REF))
 		return CHUNK_LEN;
 	memcpy(b + CHUNK_LEN, c->ref_fp, FP_LEN);
@@ -359,7 +363,8 @@ static size_t chunk_encode(const struct idx_chunk *c, uint8_t b[CHUNK_REF_LEN])
 static int chunk_valid(const struct idx_chunk *c)
 {
 	if (c->level >= IDX_LEVEL_COUNT || c->dtype >= IDX_DTYPE_COUNT || c->raw_len == 0 ||
-	    (c->flags & ~IDX_CHUNK_HAS_REF) != 0)
+	    (c->flags & ~(IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) != 0 ||
+	    (c->flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) == IDX_CHUNK_REVERSED)
 		return 0;
 	if ((c->flags & IDX_CHUNK_HAS_REF) && memcmp(c->ref_fp, c->fp, FP_LEN) == 0)
 		return 0;
@@ -371,7 +376,13 @@ static int chunk_decode(const uint8_t fp[FP_LEN], const MDB_val *v, struct idx_c
 	const uint8_t *b = v->mv_data;
 	uint8_t key[FP_LEN];
 
-	if (v->mv_size != CHUNK_LEN && v->mv_size != CHUNK_REF_LEN)
+	size_t base;
+
+	if (v->mv_size == CHUNK_LEN_V1 || v->mv_size == CHUNK_LEN_V1 + FP_LEN)
+		base = CHUNK_LEN_V1;
+	else if (v->mv_size == CHUNK_LEN || v->mv_size == CHUNK_REF_LEN)
+		base = CHUNK_LEN;
+	else
 		return -EIO;
 	memcpy(key, fp, FP_LEN); /* fp may point into *c (idx_chunk_get(t, c.fp, &c)) */
 	memset(c, 0, sizeof(*c));
@@ -384,10 +395,11 @@ static int chunk_decode(const uint8_t fp[FP_LEN], const MDB_val *v, struct idx_c
 	c->level = b[24];
 	c->dtype = b[25];
 	c->flags = b[26];
-	if (v->mv_size != ((c->flags & IDX_CHUNK_HAS_REF) ? CHUNK_REF_LEN : CHUNK_LEN))
+	c->height = base > CHUNK_LEN_V1 ? b[27] : 0;
+	if (v->mv_size != base + ((c->flags & IDX_CHUNK_HAS_REF) ? FP_LEN : 0))
 		return -EIO;
 	if (c->flags & IDX_CHUNK_HAS_REF)
-		memcpy(c->ref_fp, b + CHUNK_LEN, FP_LEN);
+		memcpy(c->ref_fp, b + base, FP_LEN);
 	return chunk_valid(c) ? 0 : -EIO;
 }
 
@@ -734,7 +746,18 @@ static int idx_check_store(struct idx_txn *t)
 		return -EINVAL;
 	if (rc < 0)
 		return rc;
-	return super_decode(&v, &s);
+	rc = super_decode(&v, &s);
+	if (rc < 0 || t->rdonly || s.format_version == IDX_FORMAT_VERSION)
+		return rc;
+	/* An older format opened for writing: records written from now on
+	 * may use the new layout, so older binaries must refuse the store. */
+	s.format_version = IDX_FORMAT_VERSION;
+	{
+		uint8_t sb[SUPER_LEN];
+
+		super_encode(&s, sb);
+		return db_put(t, DB_SUPER, "super", 5, sb, sizeof(sb), 0);
+	}
 }
 
 int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
@@ -1354,6 +1377,56 @@ static int chunk_ref(struct idx_txn *t, const uint8_t fp[FP_LEN], uint32_t n)
 	return chunk_write(t, &c, 0);
 }
 
+/* -ELOOP if self is on fp's reference chain (coding self against fp would
+ * close a loop), 0 if not; reads only, so a refusal changes nothing. */
+static int chain_check(struct idx_txn *t, const uint8_t self[FP_LEN], const uint8_t fp[FP_LEN])
+{
+	struct idx_chunk c;
+	uint8_t cur[FP_LEN];
+	int rc;
+
+	memcpy(cur, fp, FP_LEN);
+	for (unsigned k = 0; k < 64; k++) {
+		if (memcmp(cur, self, FP_LEN) == 0)
+			return -ELOOP;
+		rc = idx_chunk_get(t, cur, &c);
+		if (rc < 0)
+			return rc == -ENOENT ? -EIO : rc;
+		if (!(c.flags & IDX_CHUNK_HAS_REF))
+			return 0;
+		memcpy(cur, c.ref_fp, FP_LEN);
+	}
+	return -EIO; /* a chain this long is a loop */
+}
+
+/* A reverse delta of height h now codes against fp: raise the heights
+ * along fp's chain of reverse deltas so each stays above everything coded
+ * against it that way.  Stops where a height is already high enough (the
+ * chain above is then too) and at the first chunk that is not a reverse
+ * delta (a forward or no reference: forward chains are bounded when they
+ * are written, by walking them). */
+static int height_raise(struct idx_txn *t, const uint8_t fp[FP_LEN], unsigned h)
+{
+	struct idx_chunk c;
+	uint8_t cur[FP_LEN];
+	int rc;
+
+	memcpy(cur, fp, FP_LEN);
+	for (unsigned k = 0; k < 64; k++, h++) {
+		rc = idx_chunk_get(t, cur, &c);
+		if (rc < 0)
+			return rc == -ENOENT ? -EIO : rc;
+		if (c.height >= (h > UINT8_MAX ? UINT8_MAX : h))
+			return 0;
+		c.height = (uint8_t)(h > UINT8_MAX ? UINT8_MAX : h);
+		rc = chunk_write(t, &c, 0);
+		if (rc < 0 || !(c.flags & IDX_CHUNK_REVERSED))
+			return rc;
+		memcpy(cur, c.ref_fp, FP_LEN);
+	}
+	return -EIO;
+}
+
 /* Make room for one more entry on the sweep list before a refcount is
  * written as zero, so that a failed allocation changes nothing. */
 static int zero_reserve(struct idx_txn *t)
@@ -1466,6 +1539,7 @@ static int pack_account(struct idx_txn *t, uint32_t id, uint32_t frame_len, bool
 
 int idx_chunk_insert(struct idx_txn *t, const struct idx_chunk *c)
 {
+	struct idx_chunk nc;
 	struct idx_stats *st;
 	MDB_val v;
 	int rc = txn_writable(t);
@@ -1490,10 +1564,14 @@ int idx_chunk_insert(struct idx_txn *t, const struct idx_chunk *c)
 	}
 	if (c->flags & IDX_CHUNK_HAS_REF) {
 		rc = chunk_ref(t, c->ref_fp, 1);
+		if (rc == 0 && (c->flags & IDX_CHUNK_REVERSED))
+			rc = height_raise(t, c->ref_fp, 1);
 		if (rc < 0)
 			return rc;
 	}
-	rc = chunk_write(t, c, MDB_NOOVERWRITE);
+	nc = *c;
+	nc.height = 0; /* new: nothing codes against it yet */
+	rc = chunk_write(t, &nc, MDB_NOOVERWRITE);
 	if (rc < 0)
 		return rc;
 	if (c->refcount == 0)
@@ -1619,12 +1697,17 @@ int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c)
 		return -EINVAL;
 	nc = *c;
 	nc.refcount = old.refcount;
+	nc.height = old.height;
 	ref_changed = (old.flags & IDX_CHUNK_HAS_REF) != (nc.flags & IDX_CHUNK_HAS_REF) ||
 	              ((nc.flags & IDX_CHUNK_HAS_REF) && memcmp(old.ref_fp, nc.ref_fp, FP_LEN) != 0);
 	/* Take the new reference before dropping the old one, so a shared
 	 * reference chunk never passes through zero. */
 	if (ref_changed && (nc.flags & IDX_CHUNK_HAS_REF)) {
-		rc = chunk_ref(t, nc.ref_fp, 1);
+		rc = chain_check(t, nc.fp, nc.ref_fp);
+		if (rc == 0)
+			rc = chunk_ref(t, nc.ref_fp, 1);
+		if (rc == 0 && (nc.flags & IDX_CHUNK_REVERSED))
+			rc = height_raise(t, nc.ref_fp, nc.height + 1u);
 		if (rc < 0)
 			return rc;
 	}

@@ -38,7 +38,7 @@
 #include "index/chunker.h"
 #include "index/fp.h"
 
-#define IDX_FORMAT_VERSION 1u
+#define IDX_FORMAT_VERSION 2u /* 2: chunk height; a v1 store is upgraded on rw open */
 #define IDX_ROOT_INO 1u
 #define IDX_NAME_MAX 255u
 #define IDX_DTYPE_COUNT 4 /* mirrors enum codec_dtype (other,bf16,fp16,fp32) */
@@ -100,6 +100,9 @@ struct idx_extent {
 };
 
 #define IDX_CHUNK_HAS_REF 0x01u
+/* Coded against a newer version of the same bytes (a reverse delta made
+ * by the engine's rebase); only with HAS_REF. */
+#define IDX_CHUNK_REVERSED 0x02u
 
 struct idx_chunk {
 	uint8_t fp[FP_LEN];
@@ -111,6 +114,11 @@ struct idx_chunk {
 	uint8_t level;     /* enum codec_level of the stored frame */
 	uint8_t dtype;     /* enum codec_dtype */
 	uint8_t flags;     /* IDX_CHUNK_* */
+	/* Longest chain of reverse deltas (IDX_CHUNK_REVERSED) ending in this
+	 * chunk, in links (0: none): an upper bound kept by idx when a chunk
+	 * is inserted or relocated as a reverse delta (callers' values are
+	 * ignored), never lowered.  Format 1 stores read 0. */
+	uint8_t height;
 	uint8_t ref_fp[FP_LEN]; /* valid iff flags & IDX_CHUNK_HAS_REF */
 };
 
@@ -218,7 +226,7 @@ int idx_chunk_insert(struct idx_txn *t, const struct idx_chunk *c);
  * (a changed reference chunk is re-referenced); keeps refcount; raw_len
  * must match (-EINVAL).  Files' stored_bytes keep the charge computed with
  * the old frame_len until their extents are rewritten (no reverse map). */
-int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c);
+int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c); /* -ELOOP: ref chain loops */
 /* Drop one reference; deletes the chunk at zero at commit (as in
  * idx_file_punch). */
 int idx_chunk_unref(struct idx_txn *t, const uint8_t fp[FP_LEN]);

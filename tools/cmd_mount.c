@@ -33,6 +33,7 @@ struct mount_opts {
 	char *commit_ms;
 	char *max_ref_chain;
 	char *gc_interval;
+	char *rebase_idle;
 	int writeback;
 	int ro;
 };
@@ -52,6 +53,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("commit_ms=%s", commit_ms),
 	MOPT("max_ref_chain=%s", max_ref_chain),
 	MOPT("gc_interval=%s", gc_interval),
+	MOPT("rebase_idle=%s", rebase_idle),
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -144,6 +146,9 @@ static void mount_usage(FILE *f, bool helper)
 	        d.max_ref_chain);
 	fprintf(f, "  gc_interval=N     seconds between online gc passes, 0 = off (default %u)\n",
 	        d.gc_interval_s);
+	fprintf(f, "  rebase_idle=MS    idle time before series deltas are turned around so\n"
+	           "                    the newest version reads at full speed, 0 = off\n"
+	           "                    (default %u)\n", d.rebase_idle_ms);
 	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
 	           "\n"
 	           "FUSE and kernel options (passed through):\n");
@@ -163,6 +168,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->commit_ms);
 	free(mo->max_ref_chain);
 	free(mo->gc_interval);
+	free(mo->rebase_idle);
 }
 
 static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
@@ -213,6 +219,8 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_uint("commit_ms", mo->commit_ms, 1, 3600 * 1000, &o->commit_ms);
 	rc |= opt_uint("max_ref_chain", mo->max_ref_chain, 0, 1024, &o->max_ref_chain);
 	rc |= opt_uint("gc_interval", mo->gc_interval, 0, 86400, &o->gc_interval_s);
+	rc |= opt_uint("rebase_idle", mo->rebase_idle, 0, 86400 * 1000, &o->rebase_idle_ms);
+	o->rebase = o->rebase_idle_ms > 0;
 	if (mo->level != NULL) {
 		int level = codec_level_parse(mo->level);
 

@@ -17,6 +17,8 @@
 
 #include "codec/codec.h"
 #include "fs/engine.h"
+#include "fs/gc.h"
+#include "index/idx.h"
 
 struct fx {
 	char dir[64];
@@ -367,31 +369,24 @@ static size_t make_st(uint8_t *out, const float *w, size_t n)
 	return 8 + (size_t)hl + 2 * n;
 }
 
-static void t_series(void **state)
+/* Write V versions ckpt00.. of a drifting bf16 safetensors file into the
+ * root directory; *first: pack bytes after the first one. */
+static size_t series_write(struct fx *f, int V, uint8_t **files, uint64_t *first)
 {
-	struct fx *f = *state;
-	enum { N = 1 << 20, V = 12 };
+	enum { N = 1 << 20 };
 	float *w = malloc(N * sizeof(float));
-	uint8_t *files[V];
-	size_t len = 0;
 	uint64_t seed = 5;
+	size_t len = 0;
 	char name[32];
-	/* mix level and a short chain bound for this test */
-	assert_int_equal(eng_store_close(f->e), 0);
-	struct eng_opts o;
-	eng_opts_default(&o);
-	o.level = CODEC_LEVEL_MIX;
-	o.max_ref_chain = 3;
-	o.workers = 2;
-	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+
+	assert_non_null(w);
 	for (size_t i = 0; i < N; i++) {
 		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
 		w[i] = (float)((int64_t)(seed >> 11) % 2000000 - 1000000) * 1e-8f;
 	}
-	uint64_t first = 0;
 	for (int v = 0; v < V; v++) {
-		if (v == 1)
-			first = du_packs(f);
+		if (v == 1 && first)
+			*first = du_packs(f);
 		files[v] = malloc(8 + 160 + 2 * N);
 		len = make_st(files[v], w, N);
 		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
@@ -404,6 +399,48 @@ static void t_series(void **state)
 			w[i] *= 1.0f + (float)((int64_t)(seed >> 40) % 200 - 100) * 1e-4f;
 		}
 	}
+	free(w);
+	return len;
+}
+
+/* Every version still there reads back exactly. */
+static void series_check(struct fx *f, int V, uint8_t *const *files, size_t len)
+{
+	char name[32];
+
+	for (int v = 0; v < V; v++) {
+		struct eng_attr a;
+		if (!files[v])
+			continue;
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+		check_read(f, a.st.st_ino, 0, files[v], len);
+		eng_forget(f->e, a.st.st_ino, 1);
+	}
+}
+
+static void series_open(struct fx *f, struct eng_opts *o, unsigned idle_ms)
+{
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(o);
+	o->level = CODEC_LEVEL_MIX;
+	o->max_ref_chain = 3; /* short chain bound for these tests */
+	o->workers = 2;
+	o->rebase_idle_ms = idle_ms;
+	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
+}
+
+static void t_series(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 12 };
+	uint8_t *files[V];
+	uint64_t first = 0;
+	char name[32];
+	struct eng_opts o;
+
+	series_open(f, &o, 2000);
+	size_t len = series_write(f, V, files, &first);
 	/* later versions were coded against their predecessors: each costs far
 	 * less than the first (without references they cost the same) */
 	uint64_t all = du_packs(f);
@@ -434,18 +471,117 @@ static void t_series(void **state)
 			assert_int_equal(eng_store_close(f->e), 0);
 			assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 		}
-		for (int v = 0; v < V; v++) {
-			struct eng_attr a;
-			if (!files[v])
-				continue;
-			snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
-			assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
-			check_read(f, a.st.st_ino, 0, files[v], len);
-			eng_forget(f->e, a.st.st_ino, 1);
-		}
+		series_check(f, V, files, len);
 	}
 	free(files[V - 1]);
-	free(w);
+}
+
+/* Per file of the series: the longest reference chain of its chunks, and
+ * how many of them are reverse deltas; read from the index (engine closed). */
+struct chain_walk {
+	struct idx_txn *t;
+	unsigned depth, reversed, chunks;
+};
+
+static int chain_cb(void *arg, const struct idx_extent *x)
+{
+	struct chain_walk *w = arg;
+	struct idx_chunk c;
+	unsigned d = 0;
+
+	assert_int_equal(idx_chunk_get(w->t, x->fp, &c), 0);
+	w->chunks++;
+	w->reversed += (c.flags & IDX_CHUNK_REVERSED) != 0;
+	while (c.flags & IDX_CHUNK_HAS_REF) {
+		d++;
+		assert_true(d <= 64);
+		assert_int_equal(idx_chunk_get(w->t, c.ref_fp, &c), 0);
+	}
+	if (d > w->depth)
+		w->depth = d;
+	return 0;
+}
+
+static void series_chains(struct fx *f, int V, struct chain_walk *out, uint64_t *stored)
+{
+	char ip[128], name[32];
+	struct idx *x;
+	struct idx_txn *t;
+	struct idx_stats st;
+
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	for (int v = 0; v < V; v++) {
+		uint64_t ino;
+		uint8_t type;
+
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		memset(&out[v], 0, sizeof(out[v]));
+		out[v].t = t;
+		assert_int_equal(idx_dirent_lookup(t, 1, name, strlen(name), &ino, &type), 0);
+		assert_int_equal(idx_extent_iter(t, ino, 0, UINT64_MAX, chain_cb, &out[v]), 0);
+	}
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	*stored = st.stored_bytes;
+	idx_txn_abort(t);
+	idx_close(x);
+}
+
+/* Rebase turns the forward deltas around: the newest version ends up full
+ * (read at 1x), older ones decode through newer ones within the chain
+ * bound, the store does not grow much, and every version, then every
+ * survivor of scrambled deletes, reads back exactly. */
+static void t_series_rebase(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 6 };
+	struct chain_walk cw[V];
+	uint8_t *files[V];
+	uint64_t turned = 0, before, after;
+	char name[32];
+	struct eng_opts o;
+	struct gc_fsck_stats fs;
+
+	series_open(f, &o, 0); /* no thread: eng_rebase only */
+	size_t len = series_write(f, V, files, NULL);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	series_chains(f, V, cw, &before);
+	/* forward: each version on the previous, a new chain past the bound */
+	assert_int_equal(cw[3].depth, 3);
+	assert_true(cw[V - 1].depth >= 1);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_true(turned > 0);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	series_chains(f, V, cw, &after);
+	print_message("rebase: %llu chunks turned, stored %llu -> %llu bytes\n",
+	              (unsigned long long)turned, (unsigned long long)before,
+	              (unsigned long long)after);
+	assert_int_equal(cw[V - 1].depth, 0); /* newest: all full */
+	for (int v = 0; v < V; v++)
+		assert_true(cw[v].depth <= o.max_ref_chain);
+	assert_true(cw[V - 2].reversed > 0);
+	assert_true(after <= before + before / 10);
+	/* a second pass finds nothing left to do */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_int_equal(turned, 0);
+	int order[V] = { 5, 2, 0, 4, 1, 3 };
+	for (int k = 0; k < V; k++) {
+		series_check(f, V, files, len);
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", order[k]);
+		assert_int_equal(eng_unlink(f->e, 1, name), 0);
+		free(files[order[k]]);
+		files[order[k]] = NULL;
+		assert_int_equal(eng_store_close(f->e), 0); /* cold cache */
+		f->e = NULL;
+		struct gc_fsck_opts fo = { .threads = 2 };
+		assert_int_equal(gc_fsck(f->store, &fo, &fs), 0);
+		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	}
 }
 
 static uint64_t du_alloc(struct fx *f)
@@ -499,6 +635,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_unlink_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_sparse_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -816,6 +816,52 @@ static void test_chunk_ref_chain(void **state)
 		}
 		assert_int_equal(idx_chunk_insert(t, &c[i]), 0);
 	}
+	/* Heights count reverse deltas only: forward ones leave them 0. */
+	for (i = 0; i < 4; i++) {
+		struct idx_chunk g;
+
+		assert_int_equal(idx_chunk_get(t, c[i].fp, &g), 0);
+		assert_int_equal(g.height, 0);
+	}
+	/* A reference that would close a loop is refused; reversing the
+	 * chain's top link (3 becomes full, 2 codes against 3) is not. */
+	{
+		struct idx_chunk r = c[0], g;
+
+		r.flags = IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED;
+		memcpy(r.ref_fp, c[3].fp, FP_LEN);
+		assert_int_equal(idx_chunk_relocate(t, &r), -ELOOP);
+		r = c[3];
+		r.flags = 0;
+		assert_int_equal(idx_chunk_relocate(t, &r), 0);
+		r = c[2];
+		r.flags = IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED;
+		memcpy(r.ref_fp, c[3].fp, FP_LEN);
+		assert_int_equal(idx_chunk_relocate(t, &r), 0);
+		assert_int_equal(idx_chunk_get(t, c[3].fp, &g), 0);
+		assert_int_equal(g.height, 1);
+		assert_int_equal(idx_chunk_get(t, c[2].fp, &g), 0);
+		assert_int_equal(g.flags, IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED);
+		/* 1 -> 2 -> 3 as reverse deltas: 3 is two links above 1 */
+		r = c[1];
+		r.flags = IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED;
+		memcpy(r.ref_fp, c[2].fp, FP_LEN);
+		assert_int_equal(idx_chunk_relocate(t, &r), 0);
+		assert_int_equal(idx_chunk_get(t, c[3].fp, &g), 0);
+		assert_int_equal(g.height, 2);
+		r = c[1];
+		assert_int_equal(idx_chunk_relocate(t, &r), 0);
+		r = c[2];
+		r.flags = IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED;
+		memcpy(r.ref_fp, c[3].fp, FP_LEN);
+		r.flags = IDX_CHUNK_REVERSED;
+		assert_int_equal(idx_chunk_relocate(t, &r), -EINVAL);
+		/* back as it was */
+		r = c[2];
+		assert_int_equal(idx_chunk_relocate(t, &r), 0);
+		r = c[3];
+		assert_int_equal(idx_chunk_relocate(t, &r), 0);
+	}
 	/* Map the head of the chain and chunk 1 directly too. */
 	assert_int_equal(idx_file_map(t, &in, 0, 100, c[3].fp, 0), 0);
 	assert_int_equal(idx_file_map(t, &in, 100, 100, c[1].fp, 0), 0);

@@ -1,0 +1,470 @@
+/*
+ * rebase.c - reverse deltas for checkpoint series (engine, private).
+ *
+ * The write path codes a new version X of a chunk against the aligned
+ * chunk Y of the previous version (forward: X -> Y), which is cheap for
+ * the writer: Y is usually full and still in the cache.  Left like that,
+ * version n of a series decodes through n-1 others.  When the store is
+ * idle, rebase turns each such pair around:
+ *
+ *   before:  X -> Y   (Y full)          after:  X full,  Y -> X (REVERSED)
+ *
+ * X is re-encoded on its own, Y re-encoded against X.  The newest version
+ * of a series is then always full (read at 1x), the one just written is
+ * at most one link from a full chunk (2x), and older versions decode
+ * through the newer ones.  Y is turned only while the longest chain that
+ * would end in it stays within max_ref_chain (idx keeps that bound as the
+ * chunk's height) and only if the reverse delta is smaller than Y as it
+ * is; otherwise Y stays full and starts a new segment (a key frame).  A Y
+ * that only X uses (its file was deleted) is left alone: making X full
+ * frees it at commit.
+ *
+ * Crash safety is the write path's: frames are appended and synced before
+ * the one index transaction that relocates X and Y; a crash before it
+ * leaves orphan bytes for gc, never a changed chunk.  The transaction
+ * re-reads both records and skips a pair that changed meanwhile (another
+ * relocation, a delete).  Readers of an older snapshot read the old
+ * frames, which stay in their packs until gc, and decoded data is cached
+ * by fingerprint, so it stays valid whatever the coding.
+ *
+ * Candidates come from the committer (rb_note: a forward-coded chunk was
+ * committed) into a bounded FIFO; when it overflows, and once per mount,
+ * the chunk table is scanned instead.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "fs/engine_i.h"
+
+#define RBQ_MAX (1u << 16) /* queued candidates (32 B each) before a rescan */
+#define RB_GROUP 16u       /* pairs per index transaction */
+#define RB_HDR 64u         /* bytes of a frame that hold its header */
+
+struct rb_pair {
+	struct eng *e;
+	struct idx_chunk x, y;          /* records as read from the snapshot */
+	struct cache_entry *xd, *yd;    /* decoded */
+	struct codec_frame_info xi, yi; /* geometry of the current frames */
+	bool turn_y;                    /* re-encode Y against X */
+	uint8_t *xf, *yf;               /* new frames */
+	ssize_t xf_len, yf_len;
+	struct codec_frame_info xn, yn;
+	struct pack_loc xl, yl;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rb_note(struct eng *e, const uint8_t fp[FP_LEN])
+{
+	if (!e->o.rebase)
+		return;
+	pthread_mutex_lock(&e->rb_lock);
+	if (e->rbq_head > 0 && e->rbq_n == e->rbq_cap) { /* reuse the popped front */
+		memmove(e->rbq, e->rbq + e->rbq_head, (e->rbq_n - e->rbq_head) * sizeof(*e->rbq));
+		e->rbq_n -= e->rbq_head;
+		e->rbq_head = 0;
+	}
+	if (e->rbq_n == e->rbq_cap && e->rbq_cap < RBQ_MAX) {
+		size_t nc = e->rbq_cap ? 2 * e->rbq_cap : 256;
+		void *p = realloc(e->rbq, nc * sizeof(*e->rbq));
+		if (p) {
+			e->rbq = p;
+			e->rbq_cap = nc;
+		}
+	}
+	if (e->rbq_n < e->rbq_cap)
+		memcpy(e->rbq[e->rbq_n++], fp, FP_LEN);
+	else
+		e->rb_rescan = true; /* full: find it again by scanning */
+	pthread_cond_signal(&e->rb_cond);
+	pthread_mutex_unlock(&e->rb_lock);
+}
+
+static size_t rb_pop(struct eng *e, uint8_t (*out)[FP_LEN], size_t max)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&e->rb_lock);
+	while (n < max && e->rbq_head < e->rbq_n)
+		memcpy(out[n++], e->rbq[e->rbq_head++], FP_LEN);
+	if (e->rbq_head == e->rbq_n)
+		e->rbq_head = e->rbq_n = 0;
+	pthread_mutex_unlock(&e->rb_lock);
+	return n;
+}
+
+static int scan_cb(void *arg, const struct idx_chunk *c)
+{
+	struct eng *e = arg;
+	if ((c->flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) == IDX_CHUNK_HAS_REF &&
+	    c->level == CODEC_LEVEL_MIX) {
+		rb_note(e, c->fp);
+		pthread_mutex_lock(&e->rb_lock);
+		bool full = e->rb_rescan;
+		pthread_mutex_unlock(&e->rb_lock);
+		if (full)
+			return 1; /* the queue is full: the next scan finds the rest */
+	}
+	return 0;
+}
+
+/* Queue every forward-coded chunk of the index. */
+static int rb_scan(struct eng *e)
+{
+	struct idx_txn *t;
+	pthread_mutex_lock(&e->rb_lock);
+	e->rb_rescan = false;
+	pthread_mutex_unlock(&e->rb_lock);
+	int rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	rc = idx_chunk_iter(t, scan_cb, e);
+	idx_txn_abort(t);
+	return rc < 0 ? rc : 0;
+}
+
+/* The frame header of chunk c: its dtype, element phase and row length. */
+static int frame_geometry(struct eng *e, const struct idx_chunk *c, struct codec_frame_info *fi)
+{
+	uint8_t hdr[RB_HDR];
+	struct pack_loc loc = { .pack_id = c->pack_id, .off = c->pack_off,
+	                        .len = c->frame_len < RB_HDR ? c->frame_len : RB_HDR };
+	int rc = pack_read(e->ps, &loc, hdr);
+	if (rc < 0)
+		return rc;
+	return codec_frame_parse(hdr, loc.len, fi) < 0 ? -EIO : 0;
+}
+
+static void params_of(const struct codec_frame_info *fi, struct codec_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->level = CODEC_LEVEL_MIX;
+	p->dtype = fi->dtype;
+	p->elem_phase = fi->elem_phase;
+	p->row_elems = fi->row_elems;
+}
+
+static void rb_encode(void *arg, void *local)
+{
+	struct rb_pair *p = arg;
+	struct codec_ctx *ctx = local;
+	struct codec_params cp;
+	size_t cap = codec_frame_bound(p->x.raw_len);
+
+	p->xf = malloc(cap);
+	p->xf_len = -ENOMEM;
+	if (p->xf) {
+		params_of(&p->xi, &cp);
+		p->xf_len = codec_frame_encode(ctx, &cp, p->xd->data, p->xd->len, p->xf, cap);
+		if (p->xf_len > 0 && codec_frame_parse(p->xf, (size_t)p->xf_len, &p->xn) < 0)
+			p->xf_len = -EIO;
+	}
+	if (!p->turn_y || p->xf_len < 0)
+		return;
+	cap = codec_frame_bound(p->y.raw_len);
+	p->yf = malloc(cap);
+	p->yf_len = -ENOMEM;
+	if (p->yf) {
+		params_of(&p->yi, &cp);
+		cp.ref = p->xd->data;
+		cp.ref_len = p->xd->len;
+		p->yf_len = codec_frame_encode(ctx, &cp, p->yd->data, p->yd->len, p->yf, cap);
+		if (p->yf_len > 0 && codec_frame_parse(p->yf, (size_t)p->yf_len, &p->yn) < 0)
+			p->yf_len = -EIO;
+	}
+	/* worth it only if the reverse delta is smaller than Y is now */
+	if (p->yf_len < 0 || !(p->yn.flags & CODEC_FLAG_REF) ||
+	    (uint64_t)p->yf_len >= p->y.frame_len)
+		p->turn_y = false;
+}
+
+enum { RB_SKIP, RB_DEFER, RB_GO };
+
+/* Snapshot checks and decoding of one candidate. */
+static int rb_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], struct rb_pair *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->e = e;
+	if (idx_chunk_get(t, fp, &p->x) < 0 ||
+	    (p->x.flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) != IDX_CHUNK_HAS_REF ||
+	    p->x.level != CODEC_LEVEL_MIX)
+		return RB_SKIP;
+	/* Y must be full: X is then at depth 1, and turning keeps the
+	 * newest full.  Y -> W forward: Y is a candidate too, turn it first. */
+	if (idx_chunk_get(t, p->x.ref_fp, &p->y) < 0)
+		return RB_SKIP;
+	if (p->y.flags & IDX_CHUNK_HAS_REF)
+		return (p->y.flags & IDX_CHUNK_REVERSED) ? RB_SKIP : RB_DEFER;
+	p->turn_y = p->y.refcount > 1 && e->o.max_ref_chain > 0 &&
+	            p->y.height + 1u <= e->o.max_ref_chain;
+	if (frame_geometry(e, &p->x, &p->xi) < 0 ||
+	    (p->turn_y && frame_geometry(e, &p->y, &p->yi) < 0))
+		return RB_SKIP;
+	/* unreadable: the read path logged it */
+	if (eng_chunk_load(e, t, p->x.fp, 0, 0, 0, &p->xd) < 0) {
+		p->xd = NULL;
+		return RB_SKIP;
+	}
+	if (p->turn_y && eng_chunk_load(e, t, p->y.fp, 0, 0, 0, &p->yd) < 0) {
+		p->yd = NULL;
+		p->turn_y = false;
+	}
+	return RB_GO;
+}
+
+static bool same_loc(const struct idx_chunk *a, const struct idx_chunk *b)
+{
+	return a->pack_id == b->pack_id && a->pack_off == b->pack_off && a->frame_len == b->frame_len &&
+	       a->flags == b->flags && (!(a->flags & IDX_CHUNK_HAS_REF) ||
+	                                memcmp(a->ref_fp, b->ref_fp, FP_LEN) == 0);
+}
+
+/* Point c at its new frame; ref: a reverse delta against it, or full. */
+static void set_frame(struct idx_chunk *c, const struct pack_loc *l,
+                      const struct codec_frame_info *fi, const uint8_t *ref)
+{
+	c->pack_id = l->pack_id;
+	c->pack_off = l->off;
+	c->frame_len = l->len;
+	c->level = fi->level;
+	c->dtype = fi->dtype;
+	c->flags = ref ? IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED : 0;
+	if (ref)
+		memcpy(c->ref_fp, ref, FP_LEN);
+}
+
+static int rb_apply(struct idx_txn *t, const struct rb_pair *p)
+{
+	struct idx_chunk x, y;
+	int rc = idx_chunk_get(t, p->x.fp, &x);
+	if (rc == 0)
+		rc = idx_chunk_get(t, p->y.fp, &y);
+	if (rc == -ENOENT || (rc == 0 && (!same_loc(&x, &p->x) || !same_loc(&y, &p->y))))
+		return 0; /* deleted or moved meanwhile: leave it */
+	if (rc < 0)
+		return rc;
+	set_frame(&x, &p->xl, &p->xn, NULL);
+	rc = idx_chunk_relocate(t, &x);
+	if (rc < 0 || !p->turn_y)
+		return rc;
+	set_frame(&y, &p->yl, &p->yn, x.fp);
+	return idx_chunk_relocate(t, &y);
+}
+
+/* Turn up to RB_GROUP candidates around; those whose reference must be
+ * turned first go to defer[*ndefer].  Returns pairs turned or -errno. */
+static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*defer)[FP_LEN],
+                    size_t *ndefer)
+{
+	struct rb_pair *p = calloc(n, sizeof(*p));
+	struct pool_group *g = pool_group_create();
+	struct idx_txn *t = NULL;
+	size_t np = 0;
+	uint64_t epoch = 0;
+	int rc = 0, turned = 0;
+
+	if (!p || !g) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		int what = rb_prepare(e, t, fps[i], &p[np]);
+		if (what == RB_DEFER)
+			memcpy(defer[(*ndefer)++], fps[i], FP_LEN);
+		if (what != RB_GO)
+			continue;
+		rc = pool_submit(e->pool, g, rb_encode, &p[np]);
+		np++;
+		if (rc < 0)
+			break;
+	}
+	idx_txn_abort(t);
+	t = NULL;
+	pool_group_wait(g);
+	if (rc < 0 || np == 0)
+		goto out;
+	/* frames durable first, as the write path does */
+	pthread_rwlock_rdlock(&e->append_lock);
+	epoch = atomic_load(&e->pack_epoch);
+	for (size_t i = 0; rc >= 0 && i < np; i++) {
+		if (p[i].xf_len < 0)
+			continue;
+		rc = pack_append(e->ps, p[i].xf, (uint32_t)p[i].xf_len, &p[i].xl);
+		if (rc >= 0 && p[i].turn_y)
+			rc = pack_append(e->ps, p[i].yf, (uint32_t)p[i].yf_len, &p[i].yl);
+	}
+	pthread_rwlock_unlock(&e->append_lock);
+	if (rc >= 0)
+		rc = wb_pack_sync(e);
+	if (rc < 0)
+		goto out;
+	rc = eng_wtxn_begin(e, &t);
+	if (rc < 0)
+		goto out;
+	if (epoch != atomic_load(&e->pack_epoch))
+		rc = -EAGAIN; /* a pack error dropped our frames */
+	for (size_t i = 0; rc >= 0 && i < np; i++) {
+		if (p[i].xf_len < 0)
+			continue;
+		rc = rb_apply(t, &p[i]);
+		turned += rc >= 0;
+	}
+	rc = eng_wtxn_end(e, t, rc);
+out:
+	for (size_t i = 0; i < np; i++) {
+		cache_release(e->cache, p[i].xd);
+		cache_release(e->cache, p[i].yd);
+		free(p[i].xf);
+		free(p[i].yf);
+	}
+	pool_group_free(g);
+	free(p);
+	return rc < 0 ? rc : turned;
+}
+
+/* Work through the queue (and a pending rescan).  idle_only: stop as soon
+ * as someone writes.  Candidates whose reference is itself waiting to be
+ * turned come back after the queue, as long as a pass makes progress. */
+static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
+{
+	uint8_t fps[RB_GROUP][FP_LEN];
+	uint8_t (*defer)[FP_LEN] = NULL;
+	size_t ndefer = 0, cap = 0;
+	uint64_t pass_turned = 0;
+	int rc = 0;
+
+	bool interrupted = false;
+
+	pthread_mutex_lock(&e->rb_run);
+	for (;;) {
+		if (idle_only && !rb_idle(e)) {
+			interrupted = true;
+			break;
+		}
+		pthread_mutex_lock(&e->rb_lock);
+		bool rescan = e->rb_rescan && e->rbq_head == e->rbq_n;
+		pthread_mutex_unlock(&e->rb_lock);
+		if (rescan) {
+			rc = rb_scan(e);
+			if (rc < 0)
+				break;
+		}
+		size_t n = rb_pop(e, fps, RB_GROUP);
+		if (n == 0) {
+			if (ndefer == 0 || pass_turned == 0)
+				break;
+			for (size_t i = 0; i < ndefer; i++) /* next pass */
+				rb_note(e, defer[i]);
+			ndefer = 0;
+			pass_turned = 0;
+			continue;
+		}
+		if (ndefer + n > cap) {
+			size_t nc = cap ? 2 * cap : 4 * RB_GROUP;
+			void *np = realloc(defer, nc * sizeof(*defer));
+			if (!np) {
+				rc = -ENOMEM;
+				break;
+			}
+			defer = np;
+			cap = nc;
+		}
+		rc = rb_group(e, fps, n, defer, &ndefer);
+		if (rc < 0)
+			break;
+		pass_turned += (uint64_t)rc;
+		if (turned)
+			*turned += (uint64_t)rc;
+		rc = 0;
+	}
+	if (interrupted) /* keep them for the next idle spell */
+		for (size_t i = 0; i < ndefer; i++)
+			rb_note(e, defer[i]);
+	pthread_mutex_unlock(&e->rb_run);
+	free(defer);
+	return rc;
+}
+
+bool rb_idle(struct eng *e)
+{
+	bool busy;
+	if (atomic_load(&e->dirty_total) > 0)
+		return false;
+	pthread_mutex_lock(&e->plock);
+	busy = e->qhead != NULL;
+	pthread_mutex_unlock(&e->plock);
+	return !busy && mono_ms() - atomic_load(&e->last_write_ms) >= (int64_t)e->o.rebase_idle_ms;
+}
+
+int eng_rebase(struct eng *e, uint64_t *turned)
+{
+	if (turned)
+		*turned = 0;
+	if (e->o.read_only)
+		return -EROFS;
+	return rb_drain(e, false, turned);
+}
+
+static void *rb_main(void *arg)
+{
+	struct eng *e = arg;
+	pthread_mutex_lock(&e->rb_lock);
+	while (!e->rb_quit) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&e->rb_cond, &e->rb_lock, &ts);
+		bool work = e->rb_rescan || e->rbq_head < e->rbq_n;
+		if (e->rb_quit || !work)
+			continue;
+		pthread_mutex_unlock(&e->rb_lock);
+		if (rb_idle(e)) {
+			uint64_t n = 0;
+			int rc = rb_drain(e, true, &n);
+			if (rc < 0 && rc != -EAGAIN)
+				syslog(LOG_WARNING, "mixfs: rebase in %s: %s", e->store, strerror(-rc));
+			else if (n)
+				syslog(LOG_INFO, "mixfs: rebase in %s: %" PRIu64 " chunks made full", e->store, n);
+		}
+		pthread_mutex_lock(&e->rb_lock);
+	}
+	pthread_mutex_unlock(&e->rb_lock);
+	return NULL;
+}
+
+int rb_start(struct eng *e)
+{
+	e->rb_rescan = true; /* candidates of earlier mounts */
+	atomic_store(&e->last_write_ms, mono_ms());
+	if (!e->o.rebase || e->o.read_only || e->o.rebase_idle_ms == 0)
+		return 0; /* eng_rebase() still works on demand */
+	int rc = -pthread_create(&e->rb_thread, NULL, rb_main, e);
+	e->rb_running = rc == 0;
+	return rc;
+}
+
+void rb_stop(struct eng *e)
+{
+	if (e->rb_running) {
+		pthread_mutex_lock(&e->rb_lock);
+		e->rb_quit = true;
+		pthread_cond_broadcast(&e->rb_cond);
+		pthread_mutex_unlock(&e->rb_lock);
+		pthread_join(e->rb_thread, NULL);
+		e->rb_running = false;
+	}
+	free(e->rbq);
+	e->rbq = NULL;
+	e->rbq_n = e->rbq_head = e->rbq_cap = 0;
+}
