@@ -29,10 +29,14 @@
 # dedup + mix only).  The files are written in step order by torch.save itself (train_series.py --resave:
 # torch.save(torch.load(cached file)), the same bytes) or, for safetensors,
 # by one write of the cached bytes; each is fsynced before the next, as
-# checkpoints minutes apart would be committed.  Stored = bytes of the pack
-# files after the series (du -sb STORE/packs: every frame written, so for
-# latest.pt also the frames of versions since replaced).  Every file is
-# compared with its source through the mount afterwards.
+# checkpoints minutes apart would be committed.  Then the bench waits for
+# the daemon to go quiet (rebase turns the series deltas around once writes
+# stop), unmounts and runs mixfs gc -t 0 (rebase leaves the frames it
+# replaced as dead bytes; the online gc frees them after a remount).
+# Stored = bytes of the pack files then (du -sb STORE/packs), except for
+# latest.pt, whose older versions gc frees: there every frame written
+# (rebase's rewrites included).  Every file is compared with its source
+# through the mount afterwards.
 #
 # Peers, on the cached files in step order, each of full, bf16 and ft
 # separately (the other series hold the same tensors; -P skips borg,
@@ -205,6 +209,19 @@ do_umount() {
 	PID=
 }
 
+# Wait until the daemon has been idle for rebase_idle (2 s) and then used
+# less than 0.05 CPU seconds in 2 s (at most 30 minutes).
+wait_quiet() {
+	local a b
+	sleep 2.5
+	for _ in $(seq 1 900); do
+		a=$(daemon_cpu)
+		sleep 2
+		b=$(daemon_cpu)
+		awk -v a="$a" -v b="$b" 'BEGIN { exit !(b - a < 0.05) }' && return 0
+	done
+}
+
 # CPU seconds the daemon's threads have run so far (schedstat: ns).
 daemon_cpu() {
 	cat /proc/"$PID"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%.4f", n / 1e9 }'
@@ -255,9 +272,21 @@ for s in $SERIES; do
 		sync -f "$MNT"
 		t1=$(now)
 		MX[$cfg.$s.wcpu]=$(sub "$c0" "$(daemon_cpu)")
+		# what the daemon does once writes stop: rebase (reverse deltas
+		# after rebase_idle ms), until its threads are quiet
+		c0=$(daemon_cpu)
+		wait_quiet
+		MX[$cfg.$s.rbcpu]=$(sub "$c0" "$(daemon_cpu)")
 		do_umount
 		MX[$cfg.$s.wall]=$(sub "$t0" "$t1")
+		MX[$cfg.$s.written]=$(du -sb "$store/packs" | cut -f1)
+		# frames rebase replaced are dead bytes: count the store as gc
+		# leaves it (the online gc does the same after a remount)
+		"$MIXFS" gc -t 0 "$store" >/dev/null
 		MX[$cfg.$s.packs]=$(du -sb "$store/packs" | cut -f1)
+		# latest keeps one version: gc frees the others, so its cost
+		# of the series is what was written (rebase's rewrites too)
+		[ "$s" = latest ] && MX[$cfg.$s.packs]=${MX[$cfg.$s.written]}
 		MX[$cfg.$s.index]=$(du -sB1 "$store/index" | cut -f1)
 		"$MIXFS" stats --json "$store" >"$W/stats-$cfg-$s.json"
 		for k in stored_bytes unique_bytes chunks ref_chunks ref_raw_bytes ref_stored_bytes; do
@@ -397,16 +426,16 @@ for s in $SERIES; do
 	echo "$row | ${TARGET[$s]:-} |"
 done
 echo
-echo "Series whose name ends in -tmp, and latest, hold the same tensors as their base series (full, ft): their peers and series-off columns are the base's.  mixfs = pack bytes, every frame written (for latest also the frames of the versions it replaced)."
+echo "Series whose name ends in -tmp, and latest, hold the same tensors as their base series (full, ft): their peers and series-off columns are the base's.  mixfs = pack bytes once the daemon went quiet (rebase done), unmounted and mixfs gc -t 0 compacted the packs; for latest every frame written (its replaced versions are gone after gc)."
 echo
 echo "mixfs per series (${OPTS:-default options}), after the whole series:"
 echo
-echo "| series | pack bytes | live stored | live chunks | series-coded chunks | series-coded raw -> stored | index | write: wall / daemon CPU |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| series | pack bytes written | after gc | live stored | live chunks | series-coded chunks | series-coded raw -> stored | index | write: wall / daemon CPU | rebase CPU after |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for s in $SERIES; do
 	rr=${MX[series.$s.ref_raw_bytes]}
 	rs=${MX[series.$s.ref_stored_bytes]}
-	echo "| $s | ${MX[series.$s.packs]} | ${MX[series.$s.stored_bytes]} | ${MX[series.$s.chunks]} | ${MX[series.$s.ref_chunks]} | $(mb "$rr") -> $(mb "$rs") ($(ratio "$rs" "$rr")) | $(mb "${MX[series.$s.index]}") | ${MX[series.$s.wall]} s / ${MX[series.$s.wcpu]} s |"
+	echo "| $s | ${MX[series.$s.written]} | ${MX[series.$s.packs]} | ${MX[series.$s.stored_bytes]} | ${MX[series.$s.chunks]} | ${MX[series.$s.ref_chunks]} | $(mb "$rr") -> $(mb "$rs") ($(ratio "$rs" "$rr")) | $(mb "${MX[series.$s.index]}") | ${MX[series.$s.wall]} s / ${MX[series.$s.wcpu]} s | ${MX[series.$s.rbcpu]} s |"
 done
 echo
 echo "Cold read of one checkpoint (unmount, drop caches, mount, cat; best of $READS); CPU = daemon CPU seconds for the read; series off = the same file in the max_ref_chain=0 store:"
