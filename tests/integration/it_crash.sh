@@ -229,7 +229,9 @@ crash() {
 
 LEVELS=(raw fast mix)
 for cycle in $(seq 1 "$CYCLES"); do
-	mixfs_mount fg "level=${LEVELS[cycle % 3]}"
+	# rebase_idle=20: the series files get turned around (reverse deltas)
+	# between the writer's files, so kills land in rebase too
+	mixfs_mount fg "level=${LEVELS[cycle % 3]},rebase_idle=20"
 	verify "remount before cycle $cycle"
 	python3 "$WORK/writer.py" "$MNT" "$ACK" "$cycle" 2>"$WORK/writer.err" &
 	WRITER_PID=$!

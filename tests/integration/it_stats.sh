@@ -448,9 +448,11 @@ check_stats "$WORK/s4.json" "$WORK/e4.json" "$WORK/facts4"
 # ---- series coding: the ref_* counters ------------------------------------
 # Two versions of a safetensors checkpoint in one directory, the second
 # differing in low mantissa bits: the second is coded against the first
-# (mixfs(8), max_ref_chain), so its chunks count as series-coded.
+# (mixfs(8), max_ref_chain), so its chunks count as series-coded.  Rebase
+# (turning v2 full and v1 into a reverse delta once idle) is off here so
+# that what is counted does not change under the checks; see below.
 mixfs_umount
-mixfs_mount
+mixfs_mount fg rebase_idle=0
 # st_version PATH MIB SEED FLIP: one bf16 tensor; FLIP=1 flips the lowest
 # mantissa bit of one element in five.
 st_version() {
@@ -512,20 +514,47 @@ EOF
 want_ref=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ref_stored_bytes"])' "$WORK/s5.json")
 "$MIXFS" stats --bytes "$STORE" | grep -Eq "^  series-coded +$want_ref +\(" ||
 	fail "text output lacks a series-coded line of $want_ref bytes: $("$MIXFS" stats --bytes "$STORE")"
-# Deleting the reference keeps it alive (v2 needs it); deleting both
-# brings the counters back.
-rm "$MNT/series/v1.safetensors"
-sync -f "$MNT"
+# Rebase: mounted with a short idle time, v2 (the newest) becomes full and
+# v1 a reverse delta against it; the counters move from v2 to v1, both
+# files read back, and fsck agrees.
+mixfs_umount
+mixfs_mount fg rebase_idle=100
+for _ in $(seq 1 100); do
+	stats_json "$WORK/s5r1.json" "$MNT/series/v1.safetensors"
+	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ref_chunks"] == 0)' \
+		"$WORK/s5r1.json" && break
+	sleep 0.3
+done
+stats_json "$WORK/s5r2.json" "$MNT/series/v2.safetensors"
+stats_json "$WORK/s5r.json" "$STORE"
+python3 - "$WORK/s5.json" "$WORK/s5r.json" "$WORK/s5r1.json" "$WORK/s5r2.json" <<'EOF' || fail "series counters after rebase"
+import json, sys
+b, r, v1, v2 = (json.load(open(p)) for p in sys.argv[1:5])
+assert v1["ref_chunks"] >= 1, "v1 not turned into a reverse delta: %r" % v1
+assert v2["ref_chunks"] == 0, "v2 (newest) still coded against v1: %r" % v2
+assert r["ref_chunks"] == v1["ref_chunks"], (r, v1)
+# the turned pair costs about what the forward pair did
+assert r["stored_bytes"] <= b["stored_bytes"] * 11 // 10, (b["stored_bytes"], r["stored_bytes"])
+EOF
+check_cmp "$WORK/v1.safetensors" "$MNT/series/v1.safetensors"
 check_cmp "$WORK/v2.safetensors" "$MNT/series/v2.safetensors"
-stats_json "$WORK/s6.json" "$STORE"
+mixfs_umount
+"$MIXFS" fsck "$STORE" >"$WORK/fsck_rebase.txt" 2>&1 || fail "fsck after rebase: $(cat "$WORK/fsck_rebase.txt")"
+mixfs_mount fg rebase_idle=0
+# Deleting the reference keeps it alive (after rebase v1 needs v2);
+# deleting both brings the counters back.
 rm "$MNT/series/v2.safetensors"
 sync -f "$MNT"
+check_cmp "$WORK/v1.safetensors" "$MNT/series/v1.safetensors"
+stats_json "$WORK/s6.json" "$STORE"
+rm "$MNT/series/v1.safetensors"
+sync -f "$MNT"
 stats_json "$WORK/s7.json" "$STORE"
-python3 - "$WORK/s5a.json" "$WORK/s5.json" "$WORK/s6.json" "$WORK/s7.json" <<'EOF' || fail "series-coded counters after the deletes"
+python3 - "$WORK/s5a.json" "$WORK/s5r.json" "$WORK/s6.json" "$WORK/s7.json" <<'EOF' || fail "series-coded counters after the deletes"
 import json, sys
 a, b, c, d = (json.load(open(p)) for p in sys.argv[1:5])
 for k in ("ref_chunks", "ref_raw_bytes", "ref_stored_bytes"):
-    assert c[k] == b[k], "%s after rm v1: %r, before %r" % (k, c[k], b[k])
-    assert d[k] == a[k], "%s after rm v2: %r, at start %r" % (k, d[k], a[k])
+    assert c[k] == b[k], "%s after rm v2: %r, before %r" % (k, c[k], b[k])
+    assert d[k] == a[k], "%s after rm v1: %r, at start %r" % (k, d[k], a[k])
 EOF
 log PASS
