@@ -1670,6 +1670,8 @@ static int check_stats(struct fsck *f)
 	CMP(ref_chunks);
 	CMP(ref_raw_bytes);
 	CMP(ref_stored_bytes);
+	CMP(ref_saved_bytes);
+	CMP(ref_fwd_chunks);
 	CMP(pending_bytes);
 	for (unsigned l = 0; l < IDX_LEVEL_COUNT; l++) {
 		CMP(level_raw[l]);

@@ -227,10 +227,12 @@ static bool same_loc(const struct idx_chunk *a, const struct idx_chunk *b)
 	                                memcmp(a->ref_fp, b->ref_fp, FP_LEN) == 0);
 }
 
-/* Point c at its new frame; ref: a reverse delta against it, or full. */
+/* Point c at its new frame; ref: a reverse delta against it (replacing a
+ * full frame: the size series coding saves is then exact), or full. */
 static void set_frame(struct idx_chunk *c, const struct pack_loc *l,
                       const struct codec_frame_info *fi, const uint8_t *ref)
 {
+	c->alone_len = ref ? c->frame_len : 0;
 	c->pack_id = l->pack_id;
 	c->pack_off = l->off;
 	c->frame_len = l->len;

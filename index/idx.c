@@ -155,31 +155,32 @@ static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
  *   super  : magic "mixfsIDX"(8) format_version(4) uuid(16) cdc min(4)
  *            avg(4) max(4) default_level(1) next_ino(8) next_pack(4)
  *            created_ns(8)                                        = 61
- *   stats  : the 24 u64 counters of struct idx_stats, in the order of
- *            stats_fields (ref_raw_bytes, ref_stored_bytes last)  = 192
- *            (a 22-counter record, 176 bytes, from before those two
- *            were added still reads: see stats_decode)
+ *   stats  : the 26 u64 counters of struct idx_stats, in the order of
+ *            stats_fields (ref_saved_bytes, ref_fwd_chunks last)  = 208
+ *            (22- and 24-counter records from before the last ones
+ *            were added still read: see stats_decode, txn_stats)
  *   inode  : mode uid gid nlink (4 each) size(8) rdev(8) atime mtime
  *            ctime (8 each) stored_bytes(8) dir_seq(8) flags(4) dtype(1)
  *                                                                 = 77
  *   extent : len(4) chunk_off(4) fp(32)                           = 40
  *   chunk  : pack_id(4) pack_off(8) frame_len(4) raw_len(4) refcount(4)
- *            level(1) dtype(1) flags(1) height(1) [ref_fp(32) iff
- *            HAS_REF]                                             = 28/60
+ *            level(1) dtype(1) flags(1) height(1) [ref_fp(32)
+ *            alone_len(4) iff HAS_REF]                            = 28/64
  *            (format 1 wrote no height byte: 27/59 still reads, height 0)
  *   pack   : live_bytes(8) dead_bytes(8)                          = 16
  *   dirent : ino(8) seq(8) type(1); dirseq: ino(8) type(1) name(1..255)
  */
 
 #define SUPER_LEN 61u
-#define STATS_FIELDS 24u
+#define STATS_FIELDS 26u
 #define STATS_FIELDS_V1 22u /* before ref_raw_bytes, ref_stored_bytes */
+#define STATS_FIELDS_V2 24u /* before ref_saved_bytes, ref_fwd_chunks */
 #define STATS_LEN (STATS_FIELDS * 8u)
 #define INODE_LEN 77u
 #define EXTENT_LEN 40u
 #define CHUNK_LEN_V1 27u
 #define CHUNK_LEN 28u
-#define CHUNK_REF_LEN (CHUNK_LEN + FP_LEN)
+#define CHUNK_REF_LEN (CHUNK_LEN + FP_LEN + 4u)
 #define PACK_LEN 16u
 #define DIRENT_LEN 17u
 #define DIRSEQ_HDR 9u
@@ -248,6 +249,8 @@ static void stats_fields(struct idx_stats *s, uint64_t *f[STATS_FIELDS])
 	f[n++] = &s->pending_bytes;
 	f[n++] = &s->ref_raw_bytes;
 	f[n++] = &s->ref_stored_bytes;
+	f[n++] = &s->ref_saved_bytes;
+	f[n++] = &s->ref_fwd_chunks;
 }
 
 static void stats_encode(const struct idx_stats *s, uint8_t b[STATS_LEN])
@@ -262,15 +265,16 @@ static void stats_encode(const struct idx_stats *s, uint8_t b[STATS_LEN])
 }
 
 /* Returns the number of counters the record held (STATS_FIELDS, or
- * STATS_FIELDS_V1 for an older record: the missing ones are zero and the
- * caller recounts them), or -EIO. */
+ * STATS_FIELDS_V1 / _V2 for an older record: the missing ones are zero and
+ * the caller recounts them), or -EIO. */
 static int stats_decode(const MDB_val *v, struct idx_stats *s)
 {
 	const uint8_t *b = v->mv_data;
 	uint64_t *f[STATS_FIELDS];
 	unsigned i, n = (unsigned)(v->mv_size / 8);
 
-	if (v->mv_size != STATS_LEN && v->mv_size != STATS_FIELDS_V1 * 8u)
+	if (v->mv_size != STATS_LEN && v->mv_size != STATS_FIELDS_V1 * 8u &&
+	    v->mv_size != STATS_FIELDS_V2 * 8u)
 		return -EIO;
 	memset(s, 0, sizeof(*s));
 	stats_fields(s, f);
@@ -357,6 +361,7 @@ static size_t chunk_encode(const struct idx_chunk *c, uint8_t b[CHUNK_REF_LEN])
 	if (!(c->flags & IDX_CHUNK_HAS_REF))
 		return CHUNK_LEN;
 	memcpy(b + CHUNK_LEN, c->ref_fp, FP_LEN);
+	put_be32(b + CHUNK_LEN + FP_LEN, c->alone_len);
 	return CHUNK_REF_LEN;
 }
 
@@ -368,6 +373,8 @@ static int chunk_valid(const struct idx_chunk *c)
 		return 0;
 	if ((c->flags & IDX_CHUNK_HAS_REF) && memcmp(c->ref_fp, c->fp, FP_LEN) == 0)
 		return 0;
+	if (!(c->flags & IDX_CHUNK_HAS_REF) && c->alone_len)
+		return 0;
 	return 1;
 }
 
@@ -378,12 +385,17 @@ static int chunk_decode(const uint8_t fp[FP_LEN], const MDB_val *v, struct idx_c
 
 	size_t base;
 
-	if (v->mv_size == CHUNK_LEN_V1 || v->mv_size == CHUNK_LEN_V1 + FP_LEN)
+	size_t ref_len;
+
+	if (v->mv_size == CHUNK_LEN_V1 || v->mv_size == CHUNK_LEN_V1 + FP_LEN) {
 		base = CHUNK_LEN_V1;
-	else if (v->mv_size == CHUNK_LEN || v->mv_size == CHUNK_REF_LEN)
+		ref_len = FP_LEN;
+	} else if (v->mv_size == CHUNK_LEN || v->mv_size == CHUNK_REF_LEN) {
 		base = CHUNK_LEN;
-	else
+		ref_len = CHUNK_REF_LEN - CHUNK_LEN;
+	} else {
 		return -EIO;
+	}
 	memcpy(key, fp, FP_LEN); /* fp may point into *c (idx_chunk_get(t, c.fp, &c)) */
 	memset(c, 0, sizeof(*c));
 	memcpy(c->fp, key, FP_LEN);
@@ -396,10 +408,12 @@ static int chunk_decode(const uint8_t fp[FP_LEN], const MDB_val *v, struct idx_c
 	c->dtype = b[25];
 	c->flags = b[26];
 	c->height = base > CHUNK_LEN_V1 ? b[27] : 0;
-	if (v->mv_size != base + ((c->flags & IDX_CHUNK_HAS_REF) ? FP_LEN : 0))
+	if (v->mv_size != base + ((c->flags & IDX_CHUNK_HAS_REF) ? ref_len : 0))
 		return -EIO;
 	if (c->flags & IDX_CHUNK_HAS_REF)
 		memcpy(c->ref_fp, b + base, FP_LEN);
+	if ((c->flags & IDX_CHUNK_HAS_REF) && ref_len > FP_LEN)
+		c->alone_len = get_be32(b + base + FP_LEN);
 	return chunk_valid(c) ? 0 : -EIO;
 }
 
@@ -596,13 +610,20 @@ static int txn_super(struct idx_txn *t, struct idx_super **out)
 	return 0;
 }
 
+static void stats_chunk(struct idx_stats *st, const struct idx_chunk *c, int sign);
+
+/* The counters of reference chunks, from the chunk records. */
 static int stats_ref_recount_cb(void *arg, const struct idx_chunk *c)
 {
-	struct idx_stats *st = arg;
+	struct idx_stats *st = arg, one;
 
 	if (c->flags & IDX_CHUNK_HAS_REF) {
-		st->ref_raw_bytes += c->raw_len;
-		st->ref_stored_bytes += c->frame_len;
+		memset(&one, 0, sizeof(one));
+		stats_chunk(&one, c, +1);
+		st->ref_raw_bytes += one.ref_raw_bytes;
+		st->ref_stored_bytes += one.ref_stored_bytes;
+		st->ref_saved_bytes += one.ref_saved_bytes;
+		st->ref_fwd_chunks += one.ref_fwd_chunks;
 	}
 	return 0;
 }
@@ -621,11 +642,12 @@ static int txn_stats(struct idx_txn *t, struct idx_stats **out)
 		n = stats_decode(&v, &t->st);
 		if (n < 0)
 			return -EIO;
-		/* A record from before the ref byte counters: count them once
+		/* A record from before some ref counters: count them all once
 		 * from the chunk records (only a store that has series-coded
 		 * chunks has any to count); a write transaction stores the
 		 * full record at commit. */
-		if (n == (int)STATS_FIELDS_V1) {
+		if (n < (int)STATS_FIELDS) {
+			t->st.ref_raw_bytes = t->st.ref_stored_bytes = 0;
 			if (t->st.ref_chunks) {
 				rc = idx_chunk_iter(t, stats_ref_recount_cb, &t->st);
 				if (rc < 0)
@@ -696,6 +718,10 @@ static void stats_chunk(struct idx_stats *st, const struct idx_chunk *c, int sig
 		st->ref_chunks += one;
 		st->ref_raw_bytes += raw;
 		st->ref_stored_bytes += frame;
+		if (c->alone_len > c->frame_len)
+			st->ref_saved_bytes += one * (c->alone_len - c->frame_len);
+		if (!(c->flags & IDX_CHUNK_REVERSED))
+			st->ref_fwd_chunks += one;
 	}
 	st->level_raw[c->level] += raw;
 	st->level_stored[c->level] += frame;

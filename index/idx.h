@@ -75,6 +75,10 @@ struct idx_stats {
 	uint64_t level_raw[IDX_LEVEL_COUNT], level_stored[IDX_LEVEL_COUNT];
 	uint64_t dtype_raw[IDX_DTYPE_COUNT], dtype_stored[IDX_DTYPE_COUNT];
 	uint64_t pending_bytes; /* raw bytes stored below the target level */
+	/* Of the ref chunks with alone_len known: sum of alone_len - frame_len
+	 * (what series coding saved, exactly) */
+	uint64_t ref_saved_bytes;
+	uint64_t ref_fwd_chunks;   /* ref chunks not REVERSED: rebase still to do */
 };
 
 struct idx_inode {
@@ -120,6 +124,10 @@ struct idx_chunk {
 	 * ignored), never lowered.  Format 1 stores read 0. */
 	uint8_t height;
 	uint8_t ref_fp[FP_LEN]; /* valid iff flags & IDX_CHUNK_HAS_REF */
+	/* With HAS_REF: the frame bytes the chunk took coded without its
+	 * reference, when known (rebase measures it: a reverse delta replaces
+	 * a full frame), else 0.  Without HAS_REF: 0. */
+	uint32_t alone_len;
 };
 
 struct idx_pack {

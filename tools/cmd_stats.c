@@ -82,17 +82,18 @@ struct frow {
 struct cshare {
 	uint8_t fp[FP_LEN];
 	bool used, direct; /* direct: referenced by an extent of the subtree */
-	uint8_t level, dtype, has_ref;
+	uint8_t level, dtype, has_ref, fwd;
 	u128 stored_fx, raw_fx;
 	/* the part of stored_fx / raw_fx that is frames of chunks coded
 	 * against a reference (this one, if it has one, and along its chain) */
 	u128 ref_stored_fx, ref_raw_fx;
+	u128 ref_saved_fx; /* what series coding saved, along the chain */
 };
 
 /* Totals of a walk, before rounding. */
 struct sums {
-	uint64_t files, logical, mapped, chunks, ref_chunks;
-	u128 stored_fx, raw_fx, pending_fx, ref_stored_fx, ref_raw_fx;
+	uint64_t files, logical, mapped, chunks, ref_chunks, ref_fwd_chunks;
+	u128 stored_fx, raw_fx, pending_fx, ref_stored_fx, ref_raw_fx, ref_saved_fx;
 	u128 level_raw[IDX_LEVEL_COUNT], level_stored[IDX_LEVEL_COUNT];
 	u128 dtype_raw[IDX_DTYPE_COUNT], dtype_stored[IDX_DTYPE_COUNT];
 };
@@ -466,7 +467,7 @@ static int chunk_share(struct walk *w, const uint8_t fp[FP_LEN], unsigned depth,
 {
 	struct idx_chunk c;
 	struct cshare ref;
-	u128 stored, raw, ref_stored = 0, ref_raw = 0;
+	u128 stored, raw, ref_stored = 0, ref_raw = 0, ref_saved = 0;
 	int rc;
 
 	if (w->use_cache) {
@@ -495,6 +496,9 @@ static int chunk_share(struct walk *w, const uint8_t fp[FP_LEN], unsigned depth,
 		raw += ref.raw_fx;
 		ref_stored = ((u128)c.frame_len << FX_SHIFT) + ref.ref_stored_fx;
 		ref_raw = ((u128)c.raw_len << FX_SHIFT) + ref.ref_raw_fx;
+		ref_saved = ref.ref_saved_fx;
+		if (c.alone_len > c.frame_len)
+			ref_saved += (u128)(c.alone_len - c.frame_len) << FX_SHIFT;
 	}
 	memset(out, 0, sizeof(*out));
 	memcpy(out->fp, fp, FP_LEN);
@@ -502,12 +506,14 @@ static int chunk_share(struct walk *w, const uint8_t fp[FP_LEN], unsigned depth,
 	out->level = c.level;
 	out->dtype = c.dtype;
 	out->has_ref = (c.flags & IDX_CHUNK_HAS_REF) != 0;
+	out->fwd = out->has_ref && !(c.flags & IDX_CHUNK_REVERSED);
 	/* refcount 0 only inside a writer's transaction; never seen by a
 	 * reader, but a corrupt record must not divide by zero. */
 	out->stored_fx = stored / (c.refcount ? c.refcount : 1);
 	out->raw_fx = raw / (c.refcount ? c.refcount : 1);
 	out->ref_stored_fx = ref_stored / (c.refcount ? c.refcount : 1);
 	out->ref_raw_fx = ref_raw / (c.refcount ? c.refcount : 1);
+	out->ref_saved_fx = ref_saved / (c.refcount ? c.refcount : 1);
 	if (w->use_cache) {
 		if (2 * (w->ncache + 1) > w->capcache) {
 			rc = cache_grow(w);
@@ -535,6 +541,7 @@ static int extent_cb(void *arg, const struct idx_extent *e)
 			s->direct = true;
 			w->s.chunks++;
 			w->s.ref_chunks += s->has_ref;
+			w->s.ref_fwd_chunks += s->fwd;
 		}
 	}
 	w->cur->stored_fx += sh.stored_fx;
@@ -542,6 +549,7 @@ static int extent_cb(void *arg, const struct idx_extent *e)
 	w->s.mapped += e->len;
 	w->s.ref_stored_fx += sh.ref_stored_fx;
 	w->s.ref_raw_fx += sh.ref_raw_fx;
+	w->s.ref_saved_fx += sh.ref_saved_fx;
 	w->s.level_raw[sh.level] += sh.raw_fx;
 	w->s.level_stored[sh.level] += sh.stored_fx;
 	w->s.dtype_raw[sh.dtype] += sh.raw_fx;
@@ -845,6 +853,8 @@ static int result_from_sums(const struct sums *s, struct result *r)
 	r->st.ref_chunks = s->ref_chunks;
 	r->st.ref_stored_bytes = fx_round(s->ref_stored_fx);
 	r->st.ref_raw_bytes = fx_round(s->ref_raw_fx);
+	r->st.ref_saved_bytes = fx_round(s->ref_saved_fx);
+	r->st.ref_fwd_chunks = s->ref_fwd_chunks;
 	r->st.stored_bytes = fx_round(s->stored_fx);
 	r->st.unique_bytes = fx_round(s->raw_fx);
 	r->st.pending_bytes = fx_round(s->pending_fx);
@@ -976,6 +986,8 @@ static void print_json(FILE *f, const struct loc *l, const struct result *r,
 	fprintf(f, "  \"ref_chunks\": %" PRIu64 ",\n", s->ref_chunks);
 	fprintf(f, "  \"ref_raw_bytes\": %" PRIu64 ",\n", s->ref_raw_bytes);
 	fprintf(f, "  \"ref_stored_bytes\": %" PRIu64 ",\n", s->ref_stored_bytes);
+	fprintf(f, "  \"ref_saved_bytes\": %" PRIu64 ",\n", s->ref_saved_bytes);
+	fprintf(f, "  \"ref_fwd_chunks\": %" PRIu64 ",\n", s->ref_fwd_chunks);
 	fprintf(f, "  \"pending_bytes\": %" PRIu64 ",\n", s->pending_bytes);
 	fputs("  \"by_dtype\": {\n", f);
 	for (k = 0; k < IDX_DTYPE_COUNT; k++)
@@ -1155,6 +1167,12 @@ static void print_human(const struct human *h, const struct loc *l, const struct
 	fprintf(f, "  %-22s %14s   (%" PRIu64 " chunk%s coded against a reference: %s after dedup, %s)\n",
 	        "series-coded", hsize(h, a, s->ref_stored_bytes), s->ref_chunks,
 	        s->ref_chunks == 1 ? "" : "s", hsize(h, b, s->ref_raw_bytes), rr);
+	fprintf(f, "  %-22s %14s   (measured on %" PRIu64 " reverse deltas", "saved by series coding",
+	        hsize(h, a, s->ref_saved_bytes), s->ref_chunks - s->ref_fwd_chunks);
+	if (s->ref_fwd_chunks)
+		fprintf(f, "; %" PRIu64 " forward-coded chunk%s not yet turned by rebase", s->ref_fwd_chunks,
+		        s->ref_fwd_chunks == 1 ? "" : "s");
+	fputs(")\n", f);
 	hratio(rr, sizeof(rr), s->logical_bytes, s->stored_bytes);
 	fprintf(f, "  %-22s %14s   (logical / stored)\n", "overall ratio", rr);
 	fprintf(f, "  %-22s %14s   (stored below level %s, to be recompressed)\n", "pending",

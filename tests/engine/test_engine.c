@@ -502,12 +502,11 @@ static int chain_cb(void *arg, const struct idx_extent *x)
 	return 0;
 }
 
-static void series_chains(struct fx *f, int V, struct chain_walk *out, uint64_t *stored)
+static void series_chains(struct fx *f, int V, struct chain_walk *out, struct idx_stats *st)
 {
 	char ip[128], name[32];
 	struct idx *x;
 	struct idx_txn *t;
-	struct idx_stats st;
 
 	snprintf(ip, sizeof(ip), "%s/index", f->store);
 	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
@@ -522,8 +521,7 @@ static void series_chains(struct fx *f, int V, struct chain_walk *out, uint64_t 
 		assert_int_equal(idx_dirent_lookup(t, 1, name, strlen(name), &ino, &type), 0);
 		assert_int_equal(idx_extent_iter(t, ino, 0, UINT64_MAX, chain_cb, &out[v]), 0);
 	}
-	assert_int_equal(idx_stats_get(t, &st), 0);
-	*stored = st.stored_bytes;
+	assert_int_equal(idx_stats_get(t, st), 0);
 	idx_txn_abort(t);
 	idx_close(x);
 }
@@ -538,7 +536,8 @@ static void t_series_rebase(void **state)
 	enum { V = 6 };
 	struct chain_walk cw[V];
 	uint8_t *files[V];
-	uint64_t turned = 0, before, after;
+	uint64_t turned = 0;
+	struct idx_stats before, after;
 	char name[32];
 	struct eng_opts o;
 	struct gc_fsck_stats fs;
@@ -557,14 +556,21 @@ static void t_series_rebase(void **state)
 	assert_int_equal(eng_store_close(f->e), 0);
 	f->e = NULL;
 	series_chains(f, V, cw, &after);
-	print_message("rebase: %llu chunks turned, stored %llu -> %llu bytes\n",
-	              (unsigned long long)turned, (unsigned long long)before,
-	              (unsigned long long)after);
+	print_message("rebase: %llu chunks turned, stored %llu -> %llu bytes, saved by series "
+	              "coding %llu\n", (unsigned long long)turned,
+	              (unsigned long long)before.stored_bytes,
+	              (unsigned long long)after.stored_bytes,
+	              (unsigned long long)after.ref_saved_bytes);
+	/* forward deltas are not measured; every reverse delta is */
+	assert_int_equal(before.ref_fwd_chunks, before.ref_chunks);
+	assert_int_equal(before.ref_saved_bytes, 0);
+	assert_int_equal(after.ref_fwd_chunks, 0);
+	assert_true(after.ref_saved_bytes > after.ref_stored_bytes);
 	assert_int_equal(cw[V - 1].depth, 0); /* newest: all full */
 	for (int v = 0; v < V; v++)
 		assert_true(cw[v].depth <= o.max_ref_chain);
 	assert_true(cw[V - 2].reversed > 0);
-	assert_true(after <= before + before / 10);
+	assert_true(after.stored_bytes <= before.stored_bytes + before.stored_bytes / 10);
 	/* a second pass finds nothing left to do */
 	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 	assert_int_equal(eng_rebase(f->e, &turned), 0);

@@ -1070,6 +1070,9 @@ static int rc_chunk(void *arg, const struct idx_chunk *c)
 		r->st.ref_chunks++;
 		r->st.ref_raw_bytes += c->raw_len;
 		r->st.ref_stored_bytes += c->frame_len;
+		if (c->alone_len > c->frame_len)
+			r->st.ref_saved_bytes += c->alone_len - c->frame_len;
+		r->st.ref_fwd_chunks += !(c->flags & IDX_CHUNK_REVERSED);
 	}
 	r->st.level_raw[c->level] += c->raw_len;
 	r->st.level_stored[c->level] += c->frame_len;
@@ -1203,6 +1206,8 @@ static void test_random_stats(void **state)
 					make_fp(rfp, id - 1);
 					c.flags = IDX_CHUNK_HAS_REF;
 					memcpy(c.ref_fp, rfp, FP_LEN);
+					/* half of them with a measured alone size */
+					c.alone_len = id % 2 ? c.frame_len + id : 0;
 				}
 				assert_int_equal(idx_chunk_insert(t, &c), 0);
 				inserted[c.pack_id] += c.frame_len;

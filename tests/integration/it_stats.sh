@@ -117,7 +117,7 @@ keys = ["schema", "store", "mount", "path", "scope", "default_level", "file_coun
         "logical_bytes", "mapped_bytes", "sparse_bytes", "unique_bytes", "stored_bytes",
         "dedup_saved_bytes", "compression_saved_bytes", "ratio", "dedup_ratio",
         "compression_ratio", "chunks", "ref_chunks", "ref_raw_bytes", "ref_stored_bytes",
-        "pending_bytes", "by_dtype",
+        "ref_saved_bytes", "ref_fwd_chunks", "pending_bytes", "by_dtype",
         "by_level", "packs", "files"]
 want("keys", sorted(got) == sorted(keys), "got %s" % sorted(got))
 eq("schema", 1)
@@ -156,6 +156,10 @@ want("ref_raw_bytes", 0 <= got["ref_raw_bytes"] <= U and
      (got["ref_raw_bytes"] == 0) == (got["ref_chunks"] == 0), str(got["ref_raw_bytes"]))
 want("ref_stored_bytes", 0 <= got["ref_stored_bytes"] <= S and
      (got["ref_stored_bytes"] == 0) == (got["ref_chunks"] == 0), str(got["ref_stored_bytes"]))
+want("ref_fwd_chunks", 0 <= got["ref_fwd_chunks"] <= got["ref_chunks"], str(got["ref_fwd_chunks"]))
+want("ref_saved_bytes", got["ref_saved_bytes"] >= 0 and
+     (got["ref_saved_bytes"] == 0 or got["ref_fwd_chunks"] < got["ref_chunks"]),
+     str(got["ref_saved_bytes"]))
 for name, keys in (("by_dtype", ["other", "bf16", "fp16", "fp32"]),
                    ("by_level", ["raw", "fast", "mix"])):
     part = got[name]
@@ -501,6 +505,9 @@ d = {k: b[k] - a[k] for k in ("ref_chunks", "ref_raw_bytes", "ref_stored_bytes",
 want("v2 is series-coded: %r" % d, d["ref_chunks"] >= 1 and size // 2 <= d["ref_raw_bytes"] <= size)
 want("series-coded chunks compress: %r" % d, 0 < d["ref_stored_bytes"] < d["ref_raw_bytes"] // 2)
 want("part of stored: %r" % d, d["ref_stored_bytes"] <= d["stored_bytes"])
+want("forward-coded, not yet measured: %r" % b,
+     b["ref_fwd_chunks"] - a["ref_fwd_chunks"] == d["ref_chunks"] and
+     b["ref_saved_bytes"] == a["ref_saved_bytes"])
 # Every series-coded chunk is in /series and used once: the subtree's
 # share is all of them.
 for k in ("ref_chunks", "ref_raw_bytes", "ref_stored_bytes"):
@@ -533,11 +540,18 @@ b, r, v1, v2 = (json.load(open(p)) for p in sys.argv[1:5])
 assert v1["ref_chunks"] >= 1, "v1 not turned into a reverse delta: %r" % v1
 assert v2["ref_chunks"] == 0, "v2 (newest) still coded against v1: %r" % v2
 assert r["ref_chunks"] == v1["ref_chunks"], (r, v1)
+# reverse deltas replaced full frames: what they saved is known exactly
+assert r["ref_fwd_chunks"] == 0 and v1["ref_fwd_chunks"] == 0, (r, v1)
+assert 0 < v1["ref_saved_bytes"] == r["ref_saved_bytes"], (r, v1)
+assert v1["ref_saved_bytes"] > v1["ref_stored_bytes"], v1  # v1 mostly repeats v2
 # the turned pair costs about what the forward pair did
 assert r["stored_bytes"] <= b["stored_bytes"] * 11 // 10, (b["stored_bytes"], r["stored_bytes"])
 EOF
 check_cmp "$WORK/v1.safetensors" "$MNT/series/v1.safetensors"
 check_cmp "$WORK/v2.safetensors" "$MNT/series/v2.safetensors"
+want_saved=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ref_saved_bytes"])' "$WORK/s5r.json")
+"$MIXFS" stats --bytes "$STORE" | grep -Eq "^  saved by series coding +$want_saved +\(" ||
+	fail "text output lacks a saved-by-series line of $want_saved bytes: $("$MIXFS" stats --bytes "$STORE")"
 mixfs_umount
 "$MIXFS" fsck "$STORE" >"$WORK/fsck_rebase.txt" 2>&1 || fail "fsck after rebase: $(cat "$WORK/fsck_rebase.txt")"
 mixfs_mount fg rebase_idle=0
