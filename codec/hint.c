@@ -523,22 +523,12 @@ static uint32_t hint_esize(int dtype)
 	return dtype == CODEC_DTYPE_FP32 ? 4 : (dtype == CODEC_DTYPE_BF16 || dtype == CODEC_DTYPE_FP16) ? 2 : 1;
 }
 
-int codec_hint_chunk(const struct codec_hint *h, uint64_t off, uint64_t len,
-                     struct codec_params *p)
+/* Index of the first range ending after off (ranges are sorted by start
+ * and do not overlap). */
+static size_t hint_first_after(const struct codec_hint *h, uint64_t off)
 {
-	const struct codec_hint_range *best = NULL;
-	uint64_t best_ov = 0, end = off + len;
-	size_t lo = 0, hi;
+	size_t lo = 0, hi = h->n;
 
-	if (!p)
-		return -EINVAL;
-	p->dtype = CODEC_DTYPE_AUTO;
-	p->elem_phase = 0;
-	p->row_elems = 0;
-	if (!h || !h->n || !len)
-		return -ENOENT;
-	/* First range ending after off (ranges are sorted by start). */
-	hi = h->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
@@ -547,7 +537,37 @@ int codec_hint_chunk(const struct codec_hint *h, uint64_t off, uint64_t len,
 		else
 			hi = mid;
 	}
-	for (size_t i = lo; i < h->n && h->r[i].off < end; i++) {
+	return lo;
+}
+
+uint64_t codec_hint_next_cut(const struct codec_hint *h, uint64_t off, uint64_t min_len)
+{
+	if (!h || !h->n)
+		return 0;
+	/* Small ranges are skipped, but not without end: past 16 MiB (more
+	 * than any chunk) the caller asks again later anyway. */
+	for (size_t i = hint_first_after(h, off); i < h->n && h->r[i].off < off + (16u << 20); i++) {
+		if (h->r[i].len < min_len)
+			continue;
+		return h->r[i].off > off ? h->r[i].off : h->r[i].off + h->r[i].len;
+	}
+	return 0;
+}
+
+int codec_hint_chunk(const struct codec_hint *h, uint64_t off, uint64_t len,
+                     struct codec_params *p)
+{
+	const struct codec_hint_range *best = NULL;
+	uint64_t best_ov = 0, end = off + len;
+
+	if (!p)
+		return -EINVAL;
+	p->dtype = CODEC_DTYPE_AUTO;
+	p->elem_phase = 0;
+	p->row_elems = 0;
+	if (!h || !h->n || !len)
+		return -ENOENT;
+	for (size_t i = hint_first_after(h, off); i < h->n && h->r[i].off < end; i++) {
 		uint64_t a = h->r[i].off > off ? h->r[i].off : off;
 		uint64_t b = h->r[i].off + h->r[i].len < end ? h->r[i].off + h->r[i].len : end;
 

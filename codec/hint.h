@@ -81,6 +81,14 @@ int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
 int codec_hint_chunk(const struct codec_hint *h, uint64_t off, uint64_t len,
                      struct codec_params *p);
 
+/* The first tensor boundary after file offset off: the start or the end of
+ * a range at least min_len bytes long, so a chunker can cut there (chunks
+ * then hold one tensor's bytes, and a tensor that did not change between
+ * two checkpoints gives the same chunks even when what lies between the
+ * tensors did, like torch.save's entry names).  0 if there is none within
+ * the next 16 MiB. */
+uint64_t codec_hint_next_cut(const struct codec_hint *h, uint64_t off, uint64_t min_len);
+
 #ifdef __cplusplus
 }
 #endif

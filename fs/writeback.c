@@ -956,8 +956,14 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 				probe.has_ref = false; /* a partial chunk is not aligned data */
 			}
 		} else {
-			cut = cdc_cut(&e->cdc, s->data + pos, avail);
-			final = cdc_cut_is_final(&e->cdc, cut, avail);
+			/* content-defined, but never across a tensor boundary */
+			size_t lim = avail;
+			uint64_t nb = codec_hint_next_cut(ei->hints, s->off + pos, e->cdc.p.avg_size);
+			bool forced = nb && nb - (s->off + pos) <= avail;
+			if (forced)
+				lim = (size_t)(nb - (s->off + pos));
+			cut = cdc_cut(&e->cdc, s->data + pos, lim);
+			final = (forced && cut == lim) || cdc_cut_is_final(&e->cdc, cut, lim);
 		}
 		if (partial && at_eof && !final)
 			break;

@@ -378,6 +378,18 @@ static void test_hint_safetensors(void **state)
 	assert_int_equal(p.row_elems, 8);
 	assert_int_equal(codec_hint_chunk(&h, 0, 8, &p), -ENOENT);
 	assert_int_equal(p.dtype, CODEC_DTYPE_AUTO);
+	/* Tensor boundaries to cut at: starts and ends of ranges long enough
+	 * (a: 256 bytes, b: 128, c: 8). */
+	assert_int_equal(codec_hint_next_cut(&h, 0, 1), hl);
+	assert_int_equal(codec_hint_next_cut(&h, hl, 1), hl + 256);
+	assert_int_equal(codec_hint_next_cut(&h, hl + 256, 1), hl + 384);
+	assert_int_equal(codec_hint_next_cut(&h, hl + 300, 1), hl + 384);
+	assert_int_equal(codec_hint_next_cut(&h, hl + 384, 1), hl + 392);
+	assert_int_equal(codec_hint_next_cut(&h, hl + 392, 1), 0);
+	assert_int_equal(codec_hint_next_cut(&h, hl + 10, 200), hl + 256);
+	assert_int_equal(codec_hint_next_cut(&h, hl + 256, 200), 0); /* b, c too short */
+	assert_int_equal(codec_hint_next_cut(&h, 0, 1000), 0);
+	assert_int_equal(codec_hint_next_cut(NULL, 0, 1), 0);
 	codec_hint_release(&h);
 
 	/* Need more bytes. */

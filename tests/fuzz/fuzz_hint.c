@@ -27,8 +27,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    (i && h.r[i].off < h.r[i - 1].off))
 				abort();
 		}
-		for (uint64_t off = 0; off < size; off += 97)
+		for (uint64_t off = 0; off < size; off += 97) {
+			uint64_t cut = codec_hint_next_cut(&h, off, off % 300);
+
 			(void)codec_hint_chunk(&h, off, 1000, &p);
+			if (cut && cut <= off) /* a boundary strictly after off */
+				abort();
+		}
 		codec_hint_release(&h);
 	}
 	(void)codec_hint_parse(buf, size, 0, &h);
