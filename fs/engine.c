@@ -2130,14 +2130,26 @@ static void *gc_main(void *arg)
 		if (e->gc_quit)
 			break;
 		pthread_mutex_unlock(&e->gc_lock);
+		/* Packs of this mount are sealed below the current one; they
+		 * may be collected too once no batch and no rebase group holds
+		 * frames appended there but not yet committed (a long-running
+		 * mount would otherwise keep every byte rebase replaced).  New
+		 * appends go to the current pack or later ones. */
+		pthread_mutex_lock(&e->rb_run);
+		pthread_mutex_lock(&e->plock);
+		bool quiet = e->qhead == NULL;
+		pthread_mutex_unlock(&e->plock);
+		uint32_t cur = pack_store_current(e->ps);
 		struct gc_host h = {
-			.idx = e->idx, .ps = e->ps, .pack_dir = pd, .pack_id_limit = e->first_pack,
+			.idx = e->idx, .ps = e->ps, .pack_dir = pd,
+			.pack_id_limit = quiet && cur > e->first_pack ? cur : e->first_pack,
 			.txn_begin = gc_txn_begin, .txn_end = gc_txn_end, .arg = e,
 		};
 		struct gc_opts go;
 		struct gc_stats st;
 		gc_opts_default(&go);
 		int rc = gc_compact(&h, &go, &st);
+		pthread_mutex_unlock(&e->rb_run);
 		if (rc < 0)
 			syslog(LOG_WARNING, "mixfs: online gc of %s: %s", e->store, strerror(-rc));
 		else if (st.packs_compacted || st.packs_emptied || st.bytes_punched)

@@ -3,6 +3,9 @@
  * writeback.c (dirty buffers, write pipeline, group commit).  Private.
  *
  * Locks, in the order they may be taken:
+ *   0. struct eng.rb_run   a rebase group or an online gc pass (frames
+ *                          appended but not committed); taken with no
+ *                          other lock held.
  *   1. struct einode.lock  rwlock: dirty segments, in-memory size/mtime.
  *      Readers take it shared, writers/flushers exclusive.
  *   2. struct eng.wlock    the one LMDB writer (and pack id allocation).
@@ -121,7 +124,8 @@ struct eng {
 	pthread_t rb_thread;
 	pthread_mutex_t rb_lock;       /* leaf: queue and flags below */
 	pthread_cond_t rb_cond;
-	pthread_mutex_t rb_run;        /* one drain at a time (thread or eng_rebase) */
+	pthread_mutex_t rb_run;        /* held by a rebase group (frames appended, not
+	                                  committed) and by an online gc pass */
 	uint8_t (*rbq)[FP_LEN];        /* forward-coded chunks to turn, FIFO */
 	size_t rbq_head, rbq_n, rbq_cap;
 	bool rb_rescan;                /* scan the chunk table (mount, overflow) */

@@ -1093,6 +1093,16 @@ void pack_store_close(struct pack_store *ps)
 	free(ps);
 }
 
+uint32_t pack_store_current(struct pack_store *ps)
+{
+	uint32_t id;
+
+	pthread_mutex_lock(&ps->wlock);
+	id = ps->cur_fd >= 0 ? ps->cur_id : 0;
+	pthread_mutex_unlock(&ps->wlock);
+	return id;
+}
+
 int64_t pack_file_size(struct pack_store *ps, uint32_t id)
 {
 	char path[PATH_MAX];

@@ -76,6 +76,10 @@ int pack_read(struct pack_store *ps, const struct pack_loc *loc, void *buf);
 int pack_read_many(struct pack_store *ps, const struct pack_loc *locs, void *const *bufs,
                    int n, int *res);
 
+/* Id of the pack appends go to now, 0 before the first append.  Every
+ * lower id is sealed: nothing is appended to it any more. */
+uint32_t pack_store_current(struct pack_store *ps);
+
 /* Path of pack id inside dir, into buf (at least PATH_MAX). */
 void pack_path(const char *dir, uint32_t id, char *buf, size_t cap);
 /* Size in bytes of pack file id, or negative errno. */

@@ -348,7 +348,6 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 
 	bool interrupted = false;
 
-	pthread_mutex_lock(&e->rb_run);
 	for (;;) {
 		if (idle_only && !rb_idle(e)) {
 			interrupted = true;
@@ -382,7 +381,9 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 			defer = np;
 			cap = nc;
 		}
+		pthread_mutex_lock(&e->rb_run); /* the online gc waits for the group */
 		rc = rb_group(e, fps, n, defer, &ndefer);
+		pthread_mutex_unlock(&e->rb_run);
 		if (rc < 0)
 			break;
 		pass_turned += (uint64_t)rc;
@@ -393,7 +394,6 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 	if (interrupted) /* keep them for the next idle spell */
 		for (size_t i = 0; i < ndefer; i++)
 			rb_note(e, defer[i]);
-	pthread_mutex_unlock(&e->rb_run);
 	free(defer);
 	return rc;
 }

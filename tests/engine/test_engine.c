@@ -630,6 +630,54 @@ static void t_online_gc(void **state)
 	free(b);
 }
 
+/* The same for packs written by this mount: once they are sealed (a later
+ * pack receives the appends) and nothing is in flight, the online gc
+ * frees their dead bytes without a remount, while writes go on. */
+static void t_online_gc_same_mount(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 8u << 20;
+	uint8_t *a = malloc(n), *b = malloc(n), *c = malloc(n);
+	struct eng_opts o;
+	struct eng_attr at;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.gc_interval_s = 1;
+	o.max_pack_bytes = 4u << 20; /* several packs */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	fill_random(a, n, 21);
+	fill_random(b, n, 22);
+	fill_random(c, n, 23);
+	uint64_t ia = new_file(f, 1, "a"), ib = new_file(f, 1, "b");
+	write_all(f, ia, 0, a, n, 1 << 20);
+	write_all(f, ib, 0, b, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, ia), 0);
+	assert_int_equal(eng_release(f->e, ib), 0);
+	eng_forget(f->e, ia, 1);
+	eng_forget(f->e, ib, 1);
+	uint64_t before = du_alloc(f);
+	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
+	/* keep writing meanwhile: c lands in new packs */
+	uint64_t ic = new_file(f, 1, "c");
+	write_all(f, ic, 0, c, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, ic), 0);
+	eng_forget(f->e, ic, 1);
+	for (int i = 0; i < 50 && du_alloc(f) > before + n / 2; i++)
+		usleep(200000);
+	assert_true(du_alloc(f) <= before + n / 2); /* a's 8 MiB went, c's came */
+	assert_int_equal(eng_lookup(f->e, 1, "b", &at), 0);
+	check_read(f, at.st.st_ino, 0, b, n);
+	eng_forget(f->e, at.st.st_ino, 1);
+	assert_int_equal(eng_lookup(f->e, 1, "c", &at), 0);
+	check_read(f, at.st.st_ino, 0, c, n);
+	eng_forget(f->e, at.st.st_ino, 1);
+	free(a);
+	free(b);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -643,6 +691,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
