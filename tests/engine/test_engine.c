@@ -590,6 +590,15 @@ static void t_series_rebase(void **state)
 	}
 }
 
+/* Create name in the root directory with n bytes of b, closed. */
+static void put_file(struct fx *f, const char *name, const uint8_t *b, size_t n)
+{
+	uint64_t ino = new_file(f, 1, name);
+	write_all(f, ino, 0, b, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	eng_forget(f->e, ino, 1);
+}
+
 static uint64_t du_alloc(struct fx *f)
 {
 	return du_of_packs(f, "-B1"); /* punched holes do not count */
@@ -604,13 +613,8 @@ static void t_online_gc(void **state)
 	uint8_t *a = malloc(n), *b = malloc(n);
 	fill_random(a, n, 11);
 	fill_random(b, n, 12);
-	uint64_t ia = new_file(f, 1, "a"), ib = new_file(f, 1, "b");
-	write_all(f, ia, 0, a, n, 1 << 20);
-	write_all(f, ib, 0, b, n, 1 << 20);
-	assert_int_equal(eng_release(f->e, ia), 0);
-	assert_int_equal(eng_release(f->e, ib), 0);
-	eng_forget(f->e, ia, 1);
-	eng_forget(f->e, ib, 1);
+	put_file(f, "a", a, n);
+	put_file(f, "b", b, n);
 	assert_int_equal(eng_store_close(f->e), 0);
 	struct eng_opts o;
 	eng_opts_default(&o);
@@ -650,20 +654,11 @@ static void t_online_gc_same_mount(void **state)
 	fill_random(a, n, 21);
 	fill_random(b, n, 22);
 	fill_random(c, n, 23);
-	uint64_t ia = new_file(f, 1, "a"), ib = new_file(f, 1, "b");
-	write_all(f, ia, 0, a, n, 1 << 20);
-	write_all(f, ib, 0, b, n, 1 << 20);
-	assert_int_equal(eng_release(f->e, ia), 0);
-	assert_int_equal(eng_release(f->e, ib), 0);
-	eng_forget(f->e, ia, 1);
-	eng_forget(f->e, ib, 1);
+	put_file(f, "a", a, n);
+	put_file(f, "b", b, n);
 	uint64_t before = du_alloc(f);
 	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
-	/* keep writing meanwhile: c lands in new packs */
-	uint64_t ic = new_file(f, 1, "c");
-	write_all(f, ic, 0, c, n, 1 << 20);
-	assert_int_equal(eng_release(f->e, ic), 0);
-	eng_forget(f->e, ic, 1);
+	put_file(f, "c", c, n); /* keep writing meanwhile: c lands in new packs */
 	for (int i = 0; i < 50 && du_alloc(f) > before + n / 2; i++)
 		usleep(200000);
 	assert_true(du_alloc(f) <= before + n / 2); /* a's 8 MiB went, c's came */
