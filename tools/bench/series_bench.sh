@@ -56,9 +56,10 @@
 #   zpaq -m4       zpaq 7.15 "a ARCH FILE -m4" per checkpoint (each a new
 #                  version of the archive); archive size
 #
-# Cold read: for the newest checkpoint of each series, and for the one at
-# the end of the longest reference chain (checkpoint max_ref_chain + 1 when
-# the series is longer), unmount, drop the page cache, mount, cat the file
+# Cold read: for the newest checkpoint of each series, the oldest (with
+# rebase, the end of the longest chain of reverse deltas) and checkpoint
+# max_ref_chain + 1 (without rebase, the end of the longest forward chain)
+# when the series is longer, unmount, drop the page cache, mount, cat the file
 # to /dev/null; best of 3.  MB/s = 10^6 bytes per wall second; "CPU" = the
 # CPU time of the daemon's threads during the read (/proc/PID/task/*/
 # schedstat), the decode cost the issue bounds at 2x a chunk without
@@ -303,7 +304,8 @@ for s in $SERIES; do
 	last=$(echo "${FILES[${BASE_OF[$s]}]}" | wc -l)
 	deep=$((MAXREF + 1 < last ? MAXREF + 1 : last))
 	RD[$s.positions]=$last
-	[ "$s" != latest ] && [ "$deep" != "$last" ] && RD[$s.positions]="$deep $last"
+	# the oldest too: with rebase it ends the longest chain of reverse deltas
+	[ "$s" != latest ] && [ "$deep" != "$last" ] && RD[$s.positions]="1 $deep $last"
 	for cfg in $(configs "$s"); do
 		store=$W/store-$cfg-$s
 		for pos in ${RD[$s.positions]}; do
@@ -447,6 +449,7 @@ for s in $SERIES; do
 	for pos in ${RD[$s.positions]}; do
 		what="$pos of $N"
 		[ "$pos" = "$N" ] && what="$pos of $N (newest)"
+		[ "$pos" = 1 ] && what="1 of $N (oldest)"
 		echo "| $s | $what | $(mb "${RD[series.$s.$pos.bytes]}") | ${RD[series.$s.$pos.mbs]} | ${RD[series.$s.$pos.cpu]} | ${RD[noref.$b.$pos.mbs]:--} | ${RD[noref.$b.$pos.cpu]:--} | $(ratio "${RD[series.$s.$pos.cpu]}" "${RD[noref.$b.$pos.cpu]:-0}") |"
 	done
 done
