@@ -197,14 +197,17 @@ static int rb_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN]
 	    (p->x.flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) != IDX_CHUNK_HAS_REF ||
 	    p->x.level != CODEC_LEVEL_MIX)
 		return RB_SKIP;
-	/* Y must be full: X is then at depth 1, and turning keeps the
+	/* Y should be full: X is then at depth 1, and turning keeps the
 	 * newest full.  Y -> W forward: Y is a candidate too, turn it first. */
 	if (idx_chunk_get(t, p->x.ref_fp, &p->y) < 0)
 		return RB_SKIP;
-	if (p->y.flags & IDX_CHUNK_HAS_REF)
-		return (p->y.flags & IDX_CHUNK_REVERSED) ? RB_SKIP : RB_DEFER;
-	p->turn_y = p->y.refcount > 1 && e->o.max_ref_chain > 0 &&
-	            p->y.height + 1u <= e->o.max_ref_chain;
+	if ((p->y.flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) == IDX_CHUNK_HAS_REF)
+		return RB_DEFER;
+	/* Y a reverse delta: an older version whose newer ones were deleted
+	 * (training resumed from it, say).  X would read through Y's whole
+	 * chain: make X full and leave Y as it is. */
+	p->turn_y = !(p->y.flags & IDX_CHUNK_HAS_REF) && p->y.refcount > 1 &&
+	            e->o.max_ref_chain > 0 && p->y.height + 1u <= e->o.max_ref_chain;
 	if (frame_geometry(e, &p->x, &p->xi) < 0 ||
 	    (p->turn_y && frame_geometry(e, &p->y, &p->yi) < 0))
 		return RB_SKIP;

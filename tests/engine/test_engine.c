@@ -345,6 +345,15 @@ static void t_sparse_large(void **state)
 	eng_forget(f->e, ino, 1);
 }
 
+/* Create name in the root directory with n bytes of b, closed. */
+static void put_file(struct fx *f, const char *name, const uint8_t *b, size_t n)
+{
+	uint64_t ino = new_file(f, 1, name);
+	write_all(f, ino, 0, b, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	eng_forget(f->e, ino, 1);
+}
+
 /* A small safetensors file: one BF16 tensor of n elements, values from
  * a drifting random walk so successive versions differ in low bits. */
 static size_t make_st(uint8_t *out, const float *w, size_t n)
@@ -575,6 +584,20 @@ static void t_series_rebase(void **state)
 	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 	assert_int_equal(eng_rebase(f->e, &turned), 0);
 	assert_int_equal(turned, 0);
+	/* Training resumes from version 4 after the newest is deleted: the
+	 * new version 5 codes against 4, a reverse delta; rebase makes the
+	 * new one full rather than leave it reading through 4's chain. */
+	assert_int_equal(eng_unlink(f->e, 1, "ckpt05.safetensors"), 0);
+	for (size_t i = 8 + 160; i + 1 < len; i += 6)
+		files[V - 1][i] ^= 1; /* other low bits than the old 5 */
+	put_file(f, "ckpt05.safetensors", files[V - 1], len);
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_true(turned > 0);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	series_chains(f, V, cw, &after);
+	assert_int_equal(cw[V - 1].depth, 0);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 	int order[V] = { 5, 2, 0, 4, 1, 3 };
 	for (int k = 0; k < V; k++) {
 		series_check(f, V, files, len);
@@ -588,15 +611,6 @@ static void t_series_rebase(void **state)
 		assert_int_equal(gc_fsck(f->store, &fo, &fs), 0);
 		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 	}
-}
-
-/* Create name in the root directory with n bytes of b, closed. */
-static void put_file(struct fx *f, const char *name, const uint8_t *b, size_t n)
-{
-	uint64_t ino = new_file(f, 1, name);
-	write_all(f, ino, 0, b, n, 1 << 20);
-	assert_int_equal(eng_release(f->e, ino), 0);
-	eng_forget(f->e, ino, 1);
 }
 
 static uint64_t du_alloc(struct fx *f)
