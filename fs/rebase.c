@@ -68,6 +68,10 @@ void rb_note(struct eng *e, const uint8_t fp[FP_LEN])
 	if (!e->o.rebase)
 		return;
 	pthread_mutex_lock(&e->rb_lock);
+	if (e->rb_quit) {
+		pthread_mutex_unlock(&e->rb_lock);
+		return;
+	}
 	if (e->rbq_head > 0 && e->rbq_n == e->rbq_cap) { /* reuse the popped front */
 		memmove(e->rbq, e->rbq + e->rbq_head, (e->rbq_n - e->rbq_head) * sizeof(*e->rbq));
 		e->rbq_n -= e->rbq_head;
@@ -310,8 +314,14 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 			rc = pack_append(e->ps, p[i].yf, (uint32_t)p[i].yf_len, &p[i].yl);
 	}
 	pthread_rwlock_unlock(&e->append_lock);
-	if (rc >= 0)
-		rc = wb_pack_sync(e);
+	{
+		/* also after a failed append: the sync clears the pack's
+		 * sticky error, which would fail the next write batch */
+		int src = wb_pack_sync(e);
+
+		if (rc >= 0)
+			rc = src;
+	}
 	if (rc < 0)
 		goto out;
 	rc = eng_wtxn_begin(e, &t);
@@ -357,8 +367,12 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 			break;
 		}
 		pthread_mutex_lock(&e->rb_lock);
-		bool rescan = e->rb_rescan && e->rbq_head == e->rbq_n;
+		bool rescan = e->rb_rescan && e->rbq_head == e->rbq_n, quit = e->rb_quit;
 		pthread_mutex_unlock(&e->rb_lock);
+		if (quit) { /* unmount: what is left is found at the next mount */
+			interrupted = true;
+			break;
+		}
 		if (rescan) {
 			rc = rb_scan(e);
 			if (rc < 0)
@@ -461,15 +475,18 @@ int rb_start(struct eng *e)
 
 void rb_stop(struct eng *e)
 {
+	/* rb_quit also stops rb_note: the final sync still commits */
+	pthread_mutex_lock(&e->rb_lock);
+	e->rb_quit = true;
+	pthread_cond_broadcast(&e->rb_cond);
+	pthread_mutex_unlock(&e->rb_lock);
 	if (e->rb_running) {
-		pthread_mutex_lock(&e->rb_lock);
-		e->rb_quit = true;
-		pthread_cond_broadcast(&e->rb_cond);
-		pthread_mutex_unlock(&e->rb_lock);
 		pthread_join(e->rb_thread, NULL);
 		e->rb_running = false;
 	}
+	pthread_mutex_lock(&e->rb_lock);
 	free(e->rbq);
 	e->rbq = NULL;
 	e->rbq_n = e->rbq_head = e->rbq_cap = 0;
+	pthread_mutex_unlock(&e->rb_lock);
 }
