@@ -3,7 +3,9 @@
  * whole files, next to a ZipNN-style baseline on the very same chunks.
  *
  * Each file is cut into content-defined chunks (index/chunker.h, ~64 KiB
- * average) or, with -f, fixed-size chunks.  Every chunk is encoded with
+ * average; with a hint, never across the start or end of a tensor of at
+ * least 64 KiB, as the filesystem's write path cuts) or, with -f,
+ * fixed-size chunks.  Every chunk is encoded with
  * codec_frame_encode at each requested level, once with CODEC_DTYPE_AUTO
  * and once with the file's hint (when the command line gives a dtype: that
  * dtype, plus tensor positions and row lengths from NAME.idx next to the
@@ -283,8 +285,12 @@ static void corpus_chunk(struct corpus *cp, const struct cdc *cdc, size_t fixed)
 	cp->max_chunk = 0;
 	cp->cut[0] = 0;
 	while (off < cp->len) {
-		size_t rest = cp->len - off;
-		size_t n = fixed ? (rest < fixed ? rest : fixed) : cdc_cut(cdc, cp->data + off, rest);
+		size_t rest = cp->len - off, lim = rest;
+		uint64_t nb = fixed ? 0 : codec_hint_next_cut(&cp->fh, off, cdc->p.avg_size);
+
+		if (nb && nb - off < lim)
+			lim = (size_t)(nb - off);
+		size_t n = fixed ? (rest < fixed ? rest : fixed) : cdc_cut(cdc, cp->data + off, lim);
 
 		if (n == 0 || n > rest)
 			die(2, "%s: chunker returned %zu at offset %zu", cp->path, n, off);
@@ -689,9 +695,9 @@ int main(int argc, char **argv)
 		int nc;
 
 		corpus_load(&cp, argv[a], limit);
-		corpus_chunk(&cp, &cdc, fixed);
 		if (cp.hint != CODEC_DTYPE_AUTO)
 			corpus_hints(&cp);
+		corpus_chunk(&cp, &cdc, fixed);
 		for (size_t i = 0; i < cp.nchunks; i++)
 			fcap += frame_bound(chunk_len(&cp, i));
 		frames = xmalloc(fcap);
