@@ -331,6 +331,12 @@ static void codec_params_for(const struct coder *c, const struct corpus *cp, siz
 	p->dtype = CODEC_DTYPE_AUTO;
 	if (!c->use_hint)
 		return;
+	if (cp->fh.n && !cp->fh_idx) {
+		/* the file's own layout (safetensors, torch.save zip): exactly
+		 * what the write path passes, detection where it names no dtype */
+		(void)codec_hint_chunk(&cp->fh, cp->cut[i], chunk_len(cp, i), p);
+		return;
+	}
 	p->dtype = cp->hint;
 	p->elem_phase = elem_phase(cp->hint, cp->cut[i]);
 	if (cp->fh.n) {
