@@ -106,65 +106,81 @@ static void fast_geo_init(const struct codec_lvl_args *a, size_t len, struct fas
 	g->tail = (uint32_t)((len - g->pre) % g->esz);
 }
 
+/* The planes and the elements never overlap: restrict-qualified locals
+ * let the compiler keep the plane pointers in registers and vectorize
+ * (through s[] itself every byte store could change them). */
 FAST_BODY void fast_split_body(int dtype, const uint8_t *e, size_t m, uint8_t *const s[])
 {
+	const uint8_t *restrict in = e;
+	uint8_t *restrict p0 = s[0], *restrict p1 = dtype == CODEC_DTYPE_OTHER ? NULL : s[1];
+
 	switch (dtype) {
 	case CODEC_DTYPE_BF16:
 		for (size_t i = 0; i < m; i++) {
-			uint8_t lo = e[2 * i], hi = e[2 * i + 1];
+			uint8_t lo = in[2 * i], hi = in[2 * i + 1];
 
-			s[0][i] = (uint8_t)(hi << 1 | lo >> 7);
-			s[1][i] = (uint8_t)((hi & 0x80) | (lo & 0x7f));
+			p0[i] = (uint8_t)(hi << 1 | lo >> 7);
+			p1[i] = (uint8_t)((hi & 0x80) | (lo & 0x7f));
 		}
 		break;
 	case CODEC_DTYPE_FP16:
 		for (size_t i = 0; i < m; i++) {
-			s[0][i] = e[2 * i + 1];
-			s[1][i] = e[2 * i];
+			p0[i] = in[2 * i + 1];
+			p1[i] = in[2 * i];
 		}
 		break;
-	case CODEC_DTYPE_FP32:
-		for (size_t i = 0; i < m; i++) {
-			uint8_t b2 = e[4 * i + 2], b3 = e[4 * i + 3];
+	case CODEC_DTYPE_FP32: {
+		uint8_t *restrict p2 = s[2], *restrict p3 = s[3];
 
-			s[0][i] = (uint8_t)(b3 << 1 | b2 >> 7);
-			s[1][i] = (uint8_t)((b3 & 0x80) | (b2 & 0x7f));
-			s[2][i] = e[4 * i + 1];
-			s[3][i] = e[4 * i];
+		for (size_t i = 0; i < m; i++) {
+			uint8_t b2 = in[4 * i + 2], b3 = in[4 * i + 3];
+
+			p0[i] = (uint8_t)(b3 << 1 | b2 >> 7);
+			p1[i] = (uint8_t)((b3 & 0x80) | (b2 & 0x7f));
+			p2[i] = in[4 * i + 1];
+			p3[i] = in[4 * i];
 		}
 		break;
+	}
 	default:
-		memcpy(s[0], e, m);
+		memcpy(p0, in, m);
 		break;
 	}
 }
 
 FAST_BODY void fast_merge_body(int dtype, const uint8_t *const s[], size_t m, uint8_t *e)
 {
+	uint8_t *restrict out = e;
+	const uint8_t *restrict p0 = s[0];
+	const uint8_t *restrict p1 = dtype == CODEC_DTYPE_OTHER ? NULL : s[1];
+
 	switch (dtype) {
 	case CODEC_DTYPE_BF16:
 		for (size_t i = 0; i < m; i++) {
-			e[2 * i] = (uint8_t)(s[0][i] << 7 | (s[1][i] & 0x7f));
-			e[2 * i + 1] = (uint8_t)((s[1][i] & 0x80) | s[0][i] >> 1);
+			out[2 * i] = (uint8_t)(p0[i] << 7 | (p1[i] & 0x7f));
+			out[2 * i + 1] = (uint8_t)((p1[i] & 0x80) | p0[i] >> 1);
 		}
 		break;
 	case CODEC_DTYPE_FP16:
 		for (size_t i = 0; i < m; i++) {
-			e[2 * i + 1] = s[0][i];
-			e[2 * i] = s[1][i];
+			out[2 * i + 1] = p0[i];
+			out[2 * i] = p1[i];
 		}
 		break;
-	case CODEC_DTYPE_FP32:
+	case CODEC_DTYPE_FP32: {
+		const uint8_t *restrict p2 = s[2], *restrict p3 = s[3];
+
 		for (size_t i = 0; i < m; i++) {
-			e[4 * i + 3] = (uint8_t)((s[1][i] & 0x80) | s[0][i] >> 1);
-			e[4 * i + 2] = (uint8_t)(s[0][i] << 7 | (s[1][i] & 0x7f));
-			e[4 * i + 1] = s[2][i];
-			e[4 * i] = s[3][i];
+			out[4 * i + 3] = (uint8_t)((p1[i] & 0x80) | p0[i] >> 1);
+			out[4 * i + 2] = (uint8_t)(p0[i] << 7 | (p1[i] & 0x7f));
+			out[4 * i + 1] = p2[i];
+			out[4 * i] = p3[i];
 		}
 		break;
+	}
 	default:
 		if (s[0] != e)
-			memcpy(e, s[0], m);
+			memmove(e, s[0], m);
 		break;
 	}
 }
