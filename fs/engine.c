@@ -431,24 +431,6 @@ int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], u
 	return rc;
 }
 
-/* Whether chunk fp now lives elsewhere than *c says (fresh snapshot);
- * updates *c. */
-static bool relocated(struct eng *e, const uint8_t fp[FP_LEN], struct idx_chunk *c)
-{
-	struct idx_txn *t;
-	struct idx_chunk now;
-	bool moved = false;
-	if (idx_txn_begin(e->idx, true, &t) < 0)
-		return false;
-	if (idx_chunk_get(t, fp, &now) == 0 && (now.pack_id != c->pack_id || now.pack_off != c->pack_off) &&
-	    now.raw_len == c->raw_len) {
-		*c = now;
-		moved = true;
-	}
-	idx_txn_abort(t);
-	return moved;
-}
-
 /* Decode (or, stored raw, verify in place) a frame read whole and put the
  * data in the cache; takes ownership of frame.  -EBADMSG on corruption. */
 static int frame_to_cache(struct eng *e, struct codec_ctx *ctx, const uint8_t fp[FP_LEN],
@@ -486,59 +468,81 @@ static int frame_to_cache(struct eng *e, struct codec_ctx *ctx, const uint8_t fp
 	return *out ? 0 : -ENOMEM;
 }
 
-static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
-                           uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out)
+/* One attempt on snapshot t.  A frame that cannot be read or decoded
+ * returns -EIO with the reason in *why (not logged yet: see
+ * chunk_load_once); other errors leave *why 0. */
+static int chunk_load_try(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
+                          uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out,
+                          struct idx_chunk *c, int *why)
 {
-	struct idx_chunk c;
 	struct cache_entry *ref = NULL;
 	uint8_t *frame = NULL;
 	struct codec_ctx *ctx;
 	int rc;
 
+	*why = 0;
 	*out = cache_get(e->cache, fp);
 	if (*out)
 		return 0;
-	rc = idx_chunk_get(t, fp, &c);
+	rc = idx_chunk_get(t, fp, c);
 	if (rc < 0) {
 		rc = rc == -ENOENT ? -EIO : rc;
 		goto out;
 	}
-	if (c.flags & IDX_CHUNK_HAS_REF) {
-		rc = depth >= 64 ? -EIO : eng_chunk_load(e, t, c.ref_fp, ino, off, depth + 1, &ref);
+	if (c->flags & IDX_CHUNK_HAS_REF) {
+		rc = depth >= 64 ? -EIO : eng_chunk_load(e, t, c->ref_fp, ino, off, depth + 1, &ref);
 		if (rc < 0)
 			goto out;
 	}
-	frame = malloc(c.frame_len ? c.frame_len : 1);
+	frame = malloc(c->frame_len ? c->frame_len : 1);
 	ctx = thread_ctx(e);
 	if (!frame || !ctx) {
 		rc = -ENOMEM;
 		goto out;
 	}
-	struct pack_loc loc = { .pack_id = c.pack_id, .off = c.pack_off, .len = c.frame_len };
+	struct pack_loc loc = { .pack_id = c->pack_id, .off = c->pack_off, .len = c->frame_len };
 	rc = pack_read(e->ps, &loc, frame);
-	if (rc == -ENOENT && relocated(e, fp, &c)) {
-		/* online gc moved the frame after our snapshot was taken */
-		uint8_t *nf = realloc(frame, c.frame_len ? c.frame_len : 1);
-		if (!nf) {
-			rc = -ENOMEM;
-			goto out;
-		}
-		frame = nf;
-		loc = (struct pack_loc){ .pack_id = c.pack_id, .off = c.pack_off, .len = c.frame_len };
-		rc = pack_read(e->ps, &loc, frame);
+	if (rc >= 0) {
+		rc = frame_to_cache(e, ctx, fp, frame, c->frame_len, c->raw_len, ref, out);
+		frame = NULL; /* owned by frame_to_cache */
 	}
-	if (rc < 0)
-		goto bad;
-	rc = frame_to_cache(e, ctx, fp, frame, c.frame_len, c.raw_len, ref, out);
-	frame = NULL; /* owned by frame_to_cache */
-	if (rc == -ENOMEM || rc >= 0)
-		goto out;
-bad:
-	log_bad_chunk(&c, ino, off, rc);
-	rc = -EIO;
+	if (rc < 0 && rc != -ENOMEM) {
+		*why = rc;
+		rc = -EIO;
+	}
 out:
 	cache_release(e->cache, ref);
 	free(frame);
+	return rc;
+}
+
+static bool same_frame(const struct idx_chunk *a, const struct idx_chunk *b)
+{
+	return a->pack_id == b->pack_id && a->pack_off == b->pack_off &&
+	       a->frame_len == b->frame_len && a->flags == b->flags &&
+	       (!(a->flags & IDX_CHUNK_HAS_REF) || memcmp(a->ref_fp, b->ref_fp, FP_LEN) == 0);
+}
+
+/* A frame that fails on our snapshot may have been moved since it was
+ * taken: gc (copied, old pack removed or the dead frame punched) or
+ * rebase (re-encoded, maybe against another reference).  Then once more
+ * on a fresh snapshot, reference chain included; a failure is logged (and
+ * is EIO) only when the frame really is the chunk's current one. */
+static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
+                           uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out)
+{
+	struct idx_chunk c, now;
+	struct idx_txn *t2 = NULL;
+	int why, rc = chunk_load_try(e, t, fp, ino, off, depth, out, &c, &why);
+
+	if (rc != -EIO || !why)
+		return rc;
+	if (idx_txn_begin(e->idx, true, &t2) == 0 && idx_chunk_get(t2, fp, &now) == 0 &&
+	    !same_frame(&c, &now))
+		rc = chunk_load_try(e, t2, fp, ino, off, depth, out, &c, &why);
+	idx_txn_abort(t2);
+	if (rc == -EIO && why)
+		log_bad_chunk(&c, ino, off, why);
 	return rc;
 }
 
