@@ -516,7 +516,7 @@ out:
 	return rc;
 }
 
-static bool same_frame(const struct idx_chunk *a, const struct idx_chunk *b)
+bool eng_same_frame(const struct idx_chunk *a, const struct idx_chunk *b)
 {
 	return a->pack_id == b->pack_id && a->pack_off == b->pack_off &&
 	       a->frame_len == b->frame_len && a->flags == b->flags &&
@@ -538,7 +538,7 @@ static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP
 	if (rc != -EIO || !why)
 		return rc;
 	if (idx_txn_begin(e->idx, true, &t2) == 0 && idx_chunk_get(t2, fp, &now) == 0 &&
-	    !same_frame(&c, &now))
+	    !eng_same_frame(&c, &now))
 		rc = chunk_load_try(e, t2, fp, ino, off, depth, out, &c, &why);
 	idx_txn_abort(t2);
 	if (rc == -EIO && why)

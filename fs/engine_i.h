@@ -145,6 +145,9 @@ void ein_reap(struct eng *e, uint64_t ino);
  * cache_release).  ino/off only name the file in error logs. */
 int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
                    uint64_t off, unsigned depth, struct cache_entry **out);
+/* Whether two records of a chunk name the same frame (location and
+ * reference): else it was moved or re-encoded in between. */
+bool eng_same_frame(const struct idx_chunk *a, const struct idx_chunk *b);
 /* Read file bytes of ino from the index only (no dirty overlay). */
 int eng_read_stored(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off, size_t len,
                     uint8_t *buf);

@@ -227,13 +227,6 @@ static int rb_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN]
 	return RB_GO;
 }
 
-static bool same_loc(const struct idx_chunk *a, const struct idx_chunk *b)
-{
-	return a->pack_id == b->pack_id && a->pack_off == b->pack_off && a->frame_len == b->frame_len &&
-	       a->flags == b->flags && (!(a->flags & IDX_CHUNK_HAS_REF) ||
-	                                memcmp(a->ref_fp, b->ref_fp, FP_LEN) == 0);
-}
-
 /* Point c at its new frame; ref: a reverse delta against it (replacing a
  * full frame: the size series coding saves is then exact), or full. */
 static void set_frame(struct idx_chunk *c, const struct pack_loc *l,
@@ -256,7 +249,7 @@ static int rb_apply(struct idx_txn *t, const struct rb_pair *p)
 	int rc = idx_chunk_get(t, p->x.fp, &x);
 	if (rc == 0)
 		rc = idx_chunk_get(t, p->y.fp, &y);
-	if (rc == -ENOENT || (rc == 0 && (!same_loc(&x, &p->x) || !same_loc(&y, &p->y))))
+	if (rc == -ENOENT || (rc == 0 && (!eng_same_frame(&x, &p->x) || !eng_same_frame(&y, &p->y))))
 		return 0; /* deleted or moved meanwhile: leave it */
 	if (rc < 0)
 		return rc;
