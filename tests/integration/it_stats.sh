@@ -44,17 +44,6 @@ EOF
 	[ "$(stat -c %s "$1")" = "$2" ] || fail "bf16_file $1 short"
 }
 
-# stats_json OUT PATH [--files]: run mixfs stats --json; the output must be
-# one valid JSON object.
-stats_json() {
-	local out=$1
-	shift
-	"$MIXFS" stats --json "$@" >"$out" 2>"$WORK/stats.err" ||
-		fail "mixfs stats --json $*: exit $?: $(cat "$WORK/stats.err")"
-	python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$out" ||
-		fail "mixfs stats --json $*: not JSON: $(head -c 500 "$out")"
-}
-
 # Sum of the pack files' sizes.
 pack_file_bytes() {
 	local n=0 f

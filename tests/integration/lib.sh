@@ -227,3 +227,14 @@ with open(path, "wb") as f:
         f.write(struct.pack("<%df" % k, *(rng.gauss(0.0, 0.02) for _ in range(k))))
 EOF
 }
+
+# stats_json OUT PATH [--files]: run mixfs stats --json; the output must be
+# one valid JSON object.
+stats_json() {
+	local out=$1
+	shift
+	"$MIXFS" stats --json "$@" >"$out" 2>"$WORK/stats.err" ||
+		fail "mixfs stats --json $*: exit $?: $(cat "$WORK/stats.err")"
+	python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$out" ||
+		fail "mixfs stats --json $*: not JSON: $(head -c 500 "$out")"
+}
