@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "index/idx.h"
+#include "index/idx_test_i.h"
 
 struct fixture {
 	char dir[64];
@@ -928,6 +929,53 @@ static void stats_put_v1(struct fixture *f, const struct idx_stats *s)
  * are recounted from the chunk records (read-only and write transactions
  * alike), a write transaction stores the full record, and deleting the
  * series-coded chunks afterwards brings every counter back to zero. */
+static void put_be(uint8_t *b, uint64_t v, unsigned n)
+{
+	for (unsigned k = 0; k < n; k++)
+		b[k] = (uint8_t)(v >> (8 * (n - 1 - k)));
+}
+
+/* Format 1 chunk records (no height, no alone_len: 27 bytes, 59 with a
+ * reference) still read, as height 0 and alone_len 0; other lengths are
+ * -EIO. */
+static void test_chunk_v1_record(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk c, got;
+	struct idx_txn *t;
+	uint8_t b[64];
+
+	memset(b, 0, sizeof(b));
+	make_chunk(&c, 90);
+	c.refcount = 3;
+	c.flags = IDX_CHUNK_HAS_REF;
+	make_fp(c.ref_fp, 91);
+	put_be(b, c.pack_id, 4);
+	put_be(b + 4, c.pack_off, 8);
+	put_be(b + 12, c.frame_len, 4);
+	put_be(b + 16, c.raw_len, 4);
+	put_be(b + 20, c.refcount, 4);
+	b[24] = c.level;
+	b[25] = c.dtype;
+	b[26] = c.flags;
+	memcpy(b + 27, c.ref_fp, FP_LEN);
+	t = wtxn(f);
+	assert_int_equal(idx_raw_put(t, "chunks", c.fp, FP_LEN, b, 27 + FP_LEN), 0);
+	assert_int_equal(idx_chunk_get(t, c.fp, &got), 0);
+	assert_memory_equal(&got, &c, sizeof(c)); /* height, alone_len 0 */
+	b[26] = 0;
+	assert_int_equal(idx_raw_put(t, "chunks", c.fp, FP_LEN, b, 27), 0);
+	assert_int_equal(idx_chunk_get(t, c.fp, &got), 0);
+	assert_int_equal(got.flags, 0);
+	assert_int_equal(got.height, 0);
+	assert_int_equal(idx_raw_put(t, "chunks", c.fp, FP_LEN, b, 26), 0);
+	assert_int_equal(idx_chunk_get(t, c.fp, &got), -EIO);
+	b[26] = IDX_CHUNK_HAS_REF; /* 60 bytes: neither format */
+	assert_int_equal(idx_raw_put(t, "chunks", c.fp, FP_LEN, b, 60), 0);
+	assert_int_equal(idx_chunk_get(t, c.fp, &got), -EIO);
+	idx_txn_abort(t);
+}
+
 static void test_stats_v1_record(void **state)
 {
 	struct fixture *f = *state;
@@ -1503,6 +1551,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chunk_refs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_ref_chain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats_v1_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_v1_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_orphan, setup, teardown),
