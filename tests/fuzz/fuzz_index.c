@@ -371,8 +371,10 @@ static int extent_cb(void *arg, const struct idx_extent *e)
 static void check_chunk(const struct idx_chunk *c)
 {
 	CHECK(c->level < IDX_LEVEL_COUNT && c->dtype < IDX_DTYPE_COUNT && c->raw_len > 0);
-	CHECK((c->flags & ~IDX_CHUNK_HAS_REF) == 0);
+	CHECK((c->flags & ~(IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) == 0);
+	CHECK(!(c->flags & IDX_CHUNK_REVERSED) || (c->flags & IDX_CHUNK_HAS_REF));
 	CHECK(!(c->flags & IDX_CHUNK_HAS_REF) || memcmp(c->fp, c->ref_fp, FP_LEN) != 0);
+	CHECK((c->flags & IDX_CHUNK_HAS_REF) || c->alone_len == 0);
 }
 
 static int chunk_cb(void *arg, const struct idx_chunk *c)
