@@ -549,7 +549,13 @@ uint64_t codec_hint_next_cut(const struct codec_hint *h, uint64_t off, uint64_t 
 	for (size_t i = hint_first_after(h, off); i < h->n && h->r[i].off < off + (16u << 20); i++) {
 		if (h->r[i].len < min_len)
 			continue;
-		return h->r[i].off > off ? h->r[i].off : h->r[i].off + h->r[i].len;
+		/* strictly after off even when a hostile header made ranges
+		 * overlap (then the search above may land on one ending
+		 * before off): a cut of length 0 would never advance */
+		if (h->r[i].off > off)
+			return h->r[i].off;
+		if (h->r[i].off + h->r[i].len > off)
+			return h->r[i].off + h->r[i].len;
 	}
 	return 0;
 }
