@@ -959,7 +959,7 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 			/* content-defined, but never across a tensor boundary */
 			size_t lim = avail;
 			uint64_t nb = codec_hint_next_cut(ei->hints, s->off + pos, e->cdc.p.avg_size);
-			bool forced = nb && nb - (s->off + pos) <= avail;
+			bool forced = nb > s->off + pos && nb - (s->off + pos) <= avail;
 			if (forced)
 				lim = (size_t)(nb - (s->off + pos));
 			cut = cdc_cut(&e->cdc, s->data + pos, lim);
