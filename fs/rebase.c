@@ -349,10 +349,10 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 	uint8_t fps[RB_GROUP][FP_LEN];
 	uint8_t (*defer)[FP_LEN] = NULL;
 	size_t ndefer = 0, cap = 0;
-	uint64_t pass_turned = 0;
+	uint64_t pass_turned = 0, all_turned = 0;
 	int rc = 0;
 
-	bool interrupted = false;
+	bool interrupted = false, scanned = false;
 
 	for (;;) {
 		if (idle_only && !rb_idle(e)) {
@@ -366,7 +366,8 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 			interrupted = true;
 			break;
 		}
-		if (rescan) {
+		if (rescan && !scanned) { /* once per drain: what it cannot turn stays forward */
+			scanned = true;
 			rc = rb_scan(e);
 			if (rc < 0)
 				break;
@@ -397,13 +398,21 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 		if (rc < 0)
 			break;
 		pass_turned += (uint64_t)rc;
-		if (turned)
-			*turned += (uint64_t)rc;
+		all_turned += (uint64_t)rc;
 		rc = 0;
 	}
 	if (interrupted) /* keep them for the next idle spell */
 		for (size_t i = 0; i < ndefer; i++)
 			rb_note(e, defer[i]);
+	if (scanned && all_turned == 0 && !interrupted) {
+		/* a scan found only chunks that cannot be turned: do not scan
+		 * again and again for them (new commits queue their own) */
+		pthread_mutex_lock(&e->rb_lock);
+		e->rb_rescan = false;
+		pthread_mutex_unlock(&e->rb_lock);
+	}
+	if (turned)
+		*turned += all_turned;
 	free(defer);
 	return rc;
 }
