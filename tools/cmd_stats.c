@@ -1183,8 +1183,18 @@ static void print_human(const struct human *h, const struct loc *l, const struct
 
 	if (s->logical_bytes > 0) {
 		fprintf(f, "\nwhere the logical bytes went\n");
+		/* series coding's measured saving is part of what compression
+		 * saved: shown as its own row when there is one */
+		uint64_t series = s->ref_saved_bytes;
+
+		if (series > s->unique_bytes - s->stored_bytes || s->unique_bytes < s->stored_bytes)
+			series = 0;
 		bar_row(h, "stored", s->stored_bytes, 0, s->logical_bytes);
-		bar_row(h, "saved by compression", s->unique_bytes, s->stored_bytes, s->logical_bytes);
+		if (series)
+			bar_row(h, "saved by series coding", s->stored_bytes + series, s->stored_bytes,
+			        s->logical_bytes);
+		bar_row(h, series ? "compression (rest)" : "saved by compression",
+		        s->unique_bytes, s->stored_bytes + series, s->logical_bytes);
 		bar_row(h, "saved by dedup", s->mapped_bytes, s->unique_bytes, s->logical_bytes);
 		if (s->logical_bytes > s->mapped_bytes)
 			bar_row(h, "holes", s->logical_bytes, s->mapped_bytes, s->logical_bytes);
