@@ -24,11 +24,14 @@
 # page cache (echo 3 > /proc/sys/vm/drop_caches), mount again; read the file
 # with dd bs=1M to /dev/null (cold read); compare it with the input (not
 # timed).  MB/s are 10^6 bytes per second.  -r N runs each N times and keeps
-# the best.
+# the best (and prints the median ratio too).  At level fast or mix the
+# codec's single-core encode/decode MB/s on the first 128 MiB of the same
+# input (codec_bench, CPU time) are printed next to the mount's.
 #
 # Environment: MIXFS (binary, default build/tools/mixfs), MIXFS_OPTS (extra
 # -o for mixfs), BINDFS_OPTS (default: --multithreaded --no-allow-other),
-# BENCH_CACHE (default ~/.cache/mixfs-bench).
+# BENCH_CACHE (default ~/.cache/mixfs-bench), CODEC_BENCH (default
+# bench/codec_bench in the directory of MIXFS).
 set -euo pipefail
 
 usage() {
@@ -217,3 +220,17 @@ if [ "$RUNS" -gt 1 ]; then
 		"$(awk -v a="$(median ${RALL[mixfs]})" -v b="$(median ${RALL[bindfs]})" 'BEGIN { printf "%.2fx", a / b }')"
 fi
 echo "(input $BYTES bytes; mixfs store total incl. index: $STORE_ALL bytes; reads cold: $([ "$COLD" = 1 ] && echo yes || echo no))"
+
+# Issue 3 compares the mount with the codec on one core: single-thread
+# encode / decode MB/s of the same level on (the first 128 MiB of) the same
+# bytes, CPU time, from codec_bench next to the mixfs binary.
+CB=${CODEC_BENCH:-$(dirname "$MIXFS")/bench/codec_bench}
+if [ "$LEVEL" != raw ] && [ -x "$CB" ]; then
+	line=$("$CB" -l "$LEVEL" -n $((128 << 20)) "$INPUT" | awk -F'\t' '$2 ~ /mixfs/ { print $8, $9; exit }')
+	enc=${line% *}
+	dec=${line#* }
+	printf '%-22s %14s %16s\n' "one core, $LEVEL codec" "$enc" "$dec"
+	printf '%-22s %14s %16s\n' "best mount / one core" \
+		"$(awk -v a="${WR[mixfs]}" -v b="$enc" 'BEGIN { printf "%.2fx", a / b }')" \
+		"$(awk -v a="${RD[mixfs]}" -v b="$dec" 'BEGIN { printf "%.2fx", a / b }')"
+fi
