@@ -131,6 +131,8 @@ struct eng {
 	bool rb_rescan;                /* scan the chunk table (mount, overflow) */
 	bool rb_quit, rb_running;
 	_Atomic int64_t last_write_ms; /* monotonic time of the last write */
+	uint64_t rb_dead;              /* frame bytes rebase replaced since the
+	                                  last pack seal (under rb_run) */
 };
 
 /* engine.c */

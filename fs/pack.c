@@ -139,6 +139,7 @@ struct pack_store {
 	int cur_fd; /* -1 before the first append */
 	uint64_t tail;
 	bool cur_dirty; /* current pack written since the last sync */
+	bool seal;      /* the next append starts a new pack (pack_store_seal) */
 	bool dir_dirty; /* a pack was created since the last sync */
 	struct retired retired[PACK_MAX_RETIRED];
 	unsigned nretired;
@@ -561,10 +562,12 @@ int pack_append(struct pack_store *ps, const void *frame, uint32_t len, struct p
 	rc = ps->err;
 	if (rc)
 		goto out;
-	if (ps->cur_fd < 0 || (ps->tail && ps->tail + len > ps->opts.max_pack_bytes)) {
+	if (ps->cur_fd < 0 || (ps->tail && ps->tail + len > ps->opts.max_pack_bytes) ||
+	    (ps->seal && ps->tail)) {
 		rc = pack_roll(ps);
 		if (rc)
 			goto out;
+		ps->seal = false;
 	}
 	b = ps->cur;
 	if (b && b->len + len > b->cap) {
@@ -1093,12 +1096,23 @@ void pack_store_close(struct pack_store *ps)
 	free(ps);
 }
 
+void pack_store_seal(struct pack_store *ps)
+{
+	pthread_mutex_lock(&ps->wlock);
+	ps->seal = true;
+	pthread_mutex_unlock(&ps->wlock);
+}
+
 uint32_t pack_store_current(struct pack_store *ps)
 {
 	uint32_t id;
 
 	pthread_mutex_lock(&ps->wlock);
 	id = ps->cur_fd >= 0 ? ps->cur_id : 0;
+	/* sealed: nothing more goes to cur_id, the next append opens a pack
+	 * with a higher id */
+	if (id && ps->seal && ps->tail)
+		id++;
 	pthread_mutex_unlock(&ps->wlock);
 	return id;
 }

@@ -76,9 +76,14 @@ int pack_read(struct pack_store *ps, const struct pack_loc *loc, void *buf);
 int pack_read_many(struct pack_store *ps, const struct pack_loc *locs, void *const *bufs,
                    int n, int *res);
 
-/* Id of the pack appends go to now, 0 before the first append.  Every
- * lower id is sealed: nothing is appended to it any more. */
+/* Every pack id below the returned one is sealed: nothing is appended to
+ * it any more.  That is the pack appends go to now (one more when it is
+ * sealed already: the next append opens a new one); 0 before the first
+ * append. */
 uint32_t pack_store_current(struct pack_store *ps);
+/* Let the next append start a new pack (if the current one holds any
+ * bytes), so the current one becomes sealed and gc may collect it. */
+void pack_store_seal(struct pack_store *ps);
 
 /* Path of pack id inside dir, into buf (at least PATH_MAX). */
 void pack_path(const char *dir, uint32_t id, char *buf, size_t cap);

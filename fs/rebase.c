@@ -43,6 +43,8 @@
 #define RBQ_MAX (1u << 16) /* queued candidates (32 B each) before a rescan */
 #define RB_GROUP 16u       /* pairs per index transaction */
 #define RB_HDR 64u         /* bytes of a frame that hold its header */
+#define RB_SEAL_BYTES (64u << 20) /* frames replaced before the pack is sealed
+                                     (or a quarter of the pack size) */
 
 struct rb_pair {
 	struct eng *e;
@@ -329,6 +331,19 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 		turned += rc >= 0;
 	}
 	rc = eng_wtxn_end(e, t, rc);
+	if (rc >= 0) {
+		/* The frames replaced are dead now; once enough gathered, seal
+		 * the pack being appended to, so the online gc may free them
+		 * (it leaves the current pack alone) without waiting for the
+		 * pack to fill up or for a remount. */
+		for (size_t i = 0; i < np; i++)
+			if (p[i].xf_len >= 0)
+				e->rb_dead += p[i].x.frame_len + (p[i].turn_y ? p[i].y.frame_len : 0);
+		if (e->rb_dead >= RB_SEAL_BYTES || e->rb_dead >= e->o.max_pack_bytes / 4) {
+			pack_store_seal(e->ps);
+			e->rb_dead = 0;
+		}
+	}
 out:
 	for (size_t i = 0; i < np; i++) {
 		cache_release(e->cache, p[i].xd);

@@ -687,6 +687,36 @@ static void t_online_gc_same_mount(void **state)
 	free(c);
 }
 
+/* Rebase replaces frames in the pack being appended to; once enough are
+ * dead it seals that pack, so the online gc frees them while the mount
+ * goes on (the pack would otherwise stay open until it filled up). */
+static void t_rebase_seal(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 12 };
+	uint8_t *files[V];
+	struct eng_opts o;
+	uint64_t turned = 0;
+
+	series_open(f, &o, 0);
+	assert_int_equal(eng_store_close(f->e), 0);
+	o.max_pack_bytes = 32u << 20; /* seal after 8 MiB replaced */
+	o.gc_interval_s = 1;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	size_t len = series_write(f, V, files, NULL);
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_true(turned > 0);
+	uint64_t after = du_alloc(f);
+	for (int i = 0; i < 50 && du_alloc(f) > after - (8u << 20); i++)
+		usleep(200000);
+	print_message("rebase seal: packs %llu bytes after rebase, %llu after gc\n",
+	              (unsigned long long)after, (unsigned long long)du_alloc(f));
+	assert_true(du_alloc(f) <= after - (8u << 20));
+	series_check(f, V, files, len);
+	for (int v = 0; v < V; v++)
+		free(files[v]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -701,6 +731,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -159,6 +159,34 @@ static void test_round_trip_rollover(void **state)
 	pack_store_close(ps);
 }
 
+/* pack_store_seal: the next append goes to a new pack (the current one
+ * is then sealed: pack_store_current names the new one); sealing before
+ * anything was appended to the current pack changes nothing. */
+static void test_seal(void **state)
+{
+	struct ctx *c = *state;
+	struct pack_store *ps = open_store(c, NULL);
+	uint8_t buf[64] = { 1 };
+	struct pack_loc a, b, d;
+
+	assert_int_equal(pack_store_current(ps), 0);
+	pack_store_seal(ps);
+	assert_int_equal(pack_append(ps, buf, sizeof(buf), &a), 0);
+	assert_int_equal(a.off, 0); /* the seal of no pack was a no-op */
+	assert_int_equal(pack_store_current(ps), a.pack_id);
+	pack_store_seal(ps);
+	assert_int_equal(pack_store_current(ps), a.pack_id + 1); /* a.pack_id is sealed */
+	assert_int_equal(pack_append(ps, buf, sizeof(buf), &b), 0);
+	assert_true(b.pack_id > a.pack_id);
+	assert_int_equal(b.off, 0);
+	assert_int_equal(pack_append(ps, buf, sizeof(buf), &d), 0);
+	assert_int_equal(d.pack_id, b.pack_id); /* once */
+	assert_int_equal(pack_sync(ps), 0);
+	assert_int_equal(pack_read(ps, &a, buf), 0);
+	assert_int_equal(pack_read(ps, &b, buf), 0);
+	pack_store_close(ps);
+}
+
 static void test_read_before_sync(void **state)
 {
 	struct ctx *c = *state;
@@ -578,6 +606,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_round_trip_rollover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_before_sync, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_right_after_append_small_bufs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_frame, setup, teardown),
