@@ -65,23 +65,13 @@ for v in $(seq 0 $((V - 1))); do
 done
 
 # rebase done: no forward delta left (the newest is whole)
-for _ in $(seq 1 100); do
-	stats_json "$WORK/s.json" "$STORE"
-	python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["ref_fwd_chunks"] != 0)' \
-		"$WORK/s.json" && break
-	sleep 0.3
-done
+wait_stats "$WORK/s.json" 100 's["ref_fwd_chunks"] == 0' ||
+	fail "rebase left forward deltas: $(cat "$WORK/s.json")"
 # The frames rebase replaced are dead bytes; the online gc frees those in
 # this mount's sealed packs (all but the one being appended to, 16 MiB):
 # without it the packs would hold ~5x what is live.
-for _ in $(seq 1 50); do
-	stats_json "$WORK/s.json" "$STORE"
-	python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); p=s["packs"]
-sys.exit(p["live_bytes"] + p["dead_bytes"] > s["stored_bytes"] + (32 << 20))' "$WORK/s.json" && break
-	sleep 0.3
-done
-python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); p=s["packs"]
-sys.exit(p["live_bytes"] + p["dead_bytes"] > s["stored_bytes"] + (32 << 20))' "$WORK/s.json" ||
+wait_stats "$WORK/s.json" 50 \
+	's["packs"]["live_bytes"] + s["packs"]["dead_bytes"] <= s["stored_bytes"] + (32 << 20)' ||
 	fail "online gc left the dead bytes of sealed packs: $(cat "$WORK/s.json")"
 stats_json "$WORK/new.json" "$MNT/ckpt/v$((V - 1)).safetensors"
 stats_json "$WORK/old.json" "$MNT/ckpt/v0.safetensors"

@@ -517,15 +517,10 @@ mixfs_umount
 mixfs_mount fg rebase_idle=100
 # done when no forward delta is left in the store (not merely when v1 has
 # its first reverse delta: rebase works in groups)
-for _ in $(seq 1 100); do
-	stats_json "$WORK/s5r.json" "$STORE"
-	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(j["ref_fwd_chunks"] != 0 or j["ref_chunks"] == 0)' \
-		"$WORK/s5r.json" && break
-	sleep 0.3
-done
+wait_stats "$WORK/s5r.json" 100 's["ref_fwd_chunks"] == 0 and s["ref_chunks"] > 0' ||
+	fail "rebase did not turn v2 around: $(cat "$WORK/s5r.json")"
 stats_json "$WORK/s5r1.json" "$MNT/series/v1.safetensors"
 stats_json "$WORK/s5r2.json" "$MNT/series/v2.safetensors"
-stats_json "$WORK/s5r.json" "$STORE"
 python3 - "$WORK/s5.json" "$WORK/s5r.json" "$WORK/s5r1.json" "$WORK/s5r2.json" <<'EOF' || fail "series counters after rebase"
 import json, sys
 b, r, v1, v2 = (json.load(open(p)) for p in sys.argv[1:5])

@@ -238,3 +238,17 @@ stats_json() {
 	python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$out" ||
 		fail "mixfs stats --json $*: not JSON: $(head -c 500 "$out")"
 }
+
+# wait_stats OUT TRIES COND: write the store's mixfs stats --json to OUT
+# until the Python expression COND holds for it (s: the JSON object),
+# trying TRIES times 0.3 s apart; status 1 if it never did.
+wait_stats() {
+	local out=$1 tries=$2 cond=$3 i
+	for i in $(seq 1 "$tries"); do
+		stats_json "$out" "$STORE"
+		python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(not eval(sys.argv[2]))' \
+			"$out" "$cond" && return 0
+		sleep 0.3
+	done
+	return 1
+}
