@@ -428,14 +428,19 @@ static void series_check(struct fx *f, int V, uint8_t *const *files, size_t len)
 	}
 }
 
-static void series_open(struct fx *f, struct eng_opts *o, unsigned idle_ms)
+static void series_opts(struct eng_opts *o, unsigned idle_ms)
 {
-	assert_int_equal(eng_store_close(f->e), 0);
 	eng_opts_default(o);
 	o->level = CODEC_LEVEL_MIX;
 	o->max_ref_chain = 3; /* short chain bound for these tests */
 	o->workers = 2;
 	o->rebase_idle_ms = idle_ms;
+}
+
+static void series_open(struct fx *f, struct eng_opts *o, unsigned idle_ms)
+{
+	assert_int_equal(eng_store_close(f->e), 0);
+	series_opts(o, idle_ms);
 	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
 }
 
@@ -698,8 +703,8 @@ static void t_rebase_seal(void **state)
 	struct eng_opts o;
 	uint64_t turned = 0;
 
-	series_open(f, &o, 0);
 	assert_int_equal(eng_store_close(f->e), 0);
+	series_opts(&o, 0);
 	o.max_pack_bytes = 32u << 20; /* seal after 8 MiB replaced */
 	o.gc_interval_s = 1;
 	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
