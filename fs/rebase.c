@@ -465,14 +465,12 @@ static void *rb_main(void *arg)
 		if (e->rb_quit || !work)
 			continue;
 		pthread_mutex_unlock(&e->rb_lock);
-		if (rb_idle(e)) {
-			uint64_t n = 0;
-			int rc = rb_drain(e, true, &n);
-			if (rc < 0 && rc != -EAGAIN)
-				syslog(LOG_WARNING, "mixfs: rebase in %s: %s", e->store, strerror(-rc));
-			else if (n)
-				syslog(LOG_INFO, "mixfs: rebase in %s: %" PRIu64 " chunks made full", e->store, n);
-		}
+		uint64_t n = 0; /* rb_drain returns at once while not idle */
+		int rc = rb_drain(e, true, &n);
+		if (rc < 0 && rc != -EAGAIN)
+			syslog(LOG_WARNING, "mixfs: rebase in %s: %s", e->store, strerror(-rc));
+		else if (n)
+			syslog(LOG_INFO, "mixfs: rebase in %s: %" PRIu64 " chunks made full", e->store, n);
 		pthread_mutex_lock(&e->rb_lock);
 	}
 	pthread_mutex_unlock(&e->rb_lock);
