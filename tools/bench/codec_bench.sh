@@ -3,7 +3,7 @@
 # baseline, zstd -3/-19, xz -9 and zpaq -m3/-m4/-m5, all on the same bytes in
 # one run, printed as one markdown table on stdout.
 #
-# usage: codec_bench.sh [-c CORPORA] [-n BYTES] [-z BYTES] [-p PEERS] [-t SEC] [-k]
+# usage: codec_bench.sh [-c CORPORA] [-n BYTES] [-z BYTES] [-p PEERS] [-t SEC] [-k] [-S]
 #   -c CORPORA  comma-separated from fp32,fp16,bf16,ckpt (default all four)
 #   -n BYTES    use only the first BYTES of every corpus (quick runs; e.g. 16M)
 #   -z BYTES    zpaq sub-sample: the first BYTES of each corpus (default 8M;
@@ -12,6 +12,19 @@
 #   -p PEERS    comma-separated from zstd,xz,zpaq (default all; "" for none)
 #   -t SEC      codec_bench: repeat each pass for SEC CPU seconds, keep the best
 #   -k          keep the compressed peer files in the work directory
+#   -S          no "mixfs store" rows (they need root, /dev/fuse and a
+#               built mixfs: $MIXFS, else the newest build*/tools/mixfs)
+#
+# The "mixfs store" row is what a mount keeps, not the codec alone: each
+# corpus is written (cp) into a fresh mixfs mount at level mix, as a
+# safetensors file (tools/bench/st_pack.py: a header naming every tensor,
+# then the corpus bytes unchanged; ckpt.pt as it is), so the store cuts it
+# into content-defined chunks at tensor boundaries, dedups them and codes
+# them with the header's dtype and row hints.  stored = the file's stored
+# bytes from `mixfs stats --json` (frames of the header included), raw =
+# the corpus bytes (header excluded), so the header can only count against
+# mixfs.  The file is read back after a remount and compared.  Its MB/s
+# columns are empty: fs_throughput.sh measures the mount's speed.
 #
 # Corpora are built once and cached in $MIXFS_BENCH_CACHE (default
 # ~/.cache/mixfs-bench): fp32/fp16/bf16.bin by tools/bench/corpus.py from the
@@ -35,9 +48,10 @@ ZSAMPLE=8M
 PEERS=zstd,xz,zpaq
 MINTIME=""
 KEEP=0
+STORE=1
 
 usage() { sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
-while getopts "c:n:z:p:t:kh" opt; do
+while getopts "c:n:z:p:t:kSh" opt; do
 	case $opt in
 	c) CORPORA=$OPTARG ;;
 	n) LIMIT=$OPTARG ;;
@@ -45,6 +59,7 @@ while getopts "c:n:z:p:t:kh" opt; do
 	p) PEERS=$OPTARG ;;
 	t) MINTIME=$OPTARG ;;
 	k) KEEP=1 ;;
+	S) STORE=0 ;;
 	h) usage 0 ;;
 	*) usage 2 >&2 ;;
 	esac
@@ -205,8 +220,63 @@ peer_zpaq() {
 		"$(stat -c %s "$d/a.zpaq")" "$te" "$td" >> "$ROWS"
 	rm -rf "$d"
 }
+# ---- mixfs store: the corpus through a mount ------------------------------
+if [ $STORE -eq 1 ]; then
+	if [ -n "$LIMIT" ]; then
+		echo "codec_bench.sh: -n given: no mixfs store rows (they take whole corpora)" >&2
+		STORE=0
+	elif [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ] || ! command -v fusermount3 > /dev/null; then
+		echo "codec_bench.sh: not root or no /dev/fuse or fusermount3: no mixfs store rows" >&2
+		STORE=0
+	fi
+fi
+if [ $STORE -eq 1 ] && [ -z "${MIXFS:-}" ]; then
+	for b in "$SRCDIR"/build*/tools/mixfs; do
+		[ -x "$b" ] || continue
+		[ -z "${MIXFS:-}" ] || [ "$b" -nt "$MIXFS" ] && MIXFS=$b
+	done
+	[ -n "${MIXFS:-}" ] || { echo "codec_bench.sh: no built mixfs (set MIXFS): no mixfs store rows" >&2; STORE=0; }
+fi
+MNT=$WORK/mnt
+PID=
+# shellcheck source=tools/bench/lib.sh
+. "$SRCDIR/tools/bench/lib.sh"
+trap 'fuse_cleanup; cleanup' EXIT
+# store_row CORPUS: one "mixfs store" row
+store_row() {
+	local c=$1 src name raw
+	say "$c: mixfs store (mount, level mix) ..."
+	case $c in
+	ckpt) src=${FILE[$c]} name=ckpt.pt ;;
+	*)
+		src=$CACHE/$c.safetensors name=$c.safetensors
+		[ -s "$src" ] && [ "$src" -nt "$CACHE/$c.bin" ] ||
+			"$PY" "$SRCDIR/tools/bench/st_pack.py" "$CACHE" "$c" "$src"
+		;;
+	esac
+	raw=$(stat -c %s "${FILE[$c]}")
+	rm -rf "$WORK/store"
+	mkdir -p "$MNT"
+	"$MIXFS" mkfs "$WORK/store" > /dev/null
+	fuse_mount "$WORK/mixfs.log" "$MIXFS" mount -f -o level=mix "$WORK/store" "$MNT"
+	cp "$src" "$MNT/$name"
+	sync
+	fuse_umount
+	fuse_mount "$WORK/mixfs.log" "$MIXFS" mount -f -o level=mix "$WORK/store" "$MNT"
+	if ! cmp -s "$src" "$MNT/$name"; then
+		echo "mixfs store: $name reads back different bytes" >&2
+		status=1
+	fi
+	"$MIXFS" stats -j "$MNT/$name" > "$WORK/stats.json"
+	fuse_umount
+	printf '%s\t%s\t%s\t%s\t%s\t\t\t%s\n' "$c" "mixfs store (mount, level mix)" all "$raw" \
+		"$(json_get "$WORK/stats.json" stored_bytes)" \
+		"$name of $(stat -c %s "$src") B; $(json_get "$WORK/stats.json" chunks) chunks; dedup saved $(json_get "$WORK/stats.json" dedup_saved_bytes) B" >> "$ROWS"
+}
+
 for c in ${CORPORA//,/ }; do
 	mixfs_rows "$c" "${FILE[$c]}" fast,mix,zipnn all
+	[ $STORE -eq 0 ] || store_row "$c"
 	if has "$PEERS" zstd; then
 		peer_stream "$c" "zstd -3" "zstd -q -T1 -3 -c" "zstd -q -T1 -d -c"
 		peer_stream "$c" "zstd -19" "zstd -q -T1 -19 -c" "zstd -q -T1 -d -c"
@@ -226,6 +296,6 @@ awk -F'\t' '{
 	ok = $5 != ""
 	bytes = sprintf("%.1f MB", $4 / 1e6) ($3 == "all" ? "" : " (" $3 ")")
 	printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, bytes,
-		ok ? sprintf("%.4f", $5 / $4) : "-", ok ? $6 : "-", ok ? $7 : "-", $8
+		ok ? sprintf("%.4f", $5 / $4) : "-", $6 != "" ? $6 : "-", $7 != "" ? $7 : "-", $8
 }' "$ROWS"
 exit $status

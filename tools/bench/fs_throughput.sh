@@ -120,6 +120,8 @@ BYTES=$(stat -c %s "$INPUT")
 echo "input: $INPUT ($BYTES bytes, sha256 $(sha256sum "$INPUT" | cut -c1-16)...)"
 
 # ---- helpers ----
+# shellcheck source=tools/bench/lib.sh
+. "$HERE/lib.sh"
 W=$(mktemp -d "$BASE/mixfs-fsbench.XXXXXX")
 MNT=$W/mnt
 mkdir -p "$MNT" "$W/bindsrc"
@@ -127,46 +129,21 @@ PID=
 
 cleanup() {
 	set +e
-	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
-	[ -n "$PID" ] && wait "$PID" 2>/dev/null
+	fuse_cleanup
 	if [ "$KEEP" = 1 ]; then echo "kept $W"; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 
-COLD=1
-drop_caches() {
-	sync
-	if ! echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
-		[ "$COLD" = 1 ] && echo "warning: cannot drop caches (not root?): reads are not cold" >&2
-		COLD=0
-	fi
-}
-
 do_mount() { # fs
 	if [ "$1" = bindfs ]; then
 		# shellcheck disable=SC2086
-		bindfs $BINDFS_OPTS -f "$W/bindsrc" "$MNT" 2>"$W/bindfs.log" &
-		PID=$!
+		fuse_mount "$W/bindfs.log" bindfs $BINDFS_OPTS -f "$W/bindsrc" "$MNT"
 	else
-		"$MIXFS" mount -f -o "level=$LEVEL${MIXFS_OPTS:+,$MIXFS_OPTS}" "$W/store" "$MNT" 2>"$W/mixfs.log" &
-		PID=$!
+		fuse_mount "$W/mixfs.log" "$MIXFS" mount -f -o "level=$LEVEL${MIXFS_OPTS:+,$MIXFS_OPTS}" "$W/store" "$MNT"
 	fi
-	for _ in $(seq 1 300); do
-		mountpoint -q "$MNT" && return 0
-		kill -0 "$PID" 2>/dev/null || { echo "$1 mount failed: $(cat "$W/$1.log")" >&2; exit 1; }
-		sleep 0.1
-	done
-	echo "$1: not mounted after 30 s" >&2
-	exit 1
 }
+do_umount() { fuse_umount; }
 
-do_umount() {
-	fusermount3 -u "$MNT"
-	wait "$PID" || { echo "daemon exited with status $? at unmount" >&2; exit 1; }
-	PID=
-}
-
-now() { date +%s.%N; }
 mbps() { awk -v b="$BYTES" -v t0="$1" -v t1="$2" 'BEGIN { printf "%.1f", b / (t1 - t0) / 1e6 }'; }
 best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 > b + 0) ? a : b }'; }
 median() { echo "$@" | tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

@@ -128,7 +128,8 @@ done
 "$PY" -c 'import torch' 2>/dev/null || { echo "$PY cannot import torch (apt-get install python3-torch)" >&2; exit 1; }
 
 log() { printf 'series_bench: %s\n' "$*" >&2; }
-now() { date +%s.%N; }
+# shellcheck source=tools/bench/lib.sh
+. "$HERE/lib.sh"
 
 echo "command: $0 $*"
 echo "mixfs: $MIXFS ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)), series stores mounted with ${OPTS:-default options} (max_ref_chain=$MAXREF)"
@@ -177,60 +178,14 @@ mkdir -p "$MNT"
 PID=
 cleanup() {
 	set +e
-	mountpoint -q "$MNT" && fusermount3 -u "$MNT"
-	[ -n "$PID" ] && wait "$PID" 2>/dev/null
+	fuse_cleanup
 	if [ "$KEEP" = 1 ]; then echo "kept $W" >&2; else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 
-COLD=1
-drop_caches() {
-	sync
-	if ! echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; then
-		[ "$COLD" = 1 ] && log "warning: cannot drop caches (not root?): reads are not cold"
-		COLD=0
-	fi
-}
-
-do_mount() { # store opts
-	"$MIXFS" mount -f ${2:+-o "$2"} "$1" "$MNT" 2>>"$W/mixfs.log" &
-	PID=$!
-	for _ in $(seq 1 300); do
-		mountpoint -q "$MNT" && return 0
-		kill -0 "$PID" 2>/dev/null || { echo "mount failed: $(tail -5 "$W/mixfs.log")" >&2; exit 1; }
-		sleep 0.1
-	done
-	echo "not mounted after 30 s" >&2
-	exit 1
-}
-
-do_umount() {
-	fusermount3 -u "$MNT"
-	wait "$PID" || { echo "daemon exited with status $? at unmount" >&2; exit 1; }
-	PID=
-}
-
-# Wait until the daemon has been idle for rebase_idle (2 s) and then used
-# less than 0.05 CPU seconds in 2 s (at most 30 minutes).
-wait_quiet() {
-	local a b
-	sleep 2.5
-	for _ in $(seq 1 900); do
-		a=$(daemon_cpu)
-		sleep 2
-		b=$(daemon_cpu)
-		awk -v a="$a" -v b="$b" 'BEGIN { exit !(b - a < 0.05) }' && return 0
-	done
-}
-
-# CPU seconds the daemon's threads have run so far (schedstat: ns).
-daemon_cpu() {
-	cat /proc/"$PID"/task/*/schedstat 2>/dev/null | awk '{ n += $1 } END { printf "%.4f", n / 1e9 }'
-}
+do_mount() { fuse_mount "$W/mixfs.log" "$MIXFS" mount -f ${2:+-o "$2"} "$1" "$MNT"; } # store opts
+do_umount() { fuse_umount; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
-
-# json_get FILE KEY: a top-level number from mixfs stats --json.
-json_get() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 # Where checkpoint $2 of series $1 goes, under directory $3 (default: the mount).
 dest() {
