@@ -1969,6 +1969,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->gc_interval_s = 60;
 	o->rebase = true;
 	o->rebase_idle_ms = 2000;
+	o->lazy = ENG_LAZY_AUTO;
 }
 
 static char *path_join(const char *a, const char *b)

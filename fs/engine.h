@@ -39,7 +39,19 @@ struct eng_opts {
 	unsigned gc_interval_s;   /* online gc pass every N seconds, 0 = off (default 60) */
 	bool rebase;              /* turn series deltas around when idle (default on) */
 	unsigned rebase_idle_ms;  /* idle time before rebase starts, 0 = only eng_rebase (default 2000) */
+	int lazy;                 /* enum eng_lazy (default ENG_LAZY_AUTO) */
 	bool read_only;
+};
+
+/* Lazy coding: a chunk coded at fast instead of the mount's level is
+ * recompressed to it by the rebase thread once the store is idle (or by
+ * eng_rebase), so a writer need not wait for the slow coder. */
+enum eng_lazy {
+	ENG_LAZY_OFF = 0,  /* always code at the mount's level */
+	ENG_LAZY_AUTO = 1, /* at fast while a writer waits for the encoders
+	                      (backpressure, fsync, close); needs the rebase
+	                      thread (rebase_idle > 0) */
+	ENG_LAZY_ALL = 2   /* every new chunk without a reference at fast */
 };
 
 void eng_opts_default(struct eng_opts *o);

@@ -159,6 +159,12 @@ int rb_start(struct eng *e);
 void rb_stop(struct eng *e);   /* before the pool and packs go */
 /* A chunk coded against an older one was committed (committer, plock held). */
 void rb_note(struct eng *e, const uint8_t fp[FP_LEN]);
+/* A chunk stored at level is recompression work: compressed (raw means
+ * incompressible), but below the mount's level. */
+static inline bool rb_pending(const struct eng *e, int level)
+{
+	return level > CODEC_LEVEL_RAW && level < e->o.level;
+}
 /* No buffered or queued writes and none for rebase_idle_ms. */
 bool rb_idle(struct eng *e);
 

@@ -27,9 +27,14 @@
  * frames, which stay in their packs until gc, and decoded data is cached
  * by fingerprint, so it stays valid whatever the coding.
  *
- * Candidates come from the committer (rb_note: a forward-coded chunk was
- * committed) into a bounded FIFO; when it overflows, and once per mount,
- * the chunk table is scanned instead.
+ * The same machinery recompresses: a chunk that lazy coding (enum
+ * eng_lazy) stored at fast while a writer waited is re-encoded alone at
+ * the mount's level.  A forward delta whose reference still waits for that
+ * is deferred until it is done, so both never race in one group.
+ *
+ * Candidates come from the committer (rb_note: a forward-coded or a lazily
+ * coded chunk was committed) into a bounded FIFO; when it overflows, and
+ * once per mount, the chunk table is scanned instead.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -52,6 +57,7 @@ struct rb_pair {
 	struct cache_entry *xd, *yd;    /* decoded */
 	struct codec_frame_info xi, yi; /* geometry of the current frames */
 	bool turn_y;                    /* re-encode Y against X */
+	bool alone;                     /* X recompressed, no Y */
 	uint8_t *xf, *yf;               /* new frames */
 	ssize_t xf_len, yf_len;
 	struct codec_frame_info xn, yn;
@@ -107,11 +113,23 @@ static size_t rb_pop(struct eng *e, uint8_t (*out)[FP_LEN], size_t max)
 	return n;
 }
 
+/* Work for rebase: a forward delta to turn around, or a full chunk to
+ * recompress. */
+static bool rb_forward(const struct idx_chunk *c)
+{
+	return (c->flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) == IDX_CHUNK_HAS_REF &&
+	       c->level == CODEC_LEVEL_MIX;
+}
+
+static bool rb_recompress(const struct eng *e, const struct idx_chunk *c)
+{
+	return !(c->flags & IDX_CHUNK_HAS_REF) && rb_pending(e, c->level);
+}
+
 static int scan_cb(void *arg, const struct idx_chunk *c)
 {
 	struct eng *e = arg;
-	if ((c->flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) == IDX_CHUNK_HAS_REF &&
-	    c->level == CODEC_LEVEL_MIX) {
+	if (rb_forward(c) || rb_recompress(e, c)) {
 		rb_note(e, c->fp);
 		pthread_mutex_lock(&e->rb_lock);
 		bool full = e->rb_rescan;
@@ -122,7 +140,7 @@ static int scan_cb(void *arg, const struct idx_chunk *c)
 	return 0;
 }
 
-/* Queue every forward-coded chunk of the index. */
+/* Queue every forward-coded or recompressible chunk of the index. */
 static int rb_scan(struct eng *e)
 {
 	struct idx_txn *t;
@@ -149,10 +167,11 @@ static int frame_geometry(struct eng *e, const struct idx_chunk *c, struct codec
 	return codec_frame_parse(hdr, loc.len, fi) < 0 ? -EIO : 0;
 }
 
-static void params_of(const struct codec_frame_info *fi, struct codec_params *p)
+static void params_of(const struct eng *e, const struct codec_frame_info *fi,
+                      struct codec_params *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->level = CODEC_LEVEL_MIX;
+	p->level = e->o.level;
 	p->dtype = fi->dtype;
 	p->elem_phase = fi->elem_phase;
 	p->row_elems = fi->row_elems;
@@ -168,7 +187,7 @@ static void rb_encode(void *arg, void *local)
 	p->xf = malloc(cap);
 	p->xf_len = -ENOMEM;
 	if (p->xf) {
-		params_of(&p->xi, &cp);
+		params_of(p->e, &p->xi, &cp);
 		p->xf_len = codec_frame_encode(ctx, &cp, p->xd->data, p->xd->len, p->xf, cap);
 		if (p->xf_len > 0 && codec_frame_parse(p->xf, (size_t)p->xf_len, &p->xn) < 0)
 			p->xf_len = -EIO;
@@ -179,7 +198,7 @@ static void rb_encode(void *arg, void *local)
 	p->yf = malloc(cap);
 	p->yf_len = -ENOMEM;
 	if (p->yf) {
-		params_of(&p->yi, &cp);
+		params_of(p->e, &p->yi, &cp);
 		cp.ref = p->xd->data;
 		cp.ref_len = p->xd->len;
 		p->yf_len = codec_frame_encode(ctx, &cp, p->yd->data, p->yd->len, p->yf, cap);
@@ -199,21 +218,26 @@ static int rb_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN]
 {
 	memset(p, 0, sizeof(*p));
 	p->e = e;
-	if (idx_chunk_get(t, fp, &p->x) < 0 ||
-	    (p->x.flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) != IDX_CHUNK_HAS_REF ||
-	    p->x.level != CODEC_LEVEL_MIX)
+	if (idx_chunk_get(t, fp, &p->x) < 0)
+		return RB_SKIP;
+	p->alone = rb_recompress(e, &p->x);
+	if (p->alone)
+		goto load_x; /* re-encoded alone at the mount's level */
+	if (!rb_forward(&p->x))
 		return RB_SKIP;
 	/* Y should be full: X is then at depth 1, and turning keeps the
-	 * newest full.  Y -> W forward: Y is a candidate too, turn it first. */
+	 * newest full.  Y -> W forward: Y is a candidate too, turn it first;
+	 * so is a Y waiting to be recompressed (it may be in this group). */
 	if (idx_chunk_get(t, p->x.ref_fp, &p->y) < 0)
 		return RB_SKIP;
-	if ((p->y.flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) == IDX_CHUNK_HAS_REF)
+	if (rb_forward(&p->y) || rb_recompress(e, &p->y))
 		return RB_DEFER;
 	/* Y a reverse delta: an older version whose newer ones were deleted
 	 * (training resumed from it, say).  X would read through Y's whole
 	 * chain: make X full and leave Y as it is. */
 	p->turn_y = !(p->y.flags & IDX_CHUNK_HAS_REF) && p->y.refcount > 1 &&
 	            e->o.max_ref_chain > 0 && p->y.height + 1u <= e->o.max_ref_chain;
+load_x:
 	if (frame_geometry(e, &p->x, &p->xi) < 0 ||
 	    (p->turn_y && frame_geometry(e, &p->y, &p->yi) < 0))
 		return RB_SKIP;
@@ -249,9 +273,10 @@ static int rb_apply(struct idx_txn *t, const struct rb_pair *p)
 {
 	struct idx_chunk x, y;
 	int rc = idx_chunk_get(t, p->x.fp, &x);
-	if (rc == 0)
+	if (rc == 0 && !p->alone)
 		rc = idx_chunk_get(t, p->y.fp, &y);
-	if (rc == -ENOENT || (rc == 0 && (!eng_same_frame(&x, &p->x) || !eng_same_frame(&y, &p->y))))
+	if (rc == -ENOENT || (rc == 0 && (!eng_same_frame(&x, &p->x) ||
+	                                  (!p->alone && !eng_same_frame(&y, &p->y)))))
 		return 0; /* deleted or moved meanwhile: leave it */
 	if (rc < 0)
 		return rc;
@@ -470,7 +495,8 @@ static void *rb_main(void *arg)
 		if (rc < 0 && rc != -EAGAIN)
 			syslog(LOG_WARNING, "mixfs: rebase in %s: %s", e->store, strerror(-rc));
 		else if (n)
-			syslog(LOG_INFO, "mixfs: rebase in %s: %" PRIu64 " chunks made full", e->store, n);
+			syslog(LOG_INFO, "mixfs: rebase in %s: %" PRIu64 " chunks made full or recompressed",
+			       e->store, n);
 		pthread_mutex_lock(&e->rb_lock);
 	}
 	pthread_mutex_unlock(&e->rb_lock);

@@ -419,6 +419,30 @@ static void ref_detach_all(struct eng *e, struct batch *b)
 	}
 }
 
+/* Lazy coding (enum eng_lazy): code a new chunk without a reference at
+ * fast rather than at a slower level while a writer waits for the
+ * encoders; the rebase thread recompresses it when the store is idle
+ * (rb_note at commit).  A chunk with a reference keeps it: series coding
+ * pays more than the time it costs.  Auto needs the rebase thread, or the
+ * chunk would stay at fast until an explicit eng_rebase. */
+static void lazy_level(struct eng *e, struct fchunk *c)
+{
+	bool waiting;
+
+	if (c->params.ref || c->params.level <= CODEC_LEVEL_FAST || e->o.lazy == ENG_LAZY_OFF)
+		return;
+	if (e->o.lazy == ENG_LAZY_AUTO) {
+		if (!e->rb_running)
+			return;
+		pthread_mutex_lock(&e->plock);
+		waiting = e->sync_waiters > 0;
+		pthread_mutex_unlock(&e->plock);
+		if (!waiting)
+			return;
+	}
+	c->params.level = CODEC_LEVEL_FAST;
+}
+
 /* Fingerprint, dedup, encode and append one batch.  Sets b->state. */
 static int batch_prepare(struct eng *e, struct batch *b)
 {
@@ -470,6 +494,7 @@ static int batch_prepare(struct eng *e, struct batch *b)
 			goto out;
 		if (c->is_new) {
 			ref_attach(e, rt, b->ei->ino, c);
+			lazy_level(e, c);
 			rc = pool_submit(e->pool, g, encode_run, c);
 			if (rc < 0)
 				goto out;
@@ -671,8 +696,10 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 			if (!b->cs[k].is_new)
 				continue;
 			pend_del(e, b->cs[k].fp, b->seq);
-			if (b->state == B_READY && (b->cs[k].info.flags & CODEC_FLAG_REF))
-				rb_note(e, b->cs[k].fp); /* to be turned around when idle */
+			/* to be turned around, or recompressed, when idle */
+			if (b->state == B_READY && ((b->cs[k].info.flags & CODEC_FLAG_REF) ||
+			                            rb_pending(e, b->cs[k].info.level)))
+				rb_note(e, b->cs[k].fp);
 		}
 		e->inflight_bytes -= b->len;
 		b->settled = true; /* a failed one may now be taken back */

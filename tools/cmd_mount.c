@@ -34,6 +34,7 @@ struct mount_opts {
 	char *max_ref_chain;
 	char *gc_interval;
 	char *rebase_idle;
+	char *lazy;
 	int writeback;
 	int ro;
 };
@@ -54,6 +55,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("max_ref_chain=%s", max_ref_chain),
 	MOPT("gc_interval=%s", gc_interval),
 	MOPT("rebase_idle=%s", rebase_idle),
+	MOPT("lazy=%s", lazy),
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -149,6 +151,9 @@ static void mount_usage(FILE *f, bool helper)
 	fprintf(f, "  rebase_idle=MS    idle time before series deltas are turned around so\n"
 	           "                    the newest version reads at full speed, 0 = off\n"
 	           "                    (default %u)\n", d.rebase_idle_ms);
+	fprintf(f, "  lazy=off|auto|all  code new chunks at fast, recompressed to the level\n"
+	           "                    when idle: auto while a writer waits for the\n"
+	           "                    encoders, all always (default auto)\n");
 	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
 	           "\n"
 	           "FUSE and kernel options (passed through):\n");
@@ -169,6 +174,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->max_ref_chain);
 	free(mo->gc_interval);
 	free(mo->rebase_idle);
+	free(mo->lazy);
 }
 
 static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
@@ -221,6 +227,20 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_uint("gc_interval", mo->gc_interval, 0, 86400, &o->gc_interval_s);
 	rc |= opt_uint("rebase_idle", mo->rebase_idle, 0, 86400 * 1000, &o->rebase_idle_ms);
 	o->rebase = o->rebase_idle_ms > 0;
+	if (mo->lazy != NULL) {
+		static const char *const names[] = { "off", "auto", "all" };
+		int v = -1;
+
+		for (int i = 0; i < 3; i++)
+			if (strcmp(mo->lazy, names[i]) == 0)
+				v = i;
+		if (v < 0) {
+			fprintf(stderr, "mixfs mount: bad value lazy=%s (off, auto or all)\n", mo->lazy);
+			rc = -EINVAL;
+		} else {
+			o->lazy = v;
+		}
+	}
 	if (mo->level != NULL) {
 		int level = codec_level_parse(mo->level);
 

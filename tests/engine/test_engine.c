@@ -625,6 +625,57 @@ static uint64_t du_alloc(struct fx *f)
 
 /* Deleted data of earlier mounts is freed by the online gc while mounted,
  * and what is left still reads back. */
+/* Lazy coding: with lazy=all every new chunk without a reference is coded
+ * at fast, a reference still gets its forward delta at mix; rebase then
+ * recompresses the fast chunks alone at mix (turning the deltas around
+ * after them), the store shrinks and every version reads back exactly. */
+static void t_lazy_recompress(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 3 };
+	struct chain_walk cw[V];
+	uint8_t *files[V];
+	uint64_t turned = 0;
+	struct idx_stats before, after;
+	struct eng_opts o;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	series_opts(&o, 0); /* no thread: eng_rebase only */
+	o.lazy = ENG_LAZY_ALL;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	size_t len = series_write(f, V, files, NULL);
+	series_check(f, V, files, len);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	series_chains(f, V, cw, &before);
+	/* version 0 at fast but for its small header chunk */
+	assert_true(before.level_raw[CODEC_LEVEL_FAST] >= len - 4096);
+	assert_true(before.ref_chunks > 0);                    /* deltas stay at mix */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_true(turned > 0);
+	series_check(f, V, files, len);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	series_chains(f, V, cw, &after);
+	print_message("lazy: %llu chunks rewritten, stored %llu -> %llu bytes, fast %llu -> %llu\n",
+	              (unsigned long long)turned, (unsigned long long)before.stored_bytes,
+	              (unsigned long long)after.stored_bytes,
+	              (unsigned long long)before.level_raw[CODEC_LEVEL_FAST],
+	              (unsigned long long)after.level_raw[CODEC_LEVEL_FAST]);
+	assert_int_equal(after.level_raw[CODEC_LEVEL_FAST], 0);
+	assert_true(after.stored_bytes < before.stored_bytes);
+	assert_int_equal(cw[V - 1].depth, 0); /* the newest full, as without lazy */
+	assert_int_equal(after.ref_fwd_chunks, 0);
+	/* nothing left: a second pass rewrites nothing */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_int_equal(turned, 0);
+	series_check(f, V, files, len);
+	for (int v = 0; v < V; v++)
+		free(files[v]);
+}
+
 static void t_online_gc(void **state)
 {
 	struct fx *f = *state;
@@ -734,6 +785,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_sparse_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_lazy_recompress, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),

@@ -13,7 +13,9 @@ it_init
 need_mixfs "mixfs stats"
 command -v python3 >/dev/null || skip "python3 missing"
 mixfs_mkfs
-mixfs_mount
+# lazy=off: the per-level numbers below are checked right after sync
+# (lazy coding would store the files at fast until idle: it_lazy checks that)
+mixfs_mount fg lazy=off
 
 MIB=1048576
 R=$((3 * MIB)) # random bytes, stored three times (dedup)

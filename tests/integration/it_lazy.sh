@@ -1,0 +1,44 @@
+#!/bin/bash
+# Lazy coding through a real mount: with -o lazy=all a file is stored at
+# level fast as it is written (pending work), reads back exactly at once,
+# and once the mount has been idle the rebase thread recompresses it to
+# mix: nothing pending, fewer stored bytes, the same bytes read back, fsck
+# clean, and the same after a remount.  A bad lazy= value refuses to mount.
+. "$(dirname "$0")/lib.sh"
+it_init
+need_mixfs "lazy coding"
+command -v python3 >/dev/null || skip "python3 missing"
+mixfs_mkfs
+expect_fail "mount with lazy=sometimes" "$MIXFS" mount -f -o lazy=sometimes "$STORE" "$MNT"
+mountpoint -q "$MNT" && fail "mounted with a bad lazy= value"
+
+float_file "$WORK/w.bin" 8 7
+SIZE=$(stat -c %s "$WORK/w.bin")
+# 4 s of idleness before recompression: room for the checks below
+mixfs_mount fg lazy=all,rebase_idle=4000
+cp "$WORK/w.bin" "$MNT/w.bin"
+sync -f "$MNT/w.bin"
+stats_json "$WORK/s0.json" "$STORE"
+check_cmp "$WORK/w.bin" "$MNT/w.bin"
+python3 - "$WORK/s0.json" "$SIZE" <<'PY' || fail "before recompression: $(cat "$WORK/s0.json")"
+import json, sys
+s, size = json.load(open(sys.argv[1])), int(sys.argv[2])
+fast = s["by_level"]["fast"]["unique_bytes"]
+assert s["pending_bytes"] == fast and fast >= size * 9 // 10, (s["pending_bytes"], fast)
+PY
+wait_stats "$WORK/s1.json" 200 's["pending_bytes"] == 0' ||
+	fail "still pending after 60 s: $(cat "$WORK/s1.json")"
+python3 - "$WORK/s0.json" "$WORK/s1.json" "$SIZE" <<'PY' || fail "after recompression: $(cat "$WORK/s1.json")"
+import json, sys
+a, b, size = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+assert b["by_level"]["mix"]["unique_bytes"] >= size * 9 // 10, b["by_level"]
+assert b["stored_bytes"] < a["stored_bytes"], (a["stored_bytes"], b["stored_bytes"])
+assert b["logical_bytes"] == a["logical_bytes"] == size
+PY
+check_cmp "$WORK/w.bin" "$MNT/w.bin"
+mixfs_umount
+"$MIXFS" fsck "$STORE" >"$WORK/fsck.txt" 2>&1 || fail "fsck: $(cat "$WORK/fsck.txt")"
+mixfs_mount
+check_cmp "$WORK/w.bin" "$MNT/w.bin"
+mixfs_umount
+log "ok: $(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); print("stored", a["stored_bytes"], "->", b["stored_bytes"])' "$WORK/s0.json" "$WORK/s1.json")"
