@@ -18,6 +18,7 @@ enum gen_kind {
 	GEN_RANDOM,     /* uniform random bytes */
 	GEN_BF16_FP32,  /* fp32 whose low 16 bits are zero */
 	GEN_TEXT,       /* ASCII-ish bytes */
+	GEN_PRUNED,     /* normal, 7 in 8 blocks of 64 elements +-0 (random sign) */
 	GEN_KIND_COUNT
 };
 
@@ -121,6 +122,9 @@ static inline void gen_fill(uint8_t *buf, size_t len, int kind, int dt, uint32_t
 				memcpy(&f, &u, 4);
 			}
 		}
+		if (kind == GEN_PRUNED &&
+		    ((i / (64 * esz) + seed) * 0x9e3779b97f4a7c15ull) >> 61)
+			f = (r & 1) ? -0.0f : 0.0f;
 		if (kind == GEN_RANDOM || kind == GEN_TEXT) {
 			for (int k = 0; k < 4; k++)
 				e[k] = kind == GEN_RANDOM ? (uint8_t)(r >> (8 * k))

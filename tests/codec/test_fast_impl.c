@@ -102,11 +102,92 @@ static void test_huffman_lanes(void **state)
 	}
 }
 
+/* Sparse streams (mode 3): mostly one value, or one value of both signs,
+ * must be coded sparse, far below Huffman's bit a symbol, and decode back
+ * (also at lengths around the bitmap's byte edges). */
+static void test_sparse_roundtrip(void **state)
+{
+	static uint8_t sym[65536], out[65536 + 64], dec[65536];
+	static const size_t lens[] = {64, 71, 72, 73, 5003, 65536};
+	struct codec_ctx ctx = {0};
+	struct fast_state *st;
+	uint64_t r = 99;
+
+	assert_int_equal(fast_state_get(&ctx, 65536, &st), 0);
+	for (int signed_zero = 0; signed_zero < 2; signed_zero++) {
+		for (size_t li = 0; li < sizeof(lens) / sizeof(lens[0]); li++) {
+			size_t n = lens[li];
+			const uint8_t *res;
+			ssize_t e, d;
+
+			for (size_t i = 0; i < n; i++) {
+				r = r * 6364136223846793005ull + 1442695040888963407ull;
+				sym[i] = signed_zero ? (uint8_t)((r >> 40) & 0x80) : 0;
+				if ((i / 64) % 16 == 3 || i % 61 == 5) /* a dense block in 16 */
+					sym[i] = (uint8_t)(1 + (r >> 32) % 255);
+			}
+			e = fast_stream_encode(st, sym, n, out, sizeof(out), 0);
+			assert_true(e > 0);
+			if (n >= 5003) { /* short ones may not pay for the bitmap */
+				assert_int_equal(out[0], FAST_STREAM_SPARSE);
+				assert_int_equal(out[1], signed_zero ? 0x7f : 0xff);
+			}
+			memset(dec, 0xaa, sizeof(dec));
+			d = fast_stream_decode(st, out, (size_t)e, n, dec, &res, 0);
+			assert_int_equal(d, e);
+			assert_memory_equal(res, sym, n);
+		}
+	}
+	fast_state_free(st);
+}
+
+/* Decode a hand-made stream of n symbols; returns the result. */
+static ssize_t sparse_try(struct fast_state *st, const uint8_t *in, size_t len, size_t n)
+{
+	static uint8_t dec[64];
+	const uint8_t *res;
+
+	return fast_stream_decode(st, in, len, n, dec, &res, 0);
+}
+
+static void test_sparse_rejects(void **state)
+{
+	struct codec_ctx ctx = {0};
+	struct fast_state *st;
+	/* 8 symbols: bitmap (const 0x01: symbol 0 a literal), literal 0x05 */
+	const uint8_t good[] = {3, 0xff, 0, 1, 0x01, 1, 0x05};
+	const uint8_t mask0[] = {3, 0x00, 0, 1, 0x01, 1, 0x05};
+	const uint8_t val_out[] = {3, 0x7f, 0x80, 1, 0x01, 1, 0x05, 1, 0x00};
+	const uint8_t lit_in_class[] = {3, 0xff, 5, 1, 0x01, 1, 0x05};
+	const uint8_t res_mask_bits[] = {3, 0x7f, 0, 1, 0x01, 1, 0x05, 1, 0x01};
+	const uint8_t res_ok[] = {3, 0x7f, 0, 1, 0x01, 1, 0x05, 1, 0x80};
+	const uint8_t padding[] = {3, 0xff, 0, 1, 0x81, 1, 0x05}; /* 7 symbols */
+	const uint8_t trailing[] = {3, 0xff, 0, 1, 0x01, 1, 0x05, 0};
+	/* sparse in sparse in sparse in sparse: one level too deep */
+	const uint8_t deep[] = {3, 0xff, 0, 3, 0xff, 0, 3, 0xff, 0, 3, 0xff, 0, 1, 0};
+
+	assert_int_equal(fast_state_get(&ctx, 64, &st), 0);
+	assert_int_equal(sparse_try(st, good, sizeof(good), 8), (ssize_t)sizeof(good));
+	assert_int_equal(sparse_try(st, res_ok, sizeof(res_ok), 8), (ssize_t)sizeof(res_ok));
+	assert_int_equal(sparse_try(st, trailing, sizeof(trailing), 8), (ssize_t)sizeof(good));
+	assert_int_equal(sparse_try(st, mask0, sizeof(mask0), 8), -EBADMSG);
+	assert_int_equal(sparse_try(st, val_out, sizeof(val_out), 8), -EBADMSG);
+	assert_int_equal(sparse_try(st, lit_in_class, sizeof(lit_in_class), 8), -EBADMSG);
+	assert_int_equal(sparse_try(st, res_mask_bits, sizeof(res_mask_bits), 8), -EBADMSG);
+	assert_int_equal(sparse_try(st, padding, sizeof(padding), 7), -EBADMSG);
+	assert_int_equal(sparse_try(st, deep, sizeof(deep), 64), -EBADMSG);
+	for (size_t cut = 0; cut < sizeof(res_ok); cut++)
+		assert_true(sparse_try(st, res_ok, cut, 8) < 0);
+	fast_state_free(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_split_merge),
 		cmocka_unit_test(test_huffman_lanes),
+		cmocka_unit_test(test_sparse_roundtrip),
+		cmocka_unit_test(test_sparse_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -32,6 +32,8 @@ static const struct golden_case golden_cases[] = {
 	{"fast_other_text.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 9},
 	{"fast_zero.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_ZERO, GEN_DT_BF16, 4096, 10},
 	{"fast_random.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_AUTO, 0, GEN_RANDOM, GEN_DT_BYTES, 1000, 11},
+	/* stream mode 3 (sparse), both masks */
+	{"fast_sparse_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 1, GEN_PRUNED, GEN_DT_FP16, 8193, 16},
 	/* mix payload version 1 */
 	{"mix_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 12},
 	{"mix_fp16_p1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP16, 1, GEN_SPECIAL, GEN_DT_FP16, 4099, 13},
