@@ -822,7 +822,11 @@ static void hints_prepare(struct einode *ei)
  * zero kept one (the shadow inode), else (2) the most recently modified
  * regular file in the same directory whose layout signature matches: the
  * bytes before the first tensor (safetensors header, torch zip directory
- * entries and pickle) or, for other files, the first 256 bytes.  Chunks
+ * entries and pickle) or, for other files, the first 256 bytes; else (3)
+ * the file of the same name in the most recently modified sibling
+ * directories (one checkpoint per directory: checkpoint-500/model.safetensors
+ * then checkpoint-1000/model.safetensors, as Hugging Face's Trainer and
+ * DeepSpeed save them) whose layout signature matches.  Chunks
  * are then cut at the reference file's chunk boundaries, so each chunk
  * lines up with the same elements of the previous checkpoint: unchanged
  * tensors deduplicate exactly, changed ones are coded with the aligned
@@ -833,11 +837,14 @@ static void hints_prepare(struct einode *ei)
 
 struct ref_scan {
 	struct idx_txn *t;
-	uint64_t self;
-	uint64_t min_size;
+	uint64_t self;     /* skipped; its name is kept in name[] unless set */
+	uint8_t type;      /* entries looked at: S_IFREG or S_IFDIR >> 12 */
+	uint64_t min_size; /* regular files only */
 	unsigned seen;
 	uint64_t ino[REF_CANDIDATES];
 	int64_t mtime[REF_CANDIDATES];
+	char name[256];
+	size_t namelen;
 };
 
 static int ref_scan_cb(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
@@ -845,14 +852,16 @@ static int ref_scan_cb(void *arg, const char *name, size_t namelen, uint64_t ino
 {
 	struct ref_scan *r = arg;
 	struct idx_inode in;
-	(void)name;
-	(void)namelen;
 	(void)seq;
 	if (++r->seen > REF_SCAN_MAX)
 		return 1;
-	if (ino == r->self || type != (S_IFREG >> 12))
+	if (ino == r->self && r->namelen == 0 && namelen < sizeof(r->name)) {
+		memcpy(r->name, name, namelen);
+		r->namelen = namelen;
+	}
+	if (ino == r->self || type != r->type)
 		return 0;
-	if (idx_inode_get(r->t, ino, &in) < 0 || in.size < r->min_size)
+	if (idx_inode_get(r->t, ino, &in) < 0 || (type == (S_IFREG >> 12) && in.size < r->min_size))
 		return 0;
 	/* keep the newest few, newest first */
 	for (unsigned i = 0; i < REF_CANDIDATES; i++) {
@@ -896,6 +905,39 @@ static bool layout_equal(const uint8_t *a, const uint8_t *b, size_t n)
 	return memcmp(a + p, b + p, n - p) == 0;
 }
 
+/* The first of the candidates r->ino[] (in directory dirs[k] if dirs, as
+ * r->name there) whose first sig bytes have the layout of head, or 0. */
+static uint64_t ref_pick(struct eng *e, const struct ref_scan *r, const uint64_t *dirs,
+                         const uint8_t *head, size_t sig, uint8_t *theirs)
+{
+	for (unsigned i = 0; i < REF_CANDIDATES; i++) {
+		uint64_t ino = dirs ? 0 : r->ino[i];
+		uint8_t type = 0;
+		struct idx_inode in;
+
+		if (dirs && dirs[i] && r->namelen &&
+		    (idx_dirent_lookup(r->t, dirs[i], r->name, r->namelen, &ino, &type) < 0 ||
+		     type != (S_IFREG >> 12) || idx_inode_get(r->t, ino, &in) < 0 || in.size < sig))
+			ino = 0;
+		if (ino && eng_read_stored(e, r->t, ino, 0, sig, theirs) == 0 &&
+		    layout_equal(theirs, head, sig))
+			return ino;
+	}
+	return 0;
+}
+
+/* The directory ino was last looked up in, if the kernel still knows it. */
+static uint64_t dir_parent(struct eng *e, uint64_t dir)
+{
+	struct einode *d = ein_get(e, dir, false, 0, 0);
+	uint64_t p = 0;
+	if (d) {
+		p = atomic_load(&d->parent);
+		ein_put(e, d, 0, 0);
+	}
+	return p;
+}
+
 /* Choose ei's reference file once its first bytes are buffered. */
 static void ref_find(struct eng *e, struct einode *ei)
 {
@@ -903,6 +945,7 @@ static void ref_find(struct eng *e, struct einode *ei)
 	uint8_t *theirs = NULL;
 	const struct dseg *s0;
 	size_t sig = 256;
+	uint64_t dir, gp;
 
 	if (ei->ref_done || ei->nsegs == 0 || ei->segs[0].off != 0)
 		return;
@@ -916,21 +959,27 @@ static void ref_find(struct eng *e, struct einode *ei)
 	s0 = &ei->segs[0];
 	if (ei->hints && ei->hints->n > 0 && ei->hints->r[0].off >= 16)
 		sig = ei->hints->r[0].off < 4096 ? (size_t)ei->hints->r[0].off : 4096;
-	if (s0->len < sig || atomic_load(&ei->parent) == 0)
+	dir = atomic_load(&ei->parent);
+	if (s0->len < sig || dir == 0)
 		return;
 	theirs = malloc(sig);
 	if (!theirs || idx_txn_begin(e->idx, true, &t) < 0)
 		goto out;
-	struct ref_scan r = { .t = t, .self = ei->ino, .min_size = sig };
-	if (idx_dir_iter(t, atomic_load(&ei->parent), 0, ref_scan_cb, &r) < 0)
+	/* (2) a file in the same directory */
+	struct ref_scan r = { .t = t, .self = ei->ino, .type = S_IFREG >> 12, .min_size = sig };
+	if (idx_dir_iter(t, dir, 0, ref_scan_cb, &r) < 0)
 		goto out;
-	for (unsigned i = 0; i < REF_CANDIDATES && r.ino[i]; i++) {
-		if (eng_read_stored(e, t, r.ino[i], 0, sig, theirs) == 0 &&
-		    layout_equal(theirs, s0->data, sig)) {
-			ei->ref_ino = r.ino[i];
-			break;
-		}
-	}
+	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs);
+	gp = dir_parent(e, dir);
+	if (ei->ref_ino || r.namelen == 0 || gp == 0 || gp == dir)
+		goto out;
+	/* (3) the same name in a sibling directory */
+	struct ref_scan d = { .t = t, .self = dir, .type = S_IFDIR >> 12 };
+	memcpy(d.name, r.name, r.namelen);
+	d.namelen = r.namelen;
+	if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
+		goto out;
+	ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs);
 out:
 	idx_txn_abort(t);
 	free(theirs);

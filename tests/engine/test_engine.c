@@ -378,9 +378,30 @@ static size_t make_st(uint8_t *out, const float *w, size_t n)
 	return 8 + (size_t)hl + 2 * n;
 }
 
-/* Write V versions ckpt00.. of a drifting bf16 safetensors file into the
- * root directory; *first: pack bytes after the first one. */
-static size_t series_write(struct fx *f, int V, uint8_t **files, uint64_t *first)
+/* Where version v of a series goes: ckptNN.safetensors in the root, or
+ * with dirs stepNN/model.safetensors (one directory per checkpoint, the
+ * directory keeping its lookup like a kernel dentry).  Returns the parent. */
+static uint64_t series_dir(struct fx *f, int v, bool dirs, bool make, char *name, size_t n)
+{
+	struct eng_attr a;
+	struct eng_cred cr = { 0, 0, 022 };
+
+	if (!dirs) {
+		snprintf(name, n, "ckpt%02d.safetensors", v);
+		return 1;
+	}
+	snprintf(name, n, "step%02d", v);
+	if (make)
+		assert_int_equal(eng_mkdir(f->e, 1, name, 0755, &cr, &a), 0);
+	else
+		assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+	snprintf(name, n, "model.safetensors");
+	return a.st.st_ino;
+}
+
+/* Write V versions of a drifting bf16 safetensors file (series_dir);
+ * *first: pack bytes after the first one. */
+static size_t series_write_in(struct fx *f, int V, uint8_t **files, uint64_t *first, bool dirs)
 {
 	enum { N = 1 << 20 };
 	float *w = malloc(N * sizeof(float));
@@ -398,8 +419,8 @@ static size_t series_write(struct fx *f, int V, uint8_t **files, uint64_t *first
 			*first = du_packs(f);
 		files[v] = malloc(8 + 160 + 2 * N);
 		len = make_st(files[v], w, N);
-		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
-		uint64_t ino = new_file(f, 1, name);
+		uint64_t dir = series_dir(f, v, dirs, true, name, sizeof(name));
+		uint64_t ino = new_file(f, dir, name);
 		write_all(f, ino, 0, files[v], len, 1 << 20);
 		assert_int_equal(eng_release(f->e, ino), 0);
 		eng_forget(f->e, ino, 1);
@@ -412,8 +433,13 @@ static size_t series_write(struct fx *f, int V, uint8_t **files, uint64_t *first
 	return len;
 }
 
+static size_t series_write(struct fx *f, int V, uint8_t **files, uint64_t *first)
+{
+	return series_write_in(f, V, files, first, false);
+}
+
 /* Every version still there reads back exactly. */
-static void series_check(struct fx *f, int V, uint8_t *const *files, size_t len)
+static void series_check_in(struct fx *f, int V, uint8_t *const *files, size_t len, bool dirs)
 {
 	char name[32];
 
@@ -421,11 +447,16 @@ static void series_check(struct fx *f, int V, uint8_t *const *files, size_t len)
 		struct eng_attr a;
 		if (!files[v])
 			continue;
-		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
-		assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+		uint64_t dir = series_dir(f, v, dirs, false, name, sizeof(name));
+		assert_int_equal(eng_lookup(f->e, dir, name, &a), 0);
 		check_read(f, a.st.st_ino, 0, files[v], len);
 		eng_forget(f->e, a.st.st_ino, 1);
 	}
+}
+
+static void series_check(struct fx *f, int V, uint8_t *const *files, size_t len)
+{
+	series_check_in(f, V, files, len, false);
 }
 
 static void series_opts(struct eng_opts *o, unsigned idle_ms)
@@ -625,6 +656,41 @@ static uint64_t du_alloc(struct fx *f)
 
 /* Deleted data of earlier mounts is freed by the online gc while mounted,
  * and what is left still reads back. */
+/* One checkpoint per directory (step00/model.safetensors, step01/...):
+ * each version finds the previous one in the newest sibling directory and
+ * is coded against it; all read back exactly, also after a remount. */
+static void t_series_dirs(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 4 };
+	uint8_t *files[V];
+	struct eng_opts o;
+	struct idx_stats st;
+	char ip[128];
+	struct idx *x;
+	struct idx_txn *t;
+
+	series_open(f, &o, 0);
+	size_t len = series_write_in(f, V, files, NULL, true);
+	series_check_in(f, V, files, len, true);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	idx_txn_abort(t);
+	idx_close(x);
+	print_message("series in directories: %llu of %llu chunks coded against a reference\n",
+	              (unsigned long long)st.ref_chunks, (unsigned long long)st.chunks);
+	/* versions 1..3 against their predecessors: most of their chunks */
+	assert_true(st.ref_chunks >= st.chunks / 2);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	series_check_in(f, V, files, len, true);
+	for (int v = 0; v < V; v++)
+		free(files[v]);
+}
+
 /* Lazy coding: with lazy=all every new chunk without a reference is coded
  * at fast, a reference still gets its forward delta at mix; rebase then
  * recompresses the fast chunks alone at mix (turning the deltas around
@@ -785,6 +851,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_sparse_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lazy_recompress, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
