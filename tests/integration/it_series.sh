@@ -8,7 +8,9 @@
 # its source (a read on a snapshot whose frame moved is retried, never EIO);
 # at the end the newest version is stored whole, the older ones as reverse
 # deltas, "saved by series coding" is known exactly, fsck is clean, and a
-# remount reads everything back.
+# remount reads everything back.  Then a series with one checkpoint per
+# directory (checkpoint-0/model.safetensors, checkpoint-1/...) is coded
+# against the sibling directory's file.
 . "$(dirname "$0")/lib.sh"
 it_init
 need_mixfs "series coding, rebase and stats"
@@ -94,5 +96,38 @@ mixfs_umount
 mixfs_mount fg
 for v in $(seq 0 $((V - 1))); do
 	check_cmp "$WORK/v$v.safetensors" "$MNT/ckpt/v$v.safetensors"
+done
+
+# One checkpoint per directory (Hugging Face Trainer style): the second
+# model.safetensors finds the first in the sibling directory and is coded
+# against it (new weights here, so nothing dedups against the ones above).
+python3 - "$WORK" <<'EOF'
+import array, json, random, struct, sys
+rng = random.Random(8)
+n = 1 << 20
+w = array.array("f", (rng.gauss(0.0, 0.02) for _ in range(n)))
+h = json.dumps({"w": {"dtype": "BF16", "shape": [n // 1024, 1024],
+                      "data_offsets": [0, 2 * n]}}).encode()
+h += b" " * (-len(h) % 8)
+for v in range(2):
+    b = w.tobytes()
+    out = bytearray(2 * n)
+    out[0::2] = b[2::4]
+    out[1::2] = b[3::4]
+    with open("%s/hf%d.safetensors" % (sys.argv[1], v), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + out)
+    for i in range(0, n, 3):
+        w[i] *= 1.0 + rng.gauss(0.0, 0.004)
+EOF
+for v in 0 1; do
+	mkdir -p "$MNT/hf/checkpoint-$v"
+	cp "$WORK/hf$v.safetensors" "$MNT/hf/checkpoint-$v/model.safetensors"
+	sync -f "$MNT"
+done
+stats_json "$WORK/hf.json" "$MNT/hf"
+python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(not s["ref_chunks"] >= s["chunks"] // 3)' \
+	"$WORK/hf.json" || fail "checkpoint-1 not coded against checkpoint-0: $(cat "$WORK/hf.json")"
+for v in 0 1; do
+	check_cmp "$WORK/hf$v.safetensors" "$MNT/hf/checkpoint-$v/model.safetensors"
 done
 log PASS
