@@ -19,6 +19,8 @@
 #   latest    the same, saved over one name, latest.pt (in place: O_TRUNC
 #             of the previous version)
 #   bf16      model weights as bfloat16 safetensors, model-STEP.safetensors
+#   bf16-dirs the same, one directory per checkpoint (as Hugging Face's
+#             Trainer saves): checkpoint-STEP/model.safetensors
 #   ft        a fine-tune of the final model with all but the last block
 #             and the final norm frozen (model + optimizer, fp32), ft-STEP.pt
 #   ft-tmp    the same, saved to ckpt.tmp and renamed
@@ -157,16 +159,17 @@ FILES[full]=$(ls "$SRC"/full/ckpt-*.pt)
 FILES[bf16]=$(ls "$SRC"/bf16/model-*.safetensors)
 FILES[ft]=$(ls "$SRC"/ft/ft-*.pt)
 # Every series: its source files are those of its base series.
-SERIES="full full-tmp latest bf16 ft ft-tmp"
-BASE_OF=([full]=full [full-tmp]=full [latest]=full [bf16]=bf16 [ft]=ft [ft-tmp]=ft)
+SERIES="full full-tmp latest bf16 bf16-dirs ft ft-tmp"
+BASE_OF=([full]=full [full-tmp]=full [latest]=full [bf16]=bf16 [bf16-dirs]=bf16 [ft]=ft [ft-tmp]=ft)
 DTYPE=([full]=fp32 [bf16]=bf16 [ft]=fp32)
 LABEL=([full]="fp32 model + AdamW, torch.save to ckpt-STEP.pt"
 	[full-tmp]="the same, torch.save to ckpt.tmp, renamed to ckpt-STEP.pt"
 	[latest]="the same, torch.save over latest.pt"
 	[bf16]="bf16 model, safetensors"
+	[bf16-dirs]="the same, checkpoint-STEP/model.safetensors"
 	[ft]="fine-tune, last block trains, torch.save to ft-STEP.pt"
 	[ft-tmp]="the same, torch.save to ckpt.tmp, renamed")
-TARGET=([full]="<= 0.65" [full-tmp]="<= 0.65" [latest]="<= 0.65" [bf16]="<= 0.40")
+TARGET=([full]="<= 0.65" [full-tmp]="<= 0.65" [latest]="<= 0.65" [bf16]="<= 0.40" [bf16-dirs]="<= 0.40")
 BASES="full bf16 ft" # series with peers and a series-off store
 raw_bytes() { local n=0 f; for f in $1; do n=$((n + $(stat -c %s "$f"))); done; echo "$n"; }
 
@@ -189,14 +192,22 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", b - a }'; }
 
 # Where checkpoint $2 of series $1 goes, under directory $3 (default: the mount).
 dest() {
-	local dir=${3:-$MNT/$1}
-	if [ "$1" = latest ]; then echo "$dir/latest.pt"; else echo "$dir/$(basename "$2")"; fi
+	local dir=${3:-$MNT/$1} step
+	case $1 in
+	latest) echo "$dir/latest.pt" ;;
+	*-dirs)
+		step=$(basename "$2" .safetensors)
+		echo "$dir/checkpoint-${step#model-}/model.safetensors"
+		;;
+	*) echo "$dir/$(basename "$2")" ;;
+	esac
 }
 
 # resave SERIES DIR: write the series into DIR, in step order.
 resave() {
-	local s=$1 dir=$2 f pairs=() via=()
+	local s=$1 dir=$2 f i pairs=() via=()
 	for f in ${FILES[${BASE_OF[$s]}]}; do pairs+=("$f" "$(dest "$s" "$f" "$dir")"); done
+	for ((i = 1; i < ${#pairs[@]}; i += 2)); do mkdir -p "$(dirname "${pairs[i]}")"; done
 	case $s in *-tmp) via=(--via ckpt.tmp) ;; esac
 	"$PY" "$HERE/train_series.py" --resave "${via[@]}" "${pairs[@]}"
 }
