@@ -550,6 +550,9 @@ static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP
  * pack in runs of contiguous frames (one I/O per run: sequentially written
  * files keep their frames back to back) and decoded on the workers. */
 #define RA_RUN_MAX (2u << 20)
+/* Frames per readahead job: small jobs let every worker decode a part of
+ * the window, so the reader rarely waits on one worker's sequential run. */
+#define RA_JOB_FRAMES 4u
 
 struct ra_frame {
 	uint8_t fp[FP_LEN];
@@ -567,12 +570,12 @@ static void ra_run(void *arg, void *local)
 {
 	struct ra_job *j = arg;
 	struct eng *e = j->e;
-	struct loading *claim[64];
-	struct pack_loc locs[64];
-	void *bufs[64];
-	int res[64];
-	uint32_t raw_len[64];
-	uint8_t fps[64][FP_LEN];
+	struct loading *claim[RA_JOB_FRAMES];
+	struct pack_loc locs[RA_JOB_FRAMES];
+	void *bufs[RA_JOB_FRAMES];
+	int res[RA_JOB_FRAMES];
+	uint32_t raw_len[RA_JOB_FRAMES];
+	uint8_t fps[RA_JOB_FRAMES][FP_LEN];
 	struct codec_ctx *ctx = thread_ctx(e);
 	size_t n = 0;
 	bool waited;
@@ -611,9 +614,40 @@ static void ra_run(void *arg, void *local)
 	free(j);
 }
 
+/* A chunk coded against a reference (a series version) decodes through
+ * its chain: one job per chunk, on a snapshot of its own, so the workers
+ * walk several chains at once (the reader alone would walk them one after
+ * the other).  A chunk the reader is already loading is skipped. */
+struct ra_ref_job {
+	struct eng *e;
+	uint8_t fp[FP_LEN];
+	uint64_t ino, off;
+};
+
+static void ra_ref_run(void *arg, void *local)
+{
+	struct ra_ref_job *j = arg;
+	struct eng *e = j->e;
+	struct cache_entry *ce = NULL;
+	struct idx_txn *t;
+	bool waited;
+	struct loading *l = loading_begin(e, j->fp, false, &waited);
+	(void)local;
+
+	if (l && idx_txn_begin(e->idx, true, &t) == 0) {
+		/* a failure is left to the reader, which reports it again */
+		if (chunk_load_once(e, t, j->fp, j->ino, j->off, 0, &ce) == 0)
+			cache_release(e->cache, ce);
+		idx_txn_abort(t);
+	}
+	loading_end(e, l);
+	free(j);
+}
+
 struct ra_ctx {
 	struct eng *e;
 	struct idx_txn *t;
+	uint64_t ino;
 	unsigned left;
 	uint64_t end;
 	struct ra_job *job; /* run being gathered */
@@ -639,11 +673,25 @@ static int ra_cb(void *arg, const struct idx_extent *x)
 	r->end = x->off + x->len;
 	if (ce) {
 		cache_release(r->e->cache, ce);
-	} else if (idx_chunk_get(r->t, x->fp, &c) == 0 && !(c.flags & IDX_CHUNK_HAS_REF)) {
+	} else if (idx_chunk_get(r->t, x->fp, &c) < 0) {
+		/* the reader reports it */
+	} else if (c.flags & IDX_CHUNK_HAS_REF) {
+		struct ra_ref_job *j = r->stop ? NULL : malloc(sizeof(*j));
+		if (j) {
+			j->e = r->e;
+			memcpy(j->fp, x->fp, FP_LEN);
+			j->ino = r->ino;
+			j->off = x->off;
+			if (pool_try_submit(r->e->pool, NULL, ra_ref_run, j) < 0) {
+				free(j);
+				r->stop = true;
+			}
+		}
+	} else {
 		struct ra_job *j = r->job;
 		if (j) {
 			const struct ra_frame *last = &j->f[j->n - 1];
-			if (j->n == 64 || last->loc.pack_id != c.pack_id ||
+			if (j->n == RA_JOB_FRAMES || last->loc.pack_id != c.pack_id ||
 			    last->loc.off + last->loc.len != c.pack_off ||
 			    c.pack_off + c.frame_len - j->f[0].loc.off > RA_RUN_MAX) {
 				ra_flush(r);
@@ -651,7 +699,7 @@ static int ra_cb(void *arg, const struct idx_extent *x)
 			}
 		}
 		if (!j && !r->stop) {
-			j = malloc(sizeof(*j) + 64 * sizeof(j->f[0]));
+			j = malloc(sizeof(*j) + RA_JOB_FRAMES * sizeof(j->f[0]));
 			if (!j)
 				return 1;
 			j->e = r->e;
@@ -678,7 +726,8 @@ static void ra_schedule(struct eng *e, struct idx_txn *t, struct einode *ei, uin
 	uint64_t start = atomic_load(&ei->ra_until);
 	if (start < from)
 		start = from;
-	struct ra_ctx r = { .e = e, .t = t, .left = e->o.readahead_chunks, .end = start };
+	struct ra_ctx r = { .e = e, .t = t, .ino = ei->ino, .left = e->o.readahead_chunks,
+	                    .end = start };
 	idx_extent_iter(t, ei->ino, start, UINT64_MAX, ra_cb, &r);
 	ra_flush(&r);
 	atomic_store(&ei->ra_until, r.end);
