@@ -152,8 +152,8 @@ static void mount_usage(FILE *f, bool helper)
 	           "                    the newest version reads at full speed, 0 = off\n"
 	           "                    (default %u)\n", d.rebase_idle_ms);
 	fprintf(f, "  lazy=off|auto|all  code new chunks at fast, recompressed to the level\n"
-	           "                    when idle: auto while a writer waits for the\n"
-	           "                    encoders, all always (default auto)\n");
+	           "                    when idle: auto while the encoders are behind the\n"
+	           "                    writer, all always (default auto)\n");
 	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
 	           "\n"
 	           "FUSE and kernel options (passed through):\n");

@@ -26,7 +26,8 @@
 # timed).  Before that unmount, mixfs is left to go idle (not timed): what
 # lazy coding (mixfs(8) lazy=, default auto) stored at fast while dd waited
 # is recompressed then, so the read and the stored bytes are those of the
-# mount's level; the daemon CPU seconds that took are printed per run.  MB/s are 10^6 bytes per second.  -r N runs each N times and keeps
+# mount's level; the daemon CPU seconds that took are printed per run, and
+# `mixfs gc -t 0` frees the frames it replaced before the store is measured.  MB/s are 10^6 bytes per second.  -r N runs each N times and keeps
 # the best (and prints the median ratio too).  At level fast or mix the
 # codec's single-core encode/decode MB/s on the first 128 MiB of the same
 # input (codec_bench, CPU time) are printed next to the mount's.
@@ -173,6 +174,7 @@ for fs in bindfs mixfs; do
 			idle=", then $(awk -v a="$c0" -v b="$(daemon_cpu)" 'BEGIN { printf "%.2f", b - a }') CPU s idle work"
 		fi
 		do_umount
+		[ "$fs" = mixfs ] && "$MIXFS" gc -t 0 "$W/store" >/dev/null
 		drop_caches
 		do_mount "$fs"
 		t0=$(now)
