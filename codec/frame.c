@@ -145,8 +145,10 @@ static int frame_hdr_read(const uint8_t *in, size_t flen, struct frame_hdr *h,
 		h->ref_len = (uint32_t)le_get(in + n, 4);
 		n += 4;
 	}
-	/* Only the mix coder uses rows and references. */
-	if (h->level != CODEC_LEVEL_MIX && (h->flags & FRAME_F_KNOWN))
+	/* Only the mix coder uses references and rows; a fast frame may
+	 * carry the rows for a later recompression to mix. */
+	if ((h->level != CODEC_LEVEL_MIX && (h->flags & CODEC_FLAG_REF)) ||
+	    (h->level == CODEC_LEVEL_RAW && (h->flags & FRAME_F_ROWS)))
 		return -EBADMSG;
 	if (flen < (size_t)n + 10)
 		return -EBADMSG;
@@ -204,7 +206,7 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 		a.dtype = p->dtype;
 		a.elem_phase = p->elem_phase;
 	}
-	if (p->level == CODEC_LEVEL_MIX)
+	if (p->level != CODEC_LEVEL_RAW) /* fast keeps it for recompression */
 		a.row_elems = p->row_elems;
 	if (p->level == CODEC_LEVEL_MIX && p->ref && p->ref_len && p->ref_len <= UINT32_MAX) {
 		a.ref = p->ref;

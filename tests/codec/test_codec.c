@@ -163,6 +163,41 @@ static void test_fast_compresses(void **state)
 	codec_ctx_free(ctx);
 }
 
+/* A fast frame keeps the row length it was given (ROWS), for a later
+ * recompression to mix; a chunk that falls back to raw drops it. */
+static void test_fast_rows(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	static uint8_t buf[16384], frame[16384 + CODEC_HEADER_MAX], out[16384];
+	struct codec_params p = {.level = CODEC_LEVEL_FAST, .dtype = CODEC_DTYPE_BF16,
+	                         .row_elems = 128};
+	struct codec_frame_info info;
+	ssize_t n;
+
+	(void)state;
+	gen_fill(buf, sizeof(buf), GEN_NORMAL, GEN_DT_BF16, 0, 7);
+	n = codec_frame_encode(ctx, &p, buf, sizeof(buf), frame, sizeof(frame));
+	assert_true(n > 0);
+	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+	assert_int_equal(info.level, CODEC_LEVEL_FAST);
+	assert_int_equal(info.row_elems, 128);
+	assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), NULL, 0),
+	                 (ssize_t)sizeof(buf));
+	assert_memory_equal(out, buf, sizeof(buf));
+	/* the same bytes without rows: 4 header bytes fewer, same payload */
+	p.row_elems = 0;
+	assert_int_equal(codec_frame_encode(ctx, &p, buf, sizeof(buf), out, sizeof(frame)), n - 4);
+	/* incompressible: stored raw, no rows */
+	gen_fill(buf, sizeof(buf), GEN_RANDOM, GEN_DT_BYTES, 0, 8);
+	p.row_elems = 128;
+	n = codec_frame_encode(ctx, &p, buf, sizeof(buf), frame, sizeof(frame));
+	assert_true(n > 0);
+	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+	assert_int_equal(info.level, CODEC_LEVEL_RAW);
+	assert_int_equal(info.row_elems, 0);
+	codec_ctx_free(ctx);
+}
+
 static void test_detect(void **state)
 {
 	static uint8_t buf[65536 + 4];
@@ -543,6 +578,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_matrix),
 		cmocka_unit_test(test_never_expands),
 		cmocka_unit_test(test_fast_compresses),
+		cmocka_unit_test(test_fast_rows),
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_decode_rejects),

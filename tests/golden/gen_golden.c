@@ -56,7 +56,8 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < GOLDEN_COUNT; i++) {
 		const struct golden_case *g = &golden_cases[i];
-		struct codec_params p = {.level = g->level, .dtype = g->dtype, .elem_phase = g->phase};
+		struct codec_params p = {.level = g->level, .dtype = g->dtype, .elem_phase = g->phase,
+		                         .row_elems = g->row};
 		ssize_t n;
 
 		gen_fill(src, g->len, g->kind, g->gen_dt, g->phase, g->seed);

@@ -18,27 +18,30 @@ struct golden_case {
 	int kind, gen_dt;
 	size_t len;
 	uint64_t seed;
+	uint32_t row; /* row_elems passed to the encoder, 0 = none */
 };
 
 static const struct golden_case golden_cases[] = {
-	{"empty.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_ZERO, GEN_DT_BYTES, 0, 1},
-	{"raw_text.frame", CODEC_LEVEL_RAW, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 300, 2},
-	{"fast_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 3},
-	{"fast_bf16_p1.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 1, GEN_NORMAL, GEN_DT_BF16, 4099, 4},
-	{"fast_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 0, GEN_NORMAL, GEN_DT_FP16, 4096, 5},
-	{"fast_fp32.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 6},
-	{"fast_fp32_p3.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 3, GEN_SPECIAL, GEN_DT_FP32, 4098, 7},
-	{"fast_fp32_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 8},
-	{"fast_other_text.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 9},
-	{"fast_zero.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_ZERO, GEN_DT_BF16, 4096, 10},
-	{"fast_random.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_AUTO, 0, GEN_RANDOM, GEN_DT_BYTES, 1000, 11},
+	{"empty.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_ZERO, GEN_DT_BYTES, 0, 1, 0},
+	{"raw_text.frame", CODEC_LEVEL_RAW, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 300, 2, 0},
+	{"fast_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 3, 0},
+	{"fast_bf16_p1.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 1, GEN_NORMAL, GEN_DT_BF16, 4099, 4, 0},
+	{"fast_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 0, GEN_NORMAL, GEN_DT_FP16, 4096, 5, 0},
+	{"fast_fp32.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 6, 0},
+	{"fast_fp32_p3.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 3, GEN_SPECIAL, GEN_DT_FP32, 4098, 7, 0},
+	{"fast_fp32_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 8, 0},
+	{"fast_other_text.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 9, 0},
+	{"fast_zero.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_ZERO, GEN_DT_BF16, 4096, 10, 0},
+	{"fast_random.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_AUTO, 0, GEN_RANDOM, GEN_DT_BYTES, 1000, 11, 0},
 	/* stream mode 3 (sparse), both masks */
-	{"fast_sparse_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 1, GEN_PRUNED, GEN_DT_FP16, 8193, 16},
+	{"fast_sparse_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 1, GEN_PRUNED, GEN_DT_FP16, 8193, 16, 0},
+	/* a fast frame that carries its row length (ROWS) for recompression */
+	{"fast_fp32_rows.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 17, 64},
 	/* mix payload version 1 */
-	{"mix_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 12},
-	{"mix_fp16_p1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP16, 1, GEN_SPECIAL, GEN_DT_FP16, 4099, 13},
-	{"mix_fp32_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 14},
-	{"mix_other_text.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 15},
+	{"mix_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 12, 0},
+	{"mix_fp16_p1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP16, 1, GEN_SPECIAL, GEN_DT_FP16, 4099, 13, 0},
+	{"mix_fp32_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 14, 0},
+	{"mix_other_text.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 15, 0},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 

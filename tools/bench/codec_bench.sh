@@ -20,7 +20,9 @@
 # safetensors file (tools/bench/st_pack.py: a header naming every tensor,
 # then the corpus bytes unchanged; ckpt.pt as it is), so the store cuts it
 # into content-defined chunks at tensor boundaries, dedups them and codes
-# them with the header's dtype and row hints.  stored = the file's stored
+# them with the header's dtype and row hints; the mount is left to go idle
+# before it is measured (what lazy coding stored at fast is recompressed
+# to mix then, see mixfs(8) lazy=).  stored = the file's stored
 # bytes from `mixfs stats --json` (frames of the header included), raw =
 # the corpus bytes (header excluded), so the header can only count against
 # mixfs.  The file is read back after a remount and compared.  Its MB/s
@@ -261,6 +263,7 @@ store_row() {
 	fuse_mount "$WORK/mixfs.log" "$MIXFS" mount -f -o level=mix "$WORK/store" "$MNT"
 	cp "$src" "$MNT/$name"
 	sync
+	wait_quiet # lazy coding's recompression to mix (mixfs(8) lazy=)
 	fuse_umount
 	fuse_mount "$WORK/mixfs.log" "$MIXFS" mount -f -o level=mix "$WORK/store" "$MNT"
 	if ! cmp -s "$src" "$MNT/$name"; then
