@@ -48,10 +48,9 @@ struct eng_opts {
  * eng_rebase), so a writer need not wait for the slow coder. */
 enum eng_lazy {
 	ENG_LAZY_OFF = 0,  /* always code at the mount's level */
-	ENG_LAZY_AUTO = 1, /* at fast while the encoders are behind (a writer
-	                      waits: backpressure, fsync, close; or three
-	                      batches wait); needs the rebase thread
-	                      (rebase_idle > 0) */
+	ENG_LAZY_AUTO = 1, /* at fast while the encoders are behind (more
+	                      than three batches wait); needs the rebase
+	                      thread (rebase_idle > 0) */
 	ENG_LAZY_ALL = 2   /* every new chunk without a reference at fast */
 };
 

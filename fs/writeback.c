@@ -420,17 +420,20 @@ static void ref_detach_all(struct eng *e, struct batch *b)
 }
 
 /* Lazy coding (enum eng_lazy): code a new chunk without a reference at
- * fast rather than at a slower level while the encoders are behind: a
- * writer waits for them (backpressure, fsync, close) or more than three
- * batches wait to be committed (measured: 48 MiB of backlog lets a 512 MiB
- * write run at ~2.4x the single-core mix speed instead of ~1.3x); the
- * rebase thread recompresses it when the store is idle (rb_note at
- * commit).  A chunk with a reference keeps it: series coding
+ * fast rather than at a slower level while the encoders are behind: more
+ * than three batches (48 MiB) wait to be committed, which a writer that
+ * streams faster than the encoders reaches at once (a 512 MiB write then
+ * runs at ~2.7x the single-core mix speed instead of ~1.3x; a writer
+ * blocked by backpressure always has more queued).  Not for an fsync or
+ * close that waits for less: a checkpoint's tail, or a small file, would
+ * be coded twice (and its frames written twice) to save a fraction of a
+ * second.  The rebase thread recompresses lazily coded chunks when the
+ * store is idle (rb_note at commit).  A chunk with a reference keeps it: series coding
  * pays more than the time it costs.  Auto needs the rebase thread, or the
  * chunk would stay at fast until an explicit eng_rebase. */
 static void lazy_level(struct eng *e, struct fchunk *c)
 {
-	bool waiting;
+	bool behind;
 
 	if (c->params.ref || c->params.level <= CODEC_LEVEL_FAST || e->o.lazy == ENG_LAZY_OFF)
 		return;
@@ -438,9 +441,9 @@ static void lazy_level(struct eng *e, struct fchunk *c)
 		if (!e->rb_running)
 			return;
 		pthread_mutex_lock(&e->plock);
-		waiting = e->sync_waiters > 0 || e->inflight_bytes > 3 * e->flush_unit;
+		behind = e->inflight_bytes > 3 * e->flush_unit;
 		pthread_mutex_unlock(&e->plock);
-		if (!waiting)
+		if (!behind)
 			return;
 	}
 	c->params.level = CODEC_LEVEL_FAST;
