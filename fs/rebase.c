@@ -28,8 +28,8 @@
  * by fingerprint, so it stays valid whatever the coding.
  *
  * The same machinery recompresses: a chunk that lazy coding (enum
- * eng_lazy) stored at fast while a writer waited is re-encoded alone at
- * the mount's level.  A forward delta whose reference still waits for that
+ * eng_lazy) stored at fast while the encoders were behind is re-encoded
+ * alone at the mount's level.  A forward delta whose reference still waits for that
  * is deferred until it is done, so both never race in one group.
  *
  * Candidates come from the committer (rb_note: a forward-coded or a lazily
@@ -167,11 +167,10 @@ static int frame_geometry(struct eng *e, const struct idx_chunk *c, struct codec
 	return codec_frame_parse(hdr, loc.len, fi) < 0 ? -EIO : 0;
 }
 
-static void params_of(const struct eng *e, const struct codec_frame_info *fi,
-                      struct codec_params *p)
+static void params_of(int level, const struct codec_frame_info *fi, struct codec_params *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->level = e->o.level;
+	p->level = level;
 	p->dtype = fi->dtype;
 	p->elem_phase = fi->elem_phase;
 	p->row_elems = fi->row_elems;
@@ -187,7 +186,9 @@ static void rb_encode(void *arg, void *local)
 	p->xf = malloc(cap);
 	p->xf_len = -ENOMEM;
 	if (p->xf) {
-		params_of(p->e, &p->xi, &cp);
+		/* a pair stays at its level (mix), a recompression goes to the
+		 * mount's */
+		params_of(p->alone ? p->e->o.level : p->x.level, &p->xi, &cp);
 		p->xf_len = codec_frame_encode(ctx, &cp, p->xd->data, p->xd->len, p->xf, cap);
 		if (p->xf_len > 0 && codec_frame_parse(p->xf, (size_t)p->xf_len, &p->xn) < 0)
 			p->xf_len = -EIO;
@@ -198,7 +199,7 @@ static void rb_encode(void *arg, void *local)
 	p->yf = malloc(cap);
 	p->yf_len = -ENOMEM;
 	if (p->yf) {
-		params_of(p->e, &p->yi, &cp);
+		params_of(p->x.level, &p->yi, &cp);
 		cp.ref = p->xd->data;
 		cp.ref_len = p->xd->len;
 		p->yf_len = codec_frame_encode(ctx, &cp, p->yd->data, p->yd->len, p->yf, cap);
