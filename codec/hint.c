@@ -3,7 +3,10 @@
  *
  * The JSON reader understands exactly what a safetensors header needs and
  * skips everything else with a depth limit; all reads go through a cursor
- * bounded by the header length.
+ * bounded by the header length.  The pickle reader (torch.save's data.pkl)
+ * is a stack machine of the same spirit: it keeps what names a storage's
+ * dtype and a tensor's shape, treats every other value as opaque, and
+ * stops at anything it does not know.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* memmem */
@@ -299,6 +302,633 @@ out:
 	return rc;
 }
 
+static uint32_t hint_esize(int dtype)
+{
+	return dtype == CODEC_DTYPE_FP32 ? 4 : (dtype == CODEC_DTYPE_BF16 || dtype == CODEC_DTYPE_FP16) ? 2 : 1;
+}
+
+/* ---- torch.save's data.pkl -------------------------------------------
+ *
+ * torch.save (protocol 2) pickles the object tree with every tensor as
+ *   GLOBAL torch._utils _rebuild_tensor_v2
+ *   (  (  'storage'  GLOBAL torch <Float|Half|BFloat16|...>Storage  '<key>'
+ *         '<location>'  numel  TUPLE  BINPERSID
+ *      storage_offset  (size...)  (stride...)  requires_grad  hooks  TUPLE
+ *   REDUCE
+ * with the repeated parts as BINGET of a memo entry.  The walker below is
+ * a stack machine over the binary opcodes of protocols 2-5 that keeps only
+ * what it needs: small ints, strings (as spans of the pickle), these two
+ * globals, the persistent-id tuple and the rebuild arguments; every other
+ * value is an opaque "other".  Any opcode it does not know, and anything
+ * malformed, ends the walk with -EBADMSG and the caller keeps AUTO ranges.
+ * Work is linear in the pickle length; the stack, marks, memo and records
+ * are bounded tables (PKL_MAX_*). */
+
+#define PKL_MAX_LEN (64u << 20)
+#define PKL_MAX_STACK (1u << 14)
+#define PKL_MAX_MARKS 256u
+#define PKL_MAX_MEMO (1u << 20)
+#define PKL_MAX_RECS (1u << 20)
+#define PKL_NO_KEY UINT64_MAX
+
+enum pk_kind {
+	PK_UNSET = 0, /* a memo slot never written */
+	PK_OTHER,
+	PK_INT,     /* a = value (>= 0) */
+	PK_STR,     /* a = offset in the pickle, b = length */
+	PK_GLOBAL,  /* glob, dtype (storage classes) */
+	PK_INTS,    /* tuple of ints: n, a = last, b = second to last, c = product */
+	PK_PID,     /* ('storage', class, key, location, numel): a = key, c = numel */
+	PK_STORAGE, /* BINPERSID of a PID: same fields */
+	PK_RTARGS   /* (storage, offset, size, stride, ...): a = key, b = row, c = numel */
+};
+
+enum pk_glob { PG_OTHER = 0, PG_REBUILD, PG_STORAGE };
+
+struct pk_val {
+	uint8_t kind;  /* enum pk_kind */
+	uint8_t glob;  /* enum pk_glob */
+	uint8_t dtype; /* enum codec_dtype of a storage, CODEC_DTYPE_AUTO if not fp */
+	uint32_t n;
+	uint64_t a, b, c, d; /* d: RTARGS storage numel */
+};
+
+/* What the pickle says about one use of a storage. */
+struct pkl_rec {
+	uint64_t key;
+	uint64_t numel;  /* of the storage (persistent id) */
+	uint64_t tnumel; /* of the tensor rebuilt from it, 0 for the id alone */
+	uint32_t row;    /* row length of that tensor, 0 if none */
+	uint8_t dtype;
+};
+
+struct pkl {
+	const uint8_t *base, *p, *end;
+	struct pk_val *st, *memo;
+	size_t sp, st_cap, memo_cap, memo_n, memo_max;
+	size_t marks[PKL_MAX_MARKS];
+	size_t nmarks;
+	struct pkl_rec *rec; /* after pkl_walk: one per storage, sorted by key */
+	size_t nrec, rec_cap;
+};
+
+/* Grows *p (elements of size es, *cap of them, new ones zeroed) to hold
+ * want elements, at most max. */
+static int pkl_grow(void **p, size_t *cap, size_t want, size_t es, size_t max)
+{
+	size_t nc = *cap ? *cap : 16;
+	void *np;
+
+	if (want > max)
+		return -EBADMSG;
+	if (want <= *cap)
+		return 0;
+	while (nc < want)
+		nc *= 2;
+	if (nc > max)
+		nc = max;
+	np = realloc(*p, nc * es);
+	if (!np)
+		return -ENOMEM;
+	memset((uint8_t *)np + *cap * es, 0, (nc - *cap) * es);
+	*p = np;
+	*cap = nc;
+	return 0;
+}
+
+static const uint8_t *pkl_take(struct pkl *k, uint64_t n)
+{
+	const uint8_t *q = k->p;
+
+	if (n > (uint64_t)(k->end - k->p))
+		return NULL;
+	k->p += n;
+	return q;
+}
+
+/* Items above the innermost mark. */
+static size_t pkl_avail(const struct pkl *k)
+{
+	return k->sp - (k->nmarks ? k->marks[k->nmarks - 1] : 0);
+}
+
+static int pkl_push(struct pkl *k, const struct pk_val *v)
+{
+	int rc = pkl_grow((void **)&k->st, &k->st_cap, k->sp + 1, sizeof(*v), PKL_MAX_STACK);
+
+	if (rc)
+		return rc;
+	k->st[k->sp++] = *v;
+	return 0;
+}
+
+static int pkl_pop_mark(struct pkl *k, size_t *base)
+{
+	if (!k->nmarks)
+		return -EBADMSG;
+	*base = k->marks[--k->nmarks];
+	return 0;
+}
+
+static int pkl_record(struct pkl *k, const struct pkl_rec *r)
+{
+	int rc = pkl_grow((void **)&k->rec, &k->rec_cap, k->nrec + 1, sizeof(*r), PKL_MAX_RECS);
+
+	if (rc)
+		return rc;
+	k->rec[k->nrec++] = *r;
+	return 0;
+}
+
+static int pkl_str_is(const struct pkl *k, const struct pk_val *v, const char *lit)
+{
+	return v->kind == PK_STR && name_is((const char *)k->base + v->a, (size_t)v->b, lit);
+}
+
+/* A decimal storage key as torch writes it ("0", "17"; no sign, no
+ * leading zero), PKL_NO_KEY otherwise. */
+static uint64_t pkl_key(const uint8_t *s, size_t n)
+{
+	uint64_t x = 0;
+
+	if (n == 0 || n > 19 || (n > 1 && s[0] == '0'))
+		return PKL_NO_KEY;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return PKL_NO_KEY;
+		x = x * 10 + (uint64_t)(s[i] - '0');
+	}
+	return x;
+}
+
+static void pkl_global(const uint8_t *mod, size_t ml, const uint8_t *name, size_t nl,
+                       struct pk_val *v)
+{
+	static const struct {
+		const char *name;
+		int dtype;
+	} st[] = {
+		{ "FloatStorage", CODEC_DTYPE_FP32 },
+		{ "HalfStorage", CODEC_DTYPE_FP16 },
+		{ "BFloat16Storage", CODEC_DTYPE_BF16 },
+	};
+
+	memset(v, 0, sizeof(*v));
+	v->kind = PK_GLOBAL;
+	v->dtype = CODEC_DTYPE_AUTO;
+	if (name_is((const char *)mod, ml, "torch._utils") &&
+	    (name_is((const char *)name, nl, "_rebuild_tensor_v2") ||
+	     name_is((const char *)name, nl, "_rebuild_tensor"))) {
+		v->glob = PG_REBUILD;
+		return;
+	}
+	if (!name_is((const char *)mod, ml, "torch") || nl < 7 ||
+	    memcmp(name + nl - 7, "Storage", 7))
+		return;
+	/* Other storage classes (Double, Long, Byte, ...) stay AUTO: the
+	 * codecs have no model of their own for them, and detection (which
+	 * takes 4- and 8-byte integers and doubles for fp32 planes) does
+	 * better on them than CODEC_DTYPE_OTHER. */
+	v->glob = PG_STORAGE;
+	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
+		if (name_is((const char *)name, nl, st[i].name))
+			v->dtype = (uint8_t)st[i].dtype;
+}
+
+/* Row length in the storage of a tensor with these sizes and strides:
+ * the distance between its rows (stride[-2]) when its last dimension is
+ * dense, which is size[-1] for a contiguous tensor and the parent's row
+ * for a slice of columns; 0 when the last dimension is not dense (a
+ * transpose, a step) or the tensor has no dimension. */
+static uint32_t pkl_row(const struct pk_val *size, const struct pk_val *stride)
+{
+	uint64_t row;
+
+	if (size->n == 0 || stride->a != 1 || size->a < 2)
+		return 0;
+	row = size->a;
+	if (size->n >= 2 && size->b > 1 && stride->b >= size->a)
+		row = stride->b;
+	return row <= UINT32_MAX ? (uint32_t)row : 0;
+}
+
+/* The value a tuple of the n items it[] becomes. */
+static void pkl_tuple(const struct pkl *k, const struct pk_val *it, size_t n, struct pk_val *out)
+{
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	out->kind = PK_OTHER;
+	if (n == 5 && pkl_str_is(k, &it[0], "storage") && it[1].kind == PK_GLOBAL &&
+	    it[1].glob == PG_STORAGE && it[2].kind == PK_STR && it[4].kind == PK_INT) {
+		out->a = pkl_key(k->base + it[2].a, (size_t)it[2].b);
+		if (out->a != PKL_NO_KEY) {
+			out->kind = PK_PID;
+			out->dtype = it[1].dtype;
+			out->c = it[4].a;
+		}
+		return;
+	}
+	if (n >= 4 && it[0].kind == PK_STORAGE && it[1].kind == PK_INT && it[2].kind == PK_INTS &&
+	    it[3].kind == PK_INTS && it[2].n == it[3].n) {
+		out->kind = PK_RTARGS;
+		out->dtype = it[0].dtype;
+		out->a = it[0].a;
+		out->b = pkl_row(&it[2], &it[3]);
+		out->c = it[2].c;
+		out->d = it[0].c;
+		return;
+	}
+	for (i = 0; i < n && it[i].kind == PK_INT; i++)
+		;
+	if (i < n)
+		return;
+	out->kind = PK_INTS;
+	out->n = (uint32_t)n;
+	out->a = n ? it[n - 1].a : 0;
+	out->b = n > 1 ? it[n - 2].a : 0;
+	out->c = 1;
+	for (i = 0; i < n; i++)
+		out->c = it[i].a && out->c > UINT64_MAX / it[i].a ? UINT64_MAX : out->c * it[i].a;
+}
+
+/* Replaces the top n items (n <= available) by the tuple they make. */
+static int pkl_make_tuple(struct pkl *k, size_t n)
+{
+	struct pk_val t;
+
+	if (pkl_avail(k) < n)
+		return -EBADMSG;
+	pkl_tuple(k, k->st + k->sp - n, n, &t);
+	k->sp -= n;
+	return pkl_push(k, &t);
+}
+
+static int pkl_memo_put(struct pkl *k, uint64_t idx)
+{
+	int rc;
+
+	if (!pkl_avail(k) || idx >= k->memo_max)
+		return -EBADMSG;
+	rc = pkl_grow((void **)&k->memo, &k->memo_cap, (size_t)idx + 1, sizeof(*k->memo),
+	              k->memo_max);
+	if (rc)
+		return rc;
+	if (k->memo[idx].kind == PK_UNSET)
+		k->memo_n++;
+	k->memo[idx] = k->st[k->sp - 1];
+	return 0;
+}
+
+static int pkl_memo_get(struct pkl *k, uint64_t idx)
+{
+	if (idx >= k->memo_cap || k->memo[idx].kind == PK_UNSET)
+		return -EBADMSG;
+	return pkl_push(k, &k->memo[idx]);
+}
+
+/* A length-prefixed string or bytes of w bytes of length; *v gets a
+ * PK_STR span (str) or PK_OTHER. */
+static int pkl_span(struct pkl *k, unsigned w, int is_str, int is_signed, struct pk_val *v)
+{
+	const uint8_t *q = pkl_take(k, w);
+	uint64_t n;
+
+	if (!q)
+		return -EBADMSG;
+	n = rd_le(q, w);
+	if (is_signed && (n & 0x80000000u))
+		return -EBADMSG;
+	q = pkl_take(k, n);
+	if (!q)
+		return -EBADMSG;
+	memset(v, 0, sizeof(*v));
+	v->kind = is_str ? PK_STR : PK_OTHER;
+	v->a = (uint64_t)(q - k->base);
+	v->b = n;
+	return 0;
+}
+
+/* Pickle integer of n little-endian two's complement bytes: PK_INT when
+ * it is >= 0 and fits 63 bits, PK_OTHER else. */
+static int pkl_int(struct pkl *k, unsigned n, struct pk_val *v)
+{
+	const uint8_t *q = pkl_take(k, n);
+
+	if (!q)
+		return -EBADMSG;
+	memset(v, 0, sizeof(*v));
+	v->kind = PK_OTHER;
+	if (n == 0 || n > 8 || (q[n - 1] & 0x80))
+		return 0;
+	v->kind = PK_INT;
+	v->a = rd_le(q, n);
+	return 0;
+}
+
+static int pkl_op(struct pkl *k, uint8_t op)
+{
+	struct pk_val v, *top;
+	const uint8_t *q, *nl;
+	size_t base;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	v.kind = PK_OTHER;
+	switch (op) {
+	case 0x80: /* PROTO */
+		return pkl_take(k, 1) ? 0 : -EBADMSG;
+	case 0x95: /* FRAME: the opcodes simply continue */
+		return pkl_take(k, 8) ? 0 : -EBADMSG;
+	case '(': /* MARK */
+		if (k->nmarks == PKL_MAX_MARKS)
+			return -EBADMSG;
+		k->marks[k->nmarks++] = k->sp;
+		return 0;
+	case '0': /* POP */
+		if (pkl_avail(k))
+			k->sp--;
+		else if (pkl_pop_mark(k, &base))
+			return -EBADMSG;
+		return 0;
+	case '1': /* POP_MARK */
+		if (pkl_pop_mark(k, &base))
+			return -EBADMSG;
+		k->sp = base;
+		return 0;
+	case '2': /* DUP */
+		if (!pkl_avail(k))
+			return -EBADMSG;
+		v = k->st[k->sp - 1];
+		break;
+	case ')': /* EMPTY_TUPLE */
+		return pkl_make_tuple(k, 0);
+	case 0x85: /* TUPLE1 */
+	case 0x86: /* TUPLE2 */
+	case 0x87: /* TUPLE3 */
+		return pkl_make_tuple(k, (size_t)(op - 0x84));
+	case 't': /* TUPLE */
+		if (pkl_pop_mark(k, &base))
+			return -EBADMSG;
+		pkl_tuple(k, k->st + base, k->sp - base, &v);
+		k->sp = base;
+		break;
+	case '}': /* EMPTY_DICT */
+	case ']': /* EMPTY_LIST */
+	case 0x8f: /* EMPTY_SET */
+	case 'N': /* NONE */
+	case 0x88: /* NEWTRUE */
+	case 0x89: /* NEWFALSE */
+		break;
+	case 'd': /* DICT */
+	case 'l': /* LIST */
+	case 0x91: /* FROZENSET */
+		if (pkl_pop_mark(k, &base) || (op == 'd' && (k->sp - base) % 2))
+			return -EBADMSG;
+		k->sp = base;
+		break;
+	case 'X': /* BINUNICODE */
+		rc = pkl_span(k, 4, 1, 0, &v);
+		if (rc)
+			return rc;
+		break;
+	case 0x8c: /* SHORT_BINUNICODE */
+	case 'U':  /* SHORT_BINSTRING */
+		rc = pkl_span(k, 1, 1, 0, &v);
+		if (rc)
+			return rc;
+		break;
+	case 0x8d: /* BINUNICODE8 */
+		rc = pkl_span(k, 8, 1, 0, &v);
+		if (rc)
+			return rc;
+		break;
+	case 'T': /* BINSTRING */
+		rc = pkl_span(k, 4, 1, 1, &v);
+		if (rc)
+			return rc;
+		break;
+	case 'B': /* BINBYTES */
+	case 'C': /* SHORT_BINBYTES */
+	case 0x8e: /* BINBYTES8 */
+	case 0x96: /* BYTEARRAY8 */
+		rc = pkl_span(k, op == 'B' ? 4 : op == 'C' ? 1 : 8, 0, 0, &v);
+		if (rc)
+			return rc;
+		break;
+	case 'c': /* GLOBAL: "module\nname\n" */
+		q = k->p;
+		nl = memchr(q, '\n', (size_t)(k->end - q));
+		if (!nl)
+			return -EBADMSG;
+		k->p = nl + 1;
+		nl = memchr(k->p, '\n', (size_t)(k->end - k->p));
+		if (!nl)
+			return -EBADMSG;
+		pkl_global(q, (size_t)(k->p - 1 - q), k->p, (size_t)(nl - k->p), &v);
+		k->p = nl + 1;
+		break;
+	case 0x93: /* STACK_GLOBAL */
+		if (pkl_avail(k) < 2 || k->st[k->sp - 1].kind != PK_STR ||
+		    k->st[k->sp - 2].kind != PK_STR)
+			return -EBADMSG;
+		top = k->st + k->sp - 2;
+		pkl_global(k->base + top[0].a, (size_t)top[0].b, k->base + top[1].a,
+		           (size_t)top[1].b, &v);
+		k->sp -= 2;
+		break;
+	case 'J': /* BININT: signed */
+		rc = pkl_int(k, 4, &v);
+		if (rc)
+			return rc;
+		break;
+	case 'K': /* BININT1 */
+	case 'M': /* BININT2 */
+		q = pkl_take(k, op == 'K' ? 1 : 2);
+		if (!q)
+			return -EBADMSG;
+		v.kind = PK_INT;
+		v.a = rd_le(q, op == 'K' ? 1 : 2);
+		break;
+	case 0x8a: /* LONG1 */
+		q = pkl_take(k, 1);
+		if (!q)
+			return -EBADMSG;
+		rc = pkl_int(k, q[0], &v);
+		if (rc)
+			return rc;
+		break;
+	case 0x8b: /* LONG4: too big for a size */
+		rc = pkl_span(k, 4, 0, 1, &v);
+		if (rc)
+			return rc;
+		break;
+	case 'G': /* BINFLOAT */
+		if (!pkl_take(k, 8))
+			return -EBADMSG;
+		break;
+	case 'q': /* BINPUT */
+	case 'r': /* LONG_BINPUT */
+	case 'h': /* BINGET */
+	case 'j': /* LONG_BINGET */
+		q = pkl_take(k, op == 'q' || op == 'h' ? 1 : 4);
+		if (!q)
+			return -EBADMSG;
+		if (op == 'q' || op == 'r')
+			return pkl_memo_put(k, rd_le(q, op == 'q' ? 1 : 4));
+		return pkl_memo_get(k, rd_le(q, op == 'h' ? 1 : 4));
+	case 0x94: /* MEMOIZE */
+		return pkl_memo_put(k, k->memo_n);
+	case 'Q': /* BINPERSID */
+		if (!pkl_avail(k))
+			return -EBADMSG;
+		top = &k->st[--k->sp];
+		if (top->kind == PK_PID) {
+			struct pkl_rec r = { .key = top->a, .numel = top->c, .dtype = top->dtype };
+
+			rc = pkl_record(k, &r);
+			if (rc)
+				return rc;
+			v = *top;
+			v.kind = PK_STORAGE;
+		}
+		break;
+	case 'R': /* REDUCE */
+		if (pkl_avail(k) < 2)
+			return -EBADMSG;
+		top = k->st + k->sp - 2;
+		if (top[0].kind == PK_GLOBAL && top[0].glob == PG_REBUILD &&
+		    top[1].kind == PK_RTARGS) {
+			struct pkl_rec r = { .key = top[1].a, .numel = top[1].d, .tnumel = top[1].c,
+			                     .row = (uint32_t)top[1].b, .dtype = top[1].dtype };
+
+			rc = pkl_record(k, &r);
+			if (rc)
+				return rc;
+		}
+		k->sp -= 2;
+		break;
+	case 0x81: /* NEWOBJ */
+	case 0x92: /* NEWOBJ_EX */
+		if (pkl_avail(k) < (op == 0x81 ? 2u : 3u))
+			return -EBADMSG;
+		k->sp -= op == 0x81 ? 2 : 3;
+		break;
+	case 'b': /* BUILD */
+	case 'a': /* APPEND */
+	case 's': /* SETITEM */
+		if (pkl_avail(k) < (op == 's' ? 3u : 2u))
+			return -EBADMSG;
+		k->sp -= op == 's' ? 2 : 1;
+		return 0;
+	case 'u': /* SETITEMS */
+	case 'e': /* APPENDS */
+	case 0x90: /* ADDITEMS */
+		if (pkl_pop_mark(k, &base) || (op == 'u' && (k->sp - base) % 2))
+			return -EBADMSG;
+		k->sp = base;
+		return pkl_avail(k) ? 0 : -EBADMSG;
+	default:
+		return -EBADMSG;
+	}
+	return pkl_push(k, &v);
+}
+
+static int pkl_rec_cmp(const void *a, const void *b)
+{
+	const struct pkl_rec *x = a, *y = b;
+
+	return x->key < y->key ? -1 : (x->key > y->key);
+}
+
+/* Sorts the records and folds them into one per storage: its dtype (AUTO
+ * when the uses disagree) and the row of the largest tensor built on it
+ * that has one. */
+static void pkl_fold(struct pkl *k)
+{
+	size_t i, m = 0;
+
+	if (k->nrec > 1)
+		qsort(k->rec, k->nrec, sizeof(k->rec[0]), pkl_rec_cmp);
+	for (i = 0; i < k->nrec; i++) {
+		struct pkl_rec *r = &k->rec[i], *o = m ? &k->rec[m - 1] : NULL;
+
+		if (!o || o->key != r->key) {
+			k->rec[m++] = *r;
+			continue;
+		}
+		if (o->dtype != r->dtype || o->numel != r->numel)
+			o->dtype = CODEC_DTYPE_AUTO;
+		if (r->row && (!o->row || r->tnumel > o->tnumel)) {
+			o->row = r->row;
+			o->tnumel = r->tnumel;
+		}
+	}
+	k->nrec = m;
+}
+
+/* Walks a whole pickle; on 0, k->rec[0..nrec) maps storage keys to what
+ * the pickle says about them.  -EBADMSG (unknown opcode, malformed, over
+ * a bound, no STOP) or -ENOMEM. */
+static int pkl_walk(struct pkl *k, const uint8_t *p, size_t len)
+{
+	memset(k, 0, sizeof(*k));
+	if (len > PKL_MAX_LEN)
+		return -EBADMSG;
+	k->base = k->p = p;
+	k->end = p + len;
+	/* a pickler numbers memo entries from 0, one per put opcode (>= 1
+	 * byte), so no real index reaches len */
+	k->memo_max = len < PKL_MAX_MEMO ? len : PKL_MAX_MEMO;
+	/* a stack from the start: tuples of no items point into it too */
+	if (pkl_grow((void **)&k->st, &k->st_cap, 1, sizeof(*k->st), PKL_MAX_STACK))
+		return -ENOMEM;
+	while (k->p < k->end) {
+		uint8_t op = *k->p++;
+		int rc;
+
+		if (op == '.') { /* STOP */
+			pkl_fold(k);
+			return 0;
+		}
+		rc = pkl_op(k, op);
+		if (rc)
+			return rc;
+	}
+	return -EBADMSG;
+}
+
+static void pkl_free(struct pkl *k)
+{
+	free(k->st);
+	free(k->memo);
+	free(k->rec);
+	memset(k, 0, sizeof(*k));
+}
+
+/* What the pickle knows of the storage in a zip entry of len bytes. */
+static void pkl_apply(const struct pkl *k, uint64_t key, struct codec_hint_range *r)
+{
+	size_t lo = 0, hi = k->nrec;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (k->rec[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == k->nrec || k->rec[lo].key != key || k->rec[lo].dtype == CODEC_DTYPE_AUTO)
+		return;
+	/* the entry must hold exactly numel elements of that type */
+	if (k->rec[lo].numel > r->len / hint_esize(k->rec[lo].dtype) ||
+	    k->rec[lo].numel * hint_esize(k->rec[lo].dtype) != r->len)
+		return;
+	r->dtype = k->rec[lo].dtype;
+	r->row_elems = k->rec[lo].row;
+}
+
 #define ZIP_LOCAL_SIG 0x04034b50u
 #define ZIP_LOCAL_FIXED 30u
 
@@ -335,16 +965,38 @@ static int64_t zip_descriptor(const uint8_t *d, size_t len, uint64_t *size)
 	return -1;
 }
 
-int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
-                         struct codec_hint_range *r, uint64_t *next)
+/* "<anything>/data.pkl" (or "data.pkl"): torch.save's pickle. */
+static int zip_is_pickle(const uint8_t *name, size_t n)
 {
-	const uint8_t *p = buf;
+	return (n == 8 || (n > 8 && name[n - 9] == '/')) && !memcmp(name + n - 8, "data.pkl", 8);
+}
+
+/* The storage key of a "<anything>/data/<key>" entry. */
+static uint64_t zip_key(const uint8_t *name, size_t n)
+{
+	size_t d = n;
+
+	while (d > 0 && name[d - 1] >= '0' && name[d - 1] <= '9')
+		d--;
+	return pkl_key(name + d, n - d);
+}
+
+/* A complete stored entry's name and data, for zip_parse. */
+struct zip_ent {
+	const uint8_t *name;
+	size_t nlen;
+	uint64_t data, size; /* file offset and length of the stored bytes */
+	uint32_t method;
+};
+
+/* codec_hint_zip_entry, and on 0 or 1 *e describes the entry. */
+static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hint_range *r,
+                     uint64_t *next, struct zip_ent *e)
+{
 	uint64_t csize, usize, data;
 	uint32_t flags, method, nlen, xlen;
 	int storage;
 
-	if (!buf || !r || !next)
-		return -EINVAL;
 	if (len < 4)
 		return -EAGAIN;
 	if (rd_le(p, 4) != ZIP_LOCAL_SIG)
@@ -405,6 +1057,11 @@ int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
 			return -EBADMSG;
 		*next = data + csize;
 	}
+	e->name = p + ZIP_LOCAL_FIXED;
+	e->nlen = nlen;
+	e->data = data;
+	e->size = csize;
+	e->method = method;
 	if (!storage || csize != usize || csize == 0)
 		return 0;
 	r->off = data;
@@ -414,17 +1071,33 @@ int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
 	return 1;
 }
 
+int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
+                         struct codec_hint_range *r, uint64_t *next)
+{
+	struct zip_ent e;
+
+	if (!buf || !r || !next)
+		return -EINVAL;
+	return zip_entry(buf, len, off, r, next, &e);
+}
+
+/* The zip's entries in head: a range per stored tensor storage, with the
+ * dtype and row length data.pkl gives it when that pickle comes first
+ * (torch.save writes it so), lies whole in head and reads cleanly. */
 static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
                      struct codec_hint *h)
 {
 	struct codec_hint_range r;
+	struct zip_ent e;
+	struct pkl k;
 	uint64_t off = 0, next;
 	size_t cap = 0;
-	int rc = 0;
+	int rc = 0, pkl_state = 0; /* 0 not seen, 1 read, -1 unreadable */
 
+	memset(&k, 0, sizeof(k));
 	h->need = 0;
 	while (off < head_len) {
-		rc = codec_hint_zip_entry(head + off, head_len - off, off, &r, &next);
+		rc = zip_entry(head + off, head_len - off, off, &r, &next, &e);
 		if (rc == -ENOENT) {
 			rc = 0; /* central directory: the walk is over */
 			break;
@@ -446,12 +1119,25 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 			rc = -EBADMSG;
 			break;
 		}
+		if (rc == 0 && pkl_state == 0 && zip_is_pickle(e.name, e.nlen)) {
+			pkl_state = -1;
+			if (e.method == 0 && e.size <= head_len && e.data <= head_len - e.size) {
+				rc = pkl_walk(&k, head + e.data, (size_t)e.size);
+				if (rc == -ENOMEM)
+					break;
+				pkl_state = rc ? -1 : 1;
+				rc = 0;
+			}
+		}
+		if (rc == 1 && pkl_state == 1)
+			pkl_apply(&k, zip_key(e.name, e.nlen), &r);
 		if (rc == 1 && (rc = hint_push(h, &cap, &r)) != 0)
 			break;
 		off = next;
 		if (off >= head_len && (!file_size || off < file_size))
 			h->need = off;
 	}
+	pkl_free(&k);
 	return rc;
 }
 
@@ -516,11 +1202,6 @@ void codec_hint_release(struct codec_hint *h)
 		return;
 	free(h->r);
 	memset(h, 0, sizeof(*h));
-}
-
-static uint32_t hint_esize(int dtype)
-{
-	return dtype == CODEC_DTYPE_FP32 ? 4 : (dtype == CODEC_DTYPE_BF16 || dtype == CODEC_DTYPE_FP16) ? 2 : 1;
 }
 
 /* Index of the first range ending after off (ranges are sorted by start

@@ -7,10 +7,21 @@
  *                ({"name": {"dtype", "shape", "data_offsets"}, ...}), then
  *                the tensor bytes; data_offsets count from 8 + n.
  *   torch.save   a zip archive whose stored (uncompressed) entries named
- *                "<archive>/data/<N>" hold tensor storages; their dtype
- *                lives in the pickle, so it is left to detection (AUTO).
+ *                "<archive>/data/<N>" hold tensor storages.  Their dtype
+ *                and row length come from the first entry, the pickle
+ *                "<archive>/data.pkl": a bounded walk over its opcodes
+ *                maps each storage key to its storage class (Float /
+ *                Half / BFloat16Storage: fp32 / fp16 / bf16; any other
+ *                class: AUTO) and to the row of the largest tensor
+ *                rebuilt from it (_rebuild_tensor_v2 with a dense last
+ *                dimension: stride[-2], i.e. size[-1] when contiguous).
+ *                A storage whose entry is not exactly numel elements of
+ *                that dtype, a pickle not whole in the head, or one the
+ *                walk cannot read (unknown opcode, malformed, over a
+ *                bound) leave the ranges AUTO with row 0, as without it.
  * Every length and offset read from the file is bounds-checked; a hostile
- * header yields -EBADMSG, never a crash or an unbounded allocation.
+ * header yields -EBADMSG, never a crash or an unbounded allocation (the
+ * pickle walk allocates tables bounded by its length and fixed limits).
  *
  * Errors are negative errno: -ENOENT (not a recognised format), -EAGAIN
  * (need more bytes, see need), -EBADMSG (malformed), -ENOMEM, -EINVAL.
@@ -42,7 +53,7 @@ struct codec_hint_range {
 	uint64_t off;       /* file offset of the first byte */
 	uint64_t len;       /* bytes, > 0 */
 	int dtype;          /* enum codec_dtype, CODEC_DTYPE_AUTO if unknown */
-	uint32_t row_elems; /* last dimension of the shape, 0 if unknown */
+	uint32_t row_elems; /* elements per row (safetensors: shape[-1]), 0 if unknown */
 };
 
 struct codec_hint {
@@ -70,7 +81,8 @@ void codec_hint_release(struct codec_hint *h);
  * central directory, say), -EAGAIN when len is too short, -EBADMSG.
  * torch.save streams entries (sizes in a data descriptor after the data):
  * when such a tensor's end is not in buf, returns 2 with r->off = the
- * data start, r->len = 0 and *next = 0; call again with more bytes. */
+ * data start, r->len = 0 and *next = 0; call again with more bytes.
+ * One entry alone says nothing of the dtype: r->dtype is AUTO. */
 int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
                          struct codec_hint_range *r, uint64_t *next);
 

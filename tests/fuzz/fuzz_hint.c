@@ -1,6 +1,7 @@
 /*
- * fuzz_hint.c - the safetensors / torch zip hint parsers on hostile
- * bytes: clean errors, ranges inside the file, sorted, no leaks.
+ * fuzz_hint.c - the safetensors / torch zip hint parsers (with the
+ * torch data.pkl walker) on hostile bytes: clean errors, ranges inside the
+ * file, sorted, dtypes that fit their ranges, no leaks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +26,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < h.n; i++) {
 			if (!h.r[i].len || h.r[i].off + h.r[i].len > size ||
 			    (i && h.r[i].off < h.r[i - 1].off))
+				abort();
+			/* a torch dtype (from data.pkl) fits its range; a
+			 * range without one has no row either */
+			if (h.format == CODEC_HINT_TORCH_ZIP &&
+			    (h.r[i].dtype == CODEC_DTYPE_FP32 ? h.r[i].len % 4
+			     : h.r[i].dtype == CODEC_DTYPE_FP16 || h.r[i].dtype == CODEC_DTYPE_BF16
+			         ? h.r[i].len % 2
+			         : h.r[i].dtype != CODEC_DTYPE_AUTO || h.r[i].row_elems))
 				abort();
 		}
 		for (uint64_t off = 0; off < size; off += 97) {

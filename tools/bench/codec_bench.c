@@ -343,7 +343,8 @@ static void codec_params_for(const struct coder *c, const struct corpus *cp, siz
 		struct codec_params q = *p;
 
 		if (codec_hint_chunk(&cp->fh, cp->cut[i], chunk_len(cp, i), &q) == 0) {
-			/* a torch.save zip knows where tensors are, not their dtype */
+			/* the file's layout wins where it names a dtype (a
+			 * torch.save zip whose data.pkl was read) */
 			p->row_elems = q.row_elems;
 			if (q.dtype != CODEC_DTYPE_AUTO) {
 				p->dtype = q.dtype;
