@@ -174,7 +174,7 @@ static int st_dtype(const char *s, size_t n)
 	return CODEC_DTYPE_OTHER;
 }
 
-static int hint_push(struct codec_hint *h, size_t *cap, const struct codec_hint_range *r)
+static int hint_push(struct codec_hint *h, const struct codec_hint_range *r)
 {
 	struct codec_hint_range *nr;
 
@@ -182,14 +182,14 @@ static int hint_push(struct codec_hint *h, size_t *cap, const struct codec_hint_
 		return 0;
 	if (h->n == CODEC_HINT_MAX_RANGES)
 		return -EBADMSG;
-	if (h->n == *cap) {
-		size_t nc = *cap ? *cap * 2 : 64;
+	if (h->n == h->cap) {
+		size_t nc = h->cap ? h->cap * 2 : 64;
 
 		nr = realloc(h->r, nc * sizeof(*nr));
 		if (!nr)
 			return -ENOMEM;
 		h->r = nr;
-		*cap = nc;
+		h->cap = nc;
 	}
 	h->r[h->n++] = *r;
 	return 0;
@@ -251,7 +251,7 @@ static int st_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 	uint64_t hlen = rd_le(head, 8);
 	struct json_cur c;
 	struct codec_hint_range r;
-	size_t cap = 0, n;
+	size_t n;
 	const char *s;
 	int rc = -EAGAIN;
 
@@ -277,7 +277,7 @@ static int st_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 		} else {
 			rc = st_tensor(&c, 8 + hlen, file_size, &r);
 			if (!rc)
-				rc = hint_push(h, &cap, &r);
+				rc = hint_push(h, &r);
 			if (rc)
 				goto out;
 			rc = -EBADMSG;
@@ -349,6 +349,7 @@ struct pk_val {
 	uint8_t kind;  /* enum pk_kind */
 	uint8_t glob;  /* enum pk_glob */
 	uint8_t dtype; /* enum codec_dtype of a storage, CODEC_DTYPE_AUTO if not fp */
+	uint8_t esize; /* bytes per element of a storage class, 0 if unknown */
 	uint32_t n;
 	uint64_t a, b, c, d; /* d: RTARGS storage numel */
 };
@@ -360,6 +361,7 @@ struct pkl_rec {
 	uint64_t tnumel; /* of the tensor rebuilt from it, 0 for the id alone */
 	uint32_t row;    /* row length of that tensor, 0 if none */
 	uint8_t dtype;
+	uint8_t esize;   /* bytes per element, 0 if unknown */
 };
 
 struct pkl {
@@ -467,10 +469,19 @@ static void pkl_global(const uint8_t *mod, size_t ml, const uint8_t *name, size_
 	static const struct {
 		const char *name;
 		int dtype;
+		uint8_t esize;
 	} st[] = {
-		{ "FloatStorage", CODEC_DTYPE_FP32 },
-		{ "HalfStorage", CODEC_DTYPE_FP16 },
-		{ "BFloat16Storage", CODEC_DTYPE_BF16 },
+		{ "FloatStorage", CODEC_DTYPE_FP32, 4 },
+		{ "HalfStorage", CODEC_DTYPE_FP16, 2 },
+		{ "BFloat16Storage", CODEC_DTYPE_BF16, 2 },
+		/* no dtype, but the size tells where a streamed entry ends */
+		{ "DoubleStorage", CODEC_DTYPE_AUTO, 8 },
+		{ "LongStorage", CODEC_DTYPE_AUTO, 8 },
+		{ "IntStorage", CODEC_DTYPE_AUTO, 4 },
+		{ "ShortStorage", CODEC_DTYPE_AUTO, 2 },
+		{ "CharStorage", CODEC_DTYPE_AUTO, 1 },
+		{ "ByteStorage", CODEC_DTYPE_AUTO, 1 },
+		{ "BoolStorage", CODEC_DTYPE_AUTO, 1 },
 	};
 
 	memset(v, 0, sizeof(*v));
@@ -491,8 +502,10 @@ static void pkl_global(const uint8_t *mod, size_t ml, const uint8_t *name, size_
 	 * better on them than CODEC_DTYPE_OTHER. */
 	v->glob = PG_STORAGE;
 	for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++)
-		if (name_is((const char *)name, nl, st[i].name))
+		if (name_is((const char *)name, nl, st[i].name)) {
 			v->dtype = (uint8_t)st[i].dtype;
+			v->esize = st[i].esize;
+		}
 }
 
 /* Row length in the storage of a tensor with these sizes and strides:
@@ -525,6 +538,7 @@ static void pkl_tuple(const struct pkl *k, const struct pk_val *it, size_t n, st
 		if (out->a != PKL_NO_KEY) {
 			out->kind = PK_PID;
 			out->dtype = it[1].dtype;
+			out->esize = it[1].esize;
 			out->c = it[4].a;
 		}
 		return;
@@ -533,6 +547,7 @@ static void pkl_tuple(const struct pkl *k, const struct pk_val *it, size_t n, st
 	    it[3].kind == PK_INTS && it[2].n == it[3].n) {
 		out->kind = PK_RTARGS;
 		out->dtype = it[0].dtype;
+		out->esize = it[0].esize;
 		out->a = it[0].a;
 		out->b = pkl_row(&it[2], &it[3]);
 		out->c = it[2].c;
@@ -784,7 +799,8 @@ static int pkl_op(struct pkl *k, uint8_t op)
 			return -EBADMSG;
 		top = &k->st[--k->sp];
 		if (top->kind == PK_PID) {
-			struct pkl_rec r = { .key = top->a, .numel = top->c, .dtype = top->dtype };
+			struct pkl_rec r = { .key = top->a, .numel = top->c, .dtype = top->dtype,
+			                     .esize = top->esize };
 
 			rc = pkl_record(k, &r);
 			if (rc)
@@ -800,7 +816,8 @@ static int pkl_op(struct pkl *k, uint8_t op)
 		if (top[0].kind == PK_GLOBAL && top[0].glob == PG_REBUILD &&
 		    top[1].kind == PK_RTARGS) {
 			struct pkl_rec r = { .key = top[1].a, .numel = top[1].d, .tnumel = top[1].c,
-			                     .row = (uint32_t)top[1].b, .dtype = top[1].dtype };
+			                     .row = (uint32_t)top[1].b, .dtype = top[1].dtype,
+			                     .esize = top[1].esize };
 
 			rc = pkl_record(k, &r);
 			if (rc)
@@ -859,6 +876,8 @@ static void pkl_fold(struct pkl *k)
 		}
 		if (o->dtype != r->dtype || o->numel != r->numel)
 			o->dtype = CODEC_DTYPE_AUTO;
+		if (o->esize != r->esize || o->numel != r->numel)
+			o->esize = 0;
 		if (r->row && (!o->row || r->tnumel > o->tnumel)) {
 			o->row = r->row;
 			o->tnumel = r->tnumel;
@@ -906,27 +925,50 @@ static void pkl_free(struct pkl *k)
 	memset(k, 0, sizeof(*k));
 }
 
-/* What the pickle knows of the storage in a zip entry of len bytes. */
-static void pkl_apply(const struct pkl *k, uint64_t key, struct codec_hint_range *r)
+/* data.pkl's storages, kept in struct codec_hint for codec_hint_feed. */
+struct hint_torch {
+	struct pkl_rec *rec; /* sorted by key */
+	size_t n;
+};
+
+/* The record of storage key, or NULL. */
+static const struct pkl_rec *torch_find(const struct hint_torch *t, uint64_t key)
 {
-	size_t lo = 0, hi = k->nrec;
+	size_t lo = 0, hi = t->n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (k->rec[mid].key < key)
+		if (t->rec[mid].key < key)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo == k->nrec || k->rec[lo].key != key || k->rec[lo].dtype == CODEC_DTYPE_AUTO)
+	return lo < t->n && t->rec[lo].key == key ? &t->rec[lo] : NULL;
+}
+
+/* Bytes of storage key's entry as data.pkl gives them, 0 if not known. */
+static uint64_t torch_bytes(const struct hint_torch *t, uint64_t key)
+{
+	const struct pkl_rec *r = torch_find(t, key);
+
+	if (!r || !r->esize || r->numel > UINT64_MAX / r->esize)
+		return 0;
+	return r->numel * r->esize;
+}
+
+/* What the pickle knows of the storage in a zip entry of len bytes. */
+static void pkl_apply(const struct hint_torch *t, uint64_t key, struct codec_hint_range *r)
+{
+	const struct pkl_rec *k = torch_find(t, key);
+
+	if (!k || k->dtype == CODEC_DTYPE_AUTO)
 		return;
 	/* the entry must hold exactly numel elements of that type */
-	if (k->rec[lo].numel > r->len / hint_esize(k->rec[lo].dtype) ||
-	    k->rec[lo].numel * hint_esize(k->rec[lo].dtype) != r->len)
+	if (k->numel > r->len / hint_esize(k->dtype) || k->numel * hint_esize(k->dtype) != r->len)
 		return;
-	r->dtype = k->rec[lo].dtype;
-	r->row_elems = k->rec[lo].row;
+	r->dtype = k->dtype;
+	r->row_elems = k->row;
 }
 
 #define ZIP_LOCAL_SIG 0x04034b50u
@@ -1043,6 +1085,11 @@ static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hi
 		if (dl < 0) {
 			if (!storage)
 				return -EAGAIN;
+			e->name = p + ZIP_LOCAL_FIXED;
+			e->nlen = nlen;
+			e->data = data;
+			e->size = 0;
+			e->method = method;
 			r->off = data;
 			r->len = 0;
 			r->dtype = CODEC_DTYPE_AUTO;
@@ -1091,7 +1138,6 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 	struct zip_ent e;
 	struct pkl k;
 	uint64_t off = 0, next;
-	size_t cap = 0;
 	int rc = 0, pkl_state = 0; /* 0 not seen, 1 read, -1 unreadable */
 
 	memset(&k, 0, sizeof(k));
@@ -1129,13 +1175,29 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 				rc = 0;
 			}
 		}
-		if (rc == 1 && pkl_state == 1)
-			pkl_apply(&k, zip_key(e.name, e.nlen), &r);
-		if (rc == 1 && (rc = hint_push(h, &cap, &r)) != 0)
+		if (rc == 1 && pkl_state == 1) {
+			struct hint_torch t = { k.rec, k.nrec };
+
+			pkl_apply(&t, zip_key(e.name, e.nlen), &r);
+		}
+		if (rc == 1 && (rc = hint_push(h, &r)) != 0)
 			break;
 		off = next;
 		if (off >= head_len && (!file_size || off < file_size))
 			h->need = off;
+	}
+	if (rc >= 0 && pkl_state == 1 && h->need) {
+		/* the walk goes on past the head: keep the storage table */
+		struct hint_torch *t = malloc(sizeof(*t));
+
+		if (!t)
+			rc = -ENOMEM;
+		else {
+			t->rec = k.rec;
+			t->n = k.nrec;
+			k.rec = NULL;
+			h->torch = t;
+		}
 	}
 	pkl_free(&k);
 	return rc;
@@ -1198,10 +1260,85 @@ out:
 
 void codec_hint_release(struct codec_hint *h)
 {
+	struct hint_torch *t;
+
 	if (!h)
 		return;
+	t = h->torch;
+	if (t)
+		free(t->rec);
+	free(t);
 	free(h->r);
 	memset(h, 0, sizeof(*h));
+}
+
+#define ZIP_DESC_SIG 0x08074b50u
+
+int codec_hint_feed(struct codec_hint *h, const void *buf, size_t len, uint64_t off)
+{
+	const struct hint_torch *t;
+	int added = 0, rc = 0;
+
+	if (!h || (!buf && len))
+		return -EINVAL;
+	t = h->torch;
+	if (h->format != CODEC_HINT_TORCH_ZIP || !t || !h->need)
+		return 0;
+	while (rc >= 0 && h->need >= off && h->need - off < len) {
+		const uint8_t *q = (const uint8_t *)buf + (h->need - off);
+		size_t avail = (size_t)(len - (h->need - off));
+		struct codec_hint_range r;
+		struct zip_ent e;
+		uint64_t next, sz;
+
+		if (h->dsize) {
+			/* the descriptor after a streamed entry: sizes must agree */
+			if (avail < 16)
+				break;
+			if (rd_le(q, 4) != ZIP_DESC_SIG) {
+				rc = -EBADMSG;
+			} else if (rd_le(q + 8, 4) == (h->dsize & 0xffffffffu) &&
+			           rd_le(q + 12, 4) == (h->dsize & 0xffffffffu)) {
+				h->need += 16;
+				h->dsize = 0;
+			} else if (avail < 24) {
+				break;
+			} else if (rd_le(q + 8, 8) == h->dsize && rd_le(q + 16, 8) == h->dsize) {
+				h->need += 24;
+				h->dsize = 0;
+			} else {
+				rc = -EBADMSG;
+			}
+			continue;
+		}
+		rc = zip_entry(q, avail, h->need, &r, &next, &e);
+		if (rc == -EAGAIN) {
+			rc = 0; /* the header (or a small entry) is not whole in buf */
+			break;
+		}
+		if (rc == 2) {
+			/* a streamed tensor running past buf: data.pkl knows its size */
+			sz = torch_bytes(t, zip_key(e.name, e.nlen));
+			if (!sz || sz > UINT64_MAX - r.off) {
+				rc = -ENOENT;
+				break;
+			}
+			r.len = sz;
+			next = r.off + sz;
+			h->dsize = sz;
+			rc = 1;
+		}
+		if (rc == 1) {
+			pkl_apply(t, zip_key(e.name, e.nlen), &r);
+			rc = hint_push(h, &r);
+			added += rc == 0;
+		}
+		if (rc >= 0)
+			h->need = next;
+	}
+	if (rc < 0)
+		h->need = 0; /* -ENOENT: the central directory, or a size not known */
+	return rc < 0 && rc != -ENOENT ? rc : added;
 }
 
 /* Index of the first range ending after off (ranges are sorted by start

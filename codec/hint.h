@@ -62,9 +62,13 @@ struct codec_hint {
 	size_t n;
 	/* -EAGAIN: bytes of the file's head needed for the parse to finish.
 	 * 0 on success for safetensors; for a torch zip the offset of the
-	 * first local header beyond head_len (feed codec_hint_zip_entry as
-	 * the writes arrive), 0 when the walk ended. */
+	 * first local header beyond head_len (codec_hint_feed takes the walk
+	 * on from there as the writes arrive), 0 when the walk ended. */
 	uint64_t need;
+	size_t cap;     /* ranges allocated in r */
+	void *torch;    /* torch zip: data.pkl's storage table (owned), or NULL */
+	uint64_t dsize; /* torch zip: need is at the data descriptor of a
+	                   streamed entry of dsize bytes (else 0) */
 };
 
 /* Parse the first head_len bytes of a file of file_size bytes (0 if not
@@ -85,6 +89,16 @@ void codec_hint_release(struct codec_hint *h);
  * One entry alone says nothing of the dtype: r->dtype is AUTO. */
 int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
                          struct codec_hint_range *r, uint64_t *next);
+
+/* Torch zip: the entries after the parsed head, as the file's bytes arrive
+ * in order.  buf holds file bytes [off, off + len); while h->need lies in
+ * them, the entries from there get ranges (appended, in file order) and
+ * h->need moves past them.  A streamed tensor whose end is not in buf ends
+ * where data.pkl's storage size says (its descriptor is checked when its
+ * bytes arrive).  Returns the ranges added (0: buf does not reach h->need,
+ * or ends inside a header), or a negative errno: the walk is then over
+ * (need = 0) and the ranges so far stay valid. */
+int codec_hint_feed(struct codec_hint *h, const void *buf, size_t len, uint64_t off);
 
 /* Codec parameters for the chunk at file bytes [off, off + len): the
  * range overlapping it most gives dtype, element phase and row length.

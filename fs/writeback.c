@@ -1025,6 +1025,10 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 
 	if (ei->ref_ino && idx_txn_begin(e->idx, true, &rt) < 0)
 		rt = NULL;
+	/* a torch.save file: hints for the entries these bytes hold (the
+	 * head's parse saw only the first ones); a failure ends them there */
+	if (ei->hints)
+		(void)codec_hint_feed(ei->hints, s->data, s->len, s->off);
 	while (pos < s->len && pos < e->flush_unit) {
 		size_t avail = s->len - pos;
 		struct fchunk probe;

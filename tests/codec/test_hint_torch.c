@@ -432,6 +432,52 @@ static const struct pcase pcases[] = {
 	  48, 12, AUTO, AUTO, 0, 0 },
 };
 
+/* The write path sees a torch.save file in pieces: the head is parsed, the
+ * rest fed as it arrives (codec_hint_feed).  For every head that holds the
+ * whole pickle entry, and pieces of a few sizes that start where the walk stands
+ * (a piece ending inside a header is given again, larger), the ranges end
+ * up those of the whole file; each piece is an exact-size heap copy. */
+static void test_torch_feed(void **state)
+{
+	static const size_t step[] = { 13, 64, 1000 };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+		size_t len;
+		uint8_t *b = load(fixtures[i].file, &len);
+		uint64_t poff, plen;
+
+		assert_int_equal(zip_find(b, len, "/data.pkl", &poff, &plen), 0);
+		/* from a head that holds the pickle and its 16-byte descriptor */
+		for (size_t l = (size_t)(poff + plen) + 16; l <= len; l++) {
+			for (size_t s = 0; s < sizeof(step) / sizeof(step[0]); s++) {
+				struct codec_hint h;
+				size_t w = step[s], feeds = 0;
+
+				assert_int_equal(codec_hint_parse(b, l, 0, &h), 0);
+				while (h.need && h.need < len) {
+					uint64_t at = h.need;
+					size_t n = len - at < w ? (size_t)(len - at) : w;
+					uint8_t *c = malloc(n);
+
+					assert_non_null(c);
+					memcpy(c, b + at, n);
+					assert_true(codec_hint_feed(&h, c, n, at) >= 0);
+					free(c);
+					/* no progress: the piece ended in a header */
+					w = h.need == at ? 2 * w : step[s];
+					assert_true(++feeds < 10000);
+				}
+				check_fixture(&fixtures[i], b, len, &h);
+				/* bytes before the walk's point change nothing */
+				assert_int_equal(codec_hint_feed(&h, b, 8, 0), 0);
+				codec_hint_release(&h);
+			}
+		}
+		free(b);
+	}
+}
+
 static void test_torch_pickle_cases(void **state)
 {
 	(void)state;
@@ -606,6 +652,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_torch_fixtures),
 		cmocka_unit_test(test_torch_truncated_file),
+		cmocka_unit_test(test_torch_feed),
 		cmocka_unit_test(test_torch_pickle_cases),
 		cmocka_unit_test(test_torch_pickle_bounds),
 		cmocka_unit_test(test_torch_pickle_corrupt),

@@ -47,6 +47,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)codec_hint_parse(buf, size, 0, &h);
 	codec_hint_release(&h);
+	/* the write path: the first half as the head, the rest fed in pieces
+	 * from where the walk stands; ranges stay sorted and in the file */
+	if (codec_hint_parse(buf, size / 2, 0, &h) == 0) {
+		for (unsigned k = 0; k < 64 && h.need && h.need < size; k++) {
+			size_t n = size - h.need < 97 ? (size_t)(size - h.need) : 97;
+
+			if (codec_hint_feed(&h, buf + h.need, n, h.need) < 0)
+				break;
+		}
+		for (size_t i = 0; i < h.n; i++)
+			if (!h.r[i].len || (i && h.r[i].off < h.r[i - 1].off))
+				abort();
+		codec_hint_release(&h);
+	}
 	(void)codec_hint_zip_entry(buf, size, 0, &r, &next);
 	free(buf);
 	return 0;
