@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""torchzip.py PATH ARCHIVE NTENSORS ROWS COLS SEED: a torch.save file
+(the zip layout and data.pkl torch 1.13 writes: streamed stored entries,
+64-byte aligned data, data descriptors, a central directory) of NTENSORS
+float32 tensors ROWS x COLS of seeded normal values, without torch:
+fake torch modules make pickle write the GLOBALs torch.save does.
+torch.load reads it."""
+import collections, pickle, random, struct, sys, types, zlib
+
+# Fake torch modules: pickle then writes GLOBAL 'torch FloatStorage' and
+# 'torch._utils _rebuild_tensor_v2', as torch.save does.
+torch = types.ModuleType("torch")
+utils = types.ModuleType("torch._utils")
+class FloatStorage:
+    pass
+FloatStorage.__module__ = "torch"
+def _rebuild_tensor_v2(*a):
+    pass
+_rebuild_tensor_v2.__module__ = "torch._utils"
+torch.FloatStorage = FloatStorage
+utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+sys.modules["torch"] = torch
+sys.modules["torch._utils"] = utils
+
+class Storage:
+    def __init__(self, key, numel):
+        self.key, self.numel = key, numel
+
+class Tensor:
+    def __init__(self, st, shape):
+        self.st, self.shape = st, shape
+    def __reduce__(self):
+        stride = (self.shape[1], 1)
+        return (_rebuild_tensor_v2, (self.st, 0, self.shape, stride, False, collections.OrderedDict()))
+
+class Pickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, Storage):
+            return ("storage", FloatStorage, obj.key, "cpu", obj.numel)
+        return None
+
+CD = []
+
+def entry(out, name, data):
+    off = out.tell()
+    name = name.encode()
+    hdr = 30 + len(name) + 4
+    pad = (-(off + hdr)) % 64
+    extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
+    out.write(struct.pack("<IHHHHHIIIHH", 0x04034b50, 20, 0x08, 0, 0, 0, 0, 0, 0, len(name), len(extra)))
+    out.write(name + extra + data)
+    out.write(struct.pack("<IIII", 0x08074b50, zlib.crc32(data), len(data), len(data)))
+    CD.append((name, zlib.crc32(data), len(data), off))
+
+def central(out):
+    start = out.tell()
+    for name, crc, size, off in CD:
+        out.write(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 20, 20, 0x08, 0, 0, 0, crc, size,
+                              size, len(name), 0, 0, 0, 0, 0, off) + name)
+    end = out.tell()
+    out.write(struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, len(CD), len(CD), end - start, start, 0))
+
+def main():
+    path, arch, ntens, rows, cols, seed = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+    rng = random.Random(seed)
+    sd = {"w%d" % i: Tensor(Storage(str(i), rows * cols), (rows, cols)) for i in range(ntens)}
+    import io
+    buf = io.BytesIO()
+    Pickler(buf, protocol=2).dump(sd)
+    with open(path, "wb") as out:
+        entry(out, arch + "/data.pkl", buf.getvalue())
+        for i in range(ntens):
+            vals = [rng.gauss(0.0, 0.02) for _ in range(rows * cols)]
+            entry(out, "%s/data/%d" % (arch, i), struct.pack("<%df" % len(vals), *vals))
+        entry(out, arch + "/version", b"3\n")
+        central(out)
+
+main()
