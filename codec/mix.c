@@ -310,10 +310,11 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
  * move their keys a little, across binades too).  The zigzagged difference
  * z is coded as its bit length (one symbol under the reference's leaf),
  * the bit below the top (binary, under the length) and plain bits.
- * Returns the element (the encoder's own v). */
+ * Returns the element (the encoder's own v); a decoded length the encoder
+ * never writes (more than B bits) sets *bad. */
 static inline __attribute__((always_inline)) uint32_t
 mix_delta_code(struct mix_fmodel *m, struct mix_io *io, const int enc, const int impl,
-               unsigned B, unsigned lowz, uint32_t v, uint32_t rv, unsigned lr)
+               unsigned B, unsigned lowz, uint32_t v, uint32_t rv, unsigned lr, unsigned *bad)
 {
 	const uint32_t bm = B >= 32 ? ~0u : (1u << B) - 1, sb = 1u << (B - 1);
 	const uint32_t rw = (rv >> lowz) & bm, kr = rw & sb ? ~rw & bm : rw | sb;
@@ -329,6 +330,8 @@ mix_delta_code(struct mix_fmodel *m, struct mix_io *io, const int enc, const int
 	}
 	ns = mix_code(io, enc, impl, m->dn[lr], 32, n < 31 ? n : 31, MIX_K_MAN);
 	n = ns < 31 ? ns : 31 + mix_code_plain(io, enc, n - 31, 1);
+	if (!enc && n > B)
+		*bad = 1;
 	if (n >= 2) {
 		uint32_t b1 = mix_code_bin(io, enc, m->db[n], (z >> (n - 2)) & 1, MIX_K_BIN);
 		uint32_t low = mix_code_plain(io, enc, z & ((1u << (n - 2)) - 1), n - 2);
@@ -386,7 +389,9 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 	const size_t seg = full ? MIX_SEG_FULL : MIX_SEG_FAST;
 	uint8_t *el = buf + fa->phase;
 	int avg = fa->avg0, rc = 0;
-	unsigned peq = 0;
+	/* decoder: a field the encoder never writes (it would alias once
+	 * masked into the element, so a flipped bit could pass unnoticed) */
+	unsigned peq = 0, bad = 0, used = 0;
 	size_t c = 0;
 
 	/* loose bytes before the first and after the last element: plain
@@ -418,7 +423,7 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 				lr = m->x2l[rx];
 				if (fa->delta) {
 					v = mix_delta_code(m, io, enc, impl, esz * 8 - fa->lowz, fa->lowz,
-					                   v, rv, lr);
+					                   v, rv, lr, &bad);
 					leaf = m->x2l[mix_xexp(v, mbits, emask)];
 					MIX_STAT(io, enc, 4);
 					goto next;
@@ -446,10 +451,14 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 			if (__builtin_expect(leaf == 0, 0)) {
 				/* zero, or an exponent outside the windows */
 				if (mix_code_bin(io, enc, m->bin[MIX_B_ESC + (avg < 128)], x != 0,
-				                 MIX_K_BIN))
+				                 MIX_K_BIN)) {
 					x = mix_code_plain(io, enc, x, MIX_XBITS);
-				else
+					/* a real exponent: one above the dtype's range
+					 * would alias once masked into the element */
+					bad |= !enc && x > emask + mbits;
+				} else {
 					x = 0;
+				}
 				if (x == 0) {
 					v = fa->sbits ? mix_code_bin(io, enc, m->bin[MIX_B_ZSIGN],
 					                             v >> sshift, MIX_K_BIN)
@@ -481,6 +490,8 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 				sg = mix_code_bin(io, enc, m->bin[MIX_B_SEQ], (v ^ rv) >> sshift,
 				                  MIX_K_BIN);
 				n = mix_code(io, enc, impl, m->xl[leaf], 32, n, MIX_K_MAN);
+				if (!enc && n > mbits - lowz)
+					bad = 1;
 				if (n) {
 					uint32_t rest = mix_code_plain(
 						io, enc, d & ((1u << (n - 1)) - 1), n - 1);
@@ -511,6 +522,8 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 					d = mix_code(io, enc, impl, m->sc[leaf][a << 4 | b], 8,
 					             sm & 7, MIX_K_MAN);
 				MIX_STAT(io, enc, 5);
+				if (!enc)
+					used |= MIX_USED_SPARSE;
 				sm = (a << 4 | b) << lb | d;
 				v = (sm >> mbits) << sshift | (ld.vbase & ~mmask) | (sm & mmask);
 				goto next;
@@ -522,6 +535,8 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 				const unsigned t = ld.t, np = ld.np;
 				uint32_t mt = enc ? (v >> ld.mtsh) & ((1u << t) - 1) : 0, pl;
 
+				if (!enc)
+					used |= MIX_USED_PLAIN;
 				/* constant row sizes: no generic loops in the hot body */
 				if (t == MIX_MTB)
 					mt = mix_code(io, enc, impl, m->man[leaf], MIX_MTN, mt, MIX_K_MAN);
@@ -552,6 +567,8 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 			}
 		}
 		rc = mix_seg_end(s, io, enc, out, olen, cap);
+		if (!rc && bad)
+			rc = -EBADMSG;
 	}
 	for (size_t i = fa->phase + nel * esz; i < len; i++) {
 		uint32_t b = mix_code_plain(io, enc, enc ? buf[i] : 0, 8);
@@ -559,6 +576,7 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 		if (!enc)
 			buf[i] = (uint8_t)b;
 	}
+	lio.used = used;
 	*iop = lio;
 	return rc;
 }
@@ -1007,6 +1025,22 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	return (ssize_t)(olen + plen);
 }
 
+/* Distinct 16-bit values among n elements at el (decoder checks). */
+static size_t mix_distinct16(const uint8_t *el, size_t n)
+{
+	uint64_t seen[1024] = {0};
+	size_t d = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t v = mix_load(el + 2 * i, 2);
+		uint64_t bit = 1ull << (v & 63);
+
+		d += !(seen[v >> 6] & bit);
+		seen[v >> 6] |= bit;
+	}
+	return d;
+}
+
 static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args *hdr,
                                 const uint8_t *payload, size_t plen, uint8_t *dst,
                                 size_t raw_len)
@@ -1046,8 +1080,10 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 		return -EBADMSG;
 	if (fp.lowz > l.mbits)
 		return -EBADMSG;
-	/* windows: ordered, disjoint, inside 1 .. xn - 1, canonical when empty */
-	if (fp.nlo + fp.nhi > 31 || (!fp.nlo && fp.blo) || (!fp.nhi && fp.bhi) ||
+	/* windows: 31 leaves together (the encoder always fills them: a
+	 * window cut short over absent leaves would decode alike), ordered,
+	 * disjoint, inside 1 .. xn - 1, canonical when empty */
+	if (fp.nlo + fp.nhi != 31 || (!fp.nlo && fp.blo) || (!fp.nhi && fp.bhi) ||
 	    (fp.nlo && (!fp.blo || fp.blo + fp.nlo > xn)) ||
 	    (fp.nhi && (!fp.bhi || fp.bhi + fp.nhi > xn)) ||
 	    (fp.nlo && fp.nhi && fp.blo + fp.nlo > fp.bhi))
@@ -1084,6 +1120,33 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	 * end exactly where the encoder stopped. */
 	if (io.d.p != io.d.end || !mix_bits_exact(&io.b))
 		return -EBADMSG;
+	/* SPARSE decided nothing when no element took the path it selects
+	 * (all coded against a reference, or zero): then it must be what the
+	 * encoder's rule gives for these elements (mix_float_analyze; also
+	 * true of the rule before MIX_SPARSE_MAX was added), or a flipped
+	 * flag would go unnoticed. */
+	if (l.esz == 2 &&
+	    !(io.used & (fp.flags & MIX_PF_SPARSE ? MIX_USED_SPARSE : MIX_USED_PLAIN))) {
+		size_t d = mix_distinct16(dst + fa.phase, fa.nel);
+		int few = d * MIX_SPARSE_RATIO < fa.nel;
+
+		if (fp.flags & MIX_PF_SPARSE ? !few : few && d <= MIX_SPARSE_MAX)
+			return -EBADMSG;
+	}
+	/* SIGNC and lowz are promises about every element, which the
+	 * encoder keeps; elements coded against a reference do not read
+	 * them, so check them here, or a flipped flag would go unnoticed. */
+	if ((fp.flags & MIX_PF_SIGNC) || fp.lowz) {
+		const uint32_t zmask = (1u << fp.lowz) - 1, sign = !!(fp.flags & MIX_PF_SIGN1);
+
+		for (size_t i = 0; i < fa.nel; i++) {
+			uint32_t v = mix_load(dst + fa.phase + i * l.esz, l.esz);
+
+			if ((v & zmask) ||
+			    ((fp.flags & MIX_PF_SIGNC) && (v >> (l.esz * 8 - 1)) != sign))
+				return -EBADMSG;
+		}
+	}
 	return (ssize_t)raw_len;
 }
 

@@ -497,7 +497,11 @@ struct mix_io {
 	struct mix_rdec d;
 	struct mix_bits b;
 	uint32_t dith; /* dither of the model updates (starts at 0) */
+	unsigned used; /* decoder: MIX_USED_* paths some element took */
 };
+
+#define MIX_USED_SPARSE 1u /* the sparse value tree */
+#define MIX_USED_PLAIN 2u  /* the mantissa under the leaf, plain bits */
 
 /* Weyl sequence (golden ratio step): evenly spread, one add. */
 static inline uint32_t mix_io_dither(struct mix_io *io)

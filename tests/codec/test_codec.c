@@ -299,6 +299,62 @@ static void test_decode_rejects(void **state)
 	codec_ctx_free(ctx);
 }
 
+/* Every single-bit flip anywhere in a mix frame fails to decode: none may
+ * decode to the same bytes (a field the encoder never writes, aliasing
+ * once masked into an element, would: an escaped exponent above the
+ * dtype's range was one), none to other bytes (the checksum).  Normal and
+ * special values (NaN, Inf, subnormals: escapes), every dtype, and a
+ * chunk coded against a reference (XOR and order-key residuals). */
+static void test_mix_bitflips(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	static uint8_t src[2048], ref[2048], frame[2048 + CODEC_HEADER_MAX], bad[sizeof(frame)],
+		out[2048];
+	static const struct {
+		int dt, kind, with_ref;
+	} cases[] = {
+		{CODEC_DTYPE_FP32, GEN_SPECIAL, 0}, {CODEC_DTYPE_BF16, GEN_SPECIAL, 0},
+		{CODEC_DTYPE_FP16, GEN_SPECIAL, 0}, {CODEC_DTYPE_FP32, GEN_NORMAL, 0},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, 0},  {CODEC_DTYPE_OTHER, GEN_TEXT, 0},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, 1},  {CODEC_DTYPE_BF16, GEN_NORMAL, 1},
+		{CODEC_DTYPE_BF16, GEN_SPECIAL, 1},
+	};
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = cases[c].dt,
+		                         .row_elems = 64};
+		struct codec_frame_info info;
+		ssize_t n;
+
+		gen_fill(src, sizeof(src), cases[c].kind, gen_dt_of(cases[c].dt), 0, 40 + c);
+		if (cases[c].with_ref) {
+			/* the previous version: low bits moved in some elements */
+			memcpy(ref, src, sizeof(ref));
+			for (size_t i = 0; i < sizeof(ref); i += 6)
+				ref[i] ^= (uint8_t)(1u << (i % 5));
+			p.ref = ref;
+			p.ref_len = sizeof(ref);
+		}
+		n = codec_frame_encode(ctx, &p, src, sizeof(src), frame, sizeof(frame));
+		assert_true(n > 0);
+		assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+		assert_int_equal(info.level, CODEC_LEVEL_MIX);
+		for (uint32_t i = 0; i < (uint32_t)n * 8; i++) {
+			ssize_t d;
+
+			memcpy(bad, frame, (size_t)n);
+			bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+			d = codec_frame_decode(ctx, bad, (size_t)n, out, sizeof(out), p.ref, p.ref_len);
+			if (d >= 0)
+				fail_msg("case %zu: flip of bit %u of %zd decoded (%zd bytes, %s)", c, i,
+				         n, d, d == (ssize_t)sizeof(src) && !memcmp(out, src, sizeof(src))
+				                   ? "the same bytes" : "other bytes");
+		}
+	}
+	codec_ctx_free(ctx);
+}
+
 static void test_encode_args(void **state)
 {
 	struct codec_ctx *ctx = codec_ctx_create();
@@ -582,6 +638,7 @@ int main(void)
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_decode_rejects),
+		cmocka_unit_test(test_mix_bitflips),
 		cmocka_unit_test(test_encode_args),
 		cmocka_unit_test(test_ref),
 		cmocka_unit_test(test_names),

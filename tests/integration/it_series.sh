@@ -18,13 +18,14 @@ mixfs_mkfs
 mixfs_mount fg level=mix,rebase_idle=50,gc_interval=1,pack_size=16M
 
 V=8
-# version K: 6 Mi bf16 weights (12 MiB: rebase rewrites fill several 16 MiB
-# packs), a seeded drift of the low bits per version
-python3 - "$WORK" "$V" <<'EOF'
+# series_files PREFIX VERSIONS ELEMS SEED: PREFIX0.safetensors ..., one
+# bf16 tensor of ELEMS seeded N(0, 0.02) weights, a third of which drift in
+# their low bits from one version to the next (a training step).
+series_files() {
+	python3 - "$@" <<'EOF'
 import array, json, random, struct, sys
-work, nv = sys.argv[1], int(sys.argv[2])
-rng = random.Random(7)
-n = 6 << 20
+prefix, nv, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(seed)
 w = array.array("f", (rng.gauss(0.0, 0.02) for _ in range(n)))
 h = json.dumps({"w": {"dtype": "BF16", "shape": [n // 1024, 1024],
                       "data_offsets": [0, 2 * n]}}).encode()
@@ -34,11 +35,15 @@ for v in range(nv):
     out = bytearray(2 * n)
     out[0::2] = b[2::4]
     out[1::2] = b[3::4]
-    with open("%s/v%d.safetensors" % (work, v), "wb") as f:
+    with open("%s%d.safetensors" % (prefix, v), "wb") as f:
         f.write(struct.pack("<Q", len(h)) + h + out)
-    for i in range(0, n, 3):  # a training step: a third of the weights move
+    for i in range(0, n, 3):
         w[i] *= 1.0 + rng.gauss(0.0, 0.004)
 EOF
+}
+# version K: 6 Mi bf16 weights (12 MiB: rebase rewrites fill several 16 MiB
+# packs)
+series_files "$WORK/v" "$V" $((6 << 20)) 7
 
 mkdir "$MNT/ckpt"
 # reader K: read versions 0..K-1 through the mount until told to stop
@@ -101,24 +106,7 @@ done
 # One checkpoint per directory (Hugging Face Trainer style): the second
 # model.safetensors finds the first in the sibling directory and is coded
 # against it (new weights here, so nothing dedups against the ones above).
-python3 - "$WORK" <<'EOF'
-import array, json, random, struct, sys
-rng = random.Random(8)
-n = 1 << 20
-w = array.array("f", (rng.gauss(0.0, 0.02) for _ in range(n)))
-h = json.dumps({"w": {"dtype": "BF16", "shape": [n // 1024, 1024],
-                      "data_offsets": [0, 2 * n]}}).encode()
-h += b" " * (-len(h) % 8)
-for v in range(2):
-    b = w.tobytes()
-    out = bytearray(2 * n)
-    out[0::2] = b[2::4]
-    out[1::2] = b[3::4]
-    with open("%s/hf%d.safetensors" % (sys.argv[1], v), "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + out)
-    for i in range(0, n, 3):
-        w[i] *= 1.0 + rng.gauss(0.0, 0.004)
-EOF
+series_files "$WORK/hf" 2 $((1 << 20)) 8
 for v in 0 1; do
 	mkdir -p "$MNT/hf/checkpoint-$v"
 	cp "$WORK/hf$v.safetensors" "$MNT/hf/checkpoint-$v/model.safetensors"
