@@ -1654,34 +1654,7 @@ static int check_stats(struct fsck *f)
 	rc = idx_stats_count(f->t, &s);
 	if (rc < 0)
 		return rc;
-	what[0] = '\0';
-#define CMP(field)                                                                           \
-	do {                                                                                 \
-		if (s.field != f->stats.field && n < sizeof(what))                           \
-			n += (size_t)snprintf(what + n, sizeof(what) - n, "%s%s", n ? ", " : "",   \
-			                      #field);                                         \
-	} while (0)
-	CMP(files);
-	CMP(logical_bytes);
-	CMP(mapped_bytes);
-	CMP(chunks);
-	CMP(unique_bytes);
-	CMP(stored_bytes);
-	CMP(ref_chunks);
-	CMP(ref_raw_bytes);
-	CMP(ref_stored_bytes);
-	CMP(ref_saved_bytes);
-	CMP(ref_fwd_chunks);
-	CMP(pending_bytes);
-	for (unsigned l = 0; l < IDX_LEVEL_COUNT; l++) {
-		CMP(level_raw[l]);
-		CMP(level_stored[l]);
-	}
-	for (unsigned d = 0; d < IDX_DTYPE_COUNT; d++) {
-		CMP(dtype_raw[d]);
-		CMP(dtype_stored[d]);
-	}
-#undef CMP
+	n = idx_stats_diff(&s, &f->stats, what, sizeof(what));
 	if (n) {
 		uint32_t p = prob_add(f, GC_P_STATS, "stats counters differ from the records: %s",
 		                      what);

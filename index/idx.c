@@ -227,6 +227,19 @@ static int super_decode(const MDB_val *v, struct idx_super *s)
 
 /* The stats record is the counters in this order: new counters go at the
  * end, so that a shorter record from an older version is a prefix. */
+/* Names of stats_fields' counters, in its order (arrays: [i] appended). */
+static const struct {
+	const char *name;
+	unsigned n;
+} stats_names[] = {
+	{ "files", 1 }, { "logical_bytes", 1 }, { "mapped_bytes", 1 }, { "chunks", 1 },
+	{ "unique_bytes", 1 }, { "stored_bytes", 1 }, { "ref_chunks", 1 },
+	{ "level_raw", IDX_LEVEL_COUNT }, { "level_stored", IDX_LEVEL_COUNT },
+	{ "dtype_raw", IDX_DTYPE_COUNT }, { "dtype_stored", IDX_DTYPE_COUNT },
+	{ "pending_bytes", 1 }, { "ref_raw_bytes", 1 }, { "ref_stored_bytes", 1 },
+	{ "ref_saved_bytes", 1 }, { "ref_fwd_chunks", 1 },
+};
+
 static void stats_fields(struct idx_stats *s, uint64_t *f[STATS_FIELDS])
 {
 	unsigned n = 0, i;
@@ -251,6 +264,38 @@ static void stats_fields(struct idx_stats *s, uint64_t *f[STATS_FIELDS])
 	f[n++] = &s->ref_stored_bytes;
 	f[n++] = &s->ref_saved_bytes;
 	f[n++] = &s->ref_fwd_chunks;
+}
+
+unsigned idx_stats_diff(const struct idx_stats *a, const struct idx_stats *b, char *out,
+                        size_t cap)
+{
+	struct idx_stats x = *a, y = *b;
+	uint64_t *fa[STATS_FIELDS], *fb[STATS_FIELDS];
+	unsigned k = 0, diff = 0;
+	size_t len = 0;
+
+	stats_fields(&x, fa);
+	stats_fields(&y, fb);
+	if (cap)
+		out[0] = '\0';
+	for (size_t i = 0; i < sizeof(stats_names) / sizeof(stats_names[0]); i++) {
+		for (unsigned j = 0; j < stats_names[i].n; j++, k++) {
+			int w;
+
+			if (*fa[k] == *fb[k])
+				continue;
+			diff++;
+			if (len >= cap)
+				continue;
+			w = stats_names[i].n > 1
+			            ? snprintf(out + len, cap - len, "%s%s[%u]", len ? ", " : "",
+			                       stats_names[i].name, j)
+			            : snprintf(out + len, cap - len, "%s%s", len ? ", " : "",
+			                       stats_names[i].name);
+			len += w > 0 ? (size_t)w : 0;
+		}
+	}
+	return diff;
 }
 
 static void stats_encode(const struct idx_stats *s, uint8_t b[STATS_LEN])

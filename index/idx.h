@@ -163,6 +163,11 @@ int idx_stats_get(struct idx_txn *t, struct idx_stats *s);
 /* The counters as the records say they should be: one walk of the inodes,
  * their extents and the chunks (read-only; what fsck compares against). */
 int idx_stats_count(struct idx_txn *t, struct idx_stats *s);
+/* The names of the counters that differ between a and b ("files",
+ * "level_raw[2]", ...), comma-separated into out (cut at cap).  Returns
+ * how many differ. */
+unsigned idx_stats_diff(const struct idx_stats *a, const struct idx_stats *b, char *out,
+                        size_t cap);
 /* Repair: replace the stored counters by idx_stats_count's (write txn). */
 int idx_stats_reset(struct idx_txn *t);
 

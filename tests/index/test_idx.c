@@ -1537,9 +1537,37 @@ static void test_map_full(void **state)
 	rm_store(dir);
 }
 
+/* idx_stats_diff names each counter that differs, arrays with their
+ * index, and counts all 26 (fsck's "stats counters differ" message). */
+static void test_stats_diff(void **state)
+{
+	struct idx_stats a, b;
+	char out[512];
+
+	(void)state;
+	memset(&a, 0, sizeof(a));
+	b = a;
+	assert_int_equal(idx_stats_diff(&a, &b, out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	b.pending_bytes = 1;
+	b.level_raw[2] = 5;
+	assert_int_equal(idx_stats_diff(&a, &b, out, sizeof(out)), 2);
+	assert_string_equal(out, "level_raw[2], pending_bytes");
+	b = a;
+	b.files = b.ref_fwd_chunks = b.dtype_stored[3] = 1;
+	assert_int_equal(idx_stats_diff(&a, &b, out, sizeof(out)), 3);
+	assert_string_equal(out, "files, dtype_stored[3], ref_fwd_chunks");
+	memset(&b, 0xff, sizeof(b));
+	assert_int_equal(idx_stats_diff(&a, &b, out, sizeof(out)), 26);
+	/* cut at the buffer, still counted */
+	assert_int_equal(idx_stats_diff(&a, &b, out, 12), 26);
+	assert_true(strlen(out) < 12);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stats_diff),
 		cmocka_unit_test_setup_teardown(test_open_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
