@@ -174,23 +174,39 @@ static int st_dtype(const char *s, size_t n)
 	return CODEC_DTYPE_OTHER;
 }
 
+/* Grows *p (elements of size es, *cap of them, new ones zeroed) to hold
+ * want elements, at most max. */
+static int hint_grow(void **p, size_t *cap, size_t want, size_t es, size_t max)
+{
+	size_t nc = *cap ? *cap : 16;
+	void *np;
+
+	if (want > max)
+		return -EBADMSG;
+	if (want <= *cap)
+		return 0;
+	while (nc < want)
+		nc *= 2;
+	if (nc > max)
+		nc = max;
+	np = realloc(*p, nc * es);
+	if (!np)
+		return -ENOMEM;
+	memset((uint8_t *)np + *cap * es, 0, (nc - *cap) * es);
+	*p = np;
+	*cap = nc;
+	return 0;
+}
+
 static int hint_push(struct codec_hint *h, const struct codec_hint_range *r)
 {
-	struct codec_hint_range *nr;
+	int rc;
 
 	if (r->len == 0)
 		return 0;
-	if (h->n == CODEC_HINT_MAX_RANGES)
-		return -EBADMSG;
-	if (h->n == h->cap) {
-		size_t nc = h->cap ? h->cap * 2 : 64;
-
-		nr = realloc(h->r, nc * sizeof(*nr));
-		if (!nr)
-			return -ENOMEM;
-		h->r = nr;
-		h->cap = nc;
-	}
+	rc = hint_grow((void **)&h->r, &h->cap, h->n + 1, sizeof(*r), CODEC_HINT_MAX_RANGES);
+	if (rc)
+		return rc;
 	h->r[h->n++] = *r;
 	return 0;
 }
@@ -374,30 +390,6 @@ struct pkl {
 	size_t nrec, rec_cap;
 };
 
-/* Grows *p (elements of size es, *cap of them, new ones zeroed) to hold
- * want elements, at most max. */
-static int pkl_grow(void **p, size_t *cap, size_t want, size_t es, size_t max)
-{
-	size_t nc = *cap ? *cap : 16;
-	void *np;
-
-	if (want > max)
-		return -EBADMSG;
-	if (want <= *cap)
-		return 0;
-	while (nc < want)
-		nc *= 2;
-	if (nc > max)
-		nc = max;
-	np = realloc(*p, nc * es);
-	if (!np)
-		return -ENOMEM;
-	memset((uint8_t *)np + *cap * es, 0, (nc - *cap) * es);
-	*p = np;
-	*cap = nc;
-	return 0;
-}
-
 static const uint8_t *pkl_take(struct pkl *k, uint64_t n)
 {
 	const uint8_t *q = k->p;
@@ -416,7 +408,7 @@ static size_t pkl_avail(const struct pkl *k)
 
 static int pkl_push(struct pkl *k, const struct pk_val *v)
 {
-	int rc = pkl_grow((void **)&k->st, &k->st_cap, k->sp + 1, sizeof(*v), PKL_MAX_STACK);
+	int rc = hint_grow((void **)&k->st, &k->st_cap, k->sp + 1, sizeof(*v), PKL_MAX_STACK);
 
 	if (rc)
 		return rc;
@@ -434,7 +426,7 @@ static int pkl_pop_mark(struct pkl *k, size_t *base)
 
 static int pkl_record(struct pkl *k, const struct pkl_rec *r)
 {
-	int rc = pkl_grow((void **)&k->rec, &k->rec_cap, k->nrec + 1, sizeof(*r), PKL_MAX_RECS);
+	int rc = hint_grow((void **)&k->rec, &k->rec_cap, k->nrec + 1, sizeof(*r), PKL_MAX_RECS);
 
 	if (rc)
 		return rc;
@@ -585,7 +577,7 @@ static int pkl_memo_put(struct pkl *k, uint64_t idx)
 
 	if (!pkl_avail(k) || idx >= k->memo_max)
 		return -EBADMSG;
-	rc = pkl_grow((void **)&k->memo, &k->memo_cap, (size_t)idx + 1, sizeof(*k->memo),
+	rc = hint_grow((void **)&k->memo, &k->memo_cap, (size_t)idx + 1, sizeof(*k->memo),
 	              k->memo_max);
 	if (rc)
 		return rc;
@@ -900,7 +892,7 @@ static int pkl_walk(struct pkl *k, const uint8_t *p, size_t len)
 	 * byte), so no real index reaches len */
 	k->memo_max = len < PKL_MAX_MEMO ? len : PKL_MAX_MEMO;
 	/* a stack from the start: tuples of no items point into it too */
-	if (pkl_grow((void **)&k->st, &k->st_cap, 1, sizeof(*k->st), PKL_MAX_STACK))
+	if (hint_grow((void **)&k->st, &k->st_cap, 1, sizeof(*k->st), PKL_MAX_STACK))
 		return -ENOMEM;
 	while (k->p < k->end) {
 		uint8_t op = *k->p++;
