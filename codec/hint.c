@@ -211,6 +211,18 @@ static int hint_push(struct codec_hint *h, const struct codec_hint_range *r)
 	return 0;
 }
 
+/* A tensor name's key (struct codec_hint_range): FNV-1a over the bytes as
+ * they stand in the JSON (escapes included: one writer spells a name the
+ * same way every time); never 0. */
+static uint64_t name_key(const char *s, size_t n)
+{
+	uint64_t x = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < n; i++)
+		x = (x ^ (uint8_t)s[i]) * 0x100000001b3ull;
+	return x ? x : 1;
+}
+
 /* One tensor entry: {"dtype": ..., "shape": [...], "data_offsets": [a, b]}. */
 static int st_tensor(struct json_cur *c, uint64_t base, uint64_t file_size,
                      struct codec_hint_range *r)
@@ -292,6 +304,7 @@ static int st_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 				goto out;
 		} else {
 			rc = st_tensor(&c, 8 + hlen, file_size, &r);
+			r.key = name_key(s, n);
 			if (!rc)
 				rc = hint_push(h, &r);
 			if (rc)
@@ -1086,6 +1099,7 @@ static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hi
 			r->len = 0;
 			r->dtype = CODEC_DTYPE_AUTO;
 			r->row_elems = 0;
+			r->key = zip_key(e->name, nlen) + 1;
 			*next = 0;
 			return 2;
 		}
@@ -1107,6 +1121,7 @@ static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hi
 	r->len = csize;
 	r->dtype = CODEC_DTYPE_AUTO;
 	r->row_elems = 0;
+	r->key = zip_key(e->name, nlen) + 1; /* PKL_NO_KEY: 0 */
 	return 1;
 }
 

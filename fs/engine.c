@@ -179,6 +179,7 @@ static void ein_free(struct einode *ei)
 	free(ei->segs);
 	codec_hint_release(ei->hints);
 	free(ei->hints);
+	wb_ref_drop(ei);
 	pthread_rwlock_destroy(&ei->lock);
 	free(ei);
 }
@@ -1579,7 +1580,7 @@ int eng_release(struct eng *e, uint64_t ino)
 			r = eng_wtxn_end(e, t, shadow_drop(e, t, ei));
 		if (r >= 0) {
 			ei->shadow_ino = 0;
-			ei->ref_ino = 0;
+			wb_ref_drop(ei);
 		}
 	}
 	pthread_rwlock_unlock(&ei->lock);
@@ -1673,7 +1674,7 @@ out:
 		ei->hints = NULL;
 		ei->hints_done = false;
 		ei->ref_done = false;
-		ei->ref_ino = 0;
+		wb_ref_drop(ei);
 	}
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);

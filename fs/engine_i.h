@@ -63,8 +63,11 @@ struct einode {
 	int64_t mtime_ns;
 	struct codec_hint *hints; /* file-format hints, parsed once */
 	bool hints_done;
-	/* checkpoint series: the file whose chunks serve as references */
+	/* checkpoint series: the file whose chunks serve as references, and
+	 * (ref_tab) where its tensors lie when its layout differs from this
+	 * file's (NULL: at the same offsets) */
 	uint64_t ref_ino;
+	struct ref_tab *ref_tab;
 	bool ref_done;
 	uint64_t shadow_ino; /* previous version kept by a truncate to 0 */
 	_Atomic uint64_t parent; /* directory it was last looked up in */
@@ -183,6 +186,8 @@ int wb_sync(struct eng *e, struct einode *ei);
 /* Drop buffered bytes at or past size (ei->lock exclusive; call wb_sync
  * after it). */
 void wb_truncate(struct eng *e, struct einode *ei, uint64_t size);
+/* Forget ei's series reference (ei->lock exclusive, or ei unreachable). */
+void wb_ref_drop(struct einode *ei);
 /* Whether ei holds no buffered or in-flight data (ei->lock held). */
 bool wb_idle(struct eng *e, struct einode *ei);
 

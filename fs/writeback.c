@@ -911,10 +911,214 @@ static bool layout_equal(const uint8_t *a, const uint8_t *b, size_t n)
 	return memcmp(a + p, b + p, n - p) == 0;
 }
 
+/* --- references by tensor name ---------------------------------------
+ * A reference file whose head differs from the new file's still holds the
+ * same tensors when only what lies around them changed: a safetensors
+ * header with other metadata ({"step": "1000"}), a torch.save pickle with
+ * another learning rate (every LR schedule) or step count, tensors added
+ * or dropped.  Offsets may shift, so chunks follow each tensor instead:
+ * the reference's tensors by key (struct codec_hint_range), and a chunk
+ * of tensor k at offset o within it lines up with o within tensor k of the
+ * reference (same key, same length).  Only tensors of at least the
+ * chunker's average size: both files cut chunks at their boundaries. */
+
+#define REF_HEAD_MAX (16u << 20) /* head of a reference read for its tensors */
+#define REF_TAB_MAX (1u << 18)   /* tensors kept per reference */
+#define REF_WALK_WIN (64u << 10) /* widest read at one zip entry */
+
+struct ref_ent {
+	uint64_t key, off, len;
+};
+
+struct ref_tab {
+	struct ref_ent *v; /* sorted by key, then off */
+	size_t n;
+};
+
+void wb_ref_drop(struct einode *ei)
+{
+	if (ei->ref_tab)
+		free(ei->ref_tab->v);
+	free(ei->ref_tab);
+	ei->ref_tab = NULL;
+	ei->ref_ino = 0;
+}
+
+static int ref_ent_cmp(const void *a, const void *b)
+{
+	const struct ref_ent *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The reference's tensor of this key and length, or NULL. */
+static const struct ref_ent *ref_tab_find(const struct ref_tab *tab, uint64_t key, uint64_t len)
+{
+	size_t lo = 0, hi = tab->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (tab->v[mid].key < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < tab->n && tab->v[lo].key == key; lo++)
+		if (tab->v[lo].len == len)
+			return &tab->v[lo];
+	return NULL;
+}
+
+/* Read [off, off + len) of stored file ino into *buf (grown as needed). */
+static int ref_read(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off, size_t len,
+                    uint8_t **buf, size_t *cap)
+{
+	if (len > *cap) {
+		uint8_t *p = realloc(*buf, len);
+		if (!p)
+			return -ENOMEM;
+		*buf = p;
+		*cap = len;
+	}
+	return eng_read_stored(e, t, ino, off, len, *buf);
+}
+
+/* A torch zip's entries past its head: read each local header (and the
+ * descriptor before it) from the small chunk between two tensors (both
+ * files cut there), wider only when the header does not fit. */
+static int ref_zip_walk(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t size,
+                        struct codec_hint *h, uint8_t **buf, size_t *cap)
+{
+	int rc = 0;
+	while (h->need && h->need < size && h->n < REF_TAB_MAX) {
+		uint64_t at = h->need, w = 0;
+		struct idx_extent x;
+		if (idx_extent_find(t, ino, at, &x) == 0 && x.off <= at)
+			w = x.off + x.len - at;
+		if (w < 256)
+			w = 256;
+		for (;;) {
+			if (w > size - at)
+				w = size - at;
+			rc = ref_read(e, t, ino, at, (size_t)w, buf, cap);
+			if (rc >= 0)
+				rc = codec_hint_feed(h, *buf, (size_t)w, at);
+			if (rc < 0 || h->need != at || w >= REF_WALK_WIN || w == size - at)
+				break;
+			w = w * 4 < REF_WALK_WIN ? w * 4 : REF_WALK_WIN;
+		}
+		if (rc < 0 || h->need == at)
+			break; /* a read failed, or the walk is stuck: keep what it found */
+	}
+	return rc < 0 && rc != -ENOMEM ? 0 : rc;
+}
+
+/* The tensor table of stored file ino, a file of the same format as
+ * hints.  Returns 0 with *out set, -ENOENT (another format, no tensors
+ * with keys), or another negative errno. */
+static int ref_tab_load(struct eng *e, struct idx_txn *t, uint64_t ino, const struct codec_hint *hints,
+                        struct ref_tab **out)
+{
+	struct codec_hint h;
+	struct idx_inode in;
+	struct ref_tab *tab = NULL;
+	uint8_t *buf = NULL;
+	size_t cap = 0, len;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	*out = NULL;
+	rc = idx_inode_get(t, ino, &in);
+	if (rc < 0)
+		goto out;
+	len = in.size < 65536 ? (size_t)in.size : 65536;
+	for (;;) {
+		rc = ref_read(e, t, ino, 0, len, &buf, &cap);
+		if (rc < 0)
+			goto out;
+		rc = codec_hint_parse(buf, len, in.size, &h);
+		if (rc != -EAGAIN || h.need <= len || h.need > REF_HEAD_MAX || h.need > in.size)
+			break;
+		len = (size_t)h.need;
+	}
+	if (rc < 0 || h.format != hints->format) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (h.format == CODEC_HINT_TORCH_ZIP && (rc = ref_zip_walk(e, t, ino, in.size, &h, &buf, &cap)) < 0)
+		goto out;
+	rc = -ENOMEM;
+	tab = calloc(1, sizeof(*tab));
+	if (!tab || !(tab->v = malloc((h.n ? h.n : 1) * sizeof(*tab->v))))
+		goto out;
+	for (size_t i = 0; i < h.n && tab->n < REF_TAB_MAX; i++)
+		if (h.r[i].key)
+			tab->v[tab->n++] = (struct ref_ent){ h.r[i].key, h.r[i].off, h.r[i].len };
+	rc = -ENOENT;
+	if (tab->n == 0)
+		goto out;
+	qsort(tab->v, tab->n, sizeof(*tab->v), ref_ent_cmp);
+	*out = tab;
+	tab = NULL;
+	rc = 0;
+out:
+	if (tab)
+		free(tab->v);
+	free(tab);
+	free(buf);
+	codec_hint_release(&h);
+	return rc;
+}
+
+/* Whether tab holds most of the new file's tensors known so far: at least
+ * half of their bytes find a tensor of the same key and length. */
+static bool ref_tab_fits(const struct ref_tab *tab, const struct codec_hint *h)
+{
+	uint64_t known = 0, found = 0;
+	for (size_t i = 0; i < h->n; i++) {
+		if (!h->r[i].key)
+			continue;
+		known += h->r[i].len;
+		if (ref_tab_find(tab, h->r[i].key, h->r[i].len))
+			found += h->r[i].len;
+	}
+	return found > 0 && found >= known / 2;
+}
+
+/* Candidate ino as a reference by tensor name for a file with these hints:
+ * its table if it fits, else NULL. */
+static struct ref_tab *ref_by_name(struct eng *e, struct idx_txn *t, uint64_t ino,
+                                   const struct codec_hint *hints)
+{
+	struct ref_tab *tab = NULL;
+	if (ref_tab_load(e, t, ino, hints, &tab) < 0)
+		return NULL;
+	if (!ref_tab_fits(tab, hints)) {
+		free(tab->v);
+		free(tab);
+		tab = NULL;
+	}
+	return tab;
+}
+
+/* Whether a file with these hints can take a reference by tensor name. */
+static bool hints_keyed(const struct codec_hint *h)
+{
+	if (!h)
+		return false;
+	for (size_t i = 0; i < h->n; i++)
+		if (h->r[i].key)
+			return true;
+	return false;
+}
+
 /* The first of the candidates r->ino[] (in directory dirs[k] if dirs, as
- * r->name there) whose first sig bytes have the layout of head, or 0. */
+ * r->name there) whose first sig bytes have the layout of head, or 0.
+ * With hints (the file's own, keyed), the first whose tensors fit them
+ * instead, its table in *tab. */
 static uint64_t ref_pick(struct eng *e, const struct ref_scan *r, const uint64_t *dirs,
-                         const uint8_t *head, size_t sig, uint8_t *theirs)
+                         const uint8_t *head, size_t sig, uint8_t *theirs,
+                         const struct codec_hint *hints, struct ref_tab **tab)
 {
 	for (unsigned i = 0; i < REF_CANDIDATES; i++) {
 		uint64_t ino = dirs ? 0 : r->ino[i];
@@ -925,9 +1129,15 @@ static uint64_t ref_pick(struct eng *e, const struct ref_scan *r, const uint64_t
 		    (idx_dirent_lookup(r->t, dirs[i], r->name, r->namelen, &ino, &type) < 0 ||
 		     type != (S_IFREG >> 12) || idx_inode_get(r->t, ino, &in) < 0 || in.size < sig))
 			ino = 0;
-		if (ino && eng_read_stored(e, r->t, ino, 0, sig, theirs) == 0 &&
-		    layout_equal(theirs, head, sig))
+		if (!ino)
+			continue;
+		if (hints) {
+			if ((*tab = ref_by_name(e, r->t, ino, hints)) != NULL)
+				return ino;
+		} else if (eng_read_stored(e, r->t, ino, 0, sig, theirs) == 0 &&
+		           layout_equal(theirs, head, sig)) {
 			return ino;
+		}
 	}
 	return 0;
 }
@@ -944,28 +1154,40 @@ static uint64_t dir_parent(struct eng *e, uint64_t dir)
 	return p;
 }
 
-/* Choose ei's reference file once its first bytes are buffered. */
+/* Choose ei's reference file once its first bytes are buffered: the
+ * candidates of the rule above with the same layout, else (a safetensors
+ * or torch.save file) the first of them holding most of its tensors. */
 static void ref_find(struct eng *e, struct einode *ei)
 {
 	struct idx_txn *t = NULL;
 	uint8_t *theirs = NULL;
 	const struct dseg *s0;
+	const struct codec_hint *keyed;
 	size_t sig = 256;
-	uint64_t dir, gp;
+	uint64_t dir, gp = 0;
 
 	if (ei->ref_done || ei->nsegs == 0 || ei->segs[0].off != 0)
 		return;
 	ei->ref_done = true;
 	if (e->o.max_ref_chain == 0)
 		return;
-	if (ei->shadow_ino) {
-		ei->ref_ino = ei->shadow_ino;
-		return;
-	}
 	s0 = &ei->segs[0];
 	if (ei->hints && ei->hints->n > 0 && ei->hints->r[0].off >= 16)
 		sig = ei->hints->r[0].off < 4096 ? (size_t)ei->hints->r[0].off : 4096;
+	keyed = hints_keyed(ei->hints) ? ei->hints : NULL;
 	dir = atomic_load(&ei->parent);
+	if (ei->shadow_ino) {
+		/* its own previous version: by name when the layout moved */
+		ei->ref_ino = ei->shadow_ino;
+		if (!keyed || s0->len < sig)
+			return;
+		if (!(theirs = malloc(sig)) || idx_txn_begin(e->idx, true, &t) < 0)
+			goto out;
+		if (eng_read_stored(e, t, ei->shadow_ino, 0, sig, theirs) < 0 ||
+		    !layout_equal(theirs, s0->data, sig))
+			ei->ref_tab = ref_by_name(e, t, ei->shadow_ino, keyed);
+		goto out;
+	}
 	if (s0->len < sig || dir == 0)
 		return;
 	theirs = malloc(sig);
@@ -975,37 +1197,75 @@ static void ref_find(struct eng *e, struct einode *ei)
 	struct ref_scan r = { .t = t, .self = ei->ino, .type = S_IFREG >> 12, .min_size = sig };
 	if (idx_dir_iter(t, dir, 0, ref_scan_cb, &r) < 0)
 		goto out;
-	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs);
-	gp = dir_parent(e, dir);
-	if (ei->ref_ino || r.namelen == 0 || gp == 0 || gp == dir)
+	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, NULL, NULL);
+	if (ei->ref_ino)
 		goto out;
 	/* (3) the same name in a sibling directory */
 	struct ref_scan d = { .t = t, .self = dir, .type = S_IFDIR >> 12 };
-	memcpy(d.name, r.name, r.namelen);
-	d.namelen = r.namelen;
-	if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
+	gp = r.namelen ? dir_parent(e, dir) : 0;
+	if (gp && gp != dir) {
+		memcpy(d.name, r.name, r.namelen);
+		d.namelen = r.namelen;
+		if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
+			goto out;
+		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, NULL, NULL);
+	}
+	if (ei->ref_ino || !keyed)
 		goto out;
-	ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs);
+	/* the same two, by tensor name */
+	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, keyed, &ei->ref_tab);
+	if (!ei->ref_ino && d.namelen)
+		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, keyed, &ei->ref_tab);
 out:
 	idx_txn_abort(t);
 	free(theirs);
 }
 
+/* The new file's tensor holding file offset off, or NULL. */
+static const struct codec_hint_range *hint_at(const struct codec_hint *h, uint64_t off)
+{
+	size_t lo = 0, hi = h->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->r[mid].off + h->r[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < h->n && h->r[lo].off <= off ? &h->r[lo] : NULL;
+}
+
 /* Cut length that lines up with the reference file at file offset off:
- * the rest of the reference extent containing off, when it is a sensible
- * chunk length.  Sets c->has_ref when the extent starts exactly at off
+ * the rest of the reference extent containing the same byte (at off, or
+ * with a ref_tab at the same place in the same tensor), when it is a
+ * sensible chunk length.  Sets c->has_ref when that extent starts there
  * with a whole chunk (so the chunk is an element-aligned reference).
  * Returns 0 when the reference does not help here (use the chunker). */
-static size_t ref_cut(struct eng *e, struct idx_txn *t, uint64_t ref_ino, uint64_t off,
+static size_t ref_cut(struct eng *e, struct idx_txn *t, const struct einode *ei, uint64_t off,
                       struct fchunk *c)
 {
 	struct idx_extent x;
-	if (!t || idx_extent_find(t, ref_ino, off, &x) < 0 || x.off > off)
+	uint64_t roff = off, lim = UINT64_MAX;
+	if (!t)
 		return 0;
-	uint64_t len = x.off + x.len - off;
+	if (ei->ref_tab) {
+		const struct codec_hint_range *r = ei->hints ? hint_at(ei->hints, off) : NULL;
+		const struct ref_ent *m;
+		if (!r || !r->key || r->len < e->cdc.p.avg_size ||
+		    !(m = ref_tab_find(ei->ref_tab, r->key, r->len)))
+			return 0;
+		roff = m->off + (off - r->off);
+		lim = r->off + r->len - off;
+	}
+	if (idx_extent_find(t, ei->ref_ino, roff, &x) < 0 || x.off > roff)
+		return 0;
+	uint64_t len = x.off + x.len - roff;
+	bool whole = len <= lim;
+	if (!whole)
+		len = lim;
 	if (len < 64 || len > e->cdc.p.max_size)
 		return 0;
-	if (x.off == off && x.chunk_off == 0) {
+	if (whole && x.off == roff && x.chunk_off == 0) {
 		c->has_ref = true;
 		memcpy(c->ref_fp, x.fp, FP_LEN);
 	}
@@ -1033,7 +1293,7 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 		size_t avail = s->len - pos;
 		struct fchunk probe;
 		memset(&probe, 0, sizeof(probe));
-		size_t cut = ei->ref_ino ? ref_cut(e, rt, ei->ref_ino, s->off + pos, &probe) : 0;
+		size_t cut = ei->ref_ino ? ref_cut(e, rt, ei, s->off + pos, &probe) : 0;
 		bool final;
 		if (cut) {
 			final = cut <= avail;

@@ -356,18 +356,29 @@ static void put_file(struct fx *f, const char *name, const uint8_t *b, size_t n)
 
 /* A small safetensors file: one BF16 tensor of n elements, values from
  * a drifting random walk so successive versions differ in low bits. */
-static size_t make_st(uint8_t *out, const float *w, size_t n)
+/* A bf16 safetensors file of tensor "w" (n values, rows of 256), after an
+ * optional __metadata__ {"step": step} and a zero tensor "b" of pre bytes
+ * (both move "w" and change the header: another layout, same tensor). */
+static size_t make_st_ext(uint8_t *out, const float *w, size_t n, const char *step, size_t pre)
 {
-	char hdr[160];
-	int hl = snprintf(hdr, sizeof(hdr),
-	                  "{\"w\":{\"dtype\":\"BF16\",\"shape\":[%zu,256],\"data_offsets\":[0,%zu]}}",
-	                  n / 256, 2 * n);
+	char hdr[256];
+	int hl = snprintf(hdr, sizeof(hdr), "{");
+	if (step)
+		hl += snprintf(hdr + hl, sizeof(hdr) - (size_t)hl, "\"__metadata__\":{\"step\":\"%s\"},", step);
+	if (pre)
+		hl += snprintf(hdr + hl, sizeof(hdr) - (size_t)hl,
+		               "\"b\":{\"dtype\":\"BF16\",\"shape\":[%zu],\"data_offsets\":[0,%zu]},", pre / 2, pre);
+	hl += snprintf(hdr + hl, sizeof(hdr) - (size_t)hl,
+	               "\"w\":{\"dtype\":\"BF16\",\"shape\":[%zu,256],\"data_offsets\":[%zu,%zu]}}",
+	               n / 256, pre, pre + 2 * n);
+	assert_true(hl > 0 && (size_t)hl + 8 < sizeof(hdr));
 	while (hl % 8)
 		hdr[hl++] = ' ';
 	uint64_t h = (uint64_t)hl;
 	memcpy(out, &h, 8);
 	memcpy(out + 8, hdr, (size_t)hl);
-	uint8_t *d = out + 8 + hl;
+	memset(out + 8 + hl, 0, pre);
+	uint8_t *d = out + 8 + hl + pre;
 	for (size_t i = 0; i < n; i++) {
 		uint32_t u;
 		memcpy(&u, &w[i], 4);
@@ -375,7 +386,12 @@ static size_t make_st(uint8_t *out, const float *w, size_t n)
 		d[2 * i] = (uint8_t)u;
 		d[2 * i + 1] = (uint8_t)(u >> 8);
 	}
-	return 8 + (size_t)hl + 2 * n;
+	return 8 + (size_t)hl + pre + 2 * n;
+}
+
+static size_t make_st(uint8_t *out, const float *w, size_t n)
+{
+	return make_st_ext(out, w, n, NULL, 0);
 }
 
 /* Where version v of a series goes: ckptNN.safetensors in the root, or
@@ -689,6 +705,69 @@ static void t_series_dirs(void **state)
 		free(files[v]);
 }
 
+/* References by tensor name: versions of a safetensors file whose headers
+ * differ (a step in __metadata__; from version 2 on a new tensor before
+ * "w", which moves it by 4 KiB) are still coded against their
+ * predecessor, "w" against "w" wherever it lies.  Without the rule no
+ * chunk had a reference (the heads differ). */
+static void t_series_names(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 4, N = 1 << 20, PRE = 4096 };
+	static const char *steps[V] = { "1", "10", "100", "1000" };
+	uint8_t *files[V];
+	size_t lens[V];
+	struct eng_opts o;
+	struct idx_stats st;
+	char ip[128], name[32];
+	struct idx *x;
+	struct idx_txn *t;
+	float *w = malloc(N * sizeof(float));
+	uint64_t seed = 9;
+
+	assert_non_null(w);
+	for (size_t i = 0; i < N; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		w[i] = (float)((int64_t)(seed >> 11) % 2000000 - 1000000) * 1e-8f;
+	}
+	series_open(f, &o, 0);
+	for (int v = 0; v < V; v++) {
+		files[v] = malloc(8 + 256 + PRE + 2 * N);
+		assert_non_null(files[v]);
+		lens[v] = make_st_ext(files[v], w, N, steps[v], v >= 2 ? PRE : 0);
+		snprintf(name, sizeof(name), "m%d.safetensors", v);
+		uint64_t ino = new_file(f, 1, name);
+		write_all(f, ino, 0, files[v], lens[v], 1 << 20);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		eng_forget(f->e, ino, 1);
+		for (size_t i = 0; i < N; i += 7) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			w[i] *= 1.0f + (float)((int64_t)(seed >> 40) % 200 - 100) * 1e-4f;
+		}
+	}
+	free(w);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	idx_txn_abort(t);
+	idx_close(x);
+	print_message("series by tensor name: %llu of %llu chunks coded against a reference\n",
+	              (unsigned long long)st.ref_chunks, (unsigned long long)st.chunks);
+	assert_true(st.ref_chunks >= st.chunks / 2);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	for (int v = 0; v < V; v++) {
+		struct eng_attr a;
+		snprintf(name, sizeof(name), "m%d.safetensors", v);
+		assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+		check_read(f, a.st.st_ino, 0, files[v], lens[v]);
+		eng_forget(f->e, a.st.st_ino, 1);
+		free(files[v]);
+	}
+}
+
 /* Lazy coding: with lazy=all every new chunk without a reference is coded
  * at fast, a reference still gets its forward delta at mix; rebase then
  * recompresses the fast chunks alone at mix (turning the deltas around
@@ -887,6 +966,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lazy_recompress, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
