@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""torchzip.py PATH ARCHIVE NTENSORS ROWS COLS SEED: a torch.save file
-(the zip layout and data.pkl torch 1.13 writes: streamed stored entries,
-64-byte aligned data, data descriptors, a central directory) of NTENSORS
-float32 tensors ROWS x COLS of seeded normal values, without torch:
-fake torch modules make pickle write the GLOBALs torch.save does.
-torch.load reads it."""
+"""torchzip.py PATH ARCHIVE NTENSORS ROWS COLS SEED [STEP LR DRIFT]: a
+torch.save file (the zip layout and data.pkl torch 1.13 writes: streamed
+stored entries, 64-byte aligned data, data descriptors, a central
+directory) of NTENSORS float32 tensors ROWS x COLS of seeded normal values,
+without torch: fake torch modules make pickle write the GLOBALs torch.save
+does.  torch.load reads it.  With STEP and LR the pickled dict also holds
+"step" and "lr" (as a training script's checkpoint does: its pickle, and
+so every later offset, changes from one checkpoint to the next); DRIFT > 0
+multiplies each value by 1 + DRIFT * (a normal value of another seed), the
+next checkpoint of a training run."""
 import collections, pickle, random, struct, sys, types, zlib
 
 # Fake torch modules: pickle then writes GLOBAL 'torch FloatStorage' and
@@ -61,9 +65,14 @@ def central(out):
     out.write(struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, len(CD), len(CD), end - start, start, 0))
 
 def main():
-    path, arch, ntens, rows, cols, seed = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])
+    path, arch = sys.argv[1], sys.argv[2]
+    ntens, rows, cols, seed = map(int, sys.argv[3:7])
     rng = random.Random(seed)
     sd = {"w%d" % i: Tensor(Storage(str(i), rows * cols), (rows, cols)) for i in range(ntens)}
+    drift, drng = 0.0, random.Random(seed + 1)
+    if len(sys.argv) > 7:
+        sd = {"model": sd, "step": int(sys.argv[7]), "lr": float(sys.argv[8])}
+        drift = float(sys.argv[9])
     import io
     buf = io.BytesIO()
     Pickler(buf, protocol=2).dump(sd)
@@ -71,6 +80,8 @@ def main():
         entry(out, arch + "/data.pkl", buf.getvalue())
         for i in range(ntens):
             vals = [rng.gauss(0.0, 0.02) for _ in range(rows * cols)]
+            if drift:
+                vals = [v * (1.0 + drift * drng.gauss(0.0, 1.0)) for v in vals]
             entry(out, "%s/data/%d" % (arch, i), struct.pack("<%df" % len(vals), *vals))
         entry(out, arch + "/version", b"3\n")
         central(out)
