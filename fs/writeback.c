@@ -1113,12 +1113,12 @@ static bool hints_keyed(const struct codec_hint *h)
 }
 
 /* The first of the candidates r->ino[] (in directory dirs[k] if dirs, as
- * r->name there) whose first sig bytes have the layout of head, or 0.
- * With hints (the file's own, keyed), the first whose tensors fit them
- * instead, its table in *tab. */
+ * r->name there) whose first sig bytes have the layout of head, or 0;
+ * by_name: the first whose tensors fit hints instead.  With hints (the
+ * file's own, keyed, or NULL), the reference's table goes to *tab. */
 static uint64_t ref_pick(struct eng *e, const struct ref_scan *r, const uint64_t *dirs,
                          const uint8_t *head, size_t sig, uint8_t *theirs,
-                         const struct codec_hint *hints, struct ref_tab **tab)
+                         const struct codec_hint *hints, bool by_name, struct ref_tab **tab)
 {
 	for (unsigned i = 0; i < REF_CANDIDATES; i++) {
 		uint64_t ino = dirs ? 0 : r->ino[i];
@@ -1131,11 +1131,15 @@ static uint64_t ref_pick(struct eng *e, const struct ref_scan *r, const uint64_t
 			ino = 0;
 		if (!ino)
 			continue;
-		if (hints) {
+		if (by_name) {
 			if ((*tab = ref_by_name(e, r->t, ino, hints)) != NULL)
 				return ino;
 		} else if (eng_read_stored(e, r->t, ino, 0, sig, theirs) == 0 &&
 		           layout_equal(theirs, head, sig)) {
+			/* the same head; by name still, where the tensors
+			 * after it moved (a pickle longer than sig) */
+			if (hints)
+				*tab = ref_by_name(e, r->t, ino, hints);
 			return ino;
 		}
 	}
@@ -1179,13 +1183,9 @@ static void ref_find(struct eng *e, struct einode *ei)
 	if (ei->shadow_ino) {
 		/* its own previous version: by name when the layout moved */
 		ei->ref_ino = ei->shadow_ino;
-		if (!keyed || s0->len < sig)
+		if (!keyed || idx_txn_begin(e->idx, true, &t) < 0)
 			return;
-		if (!(theirs = malloc(sig)) || idx_txn_begin(e->idx, true, &t) < 0)
-			goto out;
-		if (eng_read_stored(e, t, ei->shadow_ino, 0, sig, theirs) < 0 ||
-		    !layout_equal(theirs, s0->data, sig))
-			ei->ref_tab = ref_by_name(e, t, ei->shadow_ino, keyed);
+		ei->ref_tab = ref_by_name(e, t, ei->shadow_ino, keyed);
 		goto out;
 	}
 	if (s0->len < sig || dir == 0)
@@ -1197,7 +1197,7 @@ static void ref_find(struct eng *e, struct einode *ei)
 	struct ref_scan r = { .t = t, .self = ei->ino, .type = S_IFREG >> 12, .min_size = sig };
 	if (idx_dir_iter(t, dir, 0, ref_scan_cb, &r) < 0)
 		goto out;
-	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, NULL, NULL);
+	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, keyed, false, &ei->ref_tab);
 	if (ei->ref_ino)
 		goto out;
 	/* (3) the same name in a sibling directory */
@@ -1208,55 +1208,94 @@ static void ref_find(struct eng *e, struct einode *ei)
 		d.namelen = r.namelen;
 		if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
 			goto out;
-		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, NULL, NULL);
+		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, keyed, false, &ei->ref_tab);
 	}
 	if (ei->ref_ino || !keyed)
 		goto out;
 	/* the same two, by tensor name */
-	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, keyed, &ei->ref_tab);
+	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, keyed, true, &ei->ref_tab);
 	if (!ei->ref_ino && d.namelen)
-		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, keyed, &ei->ref_tab);
+		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, keyed, true, &ei->ref_tab);
 out:
 	idx_txn_abort(t);
 	free(theirs);
 }
 
-/* The new file's tensor holding file offset off, or NULL. */
-static const struct codec_hint_range *hint_at(const struct codec_hint *h, uint64_t off)
+/* Index of the new file's last tensor starting at or before off, or n. */
+static size_t hint_le(const struct codec_hint *h, uint64_t off)
 {
 	size_t lo = 0, hi = h->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (h->r[mid].off + h->r[mid].len <= off)
+		if (h->r[mid].off <= off)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return lo < h->n && h->r[lo].off <= off ? &h->r[lo] : NULL;
+	return lo ? lo - 1 : h->n;
+}
+
+/* The reference's tensor for the new file's tensor r, when chunks follow
+ * it (large enough to be cut at its boundaries in both files). */
+static const struct ref_ent *ref_tensor(const struct eng *e, const struct ref_tab *tab,
+                                        const struct codec_hint_range *r)
+{
+	if (!r->key || r->len < e->cdc.p.avg_size)
+		return NULL;
+	return ref_tab_find(tab, r->key, r->len);
+}
+
+#define REF_BACK_MAX 64u /* tensors looked back at for the shift of a gap */
+
+/* Where file offset off of the new file lies in its reference: in a
+ * tensor of the table, at the same place in that tensor (*lim: bytes to
+ * its end); elsewhere (the header, the bytes between two tensors, small
+ * tensors) shifted as the last tensor of the table before it is (none:
+ * not shifted), up to the next large tensor.  false: nowhere. */
+static bool ref_where(const struct eng *e, const struct einode *ei, uint64_t off, uint64_t *roff,
+                      uint64_t *lim)
+{
+	const struct codec_hint *h = ei->hints;
+	size_t i = hint_le(h, off);
+	int64_t shift = 0;
+	*lim = UINT64_MAX;
+	if (i < h->n && off < h->r[i].off + h->r[i].len) {
+		const struct ref_ent *m = ref_tensor(e, ei->ref_tab, &h->r[i]);
+		if (m) {
+			*roff = m->off + (off - h->r[i].off);
+			*lim = h->r[i].off + h->r[i].len - off;
+			return true;
+		}
+	}
+	for (unsigned k = 0; i < h->n && k < REF_BACK_MAX; k++, i = i ? i - 1 : h->n) {
+		const struct ref_ent *m = ref_tensor(e, ei->ref_tab, &h->r[i]);
+		if (m) {
+			shift = (int64_t)(m->off - h->r[i].off);
+			break;
+		}
+	}
+	if (shift < 0 && (uint64_t)-shift > off)
+		return false;
+	*roff = off + (uint64_t)shift;
+	uint64_t nb = codec_hint_next_cut(h, off, e->cdc.p.avg_size);
+	if (nb > off)
+		*lim = nb - off;
+	return true;
 }
 
 /* Cut length that lines up with the reference file at file offset off:
  * the rest of the reference extent containing the same byte (at off, or
- * with a ref_tab at the same place in the same tensor), when it is a
- * sensible chunk length.  Sets c->has_ref when that extent starts there
- * with a whole chunk (so the chunk is an element-aligned reference).
- * Returns 0 when the reference does not help here (use the chunker). */
+ * with a ref_tab where ref_where says), when it is a sensible chunk
+ * length.  Sets c->has_ref when that extent starts there with a whole
+ * chunk (so the chunk is an element-aligned reference).  Returns 0 when
+ * the reference does not help here (use the chunker). */
 static size_t ref_cut(struct eng *e, struct idx_txn *t, const struct einode *ei, uint64_t off,
                       struct fchunk *c)
 {
 	struct idx_extent x;
 	uint64_t roff = off, lim = UINT64_MAX;
-	if (!t)
+	if (!t || (ei->ref_tab && !ref_where(e, ei, off, &roff, &lim)))
 		return 0;
-	if (ei->ref_tab) {
-		const struct codec_hint_range *r = ei->hints ? hint_at(ei->hints, off) : NULL;
-		const struct ref_ent *m;
-		if (!r || !r->key || r->len < e->cdc.p.avg_size ||
-		    !(m = ref_tab_find(ei->ref_tab, r->key, r->len)))
-			return 0;
-		roff = m->off + (off - r->off);
-		lim = r->off + r->len - off;
-	}
 	if (idx_extent_find(t, ei->ref_ino, roff, &x) < 0 || x.off > roff)
 		return 0;
 	uint64_t len = x.off + x.len - roff;

@@ -2,6 +2,7 @@
 """Train a small GPT with AdamW and write checkpoint series for series_bench.sh.
 
 usage: train_series.py [--ckpts N] [--every S] [--seed K] [--lr LR] [--beta2 B]
+                       [--sched const|cosine]
                        DEST [DEST...]
        train_series.py --resave [--via TMP] SRC DST [SRC DST...]
 
@@ -27,7 +28,8 @@ bigram Markov chain (each token has 8 likely successors), so the loss
 falls like a real run's instead of stalling at log(vocab) on uniform noise;
 the fine-tune uses a second chain.  Pretraining saves after every S steps
 (N checkpoints), the fine-tune likewise.  Optimizer: AdamW, constant lr
-(default 3e-4), betas (0.9, beta2) (default 0.95, GPT-style; torch's own
+(default 3e-4; --sched cosine: warmup, then cosine decay, the scheduler's
+state saved with model and optimizer), betas (0.9, beta2) (default 0.95, GPT-style; torch's own
 default is 0.999), weight decay 0.1, batch 4 x 64 tokens.  Seeded,
 single-threaded, deterministic algorithms: the same torch build writes the
 same bytes.  Run with Debian's python3-torch (/usr/bin/python3).
@@ -45,6 +47,7 @@ and puts the series on each mount this way.
 """
 import argparse
 import json
+import math
 import os
 import struct
 import sys
@@ -143,6 +146,22 @@ def resave(pairs, via):
             os.replace(out, dst)
 
 
+def make_sched(opt, args):
+    """The learning-rate schedule of --sched (None: constant)."""
+    if args.sched == "const":
+        return None
+    total = args.ckpts * args.every
+    warm = max(1, total // 10)
+
+    def factor(i):
+        if i < warm:
+            return (i + 1) / warm
+        t = (i - warm) / max(1, total - warm)
+        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dest", nargs="+")
@@ -154,6 +173,11 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--beta2", type=float, default=0.95)
+    ap.add_argument("--sched", choices=["const", "cosine"], default="const",
+                    help="cosine: linear warmup over the first 10%% of the steps, then "
+                         "cosine decay to lr/10 (as most training scripts do); the "
+                         "checkpoints then also hold the scheduler's state, so their "
+                         "pickles differ in more than the step")
     args = ap.parse_args()
     if args.resave:
         resave(args.dest, args.via)
@@ -167,13 +191,18 @@ def main():
     nparam = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, args.beta2),
                             weight_decay=0.1)
+    sched = make_sched(opt, args)
     chain = markov_chain(args.seed + 2)
     n = 0
     for k in range(1, args.ckpts + 1):
         for _ in range(args.every):
             loss = step(model, opt, chain, g)
             n += 1
+            if sched:
+                sched.step()
         full = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": n}
+        if sched:
+            full["scheduler"] = sched.state_dict()
         save_all(args.dest, "full", f"ckpt-{n:06d}.pt", full)
         save_all(args.dest, "latest", "latest.pt", full)
         save_all(args.dest, "bf16", f"model-{n:06d}.safetensors",
@@ -188,13 +217,18 @@ def main():
         p.requires_grad_(True)
     ntrain = sum(p.numel() for p in train)
     opt = torch.optim.AdamW(train, lr=args.lr, betas=(0.9, args.beta2), weight_decay=0.1)
+    sched = make_sched(opt, args)
     chain = markov_chain(args.seed + 3)
     for k in range(1, args.ckpts + 1):
         for _ in range(args.every):
             loss = step(model, opt, chain, g)
             n += 1
-        save_all(args.dest, "ft", f"ft-{n:06d}.pt",
-                 {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": n})
+            if sched:
+                sched.step()
+        ft = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": n}
+        if sched:
+            ft["scheduler"] = sched.state_dict()
+        save_all(args.dest, "ft", f"ft-{n:06d}.pt", ft)
         print(f"train_series: fine-tune step {n} loss {loss:.3f}", file=sys.stderr)
     print(f"train_series: {nparam} parameters ({ntrain} trainable in the fine-tune), "
           f"{args.ckpts} checkpoints per series every {args.every} steps", file=sys.stderr)
