@@ -832,7 +832,10 @@ static void hints_prepare(struct einode *ei)
  * the file of the same name in the most recently modified sibling
  * directories (one checkpoint per directory: checkpoint-500/model.safetensors
  * then checkpoint-1000/model.safetensors, as Hugging Face's Trainer and
- * DeepSpeed save them) whose layout signature matches.  Chunks
+ * DeepSpeed save them) whose layout signature matches; else (a
+ * safetensors or torch.save file) the first of the candidates of (2) and
+ * then (3) that holds most of its tensors by name (see "references by
+ * tensor name" below).  Chunks
  * are then cut at the reference file's chunk boundaries, so each chunk
  * lines up with the same elements of the previous checkpoint: unchanged
  * tensors deduplicate exactly, changed ones are coded with the aligned
