@@ -458,6 +458,21 @@ static void test_hint_safetensors(void **state)
 	assert_int_equal(h.r[1].dtype, CODEC_DTYPE_FP32);
 	assert_int_equal(h.r[2].dtype, CODEC_DTYPE_OTHER);
 	assert_int_equal(h.r[2].row_elems, 0);
+	/* keys name the tensors: distinct names, distinct keys, never 0;
+	 * the same name in another header (other offsets), the same key */
+	assert_true(h.r[0].key && h.r[1].key && h.r[2].key);
+	assert_true(h.r[0].key != h.r[1].key && h.r[1].key != h.r[2].key && h.r[0].key != h.r[2].key);
+	{
+		static const char j2[] = "{\"__metadata__\":{\"step\":\"1000\"},"
+		                         "\"a\":{\"dtype\":\"BF16\",\"shape\":[16,8],\"data_offsets\":[8,264]}}";
+		uint8_t b2[256];
+		size_t h2l = st_make(b2, j2);
+		struct codec_hint h2;
+		assert_int_equal(codec_hint_parse(b2, h2l, h2l + 264, &h2), 0);
+		assert_int_equal(h2.n, 1);
+		assert_int_equal(h2.r[0].key, h.r[0].key);
+		codec_hint_release(&h2);
+	}
 	/* A chunk starting 1 byte into the bf16 tensor: next element at +1. */
 	assert_int_equal(codec_hint_chunk(&h, hl + 1, 100, &p), 0);
 	assert_int_equal(p.dtype, CODEC_DTYPE_BF16);
@@ -584,6 +599,9 @@ static void test_hint_zip(void **state)
 	assert_int_equal(h.r[0].dtype, CODEC_DTYPE_AUTO);
 	assert_int_equal(h.r[1].len, 500);
 	assert_int_equal(h.need, 0);
+	/* keys: 1 + the storage key, whatever the archive is called */
+	assert_int_equal(h.r[0].key, 1);
+	assert_int_equal(h.r[1].key, 2);
 	codec_hint_release(&h);
 	/* Only the head of a big file: the walk stops and says where. */
 	assert_int_equal(codec_hint_parse(buf, d1 + 10, 1u << 30, &h), 0);
