@@ -1026,7 +1026,7 @@ static int ref_tab_load(struct eng *e, struct idx_txn *t, uint64_t ino, const st
 	struct idx_inode in;
 	struct ref_tab *tab = NULL;
 	uint8_t *buf = NULL;
-	size_t cap = 0, len;
+	size_t cap = 0, len, most;
 	int rc;
 
 	memset(&h, 0, sizeof(h));
@@ -1034,15 +1034,22 @@ static int ref_tab_load(struct eng *e, struct idx_txn *t, uint64_t ino, const st
 	rc = idx_inode_get(t, ino, &in);
 	if (rc < 0)
 		goto out;
-	len = in.size < 65536 ? (size_t)in.size : 65536;
+	most = in.size < REF_HEAD_MAX ? (size_t)in.size : REF_HEAD_MAX;
+	len = most < 65536 ? most : 65536;
 	for (;;) {
 		rc = ref_read(e, t, ino, 0, len, &buf, &cap);
 		if (rc < 0)
 			goto out;
 		rc = codec_hint_parse(buf, len, in.size, &h);
-		if (rc != -EAGAIN || h.need <= len || h.need > REF_HEAD_MAX || h.need > in.size)
+		if (rc == -EAGAIN && h.need > len && h.need <= REF_HEAD_MAX && h.need <= in.size) {
+			len = (size_t)h.need; /* a safetensors header longer than len */
+			continue;
+		}
+		if (rc < 0 || h.format != CODEC_HINT_TORCH_ZIP || h.torch || !h.need || len >= most)
 			break;
-		len = (size_t)h.need;
+		/* a torch zip whose data.pkl is not whole in len: read more */
+		codec_hint_release(&h);
+		len = len < most / 16 ? len * 16 : most;
 	}
 	if (rc < 0 || h.format != hints->format) {
 		rc = -ENOENT;

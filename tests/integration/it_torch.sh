@@ -35,12 +35,14 @@ assert s["dedup_saved_bytes"] >= tensors - tensors // 500, s["dedup_saved_bytes"
 PY
 
 # Two checkpoints of one training run whose pickles differ (step 255 then
-# 70000, another lr: every later entry moves) in one directory: the second
-# is coded against the first tensor by tensor (references by name; its
-# head differs, so no reference at all without them).
+# 70000, another lr) in one directory, the second saved under a longer name
+# (torch.save names the entries after the file: every tensor moves, by
+# a few hundred bytes here): the second is coded against the first tensor by
+# tensor (references by name; its head differs, so no reference at all
+# without them).
 S=8 SR=256
 python3 "$(dirname "$0")/torchzip.py" "$WORK/c1.pt" c1 $S $SR $COLS 9 255 0.001 0
-python3 "$(dirname "$0")/torchzip.py" "$WORK/c2.pt" c2 $S $SR $COLS 9 70000 0.00095 0.001
+python3 "$(dirname "$0")/torchzip.py" "$WORK/c2.pt" checkpoint_step_0070000 $S $SR $COLS 9 70000 0.00095 0.001
 cmp -s -n 4096 "$WORK/c1.pt" "$WORK/c2.pt" && fail "the two checkpoints' heads are equal"
 mkdir "$MNT/run"
 stats_json "$WORK/s0.json" "$STORE"
