@@ -69,6 +69,11 @@ struct batch {
 	bool settled;        /* the committer is done with it (under plock) */
 	bool unlinked;       /* left the inflight list: free at last unpin */
 	int64_t ready_ns;
+	/* a batch of a file's first bytes: its first large tensors replace
+	 * the file's entries in the index's tensors table (tens_set) */
+	struct idx_tensor *tens;
+	size_t ntens;
+	bool tens_set;
 };
 
 struct pend {
@@ -313,6 +318,7 @@ static void batch_free(struct batch *b)
 		free(b->cs[i].frame);
 	free(b->cs);
 	free(b->data);
+	free(b->tens);
 	free(b);
 }
 
@@ -607,7 +613,10 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 	for (int d = 1; d < CODEC_DTYPE_COUNT; d++)
 		if (cnt[d] > cnt[in.dtype < CODEC_DTYPE_COUNT ? in.dtype : 0])
 			in.dtype = (uint8_t)d;
-	return idx_inode_put(t, &in);
+	rc = idx_inode_put(t, &in);
+	if (rc >= 0 && b->tens_set)
+		rc = idx_tensors_set(t, b->ei->ino, b->tens, b->ntens);
+	return rc;
 }
 
 /* Mark b failed (plock held): it and every later batch of its inode. */
@@ -1156,6 +1165,61 @@ static uint64_t ref_pick(struct eng *e, const struct ref_scan *r, const uint64_t
 	return 0;
 }
 
+#define REF_INDEX_TENSORS 16u /* a file's first large tensors in the index */
+#define REF_LOOKUP_FILES 16u  /* files looked at per tensor by ref_lookup */
+#define REF_LOOKUP_TENSORS 8u /* of the new file's first large tensors */
+
+/* (4) Anywhere in the store: the files whose first large tensors are the
+ * new file's (by name and size, in the index's tensors table), most
+ * shared tensors first, then newest; the first whose tensors fit. */
+static uint64_t ref_lookup(struct eng *e, struct idx_txn *t, const struct einode *ei,
+                           const struct codec_hint *hints, struct ref_tab **tab)
+{
+	uint64_t cand[REF_LOOKUP_FILES], inos[REF_LOOKUP_FILES];
+	unsigned hits[REF_LOOKUP_FILES], nc = 0, asked = 0;
+
+	for (size_t i = 0; i < hints->n && asked < REF_LOOKUP_TENSORS; i++) {
+		const struct codec_hint_range *r = &hints->r[i];
+		if (!r->key || r->len < e->cdc.p.avg_size)
+			continue;
+		asked++;
+		int k = idx_tensor_find(t, r->key, r->len, inos, REF_LOOKUP_FILES);
+		for (int j = 0; j < k; j++) {
+			unsigned c = 0;
+			if (inos[j] == ei->ino || inos[j] == ei->shadow_ino)
+				continue;
+			while (c < nc && cand[c] != inos[j])
+				c++;
+			if (c == nc) {
+				if (nc == REF_LOOKUP_FILES)
+					continue;
+				cand[nc] = inos[j];
+				hits[nc++] = 0;
+			}
+			hits[c]++;
+		}
+	}
+	/* most shared tensors first, then newest (inode numbers grow) */
+	for (unsigned a = 1; a < nc; a++)
+		for (unsigned b = a; b > 0 && (hits[b] > hits[b - 1] ||
+		                              (hits[b] == hits[b - 1] && cand[b] > cand[b - 1])); b--) {
+			uint64_t ti = cand[b];
+			unsigned th = hits[b];
+			cand[b] = cand[b - 1];
+			hits[b] = hits[b - 1];
+			cand[b - 1] = ti;
+			hits[b - 1] = th;
+		}
+	for (unsigned c = 0; c < nc && c < REF_CANDIDATES; c++) {
+		struct idx_inode in;
+		if (idx_inode_get(t, cand[c], &in) < 0 || !S_ISREG(in.mode))
+			continue;
+		if ((*tab = ref_by_name(e, t, cand[c], hints)) != NULL)
+			return cand[c];
+	}
+	return 0;
+}
+
 /* The directory ino was last looked up in, if the kernel still knows it. */
 static uint64_t dir_parent(struct eng *e, uint64_t dir)
 {
@@ -1226,6 +1290,8 @@ static void ref_find(struct eng *e, struct einode *ei)
 	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, keyed, true, &ei->ref_tab);
 	if (!ei->ref_ino && d.namelen)
 		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, keyed, true, &ei->ref_tab);
+	if (!ei->ref_ino)
+		ei->ref_ino = ref_lookup(e, t, ei, keyed, &ei->ref_tab);
 out:
 	idx_txn_abort(t);
 	free(theirs);
@@ -1319,6 +1385,23 @@ static size_t ref_cut(struct eng *e, struct idx_txn *t, const struct einode *ei,
 		memcpy(c->ref_fp, x.fp, FP_LEN);
 	}
 	return (size_t)len;
+}
+
+/* The file's first large tensors by name for the index (ref_lookup finds
+ * it by them); none for a file without hints: its old entries go. */
+static void batch_tensors(const struct eng *e, const struct einode *ei, struct batch *b)
+{
+	const struct codec_hint *h = ei->hints;
+	b->tens_set = true;
+	for (size_t i = 0; h && i < h->n && b->ntens < REF_INDEX_TENSORS; i++) {
+		if (!h->r[i].key || h->r[i].len < e->cdc.p.avg_size)
+			continue;
+		if (!b->tens && !(b->tens = malloc(REF_INDEX_TENSORS * sizeof(*b->tens)))) {
+			b->tens_set = false; /* the old entries stay: ref_lookup checks */
+			return;
+		}
+		b->tens[b->ntens++] = (struct idx_tensor){ h->r[i].key, h->r[i].len };
+	}
 }
 
 /* Cut segment i into a batch and queue it.  partial: keep a still-growing
@@ -1418,6 +1501,8 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 	b->size = ei->size;
 	b->mtime_ns = ei->mtime_ns;
 	b->final = !partial && pos == s->len && ei->nsegs == 1;
+	if (b->off == 0 && ei->hints_done)
+		batch_tensors(e, ei, b);
 	/* consume the bytes from the segment */
 	if (pos == s->len) {
 		memmove(&ei->segs[i], &ei->segs[i + 1], (ei->nsegs - i - 1) * sizeof(*s));

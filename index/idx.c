@@ -49,17 +49,28 @@ enum idx_db {
 	DB_XATTRS,
 	DB_SYMLINKS,
 	DB_ORPHANS,
+	DB_TENSORS,
+	DB_TENSORINO,
 	DB_COUNT
 };
 
 static const char *const idx_db_names[DB_COUNT] = {
 	"super", "inodes", "dirents", "dirseq", "extents",
 	"chunks", "packs", "xattrs", "symlinks", "orphans",
+	"tensors", "tensorino",
 };
+
+/* Databases added after format 2 stores were made: created by the first
+ * read-write open, absent (read as empty) on a read-only open before it. */
+static bool db_optional(unsigned i)
+{
+	return i == DB_TENSORS || i == DB_TENSORINO;
+}
 
 struct idx {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
+	bool no_tensors; /* read-only open of a store without DB_TENSORS */
 	bool rdonly;
 };
 
@@ -895,7 +906,13 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 		goto fail;
 	/* Super first: a newer format may have other databases. */
 	for (i = 0; i < DB_COUNT; i++) {
-		rc = env_err(mdb_dbi_open(t.txn, idx_db_names[i], create ? MDB_CREATE : 0, &x->dbi[i]));
+		unsigned fl = create || (db_optional(i) && !rdonly) ? MDB_CREATE : 0;
+		int mrc = mdb_dbi_open(t.txn, idx_db_names[i], fl, &x->dbi[i]);
+		if (mrc == MDB_NOTFOUND && db_optional(i) && rdonly) {
+			x->no_tensors = true;
+			continue;
+		}
+		rc = env_err(mrc);
 		if (rc < 0)
 			goto fail_txn;
 		if (i == DB_SUPER) {
@@ -1242,6 +1259,9 @@ int idx_inode_delete(struct idx_txn *t, uint64_t ino)
 	if (rc < 0)
 		return rc;
 	rc = db_del_prefix(t, DB_XATTRS, ino);
+	if (rc < 0)
+		return rc;
+	rc = idx_tensors_set(t, ino, NULL, 0);
 	if (rc < 0)
 		return rc;
 	put_be64(k, ino);
@@ -2244,6 +2264,91 @@ int idx_orphan_iter(struct idx_txn *t, idx_ino_cb cb, void *arg)
 	struct orphan_walk w = { cb, arg };
 
 	return db_walk(t, DB_ORPHANS, NULL, 0, 0, orphan_walk_fn, &w);
+}
+
+/* --- tensors ------------------------------------------------------------ */
+
+static void tensor_key(uint8_t k[24], uint64_t a, uint64_t b, uint64_t c)
+{
+	put_be64(k, a);
+	put_be64(k + 8, b);
+	put_be64(k + 16, c);
+}
+
+struct tensor_drop {
+	struct idx_txn *t;
+	int rc;
+};
+
+static int tensor_drop_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct tensor_drop *d = ctx;
+	uint8_t fk[24];
+	(void)v;
+	if (k->mv_size != 24)
+		return -EIO;
+	const uint8_t *p = k->mv_data;
+	tensor_key(fk, get_be64(p + 8), get_be64(p + 16), get_be64(p));
+	d->rc = db_del(d->t, DB_TENSORS, fk, sizeof(fk));
+	if (d->rc == -ENOENT)
+		d->rc = 0;
+	return d->rc;
+}
+
+int idx_tensors_set(struct idx_txn *t, uint64_t ino, const struct idx_tensor *v, size_t n)
+{
+	struct tensor_drop d = { t, 0 };
+	uint8_t k[24];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (n > IDX_TENSORS_MAX)
+		return -EINVAL;
+	put_be64(k, ino);
+	rc = db_walk(t, DB_TENSORINO, k, 8, 8, tensor_drop_fn, &d);
+	if (rc < 0)
+		return rc;
+	rc = db_del_prefix(t, DB_TENSORINO, ino);
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		tensor_key(k, v[i].key, v[i].len, ino);
+		rc = db_put(t, DB_TENSORS, k, sizeof(k), "", 0, 0);
+		tensor_key(k, ino, v[i].key, v[i].len);
+		if (rc >= 0)
+			rc = db_put(t, DB_TENSORINO, k, sizeof(k), "", 0, 0);
+	}
+	return rc;
+}
+
+int idx_tensor_find(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t *inos, size_t max)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t from[24];
+	size_t n = 0;
+	int rc;
+
+	if (t->x->no_tensors || max == 0)
+		return 0;
+	rc = db_cursor(t, DB_TENSORS, &cur);
+	if (rc < 0)
+		return rc;
+	/* newest first: from the last entry of this key and length down */
+	tensor_key(from, key, len, UINT64_MAX);
+	k = mval(from, sizeof(from));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	if (rc == 0 && !(k.mv_size == 24 && memcmp(k.mv_data, from, 24) == 0))
+		rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+	else if (rc == MDB_NOTFOUND)
+		rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+	for (; rc == 0 && n < max; rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+		if (k.mv_size != 24 || memcmp(k.mv_data, from, 16) != 0)
+			break;
+		inos[n++] = get_be64((const uint8_t *)k.mv_data + 16);
+	}
+	rc = rc == 0 || rc == MDB_NOTFOUND ? 0 : LMDB_ERR(t, rc);
+	mdb_cursor_close(cur);
+	return rc < 0 ? rc : (int)n;
 }
 
 /* --- test-only (index/idx_test_i.h) --------------------------------------- */

@@ -14,6 +14,11 @@
  *   db "xattrs"  : ino(8) || name          -> value
  *   db "symlinks": ino(8)                  -> target
  *   db "orphans" : ino(8)                  -> (empty)  unlinked, still open
+ *   db "tensors" : key(8) || len(8) || ino(8) -> (empty)  the first large
+ *                  tensors of a safetensors / torch.save file, by name key
+ *                  and size (codec hint keys): finds a series reference
+ *                  anywhere in the store
+ *   db "tensorino": ino(8) || key(8) || len(8) -> (empty)  the same, by file
  *
  * Every function takes a transaction; none keeps state between calls except
  * the environment.  Stats (struct idx_stats) are updated inside the same
@@ -274,6 +279,23 @@ int idx_orphan_add(struct idx_txn *t, uint64_t ino);
 int idx_orphan_del(struct idx_txn *t, uint64_t ino);
 typedef int (*idx_ino_cb)(void *arg, uint64_t ino);
 int idx_orphan_iter(struct idx_txn *t, idx_ino_cb cb, void *arg);
+
+/* --- tensors (series references by name) ---------------------------- */
+
+#define IDX_TENSORS_MAX 64u /* per file */
+
+struct idx_tensor {
+	uint64_t key; /* codec hint key of the tensor's name, != 0 */
+	uint64_t len; /* bytes */
+};
+
+/* Replace ino's tensors with v[0..n) (n <= IDX_TENSORS_MAX; n = 0 drops
+ * them: idx_inode_delete does). */
+int idx_tensors_set(struct idx_txn *t, uint64_t ino, const struct idx_tensor *v, size_t n);
+/* Up to max files holding a tensor of this key and length, newest (highest
+ * inode number) first; a file rewritten since may no longer hold it: callers
+ * check.  Returns how many were stored in inos[], or a negative errno. */
+int idx_tensor_find(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t *inos, size_t max);
 /* Iterate all inodes in ino order. */
 typedef int (*idx_inode_cb)(void *arg, const struct idx_inode *in);
 int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg);

@@ -768,6 +768,95 @@ static void t_series_names(void **state)
 	}
 }
 
+/* The store's stats with the engine closed; then opened again with o. */
+static void closed_stats(struct fx *f, const struct eng_opts *o, struct idx_stats *st)
+{
+	char ip[128];
+	struct idx *x;
+	struct idx_txn *t;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, st), 0);
+	idx_txn_abort(t);
+	idx_close(x);
+	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
+}
+
+/* Step (4) of the reference rule: a file that matches no directory rule
+ * (another name, in an unrelated directory, another header) finds the
+ * newest file holding its tensors through the index's tensors table; a
+ * deleted file's entries go with it, so the next one finds the survivor. */
+static void t_series_lookup(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 3, N = 1 << 19 };
+	static const char *const dirs[V] = { "x", "y", "q" };
+	static const char *const names[V] = { "base.safetensors", "tuned.safetensors", "other.safetensors" };
+	static const char *const paths[V] = { "x/base", "y/z/tuned", "q/other" };
+	uint8_t *files[V];
+	size_t lens[V];
+	uint64_t dino[V], refs[V];
+	struct eng_opts o;
+	struct eng_attr a;
+	struct eng_cred cr = { 0, 0, 022 };
+	struct idx_stats st;
+	float *w = malloc(N * sizeof(float));
+	uint64_t seed = 11;
+
+	assert_non_null(w);
+	for (size_t i = 0; i < N; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		w[i] = (float)((int64_t)(seed >> 11) % 2000000 - 1000000) * 1e-8f;
+	}
+	series_open(f, &o, 0);
+	for (int v = 0; v < V; v++) {
+		assert_int_equal(eng_mkdir(f->e, 1, dirs[v], 0755, &cr, &a), 0);
+		dino[v] = a.st.st_ino;
+		if (v == 1) { /* y/z/tuned.safetensors: two levels down */
+			assert_int_equal(eng_mkdir(f->e, dino[v], "z", 0755, &cr, &a), 0);
+			dino[v] = a.st.st_ino;
+		}
+	}
+	for (int v = 0; v < V; v++) {
+		files[v] = malloc(8 + 256 + 2 * N);
+		assert_non_null(files[v]);
+		lens[v] = make_st_ext(files[v], w, N, v == 0 ? NULL : v == 1 ? "10" : "100", 0);
+		uint64_t ino = new_file(f, dino[v], names[v]);
+		write_all(f, ino, 0, files[v], lens[v], 1 << 20);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		eng_forget(f->e, ino, 1);
+		closed_stats(f, &o, &st);
+		refs[v] = st.ref_chunks;
+		print_message("lookup: after %s %llu of %llu chunks coded against a reference\n", paths[v],
+		              (unsigned long long)st.ref_chunks, (unsigned long long)st.chunks);
+		if (v == 1) {
+			/* the base goes: the next file must find the tuned one */
+			assert_int_equal(eng_unlink(f->e, dino[0], names[0]), 0);
+			free(files[0]);
+			files[0] = NULL;
+		}
+		for (size_t i = 0; i < N; i += 5) {
+			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+			w[i] *= 1.0f + (float)((int64_t)(seed >> 40) % 200 - 100) * 1e-4f;
+		}
+	}
+	free(w);
+	/* each later file: most of its ~16 chunks against the one before */
+	assert_int_equal(refs[0], 0);
+	assert_true(refs[1] >= 8);
+	assert_true(refs[2] >= refs[1] + 8);
+	for (int v = 1; v < V; v++) {
+		assert_int_equal(eng_lookup(f->e, dino[v], names[v], &a), 0);
+		check_read(f, a.st.st_ino, 0, files[v], lens[v]);
+		eng_forget(f->e, a.st.st_ino, 1);
+		free(files[v]);
+	}
+}
+
 /* Lazy coding: with lazy=all every new chunk without a reference is coded
  * at fast, a reference still gets its forward delta at mix; rebase then
  * recompresses the fast chunks alone at mix (turning the deltas around
@@ -967,6 +1056,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_series_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lazy_recompress, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),

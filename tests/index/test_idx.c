@@ -1448,6 +1448,91 @@ static void test_orphan_iter(void **state)
 	assert_int_equal(idx_txn_commit(t), 0);
 }
 
+/* Tensors by name and size: newest file first, a file's entries replaced
+ * by its next set, dropped with the inode. */
+static void test_tensors(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_inode in;
+	struct idx_txn *t;
+	uint64_t inos[8];
+	static const struct idx_tensor a[2] = { { 77, 4096 }, { 78, 8192 } };
+	static const struct idx_tensor b[1] = { { 77, 4096 } };
+	static struct idx_tensor many[IDX_TENSORS_MAX + 1];
+
+	t = wtxn(f);
+	memset(&in, 0, sizeof(in));
+	in.mode = S_IFREG | 0644;
+	for (uint64_t ino = 40; ino <= 42; ino++) {
+		in.ino = ino;
+		assert_int_equal(idx_inode_put(t, &in), 0);
+	}
+	assert_int_equal(idx_tensor_find(t, 77, 4096, inos, 8), 0);
+	assert_int_equal(idx_tensors_set(t, 40, a, 2), 0);
+	assert_int_equal(idx_tensors_set(t, 42, a, 2), 0);
+	assert_int_equal(idx_tensors_set(t, 41, b, 1), 0);
+	assert_int_equal(idx_tensor_find(t, 77, 4096, inos, 8), 3);
+	assert_int_equal(inos[0], 42);
+	assert_int_equal(inos[1], 41);
+	assert_int_equal(inos[2], 40);
+	assert_int_equal(idx_tensor_find(t, 77, 4096, inos, 2), 2); /* the newest two */
+	assert_int_equal(inos[1], 41);
+	assert_int_equal(idx_tensor_find(t, 77, 4095, inos, 8), 0); /* the size counts */
+	assert_int_equal(idx_tensor_find(t, 78, 8192, inos, 8), 2);
+	/* a rewrite replaces: 42 no longer holds tensor 78 */
+	assert_int_equal(idx_tensors_set(t, 42, b, 1), 0);
+	assert_int_equal(idx_tensor_find(t, 78, 8192, inos, 8), 1);
+	assert_int_equal(inos[0], 40);
+	assert_int_equal(idx_tensors_set(t, 42, many, IDX_TENSORS_MAX + 1), -EINVAL);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_int_equal(idx_inode_delete(t, 40), 0);
+	assert_int_equal(idx_tensor_find(t, 78, 8192, inos, 8), 0);
+	assert_int_equal(idx_tensor_find(t, 77, 4096, inos, 8), 2);
+	assert_int_equal(idx_tensors_set(t, 41, NULL, 0), 0);
+	assert_int_equal(idx_tensor_find(t, 77, 4096, inos, 8), 1);
+	assert_int_equal(inos[0], 42);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+/* A store made before the tensors table: a read-only open (mixfs stats on
+ * a store not mounted since) reads it as empty; a read-write one adds it. */
+static void test_tensors_old_store(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_txn *t;
+	uint64_t inos[2];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi d;
+
+	t = wtxn(f);
+	assert_int_equal(idx_tensors_set(t, 1, (const struct idx_tensor[]){ { 5, 65536 } }, 1), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(f->x);
+	f->x = NULL;
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 32), 0);
+	assert_int_equal(mdb_env_open(env, f->dir, MDB_NOTLS, 0644), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "tensors", 0, &d), 0);
+	assert_int_equal(mdb_drop(txn, d, 1), 0);
+	assert_int_equal(mdb_dbi_open(txn, "tensorino", 0, &d), 0);
+	assert_int_equal(mdb_drop(txn, d, 1), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	assert_int_equal(idx_open(f->dir, IDX_RDONLY, NULL, 0, &f->x), 0);
+	assert_int_equal(idx_txn_begin(f->x, true, &t), 0);
+	assert_int_equal(idx_tensor_find(t, 5, 65536, inos, 2), 0);
+	idx_txn_abort(t);
+	idx_close(f->x);
+	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &f->x), 0);
+	t = wtxn(f);
+	assert_int_equal(idx_tensors_set(t, 1, (const struct idx_tensor[]){ { 5, 65536 } }, 1), 0);
+	assert_int_equal(idx_tensor_find(t, 5, 65536, inos, 2), 1);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
 /* --- threads: a read txn is a snapshot any one thread may use (MDB_NOTLS) */
 
 struct reader_arg {
@@ -1584,6 +1669,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_xattrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_symlink_orphan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_iter, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tensors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tensors_old_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_threads, setup, teardown),
 		cmocka_unit_test(test_map_full),
 	};
