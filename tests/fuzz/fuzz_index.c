@@ -37,7 +37,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Shared with gen_index_corpus.c. */
-extern const char *const fuzz_index_dbs[10];
+#define FUZZ_INDEX_DBS 12
+extern const char *const fuzz_index_dbs[FUZZ_INDEX_DBS];
 int fuzz_index_base(struct idx *x);
 
 #define FLAG_COMMIT 0x01u
@@ -46,13 +47,13 @@ int fuzz_index_base(struct idx *x);
 #define MAX_KEY 511 /* LMDB's default key size limit */
 #define MAP_SIZE (64u << 20)
 
-const char *const fuzz_index_dbs[10] = {
-	"super", "inodes", "dirents", "dirseq", "extents",
-	"chunks", "packs", "xattrs", "symlinks", "orphans",
+const char *const fuzz_index_dbs[FUZZ_INDEX_DBS] = {
+	"super", "inodes", "dirents", "dirseq", "extents", "chunks",
+	"packs", "xattrs", "symlinks", "orphans", "tensors", "tensorino",
 };
 
 enum { D_SUPER, D_INODES, D_DIRENTS, D_DIRSEQ, D_EXTENTS, D_CHUNKS, D_PACKS, D_XATTRS,
-       D_SYMLINKS, D_ORPHANS };
+       D_SYMLINKS, D_ORPHANS, D_TENSORS, D_TENSORINO };
 
 #define CHECK(c)                                                                       \
 	do {                                                                           \
@@ -149,7 +150,8 @@ int fuzz_index_base(struct idx *x)
 	if ((rc = idx_xattr_set(t, 2, "user.a", "1", 1, 0)) < 0 ||
 	    (rc = idx_xattr_set(t, 2, "user.bb", "22", 2, 0)) < 0 ||
 	    (rc = idx_xattr_set(t, 4, "trusted.x", "", 0, 0)) < 0 ||
-	    (rc = idx_symlink_put(t, 3, "file", 4)) < 0 || (rc = idx_orphan_add(t, 5)) < 0)
+	    (rc = idx_symlink_put(t, 3, "file", 4)) < 0 || (rc = idx_orphan_add(t, 5)) < 0 ||
+	    (rc = idx_tensors_set(t, 2, (const struct idx_tensor[]){ { 0x51, 65536 } }, 1)) < 0)
 		goto out;
 	return idx_txn_commit(t);
 out:
@@ -249,6 +251,8 @@ struct targets {
 		bool xattr;
 	} name[MAX_RECS + 4];
 	unsigned nname;
+	struct idx_tensor tens[MAX_RECS + 1]; /* key and length of tensors records */
+	unsigned ntens;
 };
 
 static uint64_t be64(const uint8_t *p)
@@ -305,7 +309,11 @@ static void plant_target(struct targets *g, unsigned db, const uint8_t *k, size_
 		memcpy(g->fp[g->nfp++], k, FP_LEN);
 	if (db == D_PACKS && kl == 4 && g->npack < MAX_RECS + 3)
 		g->pack[g->npack++] = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
-	if (kl < 8 || db == D_SUPER || db == D_CHUNKS || db == D_PACKS)
+	if (db == D_TENSORS && kl == 24 && g->ntens < MAX_RECS + 1) {
+		g->tens[g->ntens++] = (struct idx_tensor){ be64(k), be64(k + 8) };
+		add_ino(g, be64(k + 16));
+	}
+	if (kl < 8 || db == D_SUPER || db == D_CHUNKS || db == D_PACKS || db == D_TENSORS)
 		return;
 	add_ino(g, be64(k));
 	if (db == D_EXTENTS && kl >= 16 && g->noff < MAX_RECS + 2)
@@ -519,6 +527,12 @@ static void probe(struct idx_txn *t, const struct targets *g)
 	check_walk(idx_pack_iter(t, pack_cb, &w), &w);
 	w = (struct walk){ 0 };
 	check_walk(idx_orphan_iter(t, ino_cb, &w), &w);
+	for (unsigned i = 0; i < g->ntens; i++) {
+		uint64_t inos[4];
+
+		rc = idx_tensor_find(t, g->tens[i].key, g->tens[i].len, inos, 4);
+		CHECK(rc <= 4 && rc > -4096);
+	}
 
 	for (unsigned i = 0; i < g->nfp; i++) {
 		rc = idx_chunk_get(t, g->fp[i], &c);
@@ -590,6 +604,8 @@ static void mutate(struct idx_txn *t, const struct targets *g)
 		CHECK_ERR(idx_file_punch(t, &in, 1000, 5000));
 		CHECK_ERR(idx_file_map(t, &in, 1000, 100, g->fp[i % g->nfp], 100));
 		CHECK_ERR(idx_inode_put(t, &in));
+		if (g->ntens)
+			CHECK_ERR(idx_tensors_set(t, ino, g->tens, 1));
 		CHECK_ERR(idx_inode_delete(t, ino));
 	}
 }
@@ -640,7 +656,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	base_targets(&g);
 	CHECK(idx_txn_begin(store, false, &t) == 0);
 	for (unsigned r = 0; r < MAX_RECS && pos + 3 <= size; r++) {
-		unsigned db = data[pos] % 10u;
+		unsigned db = data[pos] % FUZZ_INDEX_DBS;
 		size_t kl = be16(data + pos + 1), vl;
 		const uint8_t *k, *v;
 

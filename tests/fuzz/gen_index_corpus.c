@@ -19,7 +19,8 @@
 
 #include "index/idx.h"
 
-extern const char *const fuzz_index_dbs[10];
+#define FUZZ_INDEX_DBS 12
+extern const char *const fuzz_index_dbs[FUZZ_INDEX_DBS];
 int fuzz_index_base(struct idx *x);
 
 #define FLAG_COMMIT 0x01u
@@ -121,7 +122,7 @@ static int dump_raw(const char *dir)
 	if (mdb_env_create(&env) || mdb_env_set_maxdbs(env, 16) ||
 	    mdb_env_open(env, dir, MDB_RDONLY, 0644) || mdb_txn_begin(env, NULL, MDB_RDONLY, &txn))
 		return -EIO;
-	for (unsigned db = 0; db < 10; db++) {
+	for (unsigned db = 0; db < FUZZ_INDEX_DBS; db++) {
 		unsigned n = 0;
 
 		if (mdb_dbi_open(txn, fuzz_index_dbs[db], 0, &dbi) ||
