@@ -16,11 +16,17 @@
 #   full-tmp  the same, saved to ckpt.tmp and renamed to ckpt-STEP.pt
 #             (torch.save names the zip entries after the file it writes,
 #             so these files share one zip layout; full's do not)
+#   full-names the same, saved to ckpt-STEP.pt with STEP not zero-padded
+#             (ckpt-40.pt, ckpt-80.pt, ckpt-120.pt ...): the entry names
+#             grow, so the tensors move between checkpoints
 #   latest    the same, saved over one name, latest.pt (in place: O_TRUNC
 #             of the previous version)
 #   bf16      model weights as bfloat16 safetensors, model-STEP.safetensors
 #   bf16-dirs the same, one directory per checkpoint (as Hugging Face's
 #             Trainer saves): checkpoint-STEP/model.safetensors
+#   bf16-meta the same with "step" in each header's __metadata__ (as
+#             training scripts that record their progress there write):
+#             every header differs, and the tensors move when it grows
 #   ft        a fine-tune of the final model with all but the last block
 #             and the final norm frozen (model + optimizer, fp32), ft-STEP.pt
 #   ft-tmp    the same, saved to ckpt.tmp and renamed
@@ -159,17 +165,21 @@ FILES[full]=$(ls "$SRC"/full/ckpt-*.pt)
 FILES[bf16]=$(ls "$SRC"/bf16/model-*.safetensors)
 FILES[ft]=$(ls "$SRC"/ft/ft-*.pt)
 # Every series: its source files are those of its base series.
-SERIES="full full-tmp latest bf16 bf16-dirs ft ft-tmp"
-BASE_OF=([full]=full [full-tmp]=full [latest]=full [bf16]=bf16 [bf16-dirs]=bf16 [ft]=ft [ft-tmp]=ft)
+SERIES="full full-tmp full-names latest bf16 bf16-dirs bf16-meta ft ft-tmp"
+BASE_OF=([full]=full [full-tmp]=full [full-names]=full [latest]=full [bf16]=bf16 [bf16-dirs]=bf16
+	[bf16-meta]=bf16 [ft]=ft [ft-tmp]=ft)
 DTYPE=([full]=fp32 [bf16]=bf16 [ft]=fp32)
 LABEL=([full]="fp32 model + AdamW, torch.save to ckpt-STEP.pt"
 	[full-tmp]="the same, torch.save to ckpt.tmp, renamed to ckpt-STEP.pt"
+	[full-names]="the same, torch.save to ckpt-STEP.pt without zero padding (ckpt-40.pt ... ckpt-400.pt: longer entry names move the tensors)"
 	[latest]="the same, torch.save over latest.pt"
 	[bf16]="bf16 model, safetensors"
 	[bf16-dirs]="the same, checkpoint-STEP/model.safetensors"
+	[bf16-meta]="the same with the step in the header's __metadata__ (another header every time)"
 	[ft]="fine-tune, last block trains, torch.save to ft-STEP.pt"
 	[ft-tmp]="the same, torch.save to ckpt.tmp, renamed")
-TARGET=([full]="<= 0.65" [full-tmp]="<= 0.65" [latest]="<= 0.65" [bf16]="<= 0.40" [bf16-dirs]="<= 0.40")
+TARGET=([full]="<= 0.65" [full-tmp]="<= 0.65" [full-names]="<= 0.65" [latest]="<= 0.65" [bf16]="<= 0.40"
+	[bf16-dirs]="<= 0.40" [bf16-meta]="<= 0.40")
 BASES="full bf16 ft" # series with peers and a series-off store
 raw_bytes() { local n=0 f; for f in $1; do n=$((n + $(stat -c %s "$f"))); done; echo "$n"; }
 
@@ -199,6 +209,11 @@ dest() {
 		step=$(basename "$2" .safetensors)
 		echo "$dir/checkpoint-${step#model-}/model.safetensors"
 		;;
+	full-names)
+		step=$(basename "$2" .pt)
+		step=${step#ckpt-}
+		echo "$dir/ckpt-$((10#$step)).pt"
+		;;
 	*) echo "$dir/$(basename "$2")" ;;
 	esac
 }
@@ -208,7 +223,7 @@ resave() {
 	local s=$1 dir=$2 f i pairs=() via=()
 	for f in ${FILES[${BASE_OF[$s]}]}; do pairs+=("$f" "$(dest "$s" "$f" "$dir")"); done
 	for ((i = 1; i < ${#pairs[@]}; i += 2)); do mkdir -p "$(dirname "${pairs[i]}")"; done
-	case $s in *-tmp) via=(--via ckpt.tmp) ;; esac
+	case $s in *-tmp) via=(--via ckpt.tmp) ;; *-meta) via=(--st-step) ;; esac
 	"$PY" "$HERE/train_series.py" --resave "${via[@]}" "${pairs[@]}"
 }
 
@@ -394,7 +409,7 @@ for s in $SERIES; do
 	echo "$row | ${TARGET[$s]:-} |"
 done
 echo
-echo "Series whose name ends in -tmp, and latest, hold the same tensors as their base series (full, ft): their peers and series-off columns are the base's.  mixfs = pack bytes once the daemon went quiet (rebase done), unmounted and mixfs gc -t 0 compacted the packs; for latest every frame written (its replaced versions are gone after gc)."
+echo "Series whose name ends in -tmp, -names, -dirs or -meta, and latest, hold the same tensors as their base series (full, bf16, ft): their peers and series-off columns are the base's.  mixfs = pack bytes once the daemon went quiet (rebase done), unmounted and mixfs gc -t 0 compacted the packs; for latest every frame written (its replaced versions are gone after gc)."
 echo
 echo "mixfs per series (${OPTS:-default options}), after the whole series:"
 echo

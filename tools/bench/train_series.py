@@ -4,7 +4,7 @@
 usage: train_series.py [--ckpts N] [--every S] [--seed K] [--lr LR] [--beta2 B]
                        [--sched const|cosine]
                        DEST [DEST...]
-       train_series.py --resave [--via TMP] SRC DST [SRC DST...]
+       train_series.py --resave [--via TMP] [--st-step] SRC DST [SRC DST...]
 
 Every DEST gets the same series, each in its own subdirectory (a
 subdirectory may be a symlink into a mixfs mount, so one run writes the
@@ -125,13 +125,32 @@ def save_all(dests, kind, name, obj):
             torch.save(obj, path)
 
 
-def resave(pairs, via):
+def st_with_step(data, step):
+    """A safetensors file's bytes with "step" added to its __metadata__ (as
+    training scripts that record their progress in the header write it):
+    the header changes length and content, the tensors stay as they are."""
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    meta["step"] = str(step)
+    h = json.dumps({"__metadata__": meta, **header}, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    return struct.pack("<Q", len(h)) + h + data[8 + n:]
+
+
+def resave(pairs, via, st_step=False):
     if len(pairs) % 2:
         sys.exit("train_series: --resave takes SRC DST pairs")
     for src, dst in zip(pairs[0::2], pairs[1::2]):
         out = os.path.join(os.path.dirname(dst), via) if via else dst
         if src.endswith(".pt"):
             torch.save(torch.load(src), out)
+        elif st_step:
+            with open(src, "rb") as f:
+                data = f.read()
+            step = int(os.path.basename(src).split("-")[-1].split(".")[0])
+            with open(out, "wb") as f:
+                f.write(st_with_step(data, step))
         else:
             with open(src, "rb") as f:
                 data = f.read()
@@ -168,6 +187,9 @@ def main():
     ap.add_argument("--resave", action="store_true",
                     help="the arguments are SRC DST pairs to write again")
     ap.add_argument("--via", help="with --resave: write to this name, then rename")
+    ap.add_argument("--st-step", action="store_true",
+                    help="with --resave: add the step (from SRC's name) to a safetensors "
+                         "file's __metadata__")
     ap.add_argument("--ckpts", type=int, default=10)
     ap.add_argument("--every", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1234)
@@ -180,7 +202,7 @@ def main():
                          "pickles differ in more than the step")
     args = ap.parse_args()
     if args.resave:
-        resave(args.dest, args.via)
+        resave(args.dest, args.via, args.st_step)
         return
 
     torch.manual_seed(args.seed)
