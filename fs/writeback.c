@@ -1070,8 +1070,9 @@ static int ref_tab_load(struct eng *e, struct idx_txn *t, uint64_t ino, const st
 	tab = calloc(1, sizeof(*tab));
 	if (!tab || !(tab->v = malloc((h.n ? h.n : 1) * sizeof(*tab->v))))
 		goto out;
+	/* only tensors chunks follow (ref_tensor): at most one per avg_size */
 	for (size_t i = 0; i < h.n && tab->n < REF_TAB_MAX; i++)
-		if (h.r[i].key)
+		if (h.r[i].key && h.r[i].len >= e->cdc.p.avg_size)
 			tab->v[tab->n++] = (struct ref_ent){ h.r[i].key, h.r[i].off, h.r[i].len };
 	rc = -ENOENT;
 	if (tab->n == 0)
@@ -1089,13 +1090,13 @@ out:
 	return rc;
 }
 
-/* Whether tab holds most of the new file's tensors known so far: at least
- * half of their bytes find a tensor of the same key and length. */
-static bool ref_tab_fits(const struct ref_tab *tab, const struct codec_hint *h)
+/* Whether tab holds most of the new file's large tensors known so far: at
+ * least half of their bytes find a tensor of the same key and length. */
+static bool ref_tab_fits(const struct eng *e, const struct ref_tab *tab, const struct codec_hint *h)
 {
 	uint64_t known = 0, found = 0;
 	for (size_t i = 0; i < h->n; i++) {
-		if (!h->r[i].key)
+		if (!h->r[i].key || h->r[i].len < e->cdc.p.avg_size)
 			continue;
 		known += h->r[i].len;
 		if (ref_tab_find(tab, h->r[i].key, h->r[i].len))
@@ -1112,7 +1113,7 @@ static struct ref_tab *ref_by_name(struct eng *e, struct idx_txn *t, uint64_t in
 	struct ref_tab *tab = NULL;
 	if (ref_tab_load(e, t, ino, hints, &tab) < 0)
 		return NULL;
-	if (!ref_tab_fits(tab, hints)) {
+	if (!ref_tab_fits(e, tab, hints)) {
 		free(tab->v);
 		free(tab);
 		tab = NULL;
