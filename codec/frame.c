@@ -17,7 +17,8 @@
 #define FRAME_FIXED 7u     /* magic, version, level, dtype, flags, phase|width */
 
 #define FRAME_F_ROWS 0x02u /* row_elems field present */
-#define FRAME_F_KNOWN (CODEC_FLAG_REF | FRAME_F_ROWS)
+#define FRAME_F_PSUM 0x04u /* payload check present (levels fast, mix) */
+#define FRAME_F_KNOWN (CODEC_FLAG_REF | FRAME_F_ROWS | FRAME_F_PSUM)
 
 static uint32_t dtype_size(int dtype)
 {
@@ -56,6 +57,7 @@ static uint64_t le_get(const uint8_t *p, uint32_t n)
 struct frame_hdr {
 	uint32_t level, dtype, phase, flags, row_elems;
 	uint32_t raw_len, payload_len, ref_len;
+	uint32_t psum; /* with FRAME_F_PSUM: low 32 bits of XXH3-64 of the payload */
 	uint64_t checksum;
 };
 
@@ -64,7 +66,7 @@ static uint32_t frame_hdr_len(const struct frame_hdr *h)
 	uint32_t w = width_of(h->raw_len);
 
 	return FRAME_FIXED + 2 * w + ((h->flags & FRAME_F_ROWS) ? 4 : 0) +
-	       ((h->flags & CODEC_FLAG_REF) ? 4 : 0) + 8 + 2;
+	       ((h->flags & CODEC_FLAG_REF) ? 4 : 0) + ((h->flags & FRAME_F_PSUM) ? 4 : 0) + 8 + 2;
 }
 
 /* Returns the header length written at out (>= frame_hdr_len(h) bytes). */
@@ -89,6 +91,10 @@ static uint32_t frame_hdr_write(const struct frame_hdr *h, uint8_t *out)
 	}
 	if (h->flags & CODEC_FLAG_REF) {
 		le_put(out + n, h->ref_len, 4);
+		n += 4;
+	}
+	if (h->flags & FRAME_F_PSUM) {
+		le_put(out + n, h->psum, 4);
 		n += 4;
 	}
 	le_put(out + n, h->checksum, 8);
@@ -145,10 +151,18 @@ static int frame_hdr_read(const uint8_t *in, size_t flen, struct frame_hdr *h,
 		h->ref_len = (uint32_t)le_get(in + n, 4);
 		n += 4;
 	}
+	h->psum = 0;
+	if (h->flags & FRAME_F_PSUM) {
+		if (flen < (size_t)n + 4)
+			return -EBADMSG;
+		h->psum = (uint32_t)le_get(in + n, 4);
+		n += 4;
+	}
 	/* Only the mix coder uses references and rows; a fast frame may
-	 * carry the rows for a later recompression to mix. */
+	 * carry the rows for a later recompression to mix; a raw frame's
+	 * payload is its raw bytes (the checksum covers them). */
 	if ((h->level != CODEC_LEVEL_MIX && (h->flags & CODEC_FLAG_REF)) ||
-	    (h->level == CODEC_LEVEL_RAW && (h->flags & FRAME_F_ROWS)))
+	    (h->level == CODEC_LEVEL_RAW && (h->flags & (FRAME_F_ROWS | FRAME_F_PSUM))))
 		return -EBADMSG;
 	if (flen < (size_t)n + 10)
 		return -EBADMSG;
@@ -222,7 +236,7 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 	/* Header size with the largest flags this level may set, so the
 	 * payload can be written in place. */
 	h.level = (uint32_t)p->level;
-	h.flags = (a.row_elems ? FRAME_F_ROWS : 0) | (a.ref ? CODEC_FLAG_REF : 0);
+	h.flags = (a.row_elems ? FRAME_F_ROWS : 0) | (a.ref ? CODEC_FLAG_REF : 0) | FRAME_F_PSUM;
 	hlen = frame_hdr_len(&h);
 	if (p->level != CODEC_LEVEL_RAW && len > 1 && cap > hlen) {
 		size_t lcap = cap - hlen < len - 1 ? cap - hlen : len - 1;
@@ -239,7 +253,11 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 			plen = -ENOSPC; /* a coder that ignores cap must not expand */
 	}
 	if (plen >= 0) {
+		/* Every payload bit is checked before it is decoded: a flip
+		 * that would decode to the same bytes (a model parameter no
+		 * element used) still fails, so fsck sees every damaged frame. */
 		h.payload_len = (uint32_t)plen;
+		h.psum = (uint32_t)XXH3_64bits(out + hlen, (size_t)plen);
 		hlen = frame_hdr_write(&h, out);
 		rc = (ssize_t)hlen + plen;
 		goto out;
@@ -299,7 +317,8 @@ ssize_t codec_frame_decode(struct codec_ctx *ctx, const void *frame, size_t flen
 	rc = frame_hdr_read(in, flen, &h, &hlen);
 	if (rc)
 		goto out;
-	if (flen - hlen < h.payload_len) {
+	if (flen - hlen < h.payload_len ||
+	    ((h.flags & FRAME_F_PSUM) && (uint32_t)XXH3_64bits(in + hlen, h.payload_len) != h.psum)) {
 		rc = -EBADMSG;
 		goto out;
 	}

@@ -299,30 +299,42 @@ static void test_decode_rejects(void **state)
 	codec_ctx_free(ctx);
 }
 
-/* Every single-bit flip anywhere in a mix frame fails to decode: none may
- * decode to the same bytes (a field the encoder never writes, aliasing
- * once masked into an element, would: an escaped exponent above the
- * dtype's range was one), none to other bytes (the checksum).  Normal and
- * special values (NaN, Inf, subnormals: escapes), every dtype, and a
- * chunk coded against a reference (XOR and order-key residuals). */
+/* Every single-bit flip anywhere in a mix (or fast) frame fails to decode:
+ * none may decode to the same bytes (a field the encoder never writes,
+ * aliasing once masked into an element, would: an escaped exponent above
+ * the dtype's range was one; so would a model parameter no element uses,
+ * in an all-zero or all-sparse chunk or one equal to its reference: the
+ * payload check catches those), none to other bytes (the checksum).
+ * Normal and special values (NaN, Inf, subnormals: escapes), every dtype,
+ * and chunks coded against a reference (XOR and order-key residuals). */
 static void test_mix_bitflips(void **state)
 {
 	struct codec_ctx *ctx = codec_ctx_create();
 	static uint8_t src[2048], ref[2048], frame[2048 + CODEC_HEADER_MAX], bad[sizeof(frame)],
 		out[2048];
 	static const struct {
-		int dt, kind, with_ref;
+		int dt, kind, with_ref, level; /* with_ref 2: the reference is the chunk */
 	} cases[] = {
-		{CODEC_DTYPE_FP32, GEN_SPECIAL, 0}, {CODEC_DTYPE_BF16, GEN_SPECIAL, 0},
-		{CODEC_DTYPE_FP16, GEN_SPECIAL, 0}, {CODEC_DTYPE_FP32, GEN_NORMAL, 0},
-		{CODEC_DTYPE_BF16, GEN_NORMAL, 0},  {CODEC_DTYPE_OTHER, GEN_TEXT, 0},
-		{CODEC_DTYPE_FP32, GEN_NORMAL, 1},  {CODEC_DTYPE_BF16, GEN_NORMAL, 1},
-		{CODEC_DTYPE_BF16, GEN_SPECIAL, 1},
+		{CODEC_DTYPE_FP32, GEN_SPECIAL, 0, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_BF16, GEN_SPECIAL, 0, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_FP16, GEN_SPECIAL, 0, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, 0, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, 0, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_OTHER, GEN_TEXT, 0, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_FP32, GEN_NORMAL, 1, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, 1, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_BF16, GEN_SPECIAL, 1, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_BF16, GEN_ZERO, 0, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_FP16, GEN_PRUNED, 0, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, 2, CODEC_LEVEL_MIX},
+		{CODEC_DTYPE_BF16, GEN_NORMAL, 0, CODEC_LEVEL_FAST},
+		{CODEC_DTYPE_FP16, GEN_PRUNED, 0, CODEC_LEVEL_FAST},
+		{CODEC_DTYPE_BF16, GEN_ZERO, 0, CODEC_LEVEL_FAST},
 	};
 
 	(void)state;
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-		struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = cases[c].dt,
+		struct codec_params p = {.level = cases[c].level, .dtype = cases[c].dt,
 		                         .row_elems = 64};
 		struct codec_frame_info info;
 		ssize_t n;
@@ -331,7 +343,7 @@ static void test_mix_bitflips(void **state)
 		if (cases[c].with_ref) {
 			/* the previous version: low bits moved in some elements */
 			memcpy(ref, src, sizeof(ref));
-			for (size_t i = 0; i < sizeof(ref); i += 6)
+			for (size_t i = 0; cases[c].with_ref == 1 && i < sizeof(ref); i += 6)
 				ref[i] ^= (uint8_t)(1u << (i % 5));
 			p.ref = ref;
 			p.ref_len = sizeof(ref);
@@ -339,7 +351,7 @@ static void test_mix_bitflips(void **state)
 		n = codec_frame_encode(ctx, &p, src, sizeof(src), frame, sizeof(frame));
 		assert_true(n > 0);
 		assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
-		assert_int_equal(info.level, CODEC_LEVEL_MIX);
+		assert_int_equal(info.level, cases[c].level);
 		for (uint32_t i = 0; i < (uint32_t)n * 8; i++) {
 			ssize_t d;
 

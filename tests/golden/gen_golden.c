@@ -117,6 +117,22 @@ int main(int argc, char **argv)
 			}
 			free(bad);
 		}
+		/* The payload check: a flipped payload bit, and a flipped check
+		 * (header check made valid), fail before decoding. */
+		if (!strcmp(g->name, "mix_bf16_psum.frame")) {
+			struct codec_frame_info info;
+			uint8_t *bad = malloc((size_t)n);
+
+			codec_frame_parse(frame, (size_t)n, &info);
+			memcpy(bad, frame, (size_t)n);
+			bad[info.header_len + info.payload_len - 1] ^= 0x01;
+			write_file(argv[1], "corrupt_mix_psum_payload.frame", bad, (size_t)n);
+			memcpy(bad, frame, (size_t)n);
+			bad[info.header_len - 14] ^= 0x01; /* psum, before checksum(8) and check(2) */
+			fix_hcheck(bad, info.header_len);
+			write_file(argv[1], "corrupt_mix_psum_field.frame", bad, (size_t)n);
+			free(bad);
+		}
 	}
 	if (write_file(argv[1], "MANIFEST", manifest, mlen))
 		return 1;

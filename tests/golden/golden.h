@@ -42,6 +42,11 @@ static const struct golden_case golden_cases[] = {
 	{"mix_fp16_p1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP16, 1, GEN_SPECIAL, GEN_DT_FP16, 4099, 13, 0},
 	{"mix_fp32_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 14, 0},
 	{"mix_other_text.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 15, 0},
+	/* frames with the payload check (FORMAT.md 1, flag bit 2); the frames
+	 * above were written before it and keep decoding without one */
+	{"fast_bf16_psum.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 18, 0},
+	{"mix_bf16_psum.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 19, 0},
+	{"mix_fp32_rows_psum.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 20, 64},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 
