@@ -1041,6 +1041,8 @@ static int ref_tab_load(struct eng *e, struct idx_txn *t, uint64_t ino, const st
 	memset(&h, 0, sizeof(h));
 	*out = NULL;
 	rc = idx_inode_get(t, ino, &in);
+	if (rc >= 0 && (!S_ISREG(in.mode) || in.size < 16))
+		rc = -ENOENT; /* not a file with tensors */
 	if (rc < 0)
 		goto out;
 	most = in.size < REF_HEAD_MAX ? (size_t)in.size : REF_HEAD_MAX;
