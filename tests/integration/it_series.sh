@@ -106,6 +106,7 @@ done
 # One checkpoint per directory (Hugging Face Trainer style): the second
 # model.safetensors finds the first in the sibling directory and is coded
 # against it (new weights here, so nothing dedups against the ones above).
+# Then a fine-tune in an unrelated directory, found through the index.
 series_files "$WORK/hf" 2 $((1 << 20)) 8
 for v in 0 1; do
 	mkdir -p "$MNT/hf/checkpoint-$v"
@@ -118,4 +119,18 @@ python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(not s["
 for v in 0 1; do
 	check_cmp "$WORK/hf$v.safetensors" "$MNT/hf/checkpoint-$v/model.safetensors"
 done
+
+# A fine-tune saved elsewhere under another name (no directory rule finds
+# the base): the index's tensors table does.
+series_files "$WORK/ft" 2 $((1 << 20)) 9
+mkdir -p "$MNT/models/base" "$MNT/runs/exp7"
+cp "$WORK/ft0.safetensors" "$MNT/models/base/model.safetensors"
+sync -f "$MNT"
+cp "$WORK/ft1.safetensors" "$MNT/runs/exp7/final.safetensors"
+sync -f "$MNT"
+stats_json "$WORK/ft.json" "$MNT/runs"
+python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(not s["ref_chunks"] >= s["chunks"] // 3)' \
+	"$WORK/ft.json" || fail "runs/exp7/final not coded against models/base/model: $(cat "$WORK/ft.json")"
+check_cmp "$WORK/ft0.safetensors" "$MNT/models/base/model.safetensors"
+check_cmp "$WORK/ft1.safetensors" "$MNT/runs/exp7/final.safetensors"
 log PASS
