@@ -943,7 +943,7 @@ struct ref_ent {
 };
 
 struct ref_tab {
-	struct ref_ent *v; /* sorted by key, then off */
+	struct ref_ent *v; /* sorted by key, len, off */
 	size_t n;
 };
 
@@ -961,24 +961,25 @@ static int ref_ent_cmp(const void *a, const void *b)
 	const struct ref_ent *x = a, *y = b;
 	if (x->key != y->key)
 		return x->key < y->key ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-/* The reference's tensor of this key and length, or NULL. */
+/* The reference's (first) tensor of this key and length, or NULL: a
+ * binary search whatever a hostile file repeats. */
 static const struct ref_ent *ref_tab_find(const struct ref_tab *tab, uint64_t key, uint64_t len)
 {
 	size_t lo = 0, hi = tab->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (tab->v[mid].key < key)
+		const struct ref_ent *m = &tab->v[mid];
+		if (m->key < key || (m->key == key && m->len < len))
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	for (; lo < tab->n && tab->v[lo].key == key; lo++)
-		if (tab->v[lo].len == len)
-			return &tab->v[lo];
-	return NULL;
+	return lo < tab->n && tab->v[lo].key == key && tab->v[lo].len == len ? &tab->v[lo] : NULL;
 }
 
 /* Read [off, off + len) of stored file ino into *buf (grown as needed). */
