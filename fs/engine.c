@@ -352,7 +352,17 @@ struct loading {
 	uint8_t fp[FP_LEN];
 	unsigned refs;
 	bool done;
+	/* waiters of this chunk only: a cold sequential read has several
+	 * FUSE threads waiting on different chunks, and one condition for all
+	 * woke every one of them at every chunk (~4 context switches a chunk) */
+	pthread_cond_t cond;
 };
+
+static void loading_free(struct loading *l)
+{
+	pthread_cond_destroy(&l->cond);
+	free(l);
+}
 
 static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
                            uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out);
@@ -374,14 +384,18 @@ static struct loading *loading_begin(struct eng *e, const uint8_t fp[FP_LEN], bo
 		if (wait) {
 			l->refs++;
 			while (!l->done)
-				pthread_cond_wait(&e->load_cond, &e->load_lock);
+				pthread_cond_wait(&l->cond, &e->load_lock);
 			if (--l->refs == 0)
-				free(l);
+				loading_free(l);
 		}
 		pthread_mutex_unlock(&e->load_lock);
 		return NULL;
 	}
 	l = calloc(1, sizeof(*l));
+	if (l && pthread_cond_init(&l->cond, NULL) != 0) {
+		free(l);
+		l = NULL;
+	}
 	if (l) {
 		memcpy(l->fp, fp, FP_LEN);
 		l->refs = 1;
@@ -402,9 +416,9 @@ static void loading_end(struct eng *e, struct loading *l)
 		;
 	*pp = l->next;
 	l->done = true;
-	pthread_cond_broadcast(&e->load_cond);
+	pthread_cond_broadcast(&l->cond);
 	if (--l->refs == 0)
-		free(l);
+		loading_free(l);
 	pthread_mutex_unlock(&e->load_lock);
 }
 
@@ -2300,7 +2314,6 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	pthread_cond_init(&e->pcond, NULL);
 	pthread_rwlock_init(&e->append_lock, NULL);
 	pthread_mutex_init(&e->load_lock, NULL);
-	pthread_cond_init(&e->load_cond, NULL);
 	pthread_mutex_init(&e->gc_lock, NULL);
 	pthread_cond_init(&e->gc_cond, NULL);
 	pthread_mutex_init(&e->rb_lock, NULL);
@@ -2424,7 +2437,6 @@ int eng_store_close(struct eng *e)
 	pthread_cond_destroy(&e->pcond);
 	pthread_rwlock_destroy(&e->append_lock);
 	pthread_mutex_destroy(&e->load_lock);
-	pthread_cond_destroy(&e->load_cond);
 	pthread_mutex_destroy(&e->gc_lock);
 	pthread_cond_destroy(&e->gc_cond);
 	pthread_mutex_destroy(&e->rb_lock);

@@ -94,7 +94,6 @@ struct eng {
 	struct cdc cdc;
 	pthread_key_t ctx_key; /* per-thread codec_ctx for the read path */
 	pthread_mutex_t load_lock; /* leaf lock: chunks being loaded */
-	pthread_cond_t load_cond;
 	struct loading *loading;
 	/* online gc */
 	uint32_t first_pack; /* packs below: written by earlier mounts */

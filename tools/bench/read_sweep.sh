@@ -11,7 +11,10 @@
 # each OPTS, RUNS times: mount -o OPTS, drop caches, dd bs=1M to /dev/null,
 # unmount.  Prints the best and all MB/s (10^6 bytes per second) per OPTS.
 # Runs alternate between option sets so that drifting machine load hits
-# them alike.  Root (drop_caches).  Environment: MIXFS, BENCH_CACHE, PYTHON.
+# them alike.  An OPTS of the form B:opts mounts with the binary $MIXFS_B
+# instead (two builds side by side on the same store; "B:" alone for its
+# defaults).  Root (drop_caches).  Environment: MIXFS, MIXFS_B,
+# BENCH_CACHE, PYTHON.
 set -euo pipefail
 
 LEVEL=mix SIZE=256 RUNS=3
@@ -20,11 +23,11 @@ while getopts "l:s:r:h" o; do
 	l) LEVEL=$OPTARG ;;
 	s) SIZE=$OPTARG ;;
 	r) RUNS=$OPTARG ;;
-	*) sed -n '2,14p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,17p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 1 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -41,7 +44,7 @@ mkdir "$MNT"
 trap 'fuse_cleanup; rm -rf "$W"' EXIT
 
 echo "command: $0 -l $LEVEL -s $SIZE -r $RUNS $*"
-echo "mixfs: $MIXFS ($(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)); $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mixfs: $MIXFS${MIXFS_B:+, B: $MIXFS_B} (repo $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)); $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
 "$MIXFS" mkfs "$STORE" >/dev/null
 fuse_mount "$W/log" "$MIXFS" mount -f -o "level=$LEVEL" "$STORE" "$MNT"
 cp "$IN" "$MNT/f"
@@ -54,7 +57,11 @@ bytes=$(stat -c %s "$IN")
 declare -A ALL BEST
 for ((r = 1; r <= RUNS; r++)); do
 	for o in "$@"; do
-		fuse_mount "$W/log" "$MIXFS" mount -f -o "$o" "$STORE" "$MNT"
+		bin=$MIXFS mo=$o
+		if [ "${o#B:}" != "$o" ]; then
+			bin=${MIXFS_B:?B: needs MIXFS_B} mo=${o#B:}
+		fi
+		fuse_mount "$W/log" "$bin" mount -f ${mo:+-o "$mo"} "$STORE" "$MNT"
 		drop_caches
 		t0=$(now)
 		dd if="$MNT/f" of=/dev/null bs=1M 2>/dev/null
