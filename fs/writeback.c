@@ -1173,14 +1173,29 @@ static uint64_t ref_pick(struct eng *e, const struct ref_scan *r, const uint64_t
 #define REF_LOOKUP_FILES 16u  /* files looked at per tensor by ref_lookup */
 #define REF_LOOKUP_TENSORS 8u /* of the new file's first large tensors */
 
+struct ref_cand {
+	uint64_t ino;
+	unsigned hits;
+};
+
+/* most shared tensors first, then newest (inode numbers grow) */
+static int ref_cand_cmp(const void *a, const void *b)
+{
+	const struct ref_cand *x = a, *y = b;
+	if (x->hits != y->hits)
+		return x->hits > y->hits ? -1 : 1;
+	return x->ino > y->ino ? -1 : x->ino < y->ino;
+}
+
 /* (4) Anywhere in the store: the files whose first large tensors are the
  * new file's (by name and size, in the index's tensors table), most
  * shared tensors first, then newest; the first whose tensors fit. */
 static uint64_t ref_lookup(struct eng *e, struct idx_txn *t, const struct einode *ei,
                            const struct codec_hint *hints, struct ref_tab **tab)
 {
-	uint64_t cand[REF_LOOKUP_FILES], inos[REF_LOOKUP_FILES];
-	unsigned hits[REF_LOOKUP_FILES], nc = 0, asked = 0;
+	struct ref_cand cand[REF_LOOKUP_FILES];
+	uint64_t inos[REF_LOOKUP_FILES];
+	unsigned nc = 0, asked = 0;
 
 	for (size_t i = 0; i < hints->n && asked < REF_LOOKUP_TENSORS; i++) {
 		const struct codec_hint_range *r = &hints->r[i];
@@ -1192,34 +1207,23 @@ static uint64_t ref_lookup(struct eng *e, struct idx_txn *t, const struct einode
 			unsigned c = 0;
 			if (inos[j] == ei->ino || inos[j] == ei->shadow_ino)
 				continue;
-			while (c < nc && cand[c] != inos[j])
+			while (c < nc && cand[c].ino != inos[j])
 				c++;
 			if (c == nc) {
 				if (nc == REF_LOOKUP_FILES)
 					continue;
-				cand[nc] = inos[j];
-				hits[nc++] = 0;
+				cand[nc++] = (struct ref_cand){ inos[j], 0 };
 			}
-			hits[c]++;
+			cand[c].hits++;
 		}
 	}
-	/* most shared tensors first, then newest (inode numbers grow) */
-	for (unsigned a = 1; a < nc; a++)
-		for (unsigned b = a; b > 0 && (hits[b] > hits[b - 1] ||
-		                              (hits[b] == hits[b - 1] && cand[b] > cand[b - 1])); b--) {
-			uint64_t ti = cand[b];
-			unsigned th = hits[b];
-			cand[b] = cand[b - 1];
-			hits[b] = hits[b - 1];
-			cand[b - 1] = ti;
-			hits[b - 1] = th;
-		}
+	qsort(cand, nc, sizeof(cand[0]), ref_cand_cmp);
 	for (unsigned c = 0; c < nc && c < REF_CANDIDATES; c++) {
 		struct idx_inode in;
-		if (idx_inode_get(t, cand[c], &in) < 0 || !S_ISREG(in.mode))
+		if (idx_inode_get(t, cand[c].ino, &in) < 0 || !S_ISREG(in.mode))
 			continue;
-		if ((*tab = ref_by_name(e, t, cand[c], hints)) != NULL)
-			return cand[c];
+		if ((*tab = ref_by_name(e, t, cand[c].ino, hints)) != NULL)
+			return cand[c].ino;
 	}
 	return 0;
 }
