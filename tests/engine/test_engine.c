@@ -415,21 +415,37 @@ static uint64_t series_dir(struct fx *f, int v, bool dirs, bool make, char *name
 	return a.st.st_ino;
 }
 
+/* Seeded weights of a training run: n small values, then training steps
+ * that move every stride-th value a little. */
+static float *weights_new(size_t n, uint64_t *seed)
+{
+	float *w = malloc(n * sizeof(float));
+	assert_non_null(w);
+	for (size_t i = 0; i < n; i++) {
+		*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+		w[i] = (float)((int64_t)(*seed >> 11) % 2000000 - 1000000) * 1e-8f;
+	}
+	return w;
+}
+
+static void weights_step(float *w, size_t n, size_t stride, uint64_t *seed)
+{
+	for (size_t i = 0; i < n; i += stride) {
+		*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+		w[i] *= 1.0f + (float)((int64_t)(*seed >> 40) % 200 - 100) * 1e-4f;
+	}
+}
+
 /* Write V versions of a drifting bf16 safetensors file (series_dir);
  * *first: pack bytes after the first one. */
 static size_t series_write_in(struct fx *f, int V, uint8_t **files, uint64_t *first, bool dirs)
 {
 	enum { N = 1 << 20 };
-	float *w = malloc(N * sizeof(float));
 	uint64_t seed = 5;
+	float *w = weights_new(N, &seed);
 	size_t len = 0;
 	char name[32];
 
-	assert_non_null(w);
-	for (size_t i = 0; i < N; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		w[i] = (float)((int64_t)(seed >> 11) % 2000000 - 1000000) * 1e-8f;
-	}
 	for (int v = 0; v < V; v++) {
 		if (v == 1 && first)
 			*first = du_packs(f);
@@ -440,10 +456,7 @@ static size_t series_write_in(struct fx *f, int V, uint8_t **files, uint64_t *fi
 		write_all(f, ino, 0, files[v], len, 1 << 20);
 		assert_int_equal(eng_release(f->e, ino), 0);
 		eng_forget(f->e, ino, 1);
-		for (size_t i = 0; i < N; i += 7) { /* training step: some values move */
-			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-			w[i] *= 1.0f + (float)((int64_t)(seed >> 40) % 200 - 100) * 1e-4f;
-		}
+		weights_step(w, N, 7, &seed); /* a training step */
 	}
 	free(w);
 	return len;
@@ -670,6 +683,24 @@ static uint64_t du_alloc(struct fx *f)
 	return du_of_packs(f, "-B1"); /* punched holes do not count */
 }
 
+/* The store's stats with the engine closed; then opened again with o. */
+static void closed_stats(struct fx *f, const struct eng_opts *o, struct idx_stats *st)
+{
+	char ip[128];
+	struct idx *x;
+	struct idx_txn *t;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, st), 0);
+	idx_txn_abort(t);
+	idx_close(x);
+	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
+}
+
 /* One checkpoint per directory (step00/model.safetensors, step01/...):
  * each version finds the previous one in the newest sibling directory and
  * is coded against it; all read back exactly, also after a remount. */
@@ -680,26 +711,15 @@ static void t_series_dirs(void **state)
 	uint8_t *files[V];
 	struct eng_opts o;
 	struct idx_stats st;
-	char ip[128];
-	struct idx *x;
-	struct idx_txn *t;
 
 	series_open(f, &o, 0);
 	size_t len = series_write_in(f, V, files, NULL, true);
 	series_check_in(f, V, files, len, true);
-	assert_int_equal(eng_store_close(f->e), 0);
-	f->e = NULL;
-	snprintf(ip, sizeof(ip), "%s/index", f->store);
-	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
-	assert_int_equal(idx_txn_begin(x, true, &t), 0);
-	assert_int_equal(idx_stats_get(t, &st), 0);
-	idx_txn_abort(t);
-	idx_close(x);
+	closed_stats(f, &o, &st);
 	print_message("series in directories: %llu of %llu chunks coded against a reference\n",
 	              (unsigned long long)st.ref_chunks, (unsigned long long)st.chunks);
 	/* versions 1..3 against their predecessors: most of their chunks */
 	assert_true(st.ref_chunks >= st.chunks / 2);
-	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 	series_check_in(f, V, files, len, true);
 	for (int v = 0; v < V; v++)
 		free(files[v]);
@@ -719,17 +739,10 @@ static void t_series_names(void **state)
 	size_t lens[V];
 	struct eng_opts o;
 	struct idx_stats st;
-	char ip[128], name[32];
-	struct idx *x;
-	struct idx_txn *t;
-	float *w = malloc(N * sizeof(float));
+	char name[32];
 	uint64_t seed = 9;
+	float *w = weights_new(N, &seed);
 
-	assert_non_null(w);
-	for (size_t i = 0; i < N; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		w[i] = (float)((int64_t)(seed >> 11) % 2000000 - 1000000) * 1e-8f;
-	}
 	series_open(f, &o, 0);
 	for (int v = 0; v < V; v++) {
 		files[v] = malloc(8 + 256 + PRE + 2 * N);
@@ -740,24 +753,13 @@ static void t_series_names(void **state)
 		write_all(f, ino, 0, files[v], lens[v], 1 << 20);
 		assert_int_equal(eng_release(f->e, ino), 0);
 		eng_forget(f->e, ino, 1);
-		for (size_t i = 0; i < N; i += 7) {
-			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-			w[i] *= 1.0f + (float)((int64_t)(seed >> 40) % 200 - 100) * 1e-4f;
-		}
+		weights_step(w, N, 7, &seed);
 	}
 	free(w);
-	assert_int_equal(eng_store_close(f->e), 0);
-	f->e = NULL;
-	snprintf(ip, sizeof(ip), "%s/index", f->store);
-	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
-	assert_int_equal(idx_txn_begin(x, true, &t), 0);
-	assert_int_equal(idx_stats_get(t, &st), 0);
-	idx_txn_abort(t);
-	idx_close(x);
+	closed_stats(f, &o, &st);
 	print_message("series by tensor name: %llu of %llu chunks coded against a reference\n",
 	              (unsigned long long)st.ref_chunks, (unsigned long long)st.chunks);
 	assert_true(st.ref_chunks >= st.chunks / 2);
-	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 	for (int v = 0; v < V; v++) {
 		struct eng_attr a;
 		snprintf(name, sizeof(name), "m%d.safetensors", v);
@@ -766,24 +768,6 @@ static void t_series_names(void **state)
 		eng_forget(f->e, a.st.st_ino, 1);
 		free(files[v]);
 	}
-}
-
-/* The store's stats with the engine closed; then opened again with o. */
-static void closed_stats(struct fx *f, const struct eng_opts *o, struct idx_stats *st)
-{
-	char ip[128];
-	struct idx *x;
-	struct idx_txn *t;
-
-	assert_int_equal(eng_store_close(f->e), 0);
-	f->e = NULL;
-	snprintf(ip, sizeof(ip), "%s/index", f->store);
-	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
-	assert_int_equal(idx_txn_begin(x, true, &t), 0);
-	assert_int_equal(idx_stats_get(t, st), 0);
-	idx_txn_abort(t);
-	idx_close(x);
-	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
 }
 
 /* Step (4) of the reference rule: a file that matches no directory rule
@@ -804,14 +788,9 @@ static void t_series_lookup(void **state)
 	struct eng_attr a;
 	struct eng_cred cr = { 0, 0, 022 };
 	struct idx_stats st;
-	float *w = malloc(N * sizeof(float));
 	uint64_t seed = 11;
+	float *w = weights_new(N, &seed);
 
-	assert_non_null(w);
-	for (size_t i = 0; i < N; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		w[i] = (float)((int64_t)(seed >> 11) % 2000000 - 1000000) * 1e-8f;
-	}
 	series_open(f, &o, 0);
 	for (int v = 0; v < V; v++) {
 		assert_int_equal(eng_mkdir(f->e, 1, dirs[v], 0755, &cr, &a), 0);
@@ -839,10 +818,7 @@ static void t_series_lookup(void **state)
 			free(files[0]);
 			files[0] = NULL;
 		}
-		for (size_t i = 0; i < N; i += 5) {
-			seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-			w[i] *= 1.0f + (float)((int64_t)(seed >> 40) % 200 - 100) * 1e-4f;
-		}
+		weights_step(w, N, 5, &seed);
 	}
 	free(w);
 	/* each later file: most of its ~16 chunks against the one before */

@@ -181,6 +181,24 @@ def make_sched(opt, args):
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def train(model, opt, sched, chain, g, steps, n):
+    """steps training steps from step n; returns the last loss and the step."""
+    for _ in range(steps):
+        loss = step(model, opt, chain, g)
+        n += 1
+        if sched:
+            sched.step()
+    return loss, n
+
+
+def ckpt_obj(model, opt, sched, n):
+    """What a training script saves: model, optimizer (and scheduler), step."""
+    obj = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": n}
+    if sched:
+        obj["scheduler"] = sched.state_dict()
+    return obj
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("dest", nargs="+")
@@ -217,14 +235,8 @@ def main():
     chain = markov_chain(args.seed + 2)
     n = 0
     for k in range(1, args.ckpts + 1):
-        for _ in range(args.every):
-            loss = step(model, opt, chain, g)
-            n += 1
-            if sched:
-                sched.step()
-        full = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": n}
-        if sched:
-            full["scheduler"] = sched.state_dict()
+        loss, n = train(model, opt, sched, chain, g, args.every, n)
+        full = ckpt_obj(model, opt, sched, n)
         save_all(args.dest, "full", f"ckpt-{n:06d}.pt", full)
         save_all(args.dest, "latest", "latest.pt", full)
         save_all(args.dest, "bf16", f"model-{n:06d}.safetensors",
@@ -242,15 +254,8 @@ def main():
     sched = make_sched(opt, args)
     chain = markov_chain(args.seed + 3)
     for k in range(1, args.ckpts + 1):
-        for _ in range(args.every):
-            loss = step(model, opt, chain, g)
-            n += 1
-            if sched:
-                sched.step()
-        ft = {"model": model.state_dict(), "optimizer": opt.state_dict(), "step": n}
-        if sched:
-            ft["scheduler"] = sched.state_dict()
-        save_all(args.dest, "ft", f"ft-{n:06d}.pt", ft)
+        loss, n = train(model, opt, sched, chain, g, args.every, n)
+        save_all(args.dest, "ft", f"ft-{n:06d}.pt", ckpt_obj(model, opt, sched, n))
         print(f"train_series: fine-tune step {n} loss {loss:.3f}", file=sys.stderr)
     print(f"train_series: {nparam} parameters ({ntrain} trainable in the fine-tune), "
           f"{args.ckpts} checkpoints per series every {args.every} steps", file=sys.stderr)
