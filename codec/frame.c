@@ -85,17 +85,14 @@ static uint32_t frame_hdr_write(const struct frame_hdr *h, uint8_t *out)
 	n += w;
 	le_put(out + n, h->payload_len, w);
 	n += w;
-	if (h->flags & FRAME_F_ROWS) {
-		le_put(out + n, h->row_elems, 4);
-		n += 4;
-	}
-	if (h->flags & CODEC_FLAG_REF) {
-		le_put(out + n, h->ref_len, 4);
-		n += 4;
-	}
-	if (h->flags & FRAME_F_PSUM) {
-		le_put(out + n, h->psum, 4);
-		n += 4;
+	/* the optional fields, in flag order */
+	const uint32_t opt[3] = { h->row_elems, h->ref_len, h->psum };
+	const uint32_t optf[3] = { FRAME_F_ROWS, CODEC_FLAG_REF, FRAME_F_PSUM };
+	for (unsigned i = 0; i < 3; i++) {
+		if (h->flags & optf[i]) {
+			le_put(out + n, opt[i], 4);
+			n += 4;
+		}
 	}
 	le_put(out + n, h->checksum, 8);
 	n += 8;
@@ -103,6 +100,19 @@ static uint32_t frame_hdr_write(const struct frame_hdr *h, uint8_t *out)
 	 * before the content checksum can speak. */
 	le_put(out + n, XXH3_64bits(out, n) & 0xffffu, 2);
 	return n + 2;
+}
+
+/* An optional 4-byte header field at *n, present when flagged (else 0). */
+static int hdr_opt32(const uint8_t *in, size_t flen, uint32_t *n, uint32_t flagged, uint32_t *v)
+{
+	*v = 0;
+	if (!flagged)
+		return 0;
+	if (flen < (size_t)*n + 4)
+		return -EBADMSG;
+	*v = (uint32_t)le_get(in + *n, 4);
+	*n += 4;
+	return 0;
 }
 
 static int frame_hdr_read(const uint8_t *in, size_t flen, struct frame_hdr *h,
@@ -135,29 +145,11 @@ static int frame_hdr_read(const uint8_t *in, size_t flen, struct frame_hdr *h,
 	    (h->level == CODEC_LEVEL_RAW && h->payload_len != h->raw_len) ||
 	    (h->level != CODEC_LEVEL_RAW && h->payload_len == h->raw_len))
 		return -EBADMSG;
-	h->row_elems = 0;
-	h->ref_len = 0;
-	if (h->flags & FRAME_F_ROWS) {
-		if (flen < (size_t)n + 4)
-			return -EBADMSG;
-		h->row_elems = (uint32_t)le_get(in + n, 4);
-		n += 4;
-		if (h->row_elems == 0)
-			return -EBADMSG;
-	}
-	if (h->flags & CODEC_FLAG_REF) {
-		if (flen < (size_t)n + 4)
-			return -EBADMSG;
-		h->ref_len = (uint32_t)le_get(in + n, 4);
-		n += 4;
-	}
-	h->psum = 0;
-	if (h->flags & FRAME_F_PSUM) {
-		if (flen < (size_t)n + 4)
-			return -EBADMSG;
-		h->psum = (uint32_t)le_get(in + n, 4);
-		n += 4;
-	}
+	if (hdr_opt32(in, flen, &n, h->flags & FRAME_F_ROWS, &h->row_elems) ||
+	    hdr_opt32(in, flen, &n, h->flags & CODEC_FLAG_REF, &h->ref_len) ||
+	    hdr_opt32(in, flen, &n, h->flags & FRAME_F_PSUM, &h->psum) ||
+	    ((h->flags & FRAME_F_ROWS) && h->row_elems == 0))
+		return -EBADMSG;
 	/* Only the mix coder uses references and rows; a fast frame may
 	 * carry the rows for a later recompression to mix; a raw frame's
 	 * payload is its raw bytes (the checksum covers them). */
