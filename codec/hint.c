@@ -1210,6 +1210,221 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 	return rc;
 }
 
+/* --- GGUF (llama.cpp) ---------------------------------------------------
+ * "GGUF", u32 version (2 or 3), u64 tensor count, u64 metadata count; the
+ * metadata key/value pairs (keys and strings: u64 length + bytes; typed
+ * values, arrays of them); the tensor infos (name, u32 n_dims <= 4, u64
+ * dims, fastest first, u32 ggml type, u64 offset from the data section);
+ * the data section starts at the next multiple of general.alignment
+ * (default 32) after the infos. */
+
+#define GGUF_MAGIC 0x46554747u /* "GGUF" */
+#define GGUF_MAX_DIMS 4u
+#define GGUF_MAX_KV (1u << 20)
+#define GGUF_T_STRING 8u
+#define GGUF_T_ARRAY 9u
+#define GGUF_T_COUNT 13u
+
+struct gcur {
+	const uint8_t *p, *end;
+};
+
+static int g_take(struct gcur *c, uint64_t n, const uint8_t **out)
+{
+	if (n > (uint64_t)(c->end - c->p))
+		return n > CODEC_HINT_MAX_HEADER ? -EBADMSG : -EAGAIN;
+	if (out)
+		*out = c->p;
+	c->p += n;
+	return 0;
+}
+
+static int g_uint(struct gcur *c, unsigned n, uint64_t *v)
+{
+	const uint8_t *b;
+	int rc = g_take(c, n, &b);
+
+	if (!rc)
+		*v = rd_le(b, n);
+	return rc;
+}
+
+static int g_str(struct gcur *c, const uint8_t **s, uint64_t *n)
+{
+	int rc = g_uint(c, 8, n);
+
+	return rc ? rc : g_take(c, *n, s);
+}
+
+/* Bytes of one value of a fixed-size type, 0 for string and array. */
+static unsigned g_size(uint32_t t)
+{
+	static const uint8_t sz[GGUF_T_COUNT] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+
+	return t < GGUF_T_COUNT ? sz[t] : 0;
+}
+
+static int g_skip(struct gcur *c, uint32_t t, unsigned depth)
+{
+	uint64_t n, et, len;
+	int rc;
+
+	if (t >= GGUF_T_COUNT)
+		return -EBADMSG;
+	if (t == GGUF_T_STRING)
+		return g_str(c, NULL, &len);
+	if (t != GGUF_T_ARRAY)
+		return g_take(c, g_size(t), NULL);
+	if (depth >= 2)
+		return -EBADMSG;
+	if ((rc = g_uint(c, 4, &et)) || (rc = g_uint(c, 8, &n)))
+		return rc;
+	if (et >= GGUF_T_COUNT)
+		return -EBADMSG;
+	if (g_size((uint32_t)et))
+		return n > CODEC_HINT_MAX_HEADER ? -EBADMSG : g_take(c, n * g_size((uint32_t)et), NULL);
+	/* strings and arrays take 8 bytes or more each: n is bounded by the
+	 * bytes left, so the loop is too */
+	if (n > (uint64_t)(c->end - c->p) / 8)
+		return n > CODEC_HINT_MAX_HEADER / 8 ? -EBADMSG : -EAGAIN;
+	for (uint64_t i = 0; i < n; i++)
+		if ((rc = g_skip(c, (uint32_t)et, depth + 1)))
+			return rc;
+	return 0;
+}
+
+/* Bytes, dtype and whether a row length applies, of a tensor of ne
+ * elements (ne0 the fastest dimension) of ggml type t; 0 bytes when the
+ * type's layout is not known here (the tensor then gets no range). */
+static uint64_t g_tensor_bytes(uint32_t t, uint64_t ne, uint64_t ne0, int *dtype)
+{
+	static const struct {
+		uint8_t type, blk_log2; /* block of 2^blk_log2 elements */
+		uint16_t bytes;         /* per block */
+	} q[] = {
+		{2, 5, 18}, {3, 5, 20}, {6, 5, 22}, {7, 5, 24}, {8, 5, 34}, {9, 5, 36},
+		{10, 8, 84}, {11, 8, 110}, {12, 8, 144}, {13, 8, 176}, {14, 8, 210}, {15, 8, 292},
+	};
+
+	*dtype = CODEC_DTYPE_OTHER;
+	switch (t) {
+	case 0: /* F32 */
+		*dtype = CODEC_DTYPE_FP32;
+		return ne * 4;
+	case 1: /* F16 */
+		*dtype = CODEC_DTYPE_FP16;
+		return ne * 2;
+	case 30: /* BF16 */
+		*dtype = CODEC_DTYPE_BF16;
+		return ne * 2;
+	case 24: /* I8 */
+		return ne;
+	case 25: /* I16 */
+		return ne * 2;
+	case 26: /* I32 */
+		return ne * 4;
+	case 27: /* I64 */
+	case 28: /* F64 */
+		return ne * 8;
+	}
+	for (size_t i = 0; i < sizeof(q) / sizeof(q[0]); i++)
+		if (q[i].type == t)
+			return ne0 % (1u << q[i].blk_log2) ? 0 : (ne >> q[i].blk_log2) * q[i].bytes;
+	return 0;
+}
+
+static int gguf_parse(const uint8_t *head, size_t head_len, uint64_t file_size, struct codec_hint *h)
+{
+	struct gcur c = { head, head + head_len };
+	uint64_t ver, nt, nkv, align = 32, v, data;
+	struct codec_hint_range *tmp = NULL;
+	size_t ntmp = 0, cap = 0;
+	int rc;
+
+	if ((rc = g_uint(&c, 4, &v)) || (rc = g_uint(&c, 4, &ver)) || (rc = g_uint(&c, 8, &nt)) ||
+	    (rc = g_uint(&c, 8, &nkv)))
+		goto out;
+	rc = -EBADMSG;
+	if (ver < 2 || ver > 3 || nt > CODEC_HINT_MAX_RANGES || nkv > GGUF_MAX_KV)
+		goto out;
+	for (uint64_t i = 0; i < nkv; i++) {
+		const uint8_t *key;
+		uint64_t kl, t;
+
+		if ((rc = g_str(&c, &key, &kl)) || (rc = g_uint(&c, 4, &t)))
+			goto out;
+		if (kl == 17 && !memcmp(key, "general.alignment", 17) && t == 4) {
+			if ((rc = g_uint(&c, 4, &align)))
+				goto out;
+			rc = -EBADMSG;
+			if (align == 0 || (align & (align - 1)) || align > (1u << 20))
+				goto out;
+		} else if ((rc = g_skip(&c, (uint32_t)t, 0))) {
+			goto out;
+		}
+	}
+	/* the infos: ranges relative to the data section until its start is known */
+	for (uint64_t i = 0; i < nt; i++) {
+		const uint8_t *name;
+		uint64_t nl, nd, d, ne = 1, ne0 = 0, t, off, len;
+		struct codec_hint_range r = {0};
+
+		if ((rc = g_str(&c, &name, &nl)) || (rc = g_uint(&c, 4, &nd)))
+			goto out;
+		rc = -EBADMSG;
+		if (nd == 0 || nd > GGUF_MAX_DIMS)
+			goto out;
+		for (uint64_t k = 0; k < nd; k++) {
+			if ((rc = g_uint(&c, 8, &d)))
+				goto out;
+			rc = -EBADMSG;
+			if (d == 0 || ne > (UINT64_MAX >> 4) / d)
+				goto out;
+			ne *= d;
+			if (k == 0)
+				ne0 = d;
+		}
+		if ((rc = g_uint(&c, 4, &t)) || (rc = g_uint(&c, 8, &off)))
+			goto out;
+		len = g_tensor_bytes((uint32_t)t, ne, ne0, &r.dtype);
+		if (len == 0)
+			continue;
+		rc = -EBADMSG;
+		if (off > UINT64_MAX / 2 || len > UINT64_MAX / 2)
+			goto out;
+		r.off = off;
+		r.len = len;
+		if (r.dtype != CODEC_DTYPE_OTHER && ne0 <= UINT32_MAX)
+			r.row_elems = (uint32_t)ne0;
+		r.key = name_key((const char *)name, (size_t)nl);
+		if ((rc = hint_grow((void **)&tmp, &cap, ntmp + 1, sizeof(r), CODEC_HINT_MAX_RANGES)))
+			goto out;
+		tmp[ntmp++] = r;
+	}
+	data = (uint64_t)(c.p - head);
+	data = (data + align - 1) & ~(align - 1);
+	for (size_t i = 0; i < ntmp; i++) {
+		rc = -EBADMSG;
+		tmp[i].off += data;
+		if (file_size && tmp[i].off + tmp[i].len > file_size)
+			goto out;
+		if ((rc = hint_push(h, &tmp[i])))
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc == -EAGAIN) {
+		/* the infos end somewhere past head: half as much again */
+		uint64_t need = (uint64_t)head_len + head_len / 2 + 65536;
+
+		h->need = need < CODEC_HINT_MAX_HEADER ? need : CODEC_HINT_MAX_HEADER;
+		if (head_len >= CODEC_HINT_MAX_HEADER)
+			rc = -EBADMSG;
+	}
+	free(tmp);
+	return rc;
+}
+
 static int hint_range_cmp(const void *a, const void *b)
 {
 	const struct codec_hint_range *x = a, *y = b;
@@ -1235,6 +1450,9 @@ int codec_hint_parse(const void *head, size_t head_len, uint64_t file_size,
 	if (rd_le(p, 4) == ZIP_LOCAL_SIG) {
 		h->format = CODEC_HINT_TORCH_ZIP;
 		rc = zip_parse(p, head_len, file_size, h);
+	} else if (rd_le(p, 4) == GGUF_MAGIC) {
+		h->format = CODEC_HINT_GGUF;
+		rc = gguf_parse(p, head_len, file_size, h);
 	} else {
 		uint64_t hlen = rd_le(p, 8);
 

@@ -19,6 +19,16 @@
  *                that dtype, a pickle not whole in the head, or one the
  *                walk cannot read (unknown opcode, malformed, over a
  *                bound) leave the ranges AUTO with row 0, as without it.
+ *   GGUF         llama.cpp's model file: metadata key/value pairs, then
+ *                tensor infos (name, dims fastest first, ggml type, offset
+ *                in the data section, which starts at the next multiple of
+ *                general.alignment, default 32).  F32, F16 and BF16
+ *                tensors get their dtype and a row of dims[0]; integer and
+ *                the classic block-quantized types (Q4_0 .. Q8_1, Q2_K ..
+ *                Q8_K) a range of dtype OTHER (tensor-boundary cuts, names
+ *                for series references); types whose layout is not known
+ *                here no range.  The whole head up to the data section is
+ *                needed (-EAGAIN: need grows by half each time).
  * Every length and offset read from the file is bounds-checked; a hostile
  * header yields -EBADMSG, never a crash or an unbounded allocation (the
  * pickle walk allocates tables bounded by its length and fixed limits).
@@ -41,7 +51,8 @@ extern "C" {
 enum codec_hint_format {
 	CODEC_HINT_UNKNOWN = 0,
 	CODEC_HINT_SAFETENSORS = 1,
-	CODEC_HINT_TORCH_ZIP = 2
+	CODEC_HINT_TORCH_ZIP = 2,
+	CODEC_HINT_GGUF = 3
 };
 
 /* Largest safetensors header accepted (the format's own limit). */

@@ -585,6 +585,134 @@ static size_t zip_local(uint8_t *p, const char *name, size_t dlen, size_t at, ui
 	return 30 + nl + x + dlen + 16;
 }
 
+/* A GGUF file head: little-endian writers for gguf_make. */
+struct gbuf {
+	uint8_t b[4096];
+	size_t n;
+};
+
+static void g_put(struct gbuf *g, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		g->b[g->n++] = (uint8_t)(v >> (8 * i));
+}
+
+static void g_puts(struct gbuf *g, const char *s)
+{
+	g_put(g, strlen(s), 8);
+	memcpy(g->b + g->n, s, strlen(s));
+	g->n += strlen(s);
+}
+
+/* GGUF v3: metadata (alignment 64 unless align is 0, a string, an array of
+ * strings, an array of arrays of u8), then tensors "tok" (F16 64 x 3, at
+ * data offset 0), "q" (Q8_0 of 64: 2 blocks of 34 bytes, at 384), "iq"
+ * (an IQ type not known here, at 512), "w" (BF16 32 x 2, at 576). */
+static void gguf_make(struct gbuf *g, uint32_t version, uint64_t align)
+{
+	g->n = 0;
+	g_put(g, 0x46554747u, 4);
+	g_put(g, version, 4);
+	g_put(g, 4, 8);
+	g_put(g, align ? 4 : 3, 8);
+	g_puts(g, "general.name");
+	g_put(g, 8, 4);
+	g_puts(g, "tiny");
+	if (align) {
+		g_puts(g, "general.alignment");
+		g_put(g, 4, 4);
+		g_put(g, align, 4);
+	}
+	g_puts(g, "tokenizer.ggml.tokens");
+	g_put(g, 9, 4);
+	g_put(g, 8, 4);
+	g_put(g, 2, 8);
+	g_puts(g, "a");
+	g_puts(g, "bc");
+	g_puts(g, "nested");
+	g_put(g, 9, 4);
+	g_put(g, 9, 4); /* array of arrays */
+	g_put(g, 1, 8);
+	g_put(g, 0, 4); /* of u8 */
+	g_put(g, 3, 8);
+	g_put(g, 0x010203, 3);
+	/* tensor infos */
+	g_puts(g, "tok");
+	g_put(g, 2, 4);
+	g_put(g, 64, 8);
+	g_put(g, 3, 8);
+	g_put(g, 1, 4);
+	g_put(g, 0, 8);
+	g_puts(g, "q");
+	g_put(g, 1, 4);
+	g_put(g, 64, 8);
+	g_put(g, 8, 4);
+	g_put(g, 384, 8);
+	g_puts(g, "iq");
+	g_put(g, 1, 4);
+	g_put(g, 256, 8);
+	g_put(g, 18, 4);
+	g_put(g, 512, 8);
+	g_puts(g, "w");
+	g_put(g, 2, 4);
+	g_put(g, 32, 8);
+	g_put(g, 2, 8);
+	g_put(g, 30, 4);
+	g_put(g, 576, 8);
+}
+
+static void test_hint_gguf(void **state)
+{
+	struct gbuf g;
+	struct codec_hint h, h2;
+	struct codec_params p;
+	uint64_t data;
+
+	(void)state;
+	gguf_make(&g, 3, 64);
+	data = (g.n + 63) & ~(uint64_t)63;
+	assert_int_equal(codec_hint_parse(g.b, g.n, data + 704, &h), 0);
+	assert_int_equal(h.format, CODEC_HINT_GGUF);
+	assert_int_equal(h.n, 3); /* the IQ tensor has no range */
+	assert_int_equal(h.r[0].off, data);
+	assert_int_equal(h.r[0].len, 64 * 3 * 2);
+	assert_int_equal(h.r[0].dtype, CODEC_DTYPE_FP16);
+	assert_int_equal(h.r[0].row_elems, 64);
+	assert_int_equal(h.r[1].off, data + 384);
+	assert_int_equal(h.r[1].len, 68);
+	assert_int_equal(h.r[1].dtype, CODEC_DTYPE_OTHER);
+	assert_int_equal(h.r[1].row_elems, 0);
+	assert_int_equal(h.r[2].off, data + 576);
+	assert_int_equal(h.r[2].len, 128);
+	assert_int_equal(h.r[2].dtype, CODEC_DTYPE_BF16);
+	assert_int_equal(h.r[2].row_elems, 32);
+	assert_true(h.r[0].key && h.r[1].key && h.r[2].key && h.r[0].key != h.r[2].key);
+	assert_int_equal(codec_hint_chunk(&h, data + 576, 128, &p), 0);
+	assert_int_equal(p.dtype, CODEC_DTYPE_BF16);
+	/* default alignment 32; the same names, the same keys */
+	gguf_make(&g, 2, 0);
+	data = (g.n + 31) & ~(uint64_t)31;
+	assert_int_equal(codec_hint_parse(g.b, g.n, 0, &h2), 0);
+	assert_int_equal(h2.n, 3);
+	assert_int_equal(h2.r[0].off, data);
+	assert_int_equal(h2.r[2].key, h.r[2].key);
+	codec_hint_release(&h2);
+	codec_hint_release(&h);
+	/* a head cut anywhere: -EAGAIN, and more than that is needed */
+	gguf_make(&g, 3, 64);
+	for (size_t l = 8; l < g.n; l++) {
+		assert_int_equal(codec_hint_parse(g.b, l, 0, &h), -EAGAIN);
+		assert_true(h.need > l);
+	}
+	/* tensors past the end of the file, a bad version, too many dims, a
+	 * bad alignment: malformed */
+	assert_int_equal(codec_hint_parse(g.b, g.n, 100, &h), -EBADMSG);
+	g.b[4] = 1;
+	assert_int_equal(codec_hint_parse(g.b, g.n, 0, &h), -EBADMSG);
+	gguf_make(&g, 3, 48);
+	assert_int_equal(codec_hint_parse(g.b, g.n, 0, &h), -EBADMSG);
+}
+
 static void test_hint_zip(void **state)
 {
 	static uint8_t buf[8192];
@@ -674,6 +802,7 @@ int main(void)
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_hint_safetensors),
 		cmocka_unit_test(test_hint_zip),
+		cmocka_unit_test(test_hint_gguf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
