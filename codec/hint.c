@@ -1155,6 +1155,15 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 			rc = 0; /* central directory: the walk is over */
 			break;
 		}
+		if (rc == -EAGAIN && pkl_state == 0 && head_len < CODEC_HINT_MAX_HEADER &&
+		    (!file_size || head_len < file_size)) {
+			/* data.pkl (torch.save writes it first) is not whole in
+			 * head: without it the walk could not go on past the head
+			 * (entry sizes), so ask for more rather than give up */
+			h->need = head_len < CODEC_HINT_MAX_HEADER / 2 ? 2 * (uint64_t)head_len
+			                                               : CODEC_HINT_MAX_HEADER;
+			break;
+		}
 		if (rc == -EAGAIN) {
 			h->need = off;
 			rc = 0;

@@ -1053,15 +1053,11 @@ static int ref_tab_load(struct eng *e, struct idx_txn *t, uint64_t ino, const st
 		if (rc < 0)
 			goto out;
 		rc = codec_hint_parse(buf, len, in.size, &h);
-		if (rc == -EAGAIN && h.need > len && h.need <= REF_HEAD_MAX && h.need <= in.size) {
-			len = (size_t)h.need; /* a safetensors header longer than len */
-			continue;
-		}
-		if (rc < 0 || h.format != CODEC_HINT_TORCH_ZIP || h.torch || !h.need || len >= most)
+		if (rc != -EAGAIN || h.need <= len || len >= most)
 			break;
-		/* a torch zip whose data.pkl is not whole in len: read more */
-		codec_hint_release(&h);
-		len = len < most / 16 ? len * 16 : most;
+		/* a safetensors or GGUF header, or a torch zip's data.pkl, not
+		 * whole in len */
+		len = h.need < most ? (size_t)h.need : most;
 	}
 	if (rc < 0 || h.format != hints->format) {
 		rc = -ENOENT;

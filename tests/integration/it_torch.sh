@@ -39,10 +39,11 @@ PY
 # (torch.save names the entries after the file: every tensor moves, by
 # a few hundred bytes here): the second is coded against the first tensor by
 # tensor (references by name; its head differs, so no reference at all
-# without them).
+# without them).  Their data.pkl holds a 100 KB configuration string: the
+# first's head must be read past 64 KiB to find its tensors.
 S=8 SR=256
-python3 "$(dirname "$0")/torchzip.py" "$WORK/c1.pt" c1 $S $SR $COLS 9 255 0.001 0
-python3 "$(dirname "$0")/torchzip.py" "$WORK/c2.pt" checkpoint_step_0070000 $S $SR $COLS 9 70000 0.00095 0.001
+python3 "$(dirname "$0")/torchzip.py" "$WORK/c1.pt" c1 $S $SR $COLS 9 255 0.001 0 100000
+python3 "$(dirname "$0")/torchzip.py" "$WORK/c2.pt" checkpoint_step_0070000 $S $SR $COLS 9 70000 0.00095 0.001 100000
 cmp -s -n 4096 "$WORK/c1.pt" "$WORK/c2.pt" && fail "the two checkpoints' heads are equal"
 mkdir "$MNT/run"
 stats_json "$WORK/s0.json" "$STORE"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torchzip.py PATH ARCHIVE NTENSORS ROWS COLS SEED [STEP LR DRIFT]: a
+"""torchzip.py PATH ARCHIVE NTENSORS ROWS COLS SEED [STEP LR DRIFT [PAD]]: a
 torch.save file (the zip layout and data.pkl torch 1.13 writes: streamed
 stored entries, 64-byte aligned data, data descriptors, a central
 directory) of NTENSORS float32 tensors ROWS x COLS of seeded normal values,
@@ -8,7 +8,9 @@ does.  torch.load reads it.  With STEP and LR the pickled dict also holds
 "step" and "lr" (as a training script's checkpoint does: its pickle, and
 so every later offset, changes from one checkpoint to the next); DRIFT > 0
 multiplies each value by 1 + DRIFT * (a normal value of another seed), the
-next checkpoint of a training run."""
+next checkpoint of a training run; PAD > 0 adds a "config" string of PAD
+bytes to the dict (data.pkl then is that much longer, as with a training
+script's saved configuration)."""
 import collections, pickle, random, struct, sys, types, zlib
 
 # Fake torch modules: pickle then writes GLOBAL 'torch FloatStorage' and
@@ -73,6 +75,8 @@ def main():
     if len(sys.argv) > 7:
         sd = {"model": sd, "step": int(sys.argv[7]), "lr": float(sys.argv[8])}
         drift = float(sys.argv[9])
+        if len(sys.argv) > 10:
+            sd["config"] = "x" * int(sys.argv[10])
     import io
     buf = io.BytesIO()
     Pickler(buf, protocol=2).dump(sd)
