@@ -19,6 +19,8 @@
  *                that dtype, a pickle not whole in the head, or one the
  *                walk cannot read (unknown opcode, malformed, over a
  *                bound) leave the ranges AUTO with row 0, as without it.
+ *                A head that ends inside data.pkl is -EAGAIN (need: twice
+ *                the head): without the pickle no walk can go on.
  *   GGUF         llama.cpp's model file: metadata key/value pairs, then
  *                tensor infos (name, dims fastest first, ggml type, offset
  *                in the data section, which starts at the next multiple of
