@@ -16,7 +16,8 @@
  *                rebuilt from it (_rebuild_tensor_v2 with a dense last
  *                dimension: stride[-2], i.e. size[-1] when contiguous).
  *                A storage whose entry is not exactly numel elements of
- *                that dtype, a pickle not whole in the head, or one the
+ *                that dtype, a pickle not whole in CODEC_HINT_MAX_HEADER
+ *                bytes of head, or one the
  *                walk cannot read (unknown opcode, malformed, over a
  *                bound) leave the ranges AUTO with row 0, as without it.
  *                A head that ends inside data.pkl is -EAGAIN (need: twice
