@@ -3,7 +3,8 @@
 # each, three bytes each, and one name holding all 254), names of 255 bytes
 # (fine) and 256 bytes (ENAMETOOLONG everywhere), a directory chain deeper
 # than PATH_MAX, sparse files with data at 2^62 and past, zero- and 1-byte
-# files, and two writers racing with O_APPEND.  Everything must read back
+# files, two writers racing with O_APPEND, and model files with hostile
+# heads (GGUF, safetensors, torch zip).  Everything must read back
 # the same before and after a remount, and fsck must find nothing wrong.
 . "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || skip "python3 missing"
@@ -162,6 +163,45 @@ if mode == 'create':
     os.truncate(p, 1)
 with open(p, 'rb') as f:
     expect(f.read() == b'\x00', 'truncated to 0 and back to 1 reads a zero byte')
+
+# --- hostile model-file heads: one directory, so every new file tries the
+# ones before as series references (by name too) and the hints parser and
+# the tensors index see them all; each must read back as written ----------
+import struct
+def gs(x):
+    return struct.pack('<Q', len(x)) + x
+def gguf(nt, kvs, infos, tail):
+    return b'GGUF' + struct.pack('<IQQ', 3, nt, len(kvs)) + b''.join(kvs) + b''.join(infos) + tail
+info = lambda name, ne0, off, t=30: gs(name) + struct.pack('<IQQIQ', 2, ne0, 256, t, off)
+body = bytes(range(256)) * 1024  # 256 KiB of tensor-like bytes
+models = {
+    # array counts far beyond the file, nested arrays past the depth limit
+    b'huge-array.gguf': gguf(1, [gs(b'a') + struct.pack('<IIQ', 9, 8, 1 << 40)], [], body),
+    b'deep.gguf': gguf(1, [gs(b'd') + struct.pack('<IIQIIQ', 9, 9, 1, 9, 9, 1) + b'\0' * 64], [], body),
+    # tensors past the end, overlapping, and the same name and size twice
+    b'past-end.gguf': gguf(1, [], [info(b't', 1 << 40, 0)], body),
+    b'overlap.gguf': gguf(2, [], [info(b'a', 256, 0), info(b'b', 256, 64)], body),
+    b'twins-1.gguf': gguf(2, [], [info(b'w', 256, 0), info(b'w', 256, 131072)], body),
+    b'twins-2.gguf': gguf(2, [gs(b'x') + struct.pack('<I', 8) + gs(b'longer')],
+                          [info(b'w', 256, 0), info(b'w', 256, 131072)], body[::-1]),
+    # a safetensors header that claims 100 MiB, and one whose tensors overlap
+    b'claim.safetensors': struct.pack('<Q', 100 << 20) + b'{"a":' + body,
+    b'overlap.safetensors': (lambda h: struct.pack('<Q', len(h)) + h + body)(
+        b'{"a":{"dtype":"BF16","shape":[1024,64],"data_offsets":[0,131072]},'
+        b'"b":{"dtype":"BF16","shape":[1024,64],"data_offsets":[65536,196608]}}'),
+    # a zip whose first entry (a "data.pkl") never ends
+    b'endless.pt': b'PK\3\4' + struct.pack('<HHHHHIIIHH', 20, 8, 0, 0, 0, 0, 0, 0, 12, 0)
+                   + b'arc/data.pkl' + body,
+}
+d = os.path.join(mnt, b'models')
+if mode == 'create':
+    os.mkdir(d)
+    for n, data in models.items():
+        with open(os.path.join(d, n), 'wb') as f:
+            f.write(data)
+for n, data in models.items():
+    with open(os.path.join(d, n), 'rb') as f:
+        expect(f.read() == data, 'content of models/%r' % n)
 
 if bad:
     for b in bad[:20]:
