@@ -600,10 +600,11 @@ struct fprob {
 /* Repairs planned while checking, applied in one write transaction. */
 struct fix {
 	enum { FIX_DIRENT_DEL, FIX_ORPHAN_DEL, FIX_NLINK, FIX_LOST, FIX_REFCOUNT, FIX_PACK_PUT,
-	       FIX_PACK_DEL, FIX_SUPER, FIX_STATS } what;
+	       FIX_PACK_DEL, FIX_SUPER, FIX_STATS, FIX_TENSOR_DROP } what;
 	uint32_t prob;
-	uint64_t a, b; /* ino/parent, count/... */
+	uint64_t a, b; /* ino/parent, count/..., tensor key */
 	uint32_t idx;  /* dirent index, chunk index */
+	uint64_t c;    /* tensor length */
 };
 
 struct fsck {
@@ -758,20 +759,23 @@ static void prob_chunk(struct fsck *f, uint32_t prob, uint32_t i)
 	c->state |= FC_FLAGGED;
 }
 
-static void fix_add(struct fsck *f, int what, uint32_t prob, uint64_t a, uint64_t b, uint32_t idx)
+static struct fix *fix_add(struct fsck *f, int what, uint32_t prob, uint64_t a, uint64_t b,
+                           uint32_t idx)
 {
 	struct fix *x;
 
 	if (!f->o->repair || prob == NONE)
-		return;
+		return NULL;
 	x = vec_push(&f->fixes);
 	if (!x)
-		return;
+		return NULL;
 	x->what = what;
 	x->prob = prob;
 	x->a = a;
 	x->b = b;
 	x->idx = idx;
+	x->c = 0;
+	return x;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -869,6 +873,27 @@ static int load_orphan(void *arg, uint64_t ino)
 		in->flags |= FI_ORPHAN;
 		f->st->orphan_inodes++;
 	}
+	return 0;
+}
+
+/* An entry of the tensors tables (series references by name: hints, so
+ * nothing is lost by dropping one): of a file that exists, whole. */
+static int load_tensor(void *arg, uint64_t key, uint64_t len, uint64_t ino, bool paired)
+{
+	struct fsck *f = arg;
+	struct finode *in = inode_find(f, ino);
+	struct fix *x;
+	uint32_t p;
+
+	if (in && S_ISREG(in->mode) && paired)
+		return 0;
+	p = prob_add(f, GC_P_TENSORS, "tensors-table entry (key %016" PRIx64 ", %" PRIu64 " bytes) of "
+	             "inode %" PRIu64 ": %s", key, len, ino,
+	             !in ? "no such inode" : !S_ISREG(in->mode) ? "not a regular file"
+	                                                    : "its other half is missing");
+	x = fix_add(f, FIX_TENSOR_DROP, p, ino, key, 0);
+	if (x)
+		x->c = len;
 	return 0;
 }
 
@@ -1722,6 +1747,9 @@ static int apply_fix(struct fsck *f, struct idx_txn *t, const struct fix *x, str
 	case FIX_ORPHAN_DEL:
 		rc = idx_orphan_del(t, x->a);
 		break;
+	case FIX_TENSOR_DROP:
+		rc = idx_tensor_drop(t, x->b, x->c, x->a);
+		break;
 	case FIX_NLINK:
 		rc = idx_inode_get(t, x->a, &in);
 		if (rc == 0) {
@@ -1970,6 +1998,8 @@ static int fsck_walk(struct fsck *f)
 	f->st->inodes = f->inodes.n;
 	rc = idx_orphan_iter(f->t, load_orphan, f);
 	if (rc == 0)
+		rc = idx_tensor_check(f->t, load_tensor, f);
+	if (rc == 0)
 		rc = check_dirs(f);
 	if (rc == 0)
 		rc = check_reach(f);
@@ -2093,7 +2123,7 @@ const char *gc_problem_kind_name(enum gc_problem_kind k)
 {
 	static const char *const names[GC_P_KIND_COUNT] = {
 		"superblock", "inode", "dirent", "nlink", "lost", "orphan",
-		"extent", "refcount", "frame", "pack", "stats",
+		"extent", "refcount", "frame", "pack", "stats", "tensors",
 	};
 
 	return (unsigned)k < GC_P_KIND_COUNT ? names[k] : "?";

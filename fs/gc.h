@@ -80,6 +80,7 @@ enum gc_problem_kind {
 	GC_P_FRAME,    /* frame missing, truncated, corrupt or not the fingerprint's bytes */
 	GC_P_PACK,     /* pack record missing or with the wrong live bytes */
 	GC_P_STATS,    /* stats counters differ from the records */
+	GC_P_TENSORS,  /* tensors-table entry of a missing file, or without its twin */
 	GC_P_KIND_COUNT
 };
 

@@ -2351,6 +2351,69 @@ int idx_tensor_find(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t *ino
 	return rc < 0 ? rc : (int)n;
 }
 
+struct tensor_check {
+	struct idx_txn *t;
+	idx_tensor_cb cb;
+	void *arg;
+	bool by_ino; /* walking tensorino (else tensors) */
+};
+
+static int tensor_check_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct tensor_check *c = ctx;
+	const uint8_t *p = k->mv_data;
+	uint64_t key, len, ino;
+	uint8_t twin[24];
+	MDB_val tv;
+	int rc;
+	(void)v;
+	if (k->mv_size != 24)
+		return -EIO;
+	if (c->by_ino) {
+		ino = get_be64(p), key = get_be64(p + 8), len = get_be64(p + 16);
+		tensor_key(twin, key, len, ino);
+	} else {
+		key = get_be64(p), len = get_be64(p + 8), ino = get_be64(p + 16);
+		tensor_key(twin, ino, key, len);
+	}
+	rc = db_get(c->t, c->by_ino ? DB_TENSORS : DB_TENSORINO, twin, sizeof(twin), &tv);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (!c->by_ino && rc == 0)
+		return 0; /* paired: reported from tensorino */
+	return c->cb(c->arg, key, len, ino, rc == 0);
+}
+
+int idx_tensor_check(struct idx_txn *t, idx_tensor_cb cb, void *arg)
+{
+	struct tensor_check c = { t, cb, arg, true };
+	int rc;
+
+	if (t->x->no_tensors)
+		return 0;
+	rc = db_walk(t, DB_TENSORINO, NULL, 0, 0, tensor_check_fn, &c);
+	if (rc != 0)
+		return rc;
+	c.by_ino = false;
+	return db_walk(t, DB_TENSORS, NULL, 0, 0, tensor_check_fn, &c);
+}
+
+int idx_tensor_drop(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t ino)
+{
+	uint8_t k[24];
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	tensor_key(k, key, len, ino);
+	rc = db_del(t, DB_TENSORS, k, sizeof(k));
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	tensor_key(k, ino, key, len);
+	rc = db_del(t, DB_TENSORINO, k, sizeof(k));
+	return rc == -ENOENT ? 0 : rc;
+}
+
 /* --- test-only (index/idx_test_i.h) --------------------------------------- */
 
 int idx_raw_put(struct idx_txn *t, const char *db, const void *k, size_t kl, const void *v,

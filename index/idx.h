@@ -296,6 +296,14 @@ int idx_tensors_set(struct idx_txn *t, uint64_t ino, const struct idx_tensor *v,
  * inode number) first; a file rewritten since may no longer hold it: callers
  * check.  Returns how many were stored in inos[], or a negative errno. */
 int idx_tensor_find(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t *inos, size_t max);
+/* For fsck: cb(arg, key, len, ino, paired) for every entry of tensorino
+ * (paired: its twin in tensors exists), then for every entry of tensors
+ * whose twin in tensorino is missing (paired false).  Non-zero from cb
+ * stops the walk and is returned. */
+typedef int (*idx_tensor_cb)(void *arg, uint64_t key, uint64_t len, uint64_t ino, bool paired);
+int idx_tensor_check(struct idx_txn *t, idx_tensor_cb cb, void *arg);
+/* Drop one entry (key, len, ino) from both tables; a missing half is fine. */
+int idx_tensor_drop(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t ino);
 /* Iterate all inodes in ino order. */
 typedef int (*idx_inode_cb)(void *arg, const struct idx_inode *in);
 int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg);

@@ -508,6 +508,49 @@ static void t_repair(void **state)
 	assert_int_equal(eng_store_close(e), 0);
 }
 
+/* The tensors tables: an entry of a file that does not exist, one of a
+ * directory, and half of a pair are reported and dropped by --repair;
+ * a whole entry of a regular file is left alone. */
+static void t_tensors(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct seen s;
+	struct idx_txn *t;
+	struct idx *x = iopen(f);
+	const struct idx_tensor one = { 0x77, 65536 };
+	uint64_t a, d, inos[4];
+	uint8_t type;
+	uint8_t k[24] = { 0 };
+
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	assert_int_equal(idx_dirent_lookup(t, IDX_ROOT_INO, "a", 1, &a, &type), 0);
+	assert_int_equal(idx_dirent_lookup(t, IDX_ROOT_INO, "d", 1, &d, &type), 0);
+	assert_int_equal(idx_tensors_set(t, a, &one, 1), 0);      /* fine */
+	assert_int_equal(idx_tensors_set(t, 987654, &one, 1), 0); /* no such inode */
+	assert_int_equal(idx_tensors_set(t, d, &one, 1), 0);      /* a directory */
+	k[7] = 0x78;  /* key 0x78 */
+	k[13] = 1;    /* length 65536 */
+	k[23] = (uint8_t)a; /* inode a: no twin in tensorino */
+	assert_true(a < 256);
+	assert_int_equal(idx_raw_put(t, "tensors", k, sizeof(k), "", 0), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+
+	assert_true(fsck(f, false, &s, &st) > 0);
+	assert_int_equal(s.kinds[GC_P_TENSORS], 3);
+	assert_int_equal(fsck(f, true, &s, &st), 0); /* all repaired */
+	assert_int_equal(s.repaired, 3);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	x = iopen(f);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	assert_int_equal(idx_tensor_find(t, 0x77, 65536, inos, 4), 1);
+	assert_int_equal(inos[0], a);
+	assert_int_equal(idx_tensor_find(t, 0x78, 65536, inos, 4), 0);
+	idx_txn_abort(t);
+	idx_close(x);
+}
+
 /* The two repairs that need a full count: a refcount below the references
  * (the last unref would free a chunk still in use) and stats counters that
  * disagree with the records (files, and the series counter ref_stored). */
@@ -633,6 +676,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_stop_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_tensors, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_orphan_linked, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lock, setup, teardown),
 	};
