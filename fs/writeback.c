@@ -1266,8 +1266,13 @@ static void ref_find(struct eng *e, struct einode *ei)
 		ei->ref_tab = ref_by_name(e, t, ei->shadow_ino, keyed);
 		goto out;
 	}
-	if (s0->len < sig || dir == 0)
-		return;
+	if (s0->len < sig || dir == 0) {
+		/* no directory to look in (or a head shorter than the header
+		 * it names): by its tensors, anywhere, still */
+		if (keyed && idx_txn_begin(e->idx, true, &t) == 0)
+			ei->ref_ino = ref_lookup(e, t, ei, keyed, &ei->ref_tab);
+		goto out;
+	}
 	theirs = malloc(sig);
 	if (!theirs || idx_txn_begin(e->idx, true, &t) < 0)
 		goto out;
