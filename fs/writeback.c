@@ -947,6 +947,15 @@ struct ref_tab {
 	size_t n;
 };
 
+/* Whether chunks follow tensor r by name: it has a key and is large
+ * enough to be cut at its boundaries in every file (codec_hint_next_cut
+ * at avg_size), so its chunks line up with those of the same tensor in
+ * the reference.  The one rule for the table, the index, and the cuts. */
+static bool tensor_followed(const struct eng *e, const struct codec_hint_range *r)
+{
+	return r->key && r->len >= e->cdc.p.avg_size;
+}
+
 void wb_ref_drop(struct einode *ei)
 {
 	if (ei->ref_tab)
@@ -1069,9 +1078,9 @@ static int ref_tab_load(struct eng *e, struct idx_txn *t, uint64_t ino, const st
 	tab = calloc(1, sizeof(*tab));
 	if (!tab || !(tab->v = malloc((h.n ? h.n : 1) * sizeof(*tab->v))))
 		goto out;
-	/* only tensors chunks follow (ref_tensor): at most one per avg_size */
+	/* only tensors chunks follow: at most one per avg_size */
 	for (size_t i = 0; i < h.n && tab->n < REF_TAB_MAX; i++)
-		if (h.r[i].key && h.r[i].len >= e->cdc.p.avg_size)
+		if (tensor_followed(e, &h.r[i]))
 			tab->v[tab->n++] = (struct ref_ent){ h.r[i].key, h.r[i].off, h.r[i].len };
 	rc = -ENOENT;
 	if (tab->n == 0)
@@ -1095,7 +1104,7 @@ static bool ref_tab_fits(const struct eng *e, const struct ref_tab *tab, const s
 {
 	uint64_t known = 0, found = 0;
 	for (size_t i = 0; i < h->n; i++) {
-		if (!h->r[i].key || h->r[i].len < e->cdc.p.avg_size)
+		if (!tensor_followed(e, &h->r[i]))
 			continue;
 		known += h->r[i].len;
 		if (ref_tab_find(tab, h->r[i].key, h->r[i].len))
@@ -1121,12 +1130,10 @@ static struct ref_tab *ref_by_name(struct eng *e, struct idx_txn *t, uint64_t in
 }
 
 /* Whether a file with these hints can take a reference by tensor name. */
-static bool hints_keyed(const struct codec_hint *h)
+static bool hints_keyed(const struct eng *e, const struct codec_hint *h)
 {
-	if (!h)
-		return false;
-	for (size_t i = 0; i < h->n; i++)
-		if (h->r[i].key)
+	for (size_t i = 0; h && i < h->n; i++)
+		if (tensor_followed(e, &h->r[i]))
 			return true;
 	return false;
 }
@@ -1195,7 +1202,7 @@ static uint64_t ref_lookup(struct eng *e, struct idx_txn *t, const struct einode
 
 	for (size_t i = 0; i < hints->n && asked < REF_LOOKUP_TENSORS; i++) {
 		const struct codec_hint_range *r = &hints->r[i];
-		if (!r->key || r->len < e->cdc.p.avg_size)
+		if (!tensor_followed(e, r))
 			continue;
 		asked++;
 		int k = idx_tensor_find(t, r->key, r->len, inos, REF_LOOKUP_FILES);
@@ -1214,13 +1221,10 @@ static uint64_t ref_lookup(struct eng *e, struct idx_txn *t, const struct einode
 		}
 	}
 	qsort(cand, nc, sizeof(cand[0]), ref_cand_cmp);
-	for (unsigned c = 0; c < nc && c < REF_CANDIDATES; c++) {
-		struct idx_inode in;
-		if (idx_inode_get(t, cand[c].ino, &in) < 0 || !S_ISREG(in.mode))
-			continue;
+	/* ref_tab_load checks each is still a regular file */
+	for (unsigned c = 0; c < nc && c < REF_CANDIDATES; c++)
 		if ((*tab = ref_by_name(e, t, cand[c].ino, hints)) != NULL)
 			return cand[c].ino;
-	}
 	return 0;
 }
 
@@ -1256,7 +1260,7 @@ static void ref_find(struct eng *e, struct einode *ei)
 	s0 = &ei->segs[0];
 	if (ei->hints && ei->hints->n > 0 && ei->hints->r[0].off >= 16)
 		sig = ei->hints->r[0].off < 4096 ? (size_t)ei->hints->r[0].off : 4096;
-	keyed = hints_keyed(ei->hints) ? ei->hints : NULL;
+	keyed = hints_keyed(e, ei->hints) ? ei->hints : NULL;
 	dir = atomic_load(&ei->parent);
 	if (ei->shadow_ino) {
 		/* its own previous version: by name when the layout moved */
@@ -1325,9 +1329,7 @@ static size_t hint_le(const struct codec_hint *h, uint64_t off)
 static const struct ref_ent *ref_tensor(const struct eng *e, const struct ref_tab *tab,
                                         const struct codec_hint_range *r)
 {
-	if (!r->key || r->len < e->cdc.p.avg_size)
-		return NULL;
-	return ref_tab_find(tab, r->key, r->len);
+	return tensor_followed(e, r) ? ref_tab_find(tab, r->key, r->len) : NULL;
 }
 
 #define REF_BACK_MAX 64u /* tensors looked back at for the shift of a gap */
@@ -1403,7 +1405,7 @@ static void batch_tensors(const struct eng *e, const struct einode *ei, struct b
 	const struct codec_hint *h = ei->hints;
 	b->tens_set = true;
 	for (size_t i = 0; h && i < h->n && b->ntens < REF_INDEX_TENSORS; i++) {
-		if (!h->r[i].key || h->r[i].len < e->cdc.p.avg_size)
+		if (!tensor_followed(e, &h->r[i]))
 			continue;
 		if (!b->tens && !(b->tens = malloc(REF_INDEX_TENSORS * sizeof(*b->tens)))) {
 			b->tens_set = false; /* the old entries stay: ref_lookup checks */
