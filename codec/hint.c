@@ -1346,8 +1346,6 @@ static int gguf_parse(const uint8_t *head, size_t head_len, uint64_t file_size, 
 {
 	struct gcur c = { head, head + head_len };
 	uint64_t ver, nt, nkv, align = 32, v, data;
-	struct codec_hint_range *tmp = NULL;
-	size_t ntmp = 0, cap = 0;
 	int rc;
 
 	if ((rc = g_uint(&c, 4, &v)) || (rc = g_uint(&c, 4, &ver)) || (rc = g_uint(&c, 8, &nt)) ||
@@ -1372,7 +1370,7 @@ static int gguf_parse(const uint8_t *head, size_t head_len, uint64_t file_size, 
 			goto out;
 		}
 	}
-	/* the infos: ranges relative to the data section until its start is known */
+	/* the infos: offsets relative to the data section until its start is known */
 	for (uint64_t i = 0; i < nt; i++) {
 		const uint8_t *name;
 		uint64_t nl, nd, d, ne = 1, ne0 = 0, t, off, len;
@@ -1406,18 +1404,15 @@ static int gguf_parse(const uint8_t *head, size_t head_len, uint64_t file_size, 
 		if (r.dtype != CODEC_DTYPE_OTHER && ne0 <= UINT32_MAX)
 			r.row_elems = (uint32_t)ne0;
 		r.key = name_key((const char *)name, (size_t)nl);
-		if ((rc = hint_grow((void **)&tmp, &cap, ntmp + 1, sizeof(r), CODEC_HINT_MAX_RANGES)))
+		if ((rc = hint_push(h, &r)))
 			goto out;
-		tmp[ntmp++] = r;
 	}
 	data = (uint64_t)(c.p - head);
 	data = (data + align - 1) & ~(align - 1);
-	for (size_t i = 0; i < ntmp; i++) {
-		rc = -EBADMSG;
-		tmp[i].off += data;
-		if (file_size && tmp[i].off + tmp[i].len > file_size)
-			goto out;
-		if ((rc = hint_push(h, &tmp[i])))
+	rc = -EBADMSG;
+	for (size_t i = 0; i < h->n; i++) {
+		h->r[i].off += data;
+		if (file_size && h->r[i].off + h->r[i].len > file_size)
 			goto out;
 	}
 	rc = 0;
@@ -1430,7 +1425,6 @@ out:
 		if (head_len >= CODEC_HINT_MAX_HEADER)
 			rc = -EBADMSG;
 	}
-	free(tmp);
 	return rc;
 }
 
