@@ -604,6 +604,19 @@ static void g_puts(struct gbuf *g, const char *s)
 	g->n += strlen(s);
 }
 
+/* A tensor info: name, dims (ne1 0: one dimension), ggml type, offset. */
+static void g_info(struct gbuf *g, const char *name, uint64_t ne0, uint64_t ne1, uint32_t type,
+                   uint64_t off)
+{
+	g_puts(g, name);
+	g_put(g, ne1 ? 2 : 1, 4);
+	g_put(g, ne0, 8);
+	if (ne1)
+		g_put(g, ne1, 8);
+	g_put(g, type, 4);
+	g_put(g, off, 8);
+}
+
 /* GGUF v3: metadata (alignment 64 unless align is 0, a string, an array of
  * strings, an array of arrays of u8), then tensors "tok" (F16 64 x 3, at
  * data offset 0), "q" (Q8_0 of 64: 2 blocks of 34 bytes, at 384), "iq"
@@ -636,29 +649,11 @@ static void gguf_make(struct gbuf *g, uint32_t version, uint64_t align)
 	g_put(g, 0, 4); /* of u8 */
 	g_put(g, 3, 8);
 	g_put(g, 0x010203, 3);
-	/* tensor infos */
-	g_puts(g, "tok");
-	g_put(g, 2, 4);
-	g_put(g, 64, 8);
-	g_put(g, 3, 8);
-	g_put(g, 1, 4);
-	g_put(g, 0, 8);
-	g_puts(g, "q");
-	g_put(g, 1, 4);
-	g_put(g, 64, 8);
-	g_put(g, 8, 4);
-	g_put(g, 384, 8);
-	g_puts(g, "iq");
-	g_put(g, 1, 4);
-	g_put(g, 256, 8);
-	g_put(g, 18, 4);
-	g_put(g, 512, 8);
-	g_puts(g, "w");
-	g_put(g, 2, 4);
-	g_put(g, 32, 8);
-	g_put(g, 2, 8);
-	g_put(g, 30, 4);
-	g_put(g, 576, 8);
+	/* tensor infos: F16, Q8_0, IQ3_XXS, BF16 */
+	g_info(g, "tok", 64, 3, 1, 0);
+	g_info(g, "q", 64, 0, 8, 384);
+	g_info(g, "iq", 256, 0, 18, 512);
+	g_info(g, "w", 32, 2, 30, 576);
 }
 
 static void test_hint_gguf(void **state)
