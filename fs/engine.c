@@ -602,6 +602,14 @@ static void ra_run(void *arg, void *local)
 		struct loading *l = loading_begin(e, j->f[i].fp, false, &waited);
 		if (!l)
 			continue; /* someone else is loading it */
+		struct cache_entry *ce = cache_get(e->cache, j->f[i].fp);
+		if (ce) {
+			/* loaded since the job was queued (by the reader, which
+			 * did not wait for the queue): not twice */
+			cache_release(e->cache, ce);
+			loading_end(e, l);
+			continue;
+		}
 		void *b = malloc(j->f[i].loc.len ? j->f[i].loc.len : 1);
 		if (!b) {
 			loading_end(e, l);
@@ -738,6 +746,11 @@ static void ra_schedule(struct eng *e, struct idx_txn *t, struct einode *ei, uin
 {
 	if (e->o.readahead_chunks == 0 || atomic_load(&ei->ra_until) > from + (1u << 20))
 		return;
+	/* one scheduler at a time: the kernel's readahead sends several
+	 * requests at once, and two threads reading the same ra_until would
+	 * queue the same chunks twice (each decoded twice) */
+	if (atomic_exchange(&ei->ra_busy, true))
+		return;
 	uint64_t start = atomic_load(&ei->ra_until);
 	if (start < from)
 		start = from;
@@ -746,6 +759,7 @@ static void ra_schedule(struct eng *e, struct idx_txn *t, struct einode *ei, uin
 	idx_extent_iter(t, ei->ino, start, UINT64_MAX, ra_cb, &r);
 	ra_flush(&r);
 	atomic_store(&ei->ra_until, r.end);
+	atomic_store(&ei->ra_busy, false);
 }
 
 struct rd_ctx {

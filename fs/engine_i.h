@@ -78,6 +78,7 @@ struct einode {
 	/* sequential read detection, racy by design (a hint only) */
 	_Atomic uint64_t last_read_end;
 	_Atomic uint64_t ra_until;
+	atomic_bool ra_busy; /* a thread is in ra_schedule */
 };
 
 struct pend; /* pending (uncommitted) new chunk, in the pending table */
