@@ -455,6 +455,7 @@ static int frame_to_cache(struct eng *e, struct codec_ctx *ctx, const uint8_t fp
 	struct codec_frame_info fi;
 	uint8_t *raw;
 	ssize_t n;
+	atomic_fetch_add(&e->frames_loaded, 1);
 	if (!ref && codec_frame_parse(frame, frame_len, &fi) == 0 && fi.level == CODEC_LEVEL_RAW &&
 	    fi.raw_len == raw_len && fi.payload_len == raw_len &&
 	    (uint64_t)fi.header_len + fi.raw_len == frame_len) {
@@ -529,6 +530,11 @@ out:
 	cache_release(e->cache, ref);
 	free(frame);
 	return rc;
+}
+
+uint64_t eng_frames_loaded(struct eng *e)
+{
+	return atomic_load(&e->frames_loaded);
 }
 
 bool eng_same_frame(const struct idx_chunk *a, const struct idx_chunk *b)

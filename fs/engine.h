@@ -189,4 +189,9 @@ int eng_removexattr(struct eng *e, uint64_t ino, const char *name);
 /* Commit all dirty data of all files and sync (syncfs / unmount). */
 int eng_sync_all(struct eng *e);
 
+/* Frames read from packs and decoded (or verified, stored raw) into the
+ * read cache since the store was opened, references included: a cold
+ * sequential read loads each chunk once (tests, benchmarks). */
+uint64_t eng_frames_loaded(struct eng *e);
+
 #endif

@@ -96,6 +96,7 @@ struct eng {
 	pthread_key_t ctx_key; /* per-thread codec_ctx for the read path */
 	pthread_mutex_t load_lock; /* leaf lock: chunks being loaded */
 	struct loading *loading;
+	_Atomic uint64_t frames_loaded; /* frames read into the cache (eng_frames_loaded) */
 	/* online gc */
 	uint32_t first_pack; /* packs below: written by earlier mounts */
 	pthread_t gc_thread;

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1018,6 +1019,85 @@ static void t_rebase_seal(void **state)
 		free(files[v]);
 }
 
+/* Cold sequential reads, as the kernel sends them: several requests in
+ * flight at once (two threads taking alternate 128 KiB pieces in order).
+ * Readahead must decode each chunk once: the count of a single reader
+ * without readahead is the reference. */
+struct rd_half {
+	struct fx *f;
+	uint64_t ino;
+	uint8_t *got;
+	size_t n;
+	int which;
+	int rc;
+};
+
+static void *read_half(void *arg)
+{
+	struct rd_half *h = arg;
+	const size_t piece = 131072;
+	for (size_t p = (size_t)h->which * piece; p < h->n; p += 2 * piece) {
+		size_t k = h->n - p < piece ? h->n - p : piece;
+		if (eng_read(h->f->e, h->ino, p, k, h->got + p) != (ssize_t)k)
+			h->rc = -1;
+	}
+	return NULL;
+}
+
+static void reopen_readahead(struct fx *f, unsigned chunks)
+{
+	struct eng_opts o;
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.cache_bytes = 64u << 20; /* the whole file: nothing evicted */
+	o.workers = 2;
+	o.readahead_chunks = chunks;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+}
+
+static void t_readahead_once(void **state)
+{
+	struct fx *f = *state;
+	const size_t n = 12u << 20;
+	uint8_t *want = malloc(n), *got = malloc(n);
+	fill_random(want, n, 77);
+	for (size_t i = 0; i < n; i++)
+		want[i] &= 0x1F; /* compressible: frames are decoded, not stored raw */
+	uint64_t ino = new_file(f, 1, "seq");
+	write_all(f, ino, 0, want, n, 1u << 20);
+	assert_int_equal(eng_fsync(f->e, ino, false), 0);
+
+	reopen_readahead(f, 0);
+	uint64_t before = eng_frames_loaded(f->e);
+	check_read(f, ino, 0, want, n);
+	uint64_t chunks = eng_frames_loaded(f->e) - before;
+	assert_true(chunks >= n / (256u << 10)); /* at least one per max chunk size */
+
+	for (int round = 0; round < 3; round++) {
+		reopen_readahead(f, 16);
+		before = eng_frames_loaded(f->e);
+		struct rd_half h[2];
+		pthread_t th[2];
+		memset(got, 0, n);
+		for (int i = 0; i < 2; i++) {
+			h[i] = (struct rd_half){ .f = f, .ino = ino, .got = got, .n = n, .which = i };
+			assert_int_equal(pthread_create(&th[i], NULL, read_half, &h[i]), 0);
+		}
+		for (int i = 0; i < 2; i++) {
+			pthread_join(th[i], NULL);
+			assert_int_equal(h[i].rc, 0);
+		}
+		assert_memory_equal(got, want, n);
+		print_message("readahead: %llu chunks, %llu frames loaded by two readers\n",
+		              (unsigned long long)chunks,
+		              (unsigned long long)(eng_frames_loaded(f->e) - before));
+		assert_int_equal(eng_frames_loaded(f->e) - before, chunks);
+	}
+	free(want);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1037,6 +1117,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
