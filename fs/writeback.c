@@ -1479,22 +1479,23 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		goto nomem;
-	/* the batch takes the bytes: steal the buffer when it takes them all */
-	if (pos == s->len) {
+	/* the batch takes the segment's buffer; bytes it does not take (the
+	 * tail of a sequential writer, less than a chunk) move to a buffer as
+	 * big, so the segment does not grow again from 64 KiB by doubling */
+	if (pos < s->len) {
+		size_t rest_len = s->len - pos, want = s->cap;
+		if (want > 2 * e->flush_unit)
+			want = rest_len > 2 * e->flush_unit ? rest_len : 2 * e->flush_unit;
+		uint8_t *rest = malloc(want);
+		if (!rest)
+			goto nomem;
+		memcpy(rest, s->data + pos, rest_len);
+		b->data = s->data;
+		s->data = rest;
+		s->cap = want;
+	} else {
 		b->data = s->data;
 		s->data = NULL;
-	} else {
-		b->data = malloc(pos);
-		uint8_t *rest = malloc(s->len - pos > 65536 ? s->len - pos : 65536);
-		if (!b->data || !rest) {
-			free(rest);
-			goto nomem;
-		}
-		memcpy(b->data, s->data, pos);
-		memcpy(rest, s->data + pos, s->len - pos);
-		free(s->data);
-		s->data = rest;
-		s->cap = s->len - pos > 65536 ? s->len - pos : 65536;
 	}
 	for (size_t k = 0; k < n; k++) {
 		cs[k].data = b->data + (cs[k].off - s->off);
