@@ -600,11 +600,12 @@ struct fprob {
 /* Repairs planned while checking, applied in one write transaction. */
 struct fix {
 	enum { FIX_DIRENT_DEL, FIX_ORPHAN_DEL, FIX_NLINK, FIX_LOST, FIX_REFCOUNT, FIX_PACK_PUT,
-	       FIX_PACK_DEL, FIX_SUPER, FIX_STATS, FIX_TENSOR_DROP } what;
+	       FIX_PACK_DEL, FIX_SUPER, FIX_STATS, FIX_TENSOR_DROP, FIX_HINT_DROP } what;
 	uint32_t prob;
 	uint64_t a, b; /* ino/parent, count/..., tensor key */
 	uint32_t idx;  /* dirent index, chunk index */
 	uint64_t c;    /* tensor length */
+	uint8_t fp[FP_LEN]; /* hint key */
 };
 
 struct fsck {
@@ -894,6 +895,28 @@ static int load_tensor(void *arg, uint64_t key, uint64_t len, uint64_t ino, bool
 	x = fix_add(f, FIX_TENSOR_DROP, p, ino, key, 0);
 	if (x)
 		x->c = len;
+	return 0;
+}
+
+/* A lazy-coding hint (the reference a chunk coded alone was cut for; no
+ * reference count, so nothing is lost by dropping one): of a chunk that
+ * exists.  Its reference may be gone (rebase then ignores it). */
+static int load_hint(void *arg, const uint8_t fp[FP_LEN], const uint8_t ref[FP_LEN], bool exists)
+{
+	struct fsck *f = arg;
+	char hex[2 * FP_LEN + 1];
+	struct fix *x;
+	uint32_t p;
+	(void)ref;
+
+	if (exists)
+		return 0;
+	for (unsigned i = 0; i < FP_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", fp[i]);
+	p = prob_add(f, GC_P_HINTS, "hints-table entry of chunk %s: no such chunk", hex);
+	x = fix_add(f, FIX_HINT_DROP, p, 0, 0, 0);
+	if (x)
+		memcpy(x->fp, fp, FP_LEN);
 	return 0;
 }
 
@@ -1750,6 +1773,9 @@ static int apply_fix(struct fsck *f, struct idx_txn *t, const struct fix *x, str
 	case FIX_TENSOR_DROP:
 		rc = idx_tensor_drop(t, x->b, x->c, x->a);
 		break;
+	case FIX_HINT_DROP:
+		rc = idx_hint_drop(t, x->fp);
+		break;
 	case FIX_NLINK:
 		rc = idx_inode_get(t, x->a, &in);
 		if (rc == 0) {
@@ -2000,6 +2026,8 @@ static int fsck_walk(struct fsck *f)
 	if (rc == 0)
 		rc = idx_tensor_check(f->t, load_tensor, f);
 	if (rc == 0)
+		rc = idx_hint_check(f->t, load_hint, f);
+	if (rc == 0)
 		rc = check_dirs(f);
 	if (rc == 0)
 		rc = check_reach(f);
@@ -2123,7 +2151,7 @@ const char *gc_problem_kind_name(enum gc_problem_kind k)
 {
 	static const char *const names[GC_P_KIND_COUNT] = {
 		"superblock", "inode", "dirent", "nlink", "lost", "orphan",
-		"extent", "refcount", "frame", "pack", "stats", "tensors",
+		"extent", "refcount", "frame", "pack", "stats", "tensors", "hints",
 	};
 
 	return (unsigned)k < GC_P_KIND_COUNT ? names[k] : "?";

@@ -81,6 +81,7 @@ enum gc_problem_kind {
 	GC_P_PACK,     /* pack record missing or with the wrong live bytes */
 	GC_P_STATS,    /* stats counters differ from the records */
 	GC_P_TENSORS,  /* tensors-table entry of a missing file, or without its twin */
+	GC_P_HINTS,    /* lazy-coding hint of a missing chunk */
 	GC_P_KIND_COUNT
 };
 

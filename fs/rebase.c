@@ -183,12 +183,14 @@ static void rb_encode(void *arg, void *local)
 	struct codec_params cp;
 	size_t cap = codec_frame_bound(p->x.raw_len);
 
+	/* a pair stays at its level (mix), a recompression goes to the
+	 * mount's (with its hint's reverse delta) */
+	int level = p->alone ? p->e->o.level : p->x.level;
+
 	p->xf = malloc(cap);
 	p->xf_len = -ENOMEM;
 	if (p->xf) {
-		/* a pair stays at its level (mix), a recompression goes to the
-		 * mount's */
-		params_of(p->alone ? p->e->o.level : p->x.level, &p->xi, &cp);
+		params_of(level, &p->xi, &cp);
 		p->xf_len = codec_frame_encode(ctx, &cp, p->xd->data, p->xd->len, p->xf, cap);
 		if (p->xf_len > 0 && codec_frame_parse(p->xf, (size_t)p->xf_len, &p->xn) < 0)
 			p->xf_len = -EIO;
@@ -199,7 +201,7 @@ static void rb_encode(void *arg, void *local)
 	p->yf = malloc(cap);
 	p->yf_len = -ENOMEM;
 	if (p->yf) {
-		params_of(p->x.level, &p->yi, &cp);
+		params_of(level, &p->yi, &cp);
 		cp.ref = p->xd->data;
 		cp.ref_len = p->xd->len;
 		p->yf_len = codec_frame_encode(ctx, &cp, p->yd->data, p->yd->len, p->yf, cap);
@@ -222,8 +224,21 @@ static int rb_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN]
 	if (idx_chunk_get(t, fp, &p->x) < 0)
 		return RB_SKIP;
 	p->alone = rb_recompress(e, &p->x);
-	if (p->alone)
-		goto load_x; /* re-encoded alone at the mount's level */
+	if (p->alone) {
+		/* re-encoded alone at the mount's level.  Lazily coded in
+		 * place of a series delta (a hint names the reference it was
+		 * cut for): that reference gets the reverse delta, as if X -> Y
+		 * had been coded and were turned now */
+		uint8_t hint[FP_LEN];
+		if (e->o.level != CODEC_LEVEL_MIX || idx_hint_get(t, p->x.fp, hint) < 0 ||
+		    idx_chunk_get(t, hint, &p->y) < 0)
+			goto load_x;
+		if (rb_forward(&p->y) || rb_recompress(e, &p->y))
+			return RB_DEFER; /* Y first (queued before X: older) */
+		p->turn_y = !(p->y.flags & IDX_CHUNK_HAS_REF) && e->o.max_ref_chain > 0 &&
+		            p->y.height + 1u <= e->o.max_ref_chain;
+		goto load_x;
+	}
 	if (!rb_forward(&p->x))
 		return RB_SKIP;
 	/* Y should be full: X is then at depth 1, and turning keeps the
@@ -273,16 +288,19 @@ static void set_frame(struct idx_chunk *c, const struct pack_loc *l,
 static int rb_apply(struct idx_txn *t, const struct rb_pair *p)
 {
 	struct idx_chunk x, y;
+	bool with_y = !p->alone || p->turn_y;
 	int rc = idx_chunk_get(t, p->x.fp, &x);
-	if (rc == 0 && !p->alone)
+	if (rc == 0 && with_y)
 		rc = idx_chunk_get(t, p->y.fp, &y);
 	if (rc == -ENOENT || (rc == 0 && (!eng_same_frame(&x, &p->x) ||
-	                                  (!p->alone && !eng_same_frame(&y, &p->y)))))
+	                                  (with_y && !eng_same_frame(&y, &p->y)))))
 		return 0; /* deleted or moved meanwhile: leave it */
 	if (rc < 0)
 		return rc;
 	set_frame(&x, &p->xl, &p->xn, NULL);
 	rc = idx_chunk_relocate(t, &x);
+	if (rc == 0 && p->alone)
+		rc = idx_hint_drop(t, x.fp); /* used (or its reference was gone) */
 	if (rc < 0 || !p->turn_y)
 		return rc;
 	set_frame(&y, &p->yl, &p->yn, x.fp);

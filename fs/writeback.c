@@ -434,14 +434,20 @@ static void ref_detach_all(struct eng *e, struct batch *b)
  * close that waits for less: a checkpoint's tail, or a small file, would
  * be coded twice (and its frames written twice) to save a fraction of a
  * second.  The rebase thread recompresses lazily coded chunks when the
- * store is idle (rb_note at commit).  A chunk with a reference keeps it: series coding
- * pays more than the time it costs.  Auto needs the rebase thread, or the
- * chunk would stay at fast until an explicit eng_rebase. */
+ * store is idle (rb_note at commit).  A chunk cut for a series reference
+ * is coded at fast too, alone; the reference it was cut for is committed
+ * with it as a hint (idx "hints" table, no reference count): rebase codes
+ * that reference against it (a reverse delta), which is where a forward
+ * delta would have ended after its turn.  So the writer neither decodes
+ * the reference nor runs the slowest coder (a delta codes at about half
+ * the speed of a chunk alone), rebase does one encoding less per pair, and
+ * the store ends the same.  Auto needs the rebase thread, or the chunk
+ * would stay at fast until an explicit eng_rebase. */
 static void lazy_level(struct eng *e, struct fchunk *c)
 {
 	bool behind;
 
-	if (c->params.ref || c->params.level <= CODEC_LEVEL_FAST || e->o.lazy == ENG_LAZY_OFF)
+	if (c->params.level <= CODEC_LEVEL_FAST || e->o.lazy == ENG_LAZY_OFF)
 		return;
 	if (e->o.lazy == ENG_LAZY_AUTO) {
 		if (!e->rb_running)
@@ -505,8 +511,8 @@ static int batch_prepare(struct eng *e, struct batch *b)
 		if (rc < 0)
 			goto out;
 		if (c->is_new) {
+			lazy_level(e, c); /* before: a chunk coded at fast needs no reference */
 			ref_attach(e, rt, b->ei->ino, c);
-			lazy_level(e, c);
 			rc = pool_submit(e->pool, g, encode_run, c);
 			if (rc < 0)
 				goto out;
@@ -588,6 +594,11 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 			memcpy(nc.ref_fp, c->ref_fp, FP_LEN);
 		}
 		rc = idx_chunk_insert(t, &nc);
+		/* coded at fast instead of against the reference it was cut for
+		 * (lazy_level): rebase makes the reverse delta later */
+		if (rc == 0 && c->has_ref && !(c->info.flags & CODEC_FLAG_REF) &&
+		    rb_pending(b->e, nc.level))
+			rc = idx_hint_set(t, nc.fp, c->ref_fp);
 		if (rc == -EEXIST) /* stored twice by a race: this frame is an orphan */
 			rc = 0;
 		if (rc == -ENOENT) /* its reference chunk went away: store it again */

@@ -51,26 +51,28 @@ enum idx_db {
 	DB_ORPHANS,
 	DB_TENSORS,
 	DB_TENSORINO,
+	DB_HINTS,
 	DB_COUNT
 };
 
 static const char *const idx_db_names[DB_COUNT] = {
 	"super", "inodes", "dirents", "dirseq", "extents",
 	"chunks", "packs", "xattrs", "symlinks", "orphans",
-	"tensors", "tensorino",
+	"tensors", "tensorino", "hints",
 };
 
 /* Databases added after format 2 stores were made: created by the first
  * read-write open, absent (read as empty) on a read-only open before it. */
 static bool db_optional(unsigned i)
 {
-	return i == DB_TENSORS || i == DB_TENSORINO;
+	return i == DB_TENSORS || i == DB_TENSORINO || i == DB_HINTS;
 }
 
 struct idx {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
 	bool no_tensors; /* read-only open of a store without DB_TENSORS */
+	bool no_hints;   /* read-only open of a store without DB_HINTS */
 	bool rdonly;
 };
 
@@ -909,7 +911,10 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 		unsigned fl = create || (db_optional(i) && !rdonly) ? MDB_CREATE : 0;
 		int mrc = mdb_dbi_open(t.txn, idx_db_names[i], fl, &x->dbi[i]);
 		if (mrc == MDB_NOTFOUND && db_optional(i) && rdonly) {
-			x->no_tensors = true;
+			if (i == DB_HINTS)
+				x->no_hints = true;
+			else
+				x->no_tensors = true;
 			continue;
 		}
 		rc = env_err(mrc);
@@ -1751,6 +1756,8 @@ static int chunk_sweep(struct idx_txn *t)
 		if (rc < 0)
 			return rc;
 		rc = db_del(t, DB_CHUNKS, fp, FP_LEN);
+		if (rc == 0)
+			rc = idx_hint_drop(t, fp);
 		if (rc < 0)
 			return rc;
 		rc = pack_account(t, c.pack_id, c.frame_len, true);
@@ -2412,6 +2419,74 @@ int idx_tensor_drop(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t ino)
 	tensor_key(k, ino, key, len);
 	rc = db_del(t, DB_TENSORINO, k, sizeof(k));
 	return rc == -ENOENT ? 0 : rc;
+}
+
+/* --- hints ----------------------------------------------------------- */
+
+int idx_hint_get(struct idx_txn *t, const uint8_t fp[FP_LEN], uint8_t ref[FP_LEN])
+{
+	MDB_val v;
+	int rc;
+
+	if (t->x->no_hints)
+		return -ENOENT;
+	rc = db_get(t, DB_HINTS, fp, FP_LEN, &v);
+	if (rc < 0)
+		return rc;
+	if (v.mv_size != FP_LEN)
+		return -EIO;
+	memcpy(ref, v.mv_data, FP_LEN);
+	return 0;
+}
+
+int idx_hint_set(struct idx_txn *t, const uint8_t fp[FP_LEN], const uint8_t ref[FP_LEN])
+{
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	if (memcmp(fp, ref, FP_LEN) == 0)
+		return -EINVAL;
+	return db_put(t, DB_HINTS, fp, FP_LEN, ref, FP_LEN, 0);
+}
+
+int idx_hint_drop(struct idx_txn *t, const uint8_t fp[FP_LEN])
+{
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = db_del(t, DB_HINTS, fp, FP_LEN);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+struct hint_walk {
+	struct idx_txn *t;
+	idx_hint_cb cb;
+	void *arg;
+};
+
+static int hint_check_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct hint_walk *w = ctx;
+	MDB_val cv;
+	int rc;
+
+	if (k->mv_size != FP_LEN || v->mv_size != FP_LEN)
+		return -EIO;
+	rc = db_get(w->t, DB_CHUNKS, k->mv_data, FP_LEN, &cv);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	return w->cb(w->arg, k->mv_data, v->mv_data, rc == 0);
+}
+
+int idx_hint_check(struct idx_txn *t, idx_hint_cb cb, void *arg)
+{
+	struct hint_walk w = { t, cb, arg };
+
+	if (t->x->no_hints)
+		return 0;
+	return db_walk(t, DB_HINTS, NULL, 0, 0, hint_check_fn, &w);
 }
 
 /* --- test-only (index/idx_test_i.h) --------------------------------------- */

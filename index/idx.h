@@ -19,6 +19,11 @@
  *                  and size (codec hint keys): finds a series reference
  *                  anywhere in the store
  *   db "tensorino": ino(8) || key(8) || len(8) -> (empty)  the same, by file
+ *   db "hints"   : fp(32) -> ref fp(32)  a chunk coded alone at a lower
+ *                  level (lazy coding) in place of a delta against ref: the
+ *                  rebase makes ref a reverse delta against it.  No
+ *                  reference count: a hint whose ref is gone is ignored;
+ *                  the entry goes with its chunk
  *
  * Every function takes a transaction; none keeps state between calls except
  * the environment.  Stats (struct idx_stats) are updated inside the same
@@ -304,6 +309,18 @@ typedef int (*idx_tensor_cb)(void *arg, uint64_t key, uint64_t len, uint64_t ino
 int idx_tensor_check(struct idx_txn *t, idx_tensor_cb cb, void *arg);
 /* Drop one entry (key, len, ino) from both tables; a missing half is fine. */
 int idx_tensor_drop(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t ino);
+
+/* --- hints (lazily coded series chunks) ------------------------------ */
+
+/* The reference chunk fp was cut for (see db "hints"); -ENOENT if none. */
+int idx_hint_get(struct idx_txn *t, const uint8_t fp[FP_LEN], uint8_t ref[FP_LEN]);
+int idx_hint_set(struct idx_txn *t, const uint8_t fp[FP_LEN], const uint8_t ref[FP_LEN]);
+/* Drop fp's hint (0 when it has none). */
+int idx_hint_drop(struct idx_txn *t, const uint8_t fp[FP_LEN]);
+/* For fsck: cb(arg, fp, ref, chunk_exists) for every hint. */
+typedef int (*idx_hint_cb)(void *arg, const uint8_t fp[FP_LEN], const uint8_t ref[FP_LEN],
+                           bool chunk_exists);
+int idx_hint_check(struct idx_txn *t, idx_hint_cb cb, void *arg);
 /* Iterate all inodes in ino order. */
 typedef int (*idx_inode_cb)(void *arg, const struct idx_inode *in);
 int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg);

@@ -859,7 +859,10 @@ static void t_lazy_recompress(void **state)
 	series_chains(f, V, cw, &before);
 	/* version 0 at fast but for its small header chunk */
 	assert_true(before.level_raw[CODEC_LEVEL_FAST] >= len - 4096);
-	assert_true(before.ref_chunks > 0);                    /* deltas stay at mix */
+	/* the later versions too, alone: their references wait in the rebase
+	 * queue as hints (before 2026-11-27 they were coded as deltas at mix) */
+	assert_true(before.level_raw[CODEC_LEVEL_FAST] >= V * (len - 4096));
+	assert_int_equal(before.ref_chunks, 0);
 	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 	assert_int_equal(eng_rebase(f->e, &turned), 0);
 	assert_true(turned > 0);

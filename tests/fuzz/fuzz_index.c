@@ -37,7 +37,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Shared with gen_index_corpus.c. */
-#define FUZZ_INDEX_DBS 12
+#define FUZZ_INDEX_DBS 13
 extern const char *const fuzz_index_dbs[FUZZ_INDEX_DBS];
 int fuzz_index_base(struct idx *x);
 
@@ -49,11 +49,11 @@ int fuzz_index_base(struct idx *x);
 
 const char *const fuzz_index_dbs[FUZZ_INDEX_DBS] = {
 	"super", "inodes", "dirents", "dirseq", "extents", "chunks",
-	"packs", "xattrs", "symlinks", "orphans", "tensors", "tensorino",
+	"packs", "xattrs", "symlinks", "orphans", "tensors", "tensorino", "hints",
 };
 
 enum { D_SUPER, D_INODES, D_DIRENTS, D_DIRSEQ, D_EXTENTS, D_CHUNKS, D_PACKS, D_XATTRS,
-       D_SYMLINKS, D_ORPHANS, D_TENSORS, D_TENSORINO };
+       D_SYMLINKS, D_ORPHANS, D_TENSORS, D_TENSORINO, D_HINTS };
 
 #define CHECK(c)                                                                       \
 	do {                                                                           \
@@ -305,7 +305,7 @@ static void base_targets(struct targets *g)
 
 static void plant_target(struct targets *g, unsigned db, const uint8_t *k, size_t kl)
 {
-	if (db == D_CHUNKS && kl == FP_LEN && g->nfp < MAX_RECS + 2)
+	if ((db == D_CHUNKS || db == D_HINTS) && kl == FP_LEN && g->nfp < MAX_RECS + 2)
 		memcpy(g->fp[g->nfp++], k, FP_LEN);
 	if (db == D_PACKS && kl == 4 && g->npack < MAX_RECS + 3)
 		g->pack[g->npack++] = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
@@ -313,7 +313,8 @@ static void plant_target(struct targets *g, unsigned db, const uint8_t *k, size_
 		g->tens[g->ntens++] = (struct idx_tensor){ be64(k), be64(k + 8) };
 		add_ino(g, be64(k + 16));
 	}
-	if (kl < 8 || db == D_SUPER || db == D_CHUNKS || db == D_PACKS || db == D_TENSORS)
+	if (kl < 8 || db == D_SUPER || db == D_CHUNKS || db == D_PACKS || db == D_TENSORS ||
+	    db == D_HINTS)
 		return;
 	add_ino(g, be64(k));
 	if (db == D_EXTENTS && kl >= 16 && g->noff < MAX_RECS + 2)
@@ -398,6 +399,14 @@ static int pack_cb(void *arg, const struct idx_pack *p)
 
 static int ino_cb(void *arg, uint64_t ino)
 {
+	return walk_next(arg);
+}
+
+static int hint_cb(void *arg, const uint8_t fp[FP_LEN], const uint8_t ref[FP_LEN], bool exists)
+{
+	(void)fp;
+	(void)ref;
+	(void)exists;
 	return walk_next(arg);
 }
 
@@ -527,6 +536,8 @@ static void probe(struct idx_txn *t, const struct targets *g)
 	check_walk(idx_pack_iter(t, pack_cb, &w), &w);
 	w = (struct walk){ 0 };
 	check_walk(idx_orphan_iter(t, ino_cb, &w), &w);
+	w = (struct walk){ .stop_after = 2 };
+	check_walk(idx_hint_check(t, hint_cb, &w), &w);
 	for (unsigned i = 0; i < g->ntens; i++) {
 		uint64_t inos[4];
 
@@ -535,6 +546,8 @@ static void probe(struct idx_txn *t, const struct targets *g)
 	}
 
 	for (unsigned i = 0; i < g->nfp; i++) {
+		uint8_t ref[FP_LEN];
+		CHECK_ERR(idx_hint_get(t, g->fp[i], ref));
 		rc = idx_chunk_get(t, g->fp[i], &c);
 		CHECK_ERR(rc);
 		if (rc == 0) {
@@ -578,8 +591,11 @@ static void mutate(struct idx_txn *t, const struct targets *g)
 			memcpy(c.ref_fp, g->fp[(i + 1) % g->nfp], FP_LEN);
 			CHECK_ERR(idx_chunk_relocate(t, &c));
 		}
+		CHECK_ERR(idx_hint_set(t, g->fp[i], g->fp[(i + 1) % g->nfp]));
 		CHECK_ERR(idx_chunk_unref(t, g->fp[i]));
 		CHECK_ERR(idx_chunk_refcount_set(t, g->fp[i], i & 1));
+		if (i & 2)
+			CHECK_ERR(idx_hint_drop(t, g->fp[i]));
 	}
 	CHECK_ERR(idx_stats_reset(t));
 	for (unsigned i = 0; i < g->nname; i++) {

@@ -551,6 +551,44 @@ static void t_tensors(void **state)
 	idx_close(x);
 }
 
+/* A lazy-coding hint of a chunk that does not exist is reported and
+ * dropped by --repair; one of an existing chunk (whose reference is gone,
+ * even) is left alone. */
+static void t_hints(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct seen s;
+	struct idx_txn *t;
+	struct idx *x = iopen(f);
+	struct first_chunk fc = { 0 };
+	uint8_t some[FP_LEN], none[FP_LEN], ref[FP_LEN];
+	int found = 0;
+
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	assert_int_equal(idx_chunk_iter(t, take_first, &fc), 1);
+	memcpy(some, fc.c.fp, FP_LEN);
+	memset(none, 0xEE, FP_LEN);
+	memset(ref, 0xDD, FP_LEN);
+	assert_int_equal(idx_hint_set(t, some, ref), 0); /* fine */
+	assert_int_equal(idx_hint_set(t, none, some), 0); /* no such chunk */
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+
+	assert_true(fsck(f, false, &s, &st) > 0);
+	assert_int_equal(s.kinds[GC_P_HINTS], 1);
+	assert_int_equal(fsck(f, true, &s, &st), 0);
+	assert_int_equal(s.repaired, 1);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	x = iopen(f);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	found = idx_hint_get(t, some, ref) == 0;
+	assert_int_equal(idx_hint_get(t, none, ref), -ENOENT);
+	idx_txn_abort(t);
+	idx_close(x);
+	assert_true(found);
+}
+
 /* The two repairs that need a full count: a refcount below the references
  * (the last unref would free a chunk still in use) and stats counters that
  * disagree with the records (files, and the series counter ref_stored). */
@@ -677,6 +715,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_repair, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_tensors, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_hints, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_orphan_linked, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lock, setup, teardown),
 	};

@@ -1495,6 +1495,56 @@ static void test_tensors(void **state)
 	assert_int_equal(idx_txn_commit(t), 0);
 }
 
+/* Hints (lazy coding): set, read, replaced, dropped; gone with their chunk
+ * when it is freed at commit; a hint of a missing chunk is refused only
+ * when it names itself. */
+static void test_hints(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk a, b;
+	struct idx_inode in;
+	struct idx_txn *t;
+	uint8_t ref[FP_LEN];
+
+	t = wtxn(f);
+	make_file(&in, 40, 100000);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	make_chunk(&a, 20);
+	make_chunk(&b, 21);
+	assert_int_equal(idx_chunk_insert(t, &a), 0);
+	assert_int_equal(idx_chunk_insert(t, &b), 0);
+	assert_int_equal(idx_file_map(t, &in, 0, a.raw_len, a.fp, 0), 0);
+	assert_int_equal(idx_file_map(t, &in, 10000, b.raw_len, b.fp, 0), 0);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_hint_get(t, b.fp, ref), -ENOENT);
+	assert_int_equal(idx_hint_set(t, b.fp, b.fp), -EINVAL);
+	assert_int_equal(idx_hint_set(t, b.fp, a.fp), 0);
+	assert_int_equal(idx_hint_get(t, b.fp, ref), 0);
+	assert_memory_equal(ref, a.fp, FP_LEN);
+	assert_int_equal(idx_hint_drop(t, b.fp), 0);
+	assert_int_equal(idx_hint_get(t, b.fp, ref), -ENOENT);
+	assert_int_equal(idx_hint_drop(t, b.fp), 0); /* none: fine */
+	assert_int_equal(idx_hint_set(t, b.fp, a.fp), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	/* a hint carries no reference: a goes with its file's extent, and
+	 * b's hint stays (rebase ignores a hint whose reference is gone) */
+	t = wtxn(f);
+	assert_int_equal(idx_file_punch(t, &in, 0, 10000), 0);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_int_equal(idx_chunk_get(t, a.fp, &a), -ENOENT);
+	assert_int_equal(idx_hint_get(t, b.fp, ref), 0);
+	/* freeing b at commit drops its hint */
+	assert_int_equal(idx_file_punch(t, &in, 0, UINT64_MAX), 0);
+	assert_int_equal(idx_inode_put(t, &in), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_int_equal(idx_chunk_get(t, b.fp, &b), -ENOENT);
+	assert_int_equal(idx_hint_get(t, b.fp, ref), -ENOENT);
+	idx_txn_abort(t);
+}
+
 /* A store made before the tensors table: a read-only open (mixfs stats on
  * a store not mounted since) reads it as empty; a read-write one adds it. */
 static void test_tensors_old_store(void **state)
@@ -1519,11 +1569,17 @@ static void test_tensors_old_store(void **state)
 	assert_int_equal(mdb_drop(txn, d, 1), 0);
 	assert_int_equal(mdb_dbi_open(txn, "tensorino", 0, &d), 0);
 	assert_int_equal(mdb_drop(txn, d, 1), 0);
+	assert_int_equal(mdb_dbi_open(txn, "hints", 0, &d), 0);
+	assert_int_equal(mdb_drop(txn, d, 1), 0);
 	assert_int_equal(mdb_txn_commit(txn), 0);
 	mdb_env_close(env);
 	assert_int_equal(idx_open(f->dir, IDX_RDONLY, NULL, 0, &f->x), 0);
 	assert_int_equal(idx_txn_begin(f->x, true, &t), 0);
 	assert_int_equal(idx_tensor_find(t, 5, 65536, inos, 2), 0);
+	{
+		uint8_t fp[FP_LEN] = { 1 }, ref[FP_LEN];
+		assert_int_equal(idx_hint_get(t, fp, ref), -ENOENT);
+	}
 	idx_txn_abort(t);
 	idx_close(f->x);
 	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &f->x), 0);
@@ -1670,6 +1726,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_symlink_orphan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_orphan_iter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tensors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tensors_old_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_threads, setup, teardown),
 		cmocka_unit_test(test_map_full),
