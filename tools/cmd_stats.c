@@ -12,15 +12,32 @@
  * every transaction (struct idx_stats), O(1).  A subtree, or --files, walks
  * the directory entries from the subtree's inode and every file's extents.
  *
- * Per-file charge (the rule documented in mixfs-stats(1)): a chunk's frame
- * bytes are split evenly between its references.  A chunk with refcount k
- * (k extents, in this file or others, plus chunks coded against it) charges
- * frame_len / k to each.  A reference held by a chunk coded against it
- * (series coding) passes its share on: chunk C costs its own frame plus
- * cost(R) / refcount(R) of its reference chunk R, and C's cost is split
- * between C's references in turn.  So the shares of all files add up to
- * exactly the bytes stored: nothing is counted twice, nothing is lost.
- * Raw bytes (after dedup) are split the same way.
+ * Per-file charge (the rules documented in mixfs-stats(1)).  Stored bytes:
+ * a chunk's frame bytes are split evenly between its references.  A chunk
+ * with refcount k (k extents, in this file or others, plus chunks coded
+ * against it) charges frame_len / k to each.  A reference held by a chunk
+ * coded against it (series coding) passes its share on: chunk C costs its
+ * own frame plus cost(R) / refcount(R) of its reference chunk R, and C's
+ * cost is split between C's references in turn.  So the shares of all
+ * files add up to exactly the bytes stored: nothing is counted twice,
+ * nothing is lost.
+ *
+ * Raw bytes (after dedup) are the bytes of a file that are no copy of
+ * other bytes, so they follow the extents alone: a chunk's raw bytes are
+ * split evenly between the extents that map it, and a chunk coded against
+ * R gets nothing of R's raw bytes while an extent maps R (R's file holds
+ * them).  Only a chunk that no extent maps any more (its file was deleted;
+ * newer versions still decode through it) passes its raw bytes, with what
+ * it got that way itself, evenly to the chunks coded against it.  These
+ * shares too add up exactly to the store's bytes after dedup, and a file
+ * is charged more raw bytes than it maps only for the unused part of a
+ * chunk it maps partly or for such an unmapped reference.  The extents of
+ * a chunk are its refcount minus its dependents (chunks coded against
+ * it), which the index does not keep: they are counted in one pass over
+ * the chunk records before a walk (none if the store has no series-coded
+ * chunk), so a subtree's files get the numbers of the whole store.
+ * The series figures of a subtree follow the same rules: ref_stored and
+ * ref_saved those of frame bytes, ref_raw that of raw bytes.
  *
  * Shares are fractions: they are summed in fixed point (32 fractional bits,
  * 128-bit sums) and rounded at the end by largest remainder, so the printed
@@ -77,17 +94,41 @@ struct frow {
 	uint64_t stored, raw; /* rounded, after apportion */
 };
 
+/* The head of each entry of a struct fptab. */
+struct fpkey {
+	uint8_t fp[FP_LEN];
+	bool used;
+};
+
+/* An open-addressing table keyed by chunk fingerprint: cap entries (a power
+ * of two, or 0) of esz bytes, each beginning with a struct fpkey; at most
+ * half full. */
+struct fptab {
+	unsigned char *v;
+	size_t n, cap, esz;
+};
+
 /* A chunk's share per reference, cached while walking a subtree (the cache
  * also gives the number of distinct chunks the subtree uses). */
 struct cshare {
-	uint8_t fp[FP_LEN];
-	bool used, direct; /* direct: referenced by an extent of the subtree */
+	struct fpkey k;
+	bool direct; /* referenced by an extent of the subtree */
+	/* no extent maps the chunk: raw_fx and ref_raw_fx are per chunk coded
+	 * against it (else per extent, and those get none of its raw bytes) */
+	bool unmapped;
 	uint8_t level, dtype, has_ref, fwd;
 	u128 stored_fx, raw_fx;
-	/* the part of stored_fx / raw_fx that is frames of chunks coded
+	/* the part of stored_fx / raw_fx that is bytes of chunks coded
 	 * against a reference (this one, if it has one, and along its chain) */
 	u128 ref_stored_fx, ref_raw_fx;
 	u128 ref_saved_fx; /* what series coding saved, along the chain */
+};
+
+/* How many chunks are coded against a chunk (entries only for those that
+ * have any). */
+struct cdeps {
+	struct fpkey k;
+	uint32_t n;
 };
 
 /* Totals of a walk, before rounding. */
@@ -106,8 +147,8 @@ struct walk {
 	size_t nrows, caprows;
 	uint64_t *links; /* open-addressing set of inodes with nlink > 1 seen */
 	size_t nlinks, caplinks;
-	struct cshare *cache;
-	size_t ncache, capcache;
+	struct fptab cache; /* struct cshare; used for a subtree only */
+	struct fptab deps;  /* struct cdeps */
 	struct sums s;
 	struct frow *cur; /* file whose extents are being walked */
 	struct progress *prog;
@@ -430,34 +471,91 @@ static uint64_t fp_hash(const uint8_t fp[FP_LEN])
 	return h;
 }
 
-/* The cache slot for fp (used or free). */
-static struct cshare *cache_slot(struct walk *w, const uint8_t fp[FP_LEN])
+static struct fpkey *fptab_at(const struct fptab *t, size_t i)
 {
-	size_t mask = w->capcache - 1, i;
-
-	for (i = fp_hash(fp) & mask; w->cache[i].used; i = (i + 1) & mask)
-		if (memcmp(w->cache[i].fp, fp, FP_LEN) == 0)
-			break;
-	return &w->cache[i];
+	return (struct fpkey *)(void *)(t->v + i * t->esz);
 }
 
-static int cache_grow(struct walk *w)
+/* The entry for fp, or the free slot where it would go (t->cap > 0). */
+static struct fpkey *fptab_slot(const struct fptab *t, const uint8_t fp[FP_LEN])
 {
-	size_t ncap = w->capcache ? 2 * w->capcache : 1024, j;
-	struct cshare *old = w->cache;
-	size_t oldcap = w->capcache;
+	size_t mask = t->cap - 1, i;
+	struct fpkey *k;
 
-	w->cache = calloc(ncap, sizeof(*w->cache));
-	if (!w->cache) {
-		w->cache = old;
+	for (i = fp_hash(fp) & mask; (k = fptab_at(t, i))->used; i = (i + 1) & mask)
+		if (memcmp(k->fp, fp, FP_LEN) == 0)
+			break;
+	return k;
+}
+
+/* The entry for fp, or NULL. */
+static void *fptab_find(const struct fptab *t, const uint8_t fp[FP_LEN])
+{
+	struct fpkey *k;
+
+	if (t->cap == 0)
+		return NULL;
+	k = fptab_slot(t, fp);
+	return k->used ? k : NULL;
+}
+
+static int fptab_grow(struct fptab *t)
+{
+	struct fptab old = *t;
+	size_t j;
+
+	t->cap = old.cap ? 2 * old.cap : 1024;
+	t->v = calloc(t->cap, t->esz);
+	if (!t->v) {
+		*t = old;
 		return -ENOMEM;
 	}
-	w->capcache = ncap;
-	for (j = 0; j < oldcap; j++)
-		if (old[j].used)
-			*cache_slot(w, old[j].fp) = old[j];
-	free(old);
+	for (j = 0; j < old.cap; j++) {
+		struct fpkey *k = fptab_at(&old, j);
+
+		if (k->used)
+			memcpy(fptab_slot(t, k->fp), k, t->esz);
+	}
+	free(old.v);
 	return 0;
+}
+
+/* The entry for fp; a new one is zero but for its key.  NULL: no memory. */
+static void *fptab_add(struct fptab *t, const uint8_t fp[FP_LEN])
+{
+	struct fpkey *k;
+
+	if (2 * (t->n + 1) > t->cap && fptab_grow(t) < 0)
+		return NULL;
+	k = fptab_slot(t, fp);
+	if (!k->used) {
+		memcpy(k->fp, fp, FP_LEN);
+		k->used = true;
+		t->n++;
+	}
+	return k;
+}
+
+/* Count the dependents of every reference chunk into w->deps. */
+static int deps_cb(void *arg, const struct idx_chunk *c)
+{
+	struct walk *w = arg;
+	struct cdeps *d;
+
+	if (!(c->flags & IDX_CHUNK_HAS_REF))
+		return 0;
+	d = fptab_add(&w->deps, c->ref_fp);
+	if (!d)
+		return -ENOMEM;
+	d->n++;
+	return 0;
+}
+
+static uint32_t chunk_deps(const struct walk *w, const uint8_t fp[FP_LEN])
+{
+	const struct cdeps *d = fptab_find(&w->deps, fp);
+
+	return d ? d->n : 0;
 }
 
 /* Share of chunk fp per reference (fixed point), following its reference
@@ -468,12 +566,13 @@ static int chunk_share(struct walk *w, const uint8_t fp[FP_LEN], unsigned depth,
 	struct idx_chunk c;
 	struct cshare ref;
 	u128 stored, raw, ref_stored = 0, ref_raw = 0, ref_saved = 0;
+	uint32_t refs, deps, raw_refs;
 	int rc;
 
 	if (w->use_cache) {
-		struct cshare *s = cache_slot(w, fp);
+		struct cshare *s = fptab_find(&w->cache, fp);
 
-		if (s->used) {
+		if (s) {
 			*out = *s;
 			return 0;
 		}
@@ -493,35 +592,41 @@ static int chunk_share(struct walk *w, const uint8_t fp[FP_LEN], unsigned depth,
 		if (rc < 0)
 			return rc;
 		stored += ref.stored_fx;
-		raw += ref.raw_fx;
 		ref_stored = ((u128)c.frame_len << FX_SHIFT) + ref.ref_stored_fx;
-		ref_raw = ((u128)c.raw_len << FX_SHIFT) + ref.ref_raw_fx;
+		ref_raw = raw;
+		if (ref.unmapped) {
+			raw += ref.raw_fx;
+			ref_raw += ref.ref_raw_fx;
+		}
 		ref_saved = ref.ref_saved_fx;
 		if (c.alone_len > c.frame_len)
 			ref_saved += (u128)(c.alone_len - c.frame_len) << FX_SHIFT;
 	}
+	/* refcount 0 only inside a writer's transaction; never seen by a
+	 * reader, but a corrupt record must not divide by zero. */
+	refs = c.refcount ? c.refcount : 1;
+	deps = chunk_deps(w, fp);
+	/* raw bytes: per extent, or per dependent when no extent is left */
+	raw_refs = c.refcount > deps ? c.refcount - deps : (deps ? deps : 1);
 	memset(out, 0, sizeof(*out));
-	memcpy(out->fp, fp, FP_LEN);
-	out->used = true;
+	memcpy(out->k.fp, fp, FP_LEN);
+	out->k.used = true;
+	out->unmapped = c.refcount <= deps;
 	out->level = c.level;
 	out->dtype = c.dtype;
 	out->has_ref = (c.flags & IDX_CHUNK_HAS_REF) != 0;
 	out->fwd = out->has_ref && !(c.flags & IDX_CHUNK_REVERSED);
-	/* refcount 0 only inside a writer's transaction; never seen by a
-	 * reader, but a corrupt record must not divide by zero. */
-	out->stored_fx = stored / (c.refcount ? c.refcount : 1);
-	out->raw_fx = raw / (c.refcount ? c.refcount : 1);
-	out->ref_stored_fx = ref_stored / (c.refcount ? c.refcount : 1);
-	out->ref_raw_fx = ref_raw / (c.refcount ? c.refcount : 1);
-	out->ref_saved_fx = ref_saved / (c.refcount ? c.refcount : 1);
+	out->stored_fx = stored / refs;
+	out->raw_fx = raw / raw_refs;
+	out->ref_stored_fx = ref_stored / refs;
+	out->ref_raw_fx = ref_raw / raw_refs;
+	out->ref_saved_fx = ref_saved / refs;
 	if (w->use_cache) {
-		if (2 * (w->ncache + 1) > w->capcache) {
-			rc = cache_grow(w);
-			if (rc < 0)
-				return rc;
-		}
-		*cache_slot(w, fp) = *out;
-		w->ncache++;
+		struct cshare *s = fptab_add(&w->cache, fp);
+
+		if (!s)
+			return -ENOMEM;
+		*s = *out;
 	}
 	return 0;
 }
@@ -535,7 +640,7 @@ static int extent_cb(void *arg, const struct idx_extent *e)
 	if (rc < 0)
 		return rc;
 	if (w->use_cache) {
-		struct cshare *s = cache_slot(w, e->fp);
+		struct cshare *s = fptab_find(&w->cache, e->fp);
 
 		if (!s->direct) {
 			s->direct = true;
@@ -1290,12 +1395,15 @@ static int run(const struct stats_opts *o, const char *path)
 	w.default_level = sb.default_level;
 	w.keep_rows = o->files;
 	w.use_cache = r.subtree; /* the distinct chunks of a subtree need the set */
-	if (w.use_cache) {
-		rc = cache_grow(&w);
-		if (rc < 0)
-			goto fail;
-	}
+	w.cache.esz = sizeof(struct cshare);
+	w.deps.esz = sizeof(struct cdeps);
 	if (r.subtree || o->files) {
+		/* which of a chunk's references are extents (raw bytes) */
+		if (st.ref_chunks > 0) {
+			rc = idx_chunk_iter(w.t, deps_cb, &w);
+			if (rc < 0)
+				goto fail;
+		}
 		w.prog = progress_create("mixfs stats", r.subtree ? 0 : st.logical_bytes, 0);
 		rc = walk_tree(&w, ino, l.fspath);
 		if (rc >= 0 && !r.subtree)
@@ -1339,7 +1447,8 @@ out:
 		free(w.rows[i].path);
 	free(w.rows);
 	free(w.links);
-	free(w.cache);
+	free(w.cache.v);
+	free(w.deps.v);
 	free(ipath);
 	loc_free(&l);
 	return status;

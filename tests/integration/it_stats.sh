@@ -7,7 +7,9 @@
 # checked against what the test wrote (sizes, duplicated bytes, holes),
 # against the kernel's view (stat, du, du --apparent-size, getfattr) and
 # against the pack files on disk; per-file rows must add up to the totals.
-# Checked while mounted (after sync) and on the unmounted store.
+# Checked while mounted (after sync) and on the unmounted store.  Then
+# checkpoint series: the series-coded counters, and per-file bytes after
+# dedup that stay within each file's size while older versions exist.
 . "$(dirname "$0")/lib.sh"
 it_init
 need_mixfs "mixfs stats"
@@ -448,12 +450,12 @@ check_stats "$WORK/s4.json" "$WORK/e4.json" "$WORK/facts4"
 # that what is counted does not change under the checks; see below.
 mixfs_umount
 mixfs_mount fg rebase_idle=0
-# st_version PATH MIB SEED FLIP: one bf16 tensor; FLIP=1 flips the lowest
-# mantissa bit of one element in five.
+# st_version PATH MIB SEED FLIP: one bf16 tensor; FLIP=N > 0 flips the
+# lowest mantissa bit of one element in five (which ones: seed + N).
 st_version() {
 	python3 - "$@" <<'EOF'
 import array, json, random, struct, sys
-path, mib, seed, flip = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+path, mib, seed, flip = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(seed)
 n = mib * 1048576 // 2
 b = array.array("f", (rng.gauss(0.0, 0.02) for _ in range(n))).tobytes()
@@ -461,7 +463,7 @@ w = bytearray(2 * n)
 w[0::2] = b[2::4]
 w[1::2] = b[3::4]
 if flip:
-    r2 = random.Random(seed + 1)
+    r2 = random.Random(seed + flip)
     for i in range(0, 2 * n, 2):
         if r2.random() < 0.2:
             w[i] ^= 1
@@ -560,4 +562,93 @@ for k in ("ref_chunks", "ref_raw_bytes", "ref_stored_bytes"):
     assert c[k] == b[k], "%s after rm v2: %r, before %r" % (k, c[k], b[k])
     assert d[k] == a[k], "%s after rm v1: %r, at start %r" % (k, d[k], a[k])
 EOF
+# ---- bytes after dedup of a series, per file --------------------------------
+# Three versions of a checkpoint in one directory, each coded against the
+# one before (rebase stays off: forward deltas c3 -> c2 -> c1).  A file's
+# bytes after dedup are its share of the raw bytes of the chunks its
+# extents map, never its references' raw bytes while another file maps
+# those: no file's exceeds its logical size (the stored bytes of a
+# reference are still shared with the chunks coded against it).  Deleting
+# c1 leaves its chunks alive as c2's references: their raw bytes pass to
+# c2, and with c2 deleted too, on to c3.  In every state the rows add up to
+# the store's totals, and a file's own stats equal its row.
+mkdir "$MNT/ckpt"
+for v in 1 2 3; do
+	st_version "$WORK/c$v.safetensors" 2 61 $((v - 1))
+	cp "$WORK/c$v.safetensors" "$MNT/ckpt/c$v.safetensors"
+	sync -f "$MNT"
+done
+# ckpt_check STAGE HOLDER: the whole store's rows, the subtree /ckpt and
+# each of its files; HOLDER is the file that holds the raw bytes of a
+# deleted version's chunks (or "").
+ckpt_check() {
+	local stage=$1 holder=$2 f
+	stats_json "$WORK/ck_$stage.json" --files "$STORE"
+	stats_json "$WORK/ck_${stage}_sub.json" --files "$MNT/ckpt"
+	for f in "$MNT"/ckpt/*; do
+		stats_json "$WORK/ck_${stage}_one_${f##*/}.json" "$f"
+	done
+	python3 - "$stage" "$holder" "$WORK/ck_$stage.json" "$WORK/ck_${stage}_sub.json" \
+		"$WORK"/ck_"$stage"_one_*.json <<'EOF' || fail "series bytes after dedup ($stage)"
+import json, sys
+stage, holder = sys.argv[1:3]
+whole, sub = (json.load(open(p)) for p in sys.argv[3:5])
+ones = [json.load(open(p)) for p in sys.argv[5:]]
+rows = {r["path"]: r for r in whole["files"]}
+bad = []
+def want(what, cond):
+    if not cond:
+        bad.append(what)
+for name, s in (("store", whole), ("/ckpt", sub)):
+    for k in ("unique_bytes", "stored_bytes"):
+        n = sum(r[k] for r in s["files"])
+        want("%s: rows' %s %d = total %d" % (name, k, n, s[k]), n == s[k])
+# every series-coded chunk is in /ckpt: the subtree's shares are all of them
+# (ref_chunks counts only those its extents map, not deleted versions')
+for k in ("ref_raw_bytes", "ref_stored_bytes"):
+    want("/ckpt %s %r = store's %r" % (k, sub[k], whole[k]), sub[k] == whole[k])
+want("/ckpt is series-coded: %r" % sub["ref_chunks"], sub["ref_chunks"] >= 1)
+for r in whole["files"]:
+    p, u, size = r["path"], r["unique_bytes"], r["logical_bytes"]
+    if p == holder:
+        want("%s holds a deleted version's chunks: after dedup %d > size %d" % (p, u, size),
+             u > size)
+    else:
+        want("%s: after dedup %d <= size %d" % (p, u, size), u <= size)
+for r in sub["files"]:
+    w = rows[r["path"]]
+    want("/ckpt row %s = store row %s" % (r, w),
+         r["logical_bytes"] == w["logical_bytes"] and
+         abs(r["unique_bytes"] - w["unique_bytes"]) <= 1 and
+         abs(r["stored_bytes"] - w["stored_bytes"]) <= 1)
+for o in ones:
+    w = rows[o["path"]]
+    want("%s alone: after dedup %d, stored %d; row %d, %d" % (o["path"], o["unique_bytes"],
+         o["stored_bytes"], w["unique_bytes"], w["stored_bytes"]),
+         abs(o["unique_bytes"] - w["unique_bytes"]) <= 1 and
+         abs(o["stored_bytes"] - w["stored_bytes"]) <= 1)
+    want("%s: series-coded raw %d <= after dedup %d" % (o["path"], o["ref_raw_bytes"],
+         o["unique_bytes"]), o["ref_raw_bytes"] <= o["unique_bytes"])
+    want("%s: saved by dedup %d >= 0" % (o["path"], o["dedup_saved_bytes"]),
+         o["path"] == holder or o["dedup_saved_bytes"] >= 0)
+    if o["path"] != "/ckpt/c1.safetensors":
+        want("%s is series-coded: %r" % (o["path"], o["ref_chunks"]), o["ref_chunks"] >= 1)
+print("it_stats: series, %s:" % stage, "; ".join(
+      "%s logical %d, after dedup %d, stored %d" % (r["path"], r["logical_bytes"],
+      r["unique_bytes"], r["stored_bytes"]) for r in sorted(sub["files"], key=lambda r: r["path"])),
+      file=sys.stderr)
+for b in bad:
+    print("it_stats: FAIL: series after dedup:", b, file=sys.stderr)
+sys.exit(1 if bad else 0)
+EOF
+}
+ckpt_check all ""
+rm "$MNT/ckpt/c1.safetensors"
+sync -f "$MNT"
+check_cmp "$WORK/c2.safetensors" "$MNT/ckpt/c2.safetensors"
+ckpt_check no_c1 /ckpt/c2.safetensors
+rm "$MNT/ckpt/c2.safetensors"
+sync -f "$MNT"
+check_cmp "$WORK/c3.safetensors" "$MNT/ckpt/c3.safetensors"
+ckpt_check no_c2 /ckpt/c3.safetensors
 log PASS
