@@ -597,7 +597,7 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 		/* coded at fast instead of against the reference it was cut for
 		 * (lazy_level): rebase makes the reverse delta later */
 		if (rc == 0 && c->has_ref && !(c->info.flags & CODEC_FLAG_REF) &&
-		    rb_pending(b->e, nc.level))
+		    rb_pending(b->e, nc.level) && memcmp(nc.fp, c->ref_fp, FP_LEN) != 0)
 			rc = idx_hint_set(t, nc.fp, c->ref_fp);
 		if (rc == -EEXIST) /* stored twice by a race: this frame is an orphan */
 			rc = 0;
