@@ -72,4 +72,42 @@ PY
 check_cmp "$WORK/big.bin" "$MNT/big.bin"
 mixfs_umount
 "$MIXFS" fsck "$STORE" >"$WORK/fsck.txt" 2>&1 || fail "fsck: $(cat "$WORK/fsck.txt")"
+# A series under lazy=all: the second version's chunks, cut for the
+# first's, are coded at fast alone too (nothing series-coded yet); the
+# references they were cut for are kept in the index as hints, so they
+# survive the remount below; once idle, rebase recompresses them and makes
+# the first version a reverse delta against the second, as it would have
+# without lazy coding: the newest whole, the older series-coded.
+series_files "$WORK/s" 2 $((2 << 20)) 11
+mixfs_mount fg lazy=all,rebase_idle=600000
+mkdir "$MNT/run"
+for v in 0 1; do
+	cp "$WORK/s$v.safetensors" "$MNT/run/"
+	sync -f "$MNT/run/s$v.safetensors"
+done
+stats_json "$WORK/s4.json" "$STORE"
+python3 -c 'import json, sys; s = json.load(open(sys.argv[1])); sys.exit(not (s["ref_chunks"] == 0 and s["pending_bytes"] > 0))' \
+	"$WORK/s4.json" || fail "series under lazy=all, before rebase: $(cat "$WORK/s4.json")"
+mixfs_umount
+mixfs_mount fg lazy=all,rebase_idle=50
+wait_stats "$WORK/s5.json" 300 's["pending_bytes"] == 0 and s["ref_fwd_chunks"] == 0' ||
+	fail "series under lazy=all: still pending after 90 s: $(cat "$WORK/s5.json")"
+stats_json "$WORK/old.json" "$MNT/run/s0.safetensors"
+stats_json "$WORK/new.json" "$MNT/run/s1.safetensors"
+python3 - "$WORK/old.json" "$WORK/new.json" "$WORK/s4.json" "$WORK/s5.json" <<'PY' ||
+import json, sys
+old, new, a, b = (json.load(open(p)) for p in sys.argv[1:])
+assert old["ref_chunks"] >= old["chunks"] // 2, "the older version is not a reverse delta: %r" % old
+assert new["ref_chunks"] == 0, "the newest version is not whole: %r" % new
+assert b["stored_bytes"] < a["stored_bytes"], (a["stored_bytes"], b["stored_bytes"])
+print("it_lazy: series stored %d -> %d bytes, %d of %d chunks of the older version series-coded"
+      % (a["stored_bytes"], b["stored_bytes"], old["ref_chunks"], old["chunks"]), file=sys.stderr)
+PY
+	fail "series under lazy=all, after rebase: $(cat "$WORK/old.json")"
+for v in 0 1; do
+	check_cmp "$WORK/s$v.safetensors" "$MNT/run/s$v.safetensors"
+done
+mixfs_umount
+"$MIXFS" fsck "$STORE" >"$WORK/fsck.txt" 2>&1 || fail "fsck: $(cat "$WORK/fsck.txt")"
+
 log "ok: $(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); print("stored", a["stored_bytes"], "->", b["stored_bytes"])' "$WORK/s0.json" "$WORK/s1.json")"

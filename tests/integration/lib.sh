@@ -228,6 +228,30 @@ with open(path, "wb") as f:
 EOF
 }
 
+# series_files PREFIX VERSIONS ELEMS SEED: PREFIX0.safetensors ..., one
+# bf16 tensor of ELEMS seeded N(0, 0.02) weights, a third of which drift in
+# their low bits from one version to the next (a training step).
+series_files() {
+	python3 - "$@" <<'EOF'
+import array, json, random, struct, sys
+prefix, nv, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rng = random.Random(seed)
+w = array.array("f", (rng.gauss(0.0, 0.02) for _ in range(n)))
+h = json.dumps({"w": {"dtype": "BF16", "shape": [n // 1024, 1024],
+                      "data_offsets": [0, 2 * n]}}).encode()
+h += b" " * (-len(h) % 8)
+for v in range(nv):
+    b = w.tobytes()
+    out = bytearray(2 * n)
+    out[0::2] = b[2::4]
+    out[1::2] = b[3::4]
+    with open("%s%d.safetensors" % (prefix, v), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + out)
+    for i in range(0, n, 3):
+        w[i] *= 1.0 + rng.gauss(0.0, 0.004)
+EOF
+}
+
 # stats_json OUT PATH [--files]: run mixfs stats --json; the output must be
 # one valid JSON object.
 stats_json() {
