@@ -246,11 +246,11 @@ def main():
     # Fine-tune on another chain: only the last block and the final norm train.
     for p in model.parameters():
         p.requires_grad_(False)
-    train = list(model.blocks[-1].parameters()) + list(model.ln.parameters())
-    for p in train:
+    tuned = list(model.blocks[-1].parameters()) + list(model.ln.parameters())
+    for p in tuned:
         p.requires_grad_(True)
-    ntrain = sum(p.numel() for p in train)
-    opt = torch.optim.AdamW(train, lr=args.lr, betas=(0.9, args.beta2), weight_decay=0.1)
+    ntrain = sum(p.numel() for p in tuned)
+    opt = torch.optim.AdamW(tuned, lr=args.lr, betas=(0.9, args.beta2), weight_decay=0.1)
     sched = make_sched(opt, args)
     chain = markov_chain(args.seed + 3)
     for k in range(1, args.ckpts + 1):
