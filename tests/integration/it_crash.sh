@@ -230,8 +230,13 @@ crash() {
 LEVELS=(raw fast mix)
 for cycle in $(seq 1 "$CYCLES"); do
 	# rebase_idle=20: the series files get turned around (reverse deltas)
-	# between the writer's files, so kills land in rebase too
-	mixfs_mount fg "level=${LEVELS[cycle % 3]},rebase_idle=20"
+	# between the writer's files, so kills land in rebase too; every other
+	# cycle with lazy=all: new chunks at fast, series chunks with hints,
+	# recompressed (and their references turned into reverse deltas) by
+	# the same rebase
+	LAZY=auto
+	[ $((cycle % 2)) = 0 ] && LAZY=all
+	mixfs_mount fg "level=${LEVELS[cycle % 3]},rebase_idle=20,lazy=$LAZY"
 	verify "remount before cycle $cycle"
 	python3 "$WORK/writer.py" "$MNT" "$ACK" "$cycle" 2>"$WORK/writer.err" &
 	WRITER_PID=$!
