@@ -12,8 +12,9 @@
 # write version 1 into a directory (dd bs=1M conv=fsync), wait until the
 # daemon is idle (rebase and lazy recompression done), then time version 2
 # written next to it, wait until idle again, unmount, and print the write
-# MB/s, the CPU seconds of the idle work after it and the store's stored
-# bytes.  Inputs are cached in $BENCH_CACHE/series-write/.  Root (FUSE).
+# MB/s, the CPU seconds of the idle work after it, the pack bytes on disk
+# then (frames rebase replaced included: dead until gc) and the store's
+# stored bytes after mixfs gc -t 0.  Inputs are cached in $BENCH_CACHE/series-write/.  Root (FUSE).
 set -euo pipefail
 
 SIZE=256
@@ -66,8 +67,8 @@ trap 'fuse_cleanup; rm -rf "$W"' EXIT
 echo "command: $0 -s $SIZE $*"
 echo "input: 2 versions of $bytes bytes; $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| binary | version 2 write MB/s | idle work after it, CPU s | stored bytes |"
-echo "|---|---:|---:|---:|"
+echo "| binary | version 2 write MB/s | idle work after it, CPU s | pack bytes before gc | stored bytes |"
+echo "|---|---:|---:|---:|---:|"
 for bin in "$@"; do
 	rm -rf "${W:?}/store"
 	"$bin" mkfs "$W/store" >/dev/null
@@ -84,8 +85,9 @@ for bin in "$@"; do
 	c1=$(daemon_cpu)
 	cmp "$IN/v2.safetensors" "$MNT/run/ckpt-2.safetensors"
 	fuse_umount
+	written=$(du -sb "$W/store/packs" | cut -f1)
 	"$bin" gc -t 0 "$W/store" >/dev/null
 	stored=$(du -sb "$W/store/packs" | cut -f1)
 	awk -v b="$bin" -v n="$bytes" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v s="$stored" \
-		'BEGIN { printf "| %s | %.1f | %.2f | %d |\n", b, n / (t1 - t0) / 1e6, c1 - c0, s }'
+		-v w="$written" 'BEGIN { printf "| %s | %.1f | %.2f | %d | %d |\n", b, n / (t1 - t0) / 1e6, c1 - c0, w, s }'
 done
