@@ -19,6 +19,8 @@
 #ifndef MIXFS_CODEC_I_H
 #define MIXFS_CODEC_I_H
 
+#include <stdbool.h>
+
 #include "codec.h"
 
 struct fast_state;
@@ -50,5 +52,8 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                    const uint8_t *payload, size_t plen, uint8_t *dst, size_t raw_len);
 void mix_state_free(struct mix_state *s);
+/* Whether a mix payload decodes with the reference (the encoder drops one
+ * that does not pay, and the bytes coder never uses one). */
+bool mix_payload_uses_ref(const uint8_t *payload, size_t plen);
 
 #endif

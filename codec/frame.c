@@ -244,6 +244,17 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 		if (plen >= (ssize_t)len)
 			plen = -ENOSPC; /* a coder that ignores cap must not expand */
 	}
+	if (plen >= 0 && a.ref && !mix_payload_uses_ref(out + hlen, (size_t)plen)) {
+		/* the coder did not use the reference (it did not pay): the
+		 * frame does not depend on it (no REF flag, no reference
+		 * length), so the store keeps no reference for it either */
+		uint32_t full;
+		h.flags &= ~CODEC_FLAG_REF;
+		h.ref_len = 0;
+		full = frame_hdr_len(&h);
+		memmove(out + full, out + hlen, (size_t)plen);
+		hlen = full;
+	}
 	if (plen >= 0) {
 		/* Every payload bit is checked before it is decoded: a flip
 		 * that would decode to the same bytes (a model parameter no

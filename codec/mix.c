@@ -1162,6 +1162,11 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	return mix_bytes_encode(s, src, len, dst, cap);
 }
 
+bool mix_payload_uses_ref(const uint8_t *payload, size_t plen)
+{
+	return plen >= 1 && (payload[0] & MIX_PF_REF);
+}
+
 ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                    const uint8_t *payload, size_t plen, uint8_t *dst, size_t raw_len)
 {

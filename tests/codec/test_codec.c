@@ -405,15 +405,54 @@ static void test_ref(void **state)
 	n = codec_frame_encode(ctx, &p, src, sizeof(src), frame, sizeof(frame));
 	assert_true(n > 0);
 	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
-	if (info.flags & CODEC_FLAG_REF) {
-		assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), NULL, 0),
-		                 -ENOTSUP);
-		assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), ref, 10),
-		                 -EINVAL);
-	}
+	assert_true(info.flags & CODEC_FLAG_REF); /* it pays here */
+	assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), NULL, 0),
+	                 -ENOTSUP);
+	assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), ref, 10),
+	                 -EINVAL);
 	assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), ref, sizeof(ref)),
 	                 (ssize_t)sizeof(out));
 	assert_memory_equal(out, src, sizeof(src));
+	codec_ctx_free(ctx);
+}
+
+/* A reference the coder does not use (unrelated weights: it does not pay;
+ * bytes: that coder has no use for one) leaves no trace: the frame is the
+ * one coded without a reference, without the REF flag, and decodes
+ * without it, so the store does not make the chunk depend on it. */
+static void test_ref_unused(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	static uint8_t src[65536], ref[65536], frame[65536 + CODEC_HEADER_MAX],
+		alone[65536 + CODEC_HEADER_MAX], out[65536];
+	static const struct {
+		int kind, gdt, dtype;
+	} cases[] = {
+		{ GEN_NORMAL, GEN_DT_BF16, CODEC_DTYPE_BF16 },
+		{ GEN_NORMAL, GEN_DT_FP32, CODEC_DTYPE_FP32 },
+		{ GEN_TEXT, GEN_DT_BYTES, CODEC_DTYPE_OTHER },
+	};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		struct codec_params p = { .level = CODEC_LEVEL_MIX, .dtype = cases[c].dtype };
+		struct codec_frame_info info;
+		ssize_t n, m;
+
+		gen_fill(src, sizeof(src), cases[c].kind, cases[c].gdt, 0, 11);
+		gen_fill(ref, sizeof(ref), cases[c].kind, cases[c].gdt, 0, 12);
+		m = codec_frame_encode(ctx, &p, src, sizeof(src), alone, sizeof(alone));
+		p.ref = ref;
+		p.ref_len = sizeof(ref);
+		n = codec_frame_encode(ctx, &p, src, sizeof(src), frame, sizeof(frame));
+		assert_true(n > 0 && m > 0);
+		assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+		assert_false(info.flags & CODEC_FLAG_REF);
+		assert_int_equal(n, m);
+		assert_memory_equal(frame, alone, (size_t)n);
+		assert_int_equal(codec_frame_decode(ctx, frame, (size_t)n, out, sizeof(out), NULL, 0),
+		                 (ssize_t)sizeof(out));
+		assert_memory_equal(out, src, sizeof(src));
+	}
 	codec_ctx_free(ctx);
 }
 
@@ -794,6 +833,7 @@ int main(void)
 		cmocka_unit_test(test_mix_bitflips),
 		cmocka_unit_test(test_encode_args),
 		cmocka_unit_test(test_ref),
+		cmocka_unit_test(test_ref_unused),
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_hint_safetensors),
 		cmocka_unit_test(test_hint_zip),
