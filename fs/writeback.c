@@ -1387,6 +1387,18 @@ static bool ref_where(const struct eng *e, const struct einode *ei, uint64_t off
  * length.  Sets c->has_ref when that extent starts there with a whole
  * chunk (so the chunk is an element-aligned reference).  Returns 0 when
  * the reference does not help here (use the chunker). */
+/* A chunk only the shadow maps (the previous version of a file rewritten
+ * in place, deleted at the last close): cutting at its boundaries still
+ * lets unchanged data dedup, but coding against it never pays: the delta
+ * would keep it alive (delta + old > new alone) until rebase rewrote the
+ * new chunk whole.  Shared with another file, it stays: it is kept anyway. */
+static bool shadow_only(struct idx_txn *t, const struct einode *ei, const uint8_t fp[FP_LEN])
+{
+	struct idx_chunk c;
+	return ei->shadow_ino && ei->ref_ino == ei->shadow_ino && idx_chunk_get(t, fp, &c) == 0 &&
+	       c.refcount <= 1;
+}
+
 static size_t ref_cut(struct eng *e, struct idx_txn *t, const struct einode *ei, uint64_t off,
                       struct fchunk *c)
 {
@@ -1402,7 +1414,7 @@ static size_t ref_cut(struct eng *e, struct idx_txn *t, const struct einode *ei,
 		len = lim;
 	if (len < 64 || len > e->cdc.p.max_size)
 		return 0;
-	if (whole && x.off == roff && x.chunk_off == 0) {
+	if (whole && x.off == roff && x.chunk_off == 0 && !shadow_only(t, ei, x.fp)) {
 		c->has_ref = true;
 		memcpy(c->ref_fp, x.fp, FP_LEN);
 	}

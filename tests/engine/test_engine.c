@@ -601,6 +601,92 @@ static void series_chains(struct fx *f, int V, struct chain_walk *out, struct id
 	idx_close(x);
 }
 
+/* The store's counters (engine closed: read from the index). */
+static void store_stats(struct fx *f, struct idx_stats *st)
+{
+	struct chain_walk none[1];
+	series_chains(f, 0, none, st);
+}
+
+/* Rewrite ckpt00 in place (O_TRUNC, then every element moved a little). */
+static void rewrite_in_place(struct fx *f, uint8_t *file, size_t len, uint64_t seed)
+{
+	struct eng_attr a;
+	for (size_t i = 8 + 160; i + 1 < len; i += 2) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		file[i] ^= (uint8_t)(seed >> 62); /* the 2 low mantissa bits */
+	}
+	assert_int_equal(eng_lookup(f->e, 1, "ckpt00.safetensors", &a), 0);
+	assert_int_equal(eng_open(f->e, a.st.st_ino, O_RDWR | O_TRUNC), 0);
+	write_all(f, a.st.st_ino, 0, file, len, 1 << 20);
+	assert_int_equal(eng_release(f->e, a.st.st_ino), 0);
+	eng_forget(f->e, a.st.st_ino, 1);
+}
+
+/* A file rewritten in place is cut like its previous version, but coded
+ * against it only where another file keeps that version's chunks too: the
+ * previous version goes at the last close, and a delta against it would
+ * keep it alive for nothing (delta + old > new alone).  A copy of the old
+ * version elsewhere makes the reference worth it again. */
+static void t_rewrite_in_place(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *files[1];
+	struct idx_stats st;
+	struct eng_opts o;
+	char name[32];
+
+	series_open(f, &o, 0); /* no rebase: the state the writer leaves */
+	size_t len = series_write(f, 1, files, NULL);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	store_stats(f, &st);
+	uint64_t one = st.chunks;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+
+	rewrite_in_place(f, files[0], len, 1);
+	series_check(f, 1, files, len);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	store_stats(f, &st);
+	print_message("rewrite in place: %llu chunks, %llu coded against a reference "
+	              "(one version: %llu chunks)\n", (unsigned long long)st.chunks,
+	              (unsigned long long)st.ref_chunks, (unsigned long long)one);
+	assert_int_equal(st.ref_chunks, 0);
+	assert_true(st.chunks <= one + 1); /* the old version is gone */
+
+	/* a copy of the current version, then another rewrite: coded against it */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	{
+		uint64_t ino = new_file(f, 1, "copy.safetensors");
+		write_all(f, ino, 0, files[0], len, 1 << 20);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		eng_forget(f->e, ino, 1);
+	}
+	uint8_t *old = malloc(len);
+	memcpy(old, files[0], len);
+	rewrite_in_place(f, files[0], len, 2);
+	series_check(f, 1, files, len);
+	{
+		struct eng_attr a;
+		assert_int_equal(eng_lookup(f->e, 1, "copy.safetensors", &a), 0);
+		check_read(f, a.st.st_ino, 0, old, len);
+		eng_forget(f->e, a.st.st_ino, 1);
+	}
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	store_stats(f, &st);
+	print_message("rewrite in place with a copy: %llu chunks, %llu coded against a reference\n",
+	              (unsigned long long)st.chunks, (unsigned long long)st.ref_chunks);
+	assert_true(st.ref_chunks >= one / 2);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	snprintf(name, sizeof(name), "copy.safetensors");
+	assert_int_equal(eng_unlink(f->e, 1, name), 0);
+	series_check(f, 1, files, len); /* its references live on */
+	free(old);
+	free(files[0]);
+}
+
 /* Rebase turns the forward deltas around: the newest version ends up full
  * (read at 1x), older ones decode through newer ones within the chain
  * bound, the store does not grow much, and every version, then every
@@ -1121,6 +1207,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
