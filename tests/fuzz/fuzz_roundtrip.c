@@ -2,8 +2,12 @@
  * fuzz_roundtrip.c - any input must survive encode -> decode unchanged at
  * every level, dtype and phase, and encoding must be deterministic (same
  * bytes twice, and from a context with another history).  The first two
- * bytes choose the parameters, the rest is the chunk.
+ * bytes choose the parameters, the rest is the chunk.  With bit 0 of
+ * data[0] / 15 set, the chunk is coded against a reference: the chunk with
+ * every 7th byte changed (a previous version); a frame that does not use
+ * it (no REF flag) must decode without it.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,13 +30,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                             CODEC_DTYPE_FP32, CODEC_DTYPE_AUTO};
 	struct codec_params p = {0};
 	struct codec_ctx *ctx, *ctx2;
-	uint8_t *f1, *f2, *out;
+	uint8_t *f1, *f2, *out, *ref = NULL;
+	struct codec_frame_info fi;
+	bool with_ref;
 	size_t len, cap;
 	ssize_t n1, n2, d;
 	uint32_t esz;
 
 	if (size < 2 || size - 2 > CODEC_MAX_RAW)
 		return 0;
+	with_ref = (data[0] / 15) & 1;
 	p.level = (enum codec_level)(data[0] % CODEC_LEVEL_COUNT);
 	/* MIXFS_FUZZ_LEVEL=n pins the level: the mix coder is much slower
 	 * and would otherwise take most of a run. */
@@ -59,6 +66,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f2 = malloc(cap);
 	out = malloc(len + 1);
 	check(ctx && ctx2 && f1 && f2 && out);
+	if (with_ref && len) {
+		ref = malloc(len);
+		check(ref != NULL);
+		memcpy(ref, data, len);
+		for (size_t i = 0; i < len; i += 7)
+			ref[i] ^= (uint8_t)(1 + (i & 3));
+		p.ref = ref;
+		p.ref_len = len;
+	}
 
 	n1 = codec_frame_encode(ctx, &p, data, len, f1, cap);
 	check(n1 > 0 && (size_t)n1 <= cap);
@@ -66,7 +82,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(n2 == n1 && !memcmp(f1, f2, (size_t)n1));
 	n2 = codec_frame_encode(ctx2, &p, data, len, f2, cap);
 	check(n2 == n1 && !memcmp(f1, f2, (size_t)n1));
-	d = codec_frame_decode(ctx, f1, (size_t)n1, out, len, NULL, 0);
+	check(codec_frame_parse(f1, (size_t)n1, &fi) == 0);
+	check(!(fi.flags & CODEC_FLAG_REF) || ref); /* REF only when given one */
+	if (fi.flags & CODEC_FLAG_REF)
+		d = codec_frame_decode(ctx, f1, (size_t)n1, out, len, ref, len);
+	else
+		d = codec_frame_decode(ctx, f1, (size_t)n1, out, len, NULL, 0);
 	check(d == (ssize_t)len && (len == 0 || !memcmp(out, data, len)));
 	/* A context that decoded must still encode identically. */
 	n2 = codec_frame_encode(ctx, &p, data, len, f2, cap);
@@ -75,5 +96,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(f1);
 	free(f2);
 	free(out);
+	free(ref);
 	return 0;
 }
