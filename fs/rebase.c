@@ -219,6 +219,8 @@ enum { RB_SKIP, RB_DEFER, RB_GO };
 /* Snapshot checks and decoding of one candidate. */
 static int rb_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], struct rb_pair *p)
 {
+	uint8_t yfp[FP_LEN];
+
 	memset(p, 0, sizeof(*p));
 	p->e = e;
 	if (idx_chunk_get(t, fp, &p->x) < 0)
@@ -229,29 +231,29 @@ static int rb_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN]
 		 * place of a series delta (a hint names the reference it was
 		 * cut for): that reference gets the reverse delta, as if X -> Y
 		 * had been coded and were turned now */
-		uint8_t hint[FP_LEN];
-		if (e->o.level != CODEC_LEVEL_MIX || idx_hint_get(t, p->x.fp, hint) < 0 ||
-		    idx_chunk_get(t, hint, &p->y) < 0)
+		if (e->o.level != CODEC_LEVEL_MIX || idx_hint_get(t, p->x.fp, yfp) < 0)
 			goto load_x;
-		if (rb_forward(&p->y) || rb_recompress(e, &p->y))
-			return RB_DEFER; /* Y first (queued before X: older) */
-		p->turn_y = !(p->y.flags & IDX_CHUNK_HAS_REF) && e->o.max_ref_chain > 0 &&
-		            p->y.height + 1u <= e->o.max_ref_chain;
-		goto load_x;
-	}
-	if (!rb_forward(&p->x))
+	} else if (rb_forward(&p->x)) {
+		memcpy(yfp, p->x.ref_fp, FP_LEN);
+	} else {
 		return RB_SKIP;
+	}
+	if (idx_chunk_get(t, yfp, &p->y) < 0) {
+		if (!p->alone)
+			return RB_SKIP;
+		goto load_x; /* the hinted reference is gone */
+	}
 	/* Y should be full: X is then at depth 1, and turning keeps the
 	 * newest full.  Y -> W forward: Y is a candidate too, turn it first;
-	 * so is a Y waiting to be recompressed (it may be in this group). */
-	if (idx_chunk_get(t, p->x.ref_fp, &p->y) < 0)
-		return RB_SKIP;
+	 * so is a Y waiting to be recompressed (it may be in this group, or
+	 * queued before a hinted X: it is older). */
 	if (rb_forward(&p->y) || rb_recompress(e, &p->y))
 		return RB_DEFER;
 	/* Y a reverse delta: an older version whose newer ones were deleted
 	 * (training resumed from it, say).  X would read through Y's whole
-	 * chain: make X full and leave Y as it is. */
-	p->turn_y = !(p->y.flags & IDX_CHUNK_HAS_REF) && p->y.refcount > 1 &&
+	 * chain: make X full and leave Y as it is.  So too when nothing but a
+	 * forward X uses Y (its reference is counted; a hint holds none). */
+	p->turn_y = !(p->y.flags & IDX_CHUNK_HAS_REF) && p->y.refcount > (p->alone ? 0u : 1u) &&
 	            e->o.max_ref_chain > 0 && p->y.height + 1u <= e->o.max_ref_chain;
 load_x:
 	if (frame_geometry(e, &p->x, &p->xi) < 0 ||
