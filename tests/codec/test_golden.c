@@ -18,6 +18,7 @@
 #include <openssl/sha.h>
 
 #include "codec/codec.h"
+#include "codec/mix_model_i.h"
 #include "tests/golden/golden.h"
 
 static const char *golden_dir = "tests/golden";
@@ -50,21 +51,41 @@ static void test_golden_decode(void **state)
 	struct codec_ctx *ctx = codec_ctx_create();
 	size_t mlen, checked = 0;
 	char *manifest = (char *)slurp("MANIFEST", &mlen), *line, *save = NULL;
-	uint8_t *out = malloc(GOLDEN_MAX_RAW);
+	uint8_t *out = malloc(GOLDEN_MAX_RAW), *src = malloc(GOLDEN_MAX_RAW);
+	uint8_t *ref = malloc(GOLDEN_MAX_RAW);
+	size_t series = 0;
 
 	assert_non_null(manifest);
 	manifest[mlen] = 0;
 	for (line = strtok_r(manifest, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char name[128], hex[65], got[65];
 		unsigned char md[SHA256_DIGEST_LENGTH];
-		size_t raw_len, flen;
+		size_t raw_len, flen, ref_len = 0;
 		uint8_t *frame;
 		ssize_t d;
 
 		assert_int_equal(sscanf(line, "%127s %zu %64s", name, &raw_len, hex), 3);
 		frame = slurp(name, &flen);
 		assert_non_null(frame);
-		d = codec_frame_decode(ctx, frame, flen, out, GOLDEN_MAX_RAW, NULL, 0);
+		for (size_t i = 0; i < GOLDEN_COUNT; i++) {
+			const struct golden_case *g = &golden_cases[i];
+			struct codec_frame_info info;
+
+			if (strcmp(g->name, name) || g->refv == GOLDEN_REF_NONE)
+				continue;
+			/* a series frame: carries REF and its residual kind,
+			 * and needs its reference */
+			ref_len = golden_input(g, src, ref);
+			assert_int_equal(codec_frame_parse(frame, flen, &info), 0);
+			assert_true(info.flags & CODEC_FLAG_REF);
+			assert_int_equal(!!(frame[info.header_len + 1] & MIX_LZ_DELTA),
+			                 g->refv != GOLDEN_REF_XOR);
+			assert_true(codec_frame_decode(ctx, frame, flen, out, GOLDEN_MAX_RAW, NULL, 0) <
+			            0);
+			series++;
+		}
+		d = codec_frame_decode(ctx, frame, flen, out, GOLDEN_MAX_RAW, ref_len ? ref : NULL,
+		                       ref_len);
 		if (d != (ssize_t)raw_len)
 			print_error("%s: decode %zd\n", name, d);
 		assert_int_equal(d, (ssize_t)raw_len);
@@ -76,7 +97,10 @@ static void test_golden_decode(void **state)
 		checked++;
 	}
 	assert_true(checked >= GOLDEN_COUNT);
+	assert_int_equal(series, 6);
 	free(out);
+	free(src);
+	free(ref);
 	free(manifest);
 	codec_ctx_free(ctx);
 }

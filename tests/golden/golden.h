@@ -19,36 +19,77 @@ struct golden_case {
 	size_t len;
 	uint64_t seed;
 	uint32_t row; /* row_elems passed to the encoder, 0 = none */
+	int refv;     /* series coding, enum golden_ref */
+};
+
+/* Series frames: coded against a reference, the generated tensor; the
+ * chunk is the reference with elements moved (golden_input). */
+enum golden_ref {
+	GOLDEN_REF_NONE = 0,
+	GOLDEN_REF_XOR,   /* every third element's low mantissa bits flipped */
+	GOLDEN_REF_DELTA, /* every element a small step, with carries */
+	GOLDEN_REF_SHORT, /* DELTA, the reference half as long as the chunk */
 };
 
 static const struct golden_case golden_cases[] = {
-	{"empty.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_ZERO, GEN_DT_BYTES, 0, 1, 0},
-	{"raw_text.frame", CODEC_LEVEL_RAW, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 300, 2, 0},
-	{"fast_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 3, 0},
-	{"fast_bf16_p1.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 1, GEN_NORMAL, GEN_DT_BF16, 4099, 4, 0},
-	{"fast_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 0, GEN_NORMAL, GEN_DT_FP16, 4096, 5, 0},
-	{"fast_fp32.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 6, 0},
-	{"fast_fp32_p3.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 3, GEN_SPECIAL, GEN_DT_FP32, 4098, 7, 0},
-	{"fast_fp32_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 8, 0},
-	{"fast_other_text.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 9, 0},
-	{"fast_zero.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_ZERO, GEN_DT_BF16, 4096, 10, 0},
-	{"fast_random.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_AUTO, 0, GEN_RANDOM, GEN_DT_BYTES, 1000, 11, 0},
+	{"empty.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_ZERO, GEN_DT_BYTES, 0, 1, 0, GOLDEN_REF_NONE},
+	{"raw_text.frame", CODEC_LEVEL_RAW, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 300, 2, 0, GOLDEN_REF_NONE},
+	{"fast_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 3, 0, GOLDEN_REF_NONE},
+	{"fast_bf16_p1.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 1, GEN_NORMAL, GEN_DT_BF16, 4099, 4, 0, GOLDEN_REF_NONE},
+	{"fast_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 0, GEN_NORMAL, GEN_DT_FP16, 4096, 5, 0, GOLDEN_REF_NONE},
+	{"fast_fp32.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 6, 0, GOLDEN_REF_NONE},
+	{"fast_fp32_p3.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 3, GEN_SPECIAL, GEN_DT_FP32, 4098, 7, 0, GOLDEN_REF_NONE},
+	{"fast_fp32_bf16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 8, 0, GOLDEN_REF_NONE},
+	{"fast_other_text.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 9, 0, GOLDEN_REF_NONE},
+	{"fast_zero.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_ZERO, GEN_DT_BF16, 4096, 10, 0, GOLDEN_REF_NONE},
+	{"fast_random.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_AUTO, 0, GEN_RANDOM, GEN_DT_BYTES, 1000, 11, 0, GOLDEN_REF_NONE},
 	/* stream mode 3 (sparse), both masks */
-	{"fast_sparse_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 1, GEN_PRUNED, GEN_DT_FP16, 8193, 16, 0},
+	{"fast_sparse_fp16.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP16, 1, GEN_PRUNED, GEN_DT_FP16, 8193, 16, 0, GOLDEN_REF_NONE},
 	/* a fast frame that carries its row length (ROWS) for recompression */
-	{"fast_fp32_rows.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 17, 64},
+	{"fast_fp32_rows.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 17, 64, GOLDEN_REF_NONE},
 	/* mix payload version 1 */
-	{"mix_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 12, 0},
-	{"mix_fp16_p1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP16, 1, GEN_SPECIAL, GEN_DT_FP16, 4099, 13, 0},
-	{"mix_fp32_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 14, 0},
-	{"mix_other_text.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 15, 0},
+	{"mix_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 12, 0, GOLDEN_REF_NONE},
+	{"mix_fp16_p1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP16, 1, GEN_SPECIAL, GEN_DT_FP16, 4099, 13, 0, GOLDEN_REF_NONE},
+	{"mix_fp32_bf16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_BF16_FP32, GEN_DT_FP32, 4096, 14, 0, GOLDEN_REF_NONE},
+	{"mix_other_text.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_TEXT, GEN_DT_BYTES, 4096, 15, 0, GOLDEN_REF_NONE},
 	/* frames with the payload check (FORMAT.md 1, flag bit 2); the frames
 	 * above were written before it and keep decoding without one */
-	{"fast_bf16_psum.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 18, 0},
-	{"mix_bf16_psum.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 19, 0},
-	{"mix_fp32_rows_psum.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 20, 64},
+	{"fast_bf16_psum.frame", CODEC_LEVEL_FAST, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 18, 0, GOLDEN_REF_NONE},
+	{"mix_bf16_psum.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 19, 0, GOLDEN_REF_NONE},
+	{"mix_fp32_rows_psum.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 20, 64, GOLDEN_REF_NONE},
+	/* series frames (REF): both residual kinds, every float dtype */
+	{"mix_bf16_ref_xor.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 30, 64, GOLDEN_REF_XOR},
+	{"mix_bf16_ref_delta.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 31, 64, GOLDEN_REF_DELTA},
+	{"mix_fp16_ref_delta.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP16, 1, GEN_NORMAL, GEN_DT_FP16, 4099, 32, 0, GOLDEN_REF_DELTA},
+	{"mix_fp32_ref_delta.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 33, 0, GOLDEN_REF_DELTA},
+	{"mix_fp32_ref_xor.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 34, 32, GOLDEN_REF_XOR},
+	{"mix_bf16_ref_short.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 35, 64, GOLDEN_REF_SHORT},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
+
+/* The raw bytes of golden case g into src, and for a series case its
+ * reference into ref (returns the reference's length, 0 for none). */
+static inline size_t golden_input(const struct golden_case *g, uint8_t *src, uint8_t *ref)
+{
+	const size_t esz = g->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
+	uint64_t s = g->seed;
+
+	gen_fill(src, g->len, g->kind, g->gen_dt, g->phase, g->seed);
+	if (g->refv == GOLDEN_REF_NONE)
+		return 0;
+	memcpy(ref, src, g->len);
+	for (size_t i = g->phase; i + esz <= g->len; i += esz) {
+		uint32_t v = 0;
+
+		memcpy(&v, src + i, esz);
+		if (g->refv == GOLDEN_REF_XOR)
+			v ^= (i / esz) % 3 ? 0 : 1u + (uint32_t)(gen_next(&s) & 3);
+		else
+			v += (uint32_t)(gen_next(&s) % 61) - 30;
+		memcpy(src + i, &v, esz);
+	}
+	return g->refv == GOLDEN_REF_SHORT ? g->len / 2 : g->len;
+}
 
 struct sizes_case {
 	const char *name;
