@@ -383,7 +383,11 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 	const uint32_t mmask = (1u << mbits) - 1;
 	const unsigned sbits = fa->sbits;
 	const uint32_t sconst = fa->sconst;
-	/* full = 0: the common case, no reference and not sparse */
+	/* full = 0: the common case, no reference and not sparse; 2: every
+	 * element a DELTA against the reference (nothing else is coded, so the
+	 * running and column means, which only elements without a reference
+	 * read, are not kept) */
+	const int dall = full == 2;
 	const unsigned sparse = full && (fa->flags & MIX_PF_SPARSE);
 	const size_t nel = fa->nel, nref = full ? fa->nref : 0, row = fa->row;
 	const size_t seg = full ? MIX_SEG_FULL : MIX_SEG_FAST;
@@ -409,6 +413,17 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 		mix_seg_begin(io, enc);
 		for (size_t i = i0; i < i1; i++) {
 			uint32_t v = enc ? mix_load(el + i * esz, esz) : 0, rv = 0;
+
+			if (dall) {
+				rv = mix_load(fa->ref + i * esz, esz);
+				v = mix_delta_code(m, io, enc, impl, esz * 8 - fa->lowz, fa->lowz, v,
+				                   rv, m->x2l[mix_xexp(rv, mbits, emask)], &bad);
+				MIX_STAT(io, enc, 4);
+				if (!enc)
+					mix_store(el + i * esz, v, esz);
+				continue;
+			}
+
 			unsigned x = enc ? mix_xexp(v, mbits, emask) : 0, leaf, rx = MIX_XMAX;
 			int cm = row ? m->col[c] : avg;
 			struct mix_leafd ld;
@@ -581,6 +596,14 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 	return rc;
 }
 
+/* The whole chunk is DELTA-coded against its reference: every element has
+ * a reference element, and no value tree. */
+static int mix_delta_all(const struct mix_fargs *fa)
+{
+	return (fa->flags & (MIX_PF_REF | MIX_PF_SPARSE)) == MIX_PF_REF && fa->delta &&
+	       fa->nref == fa->nel;
+}
+
 /* Instances: per CPU target, direction, and for the common case (no
  * reference, not sparse) per dtype, each its own function so that the
  * coder state stays in registers. */
@@ -600,22 +623,31 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 0, CODEC_DTYPE_BF16, mix_fdec_bf16)                  \
 	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 0, CODEC_DTYPE_FP16, mix_fdec_fp16)                  \
 	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 0, CODEC_DTYPE_FP32, mix_fdec_fp32)                  \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 1, 2, CODEC_DTYPE_BF16, mix_fenc_dbf16)                 \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 1, 2, CODEC_DTYPE_FP16, mix_fenc_dfp16)                 \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 1, 2, CODEC_DTYPE_FP32, mix_fenc_dfp32)                 \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 2, CODEC_DTYPE_BF16, mix_fdec_dbf16)                 \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 2, CODEC_DTYPE_FP16, mix_fdec_dfp16)                 \
+	MIX_FLOAT_VARIANT(sfx, attr, impl, 0, 2, CODEC_DTYPE_FP32, mix_fdec_dfp32)                 \
 	static int mix_float_run_##sfx(struct mix_state *s, struct mix_io *io, const int enc,     \
 	                               const struct mix_fargs *fa, uint8_t *buf, size_t len,      \
 	                               uint8_t *out, size_t *olen, size_t cap)                    \
 	{                                                                                          \
 		int full = (fa->flags & (MIX_PF_REF | MIX_PF_SPARSE)) != 0;                       \
+		int dall = full && mix_delta_all(fa);                                              \
+		const int b = fa->l.mbits == 7, h = fa->l.mbits == 10;                             \
 		if (enc)                                                                           \
-			return (full                ? mix_fenc_full_##sfx                          \
-			        : fa->l.mbits == 7  ? mix_fenc_bf16_##sfx                          \
-			        : fa->l.mbits == 10 ? mix_fenc_fp16_##sfx                          \
-			                            : mix_fenc_fp32_##sfx)(s, io, fa, buf, len, out, \
-			                                                   olen, cap);             \
-		return (full                ? mix_fdec_full_##sfx                                  \
-		        : fa->l.mbits == 7  ? mix_fdec_bf16_##sfx                                  \
-		        : fa->l.mbits == 10 ? mix_fdec_fp16_##sfx                                  \
-		                            : mix_fdec_fp32_##sfx)(s, io, fa, buf, len, out, olen, \
-		                                                   cap);                           \
+			return (dall   ? (b ? mix_fenc_dbf16_##sfx                                 \
+			                  : h ? mix_fenc_dfp16_##sfx : mix_fenc_dfp32_##sfx)       \
+			        : full ? mix_fenc_full_##sfx                                       \
+			        : b    ? mix_fenc_bf16_##sfx                                       \
+			        : h    ? mix_fenc_fp16_##sfx                                       \
+			               : mix_fenc_fp32_##sfx)(s, io, fa, buf, len, out, olen, cap); \
+		return (dall   ? (b ? mix_fdec_dbf16_##sfx : h ? mix_fdec_dfp16_##sfx : mix_fdec_dfp32_##sfx) \
+		        : full ? mix_fdec_full_##sfx                                               \
+		        : b    ? mix_fdec_bf16_##sfx                                               \
+		        : h    ? mix_fdec_fp16_##sfx                                               \
+		               : mix_fdec_fp32_##sfx)(s, io, fa, buf, len, out, olen, cap);        \
 	}
 
 MIX_FLOAT_IMPL(portable, , 0)
