@@ -1944,9 +1944,18 @@ static int virt_xattr(struct eng *e, uint64_t ino, const char *name, char *buf, 
 		n = snprintf(val, sizeof(val), "%" PRIu64, in.stored_bytes);
 	else if (strcmp(name, XA_PREFIX "ratio") == 0)
 		n = snprintf(val, sizeof(val), "%.4f", in.size ? (double)in.stored_bytes / (double)in.size : 0.0);
-	else if (strcmp(name, XA_PREFIX "dtype") == 0)
-		n = snprintf(val, sizeof(val), "%s", codec_dtype_name(in.dtype));
-	else
+	else if (strcmp(name, XA_PREFIX "dtype") == 0) {
+		struct idx_txn *t;
+		uint8_t dt = 0;
+		rc = idx_txn_begin(e->idx, true, &t);
+		if (rc < 0)
+			return rc;
+		rc = idx_file_dtype(t, ino, &dt);
+		idx_txn_abort(t);
+		if (rc < 0)
+			return rc;
+		n = snprintf(val, sizeof(val), "%s", codec_dtype_name(dt));
+	} else
 		return -ENODATA;
 	if (cap == 0)
 		return n;
