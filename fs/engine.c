@@ -1559,6 +1559,17 @@ static int shadow_drop(struct eng *e, struct idx_txn *t, struct einode *ei)
 	return rc;
 }
 
+/* Whether ei is open: only then a release will come to drop a shadow (a
+ * truncate(2) by path of a file open nowhere keeps none). */
+static bool ein_open(struct eng *e, struct einode *ei)
+{
+	bool open;
+	pthread_mutex_lock(&e->itab_lock);
+	open = ei->nopen > 0;
+	pthread_mutex_unlock(&e->itab_lock);
+	return open;
+}
+
 /* in is being truncated to zero: keep its contents as an unlinked shadow
  * inode (an orphan, so a crash cannot leak it) that the rewrite uses as
  * its series reference; deleted at the last close.  Chunks coded against
@@ -1669,7 +1680,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 			goto out;
 		}
 		if (sa->size == 0 && in.size > 0 && in.nlink > 0 && e->o.level == CODEC_LEVEL_MIX &&
-		    e->o.max_ref_chain > 0) {
+		    e->o.max_ref_chain > 0 && ein_open(e, ei)) {
 			rc = shadow_keep(e, t, ei, &in, &shadow);
 			if (rc < 0)
 				goto out;
@@ -1933,9 +1944,18 @@ static int virt_xattr(struct eng *e, uint64_t ino, const char *name, char *buf, 
 		n = snprintf(val, sizeof(val), "%" PRIu64, in.stored_bytes);
 	else if (strcmp(name, XA_PREFIX "ratio") == 0)
 		n = snprintf(val, sizeof(val), "%.4f", in.size ? (double)in.stored_bytes / (double)in.size : 0.0);
-	else if (strcmp(name, XA_PREFIX "dtype") == 0)
-		n = snprintf(val, sizeof(val), "%s", codec_dtype_name(in.dtype));
-	else
+	else if (strcmp(name, XA_PREFIX "dtype") == 0) {
+		struct idx_txn *t;
+		uint8_t dt = 0;
+		rc = idx_txn_begin(e->idx, true, &t);
+		if (rc < 0)
+			return rc;
+		rc = idx_file_dtype(t, ino, &dt);
+		idx_txn_abort(t);
+		if (rc < 0)
+			return rc;
+		n = snprintf(val, sizeof(val), "%s", codec_dtype_name(dt));
+	} else
 		return -ENODATA;
 	if (cap == 0)
 		return n;

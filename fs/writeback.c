@@ -571,7 +571,6 @@ static void prepare_run(void *arg, void *local)
 static int batch_apply(struct idx_txn *t, struct batch *b)
 {
 	struct idx_inode in;
-	unsigned cnt[CODEC_DTYPE_COUNT] = { 0 };
 	int rc = idx_inode_get(t, b->ei->ino, &in);
 	if (rc == -ENOENT)
 		return 0; /* deleted meanwhile: nothing to map */
@@ -603,8 +602,6 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 			rc = 0;
 		if (rc == -ENOENT) /* its reference chunk went away: store it again */
 			rc = -EAGAIN;
-		if (c->info.dtype < CODEC_DTYPE_COUNT)
-			cnt[c->info.dtype] += c->len >> 10;
 	}
 	for (size_t i = 0; rc >= 0 && i < b->n; i++) {
 		struct fchunk *c = &b->cs[i];
@@ -621,9 +618,6 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 	if (b->final && b->size > in.size)
 		in.size = b->size; /* extended past the data (sparse tail) */
 	in.mtime_ns = in.ctime_ns = b->mtime_ns;
-	for (int d = 1; d < CODEC_DTYPE_COUNT; d++)
-		if (cnt[d] > cnt[in.dtype < CODEC_DTYPE_COUNT ? in.dtype : 0])
-			in.dtype = (uint8_t)d;
 	rc = idx_inode_put(t, &in);
 	if (rc >= 0 && b->tens_set)
 		rc = idx_tensors_set(t, b->ei->ino, b->tens, b->ntens);

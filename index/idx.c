@@ -1953,6 +1953,40 @@ out:
 	return rc;
 }
 
+uint8_t idx_dtype_dominant(const uint64_t bytes[IDX_DTYPE_COUNT])
+{
+	uint8_t d = 0;
+	for (uint8_t i = 1; i < IDX_DTYPE_COUNT; i++)
+		if (bytes[i] > bytes[d])
+			d = i;
+	return d;
+}
+
+struct dtype_walk {
+	struct idx_txn *t;
+	uint64_t bytes[IDX_DTYPE_COUNT];
+};
+
+static int dtype_extent_cb(void *arg, const struct idx_extent *e)
+{
+	struct dtype_walk *w = arg;
+	struct idx_chunk c;
+	int rc = idx_chunk_get(w->t, e->fp, &c);
+	if (rc < 0)
+		return rc;
+	w->bytes[c.dtype] += e->len; /* dtype < IDX_DTYPE_COUNT: chunk_decode checks */
+	return 0;
+}
+
+int idx_file_dtype(struct idx_txn *t, uint64_t ino, uint8_t *dtype)
+{
+	struct dtype_walk w = { .t = t };
+	int rc = idx_extent_iter(t, ino, 0, UINT64_MAX, dtype_extent_cb, &w);
+	if (rc >= 0)
+		*dtype = idx_dtype_dominant(w.bytes);
+	return rc;
+}
+
 int idx_file_map(struct idx_txn *t, struct idx_inode *in, uint64_t off, uint32_t len,
                  const uint8_t fp[FP_LEN], uint32_t chunk_off)
 {

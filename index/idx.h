@@ -235,6 +235,13 @@ int idx_file_punch(struct idx_txn *t, struct idx_inode *in, uint64_t start, uint
 int idx_file_map(struct idx_txn *t, struct idx_inode *in, uint64_t off, uint32_t len,
                  const uint8_t fp[FP_LEN], uint32_t chunk_off);
 
+/* The dominant element type of per-dtype byte counts (the most bytes;
+ * a tie goes to the lower index, "other" first). */
+uint8_t idx_dtype_dominant(const uint64_t bytes[IDX_DTYPE_COUNT]);
+/* The dominant element type of ino's mapped bytes, by the dtype of the
+ * chunk each extent maps (holes count for nothing). */
+int idx_file_dtype(struct idx_txn *t, uint64_t ino, uint8_t *dtype);
+
 /* --- chunks and packs ---------------------------------------------------- */
 int idx_chunk_get(struct idx_txn *t, const uint8_t fp[FP_LEN], struct idx_chunk *out);
 /* Insert a new chunk with c->refcount as given (normally 0: idx_file_map

@@ -89,7 +89,8 @@ struct frow {
 	char *path;
 	uint64_t ino, size;
 	uint32_t nlink;
-	uint8_t dtype;
+	uint8_t dtype;                      /* dominant by dt_bytes */
+	uint64_t dt_bytes[IDX_DTYPE_COUNT]; /* mapped bytes by chunk dtype */
 	u128 stored_fx, raw_fx;
 	uint64_t stored, raw; /* rounded, after apportion */
 };
@@ -649,6 +650,7 @@ static int extent_cb(void *arg, const struct idx_extent *e)
 			w->s.ref_fwd_chunks += s->fwd;
 		}
 	}
+	w->cur->dt_bytes[sh.dtype] += e->len;
 	w->cur->stored_fx += sh.stored_fx;
 	w->cur->raw_fx += sh.raw_fx;
 	w->s.mapped += e->len;
@@ -688,12 +690,12 @@ static int walk_file(struct walk *w, uint64_t ino, char *path)
 	row.ino = ino;
 	row.size = in.size;
 	row.nlink = in.nlink;
-	row.dtype = in.dtype < IDX_DTYPE_COUNT ? in.dtype : 0;
 	w->cur = &row;
 	rc = idx_extent_iter(w->t, ino, 0, UINT64_MAX, extent_cb, w);
 	w->cur = NULL;
 	if (rc < 0)
 		goto out;
+	row.dtype = idx_dtype_dominant(row.dt_bytes);
 	w->s.files++;
 	w->s.logical += in.size;
 	w->s.stored_fx += row.stored_fx;
