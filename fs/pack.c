@@ -135,6 +135,7 @@ struct pack_store {
 	struct wbuf *cur; /* FILLING buffer or NULL */
 	unsigned inflight;
 	int err; /* sticky write/sync error */
+	uint64_t gen; /* errors cleared so far (pack_store_gen) */
 	uint32_t cur_id;
 	int cur_fd; /* -1 before the first append */
 	uint64_t tail;
@@ -1041,9 +1042,20 @@ int pack_store_clear_error(struct pack_store *ps)
 	ps->cur_fd = -1;
 	ps->cur_dirty = false;
 	ps->err = 0;
+	ps->gen++;
 out:
 	pthread_mutex_unlock(&ps->wlock);
 	return rc;
+}
+
+uint64_t pack_store_gen(struct pack_store *ps)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&ps->wlock);
+	gen = ps->gen;
+	pthread_mutex_unlock(&ps->wlock);
+	return gen;
 }
 
 void pack_store_close(struct pack_store *ps)
