@@ -630,14 +630,20 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 	return rc;
 }
 
-/* Mark b failed (plock held): it and every later batch of its inode. */
+/* Mark b failed (plock held): it and every later batch of its inode.  The
+ * first real error of the inode until it is reported is logged (-EAGAIN:
+ * retried, or a consequence of an error logged already). */
 static void batch_fail_locked(struct batch *b, int rc)
 {
 	b->state = B_FAILED;
 	b->rc = rc;
 	b->ei->wb_failed = true;
-	if (b->ei->wb_error == 0 || b->ei->wb_error == -EAGAIN)
+	if (b->ei->wb_error == 0 || b->ei->wb_error == -EAGAIN) {
+		if (rc != -EAGAIN)
+			syslog(LOG_ERR, "mixfs: inode %" PRIu64 ": storing %zu bytes at %" PRIu64 " failed: %s",
+			       b->ei->ino, b->len, b->off, strerror(-rc));
 		b->ei->wb_error = rc;
+	}
 }
 
 #define GROUP_MAX 256

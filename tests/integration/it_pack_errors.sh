@@ -2,9 +2,9 @@
 # Pack write and sync errors through a mount, injected into fs/pack.c's
 # pwrite/fdatasync fallback (MIXFS_PACK_NO_URING=1) by faultshim.so:
 #  1. one failed pack write, 2. one failed pack fdatasync: the writer of
-#     the file being stored gets EIO, and files written after it in the
-#     same mount are stored (a write error once stayed sticky: every later
-#     write of the mount failed with it);
+#     the file being stored gets EIO, the log names its inode, and files
+#     written after it in the same mount are stored (a write error once
+#     stayed sticky: every later write of the mount failed with it);
 #  3. the online gc stalls while copying frames out of an old pack, and the
 #     committer's write of the buffer holding its copies fails: the gc must
 #     not commit the lost copies (it once did, and removed the old pack).
@@ -65,6 +65,8 @@ for op in pwrite fdatasync; do
 	grep -q "faultshim: $op" "$WORK/faulty.log" || fail "$op: no fault injected"
 	grep -q "mixfs: pack .*failed: Input/output error" "$WORK/faulty.log" ||
 		fail "$op: the pack error is not logged: $(cat "$WORK/faulty.log")"
+	grep -q "inode $(stat -c %i "$MNT/${op}2"): storing .* failed: Input/output error" "$WORK/faulty.log" ||
+		fail "$op: the log does not name the file: $(cat "$WORK/faulty.log")"
 	out=$(put "${op}3" "${op}4" "${op}5" | tr '\n' ' ')
 	check_eq "$op: files written after the fault" "${op}3 ok ${op}4 ok ${op}5 ok " "$out"
 	mixfs_umount
