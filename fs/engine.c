@@ -2226,6 +2226,11 @@ static int gc_txn_end(void *arg, struct idx_txn *t, int rc)
 	return eng_wtxn_end(arg, t, rc);
 }
 
+static int gc_pack_sync(void *arg)
+{
+	return wb_pack_sync(arg);
+}
+
 static void *gc_main(void *arg)
 {
 	struct eng *e = arg;
@@ -2252,7 +2257,8 @@ static void *gc_main(void *arg)
 		struct gc_host h = {
 			.idx = e->idx, .ps = e->ps, .pack_dir = pd,
 			.pack_id_limit = quiet && cur > e->first_pack ? cur : e->first_pack,
-			.txn_begin = gc_txn_begin, .txn_end = gc_txn_end, .arg = e,
+			.txn_begin = gc_txn_begin, .txn_end = gc_txn_end,
+			.pack_sync = gc_pack_sync, .arg = e,
 		};
 		struct gc_opts go;
 		struct gc_stats st;

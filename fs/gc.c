@@ -2259,6 +2259,11 @@ static int host_txn_end(const struct gc_host *h, struct idx_txn *t, int rc)
 }
 
 /* Scan records and files into a sorted table of packs. */
+static int host_pack_sync(const struct gc_host *h)
+{
+	return h->pack_sync ? h->pack_sync(h->arg) : pack_sync(h->ps);
+}
+
 static int gc_scan(const struct gc_host *h, struct vec *packs, uint64_t *bytes)
 {
 	struct vec files = { .sz = sizeof(struct pfile) };
@@ -2466,6 +2471,7 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 	uint8_t *buf = NULL;
 	struct mv *m;
 	bool removed = false;
+	uint64_t gen;
 	int rc;
 
 	qsort(ids, nids, sizeof(*ids), u32_cmp);
@@ -2483,6 +2489,9 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 	m = b.mvs.p;
 	if (b.mvs.n)
 		qsort(m, b.mvs.n, sizeof(*m), mv_cmp);
+	/* another writer of ps (online: the engine's committer) may clear a
+	 * pack error meanwhile, dropping copies not yet written */
+	gen = pack_store_gen(h->ps);
 	for (size_t i = 0; i < b.mvs.n; i++) {
 		if (m[i].c.frame_len > codec_frame_bound(CODEC_MAX_RAW)) {
 			rc = 1;
@@ -2512,7 +2521,9 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 		goto out;
 	}
 	/* The new frames must be durable before any record points at them. */
-	rc = pack_sync(h->ps);
+	rc = host_pack_sync(h);
+	if (rc == 0 && pack_store_gen(h->ps) != gen)
+		rc = -EAGAIN; /* a pack error dropped copies: they are orphans */
 	if (rc < 0)
 		goto out;
 	if (o->stop == GC_STOP_AFTER_SYNC) {

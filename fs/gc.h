@@ -195,7 +195,11 @@ int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st);
  * rc >= 0, else aborts, and returns the final rc.  Before removing old
  * pack files gc calls before_remove (may be NULL): readers that fetched an
  * old location from an earlier snapshot must be done with it, or retry
- * with a fresh chunk record when pack_read says -ENOENT. */
+ * with a fresh chunk record when pack_read says -ENOENT.  pack_sync (NULL:
+ * pack_sync(ps)) makes the copies durable; the engine's also clears a
+ * sticky pack error, so its writers do not inherit gc's.  ps may have other
+ * writers: copies that an error dropped (pack_store_gen changed) are never
+ * committed. */
 struct gc_host {
 	struct idx *idx;
 	struct pack_store *ps;
@@ -206,6 +210,7 @@ struct gc_host {
 	int (*txn_begin)(void *arg, struct idx_txn **t);
 	int (*txn_end)(void *arg, struct idx_txn *t, int rc);
 	void (*before_remove)(void *arg);
+	int (*pack_sync)(void *arg);
 	void *arg;
 };
 

@@ -135,10 +135,12 @@ struct pack_store {
 	struct wbuf *cur; /* FILLING buffer or NULL */
 	unsigned inflight;
 	int err; /* sticky write/sync error */
+	uint64_t gen; /* errors cleared so far (pack_store_gen) */
 	uint32_t cur_id;
 	int cur_fd; /* -1 before the first append */
 	uint64_t tail;
 	bool cur_dirty; /* current pack written since the last sync */
+	bool cur_durable; /* a sync of the current pack succeeded: records may name it */
 	bool seal;      /* the next append starts a new pack (pack_store_seal) */
 	bool dir_dirty; /* a pack was created since the last sync */
 	struct retired retired[PACK_MAX_RETIRED];
@@ -483,6 +485,7 @@ static int pack_sync_locked(struct pack_store *ps)
 		close(ps->retired[i].fd);
 	ps->nretired = 0;
 	ps->cur_dirty = false;
+	ps->cur_durable = ps->cur_fd >= 0;
 	ps->dir_dirty = false;
 out:
 	return rc;
@@ -549,6 +552,7 @@ static int pack_roll(struct pack_store *ps)
 	ps->cur_fd = fd;
 	ps->tail = 0;
 	ps->cur_dirty = false;
+	ps->cur_durable = false;
 	ps->dir_dirty = true;
 	return 0;
 }
@@ -1035,15 +1039,32 @@ int pack_store_clear_error(struct pack_store *ps)
 	for (unsigned i = 0; i < ps->nretired; i++)
 		close(ps->retired[i].fd);
 	ps->nretired = 0;
-	if (ps->cur_fd >= 0)
+	/* The failed pack may end in a torn write: never append after it.
+	 * Unless no sync of it ever succeeded: then nothing committed names
+	 * it, and it is emptied and reused (a disk that stays full would
+	 * otherwise get an empty pack per failed attempt). */
+	if (ps->cur_fd >= 0 && !ps->cur_durable && ftruncate(ps->cur_fd, 0) == 0) {
+		ps->tail = 0;
+	} else if (ps->cur_fd >= 0) {
 		close(ps->cur_fd);
-	/* The failed pack may end in a torn write: never append after it. */
-	ps->cur_fd = -1;
+		ps->cur_fd = -1;
+	}
 	ps->cur_dirty = false;
 	ps->err = 0;
+	ps->gen++;
 out:
 	pthread_mutex_unlock(&ps->wlock);
 	return rc;
+}
+
+uint64_t pack_store_gen(struct pack_store *ps)
+{
+	uint64_t gen;
+
+	pthread_mutex_lock(&ps->wlock);
+	gen = ps->gen;
+	pthread_mutex_unlock(&ps->wlock);
+	return gen;
 }
 
 void pack_store_close(struct pack_store *ps)

@@ -67,6 +67,11 @@ int pack_sync(struct pack_store *ps);
  * successful pack_sync must be treated as lost (never committed).  Returns
  * the error that was cleared, or 0 if there was none. */
 int pack_store_clear_error(struct pack_store *ps);
+/* Bumped by every pack_store_clear_error that clears an error.  A caller
+ * whose appends are not serialized against that call (several writers
+ * share the store) reads it before its first append and again after its
+ * pack_sync: if it changed, frames may have been dropped, commit nothing. */
+uint64_t pack_store_gen(struct pack_store *ps);
 
 /* Read loc->len bytes of frame loc into buf.  Short read (truncated pack)
  * -> -EIO.  Frames appended but not yet written are served from memory. */

@@ -624,14 +624,20 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 	return rc;
 }
 
-/* Mark b failed (plock held): it and every later batch of its inode. */
+/* Mark b failed (plock held): it and every later batch of its inode.  The
+ * first real error of the inode until it is reported is logged (-EAGAIN:
+ * retried, or a consequence of an error logged already). */
 static void batch_fail_locked(struct batch *b, int rc)
 {
 	b->state = B_FAILED;
 	b->rc = rc;
 	b->ei->wb_failed = true;
-	if (b->ei->wb_error == 0 || b->ei->wb_error == -EAGAIN)
+	if (b->ei->wb_error == 0 || b->ei->wb_error == -EAGAIN) {
+		if (rc != -EAGAIN)
+			syslog(LOG_ERR, "mixfs: inode %" PRIu64 ": storing %zu bytes at %" PRIu64 " failed: %s",
+			       b->ei->ino, b->len, b->off, strerror(-rc));
 		b->ei->wb_error = rc;
+	}
 }
 
 #define GROUP_MAX 256
@@ -652,12 +658,13 @@ int wb_pack_sync(struct eng *e)
 static void commit_group(struct eng *e, struct batch **grp, size_t n)
 {
 	struct idx_txn *t;
-	bool any_ready = false;
+	bool any_ready = false, any_failed = false;
 	int rc = 0;
 
 	pthread_mutex_lock(&e->plock);
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = grp[i];
+		any_failed |= b->state == B_FAILED; /* while preparing */
 		if (b->state == B_READY && b->ei->wb_failed)
 			batch_fail_locked(b, -EAGAIN); /* an earlier batch of its file failed */
 		else if (b->state == B_READY && b->epoch != atomic_load(&e->pack_epoch))
@@ -667,9 +674,12 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 		any_ready |= b->state == B_READY;
 	}
 	pthread_mutex_unlock(&e->plock);
-	if (any_ready) {
+	/* also when only failed batches came: one that failed on a pack write
+	 * error left it sticky, and only a sync clears it (else every later
+	 * append of this mount fails with it) */
+	if (any_ready || any_failed) {
 		rc = wb_pack_sync(e);
-		if (rc < 0) {
+		if (rc < 0 && any_ready) {
 			pthread_mutex_lock(&e->plock);
 			for (size_t i = 0; i < n; i++)
 				if (grp[i]->state == B_READY)

@@ -71,9 +71,13 @@ log "filled: $FILLED files of 4 MiB written before the first failure (errno $ERR
 kill -0 "$MOUNT_PID" 2>/dev/null || fail "daemon died when the disk filled up"
 mountpoint -q "$MNT" || fail "mount gone when the disk filled up"
 
-# Still full: more writes fail cleanly, the daemon keeps serving reads.
+# Still full: more writes fail cleanly, the daemon keeps serving reads,
+# and failed attempts do not leave a new (empty) pack file each.
+PACKS=$(ls "$STORE/packs" | wc -l)
 read -r _ n _ err < <(python3 "$WORK/fill.py" "$MNT" more 2 /dev/null)
 [ "$n" = 0 ] && [ "$err" = 28 ] || fail "write on a full store: $n files, errno $err"
+[ "$(ls "$STORE/packs" | wc -l)" -le $((PACKS + 1)) ] ||
+	fail "2 failed writes on a full store: $PACKS pack files before, $(ls "$STORE/packs" | wc -l) after"
 (cd "$MNT" && sha256sum --quiet -c "$WORK/sums") || fail "files written before the disk filled up changed"
 ls -l "$MNT" >/dev/null
 kill -0 "$MOUNT_PID" 2>/dev/null || fail "daemon died"
