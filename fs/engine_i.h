@@ -119,10 +119,11 @@ struct eng {
 	bool stop, wb_running;
 	pthread_t committer;
 	struct pend *pend[PEND_BUCKETS];
-	/* pack error epochs: frames appended before a pack error cleared are
-	 * gone; batches holding them must not commit */
+	/* frames appended before a pack error is cleared are gone: batches
+	 * holding them must not commit (they compare pack_store_gen before
+	 * their appends and after their sync); appends hold it shared, the
+	 * clearing (wb_pack_sync) exclusive */
 	pthread_rwlock_t append_lock;
-	_Atomic uint64_t pack_epoch;
 
 	/* rebase (fs/rebase.c): reverse deltas while idle */
 	pthread_t rb_thread;
@@ -173,8 +174,8 @@ static inline bool rb_pending(const struct eng *e, int level)
 bool rb_idle(struct eng *e);
 
 /* writeback.c */
-/* pack_sync; on failure clear the pack error and start a new epoch (frames
- * appended before are gone: their batches must not commit). */
+/* pack_sync; on failure clear the pack error, which bumps pack_store_gen
+ * (frames appended before are gone: their batches must not commit). */
 int wb_pack_sync(struct eng *e);
 int wb_start(struct eng *e);
 void wb_stop(struct eng *e); /* after every inode was synced */

@@ -2258,12 +2258,12 @@ static int host_txn_end(const struct gc_host *h, struct idx_txn *t, int rc)
 	return rc < 0 ? rc : idx_sync(h->idx);
 }
 
-/* Scan records and files into a sorted table of packs. */
 static int host_pack_sync(const struct gc_host *h)
 {
 	return h->pack_sync ? h->pack_sync(h->arg) : pack_sync(h->ps);
 }
 
+/* Scan records and files into a sorted table of packs. */
 static int gc_scan(const struct gc_host *h, struct vec *packs, uint64_t *bytes)
 {
 	struct vec files = { .sz = sizeof(struct pfile) };

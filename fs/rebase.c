@@ -346,7 +346,7 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 		goto out;
 	/* frames durable first, as the write path does */
 	pthread_rwlock_rdlock(&e->append_lock);
-	epoch = atomic_load(&e->pack_epoch);
+	epoch = pack_store_gen(e->ps);
 	for (size_t i = 0; rc >= 0 && i < np; i++) {
 		if (p[i].xf_len < 0)
 			continue;
@@ -368,7 +368,7 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		goto out;
-	if (epoch != atomic_load(&e->pack_epoch))
+	if (epoch != pack_store_gen(e->ps))
 		rc = -EAGAIN; /* a pack error dropped our frames */
 	for (size_t i = 0; rc >= 0 && i < np; i++) {
 		if (p[i].xf_len < 0)

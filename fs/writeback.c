@@ -62,7 +62,7 @@ struct batch {
 	uint64_t size;       /* file size when queued */
 	int64_t mtime_ns;
 	bool final;          /* last bytes of a full flush: size is exact */
-	uint64_t epoch;      /* pack error epoch of its appends */
+	uint64_t epoch;      /* pack_store_gen before its appends */
 	int state;           /* enum bstate, under plock */
 	int rc;
 	unsigned pins;       /* readers overlaying it, under plock */
@@ -523,7 +523,7 @@ static int batch_prepare(struct eng *e, struct batch *b)
 	pool_group_wait(g);
 	ref_detach_all(e, b);
 	pthread_rwlock_rdlock(&e->append_lock);
-	b->epoch = atomic_load(&e->pack_epoch);
+	b->epoch = pack_store_gen(e->ps);
 	for (size_t i = 0; rc >= 0 && i < b->n; i++) {
 		struct fchunk *c = &b->cs[i];
 		if (!c->is_new)
@@ -647,8 +647,7 @@ int wb_pack_sync(struct eng *e)
 	int rc = pack_sync(e->ps);
 	if (rc < 0) {
 		pthread_rwlock_wrlock(&e->append_lock);
-		pack_store_clear_error(e->ps);
-		atomic_fetch_add(&e->pack_epoch, 1);
+		pack_store_clear_error(e->ps); /* bumps pack_store_gen */
 		pthread_rwlock_unlock(&e->append_lock);
 	}
 	return rc;
@@ -667,7 +666,7 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 		any_failed |= b->state == B_FAILED; /* while preparing */
 		if (b->state == B_READY && b->ei->wb_failed)
 			batch_fail_locked(b, -EAGAIN); /* an earlier batch of its file failed */
-		else if (b->state == B_READY && b->epoch != atomic_load(&e->pack_epoch))
+		else if (b->state == B_READY && b->epoch != pack_store_gen(e->ps))
 			batch_fail_locked(b, -EAGAIN); /* its frames were dropped */
 		else if (b->state == B_FAILED)
 			batch_fail_locked(b, b->rc);
