@@ -157,6 +157,10 @@ static int lock_file(const char *store, const char *name, int op)
 	/* NOFOLLOW: a symlink planted in the store must not make us create
 	 * or lock a file elsewhere (the same below for pack files). */
 	fd = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == EROFS || errno == EACCES) && op == LOCK_SH)
+		/* a store we may only read (a read-only mount, another
+		 * owner's): a shared flock needs no write access */
+		fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	free(p);
 	if (fd < 0)
 		return -errno;
@@ -186,7 +190,11 @@ int gc_store_lock(const char *store, enum gc_lock_mode mode, struct gc_lock **ou
 		return -ENOMEM;
 	l->writer_fd = -1;
 	l->gc_fd = lock_file(store, "gc.lock", excl ? LOCK_EX : LOCK_SH);
-	if (l->gc_fd < 0) {
+	if (l->gc_fd == -ENOENT && !excl) {
+		/* read-only and never locked: no gc has run on it (gc
+		 * creates gc.lock), and none can here */
+		l->gc_fd = -1;
+	} else if (l->gc_fd < 0) {
 		rc = l->gc_fd;
 		goto fail;
 	}
@@ -2497,8 +2505,13 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 			rc = 1;
 		} else {
 			rc = gc_copy_one(h, o, ctx, rt, &m[i], buf);
-			if (rc < 0)
+			if (rc < 0) {
+				/* a failed append leaves the pack error sticky:
+				 * clear it here (online, the engine's sync does),
+				 * not in a writer's next batch */
+				host_pack_sync(h);
 				goto out;
+			}
 		}
 		if (rc > 0) {
 			struct gpack *g = bsearch(&m[i].c.pack_id, packs->p, packs->n, packs->sz,

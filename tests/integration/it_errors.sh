@@ -50,4 +50,31 @@ check_eq "second mount of a mounted store: exit status" 1 "$rc"
 log "second mount: $(head -1 "$WORK/err")"
 printf 'still works' >"$MNT/f"
 check_eq "mount works" "still works" "$(cat "$MNT/f")"
+
+# A store seen read-only (a read-only bind mount): fsck and gc -n work (a
+# shared lock needs no write access; fsck used to fail with EROFS), gc
+# refuses with a message, a mount with -o ro reads.
+mixfs_umount
+mkdir "$WORK/ro"
+IT_UMOUNT+=("$WORK/ro")
+mount --bind "$STORE" "$WORK/ro"
+mount -o remount,bind,ro "$WORK/ro"
+fsck_rc=0 gcn_rc=0 gc_rc=0 ro_rc=0
+"$MIXFS" fsck "$WORK/ro" >"$WORK/fsck.out" 2>&1 || fsck_rc=$?
+"$MIXFS" gc -n "$WORK/ro" >"$WORK/gcn.out" 2>&1 || gcn_rc=$?
+"$MIXFS" gc "$WORK/ro" >"$WORK/gc.out" 2>&1 || gc_rc=$?
+if "$MIXFS" mount -o ro "$WORK/ro" "$MNT" 2>"$WORK/ro.err"; then
+	cat "$MNT/f" >"$WORK/ro.f" 2>&1 || ro_rc=$?
+	fusermount3 -u "$MNT"
+else
+	ro_rc=$?
+fi
+umount "$WORK/ro"
+check_eq "fsck of a read-only store: exit status ($(tail -1 "$WORK/fsck.out"))" 0 "$fsck_rc"
+grep -q 'problems: 0 found' "$WORK/fsck.out" || fail "fsck of a read-only store: $(cat "$WORK/fsck.out")"
+check_eq "gc -n of a read-only store: exit status ($(tail -1 "$WORK/gcn.out"))" 0 "$gcn_rc"
+[ "$gc_rc" != 0 ] || fail "gc of a read-only store succeeded"
+grep -q 'Read-only' "$WORK/gc.out" || fail "gc of a read-only store: no clear message: $(cat "$WORK/gc.out")"
+check_eq "mount -o ro of a read-only store: status" 0 "$ro_rc"
+check_eq "read through a read-only mount" "still works" "$(cat "$WORK/ro.f")"
 log PASS

@@ -24,6 +24,7 @@ MNT=
 MOUNT_PID=
 MOUNT_LOG=
 MOUNTED=0
+IT_UMOUNT=() # other mounts a test made under $WORK (bind mounts): unmounted at exit
 
 log() { printf '%s: %s\n' "$IT_NAME" "$*" >&2; }
 
@@ -98,6 +99,9 @@ it_cleanup() {
 		kill "$MOUNT_PID" 2>/dev/null
 		wait "$MOUNT_PID" 2>/dev/null
 	fi
+	for m in "${IT_UMOUNT[@]}"; do
+		mountpoint -q "$m" 2>/dev/null && umount "$m"
+	done
 	if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -n "$MOUNT_LOG" ] && [ -s "$MOUNT_LOG" ]; then
 		echo "---- $IT_NAME: daemon log ($MOUNT_LOG) ----" >&2
 		tail -n 50 "$MOUNT_LOG" >&2
