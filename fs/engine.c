@@ -114,8 +114,12 @@ int eng_wtxn_end(struct eng *e, struct idx_txn *t, int rc)
 {
 	if (rc >= 0) {
 		int crc = idx_txn_commit(t);
-		if (crc < 0)
+		if (crc < 0) {
+			/* the caller returns it; say where (LMDB logs nothing) */
+			syslog(LOG_ERR, "mixfs: index commit in %s failed: %s", e->store,
+			       strerror(-crc));
 			rc = crc;
+		}
 	} else {
 		idx_txn_abort(t);
 	}
