@@ -135,6 +135,8 @@ struct eng {
 	size_t rbq_head, rbq_n, rbq_cap;
 	bool rb_rescan;                /* scan the chunk table (mount, overflow) */
 	bool rb_quit, rb_running;
+	int64_t rb_retry_ms;           /* after a failed group: idle work waits
+	                                  until then (monotonic ms) */
 	_Atomic int64_t last_write_ms; /* monotonic time of the last write */
 	uint64_t rb_dead;              /* frame bytes rebase replaced since the
 	                                  last pack seal (under rb_run) */

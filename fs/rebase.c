@@ -50,6 +50,8 @@
 #define RB_HDR 64u         /* bytes of a frame that hold its header */
 #define RB_SEAL_BYTES (64u << 20) /* frames replaced before the pack is sealed
                                      (or a quarter of the pack size) */
+#define RB_RETRY_IDLES 10 /* a failed group (full disk, I/O error): idle work
+                              waits this many rebase_idle periods */
 
 struct rb_pair {
 	struct eng *e;
@@ -456,8 +458,20 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 		pthread_mutex_lock(&e->rb_run); /* the online gc waits for the group */
 		rc = rb_group(e, fps, n, defer, &ndefer);
 		pthread_mutex_unlock(&e->rb_run);
-		if (rc < 0)
+		if (rc < 0) {
+			/* keep the group's candidates (and the deferred ones,
+			 * below) for a later spell: a full disk or an I/O
+			 * error may pass; another writer's pack error
+			 * (-EAGAIN) passes at once */
+			for (size_t i = 0; i < n; i++)
+				rb_note(e, fps[i]);
+			interrupted = true;
+			pthread_mutex_lock(&e->rb_lock);
+			e->rb_retry_ms = mono_ms() + (rc == -EAGAIN ? 0
+			                              : RB_RETRY_IDLES * (int64_t)e->o.rebase_idle_ms);
+			pthread_mutex_unlock(&e->rb_lock);
 			break;
+		}
 		pass_turned += (uint64_t)rc;
 		all_turned += (uint64_t)rc;
 		rc = 0;
@@ -508,7 +522,7 @@ static void *rb_main(void *arg)
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&e->rb_cond, &e->rb_lock, &ts);
 		bool work = e->rb_rescan || e->rbq_head < e->rbq_n;
-		if (e->rb_quit || !work)
+		if (e->rb_quit || !work || mono_ms() < e->rb_retry_ms)
 			continue;
 		pthread_mutex_unlock(&e->rb_lock);
 		uint64_t n = 0; /* rb_drain returns at once while not idle */

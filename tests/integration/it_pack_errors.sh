@@ -8,6 +8,8 @@
 #  3. the online gc stalls while copying frames out of an old pack, and the
 #     committer's write of the buffer holding its copies fails: the gc must
 #     not commit the lost copies (it once did, and removed the old pack).
+#  4. rebase's pack write fails: its candidates are kept and turned at a
+#     later idle spell (they were dropped until the next mount).
 # After each: fsck clean, every acknowledged file bit-exact after a remount.
 . "$(dirname "$0")/lib.sh"
 need_mixfs "faults injected into the mixfs daemon"
@@ -108,5 +110,34 @@ done
 (cd "$MNT" && sha256sum --quiet -c "$WORK/sums") || fail "gc: acknowledged files differ after the online gc"
 mixfs_umount
 check_store "gc"
+# --- 4: rebase's pack write fails -------------------------------------------
+STORE=$WORK/store4
+mixfs_mkfs
+series_files "$WORK/src/ser" 3 2097152 7
+: >"$WORK/sums"
+mount_faulty level=mix,lazy=off,gc_interval=0,rebase_idle=300 FAULT_OPS=pwrite FAULT_COUNT=1 \
+	FAULT_TRIGGER="$WORK/trigger4"
+check_eq "rebase: the first versions" "ser0.safetensors ok ser1.safetensors ok " \
+	"$(put ser0.safetensors ser1.safetensors | tr '\n' ' ')"
+# the mount's own scan of the chunk table is done with this spell (it would
+# find dropped candidates again)
+wait_stats "$WORK/s4.json" 60 's["ref_fwd_chunks"] == 0 and s["ref_chunks"] > 0' ||
+	fail "rebase: forward deltas left: $(cat "$WORK/s4.json")"
+check_eq "rebase: the third version" "ser2.safetensors ok" "$(put ser2.safetensors)"
+touch "$WORK/trigger4" # the next pack write, rebase's (300 ms idle after the write), fails
+for i in $(seq 1 100); do
+	grep -q "faultshim: pwrite" "$WORK/faulty.log" && break
+	[ "$i" = 100 ] && fail "rebase: no pack write failed: $(cat "$WORK/faulty.log")"
+	sleep 0.1
+done
+grep -q "rebase in .*: Input/output error" "$WORK/faulty.log" ||
+	fail "rebase: its failure is not logged: $(cat "$WORK/faulty.log")"
+# retried after 10 idle periods (3 s): no forward delta left
+wait_stats "$WORK/s4.json" 60 's["ref_fwd_chunks"] == 0 and s["ref_chunks"] > 0' ||
+	fail "rebase: forward deltas left after its failed group: $(cat "$WORK/s4.json")"
+mixfs_umount
+check_store "rebase"
+log "rebase: a failed group is retried in the same mount"
+
 log "PASS: pack write and sync failures reported and recovered from; online gc kept every" \
 	"acknowledged file through a failed pack write"
