@@ -2235,6 +2235,22 @@ static int gc_pack_sync(void *arg)
 	return wb_pack_sync(arg);
 }
 
+/* Seal the pack appends go to once deleted files left enough dead bytes in
+ * it (checkpoint rotation: a deleted checkpoint's frames would otherwise
+ * wait until the pack fills up). */
+static void gc_seal_dead(struct eng *e)
+{
+	uint32_t cur = pack_store_current(e->ps);
+	struct idx_txn *t;
+	struct idx_pack p;
+
+	if (cur == 0 || idx_txn_begin(e->idx, true, &t) < 0)
+		return;
+	if (idx_pack_get(t, cur, &p) == 0 && p.dead_bytes >= eng_seal_dead_bytes(e))
+		pack_store_seal(e->ps);
+	idx_txn_abort(t);
+}
+
 static void *gc_main(void *arg)
 {
 	struct eng *e = arg;
@@ -2253,6 +2269,7 @@ static void *gc_main(void *arg)
 		 * frames appended there but not yet committed (a long-running
 		 * mount would otherwise keep every byte rebase replaced).  New
 		 * appends go to the current pack or later ones. */
+		gc_seal_dead(e);
 		pthread_mutex_lock(&e->rb_run);
 		pthread_mutex_lock(&e->plock);
 		bool quiet = e->qhead == NULL;

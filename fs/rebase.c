@@ -48,8 +48,6 @@
 #define RBQ_MAX (1u << 16) /* queued candidates (32 B each) before a rescan */
 #define RB_GROUP 16u       /* pairs per index transaction */
 #define RB_HDR 64u         /* bytes of a frame that hold its header */
-#define RB_SEAL_BYTES (64u << 20) /* frames replaced before the pack is sealed
-                                     (or a quarter of the pack size) */
 #define RB_RETRY_IDLES 10 /* a failed group (full disk, I/O error): idle work
                               waits this many rebase_idle periods */
 
@@ -387,7 +385,7 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 		for (size_t i = 0; i < np; i++)
 			if (p[i].xf_len >= 0)
 				e->rb_dead += p[i].x.frame_len + (p[i].turn_y ? p[i].y.frame_len : 0);
-		if (e->rb_dead >= RB_SEAL_BYTES || e->rb_dead >= e->o.max_pack_bytes / 4) {
+		if (e->rb_dead >= eng_seal_dead_bytes(e)) {
 			pack_store_seal(e->ps);
 			e->rb_dead = 0;
 		}

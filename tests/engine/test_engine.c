@@ -1070,6 +1070,40 @@ static void t_online_gc_same_mount(void **state)
 	free(c);
 }
 
+/* Checkpoint rotation: a file deleted from the pack being appended to
+ * frees its bytes while mounted and with no further write (the pack is
+ * sealed once a quarter of it is dead; it used to stay open until it
+ * filled up). */
+static void t_online_gc_current(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 8u << 20;
+	uint8_t *a = malloc(n), *b = malloc(n);
+	struct eng_opts o;
+	struct eng_attr at;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.gc_interval_s = 1;
+	o.max_pack_bytes = 32u << 20; /* sealed past 8 MiB dead */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	fill_random(a, n, 31);
+	fill_random(b, n, 32);
+	put_file(f, "a", a, n);
+	put_file(f, "b", b, n);
+	uint64_t before = du_alloc(f);
+	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
+	for (int i = 0; i < 50 && du_alloc(f) > before - n / 2; i++)
+		usleep(200000);
+	assert_true(du_alloc(f) <= before - n / 2);
+	assert_int_equal(eng_lookup(f->e, 1, "b", &at), 0);
+	check_read(f, at.st.st_ino, 0, b, n);
+	eng_forget(f->e, at.st.st_ino, 1);
+	free(a);
+	free(b);
+}
+
 /* Rebase replaces frames in the pack being appended to; once enough are
  * dead it seals that pack, so the online gc frees them while the mount
  * goes on (the pack would otherwise stay open until it filled up). */
@@ -1204,6 +1238,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_lazy_recompress, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_online_gc_current, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
