@@ -1031,6 +1031,20 @@ static void t_online_gc(void **state)
 	free(b);
 }
 
+/* Reopen at level fast with the online gc every second and packs of
+ * max_pack bytes. */
+static void reopen_gc(struct fx *f, uint64_t max_pack)
+{
+	struct eng_opts o;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.gc_interval_s = 1;
+	o.max_pack_bytes = max_pack;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+}
+
 /* The same for packs written by this mount: once they are sealed (a later
  * pack receives the appends) and nothing is in flight, the online gc
  * frees their dead bytes without a remount, while writes go on. */
@@ -1039,15 +1053,9 @@ static void t_online_gc_same_mount(void **state)
 	struct fx *f = *state;
 	size_t n = 8u << 20;
 	uint8_t *a = malloc(n), *b = malloc(n), *c = malloc(n);
-	struct eng_opts o;
 	struct eng_attr at;
 
-	assert_int_equal(eng_store_close(f->e), 0);
-	eng_opts_default(&o);
-	o.level = CODEC_LEVEL_FAST;
-	o.gc_interval_s = 1;
-	o.max_pack_bytes = 4u << 20; /* several packs */
-	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	reopen_gc(f, 4u << 20); /* several packs */
 	fill_random(a, n, 21);
 	fill_random(b, n, 22);
 	fill_random(c, n, 23);
@@ -1079,15 +1087,9 @@ static void t_online_gc_current(void **state)
 	struct fx *f = *state;
 	size_t n = 8u << 20;
 	uint8_t *a = malloc(n), *b = malloc(n);
-	struct eng_opts o;
 	struct eng_attr at;
 
-	assert_int_equal(eng_store_close(f->e), 0);
-	eng_opts_default(&o);
-	o.level = CODEC_LEVEL_FAST;
-	o.gc_interval_s = 1;
-	o.max_pack_bytes = 32u << 20; /* sealed past 8 MiB dead */
-	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	reopen_gc(f, 32u << 20); /* sealed past 8 MiB dead */
 	fill_random(a, n, 31);
 	fill_random(b, n, 32);
 	put_file(f, "a", a, n);
