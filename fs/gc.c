@@ -2254,15 +2254,18 @@ static int host_txn_begin(const struct gc_host *h, struct idx_txn **t)
 	return h->txn_begin ? h->txn_begin(h->arg, t) : idx_txn_begin(h->idx, false, t);
 }
 
+/* Commit, then make the commit durable: the index is opened with
+ * MDB_NOMETASYNC, so a commit's meta page reaches the disk only with the
+ * next sync, and gc removes files right after its commits. */
 static int host_txn_end(const struct gc_host *h, struct idx_txn *t, int rc)
 {
-	if (h->txn_end)
-		return h->txn_end(h->arg, t, rc);
-	if (rc < 0) {
+	if (h->txn_end) {
+		rc = h->txn_end(h->arg, t, rc);
+	} else if (rc < 0) {
 		idx_txn_abort(t);
-		return rc;
+	} else {
+		rc = idx_txn_commit(t);
 	}
-	rc = idx_txn_commit(t);
 	return rc < 0 ? rc : idx_sync(h->idx);
 }
 
@@ -2362,7 +2365,11 @@ static int gc_drop_empty(const struct gc_host *h, const struct gc_opts *o, struc
 		return 0;
 	if (h->before_remove)
 		h->before_remove(h->arg);
-	rc = remove_empty(h, packs, false);
+	/* The scan's snapshot must be durable before files it calls empty go
+	 * (see gc_punch). */
+	rc = idx_sync(h->idx);
+	if (rc == 0)
+		rc = remove_empty(h, packs, false);
 	if (rc < 0 || !any_rec)
 		return rc;
 	rc = host_txn_begin(h, &t);
@@ -2692,6 +2699,11 @@ static int gc_punch(const struct gc_host *h, const struct gc_opts *o, struct vec
 			break;
 		rc = idx_chunk_iter(t, gpunch_chunk, &g);
 		idx_txn_abort(t);
+		/* What this snapshot calls dead may have been freed by a commit
+		 * not yet durable (MDB_NOMETASYNC): after a power cut the index
+		 * would name the punched frames again.  Sync it first. */
+		if (rc == 0 && !o->dry_run)
+			rc = idx_sync(h->idx);
 		if (rc < 0)
 			break;
 		if (g.locs.n)
