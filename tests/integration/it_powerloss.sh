@@ -23,6 +23,8 @@ source "$(dirname "$0")/lib.sh"
 it_init
 need_mixfs
 [ -n "${POWERREC:-}" ] && [ -f "$POWERREC" ] || fail "POWERREC (powerrec.so) not set"
+# A sanitizer runtime would otherwise insist on coming first.
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 PY=$(dirname "$0")/powerloss.py
 if [ "${MIXFS_LONG:-0}" = 1 ]; then
 	STATES=${IT_POWERLOSS_STATES:-150}
