@@ -14,6 +14,9 @@
  *   4. struct eng.itab_lock inode table, lookup/open/user counts (leaf).
  * The committer thread takes only wlock and plock, never an einode lock,
  * so a thread may wait for commits while holding its einode lock.
+ * The pack store's own lock (fs/pack.c) comes before 2: pack_append takes
+ * wlock under it to allocate a new pack's id (pack_id_alloc_cb), so no
+ * pack_* call is made holding wlock.
  */
 #ifndef MIXFS_ENGINE_I_H
 #define MIXFS_ENGINE_I_H

@@ -363,13 +363,16 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 		if (rc >= 0)
 			rc = src;
 	}
+	/* a pack error cleared before our sync dropped our frames; after a
+	 * successful sync none can.  Checked before eng_wtxn_begin: ps's lock
+	 * comes before wlock (pack_append takes wlock to allocate a pack id) */
+	if (rc >= 0 && epoch != pack_store_gen(e->ps))
+		rc = -EAGAIN;
 	if (rc < 0)
 		goto out;
 	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		goto out;
-	if (epoch != pack_store_gen(e->ps))
-		rc = -EAGAIN; /* a pack error dropped our frames */
 	for (size_t i = 0; rc >= 0 && i < np; i++) {
 		if (p[i].xf_len < 0)
 			continue;
