@@ -16,7 +16,8 @@
  * so a thread may wait for commits while holding its einode lock.
  * The pack store's own lock (fs/pack.c) comes before 2: pack_append takes
  * wlock under it to allocate a new pack's id (pack_id_alloc_cb), so no
- * pack_* call is made holding wlock.
+ * pack_* call that locks is made holding wlock (pack_store_gen does not
+ * lock: an atomic read).
  */
 #ifndef MIXFS_ENGINE_I_H
 #define MIXFS_ENGINE_I_H

@@ -135,7 +135,8 @@ struct pack_store {
 	struct wbuf *cur; /* FILLING buffer or NULL */
 	unsigned inflight;
 	int err; /* sticky write/sync error */
-	uint64_t gen; /* errors cleared so far (pack_store_gen) */
+	_Atomic uint64_t gen; /* errors cleared so far (pack_store_gen); bumped
+	                         under wlock, read without it */
 	uint32_t cur_id;
 	int cur_fd; /* -1 before the first append */
 	uint64_t tail;
@@ -1051,7 +1052,7 @@ int pack_store_clear_error(struct pack_store *ps)
 	}
 	ps->cur_dirty = false;
 	ps->err = 0;
-	ps->gen++;
+	atomic_fetch_add(&ps->gen, 1);
 out:
 	pthread_mutex_unlock(&ps->wlock);
 	return rc;
@@ -1059,12 +1060,8 @@ out:
 
 uint64_t pack_store_gen(struct pack_store *ps)
 {
-	uint64_t gen;
-
-	pthread_mutex_lock(&ps->wlock);
-	gen = ps->gen;
-	pthread_mutex_unlock(&ps->wlock);
-	return gen;
+	/* no lock: callers hold wlock or plock of the engine (lock order) */
+	return atomic_load(&ps->gen);
 }
 
 void pack_store_close(struct pack_store *ps)
@@ -1157,6 +1154,14 @@ int pack_remove(struct pack_store *ps, uint32_t id)
 
 	pthread_mutex_lock(&ps->wlock);
 	busy = ps->cur_fd >= 0 && id == ps->cur_id;
+	if (busy && ps->seal && ps->tail && !ps->cur && !ps->inflight && !ps->cur_dirty) {
+		/* sealed, all of it written and synced: nothing more goes
+		 * there, the next append opens a new pack anyway */
+		close(ps->cur_fd);
+		ps->cur_fd = -1;
+		ps->seal = false;
+		busy = false;
+	}
 	for (unsigned i = 0; i < ps->nretired; i++)
 		busy |= ps->retired[i].id == id;
 	pthread_mutex_unlock(&ps->wlock);

@@ -1081,10 +1081,11 @@ static void t_online_gc_same_mount(void **state)
 /* Checkpoint rotation: a file deleted from the pack being appended to
  * frees its bytes while mounted and with no further write (the pack is
  * sealed once a quarter of it is dead; it used to stay open until it
- * filled up). */
-static void t_online_gc_current(void **state)
+ * filled up).  keep: another file stays in that pack (its dead bytes are
+ * punched), else the whole pack goes (it is removed though still the
+ * store's open pack: that failed every gc pass with EBUSY). */
+static void gc_current_case(struct fx *f, bool keep)
 {
-	struct fx *f = *state;
 	size_t n = 8u << 20;
 	uint8_t *a = malloc(n), *b = malloc(n);
 	struct eng_attr at;
@@ -1093,17 +1094,35 @@ static void t_online_gc_current(void **state)
 	fill_random(a, n, 31);
 	fill_random(b, n, 32);
 	put_file(f, "a", a, n);
-	put_file(f, "b", b, n);
+	if (keep)
+		put_file(f, "b", b, n);
 	uint64_t before = du_alloc(f);
 	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
 	for (int i = 0; i < 50 && du_alloc(f) > before - n / 2; i++)
 		usleep(200000);
 	assert_true(du_alloc(f) <= before - n / 2);
-	assert_int_equal(eng_lookup(f->e, 1, "b", &at), 0);
+	if (keep) {
+		assert_int_equal(eng_lookup(f->e, 1, "b", &at), 0);
+		check_read(f, at.st.st_ino, 0, b, n);
+		eng_forget(f->e, at.st.st_ino, 1);
+	}
+	/* the store goes on: a new file lands in a new pack */
+	put_file(f, "c", b, n);
+	assert_int_equal(eng_lookup(f->e, 1, "c", &at), 0);
 	check_read(f, at.st.st_ino, 0, b, n);
 	eng_forget(f->e, at.st.st_ino, 1);
 	free(a);
 	free(b);
+}
+
+static void t_online_gc_current(void **state)
+{
+	gc_current_case(*state, true);
+}
+
+static void t_online_gc_current_dead(void **state)
+{
+	gc_current_case(*state, false);
 }
 
 /* Rebase replaces frames in the pack being appended to; once enough are
@@ -1241,6 +1260,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_current, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_online_gc_current_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
