@@ -138,7 +138,8 @@ struct eng {
 	uint8_t (*rbq)[FP_LEN];        /* forward-coded chunks to turn, FIFO */
 	size_t rbq_head, rbq_n, rbq_cap;
 	bool rb_rescan;                /* scan the chunk table (mount, overflow) */
-	bool rb_quit, rb_running;
+	bool rb_quit;
+	atomic_bool rb_running;        /* read by pool workers (lazy coding) */
 	int64_t rb_retry_ms;           /* after a failed group: idle work waits
 	                                  until then (monotonic ms) */
 	_Atomic int64_t last_write_ms; /* monotonic time of the last write */
