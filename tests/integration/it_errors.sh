@@ -69,7 +69,12 @@ if "$MIXFS" mount -o ro "$WORK/ro" "$MNT" 2>"$WORK/ro.err"; then
 else
 	ro_rc=$?
 fi
-umount "$WORK/ro"
+# the daemon exits just after the unmount: until then it holds the store
+for i in $(seq 1 100); do
+	umount "$WORK/ro" 2>/dev/null && break
+	[ "$i" = 100 ] && fail "the read-only bind mount stays busy"
+	sleep 0.1
+done
 check_eq "fsck of a read-only store: exit status ($(tail -1 "$WORK/fsck.out"))" 0 "$fsck_rc"
 grep -q 'problems: 0 found' "$WORK/fsck.out" || fail "fsck of a read-only store: $(cat "$WORK/fsck.out")"
 check_eq "gc -n of a read-only store: exit status ($(tail -1 "$WORK/gcn.out"))" 0 "$gcn_rc"

@@ -100,7 +100,7 @@ it_cleanup() {
 		wait "$MOUNT_PID" 2>/dev/null
 	fi
 	for m in "${IT_UMOUNT[@]}"; do
-		mountpoint -q "$m" 2>/dev/null && umount "$m"
+		mountpoint -q "$m" 2>/dev/null && { umount "$m" 2>/dev/null || umount -l "$m"; }
 	done
 	if [ "$rc" != 0 ] && [ "$rc" != 77 ] && [ -n "$MOUNT_LOG" ] && [ -s "$MOUNT_LOG" ]; then
 		echo "---- $IT_NAME: daemon log ($MOUNT_LOG) ----" >&2
