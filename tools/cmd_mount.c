@@ -133,7 +133,8 @@ static void mount_usage(FILE *f, bool helper)
 	        size_str(d.cache_bytes, b[0]));
 	fprintf(f, "  dirty=SIZE        buffered write data, all files (default %s)\n",
 	        size_str(d.dirty_bytes, b[1]));
-	fprintf(f, "  inflight=SIZE     chunks queued for compression (default %s)\n",
+	fprintf(f, "  inflight=SIZE     chunks queued for compression; not used yet\n"
+	           "                    (default %s)\n",
 	        size_str(d.inflight_bytes, b[2]));
 	fprintf(f, "  workers=N         compression/decode threads (default %u; 0 = CPUs)\n",
 	        d.workers);
@@ -144,8 +145,8 @@ static void mount_usage(FILE *f, bool helper)
 	fprintf(f, "  pack_size=SIZE    pack file rollover size (default %s)\n",
 	        size_str(d.max_pack_bytes, b[3]));
 	fprintf(f, "  commit_ms=N       metadata group-commit interval (default %u)\n", d.commit_ms);
-	fprintf(f, "  max_ref_chain=N   bound on checkpoint-series reference chains (default %u)\n",
-	        d.max_ref_chain);
+	fprintf(f, "  max_ref_chain=N   bound on checkpoint-series reference chains, 0 = off\n"
+	           "                    (default %u)\n", d.max_ref_chain);
 	fprintf(f, "  gc_interval=N     seconds between online gc passes, 0 = off (default %u)\n",
 	        d.gc_interval_s);
 	fprintf(f, "  rebase_idle=MS    idle time before series deltas are turned around so\n"
@@ -155,6 +156,7 @@ static void mount_usage(FILE *f, bool helper)
 	           "                    when idle: auto while the encoders are behind the\n"
 	           "                    writer, all always (default auto)\n");
 	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
+	           "  nowriteback       disable it (the default)\n"
 	           "\n"
 	           "FUSE and kernel options (passed through):\n");
 	fflush(stdout);
