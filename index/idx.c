@@ -451,6 +451,10 @@ static int chunk_decode(const uint8_t fp[FP_LEN], const MDB_val *v, struct idx_c
 	} else if (v->mv_size == CHUNK_LEN || v->mv_size == CHUNK_REF_LEN) {
 		base = CHUNK_LEN;
 		ref_len = CHUNK_REF_LEN - CHUNK_LEN;
+	} else if (v->mv_size == CHUNK_LEN + FP_LEN) {
+		/* a reference without alone_len: written before 35f208e */
+		base = CHUNK_LEN;
+		ref_len = FP_LEN;
 	} else {
 		return -EIO;
 	}

@@ -936,8 +936,9 @@ static void put_be(uint8_t *b, uint64_t v, unsigned n)
 }
 
 /* Format 1 chunk records (no height, no alone_len: 27 bytes, 59 with a
- * reference) still read, as height 0 and alone_len 0; other lengths are
- * -EIO. */
+ * reference) still read, as height 0 and alone_len 0; so do format 2
+ * records with a reference but no alone_len (60 bytes, written before
+ * 35f208e added it); other lengths are -EIO. */
 static void test_chunk_v1_record(void **state)
 {
 	struct fixture *f = *state;
@@ -970,9 +971,16 @@ static void test_chunk_v1_record(void **state)
 	assert_int_equal(got.height, 0);
 	assert_int_equal(idx_raw_put(t, "chunks", c.fp, FP_LEN, b, 26), 0);
 	assert_int_equal(idx_chunk_get(t, c.fp, &got), -EIO);
-	b[26] = IDX_CHUNK_HAS_REF; /* 60 bytes: neither format */
-	assert_int_equal(idx_raw_put(t, "chunks", c.fp, FP_LEN, b, 60), 0);
+	b[26] = IDX_CHUNK_HAS_REF; /* 61 bytes: no format */
+	assert_int_equal(idx_raw_put(t, "chunks", c.fp, FP_LEN, b, 61), 0);
 	assert_int_equal(idx_chunk_get(t, c.fp, &got), -EIO);
+	/* 60: the height byte, then the reference, no alone_len */
+	c.height = 2;
+	b[27] = c.height;
+	memcpy(b + 28, c.ref_fp, FP_LEN);
+	assert_int_equal(idx_raw_put(t, "chunks", c.fp, FP_LEN, b, 28 + FP_LEN), 0);
+	assert_int_equal(idx_chunk_get(t, c.fp, &got), 0);
+	assert_memory_equal(&got, &c, sizeof(c)); /* alone_len 0 */
 	idx_txn_abort(t);
 }
 
