@@ -43,6 +43,7 @@
  * 128-bit sums) and rounded at the end by largest remainder, so the printed
  * rows add up exactly to the printed total.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -161,6 +162,11 @@ struct result {
 	bool subtree;
 	struct idx_stats st;
 	uint64_t packs, pack_live, pack_dead;
+	/* what the pack files take on disk (allocated blocks: gc punches
+	 * dead frames out of a pack without changing its record), when the
+	 * packs directory can be read */
+	bool disk_known;
+	uint64_t pack_disk;
 	uint8_t default_level;
 };
 
@@ -987,6 +993,29 @@ static int pack_cb(void *arg, const struct idx_pack *p)
 	return 0;
 }
 
+/* Allocated bytes of the files in STORE/packs (orphans included). */
+static void pack_disk_usage(const char *store, struct result *r)
+{
+	char *dir = path_join(store, "packs");
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *de;
+
+	if (!d) {
+		free(dir);
+		return;
+	}
+	r->pack_disk = 0;
+	while ((de = readdir(d)) != NULL) {
+		struct stat sb;
+
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode))
+			r->pack_disk += (uint64_t)sb.st_blocks * 512;
+	}
+	closedir(d);
+	free(dir);
+	r->disk_known = true;
+}
+
 /* --- output --------------------------------------------------------------- */
 
 /* JSON string: UTF-8 passes through; bytes that are not valid UTF-8 are
@@ -1105,7 +1134,10 @@ static void print_json(FILE *f, const struct loc *l, const struct result *r,
 		json_pair(f, codec_level_name((int)k), s->level_raw[k], s->level_stored[k],
 		          k + 1 == IDX_LEVEL_COUNT);
 	fprintf(f, "  },\n  \"packs\": {\"count\": %" PRIu64 ", \"live_bytes\": %" PRIu64
-	           ", \"dead_bytes\": %" PRIu64 "}", r->packs, r->pack_live, r->pack_dead);
+	           ", \"dead_bytes\": %" PRIu64, r->packs, r->pack_live, r->pack_dead);
+	if (r->disk_known)
+		fprintf(f, ", \"disk_bytes\": %" PRIu64, r->pack_disk);
+	fputc('}', f);
 	if (files) {
 		fputs(",\n  \"files\": [", f);
 		for (i = 0; i < nrows; i++) {
@@ -1284,9 +1316,12 @@ static void print_human(const struct human *h, const struct loc *l, const struct
 	fprintf(f, "  %-22s %14s   (logical / stored)\n", "overall ratio", rr);
 	fprintf(f, "  %-22s %14s   (stored below level %s, to be recompressed)\n", "pending",
 	        hsize(h, a, s->pending_bytes), codec_level_name(r->default_level));
-	fprintf(f, "  %-22s %14s   (%" PRIu64 " pack%s; %s dead, reclaimed by mixfs gc)\n",
-	        "pack bytes", hsize(h, a, r->pack_live + r->pack_dead), r->packs,
-	        r->packs == 1 ? "" : "s", hsize(h, b, r->pack_dead));
+	fprintf(f, "  %-22s %14s   (%" PRIu64 " pack%s; %s dead", "pack bytes",
+	        hsize(h, a, r->pack_live + r->pack_dead), r->packs, r->packs == 1 ? "" : "s",
+	        hsize(h, b, r->pack_dead));
+	if (r->disk_known)
+		fprintf(f, "; %s on disk", hsize(h, a, r->pack_disk));
+	fputs(": mixfs gc frees dead bytes)\n", f);
 
 	if (s->logical_bytes > 0) {
 		fprintf(f, "\nwhere the logical bytes went\n");
@@ -1387,6 +1422,7 @@ static int run(const struct stats_opts *o, const char *path)
 		rc = idx_pack_iter(w.t, pack_cb, &r);
 	if (rc < 0)
 		goto fail;
+	pack_disk_usage(l.store, &r);
 	rc = lookup_path(w.t, l.fspath, &ino);
 	if (rc < 0) {
 		fprintf(stderr, "mixfs stats: %s: %s\n", l.fspath, stats_strerror(rc));

@@ -388,6 +388,9 @@ for k in a:
 EOF
 check_eq "pack files = live + dead" "$(pack_file_bytes)" \
 	"$(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["packs"]; print(p["live_bytes"] + p["dead_bytes"])' "$WORK/s3.json")"
+check_eq "disk_bytes = allocated bytes of the pack files" \
+	"$(find "$STORE/packs" -type f -printf '%b\n' | awk '{n += $1 * 512} END {print n + 0}')" \
+	"$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packs"]["disk_bytes"])' "$WORK/s3.json")"
 
 # ---- exit status, human output ------------------------------------------
 rc=0
