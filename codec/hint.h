@@ -68,8 +68,8 @@ struct codec_hint_range {
 	uint64_t len;       /* bytes, > 0 */
 	int dtype;          /* enum codec_dtype, CODEC_DTYPE_AUTO if unknown */
 	uint32_t row_elems; /* elements per row (safetensors: shape[-1]), 0 if unknown */
-	/* the tensor's name within its format, 0 if unknown: safetensors, a
-	 * 64-bit FNV-1a hash of the JSON name; torch zip, 1 + the storage key
+	/* the tensor's name within its format, 0 if unknown: safetensors and
+	 * GGUF, a 64-bit FNV-1a hash of the name; torch zip, 1 + the storage key
 	 * of "<archive>/data/<key>" (the archive prefix is the file's name and
 	 * is left out).  Equal keys (and lengths) in two versions of a file
 	 * name the same tensor wherever it lies: series references follow it. */
