@@ -70,4 +70,8 @@ mixfs_mount fg "$OPTS"
 "$PY3" "$PY" verify "$MNT" "$WORK/ref" || fail "files differ after the remount"
 mixfs_umount
 "$MIXFS" fsck "$STORE" >"$WORK/fsck2.log" 2>&1 || fail "fsck after the remount: $(tail -n 20 "$WORK/fsck2.log")"
+# a sanitizer build's reports (UBSan goes on after one)
+if grep -hE "runtime error|AddressSanitizer|LeakSanitizer" "$WORK"/mount.*.log >"$WORK/san.log"; then
+	fail "sanitizer reports in the daemon logs: $(head -n 3 "$WORK/san.log")"
+fi
 log "PASS"
