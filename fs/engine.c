@@ -511,6 +511,13 @@ static int chunk_load_try(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_
 	}
 	if (c->flags & IDX_CHUNK_HAS_REF) {
 		rc = depth >= 64 ? -EIO : eng_chunk_load(e, t, c->ref_fp, ino, off, depth + 1, &ref);
+		if (rc == -ESTALE) {
+			/* the reference failed on t and is gone from the index
+			 * now: our own record may have changed too (rebase made
+			 * this chunk full, which freed the reference) */
+			*why = -ENOENT;
+			rc = -EIO;
+		}
 		if (rc < 0)
 			goto out;
 	}
@@ -552,20 +559,29 @@ bool eng_same_frame(const struct idx_chunk *a, const struct idx_chunk *b)
  * taken: gc (copied, old pack removed or the dead frame punched) or
  * rebase (re-encoded, maybe against another reference).  Then once more
  * on a fresh snapshot, reference chain included; a failure is logged (and
- * is EIO) only when the frame really is the chunk's current one. */
+ * is EIO) only when the frame really is the chunk's current one.  A
+ * reference (depth > 0) that is gone from the fresh snapshot was freed
+ * meanwhile (rebase made the chunk coded against it full, gc then punched
+ * it): -ESTALE, unlogged, so that chunk is retried on a fresh snapshot in
+ * turn (chunk_load_try). */
 static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
                            uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out)
 {
 	struct idx_chunk c, now;
 	struct idx_txn *t2 = NULL;
 	int why, rc = chunk_load_try(e, t, fp, ino, off, depth, out, &c, &why);
+	int grc = -EIO;
 
 	if (rc != -EIO || !why)
 		return rc;
-	if (idx_txn_begin(e->idx, true, &t2) == 0 && idx_chunk_get(t2, fp, &now) == 0 &&
-	    !eng_same_frame(&c, &now))
-		rc = chunk_load_try(e, t2, fp, ino, off, depth, out, &c, &why);
+	if (idx_txn_begin(e->idx, true, &t2) == 0) {
+		grc = idx_chunk_get(t2, fp, &now);
+		if (grc == 0 && !eng_same_frame(&c, &now))
+			rc = chunk_load_try(e, t2, fp, ino, off, depth, out, &c, &why);
+	}
 	idx_txn_abort(t2);
+	if (rc == -EIO && grc == -ENOENT && depth > 0)
+		return -ESTALE;
 	if (rc == -EIO && why)
 		log_bad_chunk(&c, ino, off, why);
 	return rc;

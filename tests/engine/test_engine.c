@@ -18,6 +18,7 @@
 
 #include "codec/codec.h"
 #include "fs/engine.h"
+#include "fs/engine_i.h" /* t_read_retry_ref: a read on a held snapshot */
 #include "fs/gc.h"
 #include "index/idx.h"
 
@@ -764,6 +765,86 @@ static void t_series_rebase(void **state)
 	}
 }
 
+/* First extent of ino whose chunk (on snapshot t) is coded against a
+ * reference: its offset, length and record. */
+struct ref_find {
+	struct idx_txn *t;
+	uint64_t off, len;
+	struct idx_chunk c;
+	bool found;
+};
+
+static int ref_find_cb(void *arg, const struct idx_extent *x)
+{
+	struct ref_find *r = arg;
+
+	assert_int_equal(idx_chunk_get(r->t, x->fp, &r->c), 0);
+	if (!(r->c.flags & IDX_CHUNK_HAS_REF))
+		return 0;
+	r->off = x->off;
+	r->len = x->len;
+	r->found = true;
+	return 1;
+}
+
+/* A reader whose snapshot names a forward delta X -> Y while rebase makes
+ * X full and frees Y (the only other file holding Y was deleted), and gc
+ * then punches Y's dead frame: Y fails on the old snapshot and is gone
+ * from a fresh one, but X changed, so the read must retry X on a fresh
+ * snapshot (it returned EIO: the retry was only tried for the chunk whose
+ * own frame failed, never for the one coded against it). */
+static void t_read_retry_ref(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *files[2];
+	struct eng_opts o;
+	struct eng_attr a;
+	struct idx_txn *t, *t2;
+	struct idx_chunk y, now;
+	struct ref_find r = { 0 };
+	uint64_t turned = 0;
+	char path[256];
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	series_opts(&o, 0); /* no rebase thread: eng_rebase only */
+	o.cache_bytes = 1;  /* nothing stays decoded: reads go to the packs */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	size_t len = series_write(f, 2, files, NULL);
+	assert_int_equal(eng_unlink(f->e, 1, "ckpt00.safetensors"), 0);
+	assert_int_equal(eng_lookup(f->e, 1, "ckpt01.safetensors", &a), 0);
+
+	/* the reader's snapshot */
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	r.t = t;
+	assert_true(idx_extent_iter(t, a.st.st_ino, 0, UINT64_MAX, ref_find_cb, &r) >= 0);
+	assert_true(r.found);
+	assert_int_equal(idx_chunk_get(t, r.c.ref_fp, &y), 0);
+
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_true(turned > 0);
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t2), 0);
+	assert_int_equal(idx_chunk_get(t2, r.c.ref_fp, &now), -ENOENT); /* Y freed */
+	idx_txn_abort(t2);
+
+	/* what gc does to a dead frame: punch it */
+	snprintf(path, sizeof(path), "%s/packs/%08x.pack", f->store, (unsigned)y.pack_id);
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)y.pack_off,
+	                           (off_t)y.frame_len), 0);
+	close(fd);
+
+	uint8_t *buf = malloc(r.len);
+	assert_int_equal(eng_read_stored(f->e, t, a.st.st_ino, r.off, r.len, buf), 0);
+	assert_memory_equal(buf, files[1] + r.off, r.len);
+	idx_txn_abort(t);
+	check_read(f, a.st.st_ino, 0, files[1], len);
+	eng_forget(f->e, a.st.st_ino, 1);
+	free(buf);
+	free(files[0]);
+	free(files[1]);
+}
+
 static uint64_t du_alloc(struct fx *f)
 {
 	return du_of_packs(f, "-B1"); /* punched holes do not count */
@@ -1253,6 +1334,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_sparse_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_read_retry_ref, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_lookup, setup, teardown),
