@@ -2286,11 +2286,16 @@ static void *gc_main(void *arg)
 		 * mount would otherwise keep every byte rebase replaced).  New
 		 * appends go to the current pack or later ones. */
 		gc_seal_dead(e);
+		/* read before the quiet check: a batch appends only while it
+		 * is queued or being committed, so once quiet, later appends
+		 * go to this pack or later ones */
+		uint32_t cur = pack_store_current(e->ps);
 		pthread_mutex_lock(&e->rb_run);
 		pthread_mutex_lock(&e->plock);
-		bool quiet = e->qhead == NULL;
+		/* nothing queued, and no group between the queue and its
+		 * commit (its frames would look dead to gc's snapshot) */
+		bool quiet = e->qhead == NULL && !e->committing;
 		pthread_mutex_unlock(&e->plock);
-		uint32_t cur = pack_store_current(e->ps);
 		struct gc_host h = {
 			.idx = e->idx, .ps = e->ps, .pack_dir = pd,
 			.pack_id_limit = quiet && cur > e->first_pack ? cur : e->first_pack,

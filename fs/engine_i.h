@@ -121,6 +121,9 @@ struct eng {
 	uint64_t batch_seq;
 	unsigned sync_waiters;       /* threads waiting for a commit */
 	bool stop, wb_running;
+	bool committing;             /* the committer holds a group taken off
+	                                the queue: frames appended, not yet in
+	                                the index (the online gc waits) */
 	pthread_t committer;
 	struct pend *pend[PEND_BUCKETS];
 	/* frames appended before a pack error is cleared are gone: batches

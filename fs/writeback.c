@@ -812,9 +812,11 @@ static void *committer_main(void *arg)
 		}
 		if (!e->qhead)
 			e->qtail = NULL;
+		e->committing = true;
 		pthread_mutex_unlock(&e->plock);
 		commit_group(e, grp, n);
 		pthread_mutex_lock(&e->plock);
+		e->committing = false;
 	}
 	pthread_mutex_unlock(&e->plock);
 	return NULL;
