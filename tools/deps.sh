@@ -7,7 +7,7 @@ SUDO=""
 PKGS=(build-essential meson ninja-build pkg-config
       libfuse3-dev fuse3 liburing-dev liblmdb-dev lmdb-utils libcmocka-dev
       libssl-dev libxxhash-dev libzstd-dev
-      attr rsync xz-utils zstd man-db python3 clang libclang-rt-14-dev)
+      attr rsync xz-utils zstd man-db python3 python3-numpy clang libclang-rt-14-dev)
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
