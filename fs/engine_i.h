@@ -124,6 +124,9 @@ struct eng {
 	bool committing;             /* the committer holds a group taken off
 	                                the queue: frames appended, not yet in
 	                                the index (the online gc waits) */
+	/* tests only (NULL otherwise): called by the committer between taking
+	 * a group off the queue and committing it, no lock held */
+	void (*commit_hook)(struct eng *e);
 	pthread_t committer;
 	struct pend *pend[PEND_BUCKETS];
 	/* frames appended before a pack error is cleared are gone: batches

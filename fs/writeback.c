@@ -814,6 +814,8 @@ static void *committer_main(void *arg)
 			e->qtail = NULL;
 		e->committing = true;
 		pthread_mutex_unlock(&e->plock);
+		if (e->commit_hook)
+			e->commit_hook(e);
 		commit_group(e, grp, n);
 		pthread_mutex_lock(&e->plock);
 		e->committing = false;
