@@ -2251,9 +2251,18 @@ static int gc_pack_sync(void *arg)
 	return wb_pack_sync(arg);
 }
 
-/* Seal the pack appends go to once deleted files left enough dead bytes in
- * it (checkpoint rotation: a deleted checkpoint's frames would otherwise
- * wait until the pack fills up). */
+/* Dead frame bytes in the pack being appended to (rebase replaced them,
+ * files were deleted) past which it is sealed, so the online gc may free
+ * them before the pack fills up: 64 MiB, at most a quarter of the pack
+ * size. */
+static uint64_t eng_seal_dead_bytes(const struct eng *e)
+{
+	return e->o.max_pack_bytes / 4 < (64u << 20) ? e->o.max_pack_bytes / 4 : 64u << 20;
+}
+
+/* Seal the pack appends go to once enough of it is dead (checkpoint
+ * rotation, frames rebase replaced: they would otherwise wait until the
+ * pack fills up). */
 static void gc_seal_dead(struct eng *e)
 {
 	uint32_t cur = pack_store_current(e->ps);

@@ -149,8 +149,6 @@ struct eng {
 	int64_t rb_retry_ms;           /* after a failed group: idle work waits
 	                                  until then (monotonic ms) */
 	_Atomic int64_t last_write_ms; /* monotonic time of the last write */
-	uint64_t rb_dead;              /* frame bytes rebase replaced since the
-	                                  last pack seal (under rb_run) */
 };
 
 /* engine.c */
@@ -185,15 +183,6 @@ static inline bool rb_pending(const struct eng *e, int level)
 }
 /* No buffered or queued writes and none for rebase_idle_ms. */
 bool rb_idle(struct eng *e);
-
-/* Dead frame bytes in the pack being appended to (rebase replaced them,
- * files were deleted) past which it is sealed, so the online gc may free
- * them before the pack fills up: 64 MiB, at most a quarter of the pack
- * size. */
-static inline uint64_t eng_seal_dead_bytes(const struct eng *e)
-{
-	return e->o.max_pack_bytes / 4 < (64u << 20) ? e->o.max_pack_bytes / 4 : 64u << 20;
-}
 
 /* writeback.c */
 /* pack_sync; on failure clear the pack error, which bumps pack_store_gen

@@ -379,20 +379,10 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 		rc = rb_apply(t, &p[i]);
 		turned += rc >= 0;
 	}
+	/* the frames replaced are dead in their packs' records now: the
+	 * online gc seals the pack being appended to once enough of it is
+	 * (gc_seal_dead), and frees them */
 	rc = eng_wtxn_end(e, t, rc);
-	if (rc >= 0) {
-		/* The frames replaced are dead now; once enough gathered, seal
-		 * the pack being appended to, so the online gc may free them
-		 * (it leaves the current pack alone) without waiting for the
-		 * pack to fill up or for a remount. */
-		for (size_t i = 0; i < np; i++)
-			if (p[i].xf_len >= 0)
-				e->rb_dead += p[i].x.frame_len + (p[i].turn_y ? p[i].y.frame_len : 0);
-		if (e->rb_dead >= eng_seal_dead_bytes(e)) {
-			pack_store_seal(e->ps);
-			e->rb_dead = 0;
-		}
-	}
 out:
 	for (size_t i = 0; i < np; i++) {
 		cache_release(e->cache, p[i].xd);

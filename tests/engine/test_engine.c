@@ -1235,7 +1235,7 @@ static void t_online_gc_commit_race(void **state)
 }
 
 /* Rebase replaces frames in the pack being appended to; once enough are
- * dead it seals that pack, so the online gc frees them while the mount
+ * dead that pack is sealed, so the online gc frees them while the mount
  * goes on (the pack would otherwise stay open until it filled up). */
 static void t_rebase_seal(void **state)
 {
