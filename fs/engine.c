@@ -1654,6 +1654,18 @@ int eng_release(struct eng *e, uint64_t ino)
 	return rc;
 }
 
+/* The file's head is new (truncated to zero and kept as a shadow, or
+ * copied over): look for hints and a reference again (ei->lock held). */
+static void ein_new_head(struct einode *ei)
+{
+	codec_hint_release(ei->hints);
+	free(ei->hints);
+	ei->hints = NULL;
+	ei->hints_done = false;
+	ei->ref_done = false;
+	wb_ref_drop(ei);
+}
+
 int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struct eng_attr *out)
 {
 	uint64_t shadow = 0;
@@ -1733,13 +1745,7 @@ out:
 		rc = eng_wtxn_end(e, t, rc);
 	if (rc >= 0 && shadow) {
 		ei->shadow_ino = shadow;
-		/* new contents: look for hints and a reference again */
-		codec_hint_release(ei->hints);
-		free(ei->hints);
-		ei->hints = NULL;
-		ei->hints_done = false;
-		ei->ref_done = false;
-		wb_ref_drop(ei);
+		ein_new_head(ei);
 	}
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
@@ -1792,6 +1798,146 @@ out:
 		rc = eng_wtxn_end(e, t, rc);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
+	return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* copy_file_range: the destination maps the source's chunks               */
+
+struct copy_walk {
+	struct idx_extent *v;
+	size_t n, cap;
+	int rc;
+};
+
+static int copy_collect(void *arg, const struct idx_extent *x)
+{
+	struct copy_walk *w = arg;
+	if (w->n == w->cap) {
+		size_t nc = w->cap ? w->cap * 2 : 64;
+		struct idx_extent *p = realloc(w->v, nc * sizeof(*p));
+		if (!p) {
+			w->rc = -ENOMEM;
+			return 1;
+		}
+		w->v = p;
+		w->cap = nc;
+	}
+	w->v[w->n++] = *x;
+	return 0;
+}
+
+/* Map [off_in, off_in + len) of src at off_out of dst (punched first):
+ * every extent, or the part of it inside the range, names the same chunk
+ * at the same place; holes stay holes. */
+static int copy_map(struct idx_txn *t, uint64_t src, struct idx_inode *dst, uint64_t off_in,
+                    uint64_t off_out, uint64_t len)
+{
+	struct copy_walk w = { 0 };
+	int rc = idx_extent_iter(t, src, off_in, off_in + len, copy_collect, &w);
+	if (rc >= 0)
+		rc = w.rc;
+	if (rc >= 0)
+		rc = idx_file_punch(t, dst, off_out, off_out + len);
+	for (size_t i = 0; rc >= 0 && i < w.n; i++) {
+		const struct idx_extent *x = &w.v[i];
+		uint64_t s = x->off > off_in ? x->off : off_in;
+		uint64_t end = x->off + x->len < off_in + len ? x->off + x->len : off_in + len;
+		if (end <= s)
+			continue;
+		rc = idx_file_map(t, dst, off_out + (s - off_in), (uint32_t)(end - s), x->fp,
+		                  x->chunk_off + (uint32_t)(s - x->off));
+	}
+	free(w.v);
+	return rc;
+}
+
+ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
+                       uint64_t off_out, uint64_t len, unsigned flags)
+{
+	struct einode *a, *b; /* a: the lower inode number, locked first */
+	struct idx_txn *t = NULL;
+	struct idx_inode src, dst;
+	ssize_t rc;
+	if (flags != 0)
+		return -EINVAL;
+	if (e->o.read_only)
+		return -EROFS;
+	if (off_in > MAX_FILE_SIZE || off_out >= MAX_FILE_SIZE)
+		return -EFBIG;
+	if (len > ENG_COPY_MAX)
+		len = ENG_COPY_MAX;
+	if (len > MAX_FILE_SIZE - off_out)
+		len = MAX_FILE_SIZE - off_out;
+	if (len > MAX_FILE_SIZE - off_in)
+		len = MAX_FILE_SIZE - off_in;
+	if (len == 0)
+		return 0;
+	if (ino_in == ino_out && off_in < off_out + len && off_out < off_in + len)
+		return -EINVAL; /* overlapping ranges of one file, as copy_file_range(2) */
+	a = ein_get(e, ino_in < ino_out ? ino_in : ino_out, true, 0, 0);
+	b = ino_in == ino_out ? NULL : ein_get(e, ino_in < ino_out ? ino_out : ino_in, true, 0, 0);
+	if (!a || (ino_in != ino_out && !b)) {
+		rc = -ENOMEM;
+		goto put;
+	}
+	pthread_rwlock_wrlock(&a->lock);
+	if (b)
+		pthread_rwlock_wrlock(&b->lock);
+	/* the source's buffered bytes must be in its extents, and the
+	 * destination's must not land over the copy later */
+	rc = wb_sync(e, a);
+	if (rc >= 0 && b)
+		rc = wb_sync(e, b);
+	if (rc < 0)
+		goto out;
+	rc = eng_wtxn_begin(e, &t);
+	if (rc < 0)
+		goto out;
+	rc = idx_inode_get(t, ino_in, &src);
+	if (rc >= 0)
+		rc = idx_inode_get(t, ino_out, &dst);
+	if (rc < 0)
+		goto out;
+	if (!S_ISREG(src.mode) || !S_ISREG(dst.mode)) {
+		rc = S_ISDIR(src.mode) || S_ISDIR(dst.mode) ? -EISDIR : -EINVAL;
+		goto out;
+	}
+	if (off_in >= src.size) {
+		rc = 0; /* at or past the source's end */
+		goto out;
+	}
+	if (len > src.size - off_in)
+		len = src.size - off_in;
+	rc = copy_map(t, ino_in, &dst, off_in, off_out, len);
+	if (rc < 0)
+		goto out;
+	if (off_out + len > dst.size)
+		dst.size = off_out + len;
+	dst.mtime_ns = dst.ctime_ns = eng_now_ns();
+	rc = idx_inode_put(t, &dst);
+	if (rc >= 0)
+		rc = (ssize_t)len;
+out:
+	if (t) {
+		int r = eng_wtxn_end(e, t, rc < 0 ? (int)rc : 0);
+		if (r < 0)
+			rc = r;
+	}
+	if (rc > 0) {
+		struct einode *o = a->ino == ino_out ? a : b;
+		o->size_valid = false; /* reload from the record */
+		if (off_out == 0)
+			ein_new_head(o);
+	}
+	if (b)
+		pthread_rwlock_unlock(&b->lock);
+	pthread_rwlock_unlock(&a->lock);
+put:
+	if (b)
+		ein_put(e, b, 0, 0);
+	if (a)
+		ein_put(e, a, 0, 0);
 	return rc;
 }
 

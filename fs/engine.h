@@ -165,6 +165,15 @@ int eng_release(struct eng *e, uint64_t ino);
  * FALLOC_FL_KEEP_SIZE (no-op), FALLOC_FL_PUNCH_HOLE|KEEP_SIZE (punch);
  * others -EOPNOTSUPP. */
 int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t len);
+/* copy_file_range(2): bytes [off_in, off_in + len) of ino_in become bytes
+ * [off_out, ...) of ino_out by mapping the same chunks (nothing is read,
+ * decoded or coded; holes stay holes).  Copies at most ENG_COPY_MAX bytes
+ * and not past the source's end; returns the count (0 at or past it).
+ * -EINVAL for flags or overlapping ranges of one file, -EISDIR / -EINVAL
+ * for a file that is not regular. */
+#define ENG_COPY_MAX (1ull << 30)
+ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
+                       uint64_t off_out, uint64_t len, unsigned flags);
 /* SEEK_DATA / SEEK_HOLE; returns the offset or -ENXIO. */
 int64_t eng_lseek(struct eng *e, uint64_t ino, int64_t off, int whence);
 

@@ -3,8 +3,8 @@
  *
  * In the spirit of the classic fsx (Avadis Tevanian / Apple, xfstests):
  * random writes, reads, truncates, hole punches, mmap reads and writes,
- * appends, reopen and fsync on one or more files in DIR, each checked
- * against an in-memory model of the file's bytes.  Every read is compared
+ * appends, copy_file_range, reopen and fsync on one or more files in DIR,
+ * each checked against an in-memory model of the file's bytes.  Every read is compared
  * with the model; the whole file is compared periodically and at the end.
  *
  * The model is sparse (64 KiB pages allocated on first non-zero write), so
@@ -63,12 +63,14 @@ enum op_kind {
 	OP_OTRUNC,    /* reopen with O_TRUNC */
 	OP_FSYNC,     /* fsync or fdatasync */
 	OP_CHECK,     /* full-file compare */
+	OP_COPY,      /* copy_file_range from a range of this or another file */
 	OP_NKINDS
 };
 
 static const char *const op_names[OP_NKINDS] = {
 	"write", "overwrite", "read", "truncate", "ftruncate", "punch", "falloc",
 	"mapread", "mapwrite", "append", "reopen", "o_trunc", "fsync", "check",
+	"copyrange",
 };
 
 /* Relative frequencies; 0 disables. */
@@ -76,7 +78,7 @@ static unsigned op_weight[OP_NKINDS] = {
 	[OP_WRITE] = 14, [OP_OVERWRITE] = 10, [OP_READ] = 20, [OP_TRUNCATE] = 4,
 	[OP_FTRUNCATE] = 4, [OP_PUNCH] = 4, [OP_FALLOC] = 2, [OP_MAPREAD] = 8,
 	[OP_MAPWRITE] = 8, [OP_APPEND] = 6, [OP_REOPEN] = 4, [OP_OTRUNC] = 1,
-	[OP_FSYNC] = 3, [OP_CHECK] = 1,
+	[OP_FSYNC] = 3, [OP_CHECK] = 1, [OP_COPY] = 6,
 };
 
 enum { FILL_RANDOM, FILL_FLOAT, FILL_ZERO, FILL_COPY, FILL_OPNO, FILL_NKINDS };
@@ -89,6 +91,8 @@ struct hist {
 	uint64_t off, len;
 	uint64_t size_before, size_after;
 	int fill; /* data pattern of writes */
+	int src;  /* copies: the source file and offset */
+	uint64_t src_off;
 };
 
 struct model {
@@ -117,7 +121,7 @@ static uint64_t opt_check_every = 500;
 static unsigned opt_nfiles = 1;
 static bool opt_keep;
 static int64_t opt_inject = -1;
-static bool opt_no_mmap, opt_no_falloc;
+static bool opt_no_mmap, opt_no_falloc, opt_no_copy;
 
 static struct tfile *files;
 static struct hist history[HISTORY];
@@ -182,6 +186,8 @@ static void print_history(void)
 		        " size 0x%-8" PRIx64 " -> 0x%-8" PRIx64 " %s\n",
 		        h->opno, h->file, op_names[h->kind], h->off, h->len, h->size_before,
 		        h->size_after, h->fill >= 0 ? fill_names[h->fill] : "");
+		if (h->kind == OP_COPY)
+			fprintf(stderr, "            from file %d off 0x%" PRIx64 "\n", h->src, h->src_off);
 	}
 }
 
@@ -660,6 +666,43 @@ static void do_falloc(struct tfile *f, struct hist *h)
 		f->m.size = off + len;
 }
 
+/* copy_file_range from a range inside a random file (this one too, not
+ * overlapping) to a random offset of f (may extend it or leave a hole);
+ * short counts are continued, 0 before the end is a failure. */
+static void do_copy(struct tfile *f, struct hist *h)
+{
+	int si = (int)rnd_below(opt_nfiles);
+	struct tfile *s = &files[si];
+	uint64_t soff, len, off, done = 0;
+	pick_inside(s, &soff, &len);
+	off = pick_off(f, len);
+	if (s == f && soff < off + len && off < soff + len)
+		return; /* overlapping ranges of one file: EINVAL by definition */
+	h->src = si;
+	h->src_off = soff;
+	if (!note_range(h, off, len))
+		return;
+	model_get(&s->m, soff, len, iobuf);
+	while (done < len) {
+		loff_t a = (loff_t)(soff + done), b = (loff_t)(off + done);
+		ssize_t k = copy_file_range(s->fd, &a, f->fd, &b, len - done, 0);
+		if (k < 0 && (errno == EOPNOTSUPP || errno == ENOSYS || errno == EXDEV) && done == 0) {
+			fprintf(stderr, "fsx: copy_file_range not supported here (%s); disabling it\n",
+			        strerror(errno));
+			op_weight[OP_COPY] = 0;
+			return;
+		}
+		if (k <= 0)
+			die("copy_file_range 0x%" PRIx64 "+0x%" PRIx64 " of file %d to 0x%" PRIx64
+			    ": %s after 0x%" PRIx64 " bytes",
+			    soff, len, si, off, k < 0 ? strerror(errno) : "returned 0", done);
+		done += (uint64_t)k;
+	}
+	model_put(&f->m, off, len, iobuf);
+	if (off + len > f->m.size)
+		f->m.size = off + len;
+}
+
 static void do_mapread(struct tfile *f, struct hist *h)
 {
 	uint64_t off, len;
@@ -807,6 +850,7 @@ static void run(void)
 			break;
 		case OP_FSYNC: do_fsync(f, h); break;
 		case OP_CHECK: full_check(f, "random full check"); break;
+		case OP_COPY: do_copy(f, h); break;
 		}
 		h->size_after = f->m.size;
 		if (f->m.size > max_size_seen)
@@ -847,6 +891,7 @@ static void usage(FILE *out)
 	        "  -c ops     full-file compare every ops operations (default 500, 0 off)\n"
 	        "  -M         no mmap operations\n"
 	        "  -F         no fallocate operations (punch hole, extend)\n"
+	        "  -C         no copy_file_range operations\n"
 	        "  -p         print progress\n"
 	        "  -k         keep the files (always kept on failure)\n"
 	        "  -X op      debug: corrupt one byte of the model after operation op,\n"
@@ -893,7 +938,7 @@ static void cleanup(void)
 int main(int argc, char **argv)
 {
 	int c;
-	while ((c = getopt(argc, argv, "N:S:rl:o:bn:c:MFpkX:h")) != -1) {
+	while ((c = getopt(argc, argv, "N:S:rl:o:bn:c:MFCpkX:h")) != -1) {
 		switch (c) {
 		case 'N': opt_nops = parse_size(optarg); break;
 		case 'S': opt_seed = parse_size(optarg); break;
@@ -905,6 +950,7 @@ int main(int argc, char **argv)
 		case 'c': opt_check_every = parse_size(optarg); break;
 		case 'M': opt_no_mmap = true; break;
 		case 'F': opt_no_falloc = true; break;
+		case 'C': opt_no_copy = true; break;
 		case 'p': opt_progress = true; break;
 		case 'k': opt_keep = true; break;
 		case 'X': opt_inject = (int64_t)parse_size(optarg); break;
@@ -933,6 +979,8 @@ int main(int argc, char **argv)
 		op_weight[OP_MAPREAD] = op_weight[OP_MAPWRITE] = 0;
 	if (opt_no_falloc)
 		op_weight[OP_PUNCH] = op_weight[OP_FALLOC] = 0;
+	if (opt_no_copy)
+		op_weight[OP_COPY] = 0;
 	if (opt_random_seed) {
 		if (getrandom(&opt_seed, sizeof(opt_seed), 0) != sizeof(opt_seed))
 			opt_seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);

@@ -1350,6 +1350,131 @@ static void t_readahead_once(void **state)
 	free(got);
 }
 
+/* The store's counters as recorded and as a walk counts them (engine
+ * closed): they must agree. */
+static void stats_consistent(struct fx *f, struct idx_stats *st)
+{
+	char ip[128], diff[256];
+	struct idx *x;
+	struct idx_txn *t;
+	struct idx_stats counted;
+
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, st), 0);
+	assert_int_equal(idx_stats_count(t, &counted), 0);
+	if (idx_stats_diff(st, &counted, diff, sizeof(diff)) != 0)
+		fail_msg("stats differ from a walk: %s", diff);
+	idx_txn_abort(t);
+	idx_close(x);
+}
+
+/* copy_file_range maps the source's chunks: a whole file, unaligned
+ * ranges into the middle of a file and past its end, a hole, buffered
+ * bytes on either side, one file onto itself.  Nothing new is stored,
+ * every copy outlives its source and a remount, and deleting all files
+ * leaves no chunk behind (no reference leaked or lost). */
+static void t_copy_range(void **state)
+{
+	struct fx *f = *state;
+	size_t n = (6u << 20) + 4321, cn = 2 * n + 200000;
+	uint8_t *src = malloc(n), *model = calloc(1, cn), *got = malloc(64);
+	struct eng_attr at;
+	struct idx_stats st;
+	fill_random(src, n, 7);
+	uint64_t a = new_file(f, 1, "a");
+	write_all(f, a, 0, src, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, a), 0);
+	uint64_t c = new_file(f, 1, "c");
+	fill_random(model, 2 * n, 8);
+	write_all(f, c, 0, model, 2 * n, 1 << 20);
+	assert_int_equal(eng_release(f->e, c), 0);
+	uint64_t packs = du_packs(f);
+
+	/* the whole file, as cp asks: a huge length, until 0 */
+	uint64_t b = new_file(f, 1, "b");
+	assert_int_equal(eng_copy_range(f->e, a, 0, b, 0, 1ull << 62, 0), (ssize_t)n);
+	assert_int_equal(eng_copy_range(f->e, a, n, b, n, 1ull << 62, 0), 0);
+	assert_int_equal(eng_getattr(f->e, b, &at), 0);
+	assert_int_equal(at.st.st_size, n);
+	check_read(f, b, 0, src, n);
+	/* unaligned into the middle of c, then past its end (a gap of zeros) */
+	assert_int_equal(eng_copy_range(f->e, a, 12345, c, 777777, 3000001, 0), 3000001);
+	memcpy(model + 777777, src + 12345, 3000001);
+	assert_int_equal(eng_copy_range(f->e, a, n - 5000, c, 2 * n + 100000, 1 << 20, 0), 5000);
+	memcpy(model + 2 * n + 100000, src + n - 5000, 5000);
+	cn = 2 * n + 105000;
+	assert_int_equal(eng_getattr(f->e, c, &at), 0);
+	assert_int_equal(at.st.st_size, cn);
+	check_read(f, c, 0, model, cn);
+	assert_true(du_packs(f) - packs < 4096); /* no chunk was stored again */
+
+	/* a hole stays a hole */
+	uint64_t h = new_file(f, 1, "h"), h2 = new_file(f, 1, "h2");
+	assert_int_equal(eng_write(f->e, h, 0, "x", 1), 1);
+	assert_int_equal(eng_write(f->e, h, 3u << 20, "y", 1), 1);
+	assert_int_equal(eng_release(f->e, h), 0);
+	assert_int_equal(eng_copy_range(f->e, h, 0, h2, 0, 8u << 20, 0), (3 << 20) + 1);
+	assert_int_equal(eng_lseek(f->e, h2, 1, SEEK_HOLE), 1);
+	assert_int_equal(eng_lseek(f->e, h2, 1, SEEK_DATA), 3 << 20);
+	assert_int_equal(eng_read(f->e, h2, (3u << 20) - 1, 8, got), 2);
+	assert_memory_equal(got, "\0y", 2);
+
+	/* buffered bytes: the source's are copied, the destination's are
+	 * overwritten by the copy and a later write overwrites the copy */
+	assert_int_equal(eng_write(f->e, a, 100, "AAAA", 4), 4);
+	memcpy(src + 100, "AAAA", 4);
+	assert_int_equal(eng_write(f->e, c, 50, "CCCCCCCC", 8), 8);
+	assert_int_equal(eng_copy_range(f->e, a, 98, c, 48, 16, 0), 16);
+	memcpy(model + 48, src + 98, 16);
+	assert_int_equal(eng_write(f->e, c, 60, "D", 1), 1);
+	model[60] = 'D';
+	check_read(f, c, 0, model, cn);
+
+	/* one file onto itself: apart is fine, overlapping is EINVAL */
+	assert_int_equal(eng_copy_range(f->e, a, 0, a, n + 10, 70000, 0), 70000);
+	assert_int_equal(eng_copy_range(f->e, a, 0, a, 100, 200, 0), -EINVAL);
+	assert_int_equal(eng_copy_range(f->e, a, 0, b, 0, 10, 1), -EINVAL);
+	assert_int_equal(eng_copy_range(f->e, a, 0, 1, 0, 10, 0), -EISDIR);
+	uint8_t *a2 = calloc(1, n + 70010);
+	memcpy(a2, src, n);
+	memcpy(a2 + n + 10, src, 70000);
+	check_read(f, a, 0, a2, n + 70010);
+	assert_int_equal(eng_release(f->e, a), 0);
+	assert_int_equal(eng_release(f->e, c), 0);
+
+	/* the sources go; the copies stay, also after a remount */
+	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
+	assert_int_equal(eng_unlink(f->e, 1, "h"), 0);
+	eng_forget(f->e, a, 1);
+	eng_forget(f->e, h, 1);
+	eng_forget(f->e, b, 1);
+	eng_forget(f->e, c, 1);
+	eng_forget(f->e, h2, 1);
+	reopen(f);
+	fill_random(src, n, 7); /* b was copied before the AAAA write */
+	check_file(f, "b", src, n);
+	check_file(f, "c", model, cn);
+	assert_int_equal(eng_store_close(f->e), 0);
+	stats_consistent(f, &st);
+	assert_int_equal(st.files, 3);
+	open_store(f, CODEC_LEVEL_FAST);
+	assert_int_equal(eng_unlink(f->e, 1, "b"), 0);
+	assert_int_equal(eng_unlink(f->e, 1, "c"), 0);
+	assert_int_equal(eng_unlink(f->e, 1, "h2"), 0);
+	assert_int_equal(eng_store_close(f->e), 0);
+	stats_consistent(f, &st);
+	assert_int_equal(st.files, 0);
+	assert_int_equal(st.chunks, 0);
+	assert_int_equal(st.stored_bytes, 0);
+	open_store(f, CODEC_LEVEL_FAST);
+	free(a2);
+	free(src);
+	free(model);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1375,6 +1500,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_copy_range, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
