@@ -1,6 +1,7 @@
 #!/bin/bash
-# copy_file_range(2) inside the mount (cp of coreutils 9 uses it for
-# files without holes): the copy maps the source's chunks.  The
+# copy_file_range(2) inside the mount (cp of coreutils 9 uses it for a
+# file whose st_blocks cover its size, as random bytes at level fast do;
+# cat for any): the copy maps the source's chunks.  The
 # daemon reads none of the copied bytes from the kernel (its read count
 # stays far below the file size), stores nothing new even for ragged
 # ranges that a read-and-write copy would chunk anew, and every copy

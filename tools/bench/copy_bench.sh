@@ -1,9 +1,11 @@
 #!/bin/bash
-# copy_bench.sh - copying a checkpoint inside a mixfs mount: cp (coreutils 9
-# calls copy_file_range, which mixfs answers by mapping the source's
-# chunks) side by side with a byte copy through read and write (cat: what
-# cp did before mixfs implemented copy_file_range, and what tools that do
-# not call it still do), in one run on the same store.
+# copy_bench.sh - copying a checkpoint inside a mixfs mount, side by side
+# in one run on the same store: copies through read and write (dd; and cp
+# with its defaults: Debian 12's coreutils 9.1 takes a file whose st_blocks
+# are below its size, as a compressed file's are, for sparse and copies
+# its data with read and write) against copy_file_range, which mixfs
+# answers by mapping the source's chunks (cat of coreutils 9, cp
+# --sparse=never).
 #
 # A benchmark, not a test: run it by hand as root (drop_caches), e.g.
 #   tools/bench/copy_bench.sh -s 512 -r 2
@@ -12,10 +14,11 @@
 # tools/bench/fs_throughput.sh builds (run it once with -s SIZE first).
 # Method: mkfs; mount (level mix unless -l); write the input with dd
 # conv=fsync; wait until the daemon is idle (lazy coding's recompression
-# done).  Then per run and per method, alternating which goes first: unmount,
-# drop the page cache, mount (the source is cold), copy src to a new file
-# and sync it (timed: wall seconds and the daemon's CPU seconds), compare
-# (not timed), note the pack bytes the copy added, delete the copy.
+# done).  Then per run and per method, in turn (the order rotates from run
+# to run): unmount, drop the page cache, mount (the source is cold), copy
+# src to a new file and sync it (timed: wall seconds and the daemon's CPU
+# seconds), compare (not timed), note the pack bytes the copy added,
+# delete the copy.
 set -euo pipefail
 
 usage() {
@@ -86,7 +89,9 @@ copy_with() { # copy_with METHOD RUN
 	c0=$(daemon_cpu)
 	t0=$(now)
 	case $m in
+	dd) dd if="$MNT/src" of="$MNT/dst" bs=1M status=none ;;
 	cp) cp "$MNT/src" "$MNT/dst" ;;
+	cp-sparse-never) cp --sparse=never "$MNT/src" "$MNT/dst" ;;
 	cat) cat "$MNT/src" >"$MNT/dst" ;;
 	esac
 	sync -f "$MNT/dst"
@@ -101,15 +106,17 @@ copy_with() { # copy_with METHOD RUN
 	ADDED[$m.$r]=$((p1 - p0))
 }
 
+METHODS=(dd cp cp-sparse-never cat)
 for r in $(seq 1 "$RUNS"); do
-	if [ $((r % 2)) = 1 ]; then order="cat cp"; else order="cp cat"; fi
-	for m in $order; do copy_with "$m" "$r"; done
+	for i in "${!METHODS[@]}"; do
+		copy_with "${METHODS[$(((i + r - 1) % ${#METHODS[@]}))]}" "$r"
+	done
 done
 
 echo
 echo "| method | run | wall s | MB/s | daemon CPU s | pack bytes added |"
 echo "|---|---:|---:|---:|---:|---:|"
-for m in cat cp; do
+for m in "${METHODS[@]}"; do
 	for r in $(seq 1 "$RUNS"); do
 		echo "| $m | $r | ${WALL[$m.$r]} | $(awk -v b="$BYTES" -v s="${WALL[$m.$r]}" 'BEGIN { printf "%.1f", b / s / 1e6 }') | ${CPU[$m.$r]} | ${ADDED[$m.$r]} |"
 	done
