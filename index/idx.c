@@ -24,10 +24,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/xattr.h>
 
 #include <lmdb.h>
@@ -74,6 +76,15 @@ struct idx {
 	bool no_tensors; /* read-only open of a store without DB_TENSORS */
 	bool no_hints;   /* read-only open of a store without DB_HINTS */
 	bool rdonly;
+	/* Reopening the environment after MDB_PANIC (env_recover): env and
+	 * dbi change only while no transaction or sync uses them. */
+	char *dir;
+	uint64_t map_size;
+	pthread_mutex_t use_lock;
+	pthread_cond_t use_cond;
+	unsigned users;  /* transactions open, syncs running */
+	bool reopening;
+	uint64_t reopens; /* environments reopened (tests, logs) */
 };
 
 struct idx_txn {
@@ -848,6 +859,122 @@ static int idx_check_store(struct idx_txn *t)
 	}
 }
 
+/* Create and open x->env on x->dir (flags as idx_open's). */
+static int env_create_open(struct idx *x)
+{
+	int rc = env_err(mdb_env_create(&x->env));
+	if (rc < 0) {
+		x->env = NULL;
+		return rc;
+	}
+	rc = env_err(mdb_env_set_maxdbs(x->env, DB_COUNT));
+	if (rc >= 0)
+		rc = env_err(mdb_env_set_mapsize(x->env, x->map_size));
+	/* NOTLS: read txns belong to the caller, not to a thread.  NORDAHEAD:
+	 * index lookups are random; kernel readahead would evict useful pages
+	 * once the map outgrows RAM.  NOMETASYNC: one fdatasync per commit
+	 * instead of two; integrity holds, a power cut may undo the last
+	 * commit, so fsync(2) paths call idx_sync() after committing. */
+	if (rc >= 0)
+		rc = env_err(mdb_env_open(x->env, x->dir,
+		                          MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC |
+		                                  (x->rdonly ? MDB_RDONLY : 0),
+		                          0644));
+	/* Free reader slots left by processes that died inside a read txn:
+	 * they would pin old pages and make the file grow forever. */
+	if (rc >= 0)
+		rc = env_err(mdb_reader_check(x->env, NULL));
+	if (rc < 0) {
+		mdb_env_close(x->env);
+		x->env = NULL;
+	}
+	return rc;
+}
+
+/* A transaction or sync starts using x->env (waits out a reopen). */
+static void env_enter(struct idx *x)
+{
+	pthread_mutex_lock(&x->use_lock);
+	while (x->reopening)
+		pthread_cond_wait(&x->use_cond, &x->use_lock);
+	x->users++;
+	pthread_mutex_unlock(&x->use_lock);
+}
+
+static void env_leave(struct idx *x)
+{
+	pthread_mutex_lock(&x->use_lock);
+	if (--x->users == 0 && x->reopening)
+		pthread_cond_broadcast(&x->use_cond);
+	pthread_mutex_unlock(&x->use_lock);
+}
+
+#define ENV_RECOVER_WAIT_S 2
+
+/* After a failed write of a meta page LMDB refuses every transaction
+ * (MDB_PANIC) until the environment is opened again; the file itself is
+ * at the last commit whose meta page was written.  Close and reopen it
+ * once nothing uses it (a caller that holds another transaction while it
+ * starts this one would wait for itself: give up after a while, -EIO; the
+ * next caller tries again).  0 when it was reopened (here or by another
+ * thread meanwhile). */
+static int env_recover(struct idx *x, uint64_t seen)
+{
+	struct timespec dl;
+	MDB_txn *txn = NULL;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += ENV_RECOVER_WAIT_S;
+	pthread_mutex_lock(&x->use_lock);
+	while (x->reopening && x->reopens == seen)
+		if (pthread_cond_timedwait(&x->use_cond, &x->use_lock, &dl) != 0)
+			break;
+	if (x->reopens != seen)
+		goto out; /* another thread reopened it */
+	if (x->reopening) {
+		rc = -EIO;
+		goto out;
+	}
+	x->reopening = true;
+	while (x->users > 0 && rc == 0)
+		if (pthread_cond_timedwait(&x->use_cond, &x->use_lock, &dl) != 0)
+			rc = -EIO;
+	if (rc == 0) {
+		mdb_env_close(x->env);
+		x->env = NULL;
+		rc = env_create_open(x);
+		if (rc >= 0)
+			rc = env_err(mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn));
+		for (unsigned i = 0; rc >= 0 && i < DB_COUNT; i++) {
+			if ((i == DB_HINTS && x->no_hints) ||
+			    ((i == DB_TENSORS || i == DB_TENSORINO) && x->no_tensors))
+				continue;
+			rc = env_err(mdb_dbi_open(txn, idx_db_names[i], 0, &x->dbi[i]));
+		}
+		/* committing (even a read txn) keeps the dbi handles */
+		if (txn)
+			rc = rc >= 0 ? env_err(mdb_txn_commit(txn)) : (mdb_txn_abort(txn), rc);
+		if (rc >= 0)
+			x->reopens++;
+		fprintf(stderr, "mixfs: index %s: reopened after a failed meta page write%s%s\n",
+		        x->dir, rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+	}
+	x->reopening = false;
+	pthread_cond_broadcast(&x->use_cond);
+out:
+	pthread_mutex_unlock(&x->use_lock);
+	return rc < 0 ? rc : 0;
+}
+
+static void idx_free(struct idx *x)
+{
+	pthread_mutex_destroy(&x->use_lock);
+	pthread_cond_destroy(&x->use_cond);
+	free(x->dir);
+	free(x);
+}
+
 int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
              uint64_t map_size, struct idx **out)
 {
@@ -879,32 +1006,17 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 	if (!x)
 		return -ENOMEM;
 	x->rdonly = rdonly;
+	x->map_size = map_size ? map_size : IDX_MAP_DEFAULT;
+	pthread_mutex_init(&x->use_lock, NULL);
+	pthread_cond_init(&x->use_cond, NULL);
 	t.x = x;
 	t.rdonly = rdonly;
-	rc = env_err(mdb_env_create(&x->env));
-	if (rc < 0) {
-		x->env = NULL;
+	x->dir = strdup(dir);
+	if (!x->dir) {
+		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = env_err(mdb_env_set_maxdbs(x->env, DB_COUNT));
-	if (rc < 0)
-		goto fail;
-	rc = env_err(mdb_env_set_mapsize(x->env, map_size ? map_size : IDX_MAP_DEFAULT));
-	if (rc < 0)
-		goto fail;
-	/* NOTLS: read txns belong to the caller, not to a thread.  NORDAHEAD:
-	 * index lookups are random; kernel readahead would evict useful pages
-	 * once the map outgrows RAM.  NOMETASYNC: one fdatasync per commit
-	 * instead of two; integrity holds, a power cut may undo the last
-	 * commit, so fsync(2) paths call idx_sync() after committing. */
-	rc = env_err(mdb_env_open(x->env, dir,
-	                          MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC | (rdonly ? MDB_RDONLY : 0),
-	                          0644));
-	if (rc < 0)
-		goto fail;
-	/* Free reader slots left by processes that died inside a read txn:
-	 * they would pin old pages and make the file grow forever. */
-	rc = env_err(mdb_reader_check(x->env, NULL));
+	rc = env_create_open(x);
 	if (rc < 0)
 		goto fail;
 	rc = env_err(mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t.txn));
@@ -942,7 +1054,7 @@ fail_txn:
 fail:
 	if (x->env)
 		mdb_env_close(x->env);
-	free(x);
+	idx_free(x);
 	return rc;
 }
 
@@ -951,7 +1063,7 @@ void idx_close(struct idx *x)
 	if (!x)
 		return;
 	mdb_env_close(x->env);
-	free(x);
+	idx_free(x);
 }
 
 int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out)
@@ -967,8 +1079,18 @@ int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out)
 		return -ENOMEM;
 	t->x = x;
 	t->rdonly = rdonly;
-	rc = LMDB_ERR(NULL, mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn));
-	if (rc < 0) {
+	for (int attempt = 0;; attempt++) {
+		uint64_t seen;
+		int mrc;
+		env_enter(x);
+		seen = x->reopens;
+		mrc = mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
+		if (mrc == 0)
+			break;
+		env_leave(x);
+		if (mrc == MDB_PANIC && !x->rdonly && attempt == 0 && env_recover(x, seen) == 0)
+			continue;
+		rc = LMDB_ERR(NULL, mrc);
 		free(t);
 		return rc;
 	}
@@ -990,6 +1112,7 @@ int idx_txn_commit(struct idx_txn *t)
 	}
 	rc = LMDB_ERR(NULL, mdb_txn_commit(t->txn));
 out:
+	env_leave(t->x);
 	free(t->zero);
 	free(t);
 	return rc;
@@ -1000,15 +1123,21 @@ void idx_txn_abort(struct idx_txn *t)
 	if (!t)
 		return;
 	mdb_txn_abort(t->txn);
+	env_leave(t->x);
 	free(t->zero);
 	free(t);
 }
 
 int idx_sync(struct idx *x)
 {
+	int rc;
+
 	if (x->rdonly)
 		return 0;
-	return LMDB_ERR(NULL, mdb_env_sync(x->env, 1));
+	env_enter(x);
+	rc = LMDB_ERR(NULL, mdb_env_sync(x->env, 1));
+	env_leave(x);
+	return rc;
 }
 
 /* --- superblock and stats ------------------------------------------------ */

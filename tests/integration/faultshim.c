@@ -1,5 +1,6 @@
 /*
- * faultshim.c - LD_PRELOAD fault injection for it_pack_errors.sh.
+ * faultshim.c - LD_PRELOAD fault injection for it_pack_errors.sh and
+ * it_index_errors.sh.
  *
  * Only the pread/pwrite/fdatasync fallback of fs/pack.c goes through libc
  * (run the daemon with MIXFS_PACK_NO_URING=1).  Environment:
@@ -8,6 +9,8 @@
  *   FAULT_TRIGGER  fail only while this file exists
  *   FAULT_COUNT    fail at most this many calls (0: no limit)
  *   FAULT_ERRNO    errno to fail with (default EIO)
+ *   FAULT_MAXOFF   pwrite: fail only below this file offset (LMDB's meta
+ *                  pages are the first two pages of data.mdb)
  * or, to stall a thread copying frames out of an old pack (online gc):
  *   FAULT_SRC      path substring of that pack
  *   FAULT_DELAY_AT the thread's pread number (from FAULT_SRC) that sleeps
@@ -93,6 +96,10 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 
 	if (!real)
 		*(void **)&real = dlsym(RTLD_NEXT, "pwrite64");
+	long maxoff = env_long("FAULT_MAXOFF", -1);
+
+	if (maxoff >= 0 && off >= maxoff)
+		return real(fd, buf, n, off);
 	return inject("pwrite", fd) ? -1 : real(fd, buf, n, off);
 }
 

@@ -10,6 +10,10 @@
 #     not commit the lost copies (it once did, and removed the old pack).
 #  4. rebase's pack write fails: its candidates are kept and turned at a
 #     later idle spell (they were dropped until the next mount).
+#  5. a write of an LMDB meta page fails (index/data.mdb below 8 KiB):
+#     LMDB then refuses every transaction (MDB_PANIC); the index reopens
+#     its environment, so the mount goes on (every later operation failed
+#     with EIO until a remount).
 # After each: fsck clean, every acknowledged file bit-exact after a remount.
 . "$(dirname "$0")/lib.sh"
 need_mixfs "faults injected into the mixfs daemon"
@@ -139,5 +143,28 @@ mixfs_umount
 check_store "rebase"
 log "rebase: a failed group is retried in the same mount"
 
+# --- 5: a meta page write of the index fails -----------------------------------
+STORE=$WORK/store5
+mixfs_mkfs
+for n in ix1 ix2 ix3 ix4; do head -c 1500000 /dev/urandom >"$WORK/src/$n"; done
+: >"$WORK/sums"
+mount_faulty level=fast,gc_interval=0,rebase_idle=0 FAULT_OPS=pwrite FAULT_MATCH=/index/data.mdb \
+	FAULT_MAXOFF=8192 FAULT_COUNT=1 FAULT_TRIGGER="$WORK/trigger5"
+check_eq "index: before the fault" "ix1 ok" "$(put ix1)"
+touch "$WORK/trigger5"
+put ix2 >/dev/null # the commit that fails: its writer may get EIO
+rm "$WORK/trigger5"
+grep -q "faultshim: pwrite" "$WORK/faulty.log" || fail "index: no meta page write failed"
+# the same mount: new files, listing, reads, stats
+check_eq "index: files after the fault" "ix3 ok ix4 ok " "$(put ix3 ix4 | tr '\n' ' ')"
+ls "$MNT" >/dev/null || fail "index: ls fails after the fault"
+(cd "$MNT" && sha256sum --quiet -c "$WORK/sums") || fail "index: acknowledged files differ in the mount"
+stats_json "$WORK/s5.json" "$STORE"
+grep -q "reopened after a failed meta page write" "$WORK/faulty.log" ||
+	fail "index: no reopen logged: $(cat "$WORK/faulty.log")"
+mixfs_umount
+check_store "index"
+log "index: a failed meta page write reopened the index, the mount went on"
+
 log "PASS: pack write and sync failures reported and recovered from; online gc kept every" \
-	"acknowledged file through a failed pack write"
+	"acknowledged file through a failed pack write; a failed index meta write recovered in the mount"
