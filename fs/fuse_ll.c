@@ -48,9 +48,14 @@ struct mfs {
 /* The kernel offers FUSE 128 KiB of readahead at INIT and takes no more;
  * after INIT the mount's bdi can be raised through sysfs (as root), which
  * gives sequential readers 1 MiB requests: fewer round trips, and a decode
- * pipeline deep enough to keep both cores busy.  Best effort: a failure
+ * pipeline deep enough to keep both cores busy.  4 MiB rather than 1: the
+ * kernel then keeps several requests in flight, so the decoders seldom
+ * wait (cold sequential read of a 512 MiB mix file 233-244 -> 249-261
+ * MB/s, idle CPU ticks 33-48 -> 15-19; docs/BENCHMARKS.md).  An mmap page
+ * fault reads this much around it too; lower the bdi's read_ahead_kb for
+ * random mmap access (mixfs only ever raises it).  Best effort: a failure
  * (not root, no sysfs) leaves the default. */
-#define MFS_READ_AHEAD_KB 1024
+#define MFS_READ_AHEAD_KB 4096
 
 static void raise_readahead(const char *mountpoint)
 {
