@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <linux/fs.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,6 +91,20 @@ static void raise_readahead(const char *mountpoint)
 		fprintf(f, "%u\n", MFS_READ_AHEAD_KB);
 	}
 	fclose(f);
+}
+
+/* Raise the readahead as soon as the kernel has taken INIT's reply (which
+ * sets the bdi's readahead): a statfs of the mount point waits for it.  A
+ * file opened before the raise keeps a smaller window (the first read
+ * raises it too, for that case). */
+static void *ra_thread(void *arg)
+{
+	struct mfs *m = arg;
+	struct statvfs sv;
+
+	if (statvfs(m->mountpoint, &sv) == 0 && !atomic_exchange(&m->ra_raised, true))
+		raise_readahead(m->mountpoint);
+	return NULL;
 }
 
 static struct eng *req_eng(fuse_req_t req)
@@ -871,7 +887,8 @@ int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	int report_fd = -1;
-	bool signals = false, mounted = false;
+	bool signals = false, mounted = false, ra_started = false;
+	pthread_t ra;
 	int rc, status = 1;
 
 	/* Permission checks by the kernel: the engine stores modes and
@@ -918,6 +935,7 @@ int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args)
 	daemon_report(&report_fd, 0);
 	if (!cfg->foreground)
 		daemon_detach();
+	ra_started = pthread_create(&ra, NULL, ra_thread, &m) == 0;
 
 	if (cfg->single_thread) {
 		rc = fuse_session_loop(se);
@@ -942,6 +960,8 @@ out:
 		fuse_loop_cfg_destroy(lc);
 	if (mounted)
 		fuse_session_unmount(se);
+	if (ra_started)
+		pthread_join(ra, NULL); /* its statvfs returns once unmounted */
 	if (signals)
 		fuse_remove_signal_handlers(se);
 	/* Calls mfs_destroy (final sync) if the kernel had initialised. */

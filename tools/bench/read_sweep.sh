@@ -13,8 +13,11 @@
 # Runs alternate between option sets so that drifting machine load hits
 # them alike.  An OPTS of the form B:opts mounts with the binary $MIXFS_B
 # instead (two builds side by side on the same store; "B:" alone for its
-# defaults).  Root (drop_caches).  Environment: MIXFS, MIXFS_B,
-# BENCH_CACHE, PYTHON.
+# defaults); a leading "ra=KB:" sets the mount's kernel readahead
+# (/sys/class/bdi/MAJ:MIN/read_ahead_kb) to KB after mounting, before the
+# read (mixfs raises it to 4096 only from below):
+#   tools/bench/read_sweep.sh -l mix -s 512 -r 4 ra=1024: ra=4096:
+# Root (drop_caches).  Environment: MIXFS, MIXFS_B, BENCH_CACHE, PYTHON.
 set -euo pipefail
 
 LEVEL=mix SIZE=256 RUNS=3
@@ -23,11 +26,11 @@ while getopts "l:s:r:h" o; do
 	l) LEVEL=$OPTARG ;;
 	s) SIZE=$OPTARG ;;
 	r) RUNS=$OPTARG ;;
-	*) sed -n '2,17p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,21p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 1 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,21p' "$0" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -57,11 +60,18 @@ bytes=$(stat -c %s "$IN")
 declare -A ALL BEST
 for ((r = 1; r <= RUNS; r++)); do
 	for o in "$@"; do
-		bin=$MIXFS mo=$o
-		if [ "${o#B:}" != "$o" ]; then
-			bin=${MIXFS_B:?B: needs MIXFS_B} mo=${o#B:}
+		bin=$MIXFS mo=$o ra=
+		if [[ $mo =~ ^ra=([0-9]+):(.*)$ ]]; then
+			ra=${BASH_REMATCH[1]} mo=${BASH_REMATCH[2]}
+		fi
+		if [ "${mo#B:}" != "$mo" ]; then
+			bin=${MIXFS_B:?B: needs MIXFS_B} mo=${mo#B:}
 		fi
 		fuse_mount "$W/log" "$bin" mount -f ${mo:+-o "$mo"} "$STORE" "$MNT"
+		if [ -n "$ra" ]; then
+			dev=$(awk -v m="$(realpath "$MNT")" '$5 == m { print $3 }' /proc/self/mountinfo)
+			echo "$ra" >"/sys/class/bdi/$dev/read_ahead_kb"
+		fi
 		drop_caches
 		t0=$(now)
 		dd if="$MNT/f" of=/dev/null bs=1M 2>/dev/null
