@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <linux/fs.h>
@@ -20,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,30 +45,32 @@ struct mfs {
 	atomic_bool ra_raised;
 };
 
-/* The kernel offers FUSE 128 KiB of readahead at INIT and takes no more;
- * after INIT the mount's bdi can be raised through sysfs (as root), which
- * gives sequential readers 1 MiB requests: fewer round trips, and a decode
- * pipeline deep enough to keep both cores busy.  4 MiB rather than 1: the
+/* The kernel offers FUSE 128 KiB of readahead at INIT and takes the
+ * smaller of the bdi's readahead and the reply's max_readahead; so while
+ * INIT is answered (the mount and its bdi exist by then) the bdi is raised
+ * through sysfs (as root) and the reply asks for as much: before any file
+ * can be opened, sequential readers get 1 MiB requests, fewer round trips
+ * and a decode pipeline deep enough to keep both cores busy.  4 MiB rather than 1: the
  * kernel then keeps several requests in flight, so the decoders seldom
- * wait (cold sequential read of a 512 MiB mix file 233-244 -> 249-261
- * MB/s, idle CPU ticks 33-48 -> 15-19; docs/BENCHMARKS.md).  An mmap page
+ * wait (idle CPU ticks of a 512 MiB cold read 33-48 -> 15-19; cold read
+ * median +2% over 1 MiB raised at the first read; docs/BENCHMARKS.md).  An mmap page
  * fault reads this much around it too; lower the bdi's read_ahead_kb for
  * random mmap access (mixfs only ever raises it).  Best effort: a failure
  * (not root, no sysfs) leaves the default. */
 #define MFS_READ_AHEAD_KB 4096
 
-static void raise_readahead(const char *mountpoint)
+static bool raise_readahead(const char *mountpoint)
 {
 	char line[4096], path[64], real[PATH_MAX];
 	unsigned maj, min;
-	bool found = false;
+	bool found = false, ok = false;
 	FILE *f;
 
 	if (!mountpoint || !realpath(mountpoint, real))
-		return;
+		return false;
 	f = fopen("/proc/self/mountinfo", "r");
 	if (!f)
-		return;
+		return false;
 	while (!found && fgets(line, sizeof(line), f)) {
 		char mnt[PATH_MAX];
 		/* id parent maj:min root mountpoint ... - fstype ... */
@@ -80,31 +80,22 @@ static void raise_readahead(const char *mountpoint)
 	}
 	fclose(f);
 	if (!found)
-		return;
+		return false;
 	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
 	f = fopen(path, "r+");
 	if (!f)
-		return;
+		return false;
 	unsigned cur = 0;
-	if (fscanf(f, "%u", &cur) == 1 && cur < MFS_READ_AHEAD_KB) {
-		rewind(f);
-		fprintf(f, "%u\n", MFS_READ_AHEAD_KB);
+	if (fscanf(f, "%u", &cur) == 1) {
+		ok = cur >= MFS_READ_AHEAD_KB;
+		if (!ok) {
+			rewind(f);
+			ok = fprintf(f, "%u\n", MFS_READ_AHEAD_KB) > 0;
+		}
 	}
-	fclose(f);
-}
-
-/* Raise the readahead as soon as the kernel has taken INIT's reply (which
- * sets the bdi's readahead): a statfs of the mount point waits for it.  A
- * file opened before the raise keeps a smaller window (the first read
- * raises it too, for that case). */
-static void *ra_thread(void *arg)
-{
-	struct mfs *m = arg;
-	struct statvfs sv;
-
-	if (statvfs(m->mountpoint, &sv) == 0 && !atomic_exchange(&m->ra_raised, true))
-		raise_readahead(m->mountpoint);
-	return NULL;
+	if (fclose(f) != 0)
+		ok = false;
+	return ok;
 }
 
 static struct eng *req_eng(fuse_req_t req)
@@ -164,6 +155,10 @@ static void mfs_init(void *userdata, struct fuse_conn_info *conn)
 
 	if (conn->max_write > MFS_MAX_WRITE)
 		conn->max_write = MFS_MAX_WRITE;
+	if (raise_readahead(m->mountpoint)) {
+		atomic_store(&m->ra_raised, true);
+		conn->max_readahead = MFS_READ_AHEAD_KB * 1024;
+	}
 	/* The engine keeps no per-handle state and does not clear set-id bits
 	 * on write, so let the kernel do it with a setattr. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
@@ -463,7 +458,8 @@ static void mfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	ssize_t n;
 	struct mfs *m = fuse_req_userdata(req);
 
-	/* the first read comes after INIT: the bdi exists and is final */
+	/* INIT could not raise it (the mount not found in mountinfo yet?):
+	 * once more, after INIT now; files opened already keep their window */
 	if (!atomic_exchange(&m->ra_raised, true))
 		raise_readahead(m->mountpoint);
 	if (off < 0) {
@@ -887,8 +883,7 @@ int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	int report_fd = -1;
-	bool signals = false, mounted = false, ra_started = false;
-	pthread_t ra;
+	bool signals = false, mounted = false;
 	int rc, status = 1;
 
 	/* Permission checks by the kernel: the engine stores modes and
@@ -935,7 +930,6 @@ int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args)
 	daemon_report(&report_fd, 0);
 	if (!cfg->foreground)
 		daemon_detach();
-	ra_started = pthread_create(&ra, NULL, ra_thread, &m) == 0;
 
 	if (cfg->single_thread) {
 		rc = fuse_session_loop(se);
@@ -960,8 +954,6 @@ out:
 		fuse_loop_cfg_destroy(lc);
 	if (mounted)
 		fuse_session_unmount(se);
-	if (ra_started)
-		pthread_join(ra, NULL); /* its statvfs returns once unmounted */
 	if (signals)
 		fuse_remove_signal_handlers(se);
 	/* Calls mfs_destroy (final sync) if the kernel had initialised. */
