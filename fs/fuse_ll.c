@@ -48,15 +48,14 @@ struct mfs {
 /* The kernel offers FUSE 128 KiB of readahead at INIT and takes the
  * smaller of the bdi's readahead and the reply's max_readahead; so while
  * INIT is answered (the mount and its bdi exist by then) the bdi is raised
- * through sysfs (as root) and the reply asks for as much: before any file
- * can be opened, sequential readers get 1 MiB requests, fewer round trips
- * and a decode pipeline deep enough to keep both cores busy.  4 MiB rather than 1: the
- * kernel then keeps several requests in flight, so the decoders seldom
- * wait (idle CPU ticks of a 512 MiB cold read 33-48 -> 15-19; cold read
- * median +2% over 1 MiB raised at the first read; docs/BENCHMARKS.md).  An mmap page
- * fault reads this much around it too; lower the bdi's read_ahead_kb for
- * random mmap access (mixfs only ever raises it).  Best effort: a failure
- * (not root, no sysfs) leaves the default. */
+ * through sysfs (as root) and the reply asks for as much, before any file
+ * can be opened.  Sequential readers get 1 MiB requests (fewer round
+ * trips), several in flight, so the decoders seldom wait: idle CPU ticks
+ * of a 512 MiB cold read 33-48 with 1 MiB, 15-19 with 4 MiB; cold read
+ * median +2% over 1 MiB raised at the first read (docs/BENCHMARKS.md).  An
+ * mmap page fault reads this much around it too: lower the bdi's
+ * read_ahead_kb for random mmap access (mixfs only ever raises it).  Best
+ * effort: a failure (not root, no sysfs) leaves the default. */
 #define MFS_READ_AHEAD_KB 4096
 
 static bool raise_readahead(const char *mountpoint)
