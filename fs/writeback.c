@@ -859,9 +859,12 @@ static void hints_prepare(struct einode *ei)
  * the file of the same name in the most recently modified sibling
  * directories (one checkpoint per directory: checkpoint-500/model.safetensors
  * then checkpoint-1000/model.safetensors, as Hugging Face's Trainer and
- * DeepSpeed save them) whose layout signature matches; else (a
- * safetensors or torch.save file) the first of the candidates of (2) and
- * then (3) that holds most of its tensors by name (see "references by
+ * DeepSpeed save them) whose layout signature matches (a raw file, of no
+ * format parsed, takes it without: nothing to compare layouts by); else
+ * for a raw file (2') the file of the same directory named like it but
+ * for digit runs whose first bytes match its own best (ref_raw_like); else
+ * (a safetensors or torch.save file) the first of the candidates of (2)
+ * and then (3) that holds most of its tensors by name (see "references by
  * tensor name" below).  Chunks
  * are then cut at the reference file's chunk boundaries, so each chunk
  * lines up with the same elements of the previous checkpoint: unchanged
@@ -870,18 +873,51 @@ static void hints_prepare(struct einode *ei)
 
 #define REF_SCAN_MAX 4096u /* directory entries looked at */
 #define REF_CANDIDATES 4u
+#define REF_LIKE_MAX 16u    /* raw files: names like the new one compared */
+#define REF_RAW_MIN 65536u  /* raw files: bytes of head compared (and least size) */
 
 struct ref_scan {
 	struct idx_txn *t;
 	uint64_t self;     /* skipped; its name is kept in name[] unless set */
 	uint8_t type;      /* entries looked at: S_IFREG or S_IFDIR >> 12 */
 	uint64_t min_size; /* regular files only */
+	/* with like set: only names that differ from it in digit runs alone,
+	 * fewest differing runs first, then newest, in like_ino[] */
+	const char *like;
+	size_t likelen;
+	unsigned nlike;
+	uint64_t like_ino[REF_LIKE_MAX];
+	int64_t like_mtime[REF_LIKE_MAX];
+	unsigned like_runs[REF_LIKE_MAX];
 	unsigned seen;
 	uint64_t ino[REF_CANDIDATES];
 	int64_t mtime[REF_CANDIDATES];
 	char name[256];
 	size_t namelen;
 };
+
+/* Whether a and b differ only in runs of digits ("ckpt-40.bin" and
+ * "ckpt-400.bin"), and in how many of them: -1 if they differ otherwise. */
+static int digit_runs_differing(const char *a, size_t na, const char *b, size_t nb)
+{
+	size_t i = 0, j = 0;
+	int runs = 0;
+	while (i < na && j < nb) {
+		bool da = a[i] >= '0' && a[i] <= '9', db = b[j] >= '0' && b[j] <= '9';
+		if (da && db) {
+			size_t i0 = i, j0 = j;
+			while (i < na && a[i] >= '0' && a[i] <= '9')
+				i++;
+			while (j < nb && b[j] >= '0' && b[j] <= '9')
+				j++;
+			if (i - i0 != j - j0 || memcmp(a + i0, b + j0, i - i0) != 0)
+				runs++;
+		} else if (a[i++] != b[j++]) {
+			return -1;
+		}
+	}
+	return i == na && j == nb ? runs : -1;
+}
 
 static int ref_scan_cb(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
                        uint64_t seq)
@@ -899,6 +935,27 @@ static int ref_scan_cb(void *arg, const char *name, size_t namelen, uint64_t ino
 		return 0;
 	if (idx_inode_get(r->t, ino, &in) < 0 || (type == (S_IFREG >> 12) && in.size < r->min_size))
 		return 0;
+	if (r->like) {
+		int runs = digit_runs_differing(r->like, r->likelen, name, namelen);
+		unsigned i = 0;
+		if (runs < 0)
+			return 0;
+		while (i < r->nlike && (r->like_runs[i] < (unsigned)runs ||
+		                        (r->like_runs[i] == (unsigned)runs && r->like_mtime[i] >= in.mtime_ns)))
+			i++;
+		if (i == REF_LIKE_MAX)
+			return 0;
+		unsigned move = (r->nlike < REF_LIKE_MAX ? r->nlike : REF_LIKE_MAX - 1) - i;
+		memmove(&r->like_ino[i + 1], &r->like_ino[i], move * sizeof(r->like_ino[0]));
+		memmove(&r->like_mtime[i + 1], &r->like_mtime[i], move * sizeof(r->like_mtime[0]));
+		memmove(&r->like_runs[i + 1], &r->like_runs[i], move * sizeof(r->like_runs[0]));
+		r->like_ino[i] = ino;
+		r->like_mtime[i] = in.mtime_ns;
+		r->like_runs[i] = (unsigned)runs;
+		if (r->nlike < REF_LIKE_MAX)
+			r->nlike++;
+		return 0;
+	}
 	/* keep the newest few, newest first */
 	for (unsigned i = 0; i < REF_CANDIDATES; i++) {
 		if (r->ino[i] == 0 || in.mtime_ns > r->mtime[i]) {
@@ -1258,6 +1315,42 @@ static uint64_t dir_parent(struct eng *e, uint64_t dir)
 	return p;
 }
 
+/* (2') A raw file (no format mixfs knows: nothing to compare layouts by)
+ * with at least REF_RAW_MIN bytes buffered: among the files of its
+ * directory whose names differ from its own in digit runs alone (fewest
+ * differing runs, then newest: REF_LIKE_MAX of them), the one whose first
+ * REF_RAW_MIN bytes equal its own at the most offsets, if at least a
+ * quarter do.  A next version of the same array keeps most sign and
+ * exponent bytes and many low ones; another array (shard 0 of the same
+ * step for shard 1) matches far fewer, however its name is numbered. */
+static uint64_t ref_raw_like(struct eng *e, struct idx_txn *t, uint64_t dir, uint64_t self,
+                             const char *name, size_t namelen, const uint8_t *head)
+{
+	struct ref_scan l = { .t = t, .self = self, .type = S_IFREG >> 12,
+	                      .min_size = REF_RAW_MIN, .like = name, .likelen = namelen };
+	uint8_t *theirs = NULL;
+	uint64_t best = 0;
+	size_t best_eq = REF_RAW_MIN / 4;
+
+	if (idx_dir_iter(t, dir, 0, ref_scan_cb, &l) < 0 || l.nlike == 0 ||
+	    !(theirs = malloc(REF_RAW_MIN)))
+		goto out;
+	for (unsigned i = 0; i < l.nlike; i++) {
+		size_t eq = 0;
+		if (eng_read_stored(e, t, l.like_ino[i], 0, REF_RAW_MIN, theirs) < 0)
+			continue;
+		for (size_t k = 0; k < REF_RAW_MIN; k++)
+			eq += theirs[k] == head[k];
+		if (eq > best_eq) {
+			best_eq = eq;
+			best = l.like_ino[i];
+		}
+	}
+out:
+	free(theirs);
+	return best;
+}
+
 /* Choose ei's reference file once its first bytes are buffered: the
  * candidates of the rule above with the same layout, else (a safetensors
  * or torch.save file) the first of them holding most of its tensors. */
@@ -1305,7 +1398,9 @@ static void ref_find(struct eng *e, struct einode *ei)
 	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, keyed, false, &ei->ref_tab);
 	if (ei->ref_ino)
 		goto out;
-	/* (3) the same name in a sibling directory */
+	/* (3) the same name in a sibling directory; a file of no format we
+	 * know (raw arrays: nothing to tell its layout by) takes it as it is */
+	bool raw = !ei->hints || ei->hints->n == 0;
 	struct ref_scan d = { .t = t, .self = dir, .type = S_IFDIR >> 12 };
 	gp = r.namelen ? dir_parent(e, dir) : 0;
 	if (gp && gp != dir) {
@@ -1313,8 +1408,11 @@ static void ref_find(struct eng *e, struct einode *ei)
 		d.namelen = r.namelen;
 		if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
 			goto out;
-		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, keyed, false, &ei->ref_tab);
+		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, raw ? 0 : sig, theirs, keyed, false,
+		                       &ei->ref_tab);
 	}
+	if (!ei->ref_ino && raw && r.namelen && s0->len >= REF_RAW_MIN)
+		ei->ref_ino = ref_raw_like(e, t, dir, ei->ino, r.name, r.namelen, s0->data);
 	if (ei->ref_ino || !keyed)
 		goto out;
 	/* the same two, by tensor name */

@@ -27,6 +27,8 @@
 #   bf16-meta the same with "step" in each header's __metadata__ (as
 #             training scripts that record their progress there write):
 #             every header differs, and the tensors move when it grows
+#   bf16-raw  the same tensor bytes without the safetensors header (raw
+#             arrays, no format mixfs parses), model-STEP.bin
 #   ft        a fine-tune of the final model with all but the last block
 #             and the final norm frozen (model + optimizer, fp32), ft-STEP.pt
 #   ft-tmp    the same, saved to ckpt.tmp and renamed
@@ -165,9 +167,9 @@ FILES[full]=$(ls "$SRC"/full/ckpt-*.pt)
 FILES[bf16]=$(ls "$SRC"/bf16/model-*.safetensors)
 FILES[ft]=$(ls "$SRC"/ft/ft-*.pt)
 # Every series: its source files are those of its base series.
-SERIES="full full-tmp full-names latest bf16 bf16-dirs bf16-meta ft ft-tmp"
+SERIES="full full-tmp full-names latest bf16 bf16-dirs bf16-meta bf16-raw ft ft-tmp"
 BASE_OF=([full]=full [full-tmp]=full [full-names]=full [latest]=full [bf16]=bf16 [bf16-dirs]=bf16
-	[bf16-meta]=bf16 [ft]=ft [ft-tmp]=ft)
+	[bf16-meta]=bf16 [bf16-raw]=bf16 [ft]=ft [ft-tmp]=ft)
 DTYPE=([full]=fp32 [bf16]=bf16 [ft]=fp32)
 LABEL=([full]="fp32 model + AdamW, torch.save to ckpt-STEP.pt"
 	[full-tmp]="the same, torch.save to ckpt.tmp, renamed to ckpt-STEP.pt"
@@ -176,10 +178,11 @@ LABEL=([full]="fp32 model + AdamW, torch.save to ckpt-STEP.pt"
 	[bf16]="bf16 model, safetensors"
 	[bf16-dirs]="the same, checkpoint-STEP/model.safetensors"
 	[bf16-meta]="the same with the step in the header's __metadata__ (another header every time)"
+	[bf16-raw]="the same tensor bytes without the header (raw arrays), model-STEP.bin; peers of bf16"
 	[ft]="fine-tune, last block trains, torch.save to ft-STEP.pt"
 	[ft-tmp]="the same, torch.save to ckpt.tmp, renamed")
 TARGET=([full]="<= 0.65" [full-tmp]="<= 0.65" [full-names]="<= 0.65" [latest]="<= 0.65" [bf16]="<= 0.40"
-	[bf16-dirs]="<= 0.40" [bf16-meta]="<= 0.40")
+	[bf16-dirs]="<= 0.40" [bf16-meta]="<= 0.40" [bf16-raw]="<= 0.40")
 BASES="full bf16 ft" # series with peers and a series-off store
 raw_bytes() { local n=0 f; for f in $1; do n=$((n + $(stat -c %s "$f"))); done; echo "$n"; }
 
@@ -209,6 +212,7 @@ dest() {
 		step=$(basename "$2" .safetensors)
 		echo "$dir/checkpoint-${step#model-}/model.safetensors"
 		;;
+	*-raw) echo "$dir/$(basename "$2" .safetensors).bin" ;;
 	full-names)
 		step=$(basename "$2" .pt)
 		step=${step#ckpt-}
@@ -223,7 +227,7 @@ resave() {
 	local s=$1 dir=$2 f i pairs=() via=()
 	for f in ${FILES[${BASE_OF[$s]}]}; do pairs+=("$f" "$(dest "$s" "$f" "$dir")"); done
 	for ((i = 1; i < ${#pairs[@]}; i += 2)); do mkdir -p "$(dirname "${pairs[i]}")"; done
-	case $s in *-tmp) via=(--via ckpt.tmp) ;; *-meta) via=(--st-step) ;; esac
+	case $s in *-tmp) via=(--via ckpt.tmp) ;; *-meta) via=(--st-step) ;; *-raw) via=(--raw) ;; esac
 	"$PY" "$HERE/train_series.py" --resave "${via[@]}" "${pairs[@]}"
 }
 
@@ -404,12 +408,14 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 for s in $SERIES; do
 	b=${BASE_OF[$s]}
 	raw=$(raw_bytes "${FILES[$b]}")
-	row="| $s: ${LABEL[$s]} | $(mb "$raw") | **$(ratio "${MX[series.$s.packs]}" "$raw")** | $(ratio "${MX[noref.$b.packs]}" "$raw")"
+	own=$raw # a -raw series holds fewer bytes than its base (no headers)
+	case $s in *-raw) own=$(raw_bytes "$(ls "${EXPECT[$s]}"/*)") ;; esac
+	row="| $s: ${LABEL[$s]} | $(mb "$own") | **$(ratio "${MX[series.$s.packs]}" "$own")** | $(ratio "${MX[noref.$b.packs]}" "$raw")"
 	for peer in $PEER_NAMES; do row+=" | $(ratio "${PR[$peer.$b]:-}" "$raw")"; done
 	echo "$row | ${TARGET[$s]:-} |"
 done
 echo
-echo "Series whose name ends in -tmp, -names, -dirs or -meta, and latest, hold the same tensors as their base series (full, bf16, ft): their peers and series-off columns are the base's.  mixfs = pack bytes once the daemon went quiet (rebase done), unmounted and mixfs gc -t 0 compacted the packs; for latest every frame written (its replaced versions are gone after gc)."
+echo "Series whose name ends in -tmp, -names, -dirs, -meta or -raw, and latest, hold the same tensors as their base series (full, bf16, ft): their peers and series-off columns are the base's (ratios to the base's raw bytes; -raw's mixfs ratio to its own).  mixfs = pack bytes once the daemon went quiet (rebase done), unmounted and mixfs gc -t 0 compacted the packs; for latest every frame written (its replaced versions are gone after gc)."
 echo
 echo "mixfs per series (${OPTS:-default options}), after the whole series:"
 echo

@@ -4,7 +4,7 @@
 usage: train_series.py [--ckpts N] [--every S] [--seed K] [--lr LR] [--beta2 B]
                        [--sched const|cosine]
                        DEST [DEST...]
-       train_series.py --resave [--via TMP] [--st-step] SRC DST [SRC DST...]
+       train_series.py --resave [--via TMP] [--st-step | --raw] SRC DST [SRC DST...]
 
 Every DEST gets the same series, each in its own subdirectory (a
 subdirectory may be a symlink into a mixfs mount, so one run writes the
@@ -42,7 +42,9 @@ file by copying its bytes; each DST is fsynced before the next is written
 mount's metadata group commit).  With --via TMP each is written to TMP in
 DST's directory, fsynced and renamed to DST (the atomic-save pattern; a
 .pt file then names its zip entries after TMP's stem, the same in every
-checkpoint).  series_bench.sh trains once into a cache
+checkpoint).  With --raw a safetensors SRC loses its header: DST holds
+its tensor bytes alone (raw arrays, a format mixfs does not parse).
+series_bench.sh trains once into a cache
 and puts the series on each mount this way.
 """
 import argparse
@@ -138,7 +140,7 @@ def st_with_step(data, step):
     return struct.pack("<Q", len(h)) + h + data[8 + n:]
 
 
-def resave(pairs, via, st_step=False):
+def resave(pairs, via, st_step=False, raw=False):
     if len(pairs) % 2:
         sys.exit("train_series: --resave takes SRC DST pairs")
     for src, dst in zip(pairs[0::2], pairs[1::2]):
@@ -151,6 +153,12 @@ def resave(pairs, via, st_step=False):
             step = int(os.path.basename(src).split("-")[-1].split(".")[0])
             with open(out, "wb") as f:
                 f.write(st_with_step(data, step))
+        elif raw:
+            with open(src, "rb") as f:
+                data = f.read()
+            n = struct.unpack("<Q", data[:8])[0]
+            with open(out, "wb") as f:
+                f.write(data[8 + n:])
         else:
             with open(src, "rb") as f:
                 data = f.read()
@@ -208,6 +216,8 @@ def main():
     ap.add_argument("--st-step", action="store_true",
                     help="with --resave: add the step (from SRC's name) to a safetensors "
                          "file's __metadata__")
+    ap.add_argument("--raw", action="store_true",
+                    help="with --resave: write a safetensors file's tensor bytes alone")
     ap.add_argument("--ckpts", type=int, default=10)
     ap.add_argument("--every", type=int, default=40)
     ap.add_argument("--seed", type=int, default=1234)
@@ -220,7 +230,7 @@ def main():
                          "pickles differ in more than the step")
     args = ap.parse_args()
     if args.resave:
-        resave(args.dest, args.via, args.st_step)
+        resave(args.dest, args.via, args.st_step, args.raw)
         return
 
     torch.manual_seed(args.seed)
