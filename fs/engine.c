@@ -1873,8 +1873,6 @@ ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t
 		len = MAX_FILE_SIZE - off_in;
 	if (len == 0)
 		return 0;
-	if (ino_in == ino_out && off_in < off_out + len && off_out < off_in + len)
-		return -EINVAL; /* overlapping ranges of one file, as copy_file_range(2) */
 	a = ein_get(e, ino_in < ino_out ? ino_in : ino_out, true, 0, 0);
 	b = ino_in == ino_out ? NULL : ein_get(e, ino_in < ino_out ? ino_out : ino_in, true, 0, 0);
 	if (!a || (ino_in != ino_out && !b)) {
@@ -1909,6 +1907,11 @@ ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t
 	}
 	if (len > src.size - off_in)
 		len = src.size - off_in;
+	if (ino_in == ino_out && off_in < off_out + len && off_out < off_in + len) {
+		rc = -EINVAL; /* overlapping ranges of one file, once cut to its end,
+		               * as copy_file_range(2) */
+		goto out;
+	}
 	rc = copy_map(t, ino_in, &dst, off_in, off_out, len);
 	if (rc < 0)
 		goto out;

@@ -941,7 +941,8 @@ static int env_recover(struct idx *x, uint64_t seen)
 		if (pthread_cond_timedwait(&x->use_cond, &x->use_lock, &dl) != 0)
 			rc = -EIO;
 	if (rc == 0) {
-		mdb_env_close(x->env);
+		if (x->env)
+			mdb_env_close(x->env);
 		x->env = NULL;
 		rc = env_create_open(x);
 		if (rc >= 0)
@@ -955,10 +956,19 @@ static int env_recover(struct idx *x, uint64_t seen)
 		/* committing (even a read txn) keeps the dbi handles */
 		if (txn)
 			rc = rc >= 0 ? env_err(mdb_txn_commit(txn)) : (mdb_txn_abort(txn), rc);
-		if (rc >= 0)
+		if (rc >= 0) {
 			x->reopens++;
-		fprintf(stderr, "mixfs: index %s: reopened after a failed meta page write%s%s\n",
-		        x->dir, rc < 0 ? ": " : "", rc < 0 ? strerror(-rc) : "");
+			fprintf(stderr, "mixfs: index %s: reopened after a failed meta page write\n",
+			        x->dir);
+		} else {
+			/* no environment until a later caller reopens it: every
+			 * transaction meanwhile fails with EIO, none touches it */
+			if (x->env)
+				mdb_env_close(x->env);
+			x->env = NULL;
+			fprintf(stderr, "mixfs: index %s: reopening after a failed meta page write failed: %s\n",
+			        x->dir, strerror(-rc));
+		}
 	}
 	x->reopening = false;
 	pthread_cond_broadcast(&x->use_cond);
@@ -1062,7 +1072,8 @@ void idx_close(struct idx *x)
 {
 	if (!x)
 		return;
-	mdb_env_close(x->env);
+	if (x->env)
+		mdb_env_close(x->env);
 	idx_free(x);
 }
 
@@ -1084,7 +1095,8 @@ int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out)
 		int mrc;
 		env_enter(x);
 		seen = x->reopens;
-		mrc = mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn);
+		/* no environment: a reopen after MDB_PANIC failed; try again */
+		mrc = x->env ? mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn) : MDB_PANIC;
 		if (mrc == 0)
 			break;
 		env_leave(x);
@@ -1135,7 +1147,7 @@ int idx_sync(struct idx *x)
 	if (x->rdonly)
 		return 0;
 	env_enter(x);
-	rc = LMDB_ERR(NULL, mdb_env_sync(x->env, 1));
+	rc = x->env ? LMDB_ERR(NULL, mdb_env_sync(x->env, 1)) : -EIO; /* reopen failed */
 	env_leave(x);
 	return rc;
 }

@@ -1540,6 +1540,21 @@ static void t_copy_range(void **state)
 	free(got);
 }
 
+/* copy_file_range(2) shortens the count to the source's end before it
+ * checks for overlap (generic_copy_file_checks): a copy "until 0" of a
+ * file's tail to past its end is not an overlap. */
+static void t_copy_range_self_eof(void **state)
+{
+	struct fx *f = *state;
+	uint8_t buf[1000];
+	memset(buf, 'q', sizeof(buf));
+	uint64_t a = new_file(f, 1, "a");
+	assert_int_equal(eng_write(f->e, a, 0, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	/* [500, 1000) onto [2000, 2500): apart once clamped to the size */
+	assert_int_equal(eng_copy_range(f->e, a, 500, a, 2000, 1ull << 62, 0), 500);
+	assert_int_equal(eng_release(f->e, a), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1567,6 +1582,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_copy_range, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_copy_range_self_eof, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
