@@ -1319,8 +1319,8 @@ static uint64_t dir_parent(struct eng *e, uint64_t dir)
  * with at least REF_RAW_MIN bytes buffered: among the files of its
  * directory whose names differ from its own in digit runs alone (fewest
  * differing runs, then newest: REF_LIKE_MAX of them), the one whose first
- * REF_RAW_MIN bytes equal its own at the most offsets, if at least a
- * quarter do.  A next version of the same array keeps most sign and
+ * REF_RAW_MIN bytes equal its own at the most offsets (non-zero bytes),
+ * if at least a quarter of its non-zero bytes do.  A next version of the same array keeps most sign and
  * exponent bytes and many low ones; another array (shard 0 of the same
  * step for shard 1) matches far fewer, however its name is numbered. */
 static uint64_t ref_raw_like(struct eng *e, struct idx_txn *t, uint64_t dir, uint64_t self,
@@ -1330,9 +1330,14 @@ static uint64_t ref_raw_like(struct eng *e, struct idx_txn *t, uint64_t dir, uin
 	                      .min_size = REF_RAW_MIN, .like = name, .likelen = namelen };
 	uint8_t *theirs = NULL;
 	uint64_t best = 0;
-	size_t best_eq = REF_RAW_MIN / 4;
+	size_t best_eq = 0;
 
-	if (idx_dir_iter(t, dir, 0, ref_scan_cb, &l) < 0 || l.nlike == 0 ||
+	/* zero bytes do not count: the high bytes of small integers (token
+	 * ids as int32) are zero in any two such files */
+	for (size_t k = 0; k < REF_RAW_MIN; k++)
+		best_eq += head[k] != 0;
+	best_eq /= 4;
+	if (best_eq == 0 || idx_dir_iter(t, dir, 0, ref_scan_cb, &l) < 0 || l.nlike == 0 ||
 	    !(theirs = malloc(REF_RAW_MIN)))
 		goto out;
 	for (unsigned i = 0; i < l.nlike; i++) {
@@ -1340,7 +1345,7 @@ static uint64_t ref_raw_like(struct eng *e, struct idx_txn *t, uint64_t dir, uin
 		if (eng_read_stored(e, t, l.like_ino[i], 0, REF_RAW_MIN, theirs) < 0)
 			continue;
 		for (size_t k = 0; k < REF_RAW_MIN; k++)
-			eq += theirs[k] == head[k];
+			eq += theirs[k] == head[k] && head[k] != 0;
 		if (eq > best_eq) {
 			best_eq = eq;
 			best = l.like_ino[i];
