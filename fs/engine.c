@@ -1917,6 +1917,17 @@ ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t
 		goto out;
 	if (off_out + len > dst.size)
 		dst.size = off_out + len;
+	if (off_out == 0 && ino_in != ino_out) {
+		/* a new head: a whole copy holds the source's tensors (found by
+		 * them through the index, like the source), else none known */
+		struct idx_tensor tv[IDX_TENSORS_MAX];
+		int n = off_in == 0 && len == src.size && dst.size == len
+		                ? idx_tensors_get(t, ino_in, tv, IDX_TENSORS_MAX)
+		                : 0;
+		rc = n < 0 ? n : idx_tensors_set(t, ino_out, tv, (size_t)n);
+		if (rc < 0)
+			goto out;
+	}
 	dst.mtime_ns = dst.ctime_ns = eng_now_ns();
 	rc = idx_inode_put(t, &dst);
 	if (rc >= 0)

@@ -2506,6 +2506,38 @@ int idx_tensors_set(struct idx_txn *t, uint64_t ino, const struct idx_tensor *v,
 	return rc;
 }
 
+struct tensor_get {
+	struct idx_tensor *v;
+	size_t n, max;
+};
+
+static int tensor_get_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct tensor_get *g = ctx;
+	(void)v;
+	if (k->mv_size != 24)
+		return -EIO;
+	if (g->n == g->max)
+		return 1;
+	g->v[g->n].key = get_be64((const uint8_t *)k->mv_data + 8);
+	g->v[g->n].len = get_be64((const uint8_t *)k->mv_data + 16);
+	g->n++;
+	return 0;
+}
+
+int idx_tensors_get(struct idx_txn *t, uint64_t ino, struct idx_tensor *v, size_t max)
+{
+	struct tensor_get g = { v, 0, max };
+	uint8_t k[8];
+	int rc;
+
+	if (t->x->no_tensors)
+		return 0;
+	put_be64(k, ino);
+	rc = db_walk(t, DB_TENSORINO, k, 8, 8, tensor_get_fn, &g);
+	return rc < 0 ? rc : (int)g.n;
+}
+
 int idx_tensor_find(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t *inos, size_t max)
 {
 	MDB_cursor *cur;

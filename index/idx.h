@@ -304,6 +304,8 @@ struct idx_tensor {
 /* Replace ino's tensors with v[0..n) (n <= IDX_TENSORS_MAX; n = 0 drops
  * them: idx_inode_delete does). */
 int idx_tensors_set(struct idx_txn *t, uint64_t ino, const struct idx_tensor *v, size_t n);
+/* ino's tensors (up to max, in key order) into v; returns how many. */
+int idx_tensors_get(struct idx_txn *t, uint64_t ino, struct idx_tensor *v, size_t max);
 /* Up to max files holding a tensor of this key and length, newest (highest
  * inode number) first; a file rewritten since may no longer hold it: callers
  * check.  Returns how many were stored in inos[], or a negative errno. */

@@ -1075,6 +1075,59 @@ static void t_series_lookup(void **state)
 	}
 }
 
+/* A whole copy (copy_file_range) holds the source's tensors in the index:
+ * after the source is deleted, a new version written elsewhere under
+ * another name finds the copy by them and is coded against it. */
+static void t_copy_range_tensors(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1 << 19 };
+	uint8_t *v0 = malloc(8 + 256 + 2 * N), *v1 = malloc(8 + 256 + 2 * N);
+	struct eng_opts o;
+	struct eng_attr a;
+	struct eng_cred cr = { 0, 0, 022 };
+	struct idx_stats st;
+	uint64_t seed = 13;
+	float *w = weights_new(N, &seed);
+
+	series_open(f, &o, 0);
+	size_t len = make_st_ext(v0, w, N, NULL, 0);
+	assert_int_equal(eng_mkdir(f->e, 1, "x", 0755, &cr, &a), 0);
+	uint64_t x = a.st.st_ino;
+	assert_int_equal(eng_mkdir(f->e, 1, "y", 0755, &cr, &a), 0);
+	uint64_t y = a.st.st_ino;
+	assert_int_equal(eng_mkdir(f->e, 1, "q", 0755, &cr, &a), 0);
+	uint64_t q = a.st.st_ino;
+	uint64_t src = new_file(f, x, "base.safetensors");
+	write_all(f, src, 0, v0, len, 1 << 20);
+	assert_int_equal(eng_release(f->e, src), 0);
+	uint64_t cp = new_file(f, y, "kept.safetensors");
+	assert_int_equal(eng_copy_range(f->e, src, 0, cp, 0, 1ull << 40, 0), (ssize_t)len);
+	assert_int_equal(eng_release(f->e, cp), 0);
+	eng_forget(f->e, cp, 1);
+	assert_int_equal(eng_unlink(f->e, x, "base.safetensors"), 0);
+	eng_forget(f->e, src, 1);
+	weights_step(w, N, 5, &seed);
+	size_t len1 = make_st_ext(v1, w, N, "10", 0); /* another header */
+	uint64_t nv = new_file(f, q, "next.safetensors");
+	write_all(f, nv, 0, v1, len1, 1 << 20);
+	assert_int_equal(eng_release(f->e, nv), 0);
+	eng_forget(f->e, nv, 1);
+	closed_stats(f, &o, &st);
+	print_message("copy's tensors: %llu of %llu chunks coded against a reference\n",
+	              (unsigned long long)st.ref_chunks, (unsigned long long)st.chunks);
+	assert_true(st.ref_chunks >= 8); /* most of next's ~16 chunks */
+	assert_int_equal(eng_lookup(f->e, q, "next.safetensors", &a), 0);
+	check_read(f, a.st.st_ino, 0, v1, len1);
+	eng_forget(f->e, a.st.st_ino, 1);
+	assert_int_equal(eng_lookup(f->e, y, "kept.safetensors", &a), 0);
+	check_read(f, a.st.st_ino, 0, v0, len);
+	eng_forget(f->e, a.st.st_ino, 1);
+	free(w);
+	free(v0);
+	free(v1);
+}
+
 /* Lazy coding: with lazy=all every new chunk without a reference is coded
  * at fast, a reference still gets its forward delta at mix; rebase then
  * recompresses the fast chunks alone at mix (turning the deltas around
@@ -1583,6 +1636,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_copy_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_copy_range_self_eof, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_copy_range_tensors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
