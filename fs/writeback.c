@@ -873,7 +873,7 @@ static void hints_prepare(struct einode *ei)
 
 #define REF_SCAN_MAX 4096u /* directory entries looked at */
 #define REF_CANDIDATES 4u
-#define REF_LIKE_MAX 16u    /* raw files: names like the new one compared */
+#define REF_LIKE_MAX 4u     /* raw files: names like the new one compared */
 #define REF_RAW_MIN 65536u  /* raw files: bytes of head compared (and least size) */
 
 struct ref_scan {
@@ -881,14 +881,15 @@ struct ref_scan {
 	uint64_t self;     /* skipped; its name is kept in name[] unless set */
 	uint8_t type;      /* entries looked at: S_IFREG or S_IFDIR >> 12 */
 	uint64_t min_size; /* regular files only */
-	/* with like set: only names that differ from it in digit runs alone,
-	 * fewest differing runs first, then newest, in like_ino[] */
+	/* with like set: only names that differ from it in digit runs alone;
+	 * the newest for each set of differing runs (like_mask: bit i = the
+	 * i-th run differs), sets of fewest runs first, in like_ino[] */
 	const char *like;
 	size_t likelen;
 	unsigned nlike;
 	uint64_t like_ino[REF_LIKE_MAX];
 	int64_t like_mtime[REF_LIKE_MAX];
-	unsigned like_runs[REF_LIKE_MAX];
+	uint32_t like_mask[REF_LIKE_MAX];
 	unsigned seen;
 	uint64_t ino[REF_CANDIDATES];
 	int64_t mtime[REF_CANDIDATES];
@@ -897,11 +898,14 @@ struct ref_scan {
 };
 
 /* Whether a and b differ only in runs of digits ("ckpt-40.bin" and
- * "ckpt-400.bin"), and in how many of them: -1 if they differ otherwise. */
-static int digit_runs_differing(const char *a, size_t na, const char *b, size_t nb)
+ * "ckpt-400.bin"), and in which: *mask bit k set when the k-th run (of
+ * the first 32) differs.  false if they differ otherwise, or not at all. */
+static bool digit_runs_differing(const char *a, size_t na, const char *b, size_t nb,
+                                 uint32_t *mask)
 {
 	size_t i = 0, j = 0;
-	int runs = 0;
+	unsigned run = 0;
+	*mask = 0;
 	while (i < na && j < nb) {
 		bool da = a[i] >= '0' && a[i] <= '9', db = b[j] >= '0' && b[j] <= '9';
 		if (da && db) {
@@ -910,13 +914,14 @@ static int digit_runs_differing(const char *a, size_t na, const char *b, size_t 
 				i++;
 			while (j < nb && b[j] >= '0' && b[j] <= '9')
 				j++;
-			if (i - i0 != j - j0 || memcmp(a + i0, b + j0, i - i0) != 0)
-				runs++;
+			if ((i - i0 != j - j0 || memcmp(a + i0, b + j0, i - i0) != 0) && run < 32)
+				*mask |= 1u << run;
+			run++;
 		} else if (a[i++] != b[j++]) {
-			return -1;
+			return false;
 		}
 	}
-	return i == na && j == nb ? runs : -1;
+	return i == na && j == nb && *mask != 0;
 }
 
 static int ref_scan_cb(void *arg, const char *name, size_t namelen, uint64_t ino, uint8_t type,
@@ -936,22 +941,32 @@ static int ref_scan_cb(void *arg, const char *name, size_t namelen, uint64_t ino
 	if (idx_inode_get(r->t, ino, &in) < 0 || (type == (S_IFREG >> 12) && in.size < r->min_size))
 		return 0;
 	if (r->like) {
-		int runs = digit_runs_differing(r->like, r->likelen, name, namelen);
-		unsigned i = 0;
-		if (runs < 0)
+		uint32_t mask;
+		unsigned i = 0, bits;
+		if (!digit_runs_differing(r->like, r->likelen, name, namelen, &mask))
 			return 0;
-		while (i < r->nlike && (r->like_runs[i] < (unsigned)runs ||
-		                        (r->like_runs[i] == (unsigned)runs && r->like_mtime[i] >= in.mtime_ns)))
-			i++;
+		for (i = 0; i < r->nlike && r->like_mask[i] != mask; i++)
+			;
+		if (i < r->nlike) { /* this set of runs has one: keep the newer */
+			if (in.mtime_ns > r->like_mtime[i]) {
+				r->like_ino[i] = ino;
+				r->like_mtime[i] = in.mtime_ns;
+			}
+			return 0;
+		}
+		/* a new set: in order of fewest differing runs */
+		bits = (unsigned)__builtin_popcount(mask);
+		for (i = 0; i < r->nlike && (unsigned)__builtin_popcount(r->like_mask[i]) <= bits; i++)
+			;
 		if (i == REF_LIKE_MAX)
 			return 0;
 		unsigned move = (r->nlike < REF_LIKE_MAX ? r->nlike : REF_LIKE_MAX - 1) - i;
 		memmove(&r->like_ino[i + 1], &r->like_ino[i], move * sizeof(r->like_ino[0]));
 		memmove(&r->like_mtime[i + 1], &r->like_mtime[i], move * sizeof(r->like_mtime[0]));
-		memmove(&r->like_runs[i + 1], &r->like_runs[i], move * sizeof(r->like_runs[0]));
+		memmove(&r->like_mask[i + 1], &r->like_mask[i], move * sizeof(r->like_mask[0]));
 		r->like_ino[i] = ino;
 		r->like_mtime[i] = in.mtime_ns;
-		r->like_runs[i] = (unsigned)runs;
+		r->like_mask[i] = mask;
 		if (r->nlike < REF_LIKE_MAX)
 			r->nlike++;
 		return 0;
@@ -1317,10 +1332,12 @@ static uint64_t dir_parent(struct eng *e, uint64_t dir)
 
 /* (2') A raw file (no format mixfs knows: nothing to compare layouts by)
  * with at least REF_RAW_MIN bytes buffered: among the files of its
- * directory whose names differ from its own in digit runs alone (fewest
- * differing runs, then newest: REF_LIKE_MAX of them), the one whose first
- * REF_RAW_MIN bytes equal its own at the most offsets (non-zero bytes),
- * if at least a quarter of its non-zero bytes do.  A next version of the same array keeps most sign and
+ * directory whose names differ from its own in digit runs alone, the
+ * newest for each set of differing runs (REF_LIKE_MAX sets, of fewest
+ * runs first: for step-400-shard-17, the newest step-N-shard-17 and the
+ * newest step-400-shard-M, however many shards a step has), the one whose
+ * first REF_RAW_MIN bytes equal its own at the most offsets (non-zero
+ * bytes), if at least a quarter of its non-zero bytes do.  A next version of the same array keeps most sign and
  * exponent bytes and many low ones; another array (shard 0 of the same
  * step for shard 1) matches far fewer, however its name is numbered. */
 static uint64_t ref_raw_like(struct eng *e, struct idx_txn *t, uint64_t dir, uint64_t self,

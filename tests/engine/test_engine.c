@@ -954,30 +954,36 @@ static void t_series_names(void **state)
 
 /* Raw arrays (no header mixfs knows, nothing to compare layouts by): the
  * same name in the newest sibling directory (stepNN/w.bin), and in one
- * directory the name that differs in the fewest digit runs: shard 1 of a
- * step follows shard 1 of the step before, not shard 0 of its own step
- * (unrelated weights: a reference that does not pay is dropped, so a
- * wrong pick shows as fewer chunks coded against a reference).  Without
- * these rules no chunk had a reference. */
+ * directory the name that differs in digit runs and matches best: shard k
+ * of a step follows shard k of the step before, not another shard of its
+ * own step (unrelated weights: a reference that does not pay is dropped,
+ * so a wrong pick shows as fewer chunks coded against a reference), with
+ * more shards a step than the candidates compared.  Without these rules
+ * no chunk had a reference; picking the newest of the names with fewest
+ * differing runs, 39 of 104 (two shards). */
 static void t_series_raw(void **state)
 {
 	struct fx *f = *state;
-	enum { V = 4, N = 1 << 19 };
-	uint64_t seed[2] = { 21, 22 };
-	float *w[2] = { weights_new(N, &seed[0]), weights_new(N, &seed[1]) };
-	uint8_t *files[V][2];
+	enum { V = 4, S = 6, N = 1 << 18 };
+	uint64_t seed[S];
+	float *w[S];
+	uint8_t *files[V][S];
 	struct eng_opts o;
 	struct eng_attr a;
 	struct eng_cred cr = { 0, 0, 022 };
 	struct idx_stats st;
 	char name[48];
 
+	for (int k = 0; k < S; k++) {
+		seed[k] = 21 + (uint64_t)k;
+		w[k] = weights_new(N, &seed[k]);
+	}
 	series_open(f, &o, 0);
 	for (int v = 0; v < V; v++) {
 		snprintf(name, sizeof(name), "step%02d", v);
 		assert_int_equal(eng_mkdir(f->e, 1, name, 0755, &cr, &a), 0);
 		uint64_t dir = a.st.st_ino;
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k < S; k++) {
 			files[v][k] = malloc(2 * N);
 			assert_non_null(files[v][k]);
 			bf16_store(files[v][k], w[k], N);
@@ -998,18 +1004,17 @@ static void t_series_raw(void **state)
 	print_message("raw series: %llu of %llu chunks coded against a reference\n",
 	              (unsigned long long)st.ref_chunks, (unsigned long long)st.chunks);
 	/* shard 0 and w.bin share their chunks (dedup); every version after
-	 * the first of both shards is coded against its predecessor: 6 of 8
-	 * arrays */
+	 * the first of each shard is coded against its predecessor: 3 of 4 */
 	assert_true(st.ref_chunks * 8 >= st.chunks * 5);
 	for (int v = 0; v < V; v++) {
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k < S; k++) {
 			snprintf(name, sizeof(name), "ck-%d-shard%d.bin", (v + 1) * 40, k);
 			check_file(f, name, files[v][k], 2 * N);
 			free(files[v][k]);
 		}
 	}
-	free(w[0]);
-	free(w[1]);
+	for (int k = 0; k < S; k++)
+		free(w[k]);
 }
 
 /* Step (4) of the reference rule: a file that matches no directory rule
