@@ -1,6 +1,7 @@
 #!/bin/bash
-# Crash test: a writer creates, rewrites, appends to and deletes files with
-# random sizes and contents, fsyncs each one and only then records it as
+# Crash test: a writer creates, rewrites, appends to, copies (copy_file_range)
+# and deletes files with random sizes and contents, fsyncs each one and only
+# then records it as
 # acknowledged (with its SHA-256); the daemon (mixfs mount -f) is killed with
 # SIGKILL at a random moment.  After every kill: fsck of the dead store must
 # exit 0, and after the remount every acknowledged file must be bit-exact
@@ -160,6 +161,37 @@ try:
                 del files[name]
             create(name, b''.join(b[j + 2:j + 4] for j in range(0, len(b), 4)),
                    rng.random() < 0.5)
+        elif names and op < 0.6:
+            # A copy inside the mount (copy_file_range: the copy maps the
+            # source's chunks): the source from an offset on, after a
+            # prefix written first; the source is read back (and checked).
+            src = rng.choice(names)
+            with open(os.path.join(mnt, src), 'rb') as f:
+                old = f.read()
+            if hashlib.sha256(old).hexdigest() != files[src][0]:
+                print('writer: %s reads back wrong before a copy' % src, file=sys.stderr)
+                sys.exit(2)
+            off = rng.randrange(len(old) + 1) if rng.random() < 0.5 else 0
+            pre = content(rng.choice((0, 4096, 12345)))
+            name = 'c%d_%d' % (seed, i)
+            fd = os.open(os.path.join(mnt, name), os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+            fin = os.open(os.path.join(mnt, src), os.O_RDONLY)
+            try:
+                write_fd(fd, pre)
+                done = 0
+                while done < len(old) - off:
+                    k = os.copy_file_range(fin, fd, len(old) - off - done, off + done,
+                                           len(pre) + done)
+                    if k == 0:
+                        break
+                    done += k
+                os.fsync(fd)
+            finally:
+                os.close(fin)
+                os.close(fd)
+            data = pre + old[off:off + done]
+            record('A %s %s %d' % (name, hashlib.sha256(data).hexdigest(), len(data)))
+            files[name] = (hashlib.sha256(data).hexdigest(), len(data))
         else:
             create('f%d_%d' % (seed, i), content(size()), rng.random() < 0.3)
 except OSError as e:
@@ -312,4 +344,5 @@ mixfs_umount
 check_fsck "the final unmount"
 log "PASS: $CYCLES kill -9 cycles survived, $GC_KILLS gc kills + 3 gc step cuts;" \
 	"$VERIFIED_FILES files ($VERIFIED_BYTES bytes) verified at the end," \
-	"$(grep -c '^A' "$ACK") acknowledgements in all, $FSCK_RUNS fsck runs clean, 0 bytes lost"
+	"$(grep -c '^A' "$ACK") acknowledgements in all ($(grep -c '^A c' "$ACK") of copies)," \
+	"$FSCK_RUNS fsck runs clean, 0 bytes lost"
