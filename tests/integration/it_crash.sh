@@ -27,6 +27,7 @@ RANDOM=$SEED
 log "seed $SEED, $CYCLES cycles"
 ACK=$WORK/ack.log
 : >"$ACK"
+acks() { grep -c "$1" "$ACK" || true; } # lines of the log matching $1 (0: not an error)
 
 # The acknowledgement log: "A NAME SHA256 SIZE" once NAME is durable with
 # that content, "D NAME" before NAME is deleted or changed.
@@ -282,9 +283,9 @@ for cycle in $(seq 1 "$CYCLES"); do
 	kill -0 "$WRITER_PID" 2>/dev/null || { cat "$WORK/writer.err" >&2; fail "writer died early"; }
 	crash "$cycle"
 	check_fsck "kill -9 in cycle $cycle"
-	log "cycle $cycle: killed, fsck clean ($(grep -c '^A' "$ACK") acknowledgements so far)"
+	log "cycle $cycle: killed, fsck clean ($(acks '^A') acknowledgements so far)"
 done
-[ "$(grep -c '^A' "$ACK")" -gt 0 ] || fail "the writer never got a file acknowledged"
+[ "$(acks '^A')" -gt 0 ] || fail "the writer never got a file acknowledged"
 
 # gc crash-safety on the store the kills left: delete files cleanly (so gc
 # has frames to move), then kill gc at growing delays until one run
@@ -344,5 +345,5 @@ mixfs_umount
 check_fsck "the final unmount"
 log "PASS: $CYCLES kill -9 cycles survived, $GC_KILLS gc kills + 3 gc step cuts;" \
 	"$VERIFIED_FILES files ($VERIFIED_BYTES bytes) verified at the end," \
-	"$(grep -c '^A' "$ACK") acknowledgements in all ($(grep -c '^A c' "$ACK") of copies)," \
+	"$(acks '^A') acknowledgements in all ($(acks '^A c') of copies)," \
 	"$FSCK_RUNS fsck runs clean, 0 bytes lost"
