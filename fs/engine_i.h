@@ -73,6 +73,8 @@ struct einode {
 	uint64_t ref_ino;
 	struct ref_tab *ref_tab;
 	bool ref_done;
+	bool ref_raw_late; /* a raw file cut with a short head: look again at the
+	                     first segment of at least REF_RAW_MIN bytes */
 	uint64_t shadow_ino; /* previous version kept by a truncate to 0 */
 	_Atomic uint64_t parent; /* directory it was last looked up in */
 	/* --- under eng.plock --- */

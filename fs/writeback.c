@@ -1336,12 +1336,14 @@ static uint64_t dir_parent(struct eng *e, uint64_t dir)
  * newest for each set of differing runs (REF_LIKE_MAX sets, of fewest
  * runs first: for step-400-shard-17, the newest step-N-shard-17 and the
  * newest step-400-shard-M, however many shards a step has), the one whose
- * first REF_RAW_MIN bytes equal its own at the most offsets (non-zero
- * bytes), if at least a quarter of its non-zero bytes do.  A next version of the same array keeps most sign and
- * exponent bytes and many low ones; another array (shard 0 of the same
- * step for shard 1) matches far fewer, however its name is numbered. */
+ * REF_RAW_MIN bytes at off (the file's first segment: its head, or what
+ * follows a short head already cut) equal its own at the most offsets
+ * (non-zero bytes), if at least a quarter of its non-zero bytes do.  A
+ * next version of the same array keeps most sign and exponent bytes and
+ * many low ones; another array (shard 0 of the same step for shard 1)
+ * matches far fewer, however its name is numbered. */
 static uint64_t ref_raw_like(struct eng *e, struct idx_txn *t, uint64_t dir, uint64_t self,
-                             const char *name, size_t namelen, const uint8_t *head)
+                             const char *name, size_t namelen, uint64_t off, const uint8_t *head)
 {
 	struct ref_scan l = { .t = t, .self = self, .type = S_IFREG >> 12,
 	                      .min_size = REF_RAW_MIN, .like = name, .likelen = namelen };
@@ -1359,7 +1361,7 @@ static uint64_t ref_raw_like(struct eng *e, struct idx_txn *t, uint64_t dir, uin
 		goto out;
 	for (unsigned i = 0; i < l.nlike; i++) {
 		size_t eq = 0;
-		if (eng_read_stored(e, t, l.like_ino[i], 0, REF_RAW_MIN, theirs) < 0)
+		if (eng_read_stored(e, t, l.like_ino[i], off, REF_RAW_MIN, theirs) < 0)
 			continue;
 		for (size_t k = 0; k < REF_RAW_MIN; k++)
 			eq += theirs[k] == head[k] && head[k] != 0;
@@ -1371,6 +1373,29 @@ static uint64_t ref_raw_like(struct eng *e, struct idx_txn *t, uint64_t dir, uin
 out:
 	free(theirs);
 	return best;
+}
+
+/* Rules (3) and (2') for a raw file named name in dir, its first segment
+ * (data, at least REF_RAW_MIN bytes) at file offset off. */
+static uint64_t ref_raw(struct eng *e, struct idx_txn *t, const struct einode *ei, uint64_t dir,
+                        const char *name, size_t namelen, uint64_t off, const uint8_t *data)
+{
+	struct ref_scan d = { .t = t, .self = dir, .type = S_IFDIR >> 12 };
+	uint64_t gp = dir_parent(e, dir), ino = 0;
+	struct ref_tab *tab = NULL;
+	uint8_t none[1] = { 0 }; /* no head compared: 0 bytes of it */
+
+	if (gp && gp != dir) {
+		memcpy(d.name, name, namelen);
+		d.namelen = namelen;
+		if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
+			return 0;
+		/* nothing to tell a raw file's layout by: as it is */
+		ino = ref_pick(e, &d, d.ino, none, 0, none, NULL, false, &tab);
+	}
+	if (!ino)
+		ino = ref_raw_like(e, t, dir, ei->ino, name, namelen, off, data);
+	return ino;
 }
 
 /* Choose ei's reference file once its first bytes are buffered: the
@@ -1385,16 +1410,31 @@ static void ref_find(struct eng *e, struct einode *ei)
 	size_t sig = 256;
 	uint64_t dir, gp = 0;
 
-	if (ei->ref_done || ei->nsegs == 0 || ei->segs[0].off != 0)
+	if (ei->ref_done || ei->nsegs == 0 || (ei->segs[0].off != 0 && !ei->ref_raw_late))
 		return;
+	s0 = &ei->segs[0];
+	dir = atomic_load(&ei->parent);
+	if (ei->ref_raw_late) {
+		/* a raw file whose short head was cut first (a header written,
+		 * then fallocate or fsync: np.save): by its first segment of
+		 * REF_RAW_MIN bytes, at that segment's offset */
+		if (s0->len < REF_RAW_MIN)
+			return;
+		ei->ref_done = true;
+		if (idx_txn_begin(e->idx, true, &t) < 0)
+			return;
+		struct ref_scan me = { .t = t, .self = ei->ino, .type = S_IFREG >> 12,
+		                       .min_size = UINT64_MAX };
+		if (idx_dir_iter(t, dir, 0, ref_scan_cb, &me) == 0 && me.namelen)
+			ei->ref_ino = ref_raw(e, t, ei, dir, me.name, me.namelen, s0->off, s0->data);
+		goto out;
+	}
 	ei->ref_done = true;
 	if (e->o.max_ref_chain == 0)
 		return;
-	s0 = &ei->segs[0];
 	if (ei->hints && ei->hints->n > 0 && ei->hints->r[0].off >= 16)
 		sig = ei->hints->r[0].off < 4096 ? (size_t)ei->hints->r[0].off : 4096;
 	keyed = hints_keyed(e, ei->hints) ? ei->hints : NULL;
-	dir = atomic_load(&ei->parent);
 	if (ei->shadow_ino) {
 		/* its own previous version: by name when the layout moved */
 		ei->ref_ino = ei->shadow_ino;
@@ -1402,6 +1442,11 @@ static void ref_find(struct eng *e, struct einode *ei)
 			return;
 		ei->ref_tab = ref_by_name(e, t, ei->shadow_ino, keyed);
 		goto out;
+	}
+	if ((!ei->hints || ei->hints->n == 0) && s0->len < REF_RAW_MIN && dir != 0) {
+		ei->ref_done = false; /* a raw file, its head short: later */
+		ei->ref_raw_late = true;
+		return;
 	}
 	if (s0->len < sig || dir == 0) {
 		/* no directory to look in (or a head shorter than the header
@@ -1420,9 +1465,14 @@ static void ref_find(struct eng *e, struct einode *ei)
 	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, keyed, false, &ei->ref_tab);
 	if (ei->ref_ino)
 		goto out;
-	/* (3) the same name in a sibling directory; a file of no format we
-	 * know (raw arrays: nothing to tell its layout by) takes it as it is */
-	bool raw = !ei->hints || ei->hints->n == 0;
+	if (!ei->hints || ei->hints->n == 0) {
+		/* a raw file (no format we know: nothing to tell its layout
+		 * by): (3) and (2') */
+		if (r.namelen)
+			ei->ref_ino = ref_raw(e, t, ei, dir, r.name, r.namelen, 0, s0->data);
+		goto out;
+	}
+	/* (3) the same name in a sibling directory */
 	struct ref_scan d = { .t = t, .self = dir, .type = S_IFDIR >> 12 };
 	gp = r.namelen ? dir_parent(e, dir) : 0;
 	if (gp && gp != dir) {
@@ -1430,11 +1480,8 @@ static void ref_find(struct eng *e, struct einode *ei)
 		d.namelen = r.namelen;
 		if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
 			goto out;
-		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, raw ? 0 : sig, theirs, keyed, false,
-		                       &ei->ref_tab);
+		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, keyed, false, &ei->ref_tab);
 	}
-	if (!ei->ref_ino && raw && r.namelen && s0->len >= REF_RAW_MIN)
-		ei->ref_ino = ref_raw_like(e, t, dir, ei->ino, r.name, r.namelen, s0->data);
 	if (ei->ref_ino || !keyed)
 		goto out;
 	/* the same two, by tensor name */
