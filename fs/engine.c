@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1010,6 +1011,23 @@ static void *worker_init(void *arg)
 static void worker_fini(void *local)
 {
 	codec_ctx_free(local);
+}
+
+void eng_bg_thread(struct eng *e)
+{
+	static __thread int policy = -1; /* set on this thread, -1: none yet */
+	if (!e->o.bg_idle)
+		return;
+	int want = atomic_load(&e->bg_urgent) ? SCHED_OTHER : SCHED_IDLE;
+	if (policy == want)
+		return;
+	policy = want;
+	/* lowering it needs no privilege, nor raising it back to the
+	 * daemon's (RLIMIT_NICE permitting); a failure leaves it as it was */
+	struct sched_param sp = { 0 };
+	int rc = pthread_setschedparam(pthread_self(), want, &sp);
+	if (rc != 0)
+		syslog(LOG_WARNING, "mixfs: a background thread's priority stays: %s", strerror(rc));
 }
 
 /* Load the authoritative size/mtime into ei (ei->lock exclusive). */
@@ -2254,6 +2272,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->rebase = true;
 	o->rebase_idle_ms = 2000;
 	o->lazy = ENG_LAZY_AUTO;
+	o->bg_idle = true;
 }
 
 static char *path_join(const char *a, const char *b)
@@ -2636,6 +2655,11 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	rc = pool_create(e->o.workers, 256, worker_init, worker_fini, NULL, &e->pool);
 	if (rc < 0)
 		goto fail;
+	if (!e->o.read_only) {
+		rc = pool_create(e->o.workers, 64, worker_init, worker_fini, NULL, &e->bg_pool);
+		if (rc < 0)
+			goto fail;
+	}
 	rc = wb_start(e);
 	if (rc < 0)
 		goto fail;
@@ -2674,6 +2698,7 @@ int eng_store_close(struct eng *e)
 	if (e->idx && e->ps && e->pool && e->wb_running)
 		rc = eng_sync_all(e);
 	wb_stop(e);
+	pool_free(e->bg_pool);
 	pool_free(e->pool);
 	pack_store_close(e->ps);
 	cache_free(e->cache);

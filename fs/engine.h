@@ -40,6 +40,10 @@ struct eng_opts {
 	bool rebase;              /* turn series deltas around when idle (default on) */
 	unsigned rebase_idle_ms;  /* idle time before rebase starts, 0 = only eng_rebase (default 2000) */
 	int lazy;                 /* enum eng_lazy (default ENG_LAZY_AUTO) */
+	/* Recoding nobody waits for (rebase: reverse deltas, lazy chunks
+	 * recompressed) runs on threads of idle CPU priority (SCHED_IDLE),
+	 * so it takes only CPU time nothing else wants (default true). */
+	bool bg_idle;
 	bool read_only;
 };
 

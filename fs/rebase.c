@@ -183,6 +183,7 @@ static void rb_encode(void *arg, void *local)
 	struct codec_params cp;
 	size_t cap = codec_frame_bound(p->x.raw_len);
 
+	eng_bg_thread(p->e);
 	/* a pair stays at its level (mix), a recompression goes to the
 	 * mount's (with its hint's reverse delta) */
 	int level = p->alone ? p->e->o.level : p->x.level;
@@ -334,7 +335,7 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 			memcpy(defer[(*ndefer)++], fps[i], FP_LEN);
 		if (what != RB_GO)
 			continue;
-		rc = pool_submit(e->pool, g, rb_encode, &p[np]);
+		rc = pool_submit(e->bg_pool, g, rb_encode, &p[np]);
 		np++;
 		if (rc < 0)
 			break;
@@ -542,7 +543,10 @@ int rb_start(struct eng *e)
 
 void rb_stop(struct eng *e)
 {
-	/* rb_quit also stops rb_note: the final sync still commits */
+	/* rb_quit also stops rb_note: the final sync still commits; the
+	 * group in flight finishes at normal priority (eng_bg_thread): a
+	 * busy machine would hold an idle one, and the unmount, for long */
+	atomic_store(&e->bg_urgent, true);
 	pthread_mutex_lock(&e->rb_lock);
 	e->rb_quit = true;
 	pthread_cond_broadcast(&e->rb_cond);

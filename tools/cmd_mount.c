@@ -35,6 +35,7 @@ struct mount_opts {
 	char *gc_interval;
 	char *rebase_idle;
 	char *lazy;
+	char *bg;
 	int writeback;
 	int ro;
 };
@@ -56,6 +57,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("gc_interval=%s", gc_interval),
 	MOPT("rebase_idle=%s", rebase_idle),
 	MOPT("lazy=%s", lazy),
+	MOPT("bg=%s", bg),
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -155,6 +157,9 @@ static void mount_usage(FILE *f, bool helper)
 	fprintf(f, "  lazy=off|auto|all  code new chunks at fast, recompressed to the level\n"
 	           "                    when idle: auto while the encoders are behind the\n"
 	           "                    writer, all always (default auto)\n");
+	fprintf(f, "  bg=idle|normal    CPU priority of recoding nobody waits for (rebase,\n"
+	           "                    lazy chunks recompressed): idle takes only CPU time\n"
+	           "                    nothing else wants (default idle)\n");
 	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
 	           "  nowriteback       disable it (the default)\n"
 	           "\n"
@@ -177,6 +182,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->gc_interval);
 	free(mo->rebase_idle);
 	free(mo->lazy);
+	free(mo->bg);
 }
 
 static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
@@ -241,6 +247,14 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 			rc = -EINVAL;
 		} else {
 			o->lazy = v;
+		}
+	}
+	if (mo->bg != NULL) {
+		if (strcmp(mo->bg, "idle") == 0 || strcmp(mo->bg, "normal") == 0) {
+			o->bg_idle = strcmp(mo->bg, "idle") == 0;
+		} else {
+			fprintf(stderr, "mixfs mount: bad value bg=%s (idle or normal)\n", mo->bg);
+			rc = -EINVAL;
 		}
 	}
 	if (mo->level != NULL) {

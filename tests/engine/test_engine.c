@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include "fs/engine.h"
 #include "fs/engine_i.h" /* t_read_retry_ref: a read on a held snapshot */
 #include "fs/gc.h"
+#include "fs/pool.h"
 #include "index/idx.h"
 
 struct fx {
@@ -1123,6 +1125,86 @@ static void t_series_raw_late(void **state)
 	free(w);
 }
 
+static void sched_job(void *arg, void *local)
+{
+	(void)local;
+	*(int *)arg = sched_getscheduler(0);
+}
+
+/* The scheduling policy of a job run by pool p. */
+static int pool_policy(struct pool *p)
+{
+	struct pool_group *g = pool_group_create();
+	int pol = -1;
+	assert_non_null(g);
+	assert_int_equal(pool_submit(p, g, sched_job, &pol), 0);
+	pool_group_wait(g);
+	pool_group_free(g);
+	return pol;
+}
+
+/* Threads of this process whose policy is SCHED_IDLE. */
+static unsigned idle_threads(void)
+{
+	char cmd[64];
+	unsigned n = 0;
+	FILE *ls;
+	long tid;
+	snprintf(cmd, sizeof(cmd), "ls /proc/%d/task", (int)getpid());
+	ls = popen(cmd, "r");
+	assert_non_null(ls);
+	while (fscanf(ls, "%ld", &tid) == 1)
+		n += sched_getscheduler((pid_t)tid) == SCHED_IDLE;
+	pclose(ls);
+	return n;
+}
+
+/* Rebase's encodes run at idle CPU priority (SCHED_IDLE) on the background
+ * pool unless bg_idle is off; the thread opening the store, the write and
+ * read paths' pool keep the daemon's own.  (A first version set the policy
+ * in the pool's init, which runs on the thread creating the pool: the
+ * opening thread and every thread created after it went idle.) */
+static void t_bg_idle(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 2 };
+	uint8_t *files[V];
+	struct eng_opts o;
+
+	for (int pass = 0; pass < 2; pass++) {
+		series_open(f, &o, 0);
+		if (pass == 1) { /* bg=normal */
+			assert_int_equal(eng_store_close(f->e), 0);
+			o.bg_idle = false;
+			assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+		}
+		assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+		assert_int_equal(idle_threads(), 0);
+		size_t len = series_write(f, V, files, NULL);
+		uint64_t turned = 0;
+		assert_int_equal(eng_rebase(f->e, &turned), 0);
+		assert_true(turned > 0);
+		print_message("bg_idle %d: %llu chunks turned, %u idle threads\n", pass == 0,
+		              (unsigned long long)turned, idle_threads());
+		if (pass == 0)
+			assert_true(idle_threads() >= 1);
+		else
+			assert_int_equal(idle_threads(), 0);
+		assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+		assert_int_equal(pool_policy(f->e->pool), SCHED_OTHER);
+		series_check(f, V, files, len);
+		for (int v = 0; v < V; v++)
+			free(files[v]);
+		/* a fresh store for the second pass */
+		assert_int_equal(eng_store_close(f->e), 0);
+		rm_rf(f->store);
+		assert_int_equal(eng_mkfs(f->store, CODEC_LEVEL_FAST), 0);
+		open_store(f, CODEC_LEVEL_FAST);
+	}
+	/* the threads of the closed engines are gone */
+	assert_int_equal(idle_threads(), 0);
+}
+
 /* A whole copy (copy_file_range) holds the source's tensors in the index:
  * after the source is deleted, a new version written elsewhere under
  * another name finds the copy by them and is coded against it. */
@@ -1683,6 +1765,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_bg_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_copy_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_copy_range_self_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_copy_range_tensors, setup, teardown),
