@@ -1013,21 +1013,24 @@ static void worker_fini(void *local)
 	codec_ctx_free(local);
 }
 
-void eng_bg_thread(struct eng *e)
+bool eng_bg_thread(struct eng *e)
 {
-	static __thread int policy = -1; /* set on this thread, -1: none yet */
-	if (!e->o.bg_idle)
-		return;
-	int want = atomic_load(&e->bg_urgent) ? SCHED_OTHER : SCHED_IDLE;
-	if (policy == want)
-		return;
-	policy = want;
-	/* lowering it needs no privilege, nor raising it back to the
-	 * daemon's (RLIMIT_NICE permitting); a failure leaves it as it was */
+	static __thread bool idle; /* this thread went idle */
+	if (atomic_load(&e->bg_urgent))
+		return false;
+	if (!e->o.bg_idle || idle)
+		return true;
+	/* lowering it needs no privilege (raising it back would: an
+	 * unprivileged daemon's RLIMIT_NICE forbids it); a failure leaves
+	 * the thread as it was */
 	struct sched_param sp = { 0 };
-	int rc = pthread_setschedparam(pthread_self(), want, &sp);
-	if (rc != 0)
-		syslog(LOG_WARNING, "mixfs: a background thread's priority stays: %s", strerror(rc));
+	int rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	if (rc == 0)
+		idle = true;
+	else
+		syslog(LOG_WARNING, "mixfs: a background thread stays at normal priority: %s",
+		       strerror(rc));
+	return true;
 }
 
 /* Load the authoritative size/mtime into ei (ei->lock exclusive). */
@@ -1681,6 +1684,7 @@ static void ein_new_head(struct einode *ei)
 	ei->hints = NULL;
 	ei->hints_done = false;
 	ei->ref_done = false;
+	ei->ref_raw_late = false;
 	wb_ref_drop(ei);
 }
 
@@ -1935,11 +1939,15 @@ ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t
 		goto out;
 	if (off_out + len > dst.size)
 		dst.size = off_out + len;
-	if (off_out == 0 && ino_in != ino_out) {
-		/* a new head: a whole copy holds the source's tensors (found by
-		 * them through the index, like the source), else none known */
+	if (ino_in != ino_out && (off_out == 0 || (off_out == off_in && off_in + len == src.size &&
+	                                           dst.size == src.size))) {
+		/* A new head: the destination's tensors are not known (none);
+		 * the call that ends a copy of the source at the same offsets
+		 * into a file of its size (a whole copy: cp loops over calls of
+		 * ENG_COPY_MAX) gives it the source's, so it is found by them
+		 * through the index like the source (hints: a reader checks) */
 		struct idx_tensor tv[IDX_TENSORS_MAX];
-		int n = off_in == 0 && len == src.size && dst.size == len
+		int n = off_out == off_in && off_in + len == src.size && dst.size == src.size
 		                ? idx_tensors_get(t, ino_in, tv, IDX_TENSORS_MAX)
 		                : 0;
 		rc = n < 0 ? n : idx_tensors_set(t, ino_out, tv, (size_t)n);
@@ -2693,6 +2701,10 @@ int eng_store_close(struct eng *e)
 	int rc = 0;
 	if (!e)
 		return 0;
+	/* first: the idle-priority encodes of a rebase group are skipped from
+	 * here on, so neither rebase nor a gc pass waiting for it keeps the
+	 * unmount on a busy machine */
+	atomic_store(&e->bg_urgent, true);
 	gc_stop_thread(e);
 	rb_stop(e);
 	if (e->idx && e->ps && e->pool && e->wb_running)

@@ -99,7 +99,7 @@ struct eng {
 	struct chunk_cache *cache;
 	struct pool *pool;
 	struct pool *bg_pool; /* rebase's encodes (eng_opts.bg_idle: SCHED_IDLE) */
-	atomic_bool bg_urgent; /* closing: background jobs at normal priority */
+	atomic_bool bg_urgent; /* closing: background jobs are skipped */
 	struct cdc cdc;
 	pthread_key_t ctx_key; /* per-thread codec_ctx for the read path */
 	pthread_mutex_t load_lock; /* leaf lock: chunks being loaded */
@@ -159,10 +159,11 @@ struct eng {
 int64_t eng_now_ns(void);
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);
 /* A job on bg_pool calls this first: with eng_opts.bg_idle the thread
- * takes idle CPU priority (SCHED_IDLE), or normal again once the engine is
- * closing (bg_urgent).  (Not in the pool's init: that runs on the thread
- * creating the pool.) */
-void eng_bg_thread(struct eng *e);
+ * takes idle CPU priority (SCHED_IDLE) once (not in the pool's init: that
+ * runs on the thread creating the pool).  false once the engine is
+ * closing (bg_urgent): skip the job, an idle thread on a busy machine
+ * would hold the unmount (its work is found again at the next mount). */
+bool eng_bg_thread(struct eng *e);
 int eng_wtxn_end(struct eng *e, struct idx_txn *t, int rc);
 struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lookup,
                        uint32_t add_open);

@@ -183,7 +183,9 @@ static void rb_encode(void *arg, void *local)
 	struct codec_params cp;
 	size_t cap = codec_frame_bound(p->x.raw_len);
 
-	eng_bg_thread(p->e);
+	p->xf_len = -ECANCELED;
+	if (!eng_bg_thread(p->e))
+		return; /* closing: the pair stays as it is */
 	/* a pair stays at its level (mix), a recompression goes to the
 	 * mount's (with its hint's reverse delta) */
 	int level = p->alone ? p->e->o.level : p->x.level;
@@ -543,10 +545,7 @@ int rb_start(struct eng *e)
 
 void rb_stop(struct eng *e)
 {
-	/* rb_quit also stops rb_note: the final sync still commits; the
-	 * group in flight finishes at normal priority (eng_bg_thread): a
-	 * busy machine would hold an idle one, and the unmount, for long */
-	atomic_store(&e->bg_urgent, true);
+	/* rb_quit also stops rb_note: the final sync still commits */
 	pthread_mutex_lock(&e->rb_lock);
 	e->rb_quit = true;
 	pthread_cond_broadcast(&e->rb_cond);

@@ -1375,27 +1375,23 @@ out:
 	return best;
 }
 
-/* Rules (3) and (2') for a raw file named name in dir, its first segment
- * (data, at least REF_RAW_MIN bytes) at file offset off. */
-static uint64_t ref_raw(struct eng *e, struct idx_txn *t, const struct einode *ei, uint64_t dir,
-                        const char *name, size_t namelen, uint64_t off, const uint8_t *data)
+/* Rule (3) for a raw file named name in dir: the same name in the newest
+ * sibling directory, as it is (nothing to tell a raw file's layout by). */
+static uint64_t ref_raw_sibling(struct eng *e, struct idx_txn *t, uint64_t dir, const char *name,
+                                size_t namelen)
 {
 	struct ref_scan d = { .t = t, .self = dir, .type = S_IFDIR >> 12 };
-	uint64_t gp = dir_parent(e, dir), ino = 0;
+	uint64_t gp = dir_parent(e, dir);
 	struct ref_tab *tab = NULL;
 	uint8_t none[1] = { 0 }; /* no head compared: 0 bytes of it */
 
-	if (gp && gp != dir) {
-		memcpy(d.name, name, namelen);
-		d.namelen = namelen;
-		if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
-			return 0;
-		/* nothing to tell a raw file's layout by: as it is */
-		ino = ref_pick(e, &d, d.ino, none, 0, none, NULL, false, &tab);
-	}
-	if (!ino)
-		ino = ref_raw_like(e, t, dir, ei->ino, name, namelen, off, data);
-	return ino;
+	if (!gp || gp == dir)
+		return 0;
+	memcpy(d.name, name, namelen);
+	d.namelen = namelen;
+	if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
+		return 0;
+	return ref_pick(e, &d, d.ino, none, 0, none, NULL, false, &tab);
 }
 
 /* Choose ei's reference file once its first bytes are buffered: the
@@ -1426,7 +1422,8 @@ static void ref_find(struct eng *e, struct einode *ei)
 		struct ref_scan me = { .t = t, .self = ei->ino, .type = S_IFREG >> 12,
 		                       .min_size = UINT64_MAX };
 		if (idx_dir_iter(t, dir, 0, ref_scan_cb, &me) == 0 && me.namelen)
-			ei->ref_ino = ref_raw(e, t, ei, dir, me.name, me.namelen, s0->off, s0->data);
+			ei->ref_ino = ref_raw_like(e, t, dir, ei->ino, me.name, me.namelen, s0->off,
+			                           s0->data);
 		goto out;
 	}
 	ei->ref_done = true;
@@ -1443,10 +1440,20 @@ static void ref_find(struct eng *e, struct einode *ei)
 		ei->ref_tab = ref_by_name(e, t, ei->shadow_ino, keyed);
 		goto out;
 	}
-	if ((!ei->hints || ei->hints->n == 0) && s0->len < REF_RAW_MIN && dir != 0) {
-		ei->ref_done = false; /* a raw file, its head short: later */
-		ei->ref_raw_late = true;
-		return;
+	if (s0->len < sig && dir != 0 && (!ei->hints || ei->hints->n == 0)) {
+		/* a raw file with a head too short to compare (np.save's
+		 * header cut alone): (3) now, (2') on a longer segment later */
+		if (idx_txn_begin(e->idx, true, &t) < 0)
+			return;
+		struct ref_scan me = { .t = t, .self = ei->ino, .type = S_IFREG >> 12,
+		                       .min_size = UINT64_MAX };
+		if (idx_dir_iter(t, dir, 0, ref_scan_cb, &me) == 0 && me.namelen)
+			ei->ref_ino = ref_raw_sibling(e, t, dir, me.name, me.namelen);
+		if (!ei->ref_ino) {
+			ei->ref_done = false;
+			ei->ref_raw_late = true;
+		}
+		goto out;
 	}
 	if (s0->len < sig || dir == 0) {
 		/* no directory to look in (or a head shorter than the header
@@ -1467,9 +1474,16 @@ static void ref_find(struct eng *e, struct einode *ei)
 		goto out;
 	if (!ei->hints || ei->hints->n == 0) {
 		/* a raw file (no format we know: nothing to tell its layout
-		 * by): (3) and (2') */
+		 * by): (3), then (2') on its first REF_RAW_MIN bytes, later if
+		 * fewer are buffered (np.save's header, then a fallocate) */
 		if (r.namelen)
-			ei->ref_ino = ref_raw(e, t, ei, dir, r.name, r.namelen, 0, s0->data);
+			ei->ref_ino = ref_raw_sibling(e, t, dir, r.name, r.namelen);
+		if (!ei->ref_ino && r.namelen && s0->len >= REF_RAW_MIN)
+			ei->ref_ino = ref_raw_like(e, t, dir, ei->ino, r.name, r.namelen, 0, s0->data);
+		else if (!ei->ref_ino && r.namelen) {
+			ei->ref_done = false;
+			ei->ref_raw_late = true;
+		}
 		goto out;
 	}
 	/* (3) the same name in a sibling directory */
