@@ -41,6 +41,7 @@
 struct mfs {
 	struct eng *e;
 	bool writeback;
+	bool blocks_logical;
 	const char *mountpoint;
 	atomic_bool ra_raised;
 };
@@ -121,12 +122,27 @@ static void req_cred(fuse_req_t req, struct eng_cred *cr)
 	cr->umask = ctx->umask;
 }
 
-static void fill_entry(struct fuse_entry_param *ep, const struct eng_attr *a)
+/* st_blocks as mounted: the stored bytes (du shows what a file takes), or
+ * with blocks=logical at least the size, so that a compressed file does
+ * not look sparse (coreutils' cp then copies it with copy_file_range,
+ * which maps the chunks; holes stay holes either way). */
+static void attr_blocks(fuse_req_t req, struct stat *st)
+{
+	const struct mfs *m = fuse_req_userdata(req);
+	if (m->blocks_logical && S_ISREG(st->st_mode)) {
+		blkcnt_t b = (blkcnt_t)(((uint64_t)st->st_size + 511) / 512);
+		if (st->st_blocks < b)
+			st->st_blocks = b;
+	}
+}
+
+static void fill_entry(fuse_req_t req, struct fuse_entry_param *ep, const struct eng_attr *a)
 {
 	memset(ep, 0, sizeof(*ep));
 	ep->ino = a->st.st_ino;
 	ep->generation = a->generation;
 	ep->attr = a->st;
+	attr_blocks(req, &ep->attr);
 	ep->attr_timeout = MFS_TIMEOUT;
 	ep->entry_timeout = MFS_TIMEOUT;
 }
@@ -143,7 +159,7 @@ static void reply_entry(fuse_req_t req, int rc, const struct eng_attr *a)
 		reply_err(req, rc);
 		return;
 	}
-	fill_entry(&ep, a);
+	fill_entry(req, &ep, a);
 	if (fuse_reply_entry(req, &ep) != 0)
 		eng_forget(req_eng(req), a->st.st_ino, 1);
 }
@@ -237,6 +253,7 @@ static void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		reply_err(req, rc);
 		return;
 	}
+	attr_blocks(req, &a.st);
 	fuse_reply_attr(req, &a.st, MFS_TIMEOUT);
 }
 
@@ -293,6 +310,7 @@ static void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		reply_err(req, rc);
 		return;
 	}
+	attr_blocks(req, &a.st);
 	fuse_reply_attr(req, &a.st, MFS_TIMEOUT);
 }
 
@@ -441,7 +459,7 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		reply_err(req, rc);
 		return;
 	}
-	fill_entry(&ep, &a);
+	fill_entry(req, &ep, &a);
 	fi->keep_cache = 1;
 	fi->direct_io = 0;
 	if (fuse_reply_create(req, &ep, fi) != 0) {
@@ -878,7 +896,8 @@ static void daemon_detach(void)
 int mixfs_fuse_main(const struct mixfs_mount_cfg *cfg, struct fuse_args *args)
 {
 	const char *prog = cfg->progname ? cfg->progname : "mixfs";
-	struct mfs m = { .writeback = cfg->writeback, .mountpoint = cfg->mountpoint };
+	struct mfs m = { .writeback = cfg->writeback, .blocks_logical = cfg->blocks_logical,
+	                 .mountpoint = cfg->mountpoint };
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	int report_fd = -1;

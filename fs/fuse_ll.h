@@ -28,6 +28,7 @@ struct mixfs_mount_cfg {
 	bool foreground;        /* do not daemonize (-f; -d implies it) */
 	bool single_thread;     /* fuse_session_loop instead of loop_mt (-s) */
 	bool writeback;         /* enable the kernel writeback cache */
+	bool blocks_logical;    /* st_blocks at least the size (blocks=logical) */
 	const char *progname;   /* prefix of error messages */
 };
 

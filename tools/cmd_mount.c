@@ -36,6 +36,7 @@ struct mount_opts {
 	char *rebase_idle;
 	char *lazy;
 	char *bg;
+	char *blocks;
 	int writeback;
 	int ro;
 };
@@ -58,6 +59,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("rebase_idle=%s", rebase_idle),
 	MOPT("lazy=%s", lazy),
 	MOPT("bg=%s", bg),
+	MOPT("blocks=%s", blocks),
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -160,6 +162,10 @@ static void mount_usage(FILE *f, bool helper)
 	fprintf(f, "  bg=idle|normal    CPU priority of recoding nobody waits for (rebase,\n"
 	           "                    lazy chunks recompressed): idle takes only CPU time\n"
 	           "                    nothing else wants (default idle)\n");
+	fprintf(f, "  blocks=stored|logical  st_blocks: the stored bytes (du shows what a\n"
+	           "                    file takes), or at least the size (a compressed file\n"
+	           "                    does not look sparse: cp copies it inside the mount\n"
+	           "                    with copy_file_range) (default stored)\n");
 	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
 	           "  nowriteback       disable it (the default)\n"
 	           "\n"
@@ -183,6 +189,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->rebase_idle);
 	free(mo->lazy);
 	free(mo->bg);
+	free(mo->blocks);
 }
 
 static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
@@ -266,6 +273,15 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 			rc = -EINVAL;
 		} else {
 			o->level = level;
+		}
+	}
+	if (mo->blocks != NULL) {
+		if (strcmp(mo->blocks, "stored") == 0 || strcmp(mo->blocks, "logical") == 0) {
+			cfg->blocks_logical = strcmp(mo->blocks, "logical") == 0;
+		} else {
+			fprintf(stderr, "mixfs mount: bad value blocks=%s (stored or logical)\n",
+			        mo->blocks);
+			rc = -EINVAL;
 		}
 	}
 	o->read_only = mo->ro != 0;

@@ -89,4 +89,26 @@ mixfs_mount fg level=fast
 check_cmp "$WORK/a" "$MNT/b"
 check_cmp "$WORK/c.model" "$MNT/c"
 check_cmp "$WORK/d.model" "$MNT/d"
+mixfs_umount
+
+# A compressed file looks sparse (st_blocks below its size: du shows what
+# it takes), so plain cp reads and writes it; with -o blocks=logical it
+# does not, and cp maps it.
+float_file "$WORK/w" 4 9
+SZ=$(stat -c %s "$WORK/w")
+mixfs_mount fg level=mix
+cp "$WORK/w" "$MNT/w"
+sync -f "$MNT/w"
+blocks=$(stat -c %b "$MNT/w")
+[ "$blocks" -lt $((SZ / 512)) ] || fail "default: st_blocks $blocks of a compressed $SZ-byte file"
+mixfs_umount
+mixfs_mount fg level=mix,blocks=logical
+blocks=$(stat -c %b "$MNT/w")
+[ "$blocks" -ge $((SZ / 512)) ] || fail "blocks=logical: st_blocks $blocks < size $SZ / 512"
+r0=$(rchar)
+cp "$MNT/w" "$MNT/w2"
+r1=$(rchar)
+check_cmp "$WORK/w" "$MNT/w2"
+log "blocks=logical: cp of a compressed $SZ-byte file made the daemon read $((r1 - r0)) bytes"
+[ $((r1 - r0)) -lt 262144 ] || fail "blocks=logical: cp was not a mapped copy ($((r1 - r0)) bytes read)"
 log PASS
