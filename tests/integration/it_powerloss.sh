@@ -13,8 +13,9 @@
 # mount, read every fsync'd file bit-exact, unmount, and pass fsck again.
 #
 # Workloads: files written with dd conv=fsync (new, rewritten, appended,
-# written in the middle); a checkpoint series with rebase running
-# (rebase_idle=200); deletes with the online gc (gc_interval=1).
+# written in the middle, copied inside the mount with copy_file_range); a
+# checkpoint series with rebase running (rebase_idle=200); deletes with the
+# online gc (gc_interval=1).
 # Environment: IT_POWERLOSS_STATES (crash states per workload; default 25,
 # 150 with MIXFS_LONG=1), IT_POWERLOSS_SEED (replay), IT_POWERLOSS_ONLY
 # (dd, series, gc: one workload), IT_KEEP=1 to keep the failing states.
@@ -82,6 +83,17 @@ EOF
 	synced b "$SRC/b2"
 	put "$SRC/f2" d
 	synced d "$SRC/f2"
+	# a copy inside the mount (copy_file_range maps b's chunks), fsync'd
+	begin e
+	python3 - "$MNT/b" "$MNT/e" <<'EOF' || fail "copy_file_range b -> e failed"
+import os, sys
+src = os.open(sys.argv[1], os.O_RDONLY)
+dst = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+while os.copy_file_range(src, dst, 1 << 30) > 0:
+    pass
+os.fsync(dst)
+EOF
+	synced e "$SRC/b2"
 }
 
 wl_series() {
