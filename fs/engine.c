@@ -1589,6 +1589,29 @@ static int ext_collect(void *arg, const struct idx_extent *x)
 	return 0;
 }
 
+/* Map [off_in, off_in + len) of src at off_out of dst (punched first):
+ * every extent, or the part of it inside the range, names the same chunk
+ * at the same place; holes stay holes (a shadow, a copy_file_range). */
+static int copy_map(struct idx_txn *t, uint64_t src, struct idx_inode *dst, uint64_t off_in,
+                    uint64_t off_out, uint64_t len)
+{
+	struct ext_list l = { 0 };
+	int rc = idx_extent_iter(t, src, off_in, off_in + len, ext_collect, &l);
+	if (rc >= 0)
+		rc = idx_file_punch(t, dst, off_out, off_out + len);
+	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
+		const struct idx_extent *x = &l.v[i];
+		uint64_t s = x->off > off_in ? x->off : off_in;
+		uint64_t end = x->off + x->len < off_in + len ? x->off + x->len : off_in + len;
+		if (end <= s)
+			continue;
+		rc = idx_file_map(t, dst, off_out + (s - off_in), (uint32_t)(end - s), x->fp,
+		                  x->chunk_off + (uint32_t)(s - x->off));
+	}
+	free(l.v);
+	return rc;
+}
+
 static int shadow_drop(struct eng *e, struct idx_txn *t, struct einode *ei)
 {
 	int rc = 0;
@@ -1618,15 +1641,12 @@ static bool ein_open(struct eng *e, struct einode *ei)
 static int shadow_keep(struct eng *e, struct idx_txn *t, struct einode *ei, struct idx_inode *in,
                        uint64_t *shadow)
 {
-	struct ext_list l = { 0 };
 	struct idx_inode sh;
 	int rc = shadow_drop(e, t, ei);
 	if (rc >= 0)
 		rc = idx_ino_alloc(t, shadow);
-	if (rc >= 0)
-		rc = idx_extent_iter(t, in->ino, 0, UINT64_MAX, ext_collect, &l);
 	if (rc < 0)
-		goto out;
+		return rc;
 	memset(&sh, 0, sizeof(sh));
 	sh.ino = *shadow;
 	sh.mode = S_IFREG | 0600;
@@ -1635,14 +1655,11 @@ static int shadow_keep(struct eng *e, struct idx_txn *t, struct einode *ei, stru
 	sh.size = in->size;
 	sh.atime_ns = sh.mtime_ns = sh.ctime_ns = in->mtime_ns;
 	sh.dtype = in->dtype;
-	for (size_t i = 0; rc >= 0 && i < l.n; i++)
-		rc = idx_file_map(t, &sh, l.v[i].off, l.v[i].len, l.v[i].fp, l.v[i].chunk_off);
+	rc = copy_map(t, in->ino, &sh, 0, 0, UINT64_MAX); /* the whole map, as it is */
 	if (rc >= 0)
 		rc = idx_inode_put(t, &sh);
 	if (rc >= 0)
 		rc = idx_orphan_add(t, sh.ino);
-out:
-	free(l.v);
 	return rc;
 }
 
@@ -1825,54 +1842,6 @@ out:
 
 /* ------------------------------------------------------------------------ */
 /* copy_file_range: the destination maps the source's chunks               */
-
-struct copy_walk {
-	struct idx_extent *v;
-	size_t n, cap;
-	int rc;
-};
-
-static int copy_collect(void *arg, const struct idx_extent *x)
-{
-	struct copy_walk *w = arg;
-	if (w->n == w->cap) {
-		size_t nc = w->cap ? w->cap * 2 : 64;
-		struct idx_extent *p = realloc(w->v, nc * sizeof(*p));
-		if (!p) {
-			w->rc = -ENOMEM;
-			return 1;
-		}
-		w->v = p;
-		w->cap = nc;
-	}
-	w->v[w->n++] = *x;
-	return 0;
-}
-
-/* Map [off_in, off_in + len) of src at off_out of dst (punched first):
- * every extent, or the part of it inside the range, names the same chunk
- * at the same place; holes stay holes. */
-static int copy_map(struct idx_txn *t, uint64_t src, struct idx_inode *dst, uint64_t off_in,
-                    uint64_t off_out, uint64_t len)
-{
-	struct copy_walk w = { 0 };
-	int rc = idx_extent_iter(t, src, off_in, off_in + len, copy_collect, &w);
-	if (rc >= 0)
-		rc = w.rc;
-	if (rc >= 0)
-		rc = idx_file_punch(t, dst, off_out, off_out + len);
-	for (size_t i = 0; rc >= 0 && i < w.n; i++) {
-		const struct idx_extent *x = &w.v[i];
-		uint64_t s = x->off > off_in ? x->off : off_in;
-		uint64_t end = x->off + x->len < off_in + len ? x->off + x->len : off_in + len;
-		if (end <= s)
-			continue;
-		rc = idx_file_map(t, dst, off_out + (s - off_in), (uint32_t)(end - s), x->fp,
-		                  x->chunk_off + (uint32_t)(s - x->off));
-	}
-	free(w.v);
-	return rc;
-}
 
 ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t ino_out,
                        uint64_t off_out, uint64_t len, unsigned flags)
