@@ -1375,23 +1375,57 @@ out:
 	return best;
 }
 
-/* Rule (3) for a raw file named name in dir: the same name in the newest
- * sibling directory, as it is (nothing to tell a raw file's layout by). */
-static uint64_t ref_raw_sibling(struct eng *e, struct idx_txn *t, uint64_t dir, const char *name,
-                                size_t namelen)
+/* (3)'s candidates: the newest directories beside dir (in its parent)
+ * that hold name, into d (d->namelen 0: there was no parent to look in).
+ * Negative errno if the walk failed. */
+static int ref_siblings(struct eng *e, struct idx_txn *t, uint64_t dir, const char *name,
+                        size_t namelen, struct ref_scan *d)
 {
-	struct ref_scan d = { .t = t, .self = dir, .type = S_IFDIR >> 12 };
-	uint64_t gp = dir_parent(e, dir);
-	struct ref_tab *tab = NULL;
-	uint8_t none[1] = { 0 }; /* no head compared: 0 bytes of it */
-
+	uint64_t gp = namelen ? dir_parent(e, dir) : 0;
+	*d = (struct ref_scan){ .t = t, .self = dir, .type = S_IFDIR >> 12 };
 	if (!gp || gp == dir)
 		return 0;
-	memcpy(d.name, name, namelen);
-	d.namelen = namelen;
-	if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
-		return 0;
-	return ref_pick(e, &d, d.ino, none, 0, none, NULL, false, &tab);
+	memcpy(d->name, name, namelen);
+	d->namelen = namelen;
+	return idx_dir_iter(t, gp, 0, ref_scan_cb, d);
+}
+
+/* A raw file (no format the hints parse: nothing to tell its layout by).
+ * (2) a file of its directory whose first sig bytes are its own, if that
+ * many are buffered; (3) the same name in the newest sibling directory,
+ * as it is; else (2') by its first segment once that holds REF_RAW_MIN
+ * bytes: now, or at a later cut (ref_raw_late: np.save's header is cut
+ * alone, a fallocate commits it, then the data comes), when only (2') is
+ * tried, at that segment's offset. */
+static void ref_find_raw(struct eng *e, struct einode *ei, struct idx_txn *t, uint64_t dir,
+                         size_t sig)
+{
+	const struct dseg *s0 = &ei->segs[0];
+	bool first = !ei->ref_raw_late;
+	struct ref_scan r = { .t = t, .self = ei->ino, .type = S_IFREG >> 12,
+	                      .min_size = first ? sig : UINT64_MAX };
+	struct ref_scan d;
+	uint8_t none[1] = { 0 }; /* (3): no head compared, 0 bytes of it */
+
+	if (idx_dir_iter(t, dir, 0, ref_scan_cb, &r) < 0 || r.namelen == 0)
+		return;
+	if (first && s0->len >= sig) {
+		uint8_t *theirs = malloc(sig);
+		if (!theirs)
+			return;
+		ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, NULL, false, &ei->ref_tab);
+		free(theirs);
+	}
+	if (first && !ei->ref_ino && ref_siblings(e, t, dir, r.name, r.namelen, &d) == 0)
+		ei->ref_ino = ref_pick(e, &d, d.ino, none, 0, none, NULL, false, &ei->ref_tab);
+	if (ei->ref_ino)
+		return;
+	if (s0->len >= REF_RAW_MIN) {
+		ei->ref_ino = ref_raw_like(e, t, dir, ei->ino, r.name, r.namelen, s0->off, s0->data);
+	} else {
+		ei->ref_done = false;
+		ei->ref_raw_late = true;
+	}
 }
 
 /* Choose ei's reference file once its first bytes are buffered: the
@@ -1404,34 +1438,20 @@ static void ref_find(struct eng *e, struct einode *ei)
 	const struct dseg *s0;
 	const struct codec_hint *keyed;
 	size_t sig = 256;
-	uint64_t dir, gp = 0;
+	uint64_t dir;
 
 	if (ei->ref_done || ei->nsegs == 0 || (ei->segs[0].off != 0 && !ei->ref_raw_late))
 		return;
 	s0 = &ei->segs[0];
-	dir = atomic_load(&ei->parent);
-	if (ei->ref_raw_late) {
-		/* a raw file whose short head was cut first (a header written,
-		 * then fallocate or fsync: np.save): by its first segment of
-		 * REF_RAW_MIN bytes, at that segment's offset */
-		if (s0->len < REF_RAW_MIN)
-			return;
-		ei->ref_done = true;
-		if (idx_txn_begin(e->idx, true, &t) < 0)
-			return;
-		struct ref_scan me = { .t = t, .self = ei->ino, .type = S_IFREG >> 12,
-		                       .min_size = UINT64_MAX };
-		if (idx_dir_iter(t, dir, 0, ref_scan_cb, &me) == 0 && me.namelen)
-			ei->ref_ino = ref_raw_like(e, t, dir, ei->ino, me.name, me.namelen, s0->off,
-			                           s0->data);
-		goto out;
-	}
+	if (ei->ref_raw_late && s0->len < REF_RAW_MIN)
+		return; /* a raw file's short head was cut: (2') on a longer segment */
 	ei->ref_done = true;
 	if (e->o.max_ref_chain == 0)
 		return;
 	if (ei->hints && ei->hints->n > 0 && ei->hints->r[0].off >= 16)
 		sig = ei->hints->r[0].off < 4096 ? (size_t)ei->hints->r[0].off : 4096;
 	keyed = hints_keyed(e, ei->hints) ? ei->hints : NULL;
+	dir = atomic_load(&ei->parent);
 	if (ei->shadow_ino) {
 		/* its own previous version: by name when the layout moved */
 		ei->ref_ino = ei->shadow_ino;
@@ -1440,19 +1460,9 @@ static void ref_find(struct eng *e, struct einode *ei)
 		ei->ref_tab = ref_by_name(e, t, ei->shadow_ino, keyed);
 		goto out;
 	}
-	if (s0->len < sig && dir != 0 && (!ei->hints || ei->hints->n == 0)) {
-		/* a raw file with a head too short to compare (np.save's
-		 * header cut alone): (3) now, (2') on a longer segment later */
-		if (idx_txn_begin(e->idx, true, &t) < 0)
-			return;
-		struct ref_scan me = { .t = t, .self = ei->ino, .type = S_IFREG >> 12,
-		                       .min_size = UINT64_MAX };
-		if (idx_dir_iter(t, dir, 0, ref_scan_cb, &me) == 0 && me.namelen)
-			ei->ref_ino = ref_raw_sibling(e, t, dir, me.name, me.namelen);
-		if (!ei->ref_ino) {
-			ei->ref_done = false;
-			ei->ref_raw_late = true;
-		}
+	if ((!ei->hints || ei->hints->n == 0) && (dir != 0 || ei->ref_raw_late)) {
+		if (idx_txn_begin(e->idx, true, &t) == 0)
+			ref_find_raw(e, ei, t, dir, sig);
 		goto out;
 	}
 	if (s0->len < sig || dir == 0) {
@@ -1472,30 +1482,12 @@ static void ref_find(struct eng *e, struct einode *ei)
 	ei->ref_ino = ref_pick(e, &r, NULL, s0->data, sig, theirs, keyed, false, &ei->ref_tab);
 	if (ei->ref_ino)
 		goto out;
-	if (!ei->hints || ei->hints->n == 0) {
-		/* a raw file (no format we know: nothing to tell its layout
-		 * by): (3), then (2') on its first REF_RAW_MIN bytes, later if
-		 * fewer are buffered (np.save's header, then a fallocate) */
-		if (r.namelen)
-			ei->ref_ino = ref_raw_sibling(e, t, dir, r.name, r.namelen);
-		if (!ei->ref_ino && r.namelen && s0->len >= REF_RAW_MIN)
-			ei->ref_ino = ref_raw_like(e, t, dir, ei->ino, r.name, r.namelen, 0, s0->data);
-		else if (!ei->ref_ino && r.namelen) {
-			ei->ref_done = false;
-			ei->ref_raw_late = true;
-		}
-		goto out;
-	}
 	/* (3) the same name in a sibling directory */
-	struct ref_scan d = { .t = t, .self = dir, .type = S_IFDIR >> 12 };
-	gp = r.namelen ? dir_parent(e, dir) : 0;
-	if (gp && gp != dir) {
-		memcpy(d.name, r.name, r.namelen);
-		d.namelen = r.namelen;
-		if (idx_dir_iter(t, gp, 0, ref_scan_cb, &d) < 0)
-			goto out;
+	struct ref_scan d;
+	if (ref_siblings(e, t, dir, r.name, r.namelen, &d) < 0)
+		goto out;
+	if (d.namelen)
 		ei->ref_ino = ref_pick(e, &d, d.ino, s0->data, sig, theirs, keyed, false, &ei->ref_tab);
-	}
 	if (ei->ref_ino || !keyed)
 		goto out;
 	/* the same two, by tensor name */
