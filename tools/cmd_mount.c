@@ -225,6 +225,25 @@ static int opt_uint(const char *name, const char *val, uint64_t min, uint64_t ma
 	return 0;
 }
 
+/* val one of names[0..n): *idx its index (unchanged when val is NULL);
+ * otherwise -EINVAL and a message listing them ("a, b or c"). */
+static int opt_choice(const char *name, const char *val, const char *const *names, int n,
+                      int *idx)
+{
+	if (val == NULL)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		if (strcmp(val, names[i]) == 0) {
+			*idx = i;
+			return 0;
+		}
+	}
+	fprintf(stderr, "mixfs mount: bad value %s=%s (", name, val);
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "%s%s", names[i], i + 2 < n ? ", " : i + 1 < n ? " or " : ")\n");
+	return -EINVAL;
+}
+
 /* Convert the -o strings into engine options; messages name the option. */
 static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg *cfg)
 {
@@ -242,28 +261,15 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_uint("gc_interval", mo->gc_interval, 0, 86400, &o->gc_interval_s);
 	rc |= opt_uint("rebase_idle", mo->rebase_idle, 0, 86400 * 1000, &o->rebase_idle_ms);
 	o->rebase = o->rebase_idle_ms > 0;
-	if (mo->lazy != NULL) {
-		static const char *const names[] = { "off", "auto", "all" };
-		int v = -1;
-
-		for (int i = 0; i < 3; i++)
-			if (strcmp(mo->lazy, names[i]) == 0)
-				v = i;
-		if (v < 0) {
-			fprintf(stderr, "mixfs mount: bad value lazy=%s (off, auto or all)\n", mo->lazy);
-			rc = -EINVAL;
-		} else {
-			o->lazy = v;
-		}
-	}
-	if (mo->bg != NULL) {
-		if (strcmp(mo->bg, "idle") == 0 || strcmp(mo->bg, "normal") == 0) {
-			o->bg_idle = strcmp(mo->bg, "idle") == 0;
-		} else {
-			fprintf(stderr, "mixfs mount: bad value bg=%s (idle or normal)\n", mo->bg);
-			rc = -EINVAL;
-		}
-	}
+	static const char *const lazy_names[] = { "off", "auto", "all" }; /* enum eng_lazy */
+	static const char *const bg_names[] = { "idle", "normal" };
+	static const char *const blocks_names[] = { "stored", "logical" };
+	int bg = o->bg_idle ? 0 : 1, blocks = cfg->blocks_logical;
+	rc |= opt_choice("lazy", mo->lazy, lazy_names, 3, &o->lazy);
+	rc |= opt_choice("bg", mo->bg, bg_names, 2, &bg);
+	rc |= opt_choice("blocks", mo->blocks, blocks_names, 2, &blocks);
+	o->bg_idle = bg == 0;
+	cfg->blocks_logical = blocks == 1;
 	if (mo->level != NULL) {
 		int level = codec_level_parse(mo->level);
 
@@ -273,15 +279,6 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 			rc = -EINVAL;
 		} else {
 			o->level = level;
-		}
-	}
-	if (mo->blocks != NULL) {
-		if (strcmp(mo->blocks, "stored") == 0 || strcmp(mo->blocks, "logical") == 0) {
-			cfg->blocks_logical = strcmp(mo->blocks, "logical") == 0;
-		} else {
-			fprintf(stderr, "mixfs mount: bad value blocks=%s (stored or logical)\n",
-			        mo->blocks);
-			rc = -EINVAL;
 		}
 	}
 	o->read_only = mo->ro != 0;
