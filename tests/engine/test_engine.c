@@ -84,6 +84,14 @@ static uint64_t new_file(struct fx *f, uint64_t dir, const char *name)
 	return a.st.st_ino;
 }
 
+static uint64_t new_dir(struct fx *f, uint64_t parent, const char *name)
+{
+	struct eng_attr a;
+	struct eng_cred cr = { 0, 0, 022 };
+	assert_int_equal(eng_mkdir(f->e, parent, name, 0755, &cr, &a), 0);
+	return a.st.st_ino;
+}
+
 /* du of the store's packs: how (-b apparent bytes, -B1 allocated bytes). */
 static uint64_t du_of_packs(struct fx *f, const char *how)
 {
@@ -971,8 +979,6 @@ static void t_series_raw(void **state)
 	float *w[S];
 	uint8_t *files[V][S];
 	struct eng_opts o;
-	struct eng_attr a;
-	struct eng_cred cr = { 0, 0, 022 };
 	struct idx_stats st;
 	char name[48];
 
@@ -983,8 +989,7 @@ static void t_series_raw(void **state)
 	series_open(f, &o, 0);
 	for (int v = 0; v < V; v++) {
 		snprintf(name, sizeof(name), "step%02d", v);
-		assert_int_equal(eng_mkdir(f->e, 1, name, 0755, &cr, &a), 0);
-		uint64_t dir = a.st.st_ino;
+		uint64_t dir = new_dir(f, 1, name);
 		for (int k = 0; k < S; k++) {
 			files[v][k] = malloc(2 * N);
 			assert_non_null(files[v][k]);
@@ -1035,19 +1040,15 @@ static void t_series_lookup(void **state)
 	uint64_t dino[V], refs[V];
 	struct eng_opts o;
 	struct eng_attr a;
-	struct eng_cred cr = { 0, 0, 022 };
 	struct idx_stats st;
 	uint64_t seed = 11;
 	float *w = weights_new(N, &seed);
 
 	series_open(f, &o, 0);
 	for (int v = 0; v < V; v++) {
-		assert_int_equal(eng_mkdir(f->e, 1, dirs[v], 0755, &cr, &a), 0);
-		dino[v] = a.st.st_ino;
-		if (v == 1) { /* y/z/tuned.safetensors: two levels down */
-			assert_int_equal(eng_mkdir(f->e, dino[v], "z", 0755, &cr, &a), 0);
-			dino[v] = a.st.st_ino;
-		}
+		dino[v] = new_dir(f, 1, dirs[v]);
+		if (v == 1) /* y/z/tuned.safetensors: two levels down */
+			dino[v] = new_dir(f, dino[v], "z");
 	}
 	for (int v = 0; v < V; v++) {
 		files[v] = malloc(8 + 256 + 2 * N);
@@ -1178,18 +1179,16 @@ static void t_series_raw_small(void **state)
 	enum { L = 48 << 10 };
 	uint8_t *b = malloc(L);
 	struct eng_opts o;
-	struct eng_attr a;
-	struct eng_cred cr = { 0, 0, 022 };
 	uint64_t ino[2];
 	assert_non_null(b);
 	series_open(f, &o, 0);
 	for (int v = 0; v < 2; v++) {
 		char dn[32];
 		snprintf(dn, sizeof(dn), "checkpoint-%d", v + 1);
-		assert_int_equal(eng_mkdir(f->e, 1, dn, 0755, &cr, &a), 0);
+		uint64_t dir = new_dir(f, 1, dn);
 		fill_random(b, L, 7);
 		b[100 + v] ^= 1;
-		ino[v] = new_file(f, a.st.st_ino, "opt.bin");
+		ino[v] = new_file(f, dir, "opt.bin");
 		write_all(f, ino[v], 0, b, L, 1 << 20);
 		assert_int_equal(eng_fsync(f->e, ino[v], false), 0);
 		struct einode *ei = ein_get(f->e, ino[v], false, 0, 0);
@@ -1353,19 +1352,13 @@ static void t_copy_range_tensors(void **state)
 	uint8_t *v0 = malloc(8 + 256 + 2 * N), *v1 = malloc(8 + 256 + 2 * N);
 	struct eng_opts o;
 	struct eng_attr a;
-	struct eng_cred cr = { 0, 0, 022 };
 	struct idx_stats st;
 	uint64_t seed = 13;
 	float *w = weights_new(N, &seed);
 
 	series_open(f, &o, 0);
 	size_t len = make_st_ext(v0, w, N, NULL, 0);
-	assert_int_equal(eng_mkdir(f->e, 1, "x", 0755, &cr, &a), 0);
-	uint64_t x = a.st.st_ino;
-	assert_int_equal(eng_mkdir(f->e, 1, "y", 0755, &cr, &a), 0);
-	uint64_t y = a.st.st_ino;
-	assert_int_equal(eng_mkdir(f->e, 1, "q", 0755, &cr, &a), 0);
-	uint64_t q = a.st.st_ino;
+	uint64_t x = new_dir(f, 1, "x"), y = new_dir(f, 1, "y"), q = new_dir(f, 1, "q");
 	uint64_t src = new_file(f, x, "base.safetensors");
 	write_all(f, src, 0, v0, len, 1 << 20);
 	assert_int_equal(eng_release(f->e, src), 0);

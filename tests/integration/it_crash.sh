@@ -92,6 +92,19 @@ def write_fd(fd, data):
         n = min(len(data) - off, rng.choice((4096, 65536, 131072, 1 << 20)))
         off += os.write(fd, data[off:off + n])
 
+def ack(name, data):
+    record('A %s %s %d' % (name, hashlib.sha256(data).hexdigest(), len(data)))
+    files[name] = (hashlib.sha256(data).hexdigest(), len(data))
+
+def read_checked(name, before):
+    # an acknowledged file, read back and checked first
+    with open(os.path.join(mnt, name), 'rb') as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != files[name][0]:
+        print('writer: %s reads back wrong before %s' % (name, before), file=sys.stderr)
+        sys.exit(2)
+    return data
+
 def create(name, data, tmp):
     path = os.path.join(mnt, name)
     target = path + '.tmp' if tmp else path
@@ -106,8 +119,7 @@ def create(name, data, tmp):
         dfd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
         os.fsync(dfd)
         os.close(dfd)
-    record('A %s %s %d' % (name, hashlib.sha256(data).hexdigest(), len(data)))
-    files[name] = (hashlib.sha256(data).hexdigest(), len(data))
+    ack(name, data)
 
 i = 0
 try:
@@ -124,11 +136,7 @@ try:
         elif names and op < 0.25:
             # Append: the old bytes are read back (and checked) first.
             name = rng.choice(names)
-            with open(os.path.join(mnt, name), 'rb') as f:
-                old = f.read()
-            if hashlib.sha256(old).hexdigest() != files[name][0]:
-                print('writer: %s reads back wrong before append' % name, file=sys.stderr)
-                sys.exit(2)
+            old = read_checked(name, 'append')
             record('D ' + name)
             del files[name]
             add = content(rng.randrange(1, 1 << 20))
@@ -138,9 +146,7 @@ try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            data = old + add
-            record('A %s %s %d' % (name, hashlib.sha256(data).hexdigest(), len(data)))
-            files[name] = (hashlib.sha256(data).hexdigest(), len(data))
+            ack(name, old + add)
         elif names and op < 0.35:
             name = rng.choice(names)  # rewrite in place (truncate + write)
             record('D ' + name)
@@ -167,11 +173,7 @@ try:
             # source's chunks): the source from an offset on, after a
             # prefix written first; the source is read back (and checked).
             src = rng.choice(names)
-            with open(os.path.join(mnt, src), 'rb') as f:
-                old = f.read()
-            if hashlib.sha256(old).hexdigest() != files[src][0]:
-                print('writer: %s reads back wrong before a copy' % src, file=sys.stderr)
-                sys.exit(2)
+            old = read_checked(src, 'a copy')
             off = rng.randrange(len(old) + 1) if rng.random() < 0.5 else 0
             pre = content(rng.choice((0, 4096, 12345)))
             name = 'c%d_%d' % (seed, i)
@@ -190,9 +192,7 @@ try:
             finally:
                 os.close(fin)
                 os.close(fd)
-            data = pre + old[off:off + done]
-            record('A %s %s %d' % (name, hashlib.sha256(data).hexdigest(), len(data)))
-            files[name] = (hashlib.sha256(data).hexdigest(), len(data))
+            ack(name, pre + old[off:off + done])
         else:
             create('f%d_%d' % (seed, i), content(size()), rng.random() < 0.3)
 except OSError as e:
