@@ -306,6 +306,17 @@ int codec_frame_parse(const void *frame, size_t flen, struct codec_frame_info *i
 	return 0;
 }
 
+/* What a level decoder's result means for the frame: its error, or the raw
+ * length if the bytes are the ones the checksum names, else -EBADMSG. */
+static ssize_t frame_checked(const struct frame_hdr *h, const uint8_t *dst, ssize_t rc)
+{
+	if (rc < 0)
+		return rc;
+	if (rc != (ssize_t)h->raw_len || XXH3_64bits(dst, h->raw_len) != h->checksum)
+		return -EBADMSG;
+	return rc;
+}
+
 ssize_t codec_frame_decode(struct codec_ctx *ctx, const void *frame, size_t flen,
                            void *dst, size_t cap, const void *ref, size_t ref_len)
 {
@@ -355,10 +366,16 @@ ssize_t codec_frame_decode(struct codec_ctx *ctx, const void *frame, size_t flen
 		rc = mix_decode(ctx, &a, in + hlen, h.payload_len, dst, h.raw_len);
 		break;
 	}
-	if (rc < 0)
-		goto out;
-	if (rc != (ssize_t)h.raw_len || XXH3_64bits(dst, h.raw_len) != h.checksum)
-		rc = -EBADMSG;
+	rc = frame_checked(&h, dst, rc);
+	/* A mix float payload written before the layout byte existed has no
+	 * payload check either (FORMAT.md 4.2): read it the old way when the
+	 * current way fails; the checksum of the raw bytes decides. */
+	if (rc == -EBADMSG && h.level == CODEC_LEVEL_MIX && !(h.flags & FRAME_F_PSUM) &&
+	    h.dtype != CODEC_DTYPE_OTHER) {
+		a.layout_v1 = true;
+		rc = frame_checked(&h, dst,
+		                   mix_decode(ctx, &a, in + hlen, h.payload_len, dst, h.raw_len));
+	}
 out:
 	return rc;
 }

@@ -1082,15 +1082,18 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	struct mix_fpar fp;
 	struct mix_fargs fa;
 	struct mix_io io = {0};
-	size_t alen = 0;
+	size_t alen = 0, fhdr = hdr->layout_v1 ? MIX_FHDR_V1 : MIX_FHDR;
 	unsigned xn;
 	int rc;
 
-	if (plen < MIX_FHDR)
+	if (plen < fhdr)
 		return -EBADMSG;
-	/* the layout the payload is coded in */
-	la.dtype = payload[28] >> 2;
-	la.elem_phase = payload[28] & 3;
+	/* the layout the payload is coded in (the frame header's before the
+	 * layout byte) */
+	if (!hdr->layout_v1) {
+		la.dtype = payload[28] >> 2;
+		la.elem_phase = payload[28] & 3;
+	}
 	if (la.dtype < CODEC_DTYPE_BF16 || la.dtype > CODEC_DTYPE_FP32)
 		return -EBADMSG;
 	mix_layout_get(a->dtype, &l);
@@ -1122,7 +1125,7 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 		return -EBADMSG;
 	for (int i = 0; i < 4; i++)
 		alen |= (size_t)payload[8 + i] << (8 * i);
-	if (alen > plen - MIX_FHDR)
+	if (alen > plen - fhdr)
 		return -EBADMSG;
 	for (int i = 0; i < MIX_NLEAF / 2; i++) {
 		fp.plen[2 * i] = payload[12 + i] & 15;
@@ -1135,11 +1138,11 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	mix_fargs_make(&fa, &l, a, raw_len, &fp);
 	mix_fmodel_reset(s->fm, &l, &fp, fa.row, fa.nel);
 
-	rc = mix_rdec_open(s, &io.d, payload + MIX_FHDR, alen);
+	rc = mix_rdec_open(s, &io.d, payload + fhdr, alen);
 	if (rc)
 		return rc;
-	io.b.in = payload + MIX_FHDR + alen;
-	io.b.len = plen - MIX_FHDR - alen;
+	io.b.in = payload + fhdr + alen;
+	io.b.len = plen - fhdr - alen;
 #if MIX_HAVE_AVX2
 	if (s->impl)
 		rc = mix_float_run_avx2(s, &io, 0, &fa, dst, raw_len, NULL, NULL, 0);

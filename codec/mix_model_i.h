@@ -43,6 +43,8 @@
  * (32 nibbles), layout (phase | dtype << 2: the one the payload is coded
  * in, which may differ from a misdetected header's). */
 #define MIX_FHDR 29
+/* The same header before the layout byte (decode only: FORMAT.md 4.2). */
+#define MIX_FHDR_V1 28
 /* Another element phase must guess a size smaller by this many bits * 256
  * an element to be used instead of the header's. */
 #define MIX_LAYOUT_MARGIN 64

@@ -6,7 +6,9 @@
  * It refuses nothing: it is the format's author, the test is the judge.
  * It rewrites every frame: keep the checked-in frames of earlier encoders
  * (e.g. those without the payload check) as they are, `git checkout` them,
- * and commit only the new ones and MANIFEST.
+ * and commit only the new ones and MANIFEST.  A frame whose bytes change
+ * (same name, another encoding) goes to tests/golden/old/ first, named
+ * COMMIT_NAME, with its line in old/MANIFEST (test_golden_old).
  */
 #include <errno.h>
 #include <stdio.h>
