@@ -39,11 +39,11 @@ struct codec_lvl_args {
 	uint32_t row_elems;  /* 0 = unknown */
 	const uint8_t *ref;
 	size_t ref_len;
-	/* decode only: a mix float payload of the first version 1 layout
-	 * (header of 28 bytes, no layout byte: coded in the frame header's
-	 * dtype and phase; FORMAT.md 4.2), tried for frames without a
-	 * payload check when the current reading fails */
-	bool layout_v1;
+	/* decode only, mix float payloads of earlier builds (FORMAT.md 4.2),
+	 * tried for frames without a payload check when the current reading
+	 * fails: header of 28 bytes, no layout byte (coded in the frame
+	 * header's dtype and phase); SPARSE values as a binary tree */
+	bool layout_v1, sparse_tree;
 };
 
 ssize_t fast_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,

@@ -367,14 +367,19 @@ ssize_t codec_frame_decode(struct codec_ctx *ctx, const void *frame, size_t flen
 		break;
 	}
 	rc = frame_checked(&h, dst, rc);
-	/* A mix float payload written before the layout byte existed has no
-	 * payload check either (FORMAT.md 4.2): read it the old way when the
-	 * current way fails; the checksum of the raw bytes decides. */
+	/* Mix float payloads of builds before the payload check (FORMAT.md
+	 * 4.2): before 66988cb without the layout byte, before 4b5f757 with
+	 * SPARSE values as a tree.  Read the old ways when the current way
+	 * fails; the checksum of the raw bytes decides. */
 	if (rc == -EBADMSG && h.level == CODEC_LEVEL_MIX && !(h.flags & FRAME_F_PSUM) &&
 	    h.dtype != CODEC_DTYPE_OTHER) {
-		a.layout_v1 = true;
+		a.layout_v1 = a.sparse_tree = true;
 		rc = frame_checked(&h, dst,
 		                   mix_decode(ctx, &a, in + hlen, h.payload_len, dst, h.raw_len));
+		a.layout_v1 = false;
+		if (rc == -EBADMSG)
+			rc = frame_checked(
+				&h, dst, mix_decode(ctx, &a, in + hlen, h.payload_len, dst, h.raw_len));
 	}
 out:
 	return rc;

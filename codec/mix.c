@@ -232,7 +232,7 @@ static void mix_leafmap(struct mix_fmodel *m, const struct mix_layout *l, const 
 
 /* Per-chunk model reset. */
 static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
-                             const struct mix_fpar *fp, size_t row, size_t nel)
+                             const struct mix_fpar *fp, size_t row, size_t nel, unsigned tree)
 {
 	uint32_t mass[MIX_NLEAF], w[32];
 	uint16_t kh[25];
@@ -284,7 +284,13 @@ static void mix_fmodel_reset(struct mix_fmodel *m, const struct mix_layout *l,
 		for (size_t i = 0; i < n; i++)
 			m->col[i] = -1;
 	}
-	if (fp->flags & MIX_PF_SPARSE) {
+	if ((fp->flags & MIX_PF_SPARSE) && tree) {
+		mix_bin_init(m->sv[0][0], MIX_PTOT / 2, 0);
+		for (unsigned j = 1; j < 2048; j++)
+			memcpy(m->sv[0][j], m->sv[0][0], sizeof(m->sv[0][0]));
+		for (unsigned c = 1; c < MIX_NLEAF; c++)
+			memcpy(m->sv[c], m->sv[0], sizeof(m->sv[0]));
+	} else if (fp->flags & MIX_PF_SPARSE) {
 		/* many identical rows: one built, the others copied */
 		const unsigned nc = l->mbits + 1 > 8 ? 1u << (l->mbits + 1 - 8) : 1;
 
@@ -357,6 +363,7 @@ struct mix_fargs {
 	size_t phase, nel, nref, row;
 	const uint8_t *ref;
 	int avg0; /* initial running mean leaf, 8.8 */
+	unsigned tree; /* decoder: SPARSE values as a binary tree (before 4b5f757) */
 };
 
 /* The element loop for both directions.  Encoder: buf is the source, the
@@ -522,10 +529,23 @@ mix_float_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 				goto next;
 			}
 
+			if (sparse && !enc && fa->tree) {
+				/* frames before 4b5f757: sign and mantissa as a
+				 * binary tree, most significant bit (sign) first */
+				const unsigned tb = mbits + 1;
+				unsigned vn = 1;
+
+				for (unsigned b = 0; b < tb; b++)
+					vn = vn * 2 + mix_code_bin(io, enc, m->sv[leaf][vn], 0, MIX_K_MAN);
+				used |= MIX_USED_SPARSE;
+				vn &= (1u << tb) - 1;
+				v = (vn >> mbits) << sshift | (ld.vbase & ~mmask) | (vn & mmask);
+				goto next;
+			}
 			if (sparse) {
 				/* few distinct values (dequantized tensors): sign and
-				 * mantissa follow from the exponent, code them as a
-				 * tree */
+				 * mantissa follow from the exponent, code them as
+				 * nibble symbols */
 				const unsigned tb = mbits + 1, lb = tb - 8; /* 0 or 3 */
 				uint32_t sm = (v >> sshift) << mbits | (v & mmask), a, b, d = 0;
 
@@ -920,6 +940,7 @@ static void mix_fargs_make(struct mix_fargs *fa, const struct mix_layout *l,
 	fa->lowz = fp->lowz;
 	fa->delta = fp->delta;
 	fa->sbits = !(fp->flags & MIX_PF_SIGNC);
+	fa->tree = a->sparse_tree;
 	fa->sconst = (fp->flags & MIX_PF_SIGN1 ? 1u : 0u) << (l->esz * 8 - 1);
 	fa->phase = a->elem_phase < l->esz && a->elem_phase <= len ? a->elem_phase : 0;
 	fa->nel = (len - fa->phase) / l->esz;
@@ -1019,7 +1040,7 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	if (mix_float_analyze(s, &l, a, src + ph, (len - ph) / l.esz, &fp))
 		return -ENOSPC;
 	mix_fargs_make(&fa, &l, a, len, &fp);
-	mix_fmodel_reset(s->fm, &l, &fp, fa.row, fa.nel);
+	mix_fmodel_reset(s->fm, &l, &fp, fa.row, fa.nel, 0);
 
 	io.e.sym = s->sym;
 	io.e.cap = MIX_SEG_SYMS;
@@ -1136,7 +1157,7 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 		return rc;
 	mix_leafmap(s->fm, &l, &fp);
 	mix_fargs_make(&fa, &l, a, raw_len, &fp);
-	mix_fmodel_reset(s->fm, &l, &fp, fa.row, fa.nel);
+	mix_fmodel_reset(s->fm, &l, &fp, fa.row, fa.nel, fa.tree);
 
 	rc = mix_rdec_open(s, &io.d, payload + fhdr, alen);
 	if (rc)

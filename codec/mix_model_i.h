@@ -125,13 +125,21 @@ struct mix_fmodel {
 	} ld[MIX_NLEAF];
 	uint8_t plen[MIX_NLEAF];    /* leaf prior: -log2 frequency, 0 = absent */
 	int16_t col[MIX_COLMAX];    /* column mean leaf, 8.8; < 0: no row yet */
-	/* SPARSE: sign+mantissa (8 or 11 bits) as nibble symbols: the top 4
-	 * under the leaf, the next 4 under the leaf and the top, the last 3
-	 * (fp16) under the leaf and the top 8 */
-	_Alignas(64) uint16_t sa[MIX_NLEAF][16];
-	_Alignas(64) uint16_t sb[MIX_NLEAF][16][16];
-	_Alignas(64) uint16_t sc[MIX_NLEAF][256][8];
-	uint16_t sc_end[8]; /* readable past the last row (mix_row_interval) */
+	union {
+		/* SPARSE: sign+mantissa (8 or 11 bits) as nibble symbols: the
+		 * top 4 under the leaf, the next 4 under the leaf and the top,
+		 * the last 3 (fp16) under the leaf and the top 8 */
+		struct {
+			_Alignas(64) uint16_t sa[MIX_NLEAF][16];
+			_Alignas(64) uint16_t sb[MIX_NLEAF][16][16];
+			_Alignas(64) uint16_t sc[MIX_NLEAF][256][8];
+			uint16_t sc_end[8]; /* readable past the last row */
+		};
+		/* SPARSE before 4b5f757 (decode only, FORMAT.md 4.2): a
+		 * binary tree over sign+mantissa, one binary model per leaf
+		 * and node */
+		uint16_t sv[MIX_NLEAF][2048][2];
+	};
 };
 
 struct mix_bmodel;
