@@ -94,14 +94,16 @@ static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args
 /* "128M": the largest binary suffix that divides n exactly. */
 static const char *size_str(uint64_t n, char buf[32])
 {
-	static const char suffix[] = "KMGT";
-	int i = -1;
+	static const char *const suffix[] = {"", "K", "M", "G", "T"};
+	int i = 0;
 
-	while (i < 3 && n >= 1024 && n % 1024 == 0) {
+	while (i < 4 && n >= 1024 && n % 1024 == 0) {
 		n /= 1024;
 		i++;
 	}
-	snprintf(buf, 32, "%llu%.*s", (unsigned long long)n, i >= 0 ? 1 : 0, i >= 0 ? &suffix[i] : "");
+	/* (a plain %s: gcc 12 at -O0 crashed in its printf-format pass on
+	 * the %.*s this had) */
+	snprintf(buf, 32, "%llu%s", (unsigned long long)n, suffix[i]);
 	return buf;
 }
 
