@@ -980,6 +980,8 @@ ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *b
 	rc = read_snapshot(e, ei, off, &size, &t);
 	if (rc <= 0)
 		goto out;
+	if (e->read_hook)
+		e->read_hook(e);
 	memset(buf, 0, size);
 	struct rd_ctx r = { .e = e, .t = t, .ino = ino, .off = off, .end = off + size, .buf = buf };
 	rc = idx_extent_iter(t, ino, off, off + size, rd_cb, &r);

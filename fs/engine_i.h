@@ -131,6 +131,9 @@ struct eng {
 	/* tests only (NULL otherwise): called by the committer between taking
 	 * a group off the queue and committing it, no lock held */
 	void (*commit_hook)(struct eng *e);
+	/* tests only (NULL otherwise): called by eng_read between taking its
+	 * snapshot and reading the file's extents (ei->lock held shared) */
+	void (*read_hook)(struct eng *e);
 	pthread_t committer;
 	struct pend *pend[PEND_BUCKETS];
 	/* frames appended before a pack error is cleared are gone: batches

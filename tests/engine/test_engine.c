@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1613,6 +1615,140 @@ static void t_online_gc_commit_race(void **state)
 	free(b);
 }
 
+/* A reader overlays the batches of its file that are in flight when it
+ * starts; one of them may commit while it reads.  That commit frees the
+ * chunks the reader's snapshot still names (the file's old bytes there),
+ * and the online gc may then punch or move them before the reader gets to
+ * them.  The reader must still return the new bytes (its overlay), never
+ * EIO.  Deterministic: the committer is held until the reader has its
+ * snapshot; the reader then waits (read_hook) until the batch committed
+ * and the gc freed the old frame of the chunk at offset 0. */
+static struct {
+	sem_t go;                /* releases the held commit */
+	atomic_int held;         /* the committer is in the hook */
+	atomic_bool arm_commit, arm_read;
+	char path[256];          /* pack of the old chunk at offset 0 */
+	uint64_t off;            /* and its frame there */
+	uint32_t len;
+	bool freed;              /* gc freed that frame (seen by the hook) */
+} rr;
+
+static void rr_commit_hook(struct eng *e)
+{
+	(void)e;
+	if (!atomic_exchange(&rr.arm_commit, false))
+		return;
+	atomic_store(&rr.held, 1);
+	sem_wait(&rr.go);
+}
+
+static bool rr_frame_gone(void)
+{
+	int fd = open(rr.path, O_RDONLY);
+	if (fd < 0)
+		return true; /* compacted: the old pack was removed */
+	struct stat st;
+	bool gone = fstat(fd, &st) == 0 && (uint64_t)st.st_size < rr.off + rr.len; /* tail cut */
+	off_t h = gone ? 0 : lseek(fd, (off_t)rr.off, SEEK_HOLE);
+	close(fd);
+	return gone || (h >= 0 && h < (off_t)(rr.off + rr.len)); /* or a part punched */
+}
+
+static void rr_read_hook(struct eng *e)
+{
+	if (!atomic_exchange(&rr.arm_read, false))
+		return;
+	sem_post(&rr.go); /* the batch commits after our snapshot */
+	for (int i = 0; i < 1500; i++) { /* gc passes every second */
+		pthread_mutex_lock(&e->plock);
+		bool busy = e->committing || e->qhead != NULL;
+		pthread_mutex_unlock(&e->plock);
+		if (!busy && rr_frame_gone()) {
+			rr.freed = true;
+			return;
+		}
+		usleep(20000);
+	}
+}
+
+struct first_chunk {
+	struct idx_txn *t;
+	struct idx_chunk c;
+	bool found;
+};
+
+static int first_chunk_cb(void *arg, const struct idx_extent *x)
+{
+	struct first_chunk *r = arg;
+	assert_int_equal(idx_chunk_get(r->t, x->fp, &r->c), 0);
+	r->found = true;
+	return 1;
+}
+
+static void t_read_overlay_gc(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 8u << 20, m = 4u << 20;
+	uint8_t *a = malloc(n), *b = malloc(m), *got = malloc(131072);
+	struct eng_opts o;
+	struct eng_attr at;
+	struct idx_txn *t;
+
+	fill_random(a, n, 51);
+	fill_random(b, m, 52);
+	put_file(f, "a", a, n); /* in a pack of this mount: below the next one's */
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.gc_interval_s = 1;
+	o.cache_bytes = 1;         /* nothing stays decoded: reads go to the packs */
+	o.readahead_chunks = 0;
+	o.dirty_bytes = 8u << 20;  /* flush_unit 4 MiB: the write below is cut at once */
+	o.workers = 2;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+
+	assert_int_equal(eng_lookup(f->e, 1, "a", &at), 0);
+	uint64_t ino = at.st.st_ino;
+	struct first_chunk r = { 0 };
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	r.t = t;
+	assert_true(idx_extent_iter(t, ino, 0, 1, first_chunk_cb, &r) >= 0);
+	assert_true(r.found);
+	idx_txn_abort(t);
+	snprintf(rr.path, sizeof(rr.path), "%s/packs/%08x.pack", f->store, (unsigned)r.c.pack_id);
+	rr.off = r.c.pack_off;
+	rr.len = r.c.frame_len;
+	assert_false(rr_frame_gone());
+
+	assert_int_equal(sem_init(&rr.go, 0, 0), 0);
+	atomic_store(&rr.held, 0);
+	rr.freed = false;
+	atomic_store(&rr.arm_commit, true);
+	f->e->commit_hook = rr_commit_hook;
+	assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
+	/* 4 MiB over the first half: one batch, queued without waiting */
+	assert_int_equal(eng_write(f->e, ino, 0, b, m), (ssize_t)m);
+	for (int i = 0; i < 500 && !atomic_load(&rr.held); i++)
+		usleep(20000);
+	assert_true(atomic_load(&rr.held));
+	atomic_store(&rr.arm_read, true);
+	f->e->read_hook = rr_read_hook;
+	ssize_t got_n = eng_read(f->e, ino, 0, 131072, got);
+	f->e->read_hook = NULL;
+	f->e->commit_hook = NULL;
+	assert_true(rr.freed); /* the window was hit: the old frame was gone */
+	assert_int_equal(got_n, 131072);
+	assert_memory_equal(got, b, 131072);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	check_read(f, ino, 0, b, m);
+	check_read(f, ino, m, a + m, n - m);
+	eng_forget(f->e, ino, 1);
+	sem_destroy(&rr.go);
+	free(a);
+	free(b);
+	free(got);
+}
+
 /* Rebase replaces frames in the pack being appended to; once enough are
  * dead that pack is sealed, so the online gc frees them while the mount
  * goes on (the pack would otherwise stay open until it filled up). */
@@ -1896,6 +2032,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_online_gc_current, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_current_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_commit_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_read_overlay_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
