@@ -561,10 +561,13 @@ bool eng_same_frame(const struct idx_chunk *a, const struct idx_chunk *b)
  * rebase (re-encoded, maybe against another reference).  Then once more
  * on a fresh snapshot, reference chain included; a failure is logged (and
  * is EIO) only when the frame really is the chunk's current one.  A
- * reference (depth > 0) that is gone from the fresh snapshot was freed
- * meanwhile (rebase made the chunk coded against it full, gc then punched
- * it): -ESTALE, unlogged, so that chunk is retried on a fresh snapshot in
- * turn (chunk_load_try). */
+ * chunk that is gone from the fresh snapshot was freed meanwhile, and gc
+ * then punched or moved away its frame: -ESTALE, unlogged.  A reference
+ * (depth > 0): rebase made the chunk coded against it full, which is
+ * retried on a fresh snapshot in turn (chunk_load_try).  A chunk a file
+ * maps (depth 0): the extent naming it changed (eng_read: a batch of the
+ * file it overlays committed), so the caller reads again on a fresh
+ * snapshot. */
 static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
                            uint64_t ino, uint64_t off, unsigned depth, struct cache_entry **out)
 {
@@ -581,7 +584,7 @@ static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP
 			rc = chunk_load_try(e, t2, fp, ino, off, depth, out, &c, &why);
 	}
 	idx_txn_abort(t2);
-	if (rc == -EIO && grc == -ENOENT && depth > 0)
+	if (rc == -EIO && grc == -ENOENT)
 		return -ESTALE;
 	if (rc == -EIO && why)
 		log_bad_chunk(&c, ino, off, why);
@@ -950,6 +953,9 @@ ssize_t eng_read_vec(struct eng *e, uint64_t ino, uint64_t off, size_t size, str
 		rc = vec_zeros(&c, off + size);
 	if (rc < 0) {
 		eng_rdvec_release(e, v);
+		if (rc == -ESTALE)
+			rc = -EAGAIN; /* a chunk was freed since the snapshot: the
+			                 copy path reads again on a fresh one */
 		goto out;
 	}
 	if (atomic_exchange(&ei->last_read_end, off + size) == off)
@@ -977,16 +983,29 @@ ssize_t eng_read(struct eng *e, uint64_t ino, uint64_t off, size_t size, void *b
 	rc = wb_pin(e, ei, &pins);
 	if (rc < 0)
 		goto out;
-	rc = read_snapshot(e, ei, off, &size, &t);
-	if (rc <= 0)
-		goto out;
-	if (e->read_hook)
-		e->read_hook(e);
-	memset(buf, 0, size);
-	struct rd_ctx r = { .e = e, .t = t, .ino = ino, .off = off, .end = off + size, .buf = buf };
-	rc = idx_extent_iter(t, ino, off, off + size, rd_cb, &r);
-	if (rc >= 0 && r.rc < 0)
-		rc = r.rc;
+	for (int attempt = 0;; attempt++) {
+		rc = read_snapshot(e, ei, off, &size, &t);
+		if (rc <= 0)
+			goto out;
+		if (e->read_hook)
+			e->read_hook(e);
+		memset(buf, 0, size);
+		struct rd_ctx r = { .e = e, .t = t, .ino = ino, .off = off, .end = off + size,
+		                    .buf = buf };
+		rc = idx_extent_iter(t, ino, off, off + size, rd_cb, &r);
+		if (rc >= 0 && r.rc < 0)
+			rc = r.rc;
+		if (rc != -ESTALE || attempt == 2)
+			break;
+		/* a chunk the snapshot names was freed and its frame is gone:
+		 * a pinned batch of this file committed over it (its bytes
+		 * are in the overlay).  Again on a fresh snapshot: the pins
+		 * still hold every batch committed after that one. */
+		idx_txn_abort(t);
+		t = NULL;
+	}
+	if (rc == -ESTALE)
+		rc = -EIO;
 	if (rc < 0)
 		goto out;
 	wb_overlay(&pins, ei, off, size, buf);

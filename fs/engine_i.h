@@ -173,13 +173,16 @@ struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lo
 bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open);
 void ein_reap(struct eng *e, uint64_t ino);
 /* Decoded data of chunk fp (held in the cache; release with
- * cache_release).  ino/off only name the file in error logs. */
+ * cache_release).  ino/off only name the file in error logs.  -ESTALE:
+ * the chunk (or one of its references) was freed since t was taken and
+ * its frame is gone; not logged, read again on a fresh snapshot. */
 int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], uint64_t ino,
                    uint64_t off, unsigned depth, struct cache_entry **out);
 /* Whether two records of a chunk name the same frame (location and
  * reference): else it was moved or re-encoded in between. */
 bool eng_same_frame(const struct idx_chunk *a, const struct idx_chunk *b);
-/* Read file bytes of ino from the index only (no dirty overlay). */
+/* Read file bytes of ino from the index only (no dirty overlay).
+ * -ESTALE as eng_chunk_load. */
 int eng_read_stored(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off, size_t len,
                     uint8_t *buf);
 
