@@ -1749,6 +1749,85 @@ static void t_read_overlay_gc(void **state)
 	free(got);
 }
 
+/* Two opens of a file rewritten in place (truncated to zero: its previous
+ * version kept as a shadow), closed at the same time: the second release
+ * to finish is the last and must drop the shadow.  Each release decided
+ * "last" from the open count before the other's count went down, so both
+ * could think another open remained: the shadow (an orphan holding the
+ * whole previous version) stayed until the next mount. */
+struct rel_arg {
+	struct eng *e;
+	uint64_t ino;
+	pthread_barrier_t *bar;
+	int rc;
+};
+
+static void *rel_thread(void *arg)
+{
+	struct rel_arg *r = arg;
+	pthread_barrier_wait(r->bar);
+	r->rc = eng_release(r->e, r->ino);
+	return NULL;
+}
+
+static int orphan_count_cb(void *arg, uint64_t ino)
+{
+	(void)ino;
+	(*(unsigned *)arg)++;
+	return 0;
+}
+
+static unsigned orphans(struct fx *f)
+{
+	struct idx_txn *t;
+	unsigned n = 0;
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_orphan_iter(t, orphan_count_cb, &n), 0);
+	idx_txn_abort(t);
+	return n;
+}
+
+static void t_release_shadow_race(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 256u << 10;
+	uint8_t *a = malloc(n);
+	struct eng_opts o;
+	unsigned left = 0;
+
+	series_open(f, &o, 0);
+	uint64_t ino = new_file(f, 1, "ckpt");
+	assert_int_equal(eng_release(f->e, ino), 0); /* eng_create's open */
+	for (int round = 0; round < 100; round++) {
+		struct eng_setattr sa = { .valid = ENG_SET_SIZE, .size = 0 };
+		pthread_barrier_t bar;
+		pthread_t th[2];
+		struct rel_arg ra[2];
+
+		fill_random(a, n, 60 + (uint64_t)round);
+		assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
+		assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
+		assert_int_equal(eng_setattr(f->e, ino, &sa, NULL), 0); /* a shadow when not empty */
+		write_all(f, ino, 0, a, n, 65536);
+		pthread_barrier_init(&bar, NULL, 2);
+		for (int i = 0; i < 2; i++) {
+			ra[i] = (struct rel_arg){ f->e, ino, &bar, -1 };
+			assert_int_equal(pthread_create(&th[i], NULL, rel_thread, &ra[i]), 0);
+		}
+		for (int i = 0; i < 2; i++) {
+			pthread_join(th[i], NULL);
+			assert_int_equal(ra[i].rc, 0);
+		}
+		pthread_barrier_destroy(&bar);
+		left += orphans(f); /* no shadow once both are closed */
+	}
+	print_message("shadows left after the last close: %u of 100\n", left);
+	assert_int_equal(left, 0);
+	eng_forget(f->e, ino, 1);
+	check_file(f, "ckpt", a, n);
+	free(a);
+}
+
 /* Rebase replaces frames in the pack being appended to; once enough are
  * dead that pack is sealed, so the online gc frees them while the mount
  * goes on (the pack would otherwise stay open until it filled up). */
@@ -2033,6 +2112,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_online_gc_current_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_commit_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_read_overlay_gc, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_release_shadow_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_readahead_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rewrite_in_place, setup, teardown),
