@@ -1692,8 +1692,14 @@ int eng_release(struct eng *e, uint64_t ino)
 		return 0;
 	pthread_rwlock_wrlock(&ei->lock);
 	rc = wb_sync(e, ei);
+	/* our open goes away here, under ei->lock: of two releases at once
+	 * the second sees the first's gone (deciding from the count and
+	 * dropping it only in ein_put, after the unlock, let both see the
+	 * other's open and neither drop the shadow) */
 	pthread_mutex_lock(&e->itab_lock);
 	bool last = ei->nopen <= 1;
+	if (ei->nopen > 0)
+		ei->nopen--;
 	pthread_mutex_unlock(&e->itab_lock);
 	if (last && ei->shadow_ino) {
 		/* the rewrite is done: its previous version is no longer needed
@@ -1708,7 +1714,7 @@ int eng_release(struct eng *e, uint64_t ino)
 		}
 	}
 	pthread_rwlock_unlock(&ei->lock);
-	if (ein_put(e, ei, 0, 1))
+	if (ein_put(e, ei, 0, 0))
 		ein_reap(e, ino);
 	return rc;
 }
