@@ -134,6 +134,9 @@ struct eng {
 	/* tests only (NULL otherwise): called by eng_read between taking its
 	 * snapshot and reading the file's extents (ei->lock held shared) */
 	void (*read_hook)(struct eng *e);
+	/* tests only (NULL otherwise): called by rebase between encoding a
+	 * group's frames and appending them, no lock held */
+	void (*rb_hook)(struct eng *e);
 	pthread_t committer;
 	struct pend *pend[PEND_BUCKETS];
 	/* frames appended before a pack error is cleared are gone: batches

@@ -347,6 +347,8 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 	pool_group_wait(g);
 	if (rc < 0 || np == 0)
 		goto out;
+	if (e->rb_hook)
+		e->rb_hook(e);
 	/* frames durable first, as the write path does */
 	pthread_rwlock_rdlock(&e->append_lock);
 	epoch = pack_store_gen(e->ps);

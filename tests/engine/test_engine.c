@@ -1831,6 +1831,69 @@ static void t_release_shadow_race(void **state)
 /* Rebase replaces frames in the pack being appended to; once enough are
  * dead that pack is sealed, so the online gc frees them while the mount
  * goes on (the pack would otherwise stay open until it filled up). */
+static void rb_gone_hook(struct eng *e)
+{
+	e->rb_hook = NULL;
+	assert_int_equal(eng_unlink(e, 1, "ckpt00.safetensors"), 0);
+}
+
+/* A lazily coded chunk whose hinted reference is deleted while rebase
+ * encodes the pair (the previous checkpoint removed meanwhile) still gets
+ * its mix frame: before, the pair was dropped whole and the chunk stayed
+ * at fast until a later mount's scan. */
+static void t_rebase_ref_gone(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1 << 20 };
+	uint64_t seed = 5, turned = 0;
+	float *w = weights_new(N, &seed);
+	uint8_t *files[2];
+	size_t len = 0;
+	struct eng_opts o;
+	struct idx_stats before, after;
+
+	for (int v = 0; v < 2; v++) {
+		char name[32];
+
+		/* version 0 coded at mix, version 1 at fast with hints to it */
+		assert_int_equal(eng_store_close(f->e), 0);
+		series_opts(&o, 0);
+		o.lazy = v ? ENG_LAZY_ALL : ENG_LAZY_OFF;
+		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+		files[v] = malloc(8 + 160 + 2 * N);
+		len = make_st(files[v], w, N);
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		uint64_t ino = new_file(f, 1, name);
+		write_all(f, ino, 0, files[v], len, 1 << 20);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		eng_forget(f->e, ino, 1);
+		weights_step(w, N, 7, &seed);
+	}
+	free(w);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	store_stats(f, &before);
+	assert_true(before.level_raw[CODEC_LEVEL_FAST] >= len - 4096);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	f->e->rb_hook = rb_gone_hook;
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_null(f->e->rb_hook); /* it ran */
+	free(files[0]);
+	files[0] = NULL;
+	series_check(f, 2, files, len);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	store_stats(f, &after);
+	print_message("reference gone: %llu turned, fast %llu -> %llu bytes\n",
+	              (unsigned long long)turned,
+	              (unsigned long long)before.level_raw[CODEC_LEVEL_FAST],
+	              (unsigned long long)after.level_raw[CODEC_LEVEL_FAST]);
+	assert_int_equal(after.level_raw[CODEC_LEVEL_FAST], 0);
+	assert_int_equal(after.ref_chunks, 0);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	free(files[1]);
+}
+
 static void t_rebase_seal(void **state)
 {
 	struct fx *f = *state;
@@ -2106,6 +2169,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_copy_range_big_tensors, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lazy_recompress, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_rebase_ref_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_current, setup, teardown),
