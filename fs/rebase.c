@@ -293,20 +293,27 @@ static void set_frame(struct idx_chunk *c, const struct pack_loc *l,
 static int rb_apply(struct idx_txn *t, const struct rb_pair *p)
 {
 	struct idx_chunk x, y;
-	bool with_y = !p->alone || p->turn_y;
+	bool turn_y = p->turn_y;
 	int rc = idx_chunk_get(t, p->x.fp, &x);
-	if (rc == 0 && with_y)
-		rc = idx_chunk_get(t, p->y.fp, &y);
-	if (rc == -ENOENT || (rc == 0 && (!eng_same_frame(&x, &p->x) ||
-	                                  (with_y && !eng_same_frame(&y, &p->y)))))
+	if (rc == -ENOENT || (rc == 0 && !eng_same_frame(&x, &p->x)))
 		return 0; /* deleted or moved meanwhile: leave it */
+	if (rc == 0 && turn_y) {
+		rc = idx_chunk_get(t, p->y.fp, &y);
+		/* Y deleted or moved meanwhile: X's new frame is full, so it
+		 * still replaces X's (a forward delta through Y, or a lazily
+		 * coded frame); Y stays as it is */
+		if (rc == -ENOENT || (rc == 0 && !eng_same_frame(&y, &p->y))) {
+			turn_y = false;
+			rc = 0;
+		}
+	}
 	if (rc < 0)
 		return rc;
 	set_frame(&x, &p->xl, &p->xn, NULL);
 	rc = idx_chunk_relocate(t, &x);
 	if (rc == 0 && p->alone)
 		rc = idx_hint_drop(t, x.fp); /* used (or its reference was gone) */
-	if (rc < 0 || !p->turn_y)
+	if (rc < 0 || !turn_y)
 		return rc;
 	set_frame(&y, &p->yl, &p->yn, x.fp);
 	return idx_chunk_relocate(t, &y);
