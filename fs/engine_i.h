@@ -137,6 +137,10 @@ struct eng {
 	/* tests only (NULL otherwise): called by rebase between encoding a
 	 * group's frames and appending them, no lock held */
 	void (*rb_hook)(struct eng *e);
+	/* tests only (NULL otherwise): called by a worker before it appends
+	 * a batch's frames; a negative return fails the batch with that
+	 * error, as a pack write would (ENOSPC on the store's disk) */
+	int (*append_hook)(struct eng *e, uint64_t ino);
 	pthread_t committer;
 	struct pend *pend[PEND_BUCKETS];
 	/* frames appended before a pack error is cleared are gone: batches

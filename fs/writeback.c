@@ -522,6 +522,8 @@ static int batch_prepare(struct eng *e, struct batch *b)
 	rt = NULL;
 	pool_group_wait(g);
 	ref_detach_all(e, b);
+	if (e->append_hook)
+		rc = e->append_hook(e, b->ei->ino);
 	pthread_rwlock_rdlock(&e->append_lock);
 	b->epoch = pack_store_gen(e->ps);
 	for (size_t i = 0; rc >= 0 && i < b->n; i++) {

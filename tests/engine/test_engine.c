@@ -62,9 +62,12 @@ static int setup(void **state)
 	return 0;
 }
 
+static _Atomic uint64_t fault_ino; /* append_hook: this inode's batches fail */
+
 static int teardown(void **state)
 {
 	struct fx *f = *state;
+	atomic_store(&fault_ino, 0); /* a failed test leaves no fault behind */
 	assert_int_equal(eng_store_close(f->e), 0);
 	rm_rf(f->dir);
 	free(f);
@@ -2147,6 +2150,159 @@ static void t_copy_range_self_eof(void **state)
 	assert_int_equal(eng_release(f->e, a), 0);
 }
 
+/* --- failed write-back of a closed file ------------------------------------
+ * A batch of inode fault_ino fails as if the store's disk were full
+ * (append_hook, before its frames are appended). */
+static atomic_uint fault_calls;
+
+static int fault_hook(struct eng *e, uint64_t ino)
+{
+	(void)e;
+	if (ino != atomic_load(&fault_ino))
+		return 0;
+	atomic_fetch_add(&fault_calls, 1);
+	return -ENOSPC;
+}
+
+/* A new file NAME of n bytes of a whose write-back fails at its close:
+ * the close reports ENOSPC, the bytes stay buffered. */
+static uint64_t failed_file(struct fx *f, const char *name, const uint8_t *a, size_t n)
+{
+	f->e->append_hook = fault_hook;
+	uint64_t ino = new_file(f, 1, name);
+	atomic_store(&fault_ino, ino);
+	write_all(f, ino, 0, a, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, ino), -ENOSPC);
+	assert_true(atomic_load(&f->e->dirty_total) >= n);
+	return ino;
+}
+
+/* Buffered bytes of the engine, polled for up to ms until none are left. */
+static uint64_t dirty_after(struct fx *f, unsigned ms)
+{
+	for (unsigned t = 0; t < ms && atomic_load(&f->e->dirty_total) > 0; t += 100)
+		usleep(100000);
+	return atomic_load(&f->e->dirty_total);
+}
+
+/* The bytes of a file whose close failed (full disk) are stored once the
+ * space is back, without a further write, close or unmount; its error was
+ * reported once, by the close. */
+static void t_wb_retry(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 3u << 20;
+	uint8_t *a = malloc(n), *got = malloc(n);
+	struct idx_txn *t;
+
+	fill_random(a, n, 70);
+	uint64_t ino = failed_file(f, "ckpt", a, n);
+	atomic_store(&fault_ino, 0); /* space is back (another file deleted, gc) */
+	uint64_t left = dirty_after(f, 10000);
+	print_message("failed close: %llu of %zu bytes still buffered 10 s after the space came back\n",
+	              (unsigned long long)left, n);
+	assert_int_equal(left, 0);
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(eng_read_stored(f->e, t, ino, 0, n, got), 0);
+	idx_txn_abort(t);
+	assert_memory_equal(got, a, n); /* in the index, not only in memory */
+	assert_int_equal(eng_fsync(f->e, ino, false), 0); /* reported once, at the close */
+	eng_forget(f->e, ino, 1);
+	check_file(f, "ckpt", a, n);
+	free(a);
+	free(got);
+}
+
+/* A file whose close failed is deleted (no name, no open, no lookup): its
+ * buffered bytes go at once, with the inode; nothing of it is written
+ * later (not even at the unmount). */
+static void t_wb_parked_unlink(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 3u << 20;
+	uint8_t *a = malloc(n);
+	struct idx_txn *t;
+	struct idx_inode in;
+
+	fill_random(a, n, 71);
+	uint64_t ino = failed_file(f, "ckpt", a, n);
+	assert_int_equal(eng_unlink(f->e, 1, "ckpt"), 0);
+	eng_forget(f->e, ino, 1);
+	unsigned calls = atomic_load(&fault_calls);
+	uint64_t left = atomic_load(&f->e->dirty_total);
+	print_message("deleted after a failed close: %llu bytes still buffered\n",
+	              (unsigned long long)left);
+	assert_int_equal(left, 0);
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_inode_get(t, ino, &in), -ENOENT); /* not an orphan until the next mount */
+	idx_txn_abort(t);
+	reopen(f); /* the unmount stores nothing of it (the fault still holds) */
+	assert_int_equal(atomic_load(&fault_calls), calls);
+	free(a);
+}
+
+/* Level-fast chunks in the store (lazy coding's, waiting for rebase). */
+static uint64_t fast_raw(struct fx *f)
+{
+	struct idx_txn *t;
+	struct idx_stats st;
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	idx_txn_abort(t);
+	return st.level_raw[CODEC_LEVEL_FAST];
+}
+
+/* While the bytes of a failed close wait for space (the fault holds), the
+ * online gc frees a deleted file's bytes and rebase recompresses a lazily
+ * coded file: background work is not held back by them. */
+static void t_wb_parked_bg(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 8u << 20, m = 2u << 20, k = 1u << 20;
+	uint8_t *a = malloc(n), *txt = malloc(m), *b = malloc(k);
+	struct eng_opts o;
+
+	fill_random(a, n, 72);
+	fill_random(b, k, 73);
+	for (size_t p = 0, i = 0; p < m; i++) { /* a training log: compresses */
+		char line[64];
+		int l = snprintf(line, sizeof(line), "step %zu loss %.4f lr %.6f\n", i,
+		                 2.0 / (1.0 + (double)i / 100), 1e-4 * (double)(i % 97));
+		size_t c = m - p < (size_t)l ? m - p : (size_t)l;
+		memcpy(txt + p, line, c);
+		p += c;
+	}
+	put_file(f, "old", a, n); /* a pack of an earlier mount */
+	series_open(f, &o, 100);
+	o.lazy = ENG_LAZY_ALL;
+	o.gc_interval_s = 1;
+	assert_int_equal(eng_store_close(f->e), 0);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	uint64_t ino = failed_file(f, "failed", b, k);
+	eng_forget(f->e, ino, 1); /* closed and forgotten; the file stays */
+	put_file(f, "log", txt, m); /* coded at fast: rebase recompresses it */
+	uint64_t fast0 = fast_raw(f), before = du_alloc(f);
+	assert_int_equal(eng_unlink(f->e, 1, "old"), 0);
+	uint64_t fast = fast0, du = before;
+	for (int i = 0; i < 150 && (fast > 0 || du > before - n / 2); i++) {
+		usleep(100000);
+		fast = fast_raw(f);
+		du = du_alloc(f);
+	}
+	print_message("with a failed close parked: level-fast bytes %llu -> %llu (rebase), packs "
+	              "%llu -> %llu bytes (gc of an 8 MiB file)\n",
+	              (unsigned long long)fast0, (unsigned long long)fast, (unsigned long long)before,
+	              (unsigned long long)du);
+	assert_true(du <= before - n / 2);
+	assert_int_equal(fast, 0);
+	assert_true(atomic_load(&f->e->dirty_total) >= k); /* still buffered: no space yet */
+	atomic_store(&fault_ino, 0); /* the unmount stores it */
+	check_file(f, "log", txt, m);
+	free(a);
+	free(txt);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2184,6 +2340,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_copy_range, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_copy_range_self_eof, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_copy_range_tensors, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_wb_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_wb_parked_unlink, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_wb_parked_bg, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
