@@ -2151,14 +2151,16 @@ static void t_copy_range_self_eof(void **state)
 }
 
 /* --- failed write-back of a closed file ------------------------------------
- * A batch of inode fault_ino fails as if the store's disk were full
- * (append_hook, before its frames are appended). */
+ * A batch of inode fault_ino (FAULT_ALL: of every inode) fails as if the
+ * store's disk were full (append_hook, before its frames are appended). */
+#define FAULT_ALL UINT64_MAX
 static atomic_uint fault_calls;
 
 static int fault_hook(struct eng *e, uint64_t ino)
 {
+	uint64_t fi = atomic_load(&fault_ino);
 	(void)e;
-	if (ino != atomic_load(&fault_ino))
+	if (fi == 0 || (fi != ino && fi != FAULT_ALL))
 		return 0;
 	atomic_fetch_add(&fault_calls, 1);
 	return -ENOSPC;
@@ -2170,7 +2172,8 @@ static uint64_t failed_file(struct fx *f, const char *name, const uint8_t *a, si
 {
 	f->e->append_hook = fault_hook;
 	uint64_t ino = new_file(f, 1, name);
-	atomic_store(&fault_ino, ino);
+	if (atomic_load(&fault_ino) != FAULT_ALL)
+		atomic_store(&fault_ino, ino);
 	write_all(f, ino, 0, a, n, 1 << 20);
 	assert_int_equal(eng_release(f->e, ino), -ENOSPC);
 	assert_true(atomic_load(&f->e->dirty_total) >= n);
@@ -2238,6 +2241,46 @@ static void t_wb_parked_unlink(void **state)
 	idx_txn_abort(t);
 	reopen(f); /* the unmount stores nothing of it (the fault still holds) */
 	assert_int_equal(atomic_load(&fault_calls), calls);
+	free(a);
+}
+
+/* While the disk stays full, the bytes of failed closes do not pile up
+ * past the dirty budget (8 MiB here): new writes fail with ENOSPC once
+ * they fill it, and take bytes again once the retry stored them. */
+static void t_wb_parked_budget(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 1u << 20;
+	uint8_t *a = malloc(n);
+	uint64_t most = 0;
+	unsigned refused = 0;
+	char name[16];
+
+	fill_random(a, n, 74);
+	atomic_store(&fault_ino, FAULT_ALL);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		f->e->append_hook = fault_hook;
+		uint64_t ino = new_file(f, 1, name);
+		ssize_t w = eng_write(f->e, ino, 0, a, n);
+		if (w == (ssize_t)n) {
+			assert_int_equal(eng_release(f->e, ino), -ENOSPC);
+		} else {
+			assert_int_equal(w, -ENOSPC);
+			assert_int_equal(eng_release(f->e, ino), 0);
+			refused++;
+		}
+		eng_forget(f->e, ino, 1);
+		if (atomic_load(&f->e->dirty_total) > most)
+			most = atomic_load(&f->e->dirty_total);
+	}
+	print_message("disk full: 20 files of 1 MiB, %u writes refused, at most %llu bytes buffered\n",
+	              refused, (unsigned long long)most);
+	assert_true(most <= f->e->o.dirty_bytes + n);
+	atomic_store(&fault_ino, 0);
+	assert_int_equal(dirty_after(f, 10000), 0);
+	put_file(f, "after", a, n);
+	check_file(f, "after", a, n);
 	free(a);
 }
 
@@ -2343,6 +2386,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_wb_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_wb_parked_unlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_wb_parked_bg, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_wb_parked_budget, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
