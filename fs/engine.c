@@ -177,10 +177,9 @@ struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lo
 	return ei;
 }
 
-static void ein_free(struct einode *ei)
+static void ein_free(struct eng *e, struct einode *ei)
 {
-	for (size_t i = 0; i < ei->nsegs; i++)
-		free(ei->segs[i].data);
+	wb_discard(e, ei);
 	free(ei->segs);
 	codec_hint_release(ei->hints);
 	free(ei->hints);
@@ -189,32 +188,65 @@ static void ein_free(struct einode *ei)
 	free(ei);
 }
 
+/* No lookups, opens or users (itab_lock held).  ei->inflight without
+ * plock: every batch holds a user reference. */
+static bool ein_unused_locked(const struct einode *ei)
+{
+	return ei->users == 0 && ei->nlookup == 0 && ei->nopen == 0 && ei->inflight == NULL;
+}
+
+static void ein_unhash_locked(struct eng *e, struct einode *ei)
+{
+	for (struct einode **pp = &e->itab[ei->ino % ITAB_BUCKETS]; *pp; pp = &(*pp)->next) {
+		if (*pp == ei) {
+			*pp = ei->next;
+			break;
+		}
+	}
+}
+
 /* Drop a user reference (and optionally lookups/opens).  Returns true when
- * the inode left the table (no lookups, opens or users): the caller must
- * then reap it if its link count is zero. */
+ * the inode left the table (no lookups, opens or users), or is unused but
+ * stays for its parked bytes: the caller must then reap it if its link
+ * count is zero (which drops those bytes). */
 bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open)
 {
-	bool gone = false;
-	struct einode **pp;
+	bool gone = false, reap = false;
 	pthread_mutex_lock(&e->itab_lock);
 	ei->users--;
 	ei->nlookup = sub_lookup > ei->nlookup ? 0 : ei->nlookup - sub_lookup;
 	ei->nopen = sub_open > ei->nopen ? 0 : ei->nopen - sub_open;
 	/* ei->nsegs without ei->lock: a user-less inode has no writer */
-	if (ei->users == 0 && ei->nlookup == 0 && ei->nopen == 0 && ei->nsegs == 0 &&
-	    ei->inflight == NULL) {
-		for (pp = &e->itab[ei->ino % ITAB_BUCKETS]; *pp; pp = &(*pp)->next) {
-			if (*pp == ei) {
-				*pp = ei->next;
-				break;
-			}
-		}
+	if (ein_unused_locked(ei) && ei->nsegs == 0) {
+		ein_unhash_locked(e, ei);
 		gone = true;
+	} else if (ein_unused_locked(ei) && atomic_load(&ei->parked)) {
+		reap = true;
 	}
 	pthread_mutex_unlock(&e->itab_lock);
 	if (gone)
-		ein_free(ei);
-	return gone;
+		ein_free(e, ei);
+	return gone || reap;
+}
+
+/* ino was deleted: its in-memory inode goes if nobody uses it, with the
+ * bytes a failed write-back left buffered (parked). */
+static void ein_drop(struct eng *e, uint64_t ino)
+{
+	struct einode *ei;
+	pthread_mutex_lock(&e->itab_lock);
+	ei = ein_find_locked(e, ino);
+	if (ei && ein_unused_locked(ei))
+		ein_unhash_locked(e, ei);
+	else
+		ei = NULL;
+	pthread_mutex_unlock(&e->itab_lock);
+	if (!ei)
+		return;
+	if (ei->dirty)
+		syslog(LOG_INFO, "mixfs: inode %" PRIu64 " deleted: %zu bytes it could not store dropped",
+		       ino, ei->dirty);
+	ein_free(e, ei);
 }
 
 /* The kernel learned of ino through a name in parent: one more lookup
@@ -255,13 +287,16 @@ void ein_reap(struct eng *e, uint64_t ino)
 		return;
 	rc = idx_inode_get(t, ino, &in);
 	/* A new lookup may have raced in; only reap unlinked, unused inodes. */
-	if (rc == 0 && in.nlink == 0 && !ein_in_use(e, ino))
+	bool gone = rc == -ENOENT || (rc == 0 && in.nlink == 0 && !ein_in_use(e, ino));
+	if (rc == 0 && gone)
 		rc = idx_inode_delete(t, ino);
 	else
 		rc = rc == -ENOENT ? 0 : rc;
 	rc = eng_wtxn_end(e, t, rc);
 	if (rc < 0)
 		syslog(LOG_ERR, "mixfs: deleting unlinked inode %" PRIu64 ": %s", ino, strerror(-rc));
+	else if (gone)
+		ein_drop(e, ino);
 }
 
 /* Link count reached zero inside transaction t: delete now if the kernel
@@ -1121,14 +1156,16 @@ int eng_fsync(struct eng *e, uint64_t ino, bool datasync)
 	return rc;
 }
 
-int eng_sync_all(struct eng *e)
+ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out)
 {
 	uint64_t *inos = NULL;
 	size_t n = 0, cap = 0;
-	int rc = 0;
+	ssize_t rc = 0;
 	pthread_mutex_lock(&e->itab_lock);
-	for (unsigned b = 0; b < ITAB_BUCKETS; b++) {
+	for (unsigned b = 0; rc == 0 && b < ITAB_BUCKETS; b++) {
 		for (struct einode *ei = e->itab[b]; ei; ei = ei->next) {
+			if (parked_only && !atomic_load(&ei->parked))
+				continue;
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 64;
 				uint64_t *p = realloc(inos, nc * sizeof(*p));
@@ -1143,7 +1180,40 @@ int eng_sync_all(struct eng *e)
 		}
 	}
 	pthread_mutex_unlock(&e->itab_lock);
-	for (size_t i = 0; i < n; i++) {
+	if (rc < 0) {
+		free(inos);
+		inos = NULL;
+		n = 0;
+	}
+	*out = inos;
+	return rc < 0 ? rc : (ssize_t)n;
+}
+
+bool eng_retry_parked(struct eng *e)
+{
+	uint64_t *inos;
+	ssize_t n = ein_list(e, true, &inos);
+	for (ssize_t i = 0; i < n; i++) {
+		struct einode *ei = ein_get(e, inos[i], false, 0, 0);
+		if (!ei)
+			continue;
+		pthread_rwlock_wrlock(&ei->lock);
+		if (atomic_load(&ei->parked))
+			(void)wb_retry(e, ei); /* errors: logged by the batch, reported by close/fsync */
+		pthread_rwlock_unlock(&ei->lock);
+		if (ein_put(e, ei, 0, 0)) /* deleted meanwhile: its bytes go */
+			ein_reap(e, inos[i]);
+	}
+	free(inos);
+	return n >= 0 && atomic_load(&e->parked_total) == 0;
+}
+
+int eng_sync_all(struct eng *e)
+{
+	uint64_t *inos;
+	ssize_t n = ein_list(e, false, &inos);
+	int rc = n < 0 ? (int)n : 0;
+	for (ssize_t i = 0; i < n; i++) {
 		int r = sync_ino(e, inos[i]);
 		if (r < 0) {
 			syslog(LOG_ERR, "mixfs: inode %" PRIu64 ": write-back failed: %s", inos[i], strerror(-r));
@@ -2516,11 +2586,7 @@ static void gc_stop_thread(struct eng *e)
 {
 	if (!e->gc_running)
 		return;
-	pthread_mutex_lock(&e->gc_lock);
-	e->gc_quit = true;
-	pthread_cond_broadcast(&e->gc_cond);
-	pthread_mutex_unlock(&e->gc_lock);
-	pthread_join(e->gc_thread, NULL);
+	eng_thread_stop(&e->gc_lock, &e->gc_cond, &e->gc_quit, e->gc_thread);
 	e->gc_running = false;
 }
 
@@ -2599,6 +2665,8 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	pthread_mutex_init(&e->rb_lock, NULL);
 	pthread_cond_init(&e->rb_cond, NULL);
 	pthread_mutex_init(&e->rb_run, NULL);
+	pthread_mutex_init(&e->retry_lock, NULL);
+	pthread_cond_init(&e->retry_cond, NULL);
 	rc = pthread_key_create(&e->ctx_key, ctx_key_free);
 	if (rc) {
 		free(e);
@@ -2703,6 +2771,7 @@ int eng_store_close(struct eng *e)
 	atomic_store(&e->bg_urgent, true);
 	gc_stop_thread(e);
 	rb_stop(e);
+	wb_retry_stop(e); /* the final sync below tries parked bytes once more */
 	if (e->idx && e->ps && e->pool && e->wb_running)
 		rc = eng_sync_all(e);
 	wb_stop(e);
@@ -2715,7 +2784,7 @@ int eng_store_close(struct eng *e)
 		while (e->itab[b]) {
 			struct einode *ei = e->itab[b];
 			e->itab[b] = ei->next;
-			ein_free(ei);
+			ein_free(e, ei);
 		}
 	}
 	codec_ctx_free(pthread_getspecific(e->ctx_key));
@@ -2732,6 +2801,8 @@ int eng_store_close(struct eng *e)
 	pthread_mutex_destroy(&e->rb_lock);
 	pthread_cond_destroy(&e->rb_cond);
 	pthread_mutex_destroy(&e->rb_run);
+	pthread_mutex_destroy(&e->retry_lock);
+	pthread_cond_destroy(&e->retry_cond);
 	if (e->lock_fd > 0)
 		close(e->lock_fd);
 	free(e->store);

@@ -12,6 +12,8 @@
  *   3. struct eng.plock    pipeline: batch queue, batch states, inflight
  *                          lists, pending-chunk table, error marks.
  *   4. struct eng.itab_lock inode table, lookup/open/user counts (leaf).
+ *   eng.retry_lock (leaf): the write-back retry thread's sleep; taken
+ *   under an einode lock when a file's failed bytes are parked.
  * The committer thread takes only wlock and plock, never an einode lock,
  * so a thread may wait for commits while holding its einode lock.
  * The pack store's own lock (fs/pack.c) comes before 2: pack_append takes
@@ -76,6 +78,10 @@ struct einode {
 	bool ref_raw_late; /* a raw file cut with a short head: look again at the
 	                     first segment of at least REF_RAW_MIN bytes */
 	uint64_t shadow_ino; /* previous version kept by a truncate to 0 */
+	/* bytes of segs that a failed write-back (close, fsync) left for the
+	 * background retry, 0: none (set under lock; the retry's scan and
+	 * ein_put read it under itab_lock) */
+	_Atomic uint64_t parked;
 	_Atomic uint64_t parent; /* directory it was last looked up in */
 	/* --- under eng.plock --- */
 	struct batch *inflight, *inflight_tail; /* oldest first */
@@ -116,6 +122,13 @@ struct eng {
 	struct einode *itab[ITAB_BUCKETS];
 	uint64_t flush_unit; /* cut a file's dirty bytes into a batch past this */
 	_Atomic uint64_t dirty_total; /* bytes in all dirty segments */
+	_Atomic uint64_t parked_total; /* of which parked (einode.parked) */
+	atomic_int parked_err;        /* the last parked failure (negative errno) */
+	/* write-back retry thread: stores parked bytes with backoff */
+	pthread_t retry_thread;
+	pthread_mutex_t retry_lock;
+	pthread_cond_t retry_cond;
+	bool retry_quit, retry_running;
 
 	/* write pipeline, under plock */
 	pthread_mutex_t plock;
@@ -165,6 +178,16 @@ struct eng {
 	_Atomic int64_t last_write_ms; /* monotonic time of the last write */
 };
 
+/* A thread that sleeps on c under m until *quit: set it, wake it, join. */
+static inline void eng_thread_stop(pthread_mutex_t *m, pthread_cond_t *c, bool *quit, pthread_t th)
+{
+	pthread_mutex_lock(m);
+	*quit = true;
+	pthread_cond_broadcast(c);
+	pthread_mutex_unlock(m);
+	pthread_join(th, NULL);
+}
+
 /* engine.c */
 int64_t eng_now_ns(void);
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);
@@ -179,6 +202,12 @@ struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lo
                        uint32_t add_open);
 bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open);
 void ein_reap(struct eng *e, uint64_t ino);
+/* Inode numbers in the table (parked_only: those with parked bytes) into
+ * *out (malloc'd; *out NULL and 0 on -ENOMEM, returned). */
+ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out);
+/* One background retry of every parked file (the retry thread).  true
+ * when nothing is parked any more. */
+bool eng_retry_parked(struct eng *e);
 /* Decoded data of chunk fp (held in the cache; release with
  * cache_release).  ino/off only name the file in error logs.  -ESTALE:
  * the chunk (or one of its references) was freed since t was taken and
@@ -212,13 +241,23 @@ bool rb_idle(struct eng *e);
  * (frames appended before are gone: their batches must not commit). */
 int wb_pack_sync(struct eng *e);
 int wb_start(struct eng *e);
+void wb_retry_stop(struct eng *e); /* before the final sync */
 void wb_stop(struct eng *e); /* after every inode was synced */
 /* With ei->lock held exclusively.  Returns size or negative errno (a
  * previous write-back failure of this file, -ENOMEM). */
 ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf, size_t size);
 /* Everything written to ei so far is committed (ei->lock exclusive).
- * Returns the first write-back error not yet reported. */
+ * Returns the first write-back error not yet reported.  Bytes that
+ * failed stay buffered, parked for the background retry. */
 int wb_sync(struct eng *e, struct einode *ei);
+/* The background retry of ei's parked bytes (ei->lock exclusive): like
+ * wb_sync, but it reports nothing: an error not yet reported stays for
+ * the next close or fsync, one this retry meets is only logged (the next
+ * close or fsync reports its own attempt).  0 when all was stored. */
+int wb_retry(struct eng *e, struct einode *ei);
+/* Drop ei's buffered bytes (a deleted file, or the unmount): memory and
+ * dirty budget (ei unreachable). */
+void wb_discard(struct eng *e, struct einode *ei);
 /* Drop buffered bytes at or past size (ei->lock exclusive; call wb_sync
  * after it). */
 void wb_truncate(struct eng *e, struct einode *ei, uint64_t size);

@@ -515,7 +515,9 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 bool rb_idle(struct eng *e)
 {
 	bool busy;
-	if (atomic_load(&e->dirty_total) > 0)
+	/* bytes a failed close left buffered (parked) do not count: the
+	 * retry thread stores them when it can, maybe not for long */
+	if (atomic_load(&e->dirty_total) > atomic_load(&e->parked_total))
 		return false;
 	pthread_mutex_lock(&e->plock);
 	busy = e->qhead != NULL;

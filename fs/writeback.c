@@ -18,7 +18,11 @@
  * one of the same inode failed, and failed batches go back into the dirty
  * segments (under newer bytes), so nothing written is dropped: the error
  * is reported to the next fsync/close/write and the bytes are retried.
- * Memory is bounded: writers wait while queued bytes pass dirty_bytes.
+ * Bytes a close or fsync could not store are *parked*: the retry thread
+ * stores them with backoff (1 s doubling to 60 s) once it can, without a
+ * further write; a deleted file's go with its inode (wb_discard).
+ * Memory is bounded: writers wait while queued bytes pass dirty_bytes,
+ * and writes fail with the parked error while parked bytes fill it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -243,9 +247,39 @@ static int dirty_insert_under(struct eng *e, struct einode *ei, uint64_t off, co
 	return 0;
 }
 
+/* Set ei's parked bytes (ei->lock exclusive, or ei unreachable); err is
+ * the failure that left them.  The retry thread wakes for the first. */
+static void park_set(struct eng *e, struct einode *ei, uint64_t bytes, int err)
+{
+	uint64_t old = atomic_exchange(&ei->parked, bytes);
+	if (bytes == old)
+		return;
+	if (bytes > old) {
+		atomic_store(&e->parked_err, err < 0 ? err : -EIO);
+		if (atomic_fetch_add(&e->parked_total, bytes - old) == 0) {
+			pthread_mutex_lock(&e->retry_lock);
+			pthread_cond_signal(&e->retry_cond);
+			pthread_mutex_unlock(&e->retry_lock);
+		}
+	} else {
+		atomic_fetch_sub(&e->parked_total, old - bytes);
+	}
+}
+
+void wb_discard(struct eng *e, struct einode *ei)
+{
+	park_set(e, ei, 0, 0);
+	for (size_t i = 0; i < ei->nsegs; i++)
+		free(ei->segs[i].data);
+	ei->nsegs = 0;
+	atomic_fetch_sub(&e->dirty_total, ei->dirty);
+	ei->dirty = 0;
+}
+
 void wb_truncate(struct eng *e, struct einode *ei, uint64_t size)
 {
 	size_t dropped = 0;
+	park_set(e, ei, 0, 0); /* wb_sync follows */
 	while (ei->nsegs > 0) {
 		struct dseg *s = &ei->segs[ei->nsegs - 1];
 		if (s->off >= size) {
@@ -769,6 +803,17 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* pthread_cond_timedwait for at most ns nanoseconds from now. */
+static void cond_wait_ns(pthread_cond_t *c, pthread_mutex_t *m, int64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ns % 1000000000;
+	ts.tv_sec += ns / 1000000000 + ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(c, m, &ts);
+}
+
 static void *committer_main(void *arg)
 {
 	struct eng *e = arg;
@@ -796,15 +841,10 @@ static void *committer_main(void *arg)
 		bool now = e->stop || e->sync_waiters > 0 || ready >= group_bytes ||
 		           e->inflight_bytes >= e->o.dirty_bytes / 2 || mono_ns() >= due;
 		if (!now) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
 			int64_t wait = due - mono_ns();
 			if (wait > 50000000)
 				wait = 50000000; /* re-check the triggers regularly */
-			ts.tv_nsec += wait % 1000000000;
-			ts.tv_sec += wait / 1000000000 + ts.tv_nsec / 1000000000;
-			ts.tv_nsec %= 1000000000;
-			pthread_cond_timedwait(&e->pcond, &e->plock, &ts);
+			cond_wait_ns(&e->pcond, &e->plock, wait);
 			continue;
 		}
 		size_t n = 0;
@@ -1824,11 +1864,16 @@ static int flush_cut(struct eng *e, struct einode *ei, bool partial)
 ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf, size_t size)
 {
 	ssize_t rc;
+	/* bytes that could not be stored fill the budget: refuse more until
+	 * the retry stores some (a full disk fails writes, not only closes) */
+	if (atomic_load(&e->parked_total) >= e->o.dirty_bytes)
+		return atomic_load(&e->parked_err);
 	pthread_mutex_lock(&e->plock);
 	rc = ei->wb_failed && ei->wb_error != -EAGAIN ? ei->wb_error : 0;
 	pthread_mutex_unlock(&e->plock);
 	if (rc < 0)
 		return rc; /* fail fast (e.g. ENOSPC) until fsync/close reported it */
+	park_set(e, ei, 0, 0); /* written again: stored with the rest */
 	rc = dirty_insert(ei, off, buf, size);
 	if (rc < 0)
 		return rc;
@@ -1841,9 +1886,11 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 		rc = flush_cut(e, ei, true);
 		if (rc < 0)
 			return rc;
-	} else if (atomic_load(&e->dirty_total) > e->o.dirty_bytes / 2) {
+	} else if (atomic_load(&e->dirty_total) - atomic_load(&e->parked_total) >
+	           e->o.dirty_bytes / 2) {
 		/* many files each below flush_unit: queue ours whole so the
-		 * buffered total stays bounded (the wait below frees memory) */
+		 * buffered total stays bounded (the wait below frees memory;
+		 * parked bytes are bounded above) */
 		rc = flush_cut(e, ei, false);
 		if (rc < 0)
 			return rc;
@@ -1884,25 +1931,55 @@ static void wait_quiet(struct eng *e, struct einode *ei)
 	pthread_mutex_unlock(&e->plock);
 }
 
+/* Cut everything buffered, wait for it, take back what failed.  Returns
+ * the error of ei not yet reported (clearing it with clear: reported once,
+ * like errseq) or reclaim_failed's. */
+static int flush_wait(struct eng *e, struct einode *ei, bool clear)
+{
+	int rc = flush_cut(e, ei, false);
+	if (rc < 0)
+		return rc;
+	wait_quiet(e, ei);
+	pthread_mutex_lock(&e->plock);
+	int err = ei->wb_error;
+	if (clear)
+		ei->wb_error = 0;
+	pthread_mutex_unlock(&e->plock);
+	rc = reclaim_failed(e, ei); /* failed bytes stay buffered for a retry */
+	return err ? err : rc;
+}
+
 int wb_sync(struct eng *e, struct einode *ei)
 {
+	int rc = -EIO;
+	park_set(e, ei, 0, 0);
 	for (int attempt = 0; attempt < 4; attempt++) {
-		int rc = flush_cut(e, ei, false);
-		if (rc < 0)
-			return rc;
-		wait_quiet(e, ei);
-		pthread_mutex_lock(&e->plock);
-		int err = ei->wb_error;
-		ei->wb_error = 0; /* reported once, like errseq */
-		pthread_mutex_unlock(&e->plock);
-		rc = reclaim_failed(e, ei); /* failed bytes stay buffered for a retry */
-		if (err == 0 && rc == 0)
-			return 0;
-		if (err != -EAGAIN)
-			return err ? err : rc;
+		rc = flush_wait(e, ei, true);
+		if (rc != -EAGAIN)
+			break;
 		/* -EAGAIN: a chunk we deduplicated against went away: store again */
+		rc = -EIO;
 	}
-	return -EIO;
+	/* what failed waits for the retry thread (or the next sync) */
+	park_set(e, ei, ei->nsegs ? ei->dirty : 0, rc);
+	return rc;
+}
+
+int wb_retry(struct eng *e, struct einode *ei)
+{
+	pthread_mutex_lock(&e->plock);
+	int had = ei->wb_error; /* not reported yet: stays */
+	pthread_mutex_unlock(&e->plock);
+	park_set(e, ei, 0, 0);
+	int rc = flush_wait(e, ei, false);
+	bool stored = ei->nsegs == 0 && rc != -ENOMEM;
+	/* the failure was reported (the close or fsync that parked them);
+	 * the next one reports its own attempt, not this one's */
+	pthread_mutex_lock(&e->plock);
+	ei->wb_error = had;
+	pthread_mutex_unlock(&e->plock);
+	park_set(e, ei, ei->nsegs ? ei->dirty : 0, rc);
+	return stored ? 0 : rc < 0 ? rc : -EIO;
 }
 
 bool wb_idle(struct eng *e, struct einode *ei)
@@ -1914,6 +1991,43 @@ bool wb_idle(struct eng *e, struct einode *ei)
 	return idle && ei->nsegs == 0;
 }
 
+#define RETRY_MIN_NS 1000000000ll   /* first retry of parked bytes after 1 s */
+#define RETRY_MAX_NS 60000000000ll  /* doubling up to a minute */
+
+/* Stores parked bytes in the background: the first retry 1 s after the
+ * first parked failure, then with doubling delays while some fail, back
+ * to 1 s once a pass stored everything.  Sleeps while nothing is parked.
+ * Not the committer: it takes einode locks and waits for commits. */
+static void *retry_main(void *arg)
+{
+	struct eng *e = arg;
+	int64_t delay = RETRY_MIN_NS, due = 0;
+
+	pthread_mutex_lock(&e->retry_lock);
+	while (!e->retry_quit) {
+		if (atomic_load(&e->parked_total) == 0) {
+			delay = RETRY_MIN_NS;
+			due = 0;
+			pthread_cond_wait(&e->retry_cond, &e->retry_lock);
+			continue;
+		}
+		int64_t now = mono_ns();
+		if (due == 0)
+			due = now + delay;
+		if (now < due) {
+			cond_wait_ns(&e->retry_cond, &e->retry_lock, due - now);
+			continue;
+		}
+		pthread_mutex_unlock(&e->retry_lock);
+		bool clear = eng_retry_parked(e);
+		pthread_mutex_lock(&e->retry_lock);
+		delay = clear ? RETRY_MIN_NS : delay * 2 < RETRY_MAX_NS ? delay * 2 : RETRY_MAX_NS;
+		due = 0;
+	}
+	pthread_mutex_unlock(&e->retry_lock);
+	return NULL;
+}
+
 int wb_start(struct eng *e)
 {
 	int rc;
@@ -1923,18 +2037,27 @@ int wb_start(struct eng *e)
 		e->wb_running = false;
 		return -rc;
 	}
+	rc = pthread_create(&e->retry_thread, NULL, retry_main, e);
+	if (rc)
+		return -rc; /* eng_store_close stops the committer */
+	e->retry_running = true;
 	return 0;
+}
+
+void wb_retry_stop(struct eng *e)
+{
+	if (!e->retry_running)
+		return;
+	eng_thread_stop(&e->retry_lock, &e->retry_cond, &e->retry_quit, e->retry_thread);
+	e->retry_running = false;
 }
 
 void wb_stop(struct eng *e)
 {
+	wb_retry_stop(e);
 	if (!e->wb_running)
 		return;
-	pthread_mutex_lock(&e->plock);
-	e->stop = true;
-	pthread_cond_broadcast(&e->pcond);
-	pthread_mutex_unlock(&e->plock);
-	pthread_join(e->committer, NULL);
+	eng_thread_stop(&e->plock, &e->pcond, &e->stop, e->committer);
 	pthread_mutex_lock(&e->plock);
 	e->wb_running = false;
 	pthread_cond_broadcast(&e->pcond);

@@ -2180,12 +2180,20 @@ static uint64_t failed_file(struct fx *f, const char *name, const uint8_t *a, si
 	return ino;
 }
 
-/* Buffered bytes of the engine, polled for up to ms until none are left. */
+/* Buffered bytes of the engine, polled for up to ms until none are left
+ * and nothing is queued or being committed. */
 static uint64_t dirty_after(struct fx *f, unsigned ms)
 {
-	for (unsigned t = 0; t < ms && atomic_load(&f->e->dirty_total) > 0; t += 100)
+	struct eng *e = f->e;
+	for (unsigned t = 0; t < ms; t += 100) {
+		pthread_mutex_lock(&e->plock);
+		bool busy = e->qhead || e->committing;
+		pthread_mutex_unlock(&e->plock);
+		if (!busy && atomic_load(&e->dirty_total) == 0)
+			break;
 		usleep(100000);
-	return atomic_load(&f->e->dirty_total);
+	}
+	return atomic_load(&e->dirty_total);
 }
 
 /* The bytes of a file whose close failed (full disk) are stored once the
