@@ -412,6 +412,12 @@ static void mfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 	reply_entry(req, eng_link(req_eng(req), ino, newparent, newname, &a), &a);
 }
 
+/* A file handle's fh: 1 if it was opened for writing (flush needs it). */
+static uint64_t fh_writes(const struct fuse_file_info *fi)
+{
+	return (fi->flags & O_ACCMODE) != O_RDONLY;
+}
+
 static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs *m = fuse_req_userdata(req);
@@ -434,6 +440,7 @@ static void mfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	 * size. */
 	fi->keep_cache = 1;
 	fi->direct_io = 0;
+	fi->fh = fh_writes(fi);
 	if (fuse_reply_open(req, fi) != 0)
 		eng_release(m->e, ino);
 }
@@ -462,6 +469,7 @@ static void mfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 	fill_entry(req, &ep, &a);
 	fi->keep_cache = 1;
 	fi->direct_io = 0;
+	fi->fh = fh_writes(fi);
 	if (fuse_reply_create(req, &ep, fi) != 0) {
 		eng_release(m->e, a.st.st_ino);
 		eng_forget(m->e, a.st.st_ino, 1);
@@ -539,6 +547,14 @@ static void mfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 
 static void mfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	/* The close of a descriptor opened read-only stores nothing and
+	 * reports nothing (as NFS does): it neither waits for other
+	 * writers' bytes nor returns their write-back error (ENOSPC) to a
+	 * reader.  Writers' closes, fsync and the unmount store them. */
+	if (!fi->fh) {
+		fuse_reply_err(req, 0);
+		return;
+	}
 	reply_err(req, eng_flush(req_eng(req), ino));
 }
 
