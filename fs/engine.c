@@ -314,8 +314,9 @@ static int unlinked_locked(struct eng *e, struct idx_txn *t, struct idx_inode *i
 /* ------------------------------------------------------------------------ */
 /* attributes                                                                */
 
-/* Overlay in-memory state (unflushed size, mtime) onto a stored inode. */
-static void overlay_attr(struct eng *e, struct idx_inode *in)
+/* Overlay in-memory state (unflushed size, mtime; with pending, bytes not
+ * stored yet as stored raw) onto a stored inode. */
+static void overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
 {
 	struct einode *ei = ein_get(e, in->ino, false, 0, 0);
 	if (!ei)
@@ -326,6 +327,12 @@ static void overlay_attr(struct eng *e, struct idx_inode *in)
 		if (ei->mtime_ns > in->mtime_ns)
 			in->mtime_ns = in->ctime_ns = ei->mtime_ns;
 	}
+	/* bytes not stored yet count as stored raw, like ext4's delayed
+	 * allocation: st_blocks 0 with a non-zero size means "all hole" to
+	 * tar --sparse (and the kernel caches the attributes), which would
+	 * archive the data as zeros */
+	if (pending)
+		in->stored_bytes += wb_pending_bytes(e, ei);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
 }
@@ -355,7 +362,7 @@ int eng_getattr(struct eng *e, uint64_t ino, struct eng_attr *out)
 	int rc = read_inode(e, ino, &in);
 	if (rc < 0)
 		return rc;
-	overlay_attr(e, &in);
+	overlay_attr(e, &in, true);
 	make_attr(&in, out);
 	return 0;
 }
@@ -1255,7 +1262,7 @@ int eng_lookup(struct eng *e, uint64_t parent, const char *name, struct eng_attr
 	rc = ein_add_lookup(e, ino, parent, 0);
 	if (rc < 0)
 		return rc;
-	overlay_attr(e, &in);
+	overlay_attr(e, &in, true);
 	make_attr(&in, out);
 	return 0;
 }
@@ -1429,7 +1436,7 @@ int eng_link(struct eng *e, uint64_t ino, uint64_t newparent, const char *newnam
 	rc = ein_add_lookup(e, ino, newparent, 0);
 	if (rc < 0)
 		return rc;
-	overlay_attr(e, &in);
+	overlay_attr(e, &in, true);
 	make_attr(&in, out);
 	return 0;
 }
@@ -2211,7 +2218,7 @@ static int virt_xattr(struct eng *e, uint64_t ino, const char *name, char *buf, 
 		return rc;
 	if (!S_ISREG(in.mode))
 		return -ENODATA; /* listed for regular files only */
-	overlay_attr(e, &in);
+	overlay_attr(e, &in, false); /* stored_bytes: what is stored now */
 	if (strcmp(name, XA_PREFIX "stored_bytes") == 0)
 		n = snprintf(val, sizeof(val), "%" PRIu64, in.stored_bytes);
 	else if (strcmp(name, XA_PREFIX "ratio") == 0)

@@ -265,6 +265,9 @@ void wb_truncate(struct eng *e, struct einode *ei, uint64_t size);
 void wb_ref_drop(struct einode *ei);
 /* Whether ei holds no buffered or in-flight data (ei->lock held). */
 bool wb_idle(struct eng *e, struct einode *ei);
+/* Bytes of ei written but not committed yet: buffered or in batches not
+ * done (ei->lock held; an estimate of blocks still to be stored). */
+uint64_t wb_pending_bytes(struct eng *e, struct einode *ei);
 
 /* Readers (ei->lock shared): pin the in-flight batches, read the index,
  * then overlay in-flight and buffered bytes, then unpin. */

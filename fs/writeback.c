@@ -1982,6 +1982,17 @@ int wb_retry(struct eng *e, struct einode *ei)
 	return stored ? 0 : rc < 0 ? rc : -EIO;
 }
 
+uint64_t wb_pending_bytes(struct eng *e, struct einode *ei)
+{
+	uint64_t n = ei->dirty;
+	pthread_mutex_lock(&e->plock);
+	for (struct batch *b = ei->inflight; b; b = b->inext)
+		if (b->state != B_DONE)
+			n += b->len;
+	pthread_mutex_unlock(&e->plock);
+	return n;
+}
+
 bool wb_idle(struct eng *e, struct einode *ei)
 {
 	bool idle;
