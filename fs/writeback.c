@@ -1895,12 +1895,17 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 		if (rc < 0)
 			return rc;
 	}
-	/* backpressure: wait while queued batches use more than allowed */
+	/* backpressure: wait while queued batches use more than allowed
+	 * (inflight=), or with the buffered bytes more than dirty=; until
+	 * they are back to the smaller of inflight= and half of dirty= */
 	pthread_mutex_lock(&e->plock);
-	if (e->inflight_bytes + atomic_load(&e->dirty_total) > e->o.dirty_bytes) {
+	if (e->inflight_bytes + atomic_load(&e->dirty_total) > e->o.dirty_bytes ||
+	    e->inflight_bytes > e->o.inflight_bytes) {
+		const uint64_t low = e->o.inflight_bytes < e->o.dirty_bytes / 2 ? e->o.inflight_bytes
+		                                                                : e->o.dirty_bytes / 2;
 		e->sync_waiters++;
 		pthread_cond_broadcast(&e->pcond);
-		while (e->inflight_bytes > e->o.dirty_bytes / 2 && e->wb_running)
+		while (e->inflight_bytes > low && e->wb_running)
 			pthread_cond_wait(&e->pcond, &e->plock);
 		e->sync_waiters--;
 	}

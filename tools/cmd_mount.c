@@ -139,8 +139,7 @@ static void mount_usage(FILE *f, bool helper)
 	        size_str(d.cache_bytes, b[0]));
 	fprintf(f, "  dirty=SIZE        buffered write data, all files (default %s)\n",
 	        size_str(d.dirty_bytes, b[1]));
-	fprintf(f, "  inflight=SIZE     chunks queued for compression; not used yet\n"
-	           "                    (default %s)\n",
+	fprintf(f, "  inflight=SIZE     chunks queued for compression (default %s)\n",
 	        size_str(d.inflight_bytes, b[2]));
 	fprintf(f, "  workers=N         compression/decode threads (default %u; 0 = CPUs)\n",
 	        d.workers);

@@ -1598,6 +1598,55 @@ static void hold_commit(struct eng *e)
 	usleep(2500000);
 }
 
+static uint64_t inflight_max;
+
+static void sample_inflight(struct eng *e)
+{
+	pthread_mutex_lock(&e->plock);
+	if (e->inflight_bytes > inflight_max)
+		inflight_max = e->inflight_bytes;
+	pthread_mutex_unlock(&e->plock);
+}
+
+/* inflight= bounds the batches queued for coding and commit: a writer
+ * faster than the coder waits once they pass it (before, only the sum
+ * with the buffered bytes was bounded, by dirty=: inflight= was accepted
+ * and ignored).  One writer: at most the bound plus the batch it cut. */
+static void t_inflight_bound(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 32u << 20 };
+	uint64_t seed = 9;
+	float *w = weights_new(N, &seed);
+	uint8_t *buf = malloc(8 + 160 + 2 * (size_t)N);
+	struct eng_opts o;
+
+	assert_non_null(buf);
+	size_t len = make_st(buf, w, N);
+	free(w);
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_MIX;
+	o.lazy = ENG_LAZY_OFF; /* every chunk coded at mix: slower than the writer */
+	o.workers = 2;
+	o.inflight_bytes = 8u << 20;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	inflight_max = 0;
+	f->e->commit_hook = sample_inflight;
+	uint64_t ino = new_file(f, 1, "big.safetensors");
+	write_all(f, ino, 0, buf, len, 1 << 20);
+	assert_int_equal(eng_fsync(f->e, ino, false), 0);
+	f->e->commit_hook = NULL;
+	print_message("inflight=8M: at most %llu bytes queued (flush unit %llu, %zu written)\n",
+	              (unsigned long long)inflight_max, (unsigned long long)f->e->flush_unit, len);
+	assert_true(inflight_max > 0);
+	assert_true(inflight_max <= o.inflight_bytes + f->e->flush_unit);
+	check_read(f, ino, 0, buf, len);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	eng_forget(f->e, ino, 1);
+	free(buf);
+}
+
 static void t_online_gc_commit_race(void **state)
 {
 	struct fx *f = *state;
@@ -2377,6 +2426,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_series_lookup, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lazy_recompress, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_ref_gone, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_inflight_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_current, setup, teardown),
