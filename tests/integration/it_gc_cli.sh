@@ -1,0 +1,31 @@
+#!/bin/bash
+# mixfs gc and fsck as an operator runs them (found by a command-line hunt):
+# gc -n must report what gc then does.
+. "$(dirname "$0")/lib.sh"
+it_init
+need_mixfs "mixfs gc and fsck command line"
+
+# gc_line OUT: "N compacted, N emptied" and the copied bytes of a gc report.
+gc_summary() {
+	sed -n 's/.*scanned; \([0-9]* compacted, [0-9]* emptied\).*/\1/p; s/.*freed in place, \(.*\) copied.*/\1/p' "$1" | tr '\n' ' '
+}
+
+# 1. A pack whose dead bytes are its tail: gc cuts the tail and then judges
+# the pack by what is left (nothing dead: no compaction).  gc -n must say the
+# same, not that it would compact the pack by its size before the cut.
+"$MIXFS" mkfs -l raw "$STORE" >/dev/null
+mixfs_mount fg gc_interval=0
+rand_file "$MNT/keep" 3 1
+rand_file "$MNT/del" 10 2
+sync -f "$MNT"
+rm "$MNT/del"
+mixfs_umount
+"$MIXFS" gc -n "$STORE" >"$WORK/gcn.out" 2>&1 || fail "gc -n exited $?: $(cat "$WORK/gcn.out")"
+"$MIXFS" gc "$STORE" >"$WORK/gc.out" 2>&1 || fail "gc exited $?: $(cat "$WORK/gc.out")"
+log "gc -n: $(gc_summary "$WORK/gcn.out")"
+log "gc:    $(gc_summary "$WORK/gc.out")"
+check_eq "gc -n predicts what gc does (tail of dead bytes)" "$(gc_summary "$WORK/gc.out")" \
+	"$(gc_summary "$WORK/gcn.out")"
+"$MIXFS" fsck "$STORE" >"$WORK/fsck.out" 2>&1 || fail "fsck after gc: $(cat "$WORK/fsck.out")"
+
+log "PASS"
