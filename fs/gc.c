@@ -392,9 +392,11 @@ static int64_t alloc_in(int fd, const struct span *g, size_t n)
 }
 
 /* Reclaimable allocated bytes of pack id with frames v[0..n); punch: also
- * free them.  *unsupported is set when the file system cannot punch. */
+ * free them.  *unsupported is set when the file system cannot punch.
+ * *size_after (if not NULL, and bytes are reclaimable): the pack's size once
+ * its dead tail is cut, punched or not (so a dry run judges it as gc will). */
 static int64_t pack_reclaim(const char *dir, uint32_t id, const struct span *v, size_t n,
-                            bool punch, bool *unsupported)
+                            bool punch, bool *unsupported, uint64_t *size_after)
 {
 	struct vec gaps = { .sz = sizeof(struct span) };
 	char path[PATH_MAX];
@@ -415,6 +417,12 @@ static int64_t pack_reclaim(const char *dir, uint32_t id, const struct span *v, 
 	if (rc < 0)
 		goto out;
 	rc = alloc_in(fd, gaps.p, gaps.n);
+	if (rc > 0 && size_after) {
+		const struct span *last = gaps.n ? (const struct span *)gaps.p + gaps.n - 1 : NULL;
+
+		*size_after = last && last->end == (uint64_t)st.st_size ? last->off
+		                                                        : (uint64_t)st.st_size;
+	}
 	if (rc <= 0 || !punch)
 		goto out;
 	for (size_t i = 0; i < gaps.n; i++) {
@@ -1603,7 +1611,7 @@ static void account_free(struct fsck *f, uint32_t id, const struct idx_pack *rec
                          const struct span *v, size_t n)
 {
 	bool unsupported = false;
-	int64_t free_ = pack_reclaim(f->pack_dir, id, v, n, false, &unsupported);
+	int64_t free_ = pack_reclaim(f->pack_dir, id, v, n, false, &unsupported, NULL);
 	uint64_t dead;
 
 	if (free_ <= 0)
@@ -2711,6 +2719,7 @@ static int gc_punch(const struct gc_host *h, const struct gc_opts *o, struct vec
 		for (size_t k = 0, l = 0; rc == 0 && k < nids; k++) {
 			const struct gloc *loc = g.locs.p;
 			int64_t freed;
+			uint64_t size_after = 0;
 
 			spans.n = 0;
 			for (; l < g.locs.n && loc[l].pack == ids[k]; l++) {
@@ -2725,13 +2734,21 @@ static int gc_punch(const struct gc_host *h, const struct gc_opts *o, struct vec
 			if (rc < 0)
 				break;
 			freed = pack_reclaim(h->pack_dir, ids[k], spans.p, spans.n, !o->dry_run,
-			                     &st->punch_unsupported);
+			                     &st->punch_unsupported, &size_after);
 			if (freed < 0) {
 				rc = (int)freed;
 				break;
 			}
 			st->bytes_punched += (uint64_t)freed;
-			if (freed && !o->dry_run) {
+			if (freed && o->dry_run) {
+				/* Judge it as the real run will: by its size
+				 * after the tail cut. */
+				struct gpack *gk = bsearch(&ids[k], packs->p, packs->n, packs->sz,
+				                           gpack_cmp);
+
+				if (gk && size_after < gk->size)
+					gk->size = size_after;
+			} else if (freed) {
 				/* A cut tail makes the pack smaller: judge it for
 				 * compaction by what is left. */
 				struct gpack *gk = bsearch(&ids[k], packs->p, packs->n, packs->sz,
@@ -2821,6 +2838,8 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 			continue;
 		cand[ncand++] = (uint32_t)i;
 		copy_total += g->live;
+		if (o->dry_run)
+			st->chunks_moved += g->nchunks;
 	}
 	/* Most reclaimable first: a run cut short (full disk) gains most. */
 	frac_sort_packs = &packs;
