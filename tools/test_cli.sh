@@ -54,6 +54,13 @@ expect 2 'bad value workers=x' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o workers=x
 expect 2 'bad value commit_ms=0' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o commit_ms=0
 expect 2 'bad value level=best' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o level=best
 
+# fsck and gc of a directory that exists but is not a store: the message
+# must say so, not "No such file or directory" (the index inside is missing).
+mkdir "$WORK/notastore"
+expect 2 'notastore: (no mixfs store there|not a mixfs store)' "$MIXFS" fsck "$WORK/notastore"
+expect 1 'notastore: (no mixfs store there|not a mixfs store)' "$MIXFS" gc "$WORK/notastore"
+expect 0 'dry run' "$MIXFS" gc -n "$WORK/s"
+
 for cmd in stats fsck gc bench; do
 	rc=0
 	"$MIXFS" "$cmd" --help >/dev/null 2>&1 || rc=$?
