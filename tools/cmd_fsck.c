@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "fs/gc.h"
+#include "fs/fuse_ll.h"
 #include "tools/cmd.h"
 #include "tools/cmd_gc.h"
 #include "tools/progress.h"
@@ -113,7 +114,7 @@ static const char *fsck_strerror(int rc)
 	case -EIO:
 		return "index records unreadable (the LMDB file is damaged)";
 	default:
-		return strerror(-rc);
+		return mixfs_store_strerror(rc);
 	}
 }
 

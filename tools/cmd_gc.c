@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "fs/gc.h"
+#include "fs/fuse_ll.h"
 #include "tools/cmd.h"
 #include "tools/progress.h"
 
@@ -91,7 +92,7 @@ static const char *gc_strerror(int rc)
 	case -ENOSPC:
 		return "no space left to copy live frames (what was freed so far stays freed)";
 	default:
-		return strerror(-rc);
+		return mixfs_store_strerror(rc);
 	}
 }
 
