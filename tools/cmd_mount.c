@@ -41,7 +41,7 @@ struct mount_opts {
 	int ro;
 };
 
-enum { KEY_RO, KEY_DISCARD };
+enum { KEY_RO, KEY_RW, KEY_DISCARD };
 
 #define MOPT(t, m) { t, offsetof(struct mount_opts, m), 0 }
 
@@ -63,6 +63,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("rw", KEY_RW),
 	/* fstab words that mean something to mount(8) only. */
 	FUSE_OPT_KEY("defaults", KEY_DISCARD),
 	FUSE_OPT_KEY("auto", KEY_DISCARD),
@@ -84,6 +85,9 @@ static int mount_opt_proc(void *data, const char *arg, int key, struct fuse_args
 	case KEY_RO:
 		mo->ro = 1;
 		return 1; /* libfuse needs it too (MS_RDONLY) */
+	case KEY_RW:
+		mo->ro = 0; /* the last of ro and rw wins, as for libfuse */
+		return 1;
 	case KEY_DISCARD:
 		return 0;
 	default:
