@@ -2199,6 +2199,58 @@ static void t_copy_range_self_eof(void **state)
 	assert_int_equal(eng_release(f->e, a), 0);
 }
 
+/* A stat while the file's close stores its bytes: the stat's snapshot of
+ * the index is taken before the batch commits, then it waits for the
+ * inode lock the close holds, and by then nothing is pending any more.
+ * st_blocks must not come out 0 for a file with bytes (tar --sparse takes
+ * that for one hole and archives zeros; the kernel caches it for 1 s). */
+static struct {
+	atomic_bool arm;
+	sem_t held;
+} sb;
+
+static void sb_commit_hook(struct eng *e)
+{
+	(void)e;
+	if (!atomic_exchange(&sb.arm, false))
+		return;
+	sem_post(&sb.held);
+	usleep(300000); /* the stat takes its snapshot meanwhile */
+}
+
+static void t_blocks_during_close(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 5u << 20;
+	uint8_t *a = malloc(n);
+	struct eng_attr at;
+	pthread_t th;
+
+	fill_random(a, n, 90);
+	uint64_t ino = new_file(f, 1, "ckpt");
+	write_all(f, ino, 0, a, n, 1 << 20);
+	sem_init(&sb.held, 0, 0);
+	atomic_store(&sb.arm, true);
+	f->e->commit_hook = sb_commit_hook;
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, 1);
+	struct rel_arg ra = { f->e, ino, &bar, -1 };
+	assert_int_equal(pthread_create(&th, NULL, rel_thread, &ra), 0);
+	sem_wait(&sb.held); /* the close holds the inode, its batch is about to commit */
+	assert_int_equal(eng_getattr(f->e, ino, &at), 0);
+	pthread_join(th, NULL);
+	pthread_barrier_destroy(&bar);
+	f->e->commit_hook = NULL;
+	assert_int_equal(ra.rc, 0);
+	print_message("stat during the close: st_size %lld, st_blocks %lld\n",
+	              (long long)at.st.st_size, (long long)at.st.st_blocks);
+	assert_true(at.st.st_size == 0 || at.st.st_blocks > 0);
+	sem_destroy(&sb.held);
+	eng_forget(f->e, ino, 1);
+	check_file(f, "ckpt", a, n);
+	free(a);
+}
+
 /* --- failed write-back of a closed file ------------------------------------
  * A batch of inode fault_ino (FAULT_ALL: of every inode) fails as if the
  * store's disk were full (append_hook, before its frames are appended). */
@@ -2445,6 +2497,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_wb_parked_unlink, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_wb_parked_bg, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_wb_parked_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_blocks_during_close, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
