@@ -314,6 +314,8 @@ static int unlinked_locked(struct eng *e, struct idx_txn *t, struct idx_inode *i
 /* ------------------------------------------------------------------------ */
 /* attributes                                                                */
 
+static int read_inode(struct eng *e, uint64_t ino, struct idx_inode *in);
+
 /* Overlay in-memory state (unflushed size, mtime; with pending, bytes not
  * stored yet as stored raw) onto a stored inode. */
 static void overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
@@ -331,8 +333,19 @@ static void overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
 	 * allocation: st_blocks 0 with a non-zero size means "all hole" to
 	 * tar --sparse (and the kernel caches the attributes), which would
 	 * archive the data as zeros */
-	if (pending)
-		in->stored_bytes += wb_pending_bytes(e, ei);
+	if (pending) {
+		/* the caller's snapshot may be older than a commit of bytes
+		 * that were pending then (a close or fsync holding ei->lock
+		 * stored them while we waited for it): stored_bytes from a
+		 * snapshot taken after counting what is pending, so that
+		 * every byte counts at least once (a batch committing in
+		 * between counts twice: an estimate, never 0 for data) */
+		uint64_t p = wb_pending_bytes(e, ei);
+		struct idx_inode now;
+		if (read_inode(e, in->ino, &now) == 0)
+			in->stored_bytes = now.stored_bytes;
+		in->stored_bytes += p;
+	}
 	pthread_rwlock_unlock(&ei->lock);
 	ein_put(e, ei, 0, 0);
 }
