@@ -336,13 +336,16 @@ static void overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
 	if (pending) {
 		/* the caller's snapshot may be older than a commit of bytes
 		 * that were pending then (a close or fsync holding ei->lock
-		 * stored them while we waited for it): stored_bytes from a
-		 * snapshot taken after counting what is pending, so that
-		 * every byte counts at least once (a batch committing in
-		 * between counts twice: an estimate, never 0 for data) */
+		 * stored them while we waited for it): when that would show
+		 * no blocks for data, stored_bytes from a snapshot taken after
+		 * counting what is pending, so that every byte counts at least
+		 * once (a batch committing in between counts twice: an
+		 * estimate, never 0 for data).  Only 0 matters (tar), so the
+		 * usual getattr takes no second snapshot. */
 		uint64_t p = wb_pending_bytes(e, ei);
 		struct idx_inode now;
-		if (read_inode(e, in->ino, &now) == 0)
+		if (p == 0 && in->stored_bytes == 0 && in->size > 0 &&
+		    read_inode(e, in->ino, &now) == 0)
 			in->stored_bytes = now.stored_bytes;
 		in->stored_bytes += p;
 	}
