@@ -1937,9 +1937,9 @@ static void wait_quiet(struct eng *e, struct einode *ei)
 }
 
 /* Cut everything buffered, wait for it, take back what failed.  Returns
- * the error of ei not yet reported (clearing it with clear: reported once,
- * like errseq) or reclaim_failed's. */
-static int flush_wait(struct eng *e, struct einode *ei, bool clear)
+ * the error of ei not yet reported (clearing it: reported once, like
+ * errseq) or reclaim_failed's. */
+static int flush_wait(struct eng *e, struct einode *ei)
 {
 	int rc = flush_cut(e, ei, false);
 	if (rc < 0)
@@ -1947,24 +1947,31 @@ static int flush_wait(struct eng *e, struct einode *ei, bool clear)
 	wait_quiet(e, ei);
 	pthread_mutex_lock(&e->plock);
 	int err = ei->wb_error;
-	if (clear)
-		ei->wb_error = 0;
+	ei->wb_error = 0;
 	pthread_mutex_unlock(&e->plock);
 	rc = reclaim_failed(e, ei); /* failed bytes stay buffered for a retry */
 	return err ? err : rc;
 }
 
-int wb_sync(struct eng *e, struct einode *ei)
+/* flush_wait (clearing ei's error) again while a chunk a batch
+ * deduplicated against went away meanwhile (-EAGAIN: store again), at
+ * most 4 times; then -EIO, never -EAGAIN. */
+static int flush_store(struct eng *e, struct einode *ei)
 {
 	int rc = -EIO;
-	park_set(e, ei, 0, 0);
 	for (int attempt = 0; attempt < 4; attempt++) {
-		rc = flush_wait(e, ei, true);
+		rc = flush_wait(e, ei);
 		if (rc != -EAGAIN)
-			break;
-		/* -EAGAIN: a chunk we deduplicated against went away: store again */
+			return rc;
 		rc = -EIO;
 	}
+	return rc;
+}
+
+int wb_sync(struct eng *e, struct einode *ei)
+{
+	park_set(e, ei, 0, 0);
+	int rc = flush_store(e, ei);
 	/* what failed waits for the retry thread (or the next sync) */
 	park_set(e, ei, ei->nsegs ? ei->dirty : 0, rc);
 	return rc;
@@ -1976,7 +1983,7 @@ int wb_retry(struct eng *e, struct einode *ei)
 	int had = ei->wb_error; /* not reported yet: stays */
 	pthread_mutex_unlock(&e->plock);
 	park_set(e, ei, 0, 0);
-	int rc = flush_wait(e, ei, false);
+	int rc = flush_store(e, ei);
 	bool stored = ei->nsegs == 0 && rc != -ENOMEM;
 	/* the failure was reported (the close or fsync that parked them);
 	 * the next one reports its own attempt, not this one's */
