@@ -176,29 +176,6 @@ static void params_of(int level, const struct codec_frame_info *fi, struct codec
 	p->row_elems = fi->row_elems;
 }
 
-/* Decode the pair's chunks, in the job (so at the background pool's
- * priority, not the rebase thread's), on a snapshot of its own: a chunk
- * is the same bytes in any snapshot (keyed by their SHA-256); rb_apply
- * checks that its frame did not change.  An unreadable X skips the pair
- * (the read path logged it), an unreadable Y leaves Y as it is. */
-static int rb_load(struct rb_pair *p)
-{
-	struct idx_txn *t;
-	int rc = idx_txn_begin(p->e->idx, true, &t);
-
-	if (rc < 0)
-		return rc;
-	rc = eng_chunk_load(p->e, t, p->x.fp, 0, 0, 0, &p->xd);
-	if (rc < 0)
-		p->xd = NULL;
-	else if (p->turn_y && eng_chunk_load(p->e, t, p->y.fp, 0, 0, 0, &p->yd) < 0) {
-		p->yd = NULL;
-		p->turn_y = false;
-	}
-	idx_txn_abort(t);
-	return rc;
-}
-
 static void rb_encode(void *arg, void *local)
 {
 	struct rb_pair *p = arg;
@@ -209,9 +186,6 @@ static void rb_encode(void *arg, void *local)
 	p->xf_len = -ECANCELED;
 	if (!eng_bg_thread(p->e))
 		return; /* closing: the pair stays as it is */
-	p->xf_len = rb_load(p);
-	if (p->xf_len < 0)
-		return;
 	/* a pair stays at its level (mix), a recompression goes to the
 	 * mount's (with its hint's reverse delta) */
 	int level = p->alone ? p->e->o.level : p->x.level;
@@ -288,7 +262,16 @@ load_x:
 	if (frame_geometry(e, &p->x, &p->xi) < 0 ||
 	    (p->turn_y && frame_geometry(e, &p->y, &p->yi) < 0))
 		return RB_SKIP;
-	return RB_GO; /* decoded by the job (rb_load) */
+	/* unreadable: the read path logged it */
+	if (eng_chunk_load(e, t, p->x.fp, 0, 0, 0, &p->xd) < 0) {
+		p->xd = NULL;
+		return RB_SKIP;
+	}
+	if (p->turn_y && eng_chunk_load(e, t, p->y.fp, 0, 0, 0, &p->yd) < 0) {
+		p->yd = NULL;
+		p->turn_y = false;
+	}
+	return RB_GO;
 }
 
 /* Point c at its new frame; ref: a reverse delta against it (replacing a
