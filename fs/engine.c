@@ -229,6 +229,17 @@ bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub
 	return gone || reap;
 }
 
+/* Drop a user reference that came without lookups or opens (ei->lock not
+ * held): an unlinked inode that leaves the table with it is reaped (else
+ * it stayed an orphan until the next mount when a forget raced with the
+ * call that held it). */
+void ein_unuse(struct eng *e, struct einode *ei)
+{
+	uint64_t ino = ei->ino;
+	if (ein_put(e, ei, 0, 0))
+		ein_reap(e, ino);
+}
+
 /* ino was deleted: its in-memory inode goes if nobody uses it, with the
  * bytes a failed write-back left buffered (parked). */
 static void ein_drop(struct eng *e, uint64_t ino)
@@ -258,7 +269,7 @@ static int ein_add_lookup(struct eng *e, uint64_t ino, uint64_t parent, uint32_t
 	if (!ei)
 		return -ENOMEM;
 	atomic_store(&ei->parent, parent);
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 	return 0;
 }
 
@@ -350,7 +361,7 @@ static void overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
 		in->stored_bytes += p;
 	}
 	pthread_rwlock_unlock(&ei->lock);
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 }
 
 static int read_inode(struct eng *e, uint64_t ino, struct idx_inode *in)
@@ -1022,7 +1033,7 @@ ssize_t eng_read_vec(struct eng *e, uint64_t ino, uint64_t off, size_t size, str
 out:
 	idx_txn_abort(t);
 	pthread_rwlock_unlock(&ei->lock);
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 	return rc;
 }
 
@@ -1074,7 +1085,7 @@ out:
 	idx_txn_abort(t);
 	wb_unpin(e, &pins);
 	pthread_rwlock_unlock(&ei->lock);
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 	return rc;
 }
 
@@ -1139,7 +1150,7 @@ static int sync_ino(struct eng *e, uint64_t ino)
 	pthread_rwlock_wrlock(&ei->lock);
 	rc = wb_sync(e, ei);
 	pthread_rwlock_unlock(&ei->lock);
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 	return rc;
 }
 
@@ -1161,7 +1172,7 @@ ssize_t eng_write(struct eng *e, uint64_t ino, uint64_t off, const void *buf, si
 	if (rc >= 0)
 		rc = wb_write(e, ei, off, buf, size);
 	pthread_rwlock_unlock(&ei->lock);
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 	return rc;
 }
 
@@ -1224,8 +1235,7 @@ bool eng_retry_parked(struct eng *e)
 		if (atomic_load(&ei->parked))
 			(void)wb_retry(e, ei); /* errors: logged by the batch, reported by close/fsync */
 		pthread_rwlock_unlock(&ei->lock);
-		if (ein_put(e, ei, 0, 0)) /* deleted meanwhile: its bytes go */
-			ein_reap(e, inos[i]);
+		ein_unuse(e, ei); /* deleted meanwhile: its bytes go */
 	}
 	free(inos);
 	return n >= 0 && atomic_load(&e->parked_total) == 0;
@@ -1673,7 +1683,7 @@ int eng_open(struct eng *e, uint64_t ino, int flags)
 	struct einode *ei = ein_get(e, ino, true, 0, 1);
 	if (!ei)
 		return -ENOMEM;
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 	if ((flags & O_TRUNC) && S_ISREG(in.mode) && (flags & O_ACCMODE) != O_RDONLY) {
 		struct eng_setattr sa = { .valid = ENG_SET_SIZE, .size = 0 };
 		rc = eng_setattr(e, ino, &sa, NULL);
@@ -1807,8 +1817,7 @@ int eng_release(struct eng *e, uint64_t ino)
 		}
 	}
 	pthread_rwlock_unlock(&ei->lock);
-	if (ein_put(e, ei, 0, 0))
-		ein_reap(e, ino);
+	ein_unuse(e, ei);
 	return rc;
 }
 
@@ -1907,7 +1916,7 @@ out:
 		ein_new_head(ei);
 	}
 	pthread_rwlock_unlock(&ei->lock);
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 	if (rc >= 0)
 		make_attr(&in, out);
 	return rc;
@@ -1956,7 +1965,7 @@ out:
 	if (t)
 		rc = eng_wtxn_end(e, t, rc);
 	pthread_rwlock_unlock(&ei->lock);
-	ein_put(e, ei, 0, 0);
+	ein_unuse(e, ei);
 	return rc;
 }
 
@@ -2064,9 +2073,9 @@ out:
 	pthread_rwlock_unlock(&a->lock);
 put:
 	if (b)
-		ein_put(e, b, 0, 0);
+		ein_unuse(e, b);
 	if (a)
-		ein_put(e, a, 0, 0);
+		ein_unuse(e, a);
 	return rc;
 }
 

@@ -202,6 +202,8 @@ struct einode *ein_get(struct eng *e, uint64_t ino, bool create, uint64_t add_lo
                        uint32_t add_open);
 bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub_open);
 void ein_reap(struct eng *e, uint64_t ino);
+/* ein_put of a user reference alone, then ein_reap if it was the last. */
+void ein_unuse(struct eng *e, struct einode *ei);
 /* Inode numbers in the table (parked_only: those with parked bytes) into
  * *out (malloc'd; *out NULL and 0 on -ENOMEM, returned). */
 ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out);

@@ -360,10 +360,8 @@ static void batch_free(struct batch *b)
 static void batch_retire(struct eng *e, struct batch *b)
 {
 	struct einode *ei = b->ei;
-	uint64_t ino = ei->ino;
 	batch_free(b);
-	if (ein_put(e, ei, 0, 0))
-		ein_reap(e, ino);
+	ein_unuse(e, ei);
 }
 
 void wb_unpin(struct eng *e, struct wb_pins *p)
@@ -1367,7 +1365,7 @@ static uint64_t dir_parent(struct eng *e, uint64_t dir)
 	uint64_t p = 0;
 	if (d) {
 		p = atomic_load(&d->parent);
-		ein_put(e, d, 0, 0);
+		ein_put(e, d, 0, 0); /* a directory, not reaped here: its callers may hold a transaction */
 	}
 	return p;
 }
