@@ -47,6 +47,13 @@ int64_t eng_now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t eng_mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static int64_t ts_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
@@ -285,29 +292,81 @@ static bool ein_in_use(struct eng *e, uint64_t ino)
 	return used;
 }
 
-/* After the last reference went away: delete the inode if it has no links. */
-void ein_reap(struct eng *e, uint64_t ino)
+/* After the last reference went away: delete the inodes that have no
+ * links, in one transaction. */
+void ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
 {
 	struct idx_txn *t;
 	struct idx_inode in;
+	bool gone[n ? n : 1];
 	int rc;
-	if (e->o.read_only)
+	if (e->o.read_only || n == 0)
 		return;
 	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return;
-	rc = idx_inode_get(t, ino, &in);
-	/* A new lookup may have raced in; only reap unlinked, unused inodes. */
-	bool gone = rc == -ENOENT || (rc == 0 && in.nlink == 0 && !ein_in_use(e, ino));
-	if (rc == 0 && gone)
-		rc = idx_inode_delete(t, ino);
-	else
-		rc = rc == -ENOENT ? 0 : rc;
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		rc = idx_inode_get(t, inos[i], &in);
+		/* A new lookup may have raced in; only reap unlinked, unused inodes. */
+		gone[i] = rc == -ENOENT || (rc == 0 && in.nlink == 0 && !ein_in_use(e, inos[i]));
+		if (rc == 0 && gone[i])
+			rc = idx_inode_delete(t, inos[i]);
+		else
+			rc = rc == -ENOENT ? 0 : rc;
+	}
 	rc = eng_wtxn_end(e, t, rc);
-	if (rc < 0)
-		syslog(LOG_ERR, "mixfs: deleting unlinked inode %" PRIu64 ": %s", ino, strerror(-rc));
-	else if (gone)
-		ein_drop(e, ino);
+	if (rc < 0) {
+		syslog(LOG_ERR, "mixfs: deleting %zu unlinked inode(s) from %" PRIu64 ": %s", n,
+		       inos[0], strerror(-rc));
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (gone[i])
+			ein_drop(e, inos[i]);
+}
+
+void ein_reap(struct eng *e, uint64_t ino)
+{
+	ein_reap_batch(e, &ino, 1);
+}
+
+/* ein_reap for the last forget of an unlinked inode: now when no inode
+ * was reaped in the last REAP_DELAY_NS (a single rm behaves as it always
+ * did), else queued for the retry thread, which deletes the queue in one
+ * transaction REAP_DELAY_NS after the last deletion (rm -rf: one synced
+ * commit a file instead of two).  Now as well if the retry thread does
+ * not run or the queue cannot (or must not) grow. */
+void ein_reap_later(struct eng *e, uint64_t ino)
+{
+	bool queued = false;
+	if (e->o.read_only)
+		return;
+	pthread_mutex_lock(&e->retry_lock);
+	int64_t now = eng_mono_ns();
+	/* the queue is bounded: past 16 batches (the thread is behind),
+	 * deletions are done at once again */
+	if (e->retry_running && !e->retry_quit && e->reap_n < 16 * REAP_MAX &&
+	    (e->reap_n > 0 || now - e->reap_last < REAP_DELAY_NS)) {
+		if (e->reap_n == e->reap_cap) {
+			size_t nc = e->reap_cap ? e->reap_cap * 2 : 256;
+			uint64_t *q = realloc(e->reap_q, nc * sizeof(*q));
+			if (q) {
+				e->reap_q = q;
+				e->reap_cap = nc;
+			}
+		}
+		if (e->reap_n < e->reap_cap) {
+			e->reap_q[e->reap_n++] = ino;
+			queued = true;
+			if (e->reap_n == 1)
+				pthread_cond_signal(&e->retry_cond);
+		}
+	}
+	if (!queued)
+		e->reap_last = now;
+	pthread_mutex_unlock(&e->retry_lock);
+	if (!queued)
+		ein_reap(e, ino);
 }
 
 /* Link count reached zero inside transaction t: delete now if the kernel
@@ -1299,7 +1358,7 @@ void eng_forget(struct eng *e, uint64_t ino, uint64_t nlookup)
 	if (!ei)
 		return;
 	if (ein_put(e, ei, nlookup, 0))
-		ein_reap(e, ino);
+		ein_reap_later(e, ino);
 }
 
 /* Create a new inode named name in parent.  Adds one lookup reference and
@@ -2835,6 +2894,7 @@ int eng_store_close(struct eng *e)
 	pthread_mutex_destroy(&e->rb_run);
 	pthread_mutex_destroy(&e->retry_lock);
 	pthread_cond_destroy(&e->retry_cond);
+	free(e->reap_q);
 	if (e->lock_fd > 0)
 		close(e->lock_fd);
 	free(e->store);

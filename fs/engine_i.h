@@ -129,6 +129,14 @@ struct eng {
 	pthread_mutex_t retry_lock;
 	pthread_cond_t retry_cond;
 	bool retry_quit, retry_running;
+	/* inodes whose last forget came while unlinked, deleted by the retry
+	 * thread in one transaction each REAP_DELAY (under retry_lock): an
+	 * orphan's deletion need not be durable (the next mount reaps what a
+	 * crash left), so `rm -rf` pays one synced commit a file, not two
+	 * (ein_reap_later) */
+	uint64_t *reap_q;
+	size_t reap_n, reap_cap;
+	int64_t reap_last; /* eng_mono_ns of the last deletion started */
 
 	/* write pipeline, under plock */
 	pthread_mutex_t plock;
@@ -190,6 +198,9 @@ static inline void eng_thread_stop(pthread_mutex_t *m, pthread_cond_t *c, bool *
 
 /* engine.c */
 int64_t eng_now_ns(void);
+int64_t eng_mono_ns(void);
+#define REAP_DELAY_NS 20000000ll /* orphans deleted in one transaction per 20 ms */
+#define REAP_MAX 4096            /* or as soon as this many are queued */
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);
 /* A job on bg_pool calls this first: with eng_opts.bg_idle the thread
  * takes idle CPU priority (SCHED_IDLE) once (not in the pool's init: that
@@ -204,6 +215,10 @@ bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub
 void ein_reap(struct eng *e, uint64_t ino);
 /* ein_put of a user reference alone, then ein_reap if it was the last. */
 void ein_unuse(struct eng *e, struct einode *ei);
+/* ein_reap for the last forget: in a batch with others when deletions
+ * come in a burst (the retry thread deletes them; see struct eng.reap_q) */
+void ein_reap_later(struct eng *e, uint64_t ino);
+void ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n);
 /* Inode numbers in the table (parked_only: those with parked bytes) into
  * *out (malloc'd; *out NULL and 0 on -ENOMEM, returned). */
 ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out);

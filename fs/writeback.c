@@ -2015,10 +2015,26 @@ bool wb_idle(struct eng *e, struct einode *ei)
 #define RETRY_MIN_NS 1000000000ll   /* first retry of parked bytes after 1 s */
 #define RETRY_MAX_NS 60000000000ll  /* doubling up to a minute */
 
+/* Delete the queued orphans (retry_lock held; dropped meanwhile). */
+static void reap_queued(struct eng *e)
+{
+	uint64_t *q = e->reap_q;
+	size_t n = e->reap_n;
+	e->reap_q = NULL;
+	e->reap_n = e->reap_cap = 0;
+	e->reap_last = mono_ns();
+	pthread_mutex_unlock(&e->retry_lock);
+	ein_reap_batch(e, q, n);
+	free(q);
+	pthread_mutex_lock(&e->retry_lock);
+}
+
 /* Stores parked bytes in the background: the first retry 1 s after the
  * first parked failure, then with doubling delays while some fail, back
  * to 1 s once a pass stored everything.  Sleeps while nothing is parked.
- * Not the committer: it takes einode locks and waits for commits. */
+ * Also deletes the orphans ein_reap_later queued, REAP_DELAY_NS after the
+ * previous deletion.  Not the committer: it takes einode locks and waits
+ * for commits. */
 static void *retry_main(void *arg)
 {
 	struct eng *e = arg;
@@ -2026,17 +2042,27 @@ static void *retry_main(void *arg)
 
 	pthread_mutex_lock(&e->retry_lock);
 	while (!e->retry_quit) {
+		int64_t now = mono_ns(), reap_due = e->reap_last + REAP_DELAY_NS;
+		if (e->reap_n > 0 && (now >= reap_due || e->reap_n >= REAP_MAX)) {
+			reap_queued(e);
+			continue;
+		}
 		if (atomic_load(&e->parked_total) == 0) {
 			delay = RETRY_MIN_NS;
 			due = 0;
-			pthread_cond_wait(&e->retry_cond, &e->retry_lock);
+			if (e->reap_n > 0)
+				cond_wait_ns(&e->retry_cond, &e->retry_lock, reap_due - now);
+			else
+				pthread_cond_wait(&e->retry_cond, &e->retry_lock);
 			continue;
 		}
-		int64_t now = mono_ns();
 		if (due == 0)
 			due = now + delay;
 		if (now < due) {
-			cond_wait_ns(&e->retry_cond, &e->retry_lock, due - now);
+			int64_t w = due - now;
+			if (e->reap_n > 0 && reap_due - now < w)
+				w = reap_due - now;
+			cond_wait_ns(&e->retry_cond, &e->retry_lock, w);
 			continue;
 		}
 		pthread_mutex_unlock(&e->retry_lock);
@@ -2045,6 +2071,8 @@ static void *retry_main(void *arg)
 		delay = clear ? RETRY_MIN_NS : delay * 2 < RETRY_MAX_NS ? delay * 2 : RETRY_MAX_NS;
 		due = 0;
 	}
+	if (e->reap_n > 0)
+		reap_queued(e); /* retry_quit set: ein_reap_later queues no more */
 	pthread_mutex_unlock(&e->retry_lock);
 	return NULL;
 }
