@@ -29,6 +29,7 @@ struct mixfs_mount_cfg {
 	bool single_thread;     /* fuse_session_loop instead of loop_mt (-s) */
 	bool writeback;         /* enable the kernel writeback cache */
 	bool blocks_logical;    /* st_blocks at least the size (blocks=logical) */
+	uint32_t kernel_ra_kb;  /* the mount's kernel readahead window (kernel_ra=), KiB */
 	const char *progname;   /* prefix of error messages */
 };
 

@@ -37,6 +37,7 @@ struct mount_opts {
 	char *lazy;
 	char *bg;
 	char *blocks;
+	char *kernel_ra;
 	int writeback;
 	int ro;
 };
@@ -60,6 +61,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("lazy=%s", lazy),
 	MOPT("bg=%s", bg),
 	MOPT("blocks=%s", blocks),
+	MOPT("kernel_ra=%s", kernel_ra),
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -171,6 +173,10 @@ static void mount_usage(FILE *f, bool helper)
 	           "                    file takes), or at least the size (a compressed file\n"
 	           "                    does not look sparse: cp copies it inside the mount\n"
 	           "                    with copy_file_range) (default stored)\n");
+	fprintf(f, "  kernel_ra=SIZE    the kernel's readahead window for the mount: a\n"
+	           "                    sequential read asks this much ahead, an mmap fault\n"
+	           "                    reads this much around it (default 4M; 128K for\n"
+	           "                    random access through mmap)\n");
 	fprintf(f, "  writeback         enable the kernel writeback cache (default off)\n"
 	           "  nowriteback       disable it (the default)\n"
 	           "\n"
@@ -195,6 +201,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->lazy);
 	free(mo->bg);
 	free(mo->blocks);
+	free(mo->kernel_ra);
 }
 
 static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
@@ -275,6 +282,14 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_choice("blocks", mo->blocks, blocks_names, 2, &blocks);
 	o->bg_idle = bg == 0;
 	cfg->blocks_logical = blocks == 1;
+	uint64_t ra = 0;
+	rc |= opt_size("kernel_ra", mo->kernel_ra, 4096, &ra);
+	if (ra > (1ull << 30)) {
+		fprintf(stderr, "mixfs mount: bad size kernel_ra=%s (at most 1G)\n", mo->kernel_ra);
+		rc = -ERANGE;
+	} else if (ra) {
+		cfg->kernel_ra_kb = (uint32_t)(ra / 1024);
+	}
 	if (mo->level != NULL) {
 		int level = codec_level_parse(mo->level);
 

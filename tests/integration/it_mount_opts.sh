@@ -21,4 +21,17 @@ if echo x >"$MNT/afterro" 2>/dev/null; then fail "-o rw,ro: a write succeeded"; 
 mixfs_umount
 mixfs_mount fg
 check_eq "file written under -o ro,rw" hello "$(cat "$MNT/afterrw")"
+# kernel_ra=: the mount's backing device gets that readahead window
+# (default 4M); a bad size is refused before mounting.
+bdi_ra() { cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb"; }
+check_eq "default kernel readahead (KiB)" 4096 "$(bdi_ra)"
+mixfs_umount
+mixfs_mount fg kernel_ra=128K
+check_eq "kernel_ra=128K (KiB)" 128 "$(bdi_ra)"
+check_eq "read under kernel_ra=128K" hello "$(cat "$MNT/afterrw")"
+mixfs_umount
+if "$MIXFS" mount -f -o kernel_ra=2G "$STORE" "$MNT" 2>"$WORK/err"; then
+	fail "kernel_ra=2G was accepted"
+fi
+grep -q 'kernel_ra' "$WORK/err" || fail "kernel_ra=2G: the message does not name the option: $(cat "$WORK/err")"
 log "PASS"
