@@ -66,9 +66,7 @@ struct rb_pair {
 
 static int64_t mono_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return eng_mono_ns() / 1000000;
 }
 
 void rb_note(struct eng *e, const uint8_t fp[FP_LEN])

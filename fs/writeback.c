@@ -794,13 +794,6 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 			batch_retire(e, grp[i]);
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* pthread_cond_timedwait for at most ns nanoseconds from now. */
 static void cond_wait_ns(pthread_cond_t *c, pthread_mutex_t *m, int64_t ns)
 {
@@ -837,9 +830,9 @@ static void *committer_main(void *arg)
 			ready += x->len;
 		int64_t due = b->ready_ns + (int64_t)e->o.commit_ms * 1000000;
 		bool now = e->stop || e->sync_waiters > 0 || ready >= group_bytes ||
-		           e->inflight_bytes >= e->o.dirty_bytes / 2 || mono_ns() >= due;
+		           e->inflight_bytes >= e->o.dirty_bytes / 2 || eng_mono_ns() >= due;
 		if (!now) {
-			int64_t wait = due - mono_ns();
+			int64_t wait = due - eng_mono_ns();
 			if (wait > 50000000)
 				wait = 50000000; /* re-check the triggers regularly */
 			cond_wait_ns(&e->pcond, &e->plock, wait);
@@ -1876,7 +1869,7 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 	if (rc < 0)
 		return rc;
 	atomic_fetch_add(&e->dirty_total, (uint64_t)rc);
-	atomic_store(&e->last_write_ms, mono_ns() / 1000000); /* rebase waits for idle */
+	atomic_store(&e->last_write_ms, eng_mono_ns() / 1000000); /* rebase waits for idle */
 	if (off + size > ei->size)
 		ei->size = off + size;
 	ei->mtime_ns = eng_now_ns();
@@ -1980,15 +1973,13 @@ int wb_retry(struct eng *e, struct einode *ei)
 	pthread_mutex_lock(&e->plock);
 	int had = ei->wb_error; /* not reported yet: stays */
 	pthread_mutex_unlock(&e->plock);
-	park_set(e, ei, 0, 0);
-	int rc = flush_store(e, ei);
+	int rc = wb_sync(e, ei); /* what fails is parked again */
 	bool stored = ei->nsegs == 0 && rc != -ENOMEM;
 	/* the failure was reported (the close or fsync that parked them);
 	 * the next one reports its own attempt, not this one's */
 	pthread_mutex_lock(&e->plock);
 	ei->wb_error = had;
 	pthread_mutex_unlock(&e->plock);
-	park_set(e, ei, ei->nsegs ? ei->dirty : 0, rc);
 	return stored ? 0 : rc < 0 ? rc : -EIO;
 }
 
@@ -2022,7 +2013,7 @@ static void reap_queued(struct eng *e)
 	size_t n = e->reap_n;
 	e->reap_q = NULL;
 	e->reap_n = e->reap_cap = 0;
-	e->reap_last = mono_ns();
+	e->reap_last = eng_mono_ns();
 	pthread_mutex_unlock(&e->retry_lock);
 	ein_reap_batch(e, q, n);
 	free(q);
@@ -2042,7 +2033,7 @@ static void *retry_main(void *arg)
 
 	pthread_mutex_lock(&e->retry_lock);
 	while (!e->retry_quit) {
-		int64_t now = mono_ns(), reap_due = e->reap_last + REAP_DELAY_NS;
+		int64_t now = eng_mono_ns(), reap_due = e->reap_last + REAP_DELAY_NS;
 		if (e->reap_n > 0 && (now >= reap_due || e->reap_n >= REAP_MAX)) {
 			reap_queued(e);
 			continue;
