@@ -371,15 +371,13 @@ ssize_t codec_frame_decode(struct codec_ctx *ctx, const void *frame, size_t flen
 	 * 4.2): before 66988cb without the layout byte, before 4b5f757 with
 	 * SPARSE values as a tree.  Read the old ways when the current way
 	 * fails; the checksum of the raw bytes decides. */
-	if (rc == -EBADMSG && h.level == CODEC_LEVEL_MIX && !(h.flags & FRAME_F_PSUM) &&
-	    h.dtype != CODEC_DTYPE_OTHER) {
-		a.layout_v1 = a.sparse_tree = true;
-		rc = frame_checked(&h, dst,
-		                   mix_decode(ctx, &a, in + hlen, h.payload_len, dst, h.raw_len));
-		a.layout_v1 = false;
-		if (rc == -EBADMSG)
+	if (h.level == CODEC_LEVEL_MIX && !(h.flags & FRAME_F_PSUM) && h.dtype != CODEC_DTYPE_OTHER) {
+		a.sparse_tree = true;
+		for (int old = 0; rc == -EBADMSG && old < 2; old++) {
+			a.layout_v1 = old == 0;
 			rc = frame_checked(
 				&h, dst, mix_decode(ctx, &a, in + hlen, h.payload_len, dst, h.raw_len));
+		}
 	}
 out:
 	return rc;

@@ -224,11 +224,11 @@ bool ein_put(struct eng *e, struct einode *ei, uint64_t sub_lookup, uint32_t sub
 	ei->nlookup = sub_lookup > ei->nlookup ? 0 : ei->nlookup - sub_lookup;
 	ei->nopen = sub_open > ei->nopen ? 0 : ei->nopen - sub_open;
 	/* ei->nsegs without ei->lock: a user-less inode has no writer */
-	if (ein_unused_locked(ei) && ei->nsegs == 0) {
-		ein_unhash_locked(e, ei);
-		gone = true;
-	} else if (ein_unused_locked(ei) && atomic_load(&ei->parked)) {
-		reap = true;
+	if (ein_unused_locked(ei)) {
+		gone = ei->nsegs == 0;
+		reap = !gone && atomic_load(&ei->parked);
+		if (gone)
+			ein_unhash_locked(e, ei);
 	}
 	pthread_mutex_unlock(&e->itab_lock);
 	if (gone)
@@ -2096,17 +2096,15 @@ ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t
 		goto out;
 	if (off_out + len > dst.size)
 		dst.size = off_out + len;
-	if (ino_in != ino_out && (off_out == 0 || (off_out == off_in && off_in + len == src.size &&
-	                                           dst.size == src.size))) {
+	bool whole = off_out == off_in && off_in + len == src.size && dst.size == src.size;
+	if (ino_in != ino_out && (off_out == 0 || whole)) {
 		/* A new head: the destination's tensors are not known (none);
 		 * the call that ends a copy of the source at the same offsets
 		 * into a file of its size (a whole copy: cp loops over calls of
 		 * ENG_COPY_MAX) gives it the source's, so it is found by them
 		 * through the index like the source (hints: a reader checks) */
 		struct idx_tensor tv[IDX_TENSORS_MAX];
-		int n = off_out == off_in && off_in + len == src.size && dst.size == src.size
-		                ? idx_tensors_get(t, ino_in, tv, IDX_TENSORS_MAX)
-		                : 0;
+		int n = whole ? idx_tensors_get(t, ino_in, tv, IDX_TENSORS_MAX) : 0;
 		rc = n < 0 ? n : idx_tensors_set(t, ino_out, tv, (size_t)n);
 		if (rc < 0)
 			goto out;

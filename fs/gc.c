@@ -2740,26 +2740,24 @@ static int gc_punch(const struct gc_host *h, const struct gc_opts *o, struct vec
 				break;
 			}
 			st->bytes_punched += (uint64_t)freed;
-			if (freed && o->dry_run) {
-				/* Judge it as the real run will: by its size
-				 * after the tail cut. */
-				struct gpack *gk = bsearch(&ids[k], packs->p, packs->n, packs->sz,
-				                           gpack_cmp);
-
-				if (gk && size_after < gk->size)
-					gk->size = size_after;
-			} else if (freed) {
+			if (freed) {
 				/* A cut tail makes the pack smaller: judge it for
-				 * compaction by what is left. */
+				 * compaction by what is left (a dry run, as the
+				 * real run will: by its size after the cut). */
 				struct gpack *gk = bsearch(&ids[k], packs->p, packs->n, packs->sz,
 				                           gpack_cmp);
 				char path[PATH_MAX];
 				struct stat sb;
 
-				pack_path(h->pack_dir, ids[k], path, sizeof(path));
-				if (gk && stat(path, &sb) == 0) {
-					gk->size = (uint64_t)sb.st_size;
-					gk->disk = (uint64_t)sb.st_blocks * 512;
+				if (gk && o->dry_run) {
+					if (size_after < gk->size)
+						gk->size = size_after;
+				} else if (gk) {
+					pack_path(h->pack_dir, ids[k], path, sizeof(path));
+					if (stat(path, &sb) == 0) {
+						gk->size = (uint64_t)sb.st_size;
+						gk->disk = (uint64_t)sb.st_blocks * 512;
+					}
 				}
 			}
 			progress(o->progress, o->progress_arg, "punch", ++done, 0);
