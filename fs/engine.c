@@ -387,12 +387,14 @@ static int unlinked_locked(struct eng *e, struct idx_txn *t, struct idx_inode *i
 static int read_inode(struct eng *e, uint64_t ino, struct idx_inode *in);
 
 /* Overlay in-memory state (unflushed size, mtime; with pending, bytes not
- * stored yet as stored raw) onto a stored inode. */
-static void overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
+ * stored yet, estimated: wb_pending_bytes) onto a stored inode.  true when
+ * bytes are pending: st_blocks will change at their commit. */
+static bool overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
 {
 	struct einode *ei = ein_get(e, in->ino, false, 0, 0);
+	bool unsettled = false;
 	if (!ei)
-		return;
+		return false;
 	pthread_rwlock_rdlock(&ei->lock);
 	if (ei->size_valid) {
 		in->size = ei->size;
@@ -418,9 +420,11 @@ static void overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
 		    read_inode(e, in->ino, &now) == 0)
 			in->stored_bytes = now.stored_bytes;
 		in->stored_bytes += p;
+		unsettled = p > 0;
 	}
 	pthread_rwlock_unlock(&ei->lock);
 	ein_unuse(e, ei);
+	return unsettled;
 }
 
 static int read_inode(struct eng *e, uint64_t ino, struct idx_inode *in)
@@ -434,12 +438,13 @@ static int read_inode(struct eng *e, uint64_t ino, struct idx_inode *in)
 	return rc;
 }
 
-static void make_attr(const struct idx_inode *in, struct eng_attr *out)
+static void make_attr(const struct idx_inode *in, bool unsettled, struct eng_attr *out)
 {
 	if (!out)
 		return;
 	fill_stat(in, &out->st);
 	out->generation = 1;
+	out->unsettled = unsettled;
 }
 
 int eng_getattr(struct eng *e, uint64_t ino, struct eng_attr *out)
@@ -448,8 +453,7 @@ int eng_getattr(struct eng *e, uint64_t ino, struct eng_attr *out)
 	int rc = read_inode(e, ino, &in);
 	if (rc < 0)
 		return rc;
-	overlay_attr(e, &in, true);
-	make_attr(&in, out);
+	make_attr(&in, overlay_attr(e, &in, true), out);
 	return 0;
 }
 
@@ -1200,14 +1204,15 @@ static int ein_load_size(struct eng *e, struct einode *ei, bool need_reg)
 	return 0;
 }
 
-static int sync_ino(struct eng *e, uint64_t ino)
+/* wb_sync, or with close, wb_close, of ino if it is in memory. */
+static int sync_ino(struct eng *e, uint64_t ino, bool close)
 {
 	struct einode *ei = ein_get(e, ino, false, 0, 0);
 	int rc;
 	if (!ei)
 		return 0;
 	pthread_rwlock_wrlock(&ei->lock);
-	rc = wb_sync(e, ei);
+	rc = close ? wb_close(e, ei) : wb_sync(e, ei);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_unuse(e, ei);
 	return rc;
@@ -1237,16 +1242,27 @@ ssize_t eng_write(struct eng *e, uint64_t ino, uint64_t off, const void *buf, si
 
 int eng_flush(struct eng *e, uint64_t ino)
 {
-	return sync_ino(e, ino);
+	return sync_ino(e, ino, true);
 }
 
 int eng_fsync(struct eng *e, uint64_t ino, bool datasync)
 {
-	int rc = sync_ino(e, ino);
+	int rc = sync_ino(e, ino, false);
 	(void)datasync; /* commits sync packs, then index pages; the meta page too: */
 	if (rc >= 0)
 		rc = idx_sync(e->idx);
 	return rc;
+}
+
+int eng_fsyncdir(struct eng *e, uint64_t ino)
+{
+	(void)ino;
+	if (e->o.read_only)
+		return 0;
+	/* the entries' transactions are committed; the files closed without
+	 * waiting for theirs are committed too (mixfs stats relies on it) */
+	wb_commit_queued(e);
+	return idx_sync(e->idx);
 }
 
 ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out)
@@ -1257,7 +1273,7 @@ ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out)
 	pthread_mutex_lock(&e->itab_lock);
 	for (unsigned b = 0; rc == 0 && b < ITAB_BUCKETS; b++) {
 		for (struct einode *ei = e->itab[b]; ei; ei = ei->next) {
-			if (parked_only && !atomic_load(&ei->parked))
+			if (parked_only && !atomic_load(&ei->parked) && !atomic_load(&ei->recheck))
 				continue;
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 64;
@@ -1291,7 +1307,8 @@ bool eng_retry_parked(struct eng *e)
 		if (!ei)
 			continue;
 		pthread_rwlock_wrlock(&ei->lock);
-		if (atomic_load(&ei->parked))
+		bool recheck = atomic_exchange(&ei->recheck, false);
+		if (recheck || atomic_load(&ei->parked))
 			(void)wb_retry(e, ei); /* errors: logged by the batch, reported by close/fsync */
 		pthread_rwlock_unlock(&ei->lock);
 		ein_unuse(e, ei); /* deleted meanwhile: its bytes go */
@@ -1306,7 +1323,7 @@ int eng_sync_all(struct eng *e)
 	ssize_t n = ein_list(e, false, &inos);
 	int rc = n < 0 ? (int)n : 0;
 	for (ssize_t i = 0; i < n; i++) {
-		int r = sync_ino(e, inos[i]);
+		int r = sync_ino(e, inos[i], false);
 		if (r < 0) {
 			syslog(LOG_ERR, "mixfs: inode %" PRIu64 ": write-back failed: %s", inos[i], strerror(-r));
 			if (rc == 0)
@@ -1347,8 +1364,7 @@ int eng_lookup(struct eng *e, uint64_t parent, const char *name, struct eng_attr
 	rc = ein_add_lookup(e, ino, parent, 0);
 	if (rc < 0)
 		return rc;
-	overlay_attr(e, &in, true);
-	make_attr(&in, out);
+	make_attr(&in, overlay_attr(e, &in, true), out);
 	return 0;
 }
 
@@ -1434,7 +1450,7 @@ out:
 	rc = ein_add_lookup(e, ino, parent, open_count);
 	if (rc < 0)
 		return rc; /* the kernel never learns of it; reaped at remount */
-	make_attr(&in, out);
+	make_attr(&in, false, out);
 	return 0;
 }
 
@@ -1521,8 +1537,7 @@ int eng_link(struct eng *e, uint64_t ino, uint64_t newparent, const char *newnam
 	rc = ein_add_lookup(e, ino, newparent, 0);
 	if (rc < 0)
 		return rc;
-	overlay_attr(e, &in, true);
-	make_attr(&in, out);
+	make_attr(&in, overlay_attr(e, &in, true), out);
 	return 0;
 }
 
@@ -1853,7 +1868,9 @@ int eng_release(struct eng *e, uint64_t ino)
 	if (!ei)
 		return 0;
 	pthread_rwlock_wrlock(&ei->lock);
-	rc = wb_sync(e, ei);
+	/* a rewrite's chunks must be committed before its previous version
+	 * (the shadow) can go: wait for them then */
+	rc = ei->shadow_ino ? wb_sync(e, ei) : wb_close(e, ei);
 	/* our open goes away here, under ei->lock: of two releases at once
 	 * the second sees the first's gone (deciding from the count and
 	 * dropping it only in ein_put, after the unlock, let both see the
@@ -1977,7 +1994,7 @@ out:
 	pthread_rwlock_unlock(&ei->lock);
 	ein_unuse(e, ei);
 	if (rc >= 0)
-		make_attr(&in, out);
+		make_attr(&in, false, out);
 	return rc;
 }
 
@@ -2171,7 +2188,7 @@ int64_t eng_lseek(struct eng *e, uint64_t ino, int64_t off, int whence)
 		return -EINVAL;
 	if (off < 0)
 		return -ENXIO;
-	rc = sync_ino(e, ino);
+	rc = sync_ino(e, ino, false);
 	if (rc < 0)
 		return rc;
 	rc = idx_txn_begin(e->idx, true, &t);
@@ -2356,8 +2373,12 @@ int eng_getxattr(struct eng *e, uint64_t ino, const char *name, void *buf, size_
 {
 	struct idx_txn *t;
 	int rc;
-	if (is_virt(name))
+	if (is_virt(name)) {
+		/* what is stored: files closed a moment ago too */
+		if (!e->o.read_only)
+			wb_commit_queued(e);
 		return virt_xattr(e, ino, name, buf, cap);
+	}
 	rc = idx_txn_begin(e->idx, true, &t);
 	if (rc < 0)
 		return rc;

@@ -81,6 +81,8 @@ int eng_rebase(struct eng *e, uint64_t *turned);
 struct eng_attr {
 	struct stat st;     /* st_blocks = stored bytes / 512 (rounded up) */
 	uint64_t generation;
+	bool unsettled;     /* bytes not committed yet: st_blocks is an estimate
+	                       (the kernel should not cache it) */
 };
 
 /* Set-attribute request (from setattr / truncate). */
@@ -159,10 +161,14 @@ ssize_t eng_read_vec(struct eng *e, uint64_t ino, uint64_t off, size_t size, str
 void eng_rdvec_release(struct eng *e, struct eng_rdvec *v);
 /* Write; returns size.  Extends the file as needed (sparse gaps). */
 ssize_t eng_write(struct eng *e, uint64_t ino, uint64_t off, const void *buf, size_t size);
-/* close(2) of one descriptor: push buffered data of ino into chunks. */
+/* close(2) of one descriptor: push buffered data of ino into chunks,
+ * coded and appended, committed later with others (no durability). */
 int eng_flush(struct eng *e, uint64_t ino);
 /* Make the file's data and metadata durable. */
 int eng_fsync(struct eng *e, uint64_t ino, bool datasync);
+/* fsync of a directory: its entries durable, and every file closed so far
+ * committed and durable too. */
+int eng_fsyncdir(struct eng *e, uint64_t ino);
 /* Last close of one open handle. */
 int eng_release(struct eng *e, uint64_t ino);
 /* fallocate: mode 0 (extend size, no preallocation needed),

@@ -82,10 +82,15 @@ struct einode {
 	 * background retry, 0: none (set under lock; the retry's scan and
 	 * ein_put read it under itab_lock) */
 	_Atomic uint64_t parked;
+	/* a batch of it failed in a commit that nobody waited for (a close
+	 * returns before its batches commit): the retry thread takes the bytes
+	 * back and stores them again (set by the committer) */
+	atomic_bool recheck;
 	_Atomic uint64_t parent; /* directory it was last looked up in */
 	/* --- under eng.plock --- */
 	struct batch *inflight, *inflight_tail; /* oldest first */
 	int wb_error;        /* first failure of a batch, reported once */
+	unsigned waiters;    /* threads that will take its failed batches back */
 	bool wb_failed;      /* a batch failed: later ones must fail too */
 	/* sequential read detection, racy by design (a hint only) */
 	_Atomic uint64_t last_read_end;
@@ -129,6 +134,7 @@ struct eng {
 	pthread_mutex_t retry_lock;
 	pthread_cond_t retry_cond;
 	bool retry_quit, retry_running;
+	atomic_bool recheck_due; /* some einode.recheck is set: a pass now */
 	/* inodes whose last forget came while unlinked, deleted by the retry
 	 * thread in one transaction each REAP_DELAY (under retry_lock): an
 	 * orphan's deletion need not be durable (the next mount reaps what a
@@ -144,6 +150,8 @@ struct eng {
 	struct batch *qhead, *qtail; /* every batch not yet committed or failed */
 	uint64_t inflight_bytes;     /* bytes of queued batches */
 	uint64_t batch_seq;
+	uint64_t settled_seq;        /* every batch up to it is committed or failed */
+	uint64_t closed_seq;         /* the last batch a close left uncommitted */
 	unsigned sync_waiters;       /* threads waiting for a commit */
 	bool stop, wb_running;
 	bool committing;             /* the committer holds a group taken off
@@ -267,6 +275,16 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
  * Returns the first write-back error not yet reported.  Bytes that
  * failed stay buffered, parked for the background retry. */
 int wb_sync(struct eng *e, struct einode *ei);
+/* The close of a writer (ei->lock exclusive): everything written is cut
+ * into batches and prepared (coded, appended to the pack), but not waited
+ * for to commit: the committer commits them with others within commit_ms,
+ * as a close promises no durability (fsync does).  Reports what failed so
+ * far; a file with an error to report, a failed batch or parked bytes
+ * takes wb_sync's way.  A commit that fails later sets einode.recheck. */
+int wb_close(struct eng *e, struct einode *ei);
+/* Wait until every batch queued before this call is committed or failed
+ * (no einode lock needed; may be called holding one). */
+void wb_commit_queued(struct eng *e);
 /* The background retry of ei's parked bytes (ei->lock exclusive): like
  * wb_sync, but it reports nothing: an error not yet reported stays for
  * the next close or fsync, one this retry meets is only logged (the next
@@ -282,8 +300,9 @@ void wb_truncate(struct eng *e, struct einode *ei, uint64_t size);
 void wb_ref_drop(struct einode *ei);
 /* Whether ei holds no buffered or in-flight data (ei->lock held). */
 bool wb_idle(struct eng *e, struct einode *ei);
-/* Bytes of ei written but not committed yet: buffered or in batches not
- * done (ei->lock held; an estimate of blocks still to be stored). */
+/* Bytes of ei written but not committed yet: buffered or being coded
+ * (raw), coded (the frame bytes its commit will charge, so st_blocks of a
+ * file closed a moment ago is about what it will be), ei->lock held. */
 uint64_t wb_pending_bytes(struct eng *e, struct einode *ei);
 
 /* Readers (ei->lock shared): pin the in-flight batches, read the index,

@@ -145,7 +145,7 @@ static void fill_entry(fuse_req_t req, struct fuse_entry_param *ep, const struct
 	ep->generation = a->generation;
 	ep->attr = a->st;
 	attr_blocks(req, &ep->attr);
-	ep->attr_timeout = MFS_TIMEOUT;
+	ep->attr_timeout = a->unsettled ? 0.0 : MFS_TIMEOUT;
 	ep->entry_timeout = MFS_TIMEOUT;
 }
 
@@ -256,7 +256,9 @@ static void mfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		return;
 	}
 	attr_blocks(req, &a.st);
-	fuse_reply_attr(req, &a.st, MFS_TIMEOUT);
+	/* st_blocks of bytes not committed yet changes at their commit (within
+	 * commit_ms of a close): not cached meanwhile */
+	fuse_reply_attr(req, &a.st, a.unsettled ? 0.0 : MFS_TIMEOUT);
 }
 
 static void mfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -631,7 +633,8 @@ static void mfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 
 static void mfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	reply_err(req, eng_fsync(req_eng(req), ino, datasync != 0));
+	(void)datasync;
+	reply_err(req, eng_fsyncdir(req_eng(req), ino));
 }
 
 static void mfs_statfs(fuse_req_t req, fuse_ino_t ino)

@@ -502,6 +502,19 @@ int pack_sync(struct pack_store *ps)
 	return rc;
 }
 
+int pack_flush(struct pack_store *ps)
+{
+	int rc;
+
+	pthread_mutex_lock(&ps->wlock);
+	if (ps->cur && ps->cur->len)
+		wbuf_submit(ps, ps->cur);
+	wring_drain(ps);
+	rc = ps->err;
+	pthread_mutex_unlock(&ps->wlock);
+	return rc;
+}
+
 /* ---- append ---- */
 
 /* Start a new pack file.  Called with wlock. */

@@ -61,6 +61,10 @@ void pack_store_close(struct pack_store *ps);
 int pack_append(struct pack_store *ps, const void *frame, uint32_t len, struct pack_loc *loc);
 /* Make everything appended so far durable. */
 int pack_sync(struct pack_store *ps);
+/* Write everything appended so far to the pack files, without making it
+ * durable: a full disk or a write error shows here (sticky, as for
+ * pack_sync), not only at the next sync. */
+int pack_flush(struct pack_store *ps);
 /* Recover from a sticky write/sync error (e.g. -ENOSPC once space is
  * freed): waits for writes in flight, drops frames not yet written, and
  * makes the next append start a new pack.  Frames appended since the last

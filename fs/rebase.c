@@ -512,6 +512,7 @@ int eng_rebase(struct eng *e, uint64_t *turned)
 		*turned = 0;
 	if (e->o.read_only)
 		return -EROFS;
+	wb_commit_queued(e); /* what files closed so far hold, too */
 	return rb_drain(e, false, turned);
 }
 

@@ -50,6 +50,7 @@ struct fchunk {
 	ssize_t frame_len; /* or negative errno from the encoder */
 	struct codec_frame_info info;
 	struct pack_loc loc;
+	uint32_t charge; /* stored bytes the commit charges the file (once known) */
 };
 
 struct batch {
@@ -67,6 +68,8 @@ struct batch {
 	int64_t mtime_ns;
 	bool final;          /* last bytes of a full flush: size is exact */
 	uint64_t epoch;      /* pack_store_gen before its appends */
+	uint64_t charge;     /* READY: what the commit adds to the file's stored
+	                        bytes (st_blocks until then), estimated */
 	int state;           /* enum bstate, under plock */
 	int rc;
 	unsigned pins;       /* readers overlaying it, under plock */
@@ -526,9 +529,12 @@ static int batch_prepare(struct eng *e, struct batch *b)
 		struct fchunk *c = &b->cs[i];
 		if (c->dup)
 			continue;
+		c->charge = c->len; /* stored by an earlier batch: unknown yet */
 		rc = idx_chunk_get(rt, c->fp, &ch);
-		if (rc == 0)
+		if (rc == 0) {
+			c->charge = ch.frame_len;
 			continue;
+		}
 		if (rc != -ENOENT)
 			goto out;
 		rc = 0;
@@ -566,10 +572,17 @@ static int batch_prepare(struct eng *e, struct batch *b)
 			rc = (int)c->frame_len;
 		else
 			rc = pack_append(e->ps, c->frame, (uint32_t)c->frame_len, &c->loc);
+		c->charge = c->loc.len;
 		free(c->frame);
 		c->frame = NULL;
 	}
 	pthread_rwlock_unlock(&e->append_lock);
+	b->charge = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		if (sorted[i]->dup)
+			sorted[i]->charge = sorted[i - 1]->charge; /* its first copy's */
+		b->charge += sorted[i]->charge;
+	}
 out:
 	idx_txn_abort(rt);
 	if (rc < 0) {
@@ -687,6 +700,15 @@ int wb_pack_sync(struct eng *e)
 	return rc;
 }
 
+/* Wake the retry thread for the einodes marked recheck. */
+static void recheck_kick(struct eng *e)
+{
+	pthread_mutex_lock(&e->retry_lock);
+	atomic_store(&e->recheck_due, true);
+	pthread_cond_signal(&e->retry_cond);
+	pthread_mutex_unlock(&e->retry_lock);
+}
+
 /* Commit a group of batches taken off the FIFO head. */
 static void commit_group(struct eng *e, struct batch **grp, size_t n)
 {
@@ -752,9 +774,12 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 	}
 	/* publish: committed batches leave memory, failed ones stay listed for
 	 * their inode to take back */
+	bool recheck = false;
 	pthread_mutex_lock(&e->plock);
 	for (size_t i = 0; i < n; i++) {
 		struct batch *b = grp[i];
+		if (b->seq > e->settled_seq)
+			e->settled_seq = b->seq; /* the FIFO's order */
 		for (size_t k = 0; k < b->n; k++) {
 			if (!b->cs[k].is_new)
 				continue;
@@ -768,7 +793,13 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 		b->settled = true; /* a failed one may now be taken back */
 		if (b->state != B_READY) {
 			/* failed: its inode takes it back (reclaim_failed may
-			 * free it as soon as plock is released) */
+			 * free it as soon as plock is released); if nobody
+			 * waits for it (a close that did not wait), the retry
+			 * thread does */
+			if (b->ei->waiters == 0) {
+				atomic_store(&b->ei->recheck, true);
+				recheck = true;
+			}
 			grp[i] = NULL;
 			continue;
 		}
@@ -789,6 +820,8 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 	}
 	pthread_cond_broadcast(&e->pcond);
 	pthread_mutex_unlock(&e->plock);
+	if (recheck)
+		recheck_kick(e);
 	for (size_t i = 0; i < n; i++)
 		if (grp[i]) /* committed, unpinned, ours */
 			batch_retire(e, grp[i]);
@@ -856,6 +889,8 @@ static void *committer_main(void *arg)
 	pthread_mutex_unlock(&e->plock);
 	return NULL;
 }
+
+static void commit_wait(struct eng *e, const uint64_t *upto);
 
 /* ------------------------------------------------------------------------ */
 /* cutting batches (ei->lock exclusive)                                      */
@@ -1481,6 +1516,12 @@ static void ref_find(struct eng *e, struct einode *ei)
 	ei->ref_done = true;
 	if (e->o.max_ref_chain == 0)
 		return;
+	/* a file closed a moment ago may not be committed yet (a close does
+	 * not wait): the candidates are read from the index.  Not for small
+	 * files, where series coding saves little and the wait would cost a
+	 * commit each */
+	if (s0->len >= REF_RAW_MIN || (ei->hints && ei->hints->n > 0))
+		commit_wait(e, &e->closed_seq);
 	if (ei->hints && ei->hints->n > 0 && ei->hints->r[0].off >= 16)
 		sig = ei->hints->r[0].off < 4096 ? (size_t)ei->hints->r[0].off : 4096;
 	keyed = hints_keyed(e, ei->hints) ? ei->hints : NULL;
@@ -1920,9 +1961,11 @@ static void wait_quiet(struct eng *e, struct einode *ei)
 {
 	pthread_mutex_lock(&e->plock);
 	e->sync_waiters++;
+	ei->waiters++;
 	pthread_cond_broadcast(&e->pcond);
 	while (ino_busy_locked(ei) && e->wb_running)
 		pthread_cond_wait(&e->pcond, &e->plock);
+	ei->waiters--;
 	e->sync_waiters--;
 	pthread_mutex_unlock(&e->plock);
 }
@@ -1968,10 +2011,87 @@ int wb_sync(struct eng *e, struct einode *ei)
 	return rc;
 }
 
+/* ei's batches are all prepared (plock held); *failed: one of them failed. */
+static bool ino_prepared_locked(struct einode *ei, bool *failed)
+{
+	*failed = ei->wb_failed || ei->wb_error != 0;
+	for (struct batch *b = ei->inflight; b; b = b->inext) {
+		if (b->state == B_PREP)
+			return false;
+		*failed |= b->state == B_FAILED;
+	}
+	return true;
+}
+
+int wb_close(struct eng *e, struct einode *ei)
+{
+	bool failed = false;
+	int rc;
+
+	if (atomic_load(&ei->parked))
+		return wb_sync(e, ei); /* reports, and parks what fails again */
+	/* a waiter from here: a batch that fails meanwhile is ours to take
+	 * back (wb_sync below), not the retry thread's */
+	pthread_mutex_lock(&e->plock);
+	ei->waiters++;
+	pthread_mutex_unlock(&e->plock);
+	rc = flush_cut(e, ei, false);
+	pthread_mutex_lock(&e->plock);
+	while (rc >= 0 && !ino_prepared_locked(ei, &failed) && e->wb_running)
+		pthread_cond_wait(&e->pcond, &e->plock);
+	bool clean = rc >= 0 && !failed && e->wb_running;
+	bool queued = ei->inflight != NULL;
+	pthread_mutex_unlock(&e->plock);
+	/* its frames written (not synced): a full disk shows now */
+	if (clean && queued && pack_flush(e->ps) < 0)
+		clean = false;
+	pthread_mutex_lock(&e->plock);
+	if (clean && ei->inflight_tail && ei->inflight_tail->seq > e->closed_seq)
+		e->closed_seq = ei->inflight_tail->seq;
+	pthread_mutex_unlock(&e->plock);
+	/* something failed (a pack write: the disk is full), or an error
+	 * waits to be reported: settle it the way fsync does */
+	rc = clean ? 0 : wb_sync(e, ei);
+	pthread_mutex_lock(&e->plock);
+	ei->waiters--;
+	/* a commit that failed after we looked, while we counted as its
+	 * waiter: the retry thread takes it back */
+	bool orphaned = false;
+	for (struct batch *b = ei->inflight; b && ei->waiters == 0; b = b->inext)
+		orphaned |= b->state == B_FAILED && b->settled;
+	if (orphaned)
+		atomic_store(&ei->recheck, true);
+	pthread_mutex_unlock(&e->plock);
+	if (orphaned)
+		recheck_kick(e);
+	return rc;
+}
+
+/* Wait until every batch up to seq *upto (read under plock: batch_seq or
+ * closed_seq) is committed or failed. */
+static void commit_wait(struct eng *e, const uint64_t *upto)
+{
+	pthread_mutex_lock(&e->plock);
+	uint64_t seq = *upto;
+	e->sync_waiters++;
+	pthread_cond_broadcast(&e->pcond);
+	while (e->settled_seq < seq && e->wb_running)
+		pthread_cond_wait(&e->pcond, &e->plock);
+	e->sync_waiters--;
+	pthread_mutex_unlock(&e->plock);
+}
+
+void wb_commit_queued(struct eng *e)
+{
+	commit_wait(e, &e->batch_seq);
+}
+
 int wb_retry(struct eng *e, struct einode *ei)
 {
 	pthread_mutex_lock(&e->plock);
 	int had = ei->wb_error; /* not reported yet: stays */
+	if (had == -EAGAIN)
+		had = 0; /* a dedup target went away: stored again, not an error */
 	pthread_mutex_unlock(&e->plock);
 	int rc = wb_sync(e, ei); /* what fails is parked again */
 	bool stored = ei->nsegs == 0 && rc != -ENOMEM;
@@ -1988,7 +2108,9 @@ uint64_t wb_pending_bytes(struct eng *e, struct einode *ei)
 	uint64_t n = ei->dirty;
 	pthread_mutex_lock(&e->plock);
 	for (struct batch *b = ei->inflight; b; b = b->inext)
-		if (b->state != B_DONE)
+		if (b->state == B_READY)
+			n += b->charge; /* coded: what its commit will count */
+		else if (b->state != B_DONE)
 			n += b->len;
 	pthread_mutex_unlock(&e->plock);
 	return n;
@@ -2036,6 +2158,14 @@ static void *retry_main(void *arg)
 		int64_t now = eng_mono_ns(), reap_due = e->reap_last + REAP_DELAY_NS;
 		if (e->reap_n > 0 && (now >= reap_due || e->reap_n >= REAP_MAX)) {
 			reap_queued(e);
+			continue;
+		}
+		if (atomic_exchange(&e->recheck_due, false)) {
+			/* a commit nobody waited for failed: store it again now
+			 * (what fails again is parked, with the backoff) */
+			pthread_mutex_unlock(&e->retry_lock);
+			(void)eng_retry_parked(e);
+			pthread_mutex_lock(&e->retry_lock);
 			continue;
 		}
 		if (atomic_load(&e->parked_total) == 0) {

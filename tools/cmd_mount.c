@@ -155,7 +155,7 @@ static void mount_usage(FILE *f, bool helper)
 	        d.readahead_chunks);
 	fprintf(f, "  pack_size=SIZE    pack file rollover size (default %s)\n",
 	        size_str(d.max_pack_bytes, b[3]));
-	fprintf(f, "  commit_ms=N       metadata group-commit interval (default %u)\n", d.commit_ms);
+	fprintf(f, "  commit_ms=N       group-commit interval of closed files (default %u)\n", d.commit_ms);
 	fprintf(f, "  max_ref_chain=N   bound on checkpoint-series reference chains, 0 = off\n"
 	           "                    (default %u)\n", d.max_ref_chain);
 	fprintf(f, "  gc_interval=N     seconds between online gc passes, 0 = off (default %u)\n",

@@ -249,6 +249,70 @@ static bool path_under(const char *abs, const char *mnt)
 	return strncmp(abs, mnt, n) == 0 && (abs[n] == '\0' || abs[n] == '/');
 }
 
+/* Split a line of /proc/self/mountinfo (newline cut, split in place):
+ * its first five fields and the mount source.  true for a fuse.mixfs
+ * mount (fields still escaped). */
+static bool mi_parse(char *line, char *fld[5], char **src)
+{
+	char *save = NULL, *tok, *fstype = NULL;
+	unsigned i = 0;
+	bool dash = false;
+
+	*src = NULL;
+	line[strcspn(line, "\n")] = '\0';
+	for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		if (i < 5) {
+			fld[i++] = tok;
+		} else if (!dash) {
+			dash = strcmp(tok, "-") == 0; /* optional fields end at "-" */
+		} else if (!fstype) {
+			fstype = tok;
+		} else {
+			*src = tok;
+			break;
+		}
+	}
+	return i == 5 && fstype && *src && strcmp(fstype, "fuse.mixfs") == 0;
+}
+
+/* The mount point of a mount of store (absolute), malloc'd, or NULL. */
+static char *mount_of_store(const char *store)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *mnt = NULL;
+	size_t cap = 0;
+
+	if (!f)
+		return NULL;
+	while (!mnt && getline(&line, &cap, f) > 0) {
+		char *fld[5], *src;
+
+		if (!mi_parse(line, fld, &src))
+			continue;
+		mi_unescape(src);
+		mi_unescape(fld[4]);
+		if (strcmp(src, store) == 0 && strcmp(fld[3], "/") == 0)
+			mnt = strdup(fld[4]);
+	}
+	free(line);
+	fclose(f);
+	return mnt;
+}
+
+/* A mounted daemon commits files closed a moment ago together, within a
+ * second: fsync of the mount's root asks it to commit them now, so the
+ * numbers include every file closed before this command.  Best effort. */
+static void commit_mount(const char *mnt)
+{
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) != 0)
+		fprintf(stderr, "mixfs stats: committing %s: %s (files closed just now may be "
+		                "missing)\n", mnt, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Find the fuse.mixfs mount holding abs (device dev).  Among bind mounts of
  * the same file system the one with the longest mount point under which abs
  * lies wins.  Fills l->store, l->mount, l->fspath; returns 1 if found, 0 if
@@ -263,24 +327,10 @@ static int find_mount(const char *abs, dev_t dev, struct loc *l)
 	if (!f)
 		return errno == ENOENT ? 0 : -errno;
 	while (getline(&line, &cap, f) > 0) {
-		char *save = NULL, *tok, *fld[5] = { NULL }, *fstype = NULL, *src = NULL;
-		unsigned maj, min, i = 0;
-		bool dash = false;
+		char *fld[5], *src;
+		unsigned maj, min;
 
-		line[strcspn(line, "\n")] = '\0';
-		for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-			if (i < 5) {
-				fld[i++] = tok;
-			} else if (!dash) {
-				dash = strcmp(tok, "-") == 0; /* optional fields end at "-" */
-			} else if (!fstype) {
-				fstype = tok;
-			} else {
-				src = tok;
-				break;
-			}
-		}
-		if (i < 5 || !fstype || !src || strcmp(fstype, "fuse.mixfs") != 0)
+		if (!mi_parse(line, fld, &src))
 			continue;
 		if (sscanf(fld[2], "%u:%u", &maj, &min) != 2 || makedev(maj, min) != dev)
 			continue;
@@ -1404,6 +1454,14 @@ static int run(const struct stats_opts *o, const char *path)
 	memset(&r, 0, sizeof(r));
 	if (locate(path, &l) < 0)
 		goto out;
+	if (l.mount) {
+		commit_mount(l.mount);
+	} else {
+		char *mnt = mount_of_store(l.store);
+		if (mnt)
+			commit_mount(mnt);
+		free(mnt);
+	}
 	ipath = path_join(l.store, "index");
 	if (!ipath) {
 		rc = -ENOMEM;

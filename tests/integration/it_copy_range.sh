@@ -100,7 +100,7 @@ float_file "$WORK/w" 4 9
 SZ=$(stat -c %s "$WORK/w")
 mixfs_mount fg level=mix
 cp "$WORK/w" "$MNT/w"
-sync -f "$MNT/w"
+sync "$MNT/w" # committed (until then st_blocks counts the bytes as written)
 blocks=$(stat -c %b "$MNT/w")
 [ "$blocks" -lt $((SZ / 512)) ] || fail "default: st_blocks $blocks of a compressed $SZ-byte file"
 mixfs_umount
