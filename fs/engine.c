@@ -1917,6 +1917,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	struct idx_txn *t = NULL;
 	struct idx_inode in;
 	int64_t now = eng_now_ns();
+	bool attr_only = !(sa->valid & ENG_SET_SIZE), uncommitted = false;
 	int rc;
 	if (!ei)
 		return -ENOMEM;
@@ -1928,10 +1929,15 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 		}
 		wb_truncate(e, ei, sa->size);
 	}
-	/* pending data and size become durable records before we edit them */
-	rc = wb_sync(e, ei);
+	/* a new size: pending data and size become records before we edit
+	 * them.  Other attributes (rsync, tar and cp -a set times and modes
+	 * after the close) need the data coded only: the batches still to
+	 * commit keep the times set here (wb_keep_times), the size stays
+	 * in memory until they commit */
+	rc = attr_only ? wb_close(e, ei) : wb_sync(e, ei);
 	if (rc < 0)
 		goto out;
+	uncommitted = attr_only && wb_keep_times(e, ei);
 	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		goto out;
@@ -1982,8 +1988,12 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	in.ctime_ns = (sa->valid & ENG_SET_CTIME) ? ts_ns(&sa->ctime) : now;
 	rc = idx_inode_put(t, &in);
 	/* the record is authoritative again (times set here may be older
-	 * than the last write, e.g. rsync and tar restoring mtimes) */
-	ei->size_valid = false;
+	 * than the last write, e.g. rsync and tar restoring mtimes); with
+	 * bytes still to commit, the size in memory is, with these times */
+	if (uncommitted && ei->size_valid)
+		ei->mtime_ns = in.mtime_ns;
+	else
+		ei->size_valid = false;
 out:
 	if (t)
 		rc = eng_wtxn_end(e, t, rc);
@@ -1992,9 +2002,9 @@ out:
 		ein_new_head(ei);
 	}
 	pthread_rwlock_unlock(&ei->lock);
+	if (rc >= 0) /* with bytes to commit: their size, not the record's */
+		make_attr(&in, uncommitted && overlay_attr(e, &in, true), out);
 	ein_unuse(e, ei);
-	if (rc >= 0)
-		make_attr(&in, false, out);
 	return rc;
 }
 

@@ -66,6 +66,8 @@ struct batch {
 	size_t n;
 	uint64_t size;       /* file size when queued */
 	int64_t mtime_ns;
+	atomic_bool keep_times; /* a setattr set the times after it was cut:
+	                           its commit leaves them (wb_keep_times) */
 	bool final;          /* last bytes of a full flush: size is exact */
 	uint64_t epoch;      /* pack_store_gen before its appends */
 	uint64_t charge;     /* READY: what the commit adds to the file's stored
@@ -664,7 +666,8 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 		in.size = b->off + b->len;
 	if (b->final && b->size > in.size)
 		in.size = b->size; /* extended past the data (sparse tail) */
-	in.mtime_ns = in.ctime_ns = b->mtime_ns;
+	if (!atomic_load(&b->keep_times))
+		in.mtime_ns = in.ctime_ns = b->mtime_ns;
 	rc = idx_inode_put(t, &in);
 	if (rc >= 0 && b->tens_set)
 		rc = idx_tensors_set(t, b->ei->ino, b->tens, b->ntens);
@@ -2065,6 +2068,20 @@ int wb_close(struct eng *e, struct einode *ei)
 	if (orphaned)
 		recheck_kick(e);
 	return rc;
+}
+
+bool wb_keep_times(struct eng *e, struct einode *ei)
+{
+	bool any = false;
+	pthread_mutex_lock(&e->plock);
+	for (struct batch *b = ei->inflight; b; b = b->inext) {
+		if (b->state != B_DONE) {
+			atomic_store(&b->keep_times, true);
+			any = true;
+		}
+	}
+	pthread_mutex_unlock(&e->plock);
+	return any;
 }
 
 /* Wait until every batch up to seq *upto (read under plock: batch_seq or

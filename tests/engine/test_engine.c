@@ -2522,6 +2522,61 @@ static void t_close_nowait(void **state)
 	}
 }
 
+/* rsync, tar and cp -a set times and modes after the close: such a setattr
+ * waits for no commit either, and the batches that commit after it keep
+ * the times it set (their commit used to set mtime to the write's time:
+ * rsync -a would see every file as changed).  Its reply and getattr show
+ * the size in memory; a write after it moves mtime again. */
+static void t_setattr_nowait(void **state)
+{
+	struct fx *f = *state;
+	struct eng_opts o;
+	struct eng_attr a;
+	enum { SZ = 100000 };
+	static uint8_t b[SZ];
+	struct eng_setattr sa = { .valid = ENG_SET_MTIME | ENG_SET_MODE, .mode = 0600 };
+	struct idx_txn *t;
+	struct idx_inode in;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.commit_ms = 3600 * 1000; /* nothing commits on its own */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	fill_random(b, SZ, 95);
+	uint64_t ino = new_file(f, 1, "kept");
+	write_all(f, ino, 0, b, SZ, 4096);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	sa.mtime.tv_sec = 1000000000; /* 2001, as rsync restores it */
+	assert_int_equal(eng_setattr(f->e, ino, &sa, &a), 0);
+	assert_int_equal(a.st.st_size, SZ);
+	assert_int_equal(a.st.st_mtim.tv_sec, 1000000000);
+	assert_true(a.unsettled);
+	assert_int_equal(committed_size(f, ino), 0); /* nothing waited for the commit */
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	assert_int_equal(a.st.st_size, SZ);
+	assert_int_equal(a.st.st_mtim.tv_sec, 1000000000);
+	assert_int_equal(a.st.st_mode & 07777, 0600);
+	check_read(f, ino, 0, b, SZ);
+	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_inode_get(t, ino, &in), 0);
+	idx_txn_abort(t);
+	assert_int_equal(in.size, SZ);
+	assert_int_equal(in.mtime_ns, 1000000000ll * 1000000000ll);
+	assert_int_equal(in.mode & 07777, 0600);
+	/* a later write moves mtime again */
+	assert_int_equal(eng_write(f->e, ino, 0, b, 10), 10);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	assert_true(a.st.st_mtim.tv_sec > 1000000000);
+	assert_int_equal(committed_size(f, ino), SZ);
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	check_file(f, "kept", b, SZ);
+}
+
 static _Atomic int unlink_once; /* unlink_hook: 1 = unlink "a" at the next commit */
 
 static void unlink_hook(struct eng *e)
@@ -2612,6 +2667,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_wb_parked_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_commit_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_setattr_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_blocks_during_close, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
