@@ -1932,12 +1932,13 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	/* a new size: pending data and size become records before we edit
 	 * them.  Other attributes (rsync, tar and cp -a set times and modes
 	 * after the close) need the data coded only: the batches still to
-	 * commit keep the times set here (wb_keep_times), the size stays
+	 * commit keep an mtime set here (wb_uncommitted), the size stays
 	 * in memory until they commit */
 	rc = attr_only ? wb_close(e, ei) : wb_sync(e, ei);
 	if (rc < 0)
 		goto out;
-	uncommitted = attr_only && wb_keep_times(e, ei);
+	uncommitted = attr_only &&
+	              wb_uncommitted(e, ei, sa->valid & (ENG_SET_MTIME | ENG_SET_MTIME_NOW));
 	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		goto out;
@@ -1990,10 +1991,10 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	/* the record is authoritative again (times set here may be older
 	 * than the last write, e.g. rsync and tar restoring mtimes); with
 	 * bytes still to commit, the size in memory is, with these times */
-	if (uncommitted && ei->size_valid)
-		ei->mtime_ns = in.mtime_ns;
-	else
+	if (!uncommitted || !ei->size_valid)
 		ei->size_valid = false;
+	else if (sa->valid & (ENG_SET_MTIME | ENG_SET_MTIME_NOW))
+		ei->mtime_ns = in.mtime_ns;
 out:
 	if (t)
 		rc = eng_wtxn_end(e, t, rc);

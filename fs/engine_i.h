@@ -275,10 +275,10 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
  * Returns the first write-back error not yet reported.  Bytes that
  * failed stay buffered, parked for the background retry. */
 int wb_sync(struct eng *e, struct einode *ei);
-/* ei's batches not committed yet keep the inode's times at their commit
- * (a setattr set them meanwhile; ei->lock exclusive, after wb_close).
- * true if there were any. */
-bool wb_keep_times(struct eng *e, struct einode *ei);
+/* Whether ei has batches not committed yet (ei->lock exclusive, after
+ * wb_close); with keep_times, their commits leave the inode's mtime as it
+ * is (a setattr set it meanwhile). */
+bool wb_uncommitted(struct eng *e, struct einode *ei, bool keep_times);
 /* The close of a writer (ei->lock exclusive), and a setattr that changes
  * no size: everything written is cut
  * into batches and prepared (coded, appended to the pack), but not waited

@@ -67,7 +67,7 @@ struct batch {
 	uint64_t size;       /* file size when queued */
 	int64_t mtime_ns;
 	atomic_bool keep_times; /* a setattr set the times after it was cut:
-	                           its commit leaves them (wb_keep_times) */
+	                           its commit leaves them (wb_uncommitted) */
 	bool final;          /* last bytes of a full flush: size is exact */
 	uint64_t epoch;      /* pack_store_gen before its appends */
 	uint64_t charge;     /* READY: what the commit adds to the file's stored
@@ -667,7 +667,9 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 	if (b->final && b->size > in.size)
 		in.size = b->size; /* extended past the data (sparse tail) */
 	if (!atomic_load(&b->keep_times))
-		in.mtime_ns = in.ctime_ns = b->mtime_ns;
+		in.mtime_ns = b->mtime_ns;
+	if (b->mtime_ns > in.ctime_ns) /* not back past a later chmod's */
+		in.ctime_ns = b->mtime_ns;
 	rc = idx_inode_put(t, &in);
 	if (rc >= 0 && b->tens_set)
 		rc = idx_tensors_set(t, b->ei->ino, b->tens, b->ntens);
@@ -2070,13 +2072,14 @@ int wb_close(struct eng *e, struct einode *ei)
 	return rc;
 }
 
-bool wb_keep_times(struct eng *e, struct einode *ei)
+bool wb_uncommitted(struct eng *e, struct einode *ei, bool keep_times)
 {
 	bool any = false;
 	pthread_mutex_lock(&e->plock);
 	for (struct batch *b = ei->inflight; b; b = b->inext) {
 		if (b->state != B_DONE) {
-			atomic_store(&b->keep_times, true);
+			if (keep_times)
+				atomic_store(&b->keep_times, true);
 			any = true;
 		}
 	}

@@ -2565,10 +2565,20 @@ static void t_setattr_nowait(void **state)
 	assert_int_equal(in.size, SZ);
 	assert_int_equal(in.mtime_ns, 1000000000ll * 1000000000ll);
 	assert_int_equal(in.mode & 07777, 0600);
-	/* a later write moves mtime again */
+	/* a later write moves mtime again, and a chmod before its commit
+	 * leaves that (a chmod sets no mtime) */
 	assert_int_equal(eng_write(f->e, ino, 0, b, 10), 10);
 	assert_int_equal(eng_release(f->e, ino), 0);
+	struct eng_setattr mo = { .valid = ENG_SET_MODE, .mode = 0644 };
+	assert_int_equal(eng_setattr(f->e, ino, &mo, &a), 0);
+	assert_true(a.st.st_mtim.tv_sec > 1000000000);
+	assert_true(a.unsettled);
 	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_inode_get(t, ino, &in), 0);
+	idx_txn_abort(t);
+	assert_true(in.mtime_ns > 1000000000ll * 1000000000ll);
+	assert_int_equal(in.mode & 07777, 0644);
 	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
 	assert_true(a.st.st_mtim.tv_sec > 1000000000);
 	assert_int_equal(committed_size(f, ino), SZ);
