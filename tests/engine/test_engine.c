@@ -2633,6 +2633,52 @@ static void t_close_commit_fails(void **state)
 	free(a);
 }
 
+/* A batch cut by the writes of a file still open for writing fails (the
+ * disk is full) with nobody waiting: the writer's next writes fail with
+ * the error (fail fast) and the bytes wait for its close or fsync.  The
+ * retry thread is for the batches of closed files (recheck): taking these
+ * back cleared the failure, so the writer went on filling the whole dirty
+ * budget without an error while every failed batch had the retry thread
+ * cut and code the file's buffered bytes again. */
+static void t_write_fails_fast(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 1u << 20;
+	uint8_t *a = malloc(n);
+	struct eng_opts o;
+	int i;
+	ssize_t w = 0;
+
+	fill_random(a, n, 78);
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.workers = 2;
+	o.dirty_bytes = 64u << 20; /* flush_unit 16 MiB */
+	o.commit_ms = 50;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	f->e->append_hook = fault_hook;
+	uint64_t ino = new_file(f, 1, "w");
+	atomic_store(&fault_calls, 0);
+	atomic_store(&fault_ino, ino);
+	for (i = 0; i < 48; i++) {
+		w = eng_write(f->e, ino, (uint64_t)i * n, a, n);
+		if (w != (ssize_t)n)
+			break;
+		usleep(20000);
+	}
+	print_message("disk full while writing: %d MiB accepted, then %zd; %u batches failed\n", i,
+	              w, atomic_load(&fault_calls));
+	assert_int_equal(w, -ENOSPC);
+	assert_true(i < 32);
+	assert_true(atomic_load(&fault_calls) <= 2);
+	assert_int_equal(eng_release(f->e, ino), -ENOSPC);
+	atomic_store(&fault_ino, 0);
+	f->e->append_hook = NULL;
+	eng_forget(f->e, ino, 1);
+	free(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2679,6 +2725,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_close_commit_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_setattr_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_blocks_during_close, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_write_fails_fast, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
