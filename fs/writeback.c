@@ -76,6 +76,9 @@ struct batch {
 	int rc;
 	unsigned pins;       /* readers overlaying it, under plock */
 	bool settled;        /* the committer is done with it (under plock) */
+	bool closed;         /* a close returned without waiting for its commit
+	                        (under plock): if it fails with nobody waiting,
+	                        the retry thread takes it back (recheck) */
 	bool unlinked;       /* left the inflight list: free at last unpin */
 	int64_t ready_ns;
 	/* a batch of a file's first bytes: its first large tensors replace
@@ -799,9 +802,11 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 		if (b->state != B_READY) {
 			/* failed: its inode takes it back (reclaim_failed may
 			 * free it as soon as plock is released); if nobody
-			 * waits for it (a close that did not wait), the retry
-			 * thread does */
-			if (b->ei->waiters == 0) {
+			 * waits for it and a close returned without waiting
+			 * for it, the retry thread does (one of a file still
+			 * being written stays: its writer's next write fails
+			 * with the error, its close or fsync takes it back) */
+			if (b->closed && b->ei->waiters == 0) {
 				atomic_store(&b->ei->recheck, true);
 				recheck = true;
 			}
@@ -2053,6 +2058,8 @@ int wb_close(struct eng *e, struct einode *ei)
 	pthread_mutex_lock(&e->plock);
 	if (clean && ei->inflight_tail && ei->inflight_tail->seq > e->closed_seq)
 		e->closed_seq = ei->inflight_tail->seq;
+	for (struct batch *b = ei->inflight; clean && b; b = b->inext)
+		b->closed = true; /* left to the group commit: see commit_group */
 	pthread_mutex_unlock(&e->plock);
 	/* something failed (a pack write: the disk is full), or an error
 	 * waits to be reported: settle it the way fsync does */
