@@ -2679,6 +2679,51 @@ static void t_write_fails_fast(void **state)
 	free(a);
 }
 
+static int64_t st_ctime_ns(const struct stat *st)
+{
+	return (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+/* A file renamed after its close returned, before its bytes commit (the
+ * usual write-to-a-temporary-name-then-rename): its ctime is the
+ * rename's, while the commit is pending and after it.  The commit used to
+ * set ctime to the time of the last write, and the pending overlay showed
+ * that too: ctime went back. */
+static void t_close_rename_ctime(void **state)
+{
+	struct fx *f = *state;
+	struct eng_opts o;
+	struct eng_attr a;
+	uint8_t b[5000];
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.commit_ms = 3600 * 1000; /* nothing commits on its own */
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	fill_random(b, sizeof(b), 81);
+	uint64_t ino = new_file(f, 1, "tmp");
+	write_all(f, ino, 0, b, sizeof(b), 1000);
+	assert_int_equal(eng_flush(f->e, ino), 0);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	usleep(20000);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t before = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	assert_int_equal(eng_rename(f->e, 1, "tmp", 1, "final", 0), 0);
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	int64_t pending = st_ctime_ns(&a.st);
+	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	int64_t committed = st_ctime_ns(&a.st);
+	print_message("ctime - rename time: %lld ns pending, %lld ns committed\n",
+	              (long long)(pending - before), (long long)(committed - before));
+	assert_true(pending >= before);
+	assert_true(committed >= before);
+	eng_forget(f->e, ino, 1);
+	check_file(f, "final", b, sizeof(b));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2726,6 +2771,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_setattr_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_blocks_during_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_write_fails_fast, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_close_rename_ctime, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
