@@ -336,7 +336,7 @@ void ein_reap(struct eng *e, uint64_t ino)
  * transaction REAP_DELAY_NS after the last deletion (rm -rf: one synced
  * commit a file instead of two).  Now as well if the retry thread does
  * not run or the queue cannot (or must not) grow. */
-void ein_reap_later(struct eng *e, uint64_t ino)
+void ein_reap_later(struct eng *e, uint64_t ino, bool queue)
 {
 	bool queued = false;
 	if (e->o.read_only)
@@ -346,7 +346,7 @@ void ein_reap_later(struct eng *e, uint64_t ino)
 	/* the queue is bounded: past 16 batches (the thread is behind),
 	 * deletions are done at once again */
 	if (e->retry_running && !e->retry_quit && e->reap_n < 16 * REAP_MAX &&
-	    (e->reap_n > 0 || now - e->reap_last < REAP_DELAY_NS)) {
+	    (queue || e->reap_n > 0 || now - e->reap_last < REAP_DELAY_NS)) {
 		if (e->reap_n == e->reap_cap) {
 			size_t nc = e->reap_cap ? e->reap_cap * 2 : 256;
 			uint64_t *q = realloc(e->reap_q, nc * sizeof(*q));
@@ -398,8 +398,13 @@ static bool overlay_attr(struct eng *e, struct idx_inode *in, bool pending)
 	pthread_rwlock_rdlock(&ei->lock);
 	if (ei->size_valid) {
 		in->size = ei->size;
-		if (ei->mtime_ns > in->mtime_ns)
-			in->mtime_ns = in->ctime_ns = ei->mtime_ns;
+		if (ei->mtime_ns > in->mtime_ns) {
+			in->mtime_ns = ei->mtime_ns;
+			/* not back: a rename or link after a close that left
+			 * its bytes to the group commit changed ctime later */
+			if (ei->mtime_ns > in->ctime_ns)
+				in->ctime_ns = ei->mtime_ns;
+		}
 	}
 	/* bytes not stored yet count as stored raw, like ext4's delayed
 	 * allocation: st_blocks 0 with a non-zero size means "all hole" to
@@ -1260,8 +1265,11 @@ int eng_fsyncdir(struct eng *e, uint64_t ino)
 	if (e->o.read_only)
 		return 0;
 	/* the entries' transactions are committed; the files closed without
-	 * waiting for theirs are committed too (mixfs stats relies on it) */
+	 * waiting for theirs are committed too (mixfs stats relies on it),
+	 * also those whose commit failed and which are stored again (recheck:
+	 * here if the retry thread has not taken them yet, else its lock) */
 	wb_commit_queued(e);
+	(void)eng_retry_parked(e, true);
 	return idx_sync(e->idx);
 }
 
@@ -1298,7 +1306,7 @@ ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out)
 	return rc < 0 ? rc : (ssize_t)n;
 }
 
-bool eng_retry_parked(struct eng *e)
+bool eng_retry_parked(struct eng *e, bool recheck_only)
 {
 	uint64_t *inos;
 	ssize_t n = ein_list(e, true, &inos);
@@ -1306,9 +1314,11 @@ bool eng_retry_parked(struct eng *e)
 		struct einode *ei = ein_get(e, inos[i], false, 0, 0);
 		if (!ei)
 			continue;
+		/* the flag is taken under the lock: a thread that finds it
+		 * clear after taking the lock finds the retry done */
 		pthread_rwlock_wrlock(&ei->lock);
 		bool recheck = atomic_exchange(&ei->recheck, false);
-		if (recheck || atomic_load(&ei->parked))
+		if (recheck || (!recheck_only && atomic_load(&ei->parked)))
 			(void)wb_retry(e, ei); /* errors: logged by the batch, reported by close/fsync */
 		pthread_rwlock_unlock(&ei->lock);
 		ein_unuse(e, ei); /* deleted meanwhile: its bytes go */
@@ -1374,7 +1384,7 @@ void eng_forget(struct eng *e, uint64_t ino, uint64_t nlookup)
 	if (!ei)
 		return;
 	if (ein_put(e, ei, nlookup, 0))
-		ein_reap_later(e, ino);
+		ein_reap_later(e, ino, false);
 }
 
 /* Create a new inode named name in parent.  Adds one lookup reference and

@@ -224,15 +224,18 @@ void ein_reap(struct eng *e, uint64_t ino);
 /* ein_put of a user reference alone, then ein_reap if it was the last. */
 void ein_unuse(struct eng *e, struct einode *ei);
 /* ein_reap for the last forget: in a batch with others when deletions
- * come in a burst (the retry thread deletes them; see struct eng.reap_q) */
-void ein_reap_later(struct eng *e, uint64_t ino);
+ * come in a burst (the retry thread deletes them; see struct eng.reap_q);
+ * with queue, by the retry thread whenever it can (the committer's). */
+void ein_reap_later(struct eng *e, uint64_t ino, bool queue);
 void ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n);
-/* Inode numbers in the table (parked_only: those with parked bytes) into
- * *out (malloc'd; *out NULL and 0 on -ENOMEM, returned). */
+/* Inode numbers in the table (parked_only: those with parked bytes or
+ * marked recheck) into *out (malloc'd; *out NULL and 0 on -ENOMEM,
+ * returned). */
 ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out);
-/* One background retry of every parked file (the retry thread).  true
- * when nothing is parked any more. */
-bool eng_retry_parked(struct eng *e);
+/* One retry of every file marked recheck and, unless recheck_only, every
+ * parked file (the retry thread; fsyncdir for the rechecks).  true when
+ * nothing is parked any more. */
+bool eng_retry_parked(struct eng *e, bool recheck_only);
 /* Decoded data of chunk fp (held in the cache; release with
  * cache_release).  ino/off only name the file in error logs.  -ESTALE:
  * the chunk (or one of its references) was freed since t was taken and

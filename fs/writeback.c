@@ -364,12 +364,17 @@ static void batch_free(struct batch *b)
 	free(b);
 }
 
-/* Drop a finished batch and its inode reference. */
+/* Drop a finished batch and its inode reference.  A file deleted while
+ * its batch was queued (a temporary file deleted right after its close)
+ * is reaped by the retry thread: not a transaction of its own on the
+ * committer, which would hold up the next group. */
 static void batch_retire(struct eng *e, struct batch *b)
 {
 	struct einode *ei = b->ei;
+	uint64_t ino = ei->ino;
 	batch_free(b);
-	ein_unuse(e, ei);
+	if (ein_put(e, ei, 0, 0))
+		ein_reap_later(e, ino, true);
 }
 
 void wb_unpin(struct eng *e, struct wb_pins *p)
@@ -2056,6 +2061,11 @@ int wb_close(struct eng *e, struct einode *ei)
 	if (clean && queued && pack_flush(e->ps) < 0)
 		clean = false;
 	pthread_mutex_lock(&e->plock);
+	/* a sync of the committer may have met the error first and cleared
+	 * it (pack_store_gen moved past our appends: the frames are dropped,
+	 * our batches will fail), or a batch failed meanwhile */
+	for (struct batch *b = ei->inflight; clean && b; b = b->inext)
+		clean = b->state != B_FAILED && (b->state == B_DONE || b->epoch == pack_store_gen(e->ps));
 	if (clean && ei->inflight_tail && ei->inflight_tail->seq > e->closed_seq)
 		e->closed_seq = ei->inflight_tail->seq;
 	for (struct batch *b = ei->inflight; clean && b; b = b->inext)
@@ -2191,7 +2201,7 @@ static void *retry_main(void *arg)
 			/* a commit nobody waited for failed: store it again now
 			 * (what fails again is parked, with the backoff) */
 			pthread_mutex_unlock(&e->retry_lock);
-			(void)eng_retry_parked(e);
+			(void)eng_retry_parked(e, true);
 			pthread_mutex_lock(&e->retry_lock);
 			continue;
 		}
@@ -2214,7 +2224,7 @@ static void *retry_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&e->retry_lock);
-		bool clear = eng_retry_parked(e);
+		bool clear = eng_retry_parked(e, false);
 		pthread_mutex_lock(&e->retry_lock);
 		delay = clear ? RETRY_MIN_NS : delay * 2 < RETRY_MAX_NS ? delay * 2 : RETRY_MAX_NS;
 		due = 0;

@@ -2522,6 +2522,41 @@ static void t_close_nowait(void **state)
 	}
 }
 
+static _Atomic int unlink_once; /* unlink_hook: 1 = unlink "a" at the next commit */
+
+static void unlink_hook(struct eng *e)
+{
+	int one = 1;
+	if (atomic_compare_exchange_strong(&unlink_once, &one, 0))
+		assert_int_equal(eng_unlink(e, 1, "a"), 0);
+}
+
+/* The same failed commit, then at once an fsync of the directory (what
+ * mixfs stats does): it returns with the file stored again, not while the
+ * retry thread has yet to take it. */
+static void t_fsyncdir_recheck(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 1u << 20;
+	uint8_t *a = malloc(n);
+
+	fill_random(a, n, 91);
+	put_file(f, "a", a, n);
+	f->e->commit_hook = unlink_hook;
+	atomic_store(&unlink_once, 1);
+	uint64_t ino = new_file(f, 1, "b");
+	write_all(f, ino, 0, a, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	assert_int_equal(atomic_load(&unlink_once), 0); /* the hook ran */
+	assert_int_equal(committed_size(f, ino), n);
+	f->e->commit_hook = NULL;
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	check_file(f, "b", a, n);
+	free(a);
+}
+
 /* rsync, tar and cp -a set times and modes after the close: such a setattr
  * waits for no commit either, and the batches that commit after it keep
  * the times it set (their commit used to set mtime to the write's time:
@@ -2585,15 +2620,6 @@ static void t_setattr_nowait(void **state)
 	eng_forget(f->e, ino, 1);
 	reopen(f);
 	check_file(f, "kept", b, SZ);
-}
-
-static _Atomic int unlink_once; /* unlink_hook: 1 = unlink "a" at the next commit */
-
-static void unlink_hook(struct eng *e)
-{
-	int one = 1;
-	if (atomic_compare_exchange_strong(&unlink_once, &one, 0))
-		assert_int_equal(eng_unlink(e, 1, "a"), 0);
 }
 
 /* A commit that fails after the close that queued it returned (here: the
@@ -2769,6 +2795,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_close_nowait, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_commit_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_setattr_nowait, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_fsyncdir_recheck, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_blocks_during_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_write_fails_fast, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_rename_ctime, setup, teardown),
