@@ -64,6 +64,7 @@ struct einode {
 	struct dseg *segs;   /* sorted by off, non-overlapping, non-adjacent */
 	size_t nsegs, segs_cap;
 	size_t dirty;        /* bytes in segs */
+	uint64_t close_bytes; /* written since the last wb_close (large: it waits) */
 	bool size_valid;     /* size/mtime below are authoritative */
 	uint64_t size;
 	int64_t mtime_ns;
@@ -283,12 +284,14 @@ int wb_sync(struct eng *e, struct einode *ei);
  * is (a setattr set it meanwhile). */
 bool wb_uncommitted(struct eng *e, struct einode *ei, bool keep_times);
 /* The close of a writer (ei->lock exclusive), and a setattr that changes
- * no size: everything written is cut
- * into batches and prepared (coded, appended to the pack), but not waited
- * for to commit: the committer commits them with others within commit_ms,
- * as a close promises no durability (fsync does).  Reports what failed so
- * far; a file with an error to report, a failed batch or parked bytes
- * takes wb_sync's way.  A commit that fails later sets einode.recheck. */
+ * no size: everything written is cut into batches and prepared (coded,
+ * appended to the pack), but not waited for to commit: the committer
+ * commits them with others within commit_ms, as a close promises no
+ * durability (fsync does).  Reports what failed so far; a file with an
+ * error to report, a failed batch or parked bytes, and a file written
+ * with at least flush_unit since its last close (its close waits for the
+ * commit, so it survives a kill -9 of the daemon), take wb_sync's way.
+ * A commit that fails later sets einode.recheck. */
 int wb_close(struct eng *e, struct einode *ei);
 /* Wait until every batch queued before this call is committed or failed
  * (no einode lock needed; may be called holding one). */

@@ -1925,6 +1925,7 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 	if (rc < 0)
 		return rc;
 	atomic_fetch_add(&e->dirty_total, (uint64_t)rc);
+	ei->close_bytes += size;
 	atomic_store(&e->last_write_ms, eng_mono_ns() / 1000000); /* rebase waits for idle */
 	if (off + size > ei->size)
 		ei->size = off + size;
@@ -2043,7 +2044,13 @@ int wb_close(struct eng *e, struct einode *ei)
 	bool failed = false;
 	int rc;
 
-	if (atomic_load(&ei->parked))
+	/* a file written with at least flush_unit (16 MiB) since its last
+	 * close (a checkpoint) waits for its commit: two disk syncs are
+	 * nothing next to coding that much, and its close then survives a
+	 * kill -9 of the daemon */
+	bool large = ei->close_bytes >= e->flush_unit;
+	ei->close_bytes = 0;
+	if (large || atomic_load(&ei->parked))
 		return wb_sync(e, ei); /* reports, and parks what fails again */
 	/* a waiter from here: a batch that fails meanwhile is ours to take
 	 * back (wb_sync below), not the retry thread's */

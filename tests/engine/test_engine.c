@@ -2515,6 +2515,17 @@ static void t_close_nowait(void **state)
 		assert_int_equal(committed_size(f, ino[i]), SZ);
 		eng_forget(f->e, ino[i], 1);
 	}
+	/* a checkpoint-sized file (flush_unit written since its open) is
+	 * committed when its close returns: it survives a kill -9 */
+	size_t big = (size_t)f->e->flush_unit + 4096;
+	uint8_t *c = malloc(big);
+	fill_random(c, big, 89);
+	uint64_t ck = new_file(f, 1, "ckpt");
+	write_all(f, ck, 0, c, big, 1 << 20);
+	assert_int_equal(eng_release(f->e, ck), 0);
+	assert_int_equal(committed_size(f, ck), big);
+	eng_forget(f->e, ck, 1);
+	free(c);
 	reopen(f);
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "s%d", i);
