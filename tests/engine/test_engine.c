@@ -2761,6 +2761,116 @@ static void t_close_rename_ctime(void **state)
 	check_file(f, "final", b, sizeof(b));
 }
 
+/* Stored bytes of the store (its counters, engine open). */
+static uint64_t stored_now(struct fx *f)
+{
+	struct idx_txn *t;
+	struct idx_stats st;
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	idx_txn_abort(t);
+	return st.stored_bytes;
+}
+
+static void inode_times(struct fx *f, uint64_t ino, int64_t *mtime, int64_t *ctime)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_inode_get(t, ino, &in), 0);
+	idx_txn_abort(t);
+	*mtime = in.mtime_ns;
+	*ctime = in.ctime_ns;
+}
+
+/* Overwrite amplification: a file patched in place many times (pwrite into
+ * its middle, dd conv=notrunc) cuts new chunks for the written ranges
+ * only; the old chunks they cover in part stay whole as long as a piece
+ * of them is mapped.  The idle work rewrites the partially mapped ranges
+ * (same bytes, new chunks) so the file costs about what a fresh copy
+ * does; its times stay, its bytes (by both names of a hard link) too,
+ * across a remount. */
+static void t_overwrite_defrag(void **state)
+{
+	struct fx *f = *state;
+	enum { SZ = 149 << 10, PATCH = 100 << 10, PATCHES = 50 };
+	uint8_t *b = malloc(SZ), *p = malloc(PATCH);
+	struct eng_attr a;
+	uint64_t turned, seed = 11;
+	int64_t mt0, ct0, mt1, ct1;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	{
+		struct eng_opts o;
+		eng_opts_default(&o);
+		o.level = CODEC_LEVEL_FAST;
+		o.workers = 2;
+		o.rebase_idle_ms = 0; /* no thread: eng_rebase does the idle work */
+		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	}
+	fill_random(b, SZ, 70);
+	put_file(f, "patched", b, SZ);
+	assert_int_equal(eng_lookup(f->e, 1, "patched", &a), 0);
+	uint64_t ino = a.st.st_ino;
+	assert_int_equal(eng_link(f->e, ino, 1, "link", NULL), 0);
+	for (int i = 0; i < PATCHES; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t off = (seed >> 33) % (SZ - PATCH + 1);
+		fill_random(p, PATCH, 1000 + (uint64_t)i);
+		memcpy(b + off, p, PATCH);
+		assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
+		write_all(f, ino, off, p, PATCH, 32 << 10);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		assert_int_equal(eng_fsyncdir(f->e, 1), 0); /* one commit a patch */
+	}
+	check_read(f, ino, 0, b, SZ);
+	uint64_t before = stored_now(f);
+	inode_times(f, ino, &mt0, &ct0);
+
+	/* what the same bytes cost written at once, in a store of their own */
+	uint64_t fresh;
+	{
+		struct fx g = *f;
+		snprintf(g.store, sizeof(g.store), "%s/fresh", f->dir);
+		assert_int_equal(eng_mkfs(g.store, CODEC_LEVEL_FAST), 0);
+		open_store(&g, CODEC_LEVEL_FAST);
+		put_file(&g, "copy", b, SZ);
+		fresh = stored_now(&g);
+		assert_int_equal(eng_store_close(g.e), 0);
+	}
+
+	usleep(20000); /* a time set by the repair would differ */
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	uint64_t after = stored_now(f);
+	print_message("overwrite: %d patches of %d KiB into %d KiB: stored %llu -> %llu bytes "
+	              "(a fresh copy: %llu)\n", PATCHES, PATCH >> 10, SZ >> 10,
+	              (unsigned long long)before, (unsigned long long)after,
+	              (unsigned long long)fresh);
+	assert_true(before > 2 * fresh); /* the amplification this repairs */
+	assert_true(after <= fresh + fresh / 2);
+	inode_times(f, ino, &mt1, &ct1);
+	assert_int_equal(mt1, mt0);
+	assert_int_equal(ct1, ct0);
+	check_read(f, ino, 0, b, SZ);
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	assert_int_equal(a.st.st_size, SZ);
+
+	/* nothing left to do: a second pass changes nothing */
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_int_equal(stored_now(f), after);
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	check_file(f, "patched", b, SZ);
+	check_file(f, "link", b, SZ);
+	assert_int_equal(eng_lookup(f->e, 1, "patched", &a), 0);
+	inode_times(f, a.st.st_ino, &mt1, &ct1);
+	assert_int_equal(mt1, mt0);
+	assert_int_equal(ct1, ct0);
+	eng_forget(f->e, a.st.st_ino, 1);
+	free(b);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2810,6 +2920,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_blocks_during_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_write_fails_fast, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_rename_ctime, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_overwrite_defrag, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
