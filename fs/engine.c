@@ -1191,8 +1191,7 @@ bool eng_bg_thread(struct eng *e)
 	return true;
 }
 
-/* Load the authoritative size/mtime into ei (ei->lock exclusive). */
-static int ein_load_size(struct eng *e, struct einode *ei, bool need_reg)
+int ein_load_size(struct eng *e, struct einode *ei, bool need_reg)
 {
 	struct idx_inode in;
 	int rc;
@@ -2051,6 +2050,7 @@ int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t 
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
 		rc = idx_file_punch(t, &in, off, off + len);
 		in.mtime_ns = in.ctime_ns = eng_now_ns();
+		df_note(e, ino); /* chunks left partly mapped (fs/defrag.c) */
 	} else if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > in.size) {
 		in.size = off + len;
 		ei->size_valid = false; /* reload from the record */

@@ -88,6 +88,10 @@ struct einode {
 	 * back and stores them again (set by the committer) */
 	atomic_bool recheck;
 	_Atomic uint64_t parent; /* directory it was last looked up in */
+	/* under lock: the bytes cut now are defrag's rewrite of stored bytes
+	 * (fs/defrag.c): their batches keep the inode's times and note
+	 * nothing for defrag */
+	bool defrag;
 	/* --- under eng.plock --- */
 	struct batch *inflight, *inflight_tail; /* oldest first */
 	int wb_error;        /* first failure of a batch, reported once */
@@ -193,6 +197,14 @@ struct eng {
 	int64_t rb_retry_ms;           /* after a failed group: idle work waits
 	                                  until then (monotonic ms) */
 	_Atomic int64_t last_write_ms; /* monotonic time of the last write */
+
+	/* defrag (fs/defrag.c): files overwritten in place, rewritten when
+	 * idle; queue and scan cursor under rb_lock */
+	struct df_cand *dfq;           /* candidates, FIFO, one entry an inode */
+	size_t dfq_head, dfq_n, dfq_cap;
+	bool df_rescan;                /* look at every inode (mount, overflow) */
+	uint64_t df_scan_from;         /* the scan's next inode number */
+	_Atomic uint64_t df_files;     /* files rewritten (logs, tests) */
 };
 
 /* A thread that sleeps on c under m until *quit: set it, wake it, join. */
@@ -246,6 +258,9 @@ int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], u
 /* Whether two records of a chunk name the same frame (location and
  * reference): else it was moved or re-encoded in between. */
 bool eng_same_frame(const struct idx_chunk *a, const struct idx_chunk *b);
+/* Load the authoritative size/mtime into ei (ei->lock exclusive);
+ * need_reg: -EISDIR/-EINVAL unless a regular file. */
+int ein_load_size(struct eng *e, struct einode *ei, bool need_reg);
 /* Read file bytes of ino from the index only (no dirty overlay).
  * -ESTALE as eng_chunk_load. */
 int eng_read_stored(struct eng *e, struct idx_txn *t, uint64_t ino, uint64_t off, size_t len,
@@ -264,6 +279,18 @@ static inline bool rb_pending(const struct eng *e, int level)
 }
 /* No buffered or queued writes and none for rebase_idle_ms. */
 bool rb_idle(struct eng *e);
+
+/* defrag.c (its queue is under rb_lock; the rebase thread runs it) */
+/* A commit overwrote part of ino's stored bytes (or punched a hole): its
+ * partly covered chunks may now hold bytes nothing maps. */
+void df_note(struct eng *e, uint64_t ino);
+/* Candidates or a scan wait (rb_lock held). */
+bool df_work_locked(const struct eng *e);
+/* Rewrite the candidates that waste enough (idle_only: stop as soon as
+ * the store is not idle).  *files (if not NULL): files rewritten. */
+int df_drain(struct eng *e, bool idle_only, uint64_t *files);
+/* Drop the queue (rb_stop). */
+void df_stop(struct eng *e);
 
 /* writeback.c */
 /* pack_sync; on failure clear the pack error, which bumps pack_store_gen
@@ -309,6 +336,14 @@ void wb_discard(struct eng *e, struct einode *ei);
 void wb_truncate(struct eng *e, struct einode *ei, uint64_t size);
 /* Forget ei's series reference (ei->lock exclusive, or ei unreachable). */
 void wb_ref_drop(struct einode *ei);
+/* Defrag's rewrite (ei->lock exclusive, wb_idle(ei)): buffer [off,
+ * off + len) again with the bytes stored there (neither the file's times
+ * nor the store's idleness change), then store them: wb_rewrite_store
+ * cuts, commits and waits like wb_sync, the batches keeping the inode's
+ * times; what fails is dropped (the same bytes are stored already).
+ * Returns the failure. */
+int wb_rewrite(struct eng *e, struct einode *ei, uint64_t off, const uint8_t *buf, size_t len);
+int wb_rewrite_store(struct eng *e, struct einode *ei);
 /* Whether ei holds no buffered or in-flight data (ei->lock held). */
 bool wb_idle(struct eng *e, struct einode *ei);
 /* Bytes of ei written but not committed yet: buffered or being coded

@@ -513,7 +513,14 @@ int eng_rebase(struct eng *e, uint64_t *turned)
 	if (e->o.read_only)
 		return -EROFS;
 	wb_commit_queued(e); /* what files closed so far hold, too */
-	return rb_drain(e, false, turned);
+	int rc = rb_drain(e, false, turned);
+	/* files overwritten in place (fs/defrag.c); their new chunks may be
+	 * series deltas (a reference found for the rewrite): turned too */
+	if (rc >= 0)
+		rc = df_drain(e, false, NULL);
+	if (rc >= 0)
+		rc = rb_drain(e, false, turned);
+	return rc;
 }
 
 static void *rb_main(void *arg)
@@ -525,7 +532,7 @@ static void *rb_main(void *arg)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&e->rb_cond, &e->rb_lock, &ts);
-		bool work = e->rb_rescan || e->rbq_head < e->rbq_n;
+		bool work = e->rb_rescan || e->rbq_head < e->rbq_n || df_work_locked(e);
 		if (e->rb_quit || !work || mono_ms() < e->rb_retry_ms)
 			continue;
 		pthread_mutex_unlock(&e->rb_lock);
@@ -536,7 +543,19 @@ static void *rb_main(void *arg)
 		else if (n)
 			syslog(LOG_INFO, "mixfs: rebase in %s: %" PRIu64 " chunks made full or recompressed",
 			       e->store, n);
+		/* then files overwritten in place (their new chunks come back
+		 * to rb_drain in the next round) */
+		uint64_t files = 0;
+		rc = rc < 0 ? 0 : df_drain(e, true, &files);
+		if (rc < 0)
+			syslog(LOG_WARNING, "mixfs: rewriting files overwritten in place in %s: %s",
+			       e->store, strerror(-rc));
+		else if (files)
+			syslog(LOG_INFO, "mixfs: %" PRIu64 " file%s overwritten in place rewritten in %s",
+			       files, files == 1 ? "" : "s", e->store);
 		pthread_mutex_lock(&e->rb_lock);
+		if (rc < 0) /* a full disk may pass: the file is queued again */
+			e->rb_retry_ms = mono_ms() + RB_RETRY_IDLES * (int64_t)e->o.rebase_idle_ms;
 	}
 	pthread_mutex_unlock(&e->rb_lock);
 	return NULL;
@@ -545,6 +564,8 @@ static void *rb_main(void *arg)
 int rb_start(struct eng *e)
 {
 	e->rb_rescan = true; /* candidates of earlier mounts */
+	e->df_rescan = true; /* files overwritten in place by earlier mounts */
+	e->df_scan_from = 0;
 	atomic_store(&e->last_write_ms, mono_ms());
 	if (!e->o.rebase || e->o.read_only || e->o.rebase_idle_ms == 0)
 		return 0; /* eng_rebase() still works on demand */
@@ -569,4 +590,5 @@ void rb_stop(struct eng *e)
 	e->rbq = NULL;
 	e->rbq_n = e->rbq_head = e->rbq_cap = 0;
 	pthread_mutex_unlock(&e->rb_lock);
+	df_stop(e);
 }

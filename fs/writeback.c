@@ -69,6 +69,8 @@ struct batch {
 	atomic_bool keep_times; /* a setattr set the times after it was cut:
 	                           its commit leaves them (wb_uncommitted) */
 	bool final;          /* last bytes of a full flush: size is exact */
+	bool defrag;         /* defrag's rewrite (einode.defrag): keeps the
+	                        times, notes nothing for defrag */
 	uint64_t epoch;      /* pack_store_gen before its appends */
 	uint64_t charge;     /* READY: what the commit adds to the file's stored
 	                        bytes (st_blocks until then), estimated */
@@ -631,6 +633,10 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 	int rc = idx_inode_get(t, b->ei->ino, &in);
 	if (rc == -ENOENT)
 		return 0; /* deleted meanwhile: nothing to map */
+	/* written below the committed size: an overwrite, whose partly
+	 * covered chunks stay stored whole (fs/defrag.c repairs it) */
+	if (rc == 0 && !b->defrag && b->off < in.size)
+		df_note(b->e, in.ino);
 	/* new chunks first: a duplicate may precede its first copy */
 	for (size_t i = 0; rc >= 0 && i < b->n; i++) {
 		struct fchunk *c = &b->cs[i];
@@ -676,7 +682,8 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 		in.size = b->size; /* extended past the data (sparse tail) */
 	if (!atomic_load(&b->keep_times))
 		in.mtime_ns = b->mtime_ns;
-	if (b->mtime_ns > in.ctime_ns) /* not back past a later chmod's */
+	/* not back past a later chmod's; a defrag rewrite changes nothing */
+	if (!b->defrag && b->mtime_ns > in.ctime_ns)
 		in.ctime_ns = b->mtime_ns;
 	rc = idx_inode_put(t, &in);
 	if (rc >= 0 && b->tens_set)
@@ -1805,7 +1812,12 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 	b->size = ei->size;
 	b->mtime_ns = ei->mtime_ns;
 	b->final = !partial && pos == s->len && ei->nsegs == 1;
-	if (b->off == 0 && ei->hints_done)
+	b->defrag = ei->defrag;
+	if (b->defrag)
+		atomic_store(&b->keep_times, true);
+	/* a rewrite's head may be a piece of the file's header: the tensors
+	 * its last write left in the index stay */
+	if (b->off == 0 && ei->hints_done && !b->defrag)
 		batch_tensors(e, ei, b);
 	/* consume the bytes from the segment */
 	if (pos == s->len) {
@@ -2093,6 +2105,34 @@ int wb_close(struct eng *e, struct einode *ei)
 	pthread_mutex_unlock(&e->plock);
 	if (orphaned)
 		recheck_kick(e);
+	return rc;
+}
+
+int wb_rewrite(struct eng *e, struct einode *ei, uint64_t off, const uint8_t *buf, size_t len)
+{
+	/* not wb_write: no mtime, no last_write_ms (the rewrite is idle
+	 * work and must not hold rebase off), no backpressure (one piece of
+	 * a few MiB, stored before the next) */
+	pthread_mutex_lock(&e->plock);
+	bool failed = ei->wb_failed || ei->wb_error != 0;
+	pthread_mutex_unlock(&e->plock);
+	if (failed)
+		return -EBUSY; /* an error waits for the file's next close or fsync */
+	ssize_t rc = dirty_insert(ei, off, buf, len);
+	if (rc < 0)
+		return (int)rc;
+	atomic_fetch_add(&e->dirty_total, (uint64_t)rc);
+	return 0;
+}
+
+int wb_rewrite_store(struct eng *e, struct einode *ei)
+{
+	ei->defrag = true;
+	int rc = flush_store(e, ei);
+	ei->defrag = false;
+	/* failed bytes came back to the segments: they are the stored
+	 * bytes, and nobody wrote meanwhile (ei->lock held throughout) */
+	wb_discard(e, ei);
 	return rc;
 }
 

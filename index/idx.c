@@ -1453,6 +1453,15 @@ int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg)
 	return db_walk(t, DB_INODES, NULL, 0, 0, inode_walk_fn, &w);
 }
 
+int idx_inode_iter_from(struct idx_txn *t, uint64_t from, idx_inode_cb cb, void *arg)
+{
+	struct inode_walk w = { cb, arg };
+	uint8_t k[8];
+
+	put_be64(k, from);
+	return db_walk(t, DB_INODES, k, sizeof(k), 0, inode_walk_fn, &w);
+}
+
 /* --- directories ------------------------------------------------------------ */
 
 static size_t dirent_key(uint8_t k[8 + IDX_NAME_MAX], uint64_t parent, const char *name,

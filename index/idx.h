@@ -333,5 +333,7 @@ int idx_hint_check(struct idx_txn *t, idx_hint_cb cb, void *arg);
 /* Iterate all inodes in ino order. */
 typedef int (*idx_inode_cb)(void *arg, const struct idx_inode *in);
 int idx_inode_iter(struct idx_txn *t, idx_inode_cb cb, void *arg);
+/* The same from inode number from on (a walk resumed in steps). */
+int idx_inode_iter_from(struct idx_txn *t, uint64_t from, idx_inode_cb cb, void *arg);
 
 #endif
