@@ -400,9 +400,12 @@ static int64_t rewrite(struct eng *e, uint64_t ino, const struct df_part *p, siz
 			break;
 		}
 		pthread_rwlock_wrlock(&ei->lock);
-		/* someone writes it (buffered, in flight, or bytes parked by a
-		 * failure): left alone; a commit that overwrites notes it again */
+		/* written meanwhile: measured again later (the drain stops
+		 * here: the store is not idle).  Bytes parked by a failed
+		 * write-back are the retry thread's: left alone, its commit
+		 * notes the file again if it overwrites */
 		if (!wb_idle(e, ei)) {
+			*stopped = atomic_load(&ei->parked) == 0;
 			pthread_rwlock_unlock(&ei->lock);
 			break;
 		}

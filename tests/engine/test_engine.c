@@ -2871,6 +2871,98 @@ static void t_overwrite_defrag(void **state)
 	free(p);
 }
 
+struct df_race {
+	struct fx *f;
+	atomic_bool done;
+	int rc;
+};
+
+static void *df_race_thread(void *arg)
+{
+	struct df_race *r = arg;
+	uint64_t turned;
+	r->rc = eng_rebase(r->f->e, &turned);
+	atomic_store(&r->done, true);
+	return NULL;
+}
+
+/* The rewrite of a large file overwritten in place goes a piece at a time
+ * (several pieces here) while the file is read and written: readers see
+ * the file's bytes throughout, a write that comes during the rewrite wins
+ * (its range is skipped or rewritten before it), and afterwards the file
+ * is compact, exact, after a remount too. */
+static void t_overwrite_defrag_race(void **state)
+{
+	struct fx *f = *state;
+	enum { SZ = 12 << 20, PATCH = 64 << 10 };
+	uint8_t *b = malloc(SZ), *p = malloc(PATCH);
+	uint64_t seed = 5, turned;
+	struct eng_attr a;
+	struct df_race r = { .f = f };
+	pthread_t th;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	{
+		struct eng_opts o;
+		eng_opts_default(&o);
+		o.level = CODEC_LEVEL_FAST;
+		o.workers = 2;
+		o.rebase_idle_ms = 0;
+		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	}
+	fill_random(b, SZ, 71);
+	put_file(f, "big", b, SZ);
+	assert_int_equal(eng_lookup(f->e, 1, "big", &a), 0);
+	uint64_t ino = a.st.st_ino;
+	for (int i = 0; i < 200; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t off = (seed >> 33) % (SZ - PATCH + 1);
+		fill_random(p, PATCH, 2000 + (uint64_t)i);
+		memcpy(b + off, p, PATCH);
+		assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
+		write_all(f, ino, off, p, PATCH, PATCH);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		if (i % 4 == 3)
+			assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	}
+	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	uint64_t before = stored_now(f);
+
+	assert_int_equal(pthread_create(&th, NULL, df_race_thread, &r), 0);
+	int reads = 0, writes = 0;
+	for (int i = 0; !atomic_load(&r.done); i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t off = (seed >> 33) % (SZ - PATCH + 1);
+		if (i % 8 == 7 && writes < 16) { /* now and then a patch */
+			fill_random(p, PATCH, 3000 + (uint64_t)i);
+			memcpy(b + off, p, PATCH);
+			assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
+			write_all(f, ino, off, p, PATCH, 4096);
+			assert_int_equal(eng_release(f->e, ino), 0);
+			writes++;
+		} else {
+			check_read(f, ino, off, b + off, PATCH);
+			reads++;
+		}
+	}
+	pthread_join(th, NULL);
+	assert_int_equal(r.rc, 0);
+	check_read(f, ino, 0, b, SZ);
+	assert_int_equal(eng_rebase(f->e, &turned), 0); /* what the writes left */
+	uint64_t after = stored_now(f);
+	print_message("overwrite, 12 MiB: stored %llu -> %llu bytes, %llu files rewritten, "
+	              "%d reads and %d writes during the rewrite\n", (unsigned long long)before,
+	              (unsigned long long)after, (unsigned long long)atomic_load(&f->e->df_files),
+	              reads, writes);
+	assert_true(before > SZ + SZ / 2);
+	assert_true(after <= SZ + SZ / 4);
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	check_file(f, "big", b, SZ);
+	free(b);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2921,6 +3013,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_write_fails_fast, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_rename_ctime, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_overwrite_defrag_race, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
