@@ -341,7 +341,8 @@ void wb_ref_drop(struct einode *ei);
  * nor the store's idleness change), then store them: wb_rewrite_store
  * cuts, commits and waits like wb_sync, the batches keeping the inode's
  * times; what fails is dropped (the same bytes are stored already).
- * Returns the failure. */
+ * Returns the failure; wb_rewrite -EBUSY while a write-back error of ei
+ * waits to be reported (to its next close or fsync, not to defrag). */
 int wb_rewrite(struct eng *e, struct einode *ei, uint64_t off, const uint8_t *buf, size_t len);
 int wb_rewrite_store(struct eng *e, struct einode *ei);
 /* Whether ei holds no buffered or in-flight data (ei->lock held). */
