@@ -413,6 +413,12 @@ static int64_t rewrite(struct eng *e, uint64_t ino, const struct df_part *p, siz
 		if (r >= 0)
 			r = rewrite_piece(e, ei, p + i, j - i, buf);
 		pthread_rwlock_unlock(&ei->lock);
+		if (r == -ENOENT)
+			break; /* deleted meanwhile */
+		if (r == -ESTALE) { /* a chunk freed under the snapshot: later */
+			*stopped = true;
+			break;
+		}
 		if (r < 0) {
 			rc = (int)r;
 			break;
