@@ -1943,7 +1943,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	 * after the close) need the data coded only: the batches still to
 	 * commit keep an mtime set here (wb_uncommitted), the size stays
 	 * in memory until they commit */
-	rc = attr_only ? wb_close(e, ei) : wb_sync(e, ei);
+	rc = attr_only ? wb_settle(e, ei) : wb_sync(e, ei);
 	if (rc < 0)
 		goto out;
 	uncommitted = attr_only &&

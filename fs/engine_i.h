@@ -307,18 +307,20 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
  * failed stay buffered, parked for the background retry. */
 int wb_sync(struct eng *e, struct einode *ei);
 /* Whether ei has batches not committed yet (ei->lock exclusive, after
- * wb_close); with keep_times, their commits leave the inode's mtime as it
+ * wb_settle); with keep_times, their commits leave the inode's mtime as it
  * is (a setattr set it meanwhile). */
 bool wb_uncommitted(struct eng *e, struct einode *ei, bool keep_times);
-/* The close of a writer (ei->lock exclusive), and a setattr that changes
- * no size: everything written is cut into batches and prepared (coded,
- * appended to the pack), but not waited for to commit: the committer
- * commits them with others within commit_ms, as a close promises no
- * durability (fsync does).  Reports what failed so far; a file with an
- * error to report, a failed batch or parked bytes, and a file written
- * with at least flush_unit since its last close (its close waits for the
- * commit, so it survives a kill -9 of the daemon), take wb_sync's way.
- * A commit that fails later sets einode.recheck. */
+/* A setattr that changes no size, and wb_close (ei->lock exclusive):
+ * everything written is cut into batches and prepared (coded, appended to
+ * the pack), but not waited for to commit: the committer commits them
+ * with others within commit_ms, as a close promises no durability (fsync
+ * does).  Reports what failed so far; a file with an error to report, a
+ * failed batch or parked bytes takes wb_sync's way.  A commit that fails
+ * later sets einode.recheck. */
+int wb_settle(struct eng *e, struct einode *ei);
+/* The close of a writer: wb_settle, or wb_sync for a file written with at
+ * least flush_unit since its last close (a checkpoint: its close waits for
+ * the commit, so it survives a kill -9 of the daemon). */
 int wb_close(struct eng *e, struct einode *ei);
 /* Wait until every batch queued before this call is committed or failed
  * (no einode lock needed; may be called holding one). */

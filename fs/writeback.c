@@ -2053,16 +2053,21 @@ static bool ino_prepared_locked(struct einode *ei, bool *failed)
 
 int wb_close(struct eng *e, struct einode *ei)
 {
-	bool failed = false;
-	int rc;
-
 	/* a file written with at least flush_unit (16 MiB) since its last
 	 * close (a checkpoint) waits for its commit: two disk syncs are
 	 * nothing next to coding that much, and its close then survives a
 	 * kill -9 of the daemon */
 	bool large = ei->close_bytes >= e->flush_unit;
 	ei->close_bytes = 0;
-	if (large || atomic_load(&ei->parked))
+	return large ? wb_sync(e, ei) : wb_settle(e, ei);
+}
+
+int wb_settle(struct eng *e, struct einode *ei)
+{
+	bool failed = false;
+	int rc;
+
+	if (atomic_load(&ei->parked))
 		return wb_sync(e, ei); /* reports, and parks what fails again */
 	/* a waiter from here: a batch that fails meanwhile is ours to take
 	 * back (wb_sync below), not the retry thread's */

@@ -2521,7 +2521,10 @@ static void t_close_nowait(void **state)
 	uint8_t *c = malloc(big);
 	fill_random(c, big, 89);
 	uint64_t ck = new_file(f, 1, "ckpt");
-	write_all(f, ck, 0, c, big, 1 << 20);
+	write_all(f, ck, 0, c, big / 2, 1 << 20);
+	struct eng_setattr mo = { .valid = ENG_SET_MODE, .mode = 0600 }; /* not a close */
+	assert_int_equal(eng_setattr(f->e, ck, &mo, NULL), 0);
+	write_all(f, ck, big / 2, c + big / 2, big - big / 2, 1 << 20);
 	assert_int_equal(eng_release(f->e, ck), 0);
 	assert_int_equal(committed_size(f, ck), big);
 	eng_forget(f->e, ck, 1);
