@@ -2966,6 +2966,100 @@ static void t_overwrite_defrag_race(void **state)
 	free(p);
 }
 
+struct part_ctx {
+	struct idx_txn *t;
+	uint64_t bytes;
+};
+
+static int part_cb(void *arg, const struct idx_extent *x)
+{
+	struct part_ctx *c = arg;
+	struct idx_chunk ch;
+	assert_int_equal(idx_chunk_get(c->t, x->fp, &ch), 0);
+	if (x->len < ch.raw_len)
+		c->bytes += x->len;
+	return 0;
+}
+
+/* Bytes of ino mapped by extents that map part of their chunk. */
+static uint64_t partial_bytes(struct fx *f, uint64_t ino)
+{
+	struct part_ctx c = { 0 };
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &c.t), 0);
+	assert_int_equal(idx_extent_iter(c.t, ino, 0, UINT64_MAX, part_cb, &c), 0);
+	idx_txn_abort(c.t);
+	return c.bytes;
+}
+
+static _Atomic unsigned dw_commits; /* commit_hook: groups committed */
+
+static void dw_commit_hook(struct eng *e)
+{
+	(void)e;
+	atomic_fetch_add(&dw_commits, 1);
+}
+
+/* The idle rewrite of a file overwritten in place goes a piece (4 MiB)
+ * at a time, each with the file's lock held: a write to the file that
+ * comes meanwhile waits for that piece, not for the whole file.  The
+ * writer blocks on the lock before it can make the store busy
+ * (last_write_ms), so the rewrite must see it waiting. */
+static void t_defrag_writer_waits(void **state)
+{
+	struct fx *f = *state;
+	enum { SZ = 48 << 20, PATCH = 64 << 10 };
+	uint8_t *b = malloc(SZ), *p = malloc(PATCH);
+	uint64_t seed = 9;
+	struct eng_attr a;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	{
+		struct eng_opts o;
+		eng_opts_default(&o);
+		o.level = CODEC_LEVEL_FAST;
+		o.workers = 2;
+		o.rebase_idle_ms = 300; /* the rebase thread does the idle work */
+		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	}
+	fill_random(b, SZ, 72);
+	put_file(f, "big", b, SZ);
+	assert_int_equal(eng_lookup(f->e, 1, "big", &a), 0);
+	uint64_t ino = a.st.st_ino;
+	for (int i = 0; i < 900; i++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t off = (seed >> 33) % (SZ - PATCH + 1);
+		fill_random(p, PATCH, 4000 + (uint64_t)i);
+		memcpy(b + off, p, PATCH);
+		write_all(f, ino, off, p, PATCH, PATCH);
+		if (i % 8 == 7)
+			assert_int_equal(eng_fsync(f->e, ino, false), 0);
+	}
+	assert_int_equal(eng_fsync(f->e, ino, false), 0);
+	uint64_t p0 = partial_bytes(f, ino);
+	/* from here on only the rewrite commits: wait for its first piece */
+	atomic_store(&dw_commits, 0);
+	f->e->commit_hook = dw_commit_hook;
+	for (int i = 0; i < 2000 && atomic_load(&dw_commits) == 0; i++)
+		usleep(2000);
+	f->e->commit_hook = NULL;
+	assert_true(atomic_load(&dw_commits) > 0);
+	fill_random(p, 4096, 4999);
+	memcpy(b + 4096, p, 4096);
+	assert_int_equal(eng_write(f->e, ino, 4096, p, 4096), 4096);
+	uint64_t p1 = partial_bytes(f, ino);
+	print_message("defrag: %llu bytes of partial extents, %llu left when the write came in\n",
+	              (unsigned long long)p0, (unsigned long long)p1);
+	assert_int_equal(eng_fsync(f->e, ino, false), 0);
+	check_read(f, ino, 0, b, SZ);
+	/* the write waited for the piece it came in, maybe one more: not
+	 * for the rest of the file */
+	assert_true(p0 > 4 * (4u << 20));
+	assert_true(p1 + 2 * (4u << 20) >= p0);
+	eng_forget(f->e, ino, 1);
+	free(b);
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3017,6 +3111,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_close_rename_ctime, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_defrag_writer_waits, setup, teardown),
 	};
 	if (getenv("TEST_FILTER"))
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
