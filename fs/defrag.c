@@ -395,7 +395,10 @@ static int64_t rewrite(struct eng *e, uint64_t ino, const struct df_part *p, siz
 		pthread_mutex_lock(&e->rb_lock);
 		bool quit = e->rb_quit;
 		pthread_mutex_unlock(&e->rb_lock);
-		if (quit || (idle_only && !rb_idle(e))) {
+		/* a write, close, truncate... of the file waiting for the lock
+		 * (since the last piece) has not made the store busy yet: it
+		 * goes first, and the file is measured again later */
+		if (quit || (idle_only && !rb_idle(e)) || atomic_load(&ei->lock_wanted) > 0) {
 			*stopped = true;
 			break;
 		}

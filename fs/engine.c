@@ -1191,6 +1191,13 @@ bool eng_bg_thread(struct eng *e)
 	return true;
 }
 
+void ein_wrlock(struct einode *ei)
+{
+	atomic_fetch_add(&ei->lock_wanted, 1);
+	pthread_rwlock_wrlock(&ei->lock);
+	atomic_fetch_sub(&ei->lock_wanted, 1);
+}
+
 int ein_load_size(struct eng *e, struct einode *ei, bool need_reg)
 {
 	struct idx_inode in;
@@ -1215,7 +1222,7 @@ static int sync_ino(struct eng *e, uint64_t ino, bool close)
 	int rc;
 	if (!ei)
 		return 0;
-	pthread_rwlock_wrlock(&ei->lock);
+	ein_wrlock(ei);
 	rc = close ? wb_close(e, ei) : wb_sync(e, ei);
 	pthread_rwlock_unlock(&ei->lock);
 	ein_unuse(e, ei);
@@ -1235,7 +1242,7 @@ ssize_t eng_write(struct eng *e, uint64_t ino, uint64_t off, const void *buf, si
 	ei = ein_get(e, ino, true, 0, 0);
 	if (!ei)
 		return -ENOMEM;
-	pthread_rwlock_wrlock(&ei->lock);
+	ein_wrlock(ei);
 	rc = ein_load_size(e, ei, true);
 	if (rc >= 0)
 		rc = wb_write(e, ei, off, buf, size);
@@ -1315,7 +1322,7 @@ bool eng_retry_parked(struct eng *e, bool recheck_only)
 			continue;
 		/* the flag is taken under the lock: a thread that finds it
 		 * clear after taking the lock finds the retry done */
-		pthread_rwlock_wrlock(&ei->lock);
+		ein_wrlock(ei);
 		bool recheck = atomic_exchange(&ei->recheck, false);
 		if (recheck || (!recheck_only && atomic_load(&ei->parked)))
 			(void)wb_retry(e, ei); /* errors: logged by the batch, reported by close/fsync */
@@ -1876,7 +1883,7 @@ int eng_release(struct eng *e, uint64_t ino)
 	int rc;
 	if (!ei)
 		return 0;
-	pthread_rwlock_wrlock(&ei->lock);
+	ein_wrlock(ei);
 	/* a rewrite's chunks must be committed before its previous version
 	 * (the shadow) can go: wait for them then */
 	rc = ei->shadow_ino ? wb_sync(e, ei) : wb_close(e, ei);
@@ -1930,7 +1937,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	int rc;
 	if (!ei)
 		return -ENOMEM;
-	pthread_rwlock_wrlock(&ei->lock);
+	ein_wrlock(ei);
 	if (sa->valid & ENG_SET_SIZE) {
 		if (sa->size > MAX_FILE_SIZE) {
 			rc = -EFBIG;
@@ -2033,7 +2040,7 @@ int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t 
 	ei = ein_get(e, ino, true, 0, 0);
 	if (!ei)
 		return -ENOMEM;
-	pthread_rwlock_wrlock(&ei->lock);
+	ein_wrlock(ei);
 	rc = wb_sync(e, ei);
 	if (rc < 0)
 		goto out;
@@ -2096,9 +2103,9 @@ ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t
 		rc = -ENOMEM;
 		goto put;
 	}
-	pthread_rwlock_wrlock(&a->lock);
+	ein_wrlock(a);
 	if (b)
-		pthread_rwlock_wrlock(&b->lock);
+		ein_wrlock(b);
 	/* the source's buffered bytes must be in its extents, and the
 	 * destination's must not land over the copy later */
 	rc = wb_sync(e, a);

@@ -60,6 +60,10 @@ struct einode {
 	uint32_t nopen;      /* under itab_lock */
 	uint32_t users;      /* threads/batches holding a pointer, under itab_lock */
 	pthread_rwlock_t lock;
+	/* threads waiting to take lock exclusively (ein_wrlock): defrag's
+	 * rewrite, which takes it again for each piece, gives way to them
+	 * (a woken waiter would seldom win the lock back from it) */
+	atomic_uint lock_wanted;
 	/* --- under lock --- */
 	struct dseg *segs;   /* sorted by off, non-overlapping, non-adjacent */
 	size_t nsegs, segs_cap;
@@ -258,6 +262,9 @@ int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], u
 /* Whether two records of a chunk name the same frame (location and
  * reference): else it was moved or re-encoded in between. */
 bool eng_same_frame(const struct idx_chunk *a, const struct idx_chunk *b);
+/* Take ei->lock exclusively, counted in ei->lock_wanted while waiting:
+ * every exclusive locker but defrag's rewrite. */
+void ein_wrlock(struct einode *ei);
 /* Load the authoritative size/mtime into ei (ei->lock exclusive);
  * need_reg: -EISDIR/-EINVAL unless a regular file. */
 int ein_load_size(struct eng *e, struct einode *ei, bool need_reg);
