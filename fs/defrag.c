@@ -408,7 +408,10 @@ static int64_t rewrite(struct eng *e, uint64_t ino, const struct df_part *p, siz
 		 * write-back are the retry thread's: left alone, its commit
 		 * notes the file again if it overwrites */
 		if (!wb_idle(e, ei)) {
-			*stopped = atomic_load(&ei->parked) == 0;
+			/* a failed write-back waiting for its writer is no
+			 * write in progress: left alone like parked bytes (not
+			 * measured again every second while the disk is full) */
+			*stopped = atomic_load(&ei->parked) == 0 && !wb_has_error(e, ei);
 			pthread_rwlock_unlock(&ei->lock);
 			break;
 		}
@@ -416,8 +419,8 @@ static int64_t rewrite(struct eng *e, uint64_t ino, const struct df_part *p, siz
 		if (r >= 0)
 			r = rewrite_piece(e, ei, p + i, j - i, buf);
 		pthread_rwlock_unlock(&ei->lock);
-		if (r == -ENOENT)
-			break; /* deleted meanwhile */
+		if (r == -ENOENT || r == -EBUSY)
+			break; /* deleted meanwhile; an error waits for its writer */
 		if (r == -ESTALE) { /* a chunk freed under the snapshot: later */
 			*stopped = true;
 			break;

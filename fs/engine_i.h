@@ -353,6 +353,9 @@ void wb_ref_drop(struct einode *ei);
  * Returns the failure; wb_rewrite -EBUSY while a write-back error of ei
  * waits to be reported (to its next close or fsync, not to defrag). */
 int wb_rewrite(struct eng *e, struct einode *ei, uint64_t off, const uint8_t *buf, size_t len);
+/* A write-back of ei failed and its error waits for its next close or
+ * fsync (or its failed batch for the writer to take back). */
+bool wb_has_error(struct eng *e, struct einode *ei);
 int wb_rewrite_store(struct eng *e, struct einode *ei);
 /* Whether ei holds no buffered or in-flight data (ei->lock held). */
 bool wb_idle(struct eng *e, struct einode *ei);

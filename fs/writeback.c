@@ -2113,15 +2113,20 @@ int wb_settle(struct eng *e, struct einode *ei)
 	return rc;
 }
 
+bool wb_has_error(struct eng *e, struct einode *ei)
+{
+	pthread_mutex_lock(&e->plock);
+	bool failed = ei->wb_failed || ei->wb_error != 0;
+	pthread_mutex_unlock(&e->plock);
+	return failed;
+}
+
 int wb_rewrite(struct eng *e, struct einode *ei, uint64_t off, const uint8_t *buf, size_t len)
 {
 	/* not wb_write: no mtime, no last_write_ms (the rewrite is idle
 	 * work and must not hold rebase off), no backpressure (one piece of
 	 * a few MiB, stored before the next) */
-	pthread_mutex_lock(&e->plock);
-	bool failed = ei->wb_failed || ei->wb_error != 0;
-	pthread_mutex_unlock(&e->plock);
-	if (failed)
+	if (wb_has_error(e, ei))
 		return -EBUSY; /* an error waits for the file's next close or fsync */
 	ssize_t rc = dirty_insert(ei, off, buf, len);
 	if (rc < 0)
