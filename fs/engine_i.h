@@ -167,7 +167,8 @@ struct eng {
 	                                the queue: frames appended, not yet in
 	                                the index (the online gc waits) */
 	/* tests only (NULL otherwise): called by the committer between taking
-	 * a group off the queue and committing it, no lock held */
+	 * a group off the queue and committing it, no lock held (read under
+	 * plock: set it under plock while the committer runs) */
 	void (*commit_hook)(struct eng *e);
 	/* tests only (NULL otherwise): called by eng_read between taking its
 	 * snapshot and reading the file's extents (ei->lock held shared) */

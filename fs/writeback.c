@@ -901,9 +901,10 @@ static void *committer_main(void *arg)
 		if (!e->qhead)
 			e->qtail = NULL;
 		e->committing = true;
+		void (*hook)(struct eng *) = e->commit_hook; /* tests set it under plock */
 		pthread_mutex_unlock(&e->plock);
-		if (e->commit_hook)
-			e->commit_hook(e);
+		if (hook)
+			hook(e);
 		commit_group(e, grp, n);
 		pthread_mutex_lock(&e->plock);
 		e->committing = false;

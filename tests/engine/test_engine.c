@@ -3038,10 +3038,14 @@ static void t_defrag_writer_waits(void **state)
 	uint64_t p0 = partial_bytes(f, ino);
 	/* from here on only the rewrite commits: wait for its first piece */
 	atomic_store(&dw_commits, 0);
+	pthread_mutex_lock(&f->e->plock); /* the committer is running */
 	f->e->commit_hook = dw_commit_hook;
+	pthread_mutex_unlock(&f->e->plock);
 	for (int i = 0; i < 2000 && atomic_load(&dw_commits) == 0; i++)
 		usleep(2000);
+	pthread_mutex_lock(&f->e->plock);
 	f->e->commit_hook = NULL;
+	pthread_mutex_unlock(&f->e->plock);
 	assert_true(atomic_load(&dw_commits) > 0);
 	fill_random(p, 4096, 4999);
 	memcpy(b + 4096, p, 4096);
