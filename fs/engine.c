@@ -2139,6 +2139,8 @@ ssize_t eng_copy_range(struct eng *e, uint64_t ino_in, uint64_t off_in, uint64_t
 	rc = copy_map(t, ino_in, &dst, off_in, off_out, len);
 	if (rc < 0)
 		goto out;
+	if (off_out < dst.size)
+		df_note(e, ino_out); /* copied over stored bytes: as an overwrite */
 	if (off_out + len > dst.size)
 		dst.size = off_out + len;
 	bool whole = off_out == off_in && off_in + len == src.size && dst.size == src.size;
