@@ -2386,6 +2386,14 @@ int eng_setxattr(struct eng *e, uint64_t ino, const char *name, const void *val,
 	int rc;
 	if (is_virt(name))
 		return -EPERM;
+	/* No POSIX ACLs (INIT does not ask for FUSE_POSIX_ACL: the kernel
+	 * neither enforces them nor turns one into a mode).  Stored as an
+	 * opaque xattr, the ACL that coreutils' cp -a writes to set a copy's
+	 * mode left the mode it created the file with (0600/0700); refused,
+	 * cp falls back to fchmod. */
+	if (strcmp(name, "system.posix_acl_access") == 0 ||
+	    strcmp(name, "system.posix_acl_default") == 0)
+		return -EOPNOTSUPP;
 	rc = eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		return rc;
