@@ -38,6 +38,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -526,12 +527,31 @@ int eng_rebase(struct eng *e, uint64_t *turned)
 static void *rb_main(void *arg)
 {
 	struct eng *e = arg;
+	int64_t trimmed_for = -1, trimmed_ms = 0; /* last_write_ms and time of the last malloc_trim */
 	pthread_mutex_lock(&e->rb_lock);
 	while (!e->rb_quit) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&e->rb_cond, &e->rb_lock, &ts);
+		/* once an idle spell after writes: closes that leave their
+		 * batches to the group commit have the FUSE threads allocate
+		 * thousands of them that the committer frees in bulk, and
+		 * glibc keeps that memory in its arenas (60,000 small files
+		 * written and deleted: ~90-180 MiB resident, 11 MiB in use);
+		 * again every 5 s for 30 s after the last write, for what
+		 * deletions (rm -rf: no writes) free after the first trim */
+		int64_t lw = atomic_load(&e->last_write_ms), now = mono_ms();
+		if (!e->rb_quit && (lw != trimmed_for ||
+		                    (now - trimmed_ms >= 5000 && trimmed_ms - lw < 30000))) {
+			pthread_mutex_unlock(&e->rb_lock);
+			if (rb_idle(e)) {
+				malloc_trim(0);
+				trimmed_for = lw;
+				trimmed_ms = now;
+			}
+			pthread_mutex_lock(&e->rb_lock);
+		}
 		bool work = e->rb_rescan || e->rbq_head < e->rbq_n || df_work_locked(e);
 		if (e->rb_quit || !work || mono_ms() < e->rb_retry_ms)
 			continue;
