@@ -1287,7 +1287,8 @@ ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out)
 	pthread_mutex_lock(&e->itab_lock);
 	for (unsigned b = 0; rc == 0 && b < ITAB_BUCKETS; b++) {
 		for (struct einode *ei = e->itab[b]; ei; ei = ei->next) {
-			if (parked_only && !atomic_load(&ei->parked) && !atomic_load(&ei->recheck))
+			if (parked_only && !atomic_load(&ei->parked) && !atomic_load(&ei->recheck) &&
+			    !atomic_load(&ei->retrying))
 				continue;
 			if (n == cap) {
 				size_t nc = cap ? cap * 2 : 64;
@@ -1320,12 +1321,15 @@ bool eng_retry_parked(struct eng *e, bool recheck_only)
 		struct einode *ei = ein_get(e, inos[i], false, 0, 0);
 		if (!ei)
 			continue;
-		/* the flag is taken under the lock: a thread that finds it
-		 * clear after taking the lock finds the retry done */
+		/* the flag is taken under the lock, and retrying is set before
+		 * it is cleared: a concurrent list (an fsyncdir's) still names
+		 * ei and waits for this lock, then finds the retry done */
 		ein_wrlock(ei);
+		atomic_store(&ei->retrying, true);
 		bool recheck = atomic_exchange(&ei->recheck, false);
 		if (recheck || (!recheck_only && atomic_load(&ei->parked)))
 			(void)wb_retry(e, ei); /* errors: logged by the batch, reported by close/fsync */
+		atomic_store(&ei->retrying, false);
 		pthread_rwlock_unlock(&ei->lock);
 		ein_unuse(e, ei); /* deleted meanwhile: its bytes go */
 	}

@@ -91,6 +91,8 @@ struct einode {
 	 * returns before its batches commit): the retry thread takes the bytes
 	 * back and stores them again (set by the committer) */
 	atomic_bool recheck;
+	atomic_bool retrying; /* the retry thread is storing it (set before
+	                         recheck is cleared: ein_list sees one) */
 	_Atomic uint64_t parent; /* directory it was last looked up in */
 	/* under lock: the bytes cut now are defrag's rewrite of stored bytes
 	 * (fs/defrag.c): their batches keep the inode's times and note
