@@ -2548,6 +2548,29 @@ static void unlink_hook(struct eng *e)
 /* The same failed commit, then at once an fsync of the directory (what
  * mixfs stats does): it returns with the file stored again, not while the
  * retry thread has yet to take it. */
+/* "a" of the n bytes of a committed, then "b" of the same bytes (all
+ * dedup) closed with unlink_hook armed: b's commit fails when it comes
+ * (its dedup target deleted, -EAGAIN) with nobody waiting.  Returns b. */
+static uint64_t close_failing_commit(struct fx *f, const uint8_t *a, size_t n)
+{
+	put_file(f, "a", a, n);
+	f->e->commit_hook = unlink_hook;
+	atomic_store(&unlink_once, 1);
+	uint64_t ino = new_file(f, 1, "b");
+	write_all(f, ino, 0, a, n, 1 << 20);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	return ino;
+}
+
+/* After close_failing_commit: "b" reads back as a after a remount. */
+static void check_failed_commit_stored(struct fx *f, uint64_t ino, const uint8_t *a, size_t n)
+{
+	f->e->commit_hook = NULL;
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	check_file(f, "b", a, n);
+}
+
 static void t_fsyncdir_recheck(void **state)
 {
 	struct fx *f = *state;
@@ -2555,19 +2578,11 @@ static void t_fsyncdir_recheck(void **state)
 	uint8_t *a = malloc(n);
 
 	fill_random(a, n, 91);
-	put_file(f, "a", a, n);
-	f->e->commit_hook = unlink_hook;
-	atomic_store(&unlink_once, 1);
-	uint64_t ino = new_file(f, 1, "b");
-	write_all(f, ino, 0, a, n, 1 << 20);
-	assert_int_equal(eng_release(f->e, ino), 0);
+	uint64_t ino = close_failing_commit(f, a, n);
 	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
 	assert_int_equal(atomic_load(&unlink_once), 0); /* the hook ran */
 	assert_int_equal(committed_size(f, ino), n);
-	f->e->commit_hook = NULL;
-	eng_forget(f->e, ino, 1);
-	reopen(f);
-	check_file(f, "b", a, n);
+	check_failed_commit_stored(f, ino, a, n);
 	free(a);
 }
 
@@ -2649,12 +2664,7 @@ static void t_close_commit_fails(void **state)
 	struct eng_attr at;
 
 	fill_random(a, n, 90);
-	put_file(f, "a", a, n);
-	f->e->commit_hook = unlink_hook;
-	atomic_store(&unlink_once, 1);
-	uint64_t ino = new_file(f, 1, "b"); /* the same bytes: all dedup */
-	write_all(f, ino, 0, a, n, 1 << 20);
-	assert_int_equal(eng_release(f->e, ino), 0);
+	uint64_t ino = close_failing_commit(f, a, n);
 	uint64_t size = 0;
 	for (int i = 0; i < 100 && size != n; i++) {
 		usleep(100000);
@@ -2666,10 +2676,7 @@ static void t_close_commit_fails(void **state)
 	assert_int_equal(eng_lookup(f->e, 1, "a", &at), -ENOENT);
 	assert_int_equal(size, n);
 	assert_int_equal(eng_fsync(f->e, ino, false), 0);
-	f->e->commit_hook = NULL;
-	eng_forget(f->e, ino, 1);
-	reopen(f);
-	check_file(f, "b", a, n);
+	check_failed_commit_stored(f, ino, a, n);
 	free(a);
 }
 
