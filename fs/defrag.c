@@ -57,17 +57,12 @@
 
 #include "fs/engine_i.h"
 
-#define DF_QMAX 4096u           /* queued candidates before a scan */
 #define DF_MIN_WASTE (64u << 10) /* less is not worth an encode */
 #define DF_WASTE_SHARE 4u       /* and at least 1/4 of the charged bytes */
 #define DF_PIECE (4u << 20)     /* bytes read and rewritten under one lock hold */
 #define DF_PARTS_MAX 16384u     /* partial extents kept per measure */
 #define DF_WALK_MAX (1u << 18)  /* extents walked per measure (16 GiB of 64 KiB chunks) */
 
-struct df_cand {
-	uint64_t ino;
-	uint64_t from; /* file offset the measure goes on from */
-};
 
 /* An extent mapping part of its chunk. */
 struct df_part {
@@ -84,28 +79,17 @@ struct df_part {
  * smaller offset. */
 static void cand_push_locked(struct eng *e, uint64_t ino, uint64_t from)
 {
-	for (size_t i = e->dfq_head; i < e->dfq_n; i++) {
-		if (e->dfq[i].ino == ino) {
-			if (from < e->dfq[i].from)
-				e->dfq[i].from = from;
+	for (size_t i = e->dfq.head; i < e->dfq.n; i++) {
+		struct df_cand *c = fifo_at(&e->dfq, i);
+		if (c->ino == ino) {
+			if (from < c->from)
+				c->from = from;
 			return;
 		}
 	}
-	if (e->dfq_head > 0 && e->dfq_n == e->dfq_cap) { /* reuse the popped front */
-		memmove(e->dfq, e->dfq + e->dfq_head, (e->dfq_n - e->dfq_head) * sizeof(*e->dfq));
-		e->dfq_n -= e->dfq_head;
-		e->dfq_head = 0;
-	}
-	if (e->dfq_n == e->dfq_cap && e->dfq_cap < DF_QMAX) {
-		size_t nc = e->dfq_cap ? 2 * e->dfq_cap : 64;
-		void *p = realloc(e->dfq, nc * sizeof(*e->dfq));
-		if (p) {
-			e->dfq = p;
-			e->dfq_cap = nc;
-		}
-	}
-	if (e->dfq_n < e->dfq_cap) {
-		e->dfq[e->dfq_n++] = (struct df_cand){ ino, from };
+	struct df_cand *slot = fifo_push(&e->dfq);
+	if (slot) {
+		*slot = (struct df_cand){ ino, from };
 	} else if (!e->df_rescan) { /* full: every inode is looked at */
 		e->df_rescan = true;
 		e->df_scan_from = 0;
@@ -134,29 +118,24 @@ void df_note(struct eng *e, uint64_t ino)
 
 bool df_work_locked(const struct eng *e)
 {
-	return e->dfq_head < e->dfq_n || e->df_rescan;
+	return !fifo_empty(&e->dfq) || e->df_rescan;
 }
 
 void df_stop(struct eng *e)
 {
 	pthread_mutex_lock(&e->rb_lock);
-	free(e->dfq);
-	e->dfq = NULL;
-	e->dfq_head = e->dfq_n = e->dfq_cap = 0;
+	fifo_free(&e->dfq);
 	pthread_mutex_unlock(&e->rb_lock);
 }
 
 static bool cand_pop(struct eng *e, struct df_cand *out)
 {
-	bool any;
 	pthread_mutex_lock(&e->rb_lock);
-	any = e->dfq_head < e->dfq_n;
-	if (any)
-		*out = e->dfq[e->dfq_head++];
-	if (e->dfq_head == e->dfq_n)
-		e->dfq_head = e->dfq_n = 0;
+	const struct df_cand *c = fifo_pop(&e->dfq);
+	if (c)
+		*out = *c;
 	pthread_mutex_unlock(&e->rb_lock);
-	return any;
+	return c != NULL;
 }
 
 struct scan_ctx {

@@ -1279,7 +1279,7 @@ int eng_fsyncdir(struct eng *e, uint64_t ino)
 	return idx_sync(e->idx);
 }
 
-ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out)
+ssize_t ein_list(struct eng *e, bool retry_only, uint64_t **out)
 {
 	uint64_t *inos = NULL;
 	size_t n = 0, cap = 0;
@@ -1287,7 +1287,7 @@ ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out)
 	pthread_mutex_lock(&e->itab_lock);
 	for (unsigned b = 0; rc == 0 && b < ITAB_BUCKETS; b++) {
 		for (struct einode *ei = e->itab[b]; ei; ei = ei->next) {
-			if (parked_only && !atomic_load(&ei->parked) && !atomic_load(&ei->recheck) &&
+			if (retry_only && !atomic_load(&ei->parked) && !atomic_load(&ei->recheck) &&
 			    !atomic_load(&ei->retrying))
 				continue;
 			if (n == cap) {
@@ -2815,6 +2815,9 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	pthread_mutex_init(&e->gc_lock, NULL);
 	pthread_cond_init(&e->gc_cond, NULL);
 	pthread_mutex_init(&e->rb_lock, NULL);
+	/* queued candidates before a rescan finds them instead */
+	e->rbq = FIFO_INIT(uint8_t[FP_LEN], 256, 1u << 16);
+	e->dfq = FIFO_INIT(struct df_cand, 64, 4096);
 	pthread_cond_init(&e->rb_cond, NULL);
 	pthread_mutex_init(&e->rb_run, NULL);
 	pthread_mutex_init(&e->retry_lock, NULL);

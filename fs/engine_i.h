@@ -33,6 +33,7 @@
 #include "codec/hint.h"
 #include "fs/cache.h"
 #include "fs/engine.h"
+#include "fs/fifo.h"
 #include "fs/gc.h"
 #include "fs/pack.h"
 #include "fs/pool.h"
@@ -111,6 +112,12 @@ struct einode {
 
 struct pend; /* pending (uncommitted) new chunk, in the pending table */
 struct loading;
+
+/* A file defrag looks at (fs/defrag.c). */
+struct df_cand {
+	uint64_t ino;
+	uint64_t from; /* file offset the measure goes on from */
+};
 
 struct eng {
 	char *store;
@@ -196,8 +203,7 @@ struct eng {
 	pthread_cond_t rb_cond;
 	pthread_mutex_t rb_run;        /* held by a rebase group (frames appended, not
 	                                  committed) and by an online gc pass */
-	uint8_t (*rbq)[FP_LEN];        /* forward-coded chunks to turn, FIFO */
-	size_t rbq_head, rbq_n, rbq_cap;
+	struct fifo rbq;               /* forward-coded chunks to turn (fingerprints) */
 	bool rb_rescan;                /* scan the chunk table (mount, overflow) */
 	bool rb_quit;
 	atomic_bool rb_running;        /* read by pool workers (lazy coding) */
@@ -207,8 +213,7 @@ struct eng {
 
 	/* defrag (fs/defrag.c): files overwritten in place, rewritten when
 	 * idle; queue and scan cursor under rb_lock */
-	struct df_cand *dfq;           /* candidates, FIFO, one entry an inode */
-	size_t dfq_head, dfq_n, dfq_cap;
+	struct fifo dfq;               /* candidates (struct df_cand), one entry an inode */
 	bool df_rescan;                /* look at every inode (mount, overflow) */
 	uint64_t df_scan_from;         /* the scan's next inode number */
 	_Atomic uint64_t df_files;     /* files rewritten (logs, tests) */
@@ -248,10 +253,10 @@ void ein_unuse(struct eng *e, struct einode *ei);
  * with queue, by the retry thread whenever it can (the committer's). */
 void ein_reap_later(struct eng *e, uint64_t ino, bool queue);
 void ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n);
-/* Inode numbers in the table (parked_only: those with parked bytes or
- * marked recheck) into *out (malloc'd; *out NULL and 0 on -ENOMEM,
+/* Inode numbers in the table (retry_only: those with parked bytes,
+ * marked recheck or being retried) into *out (malloc'd; *out NULL and 0 on -ENOMEM,
  * returned). */
-ssize_t ein_list(struct eng *e, bool parked_only, uint64_t **out);
+ssize_t ein_list(struct eng *e, bool retry_only, uint64_t **out);
 /* One retry of every file marked recheck and, unless recheck_only, every
  * parked file (the retry thread; fsyncdir for the rechecks).  true when
  * nothing is parked any more. */

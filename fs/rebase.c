@@ -46,7 +46,6 @@
 
 #include "fs/engine_i.h"
 
-#define RBQ_MAX (1u << 16) /* queued candidates (32 B each) before a rescan */
 #define RB_GROUP 16u       /* pairs per index transaction */
 #define RB_HDR 64u         /* bytes of a frame that hold its header */
 #define RB_RETRY_IDLES 10 /* a failed group (full disk, I/O error): idle work
@@ -79,21 +78,9 @@ void rb_note(struct eng *e, const uint8_t fp[FP_LEN])
 		pthread_mutex_unlock(&e->rb_lock);
 		return;
 	}
-	if (e->rbq_head > 0 && e->rbq_n == e->rbq_cap) { /* reuse the popped front */
-		memmove(e->rbq, e->rbq + e->rbq_head, (e->rbq_n - e->rbq_head) * sizeof(*e->rbq));
-		e->rbq_n -= e->rbq_head;
-		e->rbq_head = 0;
-	}
-	if (e->rbq_n == e->rbq_cap && e->rbq_cap < RBQ_MAX) {
-		size_t nc = e->rbq_cap ? 2 * e->rbq_cap : 256;
-		void *p = realloc(e->rbq, nc * sizeof(*e->rbq));
-		if (p) {
-			e->rbq = p;
-			e->rbq_cap = nc;
-		}
-	}
-	if (e->rbq_n < e->rbq_cap)
-		memcpy(e->rbq[e->rbq_n++], fp, FP_LEN);
+	uint8_t *slot = fifo_push(&e->rbq);
+	if (slot)
+		memcpy(slot, fp, FP_LEN);
 	else
 		e->rb_rescan = true; /* full: find it again by scanning */
 	pthread_cond_signal(&e->rb_cond);
@@ -104,10 +91,9 @@ static size_t rb_pop(struct eng *e, uint8_t (*out)[FP_LEN], size_t max)
 {
 	size_t n = 0;
 	pthread_mutex_lock(&e->rb_lock);
-	while (n < max && e->rbq_head < e->rbq_n)
-		memcpy(out[n++], e->rbq[e->rbq_head++], FP_LEN);
-	if (e->rbq_head == e->rbq_n)
-		e->rbq_head = e->rbq_n = 0;
+	const uint8_t *fp;
+	while (n < max && (fp = fifo_pop(&e->rbq)))
+		memcpy(out[n++], fp, FP_LEN);
 	pthread_mutex_unlock(&e->rb_lock);
 	return n;
 }
@@ -425,7 +411,7 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 			break;
 		}
 		pthread_mutex_lock(&e->rb_lock);
-		bool rescan = e->rb_rescan && e->rbq_head == e->rbq_n, quit = e->rb_quit;
+		bool rescan = e->rb_rescan && fifo_empty(&e->rbq), quit = e->rb_quit;
 		pthread_mutex_unlock(&e->rb_lock);
 		if (quit) { /* unmount: what is left is found at the next mount */
 			interrupted = true;
@@ -552,7 +538,7 @@ static void *rb_main(void *arg)
 			}
 			pthread_mutex_lock(&e->rb_lock);
 		}
-		bool work = e->rb_rescan || e->rbq_head < e->rbq_n || df_work_locked(e);
+		bool work = e->rb_rescan || !fifo_empty(&e->rbq) || df_work_locked(e);
 		if (e->rb_quit || !work || mono_ms() < e->rb_retry_ms)
 			continue;
 		pthread_mutex_unlock(&e->rb_lock);
@@ -606,9 +592,7 @@ void rb_stop(struct eng *e)
 		e->rb_running = false;
 	}
 	pthread_mutex_lock(&e->rb_lock);
-	free(e->rbq);
-	e->rbq = NULL;
-	e->rbq_n = e->rbq_head = e->rbq_cap = 0;
+	fifo_free(&e->rbq);
 	pthread_mutex_unlock(&e->rb_lock);
 	df_stop(e);
 }

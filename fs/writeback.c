@@ -2040,10 +2040,16 @@ int wb_sync(struct eng *e, struct einode *ei)
 	return rc;
 }
 
+/* An error waits for ei's next close or fsync (plock held). */
+static bool has_error_locked(const struct einode *ei)
+{
+	return ei->wb_failed || ei->wb_error != 0;
+}
+
 /* ei's batches are all prepared (plock held); *failed: one of them failed. */
 static bool ino_prepared_locked(struct einode *ei, bool *failed)
 {
-	*failed = ei->wb_failed || ei->wb_error != 0;
+	*failed = has_error_locked(ei);
 	for (struct batch *b = ei->inflight; b; b = b->inext) {
 		if (b->state == B_PREP)
 			return false;
@@ -2117,7 +2123,7 @@ int wb_settle(struct eng *e, struct einode *ei)
 bool wb_has_error(struct eng *e, struct einode *ei)
 {
 	pthread_mutex_lock(&e->plock);
-	bool failed = ei->wb_failed || ei->wb_error != 0;
+	bool failed = has_error_locked(ei);
 	pthread_mutex_unlock(&e->plock);
 	return failed;
 }
