@@ -7,32 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 need_mixfs "a store on its own small file system"
 command -v python3 >/dev/null || skip "python3 missing"
-[ "$(id -u)" = 0 ] || skip "mount -t tmpfs needs root"
-it_init
-FS=$WORK/fs
-mkdir "$FS"
-mount -t tmpfs -o size=64m,mode=0700 tmpfs "$FS" 2>/dev/null || skip "cannot mount a tmpfs here"
-fullfs_cleanup() {
-	local rc=$?
-	set +e
-	trap - ERR
-	# (mountpoint -q fails on the mount of a crashed daemon: unmount anyway)
-	if [ "$MOUNTED" = 1 ]; then
-		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
-		MOUNTED=0
-	fi
-	[ -n "$MOUNT_PID" ] && wait "$MOUNT_PID" 2>/dev/null
-	MOUNT_PID=
-	if [ "${IT_KEEP:-0}" = 1 ]; then
-		log "kept the tmpfs mounted at $FS"
-	else
-		umount "$FS" 2>/dev/null || umount -l "$FS"
-	fi
-	(exit "$rc")
-	it_cleanup
-}
-trap fullfs_cleanup EXIT
-STORE=$FS/store
+tmpfs_init 64m
 mixfs_mkfs
 mixfs_mount fg level=fast
 

@@ -135,6 +135,39 @@ it_init() {
 	trap 'exit 130' INT TERM
 }
 
+# tmpfs_init SIZE: it_init, then a tmpfs of SIZE (e.g. 64m) at FS=$WORK/fs
+# with STORE on it (skips without root), unmounted at exit after the store's
+# mount (IT_KEEP=1 keeps it).
+tmpfs_init() {
+	[ "$(id -u)" = 0 ] || skip "mount -t tmpfs needs root"
+	it_init
+	FS=$WORK/fs
+	mkdir "$FS"
+	mount -t tmpfs -o "size=$1,mode=0700" tmpfs "$FS" 2>/dev/null || skip "cannot mount a tmpfs here"
+	trap tmpfs_cleanup EXIT
+	STORE=$FS/store
+}
+
+tmpfs_cleanup() {
+	local rc=$?
+	set +e
+	trap - ERR
+	# (mountpoint -q fails on the mount of a crashed daemon: unmount anyway)
+	if [ "$MOUNTED" = 1 ]; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
+		MOUNTED=0
+	fi
+	[ -n "$MOUNT_PID" ] && wait "$MOUNT_PID" 2>/dev/null
+	MOUNT_PID=
+	if [ "${IT_KEEP:-0}" = 1 ]; then
+		log "kept the tmpfs mounted at $FS"
+	else
+		umount "$FS" 2>/dev/null || umount -l "$FS"
+	fi
+	(exit "$rc")
+	it_cleanup
+}
+
 mixfs_mkfs() {
 	if is_standin; then
 		mkdir -p "$STORE/data" "$STORE/packs"
