@@ -2484,19 +2484,93 @@ static int gc_copy_one(const struct gc_host *h, const struct gc_opts *o, struct 
 	return 0;
 }
 
+/* A failure a full disk explains: ENOSPC from a pack write or sync, or
+ * from the index, which LMDB reports as EIO when a write comes up short. */
+static bool no_space(int rc)
+{
+	return rc == -ENOSPC || rc == -EIO;
+}
+
+/* After a batch failed before its commit: remove its copies, so that a
+ * smaller batch finds the room they took.  Only offline (pack_is_new),
+ * where the packs this run created hold gc's copies alone (online the
+ * engine's writers append to the same pack): the copies were appended in
+ * the order of mvs, so in each pack the batch's bytes begin at its first
+ * copy there, and the committed copies of earlier batches lie before it.
+ * The error is cleared first (it waits for writes in flight, drops the
+ * frames not yet written and closes the pack, or empties it if it was never
+ * synced); with no error to clear, the current pack is sealed: nothing is
+ * appended behind the cut.  A fresh snapshot must show no moved chunk at
+ * its copy: that also catches a commit that went through though its sync
+ * failed.  Returns 0 when the copies are gone (or there were none). */
+static int gc_drop_copies(const struct gc_host *h, const struct vec *mvs)
+{
+	const struct mv *m = mvs->p;
+	struct idx_txn *t;
+	bool removed = false, unsup = false;
+	int rc;
+
+	if (!h->pack_is_new)
+		return -EPERM;
+	if (pack_store_clear_error(h->ps) == 0)
+		pack_store_seal(h->ps);
+	rc = idx_txn_begin(h->idx, true, &t);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < mvs->n; i++) {
+		struct idx_chunk now;
+
+		if (!m[i].copied)
+			continue;
+		if (!h->pack_is_new(h->arg, m[i].nl.pack_id))
+			rc = -EPERM;
+		else
+			rc = idx_chunk_get(t, m[i].c.fp, &now);
+		if (rc == -ENOENT)
+			rc = 0;
+		else if (rc == 0 && now.pack_id == m[i].nl.pack_id && now.pack_off == m[i].nl.off)
+			rc = -EEXIST; /* committed after all */
+	}
+	idx_txn_abort(t);
+	for (size_t i = 0, last = SIZE_MAX; rc == 0 && i < mvs->n; i++) {
+		struct span keep = { 0, m[i].nl.off }; /* the file is cut after this */
+		int64_t r = 0;
+
+		if (!m[i].copied || (last != SIZE_MAX && m[last].nl.pack_id == m[i].nl.pack_id))
+			continue;
+		last = i;
+		/* A pack holding this batch's copies alone is removed, but
+		 * the one appends go to is busy (the clear emptied it: it
+		 * was never synced) and only cut. */
+		if (keep.end == 0)
+			r = pack_remove(h->ps, m[i].nl.pack_id);
+		removed |= keep.end == 0 && r == 0;
+		if (keep.end != 0 || r == -EBUSY)
+			r = pack_reclaim(h->pack_dir, m[i].nl.pack_id, &keep, 1, true, &unsup, NULL);
+		rc = r < 0 && r != -ENOENT ? (int)r : 0;
+	}
+	if (removed)
+		dir_sync(h->pack_dir);
+	return rc;
+}
+
+/* Copy the live frames of packs ids[0..nids), sync, commit, remove the old
+ * files.  *dropped: the batch failed and its copies are gone (see
+ * gc_drop_copies), so a smaller one may be tried. */
 static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec *packs,
                     uint32_t *ids, size_t nids, struct gc_stats *st, uint64_t *copied_total,
-                    uint64_t copy_total)
+                    uint64_t copy_total, bool *dropped)
 {
 	struct gbatch b = { .packs = packs, .ids = ids, .nids = nids, .mvs = { .sz = sizeof(struct mv) } };
 	struct codec_ctx *ctx = NULL;
 	struct idx_txn *rt = NULL, *t = NULL;
 	uint8_t *buf = NULL;
 	struct mv *m;
-	bool removed = false;
-	uint64_t gen;
+	bool removed = false, committed = false;
+	uint64_t gen, copied = 0, moved = 0;
 	int rc;
 
+	*dropped = false;
 	qsort(ids, nids, sizeof(*ids), u32_cmp);
 	buf = malloc(codec_frame_bound(CODEC_MAX_RAW));
 	ctx = o->verify ? codec_ctx_create() : NULL;
@@ -2538,9 +2612,8 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 			}
 			continue;
 		}
-		st->bytes_copied += m[i].c.frame_len;
-		*copied_total += m[i].c.frame_len;
-		progress(o->progress, o->progress_arg, "copy", *copied_total, copy_total);
+		copied += m[i].c.frame_len;
+		progress(o->progress, o->progress_arg, "copy", *copied_total + copied, copy_total);
 	}
 	idx_txn_abort(rt);
 	rt = NULL;
@@ -2584,7 +2657,7 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 		now.pack_id = m[i].nl.pack_id;
 		now.pack_off = m[i].nl.off;
 		rc = idx_chunk_relocate(t, &now);
-		st->chunks_moved += rc == 0;
+		moved += rc == 0;
 	}
 	/* A pack all of whose chunks moved loses its record in the same
 	 * transaction: from the commit on, its file is an orphan. */
@@ -2596,10 +2669,12 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 	}
 	rc = host_txn_end(h, t, rc);
 	t = NULL;
-	if (rc < 0) {
-		st->chunks_moved = 0;
+	if (rc < 0)
 		goto out;
-	}
+	committed = true;
+	st->bytes_copied += copied;
+	st->chunks_moved += moved;
+	*copied_total += copied;
 	if (o->stop == GC_STOP_AFTER_COMMIT) {
 		rc = -ECANCELED;
 		goto out;
@@ -2623,6 +2698,8 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 	rc = 0;
 out:
 	idx_txn_abort(rt);
+	if (rc < 0 && !committed && no_space(rc))
+		*dropped = gc_drop_copies(h, &b.mvs) == 0;
 	vec_free(&b.mvs);
 	codec_ctx_free(ctx);
 	free(buf);
@@ -2789,6 +2866,7 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 	uint32_t *cand = NULL, *ids = NULL;
 	uint64_t copy_total = 0, copied = 0, before, freed = 0;
 	size_t ncand = 0;
+	bool single = false; /* a batch did not fit: one pack per batch */
 	double thr;
 	int rc;
 
@@ -2851,18 +2929,29 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 	}
 	for (size_t i = 0; i < ncand;) {
 		uint64_t live = 0;
-		size_t nids = 0;
+		size_t nids = 0, from = i;
+		bool dropped;
 
 		/* Batches bound the memory of the move list and the size of
 		 * one transaction; at least one pack per batch. */
-		while (i < ncand && (nids == 0 || live + ((struct gpack *)packs.p)[cand[i]].live <=
-		                                              o->batch_bytes)) {
-			struct gpack *g = (struct gpack *)packs.p + cand[i++];
+		while (i < ncand) {
+			struct gpack *g = (struct gpack *)packs.p + cand[i];
 
+			if (nids && (single || live + g->live > o->batch_bytes))
+				break;
 			ids[nids++] = g->id;
 			live += g->live;
+			i++;
 		}
-		rc = gc_batch(h, o, &packs, ids, nids, st, &copied, copy_total);
+		rc = gc_batch(h, o, &packs, ids, nids, st, &copied, copy_total, &dropped);
+		if (rc < 0 && dropped && nids > 1) {
+			/* The batch's copies did not fit beside its old packs,
+			 * and are gone again: one pack at a time from here, so
+			 * each pack freed makes room for the next. */
+			single = true;
+			i = from;
+			continue;
+		}
 		if (rc < 0)
 			goto out;
 	}
@@ -2938,6 +3027,21 @@ static bool offline_is_new(void *arg, uint32_t id)
 		if (v[i] == id)
 			return true;
 	return false;
+}
+
+/* Remove the packs this run created that stayed empty (the one a batch
+ * that did not fit was copied to, emptied again): nothing names them. */
+static void offline_remove_empty(const char *dir, const struct offline *off)
+{
+	const uint32_t *v = off->new_ids.p;
+	char path[PATH_MAX];
+	struct stat st;
+
+	for (size_t i = 0; i < off->new_ids.n; i++) {
+		pack_path(dir, v[i], path, sizeof(path));
+		if (stat(path, &st) == 0 && st.st_size == 0)
+			(void)unlink(path);
+	}
 }
 
 static int collect_ino(void *arg, uint64_t ino)
@@ -3088,9 +3192,9 @@ int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st)
 	h.pack_is_new = offline_is_new;
 	h.arg = &off;
 	rc = reap_orphans(off.x, o->dry_run, &st->orphan_inodes);
-	if (rc == -ENOSPC || rc == -EIO) {
-		/* The index cannot grow on a full disk (LMDB reports the short
-		 * write as EIO): free pack space in place first, then retry. */
+	if (no_space(rc)) {
+		/* The index cannot grow on a full disk: free pack space in
+		 * place first, then retry. */
 		rc = compact(&h, o, st, first);
 		first = false;
 		if (rc == 0)
@@ -3100,6 +3204,8 @@ int gc_run(const char *store, const struct gc_opts *o, struct gc_stats *st)
 		rc = compact(&h, o, st, first);
 out:
 	pack_store_close(ps);
+	if (pp)
+		offline_remove_empty(pp, &off);
 	idx_close(off.x);
 	vec_free(&off.new_ids);
 	gc_store_unlock(lock);

@@ -18,7 +18,11 @@
  * relocates them (idx_chunk_relocate) and deletes the old pack record;
  * only then is the old file removed.  A crash at any point leaves either
  * the old or the new locations committed, and the other copy as an
- * unreferenced pack file that the next gc removes.
+ * unreferenced pack file that the next gc removes.  Packs go in batches
+ * (batch_bytes of live frames); offline, a batch whose copies do not fit
+ * (ENOSPC, or EIO from the index) has its copies cut off again and the
+ * rest goes one pack at a time; gc stops with the error only when one
+ * pack's copies do not fit.
  *
  * Locking between processes (flock, never waiting):
  *   gc, fsck --repair   STORE/lock exclusive (the engine's one-writer lock,

@@ -20,6 +20,7 @@
 #include "codec/codec.h"
 #include "fs/engine.h"
 #include "fs/gc.h"
+#include "fs/pack.h"
 #include "index/idx.h"
 #include "index/idx_test_i.h"
 
@@ -414,6 +415,142 @@ static void t_stop_commit(void **state)
 	gc_stop_at(*state, GC_STOP_AFTER_COMMIT);
 }
 
+/* gc_compact as gc_run drives it (its own pack store, the packs it
+ * creates left alone), with a host whose first commit after a pack sync
+ * fails as LMDB's on a full disk does (EIO): the batch's copies must go
+ * again, and gc compact the packs one at a time. */
+struct tight_host {
+	struct idx *x;
+	uint32_t new_ids[16];
+	unsigned nnew, syncs, fails;
+	struct pack_store *ps;
+};
+
+static int tight_alloc(void *arg, uint32_t *id)
+{
+	struct tight_host *th = arg;
+	struct idx_txn *t;
+
+	assert_true(th->nnew < 16);
+	assert_int_equal(idx_txn_begin(th->x, false, &t), 0);
+	assert_int_equal(idx_pack_alloc(t, id), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	th->new_ids[th->nnew++] = *id;
+	return 0;
+}
+
+static bool tight_is_new(void *arg, uint32_t id)
+{
+	struct tight_host *th = arg;
+
+	for (unsigned i = 0; i < th->nnew; i++)
+		if (th->new_ids[i] == id)
+			return true;
+	return false;
+}
+
+static int tight_sync(void *arg)
+{
+	struct tight_host *th = arg;
+
+	th->syncs++;
+	return pack_sync(th->ps);
+}
+
+static int tight_txn_begin(void *arg, struct idx_txn **t)
+{
+	struct tight_host *th = arg;
+
+	return idx_txn_begin(th->x, false, t);
+}
+
+static int tight_txn_end(void *arg, struct idx_txn *t, int rc)
+{
+	struct tight_host *th = arg;
+
+	if (rc >= 0 && th->syncs && !th->fails) {
+		th->fails++;
+		rc = -EIO;
+	}
+	if (rc < 0) {
+		idx_txn_abort(t);
+		return rc;
+	}
+	return idx_txn_commit(t);
+}
+
+static void t_batch_nospc(void **state)
+{
+	struct fx *f = *state;
+	struct tight_host th = { 0 };
+	struct gc_fsck_stats st;
+	struct gc_stats gs;
+	struct gc_opts o;
+	struct gc_host h;
+	struct seen s;
+	char ip[160], pp[160];
+	uint8_t *x = malloc(MIB);
+
+	assert_non_null(x);
+	unlink_a(f);
+	/* two more packs (one per open), each half dead: their heads (a
+	 * dead tail would be cut in place, leaving nothing to compact) */
+	for (int k = 0; k < 2; k++) {
+		struct eng *e = eopen(f);
+		char name[8];
+
+		fill(x, MIB, 10 + (uint64_t)k);
+		snprintf(name, sizeof(name), "y%d", k);
+		put_file(e, IDX_ROOT_INO, name, x + MIB / 2, MIB / 2);
+		assert_int_equal(eng_unlink(e, IDX_ROOT_INO, name), 0);
+		snprintf(name, sizeof(name), "x%d", k);
+		put_file(e, IDX_ROOT_INO, name, x, MIB / 2);
+		assert_int_equal(eng_store_close(e), 0);
+	}
+	snprintf(ip, sizeof(ip), "%s/index", f->store);
+	snprintf(pp, sizeof(pp), "%s/packs", f->store);
+	assert_int_equal(idx_open(ip, 0, NULL, 0, &th.x), 0);
+	assert_int_equal(pack_store_open(pp, NULL, tight_alloc, &th, &th.ps), 0);
+	memset(&h, 0, sizeof(h));
+	h.idx = th.x;
+	h.ps = th.ps;
+	h.pack_dir = pp;
+	h.pack_id_limit = UINT32_MAX;
+	h.pack_is_new = tight_is_new;
+	h.txn_begin = tight_txn_begin;
+	h.txn_end = tight_txn_end;
+	h.pack_sync = tight_sync;
+	h.arg = &th;
+	gc_opts_default(&o);
+	o.threshold = 0.2;
+	assert_int_equal(gc_compact(&h, &o, &gs), 0);
+	pack_store_close(th.ps);
+	idx_close(th.x);
+	assert_int_equal(th.fails, 1);
+	assert_int_equal(gs.packs_compacted, 3);
+	assert_int_equal(gs.packs_kept, 0);
+	/* the failed batch's copies are gone: no orphan byte left */
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
+	assert_int_equal(st.pack_bytes, st.live_bytes);
+	assert_int_equal(st.orphan_packs, 0);
+	assert_int_equal(gs.bytes_copied, st.live_bytes);
+	check_b(f);
+	{
+		struct eng *e = eopen(f);
+
+		for (int k = 0; k < 2; k++) {
+			char name[8];
+
+			fill(x, MIB, 10 + (uint64_t)k);
+			snprintf(name, sizeof(name), "x%d", k);
+			assert_int_equal(read_file(e, lookup(e, IDX_ROOT_INO, name), x, MIB / 2), 0);
+		}
+		assert_int_equal(eng_store_close(e), 0);
+	}
+	free(x);
+}
+
 /* The first chunk with at least min_refs references. */
 struct first_chunk {
 	uint32_t min_refs;
@@ -712,6 +849,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_stop_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop_sync, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_stop_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_batch_nospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_tensors, setup, teardown),
