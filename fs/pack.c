@@ -1130,7 +1130,10 @@ void pack_store_close(struct pack_store *ps)
 void pack_store_seal(struct pack_store *ps)
 {
 	pthread_mutex_lock(&ps->wlock);
-	ps->seal = true;
+	/* an empty pack is not sealed: the next append goes to it (a flag
+	 * left set would roll the pack over after that append) */
+	if (ps->tail)
+		ps->seal = true;
 	pthread_mutex_unlock(&ps->wlock);
 }
 

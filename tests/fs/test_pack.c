@@ -503,9 +503,14 @@ static void enospc_run(struct ctx *c, const struct pack_opts *o, uint32_t flen)
 	assert_int_equal(pack_store_clear_error(ps), -ENOSPC);
 	assert_int_equal(pack_store_clear_error(ps), 0);
 	assert_int_equal(pack_remove(ps, first.pack_id), 0);
+	pack_store_seal(ps); /* the emptied pack: nothing to seal */
 	assert_int_equal(pack_append(ps, buf, flen, &l), 0);
 	assert_int_equal(pack_sync(ps), 0);
 	assert_true(l.pack_id > first.pack_id && l.off == 0);
+	struct pack_loc l2;
+	assert_int_equal(pack_append(ps, buf, 100, &l2), 0);
+	assert_int_equal(l2.pack_id, l.pack_id); /* no seal left behind */
+	assert_int_equal(pack_sync(ps), 0);
 	memset(got, 0, flen);
 	assert_int_equal(pack_read(ps, &l, got), 0);
 	assert_memory_equal(got, buf, flen);
