@@ -588,42 +588,51 @@ int eng_chunk_load(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN], u
 	return rc;
 }
 
-/* Decode (or, stored raw, verify in place) a frame read whole and put the
- * data in the cache; takes ownership of frame.  -EBADMSG on corruption. */
-static int frame_to_cache(struct eng *e, struct codec_ctx *ctx, const uint8_t fp[FP_LEN],
-                          uint8_t *frame, uint32_t frame_len, uint32_t raw_len,
-                          const struct cache_entry *ref, struct cache_entry **out)
+/* Decode (or, stored raw, verify in place) the frame of chunk c read whole
+ * and put the data in the cache; takes ownership of frame.  -EBADMSG on
+ * corruption, and for a frame that is not the one c names (a damaged
+ * record pointing at another frame: gc_frame_fits). */
+static int frame_to_cache(struct eng *e, struct codec_ctx *ctx, const struct idx_chunk *c,
+                          uint8_t *frame, const struct cache_entry *ref, struct cache_entry **out)
 {
 	struct codec_frame_info fi;
-	uint8_t *raw;
+	uint32_t raw_len = c->raw_len;
+	uint8_t *raw = NULL;
 	ssize_t n;
+	int rc;
+
 	atomic_fetch_add(&e->frames_loaded, 1);
-	if (!ref && codec_frame_parse(frame, frame_len, &fi) == 0 && fi.level == CODEC_LEVEL_RAW &&
-	    fi.raw_len == raw_len && fi.payload_len == raw_len &&
-	    (uint64_t)fi.header_len + fi.raw_len == frame_len) {
+	rc = gc_frame_fits(c, frame, &fi);
+	if (rc < 0)
+		goto out;
+	if (!ref && fi.level == CODEC_LEVEL_RAW && fi.payload_len == raw_len) {
 		/* stored raw: the payload is the data; cache the frame buffer
 		 * itself (one copy less per byte read) */
-		if (codec_checksum(frame + fi.header_len, raw_len) != fi.checksum) {
-			free(frame);
-			return -EBADMSG;
-		}
-		*out = cache_insert_at(e->cache, fp, frame, frame + fi.header_len, raw_len);
-		return *out ? 0 : -ENOMEM;
+		rc = -EBADMSG;
+		if (codec_checksum(frame + fi.header_len, raw_len) != fi.checksum)
+			goto out;
+		*out = cache_insert_at(e->cache, c->fp, frame, frame + fi.header_len, raw_len);
+		frame = NULL;
+		rc = *out ? 0 : -ENOMEM;
+		goto out;
 	}
+	rc = -ENOMEM;
 	raw = malloc(raw_len ? raw_len : 1);
-	if (!raw) {
-		free(frame);
-		return -ENOMEM;
-	}
-	n = codec_frame_decode(ctx, frame, frame_len, raw, raw_len, ref ? ref->data : NULL,
+	if (!raw)
+		goto out;
+	n = codec_frame_decode(ctx, frame, c->frame_len, raw, raw_len, ref ? ref->data : NULL,
 	                       ref ? ref->len : 0);
-	free(frame);
 	if (n < 0 || (size_t)n != raw_len) {
-		free(raw);
-		return n < 0 ? (int)n : -EBADMSG;
+		rc = n < 0 ? (int)n : -EBADMSG;
+		goto out;
 	}
-	*out = cache_insert(e->cache, fp, raw, raw_len);
-	return *out ? 0 : -ENOMEM;
+	*out = cache_insert(e->cache, c->fp, raw, raw_len);
+	raw = NULL;
+	rc = *out ? 0 : -ENOMEM;
+out:
+	free(raw);
+	free(frame);
+	return rc;
 }
 
 /* One attempt on snapshot t.  A frame that cannot be read or decoded
@@ -668,7 +677,7 @@ static int chunk_load_try(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_
 	struct pack_loc loc = { .pack_id = c->pack_id, .off = c->pack_off, .len = c->frame_len };
 	rc = pack_read(e->ps, &loc, frame);
 	if (rc >= 0) {
-		rc = frame_to_cache(e, ctx, fp, frame, c->frame_len, c->raw_len, ref, out);
+		rc = frame_to_cache(e, ctx, c, frame, ref, out);
 		frame = NULL; /* owned by frame_to_cache */
 	}
 	if (rc < 0 && rc != -ENOMEM) {
@@ -737,8 +746,7 @@ static int chunk_load_once(struct eng *e, struct idx_txn *t, const uint8_t fp[FP
 #define RA_JOB_FRAMES 4u
 
 struct ra_frame {
-	uint8_t fp[FP_LEN];
-	uint32_t raw_len;
+	struct idx_chunk c; /* the record the frame is checked against */
 	struct pack_loc loc;
 };
 
@@ -756,8 +764,7 @@ static void ra_run(void *arg, void *local)
 	struct pack_loc locs[RA_JOB_FRAMES];
 	void *bufs[RA_JOB_FRAMES];
 	int res[RA_JOB_FRAMES];
-	uint32_t raw_len[RA_JOB_FRAMES];
-	uint8_t fps[RA_JOB_FRAMES][FP_LEN];
+	const struct idx_chunk *cs[RA_JOB_FRAMES];
 	struct codec_ctx *ctx = thread_ctx(e);
 	size_t n = 0;
 	bool waited;
@@ -766,10 +773,10 @@ static void ra_run(void *arg, void *local)
 	/* one batch of reads (io_uring), each frame into its own buffer so
 	 * raw frames are cached without a copy */
 	for (size_t i = 0; i < j->n; i++) {
-		struct loading *l = loading_begin(e, j->f[i].fp, false, &waited);
+		struct loading *l = loading_begin(e, j->f[i].c.fp, false, &waited);
 		if (!l)
 			continue; /* someone else is loading it */
-		struct cache_entry *ce = cache_get(e->cache, j->f[i].fp);
+		struct cache_entry *ce = cache_get(e->cache, j->f[i].c.fp);
 		if (ce) {
 			/* loaded since the job was queued (by the reader, which
 			 * did not wait for the queue): not twice */
@@ -785,8 +792,7 @@ static void ra_run(void *arg, void *local)
 		claim[n] = l;
 		locs[n] = j->f[i].loc;
 		bufs[n] = b;
-		raw_len[n] = j->f[i].raw_len;
-		memcpy(fps[n], j->f[i].fp, FP_LEN);
+		cs[n] = &j->f[i].c;
 		n++;
 	}
 	if (n && ctx)
@@ -795,7 +801,7 @@ static void ra_run(void *arg, void *local)
 		struct cache_entry *ce = NULL;
 		/* a failure is left to the reader, which reports it */
 		if (ctx && res[i] == 0 &&
-		    frame_to_cache(e, ctx, fps[i], bufs[i], locs[i].len, raw_len[i], NULL, &ce) == 0)
+		    frame_to_cache(e, ctx, cs[i], bufs[i], NULL, &ce) == 0)
 			cache_release(e->cache, ce);
 		else if (!ctx || res[i] != 0)
 			free(bufs[i]);
@@ -898,8 +904,7 @@ static int ra_cb(void *arg, const struct idx_extent *x)
 		}
 		if (j) {
 			struct ra_frame *f = &j->f[j->n++];
-			memcpy(f->fp, x->fp, FP_LEN);
-			f->raw_len = c.raw_len;
+			f->c = c;
 			f->loc.pack_id = c.pack_id;
 			f->loc.off = c.pack_off;
 			f->loc.len = c.frame_len;
@@ -2856,6 +2861,20 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	if (rc < 0)
 		goto fail;
 	rc = idx_super_get(t, &s);
+	if (rc >= 0) {
+		/* a mount whose root cannot be read answers EIO to everything
+		 * (even the mount's own check): refuse it, naming the file */
+		struct idx_inode root;
+
+		rc = idx_inode_get(t, IDX_ROOT_INO, &root);
+		if (rc >= 0 && !S_ISDIR(root.mode))
+			rc = -EIO;
+		if (rc < 0) {
+			fprintf(stderr, "mixfs: index %s/data.mdb: the root directory's record is "
+			        "unreadable: the file is damaged\n", ip);
+			rc = -EUCLEAN;
+		}
+	}
 	idx_txn_abort(t);
 	if (rc < 0)
 		goto fail;

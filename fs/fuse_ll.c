@@ -803,6 +803,8 @@ const char *mixfs_store_strerror(int rc)
 		return "no mixfs store there (run mixfs mkfs first)";
 	case -EINVAL:
 		return "not a mixfs store";
+	case -EUCLEAN:
+		return "its index (index/data.mdb) is damaged (run mixfs fsck)";
 	case -EPROTONOSUPPORT:
 		return "store was made by a newer mixfs (format version too new)";
 	case -EACCES:

@@ -489,6 +489,20 @@ static const char *frame_strerror(int rc)
 	}
 }
 
+int gc_frame_fits(const struct idx_chunk *c, const void *frame, struct codec_frame_info *fi)
+{
+	/* The index says how long the frame is; the header must agree, or a
+	 * frame boundary moved (e.g. a record pointing into another frame). */
+	int rc = codec_frame_parse(frame, c->frame_len, fi);
+
+	if (rc == 0 && ((uint64_t)fi->header_len + fi->payload_len != c->frame_len ||
+	                fi->raw_len != c->raw_len || fi->level != c->level ||
+	                fi->dtype != c->dtype ||
+	                !(fi->flags & CODEC_FLAG_REF) != !(c->flags & IDX_CHUNK_HAS_REF)))
+		rc = -EBADMSG;
+	return rc < 0 ? -EBADMSG : 0;
+}
+
 /* Decode chunk c into a malloc'ed buffer of c->raw_len bytes (*raw), with
  * its reference chain.  check_fp: also compare SHA-256 with c->fp. */
 static int chunk_decode(struct codec_ctx *ctx, const struct chunk_src *src,
@@ -525,13 +539,7 @@ static int chunk_decode(struct codec_ctx *ctx, const struct chunk_src *src,
 		rc = rc == -ENOENT ? FRAME_E_MISSING : rc == -ENOMEM ? rc : FRAME_E_READ;
 		goto out;
 	}
-	/* The index says how long the frame is; the header must agree, or a
-	 * frame boundary moved (e.g. a record pointing into another frame). */
-	rc = codec_frame_parse(frame, c->frame_len, &fi);
-	if (rc == 0 && ((uint64_t)fi.header_len + fi.payload_len != c->frame_len ||
-	                fi.raw_len != c->raw_len ||
-	                !(fi.flags & CODEC_FLAG_REF) != !(c->flags & IDX_CHUNK_HAS_REF)))
-		rc = -EBADMSG;
+	rc = gc_frame_fits(c, frame, &fi);
 	if (rc < 0) {
 		rc = FRAME_E_CORRUPT;
 		goto out;
@@ -2461,9 +2469,7 @@ static int gc_copy_one(const struct gc_host *h, const struct gc_opts *o, struct 
 	rc = pack_read(h->ps, &loc, buf);
 	if (rc < 0)
 		return rc == -ENOMEM ? rc : 1;
-	rc = codec_frame_parse(buf, m->c.frame_len, &fi);
-	if (rc < 0 || (uint64_t)fi.header_len + fi.payload_len != m->c.frame_len ||
-	    fi.raw_len != m->c.raw_len)
+	if (gc_frame_fits(&m->c, buf, &fi) < 0)
 		return 1;
 	if (o->verify) {
 		struct gc_src_arg sa = { rt };

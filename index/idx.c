@@ -25,11 +25,15 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/xattr.h>
 
 #include <lmdb.h>
@@ -85,6 +89,7 @@ struct idx {
 	unsigned users;  /* transactions open, syncs running */
 	bool reopening;
 	uint64_t reopens; /* environments reopened (tests, logs) */
+	struct guard_slot *guard; /* x->env's map, for idx_guard's handler */
 };
 
 struct idx_txn {
@@ -102,7 +107,9 @@ struct idx_txn {
 
 /* --- errors ------------------------------------------------------------ */
 
-static int idx_lmdb_err(struct idx_txn *t, int rc, const char *file, int line)
+/* x: the index the error is about (for the message), NULL if unknown. */
+static int idx_lmdb_err(const struct idx *x, struct idx_txn *t, int rc, const char *file,
+                        int line)
 {
 	int e;
 
@@ -120,7 +127,13 @@ static int idx_lmdb_err(struct idx_txn *t, int rc, const char *file, int line)
 		if (rc > 0) {
 			e = -rc;
 		} else {
-			fprintf(stderr, "mixfs: index: %s:%d: %s\n", file, line, mdb_strerror(rc));
+			/* LMDB keeps no page checksums: these are what it finds
+			 * of a damaged file (others may crash it: idx_guard) */
+			bool dmg = rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND;
+
+			fprintf(stderr, "mixfs: index %s%s: %s%s (%s:%d)\n", x ? x->dir : "",
+			        x ? "/data.mdb" : "", mdb_strerror(rc),
+			        dmg ? ": the file is damaged (run mixfs fsck)" : "", file, line);
 			e = -EIO;
 		}
 		break;
@@ -131,7 +144,8 @@ static int idx_lmdb_err(struct idx_txn *t, int rc, const char *file, int line)
 	return e;
 }
 
-#define LMDB_ERR(t, rc) idx_lmdb_err((t), (rc), __FILE__, __LINE__)
+#define LMDB_ERR(t, rc) idx_lmdb_err((t) ? (t)->x : NULL, (t), (rc), __FILE__, __LINE__)
+#define LMDB_ERR_X(x, rc) idx_lmdb_err((x), NULL, (rc), __FILE__, __LINE__)
 
 /* --- big-endian packing ------------------------------------------------ */
 
@@ -802,9 +816,146 @@ static void stats_chunk(struct idx_stats *st, const struct idx_chunk *c, int sig
 	st->dtype_stored[c->dtype] += frame;
 }
 
+/* --- crash guard --------------------------------------------------------- */
+
+/* LMDB keeps no page checksums: a damaged page can send it past the end of
+ * data.mdb (SIGBUS) or elsewhere in its map.  A fault whose address lies in
+ * the map of an open environment is reported naming the file, then the
+ * process exits (idx_guard's code); any other fault goes to the handler
+ * that was there before (or the default action): our own bugs still crash
+ * with a core.  The map of each open environment is kept in a slot. */
+#define GUARD_SLOTS 16
+
+static struct guard_slot {
+	_Atomic uintptr_t lo, hi; /* hi 0: free */
+	char path[PATH_MAX];
+} guard_slots[GUARD_SLOTS];
+static struct sigaction guard_prev[2]; /* SIGBUS, SIGSEGV */
+static int guard_code;
+static atomic_bool guard_on;
+
+static void guard_put(const char *s)
+{
+	size_t n = strlen(s);
+
+	while (n > 0) {
+		ssize_t w = write(STDERR_FILENO, s, n);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+	}
+}
+
+static void guard_handler(int sig, siginfo_t *si, void *uc)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+	(void)uc;
+
+	for (unsigned i = 0; i < GUARD_SLOTS; i++) {
+		struct guard_slot *g = &guard_slots[i];
+		if (a >= atomic_load(&g->lo) && a < atomic_load(&g->hi)) {
+			guard_put("mixfs: index ");
+			guard_put(g->path);
+			guard_put(sig == SIGBUS ? ": crashed reading it (SIGBUS)"
+			                        : ": crashed reading it (SIGSEGV)");
+			guard_put(": the file is damaged (run mixfs fsck)\n");
+			_exit(guard_code);
+		}
+	}
+	/* not the index: the fault happens again under the previous handler */
+	sigaction(sig, &guard_prev[sig == SIGBUS ? 0 : 1], NULL);
+}
+
+void idx_guard(int exit_code)
+{
+	struct sigaction sa;
+
+	if (atomic_exchange(&guard_on, true))
+		return;
+	guard_code = exit_code;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = guard_handler;
+	sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &guard_prev[0]);
+	sigaction(SIGSEGV, &sa, &guard_prev[1]);
+}
+
+/* The map of x's data.mdb: LMDB does not say where it is (mdb_env_info's
+ * me_mapaddr is the MDB_FIXEDMAP address), /proc/self/maps does, by the
+ * file's device and inode. */
+static int guard_map(const struct idx *x, uintptr_t *lo, uintptr_t *hi)
+{
+	char path[PATH_MAX], line[PATH_MAX + 128];
+	unsigned long long a, b, ino;
+	unsigned maj, mnr;
+	struct stat stb;
+	FILE *f;
+	int rc = -ENOENT;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", x->dir) >= sizeof(path) ||
+	    stat(path, &stb) < 0)
+		return -ENOENT;
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return -errno;
+	while (rc < 0 && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx-%llx %*s %*s %x:%x %llu", &a, &b, &maj, &mnr, &ino) == 5 &&
+		    ino == (unsigned long long)stb.st_ino && maj == major(stb.st_dev) &&
+		    mnr == minor(stb.st_dev)) {
+			*lo = (uintptr_t)a;
+			*hi = (uintptr_t)b;
+			rc = 0;
+		}
+	fclose(f);
+	return rc;
+}
+
+static void guard_add(struct idx *x)
+{
+	uintptr_t lo, hi;
+
+	if (!atomic_load(&guard_on) || guard_map(x, &lo, &hi) < 0)
+		return;
+	for (unsigned i = 0; i < GUARD_SLOTS; i++) {
+		struct guard_slot *g = &guard_slots[i];
+		uintptr_t zero = 0;
+		/* claim a free slot (lo 0 -> 1), fill it, then publish hi */
+		if (atomic_load(&g->hi) == 0 && atomic_compare_exchange_strong(&g->lo, &zero, 1)) {
+			snprintf(g->path, sizeof(g->path), "%s/data.mdb", x->dir);
+			atomic_store(&g->lo, lo);
+			atomic_store(&g->hi, hi);
+			x->guard = g;
+			return;
+		}
+	}
+}
+
+static void guard_del(struct idx *x)
+{
+	struct guard_slot *g = x->guard;
+
+	if (!g)
+		return;
+	atomic_store(&g->hi, 0);
+	atomic_store(&g->lo, 0);
+	x->guard = NULL;
+}
+
+/* Close x->env (if any) and forget its map. */
+static void env_close(struct idx *x)
+{
+	if (!x->env)
+		return;
+	guard_del(x);
+	mdb_env_close(x->env);
+	x->env = NULL;
+}
+
 /* --- environment ------------------------------------------------------- */
 
-static int env_err(int rc)
+static int env_err(const struct idx *x, int rc)
 {
 	switch (rc) {
 	case MDB_INVALID:
@@ -813,7 +964,7 @@ static int env_err(int rc)
 	case MDB_NOTFOUND:
 		return -EINVAL; /* not a mixfs index */
 	default:
-		return LMDB_ERR(NULL, rc);
+		return LMDB_ERR_X(x, rc);
 	}
 }
 
@@ -859,35 +1010,55 @@ static int idx_check_store(struct idx_txn *t)
 	}
 }
 
+/* LMDB refused the meta pages of x's data.mdb (either of its two: a flipped
+ * byte in one is enough).  A file of at least those two pages is an index
+ * LMDB wrote: damaged, -EUCLEAN; anything shorter is not ours, -EINVAL. */
+static int env_meta_damaged(const struct idx *x, int mrc)
+{
+	char path[PATH_MAX];
+	struct stat stb;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", x->dir) >= sizeof(path) ||
+	    stat(path, &stb) < 0 || stb.st_size < 8192)
+		return -EINVAL;
+	fprintf(stderr, "mixfs: index %s: LMDB refuses its meta pages (%s): the file is damaged\n",
+	        path, mdb_strerror(mrc));
+	return -EUCLEAN;
+}
+
 /* Create and open x->env on x->dir (flags as idx_open's). */
 static int env_create_open(struct idx *x)
 {
-	int rc = env_err(mdb_env_create(&x->env));
+	int rc = env_err(x, mdb_env_create(&x->env));
 	if (rc < 0) {
 		x->env = NULL;
 		return rc;
 	}
-	rc = env_err(mdb_env_set_maxdbs(x->env, DB_COUNT));
+	rc = env_err(x, mdb_env_set_maxdbs(x->env, DB_COUNT));
 	if (rc >= 0)
-		rc = env_err(mdb_env_set_mapsize(x->env, x->map_size));
+		rc = env_err(x, mdb_env_set_mapsize(x->env, x->map_size));
 	/* NOTLS: read txns belong to the caller, not to a thread.  NORDAHEAD:
 	 * index lookups are random; kernel readahead would evict useful pages
 	 * once the map outgrows RAM.  NOMETASYNC: one fdatasync per commit
 	 * instead of two; integrity holds, a power cut may undo the last
 	 * commit, so fsync(2) paths call idx_sync() after committing. */
-	if (rc >= 0)
-		rc = env_err(mdb_env_open(x->env, x->dir,
-		                          MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC |
-		                                  (x->rdonly ? MDB_RDONLY : 0),
-		                          0644));
+	if (rc >= 0) {
+		int mrc = mdb_env_open(x->env, x->dir,
+		                       MDB_NOTLS | MDB_NORDAHEAD | MDB_NOMETASYNC |
+		                               (x->rdonly ? MDB_RDONLY : 0),
+		                       0644);
+		rc = env_err(x, mrc);
+		if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH)
+			rc = env_meta_damaged(x, mrc);
+	}
 	/* Free reader slots left by processes that died inside a read txn:
 	 * they would pin old pages and make the file grow forever. */
 	if (rc >= 0)
-		rc = env_err(mdb_reader_check(x->env, NULL));
-	if (rc < 0) {
-		mdb_env_close(x->env);
-		x->env = NULL;
-	}
+		rc = env_err(x, mdb_reader_check(x->env, NULL));
+	if (rc >= 0)
+		guard_add(x);
+	else
+		env_close(x);
 	return rc;
 }
 
@@ -941,21 +1112,19 @@ static int env_recover(struct idx *x, uint64_t seen)
 		if (pthread_cond_timedwait(&x->use_cond, &x->use_lock, &dl) != 0)
 			rc = -EIO;
 	if (rc == 0) {
-		if (x->env)
-			mdb_env_close(x->env);
-		x->env = NULL;
+		env_close(x);
 		rc = env_create_open(x);
 		if (rc >= 0)
-			rc = env_err(mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn));
+			rc = env_err(x, mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn));
 		for (unsigned i = 0; rc >= 0 && i < DB_COUNT; i++) {
 			if ((i == DB_HINTS && x->no_hints) ||
 			    ((i == DB_TENSORS || i == DB_TENSORINO) && x->no_tensors))
 				continue;
-			rc = env_err(mdb_dbi_open(txn, idx_db_names[i], 0, &x->dbi[i]));
+			rc = env_err(x, mdb_dbi_open(txn, idx_db_names[i], 0, &x->dbi[i]));
 		}
 		/* committing (even a read txn) keeps the dbi handles */
 		if (txn)
-			rc = rc >= 0 ? env_err(mdb_txn_commit(txn)) : (mdb_txn_abort(txn), rc);
+			rc = rc >= 0 ? env_err(x, mdb_txn_commit(txn)) : (mdb_txn_abort(txn), rc);
 		if (rc >= 0) {
 			x->reopens++;
 			fprintf(stderr, "mixfs: index %s: reopened after a failed meta page write\n",
@@ -963,9 +1132,7 @@ static int env_recover(struct idx *x, uint64_t seen)
 		} else {
 			/* no environment until a later caller reopens it: every
 			 * transaction meanwhile fails with EIO, none touches it */
-			if (x->env)
-				mdb_env_close(x->env);
-			x->env = NULL;
+			env_close(x);
 			fprintf(stderr, "mixfs: index %s: reopening after a failed meta page write failed: %s\n",
 			        x->dir, strerror(-rc));
 		}
@@ -1029,7 +1196,7 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 	rc = env_create_open(x);
 	if (rc < 0)
 		goto fail;
-	rc = env_err(mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t.txn));
+	rc = env_err(x, mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t.txn));
 	if (rc < 0)
 		goto fail;
 	/* Super first: a newer format may have other databases. */
@@ -1043,7 +1210,7 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 				x->no_tensors = true;
 			continue;
 		}
-		rc = env_err(mrc);
+		rc = env_err(x, mrc);
 		if (rc < 0)
 			goto fail_txn;
 		if (i == DB_SUPER) {
@@ -1053,7 +1220,7 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 		}
 	}
 	/* Committing (even a read txn) keeps the dbi handles for the env. */
-	rc = env_err(mdb_txn_commit(t.txn));
+	rc = env_err(x, mdb_txn_commit(t.txn));
 	if (rc < 0)
 		goto fail;
 	*out = x;
@@ -1062,8 +1229,7 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 fail_txn:
 	mdb_txn_abort(t.txn);
 fail:
-	if (x->env)
-		mdb_env_close(x->env);
+	env_close(x);
 	idx_free(x);
 	return rc;
 }
@@ -1072,8 +1238,7 @@ void idx_close(struct idx *x)
 {
 	if (!x)
 		return;
-	if (x->env)
-		mdb_env_close(x->env);
+	env_close(x);
 	idx_free(x);
 }
 
@@ -1102,7 +1267,7 @@ int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out)
 		env_leave(x);
 		if (mrc == MDB_PANIC && !x->rdonly && attempt == 0 && env_recover(x, seen) == 0)
 			continue;
-		rc = LMDB_ERR(NULL, mrc);
+		rc = LMDB_ERR_X(x, mrc);
 		free(t);
 		return rc;
 	}
@@ -1122,7 +1287,7 @@ int idx_txn_commit(struct idx_txn *t)
 		mdb_txn_abort(t->txn);
 		goto out;
 	}
-	rc = LMDB_ERR(NULL, mdb_txn_commit(t->txn));
+	rc = LMDB_ERR_X(t->x, mdb_txn_commit(t->txn));
 out:
 	env_leave(t->x);
 	free(t->zero);
@@ -1147,7 +1312,7 @@ int idx_sync(struct idx *x)
 	if (x->rdonly)
 		return 0;
 	env_enter(x);
-	rc = x->env ? LMDB_ERR(NULL, mdb_env_sync(x->env, 1)) : -EIO; /* reopen failed */
+	rc = x->env ? LMDB_ERR_X(x, mdb_env_sync(x->env, 1)) : -EIO; /* reopen failed */
 	env_leave(x);
 	return rc;
 }

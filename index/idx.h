@@ -152,10 +152,18 @@ struct idx_pack {
  * also writes a fresh superblock from *init).  map_size 0 = default
  * (64 GiB, sparse).  Opening a store with format_version >
  * IDX_FORMAT_VERSION returns -EPROTONOSUPPORT; a directory with no
- * environment -ENOENT; not a mixfs store -EINVAL. */
+ * environment -ENOENT; not a mixfs store -EINVAL; a data.mdb whose meta
+ * pages LMDB refuses (damaged) -EUCLEAN, with a message naming it. */
 int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
              uint64_t map_size, struct idx **out);
 void idx_close(struct idx *x);
+
+/* From now on, a SIGBUS or SIGSEGV at an address in the map of an open
+ * index (LMDB reading a damaged data.mdb: it keeps no page checksums) prints
+ * "mixfs: index DIR/data.mdb: crashed reading it ...: the file is damaged"
+ * and exits with exit_code; other faults go to the handler installed
+ * before.  For the tools (fsck, stats, gc, mount); first call wins. */
+void idx_guard(int exit_code);
 
 int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out);
 int idx_txn_commit(struct idx_txn *t);  /* frees t, even on error */

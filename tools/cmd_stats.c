@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
+#include "fs/fuse_ll.h"
 #include "index/idx.h"
 #include "tools/cmd.h"
 #include "tools/progress.h"
@@ -1430,7 +1431,7 @@ static const char *stats_strerror(int rc)
 	case -EPROTONOSUPPORT:
 		return "store made by a newer mixfs";
 	default:
-		return strerror(-rc);
+		return mixfs_store_strerror(rc);
 	}
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "index/idx.h"
 #include "tools/cmd.h"
 
 struct cmd {
@@ -57,6 +58,9 @@ int main(int argc, char **argv)
 	const char *self = argc > 0 ? base_name(argv[0]) : "mixfs";
 	size_t i;
 
+	/* LMDB crashing on a damaged index: a message naming the file, and
+	 * fsck's "could not run" */
+	idx_guard(argc > 1 && strcmp(argv[1], "fsck") == 0 ? MIXFS_EXIT_USAGE : MIXFS_EXIT_ERROR);
 	if (strncmp(self, "mount.", 6) == 0)
 		return cmd_mount(argc, argv);
 	if (argc < 2) {

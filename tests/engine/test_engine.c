@@ -885,17 +885,25 @@ static uint64_t du_alloc(struct fx *f)
 	return du_of_packs(f, "-B1"); /* punched holes do not count */
 }
 
-/* The store's stats with the engine closed; then opened again with o. */
-static void closed_stats(struct fx *f, const struct eng_opts *o, struct idx_stats *st)
+/* Close the engine and open its index (flags as idx_open's). */
+static struct idx *closed_idx(struct fx *f, unsigned flags)
 {
-	char ip[128];
+	char ip[160];
 	struct idx *x;
-	struct idx_txn *t;
 
 	assert_int_equal(eng_store_close(f->e), 0);
 	f->e = NULL;
 	snprintf(ip, sizeof(ip), "%s/index", f->store);
-	assert_int_equal(idx_open(ip, IDX_RDONLY, NULL, 0, &x), 0);
+	assert_int_equal(idx_open(ip, flags, NULL, 0, &x), 0);
+	return x;
+}
+
+/* The store's stats with the engine closed; then opened again with o. */
+static void closed_stats(struct fx *f, const struct eng_opts *o, struct idx_stats *st)
+{
+	struct idx *x = closed_idx(f, IDX_RDONLY);
+	struct idx_txn *t;
+
 	assert_int_equal(idx_txn_begin(x, true, &t), 0);
 	assert_int_equal(idx_stats_get(t, st), 0);
 	idx_txn_abort(t);
@@ -1740,6 +1748,125 @@ static int first_chunk_cb(void *arg, const struct idx_extent *x)
 	assert_int_equal(idx_chunk_get(r->t, x->fp, &r->c), 0);
 	r->found = true;
 	return 1;
+}
+
+/* Replace the record of chunk c->fp by c, behind the engine's back. */
+static void plant_chunk(struct fx *f, const struct idx_chunk *c)
+{
+	struct idx *x = closed_idx(f, 0);
+	struct idx_txn *t;
+
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	assert_int_equal(idx_chunk_relocate(t, c), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+	open_store(f, CODEC_LEVEL_FAST);
+}
+
+/* A damaged chunk record that points at another valid frame (its pack
+ * offset, length, level or reference flag changed) must read EIO, never
+ * that frame's bytes: the frame checks its own checksum and decodes
+ * fine.  Before gc_frame_fits in the read path, each of these returned
+ * the other file's 8 KiB (fsck caught them by the header check or the
+ * SHA-256).  A record pointing at a frame equal in all the fields it
+ * keeps is not caught: it keeps no checksum (docs/RELIABILITY.md). */
+static void t_chunk_misdirected(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 8192 };
+	static const char *names[] = { "r", "t", "t2", "g", "tail" };
+	uint8_t b[5][N], got[N];
+	uint64_t ino[5];
+	struct idx_chunk c[5], bad;
+	struct idx_txn *t;
+	struct eng_attr a;
+
+	fill_random(b[0], N, 11); /* stored raw */
+	for (size_t i = 0, s = 0; i < N; s++) { /* a training log: fast */
+		char line[64];
+		int l = snprintf(line, sizeof(line), "step %zu loss %.4f\n", s, 3.0 / (double)(s + 1));
+		size_t k = N - i < (size_t)l ? N - i : (size_t)l;
+		memcpy(b[1] + i, line, k);
+		i += k;
+	}
+	memcpy(b[2], b[1], N); /* the same log, a few digits changed */
+	for (size_t i = 100; i < N; i += 1000)
+		b[2][i] = (uint8_t)(b[2][i] == '7' ? '8' : '7');
+	for (size_t i = 0; i < N; i += 2) { /* bf16 weights near 0.02 */
+		uint32_t r = (uint32_t)(i * 2654435761u) >> 20;
+		b[3][i] = (uint8_t)r;
+		b[3][i + 1] = (uint8_t)((r & 1 ? 0xbc : 0x3c) | ((r >> 1) & 1));
+	}
+	fill_random(b[4], N, 12);
+	for (int i = 0; i < 5; i++) {
+		ino[i] = new_file(f, 1, names[i]);
+		write_all(f, ino[i], 0, b[i], N, N);
+		assert_int_equal(eng_fsync(f->e, ino[i], false), 0);
+		assert_int_equal(eng_release(f->e, ino[i]), 0);
+	}
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	for (int i = 0; i < 5; i++) {
+		struct first_chunk fc = { .t = t };
+
+		assert_true(idx_extent_iter(t, ino[i], 0, UINT64_MAX, first_chunk_cb, &fc) >= 0);
+		assert_true(fc.found);
+		c[i] = fc.c;
+		assert_int_equal(c[i].raw_len, N);
+		eng_forget(f->e, ino[i], 1);
+	}
+	idx_txn_abort(t);
+	/* the cases below need these kinds of frames */
+	assert_int_equal(c[0].level, CODEC_LEVEL_RAW);
+	assert_int_equal(c[1].level, CODEC_LEVEL_FAST);
+	assert_int_equal(c[2].level, CODEC_LEVEL_FAST);
+	assert_int_equal(c[1].dtype, c[2].dtype);
+	assert_int_equal(c[3].level, CODEC_LEVEL_FAST);
+	assert_int_not_equal(c[3].dtype, c[1].dtype);
+	assert_int_equal(c[2].pack_id, c[3].pack_id); /* t2 is not its pack's last frame */
+
+	for (int v = 0; v < 4; v++) {
+		int victim = v == 0 ? 0 : 1, other;
+		bad = c[victim];
+		switch (v) {
+		case 0: /* r -> t's frame: a raw record on a fast frame */
+			other = 1;
+			bad.pack_id = c[other].pack_id;
+			bad.pack_off = c[other].pack_off;
+			bad.frame_len = c[other].frame_len;
+			break;
+		case 1: /* t -> t2's frame and one byte after it */
+			other = 2;
+			bad.pack_id = c[other].pack_id;
+			bad.pack_off = c[other].pack_off;
+			bad.frame_len = c[other].frame_len + 1;
+			break;
+		case 2: /* t -> g's frame: same level, another dtype */
+			other = 3;
+			bad.pack_id = c[other].pack_id;
+			bad.pack_off = c[other].pack_off;
+			bad.frame_len = c[other].frame_len;
+			break;
+		default: /* t, coded against r, -> t2's full frame */
+			other = 2;
+			bad.pack_id = c[other].pack_id;
+			bad.pack_off = c[other].pack_off;
+			bad.frame_len = c[other].frame_len;
+			bad.flags = IDX_CHUNK_HAS_REF;
+			memcpy(bad.ref_fp, c[0].fp, FP_LEN);
+			break;
+		}
+		plant_chunk(f, &bad);
+		assert_int_equal(eng_lookup(f->e, 1, names[victim], &a), 0);
+		memset(got, 0, N);
+		ssize_t r = eng_read(f->e, a.st.st_ino, 0, N, got);
+		if (r >= 0)
+			print_error("case %d: read %zd bytes, %s\n", v, r,
+			            memcmp(got, b[other], N) == 0 ? "the other file's" : "?");
+		assert_int_equal(r, -EIO);
+		eng_forget(f->e, a.st.st_ino, 1);
+		plant_chunk(f, &c[victim]);
+		check_file(f, names[victim], b[victim], N);
+	}
 }
 
 static void t_read_overlay_gc(void **state)
@@ -3085,6 +3212,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_read_retry_ref, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_chunk_misdirected, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_raw, setup, teardown),
