@@ -292,19 +292,72 @@ static bool ein_in_use(struct eng *e, uint64_t ino)
 	return used;
 }
 
+/* Append ino to the reap queue (retry_lock held): false when the retry
+ * thread does not take it (not running, quitting), the queue is at its
+ * bound or cannot grow. */
+static bool reap_push_locked(struct eng *e, uint64_t ino)
+{
+	if (!e->retry_running || e->retry_quit || e->reap_n >= REAP_QMAX)
+		return false;
+	if (e->reap_n == e->reap_cap) {
+		size_t nc = e->reap_cap ? e->reap_cap * 2 : 256;
+		uint64_t *q = realloc(e->reap_q, nc * sizeof(*q));
+		if (q) {
+			e->reap_q = q;
+			e->reap_cap = nc;
+		}
+	}
+	if (e->reap_n == e->reap_cap)
+		return false;
+	e->reap_q[e->reap_n++] = ino;
+	if (e->reap_n == 1)
+		pthread_cond_signal(&e->retry_cond);
+	return true;
+}
+
+/* The deletion of inos failed with rc: queue them again, to be tried
+ * after the backoff (what the queue cannot take stays an orphan in the
+ * index, deleted at the next mount). */
+static void reap_failed(struct eng *e, const uint64_t *inos, size_t n, int rc)
+{
+	size_t kept = 0;
+	pthread_mutex_lock(&e->retry_lock);
+	while (kept < n && reap_push_locked(e, inos[kept]))
+		kept++;
+	if (kept > 0) {
+		int64_t b = atomic_load(&e->reap_backoff);
+		b = b == 0 ? REAP_RETRY_MIN_NS : b < REAP_RETRY_MAX_NS / 2 ? 2 * b : REAP_RETRY_MAX_NS;
+		atomic_store(&e->reap_backoff, b);
+		e->reap_retry_at = eng_mono_ns() + b;
+	}
+	pthread_mutex_unlock(&e->retry_lock);
+	syslog(LOG_ERR, "mixfs: deleting %zu unlinked inode(s) from %" PRIu64 ": %s (%s)", n,
+	       inos[0], strerror(-rc),
+	       kept == n ? "tried again later" : "some left for the next mount");
+}
+
+void ein_reap_kick(struct eng *e)
+{
+	if (atomic_load(&e->reap_backoff) == 0)
+		return;
+	pthread_mutex_lock(&e->retry_lock);
+	e->reap_retry_at = 0;
+	pthread_cond_signal(&e->retry_cond);
+	pthread_mutex_unlock(&e->retry_lock);
+}
+
 /* After the last reference went away: delete the inodes that have no
  * links, in one transaction. */
-void ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
+int ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
 {
 	struct idx_txn *t;
 	struct idx_inode in;
 	bool gone[n ? n : 1];
 	int rc;
 	if (e->o.read_only || n == 0)
-		return;
+		return 0;
 	rc = eng_wtxn_begin(e, &t);
-	if (rc < 0)
-		return;
+	bool began = rc >= 0;
 	for (size_t i = 0; rc >= 0 && i < n; i++) {
 		rc = idx_inode_get(t, inos[i], &in);
 		/* A new lookup may have raced in; only reap unlinked, unused inodes. */
@@ -314,20 +367,30 @@ void ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
 		else
 			rc = rc == -ENOENT ? 0 : rc;
 	}
-	rc = eng_wtxn_end(e, t, rc);
+	if (rc >= 0 && e->reap_hook)
+		rc = e->reap_hook(e);
+	if (began)
+		rc = eng_wtxn_end(e, t, rc);
 	if (rc < 0) {
-		syslog(LOG_ERR, "mixfs: deleting %zu unlinked inode(s) from %" PRIu64 ": %s", n,
-		       inos[0], strerror(-rc));
-		return;
+		reap_failed(e, inos, n, rc);
+		return rc;
+	}
+	if (atomic_load(&e->reap_backoff) != 0) { /* the space came back */
+		pthread_mutex_lock(&e->retry_lock);
+		atomic_store(&e->reap_backoff, 0);
+		e->reap_retry_at = 0;
+		pthread_mutex_unlock(&e->retry_lock);
+		syslog(LOG_INFO, "mixfs: unlinked inodes deleted again");
 	}
 	for (size_t i = 0; i < n; i++)
 		if (gone[i])
 			ein_drop(e, inos[i]);
+	return 0;
 }
 
 void ein_reap(struct eng *e, uint64_t ino)
 {
-	ein_reap_batch(e, &ino, 1);
+	(void)ein_reap_batch(e, &ino, 1);
 }
 
 /* ein_reap for the last forget of an unlinked inode: now when no inode
@@ -343,25 +406,8 @@ void ein_reap_later(struct eng *e, uint64_t ino, bool queue)
 		return;
 	pthread_mutex_lock(&e->retry_lock);
 	int64_t now = eng_mono_ns();
-	/* the queue is bounded: past 16 batches (the thread is behind),
-	 * deletions are done at once again */
-	if (e->retry_running && !e->retry_quit && e->reap_n < 16 * REAP_MAX &&
-	    (queue || e->reap_n > 0 || now - e->reap_last < REAP_DELAY_NS)) {
-		if (e->reap_n == e->reap_cap) {
-			size_t nc = e->reap_cap ? e->reap_cap * 2 : 256;
-			uint64_t *q = realloc(e->reap_q, nc * sizeof(*q));
-			if (q) {
-				e->reap_q = q;
-				e->reap_cap = nc;
-			}
-		}
-		if (e->reap_n < e->reap_cap) {
-			e->reap_q[e->reap_n++] = ino;
-			queued = true;
-			if (e->reap_n == 1)
-				pthread_cond_signal(&e->retry_cond);
-		}
-	}
+	if (queue || e->reap_n > 0 || now - e->reap_last < REAP_DELAY_NS)
+		queued = reap_push_locked(e, ino);
 	if (!queued)
 		e->reap_last = now;
 	pthread_mutex_unlock(&e->retry_lock);
@@ -2728,10 +2774,12 @@ static void *gc_main(void *arg)
 		pthread_mutex_unlock(&e->rb_run);
 		if (rc < 0)
 			syslog(LOG_WARNING, "mixfs: online gc of %s: %s", e->store, strerror(-rc));
-		else if (st.packs_compacted || st.packs_emptied || st.bytes_punched)
+		else if (st.packs_compacted || st.packs_emptied || st.bytes_punched) {
 			syslog(LOG_INFO, "mixfs: online gc of %s: %" PRIu64 " packs compacted, %" PRIu64
 			       " bytes freed in place", e->store, st.packs_compacted + st.packs_emptied,
 			       st.bytes_punched);
+			ein_reap_kick(e); /* room for the index, if a deletion failed */
+		}
 		pthread_mutex_lock(&e->gc_lock);
 	}
 	pthread_mutex_unlock(&e->gc_lock);

@@ -161,6 +161,11 @@ struct eng {
 	uint64_t *reap_q;
 	size_t reap_n, reap_cap;
 	int64_t reap_last; /* eng_mono_ns of the last deletion started */
+	/* a deletion that failed (a full disk: the index cannot grow) is
+	 * queued again and tried at reap_retry_at, the delay doubling while
+	 * they fail; an online gc pass that frees space tries at once */
+	int64_t reap_retry_at;
+	_Atomic int64_t reap_backoff; /* 0: the last deletion worked */
 
 	/* write pipeline, under plock */
 	pthread_mutex_t plock;
@@ -189,6 +194,10 @@ struct eng {
 	 * a batch's frames; a negative return fails the batch with that
 	 * error, as a pack write would (ENOSPC on the store's disk) */
 	int (*append_hook)(struct eng *e, uint64_t ino);
+	/* tests only (NULL otherwise): called by ein_reap_batch before it
+	 * commits; a negative return fails the deletion with that error, as
+	 * an index that cannot grow on a full disk would */
+	int (*reap_hook)(struct eng *e);
 	pthread_t committer;
 	struct pend *pend[PEND_BUCKETS];
 	/* frames appended before a pack error is cleared are gone: batches
@@ -234,6 +243,9 @@ int64_t eng_now_ns(void);
 int64_t eng_mono_ns(void);
 #define REAP_DELAY_NS 20000000ll /* orphans deleted in one transaction per 20 ms */
 #define REAP_MAX 4096            /* or as soon as this many are queued */
+#define REAP_QMAX (16 * REAP_MAX) /* queued at most (more: deleted at once) */
+#define REAP_RETRY_MIN_NS 1000000000ll  /* a failed deletion: again after 1 s, */
+#define REAP_RETRY_MAX_NS 60000000000ll /* doubling up to a minute */
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);
 /* A job on bg_pool calls this first: with eng_opts.bg_idle the thread
  * takes idle CPU priority (SCHED_IDLE) once (not in the pool's init: that
@@ -252,7 +264,12 @@ void ein_unuse(struct eng *e, struct einode *ei);
  * come in a burst (the retry thread deletes them; see struct eng.reap_q);
  * with queue, by the retry thread whenever it can (the committer's). */
 void ein_reap_later(struct eng *e, uint64_t ino, bool queue);
-void ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n);
+/* Delete the unlinked, unused inodes among inos in one transaction; if
+ * that fails, they are queued for the retry thread (see reap_retry_at).
+ * 0 or the transaction's error. */
+int ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n);
+/* An online gc pass freed space: failed deletions are tried now. */
+void ein_reap_kick(struct eng *e);
 /* Inode numbers in the table (retry_only: those with parked bytes,
  * marked recheck or being retried) into *out (malloc'd; *out NULL and 0 on -ENOMEM,
  * returned). */

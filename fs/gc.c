@@ -497,7 +497,7 @@ int gc_frame_fits(const struct idx_chunk *c, const void *frame, struct codec_fra
 
 	if (rc == 0 && ((uint64_t)fi->header_len + fi->payload_len != c->frame_len ||
 	                fi->raw_len != c->raw_len || fi->level != c->level ||
-	                fi->dtype != c->dtype ||
+	                fi->dtype != c->dtype || (c->has_sum && fi->checksum != c->sum) ||
 	                !(fi->flags & CODEC_FLAG_REF) != !(c->flags & IDX_CHUNK_HAS_REF)))
 		rc = -EBADMSG;
 	return rc < 0 ? -EBADMSG : 0;
@@ -573,11 +573,13 @@ enum {
 	FC_BAD = 1u << 0,       /* data unreadable (err says why) */
 	FC_FLAGGED = 1u << 1,   /* a problem wants the files that use it */
 	FC_HAS_REF = 1u << 2,
+	FC_HAS_SUM = 1u << 3,   /* sum is the record's frame checksum */
 };
 
 struct fchunk {
 	uint8_t fp[FP_LEN];
 	uint64_t pack_off;
+	uint64_t sum;
 	uint32_t pack_id;
 	uint32_t frame_len, raw_len;
 	uint32_t refcount; /* stored */
@@ -828,6 +830,9 @@ static int load_chunk(void *arg, const struct idx_chunk *c)
 	fc->refcount = c->refcount;
 	fc->level = c->level;
 	fc->dtype = c->dtype;
+	fc->sum = c->sum;
+	if (c->has_sum)
+		fc->state |= FC_HAS_SUM;
 	fc->ref = NONE;
 	fc->prob = NONE;
 	if (c->flags & IDX_CHUNK_HAS_REF) {
@@ -1352,6 +1357,8 @@ static int fsck_chunk_get(void *arg, const uint8_t fp[FP_LEN], struct idx_chunk 
 	c->raw_len = fc->raw_len;
 	c->level = fc->level;
 	c->dtype = fc->dtype;
+	c->sum = fc->sum;
+	c->has_sum = (fc->state & FC_HAS_SUM) != 0;
 	if (fc->ref != NONE) {
 		c->flags = IDX_CHUNK_HAS_REF;
 		memcpy(c->ref_fp, chunk_at(f, fc->ref)->fp, FP_LEN);
@@ -2471,6 +2478,9 @@ static int gc_copy_one(const struct gc_host *h, const struct gc_opts *o, struct 
 		return rc == -ENOMEM ? rc : 1;
 	if (gc_frame_fits(&m->c, buf, &fi) < 0)
 		return 1;
+	/* a record from before format 3 learns its frame's checksum */
+	m->c.sum = fi.checksum;
+	m->c.has_sum = true;
 	if (o->verify) {
 		struct gc_src_arg sa = { rt };
 		struct chunk_src src = { gc_chunk_get, &sa, h->ps };
@@ -2662,6 +2672,8 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 			break;
 		now.pack_id = m[i].nl.pack_id;
 		now.pack_off = m[i].nl.off;
+		now.sum = m[i].c.sum;
+		now.has_sum = m[i].c.has_sum;
 		rc = idx_chunk_relocate(t, &now);
 		moved += rc == 0;
 	}

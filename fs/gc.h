@@ -54,11 +54,12 @@ struct pack_store;
 
 /* Whether frame (c->frame_len bytes read at c's location) is the frame the
  * chunk record c names: its header parses (*fi) and agrees with every field
- * the record keeps about it: length, raw length, level, dtype and the
- * reference flag.  0, or -EBADMSG (a damaged frame, or a damaged record
- * pointing at another frame or into one).  The record keeps no checksum of
- * the raw bytes: another frame with all these fields equal passes (the
- * SHA-256 of the decoded bytes, which fsck compares, catches it). */
+ * the record keeps about it: length, raw length, level, dtype, the
+ * reference flag and (index format 3) the checksum of the raw bytes.  0,
+ * or -EBADMSG (a damaged frame, or a damaged record pointing at another
+ * frame or into one).  A record from before format 3 keeps no checksum:
+ * another frame with all the other fields equal passes (the SHA-256 of the
+ * decoded bytes, which fsck compares, catches it). */
 int gc_frame_fits(const struct idx_chunk *c, const void *frame, struct codec_frame_info *fi);
 
 /* --- locking ------------------------------------------------------------- */

@@ -270,6 +270,8 @@ static void set_frame(struct idx_chunk *c, const struct pack_loc *l,
 	c->frame_len = l->len;
 	c->level = fi->level;
 	c->dtype = fi->dtype;
+	c->sum = fi->checksum;
+	c->has_sum = true;
 	c->flags = ref ? IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED : 0;
 	if (ref)
 		memcpy(c->ref_fp, ref, FP_LEN);

@@ -651,6 +651,8 @@ static int batch_apply(struct idx_txn *t, struct batch *b)
 		nc.raw_len = c->len;
 		nc.level = c->info.level;
 		nc.dtype = c->info.dtype;
+		nc.sum = c->info.checksum;
+		nc.has_sum = true;
 		if (c->info.flags & CODEC_FLAG_REF) {
 			nc.flags |= IDX_CHUNK_HAS_REF;
 			memcpy(nc.ref_fp, c->ref_fp, FP_LEN);
@@ -2238,7 +2240,7 @@ static void reap_queued(struct eng *e)
 	e->reap_n = e->reap_cap = 0;
 	e->reap_last = eng_mono_ns();
 	pthread_mutex_unlock(&e->retry_lock);
-	ein_reap_batch(e, q, n);
+	(void)ein_reap_batch(e, q, n); /* what fails is queued again */
 	free(q);
 	pthread_mutex_lock(&e->retry_lock);
 }
@@ -2247,7 +2249,7 @@ static void reap_queued(struct eng *e)
  * first parked failure, then with doubling delays while some fail, back
  * to 1 s once a pass stored everything.  Sleeps while nothing is parked.
  * Also deletes the orphans ein_reap_later queued, REAP_DELAY_NS after the
- * previous deletion.  Not the committer: it takes einode locks and waits
+ * previous deletion (after one failed, at reap_retry_at).  Not the committer: it takes einode locks and waits
  * for commits. */
 static void *retry_main(void *arg)
 {
@@ -2257,7 +2259,11 @@ static void *retry_main(void *arg)
 	pthread_mutex_lock(&e->retry_lock);
 	while (!e->retry_quit) {
 		int64_t now = eng_mono_ns(), reap_due = e->reap_last + REAP_DELAY_NS;
-		if (e->reap_n > 0 && (now >= reap_due || e->reap_n >= REAP_MAX)) {
+		/* after a failed deletion: not before its backoff */
+		if (reap_due < e->reap_retry_at)
+			reap_due = e->reap_retry_at;
+		if (e->reap_n > 0 &&
+		    (now >= reap_due || (e->reap_n >= REAP_MAX && now >= e->reap_retry_at))) {
 			reap_queued(e);
 			continue;
 		}

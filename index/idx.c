@@ -202,9 +202,11 @@ static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
  *                                                                 = 77
  *   extent : len(4) chunk_off(4) fp(32)                           = 40
  *   chunk  : pack_id(4) pack_off(8) frame_len(4) raw_len(4) refcount(4)
- *            level(1) dtype(1) flags(1) height(1) [ref_fp(32)
- *            alone_len(4) iff HAS_REF]                            = 28/64
- *            (format 1 wrote no height byte: 27/59 still reads, height 0)
+ *            level(1) dtype(1) flags(1) height(1) sum(8) [ref_fp(32)
+ *            alone_len(4) iff HAS_REF]                            = 36/72
+ *            (format 2 wrote no sum: 28/64 still reads, has_sum false, and
+ *            so does 28/60 from before alone_len; format 1 wrote no height
+ *            byte either: 27/59 reads, height 0)
  *   pack   : live_bytes(8) dead_bytes(8)                          = 16
  *   dirent : ino(8) seq(8) type(1); dirseq: ino(8) type(1) name(1..255)
  */
@@ -217,8 +219,10 @@ static void key_u64_u64(uint8_t k[16], uint64_t a, uint64_t b)
 #define INODE_LEN 77u
 #define EXTENT_LEN 40u
 #define CHUNK_LEN_V1 27u
-#define CHUNK_LEN 28u
-#define CHUNK_REF_LEN (CHUNK_LEN + FP_LEN + 4u)
+#define CHUNK_LEN_V2 28u
+#define CHUNK_LEN (CHUNK_LEN_V2 + 8u)
+#define CHUNK_REF_PART (FP_LEN + 4u)
+#define CHUNK_REF_LEN (CHUNK_LEN + CHUNK_REF_PART)
 #define PACK_LEN 16u
 #define DIRENT_LEN 17u
 #define DIRSEQ_HDR 9u
@@ -441,11 +445,16 @@ static size_t chunk_encode(const struct idx_chunk *c, uint8_t b[CHUNK_REF_LEN])
 	b[25] = c->dtype;
 	b[26] = c->flags;
 	b[27] = c->height;
+	size_t base = CHUNK_LEN_V2;
+	if (c->has_sum) {
+		put_be64(b + base, c->sum);
+		base = CHUNK_LEN;
+	}
 	if (!(c->flags & IDX_CHUNK_HAS_REF))
-		return CHUNK_LEN;
-	memcpy(b + CHUNK_LEN, c->ref_fp, FP_LEN);
-	put_be32(b + CHUNK_LEN + FP_LEN, c->alone_len);
-	return CHUNK_REF_LEN;
+		return base;
+	memcpy(b + base, c->ref_fp, FP_LEN);
+	put_be32(b + base + FP_LEN, c->alone_len);
+	return base + CHUNK_REF_PART;
 }
 
 static int chunk_valid(const struct idx_chunk *c)
@@ -475,10 +484,13 @@ static int chunk_decode(const uint8_t fp[FP_LEN], const MDB_val *v, struct idx_c
 		ref_len = FP_LEN;
 	} else if (v->mv_size == CHUNK_LEN || v->mv_size == CHUNK_REF_LEN) {
 		base = CHUNK_LEN;
-		ref_len = CHUNK_REF_LEN - CHUNK_LEN;
-	} else if (v->mv_size == CHUNK_LEN + FP_LEN) {
+		ref_len = CHUNK_REF_PART;
+	} else if (v->mv_size == CHUNK_LEN_V2 || v->mv_size == CHUNK_LEN_V2 + CHUNK_REF_PART) {
+		base = CHUNK_LEN_V2;
+		ref_len = CHUNK_REF_PART;
+	} else if (v->mv_size == CHUNK_LEN_V2 + FP_LEN) {
 		/* a reference without alone_len: written before 35f208e */
-		base = CHUNK_LEN;
+		base = CHUNK_LEN_V2;
 		ref_len = FP_LEN;
 	} else {
 		return -EIO;
@@ -495,6 +507,10 @@ static int chunk_decode(const uint8_t fp[FP_LEN], const MDB_val *v, struct idx_c
 	c->dtype = b[25];
 	c->flags = b[26];
 	c->height = base > CHUNK_LEN_V1 ? b[27] : 0;
+	if (base == CHUNK_LEN) {
+		c->sum = get_be64(b + CHUNK_LEN_V2);
+		c->has_sum = true;
+	}
 	if (v->mv_size != base + ((c->flags & IDX_CHUNK_HAS_REF) ? ref_len : 0))
 		return -EIO;
 	if (c->flags & IDX_CHUNK_HAS_REF)

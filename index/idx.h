@@ -48,7 +48,8 @@
 #include "index/chunker.h"
 #include "index/fp.h"
 
-#define IDX_FORMAT_VERSION 2u /* 2: chunk height; a v1 store is upgraded on rw open */
+#define IDX_FORMAT_VERSION 3u /* 2: chunk height; 3: the frame's checksum in chunk records;
+                                 an older store is upgraded on rw open */
 #define IDX_ROOT_INO 1u
 #define IDX_NAME_MAX 255u
 #define IDX_DTYPE_COUNT 4 /* mirrors enum codec_dtype (other,bf16,fp16,fp32) */
@@ -138,6 +139,12 @@ struct idx_chunk {
 	 * reference, when known (rebase measures it: a reverse delta replaces
 	 * a full frame), else 0.  Without HAS_REF: 0. */
 	uint32_t alone_len;
+	/* The checksum in the frame's header (XXH3-64 of the raw bytes), which
+	 * the read path compares: a damaged record naming another intact frame
+	 * reads EIO, not that frame's bytes.  has_sum false: a record written
+	 * before format 3 (stays so until the chunk is relocated). */
+	uint64_t sum;
+	bool has_sum;
 };
 
 struct idx_pack {

@@ -1823,9 +1823,14 @@ static void t_chunk_misdirected(void **state)
 	assert_int_equal(c[3].level, CODEC_LEVEL_FAST);
 	assert_int_not_equal(c[3].dtype, c[1].dtype);
 	assert_int_equal(c[2].pack_id, c[3].pack_id); /* t2 is not its pack's last frame */
+	/* r and tail: frames alike in every field but the checksum */
+	assert_int_equal(c[4].level, CODEC_LEVEL_RAW);
+	assert_int_equal(c[4].dtype, c[0].dtype);
+	assert_int_equal(c[4].frame_len, c[0].frame_len);
+	assert_true(c[0].has_sum && c[4].has_sum && c[0].sum != c[4].sum);
 
-	for (int v = 0; v < 4; v++) {
-		int victim = v == 0 ? 0 : 1, other;
+	for (int v = 0; v < 5; v++) {
+		int victim = v == 0 || v == 4 ? 0 : 1, other;
 		bad = c[victim];
 		switch (v) {
 		case 0: /* r -> t's frame: a raw record on a fast frame */
@@ -1846,7 +1851,12 @@ static void t_chunk_misdirected(void **state)
 			bad.pack_off = c[other].pack_off;
 			bad.frame_len = c[other].frame_len;
 			break;
-		default: /* t, coded against r, -> t2's full frame */
+		case 4: /* r -> tail's frame: raw, as long; only the checksum tells */
+			other = 4;
+			bad.pack_id = c[other].pack_id;
+			bad.pack_off = c[other].pack_off;
+			break;
+		default: /* 3: t, coded against r, -> t2's full frame */
 			other = 2;
 			bad.pack_id = c[other].pack_id;
 			bad.pack_off = c[other].pack_off;
@@ -2483,6 +2493,58 @@ static void t_wb_parked_unlink(void **state)
 	idx_txn_abort(t);
 	reopen(f); /* the unmount stores nothing of it (the fault still holds) */
 	assert_int_equal(atomic_load(&fault_calls), calls);
+	free(a);
+}
+
+/* The deletion of an unlinked file fails (the index cannot grow on a full
+ * disk): it is tried again, after 1 s and then at doubling delays, until
+ * it works; its bytes are freed without a remount. */
+static atomic_int reap_fails;
+
+static int reap_fail_hook(struct eng *e)
+{
+	(void)e;
+	return atomic_fetch_sub(&reap_fails, 1) > 0 ? -ENOSPC : 0;
+}
+
+static void t_reap_retry(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 1u << 20;
+	uint8_t *a = malloc(n);
+	struct idx_stats st;
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc = 0;
+
+	fill_random(a, n, 75);
+	put_file(f, "gone", a, n);
+	struct eng_attr at;
+	assert_int_equal(eng_lookup(f->e, 1, "gone", &at), 0);
+	uint64_t ino = at.st.st_ino;
+	atomic_store(&reap_fails, 2);
+	f->e->reap_hook = reap_fail_hook;
+	assert_int_equal(eng_unlink(f->e, 1, "gone"), 0);
+	eng_forget(f->e, ino, 1); /* the last reference: deleted (queued), and fails */
+	int64_t t0 = eng_mono_ns();
+	for (int i = 0; i < 100; i++) { /* 1 s, then 2 s */
+		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+		rc = idx_inode_get(t, ino, &in);
+		idx_txn_abort(t);
+		if (rc == -ENOENT)
+			break;
+		usleep(100000);
+	}
+	print_message("a deletion failing twice: done after %.1f s\n",
+	              (double)(eng_mono_ns() - t0) / 1e9);
+	assert_int_equal(rc, -ENOENT); /* before: an orphan until the next mount */
+	assert_int_equal(atomic_load(&reap_fails), -1);
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	idx_txn_abort(t);
+	assert_int_equal(st.files, 0);
+	assert_int_equal(st.stored_bytes, 0);
+	f->e->reap_hook = NULL;
 	free(a);
 }
 
@@ -3213,6 +3275,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_read_retry_ref, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_chunk_misdirected, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_reap_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_raw, setup, teardown),

@@ -984,6 +984,50 @@ static void test_chunk_v1_record(void **state)
 	idx_txn_abort(t);
 }
 
+/* Format 3 chunk records keep the frame's checksum (36 bytes, 72 with a
+ * reference); a record without one (relocated from an older store before
+ * gc learnt it) is still written in the format 2 layout (28/64), and reads
+ * back with has_sum false. */
+static void test_chunk_sum(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk c, r, got;
+	struct idx_txn *t;
+	uint8_t b[128];
+
+	make_chunk(&c, 95);
+	c.sum = 0x0123456789abcdefull;
+	c.has_sum = true;
+	make_chunk(&r, 96);
+	r.flags = IDX_CHUNK_HAS_REF;
+	make_fp(r.ref_fp, 95);
+	r.sum = 0xfedcba9876543210ull;
+	r.has_sum = true;
+	t = wtxn(f);
+	assert_int_equal(idx_chunk_insert(t, &c), 0);
+	assert_int_equal(idx_chunk_insert(t, &r), 0);
+	assert_int_equal(idx_raw_get(t, "chunks", c.fp, FP_LEN, b, sizeof(b)), 36);
+	assert_int_equal(b[28], 0x01);
+	assert_int_equal(b[35], 0xef);
+	assert_int_equal(idx_raw_get(t, "chunks", r.fp, FP_LEN, b, sizeof(b)), 72);
+	assert_int_equal(idx_chunk_get(t, c.fp, &got), 0);
+	assert_true(got.has_sum);
+	assert_true(got.sum == c.sum);
+	assert_int_equal(idx_chunk_get(t, r.fp, &got), 0);
+	assert_true(got.has_sum && got.sum == r.sum && (got.flags & IDX_CHUNK_HAS_REF));
+	assert_memory_equal(got.ref_fp, r.ref_fp, FP_LEN);
+	/* relocated without a checksum: the format 2 layout */
+	assert_int_equal(idx_chunk_get(t, r.fp, &got), 0);
+	got.has_sum = false;
+	got.sum = 0;
+	assert_int_equal(idx_chunk_relocate(t, &got), 0);
+	assert_int_equal(idx_raw_get(t, "chunks", r.fp, FP_LEN, b, sizeof(b)), 64);
+	assert_int_equal(idx_chunk_get(t, r.fp, &got), 0);
+	assert_false(got.has_sum);
+	assert_true(got.sum == 0);
+	idx_txn_abort(t);
+}
+
 static void test_stats_v1_record(void **state)
 {
 	struct fixture *f = *state;
@@ -1719,6 +1763,7 @@ int main(void)
 		cmocka_unit_test(test_stats_diff),
 		cmocka_unit_test_setup_teardown(test_open_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chunk_sum, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inode, setup, teardown),
