@@ -23,6 +23,7 @@
 #include "index/idx_test_i.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -39,6 +40,7 @@
 #include <lmdb.h>
 
 #define IDX_MAP_DEFAULT (64ull << 30)
+#define IDX_RESERVE (1u << 20) /* allocated past data.mdb's end: env_reserve */
 #define IDX_XATTR_VALUE_MAX (64u << 10)
 #define IDX_SYMLINK_MAX 4095u
 
@@ -90,6 +92,9 @@ struct idx {
 	bool reopening;
 	uint64_t reopens; /* environments reopened (tests, logs) */
 	struct guard_slot *guard; /* x->env's map, for idx_guard's handler */
+	/* data.mdb's size when IDX_RESERVE bytes past its end were last
+	 * allocated (env_reserve; under LMDB's writer lock), -1: not yet */
+	int64_t reserved_for;
 };
 
 struct idx_txn {
@@ -1143,6 +1148,7 @@ static int env_recover(struct idx *x, uint64_t seen)
 			rc = rc >= 0 ? env_err(x, mdb_txn_commit(txn)) : (mdb_txn_abort(txn), rc);
 		if (rc >= 0) {
 			x->reopens++;
+			x->reserved_for = -1;
 			fprintf(stderr, "mixfs: index %s: reopened after a failed meta page write\n",
 			        x->dir);
 		} else {
@@ -1200,6 +1206,7 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 		return -ENOMEM;
 	x->rdonly = rdonly;
 	x->map_size = map_size ? map_size : IDX_MAP_DEFAULT;
+	x->reserved_for = -1;
 	pthread_mutex_init(&x->use_lock, NULL);
 	pthread_cond_init(&x->use_cond, NULL);
 	t.x = x;
@@ -1291,12 +1298,33 @@ int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out)
 	return 0;
 }
 
+/* Keep IDX_RESERVE bytes allocated past the end of data.mdb (fallocate,
+ * KEEP_SIZE: the file's size is LMDB's), so that the index can grow that
+ * much on a full disk: an unlink, the deletion of its inode (which makes
+ * the file's pack bytes dead, for gc to free) and a gc's transaction
+ * commit there instead of failing with ENOSPC.  Allocated again once the
+ * file grew into it and the disk has room; best effort, in a write
+ * transaction (LMDB's writer lock). */
+static void env_reserve(struct idx *x)
+{
+	struct stat st;
+	int fd;
+
+	if (x->rdonly || !x->env || mdb_env_get_fd(x->env, &fd) != 0 || fstat(fd, &st) < 0 ||
+	    st.st_size == x->reserved_for)
+		return;
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size, IDX_RESERVE) == 0)
+		x->reserved_for = st.st_size;
+}
+
 int idx_txn_commit(struct idx_txn *t)
 {
 	int rc = t->err;
 
 	if (rc == 0 && !t->rdonly)
 		rc = txn_flush(t);
+	if (rc == 0 && !t->rdonly)
+		env_reserve(t->x);
 	if (rc == 0)
 		rc = t->err;
 	if (rc < 0) {

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sys/mount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1730,6 +1731,63 @@ static void test_map_full(void **state)
 	rm_store(dir);
 }
 
+/* A full disk: the index keeps IDX_RESERVE (1 MiB) allocated past the end
+ * of data.mdb, so a transaction that needs new pages (an unlink, the
+ * deletion of a file's records) still commits once nothing else has room.
+ * A store on a 4 MiB tmpfs (root only), filled up by another file. */
+static void test_full_disk_reserve(void **state)
+{
+	char dir[64], sub[80], fill[80];
+	static uint8_t buf[64 << 10];
+	struct idx_super s;
+	struct idx_chunk c;
+	struct idx_txn *t;
+	struct idx *y;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(strcpy(dir, "/tmp/mixfs-idx-XXXXXX")));
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=4m") != 0) {
+		rmdir(dir);
+		skip();
+	}
+	snprintf(sub, sizeof(sub), "%s/index", dir);
+	snprintf(fill, sizeof(fill), "%s/filler", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	super_default(&s);
+	assert_int_equal(idx_open(sub, IDX_CREATE, &s, 0, &y), 0);
+	assert_int_equal(idx_txn_begin(y, false, &t), 0);
+	make_chunk(&c, 1);
+	c.refcount = 1; /* a chunk at 0 is swept at commit */
+	assert_int_equal(idx_chunk_insert(t, &c), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	fd = open(fill, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	while (write(fd, buf, sizeof(buf)) > 0)
+		;
+	while (write(fd, buf, 512) > 0) /* the last blocks too */
+		;
+	close(fd);
+	/* 2000 new records: ~50 new pages, none free in the file */
+	assert_int_equal(idx_txn_begin(y, false, &t), 0);
+	for (unsigned i = 2; i < 2002; i++) {
+		make_chunk(&c, i);
+		c.refcount = 1;
+		assert_int_equal(idx_chunk_insert(t, &c), 0);
+	}
+	int rc = idx_txn_commit(t);
+	print_message("a commit needing new pages on a full disk: %d\n", rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(idx_txn_begin(y, true, &t), 0);
+	assert_int_equal(idx_chunk_get(t, c.fp, &c), 0);
+	idx_txn_abort(t);
+	idx_close(y);
+	assert_int_equal(unlink(fill), 0);
+	rm_store(sub);
+	assert_int_equal(umount(dir), 0);
+	rmdir(dir);
+}
+
 /* idx_stats_diff names each counter that differs, arrays with their
  * index, and counts all 26 (fsck's "stats counters differ" message). */
 static void test_stats_diff(void **state)
@@ -1764,6 +1822,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_sum, setup, teardown),
+		cmocka_unit_test(test_full_disk_reserve),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inode, setup, teardown),
