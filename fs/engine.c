@@ -346,16 +346,18 @@ void ein_reap_kick(struct eng *e)
 	pthread_mutex_unlock(&e->retry_lock);
 }
 
-/* After the last reference went away: delete the inodes that have no
- * links, in one transaction. */
-int ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
+/* One transaction deleting the unlinked, unused inodes among inos.  On a
+ * failure before the commit, *bad is the index of the inode whose
+ * deletion failed (its records damaged, as a rule: LMDB writes pages at
+ * the commit; -ENOSPC is a full map, -ENOMEM memory: not its own), else
+ * SIZE_MAX. */
+static int reap_txn(struct eng *e, const uint64_t *inos, size_t n, size_t *bad)
 {
 	struct idx_txn *t;
 	struct idx_inode in;
-	bool gone[n ? n : 1];
+	bool gone[n];
 	int rc;
-	if (e->o.read_only || n == 0)
-		return 0;
+	*bad = SIZE_MAX;
 	rc = eng_wtxn_begin(e, &t);
 	bool began = rc >= 0;
 	for (size_t i = 0; rc >= 0 && i < n; i++) {
@@ -366,15 +368,68 @@ int ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
 			rc = idx_inode_delete(t, inos[i]);
 		else
 			rc = rc == -ENOENT ? 0 : rc;
+		if (rc < 0 && rc != -ENOSPC && rc != -ENOMEM)
+			*bad = i;
 	}
 	if (rc >= 0 && e->reap_hook)
 		rc = e->reap_hook(e);
 	if (began)
 		rc = eng_wtxn_end(e, t, rc);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if (gone[i])
+			ein_drop(e, inos[i]);
+	return 0;
+}
+
+/* After the last reference went away: delete the inodes that have no
+ * links, in one transaction.  An inode whose own records fail (a damaged
+ * index) stays an orphan (fsck reports it, the next mount tries again)
+ * and the others are deleted without it: queued again with it, they would
+ * fail with it at every retry, and so would every deletion queued after
+ * them. */
+int ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
+{
+	uint64_t *rest = NULL;
+	size_t bad;
+	int rc;
+	if (e->o.read_only || n == 0)
+		return 0;
+	for (;;) {
+		rc = reap_txn(e, inos, n, &bad);
+		if (rc >= 0 || bad == SIZE_MAX)
+			break;
+		size_t b1;
+		/* that inode alone: its own records, or the batch as a whole
+		 * (an LMDB page spill on a full disk)?  Then all are queued */
+		if (n > 1 && (reap_txn(e, &inos[bad], 1, &b1) >= 0 || b1 == SIZE_MAX)) {
+			bad = SIZE_MAX;
+			break;
+		}
+		syslog(LOG_ERR, "mixfs: deleting unlinked inode %" PRIu64 ": %s (left for the next mount)",
+		       inos[bad], strerror(-rc));
+		if (n == 1)
+			break;
+		if (!rest) {
+			rest = malloc(n * sizeof(*rest));
+			if (!rest) {
+				bad = SIZE_MAX; /* queued again, it with the others */
+				break;
+			}
+			memcpy(rest, inos, n * sizeof(*rest));
+			inos = rest;
+		}
+		memmove(rest + bad, rest + bad + 1, (n - bad - 1) * sizeof(*rest));
+		n--;
+	}
 	if (rc < 0) {
-		reap_failed(e, inos, n, rc);
+		if (bad == SIZE_MAX)
+			reap_failed(e, inos, n, rc);
+		free(rest);
 		return rc;
 	}
+	free(rest);
 	if (atomic_load(&e->reap_backoff) != 0) { /* the space came back */
 		pthread_mutex_lock(&e->retry_lock);
 		atomic_store(&e->reap_backoff, 0);
@@ -382,9 +437,6 @@ int ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
 		pthread_mutex_unlock(&e->retry_lock);
 		syslog(LOG_INFO, "mixfs: unlinked inodes deleted again");
 	}
-	for (size_t i = 0; i < n; i++)
-		if (gone[i])
-			ein_drop(e, inos[i]);
 	return 0;
 }
 

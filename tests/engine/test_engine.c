@@ -25,6 +25,7 @@
 #include "fs/gc.h"
 #include "fs/pool.h"
 #include "index/idx.h"
+#include "index/idx_test_i.h" /* t_reap_retry_damaged: a damaged inode record */
 
 struct fx {
 	char dir[64];
@@ -2548,6 +2549,55 @@ static void t_reap_retry(void **state)
 	free(a);
 }
 
+/* One unlinked inode whose records cannot be read (a damaged index: its
+ * deletion fails with EIO at every attempt) must not hold back the
+ * deletion of the others queued with it: before, the failed batch was
+ * queued again whole, every later deletion joined it, and none was done
+ * until the unmount (the files' bytes stayed live). */
+static void t_reap_retry_damaged(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 256u << 10;
+	uint8_t *a = malloc(n), junk[5] = { 1, 2, 3, 4, 5 }, k[8];
+	struct idx_txn *t;
+	struct idx_inode in;
+	struct eng_attr at;
+	uint64_t bad, good;
+	int rc = 0;
+
+	fill_random(a, n, 76);
+	put_file(f, "bad", a, n);
+	fill_random(a, n, 77);
+	put_file(f, "good", a, n);
+	assert_int_equal(eng_lookup(f->e, 1, "bad", &at), 0);
+	bad = at.st.st_ino;
+	assert_int_equal(eng_lookup(f->e, 1, "good", &at), 0);
+	good = at.st.st_ino;
+	assert_int_equal(eng_unlink(f->e, 1, "bad"), 0);
+	assert_int_equal(eng_unlink(f->e, 1, "good"), 0);
+	/* bad's record damaged while it is an orphan still in use */
+	for (int i = 0; i < 8; i++)
+		k[i] = (uint8_t)(bad >> (56 - 8 * i));
+	assert_int_equal(eng_wtxn_begin(f->e, &t), 0);
+	assert_int_equal(idx_raw_put(t, "inodes", k, sizeof(k), junk, sizeof(junk)), 0);
+	assert_int_equal(eng_wtxn_end(f->e, t, 0), 0);
+	eng_forget(f->e, bad, 1);  /* its deletion fails (EIO) */
+	eng_forget(f->e, good, 1); /* queued behind it */
+	int64_t t0 = eng_mono_ns();
+	for (int i = 0; i < 40; i++) { /* 4 s: before, retried with bad at 1 s and 3 s */
+		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+		rc = idx_inode_get(t, good, &in);
+		idx_txn_abort(t);
+		if (rc == -ENOENT)
+			break;
+		usleep(100000);
+	}
+	print_message("deletion behind a damaged inode: %s after %.1f s\n",
+	              rc == -ENOENT ? "done" : "not done", (double)(eng_mono_ns() - t0) / 1e9);
+	assert_int_equal(rc, -ENOENT);
+	free(a);
+}
+
 /* While the disk stays full, the bytes of failed closes do not pile up
  * past the dirty budget (8 MiB here): new writes fail with ENOSPC once
  * they fill it, and take bytes again once the retry stored them. */
@@ -3276,6 +3326,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_read_retry_ref, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_chunk_misdirected, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reap_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_reap_retry_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_raw, setup, teardown),
