@@ -873,7 +873,9 @@ static void guard_handler(int sig, siginfo_t *si, void *uc)
 	uintptr_t a = (uintptr_t)si->si_addr;
 	(void)uc;
 
-	for (unsigned i = 0; i < GUARD_SLOTS; i++) {
+	/* si_code <= 0: sent by kill(2), raise(3), sigqueue(3): no fault,
+	 * and si_addr is not an address */
+	for (unsigned i = 0; si->si_code > 0 && i < GUARD_SLOTS; i++) {
 		struct guard_slot *g = &guard_slots[i];
 		if (a >= atomic_load(&g->lo) && a < atomic_load(&g->hi)) {
 			guard_put("mixfs: index ");
@@ -884,8 +886,11 @@ static void guard_handler(int sig, siginfo_t *si, void *uc)
 			_exit(guard_code);
 		}
 	}
-	/* not the index: the fault happens again under the previous handler */
+	/* not the index: the fault happens again under the previous handler;
+	 * a sent signal does not happen again: send it once more */
 	sigaction(sig, &guard_prev[sig == SIGBUS ? 0 : 1], NULL);
+	if (si->si_code <= 0)
+		raise(sig);
 }
 
 void idx_guard(int exit_code)

@@ -11,11 +11,13 @@
 #include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -1815,6 +1817,35 @@ static void test_stats_diff(void **state)
 	assert_true(strlen(out) < 12);
 }
 
+/* idx_guard catches faults inside an index's map only: SIGSEGV or
+ * SIGBUS sent by kill(2) (no fault: it does not happen again when the
+ * handler returns) must still take the previous action, here the
+ * default one, instead of being swallowed. */
+static void test_guard_kill(void **state)
+{
+	int sigs[2] = { SIGSEGV, SIGBUS }, st;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		pid_t pid = fork();
+
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			signal(sigs[i], SIG_DFL); /* not cmocka's handler */
+			idx_guard(3);
+			kill(getpid(), sigs[i]);
+			_exit(0); /* survived */
+		}
+		assert_int_equal(waitpid(pid, &st, 0), pid);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			print_error("signal %d sent by kill: swallowed\n", sigs[i]);
+		/* killed (or, under a sanitizer's handler, its exit) */
+		assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		if (WIFSIGNALED(st))
+			assert_int_equal(WTERMSIG(st), sigs[i]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1842,6 +1873,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tensors_old_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_threads, setup, teardown),
 		cmocka_unit_test(test_map_full),
+		cmocka_unit_test(test_guard_kill),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
