@@ -1076,6 +1076,9 @@ static int env_create_open(struct idx *x)
 		rc = env_err(x, mrc);
 		if (mrc == MDB_INVALID || mrc == MDB_VERSION_MISMATCH)
 			rc = env_meta_damaged(x, mrc);
+		else if (mrc == ENOMEM) /* a meta page claiming a huge file */
+			fprintf(stderr, "mixfs: index %s/data.mdb: LMDB cannot map it (%s): the "
+			        "file may be damaged (run mixfs fsck)\n", x->dir, strerror(mrc));
 	}
 	/* Free reader slots left by processes that died inside a read txn:
 	 * they would pin old pages and make the file grow forever. */

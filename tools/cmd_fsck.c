@@ -112,7 +112,7 @@ static const char *fsck_strerror(int rc)
 	case -EINVAL:
 		return "not a mixfs store";
 	case -EIO:
-		return "index records unreadable (the LMDB file is damaged)";
+		return "index records unreadable: its index (index/data.mdb) is damaged";
 	default:
 		return mixfs_store_strerror(rc);
 	}

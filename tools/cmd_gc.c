@@ -91,6 +91,9 @@ static const char *gc_strerror(int rc)
 		return "not a mixfs store";
 	case -ENOSPC:
 		return "no space left to copy live frames (what was freed so far stays freed)";
+	case -EIO:
+		return "input/output error: a pack or the index (index/data.mdb) is damaged or "
+		       "unreadable (run mixfs fsck)";
 	default:
 		return mixfs_store_strerror(rc);
 	}
