@@ -2147,6 +2147,26 @@ int gc_fsck(const char *store, const struct gc_fsck_opts *o, struct gc_fsck_stat
 		goto out;
 	}
 	rc = idx_open(ip, f.o->repair ? 0 : IDX_RDONLY, NULL, 0, &f.x);
+	if (rc == -EUCLEAN && f.o->repair && !st->in_use) {
+		/* a damaged meta page: LMDB keeps two, rewrite it from the
+		 * other (the last commit or the one before) */
+		bool in_place;
+		uint64_t txn;
+		int r = idx_repair_meta(ip, &in_place, &txn);
+		if (r == 0) {
+			if (in_place)
+				fprintf(stderr, "mixfs fsck: %s/data.mdb: a meta page was damaged: its header "
+				        "restored, nothing lost (at commit %" PRIu64 ")\n", ip, txn);
+			else
+				fprintf(stderr, "mixfs fsck: %s/data.mdb: a meta page was damaged: rewritten "
+				        "from the other, so the store is at commit %" PRIu64 ": if the damaged "
+				        "page held the last commit, its changes are lost (files read as they "
+				        "were before it)\n", ip, txn);
+			st->problems++;
+			st->repaired++;
+			rc = idx_open(ip, 0, NULL, 0, &f.x);
+		}
+	}
 	if (rc < 0)
 		goto out;
 	rc = pack_store_open(f.pack_dir, NULL, no_alloc, NULL, &f.ps);

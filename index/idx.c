@@ -1182,6 +1182,110 @@ static void idx_free(struct idx *x)
 	free(x);
 }
 
+/* --- meta page repair -----------------------------------------------------
+ *
+ * LMDB 0.9's data file starts with two meta pages (page 0 and 1), written
+ * in turn by successive commits; the one with the higher txnid is current.
+ * A page: pgno (8), pad (2), flags (2, P_META 0x08), lower/upper (4); then
+ * the meta: magic 0xBEEFC0DE (4), version 1 (4), address (8), mapsize
+ * (8), two MDB_db of 48 bytes (free, main: pad (4, the free db's holds the
+ * page size), flags (2), depth (2), branch, leaf and overflow page counts,
+ * entries, root (8 each)), last_pg (8), txnid (8).  Little-endian here
+ * (the file is this machine's: LMDB does not swap). */
+#define META_PAGE_FLAG 0x08u
+#define META_MAGIC 0xBEEFC0DEu
+#define META_OFF 16u
+#define META_DB(i) (META_OFF + 24u + 48u * (i))
+#define META_LAST_PG (META_OFF + 120u)
+#define META_TXNID (META_OFF + 128u)
+
+static uint64_t le64(const uint8_t *b)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | b[i];
+	return v;
+}
+
+static uint32_t le32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* Whether b (a page read at slot) is a sound meta page of a file of
+ * file_size bytes. */
+static bool meta_sound(const uint8_t *b, unsigned slot, uint64_t file_size)
+{
+	uint32_t psize = le32(b + META_DB(0));
+	uint64_t last = le64(b + META_LAST_PG);
+
+	if (le64(b) != slot || !((b[10] | b[11] << 8) & META_PAGE_FLAG) ||
+	    le32(b + META_OFF) != META_MAGIC || le32(b + META_OFF + 4) != 1 ||
+	    psize != 4096 || last < 1 || (last + 1) * psize > file_size ||
+	    le64(b + META_OFF + 16) < (last + 1) * psize || le64(b + META_TXNID) == 0)
+		return false;
+	for (unsigned i = 0; i < 2; i++) {
+		uint64_t root = le64(b + META_DB(i) + 40);
+		if (root != UINT64_MAX && (root < 2 || root > last))
+			return false;
+	}
+	return true;
+}
+
+int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
+{
+	char path[PATH_MAX];
+	uint8_t pg[2][4096];
+	bool sound[2];
+	struct stat st;
+	int fd = -1, rc;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	rc = fstat(fd, &st) < 0 ? -errno : 0;
+	for (unsigned i = 0; rc == 0 && i < 2; i++) {
+		ssize_t n = pread(fd, pg[i], sizeof(pg[i]), (off_t)i * 4096);
+		rc = n < 0 ? -errno : 0;
+		sound[i] = n == (ssize_t)sizeof(pg[i]) && meta_sound(pg[i], i, (uint64_t)st.st_size);
+	}
+	if (rc == 0 && sound[0] == sound[1])
+		rc = -EUCLEAN; /* both damaged, or the damage is not in them */
+	if (rc == 0) {
+		unsigned good = sound[0] ? 0 : 1, bad = 1 - good;
+		uint8_t fixed[4096];
+		uint64_t tg = le64(pg[good] + META_TXNID);
+		/* LMDB refuses a page only for its page number, flags, magic
+		 * and version: with those alone damaged (a flipped bit), the
+		 * page still names its commit, one apart from the other's:
+		 * keep it (it may be the last commit: nothing is lost).  Else
+		 * the sound page is copied over it. */
+		memcpy(fixed, pg[bad], sizeof(fixed));
+		memset(fixed, 0, 16);
+		fixed[0] = (uint8_t)bad;
+		fixed[10] = META_PAGE_FLAG;
+		memcpy(fixed + META_OFF, pg[good] + META_OFF, 8); /* magic, version */
+		uint64_t tf = le64(fixed + META_TXNID);
+		bool keep = meta_sound(fixed, bad, (uint64_t)st.st_size) &&
+		            (tf == tg + 1 || tf + 1 == tg);
+		if (!keep) {
+			memcpy(fixed, pg[good], sizeof(fixed));
+			memset(fixed, 0, 8); /* the page's own number */
+			fixed[0] = (uint8_t)bad;
+		}
+		if (pwrite(fd, fixed, sizeof(fixed), (off_t)bad * 4096) != (ssize_t)sizeof(fixed) ||
+		    fdatasync(fd) < 0)
+			rc = errno ? -errno : -EIO;
+		*in_place = keep;
+		*txnid = keep && tf > tg ? tf : tg;
+	}
+	close(fd);
+	return rc;
+}
+
 int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
              uint64_t map_size, struct idx **out)
 {

@@ -172,6 +172,20 @@ void idx_close(struct idx *x);
  * before.  For the tools (fsck, stats, gc, mount); first call wins. */
 void idx_guard(int exit_code);
 
+/* Repair dir/data.mdb whose open failed with -EUCLEAN (LMDB refuses a meta
+ * page): if exactly one of its two meta pages is damaged and the other is
+ * a sound meta page of this file, the damaged one is rewritten (synced):
+ * with only the header fields LMDB checks restored when the rest of it is
+ * sound and names the commit next to the other's (*in_place true: nothing
+ * lost), else as a copy of the sound page (*in_place false: the store is
+ * then at the commit it names, the last one or the one before: LMDB never reuses a page of the previous commit's tree, but
+ * the bytes of packs a gc freed after the last commit are gone, and
+ * fsck names the files that used them).  *txnid: the commit the store is
+ * at.  No process may have the store open (the caller holds its exclusive
+ * lock).  0 when repaired, -EUCLEAN when not repairable this way (both
+ * pages damaged, or neither), or a negative errno of the file's I/O. */
+int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid);
+
 int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out);
 int idx_txn_commit(struct idx_txn *t);  /* frees t, even on error */
 void idx_txn_abort(struct idx_txn *t);  /* frees t; NULL is fine */

@@ -1790,6 +1790,131 @@ static void test_full_disk_reserve(void **state)
 	rmdir(dir);
 }
 
+/* A damaged meta page (LMDB refuses the file: -EUCLEAN) is rewritten from
+ * the other one: damaging the older page loses nothing, damaging the newer
+ * rolls the store back to the commit before; both damaged stays -EUCLEAN. */
+static uint64_t meta_txnid(int fd, unsigned slot)
+{
+	uint8_t b[8];
+	uint64_t v = 0;
+
+	assert_int_equal(pread(fd, b, 8, (off_t)slot * 4096 + 144), 8);
+	for (int k = 7; k >= 0; k--)
+		v = v << 8 | b[k];
+	return v;
+}
+
+static void damage_meta(int fd, unsigned slot)
+{
+	uint8_t m;
+
+	assert_int_equal(pread(fd, &m, 1, (off_t)slot * 4096 + 16), 1); /* the magic */
+	m ^= 0x40;
+	assert_int_equal(pwrite(fd, &m, 1, (off_t)slot * 4096 + 16), 1);
+}
+
+static void insert_one(struct fixture *f, unsigned i)
+{
+	struct idx_chunk c;
+	struct idx_txn *t = wtxn(f);
+
+	make_chunk(&c, i);
+	c.refcount = 1;
+	assert_int_equal(idx_chunk_insert(t, &c), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+static int has_chunk(struct fixture *f, unsigned i)
+{
+	struct idx_chunk c;
+	struct idx_txn *t;
+	int rc;
+
+	make_chunk(&c, i);
+	assert_int_equal(idx_txn_begin(f->x, true, &t), 0);
+	rc = idx_chunk_get(t, c.fp, &c);
+	idx_txn_abort(t);
+	return rc;
+}
+
+static void zero_meta(int fd, unsigned slot)
+{
+	static const uint8_t z[4096];
+
+	assert_int_equal(pwrite(fd, z, sizeof(z), (off_t)slot * 4096), 4096);
+}
+
+/* Damage, -EUCLEAN, repair; returns the slot idx_repair_meta names and
+ * checks the commit it reports. */
+static unsigned repair_round(struct fixture *f, int fd, bool zero_newer, bool older,
+                             uint64_t want_txn)
+{
+	uint64_t t0 = meta_txnid(fd, 0), t1 = meta_txnid(fd, 1), txn;
+	unsigned newer = t1 > t0, victim = older ? 1 - newer : newer;
+	bool in_place;
+
+	assert_true(t0 != t1);
+	if (zero_newer)
+		zero_meta(fd, victim);
+	else
+		damage_meta(fd, victim);
+	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &f->x), -EUCLEAN);
+	assert_int_equal(idx_repair_meta(f->dir, &in_place, &txn), 0);
+	assert_true(txn == (want_txn ? want_txn : (t0 > t1 ? t0 : t1)));
+	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &f->x), 0);
+	return in_place;
+}
+
+static void test_repair_meta(void **state)
+{
+	struct fixture *f = *state;
+	char path[128];
+	bool in_place;
+	uint64_t txn;
+	int fd;
+
+	insert_one(f, 41);
+	insert_one(f, 42);
+	idx_close(f->x);
+	f->x = NULL;
+	snprintf(path, sizeof(path), "%s/data.mdb", f->dir);
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+
+	/* a flipped bit in the older page's magic: fixed in place */
+	assert_true(repair_round(f, fd, false, true, 0));
+	assert_int_equal(has_chunk(f, 42), 0);
+	insert_one(f, 43);
+	idx_close(f->x);
+	f->x = NULL;
+
+	/* in the newer page's: fixed in place, the last commit kept */
+	assert_true(repair_round(f, fd, false, false, 0));
+	assert_int_equal(has_chunk(f, 43), 0);
+	insert_one(f, 44);
+	idx_close(f->x);
+	f->x = NULL;
+
+	/* the newer page zeroed: copied from the older one, one commit
+	 * back (44 gone, 43 there), and the store takes commits again */
+	uint64_t t0 = meta_txnid(fd, 0), t1 = meta_txnid(fd, 1);
+	assert_false(repair_round(f, fd, true, false, t0 < t1 ? t0 : t1));
+	assert_int_equal(has_chunk(f, 43), 0);
+	assert_int_equal(has_chunk(f, 44), -ENOENT);
+	insert_one(f, 44);
+	assert_int_equal(has_chunk(f, 44), 0);
+	idx_close(f->x);
+	f->x = NULL;
+
+	/* both: not repairable this way */
+	damage_meta(fd, 0);
+	damage_meta(fd, 1);
+	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &f->x), -EUCLEAN);
+	assert_int_equal(idx_repair_meta(f->dir, &in_place, &txn), -EUCLEAN);
+	close(fd);
+	f->x = NULL;
+}
+
 /* idx_stats_diff names each counter that differs, arrays with their
  * index, and counts all 26 (fsck's "stats counters differ" message). */
 static void test_stats_diff(void **state)
@@ -1854,6 +1979,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_format_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chunk_sum, setup, teardown),
 		cmocka_unit_test(test_full_disk_reserve),
+		cmocka_unit_test_setup_teardown(test_repair_meta, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inode, setup, teardown),
