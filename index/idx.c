@@ -913,27 +913,36 @@ void idx_guard(int exit_code)
  * file's device and inode. */
 static int guard_map(const struct idx *x, uintptr_t *lo, uintptr_t *hi)
 {
-	char path[PATH_MAX], line[PATH_MAX + 128];
+	char path[PATH_MAX], real[PATH_MAX], line[PATH_MAX + 128];
 	unsigned long long a, b, ino;
 	unsigned maj, mnr;
 	struct stat stb;
 	FILE *f;
-	int rc = -ENOENT;
+	int rc = -ENOENT, at;
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", x->dir) >= sizeof(path) ||
 	    stat(path, &stb) < 0)
 		return -ENOENT;
+	if (!realpath(path, real))
+		real[0] = '\0';
 	f = fopen("/proc/self/maps", "re");
 	if (!f)
 		return -errno;
-	while (rc < 0 && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%llx-%llx %*s %*s %x:%x %llu", &a, &b, &maj, &mnr, &ino) == 5 &&
-		    ino == (unsigned long long)stb.st_ino && maj == major(stb.st_dev) &&
-		    mnr == minor(stb.st_dev)) {
+	while (rc < 0 && fgets(line, sizeof(line), f)) {
+		at = 0;
+		if (sscanf(line, "%llx-%llx %*s %*s %x:%x %llu %n", &a, &b, &maj, &mnr, &ino, &at) < 5 ||
+		    ino != (unsigned long long)stb.st_ino)
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		/* the device, or (btrfs subvolumes, overlayfs: the map shows
+		 * another device number than stat) the file's path */
+		if ((maj == major(stb.st_dev) && mnr == minor(stb.st_dev)) ||
+		    (at > 0 && real[0] && strcmp(line + at, real) == 0)) {
 			*lo = (uintptr_t)a;
 			*hi = (uintptr_t)b;
 			rc = 0;
 		}
+	}
 	fclose(f);
 	return rc;
 }
