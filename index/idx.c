@@ -837,6 +837,12 @@ static void stats_chunk(struct idx_stats *st, const struct idx_chunk *c, int sig
 	st->dtype_stored[c->dtype] += frame;
 }
 
+/* dir/data.mdb into path (PATH_MAX bytes): 0, or -ENAMETOOLONG. */
+static int mdb_path(const char *dir, char *path)
+{
+	return (size_t)snprintf(path, PATH_MAX, "%s/data.mdb", dir) >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
 /* --- crash guard --------------------------------------------------------- */
 
 /* LMDB keeps no page checksums: a damaged page can send it past the end of
@@ -920,8 +926,7 @@ static int guard_map(const struct idx *x, uintptr_t *lo, uintptr_t *hi)
 	FILE *f;
 	int rc = -ENOENT, at;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", x->dir) >= sizeof(path) ||
-	    stat(path, &stb) < 0)
+	if (mdb_path(x->dir, path) < 0 || stat(path, &stb) < 0)
 		return -ENOENT;
 	if (!realpath(path, real))
 		real[0] = '\0';
@@ -958,7 +963,7 @@ static void guard_add(struct idx *x)
 		uintptr_t zero = 0;
 		/* claim a free slot (lo 0 -> 1), fill it, then publish hi */
 		if (atomic_load(&g->hi) == 0 && atomic_compare_exchange_strong(&g->lo, &zero, 1)) {
-			snprintf(g->path, sizeof(g->path), "%s/data.mdb", x->dir);
+			(void)mdb_path(x->dir, g->path); /* fits: guard_map found it */
 			atomic_store(&g->lo, lo);
 			atomic_store(&g->hi, hi);
 			x->guard = g;
@@ -1053,8 +1058,7 @@ static int env_meta_damaged(const struct idx *x, int mrc)
 	char path[PATH_MAX];
 	struct stat stb;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", x->dir) >= sizeof(path) ||
-	    stat(path, &stb) < 0 || stb.st_size < 8192)
+	if (mdb_path(x->dir, path) < 0 || stat(path, &stb) < 0 || stb.st_size < 8192)
 		return -EINVAL;
 	fprintf(stderr, "mixfs: index %s: LMDB refuses its meta pages (%s): the file is damaged\n",
 	        path, mdb_strerror(mrc));
@@ -1250,8 +1254,9 @@ int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
 	struct stat st;
 	int fd = -1, rc;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >= sizeof(path))
-		return -ENAMETOOLONG;
+	rc = mdb_path(dir, path);
+	if (rc < 0)
+		return rc;
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -1311,8 +1316,9 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 	if (create && (rdonly || !init || init->default_level >= IDX_LEVEL_COUNT ||
 	               cdc_init(&cdc, &init->cdc) < 0))
 		return -EINVAL;
-	if ((size_t)snprintf(path, sizeof(path), "%s/data.mdb", dir) >= sizeof(path))
-		return -ENAMETOOLONG;
+	rc = mdb_path(dir, path);
+	if (rc < 0)
+		return rc;
 	if (create) {
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 			return -errno;
@@ -1442,10 +1448,11 @@ int idx_txn_commit(struct idx_txn *t)
 {
 	int rc = t->err;
 
-	if (rc == 0 && !t->rdonly)
+	if (rc == 0 && !t->rdonly) {
 		rc = txn_flush(t);
-	if (rc == 0 && !t->rdonly)
-		env_reserve(t->x);
+		if (rc == 0)
+			env_reserve(t->x);
+	}
 	if (rc == 0)
 		rc = t->err;
 	if (rc < 0) {
