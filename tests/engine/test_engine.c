@@ -1517,18 +1517,32 @@ static void t_online_gc(void **state)
 	free(b);
 }
 
+/* The default options at level fast, for the reopen_* helpers. */
+static struct eng_opts fast_opts(void)
+{
+	struct eng_opts o;
+
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	return o;
+}
+
+/* Close f's store and open it again with o. */
+static void reopen_with(struct fx *f, const struct eng_opts *o)
+{
+	assert_int_equal(eng_store_close(f->e), 0);
+	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
+}
+
 /* Reopen at level fast with the online gc every second and packs of
  * max_pack bytes. */
 static void reopen_gc(struct fx *f, uint64_t max_pack)
 {
-	struct eng_opts o;
+	struct eng_opts o = fast_opts();
 
-	assert_int_equal(eng_store_close(f->e), 0);
-	eng_opts_default(&o);
-	o.level = CODEC_LEVEL_FAST;
 	o.gc_interval_s = 1;
 	o.max_pack_bytes = max_pack;
-	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	reopen_with(f, &o);
 }
 
 /* The same for packs written by this mount: once they are sealed (a later
@@ -2151,14 +2165,12 @@ static void *read_half(void *arg)
 
 static void reopen_readahead(struct fx *f, unsigned chunks)
 {
-	struct eng_opts o;
-	assert_int_equal(eng_store_close(f->e), 0);
-	eng_opts_default(&o);
-	o.level = CODEC_LEVEL_FAST;
+	struct eng_opts o = fast_opts();
+
 	o.cache_bytes = 64u << 20; /* the whole file: nothing evicted */
 	o.workers = 2;
 	o.readahead_chunks = chunks;
-	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	reopen_with(f, &o);
 }
 
 static void t_readahead_once(void **state)
@@ -3033,6 +3045,30 @@ static void inode_times(struct fx *f, uint64_t ino, int64_t *mtime, int64_t *cti
 	*ctime = in.ctime_ns;
 }
 
+/* The defrag tests' store: level fast, 2 workers, the rebase thread after
+ * rebase_idle_ms (0: none, eng_rebase does the idle work). */
+static void reopen_defrag(struct fx *f, unsigned rebase_idle_ms)
+{
+	struct eng_opts o = fast_opts();
+
+	o.workers = 2;
+	o.rebase_idle_ms = rebase_idle_ms;
+	reopen_with(f, &o);
+}
+
+/* The next of a series of random patches: len bytes (fill_random(fill))
+ * into p, at a random offset of a file of sz bytes, also applied to its
+ * expected bytes b; returns the offset. */
+static uint64_t random_patch(uint64_t *seed, uint8_t *b, size_t sz, uint8_t *p, size_t len,
+                             uint64_t fill)
+{
+	*seed = *seed * 6364136223846793005ull + 1442695040888963407ull;
+	uint64_t off = (*seed >> 33) % (sz - len + 1);
+	fill_random(p, len, fill);
+	memcpy(b + off, p, len);
+	return off;
+}
+
 /* Overwrite amplification: a file patched in place many times (pwrite into
  * its middle, dd conv=notrunc) cuts new chunks for the written ranges
  * only; the old chunks they cover in part stay whole as long as a piece
@@ -3049,25 +3085,14 @@ static void t_overwrite_defrag(void **state)
 	uint64_t turned, seed = 11;
 	int64_t mt0, ct0, mt1, ct1;
 
-	assert_int_equal(eng_store_close(f->e), 0);
-	{
-		struct eng_opts o;
-		eng_opts_default(&o);
-		o.level = CODEC_LEVEL_FAST;
-		o.workers = 2;
-		o.rebase_idle_ms = 0; /* no thread: eng_rebase does the idle work */
-		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
-	}
+	reopen_defrag(f, 0); /* no thread: eng_rebase does the idle work */
 	fill_random(b, SZ, 70);
 	put_file(f, "patched", b, SZ);
 	assert_int_equal(eng_lookup(f->e, 1, "patched", &a), 0);
 	uint64_t ino = a.st.st_ino;
 	assert_int_equal(eng_link(f->e, ino, 1, "link", NULL), 0);
 	for (int i = 0; i < PATCHES; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		uint64_t off = (seed >> 33) % (SZ - PATCH + 1);
-		fill_random(p, PATCH, 1000 + (uint64_t)i);
-		memcpy(b + off, p, PATCH);
+		uint64_t off = random_patch(&seed, b, SZ, p, PATCH, 1000 + (uint64_t)i);
 		assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
 		write_all(f, ino, off, p, PATCH, 32 << 10);
 		assert_int_equal(eng_release(f->e, ino), 0);
@@ -3151,24 +3176,13 @@ static void t_overwrite_defrag_race(void **state)
 	struct df_race r = { .f = f };
 	pthread_t th;
 
-	assert_int_equal(eng_store_close(f->e), 0);
-	{
-		struct eng_opts o;
-		eng_opts_default(&o);
-		o.level = CODEC_LEVEL_FAST;
-		o.workers = 2;
-		o.rebase_idle_ms = 0;
-		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
-	}
+	reopen_defrag(f, 0);
 	fill_random(b, SZ, 71);
 	put_file(f, "big", b, SZ);
 	assert_int_equal(eng_lookup(f->e, 1, "big", &a), 0);
 	uint64_t ino = a.st.st_ino;
 	for (int i = 0; i < 200; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		uint64_t off = (seed >> 33) % (SZ - PATCH + 1);
-		fill_random(p, PATCH, 2000 + (uint64_t)i);
-		memcpy(b + off, p, PATCH);
+		uint64_t off = random_patch(&seed, b, SZ, p, PATCH, 2000 + (uint64_t)i);
 		assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
 		write_all(f, ino, off, p, PATCH, PATCH);
 		assert_int_equal(eng_release(f->e, ino), 0);
@@ -3259,24 +3273,13 @@ static void t_defrag_writer_waits(void **state)
 	uint64_t seed = 9;
 	struct eng_attr a;
 
-	assert_int_equal(eng_store_close(f->e), 0);
-	{
-		struct eng_opts o;
-		eng_opts_default(&o);
-		o.level = CODEC_LEVEL_FAST;
-		o.workers = 2;
-		o.rebase_idle_ms = 300; /* the rebase thread does the idle work */
-		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
-	}
+	reopen_defrag(f, 300); /* the rebase thread does the idle work */
 	fill_random(b, SZ, 72);
 	put_file(f, "big", b, SZ);
 	assert_int_equal(eng_lookup(f->e, 1, "big", &a), 0);
 	uint64_t ino = a.st.st_ino;
 	for (int i = 0; i < 900; i++) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		uint64_t off = (seed >> 33) % (SZ - PATCH + 1);
-		fill_random(p, PATCH, 4000 + (uint64_t)i);
-		memcpy(b + off, p, PATCH);
+		uint64_t off = random_patch(&seed, b, SZ, p, PATCH, 4000 + (uint64_t)i);
 		write_all(f, ino, off, p, PATCH, PATCH);
 		if (i % 8 == 7)
 			assert_int_equal(eng_fsync(f->e, ino, false), 0);
