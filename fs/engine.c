@@ -135,6 +135,66 @@ int eng_wtxn_end(struct eng *e, struct idx_txn *t, int rc)
 	return rc;
 }
 
+int eng_wtxn_begin_ns(struct eng *e, struct idx_txn **t)
+{
+	int rc;
+	if (e->o.read_only)
+		return -EROFS;
+	if (e->o.ns_sync_ms == 0 || !e->ns_running)
+		return eng_wtxn_begin(e, t);
+	pthread_mutex_lock(&e->wlock);
+	rc = idx_txn_begin_lazy(e->idx, t);
+	if (rc < 0) {
+		pthread_mutex_unlock(&e->wlock);
+		return rc;
+	}
+	if (!atomic_load(&e->ns_watch)) {
+		pthread_mutex_lock(&e->ns_lock);
+		pthread_cond_signal(&e->ns_cond);
+		pthread_mutex_unlock(&e->ns_lock);
+	}
+	return rc;
+}
+
+/* Syncs the index ns_sync_ms after its first unsynced commit (a failed
+ * sync: again after a second).  ns_watch and the index's armed state are
+ * each set before the other is read (sequentially consistent), so either
+ * this thread sees the commit or its begin sees ns_watch false and wakes
+ * it. */
+static void *nsync_main(void *arg)
+{
+	struct eng *e = arg;
+	int64_t retry_at = 0;
+
+	pthread_mutex_lock(&e->ns_lock);
+	while (!e->ns_quit) {
+		int64_t since = idx_unsynced_since(e->idx), now = eng_mono_ns();
+		if (since == 0) {
+			atomic_store(&e->ns_watch, false);
+			if (idx_unsynced_since(e->idx) == 0)
+				pthread_cond_wait(&e->ns_cond, &e->ns_lock);
+			continue;
+		}
+		atomic_store(&e->ns_watch, true);
+		int64_t due = since + (int64_t)e->o.ns_sync_ms * 1000000;
+		if (due < retry_at)
+			due = retry_at;
+		if (now < due) {
+			eng_cond_wait_ns(&e->ns_cond, &e->ns_lock, due - now);
+			continue;
+		}
+		pthread_mutex_unlock(&e->ns_lock);
+		int rc = idx_sync(e->idx);
+		if (rc < 0)
+			syslog(LOG_ERR, "mixfs: syncing the index of %s failed: %s (again in 1 s)",
+			       e->store, strerror(-rc));
+		pthread_mutex_lock(&e->ns_lock);
+		retry_at = rc < 0 ? eng_mono_ns() + 1000000000 : 0;
+	}
+	pthread_mutex_unlock(&e->ns_lock);
+	return NULL;
+}
+
 static int pack_id_alloc_cb(void *arg, uint32_t *id)
 {
 	struct eng *e = arg;
@@ -1516,7 +1576,7 @@ static int make_node(struct eng *e, uint64_t parent, const char *name, mode_t mo
 	if (rc < 0)
 		return rc;
 	nlen = (size_t)rc;
-	rc = eng_wtxn_begin(e, &t);
+	rc = eng_wtxn_begin_ns(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, parent, &dir);
@@ -1629,7 +1689,7 @@ int eng_link(struct eng *e, uint64_t ino, uint64_t newparent, const char *newnam
 	if (rc < 0)
 		return rc;
 	nlen = (size_t)rc;
-	rc = eng_wtxn_begin(e, &t);
+	rc = eng_wtxn_begin_ns(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
@@ -1715,7 +1775,7 @@ static int remove_name(struct eng *e, uint64_t parent, const char *name, int wan
 	if (rc < 0)
 		return rc;
 	nlen = (size_t)rc;
-	rc = eng_wtxn_begin(e, &t);
+	rc = eng_wtxn_begin_ns(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, parent, &dir);
@@ -1751,7 +1811,7 @@ int eng_rename(struct eng *e, uint64_t parent, const char *name, uint64_t newpar
 		return lnn;
 	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
 		return -EINVAL;
-	rc = eng_wtxn_begin(e, &t);
+	rc = eng_wtxn_begin_ns(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, parent, &sdir);
@@ -2062,7 +2122,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 		goto out;
 	uncommitted = attr_only &&
 	              wb_uncommitted(e, ei, sa->valid & (ENG_SET_MTIME | ENG_SET_MTIME_NOW));
-	rc = eng_wtxn_begin(e, &t);
+	rc = attr_only ? eng_wtxn_begin_ns(e, &t) : eng_wtxn_begin(e, &t);
 	if (rc < 0)
 		goto out;
 	rc = idx_inode_get(t, ino, &in);
@@ -2501,7 +2561,7 @@ int eng_setxattr(struct eng *e, uint64_t ino, const char *name, const void *val,
 	if (strcmp(name, "system.posix_acl_access") == 0 ||
 	    strcmp(name, "system.posix_acl_default") == 0)
 		return -EOPNOTSUPP;
-	rc = eng_wtxn_begin(e, &t);
+	rc = eng_wtxn_begin_ns(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
@@ -2575,7 +2635,7 @@ int eng_removexattr(struct eng *e, uint64_t ino, const char *name)
 	int rc;
 	if (is_virt(name))
 		return -EPERM;
-	rc = eng_wtxn_begin(e, &t);
+	rc = eng_wtxn_begin_ns(e, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_xattr_del(t, ino, name);
@@ -2596,6 +2656,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->readahead_chunks = 16;
 	o->max_pack_bytes = 1ull << 30;
 	o->commit_ms = 1000;
+	o->ns_sync_ms = 1000;
 	o->max_ref_chain = 8;
 	o->gc_interval_s = 60;
 	o->rebase = true;
@@ -2927,6 +2988,8 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	pthread_mutex_init(&e->rb_run, NULL);
 	pthread_mutex_init(&e->retry_lock, NULL);
 	pthread_cond_init(&e->retry_cond, NULL);
+	pthread_mutex_init(&e->ns_lock, NULL);
+	pthread_cond_init(&e->ns_cond, NULL);
 	rc = pthread_key_create(&e->ctx_key, ctx_key_free);
 	if (rc) {
 		free(e);
@@ -3009,6 +3072,12 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	rc = wb_start(e);
 	if (rc < 0)
 		goto fail;
+	if (!e->o.read_only && e->o.ns_sync_ms > 0) {
+		rc = -pthread_create(&e->ns_thread, NULL, nsync_main, e);
+		if (rc < 0)
+			goto fail;
+		e->ns_running = true;
+	}
 	if (!e->o.read_only && e->o.gc_interval_s > 0) {
 		rc = -pthread_create(&e->gc_thread, NULL, gc_main, e);
 		if (rc < 0)
@@ -3046,6 +3115,9 @@ int eng_store_close(struct eng *e)
 	gc_stop_thread(e);
 	rb_stop(e);
 	wb_retry_stop(e); /* the final sync below tries parked bytes once more */
+	if (e->ns_running) /* eng_sync_all below syncs what it left */
+		eng_thread_stop(&e->ns_lock, &e->ns_cond, &e->ns_quit, e->ns_thread);
+	e->ns_running = false;
 	if (e->idx && e->ps && e->pool && e->wb_running)
 		rc = eng_sync_all(e);
 	wb_stop(e);
@@ -3077,6 +3149,8 @@ int eng_store_close(struct eng *e)
 	pthread_mutex_destroy(&e->rb_run);
 	pthread_mutex_destroy(&e->retry_lock);
 	pthread_cond_destroy(&e->retry_cond);
+	pthread_mutex_destroy(&e->ns_lock);
+	pthread_cond_destroy(&e->ns_cond);
 	free(e->reap_q);
 	if (e->lock_fd > 0)
 		close(e->lock_fd);

@@ -35,6 +35,7 @@ struct eng_opts {
 	unsigned readahead_chunks;/* chunks decoded ahead of a sequential reader (default 16) */
 	uint64_t max_pack_bytes;  /* pack rollover size (default 1 GiB) */
 	unsigned commit_ms;       /* group commit interval (default 1000) */
+	unsigned ns_sync_ms;      /* namespace changes synced within (default 1000; 0: each at once) */
 	unsigned max_ref_chain;   /* series coding chain bound (default 8) */
 	unsigned gc_interval_s;   /* online gc pass every N seconds, 0 = off (default 60) */
 	bool rebase;              /* turn series deltas around when idle (default on) */

@@ -14,6 +14,7 @@
  *   4. struct eng.itab_lock inode table, lookup/open/user counts (leaf).
  *   eng.retry_lock (leaf): the write-back retry thread's sleep; taken
  *   under an einode lock when a file's failed bytes are parked.
+ *   eng.ns_lock (leaf): the nsync thread's sleep.
  * The committer thread takes only wlock and plock, never an einode lock,
  * so a thread may wait for commits while holding its einode lock.
  * The pack store's own lock (fs/pack.c) comes before 2: pack_append takes
@@ -28,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "codec/codec.h"
 #include "codec/hint.h"
@@ -166,6 +168,13 @@ struct eng {
 	 * they fail; an online gc pass that frees space tries at once */
 	int64_t reap_retry_at;
 	_Atomic int64_t reap_backoff; /* 0: the last deletion worked */
+	/* namespace commits go unsynced (eng_wtxn_begin_ns); the nsync
+	 * thread syncs the index ns_sync_ms after the first of them */
+	pthread_t ns_thread;
+	pthread_mutex_t ns_lock; /* leaf */
+	pthread_cond_t ns_cond;
+	bool ns_quit, ns_running;
+	atomic_bool ns_watch; /* the thread knows about the unsynced commits */
 
 	/* write pipeline, under plock */
 	pthread_mutex_t plock;
@@ -228,6 +237,17 @@ struct eng {
 	_Atomic uint64_t df_files;     /* files rewritten (logs, tests) */
 };
 
+/* pthread_cond_timedwait for at most ns nanoseconds from now. */
+static inline void eng_cond_wait_ns(pthread_cond_t *c, pthread_mutex_t *m, int64_t ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ns % 1000000000;
+	ts.tv_sec += ns / 1000000000 + ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(c, m, &ts);
+}
+
 /* A thread that sleeps on c under m until *quit: set it, wake it, join. */
 static inline void eng_thread_stop(pthread_mutex_t *m, pthread_cond_t *c, bool *quit, pthread_t th)
 {
@@ -247,6 +267,10 @@ int64_t eng_mono_ns(void);
 #define REAP_RETRY_MIN_NS 1000000000ll  /* a failed deletion: again after 1 s, */
 #define REAP_RETRY_MAX_NS 60000000000ll /* doubling up to a minute */
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);
+/* The same for a namespace operation (create, link, unlink, rename,
+ * setattr, xattrs): its commit is not synced (idx_txn_begin_lazy) unless
+ * ns_sync_ms is 0; ended by eng_wtxn_end. */
+int eng_wtxn_begin_ns(struct eng *e, struct idx_txn **t);
 /* A job on bg_pool calls this first: with eng_opts.bg_idle the thread
  * takes idle CPU priority (SCHED_IDLE) once (not in the pool's init: that
  * runs on the thread creating the pool).  false once the engine is

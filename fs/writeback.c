@@ -851,17 +851,6 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 			batch_retire(e, grp[i]);
 }
 
-/* pthread_cond_timedwait for at most ns nanoseconds from now. */
-static void cond_wait_ns(pthread_cond_t *c, pthread_mutex_t *m, int64_t ns)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += ns % 1000000000;
-	ts.tv_sec += ns / 1000000000 + ts.tv_nsec / 1000000000;
-	ts.tv_nsec %= 1000000000;
-	pthread_cond_timedwait(c, m, &ts);
-}
-
 static void *committer_main(void *arg)
 {
 	struct eng *e = arg;
@@ -892,7 +881,7 @@ static void *committer_main(void *arg)
 			int64_t wait = due - eng_mono_ns();
 			if (wait > 50000000)
 				wait = 50000000; /* re-check the triggers regularly */
-			cond_wait_ns(&e->pcond, &e->plock, wait);
+			eng_cond_wait_ns(&e->pcond, &e->plock, wait);
 			continue;
 		}
 		size_t n = 0;
@@ -2279,7 +2268,7 @@ static void *retry_main(void *arg)
 			delay = RETRY_MIN_NS;
 			due = 0;
 			if (e->reap_n > 0)
-				cond_wait_ns(&e->retry_cond, &e->retry_lock, reap_due - now);
+				eng_cond_wait_ns(&e->retry_cond, &e->retry_lock, reap_due - now);
 			else
 				pthread_cond_wait(&e->retry_cond, &e->retry_lock);
 			continue;
@@ -2290,7 +2279,7 @@ static void *retry_main(void *arg)
 			int64_t w = due - now;
 			if (e->reap_n > 0 && reap_due - now < w)
 				w = reap_due - now;
-			cond_wait_ns(&e->retry_cond, &e->retry_lock, w);
+			eng_cond_wait_ns(&e->retry_cond, &e->retry_lock, w);
 			continue;
 		}
 		pthread_mutex_unlock(&e->retry_lock);

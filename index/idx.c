@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -95,12 +96,24 @@ struct idx {
 	/* data.mdb's size when IDX_RESERVE bytes past its end were last
 	 * allocated (env_reserve; under LMDB's writer lock), -1: not yet */
 	int64_t reserved_for;
+	/* Unsynced commits (idx_txn_begin_lazy; "unsynced commits" below).
+	 * Changed under LMDB's writer lock and arm_lock. */
+	pthread_mutex_t arm_lock;
+	/* held by every write transaction of this process from begin to end
+	 * (LMDB allows one anyway): the env-wide MDB_NOSYNC an unsynced
+	 * commit sets is cleared before another write transaction begins */
+	pthread_mutex_t wr_lock;
+	MDB_txn *pin;              /* read txn on the commit the marker names */
+	atomic_bool marker_armed;  /* index/unsynced names a commit */
+	_Atomic int64_t armed_ns;  /* CLOCK_MONOTONIC when it was written */
+	char boot[40];             /* this boot's id (or MIXFS_BOOT_ID) */
 };
 
 struct idx_txn {
 	struct idx *x;
 	MDB_txn *txn;
 	bool rdonly;
+	bool lazy; /* commit unsynced (idx_txn_begin_lazy, armed) */
 	bool super_loaded, super_dirty;
 	bool stats_loaded, stats_dirty;
 	int err; /* first LMDB failure that poisoned the txn, or 0 */
@@ -988,6 +1001,11 @@ static void env_close(struct idx *x)
 {
 	if (!x->env)
 		return;
+	/* the marker, if armed, stays: the next lazy commit arms it again
+	 * (a new pin), idx_sync or the next open clears it */
+	if (x->pin)
+		mdb_txn_abort(x->pin);
+	x->pin = NULL;
 	guard_del(x);
 	mdb_env_close(x->env);
 	x->env = NULL;
@@ -1190,6 +1208,8 @@ out:
 static void idx_free(struct idx *x)
 {
 	pthread_mutex_destroy(&x->use_lock);
+	pthread_mutex_destroy(&x->arm_lock);
+	pthread_mutex_destroy(&x->wr_lock);
 	pthread_cond_destroy(&x->use_cond);
 	free(x->dir);
 	free(x);
@@ -1246,21 +1266,34 @@ static bool meta_sound(const uint8_t *b, unsigned slot, uint64_t file_size)
 	return true;
 }
 
-int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
+/* dir/data.mdb opened read-write, *st its stat: the fd or -errno. */
+static int mdb_open_rw(const char *dir, struct stat *st)
 {
 	char path[PATH_MAX];
-	uint8_t pg[2][4096];
-	bool sound[2];
-	struct stat st;
-	int fd = -1, rc;
+	int fd, rc = mdb_path(dir, path);
 
-	rc = mdb_path(dir, path);
 	if (rc < 0)
 		return rc;
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	rc = fstat(fd, &st) < 0 ? -errno : 0;
+	if (fstat(fd, st) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
+{
+	uint8_t pg[2][4096];
+	bool sound[2];
+	struct stat st;
+	int fd = mdb_open_rw(dir, &st), rc = 0;
+
+	if (fd < 0)
+		return fd;
 	for (unsigned i = 0; rc == 0 && i < 2; i++) {
 		ssize_t n = pread(fd, pg[i], sizeof(pg[i]), (off_t)i * 4096);
 		rc = n < 0 ? -errno : 0;
@@ -1300,10 +1333,290 @@ int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
 	return rc;
 }
 
+/* --- unsynced commits -----------------------------------------------------
+ *
+ * Namespace operations (create, unlink, rename, setattr ...) commit
+ * without an fdatasync (idx_txn_begin_lazy: the environment's MDB_NOSYNC
+ * set for the commit; LMDB 0.9 has no such flag per transaction, so
+ * x->wr_lock keeps other write transactions out meanwhile); idx_sync makes
+ * everything durable.  LMDB survives a power cut only if a commit's pages
+ * reach the disk before its meta page, which an unsynced commit does not
+ * order.  So before the first unsynced commit after a synced state S
+ * ("arming"), with LMDB's writer lock held:
+ *  - data.mdb is synced: S and its meta page are on the disk;
+ *  - a read transaction on S stays open (the pin): LMDB reuses no page of
+ *    S's tree while a reader holds S, so S's pages stay as they are;
+ *  - index/unsynced is written and synced: S's txnid, an image of S's
+ *    meta page and this boot's id (/proc/sys/kernel/random/boot_id).
+ * idx_sync (fsync, fsyncdir, unmount, gc before it frees pack bytes, the
+ * engine's timer) takes the writer lock, syncs data.mdb, clears the
+ * marker's magic (synced) and drops the pin.  An open that finds a valid
+ * marker (mark_recover):
+ *  - written in this boot: the process died (kill -9) but the kernel kept
+ *    every write; data.mdb is synced and the marker cleared;
+ *  - written in another boot (power cut, kernel crash): the unsynced
+ *    commits may be on the disk in part; S's meta page is written back to
+ *    its slot and, as txnid S - 1, to the other, so LMDB opens S, whose
+ *    pages were pinned.  Lost: the changes committed since S, none of
+ *    them covered by an fsync, fsyncdir or unmount that returned.
+ * Marker: magic (8), S (8, LE), boot id (40), zero, SHA-256 of bytes
+ * 0..96 and of the page (32, at 96), the page image (4096, at 128).  An
+ * invalid marker (torn write while arming, cleared magic) names nothing.
+ */
+#define MARK_NAME "unsynced"
+#define MARK_MAGIC "MIXFSUS1"
+#define MARK_SUM 96u
+#define MARK_HDR 128u
+#define MARK_LEN (MARK_HDR + 4096u)
+
+static int mark_path(const char *dir, char *path)
+{
+	int n = snprintf(path, PATH_MAX, "%s/" MARK_NAME, dir);
+	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+/* This boot's id; MIXFS_BOOT_ID overrides it (tests that build power-cut
+ * states on the machine that recorded them). */
+static void boot_id(char out[40])
+{
+	const char *env = getenv("MIXFS_BOOT_ID");
+	int fd;
+
+	memset(out, 0, 40);
+	if (env && *env) {
+		strncpy(out, env, 39);
+		return;
+	}
+	fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, out, 39);
+		close(fd);
+		while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\0'))
+			out[--n] = '\0';
+	}
+	if (!out[0])
+		strcpy(out, "unknown"); /* every open then counts as another boot */
+}
+
+static int mark_sum(const uint8_t *m, uint8_t out[FP_LEN])
+{
+	uint8_t buf[MARK_SUM + FP_LEN];
+
+	memcpy(buf, m, MARK_SUM);
+	int rc = fp_compute(m + MARK_HDR, 4096, buf + MARK_SUM);
+	return rc < 0 ? rc : fp_compute(buf, sizeof(buf), out);
+}
+
+/* 1 and m filled when dir's marker is valid, 0 when there is none (or it
+ * names nothing), else a negative errno. */
+static int mark_read(const char *dir, uint8_t m[MARK_LEN])
+{
+	char path[PATH_MAX];
+	uint8_t sum[FP_LEN];
+	ssize_t n;
+	int fd, rc = mark_path(dir, path);
+
+	if (rc < 0)
+		return rc;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	n = pread(fd, m, MARK_LEN, 0);
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (rc < 0 || n != MARK_LEN || memcmp(m, MARK_MAGIC, 8) != 0)
+		return rc;
+	rc = mark_sum(m, sum);
+	if (rc < 0)
+		return rc;
+	return memcmp(sum, m + MARK_SUM, FP_LEN) == 0 ? 1 : 0;
+}
+
+/* Write len bytes at off of the marker and sync them (the directory too
+ * when the file is new). */
+static int mark_write(const char *dir, const void *b, size_t len, off_t off)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	bool fresh;
+	int fd, rc = mark_path(dir, path);
+
+	if (rc < 0)
+		return rc;
+	fresh = stat(path, &st) < 0;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (pwrite(fd, b, len, off) != (ssize_t)len || fdatasync(fd) < 0)
+		rc = errno ? -errno : -EIO;
+	close(fd);
+	if (rc == 0 && fresh) {
+		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd) < 0)
+			rc = -errno;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	return rc;
+}
+
+static int mark_clear(const char *dir)
+{
+	static const uint8_t zero[8];
+	return mark_write(dir, zero, sizeof(zero), 0);
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Arm (see above) inside write txn w, which has not changed anything yet;
+ * arm_lock held. */
+static int arm(struct idx *x, MDB_txn *w)
+{
+	uint64_t s = mdb_txn_id(w) - 1;
+	uint8_t *m = calloc(1, MARK_LEN);
+	MDB_txn *pin = NULL;
+	struct stat st;
+	int fd, rc;
+
+	if (!m)
+		return -ENOMEM;
+	rc = LMDB_ERR_X(x, mdb_env_get_fd(x->env, &fd));
+	if (rc == 0)
+		rc = LMDB_ERR_X(x, mdb_env_sync(x->env, 1));
+	if (rc == 0 && (fstat(fd, &st) < 0 ||
+	                pread(fd, m + MARK_HDR, 4096, (off_t)(s & 1) * 4096) != 4096))
+		rc = errno ? -errno : -EIO;
+	if (rc == 0 && (le64(m + MARK_HDR + META_TXNID) != s ||
+	                !meta_sound(m + MARK_HDR, (unsigned)(s & 1), (uint64_t)st.st_size)))
+		rc = -EIO; /* not the page LMDB wrote for s */
+	if (rc == 0)
+		rc = LMDB_ERR_X(x, mdb_txn_begin(x->env, NULL, MDB_RDONLY, &pin));
+	if (rc == 0 && mdb_txn_id(pin) != s)
+		rc = -EIO;
+	if (rc == 0) {
+		memcpy(m, MARK_MAGIC, 8);
+		for (unsigned i = 0; i < 8; i++)
+			m[8 + i] = (uint8_t)(s >> (8 * i));
+		memcpy(m + 16, x->boot, 40);
+		rc = mark_sum(m, m + MARK_SUM);
+	}
+	if (rc == 0)
+		rc = mark_write(x->dir, m, MARK_LEN, 0);
+	if (rc == 0) {
+		if (x->pin)
+			mdb_txn_abort(x->pin);
+		x->pin = pin;
+		pin = NULL;
+		atomic_store(&x->marker_armed, true);
+		atomic_store(&x->armed_ns, mono_ns());
+	}
+	if (pin)
+		mdb_txn_abort(pin);
+	free(m);
+	return rc;
+}
+
+/* Make every commit durable and clear the marker; env in use (env_enter). */
+static int disarm(struct idx *x)
+{
+	MDB_txn *w;
+	int rc;
+
+	/* the writer lock: no unsynced commit between the sync and the clear */
+	pthread_mutex_lock(&x->wr_lock);
+	rc = LMDB_ERR_X(x, mdb_txn_begin(x->env, NULL, 0, &w));
+	if (rc < 0) {
+		pthread_mutex_unlock(&x->wr_lock);
+		return rc;
+	}
+	pthread_mutex_lock(&x->arm_lock);
+	rc = LMDB_ERR_X(x, mdb_env_sync(x->env, 1));
+	if (rc == 0 && atomic_load(&x->marker_armed))
+		rc = mark_clear(x->dir);
+	if (rc == 0) {
+		if (x->pin)
+			mdb_txn_abort(x->pin);
+		x->pin = NULL;
+		atomic_store(&x->marker_armed, false);
+	}
+	pthread_mutex_unlock(&x->arm_lock);
+	mdb_txn_abort(w);
+	pthread_mutex_unlock(&x->wr_lock);
+	return rc;
+}
+
+/* Put data.mdb back at the commit marker m names (another boot wrote it). */
+static int mark_rollback(const char *dir, const uint8_t *m)
+{
+	uint64_t s = le64(m + 8);
+	unsigned slot = (unsigned)(s & 1);
+	uint8_t other[4096];
+	struct stat st;
+	int fd = mdb_open_rw(dir, &st), rc = 0;
+
+	if (fd < 0)
+		return fd;
+	if ((le64(m + MARK_HDR + META_TXNID) != s ||
+	                !meta_sound(m + MARK_HDR, slot, (uint64_t)st.st_size)))
+		rc = -EUCLEAN; /* data.mdb is shorter than the commit it names */
+	if (rc == 0) {
+		memcpy(other, m + MARK_HDR, sizeof(other));
+		memset(other, 0, 8);
+		other[0] = (uint8_t)(slot ^ 1);
+		for (unsigned i = 0; i < 8; i++)
+			other[META_TXNID + i] = (uint8_t)((s - 1) >> (8 * i));
+		if (pwrite(fd, m + MARK_HDR, 4096, (off_t)slot * 4096) != 4096 ||
+		    pwrite(fd, other, 4096, (off_t)(slot ^ 1) * 4096) != 4096 || fdatasync(fd) < 0)
+			rc = errno ? -errno : -EIO;
+	}
+	close(fd);
+	return rc;
+}
+
+/* Before the environment opens: a marker of another boot rolls data.mdb
+ * back (*sync_after false); one of this boot leaves it (*sync_after true:
+ * sync and clear once it is open, unless read-only: a mount may be using
+ * it). */
+static int mark_recover(struct idx *x, bool *sync_after)
+{
+	uint8_t *m = malloc(MARK_LEN);
+	int rc;
+
+	*sync_after = false;
+	if (!m)
+		return -ENOMEM;
+	rc = mark_read(x->dir, m);
+	if (rc <= 0)
+		goto out;
+	if (memcmp(m + 16, x->boot, 40) == 0) {
+		*sync_after = !x->rdonly;
+		rc = 0;
+		goto out;
+	}
+	rc = mark_rollback(x->dir, m);
+	if (rc == 0)
+		rc = mark_clear(x->dir);
+	if (rc == 0)
+		fprintf(stderr, "mixfs: index %s: back at commit %" PRIu64 ", the last one synced "
+		        "before the machine went down (changes since then were not fsync'd)\n",
+		        x->dir, le64(m + 8));
+	else
+		fprintf(stderr, "mixfs: index %s/data.mdb: cannot go back to commit %" PRIu64
+		        " after the machine went down: %s\n", x->dir, le64(m + 8), strerror(-rc));
+out:
+	free(m);
+	return rc < 0 ? rc : 0;
+}
+
 int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
              uint64_t map_size, struct idx **out)
 {
-	bool create = flags & IDX_CREATE, rdonly = flags & IDX_RDONLY;
+	bool create = flags & IDX_CREATE, rdonly = flags & IDX_RDONLY, sync_after = false;
 	struct idx_txn t = { 0 };
 	char path[PATH_MAX];
 	struct cdc cdc;
@@ -1336,6 +1649,9 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 	x->reserved_for = -1;
 	pthread_mutex_init(&x->use_lock, NULL);
 	pthread_cond_init(&x->use_cond, NULL);
+	pthread_mutex_init(&x->arm_lock, NULL);
+	pthread_mutex_init(&x->wr_lock, NULL);
+	boot_id(x->boot);
 	t.x = x;
 	t.rdonly = rdonly;
 	x->dir = strdup(dir);
@@ -1343,9 +1659,21 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	rc = create ? 0 : mark_recover(x, &sync_after);
+	if (rc < 0)
+		goto fail;
 	rc = env_create_open(x);
 	if (rc < 0)
 		goto fail;
+	if (sync_after) {
+		/* the last process died with commits not synced: the kernel
+		 * has them all; make them durable before anything else */
+		rc = LMDB_ERR_X(x, mdb_env_sync(x->env, 1));
+		if (rc == 0)
+			rc = mark_clear(x->dir);
+		if (rc < 0)
+			goto fail;
+	}
 	rc = env_err(x, mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t.txn));
 	if (rc < 0)
 		goto fail;
@@ -1388,6 +1716,12 @@ void idx_close(struct idx *x)
 {
 	if (!x)
 		return;
+	if (x->env && atomic_load(&x->marker_armed)) {
+		int rc = disarm(x);
+		if (rc < 0)
+			fprintf(stderr, "mixfs: index %s: sync at close failed: %s\n", x->dir,
+			        strerror(-rc));
+	}
 	env_close(x);
 	idx_free(x);
 }
@@ -1411,9 +1745,14 @@ int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out)
 		env_enter(x);
 		seen = x->reopens;
 		/* no environment: a reopen after MDB_PANIC failed; try again */
-		mrc = x->env ? mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn) : MDB_PANIC;
+		if (!rdonly)
+			pthread_mutex_lock(&x->wr_lock);
+		mrc = x->env ? mdb_txn_begin(x->env, NULL, rdonly ? MDB_RDONLY : 0, &t->txn)
+		             : MDB_PANIC;
 		if (mrc == 0)
 			break;
+		if (!rdonly)
+			pthread_mutex_unlock(&x->wr_lock);
 		env_leave(x);
 		if (mrc == MDB_PANIC && !x->rdonly && attempt == 0 && env_recover(x, seen) == 0)
 			continue;
@@ -1423,6 +1762,32 @@ int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out)
 	}
 	*out = t;
 	return 0;
+}
+
+int idx_txn_begin_lazy(struct idx *x, struct idx_txn **out)
+{
+	int rc = idx_txn_begin(x, false, out);
+
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&x->arm_lock);
+	if (!x->pin)
+		rc = arm(x, (*out)->txn);
+	pthread_mutex_unlock(&x->arm_lock);
+	(*out)->lazy = rc == 0;
+	if (rc < 0) {
+		/* not armed: this commit must be a synced one */
+		idx_txn_abort(*out);
+		fprintf(stderr, "mixfs: index %s: cannot defer syncs (%s); this commit is synced\n",
+		        x->dir, strerror(-rc));
+		rc = idx_txn_begin(x, false, out);
+	}
+	return rc;
+}
+
+int64_t idx_unsynced_since(struct idx *x)
+{
+	return atomic_load(&x->marker_armed) ? atomic_load(&x->armed_ns) : 0;
 }
 
 /* Keep IDX_RESERVE bytes allocated past the end of data.mdb (fallocate,
@@ -1444,6 +1809,16 @@ static void env_reserve(struct idx *x)
 		x->reserved_for = st.st_size;
 }
 
+/* After LMDB's commit or abort of t. */
+static void txn_end(struct idx_txn *t)
+{
+	if (!t->rdonly)
+		pthread_mutex_unlock(&t->x->wr_lock);
+	env_leave(t->x);
+	free(t->zero);
+	free(t);
+}
+
 int idx_txn_commit(struct idx_txn *t)
 {
 	int rc = t->err;
@@ -1459,11 +1834,13 @@ int idx_txn_commit(struct idx_txn *t)
 		mdb_txn_abort(t->txn);
 		goto out;
 	}
+	if (t->lazy)
+		mdb_env_set_flags(t->x->env, MDB_NOSYNC, 1);
 	rc = LMDB_ERR_X(t->x, mdb_txn_commit(t->txn));
+	if (t->lazy)
+		mdb_env_set_flags(t->x->env, MDB_NOSYNC, 0);
 out:
-	env_leave(t->x);
-	free(t->zero);
-	free(t);
+	txn_end(t);
 	return rc;
 }
 
@@ -1472,9 +1849,7 @@ void idx_txn_abort(struct idx_txn *t)
 	if (!t)
 		return;
 	mdb_txn_abort(t->txn);
-	env_leave(t->x);
-	free(t->zero);
-	free(t);
+	txn_end(t);
 }
 
 int idx_sync(struct idx *x)
@@ -1484,7 +1859,12 @@ int idx_sync(struct idx *x)
 	if (x->rdonly)
 		return 0;
 	env_enter(x);
-	rc = x->env ? LMDB_ERR_X(x, mdb_env_sync(x->env, 1)) : -EIO; /* reopen failed */
+	if (!x->env)
+		rc = -EIO; /* reopen failed */
+	else if (atomic_load(&x->marker_armed))
+		rc = disarm(x);
+	else
+		rc = LMDB_ERR_X(x, mdb_env_sync(x->env, 1));
 	env_leave(x);
 	return rc;
 }

@@ -189,7 +189,16 @@ int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid);
 int idx_txn_begin(struct idx *x, bool rdonly, struct idx_txn **out);
 int idx_txn_commit(struct idx_txn *t);  /* frees t, even on error */
 void idx_txn_abort(struct idx_txn *t);  /* frees t; NULL is fine */
-/* Flush the environment to disk (after MDB_NOSYNC commits).  */
+/* A write transaction whose commit is not synced (namespace operations):
+ * after a power cut or kernel crash the index comes back at the last
+ * synced state, never at a torn one (index/unsynced, see idx.c).  Falls
+ * back to an ordinary transaction when that cannot be guaranteed. */
+int idx_txn_begin_lazy(struct idx *x, struct idx_txn **out);
+/* Since when (CLOCK_MONOTONIC ns) commits wait for idx_sync; 0: none. */
+int64_t idx_unsynced_since(struct idx *x);
+/* Make every commit durable (the meta page of MDB_NOMETASYNC commits, the
+ * unsynced ones).  Called before anything that relies on the index being
+ * on the disk (fsync, fsyncdir, freeing pack bytes, unmount). */
 int idx_sync(struct idx *x);
 
 /* --- superblock and stats -------------------------------------------- */

@@ -31,6 +31,7 @@ struct mount_opts {
 	char *readahead;
 	char *pack_size;
 	char *commit_ms;
+	char *ns_sync_ms;
 	char *max_ref_chain;
 	char *gc_interval;
 	char *rebase_idle;
@@ -55,6 +56,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("readahead=%s", readahead),
 	MOPT("pack_size=%s", pack_size),
 	MOPT("commit_ms=%s", commit_ms),
+	MOPT("ns_sync_ms=%s", ns_sync_ms),
 	MOPT("max_ref_chain=%s", max_ref_chain),
 	MOPT("gc_interval=%s", gc_interval),
 	MOPT("rebase_idle=%s", rebase_idle),
@@ -156,6 +158,9 @@ static void mount_usage(FILE *f, bool helper)
 	fprintf(f, "  pack_size=SIZE    pack file rollover size (default %s)\n",
 	        size_str(d.max_pack_bytes, b[3]));
 	fprintf(f, "  commit_ms=N       group-commit interval of closed files (default %u)\n", d.commit_ms);
+	fprintf(f, "  ns_sync_ms=N      creates, renames, unlinks, attribute changes are made durable\n"
+	           "                    within N ms, fsync/fsyncdir at once (default %u; 0: each at once)\n",
+	        d.ns_sync_ms);
 	fprintf(f, "  max_ref_chain=N   bound on checkpoint-series reference chains, 0 = off\n"
 	           "                    (default %u)\n", d.max_ref_chain);
 	fprintf(f, "  gc_interval=N     seconds between online gc passes, 0 = off (default %u)\n",
@@ -195,6 +200,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->readahead);
 	free(mo->pack_size);
 	free(mo->commit_ms);
+	free(mo->ns_sync_ms);
 	free(mo->max_ref_chain);
 	free(mo->gc_interval);
 	free(mo->rebase_idle);
@@ -269,6 +275,7 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_uint("workers", mo->workers, 0, 1024, &o->workers);
 	rc |= opt_uint("readahead", mo->readahead, 0, 1024, &o->readahead_chunks);
 	rc |= opt_uint("commit_ms", mo->commit_ms, 1, 3600 * 1000, &o->commit_ms);
+	rc |= opt_uint("ns_sync_ms", mo->ns_sync_ms, 0, 3600 * 1000, &o->ns_sync_ms);
 	rc |= opt_uint("max_ref_chain", mo->max_ref_chain, 0, 1024, &o->max_ref_chain);
 	rc |= opt_uint("gc_interval", mo->gc_interval, 0, 86400, &o->gc_interval_s);
 	rc |= opt_uint("rebase_idle", mo->rebase_idle, 0, 86400 * 1000, &o->rebase_idle_ms);

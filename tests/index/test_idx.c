@@ -49,6 +49,8 @@ static void rm_store(const char *dir)
 	unlink(p);
 	snprintf(p, sizeof(p), "%s/lock.mdb", dir);
 	unlink(p);
+	snprintf(p, sizeof(p), "%s/unsynced", dir);
+	unlink(p);
 	rmdir(dir);
 }
 
@@ -1971,6 +1973,177 @@ static void test_guard_kill(void **state)
 	}
 }
 
+
+/* --- unsynced commits ------------------------------------------------------ */
+
+static void lazy_insert(struct fixture *f, unsigned i)
+{
+	struct idx_chunk c;
+	struct idx_txn *t;
+
+	assert_int_equal(idx_txn_begin_lazy(f->x, &t), 0);
+	make_chunk(&c, i);
+	c.refcount = 1;
+	assert_int_equal(idx_chunk_insert(t, &c), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+/* dir's data.mdb and marker as the disk would hold them after a power cut
+ * (what the page cache holds: every write made so far), copied to a new
+ * directory; with torn set, every page past the last page of the commit
+ * a valid marker names is zeroed (the writes since the sync that did not
+ * make it).  Returns the copy's directory in out. */
+static bool marker_valid(const char *dir);
+
+static void crash_copy(const char *dir, bool torn, char out[64])
+{
+	static const char *names[] = { "data.mdb", "unsynced" };
+	char from[128], to[128];
+	static uint8_t buf[1 << 16];
+
+	strcpy(out, "/tmp/mixfs-idx-XXXXXX");
+	assert_non_null(mkdtemp(out));
+	for (unsigned i = 0; i < 2; i++) {
+		snprintf(from, sizeof(from), "%s/%s", dir, names[i]);
+		snprintf(to, sizeof(to), "%s/%s", out, names[i]);
+		int a = open(from, O_RDONLY), b;
+		if (a < 0)
+			continue;
+		b = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		assert_true(b >= 0);
+		for (ssize_t n; (n = read(a, buf, sizeof(buf))) > 0;)
+			assert_int_equal(write(b, buf, (size_t)n), n);
+		close(a);
+		close(b);
+	}
+	if (torn && marker_valid(out)) {
+		uint8_t m[128 + 4096];
+		uint64_t last = 0;
+		snprintf(to, sizeof(to), "%s/unsynced", out);
+		int fd = open(to, O_RDONLY);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, m, sizeof(m), 0), sizeof(m));
+		close(fd);
+		for (int i = 7; i >= 0; i--)
+			last = last << 8 | m[128 + 16 + 120 + i]; /* meta last_pg */
+		snprintf(to, sizeof(to), "%s/data.mdb", out);
+		fd = open(to, O_RDWR);
+		assert_true(fd >= 0);
+		struct stat st;
+		assert_int_equal(fstat(fd, &st), 0);
+		memset(buf, 0, 4096);
+		for (uint64_t p = last + 1; p * 4096 < (uint64_t)st.st_size; p++)
+			assert_int_equal(pwrite(fd, buf, 4096, (off_t)(p * 4096)), 4096);
+		close(fd);
+	}
+}
+
+static bool marker_valid(const char *dir)
+{
+	char p[128];
+	uint8_t m[8] = { 0 };
+
+	snprintf(p, sizeof(p), "%s/unsynced", dir);
+	int fd = open(p, O_RDONLY);
+	if (fd < 0)
+		return false;
+	assert_int_equal(pread(fd, m, 8, 0), 8);
+	close(fd);
+	return memcmp(m, "MIXFSUS1", 8) == 0;
+}
+
+/* Namespace commits go unsynced (idx_txn_begin_lazy).  After a power cut
+ * (another boot id) the store is back at the last sync, even with every
+ * page written since then lost; after a crash of the process (this boot)
+ * nothing is lost; idx_sync makes all durable. */
+static void test_unsynced(void **state)
+{
+	struct fixture *f = *state;
+	struct fixture g = { .x = NULL };
+
+	insert_one(f, 1);
+	assert_int_equal(idx_unsynced_since(f->x), 0);
+	assert_false(marker_valid(f->dir));
+	for (unsigned i = 2; i < 400; i++)
+		lazy_insert(f, i);
+	assert_true(idx_unsynced_since(f->x) > 0);
+	assert_true(marker_valid(f->dir));
+
+	/* power cut, all pages written since the sync lost */
+	crash_copy(f->dir, true, g.dir);
+	setenv("MIXFS_BOOT_ID", "another-boot", 1);
+	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
+	unsetenv("MIXFS_BOOT_ID");
+	assert_false(marker_valid(g.dir));
+	assert_int_equal(has_chunk(&g, 1), 0);
+	assert_int_equal(has_chunk(&g, 2), -ENOENT);
+	assert_int_equal(has_chunk(&g, 399), -ENOENT);
+	insert_one(&g, 500); /* and it takes commits again */
+	lazy_insert(&g, 501);
+	reopen(&g);
+	assert_int_equal(has_chunk(&g, 500), 0);
+	assert_int_equal(has_chunk(&g, 501), 0);
+	idx_close(g.x);
+	rm_store(g.dir);
+
+	/* power cut, everything reached the disk: the same (the marker
+	 * cannot tell) */
+	crash_copy(f->dir, false, g.dir);
+	setenv("MIXFS_BOOT_ID", "another-boot", 1);
+	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
+	unsetenv("MIXFS_BOOT_ID");
+	assert_int_equal(has_chunk(&g, 1), 0);
+	assert_int_equal(has_chunk(&g, 2), -ENOENT);
+	idx_close(g.x);
+	rm_store(g.dir);
+
+	/* the process died, the kernel kept every write: nothing lost */
+	crash_copy(f->dir, false, g.dir);
+	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
+	assert_false(marker_valid(g.dir));
+	assert_int_equal(has_chunk(&g, 2), 0);
+	assert_int_equal(has_chunk(&g, 399), 0);
+	idx_close(g.x);
+	rm_store(g.dir);
+
+	/* a read-only open (tools on a mounted store) leaves the marker */
+	crash_copy(f->dir, false, g.dir);
+	assert_int_equal(idx_open(g.dir, IDX_RDONLY, NULL, 0, &g.x), 0);
+	assert_true(marker_valid(g.dir));
+	assert_int_equal(has_chunk(&g, 399), 0);
+	idx_close(g.x);
+	rm_store(g.dir);
+
+	/* idx_sync: durable, the marker cleared, then armed again */
+	assert_int_equal(idx_sync(f->x), 0);
+	assert_int_equal(idx_unsynced_since(f->x), 0);
+	assert_false(marker_valid(f->dir));
+	crash_copy(f->dir, true, g.dir);
+	setenv("MIXFS_BOOT_ID", "another-boot", 1);
+	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
+	unsetenv("MIXFS_BOOT_ID");
+	assert_int_equal(has_chunk(&g, 399), 0);
+	idx_close(g.x);
+	rm_store(g.dir);
+	lazy_insert(f, 600);
+	assert_true(marker_valid(f->dir));
+	insert_one(f, 601); /* a synced commit does not make them durable */
+	crash_copy(f->dir, true, g.dir);
+	setenv("MIXFS_BOOT_ID", "another-boot", 1);
+	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
+	unsetenv("MIXFS_BOOT_ID");
+	assert_int_equal(has_chunk(&g, 399), 0);
+	assert_int_equal(has_chunk(&g, 600), -ENOENT);
+	assert_int_equal(has_chunk(&g, 601), -ENOENT);
+	idx_close(g.x);
+	rm_store(g.dir);
+
+	/* a clean close syncs */
+	reopen(f);
+	assert_false(marker_valid(f->dir));
+	assert_int_equal(has_chunk(f, 600), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1980,6 +2153,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chunk_sum, setup, teardown),
 		cmocka_unit_test(test_full_disk_reserve),
 		cmocka_unit_test_setup_teardown(test_repair_meta, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_inode, setup, teardown),

@@ -15,7 +15,9 @@
 # Workloads: files written with dd conv=fsync (new, rewritten, appended,
 # written in the middle, copied inside the mount with copy_file_range); a
 # checkpoint series with rebase running (rebase_idle=200); deletes with the
-# online gc (gc_interval=1).
+# online gc (gc_interval=1); namespace operations, committed unsynced,
+# between fsync'd files (ns; the states run with another MIXFS_BOOT_ID, as
+# after a real power cut).
 # Environment: IT_POWERLOSS_STATES (crash states per workload; default 25,
 # 150 with MIXFS_LONG=1), IT_POWERLOSS_SEED (replay), IT_POWERLOSS_ONLY
 # (dd, series, gc: one workload), IT_KEEP=1 to keep the failing states.
@@ -130,6 +132,35 @@ wl_gc() {
 	sleep 2.5
 }
 
+# Namespace operations commit unsynced (ns_sync_ms): creates, renames,
+# unlinks, chmod, rm -rf between fsync'd files, across the sync timer.
+wl_ns() {
+	local i
+	mkdir -p "$MNT/t/d/e"
+	for i in $(seq 1 120); do echo "f$i" >"$MNT/t/f$i"; done
+	rand_file "$SRC/n1" 1 31
+	put "$SRC/n1" n1
+	synced n1 "$SRC/n1"
+	for i in $(seq 1 120); do
+		case $((i % 3)) in
+		0) rm "$MNT/t/f$i" ;;
+		1) mv "$MNT/t/f$i" "$MNT/t/g$i" ;;
+		2) chmod 600 "$MNT/t/f$i" ;;
+		esac
+	done
+	for i in $(seq 1 60); do echo "h$i" >"$MNT/t/d/e/h$i"; done
+	rand_file "$SRC/n2" 1 32
+	put "$SRC/n2" n2
+	synced n2 "$SRC/n2"
+	sleep 1.5 # ns_sync_ms=1000: the timer syncs
+	rm -rf "$MNT/t/d"
+	for i in $(seq 1 40); do mv "$MNT/t/g$((3 * i - 2))" "$MNT/t/d$i"; done
+	rand_file "$SRC/n3" 1 33
+	put "$SRC/n3" n3
+	synced n3 "$SRC/n3"
+	for i in $(seq 121 200); do echo "f$i" >"$MNT/t/f$i"; done
+}
+
 # count KIND: lines of that kind in the recorder's log
 count() { awk -v k="$1" '$1 == k { n++ } END { print n + 0 }' "$RLOG"; }
 
@@ -155,7 +186,8 @@ workload() {
 	[ -s "$d/blob" ] || fail "$name: the recorder logged no write"
 	log "$name: $(count W) writes, $(count SB) syncs, $(count C) creations, $(count U) unlinks," \
 		"$(count F) punches/fallocates, $(count T) truncates, $(count M) fsync'd files"
-	python3 "$PY" --log "$RLOG" --blob "$d/blob" --init "$d/init" --inos "$d/inos" \
+	# the states are power cuts: another boot for the index's marker
+	MIXFS_BOOT_ID=powerloss-state python3 "$PY" --log "$RLOG" --blob "$d/blob" --init "$d/init" --inos "$d/inos" \
 		--store "$real" --mixfs "$MIXFS" --work "$d" --states "$STATES" --seed "$SEED" \
 		|| rc=$?
 	[ "$rc" = 0 ] || fail "$name: crash states failed (powerloss.py exit $rc; IT_POWERLOSS_SEED=$SEED)"
@@ -163,12 +195,13 @@ workload() {
 	rm -rf "$d/blob" "$d/init"
 }
 
-for w in dd series gc; do
+for w in dd series gc ns; do
 	[ -n "${IT_POWERLOSS_ONLY:-}" ] && [ "$IT_POWERLOSS_ONLY" != "$w" ] && continue
 	case $w in
 	dd) workload dd level=fast ;;
 	series) workload series rebase_idle=200 ;;
 	gc) workload gc level=fast,gc_interval=1,pack_size=16M ;;
+	ns) workload ns level=fast ;;
 	esac
 done
 log "PASS: about $TOTAL crash states"
