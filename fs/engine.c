@@ -105,16 +105,22 @@ static int check_name(const char *name)
 /* ------------------------------------------------------------------------ */
 /* write transactions: one writer, serialized by wlock                       */
 
-int eng_wtxn_begin(struct eng *e, struct idx_txn **t)
+/* lazy: idx_txn_begin_lazy instead of a synced transaction */
+static int wtxn_begin(struct eng *e, bool lazy, struct idx_txn **t)
 {
 	int rc;
 	if (e->o.read_only)
 		return -EROFS;
 	pthread_mutex_lock(&e->wlock);
-	rc = idx_txn_begin(e->idx, false, t);
+	rc = lazy ? idx_txn_begin_lazy(e->idx, t) : idx_txn_begin(e->idx, false, t);
 	if (rc < 0)
 		pthread_mutex_unlock(&e->wlock);
 	return rc;
+}
+
+int eng_wtxn_begin(struct eng *e, struct idx_txn **t)
+{
+	return wtxn_begin(e, false, t);
 }
 
 /* Commit if rc >= 0, else abort; releases wlock; returns the final rc. */
@@ -137,18 +143,9 @@ int eng_wtxn_end(struct eng *e, struct idx_txn *t, int rc)
 
 int eng_wtxn_begin_ns(struct eng *e, struct idx_txn **t)
 {
-	int rc;
-	if (e->o.read_only)
-		return -EROFS;
-	if (e->o.ns_sync_ms == 0 || !e->ns_running)
-		return eng_wtxn_begin(e, t);
-	pthread_mutex_lock(&e->wlock);
-	rc = idx_txn_begin_lazy(e->idx, t);
-	if (rc < 0) {
-		pthread_mutex_unlock(&e->wlock);
-		return rc;
-	}
-	if (!atomic_load(&e->ns_watch)) {
+	/* ns_running: ns_sync_ms > 0 and not read-only */
+	int rc = wtxn_begin(e, e->ns_running, t);
+	if (rc >= 0 && e->ns_running && !atomic_load(&e->ns_watch)) {
 		pthread_mutex_lock(&e->ns_lock);
 		pthread_cond_signal(&e->ns_cond);
 		pthread_mutex_unlock(&e->ns_lock);

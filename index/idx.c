@@ -851,9 +851,15 @@ static void stats_chunk(struct idx_stats *st, const struct idx_chunk *c, int sig
 }
 
 /* dir/data.mdb into path (PATH_MAX bytes): 0, or -ENAMETOOLONG. */
+/* path = dir/name (PATH_MAX bytes), or -ENAMETOOLONG. */
+static int index_file(const char *dir, const char *name, char *path)
+{
+	return (size_t)snprintf(path, PATH_MAX, "%s/%s", dir, name) >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
 static int mdb_path(const char *dir, char *path)
 {
-	return (size_t)snprintf(path, PATH_MAX, "%s/data.mdb", dir) >= PATH_MAX ? -ENAMETOOLONG : 0;
+	return index_file(dir, "data.mdb", path);
 }
 
 /* --- crash guard --------------------------------------------------------- */
@@ -1241,6 +1247,12 @@ static uint64_t le64(const uint8_t *b)
 	return v;
 }
 
+static void put_le64(uint8_t *b, uint64_t v)
+{
+	for (unsigned i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
 static uint32_t le32(const uint8_t *b)
 {
 	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
@@ -1283,6 +1295,13 @@ static int mdb_open_rw(const char *dir, struct stat *st)
 		return rc;
 	}
 	return fd;
+}
+
+/* Whether b is the sound meta page LMDB wrote for commit s (in slot s & 1)
+ * of a file of file_size bytes. */
+static bool meta_of(const uint8_t *b, uint64_t s, uint64_t file_size)
+{
+	return le64(b + META_TXNID) == s && meta_sound(b, (unsigned)(s & 1), file_size);
 }
 
 int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
@@ -1369,12 +1388,6 @@ int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
 #define MARK_HDR 128u
 #define MARK_LEN (MARK_HDR + 4096u)
 
-static int mark_path(const char *dir, char *path)
-{
-	int n = snprintf(path, PATH_MAX, "%s/" MARK_NAME, dir);
-	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
-}
-
 /* This boot's id; MIXFS_BOOT_ID overrides it (tests that build power-cut
  * states on the machine that recorded them). */
 static void boot_id(char out[40])
@@ -1414,7 +1427,7 @@ static int mark_read(const char *dir, uint8_t m[MARK_LEN])
 	char path[PATH_MAX];
 	uint8_t sum[FP_LEN];
 	ssize_t n;
-	int fd, rc = mark_path(dir, path);
+	int fd, rc = index_file(dir, MARK_NAME, path);
 
 	if (rc < 0)
 		return rc;
@@ -1439,7 +1452,7 @@ static int mark_write(const char *dir, const void *b, size_t len, off_t off)
 	char path[PATH_MAX];
 	struct stat st;
 	bool fresh;
-	int fd, rc = mark_path(dir, path);
+	int fd, rc = index_file(dir, MARK_NAME, path);
 
 	if (rc < 0)
 		return rc;
@@ -1491,8 +1504,7 @@ static int arm(struct idx *x, MDB_txn *w)
 	if (rc == 0 && (fstat(fd, &st) < 0 ||
 	                pread(fd, m + MARK_HDR, 4096, (off_t)(s & 1) * 4096) != 4096))
 		rc = errno ? -errno : -EIO;
-	if (rc == 0 && (le64(m + MARK_HDR + META_TXNID) != s ||
-	                !meta_sound(m + MARK_HDR, (unsigned)(s & 1), (uint64_t)st.st_size)))
+	if (rc == 0 && !meta_of(m + MARK_HDR, s, (uint64_t)st.st_size))
 		rc = -EIO; /* not the page LMDB wrote for s */
 	if (rc == 0)
 		rc = LMDB_ERR_X(x, mdb_txn_begin(x->env, NULL, MDB_RDONLY, &pin));
@@ -1500,8 +1512,7 @@ static int arm(struct idx *x, MDB_txn *w)
 		rc = -EIO;
 	if (rc == 0) {
 		memcpy(m, MARK_MAGIC, 8);
-		for (unsigned i = 0; i < 8; i++)
-			m[8 + i] = (uint8_t)(s >> (8 * i));
+		put_le64(m + 8, s);
 		memcpy(m + 16, x->boot, 40);
 		rc = mark_sum(m, m + MARK_SUM);
 	}
@@ -1561,15 +1572,13 @@ static int mark_rollback(const char *dir, const uint8_t *m)
 
 	if (fd < 0)
 		return fd;
-	if ((le64(m + MARK_HDR + META_TXNID) != s ||
-	                !meta_sound(m + MARK_HDR, slot, (uint64_t)st.st_size)))
+	if (!meta_of(m + MARK_HDR, s, (uint64_t)st.st_size))
 		rc = -EUCLEAN; /* data.mdb is shorter than the commit it names */
 	if (rc == 0) {
 		memcpy(other, m + MARK_HDR, sizeof(other));
 		memset(other, 0, 8);
 		other[0] = (uint8_t)(slot ^ 1);
-		for (unsigned i = 0; i < 8; i++)
-			other[META_TXNID + i] = (uint8_t)((s - 1) >> (8 * i));
+		put_le64(other + META_TXNID, s - 1);
 		if (pwrite(fd, m + MARK_HDR, 4096, (off_t)slot * 4096) != 4096 ||
 		    pwrite(fd, other, 4096, (off_t)(slot ^ 1) * 4096) != 4096 || fdatasync(fd) < 0)
 			rc = errno ? -errno : -EIO;
