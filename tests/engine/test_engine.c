@@ -2520,6 +2520,25 @@ static int reap_fail_hook(struct eng *e)
 	return atomic_fetch_sub(&reap_fails, 1) > 0 ? -ENOSPC : 0;
 }
 
+/* Polls (every 100 ms, at most tries times) until inode ino has no
+ * record: the last idx_inode_get result (-ENOENT once it is gone). */
+static int wait_inode_gone(struct fx *f, uint64_t ino, int tries)
+{
+	struct idx_txn *t;
+	struct idx_inode in;
+	int rc = 0;
+
+	for (int i = 0; i < tries; i++) {
+		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+		rc = idx_inode_get(t, ino, &in);
+		idx_txn_abort(t);
+		if (rc == -ENOENT)
+			break;
+		usleep(100000);
+	}
+	return rc;
+}
+
 static void t_reap_retry(void **state)
 {
 	struct fx *f = *state;
@@ -2527,7 +2546,6 @@ static void t_reap_retry(void **state)
 	uint8_t *a = malloc(n);
 	struct idx_stats st;
 	struct idx_txn *t;
-	struct idx_inode in;
 	int rc = 0;
 
 	fill_random(a, n, 75);
@@ -2540,14 +2558,7 @@ static void t_reap_retry(void **state)
 	assert_int_equal(eng_unlink(f->e, 1, "gone"), 0);
 	eng_forget(f->e, ino, 1); /* the last reference: deleted (queued), and fails */
 	int64_t t0 = eng_mono_ns();
-	for (int i = 0; i < 100; i++) { /* 1 s, then 2 s */
-		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
-		rc = idx_inode_get(t, ino, &in);
-		idx_txn_abort(t);
-		if (rc == -ENOENT)
-			break;
-		usleep(100000);
-	}
+	rc = wait_inode_gone(f, ino, 100); /* 1 s, then 2 s */
 	print_message("a deletion failing twice: done after %.1f s\n",
 	              (double)(eng_mono_ns() - t0) / 1e9);
 	assert_int_equal(rc, -ENOENT); /* before: an orphan until the next mount */
@@ -2572,7 +2583,6 @@ static void t_reap_retry_damaged(void **state)
 	size_t n = 256u << 10;
 	uint8_t *a = malloc(n), junk[5] = { 1, 2, 3, 4, 5 }, k[8];
 	struct idx_txn *t;
-	struct idx_inode in;
 	struct eng_attr at;
 	uint64_t bad, good;
 	int rc = 0;
@@ -2596,14 +2606,7 @@ static void t_reap_retry_damaged(void **state)
 	eng_forget(f->e, bad, 1);  /* its deletion fails (EIO) */
 	eng_forget(f->e, good, 1); /* queued behind it */
 	int64_t t0 = eng_mono_ns();
-	for (int i = 0; i < 40; i++) { /* 4 s: before, retried with bad at 1 s and 3 s */
-		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
-		rc = idx_inode_get(t, good, &in);
-		idx_txn_abort(t);
-		if (rc == -ENOENT)
-			break;
-		usleep(100000);
-	}
+	rc = wait_inode_gone(f, good, 40); /* 4 s: before, retried with bad at 1 s and 3 s */
 	print_message("deletion behind a damaged inode: %s after %.1f s\n",
 	              rc == -ENOENT ? "done" : "not done", (double)(eng_mono_ns() - t0) / 1e9);
 	assert_int_equal(rc, -ENOENT);

@@ -2052,6 +2052,16 @@ static bool marker_valid(const char *dir)
 	return memcmp(m, "MIXFSUS1", 8) == 0;
 }
 
+/* f's store as a power cut leaves it (crash_copy), opened in g as the
+ * next boot would. */
+static void power_cut(struct fixture *f, bool torn, struct fixture *g)
+{
+	crash_copy(f->dir, torn, g->dir);
+	setenv("MIXFS_BOOT_ID", "another-boot", 1);
+	assert_int_equal(idx_open(g->dir, 0, NULL, 0, &g->x), 0);
+	unsetenv("MIXFS_BOOT_ID");
+}
+
 /* Namespace commits go unsynced (idx_txn_begin_lazy).  After a power cut
  * (another boot id) the store is back at the last sync, even with every
  * page written since then lost; after a crash of the process (this boot)
@@ -2070,10 +2080,7 @@ static void test_unsynced(void **state)
 	assert_true(marker_valid(f->dir));
 
 	/* power cut, all pages written since the sync lost */
-	crash_copy(f->dir, true, g.dir);
-	setenv("MIXFS_BOOT_ID", "another-boot", 1);
-	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
-	unsetenv("MIXFS_BOOT_ID");
+	power_cut(f, true, &g);
 	assert_false(marker_valid(g.dir));
 	assert_int_equal(has_chunk(&g, 1), 0);
 	assert_int_equal(has_chunk(&g, 2), -ENOENT);
@@ -2088,10 +2095,7 @@ static void test_unsynced(void **state)
 
 	/* power cut, everything reached the disk: the same (the marker
 	 * cannot tell) */
-	crash_copy(f->dir, false, g.dir);
-	setenv("MIXFS_BOOT_ID", "another-boot", 1);
-	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
-	unsetenv("MIXFS_BOOT_ID");
+	power_cut(f, false, &g);
 	assert_int_equal(has_chunk(&g, 1), 0);
 	assert_int_equal(has_chunk(&g, 2), -ENOENT);
 	idx_close(g.x);
@@ -2118,20 +2122,14 @@ static void test_unsynced(void **state)
 	assert_int_equal(idx_sync(f->x), 0);
 	assert_int_equal(idx_unsynced_since(f->x), 0);
 	assert_false(marker_valid(f->dir));
-	crash_copy(f->dir, true, g.dir);
-	setenv("MIXFS_BOOT_ID", "another-boot", 1);
-	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
-	unsetenv("MIXFS_BOOT_ID");
+	power_cut(f, true, &g);
 	assert_int_equal(has_chunk(&g, 399), 0);
 	idx_close(g.x);
 	rm_store(g.dir);
 	lazy_insert(f, 600);
 	assert_true(marker_valid(f->dir));
 	insert_one(f, 601); /* a synced commit does not make them durable */
-	crash_copy(f->dir, true, g.dir);
-	setenv("MIXFS_BOOT_ID", "another-boot", 1);
-	assert_int_equal(idx_open(g.dir, 0, NULL, 0, &g.x), 0);
-	unsetenv("MIXFS_BOOT_ID");
+	power_cut(f, true, &g);
 	assert_int_equal(has_chunk(&g, 399), 0);
 	assert_int_equal(has_chunk(&g, 600), -ENOENT);
 	assert_int_equal(has_chunk(&g, 601), -ENOENT);

@@ -17,11 +17,7 @@ command -v python3 >/dev/null || skip "python3 missing"
 it_init
 mixfs_mkfs
 
-if [ "${MIXFS_LONG:-0}" = 1 ]; then
-	ROUNDS=${IT_CORRUPT_ROUNDS:-100}
-else
-	ROUNDS=${IT_CORRUPT_ROUNDS:-10}
-fi
+ROUNDS=${IT_CORRUPT_ROUNDS:-$(by_length 10 100)}
 FAULTS=${IT_CORRUPT_FAULTS:-10}
 SEED=${IT_CORRUPT_SEED:-$(date +%s)}
 log "seed $SEED, $ROUNDS rounds of $FAULTS faults"

@@ -17,11 +17,7 @@ command -v python3 >/dev/null || skip "python3 missing"
 it_init
 mixfs_mkfs
 
-if [ "${MIXFS_LONG:-0}" = 1 ]; then
-	CYCLES=${IT_CRASH_CYCLES:-50}
-else
-	CYCLES=${IT_CRASH_CYCLES:-5}
-fi
+CYCLES=${IT_CRASH_CYCLES:-$(by_length 5 50)}
 SEED=${IT_CRASH_SEED:-$(date +%s)}
 RANDOM=$SEED
 log "seed $SEED, $CYCLES cycles"

@@ -24,8 +24,7 @@ it_init
 need_mixfs "online gc and rebase under readers"
 PY=$(dirname "$0")/gcreaders.py
 SEED=${IT_GCR_SEED:-$(( $(date +%s) % 100000 ))}
-SECS=${IT_GCR_SECONDS:-35}
-[ "${MIXFS_LONG:-0}" = 1 ] && SECS=${IT_GCR_SECONDS:-180}
+SECS=${IT_GCR_SECONDS:-$(by_length 35 180)}
 READERS=${IT_GCR_READERS:-3}
 log "seed $SEED (IT_GCR_SEED), $SECS s, $READERS readers"
 # numpy: the first python3 that has it (PATH may name one without)

@@ -21,11 +21,7 @@ need_mixfs "LMDB index of a mixfs store"
 command -v python3 >/dev/null || skip "python3 missing"
 it_init
 mixfs_mkfs
-if [ "${MIXFS_LONG:-0}" = 1 ]; then
-	CASES=${IT_IDXDMG_CASES:-400}
-else
-	CASES=${IT_IDXDMG_CASES:-40}
-fi
+CASES=${IT_IDXDMG_CASES:-$(by_length 40 400)}
 SEED=${IT_IDXDMG_SEED:-1}
 log "seed $SEED, $CASES cases"
 

@@ -29,11 +29,7 @@ need_mixfs
 # A sanitizer runtime would otherwise insist on coming first.
 export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 PY=$(dirname "$0")/powerloss.py
-if [ "${MIXFS_LONG:-0}" = 1 ]; then
-	STATES=${IT_POWERLOSS_STATES:-150}
-else
-	STATES=${IT_POWERLOSS_STATES:-25}
-fi
+STATES=${IT_POWERLOSS_STATES:-$(by_length 25 150)}
 SEED=${IT_POWERLOSS_SEED:-$(date +%s)}
 log "seed $SEED (IT_POWERLOSS_SEED=$SEED replays), $STATES crash states per workload"
 SRC=$WORK/src

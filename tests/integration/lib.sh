@@ -81,6 +81,10 @@ lsA() {
 
 sha() { sha256sum -- "$1" | cut -d' ' -f1; }
 
+# by_length SHORT LONG: the count for this run, LONG with MIXFS_LONG=1 (the
+# long form of the stress tests), else SHORT
+by_length() { if [ "${MIXFS_LONG:-0}" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+
 # Bytes under STORE/packs (the stored file data), after a sync of the mount.
 pack_bytes() {
 	sync -f "$MNT"
