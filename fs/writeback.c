@@ -1820,9 +1820,11 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 		s->len -= pos;
 	}
 	ei->dirty -= pos;
-	atomic_fetch_sub(&e->dirty_total, pos);
 	ein_get(e, ei->ino, false, 0, 0); /* the batch's user reference */
 	pthread_mutex_lock(&e->plock);
+	/* under plock with the queueing: whoever sees neither dirty bytes
+	 * nor a queued batch under plock sees the bytes committed */
+	atomic_fetch_sub(&e->dirty_total, pos);
 	b->seq = ++e->batch_seq;
 	b->state = B_PREP;
 	if (e->qtail)

@@ -2443,10 +2443,12 @@ static uint64_t dirty_after(struct fx *f, unsigned ms)
 {
 	struct eng *e = f->e;
 	for (unsigned t = 0; t < ms; t += 100) {
+		/* both under plock: a batch is cut (dirty_total drops) and
+		 * queued in one critical section */
 		pthread_mutex_lock(&e->plock);
-		bool busy = e->qhead || e->committing;
+		bool busy = e->qhead || e->committing || atomic_load(&e->dirty_total) > 0;
 		pthread_mutex_unlock(&e->plock);
-		if (!busy && atomic_load(&e->dirty_total) == 0)
+		if (!busy)
 			break;
 		usleep(100000);
 	}
