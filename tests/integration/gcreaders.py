@@ -27,6 +27,7 @@ import mmap
 import multiprocessing as mp
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -208,6 +209,23 @@ def reader(mnt, ref, seed, deadline, q, who):
         fail(q, who, "reader crashed: %r" % (ex,))
 
 
+def log_seen(mlog):
+    """(compacted, rebased) since the run began, from the daemon log that
+    IT_GCR_LOG names (read from byte IT_GCR_LOG_AT); None without one."""
+    if not mlog:
+        return None
+    path, at = mlog
+    try:
+        with open(path, "rb") as f:
+            f.seek(at)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    compacted = any(int(n) > 0 for n in re.findall(r"online gc of .*: (\d+) packs compacted", text))
+    rebased = re.search(r"rebase in .*: \d+ chunks made full", text) is not None
+    return (compacted, rebased)
+
+
 def writer(mnt, ref, seed, deadline, q):
     import pickle
     rng = np.random.default_rng(seed + 7)
@@ -215,6 +233,9 @@ def writer(mnt, ref, seed, deadline, q):
         s = pickle.load(f)
     nxt, series = s["next_random"], s["series"]
     st = {"waves": 0, "deleted": 0, "written": 0, "versions": 0, "series_deleted": 0}
+    mlog = None
+    if os.environ.get("IT_GCR_LOG"):
+        mlog = (os.environ["IT_GCR_LOG"], int(os.environ.get("IT_GCR_LOG_AT", "0")))
     try:
         while time.monotonic() < deadline:
             rnd = [n for n in ref_files(ref) if n.startswith("r/")]
@@ -242,7 +263,19 @@ def writer(mnt, ref, seed, deadline, q):
                     st["series_deleted"] += 1
             os.sync()
             st["waves"] += 1
-            time.sleep(0.5 + float(rng.random()))  # idle: rebase and gc run
+            # idle: rebase and gc run.  Until the daemon has logged an
+            # online gc pass that compacted a pack and a rebase group, the
+            # writer waits for one (up to 10 s; a slow build, ASan, codes
+            # the wave's batches for longer than the usual 0.5-1.5 s)
+            quiet = 0.5 + float(rng.random())
+            t0 = time.monotonic()
+            while time.monotonic() < deadline:
+                seen = log_seen(mlog)
+                if seen is None or all(seen) or time.monotonic() - t0 >= 10:
+                    break
+                time.sleep(0.2)
+            st["waited"] = st.get("waited", 0) + round(time.monotonic() - t0, 1)
+            time.sleep(quiet)
         q.put(("OK", "writer", st))
     except Exception as ex:
         fail(q, "writer", "writer failed: %r" % (ex,))

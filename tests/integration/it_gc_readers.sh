@@ -14,7 +14,10 @@
 # outside the mount; one writer in waves deletes a third of the random files
 # and writes as many new ones (half-dead packs for the online gc), writes a
 # new version of each series and deletes old versions, sometimes the one the
-# new version is coded against (rebase makes the new one full and frees it).
+# new version is coded against (rebase makes the new one full and frees it);
+# until the daemon has logged both a compacting gc pass and a rebase group,
+# the writer waits up to 10 s after a wave for them (a slow build codes a
+# wave's batches for longer than the usual 0.5-1.5 s pause).
 # Any wrong byte, or any error on a file the reader opened, fails.  The
 # daemon log must show online gc passes that compacted packs and rebase
 # groups during the run, and no "unreadable" chunk.  Then fsck is clean, and
@@ -41,6 +44,9 @@ mixfs_mount fg "$OPTS"
 sync -f "$MNT"
 # what the log held before the run: gc and rebase must work during it
 mark=$(wc -l <"$MOUNT_LOG")
+# the writer reads the log from here on: until a gc pass has compacted a
+# pack and rebase has re-encoded, it waits for a quiet spell after a wave
+export IT_GCR_LOG=$MOUNT_LOG IT_GCR_LOG_AT=$(stat -c %s "$MOUNT_LOG")
 
 rc=0
 "$PY3" "$PY" run "$MNT" "$WORK/ref" "$SEED" "$SECS" "$READERS" 2>"$WORK/run.log" || rc=$?
