@@ -2317,7 +2317,10 @@ void wb_retry_stop(struct eng *e)
 	if (!e->retry_running)
 		return;
 	eng_thread_stop(&e->retry_lock, &e->retry_cond, &e->retry_quit, e->retry_thread);
+	/* the committer reads it under retry_lock (reap_push_locked) */
+	pthread_mutex_lock(&e->retry_lock);
 	e->retry_running = false;
+	pthread_mutex_unlock(&e->retry_lock);
 }
 
 void wb_stop(struct eng *e)
