@@ -6,7 +6,8 @@
  * one markdown table); this command finds the script and execs it with the
  * same options.  The script is looked up in $MIXFS_SRCDIR, else in the
  * directories above this binary (a build directory inside the source tree:
- * BUILD/tools/mixfs -> SRC/tools/bench/codec_bench.sh).  When codec_bench
+ * BUILD/tools/mixfs -> SRC/tools/bench/codec_bench.sh), else in the source
+ * tree the binary was built from (MIXFS_SOURCE_DIR).  When codec_bench
  * was built next to this binary (BUILD/tools/bench/codec_bench) and
  * $CODEC_BENCH is unset, the script is told to use that one.
  */
@@ -38,7 +39,9 @@ static int exe_dir(char *dir, size_t cap)
 }
 
 /* Find SRC with SRC/BENCH_SCRIPT: $MIXFS_SRCDIR, else up to three levels
- * above the binary's directory.  Fills src and returns 0, or -ENOENT. */
+ * above the binary's directory, else the source tree the binary was built
+ * from (a build directory outside it).  Fills src and returns 0, or
+ * -ENOENT. */
 static int find_srcdir(const char *bindir, char *src, size_t cap)
 {
 	const char *env = getenv("MIXFS_SRCDIR");
@@ -63,6 +66,12 @@ static int find_srcdir(const char *bindir, char *src, size_t cap)
 			break;
 		*slash = '\0';
 	}
+#ifdef MIXFS_SOURCE_DIR
+	snprintf(src, cap, "%s", MIXFS_SOURCE_DIR);
+	snprintf(path, sizeof(path), "%s/%s", src, BENCH_SCRIPT);
+	if (access(path, R_OK) == 0)
+		return 0;
+#endif
 	return -ENOENT;
 }
 
