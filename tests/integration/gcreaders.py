@@ -40,6 +40,7 @@ N_RANDOM = 28  # initial distinct random files
 N_SERIES = 4   # series directories
 V_INIT = 3     # initial versions per series
 SERIES_ELEMS = 640 * 1024  # bf16 elements per version (1.25 MiB)
+EXTEND = 90    # s the run may go past SECONDS for the daemon log (see writer)
 
 
 def rand_bytes(rng, n):
@@ -121,12 +122,12 @@ def drop_cache(fd):
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
-def reader(mnt, ref, seed, deadline, q, who):
+def reader(mnt, ref, seed, stop, q, who):
     rng = random.Random(seed)
     st = {"reads": 0, "bytes": 0, "gone": 0, "full": 0, "direct": 0, "range": 0, "dd": 0,
           "mmap": 0}
     try:
-        while time.monotonic() < deadline:
+        while not stop.is_set():
             names = ref_files(ref)
             if not names:
                 time.sleep(0.05)
@@ -226,7 +227,7 @@ def log_seen(mlog):
     return (compacted, rebased)
 
 
-def writer(mnt, ref, seed, deadline, q):
+def writer(mnt, ref, seed, deadline, stop, q):
     import pickle
     rng = np.random.default_rng(seed + 7)
     with open(state_path(ref), "rb") as f:
@@ -237,7 +238,11 @@ def writer(mnt, ref, seed, deadline, q):
     if os.environ.get("IT_GCR_LOG"):
         mlog = (os.environ["IT_GCR_LOG"], int(os.environ.get("IT_GCR_LOG_AT", "0")))
     try:
-        while time.monotonic() < deadline:
+        # past the deadline only until the daemon has logged what the test
+        # checks (a slow build, TSan, manages 2 waves in 35 s), EXTEND s
+        # at most
+        while time.monotonic() < deadline or (
+                time.monotonic() < deadline + EXTEND and not all(log_seen(mlog) or (True,))):
             rnd = [n for n in ref_files(ref) if n.startswith("r/")]
             # a third of the random files goes (packs become half dead)
             for rel in rng.permutation(rnd)[:max(1, len(rnd) // 3)]:
@@ -269,33 +274,38 @@ def writer(mnt, ref, seed, deadline, q):
             # the wave's batches for longer than the usual 0.5-1.5 s)
             quiet = 0.5 + float(rng.random())
             t0 = time.monotonic()
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline + EXTEND:
                 seen = log_seen(mlog)
                 if seen is None or all(seen) or time.monotonic() - t0 >= 10:
                     break
                 time.sleep(0.2)
             st["waited"] = st.get("waited", 0) + round(time.monotonic() - t0, 1)
             time.sleep(quiet)
+        st["overtime"] = round(max(0.0, time.monotonic() - deadline), 1)
         q.put(("OK", "writer", st))
     except Exception as ex:
         fail(q, "writer", "writer failed: %r" % (ex,))
+    finally:
+        stop.set()  # the readers stop with the writer
 
 
 def run(mnt, ref, seed, seconds, nreaders):
     deadline = time.monotonic() + seconds
     q = mp.Queue()
-    procs = [mp.Process(target=reader, args=(mnt, ref, seed * 1000 + i, deadline, q, "reader%d" % i))
+    stop = mp.Event()
+    procs = [mp.Process(target=reader, args=(mnt, ref, seed * 1000 + i, stop, q, "reader%d" % i))
              for i in range(nreaders)]
-    procs.append(mp.Process(target=writer, args=(mnt, ref, seed, deadline, q)))
+    procs.append(mp.Process(target=writer, args=(mnt, ref, seed, deadline, stop, q)))
     for p in procs:
         p.start()
     results, bad = [], False
-    end = time.monotonic() + seconds + 120
+    end = time.monotonic() + seconds + EXTEND + 120
     while len(results) < len(procs) and time.monotonic() < end:
         try:
             r = q.get(timeout=1)
         except Exception:
             if any(p.exitcode not in (None, 0) for p in procs):
+                stop.set()
                 break
             continue
         results.append(r)

@@ -17,7 +17,8 @@
 # new version is coded against (rebase makes the new one full and frees it);
 # until the daemon has logged both a compacting gc pass and a rebase group,
 # the writer waits up to 10 s after a wave for them (a slow build codes a
-# wave's batches for longer than the usual 0.5-1.5 s pause).
+# wave's batches for longer than the usual 0.5-1.5 s pause), and the run
+# goes on past IT_GCR_SECONDS (90 s at most) until they are there.
 # Any wrong byte, or any error on a file the reader opened, fails.  The
 # daemon log must show online gc passes that compacted packs and rebase
 # groups during the run, and no "unreadable" chunk.  Then fsck is clean, and
