@@ -2842,19 +2842,73 @@ static void gc_seal_dead(struct eng *e)
 	idx_txn_abort(t);
 }
 
+/* gc_main wakes this often to look for work before the interval is up:
+ * a quiet moment after a pass that could not collect this mount's packs,
+ * or dead bytes piling up. */
+#define GC_POLL_S 1
+#define GC_DUTY 10 /* early passes: at most one per 10 x the last one's time */
+
+static int dead_sum_cb(void *arg, const struct idx_pack *p)
+{
+	*(uint64_t *)arg += p->dead_bytes;
+	return 0;
+}
+
+/* Dead bytes the index counts in all packs (they stay counted after a
+ * punch; a compacted pack's record goes): gc_main compares it with its
+ * value after the last pass.  -1 on an error. */
+static int64_t gc_dead_sum(struct eng *e)
+{
+	struct idx_txn *t;
+	uint64_t sum = 0;
+
+	if (idx_txn_begin(e->idx, true, &t) < 0)
+		return -1;
+	int rc = idx_pack_iter(t, dead_sum_cb, &sum);
+	idx_txn_abort(t);
+	return rc < 0 ? -1 : (int64_t)sum;
+}
+
 static void *gc_main(void *arg)
 {
 	struct eng *e = arg;
 	char *pd = path_join(e->store, "packs");
+	const int64_t interval_ns = (int64_t)e->o.gc_interval_s * 1000000000ll;
+	/* A pass runs every interval; earlier once eng_seal_dead_bytes more
+	 * bytes died since the last one (a trainer that deletes an old
+	 * checkpoint per save would otherwise leave a minute of them on the
+	 * disk).  The packs of this mount wait for a quiet moment: after a
+	 * pass that found a batch in flight, look again every GC_POLL_S
+	 * seconds until it is quiet rather than at the next interval.  A pass
+	 * walks every chunk record: such early passes keep to a tenth of
+	 * the time (GC_DUTY x the last pass's length since it). */
+	bool want_quiet = false;
+	int64_t last_pass = eng_mono_ns(), pass_ns = 0, dead_last = gc_dead_sum(e);
 	pthread_mutex_lock(&e->gc_lock);
 	while (!e->gc_quit && pd) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += e->o.gc_interval_s;
+		ts.tv_sec += e->o.gc_interval_s > GC_POLL_S ? GC_POLL_S : e->o.gc_interval_s;
 		pthread_cond_timedwait(&e->gc_cond, &e->gc_lock, &ts);
 		if (e->gc_quit)
 			break;
 		pthread_mutex_unlock(&e->gc_lock);
+		int64_t since = eng_mono_ns() - last_pass;
+		bool due = since >= interval_ns - 100000000ll;
+		if (!due && since < GC_DUTY * pass_ns) {
+			pthread_mutex_lock(&e->gc_lock);
+			continue;
+		}
+		if (!due && !want_quiet) {
+			int64_t dead = gc_dead_sum(e);
+			if (dead < 0 || dead_last < 0 ||
+			    dead - dead_last < (int64_t)eng_seal_dead_bytes(e)) {
+				if (dead_last < 0)
+					dead_last = dead;
+				pthread_mutex_lock(&e->gc_lock);
+				continue;
+			}
+		}
 		/* Packs of this mount are sealed below the current one; they
 		 * may be collected too once no batch and no rebase group holds
 		 * frames appended there but not yet committed (a long-running
@@ -2871,17 +2925,29 @@ static void *gc_main(void *arg)
 		 * commit (its frames would look dead to gc's snapshot) */
 		bool quiet = e->qhead == NULL && !e->committing;
 		pthread_mutex_unlock(&e->plock);
+		bool own = quiet && cur > e->first_pack;
+		if (want_quiet && !due && !own) { /* still busy: next poll */
+			pthread_mutex_unlock(&e->rb_run);
+			want_quiet = !quiet && cur > e->first_pack;
+			pthread_mutex_lock(&e->gc_lock);
+			continue;
+		}
+		want_quiet = !own && cur > e->first_pack;
 		struct gc_host h = {
 			.idx = e->idx, .ps = e->ps, .pack_dir = pd,
-			.pack_id_limit = quiet && cur > e->first_pack ? cur : e->first_pack,
+			.pack_id_limit = own ? cur : e->first_pack,
 			.txn_begin = gc_txn_begin, .txn_end = gc_txn_end,
 			.pack_sync = gc_pack_sync, .arg = e,
 		};
 		struct gc_opts go;
 		struct gc_stats st;
 		gc_opts_default(&go);
+		int64_t t0 = eng_mono_ns();
 		int rc = gc_compact(&h, &go, &st);
 		pthread_mutex_unlock(&e->rb_run);
+		last_pass = eng_mono_ns();
+		pass_ns = last_pass - t0;
+		dead_last = gc_dead_sum(e);
 		if (rc < 0)
 			syslog(LOG_WARNING, "mixfs: online gc of %s: %s", e->store, strerror(-rc));
 		else if (st.packs_compacted || st.packs_emptied || st.bytes_punched) {

@@ -1573,6 +1573,95 @@ static void t_online_gc_same_mount(void **state)
 	free(c);
 }
 
+/* The committer is held (a group between the queue and its commit: the
+ * engine is not quiet, so the online gc may not collect this mount's
+ * packs) until gc_busy_until (monotonic ns). */
+static int64_t gc_busy_until;
+
+static void hold_commit_until(struct eng *e)
+{
+	(void)e;
+	while (eng_mono_ns() < gc_busy_until)
+		usleep(50000);
+}
+
+/* A pass that finds a batch in flight cannot collect this mount's packs;
+ * the gc looks again every second until it is quiet, rather than at the
+ * next interval.  The interval is 8 s and the committer is busy through
+ * the first pass (0-9.5 s; a file is deleted meanwhile: an early pass
+ * that cannot collect it either); the dead bytes must go within 4 s
+ * after that, well before the second pass (16 s on). */
+static void t_online_gc_after_busy(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 8u << 20, k = 256u << 10;
+	uint8_t *a = malloc(n), *c = malloc(k);
+	struct eng_opts o = fast_opts();
+
+	o.gc_interval_s = 8;
+	o.max_pack_bytes = 4u << 20; /* a's bytes fill sealed packs */
+	fill_random(a, n, 24);
+	fill_random(c, k, 25);
+	int64_t t0 = eng_mono_ns();
+	reopen_with(f, &o);
+	put_file(f, "a", a, n);
+	uint64_t before = du_alloc(f);
+	gc_busy_until = t0 + 9500000000ll;
+	pthread_mutex_lock(&f->e->plock);
+	f->e->commit_hook = hold_commit_until;
+	pthread_mutex_unlock(&f->e->plock);
+	put_file(f, "c", c, k); /* its group waits in the hook */
+	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
+	while (eng_mono_ns() < gc_busy_until)
+		usleep(100000);
+	assert_true(du_alloc(f) > before - n / 2); /* the first pass could not */
+	for (int i = 0; i < 40 && du_alloc(f) > before - n / 2; i++)
+		usleep(100000);
+	print_message("gc after a busy pass: %llu -> %llu bytes allocated %.1f s after the "
+	              "committer went quiet\n", (unsigned long long)before,
+	              (unsigned long long)du_alloc(f),
+	              (double)(eng_mono_ns() - gc_busy_until) / 1e9);
+	assert_true(du_alloc(f) <= before - n / 2);
+	pthread_mutex_lock(&f->e->plock);
+	f->e->commit_hook = NULL;
+	pthread_mutex_unlock(&f->e->plock);
+	check_file(f, "c", c, k);
+	free(a);
+	free(c);
+}
+
+/* Dead bytes do not wait for the interval: once a quarter pack's worth
+ * (eng_seal_dead_bytes) died since the last pass, the gc runs one.  With
+ * a 60 s interval, a deleted 8 MiB file in sealed 4 MiB packs must be
+ * freed within 5 s. */
+static void t_online_gc_early(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 8u << 20;
+	uint8_t *a = malloc(n), *b = malloc(n);
+	struct eng_opts o = fast_opts();
+
+	o.gc_interval_s = 60;
+	o.max_pack_bytes = 4u << 20;
+	reopen_with(f, &o);
+	fill_random(a, n, 26);
+	fill_random(b, n, 27);
+	put_file(f, "a", a, n);
+	put_file(f, "b", b, n);
+	uint64_t before = du_alloc(f);
+	int64_t t0 = eng_mono_ns();
+	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
+	for (int i = 0; i < 50 && du_alloc(f) > before - n / 2; i++)
+		usleep(100000);
+	print_message("gc of a deleted file, 60 s interval: %llu -> %llu bytes allocated after "
+	              "%.1f s\n", (unsigned long long)before, (unsigned long long)du_alloc(f),
+	              (double)(eng_mono_ns() - t0) / 1e9);
+	assert_true(du_alloc(f) <= before - n / 2);
+	check_file(f, "b", b, n);
+	free(a);
+	free(b);
+}
+
 /* Checkpoint rotation: a file deleted from the pack being appended to
  * frees its bytes while mounted and with no further write (the pack is
  * sealed once a quarter of it is dead; it used to stay open until it
@@ -3357,6 +3446,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_inflight_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_same_mount, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_online_gc_after_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_online_gc_early, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_current, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_current_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_online_gc_commit_race, setup, teardown),

@@ -13,7 +13,8 @@
 # torch-style write + fsync, and only the newest KEEP (default 3) are kept
 # (the older ones deleted, as a trainer's save_total_limit does).  After
 # every version the daemon's VmRSS, RssAnon and VmHWM and the pack bytes on
-# disk are printed; at the end, once the daemon is idle, again, and the
+# disk are printed; at the end, once the daemon is idle and again one gc
+# interval (65 s) later, and the
 # surviving versions are compared with their SHA-256 taken while writing.
 # Inputs are generated on the fly (numpy); the base is cached in
 # $BENCH_CACHE/long-series/.  Root (FUSE).
@@ -95,6 +96,8 @@ PYEOF
 done
 wait_quiet
 row "idle"
+sleep 65 # one online gc interval (gc_interval=60 by default)
+row "idle + 65 s"
 (cd "$MNT/run" && tail -n "$KEEP" "$W/sha" | sha256sum -c --quiet) || { echo "surviving versions differ" >&2; exit 1; }
 echo
 echo "the newest $KEEP versions read back equal (SHA-256)"
