@@ -2925,14 +2925,13 @@ static void *gc_main(void *arg)
 		 * commit (its frames would look dead to gc's snapshot) */
 		bool quiet = e->qhead == NULL && !e->committing;
 		pthread_mutex_unlock(&e->plock);
-		bool own = quiet && cur > e->first_pack;
-		if (want_quiet && !due && !own) { /* still busy: next poll */
+		bool own = quiet && cur > e->first_pack, retry = want_quiet;
+		want_quiet = !own && cur > e->first_pack;
+		if (retry && !due && !own) { /* still busy: next poll */
 			pthread_mutex_unlock(&e->rb_run);
-			want_quiet = !quiet && cur > e->first_pack;
 			pthread_mutex_lock(&e->gc_lock);
 			continue;
 		}
-		want_quiet = !own && cur > e->first_pack;
 		struct gc_host h = {
 			.idx = e->idx, .ps = e->ps, .pack_dir = pd,
 			.pack_id_limit = own ? cur : e->first_pack,
