@@ -12,6 +12,7 @@
  * $CODEC_BENCH is unset, the script is told to use that one.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,15 @@ static int exe_dir(char *dir, size_t cap)
 	return 0;
 }
 
+/* src/BENCH_SCRIPT is readable. */
+static bool has_script(const char *src)
+{
+	char path[PATH_MAX + sizeof(BENCH_SCRIPT) + 1];
+
+	snprintf(path, sizeof(path), "%s/%s", src, BENCH_SCRIPT);
+	return access(path, R_OK) == 0;
+}
+
 /* Find SRC with SRC/BENCH_SCRIPT: $MIXFS_SRCDIR, else up to three levels
  * above the binary's directory, else the source tree the binary was built
  * from (a build directory outside it).  Fills src and returns 0, or
@@ -45,31 +55,27 @@ static int exe_dir(char *dir, size_t cap)
 static int find_srcdir(const char *bindir, char *src, size_t cap)
 {
 	const char *env = getenv("MIXFS_SRCDIR");
-	char path[PATH_MAX + sizeof(BENCH_SCRIPT) + 1];
 
 	if (env && *env) {
 		snprintf(src, cap, "%s", env);
-		snprintf(path, sizeof(path), "%s/%s", src, BENCH_SCRIPT);
-		return access(path, R_OK) == 0 ? 0 : -ENOENT;
+		return has_script(src) ? 0 : -ENOENT;
 	}
-	if (!bindir)
-		return -ENOENT;
-	snprintf(src, cap, "%s", bindir);
-	for (int up = 0; up <= 3; up++) {
-		char *slash;
+	if (bindir) {
+		snprintf(src, cap, "%s", bindir);
+		for (int up = 0; up <= 3; up++) {
+			char *slash;
 
-		snprintf(path, sizeof(path), "%s/%s", src, BENCH_SCRIPT);
-		if (access(path, R_OK) == 0)
-			return 0;
-		slash = strrchr(src, '/');
-		if (!slash || slash == src)
-			break;
-		*slash = '\0';
+			if (has_script(src))
+				return 0;
+			slash = strrchr(src, '/');
+			if (!slash || slash == src)
+				break;
+			*slash = '\0';
+		}
 	}
 #ifdef MIXFS_SOURCE_DIR
 	snprintf(src, cap, "%s", MIXFS_SOURCE_DIR);
-	snprintf(path, sizeof(path), "%s/%s", src, BENCH_SCRIPT);
-	if (access(path, R_OK) == 0)
+	if (has_script(src))
 		return 0;
 #endif
 	return -ENOENT;
