@@ -886,6 +886,19 @@ static uint64_t du_alloc(struct fx *f)
 	return du_of_packs(f, "-B1"); /* punched holes do not count */
 }
 
+/* Polls du_alloc every 100 ms for up to ms until the packs take at most
+ * limit bytes (the online gc freed them); returns the last value. */
+static uint64_t wait_du_at_most(struct fx *f, uint64_t limit, unsigned ms)
+{
+	uint64_t du = du_alloc(f);
+
+	for (unsigned t = 0; t < ms && du > limit; t += 100) {
+		usleep(100000);
+		du = du_alloc(f);
+	}
+	return du;
+}
+
 /* Close the engine and open its index (flags as idx_open's). */
 static struct idx *closed_idx(struct fx *f, unsigned flags)
 {
@@ -1509,9 +1522,7 @@ static void t_online_gc(void **state)
 	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
 	uint64_t before = du_alloc(f);
 	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
-	for (int i = 0; i < 50 && du_alloc(f) > before - n / 2; i++)
-		usleep(200000);
-	assert_true(du_alloc(f) <= before - n / 2);
+	assert_true(wait_du_at_most(f, before - n / 2, 10000) <= before - n / 2);
 	check_file(f, "b", b, n);
 	free(a);
 	free(b);
@@ -1534,13 +1545,13 @@ static void reopen_with(struct fx *f, const struct eng_opts *o)
 	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
 }
 
-/* Reopen at level fast with the online gc every second and packs of
- * max_pack bytes. */
-static void reopen_gc(struct fx *f, uint64_t max_pack)
+/* Reopen at level fast with the online gc every interval_s seconds and
+ * packs of max_pack bytes. */
+static void reopen_gc(struct fx *f, uint64_t max_pack, unsigned interval_s)
 {
 	struct eng_opts o = fast_opts();
 
-	o.gc_interval_s = 1;
+	o.gc_interval_s = interval_s;
 	o.max_pack_bytes = max_pack;
 	reopen_with(f, &o);
 }
@@ -1554,7 +1565,7 @@ static void t_online_gc_same_mount(void **state)
 	size_t n = 8u << 20;
 	uint8_t *a = malloc(n), *b = malloc(n), *c = malloc(n);
 
-	reopen_gc(f, 4u << 20); /* several packs */
+	reopen_gc(f, 4u << 20, 1); /* several packs */
 	fill_random(a, n, 21);
 	fill_random(b, n, 22);
 	fill_random(c, n, 23);
@@ -1563,9 +1574,8 @@ static void t_online_gc_same_mount(void **state)
 	uint64_t before = du_alloc(f);
 	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
 	put_file(f, "c", c, n); /* keep writing meanwhile: c lands in new packs */
-	for (int i = 0; i < 50 && du_alloc(f) > before + n / 2; i++)
-		usleep(200000);
-	assert_true(du_alloc(f) <= before + n / 2); /* a's 8 MiB went, c's came */
+	/* a's 8 MiB went, c's came */
+	assert_true(wait_du_at_most(f, before + n / 2, 10000) <= before + n / 2);
 	check_file(f, "b", b, n);
 	check_file(f, "c", c, n);
 	free(a);
@@ -1596,14 +1606,11 @@ static void t_online_gc_after_busy(void **state)
 	struct fx *f = *state;
 	size_t n = 8u << 20, k = 256u << 10;
 	uint8_t *a = malloc(n), *c = malloc(k);
-	struct eng_opts o = fast_opts();
 
-	o.gc_interval_s = 8;
-	o.max_pack_bytes = 4u << 20; /* a's bytes fill sealed packs */
 	fill_random(a, n, 24);
 	fill_random(c, k, 25);
 	int64_t t0 = eng_mono_ns();
-	reopen_with(f, &o);
+	reopen_gc(f, 4u << 20, 8); /* a's bytes fill sealed packs */
 	put_file(f, "a", a, n);
 	uint64_t before = du_alloc(f);
 	gc_busy_until = t0 + 9500000000ll;
@@ -1615,13 +1622,11 @@ static void t_online_gc_after_busy(void **state)
 	while (eng_mono_ns() < gc_busy_until)
 		usleep(100000);
 	assert_true(du_alloc(f) > before - n / 2); /* the first pass could not */
-	for (int i = 0; i < 40 && du_alloc(f) > before - n / 2; i++)
-		usleep(100000);
+	uint64_t du = wait_du_at_most(f, before - n / 2, 4000);
 	print_message("gc after a busy pass: %llu -> %llu bytes allocated %.1f s after the "
 	              "committer went quiet\n", (unsigned long long)before,
-	              (unsigned long long)du_alloc(f),
-	              (double)(eng_mono_ns() - gc_busy_until) / 1e9);
-	assert_true(du_alloc(f) <= before - n / 2);
+	              (unsigned long long)du, (double)(eng_mono_ns() - gc_busy_until) / 1e9);
+	assert_true(du <= before - n / 2);
 	pthread_mutex_lock(&f->e->plock);
 	f->e->commit_hook = NULL;
 	pthread_mutex_unlock(&f->e->plock);
@@ -1639,11 +1644,8 @@ static void t_online_gc_early(void **state)
 	struct fx *f = *state;
 	size_t n = 8u << 20;
 	uint8_t *a = malloc(n), *b = malloc(n);
-	struct eng_opts o = fast_opts();
 
-	o.gc_interval_s = 60;
-	o.max_pack_bytes = 4u << 20;
-	reopen_with(f, &o);
+	reopen_gc(f, 4u << 20, 60);
 	fill_random(a, n, 26);
 	fill_random(b, n, 27);
 	put_file(f, "a", a, n);
@@ -1651,12 +1653,11 @@ static void t_online_gc_early(void **state)
 	uint64_t before = du_alloc(f);
 	int64_t t0 = eng_mono_ns();
 	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
-	for (int i = 0; i < 50 && du_alloc(f) > before - n / 2; i++)
-		usleep(100000);
+	uint64_t du = wait_du_at_most(f, before - n / 2, 5000);
 	print_message("gc of a deleted file, 60 s interval: %llu -> %llu bytes allocated after "
-	              "%.1f s\n", (unsigned long long)before, (unsigned long long)du_alloc(f),
+	              "%.1f s\n", (unsigned long long)before, (unsigned long long)du,
 	              (double)(eng_mono_ns() - t0) / 1e9);
-	assert_true(du_alloc(f) <= before - n / 2);
+	assert_true(du <= before - n / 2);
 	check_file(f, "b", b, n);
 	free(a);
 	free(b);
@@ -1673,7 +1674,7 @@ static void gc_current_case(struct fx *f, bool keep)
 	size_t n = 8u << 20;
 	uint8_t *a = malloc(n), *b = malloc(n);
 
-	reopen_gc(f, 32u << 20); /* sealed past 8 MiB dead */
+	reopen_gc(f, 32u << 20, 1); /* sealed past 8 MiB dead */
 	fill_random(a, n, 31);
 	fill_random(b, n, 32);
 	put_file(f, "a", a, n);
@@ -1681,9 +1682,7 @@ static void gc_current_case(struct fx *f, bool keep)
 		put_file(f, "b", b, n);
 	uint64_t before = du_alloc(f);
 	assert_int_equal(eng_unlink(f->e, 1, "a"), 0);
-	for (int i = 0; i < 50 && du_alloc(f) > before - n / 2; i++)
-		usleep(200000);
-	assert_true(du_alloc(f) <= before - n / 2);
+	assert_true(wait_du_at_most(f, before - n / 2, 10000) <= before - n / 2);
 	if (keep)
 		check_file(f, "b", b, n);
 	/* the store goes on: a new file lands in a new pack */
@@ -1770,7 +1769,7 @@ static void t_online_gc_commit_race(void **state)
 	size_t n1 = 12u << 20, n2 = 8u << 20;
 	uint8_t *a = malloc(n1), *b = malloc(n2);
 
-	reopen_gc(f, 16u << 20); /* b's first 4 MiB close pack 1 */
+	reopen_gc(f, 16u << 20, 1); /* b's first 4 MiB close pack 1 */
 	fill_random(a, n1, 41);
 	fill_random(b, n2, 42);
 	put_file(f, "a", a, n1);

@@ -227,6 +227,13 @@ def log_seen(mlog):
     return (compacted, rebased)
 
 
+def log_pending(mlog):
+    """True while the daemon log (if any) lacks a compacting gc pass or a
+    rebase group."""
+    seen = log_seen(mlog)
+    return seen is not None and not all(seen)
+
+
 def writer(mnt, ref, seed, deadline, stop, q):
     import pickle
     rng = np.random.default_rng(seed + 7)
@@ -242,7 +249,7 @@ def writer(mnt, ref, seed, deadline, stop, q):
         # checks (a slow build, TSan, manages 2 waves in 35 s), EXTEND s
         # at most
         while time.monotonic() < deadline or (
-                time.monotonic() < deadline + EXTEND and not all(log_seen(mlog) or (True,))):
+                time.monotonic() < deadline + EXTEND and log_pending(mlog)):
             rnd = [n for n in ref_files(ref) if n.startswith("r/")]
             # a third of the random files goes (packs become half dead)
             for rel in rng.permutation(rnd)[:max(1, len(rnd) // 3)]:
@@ -274,10 +281,8 @@ def writer(mnt, ref, seed, deadline, stop, q):
             # the wave's batches for longer than the usual 0.5-1.5 s)
             quiet = 0.5 + float(rng.random())
             t0 = time.monotonic()
-            while time.monotonic() < deadline + EXTEND:
-                seen = log_seen(mlog)
-                if seen is None or all(seen) or time.monotonic() - t0 >= 10:
-                    break
+            while (time.monotonic() < deadline + EXTEND and time.monotonic() - t0 < 10
+                   and log_pending(mlog)):
                 time.sleep(0.2)
             st["waited"] = st.get("waited", 0) + round(time.monotonic() - t0, 1)
             time.sleep(quiet)
