@@ -48,14 +48,19 @@ static int json_eat(struct json_cur *c, char ch)
 	return 0;
 }
 
-/* A string token; s and n give its raw bytes (escapes left as they are, the
+/* A string token opened by one of the characters in quotes and closed by
+ * the same; s and n give its raw bytes (escapes left as they are, the
  * names we compare against have none). */
-static int json_string(struct json_cur *c, const char **s, size_t *n)
+static int quoted(struct json_cur *c, const char *quotes, const char **s, size_t *n)
 {
-	if (json_eat(c, '"'))
+	char q;
+
+	json_ws(c);
+	if (c->p >= c->end || !*c->p || !strchr(quotes, *c->p))
 		return -EBADMSG;
+	q = *c->p++;
 	*s = c->p;
-	while (c->p < c->end && *c->p != '"') {
+	while (c->p < c->end && *c->p != q) {
 		if (*c->p == '\\' && ++c->p >= c->end)
 			return -EBADMSG;
 		c->p++;
@@ -65,6 +70,11 @@ static int json_string(struct json_cur *c, const char **s, size_t *n)
 	*n = (size_t)(c->p - *s);
 	c->p++;
 	return 0;
+}
+
+static int json_string(struct json_cur *c, const char **s, size_t *n)
+{
+	return quoted(c, "\"", s, n);
 }
 
 static int json_u64(struct json_cur *c, uint64_t *v)
@@ -976,6 +986,281 @@ static void pkl_apply(const struct hint_torch *t, uint64_t key, struct codec_hin
 	r->row_elems = k->row;
 }
 
+/* --- NumPy .npy (and the arrays of an .npz) -------------------------------
+ * "\x93NUMPY", major (1, 2 or 3), minor, the header's length (u16 LE for
+ * major 1, u32 LE after), the header: a Python dict literal such as
+ *   {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }
+ * padded with spaces and ended by '\n'; then the array's bytes, itemsize
+ * times the product of the shape.  numpy reads the header with
+ * ast.literal_eval, so other writers may quote or space it otherwise:
+ * the reader below takes either quote, any spacing and key order, and
+ * skips keys it does not know.  '<f4' is fp32, '<f2' fp16, a 2-byte void
+ * ('V2': numpy has no bfloat16, a bf16 array saved as raw 2-byte elements
+ * is one) AUTO (the detector decides); any other plain dtype, big-endian
+ * floats too, OTHER (a tensor boundary, no float model).  Object arrays (their bytes are a pickle)
+ * and structured dtypes give no range. */
+
+#define NPY_MAGIC "\x93NUMPY"
+#define NPY_MAX_HEADER (1u << 20) /* numpy writes a few hundred bytes */
+
+struct npy_info {
+	uint64_t data;   /* bytes from the magic to the array's first byte */
+	uint64_t nbytes; /* the array's bytes */
+	int dtype;       /* enum codec_dtype, or AUTO */
+	uint32_t row;    /* elements per row (C order: shape[-1]), 0 if none */
+};
+
+/* A Python string: '...' or "...". */
+static int py_string(struct json_cur *c, const char **s, size_t *n)
+{
+	return quoted(c, "'\"", s, n);
+}
+
+static int py_word(struct json_cur *c, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	json_ws(c);
+	if ((size_t)(c->end - c->p) < n || memcmp(c->p, lit, n))
+		return 0;
+	c->p += n;
+	return 1;
+}
+
+/* Skips one literal: a string, a bracketed group (nested), or a bare token
+ * (number, True, None) up to the next ',', ':' or closing bracket. */
+static int py_skip(struct json_cur *c, int depth)
+{
+	const char *s;
+	size_t n;
+
+	if (depth > JSON_MAX_DEPTH)
+		return -EBADMSG;
+	json_ws(c);
+	if (c->p >= c->end)
+		return -EBADMSG;
+	if (*c->p == '\'' || *c->p == '"')
+		return py_string(c, &s, &n);
+	if (*c->p == '(' || *c->p == '[' || *c->p == '{') {
+		char close = *c->p == '(' ? ')' : *c->p == '[' ? ']' : '}';
+
+		c->p++;
+		for (;;) {
+			json_ws(c);
+			if (c->p >= c->end)
+				return -EBADMSG;
+			if (*c->p == close) {
+				c->p++;
+				return 0;
+			}
+			if (*c->p == ',' || *c->p == ':') {
+				c->p++;
+				continue;
+			}
+			if (py_skip(c, depth + 1))
+				return -EBADMSG;
+		}
+	}
+	s = c->p;
+	while (c->p < c->end && !strchr(",:)]} \t\r\n", *c->p))
+		c->p++;
+	return c->p == s ? -EBADMSG : 0;
+}
+
+/* shape: a tuple of non-negative ints, "()" for a scalar ("3L" from
+ * Python 2 writers too); *ne the product, *first and *last the first and
+ * the last dimension (0 for a scalar). */
+static int py_shape(struct json_cur *c, uint64_t *ne, uint64_t *first, uint64_t *last)
+{
+	uint64_t v;
+	int nd = 0;
+
+	*ne = 1;
+	*first = *last = 0;
+	if (json_eat(c, '('))
+		return -EBADMSG;
+	for (;;) {
+		json_ws(c);
+		if (c->p < c->end && *c->p == ')') {
+			c->p++;
+			return 0;
+		}
+		if (json_u64(c, &v))
+			return -EBADMSG;
+		if (c->p < c->end && *c->p == 'L')
+			c->p++;
+		if (v && *ne > (UINT64_MAX >> 2) / v)
+			return -EBADMSG;
+		*ne *= v;
+		*last = v;
+		if (nd++ == 0)
+			*first = v;
+		json_ws(c);
+		if (c->p < c->end && *c->p == ',')
+			c->p++;
+		else if (c->p >= c->end || *c->p != ')')
+			return -EBADMSG;
+	}
+}
+
+/* descr "<f4": byte order, kind, itemsize (and a unit, "<M8[ns]").  Sets
+ * *esize and *dtype; 1 for a dtype without a fixed layout (object). */
+static int npy_descr(const char *s, size_t n, uint64_t *esize, int *dtype)
+{
+	uint64_t sz = 0;
+	size_t i = 2;
+	char order, kind;
+
+	if (n < 2)
+		return -EBADMSG;
+	order = s[0];
+	kind = s[1];
+	if (!order || !strchr("<>|=", order))
+		return -EBADMSG;
+	if (kind == 'O')
+		return 1;
+	if (!kind || !strchr("biufcmMSUV", kind) || i >= n || s[i] < '0' || s[i] > '9')
+		return -EBADMSG;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+		if (sz > (1u << 30))
+			return -EBADMSG;
+		sz = sz * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i < n && s[i] != '[') /* "<M8[ns]": a unit, not a size */
+		return -EBADMSG;
+	if (kind == 'U')
+		sz *= 4; /* UCS-4 characters */
+	if (sz == 0)
+		return 1; /* "|V0", "<U0": no bytes to describe */
+	*esize = sz;
+	*dtype = CODEC_DTYPE_OTHER;
+	/* '=' is the writer's own order, which numpy never writes to a file */
+	if (kind == 'f' && order == '<' && sz == 4)
+		*dtype = CODEC_DTYPE_FP32;
+	else if (kind == 'f' && order == '<' && sz == 2)
+		*dtype = CODEC_DTYPE_FP16;
+	else if (kind == 'V' && sz == 2)
+		*dtype = CODEC_DTYPE_AUTO;
+	return 0;
+}
+
+/* The .npy header at p[0..len).  0 with *info set; 1 for a well-formed
+ * header of an array without a fixed layout (object, structured);
+ * -ENOENT (no magic), -EAGAIN (need info->data bytes), -EBADMSG. */
+static int npy_head(const uint8_t *p, size_t len, struct npy_info *info)
+{
+	uint64_t hl, esize = 0, ne = 1, first = 0, last = 0;
+	const char *s, *text;
+	struct json_cur c;
+	int fortran = 0, plain = 0, have_shape = 0, rc;
+	unsigned hsz;
+	size_t n;
+
+	memset(info, 0, sizeof(*info));
+	if (memcmp(p, NPY_MAGIC, len < 6 ? len : 6))
+		return -ENOENT;
+	info->data = 10;
+	if (len < 10)
+		return -EAGAIN;
+	if (p[6] < 1 || p[6] > 3)
+		return -EBADMSG;
+	hsz = p[6] == 1 ? 2 : 4;
+	info->data = 8 + hsz;
+	if (len < info->data)
+		return -EAGAIN;
+	hl = rd_le(p + 8, hsz);
+	if (hl > NPY_MAX_HEADER)
+		return -EBADMSG;
+	info->data += hl;
+	if (len < info->data)
+		return -EAGAIN;
+	text = (const char *)p + 8 + hsz;
+	c.p = text;
+	c.end = text + hl;
+	if (json_eat(&c, '{'))
+		return -EBADMSG;
+	for (;;) {
+		json_ws(&c);
+		if (c.p < c.end && *c.p == '}') {
+			c.p++;
+			break;
+		}
+		if (py_string(&c, &s, &n) || json_eat(&c, ':'))
+			return -EBADMSG;
+		if (name_is(s, n, "descr")) {
+			json_ws(&c);
+			if (c.p < c.end && (*c.p == '\'' || *c.p == '"')) {
+				if (py_string(&c, &s, &n))
+					return -EBADMSG;
+				rc = npy_descr(s, n, &esize, &info->dtype);
+				if (rc < 0)
+					return rc;
+				plain = rc == 0;
+			} else if (py_skip(&c, 1)) { /* a structured dtype: a list */
+				return -EBADMSG;
+			} else {
+				plain = 0;
+			}
+		} else if (name_is(s, n, "fortran_order")) {
+			if (py_word(&c, "True"))
+				fortran = 1;
+			else if (py_word(&c, "False"))
+				fortran = 0;
+			else
+				return -EBADMSG;
+		} else if (name_is(s, n, "shape")) {
+			if (py_shape(&c, &ne, &first, &last))
+				return -EBADMSG;
+			have_shape = 1;
+		} else if (py_skip(&c, 1)) {
+			return -EBADMSG;
+		}
+		json_ws(&c);
+		if (c.p < c.end && *c.p == ',')
+			c.p++;
+		else if (c.p >= c.end || *c.p != '}')
+			return -EBADMSG;
+	}
+	n = (size_t)(c.p - text);
+	json_ws(&c); /* the padding, and the '\n' */
+	if (c.p != c.end || !have_shape || (plain && !esize))
+		return -EBADMSG;
+	if (!plain)
+		return 1;
+	if (ne && esize > (UINT64_MAX >> 2) / ne)
+		return -EBADMSG;
+	info->nbytes = ne * esize;
+	/* the fastest dimension: the last in C order, the first in Fortran's */
+	if ((info->dtype == CODEC_DTYPE_FP32 || info->dtype == CODEC_DTYPE_FP16) &&
+	    (fortran ? first : last) <= UINT32_MAX)
+		info->row = (uint32_t)(fortran ? first : last);
+	return 0;
+}
+
+/* A .npy file: one range, the array. */
+static int npy_parse(const uint8_t *head, size_t head_len, uint64_t file_size, struct codec_hint *h)
+{
+	struct npy_info in;
+	struct codec_hint_range r;
+	int rc = npy_head(head, head_len, &in);
+
+	if (rc == -EAGAIN) {
+		h->need = in.data;
+		return rc;
+	}
+	h->need = 0;
+	if (rc == 1)
+		return 0; /* well-formed, no layout to hint */
+	if (rc < 0)
+		return -EBADMSG;
+	if (file_size && (in.data > file_size || in.nbytes > file_size - in.data))
+		return -EBADMSG;
+	/* no key: the array has no name (a header names only a dtype and a
+	 * shape, which many arrays share) */
+	r = (struct codec_hint_range){ in.data, in.nbytes, in.dtype, in.row, 0 };
+	return hint_push(h, &r);
+}
+
 #define ZIP_LOCAL_SIG 0x04034b50u
 #define ZIP_LOCAL_FIXED 30u
 
@@ -1034,7 +1319,52 @@ struct zip_ent {
 	size_t nlen;
 	uint64_t data, size; /* file offset and length of the stored bytes */
 	uint32_t method;
+	int npy; /* an .npz array: the range is the array after its header */
 };
+
+#define ZIP_DESC_SIG 0x08074b50u
+
+/* zip_entry for a stored .npy entry whose array header in is read: 1 and
+ * the array's range; 2 when the entry is streamed and its descriptor lies
+ * past buf (e->size is then the entry's length from the array header);
+ * 0 when the sizes disagree with the header (an ordinary entry, then). */
+static int zip_npy(const uint8_t *p, size_t len, uint64_t off, uint64_t data, uint32_t flags,
+                   uint64_t csize, uint64_t usize, const struct npy_info *in,
+                   struct codec_hint_range *r, uint64_t *next, struct zip_ent *e)
+{
+	const uint64_t total = in->data + in->nbytes;
+	const size_t at = (size_t)(data - off); /* data's offset in buf */
+
+	if (flags & 0x08u) {
+		/* streamed: the descriptor follows the array */
+		const uint8_t *d = p + at + total;
+
+		if (total > len - at || len - at - total < 24) {
+			*next = 0;
+		} else if (rd_le(d, 4) != ZIP_DESC_SIG) {
+			return 0;
+		} else if (rd_le(d + 8, 4) == total && rd_le(d + 12, 4) == total) {
+			*next = data + total + 16;
+		} else if (rd_le(d + 8, 8) == total && rd_le(d + 16, 8) == total) {
+			*next = data + total + 24;
+		} else {
+			return 0;
+		}
+	} else if ((csize == 0 && usize == 0) || (csize == total && usize == total)) {
+		*next = data + total; /* zero: the sizes are not written yet */
+	} else {
+		return 0;
+	}
+	e->name = p + ZIP_LOCAL_FIXED;
+	e->nlen = (size_t)rd_le(p + 26, 2);
+	e->data = data;
+	e->size = total;
+	e->method = 0;
+	e->npy = 1;
+	*r = (struct codec_hint_range){ data + in->data, in->nbytes, in->dtype, in->row,
+	                                name_key((const char *)e->name, e->nlen) };
+	return *next ? 1 : 2;
+}
 
 /* codec_hint_zip_entry, and on 0 or 1 *e describes the entry. */
 static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hint_range *r,
@@ -1081,6 +1411,20 @@ static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hi
 	}
 	data = off + ZIP_LOCAL_FIXED + nlen + xlen;
 	storage = method == 0 && zip_is_storage(p + ZIP_LOCAL_FIXED, nlen);
+	e->npy = 0;
+	if (method == 0 && nlen > 4 && !memcmp(p + ZIP_LOCAL_FIXED + nlen - 4, ".npy", 4)) {
+		/* an .npz array: its own header says how long it is, which
+		 * the local header may not yet (Python's zipfile writes zero
+		 * sizes first and the real ones after the data) */
+		struct npy_info in;
+		int nrc = npy_head(p + (data - off), len - (size_t)(data - off), &in);
+
+		if (nrc == -EAGAIN)
+			return -EAGAIN; /* the array header is not whole in buf */
+		if (nrc == 0 && in.nbytes <= UINT64_MAX / 4 - in.data &&
+		    (nrc = zip_npy(p, len, off, data, flags, csize, usize, &in, r, next, e)) > 0)
+			return nrc;
+	}
 	if (flags & 0x08u) {
 		/* torch.save streams its entries: the sizes follow the data in
 		 * a descriptor, found by its signature and a size that matches
@@ -1146,6 +1490,7 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 	struct pkl k;
 	uint64_t off = 0, next;
 	int rc = 0, pkl_state = 0; /* 0 not seen, 1 read, -1 unreadable */
+	int npz = 0;               /* an .npy entry seen: NumPy's savez */
 
 	memset(&k, 0, sizeof(k));
 	h->need = 0;
@@ -1155,7 +1500,7 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 			rc = 0; /* central directory: the walk is over */
 			break;
 		}
-		if (rc == -EAGAIN && pkl_state == 0 && head_len < CODEC_HINT_MAX_HEADER &&
+		if (rc == -EAGAIN && pkl_state == 0 && !npz && head_len < CODEC_HINT_MAX_HEADER &&
 		    (!file_size || head_len < file_size)) {
 			/* data.pkl (torch.save writes it first) is not whole in
 			 * head: without it the walk could not go on past the head
@@ -1171,6 +1516,17 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 		}
 		if (rc < 0)
 			break;
+		if (rc == 2 && e.npy) {
+			/* a streamed array runs past the head: its own header
+			 * gave its length, the walk goes on at its descriptor
+			 * (checked when those bytes arrive) */
+			rc = file_size && (e.data > file_size || e.size > file_size - e.data)
+			             ? -EBADMSG
+			             : hint_push(h, &r);
+			h->need = e.data + e.size;
+			h->dsize = e.size;
+			break;
+		}
 		if (rc == 2) {
 			/* A streamed tensor runs past the head. */
 			h->need = off;
@@ -1191,7 +1547,8 @@ static int zip_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 				rc = 0;
 			}
 		}
-		if (rc == 1 && pkl_state == 1) {
+		npz |= rc >= 1 && e.npy;
+		if (rc == 1 && pkl_state == 1 && !e.npy) {
 			struct hint_torch t = { k.rec, k.nrec };
 
 			pkl_apply(&t, zip_key(e.name, e.nlen), &r);
@@ -1453,6 +1810,9 @@ int codec_hint_parse(const void *head, size_t head_len, uint64_t file_size,
 	if (rd_le(p, 4) == ZIP_LOCAL_SIG) {
 		h->format = CODEC_HINT_TORCH_ZIP;
 		rc = zip_parse(p, head_len, file_size, h);
+	} else if (!memcmp(p, NPY_MAGIC, 6)) {
+		h->format = CODEC_HINT_NPY;
+		rc = npy_parse(p, head_len, file_size, h);
 	} else if (rd_le(p, 4) == GGUF_MAGIC) {
 		h->format = CODEC_HINT_GGUF;
 		rc = gguf_parse(p, head_len, file_size, h);
@@ -1500,8 +1860,6 @@ void codec_hint_release(struct codec_hint *h)
 	memset(h, 0, sizeof(*h));
 }
 
-#define ZIP_DESC_SIG 0x08074b50u
-
 int codec_hint_feed(struct codec_hint *h, const void *buf, size_t len, uint64_t off)
 {
 	const struct hint_torch *t;
@@ -1510,7 +1868,7 @@ int codec_hint_feed(struct codec_hint *h, const void *buf, size_t len, uint64_t 
 	if (!h || (!buf && len))
 		return -EINVAL;
 	t = h->torch;
-	if (h->format != CODEC_HINT_TORCH_ZIP || !t || !h->need)
+	if (h->format != CODEC_HINT_TORCH_ZIP || !h->need)
 		return 0;
 	while (rc >= 0 && h->need >= off && h->need - off < len) {
 		const uint8_t *q = (const uint8_t *)buf + (h->need - off);
@@ -1545,19 +1903,22 @@ int codec_hint_feed(struct codec_hint *h, const void *buf, size_t len, uint64_t 
 			break;
 		}
 		if (rc == 2) {
-			/* a streamed tensor running past buf: data.pkl knows its size */
-			sz = torch_bytes(t, zip_key(e.name, e.nlen));
-			if (!sz || sz > UINT64_MAX - r.off) {
+			/* a streamed entry running past buf: an .npz array's
+			 * header knows its size, data.pkl a torch storage's */
+			sz = e.npy ? e.size : t ? torch_bytes(t, zip_key(e.name, e.nlen)) : 0;
+			if (!sz || sz > UINT64_MAX - e.data) {
 				rc = -ENOENT;
 				break;
 			}
-			r.len = sz;
-			next = r.off + sz;
+			if (!e.npy)
+				r.len = sz;
+			next = e.data + sz;
 			h->dsize = sz;
 			rc = 1;
 		}
 		if (rc == 1) {
-			pkl_apply(t, zip_key(e.name, e.nlen), &r);
+			if (t && !e.npy)
+				pkl_apply(t, zip_key(e.name, e.nlen), &r);
 			rc = hint_push(h, &r);
 			added += rc == 0;
 		}

@@ -2,7 +2,7 @@
  * hint.h - file-format hints for the codec: where tensors live in a file
  * and what their element type and row length are.
  *
- * Pure parsers over bytes the caller already has (no I/O).  Two formats:
+ * Pure parsers over bytes the caller already has (no I/O).  Formats:
  *   safetensors  u64 LE header length n, JSON header of n bytes
  *                ({"name": {"dtype", "shape", "data_offsets"}, ...}), then
  *                the tensor bytes; data_offsets count from 8 + n.
@@ -32,6 +32,21 @@
  *                for series references); types whose layout is not known
  *                here no range.  The whole head up to the data section is
  *                needed (-EAGAIN: need grows by half each time).
+ *   NumPy .npy   "\x93NUMPY", version, header length, a Python dict
+ *                literal ({'descr': '<f4', 'fortran_order': False,
+ *                'shape': (3, 4), }); the array follows.  One range: '<f4'
+ *                fp32, '<f2' fp16 (row: the fastest dimension), a 2-byte
+ *                void (numpy has no bfloat16) AUTO, other plain dtypes
+ *                OTHER; object arrays and structured dtypes none.  No key
+ *                (the header names no array: it is a dtype and a shape).
+ *   NumPy .npz   a zip (format TORCH_ZIP: the same walk) whose stored
+ *                entries "<name>.npy" are .npy files: a range per array
+ *                (after its own header), keyed by the entry's name.  The
+ *                array header gives the entry's length where the zip's
+ *                does not yet (Python's zipfile writes zero sizes first
+ *                and seeks back for the real ones; streamed entries put
+ *                them in a descriptor after the data).  np.savez_compressed
+ *                deflates its entries: no ranges.
  * Every length and offset read from the file is bounds-checked; a hostile
  * header yields -EBADMSG, never a crash or an unbounded allocation (the
  * pickle walk allocates tables bounded by its length and fixed limits).
@@ -54,8 +69,9 @@ extern "C" {
 enum codec_hint_format {
 	CODEC_HINT_UNKNOWN = 0,
 	CODEC_HINT_SAFETENSORS = 1,
-	CODEC_HINT_TORCH_ZIP = 2,
-	CODEC_HINT_GGUF = 3
+	CODEC_HINT_TORCH_ZIP = 2, /* any zip: torch.save, NumPy's .npz */
+	CODEC_HINT_GGUF = 3,
+	CODEC_HINT_NPY = 4
 };
 
 /* Largest safetensors header accepted (the format's own limit). */
@@ -71,7 +87,8 @@ struct codec_hint_range {
 	/* the tensor's name within its format, 0 if unknown: safetensors and
 	 * GGUF, a 64-bit FNV-1a hash of the name; torch zip, 1 + the storage key
 	 * of "<archive>/data/<key>" (the archive prefix is the file's name and
-	 * is left out).  Equal keys (and lengths) in two versions of a file
+	 * is left out); an .npz array, the hash of its entry's name (a .npy
+	 * file has none).  Equal keys (and lengths) in two versions of a file
 	 * name the same tensor wherever it lies: series references follow it. */
 	uint64_t key;
 };
@@ -81,13 +98,13 @@ struct codec_hint {
 	struct codec_hint_range *r; /* sorted by off; owned, see release */
 	size_t n;
 	/* -EAGAIN: bytes of the file's head needed for the parse to finish.
-	 * 0 on success for safetensors; for a torch zip the offset of the
+	 * 0 on success for safetensors; for a zip the offset of the
 	 * first local header beyond head_len (codec_hint_feed takes the walk
 	 * on from there as the writes arrive), 0 when the walk ended. */
 	uint64_t need;
 	size_t cap;     /* ranges allocated in r */
 	void *torch;    /* torch zip: data.pkl's storage table (owned), or NULL */
-	uint64_t dsize; /* torch zip: need is at the data descriptor of a
+	uint64_t dsize; /* zip: need is at the data descriptor of a
 	                   streamed entry of dsize bytes (else 0) */
 };
 
@@ -106,16 +123,19 @@ void codec_hint_release(struct codec_hint *h);
  * torch.save streams entries (sizes in a data descriptor after the data):
  * when such a tensor's end is not in buf, returns 2 with r->off = the
  * data start, r->len = 0 and *next = 0; call again with more bytes.
- * One entry alone says nothing of the dtype: r->dtype is AUTO. */
+ * One torch entry alone says nothing of the dtype: r->dtype is AUTO.  An
+ * .npz array has its own header: r is the array (dtype, row and key
+ * from it; for a streamed one whose end is not in buf, r->len is known
+ * and 2 is returned all the same). */
 int codec_hint_zip_entry(const void *buf, size_t len, uint64_t off,
                          struct codec_hint_range *r, uint64_t *next);
 
-/* Torch zip: the entries after the parsed head, as the file's bytes arrive
- * in order.  buf holds file bytes [off, off + len); while h->need lies in
- * them, the entries from there get ranges (appended, in file order) and
- * h->need moves past them.  A streamed tensor whose end is not in buf ends
- * where data.pkl's storage size says (its descriptor is checked when its
- * bytes arrive).  Returns the ranges added (0: buf does not reach h->need,
+/* A zip (torch.save, .npz): the entries after the parsed head, as the
+ * file's bytes arrive in order.  buf holds file bytes [off, off + len);
+ * while h->need lies in them, the entries from there get ranges (appended,
+ * in file order) and h->need moves past them.  A streamed tensor whose end
+ * is not in buf ends where data.pkl's storage size (an .npz array: its
+ * header) says; its descriptor is checked when its bytes arrive.  Returns the ranges added (0: buf does not reach h->need,
  * or ends inside a header), or a negative errno: the walk is then over
  * (need = 0) and the ranges so far stay valid. */
 int codec_hint_feed(struct codec_hint *h, const void *buf, size_t len, uint64_t off);

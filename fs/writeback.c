@@ -1510,6 +1510,16 @@ static void ref_find_raw(struct eng *e, struct einode *ei, struct idx_txn *t, ui
 	}
 }
 
+/* Whether h tells the file's layout (a safetensors, torch zip or GGUF
+ * head naming its tensors).  A .npy's does not: its header is the same
+ * for every array of that dtype and shape (the shards of a checkpoint,
+ * say), so such a file finds its reference as a raw file does, by its
+ * name and its first bytes. */
+static bool hints_layout(const struct codec_hint *h)
+{
+	return h && h->n > 0 && h->format != CODEC_HINT_NPY;
+}
+
 /* Choose ei's reference file once its first bytes are buffered: the
  * candidates of the rule above with the same layout, else (a safetensors
  * or torch.save file) the first of them holding most of its tensors. */
@@ -1534,9 +1544,9 @@ static void ref_find(struct eng *e, struct einode *ei)
 	 * not wait): the candidates are read from the index.  Not for small
 	 * files, where series coding saves little and the wait would cost a
 	 * commit each */
-	if (s0->len >= REF_RAW_MIN || (ei->hints && ei->hints->n > 0))
+	if (s0->len >= REF_RAW_MIN || hints_layout(ei->hints))
 		commit_wait(e, &e->closed_seq);
-	if (ei->hints && ei->hints->n > 0 && ei->hints->r[0].off >= 16)
+	if (hints_layout(ei->hints) && ei->hints->r[0].off >= 16)
 		sig = ei->hints->r[0].off < 4096 ? (size_t)ei->hints->r[0].off : 4096;
 	keyed = hints_keyed(e, ei->hints) ? ei->hints : NULL;
 	dir = atomic_load(&ei->parent);
@@ -1548,7 +1558,7 @@ static void ref_find(struct eng *e, struct einode *ei)
 		ei->ref_tab = ref_by_name(e, t, ei->shadow_ino, keyed);
 		goto out;
 	}
-	if ((!ei->hints || ei->hints->n == 0) && (dir != 0 || ei->ref_raw_late)) {
+	if (!hints_layout(ei->hints) && (dir != 0 || ei->ref_raw_late)) {
 		if (idx_txn_begin(e->idx, true, &t) == 0)
 			ref_find_raw(e, ei, t, dir, sig);
 		goto out;

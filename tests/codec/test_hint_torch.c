@@ -18,6 +18,7 @@
 
 #include "codec/codec.h"
 #include "codec/hint.h"
+#include "fixture.h"
 
 #ifndef TORCH_FIXTURES
 #error "TORCH_FIXTURES (the directory of the .pt files) must be defined"
@@ -26,35 +27,9 @@
 enum { AUTO = CODEC_DTYPE_AUTO, BF16 = CODEC_DTYPE_BF16, FP16 = CODEC_DTYPE_FP16,
        FP32 = CODEC_DTYPE_FP32 };
 
-static uint64_t rd(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static uint8_t *load(const char *name, size_t *len)
 {
-	char path[4096];
-	FILE *f;
-	uint8_t *buf;
-	long n;
-
-	snprintf(path, sizeof(path), "%s/%s", TORCH_FIXTURES, name);
-	f = fopen(path, "rb");
-	assert_non_null(f);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	assert_true(n > 0);
-	rewind(f);
-	buf = malloc((size_t)n);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+	return load_fixture(TORCH_FIXTURES, name, len);
 }
 
 /* Data offset and length of the zip entry whose name ends with suffix

@@ -1,7 +1,7 @@
 /*
- * fuzz_hint.c - the safetensors / torch zip hint parsers (with the
- * torch data.pkl walker) on hostile bytes: clean errors, ranges inside the
- * file, sorted, dtypes that fit their ranges, no leaks.
+ * fuzz_hint.c - the safetensors / torch zip / GGUF / NumPy hint parsers
+ * (with the torch data.pkl walker) on hostile bytes: clean errors, ranges
+ * inside the file, sorted, dtypes that fit their ranges, no leaks.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,13 +27,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!h.r[i].len || h.r[i].off + h.r[i].len > size ||
 			    (i && h.r[i].off < h.r[i - 1].off))
 				abort();
-			/* a torch dtype (from data.pkl) fits its range; a
-			 * range without one has no row either */
-			if (h.format == CODEC_HINT_TORCH_ZIP &&
+			/* a dtype from data.pkl or an array header fits its
+			 * range; a range without a float dtype has no row */
+			if ((h.format == CODEC_HINT_TORCH_ZIP || h.format == CODEC_HINT_NPY) &&
 			    (h.r[i].dtype == CODEC_DTYPE_FP32 ? h.r[i].len % 4
 			     : h.r[i].dtype == CODEC_DTYPE_FP16 || h.r[i].dtype == CODEC_DTYPE_BF16
 			         ? h.r[i].len % 2
-			         : h.r[i].dtype != CODEC_DTYPE_AUTO || h.r[i].row_elems))
+			         : h.r[i].row_elems != 0))
+				abort();
+			/* a .npy holds one array */
+			if (h.format == CODEC_HINT_NPY && h.n != 1)
 				abort();
 		}
 		for (uint64_t off = 0; off < size; off += 97) {
