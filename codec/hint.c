@@ -994,9 +994,9 @@ static void pkl_apply(const struct hint_torch *t, uint64_t key, struct codec_hin
  * times the product of the shape.  numpy reads the header with
  * ast.literal_eval, so other writers may quote or space it otherwise:
  * the reader below takes either quote, any spacing and key order, and
- * skips keys it does not know.  '<f4' is fp32, '<f2' fp16, a 2-byte void
- * ('V2': numpy has no bfloat16, a bf16 array saved as raw 2-byte elements
- * is one) AUTO (the detector decides); any other plain dtype, big-endian
+ * skips keys it does not know.  '<f4' is fp32, '<f2' fp16, 'bfloat16'
+ * bf16, a 2-byte void AUTO ('<V2': numpy has no bfloat16, and np.save
+ * writes ml_dtypes' bfloat16 so; the detector decides); any other plain dtype, big-endian
  * floats too, OTHER (a tensor boundary, no float model).  Object arrays (their bytes are a pickle)
  * and structured dtypes give no range. */
 
@@ -1111,6 +1111,13 @@ static int npy_descr(const char *s, size_t n, uint64_t *esize, int *dtype)
 	size_t i = 2;
 	char order, kind;
 
+	if (name_is(s, n, "bfloat16")) {
+		/* a dtype's name (str(dtype)), as writers that keep ml_dtypes'
+		 * bfloat16 put it; np.save itself writes '<V2' */
+		*esize = 2;
+		*dtype = CODEC_DTYPE_BF16;
+		return 0;
+	}
 	if (n < 2)
 		return -EBADMSG;
 	order = s[0];
@@ -1231,7 +1238,8 @@ static int npy_head(const uint8_t *p, size_t len, struct npy_info *info)
 		return -EBADMSG;
 	info->nbytes = ne * esize;
 	/* the fastest dimension: the last in C order, the first in Fortran's */
-	if ((info->dtype == CODEC_DTYPE_FP32 || info->dtype == CODEC_DTYPE_FP16) &&
+	if ((info->dtype == CODEC_DTYPE_FP32 || info->dtype == CODEC_DTYPE_FP16 ||
+	     info->dtype == CODEC_DTYPE_BF16) &&
 	    (fortran ? first : last) <= UINT32_MAX)
 		info->row = (uint32_t)(fortran ? first : last);
 	return 0;

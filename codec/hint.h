@@ -35,8 +35,9 @@
  *   NumPy .npy   "\x93NUMPY", version, header length, a Python dict
  *                literal ({'descr': '<f4', 'fortran_order': False,
  *                'shape': (3, 4), }); the array follows.  One range: '<f4'
- *                fp32, '<f2' fp16 (row: the fastest dimension), a 2-byte
- *                void (numpy has no bfloat16) AUTO, other plain dtypes
+ *                fp32, '<f2' fp16, 'bfloat16' bf16 (row: the fastest
+ *                dimension), a 2-byte void ('<V2': how np.save writes
+ *                ml_dtypes' bfloat16) AUTO, other plain dtypes
  *                OTHER; object arrays and structured dtypes none.  No key
  *                (the header names no array: it is a dtype and a shape).
  *   NumPy .npz   a zip (format TORCH_ZIP: the same walk) whose stored

@@ -28,8 +28,8 @@
 #error "NUMPY_FIXTURES (the directory of the .npy / .npz files) must be defined"
 #endif
 
-enum { AUTO = CODEC_DTYPE_AUTO, OTHER = CODEC_DTYPE_OTHER, FP16 = CODEC_DTYPE_FP16,
-       FP32 = CODEC_DTYPE_FP32 };
+enum { AUTO = CODEC_DTYPE_AUTO, OTHER = CODEC_DTYPE_OTHER, BF16 = CODEC_DTYPE_BF16,
+       FP16 = CODEC_DTYPE_FP16, FP32 = CODEC_DTYPE_FP32 };
 
 static uint8_t *load(const char *name, size_t *len)
 {
@@ -164,6 +164,8 @@ static void test_npy_header_forms(void **state)
 		{ 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", FP32, 4, 0 },
 		{ 1, "{'descr': '|V2', 'fortran_order': False, 'shape': (8, 8), }", AUTO, 128, 0 },
 		{ 1, "{'descr': '<V2', 'fortran_order': False, 'shape': (4,), }", AUTO, 8, 0 },
+		/* ml_dtypes' bfloat16 by name, as a workaround for np.save writes it */
+		{ 1, "{'descr': 'bfloat16', 'fortran_order': False, 'shape': (4, 6), }", BF16, 48, 6 },
 		{ 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", OTHER, 24, 0 },
 		{ 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (5,), }", OTHER, 5, 0 },
 		{ 1, "{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }", OTHER, 24, 0 },
