@@ -10,7 +10,7 @@
 # the store is left idle until lazy coding's recompression is done, and
 # the file's stored bytes (`mixfs stats --json`) are printed over the
 # corpus bytes (zip and .npy headers excluded), with the chunks coded as
-# each dtype.  After a remount the file must read back equal to the same
+# each dtype, and the index's size (LMDB pages in use, `mdb_stat -e`).  After a remount the file must read back equal to the same
 # corpus saved outside the mount.  For comparison, each BIN also stores
 # the same tensors as one safetensors file (st_pack.py, copied in with
 # cp).  Root (FUSE); Debian's python3-numpy.
@@ -41,8 +41,8 @@ trap 'fuse_cleanup; rm -rf "$W"' EXIT
 echo "command: $0 -c $CORPORA $*"
 echo "$(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| corpus | binary: file | raw | stored | ratio | chunks | coded as fp32 / fp16 / bf16 / other |"
-echo "|---|---|---:|---:|---:|---:|---|"
+echo "| corpus | binary: file | raw | stored | ratio | chunks | index | (stored + index) / raw | coded as fp32 / fp16 / bf16 / other |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
 # one_store BIN CORPUS FILE HOW: a fresh store, FILE written by HOW (np =
 # np.savez into the mount, cp = a copy of $W/FILE), idle, remounted,
 # compared with $W/FILE, its stats row printed
@@ -62,12 +62,15 @@ one_store() {
 	cmp "$W/$f" "$MNT/$f" || { echo "$bin: $f reads back different bytes" >&2; exit 1; }
 	"$bin" stats -j "$MNT/$f" >"$W/stats.json"
 	fuse_umount
-	"$PY" - "$W/stats.json" "$c" "$bin: $f" "$(stat -c %s "$CACHE/$c.bin")" <<'PY'
+	# the index's pages in use (LMDB's high-water mark, free pages too)
+	idx=$(mdb_stat -e "$W/store/index" | awk '/Number of pages used/ { print $5 * 4096 }')
+	"$PY" - "$W/stats.json" "$c" "$bin: $f" "$(stat -c %s "$CACHE/$c.bin")" "$idx" <<'PY'
 import json, sys
-s, c, b, raw = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], int(sys.argv[4])
+s, c, b, raw, idx = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 d = s["by_dtype"]
-print("| %s | %s | %d | %d | %.4f | %d | %s |" % (
-    c, b, raw, s["stored_bytes"], s["stored_bytes"] / raw, s["chunks"],
+print("| %s | %s | %d | %d | %.4f | %d | %d | %.4f | %s |" % (
+    c, b, raw, s["stored_bytes"], s["stored_bytes"] / raw, s["chunks"], idx,
+    (s["stored_bytes"] + idx) / raw,
     " / ".join("%.1f%%" % (100.0 * d[k]["unique_bytes"] / max(1, s["unique_bytes"]))
                for k in ("fp32", "fp16", "bf16", "other"))))
 PY
