@@ -34,7 +34,8 @@
 #   ft-tmp    the same, saved to ckpt.tmp and renamed
 #
 # mixfs: every series goes to its own fresh store, mounted with default
-# options (level mix, max_ref_chain=8; -o changes them); full, bf16 and ft
+# options (level mix, max_ref_chain=8; -o changes them) but for the online
+# gc (gc_interval=0: the pack bytes then are those written); full, bf16 and ft
 # once more to a store mounted with -o max_ref_chain=0 (series coding off:
 # dedup + mix only).  The files are written in step order by torch.save itself (train_series.py --resave:
 # torch.save(torch.load(cached file)), the same bytes) or, for safetensors,
@@ -245,7 +246,10 @@ done
 # ---- mixfs: write each series to its own store ----
 declare -A MX # MX[cfg.series.key]
 configs() { if [ "$1" = "${BASE_OF[$1]}" ]; then echo "series noref"; else echo series; fi; }
-cfg_opts() { if [ "$1" = noref ]; then echo max_ref_chain=0; else echo "$OPTS"; fi; }
+# gc_interval=0: the online gc would free dead frames while the series is
+# written (since affa83a, once 64 MiB died), so the packs would no longer
+# show what was written; gc -t 0 below frees them all the same
+cfg_opts() { if [ "$1" = noref ]; then echo gc_interval=0,max_ref_chain=0; else echo "gc_interval=0${OPTS:+,$OPTS}"; fi; }
 for s in $SERIES; do
 	for cfg in $(configs "$s"); do
 		store=$W/store-$cfg-$s
