@@ -996,9 +996,10 @@ static void pkl_apply(const struct hint_torch *t, uint64_t key, struct codec_hin
  * the reader below takes either quote, any spacing and key order, and
  * skips keys it does not know.  '<f4' is fp32, '<f2' fp16, 'bfloat16'
  * bf16, a 2-byte void AUTO ('<V2': numpy has no bfloat16, and np.save
- * writes ml_dtypes' bfloat16 so; the detector decides); any other plain dtype, big-endian
- * floats too, OTHER (a tensor boundary, no float model).  Object arrays (their bytes are a pickle)
- * and structured dtypes give no range. */
+ * writes ml_dtypes' bfloat16 so; the detector decides); any other plain
+ * dtype, big-endian floats too, OTHER (a tensor boundary, no float
+ * model).  Object arrays (their bytes are a pickle) and structured dtypes
+ * give no range. */
 
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAX_HEADER (1u << 20) /* numpy writes a few hundred bytes */
@@ -1228,9 +1229,8 @@ static int npy_head(const uint8_t *p, size_t len, struct npy_info *info)
 		else if (c.p >= c.end || *c.p != '}')
 			return -EBADMSG;
 	}
-	n = (size_t)(c.p - text);
 	json_ws(&c); /* the padding, and the '\n' */
-	if (c.p != c.end || !have_shape || (plain && !esize))
+	if (c.p != c.end || !have_shape)
 		return -EBADMSG;
 	if (!plain)
 		return 1;
@@ -1332,16 +1332,16 @@ struct zip_ent {
 
 #define ZIP_DESC_SIG 0x08074b50u
 
-/* zip_entry for a stored .npy entry whose array header in is read: 1 and
- * the array's range; 2 when the entry is streamed and its descriptor lies
- * past buf (e->size is then the entry's length from the array header);
- * 0 when the sizes disagree with the header (an ordinary entry, then). */
-static int zip_npy(const uint8_t *p, size_t len, uint64_t off, uint64_t data, uint32_t flags,
-                   uint64_t csize, uint64_t usize, const struct npy_info *in,
-                   struct codec_hint_range *r, uint64_t *next, struct zip_ent *e)
+/* zip_entry for a stored .npy entry (e: its name and data, which start at
+ * p[at]) whose array header in is read: 1 and the array's range; 2 when
+ * the entry is streamed and its descriptor lies past buf (e->size is then
+ * the entry's length from the array header); 0 when the sizes disagree
+ * with the header (an ordinary entry, then). */
+static int zip_npy(const uint8_t *p, size_t len, size_t at, uint32_t flags, uint64_t csize,
+                   uint64_t usize, const struct npy_info *in, struct codec_hint_range *r,
+                   uint64_t *next, struct zip_ent *e)
 {
-	const uint64_t total = in->data + in->nbytes;
-	const size_t at = (size_t)(data - off); /* data's offset in buf */
+	const uint64_t total = in->data + in->nbytes, data = e->data;
 
 	if (flags & 0x08u) {
 		/* streamed: the descriptor follows the array */
@@ -1363,11 +1363,7 @@ static int zip_npy(const uint8_t *p, size_t len, uint64_t off, uint64_t data, ui
 	} else {
 		return 0;
 	}
-	e->name = p + ZIP_LOCAL_FIXED;
-	e->nlen = (size_t)rd_le(p + 26, 2);
-	e->data = data;
 	e->size = total;
-	e->method = 0;
 	e->npy = 1;
 	*r = (struct codec_hint_range){ data + in->data, in->nbytes, in->dtype, in->row,
 	                                name_key((const char *)e->name, e->nlen) };
@@ -1419,6 +1415,10 @@ static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hi
 	}
 	data = off + ZIP_LOCAL_FIXED + nlen + xlen;
 	storage = method == 0 && zip_is_storage(p + ZIP_LOCAL_FIXED, nlen);
+	e->name = p + ZIP_LOCAL_FIXED;
+	e->nlen = nlen;
+	e->data = data;
+	e->method = method;
 	e->npy = 0;
 	if (method == 0 && nlen > 4 && !memcmp(p + ZIP_LOCAL_FIXED + nlen - 4, ".npy", 4)) {
 		/* an .npz array: its own header says how long it is, which
@@ -1430,7 +1430,8 @@ static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hi
 		if (nrc == -EAGAIN)
 			return -EAGAIN; /* the array header is not whole in buf */
 		if (nrc == 0 && in.nbytes <= UINT64_MAX / 4 - in.data &&
-		    (nrc = zip_npy(p, len, off, data, flags, csize, usize, &in, r, next, e)) > 0)
+		    (nrc = zip_npy(p, len, (size_t)(data - off), flags, csize, usize, &in, r, next,
+		                   e)) > 0)
 			return nrc;
 	}
 	if (flags & 0x08u) {
@@ -1442,11 +1443,7 @@ static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hi
 		if (dl < 0) {
 			if (!storage)
 				return -EAGAIN;
-			e->name = p + ZIP_LOCAL_FIXED;
-			e->nlen = nlen;
-			e->data = data;
 			e->size = 0;
-			e->method = method;
 			r->off = data;
 			r->len = 0;
 			r->dtype = CODEC_DTYPE_AUTO;
@@ -1462,11 +1459,7 @@ static int zip_entry(const uint8_t *p, size_t len, uint64_t off, struct codec_hi
 			return -EBADMSG;
 		*next = data + csize;
 	}
-	e->name = p + ZIP_LOCAL_FIXED;
-	e->nlen = nlen;
-	e->data = data;
 	e->size = csize;
-	e->method = method;
 	if (!storage || csize != usize || csize == 0)
 		return 0;
 	r->off = data;
