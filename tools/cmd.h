@@ -11,6 +11,7 @@
 #ifndef MIXFS_TOOLS_CMD_H
 #define MIXFS_TOOLS_CMD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -36,5 +37,25 @@ int mixfs_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 /* Print "mixfs VERSION" and library versions to f. */
 void mixfs_print_version(FILE *f);
+
+/* /proc/self/mountinfo: undo a field's octal escapes (in place); split a
+ * line into its first five fields and the mount source, true for a
+ * fuse.mixfs mount (fields still escaped); the mount point of a mount of
+ * the whole store (absolute path, as mixfs mount gives it as fsname),
+ * malloc'd, or NULL. */
+void mixfs_mi_unescape(char *s);
+bool mixfs_mi_parse(char *line, char *fld[5], char **src);
+char *mixfs_mount_of_store(const char *store);
+
+/* fusermount3 -u returns as soon as the kernel lets go of the mount point;
+ * the daemon commits after that and holds STORE/lock until it has.  Before
+ * a command that needs the lock (mount, gc, fsck --repair) takes it: while
+ * a process holds it and the store has no mount in this mount namespace,
+ * wait, up to MIXFS_LOCK_WAIT seconds (environment; default
+ * MIXFS_LOCK_WAIT_S, 0 = do not wait), saying so after a second.  Returns
+ * without the lock either way: the command's own locking then reports a
+ * store still in use. */
+#define MIXFS_LOCK_WAIT_S 60
+void mixfs_wait_store_lock(const char *cmd, const char *store);
 
 #endif

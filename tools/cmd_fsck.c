@@ -195,6 +195,9 @@ int cmd_fsck(int argc, char **argv)
 		fsck_usage(stderr);
 		return MIXFS_EXIT_USAGE;
 	}
+	/* also without --repair: right after an unmount, check what the
+	 * daemon committed last, not a snapshot from before */
+	mixfs_wait_store_lock("fsck", argv[optind]);
 	o.problem = on_problem;
 	o.problem_arg = &cli;
 	o.progress = gc_cli_progress_cb;

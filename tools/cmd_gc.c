@@ -163,6 +163,8 @@ int cmd_gc(int argc, char **argv)
 	o.stop = stop_from_env();
 	o.progress = gc_cli_progress_cb;
 	o.progress_arg = &cp;
+	if (!o.dry_run)
+		mixfs_wait_store_lock("gc", argv[optind]);
 	rc = gc_run(argv[optind], &o, &st);
 	gc_cli_progress_end(&cp);
 	if (rc == -ECANCELED && o.stop != GC_STOP_NONE) {

@@ -423,6 +423,8 @@ int cmd_mount(int argc, char **argv)
 	}
 	cfg.store = store;
 	cfg.mountpoint = mnt;
+	if (!cfg.eng.read_only) /* a read-only mount takes no lock */
+		mixfs_wait_store_lock("mount", store);
 	status = mixfs_fuse_main(&cfg, &args);
 	goto out;
 nomem:

@@ -222,24 +222,6 @@ static void loc_free(struct loc *l)
 
 /* --- finding the store ----------------------------------------------------- */
 
-/* Undo the octal escapes of /proc/self/mountinfo (space, tab, newline and
- * backslash are written as \040 \011 \012 \134). */
-static void mi_unescape(char *s)
-{
-	char *o = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
-		    s[3] >= '0' && s[3] <= '7') {
-			*o++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
-			s += 4;
-		} else {
-			*o++ = *s++;
-		}
-	}
-	*o = '\0';
-}
-
 /* Is mnt a path prefix of abs (on a component boundary)? */
 static bool path_under(const char *abs, const char *mnt)
 {
@@ -248,56 +230,6 @@ static bool path_under(const char *abs, const char *mnt)
 	if (strcmp(mnt, "/") == 0)
 		return true;
 	return strncmp(abs, mnt, n) == 0 && (abs[n] == '\0' || abs[n] == '/');
-}
-
-/* Split a line of /proc/self/mountinfo (newline cut, split in place):
- * its first five fields and the mount source.  true for a fuse.mixfs
- * mount (fields still escaped). */
-static bool mi_parse(char *line, char *fld[5], char **src)
-{
-	char *save = NULL, *tok, *fstype = NULL;
-	unsigned i = 0;
-	bool dash = false;
-
-	*src = NULL;
-	line[strcspn(line, "\n")] = '\0';
-	for (tok = strtok_r(line, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		if (i < 5) {
-			fld[i++] = tok;
-		} else if (!dash) {
-			dash = strcmp(tok, "-") == 0; /* optional fields end at "-" */
-		} else if (!fstype) {
-			fstype = tok;
-		} else {
-			*src = tok;
-			break;
-		}
-	}
-	return i == 5 && fstype && *src && strcmp(fstype, "fuse.mixfs") == 0;
-}
-
-/* The mount point of a mount of store (absolute), malloc'd, or NULL. */
-static char *mount_of_store(const char *store)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char *line = NULL, *mnt = NULL;
-	size_t cap = 0;
-
-	if (!f)
-		return NULL;
-	while (!mnt && getline(&line, &cap, f) > 0) {
-		char *fld[5], *src;
-
-		if (!mi_parse(line, fld, &src))
-			continue;
-		mi_unescape(src);
-		mi_unescape(fld[4]);
-		if (strcmp(src, store) == 0 && strcmp(fld[3], "/") == 0)
-			mnt = strdup(fld[4]);
-	}
-	free(line);
-	fclose(f);
-	return mnt;
 }
 
 /* A mounted daemon commits files closed a moment ago together, within a
@@ -331,13 +263,13 @@ static int find_mount(const char *abs, dev_t dev, struct loc *l)
 		char *fld[5], *src;
 		unsigned maj, min;
 
-		if (!mi_parse(line, fld, &src))
+		if (!mixfs_mi_parse(line, fld, &src))
 			continue;
 		if (sscanf(fld[2], "%u:%u", &maj, &min) != 2 || makedev(maj, min) != dev)
 			continue;
-		mi_unescape(fld[3]);
-		mi_unescape(fld[4]);
-		mi_unescape(src);
+		mixfs_mi_unescape(fld[3]);
+		mixfs_mi_unescape(fld[4]);
+		mixfs_mi_unescape(src);
 		if (!path_under(abs, fld[4]) || (best_mnt && strlen(fld[4]) <= best_len))
 			continue;
 		free(best_mnt);
@@ -1458,7 +1390,7 @@ static int run(const struct stats_opts *o, const char *path)
 	if (l.mount) {
 		commit_mount(l.mount);
 	} else {
-		char *mnt = mount_of_store(l.store);
+		char *mnt = mixfs_mount_of_store(l.store);
 		if (mnt)
 			commit_mount(mnt);
 		free(mnt);

@@ -17,10 +17,9 @@ STORE=$DEMO/store
 MNT=$DEMO/mnt
 mkdir -p "$MNT"
 if mountpoint -q "$MNT"; then
+	# (the old daemon commits after this returns; mixfs mount below waits
+	# for it to let go of the store: mixfs(8))
 	fusermount3 -u "$MNT"
-	# The old daemon commits after the unmount and holds the store's lock
-	# until it has (mixfs(8)): wait for it before mounting again.
-	flock -w 60 "$STORE/lock" true
 fi
 # index/ is what marks a directory as a store (see ARCHITECTURE.md).
 if [ ! -d "$STORE/index" ]; then
