@@ -58,16 +58,6 @@ static void mix_stat(const struct mix_io *io, int f)
 
 /* ---- shared helpers -------------------------------------------------------- */
 
-/* log2(x) in 16.16 fixed point, x >= 1, error < 0.005 (heuristics only). */
-static uint32_t mix_log2_q16(uint64_t x)
-{
-	unsigned k = 63u - (unsigned)__builtin_clzll(x);
-	uint32_t f = (uint32_t)(k >= 16 ? (x >> (k - 16)) & 0xffff : (x << (16 - k)) & 0xffff);
-	uint32_t corr = (uint32_t)((((uint64_t)f * (65536 - f)) >> 16) * 22709 >> 16);
-
-	return (k << 16) + f + corr;
-}
-
 uint64_t mix_entropy_q8(const uint32_t *hist, unsigned nsym, uint64_t n)
 {
 	uint64_t bits = 0;
@@ -1213,9 +1203,24 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 
 	if (!s)
 		return -ENOMEM;
+	ssize_t n, m;
+
 	if (mix_is_float(a->dtype))
 		return mix_float_encode(s, a, src, len, dst, cap);
-	return mix_bytes_encode(s, src, len, dst, cap);
+	n = mix_bytes_encode(s, src, len, dst, cap);
+	if (n < 3 || !(dst[0] & MIX_PF_NUM))
+		return n;
+	/* numbers: the fast coder's static tables may code them smaller */
+	m = mix_bytes_scratch(s, (size_t)n);
+	if (m == 0)
+		m = fast_encode(ctx, a, src, len, s->bout, (size_t)n - 2);
+	if (m == -ENOSPC)
+		return n;
+	if (m < 0)
+		return m;
+	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_PF_FAST);
+	memcpy(dst + 1, s->bout, (size_t)m);
+	return m + 1;
 }
 
 bool mix_payload_uses_ref(const uint8_t *payload, size_t plen)
@@ -1240,7 +1245,9 @@ ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 		return -EBADMSG;
 	if (mix_is_float(a->dtype))
 		return mix_float_decode(s, a, payload, plen, dst, raw_len);
-	if (flags)
+	if (flags == MIX_PF_FAST)
+		return fast_decode(ctx, a, payload + 1, plen - 1, dst, raw_len);
+	if (flags & ~MIX_PF_NUM)
 		return -EBADMSG;
 	return mix_bytes_decode(s, payload, plen, dst, raw_len);
 }
@@ -1254,6 +1261,7 @@ void mix_state_free(struct mix_state *s)
 	free(s->seg);
 	free(s->plain);
 	free(s->rbuf);
+	free(s->bout);
 	mix_bytes_free(s->bm);
 	free(s);
 }

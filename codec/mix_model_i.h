@@ -24,6 +24,14 @@
                              * mantissa coded as nibbles under the leaf */
 #define MIX_PF_SIGN1 0x08u  /* with SIGNC: the sign is 1 */
 #define MIX_PF_MASK (MIX_PF_REF | MIX_PF_SIGNC | MIX_PF_SPARSE | MIX_PF_SIGN1)
+/* Other bytes: the only flag.  The high nibble is coded under the previous
+ * byte's high nibble, the low nibble under the high nibble alone (numbers:
+ * int8 and fp8 tensors, quantized blocks), not under the previous byte. */
+#define MIX_PF_NUM 0x02u
+/* Other bytes: the rest of the payload is a fast payload (FORMAT.md 3):
+ * static order-0 tables beat the adaptive nibbles on some numbers (int8
+ * weights with a scale per channel, quantized blocks). */
+#define MIX_PF_FAST 0x04u
 
 /* Sparse when distinct values * ratio < elements, and at most MAX. */
 #ifndef MIX_SPARSE_RATIO
@@ -153,6 +161,8 @@ struct mix_state {
 	size_t plain_cap;
 	uint8_t *rbuf;      /* decoder: copy of the rANS stream + MIX_RPAD */
 	size_t rbuf_cap;
+	uint8_t *bout;      /* encoder: other bytes, the second way's payload */
+	size_t bout_cap;
 	int impl;           /* 1: AVX2 instances */
 };
 
@@ -169,6 +179,8 @@ int mix_rdec_open(struct mix_state *s, struct mix_rdec *d, const uint8_t *stream
 
 /* Byte model (mix_bytes.c). */
 int mix_bytes_prepare(struct mix_state *s);
+/* s->bout holds at least cap bytes (0 or -ENOMEM). */
+int mix_bytes_scratch(struct mix_state *s, size_t cap);
 ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
                          size_t cap);
 ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
@@ -201,6 +213,16 @@ static inline int mix_seg_end(struct mix_state *s, struct mix_io *io, const int 
 		return mix_seg_emit(s, n, out, olen, cap);
 	}
 	return mix_rdec_finish(&io->d) ? 0 : -EBADMSG;
+}
+
+/* log2(x) in 16.16 fixed point, x >= 1, error < 0.005 (heuristics only). */
+static inline uint32_t mix_log2_q16(uint64_t x)
+{
+	unsigned k = 63u - (unsigned)__builtin_clzll(x);
+	uint32_t f = (uint32_t)(k >= 16 ? (x >> (k - 16)) & 0xffff : (x << (16 - k)) & 0xffff);
+	uint32_t corr = (uint32_t)((((uint64_t)f * (65536 - f)) >> 16) * 22709 >> 16);
+
+	return (k << 16) + f + corr;
 }
 
 /* Order-0 entropy of a histogram of n symbols, in bits * 256 (encoder

@@ -19,6 +19,7 @@ enum gen_kind {
 	GEN_BF16_FP32,  /* fp32 whose low 16 bits are zero */
 	GEN_TEXT,       /* ASCII-ish bytes */
 	GEN_PRUNED,     /* normal, 7 in 8 blocks of 64 elements +-0 (random sign) */
+	GEN_INT8,       /* normal weights quantized to int8 (scale 127 / 4 sigma): bytes */
 	GEN_KIND_COUNT
 };
 
@@ -125,7 +126,14 @@ static inline void gen_fill(uint8_t *buf, size_t len, int kind, int dt, uint32_t
 		if (kind == GEN_PRUNED &&
 		    ((i / (64 * esz) + seed) * 0x9e3779b97f4a7c15ull) >> 61)
 			f = (r & 1) ? -0.0f : 0.0f;
-		if (kind == GEN_RANDOM || kind == GEN_TEXT) {
+		if (kind == GEN_INT8) {
+			float q = f * (127.0f / 0.08f);
+			int v = (int)(q < 0 ? q - 0.5f : q + 0.5f);
+
+			v = v > 127 ? 127 : v < -127 ? -127 : v;
+			for (int k = 0; k < 4; k++)
+				e[k] = (uint8_t)(int8_t)v;
+		} else if (kind == GEN_RANDOM || kind == GEN_TEXT) {
 			for (int k = 0; k < 4; k++)
 				e[k] = kind == GEN_RANDOM ? (uint8_t)(r >> (8 * k))
 				                          : (uint8_t)text[(r >> (8 * k)) % (sizeof(text) - 1)];

@@ -163,6 +163,58 @@ static void test_fast_compresses(void **state)
 	codec_ctx_free(ctx);
 }
 
+/* Flags of the payload (low nibble of its byte 0) of buf coded with p. */
+static unsigned mix_flags(struct codec_ctx *ctx, const struct codec_params *p, const uint8_t *buf,
+                          size_t len)
+{
+	static uint8_t frame[65536 + CODEC_HEADER_MAX];
+	struct codec_frame_info info;
+	ssize_t n = codec_frame_encode(ctx, p, buf, len, frame, sizeof(frame));
+
+	assert_true(n > 0);
+	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+	assert_int_equal(info.level, p->level);
+	return frame[info.header_len] & 0x0fu;
+}
+
+/* Other bytes at mix: numbers take the NUM way, whose contexts learn in
+ * 64 KiB (under the previous byte they cost 5-8% more than fast's order
+ * 0), or carry a fast payload (FAST) where that is smaller: never more than
+ * level fast (plus the flags byte).  Text keeps the previous byte as its context. */
+static void test_mix_numbers(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	static uint8_t buf[65536];
+	static const struct {
+		int kind;
+		unsigned flag; /* payload byte 0's flags */
+		double max_ratio;
+	} cases[] = {
+		{GEN_INT8, 0x04, 0.90},   /* i.i.d. int8: fast's static tables win */
+		{GEN_NORMAL, 0x02, 0.35}, /* bf16 high bytes (sign, exponent) */
+	};
+	struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = CODEC_DTYPE_OTHER};
+	struct codec_params pf = {.level = CODEC_LEVEL_FAST, .dtype = CODEC_DTYPE_OTHER};
+	size_t len = 0;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		gen_fill(buf, 16384, cases[i].kind, GEN_DT_BYTES, 0, 36 + i);
+		size_t n = roundtrip(ctx, &p, buf, 16384), nf = roundtrip(ctx, &pf, buf, 16384);
+
+		assert_true((double)n / 16384 <= cases[i].max_ratio);
+		assert_true(n <= nf + 1); /* + the flags byte around a fast payload */
+		assert_int_equal(mix_flags(ctx, &p, buf, 16384), cases[i].flag);
+	}
+	/* a tensor table: structured text */
+	for (unsigned i = 0; len + 80 < sizeof(buf); i++)
+		len += (size_t)snprintf((char *)buf + len, sizeof(buf) - len,
+		                        "{\"name\": \"layers.%u.mlp.weight\", \"shape\": [%u, %u]},\n",
+		                        i, 256u << (i % 3), 1024u >> (i % 2));
+	assert_true((double)roundtrip(ctx, &p, buf, len) / len <= 0.10);
+	assert_int_equal(mix_flags(ctx, &p, buf, len), 0);
+	codec_ctx_free(ctx);
+}
+
 /* A fast frame keeps the row length it was given (ROWS), for a later
  * recompression to mix; a chunk that falls back to raw drops it. */
 static void test_fast_rows(void **state)
@@ -827,6 +879,7 @@ int main(void)
 		cmocka_unit_test(test_never_expands),
 		cmocka_unit_test(test_fast_compresses),
 		cmocka_unit_test(test_fast_rows),
+		cmocka_unit_test(test_mix_numbers),
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_decode_rejects),

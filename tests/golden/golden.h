@@ -64,6 +64,10 @@ static const struct golden_case golden_cases[] = {
 	{"mix_fp32_ref_delta.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 33, 0, GOLDEN_REF_DELTA},
 	{"mix_fp32_ref_xor.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_FP32, 0, GEN_NORMAL, GEN_DT_FP32, 4096, 34, 32, GOLDEN_REF_XOR},
 	{"mix_bf16_ref_short.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_BF16, 0, GEN_NORMAL, GEN_DT_BF16, 4096, 35, 64, GOLDEN_REF_SHORT},
+	/* other bytes coded as numbers (FORMAT.md 4.3): payload flag FAST
+	 * (a fast payload inside), flag NUM (bf16 high bytes) */
+	{"mix_other_int8.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_INT8, GEN_DT_BYTES, 16384, 36, 0, GOLDEN_REF_NONE},
+	{"mix_other_num.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_NORMAL, GEN_DT_BYTES, 16384, 38, 0, GOLDEN_REF_NONE},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 
@@ -108,6 +112,7 @@ static const struct sizes_case sizes_cases[] = {
 	{"random_64k", GEN_RANDOM, GEN_DT_BYTES, 65536, 27},
 	{"bf16_normal_4k", GEN_NORMAL, GEN_DT_BF16, 4096, 28},
 	{"zero_64k", GEN_ZERO, GEN_DT_BYTES, 65536, 29},
+	{"int8_64k", GEN_INT8, GEN_DT_BYTES, 65536, 37},
 };
 #define SIZES_COUNT (sizeof(sizes_cases) / sizeof(sizes_cases[0]))
 

@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+"""quant_pack.py CACHE OUTDIR - quantized versions of the fp32 corpus
+(tools/bench/corpus.py), for tools/bench/quant_store.sh.
+
+Every fp32 tensor of at least 4096 elements (shape from corpus.json, rows =
+its last dimension) becomes:
+  fp8.safetensors   float8 e4m3fn ("F8_E4M3"), one scale per 128 x 128 tile
+                    (amax / 448), as DeepSeek-V3-style fp8 checkpoints store
+                    them (the scales are not written: the weights are the
+                    bulk);
+  int8.safetensors  int8 ("I8"), symmetric, one scale per column (output
+                    channel of the TF.js layout), as int8 weight-only
+                    checkpoints;
+  q8_0.bin          GGUF Q8_0 blocks (fp16 scale + 32 int8) of the flat
+                    tensor: the bytes of a Q8_0 GGUF's tensor data.
+Deterministic (round to nearest, ties away from zero for int8; to the
+nearest e4m3 value, ties to the lower magnitude).  Needs Debian's
+python3-numpy."""
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+
+def e4m3_table():
+    """Sorted non-negative e4m3fn values and their codes (NaN 0x7f left out)."""
+    vals, codes = [], []
+    for c in range(0x7f):
+        e, m = (c >> 3) & 15, c & 7
+        vals.append((m / 8.0) * 2.0 ** -6 if e == 0 else (1 + m / 8.0) * 2.0 ** (e - 7))
+        codes.append(c)
+    order = np.argsort(vals, kind="stable")
+    return np.array(vals)[order], np.array(codes, np.uint8)[order]
+
+
+def to_e4m3(x, tv, tc):
+    a = np.abs(x)
+    i = np.clip(np.searchsorted(tv, a), 1, len(tv) - 1)
+    pick = np.where(a - tv[i - 1] <= tv[i] - a, i - 1, i)
+    c = tc[pick]
+    return np.where(x < 0, c | 0x80, c).astype(np.uint8)
+
+
+def safetensors(path, tensors, dtype):
+    hdr, off = {}, 0
+    for name, shape, data in tensors:
+        hdr[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [off, off + len(data)]}
+        off += len(data)
+    h = json.dumps(hdr, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for _, _, data in tensors:
+            f.write(data)
+
+
+def main():
+    cache, out = sys.argv[1], sys.argv[2]
+    table = json.load(open(os.path.join(cache, "corpus.json")))["fp32"]
+    raw = np.fromfile(os.path.join(cache, "fp32.bin"), dtype="<f4")
+    tv, tc = e4m3_table()
+    fp8, int8, q8 = [], [], []
+    for k, t in enumerate(table):
+        n = t["bytes"] // 4
+        if n < 4096:
+            continue
+        w = raw[t["offset"] // 4:t["offset"] // 4 + n].astype(np.float64)
+        cols = t["shape"][-1] if t["shape"] else n
+        W = w.reshape(-1, cols)
+        name = "%d.%s" % (k, t["name"])
+        Q = np.empty(W.shape, np.uint8)
+        for r in range(0, W.shape[0], 128):
+            for c in range(0, cols, 128):
+                blk = W[r:r + 128, c:c + 128]
+                am = np.abs(blk).max()
+                Q[r:r + 128, c:c + 128] = to_e4m3(blk / (am / 448.0 if am > 0 else 1.0), tv, tc)
+        fp8.append((name, W.shape, Q.tobytes()))
+        sc = np.abs(W).max(axis=0, keepdims=True) / 127.0
+        sc[sc == 0] = 1.0
+        q = W / sc
+        int8.append((name, W.shape, np.clip(np.trunc(q + np.copysign(0.5, q)), -127, 127)
+                     .astype(np.int8).tobytes()))
+        f = w[:n // 32 * 32].reshape(-1, 32)
+        s = np.abs(f).max(axis=1) / 127.0
+        s[s == 0] = 1.0
+        qq = f / s[:, None]
+        blk = np.zeros((len(f), 34), np.uint8)
+        blk[:, :2] = s.astype("<f2").view(np.uint8).reshape(-1, 2)
+        blk[:, 2:] = np.clip(np.trunc(qq + np.copysign(0.5, qq)), -127, 127).astype(np.int8).view(np.uint8)
+        q8.append(blk.tobytes())
+    safetensors(os.path.join(out, "fp8.safetensors"), fp8, "F8_E4M3")
+    safetensors(os.path.join(out, "int8.safetensors"), int8, "I8")
+    with open(os.path.join(out, "q8_0.bin"), "wb") as f:
+        for b in q8:
+            f.write(b)
+
+
+if __name__ == "__main__":
+    main()

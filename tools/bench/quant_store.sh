@@ -1,0 +1,71 @@
+#!/bin/bash
+# quant_store.sh - what a mount stores of quantized weights (a benchmark,
+# not a test), for one or more mixfs binaries side by side, next to zstd
+# and xz on the same files.
+#
+#   tools/bench/quant_store.sh [-l mix,fast] BIN [BIN...]
+#
+# tools/bench/quant_pack.py makes, from the fp32 corpus of
+# tools/bench/corpus.py, an fp8 e4m3 safetensors file (128 x 128 tiles
+# scaled to 448), an int8 one (a scale per column) and the Q8_0 blocks of a
+# GGUF (fp16 scale + 32 int8), ~10.5 MB each.  Each file is copied into a
+# fresh store of each BIN at each level (-l), the store is left idle until
+# lazy coding's recompression is done, remounted, compared, and the file's
+# stored bytes (`mixfs stats --json`) printed over its size.  Root (FUSE);
+# Debian's python3-numpy, zstd and xz-utils.
+set -euo pipefail
+
+LEVELS=mix
+while getopts "l:h" o; do
+	case $o in
+	l) LEVELS=$OPTARG ;;
+	*) sed -n '2,15p' "$0" >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -ge 1 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+PY=${PYTHON:-/usr/bin/python3}
+CACHE=${BENCH_CACHE:-$HOME/.cache/mixfs-bench}
+[ -r "$CACHE/corpus.json" ] || { echo "no $CACHE/corpus.json: run tools/bench/corpus.py $CACHE first" >&2; exit 1; }
+# shellcheck source=tools/bench/lib.sh
+. "$HERE/lib.sh"
+
+W=$(mktemp -d /var/tmp/mixfs-quant.XXXXXX)
+MNT=$W/mnt PID=
+mkdir "$MNT" "$W/in"
+trap 'fuse_cleanup; rm -rf "$W"' EXIT
+"$PY" "$HERE/quant_pack.py" "$CACHE" "$W/in"
+FILES="fp8.safetensors int8.safetensors q8_0.bin"
+
+echo "command: $0 -l $LEVELS $*"
+echo "$(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "| file | tool | size | stored | ratio |"
+echo "|---|---|---:|---:|---:|"
+row() { awk -v f="$1" -v t="$2" -v r="$3" -v s="$4" 'BEGIN { printf "| %s | %s | %d | %d | %.4f |\n", f, t, r, s, s / r }'; }
+for f in $FILES; do
+	raw=$(stat -c %s "$W/in/$f")
+	row "$f" "zstd -3" "$raw" "$(zstd -q -T1 -3 -c "$W/in/$f" | wc -c)"
+	row "$f" "zstd -19" "$raw" "$(zstd -q -T1 -19 -c "$W/in/$f" | wc -c)"
+	row "$f" "xz -9" "$raw" "$(xz -q -T1 -9 -c "$W/in/$f" | wc -c)"
+done
+for bin in "$@"; do
+	for lvl in ${LEVELS//,/ }; do
+		rm -rf "$W/store"
+		"$bin" mkfs "$W/store" >/dev/null
+		fuse_mount "$W/log" "$bin" mount -f -o "level=$lvl" "$W/store" "$MNT"
+		for f in $FILES; do cp "$W/in/$f" "$MNT/$f"; done
+		sync
+		wait_quiet
+		fuse_umount
+		fuse_mount "$W/log" "$bin" mount -f -o "level=$lvl" "$W/store" "$MNT"
+		for f in $FILES; do
+			cmp -s "$W/in/$f" "$MNT/$f" || { echo "$bin: $f reads back different bytes" >&2; exit 1; }
+			"$bin" stats -j "$MNT/$f" >"$W/stats.json"
+			row "$f" "mixfs $lvl: $bin" "$(stat -c %s "$W/in/$f")" "$(json_get "$W/stats.json" stored_bytes)"
+		done
+		fuse_umount
+	done
+done
