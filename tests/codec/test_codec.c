@@ -283,6 +283,62 @@ static void test_detect(void **state)
 	assert_int_equal(codec_dtype_detect(NULL, 0, NULL), CODEC_DTYPE_OTHER);
 }
 
+/* Word-level token ids (uint16, 300 words, sentences of 8 drawn from 40
+ * that repeat) look like floats to the detector; coded as other bytes they
+ * are far smaller, and the frame says so.  Float weights stay floats. */
+static void test_detect_integers(void **state)
+{
+	struct codec_ctx *ctx = codec_ctx_create();
+	static uint16_t sent[40][8], tok[32768];
+	static uint8_t frame[65536 + CODEC_HEADER_MAX];
+	struct codec_frame_info info;
+	uint64_t s = 5;
+	ssize_t n, nh;
+
+	for (int i = 0; i < 40; i++)
+		for (int j = 0; j < 8; j++)
+			sent[i][j] = (uint16_t)(gen_next(&s) % 300);
+	for (size_t i = 0; i < 32768; i += 8)
+		memcpy(tok + i, sent[gen_next(&s) % 40], sizeof(sent[0]));
+	for (int level = CODEC_LEVEL_FAST; level <= CODEC_LEVEL_MIX; level++) {
+		struct codec_params pa = {.level = level, .dtype = CODEC_DTYPE_AUTO};
+		struct codec_params ph = {.level = level};
+
+		ph.dtype = codec_dtype_detect(tok, sizeof(tok), &ph.elem_phase);
+		assert_int_not_equal(ph.dtype, CODEC_DTYPE_OTHER);
+		n = (ssize_t)roundtrip(ctx, &pa, (uint8_t *)tok, sizeof(tok));
+		nh = (ssize_t)roundtrip(ctx, &ph, (uint8_t *)tok, sizeof(tok));
+		assert_true(n <= nh); /* never worse than the detected dtype */
+		if (level == CODEC_LEVEL_MIX) {
+			struct codec_params pm = ph;
+
+			pm.level = CODEC_LEVEL_FAST;
+			/* repeated sentences: the match model; a third of fast's */
+			assert_true(n * 3 < (ssize_t)roundtrip(ctx, &pm, (uint8_t *)tok, sizeof(tok)));
+		}
+		assert_int_equal(codec_frame_encode(ctx, &pa, tok, sizeof(tok), frame, sizeof(frame)), n);
+		assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+		if (level == CODEC_LEVEL_MIX) {
+			assert_int_equal(info.dtype, CODEC_DTYPE_OTHER);
+			/* given the dtype too (a recompression of a fast frame
+			 * passes the detected one) */
+			assert_int_equal(codec_frame_encode(ctx, &ph, tok, sizeof(tok), frame,
+			                                    sizeof(frame)), n);
+			assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+			assert_int_equal(info.dtype, CODEC_DTYPE_OTHER);
+		}
+	}
+	{
+		struct codec_params pa = {.level = CODEC_LEVEL_MIX, .dtype = CODEC_DTYPE_AUTO};
+
+		gen_fill((uint8_t *)tok, sizeof(tok), GEN_NORMAL, GEN_DT_BF16, 0, 9);
+		n = codec_frame_encode(ctx, &pa, tok, sizeof(tok), frame, sizeof(frame));
+		assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
+		assert_int_equal(info.dtype, CODEC_DTYPE_BF16);
+	}
+	codec_ctx_free(ctx);
+}
+
 static ssize_t make_frame(struct codec_ctx *ctx, int level, int dtype, uint8_t *frame, size_t cap,
                           uint8_t *src, size_t len)
 {
@@ -881,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_fast_rows),
 		cmocka_unit_test(test_mix_numbers),
 		cmocka_unit_test(test_detect),
+		cmocka_unit_test(test_detect_integers),
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_decode_rejects),
 		cmocka_unit_test(test_mix_bitflips),

@@ -1,14 +1,15 @@
 #!/bin/bash
-# quant_store.sh - what a mount stores of quantized weights (a benchmark,
-# not a test), for one or more mixfs binaries side by side, next to zstd
-# and xz on the same files.
+# quant_store.sh - what a mount stores of quantized weights and token ids
+# (a benchmark, not a test), for one or more mixfs binaries side by side,
+# next to zstd and xz on the same files.
 #
 #   tools/bench/quant_store.sh [-l mix,fast] BIN [BIN...]
 #
 # tools/bench/quant_pack.py makes, from the fp32 corpus of
 # tools/bench/corpus.py, an fp8 e4m3 safetensors file (128 x 128 tiles
 # scaled to 448), an int8 one (a scale per column) and the Q8_0 blocks of a
-# GGUF (fp16 scale + 32 int8), ~10.5 MB each.  Each file is copied into a
+# GGUF (fp16 scale + 32 int8), ~10.5 MB each; tok_pack.py a uint16 token
+# stream (nanoGPT's train.bin layout, 4.7 MB).  Each file is copied into a
 # fresh store of each BIN at each level (-l), the store is left idle until
 # lazy coding's recompression is done, remounted, compared, and the file's
 # stored bytes (`mixfs stats --json`) printed over its size.  Root (FUSE);
@@ -19,11 +20,11 @@ LEVELS=mix
 while getopts "l:h" o; do
 	case $o in
 	l) LEVELS=$OPTARG ;;
-	*) sed -n '2,15p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,16p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 1 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-/usr/bin/python3}
@@ -37,7 +38,8 @@ MNT=$W/mnt PID=
 mkdir "$MNT" "$W/in"
 trap 'fuse_cleanup; rm -rf "$W"' EXIT
 "$PY" "$HERE/quant_pack.py" "$CACHE" "$W/in"
-FILES="fp8.safetensors int8.safetensors q8_0.bin"
+"$PY" "$HERE/tok_pack.py" "$W/in/tokens.u16"
+FILES="fp8.safetensors int8.safetensors q8_0.bin tokens.u16"
 
 echo "command: $0 -l $LEVELS $*"
 echo "$(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
