@@ -1074,16 +1074,37 @@ static int idx_check_store(struct idx_txn *t)
 	}
 }
 
-/* LMDB refused the meta pages of x's data.mdb (either of its two: a flipped
- * byte in one is enough).  A file of at least those two pages is an index
- * LMDB wrote: damaged, -EUCLEAN; anything shorter is not ours, -EINVAL. */
+static bool meta_sound(const uint8_t *b, unsigned slot, uint64_t file_size);
+
+/* LMDB refused x's data.mdb or its lock.mdb (magic or format).  data.mdb:
+ * either of its two meta pages (a flipped byte in one is enough); a file of
+ * at least those two pages is an index LMDB wrote: damaged, -EUCLEAN;
+ * anything shorter is not ours, -EINVAL.  With both meta pages sound, the
+ * refused file is lock.mdb, whose header LMDB checks only while another
+ * process has the environment open (else it writes it anew): a program
+ * built with another LMDB lock format uses the store, -EBUSY. */
 static int env_meta_damaged(const struct idx *x, int mrc)
 {
 	char path[PATH_MAX];
+	uint8_t pg[4096];
 	struct stat stb;
+	unsigned sound = 0;
+	int fd;
 
 	if (mdb_path(x->dir, path) < 0 || stat(path, &stb) < 0 || stb.st_size < 8192)
 		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	for (unsigned i = 0; fd >= 0 && i < 2; i++)
+		sound += pread(fd, pg, sizeof(pg), (off_t)i * 4096) == (ssize_t)sizeof(pg) &&
+		         meta_sound(pg, i, (uint64_t)stb.st_size);
+	if (fd >= 0)
+		close(fd);
+	if (sound == 2) {
+		fprintf(stderr, "mixfs: index %s/lock.mdb: LMDB refuses it (%s): the store is in "
+		        "use by a program built with another LMDB version\n", x->dir,
+		        mdb_strerror(mrc));
+		return -EBUSY;
+	}
 	fprintf(stderr, "mixfs: index %s: LMDB refuses its meta pages (%s): the file is damaged\n",
 	        path, mdb_strerror(mrc));
 	return -EUCLEAN;

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1917,6 +1918,50 @@ static void test_repair_meta(void **state)
 	f->x = NULL;
 }
 
+/* Another program with another LMDB lock format (mti_format, the second
+ * word of lock.mdb) holding the environment open: LMDB refuses the lock
+ * file with MDB_VERSION_MISMATCH, which used to be reported as a damaged
+ * data.mdb (-EUCLEAN).  The store is in use (-EBUSY); once that program is
+ * gone the store opens again. */
+static void test_lock_other_lmdb(void **state)
+{
+	struct fixture *f = *state;
+	char path[128], c;
+	int ready[2];
+	pid_t pid;
+
+	insert_one(f, 45);
+	idx_close(f->x);
+	f->x = NULL;
+	snprintf(path, sizeof(path), "%s/lock.mdb", f->dir);
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* the other program: a shared lock on byte 0, as LMDB's
+		 * readers of an environment in use hold */
+		struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_len = 1 };
+		uint32_t fmt = 0x7e57f0f0;
+		int fd = open(path, O_RDWR);
+
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || fd < 0 || pwrite(fd, &fmt, 4, 4) != 4 || fcntl(fd, F_SETLK, &fl) < 0 ||
+		    write(ready[1], "r", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &f->x), -EBUSY);
+	assert_int_equal(idx_open(f->dir, IDX_RDONLY, NULL, 0, &f->x), -EBUSY);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	/* nobody holds it: LMDB writes the lock file anew */
+	assert_int_equal(idx_open(f->dir, 0, NULL, 0, &f->x), 0);
+	assert_int_equal(has_chunk(f, 45), 0);
+}
+
 /* idx_stats_diff names each counter that differs, arrays with their
  * index, and counts all 26 (fsck's "stats counters differ" message). */
 static void test_stats_diff(void **state)
@@ -2151,6 +2196,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chunk_sum, setup, teardown),
 		cmocka_unit_test(test_full_disk_reserve),
 		cmocka_unit_test_setup_teardown(test_repair_meta, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_other_lmdb, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsynced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_a_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
