@@ -15,8 +15,11 @@
  * The previous byte is the context text and structured records want; for
  * numbers (int8, fp8, quantized blocks) its 4096 low-nibble rows learn
  * too slowly in 64 KiB and cost 5-8% over order 0 (fp8 weights: 0.913
- * against zstd -3's 0.845).  Chunks of high order-0 entropy are coded both
- * ways and keep the smaller; others only the first way.  Chunks whose
+ * against zstd -3's 0.845).  The way is chosen by an estimate of the high
+ * nibbles' cost under either context (nib_cost_q8); a chunk the estimate
+ * gives to text but whose order-0 entropy is high is coded both ways, the
+ * smaller kept.  mix.c may still replace a NUM payload by a fast one
+ * (MIX_PF_FAST).  Chunks whose
  * order-0 entropy is near 8 bits (random, already compressed) are not
  * coded at all: -ENOSPC in a few microseconds, the frame layer stores them
  * raw.
