@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "codec/codec.h"
+#include "codec/codec_i.h"
 #include "codec/mix_model_i.h"
 #include "tests/codec/gen.h"
 
@@ -185,8 +186,31 @@ static void test_instances_agree(void **state)
 		/* a misread phase is corrected in the payload's layout byte */
 		if (c->variant == 8)
 			assert_int_equal(f[0][info.header_len + 28] & 3, c->phase);
-		if (c->variant == 2)
-			assert_int_equal(f[0][info.header_len] & MIX_PF_SPARSE, MIX_PF_SPARSE);
+		if (c->variant == 2) {
+			/* 16 values repeat 4-byte strings: the frame layer also
+			 * codes such a chunk as other bytes and may keep that, so
+			 * the float payload is checked at the level below */
+			struct codec_lvl_args la = {.dtype = c->dtype, .elem_phase = c->phase};
+			uint8_t *pl[2] = {f[0], f[1]};
+			ssize_t m[2];
+
+			for (int i = 0; i < 2; i++) {
+				m[i] = mix_encode(ctx[i], &la, src, c->len, pl[i], c->len - 1);
+				assert_true(m[i] > 0);
+			}
+			assert_int_equal(m[0], m[1]);
+			assert_memory_equal(pl[0], pl[1], (size_t)m[0]);
+			assert_int_equal(pl[0][0] & MIX_PF_SPARSE, MIX_PF_SPARSE);
+			for (int i = 0; i < 2; i++) {
+				memset(out, 0xa5, c->len);
+				assert_int_equal(mix_decode(ctx[i], &la, pl[1 - i], (size_t)m[1 - i], out,
+				                            c->len), (ssize_t)c->len);
+				assert_memory_equal(out, src, c->len);
+			}
+			/* the frames again, for the checks below */
+			for (int i = 0; i < 2; i++)
+				n[i] = encode(ctx[i], c, src, ref, f[i]);
+		}
 		for (int i = 0; i < 2; i++) {
 			memset(out, 0xa5, c->len);
 			assert_int_equal(codec_frame_decode(ctx[i], f[1 - i], (size_t)n[1 - i], out, c->len,
