@@ -19,7 +19,9 @@
 #ifndef MIXFS_CODEC_I_H
 #define MIXFS_CODEC_I_H
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "codec.h"
 
@@ -45,6 +47,24 @@ struct codec_lvl_args {
 	 * header's dtype and phase); SPARSE values as a binary tree */
 	bool layout_v1, sparse_tree;
 };
+
+/* *buf holds at least want bytes (a scratch buffer: grown by a fresh
+ * allocation, its old content not kept).  0 or -ENOMEM (then *buf and
+ * *cap are as before). */
+static inline int codec_buf_reserve(uint8_t **buf, size_t *cap, size_t want)
+{
+	uint8_t *nb;
+
+	if (*cap >= want)
+		return 0;
+	nb = malloc(want);
+	if (!nb)
+		return -ENOMEM;
+	free(*buf);
+	*buf = nb;
+	*cap = want;
+	return 0;
+}
 
 ssize_t fast_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                     const uint8_t *src, size_t len, uint8_t *dst, size_t cap);

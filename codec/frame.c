@@ -224,16 +224,10 @@ static ssize_t encode_as_bytes(struct codec_ctx *ctx, int level, const uint8_t *
                                size_t cap)
 {
 	struct codec_lvl_args b = {.dtype = CODEC_DTYPE_OTHER};
+	int rc = codec_buf_reserve(&ctx->scratch, &ctx->scratch_cap, cap);
 
-	if (ctx->scratch_cap < cap) {
-		uint8_t *s = malloc(cap);
-
-		if (!s)
-			return -ENOMEM;
-		free(ctx->scratch);
-		ctx->scratch = s;
-		ctx->scratch_cap = cap;
-	}
+	if (rc < 0)
+		return rc;
 	return level == CODEC_LEVEL_FAST ? fast_encode(ctx, &b, src, len, ctx->scratch, cap)
 	                                 : mix_encode(ctx, &b, src, len, ctx->scratch, cap);
 }
@@ -305,9 +299,7 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 				goto out;
 			}
 			if (blen > 0) {
-				a.dtype = CODEC_DTYPE_OTHER;
-				a.elem_phase = a.row_elems = 0;
-				a.ref = NULL;
+				a.ref = NULL; /* (the other fields are not read again) */
 				h.dtype = CODEC_DTYPE_OTHER;
 				h.phase = h.row_elems = h.ref_len = 0;
 				h.flags &= ~(FRAME_F_ROWS | CODEC_FLAG_REF);

@@ -1018,14 +1018,9 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	rc = mix_float_prepare(s, 1);
 	if (rc)
 		return rc;
-	if (s->plain_cap < len + 8) {
-		free(s->plain);
-		s->plain_cap = 0;
-		s->plain = malloc(len + 8);
-		if (!s->plain)
-			return -ENOMEM;
-		s->plain_cap = len + 8;
-	}
+	rc = codec_buf_reserve(&s->plain, &s->plain_cap, len + 8);
+	if (rc)
+		return rc;
 	ph = a->elem_phase < l.esz && a->elem_phase <= len ? a->elem_phase : 0;
 	if (mix_float_analyze(s, &l, a, src + ph, (len - ph) / l.esz, &fp))
 		return -ENOSPC;
@@ -1200,18 +1195,17 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                    const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
 {
 	struct mix_state *s = mix_state_get(ctx);
+	ssize_t n, m;
 
 	if (!s)
 		return -ENOMEM;
-	ssize_t n, m;
-
 	if (mix_is_float(a->dtype))
 		return mix_float_encode(s, a, src, len, dst, cap);
 	n = mix_bytes_encode(s, src, len, dst, cap);
 	if (n < 3 || !(dst[0] & MIX_PF_NUM))
 		return n;
 	/* numbers: the fast coder's static tables may code them smaller */
-	m = mix_bytes_scratch(s, (size_t)n);
+	m = codec_buf_reserve(&s->bout, &s->bout_cap, (size_t)n);
 	if (m == 0)
 		m = fast_encode(ctx, a, src, len, s->bout, (size_t)n - 2);
 	if (m == -ENOSPC)

@@ -225,21 +225,6 @@ static uint64_t nib_cost_q8(const uint32_t (*c)[16], unsigned nctx)
 	return bits;
 }
 
-int mix_bytes_scratch(struct mix_state *s, size_t cap)
-{
-	uint8_t *nb;
-
-	if (s->bout_cap >= cap)
-		return 0;
-	nb = malloc(cap);
-	if (!nb)
-		return -ENOMEM;
-	free(s->bout);
-	s->bout = nb;
-	s->bout_cap = cap;
-	return 0;
-}
-
 ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
                          size_t cap)
 {
@@ -252,14 +237,13 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 	/* order-0 histogram, and the high nibbles under the previous byte (the
 	 * first way's context) and under its high nibble (the second's) */
 	for (size_t i = 0; i < len; i++) {
+		hist[src[i]]++;
 		ca[prev][src[i] >> 4]++;
 		prev = src[i];
 	}
 	for (unsigned p = 0; p < 256; p++)
 		for (unsigned j = 0; j < 16; j++)
 			cb[p >> 4][j] += ca[p][j];
-	for (size_t i = 0; i < len; i++)
-		hist[src[i]]++;
 	h0 = mix_entropy_q8(hist, 256, len);
 	/* incompressible at order 0 (random, compressed): not worth a pass */
 	if (h0 >= (uint64_t)len * MIX_GATE_Q8 || cap < 9)
@@ -271,7 +255,7 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 	n0 = bytes_encode_way(s, num, src, len, dst, cap);
 	if (num || h0 < (uint64_t)len * MIX_NUM_Q8 || (n0 < 0 && n0 != -ENOSPC))
 		return n0;
-	n1 = mix_bytes_scratch(s, cap);
+	n1 = codec_buf_reserve(&s->bout, &s->bout_cap, cap);
 	if (n1 < 0)
 		return n1;
 	n1 = bytes_encode_way(s, 1, src, len, s->bout, n0 > 0 ? (size_t)n0 : cap);

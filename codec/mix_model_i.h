@@ -179,8 +179,6 @@ int mix_rdec_open(struct mix_state *s, struct mix_rdec *d, const uint8_t *stream
 
 /* Byte model (mix_bytes.c). */
 int mix_bytes_prepare(struct mix_state *s);
-/* s->bout holds at least cap bytes (0 or -ENOMEM). */
-int mix_bytes_scratch(struct mix_state *s, size_t cap);
 ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
                          size_t cap);
 ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
