@@ -1074,7 +1074,7 @@ static int idx_check_store(struct idx_txn *t)
 	}
 }
 
-static bool meta_sound(const uint8_t *b, unsigned slot, uint64_t file_size);
+static int meta_pages_read(int fd, uint64_t file_size, uint8_t pg[2][4096], bool sound[2]);
 
 /* LMDB refused x's data.mdb or its lock.mdb (magic or format).  data.mdb:
  * either of its two meta pages (a flipped byte in one is enough); a file of
@@ -1086,20 +1086,19 @@ static bool meta_sound(const uint8_t *b, unsigned slot, uint64_t file_size);
 static int env_meta_damaged(const struct idx *x, int mrc)
 {
 	char path[PATH_MAX];
-	uint8_t pg[4096];
+	uint8_t pg[2][4096];
+	bool sound[2] = {false, false};
 	struct stat stb;
-	unsigned sound = 0;
 	int fd;
 
 	if (mdb_path(x->dir, path) < 0 || stat(path, &stb) < 0 || stb.st_size < 8192)
 		return -EINVAL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	for (unsigned i = 0; fd >= 0 && i < 2; i++)
-		sound += pread(fd, pg, sizeof(pg), (off_t)i * 4096) == (ssize_t)sizeof(pg) &&
-		         meta_sound(pg, i, (uint64_t)stb.st_size);
-	if (fd >= 0)
+	if (fd >= 0) {
+		(void)meta_pages_read(fd, (uint64_t)stb.st_size, pg, sound); /* unread: not sound */
 		close(fd);
-	if (sound == 2) {
+	}
+	if (sound[0] && sound[1]) {
 		fprintf(stderr, "mixfs: index %s/lock.mdb: LMDB refuses it (%s): the store is in "
 		        "use by a program built with another LMDB version\n", x->dir,
 		        mdb_strerror(mrc));
@@ -1325,6 +1324,23 @@ static bool meta_of(const uint8_t *b, uint64_t s, uint64_t file_size)
 	return le64(b + META_TXNID) == s && meta_sound(b, (unsigned)(s & 1), file_size);
 }
 
+/* Both meta pages of the data.mdb open at fd (file_size bytes) into pg,
+ * and whether each is sound (a short read: not sound).  0 or -errno of a
+ * failed read (the pages after it not read, not sound). */
+static int meta_pages_read(int fd, uint64_t file_size, uint8_t pg[2][4096], bool sound[2])
+{
+	int rc = 0;
+
+	for (unsigned i = 0; i < 2; i++) {
+		ssize_t n = rc ? -1 : pread(fd, pg[i], sizeof(pg[i]), (off_t)i * 4096);
+
+		if (n < 0 && !rc)
+			rc = -errno;
+		sound[i] = n == (ssize_t)sizeof(pg[i]) && meta_sound(pg[i], i, file_size);
+	}
+	return rc;
+}
+
 int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
 {
 	uint8_t pg[2][4096];
@@ -1334,11 +1350,7 @@ int idx_repair_meta(const char *dir, bool *in_place, uint64_t *txnid)
 
 	if (fd < 0)
 		return fd;
-	for (unsigned i = 0; rc == 0 && i < 2; i++) {
-		ssize_t n = pread(fd, pg[i], sizeof(pg[i]), (off_t)i * 4096);
-		rc = n < 0 ? -errno : 0;
-		sound[i] = n == (ssize_t)sizeof(pg[i]) && meta_sound(pg[i], i, (uint64_t)st.st_size);
-	}
+	rc = meta_pages_read(fd, (uint64_t)st.st_size, pg, sound);
 	if (rc == 0 && sound[0] == sound[1])
 		rc = -EUCLEAN; /* both damaged, or the damage is not in them */
 	if (rc == 0) {
