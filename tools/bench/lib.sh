@@ -3,9 +3,24 @@
 # caches, the daemon's CPU time, numbers from `mixfs stats --json`.
 #
 # The caller sets MNT (mount point) and PY (a python3 with json), and keeps
-# PID empty until a mount; fuse_mount sets PID, fuse_umount clears it.
+# PID empty until a mount (bench_workdir sets MNT and PID); fuse_mount sets
+# PID, fuse_umount clears it.
 
 now() { date +%s.%N; }
+
+# bench_workdir NAME: a fresh work directory W=/var/tmp/mixfs-NAME.XXXXXX
+# holding the mount point MNT (PID cleared), unmounted and removed at exit.
+bench_workdir() {
+	W=$(mktemp -d "/var/tmp/mixfs-$1.XXXXXX")
+	MNT=$W/mnt PID=
+	mkdir "$MNT"
+	trap 'fuse_cleanup; rm -rf "$W"' EXIT
+}
+
+# need_corpus: exit unless $CACHE holds the codec corpora of corpus.py.
+need_corpus() {
+	[ -r "$CACHE/corpus.json" ] || { echo "no $CACHE/corpus.json: run tools/bench/corpus.py $CACHE first" >&2; exit 1; }
+}
 
 # fuse_mount LOG CMD...: run CMD (a FUSE daemon in the foreground, mounting
 # on $MNT) in the background, its stderr appended to LOG; wait up to 30 s

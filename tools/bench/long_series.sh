@@ -41,10 +41,7 @@ CACHE=${BENCH_CACHE:-$HOME/.cache/mixfs-bench}
 # shellcheck source=tools/bench/lib.sh
 . "$HERE/lib.sh"
 
-W=$(mktemp -d /var/tmp/mixfs-longser.XXXXXX)
-MNT=$W/mnt PID=
-mkdir "$MNT"
-trap 'fuse_cleanup; rm -rf "$W"' EXIT
+bench_workdir longser
 
 # status KEY: a field of /proc/PID/status in MiB
 status_mib() { awk -v k="$1:" '$1 == k { printf "%.0f", $2 / 1024 }' /proc/"$PID"/status; }

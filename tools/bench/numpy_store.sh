@@ -29,14 +29,11 @@ shift $((OPTIND - 1))
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-/usr/bin/python3}
 CACHE=${BENCH_CACHE:-$HOME/.cache/mixfs-bench}
-[ -r "$CACHE/corpus.json" ] || { echo "no $CACHE/corpus.json: run tools/bench/corpus.py $CACHE first" >&2; exit 1; }
 # shellcheck source=tools/bench/lib.sh
 . "$HERE/lib.sh"
+need_corpus
 
-W=$(mktemp -d /var/tmp/mixfs-npstore.XXXXXX)
-MNT=$W/mnt PID=
-mkdir "$MNT"
-trap 'fuse_cleanup; rm -rf "$W"' EXIT
+bench_workdir npstore
 
 echo "command: $0 -c $CORPORA $*"
 echo "$(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"

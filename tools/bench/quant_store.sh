@@ -29,14 +29,12 @@ shift $((OPTIND - 1))
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-/usr/bin/python3}
 CACHE=${BENCH_CACHE:-$HOME/.cache/mixfs-bench}
-[ -r "$CACHE/corpus.json" ] || { echo "no $CACHE/corpus.json: run tools/bench/corpus.py $CACHE first" >&2; exit 1; }
 # shellcheck source=tools/bench/lib.sh
 . "$HERE/lib.sh"
+need_corpus
 
-W=$(mktemp -d /var/tmp/mixfs-quant.XXXXXX)
-MNT=$W/mnt PID=
-mkdir "$MNT" "$W/in"
-trap 'fuse_cleanup; rm -rf "$W"' EXIT
+bench_workdir quant
+mkdir "$W/in"
 "$PY" "$HERE/quant_pack.py" "$CACHE" "$W/in"
 "$PY" "$HERE/tok_pack.py" "$W/in/tokens.u16"
 FILES="fp8.safetensors int8.safetensors q8_0.bin tokens.u16"

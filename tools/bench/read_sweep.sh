@@ -41,10 +41,8 @@ IN=${BENCH_CACHE:-$HOME/.cache/mixfs-bench}/fs/tensors-${SIZE}M.bin
 # shellcheck source=tools/bench/lib.sh
 . "$HERE/lib.sh"
 
-W=$(mktemp -d /var/tmp/mixfs-sweep.XXXXXX)
-MNT=$W/mnt STORE=$W/store PID=
-mkdir "$MNT"
-trap 'fuse_cleanup; rm -rf "$W"' EXIT
+bench_workdir sweep
+STORE=$W/store
 
 echo "command: $0 -l $LEVEL -s $SIZE -r $RUNS $*"
 echo "mixfs: $MIXFS${MIXFS_B:+, B: $MIXFS_B} (repo $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)); $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"

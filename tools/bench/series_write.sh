@@ -60,10 +60,7 @@ PYEOF
 fi
 bytes=$(stat -c %s "$IN/v2.safetensors")
 
-W=$(mktemp -d /var/tmp/mixfs-serw.XXXXXX)
-MNT=$W/mnt PID=
-mkdir "$MNT"
-trap 'fuse_cleanup; rm -rf "$W"' EXIT
+bench_workdir serw
 echo "command: $0 -s $SIZE $*"
 echo "input: 2 versions of $bytes bytes; $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
