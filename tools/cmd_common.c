@@ -11,7 +11,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fs/fuse_ll.h"
@@ -182,21 +181,12 @@ static bool store_mounted(const char *store)
 	return found;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void mixfs_wait_store_lock(const char *cmd, const char *store)
 {
 	const char *env = getenv("MIXFS_LOCK_WAIT");
 	uint64_t max_s = MIXFS_LOCK_WAIT_S;
 	char *abs = realpath(store, NULL), *lp = NULL;
-	double start = now_s();
-	bool said = false;
+	uint64_t polls = 0; /* of 100 ms each */
 	int fd = -1;
 
 	if (env && mixfs_parse_uint(env, 0, 86400, &max_s) < 0) {
@@ -214,19 +204,16 @@ void mixfs_wait_store_lock(const char *cmd, const char *store)
 	if (fd < 0)
 		goto out;
 	while (flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
-		double waited = now_s() - start;
-
 		/* mounted: its daemon keeps the lock, waiting would not help */
-		if (store_mounted(abs) || waited >= (double)max_s)
+		if (store_mounted(abs) || polls >= max_s * 10)
 			break;
-		if (!said && waited >= 1.0) {
+		if (polls == 10)
 			fprintf(stderr,
 			        "mixfs %s: %s is locked by a process that has no mount of it (a "
 			        "daemon still committing after its unmount, or a gc): waiting up to "
 			        "%" PRIu64 " s\n", cmd, abs, max_s);
-			said = true;
-		}
 		usleep(100 * 1000);
+		polls++;
 	}
 	/* an fd closed drops a lock taken above: the command takes its own */
 	close(fd);
