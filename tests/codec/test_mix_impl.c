@@ -149,7 +149,7 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 0},
 		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, MAXLEN, 0},
 		{CODEC_DTYPE_OTHER, GEN_NORMAL, GEN_DT_BYTES, 0, 0, 4097, 0},
-		{CODEC_DTYPE_OTHER, GEN_INT8, GEN_DT_BYTES, 0, 0, 65536, 0}, /* NUM */
+		{CODEC_DTYPE_OTHER, GEN_INT8, GEN_DT_BYTES, 0, 0, 65536, 0}, /* FAST inside mix (NUM: the text rows above) */
 	};
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	uint8_t *src = malloc(MAXLEN), *ref = malloc(MAXLEN), *out = malloc(MAXLEN);
