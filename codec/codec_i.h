@@ -41,6 +41,7 @@ struct codec_lvl_args {
 	uint32_t row_elems;  /* 0 = unknown */
 	const uint8_t *ref;
 	size_t ref_len;
+	bool bytes_cm; /* encode, mix: try the context-mixing byte model */
 	/* decode only, mix float payloads of earlier builds (FORMAT.md 4.2),
 	 * tried for frames without a payload check when the current reading
 	 * fails: header of 28 bytes, no layout byte (coded in the frame

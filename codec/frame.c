@@ -220,10 +220,11 @@ static bool repeats_strings(const uint8_t *b, size_t len)
 
 /* The level's payload of src as other bytes into ctx->scratch: its length,
  * -ENOSPC (not below cap) or another negative errno. */
-static ssize_t encode_as_bytes(struct codec_ctx *ctx, int level, const uint8_t *src, size_t len,
-                               size_t cap)
+static ssize_t encode_as_bytes(struct codec_ctx *ctx, const struct codec_params *p,
+                               const uint8_t *src, size_t len, size_t cap)
 {
-	struct codec_lvl_args b = {.dtype = CODEC_DTYPE_OTHER};
+	struct codec_lvl_args b = {.dtype = CODEC_DTYPE_OTHER, .bytes_cm = p->bytes_cm};
+	const int level = p->level;
 	int rc = codec_buf_reserve(&ctx->scratch, &ctx->scratch_cap, cap);
 
 	if (rc < 0)
@@ -254,6 +255,7 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 	}
 	if (p->level != CODEC_LEVEL_RAW) /* fast keeps it for recompression */
 		a.row_elems = p->row_elems;
+	a.bytes_cm = p->bytes_cm;
 	if (p->level == CODEC_LEVEL_MIX && p->ref && p->ref_len && p->ref_len <= UINT32_MAX) {
 		a.ref = p->ref;
 		a.ref_len = p->ref_len;
@@ -291,7 +293,7 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 		if (a.dtype != CODEC_DTYPE_OTHER &&
 		    (p->dtype == CODEC_DTYPE_AUTO || p->level == CODEC_LEVEL_MIX) &&
 		    repeats_strings(src, len)) {
-			ssize_t blen = encode_as_bytes(ctx, p->level, src, len,
+			ssize_t blen = encode_as_bytes(ctx, p, src, len,
 			                               plen > 0 ? (size_t)plen - 1 : lcap);
 
 			if (blen < 0 && blen != -ENOSPC) {

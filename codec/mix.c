@@ -1202,19 +1202,37 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	if (mix_is_float(a->dtype))
 		return mix_float_encode(s, a, src, len, dst, cap);
 	n = mix_bytes_encode(s, src, len, dst, cap);
-	if (n < 3 || !(dst[0] & MIX_PF_NUM))
+	if (n >= 3 && (dst[0] & MIX_PF_NUM)) {
+		/* numbers: the fast coder's static tables may code them smaller */
+		m = codec_buf_reserve(&s->bout, &s->bout_cap, (size_t)n);
+		if (m == 0)
+			m = fast_encode(ctx, a, src, len, s->bout, (size_t)n - 2);
+		if (m >= 0) {
+			dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_PF_FAST);
+			memcpy(dst + 1, s->bout, (size_t)m);
+			n = m + 1;
+		} else if (m != -ENOSPC) {
+			return m;
+		}
+	}
+	if (n < 0 && n != -ENOSPC)
 		return n;
-	/* numbers: the fast coder's static tables may code them smaller */
-	m = codec_buf_reserve(&s->bout, &s->bout_cap, (size_t)n);
-	if (m == 0)
-		m = fast_encode(ctx, a, src, len, s->bout, (size_t)n - 2);
-	if (m == -ENOSPC)
-		return n;
-	if (m < 0)
-		return m;
-	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_PF_FAST);
-	memcpy(dst + 1, s->bout, (size_t)m);
-	return m + 1;
+	/* context mixing, when asked for and it saves enough to pay for
+	 * its speed */
+	if (a->bytes_cm && (n > 0 || n == -ENOSPC)) {
+		size_t lim = n > 0 ? (size_t)n - (size_t)n * MIX_CM_GAIN / 1000 : cap;
+
+		m = codec_buf_reserve(&s->bout, &s->bout_cap, lim);
+		if (m == 0)
+			m = mix_cm_encode(s, src, len, s->bout, lim);
+		if (m >= 0) {
+			memcpy(dst, s->bout, (size_t)m);
+			n = m;
+		} else if (m != -ENOSPC) {
+			return m;
+		}
+	}
+	return n;
 }
 
 bool mix_payload_uses_ref(const uint8_t *payload, size_t plen)
@@ -1241,6 +1259,8 @@ ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 		return mix_float_decode(s, a, payload, plen, dst, raw_len);
 	if (flags == MIX_PF_FAST)
 		return fast_decode(ctx, a, payload + 1, plen - 1, dst, raw_len);
+	if (flags == MIX_PF_CM)
+		return mix_cm_decode(s, payload, plen, dst, raw_len);
 	if (flags & ~MIX_PF_NUM)
 		return -EBADMSG;
 	return mix_bytes_decode(s, payload, plen, dst, raw_len);
@@ -1257,5 +1277,6 @@ void mix_state_free(struct mix_state *s)
 	free(s->rbuf);
 	free(s->bout);
 	mix_bytes_free(s->bm);
+	mix_cm_free(s->cm);
 	free(s);
 }

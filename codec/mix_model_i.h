@@ -32,6 +32,11 @@
  * static order-0 tables beat the adaptive nibbles on some numbers (int8
  * weights with a scale per channel, quantized blocks). */
 #define MIX_PF_FAST 0x04u
+/* Other bytes: binary context mixing (mix_cm.c). */
+#define MIX_PF_CM 0x08u
+#ifndef MIX_CM_GAIN
+#define MIX_CM_GAIN 20 /* per mille CM must save over the other ways */
+#endif
 
 /* Sparse when distinct values * ratio < elements, and at most MAX. */
 #ifndef MIX_SPARSE_RATIO
@@ -151,10 +156,12 @@ struct mix_fmodel {
 };
 
 struct mix_bmodel;
+struct mix_cm;
 
 struct mix_state {
 	struct mix_fmodel *fm;
 	struct mix_bmodel *bm;
+	struct mix_cm *cm;
 	uint32_t *sym;      /* encoder: rANS intervals of one segment */
 	uint8_t *seg;       /* encoder: one segment's words, written backward */
 	uint8_t *plain;     /* encoder: plain-bit stream */
@@ -184,6 +191,14 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
                          size_t raw_len);
 void mix_bytes_free(struct mix_bmodel *m);
+
+/* Context-mixing byte model (mix_cm.c): the payload (flags MIX_PF_CM), or
+ * -ENOSPC when it does not fit in cap, or another negative errno. */
+ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
+                      size_t cap);
+ssize_t mix_cm_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
+                      size_t raw_len);
+void mix_cm_free(struct mix_cm *m);
 
 /* Append one rANS segment (the nsym intervals in s->sym) to out[*olen..cap).
  * Returns 0 or -ENOSPC. */

@@ -32,6 +32,7 @@ struct eng_opts {
 	uint64_t inflight_bytes;  /* chunks queued for compression/packing (default 128 MiB) */
 	unsigned workers;         /* compression/decode threads (0 = CPUs) */
 	int level;                /* enum codec_level for new chunks (default mix) */
+	bool bytes_cm;            /* level mix: context-mixing byte model too (default off) */
 	unsigned readahead_chunks;/* chunks decoded ahead of a sequential reader (default 16) */
 	uint64_t max_pack_bytes;  /* pack rollover size (default 1 GiB) */
 	unsigned commit_ms;       /* group commit interval (default 1000) */

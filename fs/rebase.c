@@ -152,10 +152,12 @@ static int frame_geometry(struct eng *e, const struct idx_chunk *c, struct codec
 	return codec_frame_parse(hdr, loc.len, fi) < 0 ? -EIO : 0;
 }
 
-static void params_of(int level, const struct codec_frame_info *fi, struct codec_params *p)
+static void params_of(const struct eng *e, int level, const struct codec_frame_info *fi,
+                      struct codec_params *p)
 {
 	memset(p, 0, sizeof(*p));
 	p->level = level;
+	p->bytes_cm = e->o.bytes_cm;
 	p->dtype = fi->dtype;
 	p->elem_phase = fi->elem_phase;
 	p->row_elems = fi->row_elems;
@@ -178,7 +180,7 @@ static void rb_encode(void *arg, void *local)
 	p->xf = malloc(cap);
 	p->xf_len = -ENOMEM;
 	if (p->xf) {
-		params_of(level, &p->xi, &cp);
+		params_of(p->e, level, &p->xi, &cp);
 		p->xf_len = codec_frame_encode(ctx, &cp, p->xd->data, p->xd->len, p->xf, cap);
 		if (p->xf_len > 0 && codec_frame_parse(p->xf, (size_t)p->xf_len, &p->xn) < 0)
 			p->xf_len = -EIO;
@@ -189,7 +191,7 @@ static void rb_encode(void *arg, void *local)
 	p->yf = malloc(cap);
 	p->yf_len = -ENOMEM;
 	if (p->yf) {
-		params_of(level, &p->yi, &cp);
+		params_of(p->e, level, &p->yi, &cp);
 		cp.ref = p->xd->data;
 		cp.ref_len = p->xd->len;
 		p->yf_len = codec_frame_encode(ctx, &cp, p->yd->data, p->yd->len, p->yf, cap);

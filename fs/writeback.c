@@ -1816,6 +1816,7 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 	for (size_t k = 0; k < n; k++) {
 		cs[k].data = b->data + (cs[k].off - s->off);
 		cs[k].params.level = e->o.level;
+		cs[k].params.bytes_cm = e->o.bytes_cm;
 		cs[k].params.dtype = CODEC_DTYPE_AUTO;
 		if (ei->hints)
 			codec_hint_chunk(ei->hints, cs[k].off, cs[k].len, &cs[k].params);

@@ -79,6 +79,7 @@ struct coder {
 	char name[32];
 	int level;      /* codec level, or -1 for the baseline */
 	int use_hint;
+	bool bytes_cm;  /* mixcm: level mix with the context-mixing byte model */
 	encode_fn enc;
 	decode_fn dec;
 	struct codec_ctx *ctx;
@@ -328,6 +329,7 @@ static void codec_params_for(const struct coder *c, const struct corpus *cp, siz
 {
 	memset(p, 0, sizeof(*p));
 	p->level = (enum codec_level)c->level;
+	p->bytes_cm = c->bytes_cm;
 	p->dtype = CODEC_DTYPE_AUTO;
 	if (!c->use_hint)
 		return;
@@ -598,7 +600,8 @@ static void usage(FILE *f)
 	        "                without it only dtype auto runs and the baseline is plain zstd\n"
 	        "  -f SIZE   fixed-size chunks of SIZE bytes instead of content-defined ones\n"
 	        "  -n BYTES  use only the first BYTES of each file (sub-sample)\n"
-	        "  -l LIST   coders, comma-separated from raw,fast,mix,zipnn (default fast,mix,zipnn)\n"
+	        "  -l LIST   coders, comma-separated from raw,fast,mix,mixcm,zipnn (default\n"
+	        "            fast,mix,zipnn; mixcm: mix with -o bytes=cm)\n"
 	        "  -t SEC    repeat each pass until SEC seconds of CPU time, keep the fastest\n"
 	        "  -H        print the column header first\n"
 	        "Columns: corpus coder dtype raw_bytes chunks stored_bytes ratio enc_MB/s dec_MB/s note\n"
@@ -614,7 +617,8 @@ static int add_coders(struct coder *cs, int max, const char *list, int have_hint
 	if (!dup)
 		die(2, "out of memory");
 	for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int lvl = codec_level_parse(tok);
+		bool cm = !strcmp(tok, "mixcm");
+		int lvl = cm ? CODEC_LEVEL_MIX : codec_level_parse(tok);
 
 		if (!strcmp(tok, "zipnn")) {
 			if (n >= max)
@@ -626,13 +630,13 @@ static int add_coders(struct coder *cs, int max, const char *list, int have_hint
 			continue;
 		}
 		if (lvl < 0)
-			die(2, "unknown coder '%s' (raw, fast, mix, zipnn)", tok);
+			die(2, "unknown coder '%s' (raw, fast, mix, mixcm, zipnn)", tok);
 		for (int h = 0; h <= have_hint; h++) {
 			if (n >= max)
 				die(2, "too many coders");
-			cs[n] = (struct coder){ .level = lvl, .use_hint = h, .enc = mixfs_encode,
-			                        .dec = mixfs_decode };
-			snprintf(cs[n].name, sizeof(cs[n].name), "mixfs %s", codec_level_name(lvl));
+			cs[n] = (struct coder){ .level = lvl, .use_hint = h, .bytes_cm = cm,
+			                        .enc = mixfs_encode, .dec = mixfs_decode };
+			snprintf(cs[n].name, sizeof(cs[n].name), "mixfs %s", cm ? "mix bytes=cm" : codec_level_name(lvl));
 			n++;
 		}
 	}
