@@ -101,7 +101,7 @@ static int cm_alloc(struct mix_state *s, size_t len)
 	size_t mn;
 
 	if (!m) {
-		m = aligned_alloc(64, sizeof(*m));
+		m = aligned_alloc(64, (sizeof(*m) + 63) & ~(size_t)63);
 		if (!m)
 			return -ENOMEM;
 		memset(m, 0, sizeof(*m));

@@ -159,4 +159,46 @@ static inline void gen_fill(uint8_t *buf, size_t len, int kind, int dt, uint32_t
 	}
 }
 
+/* Words of a small vocabulary in lines, roughly Zipf-distributed, some
+ * lines repeated: text with order-2..6 structure and matches.  Fills
+ * buf[0..len), the last bytes with newlines; returns len. */
+static inline size_t gen_prose(uint8_t *buf, size_t len, uint64_t seed)
+{
+	static const char *const words[] = {
+		"the", "model", "weights", "of", "a", "layer", "are", "saved", "in", "checkpoint",
+		"and", "optimizer", "state", "with", "learning", "rate", "for", "each", "step",
+		"tensor", "shape", "dtype", "gradient", "norm", "loss", "is", "to", "from", "batch",
+		"training", "evaluation", "attention", "head", "embedding", "token", "sequence"};
+	const size_t nw = sizeof(words) / sizeof(words[0]);
+	size_t n = 0, line0 = 0;
+
+	while (n + 16 < len) {
+		uint64_t r = gen_next(&seed);
+
+		if ((r & 1023) < 8 && line0 + 1 < n) { /* repeat an earlier line */
+			size_t from = (size_t)(r >> 10) % (n - line0), l = 0;
+
+			while (from + l < n && buf[from + l] != '\n' && n + l + 1 < len)
+				l++;
+			memmove(buf + n, buf + from, l);
+			n += l;
+			buf[n++] = '\n';
+			continue;
+		}
+		/* Zipf-ish: the index of the lowest set bit among 36 words */
+		size_t w = (size_t)__builtin_ctzll((r >> 10) | (1ull << 40)) % nw;
+		size_t wl = strlen(words[w]);
+
+		if (n + wl + 2 >= len)
+			break;
+		memcpy(buf + n, words[w], wl);
+		n += wl;
+		buf[n++] = (r & 31) == 0 ? '\n' : ' ';
+		if (buf[n - 1] == '\n')
+			line0 = n;
+	}
+	memset(buf + n, '\n', len - n);
+	return len;
+}
+
 #endif

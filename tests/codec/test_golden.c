@@ -216,9 +216,8 @@ static void test_sizes(void **state)
 				s = &sizes_cases[i];
 		assert_non_null(s);
 		assert_int_equal(s->len, raw_len);
-		p.level = codec_level_parse(level);
-		assert_true(p.level >= 0);
-		gen_fill(src, s->len, s->kind, s->gen_dt, 0, s->seed);
+		assert_int_equal(sizes_params(level, &p), 0);
+		sizes_input(s, src);
 		n = codec_frame_encode(ctx, &p, src, s->len, frame, codec_frame_bound(s->len));
 		assert_true(n > 0);
 		if ((size_t)n * 100 > want * 101)
@@ -229,7 +228,7 @@ static void test_sizes(void **state)
 			              input, level, n, want);
 		checked++;
 	}
-	assert_int_equal(checked, SIZES_COUNT * CODEC_LEVEL_COUNT);
+	assert_int_equal(checked, SIZES_COUNT * SIZES_LEVELS);
 	free(src);
 	free(frame);
 	free(csv);

@@ -1,6 +1,6 @@
 /*
  * test_mix_impl.c - every CPU-specific instance of the mix coder's hot loops
- * (codec/mix.c, codec/mix_bytes.c) must write exactly the frames the
+ * (codec/mix.c, codec/mix_bytes.c, codec/mix_cm.c) must write exactly the frames the
  * portable one writes, and each must decode the other's frames.  Covers
  * every path of the element loop: zeros, escapes and two exponent windows,
  * specials, sparse tensors, low zero bits, references, rows, phases, and
@@ -31,14 +31,17 @@ struct mcase {
 	 * 5 reference differing in signs, exponents and whole elements,
 	 * 6 all negative (one sign for the chunk), 7 reference whose elements
 	 * moved by small steps (differences with carries: the DELTA kind),
-	 * 8 the caller passes a wrong element phase (a misdetection) */
+	 * 8 the caller passes a wrong element phase (a misdetection),
+	 * 9 prose coded with -o bytes=cm (the context-mixing byte model) */
 	int variant;
 };
 
 static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64_t seed)
 {
 	gen_fill(src, c->len, c->kind, c->gen_dt, c->phase, seed);
-	if (c->variant == 1) {
+	if (c->variant == 9) {
+		gen_prose(src, c->len, seed);
+	} else if (c->variant == 1) {
 		/* next checkpoint: some elements flip low mantissa bits (the
 		 * XOR kind) */
 		size_t esz = c->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
@@ -99,7 +102,8 @@ static ssize_t encode(struct codec_ctx *ctx, const struct mcase *c, const uint8_
                       const uint8_t *ref, uint8_t *frame)
 {
 	struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = c->dtype,
-	                         .elem_phase = c->phase, .row_elems = c->row};
+	                         .elem_phase = c->phase, .row_elems = c->row,
+	                         .bytes_cm = c->variant == 9};
 
 	if (c->variant == 8)
 		p.elem_phase = (c->phase + 1) % (c->dtype == CODEC_DTYPE_FP32 ? 4 : 2);
@@ -150,6 +154,8 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, MAXLEN, 0},
 		{CODEC_DTYPE_OTHER, GEN_NORMAL, GEN_DT_BYTES, 0, 0, 4097, 0},
 		{CODEC_DTYPE_OTHER, GEN_INT8, GEN_DT_BYTES, 0, 0, 65536, 0}, /* FAST inside mix (NUM: the text rows above) */
+		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 9},
+		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 3 * 7168 + 5, 9},
 	};
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	uint8_t *src = malloc(MAXLEN), *ref = malloc(MAXLEN), *out = malloc(MAXLEN);
@@ -181,6 +187,8 @@ static void test_instances_agree(void **state)
 		/* the residual kinds are both exercised */
 		if (c->variant == 7)
 			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, MIX_LZ_DELTA);
+		if (c->variant == 9)
+			assert_int_equal(f[0][info.header_len] & 15, MIX_PF_CM);
 		if (c->variant == 1)
 			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, 0);
 		/* a misread phase is corrected in the payload's layout byte */

@@ -5,7 +5,8 @@
  * bytes choose the parameters, the rest is the chunk.  With bit 0 of
  * data[0] / 15 set, the chunk is coded against a reference: the chunk with
  * every 7th byte changed (a previous version); a frame that does not use
- * it (no REF flag) must decode without it.
+ * it (no REF flag) must decode without it.  Bit 0 of data[0] / 30 asks
+ * level mix for the context-mixing byte model (-o bytes=cm).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -46,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (getenv("MIXFS_FUZZ_LEVEL"))
 		p.level = (enum codec_level)(atoi(getenv("MIXFS_FUZZ_LEVEL")) % CODEC_LEVEL_COUNT);
 	p.dtype = dtypes[(data[0] / CODEC_LEVEL_COUNT) % 5];
+	p.bytes_cm = (data[0] / 30) & 1; /* -o bytes=cm */
 	esz = p.dtype == CODEC_DTYPE_FP32 ? 4 : (p.dtype == CODEC_DTYPE_BF16 || p.dtype == CODEC_DTYPE_FP16) ? 2 : 1;
 	p.elem_phase = (data[1] & 3) % esz;
 	p.row_elems = data[1] >> 2;

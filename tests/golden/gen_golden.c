@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < GOLDEN_COUNT; i++) {
 		const struct golden_case *g = &golden_cases[i];
 		struct codec_params p = {.level = g->level, .dtype = g->dtype, .elem_phase = g->phase,
-		                         .row_elems = g->row};
+		                         .row_elems = g->row, .bytes_cm = g->kind == GOLDEN_PROSE};
 		ssize_t n;
 
 		p.ref_len = golden_input(g, src, ref);
@@ -152,14 +152,17 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < SIZES_COUNT; i++) {
 		const struct sizes_case *s = &sizes_cases[i];
 
-		gen_fill(src, s->len, s->kind, s->gen_dt, 0, s->seed);
-		for (int level = 0; level < CODEC_LEVEL_COUNT; level++) {
-			struct codec_params p = {.level = level, .dtype = CODEC_DTYPE_AUTO};
-			ssize_t n = codec_frame_encode(ctx, &p, src, s->len, frame, codec_frame_bound(s->len));
+		sizes_input(s, src);
+		for (int level = 0; level < SIZES_LEVELS; level++) {
+			struct codec_params p = {0};
+			ssize_t n;
 
+			if (sizes_params(sizes_level_name(level), &p))
+				return 1;
+			n = codec_frame_encode(ctx, &p, src, s->len, frame, codec_frame_bound(s->len));
 			if (n < 0)
 				return 1;
-			fprintf(csv, "%s,%s,%zu,%zd\n", s->name, codec_level_name(level), s->len, n);
+			fprintf(csv, "%s,%s,%zu,%zd\n", s->name, sizes_level_name(level), s->len, n);
 		}
 	}
 	if (fclose(csv))

@@ -10,6 +10,9 @@
 #include "tests/codec/gen.h"
 
 #define GOLDEN_MAX_RAW 65536u
+/* A case's kind beyond enum gen_kind: gen_prose text, coded with the
+ * context-mixing byte model (codec_params.bytes_cm, -o bytes=cm). */
+#define GOLDEN_PROSE GEN_KIND_COUNT
 
 struct golden_case {
 	const char *name;
@@ -68,6 +71,8 @@ static const struct golden_case golden_cases[] = {
 	 * (a fast payload inside), flag NUM (bf16 high bytes) */
 	{"mix_other_int8.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_INT8, GEN_DT_BYTES, 16384, 36, 0, GOLDEN_REF_NONE},
 	{"mix_other_num.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_NORMAL, GEN_DT_BYTES, 16384, 38, 0, GOLDEN_REF_NONE},
+	/* other bytes, context mixing (payload flag CM): two rANS segments */
+	{"mix_other_cm.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GOLDEN_PROSE, GEN_DT_BYTES, 9000, 39, 0, GOLDEN_REF_NONE},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 
@@ -78,7 +83,10 @@ static inline size_t golden_input(const struct golden_case *g, uint8_t *src, uin
 	const size_t esz = g->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
 	uint64_t s = g->seed;
 
-	gen_fill(src, g->len, g->kind, g->gen_dt, g->phase, g->seed);
+	if (g->kind == GOLDEN_PROSE)
+		gen_prose(src, g->len, g->seed);
+	else
+		gen_fill(src, g->len, g->kind, g->gen_dt, g->phase, g->seed);
 	if (g->refv == GOLDEN_REF_NONE)
 		return 0;
 	memcpy(ref, src, g->len);
@@ -113,7 +121,37 @@ static const struct sizes_case sizes_cases[] = {
 	{"bf16_normal_4k", GEN_NORMAL, GEN_DT_BF16, 4096, 28},
 	{"zero_64k", GEN_ZERO, GEN_DT_BYTES, 65536, 29},
 	{"int8_64k", GEN_INT8, GEN_DT_BYTES, 65536, 37},
+	{"prose_64k", GOLDEN_PROSE, GEN_DT_BYTES, 65536, 40},
 };
 #define SIZES_COUNT (sizeof(sizes_cases) / sizeof(sizes_cases[0]))
+/* sizes.csv rows per input: every level, and mix with -o bytes=cm */
+#define SIZES_LEVELS (CODEC_LEVEL_COUNT + 1)
+
+static inline void sizes_input(const struct sizes_case *s, uint8_t *src)
+{
+	if (s->kind == GOLDEN_PROSE)
+		gen_prose(src, s->len, s->seed);
+	else
+		gen_fill(src, s->len, s->kind, s->gen_dt, 0, s->seed);
+}
+
+/* The encoder parameters of sizes.csv's level column: a level's name, or
+ * "mix_cm" (l == CODEC_LEVEL_COUNT); 0 or -EINVAL. */
+static inline const char *sizes_level_name(int l)
+{
+	return l == CODEC_LEVEL_COUNT ? "mix_cm" : codec_level_name(l);
+}
+
+static inline int sizes_params(const char *name, struct codec_params *p)
+{
+	int l = strcmp(name, "mix_cm") ? codec_level_parse(name) : CODEC_LEVEL_MIX;
+
+	if (l < 0)
+		return l;
+	p->level = (enum codec_level)l;
+	p->dtype = CODEC_DTYPE_AUTO;
+	p->bytes_cm = !strcmp(name, "mix_cm");
+	return 0;
+}
 
 #endif
