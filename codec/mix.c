@@ -1259,7 +1259,7 @@ ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 		return mix_float_decode(s, a, payload, plen, dst, raw_len);
 	if (flags == MIX_PF_FAST)
 		return fast_decode(ctx, a, payload + 1, plen - 1, dst, raw_len);
-	if (flags == MIX_PF_CM)
+	if (flags == MIX_PF_CM || flags == (MIX_PF_CM | MIX_PF_NUM))
 		return mix_cm_decode(s, payload, plen, dst, raw_len);
 	if (flags & ~MIX_PF_NUM)
 		return -EBADMSG;

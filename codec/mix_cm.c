@@ -60,7 +60,8 @@
 #define CM_W0 (65536 / 4) /* initial weight of the inputs but the bias */
 #define CM_HMIN 10 /* log2 slots of a hashed table: at least */
 #define CM_HMAX 16 /* and at most */
-#define CM_NSEL 512 /* mixer weight sets: match on x partial byte */
+#define CM_SHMAX 2 /* log2 of the largest element stride */
+#define CM_NSEL (2 << CM_SHMAX << 8) /* mixer weight sets: match on x phase x partial byte */
 _Static_assert(CM_SEG * 9 <= MIX_SEG_SYMS, "a segment's symbols fit the record");
 
 static const uint8_t cm_order[CM_NHASH] = {2, 3, 4, 6};
@@ -75,12 +76,13 @@ struct mix_cm {
 	uint16_t sq[4096];          /* squash of -2048..2047 */
 	uint16_t rate[16];          /* counter learning rate by count, 16 bits */
 	uint16_t o0[256];
-	uint16_t o1[65536];
+	uint16_t o1[65536 << CM_SHMAX]; /* phase, previous byte, partial byte */
 	uint16_t mm[64];            /* match: length bucket * 2 + predicted bit */
 	uint16_t lm[32][2];         /* long match: hit | length - CM_LONG */
 	uint16_t nomatch;           /* updated without a match, never read */
 	int32_t w[CM_NSEL][CM_NIN];
-	uint16_t apm[65536][33];    /* p | partial byte, previous byte: 33 knots */
+	uint16_t apm[65536][33];    /* p | previous byte, partial byte: 33 knots */
+	unsigned sh;                /* log2 of the element stride */
 	unsigned hbits;             /* log2 slots of each hashed table */
 	struct cm_slot *ht;         /* CM_NHASH tables of 1 << hbits slots */
 	size_t ht_slots;            /* allocated */
@@ -145,8 +147,8 @@ static int cm_alloc(struct mix_state *s, size_t len)
 	return 0;
 }
 
-/* Fresh models for a chunk of len bytes. */
-static int cm_prepare(struct mix_state *s, size_t len)
+/* Fresh models for a chunk of len bytes of elements of 1 << sh bytes. */
+static int cm_prepare(struct mix_state *s, size_t len, unsigned sh)
 {
 	struct mix_cm *m;
 	int rc = cm_alloc(s, len);
@@ -154,15 +156,16 @@ static int cm_prepare(struct mix_state *s, size_t len)
 	if (rc)
 		return rc;
 	m = s->cm;
+	m->sh = sh;
 	for (unsigned i = 0; i < 256; i++)
 		m->o0[i] = 0x8000;
-	for (unsigned i = 0; i < 65536; i++)
+	for (unsigned i = 0; i < 65536u << sh; i++)
 		m->o1[i] = 0x8000;
 	for (unsigned i = 0; i < 64; i++)
 		m->mm[i] = 0x8000;
 	for (unsigned i = 0; i < 32; i++)
 		mix_bin_init(m->lm[i], MIX_PTOT / 8, 2);
-	for (unsigned i = 0; i < CM_NSEL; i++)
+	for (unsigned i = 0; i < (2u << sh << 8); i++)
 		for (unsigned j = 0; j < CM_NIN; j++)
 			m->w[i][j] = j == CM_NIN - 1 ? 0 : CM_W0;
 	for (unsigned j = 0; j < 33; j++)
@@ -225,6 +228,7 @@ cm_body(struct mix_state *s, struct mix_io *iop, const int enc, uint8_t *buf, si
 	uint32_t h[CM_NHASH] = {0};
 	uint16_t *sl[CM_NHASH] = {0};
 	size_t mptr = 0, mlen = 0;
+	const unsigned sh = m->sh, pmask = (1u << sh) - 1;
 	int rc = 0;
 
 	for (size_t i0 = 0; i0 < len && !rc; i0 += CM_SEG) {
@@ -233,7 +237,7 @@ cm_body(struct mix_state *s, struct mix_io *iop, const int enc, uint8_t *buf, si
 		mix_seg_begin(io, enc);
 		for (size_t i = i0; i < i1; i++) {
 			const unsigned c1 = (unsigned)hist & 255;
-			const unsigned byte = enc ? buf[i] : 0;
+			const unsigned byte = enc ? buf[i] : 0, ph = (unsigned)i & pmask;
 			unsigned c0 = 1, expect = mlen ? buf[mptr] : 0, mok = mlen != 0;
 
 			/* a long match: first one decision, "the byte is the
@@ -251,19 +255,19 @@ cm_body(struct mix_state *s, struct mix_io *iop, const int enc, uint8_t *buf, si
 				_Alignas(32) int32_t x[CM_NIN];
 				uint16_t *ct[CM_NIN - 1];
 				unsigned y = enc ? (byte >> (7 - b)) & 1 : 0, ebit, node, j, wt;
-				int32_t *restrict w = m->w[mok << 8 | c0];
+				int32_t *restrict w = m->w[(mok << sh | ph) << 8 | c0];
 				int dot = 0, pr, err, g;
 				uint16_t *ta;
 				uint32_t p15;
 
 				if (b == 0 || b == 4)
 					for (unsigned k = 0; k < CM_NHASH; k++)
-						sl[k] = cm_slot(m, k, h[k], b ? 16 | c0 : 0);
+						sl[k] = cm_slot(m, k, h[k] + ph * 0x5bd1e995u, b ? 16 | c0 : 0);
 				/* node within the nibble's tree: 1, 2-3, 4-7, 8-15 */
 				node = b < 4 ? c0 : (c0 & ((1u << (b - 4)) - 1)) | (1u << (b - 4));
 				ebit = (expect >> (7 - b)) & 1;
 				ct[0] = &m->o0[c0];
-				ct[1] = &m->o1[c1 << 8 | c0];
+				ct[1] = &m->o1[ph << 16 | c1 << 8 | c0];
 				for (unsigned k = 0; k < CM_NHASH; k++)
 					ct[2 + k] = &sl[k][node - 1];
 				ct[CM_XM] = mok ? &m->mm[(mlen < 31 ? mlen : 31) * 2 + ebit] : &m->nomatch;
@@ -383,18 +387,51 @@ static int cm_dec(struct mix_state *s, struct mix_io *io, uint8_t *dst, size_t l
 	return cm_dec_portable(s, io, dst, len);
 }
 
+/* log2 of the element stride whose phases tell the most about the bytes
+ * (uint16 token ids: 1, their high bytes are few; int32: 2; text: 0): the
+ * order-0 entropy saved by one histogram per phase, in bits * 256, must
+ * reach len * CM_STRIDE_Q8 (an encoder choice). */
+#define CM_STRIDE_Q8 64
+static unsigned cm_stride(const uint8_t *src, size_t len)
+{
+	uint32_t h4[4][256] = {{0}}, h2[2][256] = {{0}}, h1[256] = {0};
+	uint64_t e[3] = {0}, gain = 0;
+	unsigned best = 0;
+
+	for (size_t i = 0; i < len; i++)
+		h4[i & 3][src[i]]++;
+	for (unsigned v = 0; v < 256; v++) {
+		h2[0][v] = h4[0][v] + h4[2][v];
+		h2[1][v] = h4[1][v] + h4[3][v];
+		h1[v] = h2[0][v] + h2[1][v];
+	}
+	e[0] = mix_entropy_q8(h1, 256, len);
+	for (unsigned p = 0; p < 2; p++)
+		e[1] += mix_entropy_q8(h2[p], 256, (len + 1 - p) / 2);
+	for (unsigned p = 0; p < 4; p++)
+		e[2] += mix_entropy_q8(h4[p], 256, (len + 3 - p) / 4);
+	for (unsigned sh = 1; sh <= CM_SHMAX; sh++)
+		if (e[0] > e[sh] && e[0] - e[sh] >= (uint64_t)len * CM_STRIDE_Q8 &&
+		    e[0] - e[sh] > gain + gain / 4) {
+			gain = e[0] - e[sh];
+			best = sh;
+		}
+	return best;
+}
+
 ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
                       size_t cap)
 {
 	struct mix_io io = {0};
-	size_t olen = 1;
+	const unsigned sh = cm_stride(src, len);
+	size_t olen = 1 + (sh != 0);
 	int rc;
 
-	if (cap < 2)
+	if (cap < 3)
 		return -ENOSPC;
 	rc = mix_enc_prepare(s);
 	if (!rc)
-		rc = cm_prepare(s, len);
+		rc = cm_prepare(s, len, sh);
 	if (rc)
 		return rc;
 	io.e.sym = s->sym;
@@ -402,7 +439,9 @@ ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8
 	rc = cm_enc(s, &io, src, len, dst, &olen, cap);
 	if (rc)
 		return rc;
-	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_PF_CM);
+	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_PF_CM | (sh ? MIX_PF_NUM : 0));
+	if (sh)
+		dst[1] = (uint8_t)sh;
 	return (ssize_t)olen;
 }
 
@@ -410,10 +449,18 @@ ssize_t mix_cm_decode(struct mix_state *s, const uint8_t *payload, size_t plen, 
                       size_t raw_len)
 {
 	struct mix_io io = {0};
-	int rc = cm_prepare(s, raw_len);
+	const size_t hl = 1 + !!(payload[0] & MIX_PF_NUM);
+	unsigned sh = 0;
+	int rc;
 
+	if (hl == 2) {
+		if (plen < 2 || payload[1] < 1 || payload[1] > CM_SHMAX)
+			return -EBADMSG;
+		sh = payload[1];
+	}
+	rc = cm_prepare(s, raw_len, sh);
 	if (!rc)
-		rc = mix_rdec_open(s, &io.d, payload + 1, plen - 1);
+		rc = mix_rdec_open(s, &io.d, payload + hl, plen - hl);
 	if (!rc)
 		rc = cm_dec(s, &io, dst, raw_len);
 	if (rc)

@@ -201,4 +201,19 @@ static inline size_t gen_prose(uint8_t *buf, size_t len, uint64_t seed)
 	return len;
 }
 
+/* Token ids of esz bytes (2: uint16, 4: uint32), little-endian, from a
+ * sparse Markov chain (7 in 8 steps within 300 ids, else any of 50000):
+ * text tokenized, as an LLM training set stores it.  len a multiple of
+ * esz. */
+static inline void gen_tokens(uint8_t *buf, size_t len, unsigned esz, uint64_t seed)
+{
+	for (size_t i = 0, t = 100; i + esz <= len; i += esz) {
+		uint64_t r = gen_next(&seed);
+
+		t = (r & 7) ? (t * 7 + (r >> 8) % 3) % 300 + 1 : (r >> 16) % 50000;
+		for (unsigned k = 0; k < esz; k++)
+			buf[i + k] = (uint8_t)(t >> (8 * k));
+	}
+}
+
 #endif

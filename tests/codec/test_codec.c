@@ -167,8 +167,9 @@ static void test_fast_compresses(void **state)
 }
 
 /* Flags of the payload (low nibble of its byte 0) of buf coded with p. */
-static unsigned mix_flags(struct codec_ctx *ctx, const struct codec_params *p, const uint8_t *buf,
-                          size_t len)
+/* The first two bytes of a mix frame's payload. */
+static void mix_payload(struct codec_ctx *ctx, const struct codec_params *p, const uint8_t *buf,
+                        size_t len, uint8_t pb[2])
 {
 	static uint8_t frame[65536 + CODEC_HEADER_MAX];
 	struct codec_frame_info info;
@@ -177,7 +178,17 @@ static unsigned mix_flags(struct codec_ctx *ctx, const struct codec_params *p, c
 	assert_true(n > 0);
 	assert_int_equal(codec_frame_parse(frame, (size_t)n, &info), 0);
 	assert_int_equal(info.level, p->level);
-	return frame[info.header_len] & 0x0fu;
+	assert_true(info.payload_len >= 2);
+	memcpy(pb, frame + info.header_len, 2);
+}
+
+static unsigned mix_flags(struct codec_ctx *ctx, const struct codec_params *p, const uint8_t *buf,
+                          size_t len)
+{
+	uint8_t pb[2];
+
+	mix_payload(ctx, p, buf, len, pb);
+	return pb[0] & 0x0fu;
 }
 
 /* Other bytes at mix: numbers take the NUM way, whose contexts learn in
@@ -230,7 +241,6 @@ static void test_mix_cm(void **state)
 	                          .bytes_cm = true};
 	struct codec_params pa = {.level = CODEC_LEVEL_MIX, .dtype = CODEC_DTYPE_AUTO,
 	                          .bytes_cm = true};
-	uint64_t seed = 77;
 	size_t len, nl, nc;
 
 	(void)state;
@@ -244,19 +254,22 @@ static void test_mix_cm(void **state)
 	/* across rANS segments (7168 bytes), odd lengths, tiny chunks */
 	for (size_t l = 1; l <= 2 * 7168 + 3; l = l < 16 ? l + 1 : l * 3 - 1)
 		roundtrip(ctx, &pc, buf, l);
-	/* uint16 token ids from a sparse Markov chain: detected as fp16, coded
-	 * as other bytes, with CM */
-	for (size_t i = 0, t = 100; i + 1 < sizeof(buf); i += 2) {
-		uint64_t r = gen_next(&seed);
+	/* uint16 token ids: detected as fp16, coded as other bytes, with CM
+	 * over 2-byte elements (CM | NUM, byte 1 = log2 of the stride); uint32
+	 * ids: 4-byte elements */
+	for (unsigned sh = 1; sh <= 2; sh++) {
+		uint8_t pb[2];
 
-		t = (r & 7) ? (t * 7 + (r >> 8) % 3) % 300 + 1 : (r >> 16) % 50000;
-		buf[i] = (uint8_t)t;
-		buf[i + 1] = (uint8_t)(t >> 8);
+		gen_tokens(buf, sizeof(buf), 1u << sh, 78);
+		nl = roundtrip(ctx, &pl, buf, sizeof(buf));
+		nc = roundtrip(ctx, &pa, buf, sizeof(buf));
+		assert_true(nc * 100 < nl * 90);
+		mix_payload(ctx, &pa, buf, sizeof(buf), pb);
+		assert_int_equal(pb[0] & 15, 0x0a);
+		assert_int_equal(pb[1], sh);
+		for (size_t l = 1; l <= 2 * 7168 + 3; l = l < 16 ? l + 1 : l * 3 - 1)
+			roundtrip(ctx, &pa, buf, l);
 	}
-	nl = roundtrip(ctx, &pl, buf, sizeof(buf));
-	nc = roundtrip(ctx, &pa, buf, sizeof(buf));
-	assert_int_equal(mix_flags(ctx, &pa, buf, sizeof(buf)), 0x08);
-	assert_true(nc < nl);
 	/* noise stays raw, int8 numbers keep their way */
 	gen_fill(buf, 16384, GEN_RANDOM, GEN_DT_BYTES, 0, 3);
 	assert_true(roundtrip(ctx, &pc, buf, 16384) > 16384);
@@ -481,6 +494,7 @@ static void test_mix_bitflips(void **state)
 		{CODEC_DTYPE_BF16, GEN_NORMAL, 0, CODEC_LEVEL_MIX, false},
 		{CODEC_DTYPE_OTHER, GEN_TEXT, 0, CODEC_LEVEL_MIX, false},
 		{CODEC_DTYPE_OTHER, GEN_TEXT, 0, CODEC_LEVEL_MIX, true},
+		{CODEC_DTYPE_OTHER, GEN_KIND_COUNT, 0, CODEC_LEVEL_MIX, true}, /* tokens */
 		{CODEC_DTYPE_FP32, GEN_NORMAL, 1, CODEC_LEVEL_MIX, false},
 		{CODEC_DTYPE_BF16, GEN_NORMAL, 1, CODEC_LEVEL_MIX, false},
 		{CODEC_DTYPE_BF16, GEN_SPECIAL, 1, CODEC_LEVEL_MIX, false},
@@ -499,7 +513,10 @@ static void test_mix_bitflips(void **state)
 		struct codec_frame_info info;
 		ssize_t n;
 
-		gen_fill(src, sizeof(src), cases[c].kind, gen_dt_of(cases[c].dt), 0, 40 + c);
+		if (cases[c].kind == GEN_KIND_COUNT)
+			gen_tokens(src, sizeof(src), 2, 40 + c);
+		else
+			gen_fill(src, sizeof(src), cases[c].kind, gen_dt_of(cases[c].dt), 0, 40 + c);
 		if (cases[c].with_ref) {
 			/* the previous version: low bits moved in some elements */
 			memcpy(ref, src, sizeof(ref));

@@ -63,7 +63,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < GOLDEN_COUNT; i++) {
 		const struct golden_case *g = &golden_cases[i];
 		struct codec_params p = {.level = g->level, .dtype = g->dtype, .elem_phase = g->phase,
-		                         .row_elems = g->row, .bytes_cm = g->kind == GOLDEN_PROSE};
+		                         .row_elems = g->row, .bytes_cm = GOLDEN_CM(g->kind)};
 		ssize_t n;
 
 		p.ref_len = golden_input(g, src, ref);

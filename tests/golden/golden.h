@@ -10,9 +10,23 @@
 #include "tests/codec/gen.h"
 
 #define GOLDEN_MAX_RAW 65536u
-/* A case's kind beyond enum gen_kind: gen_prose text, coded with the
- * context-mixing byte model (codec_params.bytes_cm, -o bytes=cm). */
+/* Kinds beyond enum gen_kind, coded with the context-mixing byte model
+ * (codec_params.bytes_cm, -o bytes=cm): gen_prose text, uint16 token ids
+ * (gen_tokens). */
 #define GOLDEN_PROSE GEN_KIND_COUNT
+#define GOLDEN_TOKENS16 (GEN_KIND_COUNT + 1)
+#define GOLDEN_CM(kind) ((kind) >= GOLDEN_PROSE)
+
+static inline void golden_fill(uint8_t *src, size_t len, int kind, int gen_dt, uint32_t phase,
+                               uint64_t seed)
+{
+	if (kind == GOLDEN_PROSE)
+		gen_prose(src, len, seed);
+	else if (kind == GOLDEN_TOKENS16)
+		gen_tokens(src, len, 2, seed);
+	else
+		gen_fill(src, len, kind, gen_dt, phase, seed);
+}
 
 struct golden_case {
 	const char *name;
@@ -73,6 +87,8 @@ static const struct golden_case golden_cases[] = {
 	{"mix_other_num.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GEN_NORMAL, GEN_DT_BYTES, 16384, 38, 0, GOLDEN_REF_NONE},
 	/* other bytes, context mixing (payload flag CM): two rANS segments */
 	{"mix_other_cm.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GOLDEN_PROSE, GEN_DT_BYTES, 9000, 39, 0, GOLDEN_REF_NONE},
+	/* the same over 2-byte elements (flags CM | NUM, a stride byte) */
+	{"mix_other_cm_u16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 0, GOLDEN_TOKENS16, GEN_DT_BYTES, 8192, 41, 0, GOLDEN_REF_NONE},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 
@@ -83,10 +99,7 @@ static inline size_t golden_input(const struct golden_case *g, uint8_t *src, uin
 	const size_t esz = g->dtype == CODEC_DTYPE_FP32 ? 4 : 2;
 	uint64_t s = g->seed;
 
-	if (g->kind == GOLDEN_PROSE)
-		gen_prose(src, g->len, g->seed);
-	else
-		gen_fill(src, g->len, g->kind, g->gen_dt, g->phase, g->seed);
+	golden_fill(src, g->len, g->kind, g->gen_dt, g->phase, g->seed);
 	if (g->refv == GOLDEN_REF_NONE)
 		return 0;
 	memcpy(ref, src, g->len);
@@ -122,6 +135,7 @@ static const struct sizes_case sizes_cases[] = {
 	{"zero_64k", GEN_ZERO, GEN_DT_BYTES, 65536, 29},
 	{"int8_64k", GEN_INT8, GEN_DT_BYTES, 65536, 37},
 	{"prose_64k", GOLDEN_PROSE, GEN_DT_BYTES, 65536, 40},
+	{"tokens16_64k", GOLDEN_TOKENS16, GEN_DT_BYTES, 65536, 42},
 };
 #define SIZES_COUNT (sizeof(sizes_cases) / sizeof(sizes_cases[0]))
 /* sizes.csv rows per input: every level, and mix with -o bytes=cm */
@@ -129,10 +143,7 @@ static const struct sizes_case sizes_cases[] = {
 
 static inline void sizes_input(const struct sizes_case *s, uint8_t *src)
 {
-	if (s->kind == GOLDEN_PROSE)
-		gen_prose(src, s->len, s->seed);
-	else
-		gen_fill(src, s->len, s->kind, s->gen_dt, 0, s->seed);
+	golden_fill(src, s->len, s->kind, s->gen_dt, 0, s->seed);
 }
 
 /* The encoder parameters of sizes.csv's level column: a level's name, or
