@@ -1261,7 +1261,7 @@ ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 		return fast_decode(ctx, a, payload + 1, plen - 1, dst, raw_len);
 	if (flags == MIX_PF_CM || flags == (MIX_PF_CM | MIX_PF_NUM))
 		return mix_cm_decode(s, payload, plen, dst, raw_len);
-	if (flags & ~MIX_PF_NUM)
+	if ((flags & ~MIX_PF_NUM) && flags != MIX_BYTES_ELEM)
 		return -EBADMSG;
 	return mix_bytes_decode(s, payload, plen, dst, raw_len);
 }

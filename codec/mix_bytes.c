@@ -11,7 +11,10 @@
  *           nibble under the previous byte and the high nibble, each one
  *           symbol of an adaptive 16-symbol distribution;
  *           or (MIX_PF_NUM, "numbers") the high nibble under the previous
- *           byte's high nibble and the low nibble under the high nibble.
+ *           byte's high nibble and the low nibble under the high nibble;
+ *           or (MIX_BYTES_ELEM, "elements": token ids, integers) as text,
+ *           with the byte's place in its 2- or 4-byte element in the
+ *           context too.
  * The previous byte is the context text and structured records want; for
  * numbers (int8, fp8, quantized blocks) its 4096 low-nibble rows learn
  * too slowly in 64 KiB and cost 5-8% over order 0 (fp8 weights: 0.913
@@ -42,17 +45,20 @@
 #define MIX_NUM_Q8 (256 * 5) /* order-0 entropy from which both ways are tried */
 #endif
 
-/* Row arrays are followed by other fields (see mix_row_interval). */
+/* Row arrays are followed by other fields (see mix_row_interval).  The
+ * first index is the previous byte, with the element phase above it
+ * (MIX_BYTES_ELEM: 256 << sh contexts). */
 struct mix_bmodel {
-	_Alignas(64) uint16_t hi[256][16];     /* high nibble | previous byte (NUM: its
-	                                        * high nibble) */
-	_Alignas(64) uint16_t lo[256][16][16]; /* low nibble | previous byte, high nibble
-	                                        * (NUM: lo[0][high nibble]) */
+	_Alignas(64) uint16_t hi[256 << MIX_SHMAX][16];     /* high nibble | previous byte
+	                                                     * (NUM: its high nibble) */
+	_Alignas(64) uint16_t lo[256 << MIX_SHMAX][16][16]; /* low nibble | previous byte,
+	                                                     * high nibble (NUM: lo[0][high
+	                                                     * nibble]) */
 	uint16_t mf[16][2];                    /* match hit | match length */
 	uint32_t midx[1u << MIX_MM_BITS];      /* hash of last 4 bytes -> position */
 };
 
-int mix_bytes_prepare(struct mix_state *s)
+int mix_bytes_prepare(struct mix_state *s, unsigned sh)
 {
 	struct mix_bmodel *m = s->bm;
 
@@ -62,7 +68,7 @@ int mix_bytes_prepare(struct mix_state *s)
 			return -ENOMEM;
 		s->bm = m;
 	}
-	for (unsigned i = 0; i < 256; i++) {
+	for (unsigned i = 0; i < 256u << sh; i++) {
 		mix_row_uniform(m->hi[i], 16, 2);
 		for (unsigned j = 0; j < 16; j++)
 			mix_row_uniform(m->lo[i][j], 16, 2);
@@ -89,12 +95,14 @@ static inline uint32_t mix_hash4(const uint8_t *p)
 /* Both directions; buf is the source (enc) or the destination. */
 static inline __attribute__((always_inline)) int
 mix_bytes_body(struct mix_state *s, struct mix_io *iop, const int enc, const int impl,
-               const int num, uint8_t *buf, size_t len, uint8_t *out, size_t *olen, size_t cap)
+               const int num, unsigned sh, uint8_t *buf, size_t len, uint8_t *out, size_t *olen,
+               size_t cap)
 {
 	struct mix_io lio = *iop, *io = &lio; /* in registers: see mix_float_body */
 	struct mix_bmodel *m = s->bm;
 	size_t mptr = 0, mlen = 0;
 	unsigned c1 = 0;
+	const unsigned pmask = (1u << sh) - 1;
 	int rc = 0;
 
 	for (size_t i0 = 0; i0 < len && !rc; i0 += MIX_SEG_NBYTES) {
@@ -113,7 +121,8 @@ mix_bytes_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
 					byte = expect;
 			}
 			if (!hit) {
-				unsigned ch = num ? c1 >> 4 : c1, cl = num ? 0 : c1;
+				unsigned cx = c1 | ((unsigned)i & pmask) << 8;
+				unsigned ch = num ? c1 >> 4 : cx, cl = num ? 0 : cx;
 				unsigned h = mix_code(io, enc, impl, m->hi[ch], 16, byte >> 4, MIX_K_NIB);
 				unsigned l = mix_code(io, enc, impl, m->lo[cl][h], 16, byte & 15,
 				                      MIX_K_NIB);
@@ -156,18 +165,18 @@ mix_bytes_body(struct mix_state *s, struct mix_io *iop, const int enc, const int
  * compiled for its own contexts. */
 #define MIX_BYTES_IMPL(sfx, attr, impl)                                                          \
 	attr static int mix_bytes_enc_##sfx(struct mix_state *s, struct mix_io *io, int num,    \
-	                                    const uint8_t *src, size_t len, uint8_t *out,        \
-	                                    size_t *olen, size_t cap)                            \
+	                                    unsigned sh, const uint8_t *src, size_t len,         \
+	                                    uint8_t *out, size_t *olen, size_t cap)              \
 	{                                                                                         \
 		uint8_t *b = (uint8_t *)(uintptr_t)src;                                           \
-		return num ? mix_bytes_body(s, io, 1, impl, 1, b, len, out, olen, cap)            \
-		           : mix_bytes_body(s, io, 1, impl, 0, b, len, out, olen, cap);           \
+		return num ? mix_bytes_body(s, io, 1, impl, 1, 0, b, len, out, olen, cap)         \
+		           : mix_bytes_body(s, io, 1, impl, 0, sh, b, len, out, olen, cap);       \
 	}                                                                                         \
 	attr static int mix_bytes_dec_##sfx(struct mix_state *s, struct mix_io *io, int num,    \
-	                                    uint8_t *dst, size_t len)                            \
+	                                    unsigned sh, uint8_t *dst, size_t len)               \
 	{                                                                                         \
-		return num ? mix_bytes_body(s, io, 0, impl, 1, dst, len, NULL, NULL, 0)           \
-		           : mix_bytes_body(s, io, 0, impl, 0, dst, len, NULL, NULL, 0);          \
+		return num ? mix_bytes_body(s, io, 0, impl, 1, 0, dst, len, NULL, NULL, 0)        \
+		           : mix_bytes_body(s, io, 0, impl, 0, sh, dst, len, NULL, NULL, 0);      \
 	}
 
 MIX_BYTES_IMPL(portable, , 0)
@@ -175,33 +184,69 @@ MIX_BYTES_IMPL(portable, , 0)
 MIX_BYTES_IMPL(avx2, MIX_AVX2_ATTR, 1)
 #endif
 
-/* Code src one way (num) into dst[0..cap); the payload's length, or
- * -ENOSPC when it does not fit, or another negative errno. */
-static ssize_t bytes_encode_way(struct mix_state *s, int num, const uint8_t *src, size_t len,
-                                uint8_t *dst, size_t cap)
+/* Code src one way (num; without it, over elements of 1 << sh bytes) into
+ * dst[0..cap); the payload's length, or -ENOSPC when it does not fit, or
+ * another negative errno. */
+static ssize_t bytes_encode_way(struct mix_state *s, int num, unsigned sh, const uint8_t *src,
+                                size_t len, uint8_t *dst, size_t cap)
 {
 	struct mix_io io = {0};
-	size_t olen = 1;
+	size_t olen = 1 + (sh != 0);
 	int rc;
 
+	if (cap < olen)
+		return -ENOSPC;
 	rc = mix_enc_prepare(s);
 	if (rc)
 		return rc;
-	rc = mix_bytes_prepare(s);
+	rc = mix_bytes_prepare(s, sh);
 	if (rc)
 		return rc;
 	io.e.sym = s->sym;
 	io.e.cap = MIX_SEG_SYMS;
 #if MIX_HAVE_AVX2
 	if (s->impl)
-		rc = mix_bytes_enc_avx2(s, &io, num, src, len, dst, &olen, cap);
+		rc = mix_bytes_enc_avx2(s, &io, num, sh, src, len, dst, &olen, cap);
 	else
 #endif
-		rc = mix_bytes_enc_portable(s, &io, num, src, len, dst, &olen, cap);
+		rc = mix_bytes_enc_portable(s, &io, num, sh, src, len, dst, &olen, cap);
 	if (rc)
 		return -ENOSPC;
-	dst[0] = (uint8_t)(MIX_VERSION << 4 | (num ? MIX_PF_NUM : 0));
+	dst[0] = (uint8_t)(MIX_VERSION << 4 | (num ? MIX_PF_NUM : sh ? MIX_BYTES_ELEM : 0));
+	if (sh)
+		dst[1] = (uint8_t)sh;
 	return (ssize_t)olen;
+}
+
+/* uint16 token ids: 1 (their high bytes are few), int32: 2, text: 0.  The
+ * order-0 entropy saved by one histogram per phase, in bits * 256, must
+ * reach len * MIX_STRIDE_Q8, and 5/4 of a smaller stride's. */
+#define MIX_STRIDE_Q8 64
+unsigned mix_bytes_stride(const uint8_t *src, size_t len)
+{
+	uint32_t h4[4][256] = {{0}}, h2[2][256] = {{0}}, h1[256] = {0};
+	uint64_t e[3] = {0}, gain = 0;
+	unsigned best = 0;
+
+	for (size_t i = 0; i < len; i++)
+		h4[i & 3][src[i]]++;
+	for (unsigned v = 0; v < 256; v++) {
+		h2[0][v] = h4[0][v] + h4[2][v];
+		h2[1][v] = h4[1][v] + h4[3][v];
+		h1[v] = h2[0][v] + h2[1][v];
+	}
+	e[0] = mix_entropy_q8(h1, 256, len);
+	for (unsigned p = 0; p < 2; p++)
+		e[1] += mix_entropy_q8(h2[p], 256, (len + 1 - p) / 2);
+	for (unsigned p = 0; p < 4; p++)
+		e[2] += mix_entropy_q8(h4[p], 256, (len + 3 - p) / 4);
+	for (unsigned sh = 1; sh <= MIX_SHMAX; sh++)
+		if (e[0] > e[sh] && e[0] - e[sh] >= (uint64_t)len * MIX_STRIDE_Q8 &&
+		    e[0] - e[sh] > gain + gain / 4) {
+			gain = e[0] - e[sh];
+			best = sh;
+		}
+	return best;
 }
 
 /* Estimated cost (bits * 256) of the high nibbles under nctx contexts with
@@ -231,7 +276,7 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 	uint32_t hist[256] = {0}, ca[256][16] = {{0}}, cb[16][16] = {{0}};
 	uint64_t h0;
 	ssize_t n0, n1;
-	unsigned prev = 0;
+	unsigned prev = 0, sh;
 	int num;
 
 	/* order-0 histogram, and the high nibbles under the previous byte (the
@@ -252,13 +297,29 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 	 * nibble (numbers); else the first, and with high order-0 entropy
 	 * both, keeping the smaller. */
 	num = nib_cost_q8((const uint32_t (*)[16])ca, 256) > nib_cost_q8((const uint32_t (*)[16])cb, 16);
-	n0 = bytes_encode_way(s, num, src, len, dst, cap);
-	if (num || h0 < (uint64_t)len * MIX_NUM_Q8 || (n0 < 0 && n0 != -ENOSPC))
+	n0 = bytes_encode_way(s, num, 0, src, len, dst, cap);
+	if (n0 < 0 && n0 != -ENOSPC)
+		return n0;
+	/* text over elements (token ids): the phase in the context too, the
+	 * smaller kept */
+	sh = mix_bytes_stride(src, len);
+	if (sh) {
+		n1 = codec_buf_reserve(&s->bout, &s->bout_cap, cap);
+		if (n1 == 0)
+			n1 = bytes_encode_way(s, 0, sh, src, len, s->bout, n0 > 0 ? (size_t)n0 : cap);
+		if (n1 > 0) {
+			memcpy(dst, s->bout, (size_t)n1);
+			n0 = n1;
+		} else if (n1 != -ENOSPC) {
+			return n1;
+		}
+	}
+	if (num || h0 < (uint64_t)len * MIX_NUM_Q8)
 		return n0;
 	n1 = codec_buf_reserve(&s->bout, &s->bout_cap, cap);
 	if (n1 < 0)
 		return n1;
-	n1 = bytes_encode_way(s, 1, src, len, s->bout, n0 > 0 ? (size_t)n0 : cap);
+	n1 = bytes_encode_way(s, 1, 0, src, len, s->bout, n0 > 0 ? (size_t)n0 : cap);
 	if (n1 < 0)
 		return n1 == -ENOSPC ? n0 : n1;
 	memcpy(dst, s->bout, (size_t)n1);
@@ -269,20 +330,29 @@ ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t ple
                          size_t raw_len)
 {
 	struct mix_io io = {0};
-	int num = (payload[0] & MIX_PF_NUM) != 0;
-	int rc = mix_bytes_prepare(s);
+	const int elem = (payload[0] & 15) == MIX_BYTES_ELEM;
+	const int num = !elem && (payload[0] & MIX_PF_NUM);
+	const size_t hl = 1 + (size_t)elem;
+	unsigned sh = 0;
+	int rc;
 
+	if (elem) {
+		if (plen < 2 || payload[1] < 1 || payload[1] > MIX_SHMAX)
+			return -EBADMSG;
+		sh = payload[1];
+	}
+	rc = mix_bytes_prepare(s, sh);
 	if (rc)
 		return rc;
-	rc = mix_rdec_open(s, &io.d, payload + 1, plen - 1);
+	rc = mix_rdec_open(s, &io.d, payload + hl, plen - hl);
 	if (rc)
 		return rc;
 #if MIX_HAVE_AVX2
 	if (s->impl)
-		rc = mix_bytes_dec_avx2(s, &io, num, dst, raw_len);
+		rc = mix_bytes_dec_avx2(s, &io, num, sh, dst, raw_len);
 	else
 #endif
-		rc = mix_bytes_dec_portable(s, &io, num, dst, raw_len);
+		rc = mix_bytes_dec_portable(s, &io, num, sh, dst, raw_len);
 	if (rc)
 		return rc;
 	if (io.d.p != io.d.end)

@@ -60,7 +60,7 @@
 #define CM_W0 (65536 / 4) /* initial weight of the inputs but the bias */
 #define CM_HMIN 10 /* log2 slots of a hashed table: at least */
 #define CM_HMAX 16 /* and at most */
-#define CM_SHMAX 2 /* log2 of the largest element stride */
+#define CM_SHMAX MIX_SHMAX
 #define CM_NSEL (2 << CM_SHMAX << 8) /* mixer weight sets: match on x phase x partial byte */
 _Static_assert(CM_SEG * 9 <= MIX_SEG_SYMS, "a segment's symbols fit the record");
 
@@ -387,43 +387,11 @@ static int cm_dec(struct mix_state *s, struct mix_io *io, uint8_t *dst, size_t l
 	return cm_dec_portable(s, io, dst, len);
 }
 
-/* log2 of the element stride whose phases tell the most about the bytes
- * (uint16 token ids: 1, their high bytes are few; int32: 2; text: 0): the
- * order-0 entropy saved by one histogram per phase, in bits * 256, must
- * reach len * CM_STRIDE_Q8 (an encoder choice). */
-#define CM_STRIDE_Q8 64
-static unsigned cm_stride(const uint8_t *src, size_t len)
-{
-	uint32_t h4[4][256] = {{0}}, h2[2][256] = {{0}}, h1[256] = {0};
-	uint64_t e[3] = {0}, gain = 0;
-	unsigned best = 0;
-
-	for (size_t i = 0; i < len; i++)
-		h4[i & 3][src[i]]++;
-	for (unsigned v = 0; v < 256; v++) {
-		h2[0][v] = h4[0][v] + h4[2][v];
-		h2[1][v] = h4[1][v] + h4[3][v];
-		h1[v] = h2[0][v] + h2[1][v];
-	}
-	e[0] = mix_entropy_q8(h1, 256, len);
-	for (unsigned p = 0; p < 2; p++)
-		e[1] += mix_entropy_q8(h2[p], 256, (len + 1 - p) / 2);
-	for (unsigned p = 0; p < 4; p++)
-		e[2] += mix_entropy_q8(h4[p], 256, (len + 3 - p) / 4);
-	for (unsigned sh = 1; sh <= CM_SHMAX; sh++)
-		if (e[0] > e[sh] && e[0] - e[sh] >= (uint64_t)len * CM_STRIDE_Q8 &&
-		    e[0] - e[sh] > gain + gain / 4) {
-			gain = e[0] - e[sh];
-			best = sh;
-		}
-	return best;
-}
-
 ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
                       size_t cap)
 {
 	struct mix_io io = {0};
-	const unsigned sh = cm_stride(src, len);
+	const unsigned sh = mix_bytes_stride(src, len);
 	size_t olen = 1 + (sh != 0);
 	int rc;
 

@@ -32,8 +32,14 @@
  * static order-0 tables beat the adaptive nibbles on some numbers (int8
  * weights with a scale per channel, quantized blocks). */
 #define MIX_PF_FAST 0x04u
-/* Other bytes: binary context mixing (mix_cm.c). */
+/* Other bytes: the text way over elements of 2 or 4 bytes (uint16 token
+ * ids, integers): the element phase is part of the nibbles' context; byte
+ * 1 is log2 of the element size. */
+#define MIX_BYTES_ELEM (MIX_PF_NUM | MIX_PF_FAST)
+/* Other bytes: binary context mixing (mix_cm.c); with NUM over elements,
+ * byte 1 as for MIX_BYTES_ELEM. */
 #define MIX_PF_CM 0x08u
+#define MIX_SHMAX 2 /* log2 of the largest element of other bytes */
 #ifndef MIX_CM_GAIN
 #define MIX_CM_GAIN 20 /* per mille CM must save over the other ways */
 #endif
@@ -185,7 +191,10 @@ int mix_rdec_open(struct mix_state *s, struct mix_rdec *d, const uint8_t *stream
 #define MIX_SEG_BYTES (2 * MIX_SEG_SYMS + 16)
 
 /* Byte model (mix_bytes.c). */
-int mix_bytes_prepare(struct mix_state *s);
+int mix_bytes_prepare(struct mix_state *s, unsigned sh);
+/* log2 of the element size (0: bytes, 1, 2) whose phases tell the most
+ * about src's bytes: what the element ways use (an encoder choice). */
+unsigned mix_bytes_stride(const uint8_t *src, size_t len);
 ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
                          size_t cap);
 ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,

@@ -230,8 +230,10 @@ static void test_mix_numbers(void **state)
 }
 
 /* -o bytes=cm: the context-mixing byte model codes text smaller than the
- * nibble model (payload flag CM), token ids too; numbers and noise keep
- * their ways; without the flag it is never used. */
+ * nibble model (payload flag CM), token ids too, with the element phase
+ * in its contexts (CM | NUM and a stride byte), as the light text way does
+ * for them without the option (NUM | FAST and a stride byte); numbers and
+ * noise keep their ways; without the option CM is never used. */
 static void test_mix_cm(void **state)
 {
 	struct codec_ctx *ctx = codec_ctx_create();
@@ -267,8 +269,14 @@ static void test_mix_cm(void **state)
 		mix_payload(ctx, &pa, buf, sizeof(buf), pb);
 		assert_int_equal(pb[0] & 15, 0x0a);
 		assert_int_equal(pb[1], sh);
-		for (size_t l = 1; l <= 2 * 7168 + 3; l = l < 16 ? l + 1 : l * 3 - 1)
+		/* the light text way over elements too (flags NUM | FAST) */
+		mix_payload(ctx, &pl, buf, sizeof(buf), pb);
+		assert_int_equal(pb[0] & 15, 0x06);
+		assert_int_equal(pb[1], sh);
+		for (size_t l = 1; l <= 2 * 7168 + 3; l = l < 16 ? l + 1 : l * 3 - 1) {
 			roundtrip(ctx, &pa, buf, l);
+			roundtrip(ctx, &pl, buf, l);
+		}
 	}
 	/* noise stays raw, int8 numbers keep their way */
 	gen_fill(buf, 16384, GEN_RANDOM, GEN_DT_BYTES, 0, 3);
@@ -495,6 +503,7 @@ static void test_mix_bitflips(void **state)
 		{CODEC_DTYPE_OTHER, GEN_TEXT, 0, CODEC_LEVEL_MIX, false},
 		{CODEC_DTYPE_OTHER, GEN_TEXT, 0, CODEC_LEVEL_MIX, true},
 		{CODEC_DTYPE_OTHER, GEN_KIND_COUNT, 0, CODEC_LEVEL_MIX, true}, /* tokens */
+		{CODEC_DTYPE_OTHER, GEN_KIND_COUNT, 0, CODEC_LEVEL_MIX, false},
 		{CODEC_DTYPE_FP32, GEN_NORMAL, 1, CODEC_LEVEL_MIX, false},
 		{CODEC_DTYPE_BF16, GEN_NORMAL, 1, CODEC_LEVEL_MIX, false},
 		{CODEC_DTYPE_BF16, GEN_SPECIAL, 1, CODEC_LEVEL_MIX, false},

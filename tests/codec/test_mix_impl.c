@@ -34,7 +34,8 @@ struct mcase {
 	 * 8 the caller passes a wrong element phase (a misdetection),
 	 * 9 prose coded with -o bytes=cm (the context-mixing byte model),
 	 * 10 uint16 token ids with -o bytes=cm (2-byte elements),
-	 * 11 uint32 token ids with -o bytes=cm (4-byte elements) */
+	 * 11 uint32 token ids with -o bytes=cm (4-byte elements),
+	 * 12, 13 the same without it (the light text way over elements) */
 	int variant;
 };
 
@@ -43,8 +44,8 @@ static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64
 	gen_fill(src, c->len, c->kind, c->gen_dt, c->phase, seed);
 	if (c->variant == 9) {
 		gen_prose(src, c->len, seed);
-	} else if (c->variant == 10 || c->variant == 11) {
-		gen_tokens(src, c->len, c->variant == 10 ? 2 : 4, seed);
+	} else if (c->variant >= 10) {
+		gen_tokens(src, c->len, c->variant % 2 ? 4 : 2, seed);
 	} else if (c->variant == 1) {
 		/* next checkpoint: some elements flip low mantissa bits (the
 		 * XOR kind) */
@@ -107,7 +108,7 @@ static ssize_t encode(struct codec_ctx *ctx, const struct mcase *c, const uint8_
 {
 	struct codec_params p = {.level = CODEC_LEVEL_MIX, .dtype = c->dtype,
 	                         .elem_phase = c->phase, .row_elems = c->row,
-	                         .bytes_cm = c->variant >= 9};
+	                         .bytes_cm = c->variant >= 9 && c->variant <= 11};
 
 	if (c->variant == 8)
 		p.elem_phase = (c->phase + 1) % (c->dtype == CODEC_DTYPE_FP32 ? 4 : 2);
@@ -162,6 +163,8 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 3 * 7168 + 5, 9},
 		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 10},
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 11},
+		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 12},
+		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 0, 0, 3 * 16384 + 4, 13},
 	};
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	uint8_t *src = malloc(MAXLEN), *ref = malloc(MAXLEN), *out = malloc(MAXLEN);
@@ -195,9 +198,10 @@ static void test_instances_agree(void **state)
 			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, MIX_LZ_DELTA);
 		if (c->variant == 9)
 			assert_int_equal(f[0][info.header_len] & 15, MIX_PF_CM);
-		if (c->variant == 10 || c->variant == 11) {
-			assert_int_equal(f[0][info.header_len] & 15, MIX_PF_CM | MIX_PF_NUM);
-			assert_int_equal(f[0][info.header_len + 1], c->variant == 10 ? 1 : 2);
+		if (c->variant >= 10) {
+			assert_int_equal(f[0][info.header_len] & 15,
+			                 c->variant <= 11 ? MIX_PF_CM | MIX_PF_NUM : MIX_BYTES_ELEM);
+			assert_int_equal(f[0][info.header_len + 1], c->variant % 2 ? 2 : 1);
 		}
 		if (c->variant == 1)
 			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, 0);
@@ -280,26 +284,26 @@ static void test_instances_reject_alike(void **state)
 	codec_ctx_free(ctx[1]);
 }
 
-/* Context-mixing payloads (no payload check at this level, as in frames of
+/* Payloads over elements, context mixing (CM | NUM) and the light text way
+ * (NUM | FAST), with no payload check at this level (as in frames of
  * earlier builds): a stride byte out of range, a missing one, truncations
  * fail with -EBADMSG; bit flips fail or decode, but both instances alike
  * (the frame's checksum catches what decodes to other bytes). */
-static void test_cm_payload_rejects(void **state)
+static void elem_payload_rejects(bool cm)
 {
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	const size_t len = 16384;
-	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER, .bytes_cm = true};
+	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER, .bytes_cm = cm};
 	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len);
 	uint64_t s = 4242;
 	ssize_t n;
 
-	(void)state;
 	mix_impl_force(ctx[0], 0);
 	mix_impl_force(ctx[1], 1);
 	gen_tokens(src, len, 2, 7);
 	n = mix_encode(ctx[0], &a, src, len, pl, len - 1);
 	assert_true(n > 2);
-	assert_int_equal(pl[0] & 15, MIX_PF_CM | MIX_PF_NUM);
+	assert_int_equal(pl[0] & 15, cm ? MIX_PF_CM | MIX_PF_NUM : MIX_BYTES_ELEM);
 	assert_int_equal(mix_decode(ctx[0], &a, pl, (size_t)n, out[0], len), (ssize_t)len);
 	assert_memory_equal(out[0], src, len);
 	for (unsigned v = 0; v < 256; v += v < 4 ? 1 : 63) {
@@ -339,12 +343,19 @@ static void test_cm_payload_rejects(void **state)
 	codec_ctx_free(ctx[1]);
 }
 
+static void test_elem_payload_rejects(void **state)
+{
+	(void)state;
+	elem_payload_rejects(true);
+	elem_payload_rejects(false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_instances_agree),
 		cmocka_unit_test(test_instances_reject_alike),
-		cmocka_unit_test(test_cm_payload_rejects),
+		cmocka_unit_test(test_elem_payload_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,19 +10,20 @@
 #include "tests/codec/gen.h"
 
 #define GOLDEN_MAX_RAW 65536u
-/* Kinds beyond enum gen_kind, coded with the context-mixing byte model
- * (codec_params.bytes_cm, -o bytes=cm): gen_prose text, uint16 token ids
- * (gen_tokens). */
+/* Kinds beyond enum gen_kind: gen_prose text and uint16 token ids
+ * (gen_tokens) coded with the context-mixing byte model
+ * (codec_params.bytes_cm, -o bytes=cm), and the token ids without it. */
 #define GOLDEN_PROSE GEN_KIND_COUNT
 #define GOLDEN_TOKENS16 (GEN_KIND_COUNT + 1)
-#define GOLDEN_CM(kind) ((kind) >= GOLDEN_PROSE)
+#define GOLDEN_TOKENS16_LIGHT (GEN_KIND_COUNT + 2)
+#define GOLDEN_CM(kind) ((kind) == GOLDEN_PROSE || (kind) == GOLDEN_TOKENS16)
 
 static inline void golden_fill(uint8_t *src, size_t len, int kind, int gen_dt, uint32_t phase,
                                uint64_t seed)
 {
 	if (kind == GOLDEN_PROSE)
 		gen_prose(src, len, seed);
-	else if (kind == GOLDEN_TOKENS16)
+	else if (kind == GOLDEN_TOKENS16 || kind == GOLDEN_TOKENS16_LIGHT)
 		gen_tokens(src, len, 2, seed);
 	else
 		gen_fill(src, len, kind, gen_dt, phase, seed);
@@ -89,6 +90,8 @@ static const struct golden_case golden_cases[] = {
 	{"mix_other_cm.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GOLDEN_PROSE, GEN_DT_BYTES, 9000, 39, 0, GOLDEN_REF_NONE},
 	/* the same over 2-byte elements (flags CM | NUM, a stride byte) */
 	{"mix_other_cm_u16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 0, GOLDEN_TOKENS16, GEN_DT_BYTES, 8192, 41, 0, GOLDEN_REF_NONE},
+	/* the light text way over 2-byte elements (flags NUM | FAST, a stride byte) */
+	{"mix_other_elem_u16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GOLDEN_TOKENS16_LIGHT, GEN_DT_BYTES, 8192, 43, 0, GOLDEN_REF_NONE},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 
