@@ -188,11 +188,11 @@ void mix_cm_free(struct mix_cm *m)
 
 static inline __attribute__((always_inline)) void cm_update(const struct mix_cm *m, uint16_t *t, unsigned y)
 {
-	int n = *t & 15, p = *t >> 4;
+	const unsigned v = *t, n = v & 15;
+	const int p = (int)(v >> 4), d = (((int)(0u - y) & 4095) - p) * (int)m->rate[n] >> 17;
 
-	p += (((int)(y ? 4095 : 0) - p) * (int)m->rate[n]) >> 17;
-	n += n < CM_LIMIT;
-	*t = (uint16_t)(p << 4 | n);
+	/* p + d stays in [0, 4095] and n + 1 <= CM_LIMIT: no carry between fields */
+	*t = (uint16_t)((int)v + d * 16 + (n < CM_LIMIT));
 }
 
 static inline __attribute__((always_inline)) uint32_t cm_hash(uint64_t ctx, unsigned k)
