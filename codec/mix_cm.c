@@ -15,16 +15,22 @@
  * each an adaptive probability (12 bits, a 4-bit count that sets the
  * learning rate: fast while the context is young).  A logistic mixer adds
  * their stretched probabilities with weights learned online, the weight
- * set chosen by the match state and the bit position; an adaptive
+ * set chosen by the match state and the partial byte; an adaptive
  * probability map refines the result under the partial byte and the
  * previous byte.  The rANS coder (mix_i.h) codes each decision with the
- * final 15-bit probability.
+ * final 15-bit probability.  A byte in a long match (CM_LONG) is first one
+ * decision "it is the predicted byte", which skips the eight when true.
+ * Over elements of 2 or 4 bytes (token ids, integers: payload flag NUM
+ * too, mix_bytes_stride), the byte's place in its element also selects
+ * the mixer weights and the order-1 counters and enters the hashes.
  *
  * All arithmetic is integer, so every build decodes every payload alike;
- * tables are sized from the chunk length (known to both sides) and cleared
- * at the start of every chunk.  About 8-20x slower than the nibble model of
- * mix_bytes.c, and 10-25% smaller on text: mix_bytes_encode keeps it only
- * when it saves enough (MIX_CM_GAIN).
+ * tables are sized from the chunk length (known to both sides) and reset
+ * at the start of every chunk.  FORMAT.md 4.4 is the specification.  About
+ * 20-25x slower than the light ways of mix_bytes.c (~440 instructions a
+ * coded bit), 15-25% smaller on text and token ids: used only when the
+ * mount asks for it (-o bytes=cm) and kept only when 2% smaller
+ * (MIX_CM_GAIN, mix.c).
  */
 #include <errno.h>
 #include <stdlib.h>
