@@ -21,8 +21,8 @@ words = ("the model weights of a layer are saved in each checkpoint with the "
          "optimizer state learning rate schedule for every step tensor shape "
          "dtype gradient norm loss batch training evaluation attention head "
          "embedding token sequence").split()
-out, lines = [], []
-while sum(map(len, out)) < 2 * 1048576:
+out, lines, size = [], [], 0
+while size < 2 * 1048576:
     if lines and rng.random() < 0.05:
         line = rng.choice(lines)
     else:
@@ -31,6 +31,7 @@ while sum(map(len, out)) < 2 * 1048576:
                         for _ in range(n)) + " %d" % rng.randint(0, 99999)
         lines.append(line)
     out.append(line + "\n")
+    size += len(line) + 1
 open(sys.argv[1], "w").write("".join(out)[:2 * 1048576])
 PYEOF
 }
