@@ -175,8 +175,8 @@ static void mount_usage(FILE *f, bool helper)
 	           "                    writer, all always (default auto)\n");
 	fprintf(f, "  bytes=light|cm    level mix, chunks that are not float tensors (text,\n"
 	           "                    JSON, token ids): cm also tries a context-mixing\n"
-	           "                    model, kept when 2%% smaller (10-20%% on text, but\n"
-	           "                    decodes at a few MB/s) (default light)\n");
+	           "                    model, kept when 2%% smaller (15-25%% on text and\n"
+	           "                    token ids, but decodes at ~2 MB/s) (default light)\n");
 	fprintf(f, "  bg=idle|normal    CPU priority of recoding nobody waits for (rebase,\n"
 	           "                    lazy chunks recompressed): idle takes only CPU time\n"
 	           "                    nothing else wants (default idle)\n");
