@@ -88,6 +88,9 @@ struct mix_cm {
 	uint16_t nomatch;           /* updated without a match, never read */
 	int32_t w[CM_NSEL][CM_NIN];
 	uint16_t apm[65536][33];    /* p | previous byte, partial byte: 33 knots */
+	uint16_t apm0[33];          /* a row's initial knots */
+	uint32_t astamp[65536];     /* a row is initial unless its stamp is gen */
+	uint32_t gen;               /* chunks coded since the stamps were cleared */
 	unsigned sh;                /* log2 of the element stride */
 	unsigned hbits;             /* log2 slots of each hashed table */
 	struct cm_slot *ht;         /* CM_NHASH tables of 1 << hbits slots */
@@ -175,9 +178,13 @@ static int cm_prepare(struct mix_state *s, size_t len, unsigned sh)
 		for (unsigned j = 0; j < CM_NIN; j++)
 			m->w[i][j] = j == CM_NIN - 1 ? 0 : CM_W0;
 	for (unsigned j = 0; j < 33; j++)
-		m->apm[0][j] = (uint16_t)(m->sq[((int)j - 16) * 128 + 2048 - (j == 32)] * 16);
-	for (unsigned i = 1; i < 65536; i++)
-		memcpy(m->apm[i], m->apm[0], sizeof(m->apm[0]));
+		m->apm0[j] = (uint16_t)(m->sq[((int)j - 16) * 128 + 2048 - (j == 32)] * 16);
+	/* the APM's rows are set to apm0 when first used in a chunk (4.3 MB
+	 * to write otherwise, more than coding a 4 KiB chunk costs) */
+	if (++m->gen == 0) {
+		memset(m->astamp, 0, sizeof(m->astamp));
+		m->gen = 1;
+	}
 	memset(m->ht, 0, ((size_t)CM_NHASH << m->hbits) * sizeof(struct cm_slot));
 	memset(m->midx, 0, ((size_t)1 << m->hbits) * sizeof(*m->midx));
 	return 0;
@@ -287,6 +294,10 @@ cm_body(struct mix_state *s, struct mix_io *iop, const int enc, uint8_t *buf, si
 				pr = m->sq[dot + 2048];
 				/* APM: interpolate between the two knots around dot */
 				ta = m->apm[c1 << 8 | c0];
+				if (m->astamp[c1 << 8 | c0] != m->gen) {
+					m->astamp[c1 << 8 | c0] = m->gen;
+					memcpy(ta, m->apm0, sizeof(m->apm0));
+				}
 				j = (uint32_t)(dot + 2048) >> 7;
 				wt = (uint32_t)(dot + 2048) & 127;
 				pr = (pr + 3 * (int)((ta[j] * (128 - wt) + ta[j + 1] * wt) >> 11)) >> 2;
