@@ -38,9 +38,6 @@
 #ifndef MIX_K_NIB
 #define MIX_K_NIB 7
 #endif
-#ifndef MIX_GATE_Q8
-#define MIX_GATE_Q8 (256 * 79 / 10) /* bits * 256 per byte: 7.9 */
-#endif
 #ifndef MIX_NUM_Q8
 #define MIX_NUM_Q8 (256 * 5) /* order-0 entropy from which both ways are tried */
 #endif
@@ -222,7 +219,7 @@ static ssize_t bytes_encode_way(struct mix_state *s, int num, unsigned sh, const
  * order-0 entropy saved by one histogram per phase, in bits * 256, must
  * reach len * MIX_STRIDE_Q8, and 5/4 of a smaller stride's. */
 #define MIX_STRIDE_Q8 64
-unsigned mix_bytes_stride(const uint8_t *src, size_t len)
+unsigned mix_bytes_stride(const uint8_t *src, size_t len, uint64_t *h0)
 {
 	uint32_t h4[4][256] = {{0}}, h2[2][256] = {{0}}, h1[256] = {0};
 	uint64_t e[3] = {0}, gain = 0;
@@ -236,6 +233,8 @@ unsigned mix_bytes_stride(const uint8_t *src, size_t len)
 		h1[v] = h2[0][v] + h2[1][v];
 	}
 	e[0] = mix_entropy_q8(h1, 256, len);
+	if (h0)
+		*h0 = e[0];
 	for (unsigned p = 0; p < 2; p++)
 		e[1] += mix_entropy_q8(h2[p], 256, (len + 1 - p) / 2);
 	for (unsigned p = 0; p < 4; p++)
@@ -302,7 +301,7 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 		return n0;
 	/* text over elements (token ids): the phase in the context too, the
 	 * smaller kept */
-	sh = mix_bytes_stride(src, len);
+	sh = mix_bytes_stride(src, len, NULL);
 	if (sh) {
 		n1 = codec_buf_reserve(&s->bout, &s->bout_cap, cap);
 		if (n1 == 0)

@@ -408,11 +408,13 @@ ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8
                       size_t cap)
 {
 	struct mix_io io = {0};
-	const unsigned sh = mix_bytes_stride(src, len);
+	uint64_t h0;
+	const unsigned sh = mix_bytes_stride(src, len, &h0);
 	size_t olen = 1 + (sh != 0);
 	int rc;
 
-	if (cap < 3)
+	/* random or compressed bytes: no pass (it would cost seconds a MB) */
+	if (cap < 3 || h0 >= (uint64_t)len * MIX_GATE_Q8)
 		return -ENOSPC;
 	rc = mix_enc_prepare(s);
 	if (!rc)

@@ -40,6 +40,11 @@
  * byte 1 as for MIX_BYTES_ELEM. */
 #define MIX_PF_CM 0x08u
 #define MIX_SHMAX 2 /* log2 of the largest element of other bytes */
+/* Other bytes whose order-0 entropy reaches this (bits * 256 a byte: 7.9;
+ * random, already compressed) are not coded by any byte way: stored raw. */
+#ifndef MIX_GATE_Q8
+#define MIX_GATE_Q8 (256 * 79 / 10)
+#endif
 #ifndef MIX_CM_GAIN
 #define MIX_CM_GAIN 20 /* per mille CM must save over the other ways */
 #endif
@@ -193,8 +198,9 @@ int mix_rdec_open(struct mix_state *s, struct mix_rdec *d, const uint8_t *stream
 /* Byte model (mix_bytes.c). */
 int mix_bytes_prepare(struct mix_state *s, unsigned sh);
 /* log2 of the element size (0: bytes, 1, 2) whose phases tell the most
- * about src's bytes: what the element ways use (an encoder choice). */
-unsigned mix_bytes_stride(const uint8_t *src, size_t len);
+ * about src's bytes: what the element ways use (an encoder choice).  With
+ * h0 != NULL, *h0 is src's order-0 entropy in bits * 256. */
+unsigned mix_bytes_stride(const uint8_t *src, size_t len, uint64_t *h0);
 ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
                          size_t cap);
 ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
