@@ -199,7 +199,8 @@ void mix_cm_free(struct mix_cm *m)
 	free(m);
 }
 
-static inline __attribute__((always_inline)) void cm_update(const struct mix_cm *m, uint16_t *t, unsigned y)
+static inline __attribute__((always_inline)) void cm_update(const struct mix_cm *m, uint16_t *t,
+                                                            unsigned y)
 {
 	const unsigned v = *t, n = v & 15;
 	const int p = (int)(v >> 4), d = (((int)(0u - y) & 4095) - p) * (int)m->rate[n] >> 17;
@@ -217,7 +218,8 @@ static inline __attribute__((always_inline)) uint32_t cm_hash(uint64_t ctx, unsi
 
 /* The slot of context hash h for the nibble whose preceding bits are hi
  * (0 for the high nibble, 16 | high nibble for the low one). */
-static inline __attribute__((always_inline)) uint16_t *cm_slot(struct mix_cm *m, unsigned t, uint32_t h, unsigned hi)
+static inline __attribute__((always_inline)) uint16_t *cm_slot(struct mix_cm *m, unsigned t,
+                                                               uint32_t h, unsigned hi)
 {
 	uint32_t x = (h + hi * 0x2F0B3A49u) * 0x9E3779B1u;
 	struct cm_slot *sl = m->ht + ((size_t)t << m->hbits) + (x >> (32 - m->hbits));
