@@ -272,26 +272,25 @@ static uint64_t nib_cost_q8(const uint32_t (*c)[16], unsigned nctx)
 ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
                          size_t cap)
 {
-	uint32_t hist[256] = {0}, ca[256][16] = {{0}}, cb[16][16] = {{0}};
+	uint32_t ca[256][16] = {{0}}, cb[16][16] = {{0}};
 	uint64_t h0;
 	ssize_t n0, n1;
-	unsigned prev = 0, sh;
+	unsigned prev = 0;
+	const unsigned sh = mix_bytes_stride(src, len, &h0);
 	int num;
 
-	/* order-0 histogram, and the high nibbles under the previous byte (the
-	 * first way's context) and under its high nibble (the second's) */
+	/* incompressible at order 0 (random, compressed): not worth a pass */
+	if (h0 >= (uint64_t)len * MIX_GATE_Q8 || cap < 9)
+		return -ENOSPC;
+	/* the high nibbles under the previous byte (the first way's context)
+	 * and under its high nibble (the second's) */
 	for (size_t i = 0; i < len; i++) {
-		hist[src[i]]++;
 		ca[prev][src[i] >> 4]++;
 		prev = src[i];
 	}
 	for (unsigned p = 0; p < 256; p++)
 		for (unsigned j = 0; j < 16; j++)
 			cb[p >> 4][j] += ca[p][j];
-	h0 = mix_entropy_q8(hist, 256, len);
-	/* incompressible at order 0 (random, compressed): not worth a pass */
-	if (h0 >= (uint64_t)len * MIX_GATE_Q8 || cap < 9)
-		return -ENOSPC;
 	/* The second way when the previous byte tells no more than its high
 	 * nibble (numbers); else the first, and with high order-0 entropy
 	 * both, keeping the smaller. */
@@ -301,7 +300,6 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 		return n0;
 	/* text over elements (token ids): the phase in the context too, the
 	 * smaller kept */
-	sh = mix_bytes_stride(src, len, NULL);
 	if (sh) {
 		n1 = codec_buf_reserve(&s->bout, &s->bout_cap, cap);
 		if (n1 == 0)
