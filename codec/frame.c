@@ -224,13 +224,12 @@ static ssize_t encode_as_bytes(struct codec_ctx *ctx, const struct codec_params 
                                const uint8_t *src, size_t len, size_t cap)
 {
 	struct codec_lvl_args b = {.dtype = CODEC_DTYPE_OTHER, .bytes_cm = p->bytes_cm};
-	const int level = p->level;
 	int rc = codec_buf_reserve(&ctx->scratch, &ctx->scratch_cap, cap);
 
 	if (rc < 0)
 		return rc;
-	return level == CODEC_LEVEL_FAST ? fast_encode(ctx, &b, src, len, ctx->scratch, cap)
-	                                 : mix_encode(ctx, &b, src, len, ctx->scratch, cap);
+	return p->level == CODEC_LEVEL_FAST ? fast_encode(ctx, &b, src, len, ctx->scratch, cap)
+	                                    : mix_encode(ctx, &b, src, len, ctx->scratch, cap);
 }
 
 ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,

@@ -1195,13 +1195,20 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                    const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
 {
 	struct mix_state *s = mix_state_get(ctx);
+	uint64_t h0;
+	unsigned sh;
 	ssize_t n, m;
 
 	if (!s)
 		return -ENOMEM;
 	if (mix_is_float(a->dtype))
 		return mix_float_encode(s, a, src, len, dst, cap);
-	n = mix_bytes_encode(s, src, len, dst, cap);
+	/* incompressible at order 0 (random, compressed): no byte way is worth
+	 * a pass (context mixing would cost seconds a MB for a raw frame) */
+	sh = mix_bytes_stride(src, len, &h0);
+	if (h0 >= (uint64_t)len * MIX_GATE_Q8)
+		return -ENOSPC;
+	n = mix_bytes_encode(s, src, len, sh, h0, dst, cap);
 	if (n >= 3 && (dst[0] & MIX_PF_NUM)) {
 		/* numbers: the fast coder's static tables may code them smaller */
 		m = codec_buf_reserve(&s->bout, &s->bout_cap, (size_t)n);
@@ -1224,7 +1231,7 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 
 		m = codec_buf_reserve(&s->bout, &s->bout_cap, lim);
 		if (m == 0)
-			m = mix_cm_encode(s, src, len, s->bout, lim);
+			m = mix_cm_encode(s, src, len, sh, s->bout, lim);
 		if (m >= 0) {
 			memcpy(dst, s->bout, (size_t)m);
 			n = m;

@@ -24,8 +24,8 @@
  * smaller kept.  mix.c may still replace a NUM payload by a fast one
  * (MIX_PF_FAST).  Chunks whose
  * order-0 entropy is near 8 bits (random, already compressed) are not
- * coded at all: -ENOSPC in a few microseconds, the frame layer stores them
- * raw.
+ * coded at all (mix_encode's MIX_GATE_Q8, before any byte way): -ENOSPC
+ * in a few microseconds, the frame layer stores them raw.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -233,8 +233,7 @@ unsigned mix_bytes_stride(const uint8_t *src, size_t len, uint64_t *h0)
 		h1[v] = h2[0][v] + h2[1][v];
 	}
 	e[0] = mix_entropy_q8(h1, 256, len);
-	if (h0)
-		*h0 = e[0];
+	*h0 = e[0];
 	for (unsigned p = 0; p < 2; p++)
 		e[1] += mix_entropy_q8(h2[p], 256, (len + 1 - p) / 2);
 	for (unsigned p = 0; p < 4; p++)
@@ -269,18 +268,31 @@ static uint64_t nib_cost_q8(const uint32_t (*c)[16], unsigned nctx)
 	return bits;
 }
 
-ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
-                         size_t cap)
+/* Another way (num, sh) into s->bout, kept in dst when smaller than the n0
+ * bytes there (-ENOSPC: none yet): the length dst now holds, -ENOSPC, or
+ * another negative errno. */
+static ssize_t bytes_try_way(struct mix_state *s, int num, unsigned sh, const uint8_t *src,
+                             size_t len, uint8_t *dst, size_t cap, ssize_t n0)
+{
+	ssize_t n1 = codec_buf_reserve(&s->bout, &s->bout_cap, cap);
+
+	if (n1 == 0)
+		n1 = bytes_encode_way(s, num, sh, src, len, s->bout, n0 > 0 ? (size_t)n0 : cap);
+	if (n1 < 0)
+		return n1 == -ENOSPC ? n0 : n1;
+	memcpy(dst, s->bout, (size_t)n1);
+	return n1;
+}
+
+ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, unsigned sh,
+                         uint64_t h0, uint8_t *dst, size_t cap)
 {
 	uint32_t ca[256][16] = {{0}}, cb[16][16] = {{0}};
-	uint64_t h0;
-	ssize_t n0, n1;
+	ssize_t n0;
 	unsigned prev = 0;
-	const unsigned sh = mix_bytes_stride(src, len, &h0);
 	int num;
 
-	/* incompressible at order 0 (random, compressed): not worth a pass */
-	if (h0 >= (uint64_t)len * MIX_GATE_Q8 || cap < 9)
+	if (cap < 9)
 		return -ENOSPC;
 	/* the high nibbles under the previous byte (the first way's context)
 	 * and under its high nibble (the second's) */
@@ -300,27 +312,11 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, ui
 		return n0;
 	/* text over elements (token ids): the phase in the context too, the
 	 * smaller kept */
-	if (sh) {
-		n1 = codec_buf_reserve(&s->bout, &s->bout_cap, cap);
-		if (n1 == 0)
-			n1 = bytes_encode_way(s, 0, sh, src, len, s->bout, n0 > 0 ? (size_t)n0 : cap);
-		if (n1 > 0) {
-			memcpy(dst, s->bout, (size_t)n1);
-			n0 = n1;
-		} else if (n1 != -ENOSPC) {
-			return n1;
-		}
-	}
-	if (num || h0 < (uint64_t)len * MIX_NUM_Q8)
+	if (sh)
+		n0 = bytes_try_way(s, 0, sh, src, len, dst, cap, n0);
+	if ((n0 < 0 && n0 != -ENOSPC) || num || h0 < (uint64_t)len * MIX_NUM_Q8)
 		return n0;
-	n1 = codec_buf_reserve(&s->bout, &s->bout_cap, cap);
-	if (n1 < 0)
-		return n1;
-	n1 = bytes_encode_way(s, 1, 0, src, len, s->bout, n0 > 0 ? (size_t)n0 : cap);
-	if (n1 < 0)
-		return n1 == -ENOSPC ? n0 : n1;
-	memcpy(dst, s->bout, (size_t)n1);
-	return n1;
+	return bytes_try_way(s, 1, 0, src, len, dst, cap, n0);
 }
 
 ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
@@ -330,14 +326,12 @@ ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t ple
 	const int elem = (payload[0] & 15) == MIX_BYTES_ELEM;
 	const int num = !elem && (payload[0] & MIX_PF_NUM);
 	const size_t hl = 1 + (size_t)elem;
-	unsigned sh = 0;
-	int rc;
+	int rc = elem ? mix_payload_stride(payload, plen) : 0;
+	unsigned sh;
 
-	if (elem) {
-		if (plen < 2 || payload[1] < 1 || payload[1] > MIX_SHMAX)
-			return -EBADMSG;
-		sh = payload[1];
-	}
+	if (rc < 0)
+		return rc;
+	sh = (unsigned)rc;
 	rc = mix_bytes_prepare(s, sh);
 	if (rc)
 		return rc;

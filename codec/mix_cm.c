@@ -66,8 +66,7 @@
 #define CM_W0 (65536 / 4) /* initial weight of the inputs but the bias */
 #define CM_HMIN 10 /* log2 slots of a hashed table: at least */
 #define CM_HMAX 16 /* and at most */
-#define CM_SHMAX MIX_SHMAX
-#define CM_NSEL (2 << CM_SHMAX << 8) /* mixer weight sets: match on x phase x partial byte */
+#define CM_NSEL (2 << MIX_SHMAX << 8) /* mixer weight sets: match on x phase x partial byte */
 _Static_assert(CM_SEG * 9 <= MIX_SEG_SYMS, "a segment's symbols fit the record");
 
 static const uint8_t cm_order[CM_NHASH] = {2, 3, 4, 6};
@@ -82,7 +81,7 @@ struct mix_cm {
 	uint16_t sq[4096];          /* squash of -2048..2047 */
 	uint16_t rate[16];          /* counter learning rate by count, 16 bits */
 	uint16_t o0[256];
-	uint16_t o1[65536 << CM_SHMAX]; /* phase, previous byte, partial byte */
+	uint16_t o1[65536 << MIX_SHMAX]; /* phase, previous byte, partial byte */
 	uint16_t mm[64];            /* match: length bucket * 2 + predicted bit */
 	uint16_t lm[32][2];         /* long match: hit | length - CM_LONG */
 	uint16_t nomatch;           /* updated without a match, never read */
@@ -406,17 +405,14 @@ static int cm_dec(struct mix_state *s, struct mix_io *io, uint8_t *dst, size_t l
 	return cm_dec_portable(s, io, dst, len);
 }
 
-ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
-                      size_t cap)
+ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, unsigned sh,
+                      uint8_t *dst, size_t cap)
 {
 	struct mix_io io = {0};
-	uint64_t h0;
-	const unsigned sh = mix_bytes_stride(src, len, &h0);
 	size_t olen = 1 + (sh != 0);
 	int rc;
 
-	/* random or compressed bytes: no pass (it would cost seconds a MB) */
-	if (cap < 3 || h0 >= (uint64_t)len * MIX_GATE_Q8)
+	if (cap < 3)
 		return -ENOSPC;
 	rc = mix_enc_prepare(s);
 	if (!rc)
@@ -439,15 +435,11 @@ ssize_t mix_cm_decode(struct mix_state *s, const uint8_t *payload, size_t plen, 
 {
 	struct mix_io io = {0};
 	const size_t hl = 1 + !!(payload[0] & MIX_PF_NUM);
-	unsigned sh = 0;
-	int rc;
+	int rc = hl == 2 ? mix_payload_stride(payload, plen) : 0;
 
-	if (hl == 2) {
-		if (plen < 2 || payload[1] < 1 || payload[1] > CM_SHMAX)
-			return -EBADMSG;
-		sh = payload[1];
-	}
-	rc = cm_prepare(s, raw_len, sh);
+	if (rc < 0)
+		return rc;
+	rc = cm_prepare(s, raw_len, (unsigned)rc);
 	if (!rc)
 		rc = mix_rdec_open(s, &io.d, payload + hl, plen - hl);
 	if (!rc)

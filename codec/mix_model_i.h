@@ -198,22 +198,34 @@ int mix_rdec_open(struct mix_state *s, struct mix_rdec *d, const uint8_t *stream
 /* Byte model (mix_bytes.c). */
 int mix_bytes_prepare(struct mix_state *s, unsigned sh);
 /* log2 of the element size (0: bytes, 1, 2) whose phases tell the most
- * about src's bytes: what the element ways use (an encoder choice).  With
- * h0 != NULL, *h0 is src's order-0 entropy in bits * 256. */
+ * about src's bytes: what the element ways use (an encoder choice); *h0 is
+ * src's order-0 entropy in bits * 256. */
 unsigned mix_bytes_stride(const uint8_t *src, size_t len, uint64_t *h0);
-ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
-                         size_t cap);
+/* The light ways' payload of src, whose stride and order-0 entropy
+ * mix_bytes_stride gave (below MIX_GATE_Q8: the caller skips the rest). */
+ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, unsigned sh,
+                         uint64_t h0, uint8_t *dst, size_t cap);
 ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
                          size_t raw_len);
 void mix_bytes_free(struct mix_bmodel *m);
 
-/* Context-mixing byte model (mix_cm.c): the payload (flags MIX_PF_CM), or
- * -ENOSPC when it does not fit in cap, or another negative errno. */
-ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, uint8_t *dst,
-                      size_t cap);
+/* Context-mixing byte model (mix_cm.c): the payload (flags MIX_PF_CM) of
+ * src over elements of 1 << sh bytes, or -ENOSPC when it does not fit in
+ * cap, or another negative errno. */
+ssize_t mix_cm_encode(struct mix_state *s, const uint8_t *src, size_t len, unsigned sh,
+                      uint8_t *dst, size_t cap);
 ssize_t mix_cm_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
                       size_t raw_len);
 void mix_cm_free(struct mix_cm *m);
+
+/* The stride byte (byte 1) of an other-bytes payload over elements: log2
+ * of the element size, 1..MIX_SHMAX, or -EBADMSG. */
+static inline int mix_payload_stride(const uint8_t *payload, size_t plen)
+{
+	if (plen < 2 || payload[1] < 1 || payload[1] > MIX_SHMAX)
+		return -EBADMSG;
+	return payload[1];
+}
 
 /* Append one rANS segment (the nsym intervals in s->sym) to out[*olen..cap).
  * Returns 0 or -ENOSPC. */
