@@ -78,6 +78,9 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                    const uint8_t *payload, size_t plen, uint8_t *dst, size_t raw_len);
 void mix_state_free(struct mix_state *s);
+/* Whether other bytes src[0..len) pass mix's gate: order-0 entropy below
+ * MIX_GATE_Q8 (else no byte way codes them, they are stored raw). */
+bool mix_bytes_gate(const uint8_t *src, size_t len);
 /* Whether a mix payload decodes with the reference (the encoder drops one
  * that does not pay, and the bytes coder never uses one). */
 bool mix_payload_uses_ref(const uint8_t *payload, size_t plen);

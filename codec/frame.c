@@ -218,6 +218,21 @@ static bool repeats_strings(const uint8_t *b, size_t len)
 	return hits * 16 > n;
 }
 
+#define BYTES_FILE_MIN 4096u
+#define BYTES_FILE_LOOK 65536u
+bool codec_bytes_file(const void *buf, size_t len)
+{
+	uint32_t phase;
+
+	if (!buf || len < BYTES_FILE_MIN)
+		return false;
+	if (len > BYTES_FILE_LOOK)
+		len = BYTES_FILE_LOOK;
+	if (codec_dtype_detect(buf, len, &phase) != CODEC_DTYPE_OTHER && !repeats_strings(buf, len))
+		return false;
+	return mix_bytes_gate(buf, len);
+}
+
 /* The level's payload of src as other bytes into ctx->scratch: its length,
  * -ENOSPC (not below cap) or another negative errno. */
 static ssize_t encode_as_bytes(struct codec_ctx *ctx, const struct codec_params *p,

@@ -247,6 +247,14 @@ unsigned mix_bytes_stride(const uint8_t *src, size_t len, uint64_t *h0)
 	return best;
 }
 
+bool mix_bytes_gate(const uint8_t *src, size_t len)
+{
+	uint64_t h0;
+
+	(void)mix_bytes_stride(src, len, &h0);
+	return h0 < (uint64_t)len * MIX_GATE_Q8;
+}
+
 /* Estimated cost (bits * 256) of the high nibbles under nctx contexts with
  * counts c: the static conditional entropy plus a learning cost of (k - 1)/2
  * log2(n + 1) bits per context that saw n nibbles of k values. */

@@ -2085,6 +2085,7 @@ static void ein_new_head(struct einode *ei)
 	free(ei->hints);
 	ei->hints = NULL;
 	ei->hints_done = false;
+	ei->bytes_units = false;
 	ei->ref_done = false;
 	ei->ref_raw_late = false;
 	wb_ref_drop(ei);
@@ -2651,6 +2652,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->workers = 0;
 	o->level = CODEC_LEVEL_MIX;
 	o->readahead_chunks = 16;
+	o->bytes_chunk = 512u << 10;
 	o->max_pack_bytes = 1ull << 30;
 	o->commit_ms = 1000;
 	o->ns_sync_ms = 1000;
@@ -3106,12 +3108,22 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 	rc = cdc_init(&e->cdc, &s.cdc);
 	if (rc < 0)
 		goto fail;
+	uint32_t max_cut = s.cdc.max_size;
+	if (e->o.bytes_chunk > s.cdc.avg_size) {
+		uint32_t a = e->o.bytes_chunk;
+		rc = cdc_init(&e->cdc_bytes, &(struct cdc_params){ a / 2, a, 2 * a });
+		if (rc < 0)
+			goto fail;
+		e->bytes_units = true;
+		if (2 * a > max_cut)
+			max_cut = 2 * a;
+	}
 	if (e->o.level < 0 || e->o.level >= CODEC_LEVEL_COUNT)
 		e->o.level = s.default_level;
 	e->flush_unit = 16u << 20;
 	e->first_pack = s.next_pack; /* packs below were written by earlier mounts */
-	if (e->o.dirty_bytes < 4 * (uint64_t)s.cdc.max_size)
-		e->o.dirty_bytes = 4 * (uint64_t)s.cdc.max_size;
+	if (e->o.dirty_bytes < 4 * (uint64_t)max_cut)
+		e->o.dirty_bytes = 4 * (uint64_t)max_cut;
 	if (e->flush_unit > e->o.dirty_bytes / 2)
 		e->flush_unit = e->o.dirty_bytes / 2;
 	struct pack_opts po = { .max_pack_bytes = e->o.max_pack_bytes };

@@ -77,6 +77,9 @@ struct einode {
 	int64_t mtime_ns;
 	struct codec_hint *hints; /* file-format hints, parsed once */
 	bool hints_done;
+	/* no hints, and its first bytes are other bytes (codec_bytes_file):
+	 * cut by eng.cdc_bytes (set with hints_done, from the same bytes) */
+	bool bytes_units;
 	/* checkpoint series: the file whose chunks serve as references, and
 	 * (ref_tab) where its tensors lie when its layout differs from this
 	 * file's (NULL: at the same offsets) */
@@ -132,6 +135,9 @@ struct eng {
 	struct pool *bg_pool; /* rebase's encodes (eng_opts.bg_idle: SCHED_IDLE) */
 	atomic_bool bg_urgent; /* closing: background jobs are skipped */
 	struct cdc cdc;
+	/* files of other bytes (o.bytes_chunk): cut coarser when bytes_units */
+	struct cdc cdc_bytes;
+	bool bytes_units;
 	pthread_key_t ctx_key; /* per-thread codec_ctx for the read path */
 	pthread_mutex_t load_lock; /* leaf lock: chunks being loaded */
 	struct loading *loading;

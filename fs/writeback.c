@@ -909,7 +909,10 @@ static void commit_wait(struct eng *e, const uint64_t *upto);
 /* ------------------------------------------------------------------------ */
 /* cutting batches (ei->lock exclusive)                                      */
 
-static void hints_prepare(struct einode *ei)
+/* A file's hints, parsed from its first bytes once they are dirty; a
+ * file of no format they know whose first bytes are other bytes (text,
+ * token ids) is cut into the larger chunks of eng.cdc_bytes. */
+static void hints_prepare(struct eng *e, struct einode *ei)
 {
 	if (ei->hints_done || ei->nsegs == 0 || ei->segs[0].off != 0)
 		return;
@@ -926,6 +929,7 @@ static void hints_prepare(struct einode *ei)
 	ei->hints_done = true;
 	if (rc < 0) {
 		free(h);
+		ei->bytes_units = e->bytes_units && codec_bytes_file(ei->segs[0].data, ei->segs[0].len);
 		return;
 	}
 	ei->hints = h;
@@ -1767,8 +1771,9 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 			bool forced = nb > s->off + pos && nb - (s->off + pos) <= avail;
 			if (forced)
 				lim = (size_t)(nb - (s->off + pos));
-			cut = cdc_cut(&e->cdc, s->data + pos, lim);
-			final = (forced && cut == lim) || cdc_cut_is_final(&e->cdc, cut, lim);
+			const struct cdc *cdc = ei->bytes_units ? &e->cdc_bytes : &e->cdc;
+			cut = cdc_cut(cdc, s->data + pos, lim);
+			final = (forced && cut == lim) || cdc_cut_is_final(cdc, cut, lim);
 		}
 		if (partial && at_eof && !final)
 			break;
@@ -1923,7 +1928,7 @@ static int reclaim_failed(struct eng *e, struct einode *ei)
 /* Queue every segment (or, partial, every final chunk) as batches. */
 static int flush_cut(struct eng *e, struct einode *ei, bool partial)
 {
-	hints_prepare(ei);
+	hints_prepare(e, ei);
 	if (ei->hints_done)
 		ref_find(e, ei);
 	size_t i = 0;

@@ -37,6 +37,7 @@ struct mount_opts {
 	char *rebase_idle;
 	char *lazy;
 	char *bytes;
+	char *bytes_chunk;
 	char *bg;
 	char *blocks;
 	char *kernel_ra;
@@ -63,6 +64,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("rebase_idle=%s", rebase_idle),
 	MOPT("lazy=%s", lazy),
 	MOPT("bytes=%s", bytes),
+	MOPT("bytes_chunk=%s", bytes_chunk),
 	MOPT("bg=%s", bg),
 	MOPT("blocks=%s", blocks),
 	MOPT("kernel_ra=%s", kernel_ra),
@@ -120,7 +122,7 @@ static const char *size_str(uint64_t n, char buf[32])
 static void mount_usage(FILE *f, bool helper)
 {
 	struct eng_opts d;
-	char b[4][32];
+	char b[5][32];
 
 	if (helper) {
 		fprintf(f, "usage: mount.mixfs STORE MNT [-sfnv] [-o OPTS]\n");
@@ -177,6 +179,11 @@ static void mount_usage(FILE *f, bool helper)
 	           "                    JSON, token ids): cm also tries a context-mixing\n"
 	           "                    model, kept when 2%% smaller (15-25%% on text and\n"
 	           "                    token ids, but decodes at ~2 MB/s) (default light)\n");
+	fprintf(f, "  bytes_chunk=SIZE  average chunk of files of text, JSON or token ids in\n"
+	           "                    no tensor format: SIZE/2 to 2*SIZE, so the models\n"
+	           "                    learn across more bytes (a power of two, 64K to 4M;\n"
+	           "                    0: the store's chunks) (default %s)\n",
+	        size_str(d.bytes_chunk, b[4]));
 	fprintf(f, "  bg=idle|normal    CPU priority of recoding nobody waits for (rebase,\n"
 	           "                    lazy chunks recompressed): idle takes only CPU time\n"
 	           "                    nothing else wants (default idle)\n");
@@ -212,6 +219,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->rebase_idle);
 	free(mo->lazy);
 	free(mo->bytes);
+	free(mo->bytes_chunk);
 	free(mo->bg);
 	free(mo->blocks);
 	free(mo->kernel_ra);
@@ -299,6 +307,16 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	o->bg_idle = bg == 0;
 	o->bytes_cm = bytes == 1;
 	cfg->blocks_logical = blocks == 1;
+	uint64_t bc = o->bytes_chunk;
+	if (opt_size("bytes_chunk", mo->bytes_chunk, 0, &bc) < 0) {
+		rc = -ERANGE;
+	} else if (bc && (bc < (64u << 10) || bc > (4u << 20) || (bc & (bc - 1)))) {
+		fprintf(stderr, "mixfs mount: bad size bytes_chunk=%s (0, or a power of two from 64K to 4M)\n",
+		        mo->bytes_chunk);
+		rc = -ERANGE;
+	} else {
+		o->bytes_chunk = (uint32_t)bc;
+	}
 	uint64_t ra = 0;
 	rc |= opt_size("kernel_ra", mo->kernel_ra, 4096, &ra);
 	if (ra > (1ull << 30)) {

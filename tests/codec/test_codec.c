@@ -410,6 +410,38 @@ static void test_detect_integers(void **state)
 	codec_ctx_free(ctx);
 }
 
+/* Files a writer may cut coarser (codec_bytes_file): text and token ids
+ * (uint16 and uint32), not float weights of any dtype, random bytes or a
+ * head under 4 KiB; only the first 64 KiB are looked at. */
+static void test_bytes_file(void **state)
+{
+	static uint8_t buf[131072];
+
+	(void)state;
+	gen_prose(buf, sizeof(buf), 3);
+	assert_true(codec_bytes_file(buf, sizeof(buf)));
+	assert_true(codec_bytes_file(buf, 4096));
+	assert_false(codec_bytes_file(buf, 4095));
+	assert_false(codec_bytes_file(NULL, sizeof(buf)));
+	gen_tokens(buf, sizeof(buf), 2, 4);
+	assert_true(codec_bytes_file(buf, sizeof(buf)));
+	gen_tokens(buf, sizeof(buf), 4, 5);
+	assert_true(codec_bytes_file(buf, sizeof(buf)));
+	for (int dt = CODEC_DTYPE_BF16; dt <= CODEC_DTYPE_FP32; dt++) {
+		gen_fill(buf, sizeof(buf), GEN_NORMAL, gen_dt_of(dt), 1, 6);
+		assert_false(codec_bytes_file(buf, sizeof(buf)));
+	}
+	gen_fill(buf, sizeof(buf), GEN_RANDOM, GEN_DT_BYTES, 0, 7);
+	assert_false(codec_bytes_file(buf, sizeof(buf)));
+	/* random bytes after a 64 KiB text head: the head decides */
+	gen_prose(buf, 65536, 8);
+	assert_true(codec_bytes_file(buf, sizeof(buf)));
+	/* a text head after 64 KiB of random bytes is not looked at */
+	memcpy(buf + 65536, buf, 65536);
+	gen_fill(buf, 65536, GEN_RANDOM, GEN_DT_BYTES, 0, 9);
+	assert_false(codec_bytes_file(buf, sizeof(buf)));
+}
+
 static ssize_t make_frame(struct codec_ctx *ctx, int level, int dtype, uint8_t *frame, size_t cap,
                           uint8_t *src, size_t len)
 {
@@ -1017,6 +1049,7 @@ int main(void)
 		cmocka_unit_test(test_mix_cm),
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_detect_integers),
+		cmocka_unit_test(test_bytes_file),
 		cmocka_unit_test(test_parse_rejects),
 		cmocka_unit_test(test_decode_rejects),
 		cmocka_unit_test(test_mix_bitflips),

@@ -2269,6 +2269,11 @@ static void t_readahead_once(void **state)
 	fill_random(want, n, 77);
 	for (size_t i = 0; i < n; i++)
 		want[i] &= 0x1F; /* compressible: frames are decoded, not stored raw */
+	/* such bytes are cut coarser by default (bytes_chunk): the store's
+	 * chunks here, many for the readers to race for */
+	struct eng_opts o = fast_opts();
+	o.bytes_chunk = 0;
+	reopen_with(f, &o);
 	uint64_t ino = new_file(f, 1, "seq");
 	write_all(f, ino, 0, want, n, 1u << 20);
 	assert_int_equal(eng_fsync(f->e, ino, false), 0);

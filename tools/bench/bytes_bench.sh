@@ -8,8 +8,10 @@
 #   MIXFS=build/tools/mixfs CODEC_BENCH=build/tools/bench/codec_bench \
 #       tools/bench/bytes_bench.sh
 #
-# mixfs rows: codec_bench on the write path's content-defined chunks
-# (ratio; MB/s = CPU time of one thread), and "store": the file copied
+# mixfs rows: codec_bench on content-defined chunks of 64 KiB (the
+# store's) and of 512 KiB on average (bytes_chunk's default, what the
+# write path cuts such files into) (ratio; MB/s = CPU time of one
+# thread), and "store" with bytes_chunk=0 and 512K: the file copied
 # into a fresh mount (lazy=off), its stored bytes from `mixfs stats
 # --files`, read back and compared after a remount.  Peers: the whole file
 # and each 64 KiB piece on its own (what a chunk store can use), one
@@ -54,8 +56,12 @@ for f in $FILES; do
 	raw=$(stat -c %s "$W/in/$f")
 	rm -f "$W/sp"/x*
 	split -b 65536 "$W/in/$f" "$W/sp/x"
-	"$CODEC_BENCH" -l mix,mixcm "$W/in/$f" | while IFS=$'\t' read -r _ coder _ r _ s _ e d _; do
-		row "$f" "$r" "$coder" "$s" "$e" "$d"
+	for c in 0 524288; do
+		# 0: the store's chunks (16-256 KiB); 524288: bytes_chunk's default
+		opt=() && [ $c = 0 ] || opt=(-c $c)
+		"$CODEC_BENCH" "${opt[@]}" -l mix,mixcm "$W/in/$f" | while IFS=$'\t' read -r _ coder _ r _ s _ e d _; do
+			row "$f" "$r" "$coder, $([ $c = 0 ] && echo "64" || echo $((c >> 10))) KiB chunks" "$s" "$e" "$d"
+		done
 	done
 	peer "zstd -3" "zstd -q -T1 -3 -c" "zstd -q -d -c" "$W/in/$f" "$raw"
 	peer "zstd -19" "zstd -q -T1 -19 -c" "zstd -q -d -c" "$W/in/$f" "$raw"
@@ -76,9 +82,10 @@ for f in $FILES; do
 	fi
 done
 for mode in light cm; do
+for bc in 0 512K; do
 	rm -rf "$W/store"
 	"$MIXFS" mkfs "$W/store" >/dev/null
-	fuse_mount "$W/log" "$MIXFS" mount -f -o "lazy=off,bytes=$mode" "$W/store" "$MNT"
+	fuse_mount "$W/log" "$MIXFS" mount -f -o "lazy=off,bytes=$mode,bytes_chunk=$bc" "$W/store" "$MNT"
 	for f in $FILES; do cp "$W/in/$f" "$MNT/$f"; done
 	fuse_umount
 	fuse_mount "$W/log" "$MIXFS" mount -f "$W/store" "$MNT"
@@ -89,7 +96,8 @@ for mode in light cm; do
 for r in json.load(open(sys.argv[1]))["files"]:
     if r["path"].rsplit("/", 1)[-1] == sys.argv[2]:
         print(r["stored_bytes"])' "$W/s.json" "$f")
-		row "$f" "$(stat -c %s "$W/in/$f")" "mixfs store, bytes=$mode" "$s" - -
+		row "$f" "$(stat -c %s "$W/in/$f")" "mixfs store, bytes=$mode, bytes_chunk=$bc" "$s" - -
 	done
 	fuse_umount
+done
 done

@@ -595,10 +595,12 @@ static void print_row(const struct corpus *cp, const struct coder *c, const stru
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: %s [-f SIZE] [-n BYTES] [-l LIST] [-t SEC] [-H] FILE[:DTYPE]...\n"
+	        "usage: %s [-f SIZE | -c AVG] [-n BYTES] [-l LIST] [-t SEC] [-H] FILE[:DTYPE]...\n"
 	        "  FILE[:DTYPE]  corpus file; DTYPE (bf16, fp16, fp32, other) is the hint,\n"
 	        "                without it only dtype auto runs and the baseline is plain zstd\n"
 	        "  -f SIZE   fixed-size chunks of SIZE bytes instead of content-defined ones\n"
+	        "  -c AVG    content-defined chunks of AVG bytes on average (a power of two;\n"
+	        "            AVG/2 to 2*AVG) instead of the store's default (64 KiB)\n"
 	        "  -n BYTES  use only the first BYTES of each file (sub-sample)\n"
 	        "  -l LIST   coders, comma-separated from raw,fast,mix,mixcm,zipnn (default\n"
 	        "            fast,mix,zipnn; mixcm: mix with -o bytes=cm)\n"
@@ -647,16 +649,20 @@ static int add_coders(struct coder *cs, int max, const char *list, int have_hint
 int main(int argc, char **argv)
 {
 	const char *levels = "fast,mix,zipnn";
-	size_t fixed = 0, limit = 0;
+	size_t fixed = 0, limit = 0, avg = 0;
 	struct cdc cdc = { 0 };
 	int opt, header = 0, status = 0;
 
 	prog = argv[0] && strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : "codec_bench";
-	while ((opt = getopt(argc, argv, "f:n:l:t:Hh")) != -1) {
+	while ((opt = getopt(argc, argv, "f:c:n:l:t:Hh")) != -1) {
 		switch (opt) {
 		case 'f':
 			if (!(fixed = parse_size(optarg)) || fixed > CODEC_MAX_RAW)
 				die(2, "bad chunk size '%s'", optarg);
+			break;
+		case 'c':
+			if (!(avg = parse_size(optarg)) || avg > (4u << 20))
+				die(2, "bad average chunk size '%s'", optarg);
 			break;
 		case 'n':
 			if (!(limit = parse_size(optarg)))
@@ -687,13 +693,15 @@ int main(int argc, char **argv)
 		struct cdc_params cp_params;
 
 		cdc_params_default(&cp_params);
+		if (avg)
+			cp_params = (struct cdc_params){ (uint32_t)avg / 2, (uint32_t)avg, 2 * (uint32_t)avg };
 		if (cdc_init(&cdc, &cp_params) < 0)
-			die(2, "cdc_init failed");
+			die(2, "bad chunker parameters (-c: a power of two of 256 B or more)");
 	}
 	if (fixed)
 		snprintf(chunking, sizeof(chunking), "fixed %zu KiB", fixed >> 10);
 	else
-		snprintf(chunking, sizeof(chunking), "CDC");
+		snprintf(chunking, sizeof(chunking), avg ? "CDC %zu KiB" : "CDC", avg >> 10);
 	if (header)
 		printf("corpus\tcoder\tdtype\traw_bytes\tchunks\tstored_bytes\tratio\tenc_MB/s\tdec_MB/s\tnote\n");
 
