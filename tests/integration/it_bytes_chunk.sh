@@ -6,7 +6,8 @@
 #   ~300 KB) in two stores: the default mount cuts it into at most 4 MiB /
 #   256 KiB chunks and stores it in at most 98.5% of what bytes_chunk=0
 #   (the store's chunks) stores (real text gains more: docs/BENCHMARKS.md);
-# - uint16 token ids are cut coarse too; float weights and random bytes
+# - uint16 token ids are cut coarse too, raw or in an .npy (no float
+#   tensor in its hints); float weights and random bytes
 #   keep the store's chunks (more than 4 MiB / 128 KiB chunks each);
 # - everything reads back equal after a remount, whole and by 4 KiB reads
 #   at odd offsets; an edit in the middle of the coarse text re-stores
@@ -61,6 +62,15 @@ PYEOF
 }
 gen_text "$WORK/coarse.txt" 2 text
 gen_text "$WORK/tokens.bin" 3 tokens
+# other ids as a NumPy .npy (hints: one uint16 range, no float tensor)
+gen_text "$WORK/ids.bin" 7 tokens
+python3 - "$WORK/ids.bin" "$WORK/tokens.npy" <<'PYEOF'
+import sys
+data = open(sys.argv[1], "rb").read()
+d = "{'descr': '<u2', 'fortran_order': False, 'shape': (%d,), }" % (len(data) // 2)
+d += " " * (-(10 + len(d) + 1) % 64) + "\n"
+open(sys.argv[2], "wb").write(b"\x93NUMPY\x01\x00" + len(d).to_bytes(2, "little") + d.encode() + data)
+PYEOF
 float_file "$WORK/floats.bin" 4 5
 rand_file "$WORK/random.bin" 4 6
 
@@ -77,14 +87,14 @@ mixfs_mkfs
 
 # the default (512K): text and tokens coarse, floats and random bytes not
 mixfs_mount fg lazy=off
-for f in coarse.txt tokens.bin floats.bin random.bin; do
+for f in coarse.txt tokens.bin tokens.npy floats.bin random.bin; do
 	before=$(chunks)
 	cp "$WORK/$f" "$MNT/$f"
 	sync
 	n=$(( $(chunks) - before ))
 	log "$f: $n chunks"
 	case $f in
-	*.txt | tokens.bin) [ "$n" -le 16 ] || fail "$f: $n chunks, expected at most 16 (256 KiB or more each)" ;;
+	*.txt | tokens.*) [ "$n" -le 16 ] || fail "$f: $n chunks, expected at most 16 (256 KiB or more each)" ;;
 	*) [ "$n" -ge 32 ] || fail "$f: $n chunks, expected the store's (32 or more)" ;;
 	esac
 done
@@ -95,7 +105,7 @@ log "stored: store's chunks $s_fine, coarse $s_coarse"
 mixfs_umount
 
 mixfs_mount fg
-for f in coarse.txt tokens.bin floats.bin random.bin; do
+for f in coarse.txt tokens.bin tokens.npy floats.bin random.bin; do
 	check_cmp "$WORK/$f" "$MNT/$f"
 done
 # 4 KiB reads at odd offsets (each decodes one chunk of up to 1 MiB)
