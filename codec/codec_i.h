@@ -81,6 +81,10 @@ void mix_state_free(struct mix_state *s);
 /* Whether other bytes src[0..len) pass mix's gate: order-0 entropy below
  * MIX_GATE_Q8 (else no byte way codes them, they are stored raw). */
 bool mix_bytes_gate(const uint8_t *src, size_t len);
+/* Whether src looks like quantized blocks (GGUF Q4_0 .. Q8_1), which mix
+ * codes as other bytes in a way of their own (the detector may take them
+ * for floats). */
+bool mix_bytes_blocks(const uint8_t *src, size_t len);
 /* Whether a mix payload decodes with the reference (the encoder drops one
  * that does not pay, and the bytes coder never uses one). */
 bool mix_payload_uses_ref(const uint8_t *payload, size_t plen);

@@ -299,14 +299,16 @@ ssize_t codec_frame_encode(struct codec_ctx *ctx, const struct codec_params *p,
 		}
 		if (plen >= (ssize_t)len)
 			plen = -ENOSPC; /* a coder that ignores cap must not expand */
-		/* perhaps integers taken for floats: other bytes too, the
-		 * smaller kept (no rows, no reference).  At mix also with a
+		/* perhaps integers (or quantized blocks) taken for floats:
+		 * other bytes too, the smaller kept (no rows, no reference).  At mix also with a
 		 * dtype given: a recompression passes the dtype its fast frame
 		 * was detected as (the test costs ~0.4% of a mix encode, ~20%
 		 * of a fast one) */
 		if (a.dtype != CODEC_DTYPE_OTHER &&
 		    (p->dtype == CODEC_DTYPE_AUTO || p->level == CODEC_LEVEL_MIX) &&
-		    repeats_strings(src, len)) {
+		    (repeats_strings(src, len) ||
+		     (p->level == CODEC_LEVEL_MIX && (plen < 0 || (size_t)plen * 8 > len * 7) &&
+		      mix_bytes_blocks(src, len)))) {
 			ssize_t blen = encode_as_bytes(ctx, p, src, len,
 			                               plen > 0 ? (size_t)plen - 1 : lcap);
 

@@ -1195,20 +1195,28 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                    const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
 {
 	struct mix_state *s = mix_state_get(ctx);
+	struct mix_blk blk;
 	uint64_t h0;
 	unsigned sh;
-	ssize_t n, m;
+	ssize_t n = -ENOSPC, m;
+	bool gated, blocks;
 
 	if (!s)
 		return -ENOMEM;
 	if (mix_is_float(a->dtype))
 		return mix_float_encode(s, a, src, len, dst, cap);
 	/* incompressible at order 0 (random, compressed): no byte way is worth
-	 * a pass (context mixing would cost seconds a MB for a raw frame) */
+	 * a pass (context mixing would cost seconds a MB for a raw frame),
+	 * unless the bytes are quantized blocks, whose scales are not random
+	 * (Q4_1 blocks of weights near uniform: 7.9 bits and more) */
 	sh = mix_bytes_stride(src, len, &h0);
-	if (h0 >= (uint64_t)len * MIX_GATE_Q8)
+	gated = h0 >= (uint64_t)len * MIX_GATE_Q8;
+	blocks = h0 >= (uint64_t)len * MIX_BLK_MIN_Q8 && (!gated || mix_bytes_block_quick(src, len)) &&
+	         mix_bytes_block(src, len, &blk);
+	if (gated && !blocks)
 		return -ENOSPC;
-	n = mix_bytes_encode(s, src, len, sh, h0, dst, cap);
+	if (!gated)
+		n = mix_bytes_encode(s, src, len, sh, h0, dst, cap);
 	if (n >= 3 && (dst[0] & MIX_PF_NUM)) {
 		/* numbers: the fast coder's static tables may code them smaller */
 		m = codec_buf_reserve(&s->bout, &s->bout_cap, (size_t)n);
@@ -1224,9 +1232,23 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	}
 	if (n < 0 && n != -ENOSPC)
 		return n;
+	/* quantized blocks (GGUF): their own way, the smaller kept */
+	if (blocks) {
+		size_t lim = n > 0 ? (size_t)n - 1 : cap;
+
+		m = codec_buf_reserve(&s->bout, &s->bout_cap, lim);
+		if (m == 0)
+			m = mix_blocks_encode(s, &blk, src, len, s->bout, lim);
+		if (m >= 0) {
+			memcpy(dst, s->bout, (size_t)m);
+			n = m;
+		} else if (m != -ENOSPC) {
+			return m;
+		}
+	}
 	/* context mixing, when asked for and it saves enough to pay for
 	 * its speed */
-	if (a->bytes_cm && (n > 0 || n == -ENOSPC)) {
+	if (a->bytes_cm && !gated && (n > 0 || n == -ENOSPC)) {
 		size_t lim = n > 0 ? (size_t)n - (size_t)n * MIX_CM_GAIN / 1000 : cap;
 
 		m = codec_buf_reserve(&s->bout, &s->bout_cap, lim);
@@ -1268,6 +1290,8 @@ ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 		return fast_decode(ctx, a, payload + 1, plen - 1, dst, raw_len);
 	if (flags == MIX_PF_CM || flags == (MIX_PF_CM | MIX_PF_NUM))
 		return mix_cm_decode(s, payload, plen, dst, raw_len);
+	if (flags == MIX_BYTES_BLK)
+		return mix_blocks_decode(s, payload, plen, dst, raw_len);
 	if ((flags & ~MIX_PF_NUM) && flags != MIX_BYTES_ELEM)
 		return -EBADMSG;
 	return mix_bytes_decode(s, payload, plen, dst, raw_len);

@@ -55,7 +55,8 @@ struct mix_bmodel {
 	uint32_t midx[1u << MIX_MM_BITS];      /* hash of last 4 bytes -> position */
 };
 
-int mix_bytes_prepare(struct mix_state *s, unsigned sh)
+/* The tables allocated, rows hi[0, nhi) and lo[0, nlo) initial. */
+static int bmodel_rows(struct mix_state *s, unsigned nhi, unsigned nlo)
 {
 	struct mix_bmodel *m = s->bm;
 
@@ -65,11 +66,22 @@ int mix_bytes_prepare(struct mix_state *s, unsigned sh)
 			return -ENOMEM;
 		s->bm = m;
 	}
-	for (unsigned i = 0; i < 256u << sh; i++) {
+	for (unsigned i = 0; i < nhi; i++)
 		mix_row_uniform(m->hi[i], 16, 2);
+	for (unsigned i = 0; i < nlo; i++)
 		for (unsigned j = 0; j < 16; j++)
 			mix_row_uniform(m->lo[i][j], 16, 2);
-	}
+	return 0;
+}
+
+int mix_bytes_prepare(struct mix_state *s, unsigned sh)
+{
+	struct mix_bmodel *m;
+	int rc = bmodel_rows(s, 256u << sh, 256u << sh);
+
+	if (rc)
+		return rc;
+	m = s->bm;
 	for (unsigned i = 0; i < 16; i++)
 		mix_bin_init(m->mf[i], MIX_PTOT / 4, 2);
 	memset(m->midx, 0, sizeof(m->midx));
@@ -213,6 +225,292 @@ static ssize_t bytes_encode_way(struct mix_state *s, int num, unsigned sh, const
 	if (sh)
 		dst[1] = (uint8_t)sh;
 	return (ssize_t)olen;
+}
+
+/* --- quantized blocks (MIX_BYTES_BLK) -----------------------------------
+ * Per byte at place k of its block: a head byte (k < head: scale bytes)
+ * has its high nibble under the high nibble of the byte at the same place
+ * one block back (a scale's exponent moves slowly along a row), its low
+ * nibble under (k, high nibble); a quant byte (k >= head) its high nibble
+ * under the previous quant byte's (16 after a head), its low nibble under
+ * the high nibble.  No match model.  Measured on Q8_0 and Q4_0 blocks of
+ * the fp32 corpus (docs/BENCHMARKS.md): 1.5-2% under the NUM way. */
+#ifndef MIX_K_BLK
+#define MIX_K_BLK 9
+#endif
+static inline __attribute__((always_inline)) int
+mix_blocks_body(struct mix_state *s, struct mix_io *iop, const int enc, const int impl,
+                const struct mix_blk *bk, uint8_t *buf, size_t len, uint8_t *out, size_t *olen,
+                size_t cap)
+{
+	struct mix_io lio = *iop, *io = &lio; /* in registers: see mix_float_body */
+	struct mix_bmodel *m = s->bm;
+	const unsigned bl = bk->len, hd = bk->head;
+	unsigned k = bk->phase, c1 = 16;
+	int rc = 0;
+
+	for (size_t i0 = 0; i0 < len && !rc; i0 += MIX_SEG_NBYTES) {
+		const size_t i1 = len - i0 > MIX_SEG_NBYTES ? i0 + MIX_SEG_NBYTES : len;
+
+		mix_seg_begin(io, enc);
+		for (size_t i = i0; i < i1; i++) {
+			unsigned byte = enc ? buf[i] : 0, ch, cl, h, l;
+
+			if (k < hd) {
+				ch = k * 16 + (i >= bl ? buf[i - bl] >> 4 : 0);
+				cl = k;
+			} else {
+				ch = hd * 16 + c1;
+				cl = hd;
+			}
+			h = mix_code(io, enc, impl, m->hi[ch], 16, byte >> 4, MIX_K_BLK);
+			l = mix_code(io, enc, impl, m->lo[cl][h], 16, byte & 15, MIX_K_BLK);
+			byte = h << 4 | l;
+			if (!enc)
+				buf[i] = (uint8_t)byte;
+			c1 = k < hd ? 16 : h;
+			if (++k == bl)
+				k = 0;
+		}
+		rc = mix_seg_end(s, io, enc, out, olen, cap);
+	}
+	*iop = lio;
+	return rc;
+}
+
+#define MIX_BLOCKS_IMPL(sfx, attr, impl)                                                         \
+	attr static int mix_blocks_enc_##sfx(struct mix_state *s, struct mix_io *io,            \
+	                                     const struct mix_blk *b, const uint8_t *src,        \
+	                                     size_t len, uint8_t *out, size_t *olen, size_t cap) \
+	{                                                                                         \
+		return mix_blocks_body(s, io, 1, impl, b, (uint8_t *)(uintptr_t)src, len, out,    \
+		                       olen, cap);                                                \
+	}                                                                                         \
+	attr static int mix_blocks_dec_##sfx(struct mix_state *s, struct mix_io *io,            \
+	                                     const struct mix_blk *b, uint8_t *dst, size_t len)  \
+	{                                                                                         \
+		return mix_blocks_body(s, io, 0, impl, b, dst, len, NULL, NULL, 0);               \
+	}
+
+MIX_BLOCKS_IMPL(portable, , 0)
+#if MIX_HAVE_AVX2
+MIX_BLOCKS_IMPL(avx2, MIX_AVX2_ATTR, 1)
+#endif
+
+/* The rows a blocks payload of head hd uses: hi[0, 16 hd + 17), lo[0,
+ * hd + 1) (at most 273 and 17: the tables hold 1024 of each). */
+static int blocks_prepare(struct mix_state *s, unsigned hd)
+{
+	return bmodel_rows(s, 16 * hd + 17, hd + 1);
+}
+
+ssize_t mix_blocks_encode(struct mix_state *s, const struct mix_blk *b, const uint8_t *src,
+                          size_t len, uint8_t *dst, size_t cap)
+{
+	struct mix_io io = {0};
+	size_t olen = 4;
+	int rc;
+
+	if (cap < olen)
+		return -ENOSPC;
+	rc = mix_enc_prepare(s);
+	if (rc)
+		return rc;
+	rc = blocks_prepare(s, b->head);
+	if (rc)
+		return rc;
+	io.e.sym = s->sym;
+	io.e.cap = MIX_SEG_SYMS;
+#if MIX_HAVE_AVX2
+	if (s->impl)
+		rc = mix_blocks_enc_avx2(s, &io, b, src, len, dst, &olen, cap);
+	else
+#endif
+		rc = mix_blocks_enc_portable(s, &io, b, src, len, dst, &olen, cap);
+	if (rc)
+		return -ENOSPC;
+	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_BYTES_BLK);
+	dst[1] = (uint8_t)b->len;
+	dst[2] = (uint8_t)b->head;
+	dst[3] = (uint8_t)b->phase;
+	return (ssize_t)olen;
+}
+
+ssize_t mix_blocks_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
+                          size_t raw_len)
+{
+	struct mix_io io = {0};
+	struct mix_blk b;
+	int rc;
+
+	if (plen < 4)
+		return -EBADMSG;
+	b = (struct mix_blk){ payload[1], payload[2], payload[3] };
+	if (b.len < 2 || b.head < 1 || b.head >= b.len || b.head > MIX_BLK_HEADMAX ||
+	    b.phase >= b.len)
+		return -EBADMSG;
+	rc = blocks_prepare(s, b.head);
+	if (rc)
+		return rc;
+	rc = mix_rdec_open(s, &io.d, payload + 4, plen - 4);
+	if (rc)
+		return rc;
+#if MIX_HAVE_AVX2
+	if (s->impl)
+		rc = mix_blocks_dec_avx2(s, &io, &b, dst, raw_len);
+	else
+#endif
+		rc = mix_blocks_dec_portable(s, &io, &b, dst, raw_len);
+	if (rc)
+		return rc;
+	if (io.d.p != io.d.end)
+		return -EBADMSG;
+	return (ssize_t)raw_len;
+}
+
+/* The known layouts (ggml's block types): block length, head length, and
+ * the places in the head of fp16 high bytes (bit k: place k), whose
+ * exponents make the head's high nibbles far more predictable than the
+ * quants'. */
+static const struct {
+	uint8_t len, head, fp16_hi;
+} blk_types[] = {
+	{18, 2, 0x2},  /* Q4_0: d, 16 bytes of 4-bit quants */
+	{20, 4, 0xa},  /* Q4_1: d, m, 16 */
+	{22, 2, 0x2},  /* Q5_0: d, 4 bytes of high bits, 16 (the high bits are
+	                * near random: coded with the quants, not as head
+	                * bytes, whose contexts would cost their learning) */
+	{24, 4, 0xa},  /* Q5_1: d, m, 4, 16 */
+	{34, 2, 0x2},  /* Q8_0: d, 32 int8 */
+	{36, 4, 0xa},  /* Q8_1: d, s, 32 */
+};
+#define MIX_BLK_SAMPLE 8192u /* bytes looked at */
+#define MIX_BLK_MINBLOCKS 32u
+/* bits * 256 a sampled byte the heads' high nibbles must save */
+#define MIX_BLK_GAIN_Q8 5u
+
+/* Entropy (bits * 256, in all) of n samples of 16 values counted in h,
+ * with the Miller-Madow correction of a plug-in estimate's bias ((k - 1) /
+ * (2 ln 2) bits for k values seen): small samples of random bytes must
+ * not look more predictable than the pooled ones. */
+static uint64_t blk_entropy_q8(const uint32_t *h, uint32_t n)
+{
+	unsigned k = 0;
+
+	for (unsigned j = 0; j < 16; j++)
+		k += h[j] != 0;
+	return n ? mix_entropy_q8(h, 16, n) + (k ? (k - 1) * 185u : 0) : 0;
+}
+
+/* High-nibble counts of bytes at each place of a block, and pooled by
+ * the place's offset in a 2- or 4-byte element (g). */
+struct blk_hist {
+	uint32_t h[36][16], pool[4][16], cnt[36], pcnt[4];
+};
+
+static void blk_count(const uint8_t *src, size_t n, unsigned bl, unsigned g, struct blk_hist *c)
+{
+	unsigned r = 0;
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < n; i++) {
+		c->h[r][src[i] >> 4]++;
+		if (++r == bl)
+			r = 0;
+	}
+	for (r = 0; r < bl; r++)
+		for (unsigned j = 0; j < 16; j++) {
+			c->pool[r % g][j] += c->h[r][j];
+			c->cnt[r] += c->h[r][j];
+			c->pcnt[r % g] += c->h[r][j];
+		}
+}
+
+/* The layout of the most gain over gain_q8 a byte in the first n bytes
+ * of src: 1 and *b, or 0. */
+static int blk_scan(const uint8_t *src, size_t n, unsigned gain_q8, struct mix_blk *b)
+{
+	uint64_t best = (uint64_t)n * gain_q8;
+	int found = 0;
+
+	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++) {
+		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4;
+		struct blk_hist c;
+		uint64_t er[36], ep[4];
+
+		if (n < (size_t)bl * MIX_BLK_MINBLOCKS)
+			continue;
+		blk_count(src, n, bl, g, &c);
+		for (unsigned r = 0; r < bl; r++)
+			er[r] = blk_entropy_q8(c.h[r], c.cnt[r]);
+		/* the baseline of a place: the high nibbles of every place at the
+		 * same offset in a 2- or 4-byte element (floats and integers
+		 * differ by byte there, blocks or not) */
+		for (unsigned r = 0; r < g; r++)
+			ep[r] = blk_entropy_q8(c.pool[r], c.pcnt[r]);
+		/* the head's first byte at place r0: the gain of its fp16 high
+		 * bytes over their baselines */
+		for (unsigned r0 = 0; r0 < bl; r0++) {
+			uint64_t gain = 0;
+
+			for (unsigned k = 0; k < blk_types[t].head; k++) {
+				unsigned rk = (r0 + k) % bl;
+				uint64_t base = c.pcnt[rk % g] ? ep[rk % g] * c.cnt[rk] / c.pcnt[rk % g] : 0;
+
+				if ((blk_types[t].fp16_hi >> k & 1) && base > er[rk])
+					gain += base - er[rk];
+			}
+			if (gain > best) {
+				best = gain;
+				*b = (struct mix_blk){ bl, blk_types[t].head, (bl - r0) % bl };
+				found = 1;
+			}
+		}
+	}
+	return found;
+}
+
+int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
+{
+	return blk_scan(src, len < MIX_BLK_SAMPLE ? len : MIX_BLK_SAMPLE, MIX_BLK_GAIN_Q8, b);
+}
+
+/* A first look for blocks in bytes of order-0 entropy near 8 bits (Q4_1
+ * of near-uniform weights, but mostly random or compressed bytes, every
+ * chunk stored raw): in the first 2 KiB, is some place of a block of a
+ * known length at least twice as predictable as the places at its offset
+ * in a 2- or 4-byte element (collision probabilities, sums of squared
+ * counts: no logarithms)? */
+int mix_bytes_block_quick(const uint8_t *src, size_t len)
+{
+	const size_t n = len < MIX_BLK_SAMPLE / 4 ? len : MIX_BLK_SAMPLE / 4;
+
+	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++) {
+		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4;
+		struct blk_hist c;
+		uint64_t sq[36] = {0}, psq[4] = {0};
+
+		if (n < (size_t)bl * MIX_BLK_MINBLOCKS)
+			continue;
+		blk_count(src, n, bl, g, &c);
+		for (unsigned r = 0; r < bl; r++)
+			for (unsigned j = 0; j < 16; j++)
+				sq[r] += (uint64_t)c.h[r][j] * c.h[r][j];
+		for (unsigned r = 0; r < g; r++)
+			for (unsigned j = 0; j < 16; j++)
+				psq[r] += (uint64_t)c.pool[r][j] * c.pool[r][j];
+		for (unsigned r = 0; r < bl; r++)
+			if (sq[r] * c.pcnt[r % g] * c.pcnt[r % g] >= 2 * psq[r % g] * c.cnt[r] * c.cnt[r])
+				return 1;
+	}
+	return 0;
+}
+
+bool mix_bytes_blocks(const uint8_t *src, size_t len)
+{
+	struct mix_blk b;
+
+	return mix_bytes_block(src, len, &b) == 1;
 }
 
 /* uint16 token ids: 1 (their high bytes are few), int32: 2, text: 0.  The

@@ -39,6 +39,9 @@
 /* Other bytes: binary context mixing (mix_cm.c); with NUM over elements,
  * byte 1 as for MIX_BYTES_ELEM. */
 #define MIX_PF_CM 0x08u
+/* Other bytes: quantized blocks (struct mix_blk); bytes 1-3 are the block
+ * length, the head length and the phase (FORMAT.md 4.3). */
+#define MIX_BYTES_BLK (MIX_PF_CM | MIX_PF_FAST)
 #define MIX_SHMAX 2 /* log2 of the largest element of other bytes */
 /* Other bytes whose order-0 entropy reaches this (bits * 256 a byte: 7.9;
  * random, already compressed) are not coded by any byte way: stored raw. */
@@ -208,6 +211,29 @@ ssize_t mix_bytes_encode(struct mix_state *s, const uint8_t *src, size_t len, un
 ssize_t mix_bytes_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
                          size_t raw_len);
 void mix_bytes_free(struct mix_bmodel *m);
+
+/* Quantized blocks (MIX_BYTES_BLK, mix_bytes.c): blocks of len bytes whose
+ * first head bytes are scales (llama.cpp's Q4_0 .. Q8_1: an fp16 scale,
+ * perhaps a second one and high bits, then the quants); the chunk's first
+ * byte is byte phase of its block. */
+struct mix_blk {
+	unsigned len, head, phase;
+};
+#define MIX_BLK_HEADMAX 16u
+/* order-0 entropy (bits * 256 a byte) from which blocks are looked for:
+ * quantized weights are 7-7.9 bits, text and token ids less */
+#define MIX_BLK_MIN_Q8 (256 * 6)
+/* Whether src looks like such blocks (an encoder guess from the high
+ * nibbles' entropy at each place in a block of the known layouts): 1 and
+ * *b, or 0. */
+int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b);
+/* A cheaper first look, for bytes near 8 bits of order-0 entropy: 0 when
+ * they are surely not blocks. */
+int mix_bytes_block_quick(const uint8_t *src, size_t len);
+ssize_t mix_blocks_encode(struct mix_state *s, const struct mix_blk *b, const uint8_t *src,
+                          size_t len, uint8_t *dst, size_t cap);
+ssize_t mix_blocks_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
+                          size_t raw_len);
 
 /* Context-mixing byte model (mix_cm.c): the payload (flags MIX_PF_CM) of
  * src over elements of 1 << sh bytes, or -ENOSPC when it does not fit in

@@ -216,4 +216,75 @@ static inline void gen_tokens(uint8_t *buf, size_t len, unsigned esz, uint64_t s
 	}
 }
 
+/* GGUF-style quantized blocks of N(0, sigma) weights whose sigma moves
+ * from row to row (256 weights a row): type 0 Q8_0 (fp16 d = amax / 127,
+ * 32 int8), 1 Q4_0 (fp16 d = -amax_signed / 8, 16 bytes of 4-bit quants
+ * q + 8), 2 Q4_1 (fp16 d = (max - min) / 15, fp16 min, 16 bytes of 4-bit
+ * quants), 3 Q4_1 of uniform weights (near-random quants: 7.9 bits a
+ * byte and more, what mix otherwise stores raw).  Bytes [0, len) of the
+ * stream that starts skip bytes before buf (a chunk cut inside a block);
+ * returns the block length. */
+static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size_t skip,
+                                   uint64_t seed)
+{
+	static const unsigned blen[4] = {34, 18, 20, 20};
+	const unsigned bl = blen[type % 4];
+	float sigma = 0.02f;
+	size_t at = 0; /* stream offset of the block */
+
+	for (size_t blk = 0; at < skip + len; blk++, at += bl) {
+		float x[32], amax = 0.0f, mx = 0.0f, lo = 0.0f, hi = 0.0f, d;
+		uint8_t b[34] = {0};
+		uint16_t h;
+
+		if (blk % 8 == 0)
+			sigma = 0.005f + (float)(gen_next(&seed) % 1000) * 0.00004f;
+		for (int j = 0; j < 32; j++) {
+			x[j] = type % 4 == 3 ? (float)((int)(gen_next(&seed) % 2001) - 1000) * sigma / 1000.0f
+			                     : gen_normal(&seed, sigma);
+			if (x[j] < lo)
+				lo = x[j];
+			if (x[j] > hi)
+				hi = x[j];
+			if (x[j] > amax || -x[j] > amax) {
+				amax = x[j] < 0 ? -x[j] : x[j];
+				mx = x[j];
+			}
+		}
+		if (type % 4 == 0) {
+			d = amax / 127.0f;
+			for (int j = 0; j < 32; j++) {
+				float q = d > 0 ? x[j] / d : 0.0f;
+				int v = (int)(q < 0 ? q - 0.5f : q + 0.5f);
+
+				b[2 + j] = (uint8_t)(int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+			}
+		} else if (type % 4 == 1) {
+			d = mx / -8.0f;
+			for (int j = 0; j < 16; j++) {
+				int q0 = d != 0 ? (int)(x[j] / d + 8.5f) : 8;
+				int q1 = d != 0 ? (int)(x[j + 16] / d + 8.5f) : 8;
+
+				b[2 + j] = (uint8_t)((q0 > 15 ? 15 : q0) | (q1 > 15 ? 15 : q1) << 4);
+			}
+		} else {
+			d = (hi - lo) / 15.0f;
+			h = gen_fp16(lo);
+			memcpy(b + 2, &h, 2);
+			for (int j = 0; j < 16; j++) {
+				int q0 = d > 0 ? (int)((x[j] - lo) / d + 0.5f) : 0;
+				int q1 = d > 0 ? (int)((x[j + 16] - lo) / d + 0.5f) : 0;
+
+				b[4 + j] = (uint8_t)((q0 > 15 ? 15 : q0) | (q1 > 15 ? 15 : q1) << 4);
+			}
+		}
+		h = gen_fp16(d);
+		memcpy(b, &h, 2);
+		for (unsigned k = 0; k < bl; k++)
+			if (at + k >= skip && at + k < skip + len)
+				buf[at + k - skip] = b[k];
+	}
+	return bl;
+}
+
 #endif

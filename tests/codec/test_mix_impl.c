@@ -35,14 +35,19 @@ struct mcase {
 	 * 9 prose coded with -o bytes=cm (the context-mixing byte model),
 	 * 10 uint16 token ids with -o bytes=cm (2-byte elements),
 	 * 11 uint32 token ids with -o bytes=cm (4-byte elements),
-	 * 12, 13 the same without it (the light text way over elements) */
+	 * 12, 13 the same without it (the light text way over elements),
+	 * 14, 15, 16 Q8_0, Q4_0, Q4_1 blocks (the blocks way), the chunk
+	 * starting phase bytes into a block, 17 Q4_1 of uniform weights (7.9
+	 * bits a byte: found by the first look) */
 	int variant;
 };
 
 static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64_t seed)
 {
 	gen_fill(src, c->len, c->kind, c->gen_dt, c->phase, seed);
-	if (c->variant == 9) {
+	if (c->variant >= 14) {
+		gen_qblocks(src, c->len, (unsigned)c->variant - 14, c->phase, seed);
+	} else if (c->variant == 9) {
 		gen_prose(src, c->len, seed);
 	} else if (c->variant >= 10) {
 		gen_tokens(src, c->len, c->variant % 2 ? 4 : 2, seed);
@@ -112,6 +117,8 @@ static ssize_t encode(struct codec_ctx *ctx, const struct mcase *c, const uint8_
 
 	if (c->variant == 8)
 		p.elem_phase = (c->phase + 1) % (c->dtype == CODEC_DTYPE_FP32 ? 4 : 2);
+	if (c->variant >= 14)
+		p.elem_phase = 0; /* phase: bytes of the block before the chunk */
 
 	if (c->variant == 1 || c->variant == 5 || c->variant == 7) {
 		p.ref = ref;
@@ -165,6 +172,10 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 11},
 		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 0, 0, 65536, 12},
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 0, 0, 3 * 16384 + 4, 13},
+		{CODEC_DTYPE_OTHER, GEN_TEXT, GEN_DT_BYTES, 5, 0, 65536, 14},
+		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 0, 0, 3 * 16384 + 7, 15},
+		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 19, 0, 65536, 16},
+		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 1, 0, 65536, 17},
 	};
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	uint8_t *src = malloc(MAXLEN), *ref = malloc(MAXLEN), *out = malloc(MAXLEN);
@@ -198,7 +209,17 @@ static void test_instances_agree(void **state)
 			assert_int_equal(f[0][info.header_len + 1] & MIX_LZ_DELTA, MIX_LZ_DELTA);
 		if (c->variant == 9)
 			assert_int_equal(f[0][info.header_len] & 15, MIX_PF_CM);
-		if (c->variant >= 10) {
+		if (c->variant >= 14) {
+			/* the layout found: block length, head, phase */
+			static const uint8_t want[4][2] = {{34, 2}, {18, 2}, {20, 4}, {20, 4}};
+			const uint8_t *pl = f[0] + info.header_len;
+
+			assert_int_equal(info.dtype, CODEC_DTYPE_OTHER);
+			assert_int_equal(pl[0] & 15, MIX_BYTES_BLK);
+			assert_int_equal(pl[1], want[c->variant - 14][0]);
+			assert_int_equal(pl[2], want[c->variant - 14][1]);
+			assert_int_equal(pl[3], c->phase);
+		} else if (c->variant >= 10) {
 			assert_int_equal(f[0][info.header_len] & 15,
 			                 c->variant <= 11 ? MIX_PF_CM | MIX_PF_NUM : MIX_BYTES_ELEM);
 			assert_int_equal(f[0][info.header_len + 1], c->variant % 2 ? 2 : 1);
@@ -284,6 +305,27 @@ static void test_instances_reject_alike(void **state)
 	codec_ctx_free(ctx[1]);
 }
 
+/* 100 single-bit flips of payload pl[from, n) (of a chunk of len bytes):
+ * each fails or decodes, in both instances alike. */
+static void flips_alike(struct codec_ctx *ctx[2], const struct codec_lvl_args *a, uint8_t *pl,
+                        size_t n, size_t from, uint8_t *out[2], size_t len, uint64_t s)
+{
+	for (int t = 0; t < 100; t++) {
+		size_t at = from + gen_next(&s) % (n - from);
+		uint8_t bit = (uint8_t)(1u << (gen_next(&s) % 8));
+		ssize_t d[2];
+
+		pl[at] ^= bit;
+		for (int i = 0; i < 2; i++)
+			d[i] = mix_decode(ctx[i], a, pl, n, out[i], len);
+		assert_int_equal(d[0], d[1]);
+		assert_true(d[0] == -EBADMSG || d[0] == (ssize_t)len);
+		if (d[0] == (ssize_t)len)
+			assert_memory_equal(out[0], out[1], len);
+		pl[at] ^= bit;
+	}
+}
+
 /* Payloads over elements, context mixing (CM | NUM) and the light text way
  * (NUM | FAST), with no payload check at this level (as in frames of
  * earlier builds): a stride byte out of range, a missing one, truncations
@@ -295,7 +337,6 @@ static void elem_payload_rejects(bool cm)
 	const size_t len = 16384;
 	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER, .bytes_cm = cm};
 	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len);
-	uint64_t s = 4242;
 	ssize_t n;
 
 	mix_impl_force(ctx[0], 0);
@@ -321,20 +362,7 @@ static void elem_payload_rejects(bool cm)
 		for (size_t l = 2; l < (size_t)n; l += 1 + l / 3)
 			assert_int_equal(mix_decode(ctx[i], &a, pl, l, out[i], len), -EBADMSG);
 	}
-	for (int t = 0; t < 100; t++) {
-		size_t at = 2 + gen_next(&s) % ((size_t)n - 2);
-		uint8_t bit = (uint8_t)(1u << (gen_next(&s) % 8));
-		ssize_t d[2];
-
-		pl[at] ^= bit;
-		for (int i = 0; i < 2; i++)
-			d[i] = mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len);
-		assert_int_equal(d[0], d[1]);
-		assert_true(d[0] == -EBADMSG || d[0] == (ssize_t)len);
-		if (d[0] == (ssize_t)len)
-			assert_memory_equal(out[0], out[1], len);
-		pl[at] ^= bit;
-	}
+	flips_alike(ctx, &a, pl, (size_t)n, 2, out, len, 4242);
 	free(src);
 	free(out[0]);
 	free(out[1]);
@@ -350,12 +378,64 @@ static void test_elem_payload_rejects(void **state)
 	elem_payload_rejects(false);
 }
 
+/* Blocks payloads (MIX_BYTES_BLK) at the level below the frame: a block
+ * length under 2, a head of 0, of the block's length or over 16, a phase
+ * past the block, a header cut short and truncations fail with -EBADMSG;
+ * bit flips fail or decode, in both instances alike. */
+static void test_blk_payload_rejects(void **state)
+{
+	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
+	const size_t len = 65536;
+	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER};
+	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len);
+	static const uint8_t bad[][3] = {
+		{0, 2, 0}, {1, 2, 0}, {34, 0, 0}, {34, 34, 0}, {34, 17, 0}, {255, 17, 3},
+		{34, 2, 34}, {34, 2, 200}, {18, 2, 18},
+	};
+	ssize_t n;
+
+	(void)state;
+	mix_impl_force(ctx[0], 0);
+	mix_impl_force(ctx[1], 1);
+	gen_qblocks(src, len, 0, 3, 8);
+	n = mix_encode(ctx[0], &a, src, len, pl, len - 1);
+	assert_true(n > 4);
+	assert_int_equal(pl[0] & 15, MIX_BYTES_BLK);
+	assert_int_equal(pl[1], 34);
+	assert_int_equal(pl[2], 2);
+	assert_int_equal(pl[3], 3);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), (ssize_t)len);
+		assert_memory_equal(out[i], src, len);
+	}
+	for (size_t v = 0; v < sizeof(bad) / sizeof(bad[0]); v++) {
+		uint8_t keep[3];
+
+		memcpy(keep, pl + 1, 3);
+		memcpy(pl + 1, bad[v], 3);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), -EBADMSG);
+		memcpy(pl + 1, keep, 3);
+	}
+	for (int i = 0; i < 2; i++)
+		for (size_t l = 1; l < (size_t)n; l += l < 8 ? 1 : 1 + l / 3)
+			assert_int_equal(mix_decode(ctx[i], &a, pl, l, out[i], len), -EBADMSG);
+	flips_alike(ctx, &a, pl, (size_t)n, 1, out, len, 777);
+	free(src);
+	free(out[0]);
+	free(out[1]);
+	free(pl);
+	codec_ctx_free(ctx[0]);
+	codec_ctx_free(ctx[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_instances_agree),
 		cmocka_unit_test(test_instances_reject_alike),
 		cmocka_unit_test(test_elem_payload_rejects),
+		cmocka_unit_test(test_blk_payload_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

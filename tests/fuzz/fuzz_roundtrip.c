@@ -6,7 +6,10 @@
  * data[0] / 15 set, the chunk is coded against a reference: the chunk with
  * every 7th byte changed (a previous version); a frame that does not use
  * it (no REF flag) must decode without it.  Bit 0 of data[0] / 30 asks
- * level mix for the context-mixing byte model (-o bytes=cm).
+ * level mix for the context-mixing byte model (-o bytes=cm).  Bit 0 of
+ * data[0] / 60 shapes a chunk of 2 KiB or more as quantized blocks: every
+ * 34th byte (from data[1] % 34 on) gets a high nibble of 1, as the
+ * exponent byte of a Q8_0 block's fp16 scale (the blocks way of mix).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                             CODEC_DTYPE_FP32, CODEC_DTYPE_AUTO};
 	struct codec_params p = {0};
 	struct codec_ctx *ctx, *ctx2;
-	uint8_t *f1, *f2, *out, *ref = NULL;
+	uint8_t *f1, *f2, *out, *ref = NULL, *blk = NULL;
 	struct codec_frame_info fi;
 	bool with_ref;
 	size_t len, cap;
@@ -51,6 +54,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	esz = p.dtype == CODEC_DTYPE_FP32 ? 4 : (p.dtype == CODEC_DTYPE_BF16 || p.dtype == CODEC_DTYPE_FP16) ? 2 : 1;
 	p.elem_phase = (data[1] & 3) % esz;
 	p.row_elems = data[1] >> 2;
+	if ((data[0] / 60) & 1 && size - 2 >= 2048) {
+		unsigned at = data[1] % 34;
+
+		blk = malloc(size - 2);
+		check(blk != NULL);
+		memcpy(blk, data + 2, size - 2);
+		for (size_t i = at; i < size - 2; i += 34)
+			blk[i] = (uint8_t)(0x10 | (blk[i] & 0x0f));
+		data = blk - 2;
+	}
 	data += 2;
 	len = size - 2;
 	cap = codec_frame_bound(len);
@@ -99,5 +112,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(f2);
 	free(out);
 	free(ref);
+	free(blk);
 	return 0;
 }

@@ -17,6 +17,10 @@
 #define GOLDEN_TOKENS16 (GEN_KIND_COUNT + 1)
 #define GOLDEN_TOKENS16_LIGHT (GEN_KIND_COUNT + 2)
 #define GOLDEN_CM(kind) ((kind) == GOLDEN_PROSE || (kind) == GOLDEN_TOKENS16)
+/* GGUF Q8_0 and Q4_1 blocks (gen_qblocks), the chunk starting phase bytes
+ * into a block */
+#define GOLDEN_Q8_0 (GEN_KIND_COUNT + 3)
+#define GOLDEN_Q4_1 (GEN_KIND_COUNT + 4)
 
 static inline void golden_fill(uint8_t *src, size_t len, int kind, int gen_dt, uint32_t phase,
                                uint64_t seed)
@@ -25,6 +29,8 @@ static inline void golden_fill(uint8_t *src, size_t len, int kind, int gen_dt, u
 		gen_prose(src, len, seed);
 	else if (kind == GOLDEN_TOKENS16 || kind == GOLDEN_TOKENS16_LIGHT)
 		gen_tokens(src, len, 2, seed);
+	else if (kind == GOLDEN_Q8_0 || kind == GOLDEN_Q4_1)
+		gen_qblocks(src, len, kind == GOLDEN_Q8_0 ? 0 : 2, phase, seed);
 	else
 		gen_fill(src, len, kind, gen_dt, phase, seed);
 }
@@ -92,6 +98,10 @@ static const struct golden_case golden_cases[] = {
 	{"mix_other_cm_u16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 0, GOLDEN_TOKENS16, GEN_DT_BYTES, 8192, 41, 0, GOLDEN_REF_NONE},
 	/* the light text way over 2-byte elements (flags NUM | FAST, a stride byte) */
 	{"mix_other_elem_u16.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_OTHER, 0, GOLDEN_TOKENS16_LIGHT, GEN_DT_BYTES, 8192, 43, 0, GOLDEN_REF_NONE},
+	/* quantized blocks (flags CM | FAST: block length, head, phase bytes);
+	 * the phase here is the blocks' (the frame's is 0) */
+	{"mix_other_q8_0.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 7, GOLDEN_Q8_0, GEN_DT_BYTES, 40000, 44, 0, GOLDEN_REF_NONE},
+	{"mix_other_q4_1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 3, GOLDEN_Q4_1, GEN_DT_BYTES, 40000, 45, 0, GOLDEN_REF_NONE},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 
@@ -139,6 +149,8 @@ static const struct sizes_case sizes_cases[] = {
 	{"int8_64k", GEN_INT8, GEN_DT_BYTES, 65536, 37},
 	{"prose_64k", GOLDEN_PROSE, GEN_DT_BYTES, 65536, 40},
 	{"tokens16_64k", GOLDEN_TOKENS16, GEN_DT_BYTES, 65536, 42},
+	{"q8_0_64k", GOLDEN_Q8_0, GEN_DT_BYTES, 65536, 46},
+	{"q4_1_64k", GOLDEN_Q4_1, GEN_DT_BYTES, 65536, 47},
 };
 #define SIZES_COUNT (sizeof(sizes_cases) / sizeof(sizes_cases[0]))
 /* sizes.csv rows per input: every level, and mix with -o bytes=cm */

@@ -12,7 +12,17 @@ its last dimension) becomes:
                     channel of the TF.js layout), as int8 weight-only
                     checkpoints;
   q8_0.bin          GGUF Q8_0 blocks (fp16 scale + 32 int8) of the flat
-                    tensor: the bytes of a Q8_0 GGUF's tensor data.
+                    tensor: the bytes of a Q8_0 GGUF's tensor data;
+  q4_0.bin, q4_1.bin, q5_0.bin
+                    the same as Q4_0 (fp16 d + 16 bytes of 4-bit quants),
+                    Q4_1 (fp16 d and min + 16 bytes) and Q5_0 (fp16 d, 32
+                    high bits, 16 bytes) blocks, as ggml's reference
+                    quantizers make them;
+  q4_0.gguf, q4_1.gguf, q5_0.gguf, q8_0.gguf
+                    the same blocks as a GGUF v3 file (a tensor of 32 x n
+                    elements each, data aligned to 32, general.alignment
+                    and a small vocabulary in the metadata), as llama.cpp
+                    stores a quantized model.
 Deterministic (round to nearest, ties away from zero for int8; to the
 nearest e4m3 value, ties to the lower magnitude).  Needs Debian's
 python3-numpy."""
@@ -57,12 +67,60 @@ def safetensors(path, tensors, dtype):
             f.write(data)
 
 
+def ggml_blocks(w):
+    """Q4_0, Q4_1 and Q5_0 blocks of the flat tensor w (ggml's reference
+    quantize_row_*: d from the element of largest magnitude, sign kept)."""
+    f = w[:len(w) // 32 * 32].reshape(-1, 32).astype(np.float32)
+    amax = f[np.arange(len(f)), np.abs(f).argmax(axis=1)]
+    fp16 = lambda v: v.astype("<f2").view(np.uint8).reshape(-1, 2)
+    out = {}
+    for name, div, top in (("q4_0", -8.0, 15), ("q5_0", -16.0, 31)):
+        d = (amax / div).astype(np.float32)
+        idd = np.where(d != 0, 1.0 / np.where(d != 0, d, 1), 0).astype(np.float32)
+        q = np.minimum(top, np.trunc(f * idd[:, None] + (top + 1) / 2 + 0.5)).astype(np.uint32)
+        qs = ((q[:, :16] & 15) | (q[:, 16:] & 15) << 4).astype(np.uint8)
+        parts = [fp16(d)]
+        if name == "q5_0":
+            qh = ((q >> 4) & 1) << np.arange(32, dtype=np.uint32)
+            parts.append(qh.sum(axis=1).astype("<u4").view(np.uint8).reshape(-1, 4))
+        out[name] = np.concatenate(parts + [qs], axis=1).tobytes()
+    lo, hi = f.min(axis=1), f.max(axis=1)
+    d = ((hi - lo) / 15).astype(np.float32)
+    idd = np.where(d != 0, 1.0 / np.where(d != 0, d, 1), 0).astype(np.float32)
+    q = np.minimum(15, np.trunc((f - lo[:, None]) * idd[:, None] + 0.5)).astype(np.uint8)
+    qs = (q[:, :16] | q[:, 16:] << 4).astype(np.uint8)
+    out["q4_1"] = np.concatenate([fp16(d), fp16(lo), qs], axis=1).tobytes()
+    return out
+
+
+def gguf(path, tensors, ggml_type):
+    """A GGUF v3 file of the tensors (name, elements, block bytes)."""
+    gstr = lambda t: struct.pack("<Q", len(t.encode())) + t.encode()
+    kv = [gstr("general.architecture") + struct.pack("<I", 8) + gstr("llama"),
+          gstr("general.alignment") + struct.pack("<II", 4, 32),
+          gstr("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 3) +
+          gstr("<s>") + gstr("</s>") + gstr("hello")]
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv)) + b"".join(kv)
+    off, datas = 0, []
+    for name, n, data in tensors:
+        head += gstr(name) + struct.pack("<IQQIQ", 2, 32, n // 32, ggml_type, off)
+        datas.append(data + b"\0" * (-len(data) % 32))
+        off += len(datas[-1])
+    head += b"\0" * (-len(head) % 32)
+    with open(path, "wb") as f:
+        f.write(head)
+        for d in datas:
+            f.write(d)
+
+
 def main():
     cache, out = sys.argv[1], sys.argv[2]
     table = json.load(open(os.path.join(cache, "corpus.json")))["fp32"]
     raw = np.fromfile(os.path.join(cache, "fp32.bin"), dtype="<f4")
     tv, tc = e4m3_table()
     fp8, int8, q8 = [], [], []
+    gg = {"q4_0": [], "q4_1": [], "q5_0": []}
+    names = []
     for k, t in enumerate(table):
         n = t["bytes"] // 4
         if n < 4096:
@@ -91,11 +149,23 @@ def main():
         blk[:, :2] = s.astype("<f2").view(np.uint8).reshape(-1, 2)
         blk[:, 2:] = np.clip(np.trunc(qq + np.copysign(0.5, qq)), -127, 127).astype(np.int8).view(np.uint8)
         q8.append(blk.tobytes())
+        names.append((name, n // 32 * 32))
+        for kind, data in ggml_blocks(w).items():
+            gg[kind].append(data)
     safetensors(os.path.join(out, "fp8.safetensors"), fp8, "F8_E4M3")
     safetensors(os.path.join(out, "int8.safetensors"), int8, "I8")
     with open(os.path.join(out, "q8_0.bin"), "wb") as f:
         for b in q8:
             f.write(b)
+    gg["q8_0"] = q8
+    types = {"q4_0": 2, "q4_1": 3, "q5_0": 6, "q8_0": 8}
+    for kind, blocks in gg.items():
+        if kind != "q8_0":
+            with open(os.path.join(out, kind + ".bin"), "wb") as f:
+                for b in blocks:
+                    f.write(b)
+        gguf(os.path.join(out, kind + ".gguf"),
+             [(nm, n, b) for (nm, n), b in zip(names, blocks)], types[kind])
 
 
 if __name__ == "__main__":
