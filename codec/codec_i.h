@@ -78,9 +78,11 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                    const uint8_t *payload, size_t plen, uint8_t *dst, size_t raw_len);
 void mix_state_free(struct mix_state *s);
-/* Whether other bytes src[0..len) pass mix's gate: order-0 entropy below
- * MIX_GATE_Q8 (else no byte way codes them, they are stored raw). */
-bool mix_bytes_gate(const uint8_t *src, size_t len);
+/* Whether other bytes src[0..len) are text to mix's byte models: no
+ * element stride (not integers such as token ids: mix_bytes_stride) and
+ * order-0 entropy below MIX_GATE_Q8 (else no byte way codes them, they
+ * are stored raw). */
+bool mix_bytes_text(const uint8_t *src, size_t len);
 /* Whether src looks like quantized blocks (GGUF Q4_0 .. Q8_1), which mix
  * codes as other bytes in a way of their own (the detector may take them
  * for floats). */

@@ -228,9 +228,7 @@ bool codec_bytes_file(const void *buf, size_t len)
 		return false;
 	if (len > BYTES_FILE_LOOK)
 		len = BYTES_FILE_LOOK;
-	if (codec_dtype_detect(buf, len, &phase) != CODEC_DTYPE_OTHER && !repeats_strings(buf, len))
-		return false;
-	return mix_bytes_gate(buf, len);
+	return codec_dtype_detect(buf, len, &phase) == CODEC_DTYPE_OTHER && mix_bytes_text(buf, len);
 }
 
 /* The level's payload of src as other bytes into ctx->scratch: its length,

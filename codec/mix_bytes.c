@@ -545,12 +545,11 @@ unsigned mix_bytes_stride(const uint8_t *src, size_t len, uint64_t *h0)
 	return best;
 }
 
-bool mix_bytes_gate(const uint8_t *src, size_t len)
+bool mix_bytes_text(const uint8_t *src, size_t len)
 {
 	uint64_t h0;
 
-	(void)mix_bytes_stride(src, len, &h0);
-	return h0 < (uint64_t)len * MIX_GATE_Q8;
+	return mix_bytes_stride(src, len, &h0) == 0 && h0 < (uint64_t)len * MIX_GATE_Q8;
 }
 
 /* Estimated cost (bits * 256) of the high nibbles under nctx contexts with

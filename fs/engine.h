@@ -34,9 +34,8 @@ struct eng_opts {
 	int level;                /* enum codec_level for new chunks (default mix) */
 	bool bytes_cm;            /* level mix: context-mixing byte model too (default off) */
 	unsigned readahead_chunks;/* chunks decoded ahead of a sequential reader (default 16) */
-	/* Average chunk of a file of other bytes (text, JSON, token ids:
-	 * codec_bytes_file on its first bytes) whose hints name no float
-	 * tensor (none, or an .npy of ids):
+	/* Average chunk of a file of text (source, JSON, logs:
+	 * codec_bytes_file on its first bytes) in no format the hints know:
 	 * chunks of bytes_chunk / 2 to 2 * bytes_chunk, so the byte models
 	 * learn across more bytes; 0 or not above the store's average: the
 	 * store's chunks (default 512 KiB) */

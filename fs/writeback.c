@@ -909,26 +909,11 @@ static void commit_wait(struct eng *e, const uint64_t *upto);
 /* ------------------------------------------------------------------------ */
 /* cutting batches (ei->lock exclusive)                                      */
 
-/* Whether a file is cut into the larger chunks of eng.cdc_bytes: its
- * first bytes (h: those of its first tensor) are other bytes, text or
- * token ids (codec_bytes_file), and its hints, if any, name no float
- * tensor (an .npy of token ids, not a checkpoint). */
-static bool bytes_units(const struct eng *e, const struct einode *ei, const struct codec_hint *h)
-{
-	const struct dseg *s = &ei->segs[0];
-	uint64_t from = 0;
-	if (!e->bytes_units)
-		return false;
-	for (size_t i = 0; h && i < h->n; i++)
-		if (h->r[i].dtype != CODEC_DTYPE_OTHER)
-			return false;
-	if (h && h->n && h->r[0].off < s->len)
-		from = h->r[0].off;
-	return codec_bytes_file(s->data + from, s->len - (size_t)from);
-}
-
-/* A file's hints, parsed from its first bytes once they are dirty; and
- * whether it is cut coarser (bytes_units). */
+/* A file's hints, parsed from its first bytes once they are dirty; a
+ * file of no format they know whose first bytes are text (source, JSON,
+ * logs: codec_bytes_file) is cut into the larger chunks of eng.cdc_bytes.
+ * Not token ids, raw or in an .npy: training reads them at random
+ * offsets, where a larger chunk costs its whole decode per read. */
 static void hints_prepare(struct eng *e, struct einode *ei)
 {
 	if (ei->hints_done || ei->nsegs == 0 || ei->segs[0].off != 0)
@@ -946,11 +931,10 @@ static void hints_prepare(struct eng *e, struct einode *ei)
 	ei->hints_done = true;
 	if (rc < 0) {
 		free(h);
-		ei->bytes_units = bytes_units(e, ei, NULL);
+		ei->bytes_units = e->bytes_units && codec_bytes_file(ei->segs[0].data, ei->segs[0].len);
 		return;
 	}
 	ei->hints = h;
-	ei->bytes_units = bytes_units(e, ei, h);
 }
 
 /* --- checkpoint series ---------------------------------------------------

@@ -179,11 +179,10 @@ static void mount_usage(FILE *f, bool helper)
 	           "                    JSON, token ids): cm also tries a context-mixing\n"
 	           "                    model, kept when 2%% smaller (15-25%% on text and\n"
 	           "                    token ids, but decodes at ~2 MB/s) (default light)\n");
-	fprintf(f, "  bytes_chunk=SIZE  average chunk of files of text, JSON or token ids\n"
-	           "                    (raw, or an .npy: no float tensor): SIZE/2 to\n"
-	           "                    2*SIZE, so the models learn across more bytes (a\n"
-	           "                    power of two, 64K to 4M; 0: the store's chunks)\n"
-	           "                    (default %s)\n",
+	fprintf(f, "  bytes_chunk=SIZE  average chunk of text files (source, JSON, logs):\n"
+	           "                    SIZE/2 to 2*SIZE, so the models learn across more\n"
+	           "                    bytes (a power of two, 64K to 4M; 0: the store's\n"
+	           "                    chunks) (default %s)\n",
 	        size_str(d.bytes_chunk, b[4]));
 	fprintf(f, "  bg=idle|normal    CPU priority of recoding nobody waits for (rebase,\n"
 	           "                    lazy chunks recompressed): idle takes only CPU time\n"
