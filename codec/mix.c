@@ -1238,7 +1238,7 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 
 		m = codec_buf_reserve(&s->bout, &s->bout_cap, lim);
 		if (m == 0)
-			m = mix_blocks_encode(s, &blk, src, len, s->bout, lim);
+			m = mix_blocks_encode(ctx, s, &blk, src, len, s->bout, lim);
 		if (m >= 0) {
 			memcpy(dst, s->bout, (size_t)m);
 			n = m;
@@ -1291,7 +1291,7 @@ ssize_t mix_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	if (flags == MIX_PF_CM || flags == (MIX_PF_CM | MIX_PF_NUM))
 		return mix_cm_decode(s, payload, plen, dst, raw_len);
 	if (flags == MIX_BYTES_BLK)
-		return mix_blocks_decode(s, payload, plen, dst, raw_len);
+		return mix_blocks_decode(ctx, s, payload, plen, dst, raw_len);
 	if ((flags & ~MIX_PF_NUM) && flags != MIX_BYTES_ELEM)
 		return -EBADMSG;
 	return mix_bytes_decode(s, payload, plen, dst, raw_len);

@@ -14,7 +14,10 @@
  *           byte's high nibble and the low nibble under the high nibble;
  *           or (MIX_BYTES_ELEM, "elements": token ids, integers) as text,
  *           with the byte's place in its 2- or 4-byte element in the
- *           context too.
+ *           context too;
+ *   blocks  (MIX_BYTES_BLK: GGUF's Q4_0 .. Q8_1) the scale bytes at the
+ *           head of each block as nibbles under the same byte of the
+ *           previous block, the quants through the fast coder.
  * The previous byte is the context text and structured records want; for
  * numbers (int8, fp8, quantized blocks) its 4096 low-nibble rows learn
  * too slowly in 64 KiB and cost 5-8% over order 0 (fp8 weights: 0.913
@@ -22,10 +25,11 @@
  * nibbles' cost under either context (nib_cost_q8); a chunk the estimate
  * gives to text but whose order-0 entropy is high is coded both ways, the
  * smaller kept.  mix.c may still replace a NUM payload by a fast one
- * (MIX_PF_FAST).  Chunks whose
- * order-0 entropy is near 8 bits (random, already compressed) are not
- * coded at all (mix_encode's MIX_GATE_Q8, before any byte way): -ENOSPC
- * in a few microseconds, the frame layer stores them raw.
+ * (MIX_PF_FAST), and tries blocks when mix_bytes_block finds them.
+ * Chunks whose order-0 entropy is near 8 bits (random, already
+ * compressed) are not coded at all (mix_encode's MIX_GATE_Q8, before any
+ * byte way, unless they look like blocks): -ENOSPC in a few
+ * microseconds, the frame layer stores them raw.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -228,13 +232,14 @@ static ssize_t bytes_encode_way(struct mix_state *s, int num, unsigned sh, const
 }
 
 /* --- quantized blocks (MIX_BYTES_BLK) -----------------------------------
- * Per byte at place k of its block: a head byte (k < head: scale bytes)
- * has its high nibble under the high nibble of the byte at the same place
- * one block back (a scale's exponent moves slowly along a row), its low
- * nibble under (k, high nibble); a quant byte (k >= head) its high nibble
- * under the previous quant byte's (16 after a head), its low nibble under
- * the high nibble.  No match model.  Measured on Q8_0 and Q4_0 blocks of
- * the fp32 corpus (docs/BENCHMARKS.md): 1.5-2% under the NUM way. */
+ * The head bytes of each block (k < head: scales) are coded here: the
+ * high nibble under the high nibble of the byte at the same place one
+ * block back (a scale's exponent moves slowly along a row), the low nibble
+ * under (k, high nibble).  The quant bytes (k >= head) go out as one
+ * stream through the fast coder's static tables: adaptive contexts gain
+ * nothing on them (a quant tells little of the next), and the fast
+ * decoder is 10x quicker.  Measured on Q8_0 and Q4_0 blocks of the fp32
+ * corpus (docs/BENCHMARKS.md). */
 #ifndef MIX_K_BLK
 #define MIX_K_BLK 9
 #endif
@@ -246,34 +251,34 @@ mix_blocks_body(struct mix_state *s, struct mix_io *iop, const int enc, const in
 	struct mix_io lio = *iop, *io = &lio; /* in registers: see mix_float_body */
 	struct mix_bmodel *m = s->bm;
 	const unsigned bl = bk->len, hd = bk->head;
-	unsigned k = bk->phase, c1 = 16;
+	size_t nseg = 0, i = 0;
 	int rc = 0;
 
-	for (size_t i0 = 0; i0 < len && !rc; i0 += MIX_SEG_NBYTES) {
-		const size_t i1 = len - i0 > MIX_SEG_NBYTES ? i0 + MIX_SEG_NBYTES : len;
+	while (i < len && !rc) {
+		unsigned k = (unsigned)((bk->phase + i) % bl);
 
-		mix_seg_begin(io, enc);
-		for (size_t i = i0; i < i1; i++) {
-			unsigned byte = enc ? buf[i] : 0, ch, cl, h, l;
-
-			if (k < hd) {
-				ch = k * 16 + (i >= bl ? buf[i - bl] >> 4 : 0);
-				cl = k;
-			} else {
-				ch = hd * 16 + c1;
-				cl = hd;
-			}
-			h = mix_code(io, enc, impl, m->hi[ch], 16, byte >> 4, MIX_K_BLK);
-			l = mix_code(io, enc, impl, m->lo[cl][h], 16, byte & 15, MIX_K_BLK);
-			byte = h << 4 | l;
-			if (!enc)
-				buf[i] = (uint8_t)byte;
-			c1 = k < hd ? 16 : h;
-			if (++k == bl)
-				k = 0;
+		if (k >= hd) {
+			i += bl - k; /* the quants: not here */
+			continue;
 		}
-		rc = mix_seg_end(s, io, enc, out, olen, cap);
+		for (; k < hd && i < len && !rc; k++, i++) {
+			unsigned byte = enc ? buf[i] : 0, h, l;
+
+			if (nseg == 0)
+				mix_seg_begin(io, enc);
+			h = mix_code(io, enc, impl, m->hi[k * 16 + (i >= bl ? buf[i - bl] >> 4 : 0)], 16,
+			             byte >> 4, MIX_K_BLK);
+			l = mix_code(io, enc, impl, m->lo[k][h], 16, byte & 15, MIX_K_BLK);
+			if (!enc)
+				buf[i] = (uint8_t)(h << 4 | l);
+			if (++nseg == MIX_SEG_NBYTES) {
+				rc = mix_seg_end(s, io, enc, out, olen, cap);
+				nseg = 0;
+			}
+		}
 	}
+	if (nseg && !rc)
+		rc = mix_seg_end(s, io, enc, out, olen, cap);
 	*iop = lio;
 	return rc;
 }
@@ -297,28 +302,50 @@ MIX_BLOCKS_IMPL(portable, , 0)
 MIX_BLOCKS_IMPL(avx2, MIX_AVX2_ATTR, 1)
 #endif
 
-/* The rows a blocks payload of head hd uses: hi[0, 16 hd + 17), lo[0,
- * hd + 1) (at most 273 and 17: the tables hold 1024 of each). */
-static int blocks_prepare(struct mix_state *s, unsigned hd)
+/* The quant bytes of a chunk of blocks b: gathered from src into q
+ * (dir 0), or scattered from q into src (dir 1); returns their count
+ * (q NULL: only counts). */
+static size_t blk_quants(const struct mix_blk *b, uint8_t *src, size_t len, uint8_t *q, int dir)
 {
-	return bmodel_rows(s, 16 * hd + 17, hd + 1);
+	size_t n = 0, i = 0;
+
+	while (i < len) {
+		unsigned k = (unsigned)((b->phase + i) % b->len);
+		size_t run;
+
+		if (k < b->head) {
+			i += b->head - k;
+			continue;
+		}
+		run = b->len - k < len - i ? b->len - k : len - i;
+		if (q && dir == 0)
+			memcpy(q + n, src + i, run);
+		else if (q)
+			memcpy(src + i, q + n, run);
+		n += run;
+		i += run;
+	}
+	return n;
 }
 
-ssize_t mix_blocks_encode(struct mix_state *s, const struct mix_blk *b, const uint8_t *src,
-                          size_t len, uint8_t *dst, size_t cap)
+#define BLK_HDR 9 /* flags, length, head, phase, quants' mode, head stream's length */
+
+ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const struct mix_blk *b,
+                          const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
 {
+	struct codec_lvl_args qa = {.dtype = CODEC_DTYPE_OTHER};
 	struct mix_io io = {0};
-	size_t olen = 4;
-	int rc;
+	size_t olen = BLK_HDR, nq = blk_quants(b, (uint8_t *)(uintptr_t)src, len, NULL, 0), hlen;
+	uint8_t *q = NULL, mode = 0;
+	ssize_t rc = -ENOSPC;
 
 	if (cap < olen)
-		return -ENOSPC;
+		goto out;
 	rc = mix_enc_prepare(s);
+	if (rc == 0)
+		rc = bmodel_rows(s, 16 * b->head, b->head);
 	if (rc)
-		return rc;
-	rc = blocks_prepare(s, b->head);
-	if (rc)
-		return rc;
+		goto out;
 	io.e.sym = s->sym;
 	io.e.cap = MIX_SEG_SYMS;
 #if MIX_HAVE_AVX2
@@ -327,34 +354,69 @@ ssize_t mix_blocks_encode(struct mix_state *s, const struct mix_blk *b, const ui
 	else
 #endif
 		rc = mix_blocks_enc_portable(s, &io, b, src, len, dst, &olen, cap);
-	if (rc)
-		return -ENOSPC;
+	if (rc) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	hlen = olen - BLK_HDR;
+	rc = -ENOMEM;
+	if (nq && !(q = malloc(nq)))
+		goto out;
+	blk_quants(b, (uint8_t *)(uintptr_t)src, len, q, 0);
+	rc = nq ? fast_encode(ctx, &qa, q, nq, dst + olen, cap - olen) : -ENOSPC;
+	if (rc > 0) {
+		mode = 1;
+		olen += (size_t)rc;
+	} else if (rc == -ENOSPC) {
+		/* the quants as they are */
+		if (cap - olen < nq)
+			goto out;
+		if (nq)
+			memcpy(dst + olen, q, nq);
+		olen += nq;
+	} else {
+		goto out;
+	}
 	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_BYTES_BLK);
 	dst[1] = (uint8_t)b->len;
 	dst[2] = (uint8_t)b->head;
 	dst[3] = (uint8_t)b->phase;
-	return (ssize_t)olen;
+	dst[4] = mode;
+	for (int k = 0; k < 4; k++)
+		dst[5 + k] = (uint8_t)(hlen >> (8 * k));
+	rc = (ssize_t)olen;
+out:
+	free(q);
+	return rc;
 }
 
-ssize_t mix_blocks_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
-                          size_t raw_len)
+ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint8_t *payload,
+                          size_t plen, uint8_t *dst, size_t raw_len)
 {
+	struct codec_lvl_args qa = {.dtype = CODEC_DTYPE_OTHER};
 	struct mix_io io = {0};
 	struct mix_blk b;
-	int rc;
+	size_t hlen = 0, nq, rest;
+	uint8_t *q = NULL;
+	ssize_t rc = -EBADMSG;
 
-	if (plen < 4)
-		return -EBADMSG;
+	if (plen < BLK_HDR)
+		goto out;
 	b = (struct mix_blk){ payload[1], payload[2], payload[3] };
+	for (int k = 0; k < 4; k++)
+		hlen |= (size_t)payload[5 + k] << (8 * k);
 	if (b.len < 2 || b.head < 1 || b.head >= b.len || b.head > MIX_BLK_HEADMAX ||
-	    b.phase >= b.len)
-		return -EBADMSG;
-	rc = blocks_prepare(s, b.head);
+	    b.phase >= b.len || payload[4] > 1 || hlen > plen - BLK_HDR)
+		goto out;
+	nq = blk_quants(&b, dst, raw_len, NULL, 0);
+	rest = plen - BLK_HDR - hlen;
+	if (payload[4] == 0 ? rest != nq : (nq == 0 || rest == 0))
+		goto out;
+	rc = bmodel_rows(s, 16 * b.head, b.head);
+	if (rc == 0)
+		rc = mix_rdec_open(s, &io.d, payload + BLK_HDR, hlen);
 	if (rc)
-		return rc;
-	rc = mix_rdec_open(s, &io.d, payload + 4, plen - 4);
-	if (rc)
-		return rc;
+		goto out;
 #if MIX_HAVE_AVX2
 	if (s->impl)
 		rc = mix_blocks_dec_avx2(s, &io, &b, dst, raw_len);
@@ -362,10 +424,25 @@ ssize_t mix_blocks_decode(struct mix_state *s, const uint8_t *payload, size_t pl
 #endif
 		rc = mix_blocks_dec_portable(s, &io, &b, dst, raw_len);
 	if (rc)
-		return rc;
+		goto out;
+	rc = -EBADMSG;
 	if (io.d.p != io.d.end)
-		return -EBADMSG;
-	return (ssize_t)raw_len;
+		goto out;
+	if (payload[4] == 0) {
+		blk_quants(&b, dst, raw_len, (uint8_t *)(uintptr_t)(payload + BLK_HDR + hlen), 1);
+	} else {
+		rc = -ENOMEM;
+		if (!(q = malloc(nq)))
+			goto out;
+		rc = fast_decode(ctx, &qa, payload + BLK_HDR + hlen, rest, q, nq);
+		if (rc < 0)
+			goto out;
+		blk_quants(&b, dst, raw_len, q, 1);
+	}
+	rc = (ssize_t)raw_len;
+out:
+	free(q);
+	return rc;
 }
 
 /* The known layouts (ggml's block types): block length, head length, and

@@ -230,10 +230,10 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b);
 /* A cheaper first look, for bytes near 8 bits of order-0 entropy: 0 when
  * they are surely not blocks. */
 int mix_bytes_block_quick(const uint8_t *src, size_t len);
-ssize_t mix_blocks_encode(struct mix_state *s, const struct mix_blk *b, const uint8_t *src,
-                          size_t len, uint8_t *dst, size_t cap);
-ssize_t mix_blocks_decode(struct mix_state *s, const uint8_t *payload, size_t plen, uint8_t *dst,
-                          size_t raw_len);
+ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const struct mix_blk *b,
+                          const uint8_t *src, size_t len, uint8_t *dst, size_t cap);
+ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint8_t *payload,
+                          size_t plen, uint8_t *dst, size_t raw_len);
 
 /* Context-mixing byte model (mix_cm.c): the payload (flags MIX_PF_CM) of
  * src over elements of 1 << sh bytes, or -ENOSPC when it does not fit in

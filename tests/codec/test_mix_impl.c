@@ -380,17 +380,20 @@ static void test_elem_payload_rejects(void **state)
 
 /* Blocks payloads (MIX_BYTES_BLK) at the level below the frame: a block
  * length under 2, a head of 0, of the block's length or over 16, a phase
- * past the block, a header cut short and truncations fail with -EBADMSG;
- * bit flips fail or decode, in both instances alike. */
+ * past the block, a quants' mode other than 0 and 1, a head stream longer
+ * than the payload, a header cut short and truncations fail with
+ * -EBADMSG; bit flips fail or decode, in both instances alike. */
 static void test_blk_payload_rejects(void **state)
 {
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	const size_t len = 65536;
 	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER};
 	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len);
-	static const uint8_t bad[][3] = {
-		{0, 2, 0}, {1, 2, 0}, {34, 0, 0}, {34, 34, 0}, {34, 17, 0}, {255, 17, 3},
-		{34, 2, 34}, {34, 2, 200}, {18, 2, 18},
+	static const uint8_t bad[][8] = {
+		/* block length, head, phase, quants' mode, head stream's length */
+		{0, 2, 0, 1}, {1, 2, 0, 1}, {34, 0, 0, 1}, {34, 34, 0, 1}, {34, 17, 0, 1},
+		{255, 17, 3, 1}, {34, 2, 34, 1}, {34, 2, 200, 1}, {18, 2, 18, 1}, {34, 2, 3, 2},
+		{34, 2, 3, 255}, {34, 2, 3, 1, 0xff, 0xff, 0xff, 0xff}, {34, 2, 3, 1, 0, 0, 0, 0x01},
 	};
 	ssize_t n;
 
@@ -409,13 +412,13 @@ static void test_blk_payload_rejects(void **state)
 		assert_memory_equal(out[i], src, len);
 	}
 	for (size_t v = 0; v < sizeof(bad) / sizeof(bad[0]); v++) {
-		uint8_t keep[3];
+		uint8_t keep[8];
 
-		memcpy(keep, pl + 1, 3);
-		memcpy(pl + 1, bad[v], 3);
+		memcpy(keep, pl + 1, 8);
+		memcpy(pl + 1, bad[v], bad[v][4] || bad[v][7] ? 8 : 4);
 		for (int i = 0; i < 2; i++)
 			assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), -EBADMSG);
-		memcpy(pl + 1, keep, 3);
+		memcpy(pl + 1, keep, 8);
 	}
 	for (int i = 0; i < 2; i++)
 		for (size_t l = 1; l < (size_t)n; l += l < 8 ? 1 : 1 + l / 3)

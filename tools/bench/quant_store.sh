@@ -7,9 +7,10 @@
 #
 # tools/bench/quant_pack.py makes, from the fp32 corpus of
 # tools/bench/corpus.py, an fp8 e4m3 safetensors file (128 x 128 tiles
-# scaled to 448), an int8 one (a scale per column) and the Q8_0 blocks of a
-# GGUF (fp16 scale + 32 int8), ~10.5 MB each, and GGUF files of Q8_0, Q4_0,
-# Q4_1 and Q5_0 blocks (5.9-11.1 MB); tok_pack.py a uint16 token
+# scaled to 448), an int8 one (a scale per column), ~10.5 MB each, and
+# GGUF files of Q8_0, Q4_0, Q4_1 and Q5_0 blocks (5.9-11.1 MB; q8_0.bin,
+# the Q8_0 blocks alone, is left out: in one store it would dedup against
+# the GGUF's); tok_pack.py a uint16 token
 # stream (nanoGPT's train.bin layout, 4.7 MB).  Each file is copied into a
 # fresh store of each BIN at each level (-l), the store is left idle until
 # lazy coding's recompression is done, remounted, compared, and the file's
@@ -38,7 +39,7 @@ bench_workdir quant
 mkdir "$W/in"
 "$PY" "$HERE/quant_pack.py" "$CACHE" "$W/in"
 "$PY" "$HERE/tok_pack.py" "$W/in/tokens.u16"
-FILES="fp8.safetensors int8.safetensors q8_0.bin q8_0.gguf q4_0.gguf q4_1.gguf q5_0.gguf tokens.u16"
+FILES="fp8.safetensors int8.safetensors q8_0.gguf q4_0.gguf q4_1.gguf q5_0.gguf tokens.u16"
 
 echo "command: $0 -l $LEVELS $*"
 echo "$(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
