@@ -67,6 +67,22 @@ static inline int codec_buf_reserve(uint8_t **buf, size_t *cap, size_t want)
 	return 0;
 }
 
+/* n-byte little-endian fields of headers and payloads (n <= 8). */
+static inline void codec_le_put(uint8_t *p, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint64_t codec_le_get(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
 ssize_t fast_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
                     const uint8_t *src, size_t len, uint8_t *dst, size_t cap);
 ssize_t fast_decode(struct codec_ctx *ctx, const struct codec_lvl_args *a,

@@ -38,21 +38,6 @@ static uint32_t width_of(uint32_t v)
 	return w;
 }
 
-static void le_put(uint8_t *p, uint64_t v, uint32_t n)
-{
-	for (uint32_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t le_get(const uint8_t *p, uint32_t n)
-{
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 /* Everything the header carries besides magic/version. */
 struct frame_hdr {
 	uint32_t level, dtype, phase, flags, row_elems;
@@ -81,24 +66,24 @@ static uint32_t frame_hdr_write(const struct frame_hdr *h, uint8_t *out)
 	out[4] = (uint8_t)h->dtype;
 	out[5] = (uint8_t)h->flags;
 	out[6] = (uint8_t)(h->phase | (w << 2));
-	le_put(out + n, h->raw_len, w);
+	codec_le_put(out + n, h->raw_len, w);
 	n += w;
-	le_put(out + n, h->payload_len, w);
+	codec_le_put(out + n, h->payload_len, w);
 	n += w;
 	/* the optional fields, in flag order */
 	const uint32_t opt[3] = { h->row_elems, h->ref_len, h->psum };
 	const uint32_t optf[3] = { FRAME_F_ROWS, CODEC_FLAG_REF, FRAME_F_PSUM };
 	for (unsigned i = 0; i < 3; i++) {
 		if (h->flags & optf[i]) {
-			le_put(out + n, opt[i], 4);
+			codec_le_put(out + n, opt[i], 4);
 			n += 4;
 		}
 	}
-	le_put(out + n, h->checksum, 8);
+	codec_le_put(out + n, h->checksum, 8);
 	n += 8;
 	/* A header check stops a flipped length from steering the decoder
 	 * before the content checksum can speak. */
-	le_put(out + n, XXH3_64bits(out, n) & 0xffffu, 2);
+	codec_le_put(out + n, XXH3_64bits(out, n) & 0xffffu, 2);
 	return n + 2;
 }
 
@@ -110,7 +95,7 @@ static int hdr_opt32(const uint8_t *in, size_t flen, uint32_t *n, uint32_t flagg
 		return 0;
 	if (flen < (size_t)*n + 4)
 		return -EBADMSG;
-	*v = (uint32_t)le_get(in + *n, 4);
+	*v = (uint32_t)codec_le_get(in + *n, 4);
 	*n += 4;
 	return 0;
 }
@@ -134,9 +119,9 @@ static int frame_hdr_read(const uint8_t *in, size_t flen, struct frame_hdr *h,
 		return -EBADMSG;
 	if (flen < (size_t)n + 2 * w)
 		return -EBADMSG;
-	h->raw_len = (uint32_t)le_get(in + n, w);
+	h->raw_len = (uint32_t)codec_le_get(in + n, w);
 	n += w;
-	h->payload_len = (uint32_t)le_get(in + n, w);
+	h->payload_len = (uint32_t)codec_le_get(in + n, w);
 	n += w;
 	/* Canonical width, raw bound, and "never expand" all hold for any
 	 * frame this encoder writes; anything else is corruption. */
@@ -158,9 +143,9 @@ static int frame_hdr_read(const uint8_t *in, size_t flen, struct frame_hdr *h,
 		return -EBADMSG;
 	if (flen < (size_t)n + 10)
 		return -EBADMSG;
-	h->checksum = le_get(in + n, 8);
+	h->checksum = codec_le_get(in + n, 8);
 	n += 8;
-	if (le_get(in + n, 2) != (XXH3_64bits(in, n) & 0xffffu))
+	if (codec_le_get(in + n, 2) != (XXH3_64bits(in, n) & 0xffffu))
 		return -EBADMSG;
 	*hlen = n + 2;
 	return 0;

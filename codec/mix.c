@@ -1054,8 +1054,7 @@ static ssize_t mix_float_encode(struct mix_state *s, const struct codec_lvl_args
 	dst[5] = (uint8_t)fp.bhi;
 	dst[6] = (uint8_t)(fp.bhi >> 8);
 	dst[7] = (uint8_t)fp.nhi;
-	for (int i = 0; i < 4; i++)
-		dst[8 + i] = (uint8_t)((olen - MIX_FHDR) >> (8 * i));
+	codec_le_put(dst + 8, olen - MIX_FHDR, 4);
 	for (int i = 0; i < MIX_NLEAF / 2; i++)
 		dst[12 + i] = (uint8_t)(fp.plen[2 * i] | fp.plen[2 * i + 1] << 4);
 	dst[28] = (uint8_t)(fa.phase | (unsigned)a->dtype << 2);
@@ -1129,8 +1128,7 @@ static ssize_t mix_float_decode(struct mix_state *s, const struct codec_lvl_args
 	    (fp.nhi && (!fp.bhi || fp.bhi + fp.nhi > xn)) ||
 	    (fp.nlo && fp.nhi && fp.blo + fp.nlo > fp.bhi))
 		return -EBADMSG;
-	for (int i = 0; i < 4; i++)
-		alen |= (size_t)payload[8 + i] << (8 * i);
+	alen = (size_t)codec_le_get(payload + 8, 4);
 	if (alen > plen - fhdr)
 		return -EBADMSG;
 	for (int i = 0; i < MIX_NLEAF / 2; i++) {

@@ -382,8 +382,7 @@ ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const stru
 	dst[2] = (uint8_t)b->head;
 	dst[3] = (uint8_t)b->phase;
 	dst[4] = mode;
-	for (int k = 0; k < 4; k++)
-		dst[5 + k] = (uint8_t)(hlen >> (8 * k));
+	codec_le_put(dst + 5, hlen, 4);
 	rc = (ssize_t)olen;
 out:
 	free(q);
@@ -396,15 +395,14 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 	struct codec_lvl_args qa = {.dtype = CODEC_DTYPE_OTHER};
 	struct mix_io io = {0};
 	struct mix_blk b;
-	size_t hlen = 0, nq, rest;
+	size_t hlen, nq, rest;
 	uint8_t *q = NULL;
 	ssize_t rc = -EBADMSG;
 
 	if (plen < BLK_HDR)
 		goto out;
 	b = (struct mix_blk){ payload[1], payload[2], payload[3] };
-	for (int k = 0; k < 4; k++)
-		hlen |= (size_t)payload[5 + k] << (8 * k);
+	hlen = (size_t)codec_le_get(payload + 5, 4);
 	if (b.len < 2 || b.head < 1 || b.head >= b.len || b.head > MIX_BLK_HEADMAX ||
 	    b.phase >= b.len || payload[4] > 1 || hlen > plen - BLK_HDR)
 		goto out;
@@ -503,11 +501,11 @@ static void blk_count(const uint8_t *src, size_t n, unsigned bl, unsigned g, str
 		}
 }
 
-/* The layout of the most gain over gain_q8 a byte in the first n bytes
- * of src: 1 and *b, or 0. */
-static int blk_scan(const uint8_t *src, size_t n, unsigned gain_q8, struct mix_blk *b)
+/* The layout of the most gain, over MIX_BLK_GAIN_Q8 a sampled byte. */
+int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 {
-	uint64_t best = (uint64_t)n * gain_q8;
+	const size_t n = len < MIX_BLK_SAMPLE ? len : MIX_BLK_SAMPLE;
+	uint64_t best = (uint64_t)n * MIX_BLK_GAIN_Q8;
 	int found = 0;
 
 	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++) {
@@ -545,11 +543,6 @@ static int blk_scan(const uint8_t *src, size_t n, unsigned gain_q8, struct mix_b
 		}
 	}
 	return found;
-}
-
-int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
-{
-	return blk_scan(src, len < MIX_BLK_SAMPLE ? len : MIX_BLK_SAMPLE, MIX_BLK_GAIN_Q8, b);
 }
 
 /* A first look for blocks in bytes of order-0 entropy near 8 bits (Q4_1
