@@ -60,7 +60,9 @@ struct mix_bmodel {
 };
 
 /* The tables allocated, rows hi[0, nhi) and lo[0, nlo) initial. */
-static int bmodel_rows(struct mix_state *s, unsigned nhi, unsigned nlo)
+/* The first nhi high-nibble rows and nlo x 16 low-nibble rows, uniform
+ * with prior strength n0. */
+static int bmodel_rows(struct mix_state *s, unsigned nhi, unsigned nlo, unsigned n0)
 {
 	struct mix_bmodel *m = s->bm;
 
@@ -71,17 +73,17 @@ static int bmodel_rows(struct mix_state *s, unsigned nhi, unsigned nlo)
 		s->bm = m;
 	}
 	for (unsigned i = 0; i < nhi; i++)
-		mix_row_uniform(m->hi[i], 16, 2);
+		mix_row_uniform(m->hi[i], 16, n0);
 	for (unsigned i = 0; i < nlo; i++)
 		for (unsigned j = 0; j < 16; j++)
-			mix_row_uniform(m->lo[i][j], 16, 2);
+			mix_row_uniform(m->lo[i][j], 16, n0);
 	return 0;
 }
 
 int mix_bytes_prepare(struct mix_state *s, unsigned sh)
 {
 	struct mix_bmodel *m;
-	int rc = bmodel_rows(s, 256u << sh, 256u << sh);
+	int rc = bmodel_rows(s, 256u << sh, 256u << sh, 2);
 
 	if (rc)
 		return rc;
@@ -302,10 +304,11 @@ MIX_BLOCKS_IMPL(portable, , 0)
 MIX_BLOCKS_IMPL(avx2, MIX_AVX2_ATTR, 1)
 #endif
 
-/* The quant bytes of a chunk of blocks b: gathered from src into q
- * (dir 0), or scattered from q into src (dir 1); returns their count
- * (q NULL: only counts). */
-static size_t blk_quants(const struct mix_blk *b, uint8_t *src, size_t len, uint8_t *q, int dir)
+/* The bytes at places [lo, hi) of the blocks of a chunk: gathered from src
+ * into q (dir 0), or scattered from q into src (dir 1); returns their
+ * count (q NULL: only counts). */
+static size_t blk_gather(const struct mix_blk *b, unsigned lo, unsigned hi, uint8_t *src,
+                         size_t len, uint8_t *q, int dir)
 {
 	size_t n = 0, i = 0;
 
@@ -313,11 +316,11 @@ static size_t blk_quants(const struct mix_blk *b, uint8_t *src, size_t len, uint
 		unsigned k = (unsigned)((b->phase + i) % b->len);
 		size_t run;
 
-		if (k < b->head) {
-			i += b->head - k;
+		if (k < lo || k >= hi) {
+			i += k < lo ? lo - k : b->len - k;
 			continue;
 		}
-		run = b->len - k < len - i ? b->len - k : len - i;
+		run = hi - k < len - i ? hi - k : len - i;
 		if (q && dir == 0)
 			memcpy(q + n, src + i, run);
 		else if (q)
@@ -328,22 +331,64 @@ static size_t blk_quants(const struct mix_blk *b, uint8_t *src, size_t len, uint
 	return n;
 }
 
-#define BLK_HDR 9 /* flags, length, head, phase, quants' mode, head stream's length */
+/* One stream of quants at dst: a fast payload of q when that is smaller
+ * (*mode 1), else q itself (*mode 0); its length, or -ENOSPC. */
+static ssize_t blk_put(struct codec_ctx *ctx, const uint8_t *q, size_t nq, uint8_t *dst,
+                       size_t cap, uint8_t *mode)
+{
+	struct codec_lvl_args qa = {.dtype = CODEC_DTYPE_OTHER};
+	ssize_t rc = nq ? fast_encode(ctx, &qa, q, nq, dst, cap) : -ENOSPC;
+
+	*mode = rc > 0;
+	if (rc == -ENOSPC) {
+		rc = cap < nq ? -ENOSPC : (ssize_t)nq;
+		if (rc > 0)
+			memcpy(dst, q, nq);
+	}
+	return rc;
+}
+
+/* The nq quants of one stream of mode 0 or 1 (p, plen) into q. */
+static int blk_get(struct codec_ctx *ctx, unsigned mode, const uint8_t *p, size_t plen, uint8_t *q,
+                   size_t nq)
+{
+	struct codec_lvl_args qa = {.dtype = CODEC_DTYPE_OTHER};
+	ssize_t rc = -EBADMSG;
+
+	if (mode == 0 && plen == nq) {
+		if (nq)
+			memcpy(q, p, nq);
+		rc = 0;
+	} else if (mode == 1 && nq && plen) {
+		rc = fast_decode(ctx, &qa, p, plen, q, nq);
+	}
+	return rc < 0 ? (int)rc : 0;
+}
+
+#define BLK_HDR 9 /* flags, length, head, phase, quants' mode and strength, head stream's length */
+/* The head rows' prior strength: 2^BLK_STRENGTH - 1 virtual observations
+ * (a first update moves a row by 1/32).  The first version of this way
+ * (strength code 0) started at 2, whose first updates move a row by half:
+ * the 16 x H rows of the K-quants' 14-20 head bytes saw too few bytes to
+ * recover (Q4_K's head cost 8.9 bits a byte, 7.3 now). */
+#define BLK_STRENGTH 5u
+#define BLK_SPLIT_HDR 6 /* mode 2: split place, the two streams' modes, first's length */
 
 ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const struct mix_blk *b,
                           const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
 {
-	struct codec_lvl_args qa = {.dtype = CODEC_DTYPE_OTHER};
 	struct mix_io io = {0};
-	size_t olen = BLK_HDR, nq = blk_quants(b, (uint8_t *)(uintptr_t)src, len, NULL, 0), hlen;
-	uint8_t *q = NULL, mode = 0;
-	ssize_t rc = -ENOSPC;
+	uint8_t *q = NULL, *sp = (uint8_t *)(uintptr_t)src, mode = 0, m2 = 0;
+	const unsigned mid = b->split ? b->split : b->len;
+	size_t olen = BLK_HDR, hlen, na = blk_gather(b, b->head, mid, sp, len, NULL, 0),
+	       nb = blk_gather(b, mid, b->len, sp, len, NULL, 0);
+	ssize_t rc = -ENOSPC, ra, rb;
 
-	if (cap < olen)
+	if (cap < olen + (b->split ? BLK_SPLIT_HDR : 0))
 		goto out;
 	rc = mix_enc_prepare(s);
 	if (rc == 0)
-		rc = bmodel_rows(s, 16 * b->head, b->head);
+		rc = bmodel_rows(s, 16 * b->head, b->head, (1u << BLK_STRENGTH) - 1);
 	if (rc)
 		goto out;
 	io.e.sym = s->sym;
@@ -360,28 +405,39 @@ ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const stru
 	}
 	hlen = olen - BLK_HDR;
 	rc = -ENOMEM;
-	if (nq && !(q = malloc(nq)))
+	if (na + nb && !(q = malloc(na + nb)))
 		goto out;
-	blk_quants(b, (uint8_t *)(uintptr_t)src, len, q, 0);
-	rc = nq ? fast_encode(ctx, &qa, q, nq, dst + olen, cap - olen) : -ENOSPC;
-	if (rc > 0) {
-		mode = 1;
-		olen += (size_t)rc;
-	} else if (rc == -ENOSPC) {
-		/* the quants as they are */
-		if (cap - olen < nq)
+	blk_gather(b, b->head, mid, sp, len, q, 0);
+	blk_gather(b, mid, b->len, sp, len, q + na, 0);
+	if (!b->split) {
+		rc = blk_put(ctx, q, na, dst + olen, cap - olen, &mode);
+		if (rc < 0)
 			goto out;
-		if (nq)
-			memcpy(dst + olen, q, nq);
-		olen += nq;
+		olen += (size_t)rc;
 	} else {
-		goto out;
+		/* two kinds of quants, each a stream of its own */
+		rc = -ENOSPC;
+		if (cap - olen < BLK_SPLIT_HDR)
+			goto out;
+		rc = ra = blk_put(ctx, q, na, dst + olen + BLK_SPLIT_HDR, cap - olen - BLK_SPLIT_HDR,
+		                  &mode);
+		if (rc < 0)
+			goto out;
+		rc = rb = blk_put(ctx, q + na, nb, dst + olen + BLK_SPLIT_HDR + ra,
+		                  cap - olen - BLK_SPLIT_HDR - (size_t)ra, &m2);
+		if (rc < 0)
+			goto out;
+		dst[olen] = (uint8_t)b->split;
+		dst[olen + 1] = (uint8_t)(mode | m2 << 1);
+		codec_le_put(dst + olen + 2, (uint64_t)ra, 4);
+		olen += BLK_SPLIT_HDR + (size_t)ra + (size_t)rb;
+		mode = 2;
 	}
 	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_BYTES_BLK);
 	dst[1] = (uint8_t)b->len;
 	dst[2] = (uint8_t)b->head;
 	dst[3] = (uint8_t)b->phase;
-	dst[4] = mode;
+	dst[4] = (uint8_t)(mode | BLK_STRENGTH << 4);
 	codec_le_put(dst + 5, hlen, 4);
 	rc = (ssize_t)olen;
 out:
@@ -392,25 +448,36 @@ out:
 ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint8_t *payload,
                           size_t plen, uint8_t *dst, size_t raw_len)
 {
-	struct codec_lvl_args qa = {.dtype = CODEC_DTYPE_OTHER};
 	struct mix_io io = {0};
 	struct mix_blk b;
-	size_t hlen, nq, rest;
+	size_t hlen, na, nb, rest, la = 0;
+	const uint8_t *p;
 	uint8_t *q = NULL;
+	unsigned mode, str;
 	ssize_t rc = -EBADMSG;
 
 	if (plen < BLK_HDR)
 		goto out;
-	b = (struct mix_blk){ payload[1], payload[2], payload[3] };
+	b = (struct mix_blk){ payload[1], payload[2], payload[3], 0 };
+	mode = payload[4] & 15;
+	str = payload[4] >> 4;
 	hlen = (size_t)codec_le_get(payload + 5, 4);
 	if (b.len < 2 || b.head < 1 || b.head >= b.len || b.head > MIX_BLK_HEADMAX ||
-	    b.phase >= b.len || payload[4] > 1 || hlen > plen - BLK_HDR)
+	    b.phase >= b.len || mode > 2 || str == 1 || str > 8 || hlen > plen - BLK_HDR)
 		goto out;
-	nq = blk_quants(&b, dst, raw_len, NULL, 0);
+	p = payload + BLK_HDR + hlen;
 	rest = plen - BLK_HDR - hlen;
-	if (payload[4] == 0 ? rest != nq : (nq == 0 || rest == 0))
-		goto out;
-	rc = bmodel_rows(s, 16 * b.head, b.head);
+	if (mode == 2) {
+		if (rest < BLK_SPLIT_HDR)
+			goto out;
+		b.split = p[0];
+		la = (size_t)codec_le_get(p + 2, 4);
+		if (b.split <= b.head || b.split >= b.len || p[1] > 3 || la > rest - BLK_SPLIT_HDR)
+			goto out;
+	}
+	na = blk_gather(&b, b.head, b.split ? b.split : b.len, dst, raw_len, NULL, 0);
+	nb = blk_gather(&b, b.split ? b.split : b.len, b.len, dst, raw_len, NULL, 0);
+	rc = bmodel_rows(s, 16 * b.head, b.head, str ? (1u << str) - 1 : 2);
 	if (rc == 0)
 		rc = mix_rdec_open(s, &io.d, payload + BLK_HDR, hlen);
 	if (rc)
@@ -426,43 +493,63 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 	rc = -EBADMSG;
 	if (io.d.p != io.d.end)
 		goto out;
-	if (payload[4] == 0) {
-		blk_quants(&b, dst, raw_len, (uint8_t *)(uintptr_t)(payload + BLK_HDR + hlen), 1);
-	} else {
-		rc = -ENOMEM;
-		if (!(q = malloc(nq)))
-			goto out;
-		rc = fast_decode(ctx, &qa, payload + BLK_HDR + hlen, rest, q, nq);
-		if (rc < 0)
-			goto out;
-		blk_quants(&b, dst, raw_len, q, 1);
-	}
+	rc = -ENOMEM;
+	if (na + nb && !(q = malloc(na + nb)))
+		goto out;
+	if (mode < 2)
+		rc = blk_get(ctx, mode, p, rest, q, na);
+	else if ((rc = blk_get(ctx, p[1] & 1, p + BLK_SPLIT_HDR, la, q, na)) == 0)
+		rc = blk_get(ctx, p[1] >> 1, p + BLK_SPLIT_HDR + la, rest - BLK_SPLIT_HDR - la,
+		             q + na, nb);
+	if (rc)
+		goto out;
+	blk_gather(&b, b.head, b.split ? b.split : b.len, dst, raw_len, q, 1);
+	blk_gather(&b, b.split ? b.split : b.len, b.len, dst, raw_len, q + na, 1);
 	rc = (ssize_t)raw_len;
 out:
 	free(q);
 	return rc;
 }
 
-/* The known layouts (ggml's block types): block length, head length, and
- * the places in the head of fp16 high bytes (bit k: place k), whose
- * exponents make the head's high nibbles far more predictable than the
- * quants'. */
+/* The known layouts (ggml's block types): block length, head length, the
+ * split place (0: none), and the places of the head (bit k: place k) that
+ * tell blocks from other bytes: the fp16 scales' high bytes, whose
+ * exponents make their high nibbles far more predictable than the
+ * quants', and the K-quants' sub-block scales (less so, and not in every
+ * tensor).  The K-quants' blocks of 256 weights keep
+ * their fp16 scales at the end or their sub-block scales at the start:
+ * turned here so that the head (sub-block scales and fp16 scales) comes
+ * first, which the phase does. */
 static const struct {
-	uint8_t len, head, fp16_hi;
+	uint8_t len, head, split;
+	uint32_t fp16_hi, scales;
 } blk_types[] = {
-	{18, 2, 0x2},  /* Q4_0: d, 16 bytes of 4-bit quants */
-	{20, 4, 0xa},  /* Q4_1: d, m, 16 */
-	{22, 2, 0x2},  /* Q5_0: d, 4 bytes of high bits, 16 (the high bits are
-	                * near random: coded with the quants, not as head
-	                * bytes, whose contexts would cost their learning) */
-	{24, 4, 0xa},  /* Q5_1: d, m, 4, 16 */
-	{34, 2, 0x2},  /* Q8_0: d, 32 int8 */
-	{36, 4, 0xa},  /* Q8_1: d, s, 32 */
+	{18, 2, 0, 0x2, 0},  /* Q4_0: d, 16 bytes of 4-bit quants */
+	{20, 4, 0, 0xa, 0},  /* Q4_1: d, m, 16 */
+	{22, 2, 0, 0x2, 0},  /* Q5_0: d, 4 bytes of high bits, 16 (the high bits are
+	                   * near random: coded with the quants, not as head
+	                   * bytes, whose contexts would cost their learning) */
+	{24, 4, 0, 0xa, 0},  /* Q5_1: d, m, 4, 16 */
+	{34, 2, 0, 0x2, 0},  /* Q8_0: d, 32 int8 */
+	{36, 4, 0, 0xa, 0},  /* Q8_1: d, s, 32 */
+	{84, 20, 0, 0xa, 0xffff0},  /* Q2_K from its d: d, dmin, 16 4-bit scale/min
+	                        * pairs, 64 bytes of 2-bit quants */
+	{110, 14, 46, 0x2000, 0xfff}, /* Q3_K from its scales: 12 bytes of 6-bit
+	                        * scales, d, 32 bytes of high bits (a stream
+	                        * of their own), 64 of 2-bit quants */
+	{144, 16, 0, 0xa, 0xfff0}, /* Q4_K: d, dmin, 12 bytes of 6-bit scales and
+	                        * mins, 128 of 4-bit quants */
+	{176, 16, 48, 0xa, 0xfff0}, /* Q5_K: d, dmin, 12, 32 bytes of high bits, 128 */
+	{210, 18, 146, 0x20000, 0xffff}, /* Q6_K from its scales: 16 int8 scales, d,
+	                          * 128 bytes of low nibbles, 64 of high bits */
 };
-#define MIX_BLK_SAMPLE 8192u /* bytes looked at */
-#define MIX_BLK_MINBLOCKS 32u
-/* bits * 256 a sampled byte the heads' high nibbles must save */
+#define BLK_LMAX 210u /* the longest block above */
+#define MIX_BLK_SAMPLE 8192u /* bytes looked at, at least ... */
+#define MIX_BLK_MINBLOCKS 64u /* ... so many blocks (half that in a first look) */
+/* bits * 256 a sampled byte the heads' high nibbles must save (the
+ * K-quants': over the floor below) */
 #define MIX_BLK_GAIN_Q8 5u
+#define MIX_BLK_GAIN_K_Q8 2u
 
 /* Entropy (bits * 256, in all) of n samples of 16 values counted in h,
  * with the Miller-Madow correction of a plug-in estimate's bias ((k - 1) /
@@ -480,51 +567,75 @@ static uint64_t blk_entropy_q8(const uint32_t *h, uint32_t n)
 /* High-nibble counts of bytes at each place of a block, and pooled by
  * the place's offset in a 2- or 4-byte element (g). */
 struct blk_hist {
-	uint32_t h[36][16], pool[4][16], cnt[36], pcnt[4];
+	uint16_t h[BLK_LMAX][16]; /* counts of a place: at most 13440 / 18 */
+	uint32_t pool[4][16], cnt[BLK_LMAX], pcnt[4];
 };
 
 static void blk_count(const uint8_t *src, size_t n, unsigned bl, unsigned g, struct blk_hist *c)
 {
-	unsigned r = 0;
+	size_t i = 0;
 
-	memset(c, 0, sizeof(*c));
-	for (size_t i = 0; i < n; i++) {
-		c->h[r][src[i] >> 4]++;
-		if (++r == bl)
-			r = 0;
+	/* the rows of this length only (the struct holds the longest) */
+	memset(c->h, 0, bl * sizeof(c->h[0]));
+	memset(c->pool, 0, sizeof(c->pool));
+	memset(c->pcnt, 0, sizeof(c->pcnt));
+	for (; i + bl <= n; i += bl)
+		for (unsigned k = 0; k < bl; k++)
+			c->h[k][src[i + k] >> 4]++;
+	for (unsigned k = 0; k < bl; k++) {
+		c->cnt[k] = (uint32_t)(n / bl + (k < n - i));
+		c->pcnt[k % g] += c->cnt[k];
 	}
-	for (r = 0; r < bl; r++)
-		for (unsigned j = 0; j < 16; j++) {
+	for (unsigned k = 0; i < n; k++, i++)
+		c->h[k][src[i] >> 4]++;
+	for (unsigned r = 0; r < bl; r++)
+		for (unsigned j = 0; j < 16; j++)
 			c->pool[r % g][j] += c->h[r][j];
-			c->cnt[r] += c->h[r][j];
-			c->pcnt[r % g] += c->h[r][j];
-		}
 }
 
-/* The layout of the most gain, over MIX_BLK_GAIN_Q8 a sampled byte. */
+/* How many of a chunk's len bytes are looked at for blocks of bl bytes:
+ * base, or blocks blocks if more, or the chunk. */
+static size_t blk_sample(size_t len, unsigned bl, size_t base, size_t blocks)
+{
+	size_t n = (size_t)bl * blocks > base ? (size_t)bl * blocks : base;
+
+	return len < n ? len : n;
+}
+
+/* The layout of the most gain a sampled byte, over MIX_BLK_GAIN_Q8. */
 int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 {
-	const size_t n = len < MIX_BLK_SAMPLE ? len : MIX_BLK_SAMPLE;
-	uint64_t best = (uint64_t)n * MIX_BLK_GAIN_Q8;
+	uint64_t best = 0, best_n = 1;
 	int found = 0;
 
 	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++) {
 		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4;
+		const size_t n = blk_sample(len, bl, MIX_BLK_SAMPLE, MIX_BLK_MINBLOCKS);
 		struct blk_hist c;
-		uint64_t er[36], ep[4];
+		uint64_t er[BLK_LMAX], ep[4];
 
-		if (n < (size_t)bl * MIX_BLK_MINBLOCKS)
+		if (n < (size_t)bl * MIX_BLK_MINBLOCKS / 2)
 			continue;
 		blk_count(src, n, bl, g, &c);
-		for (unsigned r = 0; r < bl; r++)
-			er[r] = blk_entropy_q8(c.h[r], c.cnt[r]);
+		for (unsigned r = 0; r < bl; r++) {
+			uint32_t h[16];
+
+			for (unsigned j = 0; j < 16; j++)
+				h[j] = c.h[r][j];
+			er[r] = blk_entropy_q8(h, c.cnt[r]);
+		}
 		/* the baseline of a place: the high nibbles of every place at the
 		 * same offset in a 2- or 4-byte element (floats and integers
 		 * differ by byte there, blocks or not) */
 		for (unsigned r = 0; r < g; r++)
 			ep[r] = blk_entropy_q8(c.pool[r], c.pcnt[r]);
 		/* the head's first byte at place r0: the gain of its fp16 high
-		 * bytes over their baselines */
+		 * bytes over their baselines, and half the gain of its
+		 * sub-block scales (so that the fp16 places pin the head); for
+		 * the K-quants' long blocks
+		 * over half a bit a sampled byte at each place (64 samples of
+		 * a place: the quants' places gain up to 0.5 bit by chance,
+		 * which would draw the head off its place) */
 		for (unsigned r0 = 0; r0 < bl; r0++) {
 			uint64_t gain = 0;
 
@@ -532,12 +643,19 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 				unsigned rk = (r0 + k) % bl;
 				uint64_t base = c.pcnt[rk % g] ? ep[rk % g] * c.cnt[rk] / c.pcnt[rk % g] : 0;
 
+				if (bl >= 64)
+					base = base > c.cnt[rk] * 128u ? base - c.cnt[rk] * 128u : 0;
 				if ((blk_types[t].fp16_hi >> k & 1) && base > er[rk])
 					gain += base - er[rk];
+				if ((blk_types[t].scales >> k & 1) && base > er[rk])
+					gain += (base - er[rk]) / 2;
 			}
-			if (gain > best) {
+			if (gain > n * (bl >= 64 ? MIX_BLK_GAIN_K_Q8 : MIX_BLK_GAIN_Q8) &&
+			    (!found || gain * best_n > best * n)) {
 				best = gain;
-				*b = (struct mix_blk){ bl, blk_types[t].head, (bl - r0) % bl };
+				best_n = n;
+				*b = (struct mix_blk){ bl, blk_types[t].head, (bl - r0) % bl,
+				                       blk_types[t].split };
 				found = 1;
 			}
 		}
@@ -547,20 +665,22 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 
 /* A first look for blocks in bytes of order-0 entropy near 8 bits (Q4_1
  * of near-uniform weights, but mostly random or compressed bytes, every
- * chunk stored raw): in the first 2 KiB, is some place of a block of a
- * known length at least twice as predictable as the places at its offset
- * in a 2- or 4-byte element (collision probabilities, sums of squared
- * counts: no logarithms)? */
+ * chunk stored raw): in the first 2 KiB, or 16 blocks of the K-quants, is
+ * some place of a block of a known length at least twice (the K-quants'
+ * 84-210 places, with fewer samples each: five times) as predictable as
+ * the places at its offset in a 2- or 4-byte element (collision
+ * probabilities, sums of squared counts: no logarithms)?  Their fp16
+ * scales' high nibbles take one or two values, random bytes' sixteen. */
 int mix_bytes_block_quick(const uint8_t *src, size_t len)
 {
-	const size_t n = len < MIX_BLK_SAMPLE / 4 ? len : MIX_BLK_SAMPLE / 4;
-
 	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++) {
-		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4;
+		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4, f = bl < 64 ? 2 : 5;
+		const size_t mb = bl < 64 ? MIX_BLK_MINBLOCKS / 2 : MIX_BLK_MINBLOCKS / 4,
+		             n = blk_sample(len, bl, MIX_BLK_SAMPLE / 4, mb);
 		struct blk_hist c;
-		uint64_t sq[36] = {0}, psq[4] = {0};
+		uint64_t sq[BLK_LMAX] = {0}, psq[4] = {0};
 
-		if (n < (size_t)bl * MIX_BLK_MINBLOCKS)
+		if (n < (size_t)bl * mb)
 			continue;
 		blk_count(src, n, bl, g, &c);
 		for (unsigned r = 0; r < bl; r++)
@@ -570,7 +690,7 @@ int mix_bytes_block_quick(const uint8_t *src, size_t len)
 			for (unsigned j = 0; j < 16; j++)
 				psq[r] += (uint64_t)c.pool[r][j] * c.pool[r][j];
 		for (unsigned r = 0; r < bl; r++)
-			if (sq[r] * c.pcnt[r % g] * c.pcnt[r % g] >= 2 * psq[r % g] * c.cnt[r] * c.cnt[r])
+			if (sq[r] * c.pcnt[r % g] * c.pcnt[r % g] >= f * psq[r % g] * c.cnt[r] * c.cnt[r])
 				return 1;
 	}
 	return 0;

@@ -214,12 +214,15 @@ void mix_bytes_free(struct mix_bmodel *m);
 
 /* Quantized blocks (MIX_BYTES_BLK, mix_bytes.c): blocks of len bytes whose
  * first head bytes are scales (llama.cpp's Q4_0 .. Q8_1: an fp16 scale,
- * perhaps a second one and high bits, then the quants); the chunk's first
- * byte is byte phase of its block. */
+ * perhaps a second one and high bits, then the quants; the K-quants
+ * Q2_K .. Q6_K turned so that their scales come first); the chunk's first
+ * byte is byte phase of its block.  split (0: none) is the place where a
+ * second kind of quant bytes starts (Q6_K's high bits after its low
+ * nibbles): the two kinds go to streams of their own. */
 struct mix_blk {
-	unsigned len, head, phase;
+	unsigned len, head, phase, split;
 };
-#define MIX_BLK_HEADMAX 16u
+#define MIX_BLK_HEADMAX 20u
 /* order-0 entropy (bits * 256 a byte) from which blocks are looked for:
  * quantized weights are 7-7.9 bits, text and token ids less */
 #define MIX_BLK_MIN_Q8 (256 * 6)

@@ -287,4 +287,122 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 	return bl;
 }
 
+/* GGUF K-quant super-blocks (256 weights, N(0, sigma) with sigma moving
+ * from block to block) as ggml lays them out: type 0 Q4_K (fp16 d, fp16
+ * dmin, 12 bytes of 6-bit scales and mins of 8 sub-blocks of 32, 128
+ * bytes of 4-bit quants: 144 bytes), 1 Q6_K (128 bytes of low nibbles,
+ * 64 of high 2-bit pairs, 16 int8 scales of 16 sub-blocks of 16, fp16 d
+ * last: 210 bytes).  Bytes [0, len) of the stream that starts skip bytes
+ * before buf; returns the block length. */
+static inline int gen_kround(float v)
+{
+	return (int)(v < 0 ? v - 0.5f : v + 0.5f);
+}
+
+static inline unsigned gen_kblocks(uint8_t *buf, size_t len, unsigned type, size_t skip,
+                                   uint64_t seed)
+{
+	const unsigned bl = type % 2 ? 210 : 144;
+	float sigma = 0.02f;
+	size_t at = 0;
+
+	for (size_t blk = 0; at < skip + len; blk++, at += bl) {
+		float x[256], sc[16], mn[8], msc = 0.0f, mmn = 0.0f, d, dm = 0.0f;
+		int ls[16], lm[8], L[256];
+		uint8_t b[210] = {0};
+		uint16_t h;
+
+		if (blk % 4 == 0)
+			sigma = 0.005f + (float)(gen_next(&seed) % 1000) * 0.00004f;
+		for (int j = 0; j < 256; j++)
+			x[j] = gen_normal(&seed, sigma);
+		if (type % 2 == 0) {
+			for (int s = 0; s < 8; s++) {
+				float lo = 0.0f, hi = x[32 * s];
+
+				for (int j = 32 * s; j < 32 * s + 32; j++) {
+					lo = x[j] < lo ? x[j] : lo;
+					hi = x[j] > hi ? x[j] : hi;
+				}
+				sc[s] = (hi - lo) / 15.0f;
+				mn[s] = -lo;
+				msc = sc[s] > msc ? sc[s] : msc;
+				mmn = mn[s] > mmn ? mn[s] : mmn;
+			}
+			d = msc / 63.0f;
+			dm = mmn / 63.0f;
+			for (int s = 0; s < 8; s++) {
+				ls[s] = d > 0 ? gen_kround(sc[s] / d) : 0;
+				lm[s] = dm > 0 ? gen_kround(mn[s] / dm) : 0;
+				ls[s] = ls[s] > 63 ? 63 : ls[s];
+				lm[s] = lm[s] > 63 ? 63 : lm[s];
+				if (s < 4) {
+					b[4 + s] |= (uint8_t)ls[s];
+					b[8 + s] |= (uint8_t)lm[s];
+				} else {
+					b[8 + s] |= (uint8_t)((ls[s] & 15) | (lm[s] & 15) << 4);
+					b[s] |= (uint8_t)((ls[s] >> 4) << 6);
+					b[4 + s] |= (uint8_t)((lm[s] >> 4) << 6);
+				}
+				for (int j = 32 * s; j < 32 * s + 32; j++) {
+					float dj = d * (float)ls[s];
+					int q = dj > 0 ? gen_kround((x[j] + dm * (float)lm[s]) / dj) : 0;
+
+					L[j] = q < 0 ? 0 : q > 15 ? 15 : q;
+				}
+			}
+			for (int j = 0; j < 4; j++)
+				for (int l = 0; l < 32; l++)
+					b[16 + 32 * j + l] = (uint8_t)(L[64 * j + l] | L[64 * j + 32 + l] << 4);
+			h = gen_fp16(d);
+			memcpy(b, &h, 2);
+			h = gen_fp16(dm);
+			memcpy(b + 2, &h, 2);
+		} else {
+			float big = 0.0f;
+
+			for (int s = 0; s < 16; s++) {
+				float am = 0.0f, mx = 0.0f;
+
+				for (int j = 16 * s; j < 16 * s + 16; j++)
+					if (x[j] > am || -x[j] > am) {
+						am = x[j] < 0 ? -x[j] : x[j];
+						mx = x[j];
+					}
+				sc[s] = mx / -32.0f;
+				if (sc[s] > big || -sc[s] > big)
+					big = sc[s] < 0 ? -sc[s] : sc[s], msc = sc[s];
+			}
+			d = msc != 0 ? msc / -128.0f : 0.0f;
+			for (int s = 0; s < 16; s++) {
+				int v = d != 0 ? gen_kround(sc[s] / d) : 0;
+
+				ls[s] = v < -128 ? -128 : v > 127 ? 127 : v;
+				b[192 + s] = (uint8_t)(int8_t)ls[s];
+				for (int j = 16 * s; j < 16 * s + 16; j++) {
+					float dj = d * (float)ls[s];
+					int q = dj != 0 ? gen_kround(x[j] / dj) : 0;
+
+					L[j] = (q < -32 ? -32 : q > 31 ? 31 : q) + 32;
+				}
+			}
+			for (int half = 0; half < 2; half++)
+				for (int l = 0; l < 32; l++) {
+					const int *q = L + 128 * half + l;
+
+					b[64 * half + l] = (uint8_t)((q[0] & 15) | (q[64] & 15) << 4);
+					b[64 * half + 32 + l] = (uint8_t)((q[32] & 15) | (q[96] & 15) << 4);
+					b[128 + 32 * half + l] = (uint8_t)(q[0] >> 4 | (q[32] >> 4) << 2 |
+					                                   (q[64] >> 4) << 4 | (q[96] >> 4) << 6);
+				}
+			h = gen_fp16(d);
+			memcpy(b + 208, &h, 2);
+		}
+		for (unsigned k = 0; k < bl; k++)
+			if (at + k >= skip && at + k < skip + len)
+				buf[at + k - skip] = b[k];
+	}
+	return bl;
+}
+
 #endif

@@ -38,14 +38,18 @@ struct mcase {
 	 * 12, 13 the same without it (the light text way over elements),
 	 * 14, 15, 16 Q8_0, Q4_0, Q4_1 blocks (the blocks way), the chunk
 	 * starting phase bytes into a block, 17 Q4_1 of uniform weights (7.9
-	 * bits a byte: found by the first look) */
+	 * bits a byte: found by the first look), 18, 19 Q4_K, Q6_K super-blocks
+	 * (the K-quants: Q6_K's head turned to its scales at place 192, its
+	 * quants in two streams) */
 	int variant;
 };
 
 static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64_t seed)
 {
 	gen_fill(src, c->len, c->kind, c->gen_dt, c->phase, seed);
-	if (c->variant >= 14) {
+	if (c->variant >= 18) {
+		gen_kblocks(src, c->len, (unsigned)c->variant - 18, c->phase, seed);
+	} else if (c->variant >= 14) {
 		gen_qblocks(src, c->len, (unsigned)c->variant - 14, c->phase, seed);
 	} else if (c->variant == 9) {
 		gen_prose(src, c->len, seed);
@@ -176,6 +180,8 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 0, 0, 3 * 16384 + 7, 15},
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 19, 0, 65536, 16},
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 1, 0, 65536, 17},
+		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 100, 0, 65536, 18},
+		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 7, 0, 3 * 65536 + 11, 19},
 	};
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	uint8_t *src = malloc(MAXLEN), *ref = malloc(MAXLEN), *out = malloc(MAXLEN);
@@ -210,15 +216,23 @@ static void test_instances_agree(void **state)
 		if (c->variant == 9)
 			assert_int_equal(f[0][info.header_len] & 15, MIX_PF_CM);
 		if (c->variant >= 14) {
-			/* the layout found: block length, head, phase */
-			static const uint8_t want[4][2] = {{34, 2}, {18, 2}, {20, 4}, {20, 4}};
-			const uint8_t *pl = f[0] + info.header_len;
+			/* the layout found: block length, head, phase (where
+			 * the head starts: Q6_K's at place 192), the quants in
+			 * one stream or split (Q6_K's high bits at 146) */
+			static const uint8_t want[6][4] = {{34, 2, 0, 0}, {18, 2, 0, 0}, {20, 4, 0, 0},
+			                                   {20, 4, 0, 0}, {144, 16, 0, 0},
+			                                   {210, 18, 192, 146}};
+			const uint8_t *pl = f[0] + info.header_len, *w = want[c->variant - 14];
 
 			assert_int_equal(info.dtype, CODEC_DTYPE_OTHER);
 			assert_int_equal(pl[0] & 15, MIX_BYTES_BLK);
-			assert_int_equal(pl[1], want[c->variant - 14][0]);
-			assert_int_equal(pl[2], want[c->variant - 14][1]);
-			assert_int_equal(pl[3], c->phase);
+			assert_int_equal(pl[1], w[0]);
+			assert_int_equal(pl[2], w[1]);
+			assert_int_equal(pl[3], (c->phase + w[0] - w[2]) % w[0]);
+			assert_int_equal(pl[4] >> 4, 5); /* the head rows' strength */
+			assert_int_equal(pl[4] & 15, w[3] ? 2 : 1);
+			if (w[3])
+				assert_int_equal(pl[9 + codec_le_get(pl + 5, 4)], w[3]);
 		} else if (c->variant >= 10) {
 			assert_int_equal(f[0][info.header_len] & 15,
 			                 c->variant <= 11 ? MIX_PF_CM | MIX_PF_NUM : MIX_BYTES_ELEM);
@@ -379,10 +393,11 @@ static void test_elem_payload_rejects(void **state)
 }
 
 /* Blocks payloads (MIX_BYTES_BLK) at the level below the frame: a block
- * length under 2, a head of 0, of the block's length or over 16, a phase
- * past the block, a quants' mode other than 0 and 1, a head stream longer
- * than the payload, a header cut short and truncations fail with
- * -EBADMSG; bit flips fail or decode, in both instances alike. */
+ * length under 2, a head of 0, of the block's length or over 20, a phase
+ * past the block, a quants' mode other than 0, 1 and 2, a head rows'
+ * strength code of 1 or over 8, a head stream longer than the payload, a
+ * header cut short and truncations fail with -EBADMSG; bit flips fail or
+ * decode, in both instances alike. */
 static void test_blk_payload_rejects(void **state)
 {
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
@@ -391,9 +406,10 @@ static void test_blk_payload_rejects(void **state)
 	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len);
 	static const uint8_t bad[][8] = {
 		/* block length, head, phase, quants' mode, head stream's length */
-		{0, 2, 0, 1}, {1, 2, 0, 1}, {34, 0, 0, 1}, {34, 34, 0, 1}, {34, 17, 0, 1},
-		{255, 17, 3, 1}, {34, 2, 34, 1}, {34, 2, 200, 1}, {18, 2, 18, 1}, {34, 2, 3, 2},
-		{34, 2, 3, 255}, {34, 2, 3, 1, 0xff, 0xff, 0xff, 0xff}, {34, 2, 3, 1, 0, 0, 0, 0x01},
+		{0, 2, 0, 1}, {1, 2, 0, 1}, {34, 0, 0, 1}, {34, 34, 0, 1}, {34, 21, 0, 1},
+		{255, 21, 3, 1}, {34, 2, 34, 1}, {34, 2, 200, 1}, {18, 2, 18, 1}, {34, 2, 3, 3},
+		{34, 2, 3, 255}, {34, 2, 3, 0x11}, {34, 2, 3, 0x91}, {34, 2, 3, 0xf1},
+		{34, 2, 3, 1, 0xff, 0xff, 0xff, 0xff}, {34, 2, 3, 1, 0, 0, 0, 0x01},
 	};
 	ssize_t n;
 
@@ -432,6 +448,63 @@ static void test_blk_payload_rejects(void **state)
 	codec_ctx_free(ctx[1]);
 }
 
+/* Blocks payloads with the quants in two streams (mode 2: Q6_K): a split
+ * place at or under the head or at or past the block's length, stream
+ * modes over 3, a first stream longer than the rest, a stream that is
+ * raw but not of its count of bytes, and truncations fail with -EBADMSG;
+ * bit flips fail or decode, in both instances alike. */
+static void test_blk_split_rejects(void **state)
+{
+	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
+	const size_t len = 65536;
+	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER};
+	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len), *x;
+	static const uint8_t bad[][6] = {
+		/* split place, streams' modes, first stream's length */
+		{18, 3}, {17, 3}, {0, 3}, {210, 3}, {255, 3}, {146, 4}, {146, 255},
+		{146, 3, 0xff, 0xff, 0xff, 0xff}, {146, 3, 0, 0, 0, 0x01}, {146, 2}, {146, 1},
+		{146, 0},
+	};
+	ssize_t n;
+
+	(void)state;
+	mix_impl_force(ctx[0], 0);
+	mix_impl_force(ctx[1], 1);
+	gen_kblocks(src, len, 1, 50, 9);
+	n = mix_encode(ctx[0], &a, src, len, pl, len - 1);
+	assert_true(n > 9);
+	assert_int_equal(pl[0] & 15, MIX_BYTES_BLK);
+	assert_int_equal(pl[1], 210);
+	assert_int_equal(pl[4], 5 << 4 | 2);
+	x = pl + 9 + codec_le_get(pl + 5, 4); /* split place, modes, length */
+	assert_int_equal(x[0], 146);
+	assert_int_equal(x[1], 3); /* both streams coded */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), (ssize_t)len);
+		assert_memory_equal(out[i], src, len);
+	}
+	for (size_t v = 0; v < sizeof(bad) / sizeof(bad[0]); v++) {
+		uint8_t keep[6];
+		size_t w = bad[v][2] || bad[v][5] ? 6 : 2;
+
+		memcpy(keep, x, 6);
+		memcpy(x, bad[v], w);
+		for (int i = 0; i < 2; i++)
+			assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), -EBADMSG);
+		memcpy(x, keep, 6);
+	}
+	for (int i = 0; i < 2; i++)
+		for (size_t l = (size_t)(x - pl); l < (size_t)n; l += 1 + l / 3)
+			assert_int_equal(mix_decode(ctx[i], &a, pl, l, out[i], len), -EBADMSG);
+	flips_alike(ctx, &a, pl, (size_t)n, 1, out, len, 778);
+	free(src);
+	free(out[0]);
+	free(out[1]);
+	free(pl);
+	codec_ctx_free(ctx[0]);
+	codec_ctx_free(ctx[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +512,7 @@ int main(void)
 		cmocka_unit_test(test_instances_reject_alike),
 		cmocka_unit_test(test_elem_payload_rejects),
 		cmocka_unit_test(test_blk_payload_rejects),
+		cmocka_unit_test(test_blk_split_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,8 @@
  * level mix for the context-mixing byte model (-o bytes=cm).  Bit 0 of
  * data[0] / 60 shapes a chunk of 2 KiB or more as quantized blocks: every
  * 34th byte (from data[1] % 34 on) gets a high nibble of 1, as the
- * exponent byte of a Q8_0 block's fp16 scale (the blocks way of mix).
+ * exponent byte of a Q8_0 block's fp16 scale (the blocks way of mix);
+ * every 210th (from data[1] % 210), Q6_K's, with bit 0 of data[0] / 120.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -55,12 +56,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	p.elem_phase = (data[1] & 3) % esz;
 	p.row_elems = data[1] >> 2;
 	if ((data[0] / 60) & 1 && size - 2 >= 2048) {
-		unsigned at = data[1] % 34;
+		/* Q8_0's period, or Q6_K's (the K-quants' layouts) */
+		unsigned per = (data[0] / 120) & 1 ? 210 : 34, at = data[1] % per;
 
 		blk = malloc(size - 2);
 		check(blk != NULL);
 		memcpy(blk, data + 2, size - 2);
-		for (size_t i = at; i < size - 2; i += 34)
+		for (size_t i = at; i < size - 2; i += per)
 			blk[i] = (uint8_t)(0x10 | (blk[i] & 0x0f));
 		data = blk - 2;
 	}
