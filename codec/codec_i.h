@@ -99,7 +99,7 @@ void mix_state_free(struct mix_state *s);
  * order-0 entropy below MIX_GATE_Q8 (else no byte way codes them, they
  * are stored raw). */
 bool mix_bytes_text(const uint8_t *src, size_t len);
-/* Whether src looks like quantized blocks (GGUF Q4_0 .. Q8_1), which mix
+/* Whether src looks like quantized blocks (GGUF Q4_0 .. Q8_1, Q2_K .. Q6_K), which mix
  * codes as other bytes in a way of their own (the detector may take them
  * for floats). */
 bool mix_bytes_blocks(const uint8_t *src, size_t len);

@@ -15,7 +15,7 @@
  *           or (MIX_BYTES_ELEM, "elements": token ids, integers) as text,
  *           with the byte's place in its 2- or 4-byte element in the
  *           context too;
- *   blocks  (MIX_BYTES_BLK: GGUF's Q4_0 .. Q8_1) the scale bytes at the
+ *   blocks  (MIX_BYTES_BLK: GGUF's Q4_0 .. Q8_1, Q2_K .. Q6_K) the scale bytes at the
  *           head of each block as nibbles under the same byte of the
  *           previous block, the quants through the fast coder.
  * The previous byte is the context text and structured records want; for
@@ -238,10 +238,11 @@ static ssize_t bytes_encode_way(struct mix_state *s, int num, unsigned sh, const
  * high nibble under the high nibble of the byte at the same place one
  * block back (a scale's exponent moves slowly along a row), the low nibble
  * under (k, high nibble).  The quant bytes (k >= head) go out as one
- * stream through the fast coder's static tables: adaptive contexts gain
- * nothing on them (a quant tells little of the next), and the fast
- * decoder is 10x quicker.  Measured on Q8_0 and Q4_0 blocks of the fp32
- * corpus (docs/BENCHMARKS.md). */
+ * stream through the fast coder's static tables, or two when a block
+ * holds two kinds (the K-quants' high bits apart from their low nibbles):
+ * adaptive contexts gain little on them (a quant tells little of the
+ * next), and the fast decoder is 10x quicker.  Measured on the classic
+ * and the K-quant blocks of the fp32 corpus (docs/BENCHMARKS.md). */
 #ifndef MIX_K_BLK
 #define MIX_K_BLK 9
 #endif
@@ -544,6 +545,7 @@ static const struct {
 	                          * 128 bytes of low nibbles, 64 of high bits */
 };
 #define BLK_LMAX 210u /* the longest block above */
+#define BLK_LONG 64u   /* the K-quants' super-blocks are this long or longer */
 #define MIX_BLK_SAMPLE 8192u /* bytes looked at, at least ... */
 #define MIX_BLK_MINBLOCKS 64u /* ... so many blocks (half that in a first look) */
 /* bits * 256 a sampled byte the heads' high nibbles must save (the
@@ -643,14 +645,14 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 				unsigned rk = (r0 + k) % bl;
 				uint64_t base = c.pcnt[rk % g] ? ep[rk % g] * c.cnt[rk] / c.pcnt[rk % g] : 0;
 
-				if (bl >= 64)
+				if (bl >= BLK_LONG)
 					base = base > c.cnt[rk] * 128u ? base - c.cnt[rk] * 128u : 0;
 				if ((blk_types[t].fp16_hi >> k & 1) && base > er[rk])
 					gain += base - er[rk];
 				if ((blk_types[t].scales >> k & 1) && base > er[rk])
 					gain += (base - er[rk]) / 2;
 			}
-			if (gain > n * (bl >= 64 ? MIX_BLK_GAIN_K_Q8 : MIX_BLK_GAIN_Q8) &&
+			if (gain > n * (bl >= BLK_LONG ? MIX_BLK_GAIN_K_Q8 : MIX_BLK_GAIN_Q8) &&
 			    (!found || gain * best_n > best * n)) {
 				best = gain;
 				best_n = n;
@@ -674,8 +676,8 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 int mix_bytes_block_quick(const uint8_t *src, size_t len)
 {
 	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++) {
-		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4, f = bl < 64 ? 2 : 5;
-		const size_t mb = bl < 64 ? MIX_BLK_MINBLOCKS / 2 : MIX_BLK_MINBLOCKS / 4,
+		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4, f = bl < BLK_LONG ? 2 : 5;
+		const size_t mb = bl < BLK_LONG ? MIX_BLK_MINBLOCKS / 2 : MIX_BLK_MINBLOCKS / 4,
 		             n = blk_sample(len, bl, MIX_BLK_SAMPLE / 4, mb);
 		struct blk_hist c;
 		uint64_t sq[BLK_LMAX] = {0}, psq[4] = {0};

@@ -22,7 +22,15 @@ its last dimension) becomes:
                     the same blocks as a GGUF v3 file (a tensor of 32 x n
                     elements each, data aligned to 32, general.alignment
                     and a small vocabulary in the metadata), as llama.cpp
-                    stores a quantized model.
+                    stores a quantized model;
+  q2_k.gguf .. q6_k.gguf
+                    the K-quants' super-blocks of 256 weights (Q2_K 84
+                    bytes, Q3_K 110, Q4_K 144, Q5_K 176, Q6_K 210; ggml's
+                    block layouts, scales as its reference quantizers start
+                    them, without their iterative refinement) of the first
+                    n // 256 * 256 elements, tensors of 256 x n;
+  q4_k_m.gguf       Q4_K with every fourth tensor Q6_K, as llama.cpp's
+                    Q4_K_M mixes them.
 Deterministic (round to nearest, ties away from zero for int8; to the
 nearest e4m3 value, ties to the lower magnitude).  Needs Debian's
 python3-numpy."""
@@ -94,7 +102,9 @@ def ggml_blocks(w):
 
 
 def gguf(path, tensors, ggml_type):
-    """A GGUF v3 file of the tensors (name, elements, block bytes)."""
+    """A GGUF v3 file of the tensors (name, elements, block bytes, and
+    optionally their own ggml type); blocks of 32 elements, 256 for the
+    K-quants (types 10-14)."""
     gstr = lambda t: struct.pack("<Q", len(t.encode())) + t.encode()
     kv = [gstr("general.architecture") + struct.pack("<I", 8) + gstr("llama"),
           gstr("general.alignment") + struct.pack("<II", 4, 32),
@@ -102,8 +112,10 @@ def gguf(path, tensors, ggml_type):
           gstr("<s>") + gstr("</s>") + gstr("hello")]
     head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv)) + b"".join(kv)
     off, datas = 0, []
-    for name, n, data in tensors:
-        head += gstr(name) + struct.pack("<IQQIQ", 2, 32, n // 32, ggml_type, off)
+    for name, n, data, *own in tensors:
+        t = own[0] if own else ggml_type
+        be = 256 if 10 <= t <= 14 else 32
+        head += gstr(name) + struct.pack("<IQQIQ", 2, be, n // be, t, off)
         datas.append(data + b"\0" * (-len(data) % 32))
         off += len(datas[-1])
     head += b"\0" * (-len(head) % 32)
@@ -113,6 +125,111 @@ def gguf(path, tensors, ggml_type):
             f.write(d)
 
 
+def nearest(v):
+    """Round to nearest, ties away from zero (ggml's nearest_int)."""
+    return np.trunc(v + np.copysign(0.5, v))
+
+def fp16b(v):
+    return v.astype("<f2").view(np.uint8).reshape(-1, 2)
+
+def kquants(w):
+    """Q2_K .. Q6_K super-blocks (256 elements) of the flat tensor w, laid
+    out as ggml's block_q*_K; scales found as ggml's reference quantizers
+    start them (sub-block range or largest magnitude; without their
+    iterative refinement), then quantized as they quantize."""
+    n = len(w) // 256 * 256
+    f = w[:n].reshape(-1, 256).astype(np.float32)
+    nb = len(f)
+    out = {}
+    # --- with a min: Q2_K (16 x 16, 2 bits, 4-bit scales), Q4_K and Q5_K (8 x 32, 6-bit scales)
+    for name, sub, top, sbits in (("q2_k", 16, 3, 4), ("q4_k", 32, 15, 6), ("q5_k", 32, 31, 6)):
+        g = f.reshape(nb, 256 // sub, sub)
+        lo = np.minimum(g.min(axis=2), 0)
+        hi = g.max(axis=2)
+        sc = (hi - lo) / top
+        mn = -lo
+        smax = (1 << sbits) - 1
+        msc, mmn = sc.max(axis=1), mn.max(axis=1)
+        isc = np.where(msc > 0, smax / np.where(msc > 0, msc, 1), 0)
+        imn = np.where(mmn > 0, smax / np.where(mmn > 0, mmn, 1), 0)
+        ls = np.clip(nearest(sc * isc[:, None]), 0, smax).astype(np.int64)
+        lm = np.clip(nearest(mn * imn[:, None]), 0, smax).astype(np.int64)
+        d = (msc / smax).astype(np.float16)
+        dm = (mmn / smax).astype(np.float16)
+        dj = d.astype(np.float32)[:, None] * ls
+        mj = dm.astype(np.float32)[:, None] * lm
+        L = np.where(dj[:, :, None] > 0, nearest((g + mj[:, :, None]) / np.where(dj > 0, dj, 1)[:, :, None]), 0)
+        L = np.clip(L, 0, top).astype(np.uint32).reshape(nb, 256)
+        if name == "q2_k":
+            scales = (ls | lm << 4).astype(np.uint8)
+            qs = np.zeros((nb, 64), np.uint32)
+            for j in range(0, 256, 128):
+                for k in range(4):
+                    qs[:, j // 4:j // 4 + 32] |= L[:, j + 32 * k:j + 32 * k + 32] << (2 * k)
+            out[name] = np.concatenate([scales, qs.astype(np.uint8), fp16b(d), fp16b(dm)], axis=1).tobytes()
+            continue
+        s = np.zeros((nb, 12), np.int64)
+        for j in range(8):
+            if j < 4:
+                s[:, j] |= ls[:, j]
+                s[:, j + 4] |= lm[:, j]
+            else:
+                s[:, j + 4] |= (ls[:, j] & 15) | (lm[:, j] & 15) << 4
+                s[:, j - 4] |= (ls[:, j] >> 4) << 6
+                s[:, j] |= (lm[:, j] >> 4) << 6
+        qs = np.zeros((nb, 128), np.uint32)
+        qh = np.zeros((nb, 32), np.uint32)
+        for i, j in enumerate(range(0, 256, 64)):
+            l1, l2 = L[:, j:j + 32], L[:, j + 32:j + 64]
+            qh |= (l1 >> 4) << (2 * i) | (l2 >> 4) << (2 * i + 1)
+            qs[:, i * 32:i * 32 + 32] = (l1 & 15) | (l2 & 15) << 4
+        parts = [fp16b(d), fp16b(dm), s.astype(np.uint8)]
+        if name == "q5_k":
+            parts.append(qh.astype(np.uint8))
+        parts.append(qs.astype(np.uint8))
+        out[name] = np.concatenate(parts, axis=1).tobytes()
+    # --- symmetric: Q3_K (16 x 16, 3 bits, 6-bit signed scales), Q6_K (16 x 16, 6 bits, int8 scales)
+    for name, half, smaxs in (("q3_k", 4, 32), ("q6_k", 32, 128)):
+        g = f.reshape(nb, 16, 16)
+        am = np.take_along_axis(g, np.abs(g).argmax(axis=2)[:, :, None], axis=2)[:, :, 0]
+        sc = am / -half
+        big = np.take_along_axis(sc, np.abs(sc).argmax(axis=1)[:, None], axis=1)[:, 0]
+        isc = np.where(big != 0, -smaxs / np.where(big != 0, big, 1), 0)
+        ls = np.clip(nearest(isc[:, None] * sc), -smaxs, smaxs - 1).astype(np.int64)
+        d = np.where(isc != 0, 1 / np.where(isc != 0, isc, 1), 0).astype(np.float16)
+        dj = d.astype(np.float32)[:, None] * ls
+        L = np.where(dj[:, :, None] != 0, nearest(g / np.where(dj != 0, dj, 1)[:, :, None]), 0)
+        L = (np.clip(L, -half, half - 1) + half).astype(np.uint32).reshape(nb, 256)
+        if name == "q3_k":
+            hm = np.zeros((nb, 32), np.uint32)
+            for j in range(256):
+                hm[:, j % 32] |= (L[:, j] >> 2) << (j // 32)
+            L = L & 3
+            qs = np.zeros((nb, 64), np.uint32)
+            for j in range(0, 256, 128):
+                for k in range(4):
+                    qs[:, j // 4:j // 4 + 32] |= L[:, j + 32 * k:j + 32 * k + 32] << (2 * k)
+            u = (ls + 32).astype(np.int64)
+            s = np.zeros((nb, 12), np.int64)
+            for j in range(16):
+                if j < 8:
+                    s[:, j] |= u[:, j] & 15
+                else:
+                    s[:, j - 8] |= (u[:, j] & 15) << 4
+                s[:, j % 4 + 8] |= (u[:, j] >> 4) << (2 * (j // 4))
+            out[name] = np.concatenate([hm.astype(np.uint8), qs.astype(np.uint8), s.astype(np.uint8), fp16b(d)], axis=1).tobytes()
+        else:
+            ql = np.zeros((nb, 128), np.uint32)
+            qh = np.zeros((nb, 64), np.uint32)
+            for h, j in enumerate(range(0, 256, 128)):
+                q = [L[:, j + 32 * k:j + 32 * k + 32] for k in range(4)]
+                ql[:, 64 * h:64 * h + 32] = (q[0] & 15) | (q[2] & 15) << 4
+                ql[:, 64 * h + 32:64 * h + 64] = (q[1] & 15) | (q[3] & 15) << 4
+                qh[:, 32 * h:32 * h + 32] = (q[0] >> 4) | (q[1] >> 4) << 2 | (q[2] >> 4) << 4 | (q[3] >> 4) << 6
+            out[name] = np.concatenate([ql.astype(np.uint8), qh.astype(np.uint8), ls.astype(np.int8).view(np.uint8), fp16b(d)], axis=1).tobytes()
+    return out
+
+
 def main():
     cache, out = sys.argv[1], sys.argv[2]
     table = json.load(open(os.path.join(cache, "corpus.json")))["fp32"]
@@ -120,6 +237,7 @@ def main():
     tv, tc = e4m3_table()
     fp8, int8, q8 = [], [], []
     gg = {"q4_0": [], "q4_1": [], "q5_0": []}
+    kk = {k: [] for k in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k")}
     names = []
     for k, t in enumerate(table):
         n = t["bytes"] // 4
@@ -152,6 +270,8 @@ def main():
         names.append((name, n // 32 * 32))
         for kind, data in ggml_blocks(w).items():
             gg[kind].append(data)
+        for kind, data in kquants(w).items():
+            kk[kind].append(data)
     safetensors(os.path.join(out, "fp8.safetensors"), fp8, "F8_E4M3")
     safetensors(os.path.join(out, "int8.safetensors"), int8, "I8")
     with open(os.path.join(out, "q8_0.bin"), "wb") as f:
@@ -166,6 +286,13 @@ def main():
                     f.write(b)
         gguf(os.path.join(out, kind + ".gguf"),
              [(nm, n, b) for (nm, n), b in zip(names, blocks)], types[kind])
+    ktypes = {"q2_k": 10, "q3_k": 11, "q4_k": 12, "q5_k": 13, "q6_k": 14}
+    for kind, blocks in kk.items():
+        gguf(os.path.join(out, kind + ".gguf"),
+             [(nm, n // 256 * 256, b) for (nm, n), b in zip(names, blocks) if b], ktypes[kind])
+    gguf(os.path.join(out, "q4_k_m.gguf"),
+         [(nm, n // 256 * 256, b6 if i % 4 == 3 else b4, 14 if i % 4 == 3 else 12)
+          for i, ((nm, n), b4, b6) in enumerate(zip(names, kk["q4_k"], kk["q6_k"])) if b4], 12)
 
 
 if __name__ == "__main__":

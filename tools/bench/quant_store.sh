@@ -9,10 +9,11 @@
 # tools/bench/corpus.py, an fp8 e4m3 safetensors file (128 x 128 tiles
 # scaled to 448), an int8 one (a scale per column), ~10.5 MB each, and
 # GGUF files of Q8_0, Q4_0, Q4_1 and Q5_0 blocks (5.9-11.1 MB; q8_0.bin,
-# the Q8_0 blocks alone, is left out: in one store it would dedup against
-# the GGUF's); tok_pack.py a uint16 token
+# the Q8_0 blocks alone, is left out), of the K-quants Q2_K .. Q6_K
+# (3.5-8.6 MB) and a Q4_K_M-like mix of Q4_K and Q6_K tensors (6.4 MB);
+# tok_pack.py a uint16 token
 # stream (nanoGPT's train.bin layout, 4.7 MB).  Each file is copied into a
-# fresh store of each BIN at each level (-l), the store is left idle until
+# fresh store of its own for each BIN at each level (-l), left idle until
 # lazy coding's recompression is done, remounted, compared, and the file's
 # stored bytes (`mixfs stats --json`) printed over its size.  Root (FUSE);
 # Debian's python3-numpy, zstd and xz-utils.
@@ -22,11 +23,11 @@ LEVELS=mix
 while getopts "l:h" o; do
 	case $o in
 	l) LEVELS=$OPTARG ;;
-	*) sed -n '2,17p' "$0" >&2; exit 2 ;;
+	*) sed -n '2,19p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-[ $# -ge 1 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
+[ $# -ge 1 ] || { sed -n '2,19p' "$0" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PY=${PYTHON:-/usr/bin/python3}
@@ -39,7 +40,7 @@ bench_workdir quant
 mkdir "$W/in"
 "$PY" "$HERE/quant_pack.py" "$CACHE" "$W/in"
 "$PY" "$HERE/tok_pack.py" "$W/in/tokens.u16"
-FILES="fp8.safetensors int8.safetensors q8_0.gguf q4_0.gguf q4_1.gguf q5_0.gguf tokens.u16"
+FILES="fp8.safetensors int8.safetensors q8_0.gguf q4_0.gguf q4_1.gguf q5_0.gguf q2_k.gguf q3_k.gguf q4_k.gguf q5_k.gguf q6_k.gguf q4_k_m.gguf tokens.u16"
 
 echo "command: $0 -l $LEVELS $*"
 echo "$(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -55,19 +56,21 @@ for f in $FILES; do
 done
 for bin in "$@"; do
 	for lvl in ${LEVELS//,/ }; do
-		rm -rf "$W/store"
-		"$bin" mkfs "$W/store" >/dev/null
-		fuse_mount "$W/log" "$bin" mount -f -o "level=$lvl" "$W/store" "$MNT"
-		for f in $FILES; do cp "$W/in/$f" "$MNT/$f"; done
-		sync
-		wait_quiet
-		fuse_umount
-		fuse_mount "$W/log" "$bin" mount -f -o "level=$lvl" "$W/store" "$MNT"
 		for f in $FILES; do
+			# a store per file: q4_k_m.gguf holds q4_k.gguf's and
+			# q6_k.gguf's tensors, which one store would dedup
+			rm -rf "$W/store"
+			"$bin" mkfs "$W/store" >/dev/null
+			fuse_mount "$W/log" "$bin" mount -f -o "level=$lvl" "$W/store" "$MNT"
+			cp "$W/in/$f" "$MNT/$f"
+			sync
+			wait_quiet
+			fuse_umount
+			fuse_mount "$W/log" "$bin" mount -f -o "level=$lvl" "$W/store" "$MNT"
 			cmp -s "$W/in/$f" "$MNT/$f" || { echo "$bin: $f reads back different bytes" >&2; exit 1; }
 			"$bin" stats -j "$MNT/$f" >"$W/stats.json"
 			row "$f" "mixfs $lvl: $bin" "$(stat -c %s "$W/in/$f")" "$(json_get "$W/stats.json" stored_bytes)"
+			fuse_umount
 		done
-		fuse_umount
 	done
 done
