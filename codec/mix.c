@@ -1198,6 +1198,7 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	unsigned sh;
 	ssize_t n = -ENOSPC, m;
 	bool gated, blocks;
+	uint32_t bmask;
 
 	if (!s)
 		return -ENOMEM;
@@ -1209,8 +1210,9 @@ ssize_t mix_encode(struct codec_ctx *ctx, const struct codec_lvl_args *a,
 	 * (Q4_1 blocks of weights near uniform: 7.9 bits and more) */
 	sh = mix_bytes_stride(src, len, &h0);
 	gated = h0 >= (uint64_t)len * MIX_GATE_Q8;
-	blocks = h0 >= (uint64_t)len * MIX_BLK_MIN_Q8 && (!gated || mix_bytes_block_quick(src, len)) &&
-	         mix_bytes_block(src, len, &blk);
+	bmask = h0 < (uint64_t)len * MIX_BLK_MIN_Q8 ? 0 : gated ? mix_bytes_block_quick(src, len)
+	                                                       : MIX_BLK_ALL;
+	blocks = bmask && mix_bytes_block(src, len, bmask, &blk);
 	if (gated && !blocks)
 		return -ENOSPC;
 	if (!gated)

@@ -238,11 +238,12 @@ static ssize_t bytes_encode_way(struct mix_state *s, int num, unsigned sh, const
  * high nibble under the high nibble of the byte at the same place one
  * block back (a scale's exponent moves slowly along a row), the low nibble
  * under (k, high nibble).  The quant bytes (k >= head) go out as one
- * stream through the fast coder's static tables, or two when a block
- * holds two kinds (the K-quants' high bits apart from their low nibbles):
- * adaptive contexts gain little on them (a quant tells little of the
- * next), and the fast decoder is 10x quicker.  Measured on the classic
- * and the K-quant blocks of the fp32 corpus (docs/BENCHMARKS.md). */
+ * stream through the fast coder's static tables, as they are or, where a
+ * quant's bits lie in two places, unpacked into one value a weight
+ * (blk_values): adaptive contexts gain little on them (a quant tells
+ * little of the next), and the fast decoder is 10x quicker.  Measured on
+ * the classic and the K-quant blocks of the fp32 corpus
+ * (docs/BENCHMARKS.md). */
 #ifndef MIX_K_BLK
 #define MIX_K_BLK 9
 #endif
@@ -366,6 +367,194 @@ static int blk_get(struct codec_ctx *ctx, unsigned mode, const uint8_t *p, size_
 	return rc < 0 ? (int)rc : 0;
 }
 
+/* Quants as values (mode 2): where a weight's quant is split over two
+ * places of a block (Q5_0 and Q5_1: a high bit in the 32-bit qh; Q5_K: a
+ * high bit in qh[32]; Q3_K: in hmask[32]; Q6_K: two high bits in qh[64]),
+ * the bytes of each kind look near random on their own (a quant's low
+ * nibble is near uniform over the weights whose high bit is 0 and 1
+ * together) while the whole quants are not: so the complete blocks'
+ * quants are unpacked into one byte a weight, coded together (Q5_0 4.91
+ * -> 4.58 bits a weight in order 0, Q6_K 5.76 -> 5.63), and packed again
+ * by the decoder.  The kind follows from the block length and head
+ * length (the layouts of blk_types; q is the block's quant bytes, after
+ * its head, with the K-quants' heads turned to the front). */
+enum { BLK_V_NONE, BLK_V_Q5, BLK_V_Q5K, BLK_V_Q3K, BLK_V_Q6K };
+
+static unsigned blk_vkind(unsigned len, unsigned head)
+{
+	switch (len << 8 | head) {
+	case 22u << 8 | 2:
+	case 24u << 8 | 4:
+		return BLK_V_Q5;
+	case 176u << 8 | 16:
+		return BLK_V_Q5K;
+	case 110u << 8 | 14:
+		return BLK_V_Q3K;
+	case 210u << 8 | 18:
+		return BLK_V_Q6K;
+	}
+	return BLK_V_NONE;
+}
+
+static unsigned blk_vcount(unsigned kind)
+{
+	return kind == BLK_V_Q5 ? 32 : 256;
+}
+
+static unsigned blk_vbits(unsigned kind)
+{
+	return kind == BLK_V_Q3K ? 3 : kind == BLK_V_Q6K ? 6 : 5;
+}
+
+/* The weights' quants v of one block's quant bytes q (dir 0), or q of v
+ * (dir 1; every v below 2^blk_vbits). */
+static void blk_values(unsigned kind, uint8_t *q, uint8_t *v, int dir)
+{
+	if (dir)
+		memset(q, 0, kind == BLK_V_Q5 ? 20 : kind == BLK_V_Q5K ? 160 : kind == BLK_V_Q3K ? 96 : 192);
+	if (kind == BLK_V_Q5) { /* qh (le32), qs[16] */
+		uint32_t qh = dir ? 0 : (uint32_t)codec_le_get(q, 4);
+
+		for (unsigned j = 0; j < 16; j++) {
+			if (dir) {
+				q[4 + j] = (uint8_t)((v[j] & 15) | (v[j + 16] & 15) << 4);
+				qh |= (uint32_t)(v[j] >> 4) << j | (uint32_t)(v[j + 16] >> 4) << (j + 16);
+			} else {
+				v[j] = (uint8_t)((q[4 + j] & 15) | (qh >> j & 1) << 4);
+				v[j + 16] = (uint8_t)((q[4 + j] >> 4) | (qh >> (j + 16) & 1) << 4);
+			}
+		}
+		if (dir)
+			codec_le_put(q, qh, 4);
+	} else if (kind == BLK_V_Q5K) { /* qh[32], qs[128] */
+		for (unsigned i = 0; i < 4; i++)
+			for (unsigned l = 0; l < 32; l++) {
+				uint8_t *a = v + 64 * i + l, *c = a + 32, *x = q + 32 + 32 * i + l;
+
+				if (dir) {
+					*x = (uint8_t)((*a & 15) | (*c & 15) << 4);
+					q[l] |= (uint8_t)((*a >> 4) << (2 * i) | (*c >> 4) << (2 * i + 1));
+				} else {
+					*a = (uint8_t)((*x & 15) | (q[l] >> (2 * i) & 1) << 4);
+					*c = (uint8_t)((*x >> 4) | (q[l] >> (2 * i + 1) & 1) << 4);
+				}
+			}
+	} else if (kind == BLK_V_Q3K) { /* hmask[32], qs[64] */
+		for (unsigned j = 0; j < 256; j++) {
+			uint8_t *x = q + 32 + 32 * (j / 128) + j % 32;
+			unsigned sh = 2 * (j % 128 / 32);
+
+			if (dir) {
+				*x |= (uint8_t)((v[j] & 3) << sh);
+				q[j % 32] |= (uint8_t)((v[j] >> 2) << (j / 32));
+			} else {
+				v[j] = (uint8_t)((*x >> sh & 3) | (q[j % 32] >> (j / 32) & 1) << 2);
+			}
+		}
+	} else { /* Q6_K: ql[128], qh[64] */
+		for (unsigned h = 0; h < 2; h++)
+			for (unsigned k = 0; k < 4; k++)
+				for (unsigned l = 0; l < 32; l++) {
+					uint8_t *a = v + 128 * h + 32 * k + l, *x = q + 64 * h + 32 * (k % 2) + l,
+					        *y = q + 128 + 32 * h + l;
+					unsigned sh = 4 * (k / 2);
+
+					if (dir) {
+						*x |= (uint8_t)((*a & 15) << sh);
+						*y |= (uint8_t)((*a >> 4) << (2 * k));
+					} else {
+						*a = (uint8_t)((*x >> sh & 15) | (*y >> (2 * k) & 3) << 4);
+					}
+				}
+	}
+}
+
+/* A chunk's complete blocks: the first at *i0, *n of them. */
+static void blk_whole(const struct mix_blk *b, size_t len, size_t *i0, size_t *n)
+{
+	*i0 = (b->len - b->phase) % b->len;
+	*n = *i0 < len ? (len - *i0) / b->len : 0;
+}
+
+/* The quant bytes of the partial blocks at a chunk's two ends, gathered
+ * into q (dir 0) or scattered from it (dir 1); their count. */
+static size_t blk_ends(const struct mix_blk *b, uint8_t *src, size_t len, uint8_t *q, int dir)
+{
+	struct mix_blk t = *b;
+	size_t i0, n, e, k;
+
+	blk_whole(b, len, &i0, &n);
+	if (i0 >= len)
+		return blk_gather(b, b->head, b->len, src, len, q, dir);
+	k = blk_gather(b, b->head, b->len, src, i0, q, dir);
+	e = i0 + n * b->len;
+	t.phase = 0;
+	return k + blk_gather(&t, t.head, t.len, src + e, len - e, q ? q + k : NULL, dir);
+}
+
+#define BLK_VAL_HDR 5 /* mode 2: the values stream's mode and length */
+
+/* Mode 2's quant part of a chunk at dst: the values of its complete
+ * blocks as one stream, then the quant bytes of its partial blocks as
+ * they are; its length, or -ENOSPC when over cap. */
+static ssize_t blk_values_put(struct codec_ctx *ctx, const struct mix_blk *b, uint8_t *src,
+                              size_t len, uint8_t *dst, size_t cap)
+{
+	const unsigned kind = blk_vkind(b->len, b->head), nv = blk_vcount(kind);
+	size_t i0, n, ne = blk_ends(b, src, len, NULL, 0);
+	uint8_t *v, mode;
+	ssize_t rc = -ENOSPC;
+
+	blk_whole(b, len, &i0, &n);
+	if (cap < BLK_VAL_HDR + ne || n == 0)
+		return -ENOSPC;
+	if (!(v = malloc(n * nv)))
+		return -ENOMEM;
+	for (size_t j = 0; j < n; j++)
+		blk_values(kind, src + i0 + j * b->len + b->head, v + j * nv, 0);
+	rc = blk_put(ctx, v, n * nv, dst + BLK_VAL_HDR, cap - BLK_VAL_HDR - ne, &mode);
+	if (rc >= 0) {
+		dst[0] = mode;
+		codec_le_put(dst + 1, (uint64_t)rc, 4);
+		blk_ends(b, src, len, dst + BLK_VAL_HDR + rc, 0);
+		rc += BLK_VAL_HDR + (ssize_t)ne;
+	}
+	free(v);
+	return rc;
+}
+
+/* Mode 2's quant part p (plen bytes) into the chunk dst. */
+static int blk_values_get(struct codec_ctx *ctx, const struct mix_blk *b, const uint8_t *p,
+                          size_t plen, uint8_t *dst, size_t len)
+{
+	const unsigned kind = blk_vkind(b->len, b->head), nv = blk_vcount(kind);
+	size_t i0, n, ne = blk_ends(b, dst, len, NULL, 0), vl;
+	uint8_t *v = NULL, top = (uint8_t)(1u << blk_vbits(kind));
+	int rc = -EBADMSG;
+
+	blk_whole(b, len, &i0, &n);
+	if (kind == BLK_V_NONE || n == 0 || plen < BLK_VAL_HDR || p[0] > 1)
+		goto out;
+	vl = (size_t)codec_le_get(p + 1, 4);
+	if (vl > plen - BLK_VAL_HDR || plen - BLK_VAL_HDR - vl != ne)
+		goto out;
+	rc = -ENOMEM;
+	if (!(v = malloc(n * nv)))
+		goto out;
+	rc = blk_get(ctx, p[0], p + BLK_VAL_HDR, vl, v, n * nv);
+	for (size_t j = 0; rc == 0 && j < n * nv; j++)
+		if (v[j] >= top)
+			rc = -EBADMSG;
+	if (rc)
+		goto out;
+	for (size_t j = 0; j < n; j++)
+		blk_values(kind, dst + i0 + j * b->len + b->head, v + j * nv, 1);
+	blk_ends(b, dst, len, (uint8_t *)(uintptr_t)(p + BLK_VAL_HDR + vl), 1);
+out:
+	free(v);
+	return rc;
+}
+
 #define BLK_HDR 9 /* flags, length, head, phase, quants' mode and strength, head stream's length */
 /* The head rows' prior strength: 2^BLK_STRENGTH - 1 virtual observations
  * (a first update moves a row by 1/32).  The first version of this way
@@ -373,19 +562,15 @@ static int blk_get(struct codec_ctx *ctx, unsigned mode, const uint8_t *p, size_
  * the 16 x H rows of the K-quants' 14-20 head bytes saw too few bytes to
  * recover (Q4_K's head cost 8.9 bits a byte, 7.3 now). */
 #define BLK_STRENGTH 5u
-#define BLK_SPLIT_HDR 6 /* mode 2: split place, the two streams' modes, first's length */
-
 ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const struct mix_blk *b,
                           const uint8_t *src, size_t len, uint8_t *dst, size_t cap)
 {
 	struct mix_io io = {0};
-	uint8_t *q = NULL, *sp = (uint8_t *)(uintptr_t)src, mode = 0, m2 = 0;
-	const unsigned mid = b->split ? b->split : b->len;
-	size_t olen = BLK_HDR, hlen, na = blk_gather(b, b->head, mid, sp, len, NULL, 0),
-	       nb = blk_gather(b, mid, b->len, sp, len, NULL, 0);
-	ssize_t rc = -ENOSPC, ra, rb;
+	uint8_t *q = NULL, *sp = (uint8_t *)(uintptr_t)src, mode = 0;
+	size_t olen = BLK_HDR, hlen, nq = blk_gather(b, b->head, b->len, sp, len, NULL, 0);
+	ssize_t rc = -ENOSPC;
 
-	if (cap < olen + (b->split ? BLK_SPLIT_HDR : 0))
+	if (cap < olen)
 		goto out;
 	rc = mix_enc_prepare(s);
 	if (rc == 0)
@@ -406,33 +591,26 @@ ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const stru
 	}
 	hlen = olen - BLK_HDR;
 	rc = -ENOMEM;
-	if (na + nb && !(q = malloc(na + nb)))
+	if (nq && !(q = malloc(nq)))
 		goto out;
-	blk_gather(b, b->head, mid, sp, len, q, 0);
-	blk_gather(b, mid, b->len, sp, len, q + na, 0);
-	if (!b->split) {
-		rc = blk_put(ctx, q, na, dst + olen, cap - olen, &mode);
-		if (rc < 0)
+	blk_gather(b, b->head, b->len, sp, len, q, 0);
+	rc = blk_put(ctx, q, nq, dst + olen, cap - olen, &mode);
+	if (rc < 0)
+		goto out;
+	olen += (size_t)rc;
+	if (blk_vkind(b->len, b->head) != BLK_V_NONE && (size_t)rc > BLK_VAL_HDR) {
+		/* the quants as values (into q, whose quant bytes are coded
+		 * above), if smaller */
+		const size_t lim = (size_t)rc - 1 < nq ? (size_t)rc - 1 : nq;
+
+		rc = blk_values_put(ctx, b, sp, len, q, lim);
+		if (rc >= 0) {
+			memcpy(dst + BLK_HDR + hlen, q, (size_t)rc);
+			olen = BLK_HDR + hlen + (size_t)rc;
+			mode = 2;
+		} else if (rc != -ENOSPC) {
 			goto out;
-		olen += (size_t)rc;
-	} else {
-		/* two kinds of quants, each a stream of its own */
-		rc = -ENOSPC;
-		if (cap - olen < BLK_SPLIT_HDR)
-			goto out;
-		rc = ra = blk_put(ctx, q, na, dst + olen + BLK_SPLIT_HDR, cap - olen - BLK_SPLIT_HDR,
-		                  &mode);
-		if (rc < 0)
-			goto out;
-		rc = rb = blk_put(ctx, q + na, nb, dst + olen + BLK_SPLIT_HDR + ra,
-		                  cap - olen - BLK_SPLIT_HDR - (size_t)ra, &m2);
-		if (rc < 0)
-			goto out;
-		dst[olen] = (uint8_t)b->split;
-		dst[olen + 1] = (uint8_t)(mode | m2 << 1);
-		codec_le_put(dst + olen + 2, (uint64_t)ra, 4);
-		olen += BLK_SPLIT_HDR + (size_t)ra + (size_t)rb;
-		mode = 2;
+		}
 	}
 	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_BYTES_BLK);
 	dst[1] = (uint8_t)b->len;
@@ -451,7 +629,7 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 {
 	struct mix_io io = {0};
 	struct mix_blk b;
-	size_t hlen, na, nb, rest, la = 0;
+	size_t hlen, nq, rest;
 	const uint8_t *p;
 	uint8_t *q = NULL;
 	unsigned mode, str;
@@ -459,7 +637,7 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 
 	if (plen < BLK_HDR)
 		goto out;
-	b = (struct mix_blk){ payload[1], payload[2], payload[3], 0 };
+	b = (struct mix_blk){ payload[1], payload[2], payload[3] };
 	mode = payload[4] & 15;
 	str = payload[4] >> 4;
 	hlen = (size_t)codec_le_get(payload + 5, 4);
@@ -468,16 +646,7 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 		goto out;
 	p = payload + BLK_HDR + hlen;
 	rest = plen - BLK_HDR - hlen;
-	if (mode == 2) {
-		if (rest < BLK_SPLIT_HDR)
-			goto out;
-		b.split = p[0];
-		la = (size_t)codec_le_get(p + 2, 4);
-		if (b.split <= b.head || b.split >= b.len || p[1] > 3 || la > rest - BLK_SPLIT_HDR)
-			goto out;
-	}
-	na = blk_gather(&b, b.head, b.split ? b.split : b.len, dst, raw_len, NULL, 0);
-	nb = blk_gather(&b, b.split ? b.split : b.len, b.len, dst, raw_len, NULL, 0);
+	nq = blk_gather(&b, b.head, b.len, dst, raw_len, NULL, 0);
 	rc = bmodel_rows(s, 16 * b.head, b.head, str ? (1u << str) - 1 : 2);
 	if (rc == 0)
 		rc = mix_rdec_open(s, &io.d, payload + BLK_HDR, hlen);
@@ -494,26 +663,25 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 	rc = -EBADMSG;
 	if (io.d.p != io.d.end)
 		goto out;
-	rc = -ENOMEM;
-	if (na + nb && !(q = malloc(na + nb)))
-		goto out;
-	if (mode < 2)
-		rc = blk_get(ctx, mode, p, rest, q, na);
-	else if ((rc = blk_get(ctx, p[1] & 1, p + BLK_SPLIT_HDR, la, q, na)) == 0)
-		rc = blk_get(ctx, p[1] >> 1, p + BLK_SPLIT_HDR + la, rest - BLK_SPLIT_HDR - la,
-		             q + na, nb);
-	if (rc)
-		goto out;
-	blk_gather(&b, b.head, b.split ? b.split : b.len, dst, raw_len, q, 1);
-	blk_gather(&b, b.split ? b.split : b.len, b.len, dst, raw_len, q + na, 1);
-	rc = (ssize_t)raw_len;
+	if (mode == 2) {
+		rc = blk_values_get(ctx, &b, p, rest, dst, raw_len);
+	} else {
+		rc = -ENOMEM;
+		if (nq && !(q = malloc(nq)))
+			goto out;
+		rc = blk_get(ctx, mode, p, rest, q, nq);
+		if (rc == 0)
+			blk_gather(&b, b.head, b.len, dst, raw_len, q, 1);
+	}
+	if (rc == 0)
+		rc = (ssize_t)raw_len;
 out:
 	free(q);
 	return rc;
 }
 
-/* The known layouts (ggml's block types): block length, head length, the
- * split place (0: none), and the places of the head (bit k: place k) that
+/* The known layouts (ggml's block types): block length, head length, and
+ * the places of the head (bit k: place k) that
  * tell blocks from other bytes: the fp16 scales' high bytes, whose
  * exponents make their high nibbles far more predictable than the
  * quants', and the K-quants' sub-block scales (less so, and not in every
@@ -522,26 +690,26 @@ out:
  * turned here so that the head (sub-block scales and fp16 scales) comes
  * first, which the phase does. */
 static const struct {
-	uint8_t len, head, split;
+	uint8_t len, head;
 	uint32_t fp16_hi, scales;
 } blk_types[] = {
-	{18, 2, 0, 0x2, 0},  /* Q4_0: d, 16 bytes of 4-bit quants */
-	{20, 4, 0, 0xa, 0},  /* Q4_1: d, m, 16 */
-	{22, 2, 0, 0x2, 0},  /* Q5_0: d, 4 bytes of high bits, 16 (the high bits are
+	{18, 2, 0x2, 0},  /* Q4_0: d, 16 bytes of 4-bit quants */
+	{20, 4, 0xa, 0},  /* Q4_1: d, m, 16 */
+	{22, 2, 0x2, 0},  /* Q5_0: d, 4 bytes of high bits, 16 (the high bits are
 	                   * near random: coded with the quants, not as head
 	                   * bytes, whose contexts would cost their learning) */
-	{24, 4, 0, 0xa, 0},  /* Q5_1: d, m, 4, 16 */
-	{34, 2, 0, 0x2, 0},  /* Q8_0: d, 32 int8 */
-	{36, 4, 0, 0xa, 0},  /* Q8_1: d, s, 32 */
-	{84, 20, 0, 0xa, 0xffff0},  /* Q2_K from its d: d, dmin, 16 4-bit scale/min
+	{24, 4, 0xa, 0},  /* Q5_1: d, m, 4, 16 */
+	{34, 2, 0x2, 0},  /* Q8_0: d, 32 int8 */
+	{36, 4, 0xa, 0},  /* Q8_1: d, s, 32 */
+	{84, 20, 0xa, 0xffff0},  /* Q2_K from its d: d, dmin, 16 4-bit scale/min
 	                        * pairs, 64 bytes of 2-bit quants */
-	{110, 14, 46, 0x2000, 0xfff}, /* Q3_K from its scales: 12 bytes of 6-bit
+	{110, 14, 0x2000, 0xfff}, /* Q3_K from its scales: 12 bytes of 6-bit
 	                        * scales, d, 32 bytes of high bits (a stream
 	                        * of their own), 64 of 2-bit quants */
-	{144, 16, 0, 0xa, 0xfff0}, /* Q4_K: d, dmin, 12 bytes of 6-bit scales and
+	{144, 16, 0xa, 0xfff0}, /* Q4_K: d, dmin, 12 bytes of 6-bit scales and
 	                        * mins, 128 of 4-bit quants */
-	{176, 16, 48, 0xa, 0xfff0}, /* Q5_K: d, dmin, 12, 32 bytes of high bits, 128 */
-	{210, 18, 146, 0x20000, 0xffff}, /* Q6_K from its scales: 16 int8 scales, d,
+	{176, 16, 0xa, 0xfff0}, /* Q5_K: d, dmin, 12, 32 bytes of high bits, 128 */
+	{210, 18, 0x20000, 0xffff}, /* Q6_K from its scales: 16 int8 scales, d,
 	                          * 128 bytes of low nibbles, 64 of high bits */
 };
 #define BLK_LMAX 210u /* the longest block above */
@@ -604,8 +772,9 @@ static size_t blk_sample(size_t len, unsigned bl, size_t base, size_t blocks)
 	return len < n ? len : n;
 }
 
-/* The layout of the most gain a sampled byte, over MIX_BLK_GAIN_Q8. */
-int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
+/* The layout of the most gain a sampled byte, over MIX_BLK_GAIN_Q8, among
+ * the layouts of mask (bit t: blk_types[t]). */
+int mix_bytes_block(const uint8_t *src, size_t len, uint32_t mask, struct mix_blk *b)
 {
 	uint64_t best = 0, best_n = 1;
 	int found = 0;
@@ -616,7 +785,7 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 		struct blk_hist c;
 		uint64_t er[BLK_LMAX], ep[4];
 
-		if (n < (size_t)bl * MIX_BLK_MINBLOCKS / 2)
+		if (!(mask >> t & 1) || n < (size_t)bl * MIX_BLK_MINBLOCKS / 2)
 			continue;
 		blk_count(src, n, bl, g, &c);
 		for (unsigned r = 0; r < bl; r++) {
@@ -633,13 +802,20 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 			ep[r] = blk_entropy_q8(c.pool[r], c.pcnt[r]);
 		/* the head's first byte at place r0: the gain of its fp16 high
 		 * bytes over their baselines, and half the gain of its
-		 * sub-block scales (so that the fp16 places pin the head); for
-		 * the K-quants' long blocks
-		 * over half a bit a sampled byte at each place (64 samples of
-		 * a place: the quants' places gain up to 0.5 bit by chance,
-		 * which would draw the head off its place) */
+		 * sub-block scales; for the K-quants' long blocks over half a
+		 * bit a sampled byte at each place (64 samples of a place: the
+		 * quants' places gain up to 0.5 bit by chance, which would
+		 * draw the head off its place).  The head's place is the one
+		 * whose fp16 high bytes gain most, the scales (a quarter of
+		 * theirs) breaking ties: Q6_K's and Q3_K's single fp16 scale
+		 * must pin it against their high-bit bytes, which gain as
+		 * much as scales in some tensors (at an equal weight, 17 of
+		 * 130 Q6_K chunks of the corpus had the head misplaced). */
+		uint64_t gain_t = 0, pin_t = 0;
+		unsigned r_t = 0;
+
 		for (unsigned r0 = 0; r0 < bl; r0++) {
-			uint64_t gain = 0;
+			uint64_t f16 = 0, sc = 0;
 
 			for (unsigned k = 0; k < blk_types[t].head; k++) {
 				unsigned rk = (r0 + k) % bl;
@@ -648,18 +824,22 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
 				if (bl >= BLK_LONG)
 					base = base > c.cnt[rk] * 128u ? base - c.cnt[rk] * 128u : 0;
 				if ((blk_types[t].fp16_hi >> k & 1) && base > er[rk])
-					gain += base - er[rk];
+					f16 += base - er[rk];
 				if ((blk_types[t].scales >> k & 1) && base > er[rk])
-					gain += (base - er[rk]) / 2;
+					sc += base - er[rk];
 			}
-			if (gain > n * (bl >= BLK_LONG ? MIX_BLK_GAIN_K_Q8 : MIX_BLK_GAIN_Q8) &&
-			    (!found || gain * best_n > best * n)) {
-				best = gain;
-				best_n = n;
-				*b = (struct mix_blk){ bl, blk_types[t].head, (bl - r0) % bl,
-				                       blk_types[t].split };
-				found = 1;
+			if (r0 == 0 || 4 * f16 + sc / 4 > pin_t) {
+				pin_t = 4 * f16 + sc / 4;
+				gain_t = f16 + sc / 2;
+				r_t = r0;
 			}
+		}
+		if (gain_t > n * (bl >= BLK_LONG ? MIX_BLK_GAIN_K_Q8 : MIX_BLK_GAIN_Q8) &&
+		    (!found || gain_t * best_n > best * n)) {
+			best = gain_t;
+			best_n = n;
+			*b = (struct mix_blk){ bl, blk_types[t].head, (bl - r_t) % bl };
+			found = 1;
 		}
 	}
 	return found;
@@ -669,14 +849,16 @@ int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b)
  * of near-uniform weights, but mostly random or compressed bytes, every
  * chunk stored raw): in the first 2 KiB, or 16 blocks of the K-quants, is
  * some place of a block of a known length at least twice (the K-quants'
- * 84-210 places, with fewer samples each: five times) as predictable as
+ * 84-210 places, with fewer samples each: four times) as predictable as
  * the places at its offset in a 2- or 4-byte element (collision
  * probabilities, sums of squared counts: no logarithms)?  Their fp16
  * scales' high nibbles take one or two values, random bytes' sixteen. */
-int mix_bytes_block_quick(const uint8_t *src, size_t len)
+uint32_t mix_bytes_block_quick(const uint8_t *src, size_t len)
 {
+	uint32_t mask = 0;
+
 	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++) {
-		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4, f = bl < BLK_LONG ? 2 : 5;
+		const unsigned bl = blk_types[t].len, g = bl % 4 ? 2 : 4, f = bl < BLK_LONG ? 2 : 4;
 		const size_t mb = bl < BLK_LONG ? MIX_BLK_MINBLOCKS / 2 : MIX_BLK_MINBLOCKS / 4,
 		             n = blk_sample(len, bl, MIX_BLK_SAMPLE / 4, mb);
 		struct blk_hist c;
@@ -692,17 +874,19 @@ int mix_bytes_block_quick(const uint8_t *src, size_t len)
 			for (unsigned j = 0; j < 16; j++)
 				psq[r] += (uint64_t)c.pool[r][j] * c.pool[r][j];
 		for (unsigned r = 0; r < bl; r++)
-			if (sq[r] * c.pcnt[r % g] * c.pcnt[r % g] >= f * psq[r % g] * c.cnt[r] * c.cnt[r])
-				return 1;
+			if (sq[r] * c.pcnt[r % g] * c.pcnt[r % g] >= f * psq[r % g] * c.cnt[r] * c.cnt[r]) {
+				mask |= 1u << t;
+				break;
+			}
 	}
-	return 0;
+	return mask;
 }
 
 bool mix_bytes_blocks(const uint8_t *src, size_t len)
 {
 	struct mix_blk b;
 
-	return mix_bytes_block(src, len, &b) == 1;
+	return mix_bytes_block(src, len, MIX_BLK_ALL, &b) == 1;
 }
 
 /* uint16 token ids: 1 (their high bytes are few), int32: 2, text: 0.  The

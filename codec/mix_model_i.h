@@ -216,23 +216,23 @@ void mix_bytes_free(struct mix_bmodel *m);
  * first head bytes are scales (llama.cpp's Q4_0 .. Q8_1: an fp16 scale,
  * perhaps a second one and high bits, then the quants; the K-quants
  * Q2_K .. Q6_K turned so that their scales come first); the chunk's first
- * byte is byte phase of its block.  split (0: none) is the place where a
- * second kind of quant bytes starts (Q6_K's high bits after its low
- * nibbles): the two kinds go to streams of their own. */
+ * byte is byte phase of its block. */
 struct mix_blk {
-	unsigned len, head, phase, split;
+	unsigned len, head, phase;
 };
 #define MIX_BLK_HEADMAX 20u
 /* order-0 entropy (bits * 256 a byte) from which blocks are looked for:
  * quantized weights are 7-7.9 bits, text and token ids less */
 #define MIX_BLK_MIN_Q8 (256 * 6)
-/* Whether src looks like such blocks (an encoder guess from the high
- * nibbles' entropy at each place in a block of the known layouts): 1 and
- * *b, or 0. */
-int mix_bytes_block(const uint8_t *src, size_t len, struct mix_blk *b);
-/* A cheaper first look, for bytes near 8 bits of order-0 entropy: 0 when
- * they are surely not blocks. */
-int mix_bytes_block_quick(const uint8_t *src, size_t len);
+/* Whether src looks like such blocks of one of the layouts in mask (bit
+ * t: the t-th known layout; MIX_BLK_ALL) (an encoder guess from the high
+ * nibbles' entropy at each place in a block): 1 and *b, or 0. */
+#define MIX_BLK_ALL 0xffffffffu
+int mix_bytes_block(const uint8_t *src, size_t len, uint32_t mask, struct mix_blk *b);
+/* A cheaper first look, for bytes near 8 bits of order-0 entropy: the
+ * layouts they may be blocks of (a mask for mix_bytes_block), 0 when they
+ * are surely not blocks. */
+uint32_t mix_bytes_block_quick(const uint8_t *src, size_t len);
 ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const struct mix_blk *b,
                           const uint8_t *src, size_t len, uint8_t *dst, size_t cap);
 ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint8_t *payload,

@@ -40,14 +40,17 @@ struct mcase {
 	 * starting phase bytes into a block, 17 Q4_1 of uniform weights (7.9
 	 * bits a byte: found by the first look), 18, 19 Q4_K, Q6_K super-blocks
 	 * (the K-quants: Q6_K's head turned to its scales at place 192, its
-	 * quants in two streams) */
+	 * quants coded as values, one byte a weight), 20 Q5_0 blocks (values
+	 * too) */
 	int variant;
 };
 
 static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64_t seed)
 {
 	gen_fill(src, c->len, c->kind, c->gen_dt, c->phase, seed);
-	if (c->variant >= 18) {
+	if (c->variant == 20) {
+		gen_qblocks(src, c->len, 4, c->phase, seed);
+	} else if (c->variant >= 18) {
 		gen_kblocks(src, c->len, (unsigned)c->variant - 18, c->phase, seed);
 	} else if (c->variant >= 14) {
 		gen_qblocks(src, c->len, (unsigned)c->variant - 14, c->phase, seed);
@@ -182,6 +185,7 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 1, 0, 65536, 17},
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 100, 0, 65536, 18},
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 7, 0, 3 * 65536 + 11, 19},
+		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 9, 0, 65536, 20},
 	};
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	uint8_t *src = malloc(MAXLEN), *ref = malloc(MAXLEN), *out = malloc(MAXLEN);
@@ -217,11 +221,11 @@ static void test_instances_agree(void **state)
 			assert_int_equal(f[0][info.header_len] & 15, MIX_PF_CM);
 		if (c->variant >= 14) {
 			/* the layout found: block length, head, phase (where
-			 * the head starts: Q6_K's at place 192), the quants in
-			 * one stream or split (Q6_K's high bits at 146) */
-			static const uint8_t want[6][4] = {{34, 2, 0, 0}, {18, 2, 0, 0}, {20, 4, 0, 0},
-			                                   {20, 4, 0, 0}, {144, 16, 0, 0},
-			                                   {210, 18, 192, 146}};
+			 * the head starts: Q6_K's at place 192), the quants'
+			 * mode (Q6_K: as values) */
+			static const uint8_t want[7][4] = {{34, 2, 0, 1}, {18, 2, 0, 1}, {20, 4, 0, 1},
+			                                   {20, 4, 0, 1}, {144, 16, 0, 1},
+			                                   {210, 18, 192, 2}, {22, 2, 0, 2}};
 			const uint8_t *pl = f[0] + info.header_len, *w = want[c->variant - 14];
 
 			assert_int_equal(info.dtype, CODEC_DTYPE_OTHER);
@@ -230,9 +234,7 @@ static void test_instances_agree(void **state)
 			assert_int_equal(pl[2], w[1]);
 			assert_int_equal(pl[3], (c->phase + w[0] - w[2]) % w[0]);
 			assert_int_equal(pl[4] >> 4, 5); /* the head rows' strength */
-			assert_int_equal(pl[4] & 15, w[3] ? 2 : 1);
-			if (w[3])
-				assert_int_equal(pl[9 + codec_le_get(pl + 5, 4)], w[3]);
+			assert_int_equal(pl[4] & 15, w[3]);
 		} else if (c->variant >= 10) {
 			assert_int_equal(f[0][info.header_len] & 15,
 			                 c->variant <= 11 ? MIX_PF_CM | MIX_PF_NUM : MIX_BYTES_ELEM);
@@ -448,23 +450,19 @@ static void test_blk_payload_rejects(void **state)
 	codec_ctx_free(ctx[1]);
 }
 
-/* Blocks payloads with the quants in two streams (mode 2: Q6_K): a split
- * place at or under the head or at or past the block's length, stream
- * modes over 3, a first stream longer than the rest, a stream that is
- * raw but not of its count of bytes, and truncations fail with -EBADMSG;
- * bit flips fail or decode, in both instances alike. */
-static void test_blk_split_rejects(void **state)
+/* Blocks payloads with the quants as values (mode 2: Q6_K): a values
+ * stream's mode over 1, a values stream longer than the rest or leaving
+ * other than the partial blocks' quant bytes after it, a value of 64 or
+ * more (6-bit quants), values of a layout that has none (Q4_K's block
+ * and head lengths), and truncations fail with -EBADMSG; bit flips fail
+ * or decode, in both instances alike. */
+static void test_blk_values_rejects(void **state)
 {
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	const size_t len = 65536;
 	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER};
 	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len), *x;
-	static const uint8_t bad[][6] = {
-		/* split place, streams' modes, first stream's length */
-		{18, 3}, {17, 3}, {0, 3}, {210, 3}, {255, 3}, {146, 4}, {146, 255},
-		{146, 3, 0xff, 0xff, 0xff, 0xff}, {146, 3, 0, 0, 0, 0x01}, {146, 2}, {146, 1},
-		{146, 0},
-	};
+	size_t vl;
 	ssize_t n;
 
 	(void)state;
@@ -472,26 +470,43 @@ static void test_blk_split_rejects(void **state)
 	mix_impl_force(ctx[1], 1);
 	gen_kblocks(src, len, 1, 50, 9);
 	n = mix_encode(ctx[0], &a, src, len, pl, len - 1);
-	assert_true(n > 9);
+	assert_true(n > 14);
 	assert_int_equal(pl[0] & 15, MIX_BYTES_BLK);
 	assert_int_equal(pl[1], 210);
 	assert_int_equal(pl[4], 5 << 4 | 2);
-	x = pl + 9 + codec_le_get(pl + 5, 4); /* split place, modes, length */
-	assert_int_equal(x[0], 146);
-	assert_int_equal(x[1], 3); /* both streams coded */
+	x = pl + 9 + codec_le_get(pl + 5, 4); /* the values stream's mode, length */
+	vl = (size_t)codec_le_get(x + 1, 4);
+	assert_int_equal(x[0], 1);
+	/* the partial blocks' quants follow as they are: the chunk starts
+	 * at byte 50 of a block, place 68 of it turned to its head at 192
+	 * (142 quant bytes to its end), and after 311 whole blocks ends 84
+	 * bytes into the next (its head, 18, and 66 quant bytes) */
+	assert_int_equal((size_t)n - (size_t)(x - pl) - 5 - vl, 142 + 66);
 	for (int i = 0; i < 2; i++) {
 		assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), (ssize_t)len);
 		assert_memory_equal(out[i], src, len);
 	}
-	for (size_t v = 0; v < sizeof(bad) / sizeof(bad[0]); v++) {
-		uint8_t keep[6];
-		size_t w = bad[v][2] || bad[v][5] ? 6 : 2;
+	for (int v = 0; v < 6; v++) {
+		uint8_t keep[5], k1 = pl[1], k2 = pl[2];
 
-		memcpy(keep, x, 6);
-		memcpy(x, bad[v], w);
+		memcpy(keep, x, 5);
+		if (v == 0)
+			x[0] = 2;
+		else if (v == 1)
+			codec_le_put(x + 1, vl + 1, 4);
+		else if (v == 2)
+			codec_le_put(x + 1, vl - 1, 4);
+		else if (v == 3)
+			codec_le_put(x + 1, 0xffffffffu, 4);
+		else if (v == 4)
+			x[0] = 0; /* raw values: the length is not theirs */
+		else
+			pl[1] = 144, pl[2] = 16;
 		for (int i = 0; i < 2; i++)
 			assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), -EBADMSG);
-		memcpy(x, keep, 6);
+		memcpy(x, keep, 5);
+		pl[1] = k1;
+		pl[2] = k2;
 	}
 	for (int i = 0; i < 2; i++)
 		for (size_t l = (size_t)(x - pl); l < (size_t)n; l += 1 + l / 3)
@@ -512,7 +527,7 @@ int main(void)
 		cmocka_unit_test(test_instances_reject_alike),
 		cmocka_unit_test(test_elem_payload_rejects),
 		cmocka_unit_test(test_blk_payload_rejects),
-		cmocka_unit_test(test_blk_split_rejects),
+		cmocka_unit_test(test_blk_values_rejects),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

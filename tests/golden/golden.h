@@ -21,9 +21,10 @@
  * into a block */
 #define GOLDEN_Q8_0 (GEN_KIND_COUNT + 3)
 #define GOLDEN_Q4_1 (GEN_KIND_COUNT + 4)
-/* GGUF Q4_K and Q6_K super-blocks (gen_kblocks) */
+/* GGUF Q4_K and Q6_K super-blocks (gen_kblocks), Q5_0 blocks */
 #define GOLDEN_Q4_K (GEN_KIND_COUNT + 5)
 #define GOLDEN_Q6_K (GEN_KIND_COUNT + 6)
+#define GOLDEN_Q5_0 (GEN_KIND_COUNT + 7)
 
 static inline void golden_fill(uint8_t *src, size_t len, int kind, int gen_dt, uint32_t phase,
                                uint64_t seed)
@@ -34,6 +35,8 @@ static inline void golden_fill(uint8_t *src, size_t len, int kind, int gen_dt, u
 		gen_tokens(src, len, 2, seed);
 	else if (kind == GOLDEN_Q8_0 || kind == GOLDEN_Q4_1)
 		gen_qblocks(src, len, kind == GOLDEN_Q8_0 ? 0 : 2, phase, seed);
+	else if (kind == GOLDEN_Q5_0)
+		gen_qblocks(src, len, 4, phase, seed);
 	else if (kind == GOLDEN_Q4_K || kind == GOLDEN_Q6_K)
 		gen_kblocks(src, len, kind == GOLDEN_Q4_K ? 0 : 1, phase, seed);
 	else
@@ -108,9 +111,10 @@ static const struct golden_case golden_cases[] = {
 	{"mix_other_q8_0.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 7, GOLDEN_Q8_0, GEN_DT_BYTES, 40000, 44, 0, GOLDEN_REF_NONE},
 	{"mix_other_q4_1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 3, GOLDEN_Q4_1, GEN_DT_BYTES, 40000, 45, 0, GOLDEN_REF_NONE},
 	/* K-quants, head rows of strength 31 (the quants' mode byte's high
-	 * nibble 5); Q6_K's quants in two streams (mode 2) */
+	 * nibble 5); Q6_K's and Q5_0's quants as values (mode 2) */
 	{"mix_other_q4_k.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 40, GOLDEN_Q4_K, GEN_DT_BYTES, 40000, 48, 0, GOLDEN_REF_NONE},
 	{"mix_other_q6_k.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 5, GOLDEN_Q6_K, GEN_DT_BYTES, 40000, 49, 0, GOLDEN_REF_NONE},
+	{"mix_other_q5_0.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 11, GOLDEN_Q5_0, GEN_DT_BYTES, 40000, 52, 0, GOLDEN_REF_NONE},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 
@@ -162,6 +166,7 @@ static const struct sizes_case sizes_cases[] = {
 	{"q4_1_64k", GOLDEN_Q4_1, GEN_DT_BYTES, 65536, 47},
 	{"q4_k_64k", GOLDEN_Q4_K, GEN_DT_BYTES, 65536, 50},
 	{"q6_k_64k", GOLDEN_Q6_K, GEN_DT_BYTES, 65536, 51},
+	{"q5_0_64k", GOLDEN_Q5_0, GEN_DT_BYTES, 65536, 53},
 };
 #define SIZES_COUNT (sizeof(sizes_cases) / sizeof(sizes_cases[0]))
 /* sizes.csv rows per input: every level, and mix with -o bytes=cm */
