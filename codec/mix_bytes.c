@@ -407,11 +407,10 @@ static unsigned blk_vbits(unsigned kind)
 }
 
 /* The weights' quants v of one block's quant bytes q (dir 0), or q of v
- * (dir 1; every v below 2^blk_vbits). */
+ * (dir 1; every v below 2^blk_vbits).  Loops over the 32 bytes of a row
+ * of q with the rest fixed: contiguous, branch-free, vectorizable. */
 static void blk_values(unsigned kind, uint8_t *q, uint8_t *v, int dir)
 {
-	if (dir)
-		memset(q, 0, kind == BLK_V_Q5 ? 20 : kind == BLK_V_Q5K ? 160 : kind == BLK_V_Q3K ? 96 : 192);
 	if (kind == BLK_V_Q5) { /* qh (le32), qs[16] */
 		uint32_t qh = dir ? 0 : (uint32_t)codec_le_get(q, 4);
 
@@ -427,45 +426,64 @@ static void blk_values(unsigned kind, uint8_t *q, uint8_t *v, int dir)
 		if (dir)
 			codec_le_put(q, qh, 4);
 	} else if (kind == BLK_V_Q5K) { /* qh[32], qs[128] */
-		for (unsigned i = 0; i < 4; i++)
-			for (unsigned l = 0; l < 32; l++) {
-				uint8_t *a = v + 64 * i + l, *c = a + 32, *x = q + 32 + 32 * i + l;
+		uint8_t *qh = q, *qs = q + 32;
 
-				if (dir) {
-					*x = (uint8_t)((*a & 15) | (*c & 15) << 4);
-					q[l] |= (uint8_t)((*a >> 4) << (2 * i) | (*c >> 4) << (2 * i + 1));
-				} else {
-					*a = (uint8_t)((*x & 15) | (q[l] >> (2 * i) & 1) << 4);
-					*c = (uint8_t)((*x >> 4) | (q[l] >> (2 * i + 1) & 1) << 4);
-				}
-			}
-	} else if (kind == BLK_V_Q3K) { /* hmask[32], qs[64] */
-		for (unsigned j = 0; j < 256; j++) {
-			uint8_t *x = q + 32 + 32 * (j / 128) + j % 32;
-			unsigned sh = 2 * (j % 128 / 32);
+		if (dir)
+			memset(qh, 0, 32);
+		for (unsigned i = 0; i < 4; i++) {
+			uint8_t *a = v + 64 * i, *c = a + 32, *x = qs + 32 * i;
 
 			if (dir) {
-				*x |= (uint8_t)((v[j] & 3) << sh);
-				q[j % 32] |= (uint8_t)((v[j] >> 2) << (j / 32));
+				for (unsigned l = 0; l < 32; l++) {
+					x[l] = (uint8_t)((a[l] & 15) | (c[l] & 15) << 4);
+					qh[l] |= (uint8_t)((a[l] >> 4) << (2 * i) | (c[l] >> 4) << (2 * i + 1));
+				}
 			} else {
-				v[j] = (uint8_t)((*x >> sh & 3) | (q[j % 32] >> (j / 32) & 1) << 2);
+				for (unsigned l = 0; l < 32; l++) {
+					a[l] = (uint8_t)((x[l] & 15) | (qh[l] >> (2 * i) & 1) << 4);
+					c[l] = (uint8_t)((x[l] >> 4) | (qh[l] >> (2 * i + 1) & 1) << 4);
+				}
 			}
 		}
-	} else { /* Q6_K: ql[128], qh[64] */
-		for (unsigned h = 0; h < 2; h++)
-			for (unsigned k = 0; k < 4; k++)
-				for (unsigned l = 0; l < 32; l++) {
-					uint8_t *a = v + 128 * h + 32 * k + l, *x = q + 64 * h + 32 * (k % 2) + l,
-					        *y = q + 128 + 32 * h + l;
-					unsigned sh = 4 * (k / 2);
+	} else if (kind == BLK_V_Q3K) { /* hmask[32], qs[64] */
+		uint8_t *hm = q, *qs = q + 32;
 
-					if (dir) {
-						*x |= (uint8_t)((*a & 15) << sh);
-						*y |= (uint8_t)((*a >> 4) << (2 * k));
-					} else {
-						*a = (uint8_t)((*x >> sh & 15) | (*y >> (2 * k) & 3) << 4);
+		if (dir)
+			memset(q, 0, 96);
+		for (unsigned h = 0; h < 2; h++)
+			for (unsigned k = 0; k < 4; k++) {
+				uint8_t *a = v + 128 * h + 32 * k, *x = qs + 32 * h;
+				const unsigned sh = 2 * k, hb = 4 * h + k;
+
+				if (dir) {
+					for (unsigned l = 0; l < 32; l++) {
+						x[l] |= (uint8_t)((a[l] & 3) << sh);
+						hm[l] |= (uint8_t)((a[l] >> 2) << hb);
 					}
+				} else {
+					for (unsigned l = 0; l < 32; l++)
+						a[l] = (uint8_t)((x[l] >> sh & 3) | (hm[l] >> hb & 1) << 2);
 				}
+			}
+	} else { /* Q6_K: ql[128], qh[64] */
+		if (dir)
+			memset(q, 0, 192);
+		for (unsigned h = 0; h < 2; h++)
+			for (unsigned k = 0; k < 4; k++) {
+				uint8_t *a = v + 128 * h + 32 * k, *x = q + 64 * h + 32 * (k % 2),
+				        *y = q + 128 + 32 * h;
+				const unsigned sh = 4 * (k / 2), hs = 2 * k;
+
+				if (dir) {
+					for (unsigned l = 0; l < 32; l++) {
+						x[l] |= (uint8_t)((a[l] & 15) << sh);
+						y[l] |= (uint8_t)((a[l] >> 4) << hs);
+					}
+				} else {
+					for (unsigned l = 0; l < 32; l++)
+						a[l] = (uint8_t)((x[l] >> sh & 15) | (y[l] >> hs & 3) << 4);
+				}
+			}
 	}
 }
 
