@@ -223,14 +223,15 @@ static inline void gen_tokens(uint8_t *buf, size_t len, unsigned esz, uint64_t s
  * quants), 3 Q4_1 of uniform weights (near-random quants: 7.9 bits a
  * byte and more, what mix otherwise stores raw), 4 Q5_0 (fp16 d =
  * -amax_signed / 16, 32 high bits (le32), 16 bytes of the low nibbles of
- * q + 16).  Bytes [0, len) of the
+ * q + 16), 5 Q5_1 (fp16 d = (max - min) / 31, fp16 min, 32 high bits, 16
+ * bytes of low nibbles).  Bytes [0, len) of the
  * stream that starts skip bytes before buf (a chunk cut inside a block);
  * returns the block length. */
 static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size_t skip,
                                    uint64_t seed)
 {
-	static const unsigned blen[5] = {34, 18, 20, 20, 22};
-	const unsigned bl = blen[type % 5];
+	static const unsigned blen[6] = {34, 18, 20, 20, 22, 24};
+	const unsigned bl = blen[type % 6];
 	float sigma = 0.02f;
 	size_t at = 0; /* stream offset of the block */
 
@@ -242,7 +243,7 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 		if (blk % 8 == 0)
 			sigma = 0.005f + (float)(gen_next(&seed) % 1000) * 0.00004f;
 		for (int j = 0; j < 32; j++) {
-			x[j] = type % 5 == 3 ? (float)((int)(gen_next(&seed) % 2001) - 1000) * sigma / 1000.0f
+			x[j] = type % 6 == 3 ? (float)((int)(gen_next(&seed) % 2001) - 1000) * sigma / 1000.0f
 			                     : gen_normal(&seed, sigma);
 			if (x[j] < lo)
 				lo = x[j];
@@ -253,22 +254,29 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 				mx = x[j];
 			}
 		}
-		if (type % 5 == 4) {
+		if (type % 6 >= 4) {
+			/* Q5_0 (d, qh, qs) or Q5_1 (d, m, qh, qs) */
+			const int o = type % 6 == 5 ? 4 : 2;
 			uint32_t qh = 0;
 
-			d = mx / -16.0f;
+			d = o == 4 ? (hi - lo) / 31.0f : mx / -16.0f;
 			for (int j = 0; j < 16; j++) {
-				int q0 = d != 0 ? (int)(x[j] / d + 16.5f) : 16;
-				int q1 = d != 0 ? (int)(x[j + 16] / d + 16.5f) : 16;
+				float z0 = o == 4 ? x[j] - lo : x[j], z1 = o == 4 ? x[j + 16] - lo : x[j + 16];
+				int q0 = d != 0 ? (int)(z0 / d + (o == 4 ? 0.5f : 16.5f)) : 16;
+				int q1 = d != 0 ? (int)(z1 / d + (o == 4 ? 0.5f : 16.5f)) : 16;
 
 				q0 = q0 > 31 ? 31 : q0;
 				q1 = q1 > 31 ? 31 : q1;
-				b[6 + j] = (uint8_t)((q0 & 15) | (q1 & 15) << 4);
+				b[o + 4 + j] = (uint8_t)((q0 & 15) | (q1 & 15) << 4);
 				qh |= (uint32_t)(q0 >> 4) << j | (uint32_t)(q1 >> 4) << (j + 16);
 			}
 			for (int k = 0; k < 4; k++)
-				b[2 + k] = (uint8_t)(qh >> (8 * k));
-		} else if (type % 5 == 0) {
+				b[o + k] = (uint8_t)(qh >> (8 * k));
+			if (o == 4) {
+				h = gen_fp16(lo);
+				memcpy(b + 2, &h, 2);
+			}
+		} else if (type % 6 == 0) {
 			d = amax / 127.0f;
 			for (int j = 0; j < 32; j++) {
 				float q = d > 0 ? x[j] / d : 0.0f;
@@ -276,7 +284,7 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 
 				b[2 + j] = (uint8_t)(int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
 			}
-		} else if (type % 5 == 1) {
+		} else if (type % 6 == 1) {
 			d = mx / -8.0f;
 			for (int j = 0; j < 16; j++) {
 				int q0 = d != 0 ? (int)(x[j] / d + 8.5f) : 8;
