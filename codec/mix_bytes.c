@@ -266,13 +266,15 @@ mix_blocks_body(struct mix_state *s, struct mix_io *iop, const int enc, const in
 			continue;
 		}
 		for (; k < hd && i < len && !rc; k++, i++) {
-			unsigned byte = enc ? buf[i] : 0, h, l;
+			/* the rows of the place, or the shared ones of the
+			 * sub-block scales */
+			unsigned byte = enc ? buf[i] : 0, h, l, kr = bk->share >> k & 1 ? bk->share0 : k;
 
 			if (nseg == 0)
 				mix_seg_begin(io, enc);
-			h = mix_code(io, enc, impl, m->hi[k * 16 + (i >= bl ? buf[i - bl] >> 4 : 0)], 16,
+			h = mix_code(io, enc, impl, m->hi[kr * 16 + (i >= bl ? buf[i - bl] >> 4 : 0)], 16,
 			             byte >> 4, MIX_K_BLK);
-			l = mix_code(io, enc, impl, m->lo[k][h], 16, byte & 15, MIX_K_BLK);
+			l = mix_code(io, enc, impl, m->lo[kr][h], 16, byte & 15, MIX_K_BLK);
 			if (!enc)
 				buf[i] = (uint8_t)(h << 4 | l);
 			if (++nseg == MIX_SEG_NBYTES) {
@@ -574,6 +576,8 @@ out:
 }
 
 #define BLK_HDR 9 /* flags, length, head, phase, quants' mode and strength, head stream's length */
+#define BLK_SHARE 4u /* quants' mode byte: the sub-block scales share rows */
+static uint32_t blk_share(unsigned len, unsigned head);
 /* The head rows' prior strength: 2^BLK_STRENGTH - 1 virtual observations
  * (a first update moves a row by 1/32).  The first version of this way
  * (strength code 0) started at 2, whose first updates move a row by half:
@@ -634,7 +638,7 @@ ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const stru
 	dst[1] = (uint8_t)b->len;
 	dst[2] = (uint8_t)b->head;
 	dst[3] = (uint8_t)b->phase;
-	dst[4] = (uint8_t)(mode | BLK_STRENGTH << 4);
+	dst[4] = (uint8_t)(mode | (b->share ? BLK_SHARE : 0) | BLK_STRENGTH << 4);
 	codec_le_put(dst + 5, hlen, 4);
 	rc = (ssize_t)olen;
 out:
@@ -655,12 +659,17 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 
 	if (plen < BLK_HDR)
 		goto out;
-	b = (struct mix_blk){ payload[1], payload[2], payload[3] };
-	mode = payload[4] & 15;
+	b = (struct mix_blk){ payload[1], payload[2], payload[3], 0, 0 };
+	mode = payload[4] & 3;
 	str = payload[4] >> 4;
 	hlen = (size_t)codec_le_get(payload + 5, 4);
+	if (payload[4] & BLK_SHARE) {
+		b.share = blk_share(b.len, b.head);
+		b.share0 = b.share ? (unsigned)__builtin_ctz(b.share) : 0;
+	}
 	if (b.len < 2 || b.head < 1 || b.head >= b.len || b.head > MIX_BLK_HEADMAX ||
-	    b.phase >= b.len || mode > 2 || str == 1 || str > 8 || hlen > plen - BLK_HDR)
+	    b.phase >= b.len || mode > 2 || (payload[4] & 8) ||
+	    ((payload[4] & BLK_SHARE) && !b.share) || str == 1 || str > 8 || hlen > plen - BLK_HDR)
 		goto out;
 	p = payload + BLK_HDR + hlen;
 	rest = plen - BLK_HDR - hlen;
@@ -731,6 +740,16 @@ static const struct {
 	                          * 128 bytes of low nibbles, 64 of high bits */
 };
 #define BLK_LMAX 210u /* the longest block above */
+
+/* The sub-block scales of the layout of blocks of len bytes with a head
+ * of head bytes (places, bit k: place k), 0 for none. */
+static uint32_t blk_share(unsigned len, unsigned head)
+{
+	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++)
+		if (blk_types[t].len == len && blk_types[t].head == head)
+			return blk_types[t].scales;
+	return 0;
+}
 #define BLK_LONG 64u   /* the K-quants' super-blocks are this long or longer */
 #define MIX_BLK_SAMPLE 8192u /* bytes looked at, at least ... */
 #define MIX_BLK_MINBLOCKS 64u /* ... so many blocks (half that in a first look) */
@@ -856,7 +875,9 @@ int mix_bytes_block(const uint8_t *src, size_t len, uint32_t mask, struct mix_bl
 		    (!found || gain_t * best_n > best * n)) {
 			best = gain_t;
 			best_n = n;
-			*b = (struct mix_blk){ bl, blk_types[t].head, (bl - r_t) % bl };
+			*b = (struct mix_blk){ bl, blk_types[t].head, (bl - r_t) % bl,
+			                       blk_types[t].scales,
+			                       blk_types[t].scales ? (unsigned)__builtin_ctz(blk_types[t].scales) : 0 };
 			found = 1;
 		}
 	}

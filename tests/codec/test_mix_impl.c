@@ -223,10 +223,11 @@ static void test_instances_agree(void **state)
 		if (c->variant >= 14) {
 			/* the layout found: block length, head, phase (where
 			 * the head starts: Q6_K's at place 192), the quants'
-			 * mode (Q6_K: as values) */
+			 * mode (Q6_K, Q5_0, Q5_1: as values) with the flag of
+			 * shared sub-block scale rows (4: the K-quants) */
 			static const uint8_t want[8][4] = {{34, 2, 0, 1}, {18, 2, 0, 1}, {20, 4, 0, 1},
-			                                   {20, 4, 0, 1}, {144, 16, 0, 1},
-			                                   {210, 18, 192, 2}, {22, 2, 0, 2},
+			                                   {20, 4, 0, 1}, {144, 16, 0, 5},
+			                                   {210, 18, 192, 6}, {22, 2, 0, 2},
 			                                   {24, 4, 0, 2}};
 			const uint8_t *pl = f[0] + info.header_len, *w = want[c->variant - 14];
 
@@ -398,10 +399,11 @@ static void test_elem_payload_rejects(void **state)
 
 /* Blocks payloads (MIX_BYTES_BLK) at the level below the frame: a block
  * length under 2, a head of 0, of the block's length or over 20, a phase
- * past the block, a quants' mode other than 0, 1 and 2, a head rows'
- * strength code of 1 or over 8, a head stream longer than the payload, a
- * header cut short and truncations fail with -EBADMSG; bit flips fail or
- * decode, in both instances alike. */
+ * past the block, a quants' mode other than 0, 1 and 2, bit 3 of its
+ * byte, shared scale rows (bit 2) in a layout without sub-block scales
+ * (Q8_0's), a head rows' strength code of 1 or over 8, a head stream
+ * longer than the payload, a header cut short and truncations fail with
+ * -EBADMSG; bit flips fail or decode, in both instances alike. */
 static void test_blk_payload_rejects(void **state)
 {
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
@@ -413,6 +415,7 @@ static void test_blk_payload_rejects(void **state)
 		{0, 2, 0, 1}, {1, 2, 0, 1}, {34, 0, 0, 1}, {34, 34, 0, 1}, {34, 21, 0, 1},
 		{255, 21, 3, 1}, {34, 2, 34, 1}, {34, 2, 200, 1}, {18, 2, 18, 1}, {34, 2, 3, 3},
 		{34, 2, 3, 255}, {34, 2, 3, 0x11}, {34, 2, 3, 0x91}, {34, 2, 3, 0xf1},
+		{34, 2, 3, 0x55}, {34, 2, 3, 0x59},
 		{34, 2, 3, 1, 0xff, 0xff, 0xff, 0xff}, {34, 2, 3, 1, 0, 0, 0, 0x01},
 	};
 	ssize_t n;
@@ -475,7 +478,7 @@ static void test_blk_values_rejects(void **state)
 	assert_true(n > 14);
 	assert_int_equal(pl[0] & 15, MIX_BYTES_BLK);
 	assert_int_equal(pl[1], 210);
-	assert_int_equal(pl[4], 5 << 4 | 2);
+	assert_int_equal(pl[4], 5 << 4 | 4 | 2);
 	x = pl + 9 + codec_le_get(pl + 5, 4); /* the values stream's mode, length */
 	vl = (size_t)codec_le_get(x + 1, 4);
 	assert_int_equal(x[0], 1);

@@ -111,7 +111,8 @@ static const struct golden_case golden_cases[] = {
 	{"mix_other_q8_0.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 7, GOLDEN_Q8_0, GEN_DT_BYTES, 40000, 44, 0, GOLDEN_REF_NONE},
 	{"mix_other_q4_1.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 3, GOLDEN_Q4_1, GEN_DT_BYTES, 40000, 45, 0, GOLDEN_REF_NONE},
 	/* K-quants, head rows of strength 31 (the quants' mode byte's high
-	 * nibble 5); Q6_K's and Q5_0's quants as values (mode 2) */
+	 * nibble 5), their sub-block scales sharing rows (bit 2); Q6_K's and
+	 * Q5_0's quants as values (mode 2) */
 	{"mix_other_q4_k.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 40, GOLDEN_Q4_K, GEN_DT_BYTES, 40000, 48, 0, GOLDEN_REF_NONE},
 	{"mix_other_q6_k.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 5, GOLDEN_Q6_K, GEN_DT_BYTES, 40000, 49, 0, GOLDEN_REF_NONE},
 	{"mix_other_q5_0.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 11, GOLDEN_Q5_0, GEN_DT_BYTES, 40000, 52, 0, GOLDEN_REF_NONE},
