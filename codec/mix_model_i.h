@@ -216,13 +216,12 @@ void mix_bytes_free(struct mix_bmodel *m);
  * first head bytes are scales (llama.cpp's Q4_0 .. Q8_1: an fp16 scale,
  * perhaps a second one and high bits, then the quants; the K-quants
  * Q2_K .. Q6_K turned so that their scales come first); the chunk's first
- * byte is byte phase of its block.  The head places of share (bit k:
- * place k; 0 none) are coded with the rows of place share0, the first of
- * them: the K-quants' sub-block scales. */
+ * byte is byte phase of its block.  rows (NULL: none) maps each head
+ * place to the place whose rows code it: the K-quants' sub-block scale
+ * bytes of a kind share rows. */
 struct mix_blk {
 	unsigned len, head, phase;
-	uint32_t share;
-	unsigned share0;
+	const uint8_t *rows;
 };
 #define MIX_BLK_HEADMAX 20u
 /* order-0 entropy (bits * 256 a byte) from which blocks are looked for:

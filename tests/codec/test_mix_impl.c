@@ -400,8 +400,8 @@ static void test_elem_payload_rejects(void **state)
 /* Blocks payloads (MIX_BYTES_BLK) at the level below the frame: a block
  * length under 2, a head of 0, of the block's length or over 20, a phase
  * past the block, a quants' mode other than 0, 1 and 2, bit 3 of its
- * byte, shared scale rows (bit 2) in a layout without sub-block scales
- * (Q8_0's), a head rows' strength code of 1 or over 8, a head stream
+ * byte, shared scale rows (bit 2) in a layout without them (Q8_0's,
+ * Q3_K's), a head rows' strength code of 1 or over 8, a head stream
  * longer than the payload, a header cut short and truncations fail with
  * -EBADMSG; bit flips fail or decode, in both instances alike. */
 static void test_blk_payload_rejects(void **state)
@@ -415,7 +415,7 @@ static void test_blk_payload_rejects(void **state)
 		{0, 2, 0, 1}, {1, 2, 0, 1}, {34, 0, 0, 1}, {34, 34, 0, 1}, {34, 21, 0, 1},
 		{255, 21, 3, 1}, {34, 2, 34, 1}, {34, 2, 200, 1}, {18, 2, 18, 1}, {34, 2, 3, 3},
 		{34, 2, 3, 255}, {34, 2, 3, 0x11}, {34, 2, 3, 0x91}, {34, 2, 3, 0xf1},
-		{34, 2, 3, 0x55}, {34, 2, 3, 0x59},
+		{34, 2, 3, 0x55}, {34, 2, 3, 0x59}, {110, 14, 3, 0x55},
 		{34, 2, 3, 1, 0xff, 0xff, 0xff, 0xff}, {34, 2, 3, 1, 0, 0, 0, 0x01},
 	};
 	ssize_t n;
