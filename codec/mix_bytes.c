@@ -853,8 +853,8 @@ int mix_bytes_block(const uint8_t *src, size_t len, uint32_t mask, struct mix_bl
 		 * bit a sampled byte at each place (64 samples of a place: the
 		 * quants' places gain up to 0.5 bit by chance, which would
 		 * draw the head off its place).  The head's place is the one
-		 * whose fp16 high bytes gain most, the scales (a quarter of
-		 * theirs) breaking ties: Q6_K's and Q3_K's single fp16 scale
+		 * whose fp16 high bytes gain most, the scales (at 1/16 of
+		 * their weight) breaking ties: Q6_K's and Q3_K's single fp16 scale
 		 * must pin it against their high-bit bytes, which gain as
 		 * much as scales in some tensors (at an equal weight, 17 of
 		 * 130 Q6_K chunks of the corpus had the head misplaced). */
