@@ -27,8 +27,8 @@
  *                in the data section, which starts at the next multiple of
  *                general.alignment, default 32).  F32, F16 and BF16
  *                tensors get their dtype and a row of dims[0]; integer and
- *                the classic block-quantized types (Q4_0 .. Q8_1, Q2_K ..
- *                Q8_K) a range of dtype OTHER (tensor-boundary cuts, names
+ *                the block-quantized types (Q4_0 .. Q8_1, Q2_K .. Q8_K,
+ *                IQ4_NL, IQ4_XS) a range of dtype OTHER (tensor-boundary cuts, names
  *                for series references); types whose layout is not known
  *                here no range.  The whole head up to the data section is
  *                needed (-EAGAIN: need grows by half each time).

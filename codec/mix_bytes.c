@@ -717,13 +717,15 @@ out:
 /* Shared head rows: for each head place the place whose rows code it.
  * Q2_K's 16 scale bytes (4-bit scale and min) are one kind; Q4_K's and
  * Q5_K's 12 are three (6-bit scales, 6-bit mins, their low nibbles of
- * the last four); Q6_K's 16 int8 scales one.  Q3_K's (low nibbles, high
+ * the last four); Q6_K's 16 int8 scales one; IQ4_XS's 6 two (2 bytes of
+ * high bits, 4 of low nibbles).  Q3_K's (low nibbles, high
  * bits of 16 scales) code better apart in chunks of a small tensor:
  * none.  Simulated heads, 64 KiB chunks: Q2_K 7.13 -> 6.74 bits a byte,
  * Q4_K 7.29 -> 7.18, Q6_K 7.55 -> 7.36. */
 static const uint8_t blk_rows_q2k[20] = {0, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
 static const uint8_t blk_rows_q4k[16] = {0, 1, 2, 3, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12};
 static const uint8_t blk_rows_q6k[18] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 17};
+static const uint8_t blk_rows_iq4xs[8] = {0, 1, 2, 2, 4, 4, 4, 4};
 
 static const struct {
 	uint8_t len, head;
@@ -741,13 +743,17 @@ static const struct {
 	{84, 20, 0xa, 0xffff0, blk_rows_q2k},  /* Q2_K from its d: d, dmin, 16 4-bit scale/min
 	                        * pairs, 64 bytes of 2-bit quants */
 	{110, 14, 0x2000, 0xfff, NULL}, /* Q3_K from its scales: 12 bytes of 6-bit
-	                        * scales, d, 32 bytes of high bits (a stream
-	                        * of their own), 64 of 2-bit quants */
+	                        * scales, d, 32 bytes of high bits, 64 of
+	                        * 2-bit quants */
 	{144, 16, 0xa, 0xfff0, blk_rows_q4k}, /* Q4_K: d, dmin, 12 bytes of 6-bit scales and
 	                        * mins, 128 of 4-bit quants */
 	{176, 16, 0xa, 0xfff0, blk_rows_q4k}, /* Q5_K: d, dmin, 12, 32 bytes of high bits, 128 */
 	{210, 18, 0x20000, 0xffff, blk_rows_q6k}, /* Q6_K from its scales: 16 int8 scales, d,
 	                          * 128 bytes of low nibbles, 64 of high bits */
+	{136, 8, 0x2, 0xfc, blk_rows_iq4xs}, /* IQ4_XS: d, 2 bytes of the scales'
+	                        * high bits, 4 of their low nibbles, 128 of
+	                        * 4-bit indices into IQ4_NL's 16 values (IQ4_NL
+	                        * itself is Q4_0's layout) */
 };
 #define BLK_LMAX 210u /* the longest block above */
 

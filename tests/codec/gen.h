@@ -317,17 +317,45 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
  * dmin, 12 bytes of 6-bit scales and mins of 8 sub-blocks of 32, 128
  * bytes of 4-bit quants: 144 bytes), 1 Q6_K (128 bytes of low nibbles,
  * 64 of high 2-bit pairs, 16 int8 scales of 16 sub-blocks of 16, fp16 d
- * last: 210 bytes).  Bytes [0, len) of the stream that starts skip bytes
- * before buf; returns the block length. */
+ * last: 210 bytes), 2 IQ4_XS (fp16 d, 2 bytes of the 8 6-bit sub-block
+ * scales' high bits, 4 of their low nibbles, 128 bytes of 4-bit indices
+ * into IQ4_NL's 16 values: 136 bytes).  Bytes [0, len) of the stream that
+ * starts skip bytes before buf; returns the block length. */
 static inline int gen_kround(float v)
 {
 	return (int)(v < 0 ? v - 0.5f : v + 0.5f);
 }
 
+/* Symmetric sub-block scales sc[0..n) of x (n sub-blocks of len): each
+ * sub-block's element of largest magnitude over div; returns the scale of
+ * largest magnitude. */
+static inline float gen_kscales(const float *x, int n, int len, float div, float *sc)
+{
+	float big = 0.0f, msc = 0.0f;
+
+	for (int s = 0; s < n; s++) {
+		float am = 0.0f, mx = 0.0f;
+
+		for (int j = len * s; j < len * s + len; j++)
+			if (x[j] > am || -x[j] > am) {
+				am = x[j] < 0 ? -x[j] : x[j];
+				mx = x[j];
+			}
+		sc[s] = mx / div;
+		if (sc[s] > big || -sc[s] > big) {
+			big = sc[s] < 0 ? -sc[s] : sc[s];
+			msc = sc[s];
+		}
+	}
+	return msc;
+}
+
 static inline unsigned gen_kblocks(uint8_t *buf, size_t len, unsigned type, size_t skip,
                                    uint64_t seed)
 {
-	const unsigned bl = type % 2 ? 210 : 144;
+	static const int iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+	                              1,    13,   25,  38,  53,  69,  89,  113};
+	const unsigned bl = type % 3 == 1 ? 210 : type % 3 == 2 ? 136 : 144;
 	float sigma = 0.02f;
 	size_t at = 0;
 
@@ -341,7 +369,37 @@ static inline unsigned gen_kblocks(uint8_t *buf, size_t len, unsigned type, size
 			sigma = 0.005f + (float)(gen_next(&seed) % 1000) * 0.00004f;
 		for (int j = 0; j < 256; j++)
 			x[j] = gen_normal(&seed, sigma);
-		if (type % 2 == 0) {
+		if (type % 3 == 2) {
+			uint32_t sh = 0;
+
+			msc = gen_kscales(x, 8, 32, -127.0f, sc);
+			d = -msc / 32.0f;
+			for (int s = 0; s < 8; s++) {
+				int l = d != 0 ? gen_kround(sc[s] / d) : 0;
+
+				l = l < -32 ? -32 : l > 31 ? 31 : l;
+				b[4 + s / 2] |= (uint8_t)(((l + 32) & 15) << (4 * (s % 2)));
+				sh |= (uint32_t)((l + 32) >> 4) << (2 * s);
+				for (int j = 32 * s; j < 32 * s + 32; j++) {
+					float dl = d * (float)l, y = dl != 0 ? x[j] / dl : 0.0f, e = 1e30f;
+
+					for (int k = 0; k < 16; k++) {
+						float t = y - (float)iq4nl[k];
+
+						if ((t < 0 ? -t : t) < e) {
+							e = t < 0 ? -t : t;
+							L[j] = k;
+						}
+					}
+				}
+				for (int j = 0; j < 16; j++)
+					b[8 + 16 * s + j] = (uint8_t)(L[32 * s + j] | L[32 * s + 16 + j] << 4);
+			}
+			b[2] = (uint8_t)sh;
+			b[3] = (uint8_t)(sh >> 8);
+			h = gen_fp16(d);
+			memcpy(b, &h, 2);
+		} else if (type % 3 == 0) {
 			for (int s = 0; s < 8; s++) {
 				float lo = 0.0f, hi = x[32 * s];
 
@@ -384,20 +442,7 @@ static inline unsigned gen_kblocks(uint8_t *buf, size_t len, unsigned type, size
 			h = gen_fp16(dm);
 			memcpy(b + 2, &h, 2);
 		} else {
-			float big = 0.0f;
-
-			for (int s = 0; s < 16; s++) {
-				float am = 0.0f, mx = 0.0f;
-
-				for (int j = 16 * s; j < 16 * s + 16; j++)
-					if (x[j] > am || -x[j] > am) {
-						am = x[j] < 0 ? -x[j] : x[j];
-						mx = x[j];
-					}
-				sc[s] = mx / -32.0f;
-				if (sc[s] > big || -sc[s] > big)
-					big = sc[s] < 0 ? -sc[s] : sc[s], msc = sc[s];
-			}
+			msc = gen_kscales(x, 16, 16, -32.0f, sc);
 			d = msc != 0 ? msc / -128.0f : 0.0f;
 			for (int s = 0; s < 16; s++) {
 				int v = d != 0 ? gen_kround(sc[s] / d) : 0;

@@ -30,7 +30,9 @@ its last dimension) becomes:
                     them, without their iterative refinement) of the first
                     n // 256 * 256 elements, tensors of 256 x n;
   q4_k_m.gguf       Q4_K with every fourth tensor Q6_K, as llama.cpp's
-                    Q4_K_M mixes them.
+                    Q4_K_M mixes them;
+  iq4_xs.gguf       IQ4_XS super-blocks (136 bytes: d, 6-bit sub-block
+                    scales, 4-bit indices into IQ4_NL's 16 values).
 Deterministic (round to nearest, ties away from zero for int8; to the
 nearest e4m3 value, ties to the lower magnitude).  Needs Debian's
 python3-numpy."""
@@ -114,7 +116,7 @@ def gguf(path, tensors, ggml_type):
     off, datas = 0, []
     for name, n, data, *own in tensors:
         t = own[0] if own else ggml_type
-        be = 256 if 10 <= t <= 14 else 32
+        be = 256 if 10 <= t <= 14 or t == 23 else 32
         head += gstr(name) + struct.pack("<IQQIQ", 2, be, n // be, t, off)
         datas.append(data + b"\0" * (-len(data) % 32))
         off += len(datas[-1])
@@ -230,6 +232,33 @@ def kquants(w):
     return out
 
 
+IQ4NL = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.float32)
+def iq4_xs(w):
+    """IQ4_XS super-blocks (256 weights: fp16 d, 2 bytes of the 6-bit
+    sub-block scales' high bits, 4 of their low nibbles, 128 bytes of 4-bit
+    indices into IQ4_NL's 16 values) of the flat tensor w; a sub-block's
+    scale maps its largest magnitude to -127, without ggml's search."""
+    n = len(w) // 256 * 256
+    f = w[:n].reshape(-1, 8, 32).astype(np.float32)
+    nb = len(f)
+    am = np.take_along_axis(f, np.abs(f).argmax(axis=2)[:, :, None], axis=2)[:, :, 0]
+    sc = am / IQ4NL[0]  # sub-block scale: the largest magnitude maps to -127
+    big = np.take_along_axis(sc, np.abs(sc).argmax(axis=1)[:, None], axis=1)[:, 0]
+    d = (-big / 32).astype(np.float16).astype(np.float32)
+    idd = np.where(d != 0, 1 / np.where(d != 0, d, 1), 0)
+    l = np.clip(nearest(idd[:, None] * sc), -32, 31).astype(np.int64)
+    dl = d[:, None] * l
+    y = np.where(dl[:, :, None] != 0, f / np.where(dl != 0, dl, 1)[:, :, None], 0)
+    idx = np.abs(y[..., None] - IQ4NL).argmin(axis=-1).astype(np.uint8)  # (nb, 8, 32)
+    Ls = (l + 32).astype(np.uint32)
+    sh = np.zeros(nb, np.uint32); sl = np.zeros((nb, 4), np.uint8)
+    for ib in range(8):
+        sl[:, ib // 2] |= ((Ls[:, ib] & 15) << (4 * (ib % 2))).astype(np.uint8)
+        sh |= (Ls[:, ib] >> 4) << (2 * ib)
+    qs = (idx[:, :, :16] | idx[:, :, 16:] << 4).reshape(nb, 128)
+    return np.concatenate([d.astype("<f2").view(np.uint8).reshape(-1, 2), sh.astype("<u2").view(np.uint8).reshape(-1, 2), sl, qs], axis=1).tobytes()
+
+
 def main():
     cache, out = sys.argv[1], sys.argv[2]
     table = json.load(open(os.path.join(cache, "corpus.json")))["fp32"]
@@ -237,7 +266,7 @@ def main():
     tv, tc = e4m3_table()
     fp8, int8, q8 = [], [], []
     gg = {"q4_0": [], "q4_1": [], "q5_0": []}
-    kk = {k: [] for k in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k")}
+    kk = {k: [] for k in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs")}
     names = []
     for k, t in enumerate(table):
         n = t["bytes"] // 4
@@ -272,6 +301,7 @@ def main():
             gg[kind].append(data)
         for kind, data in kquants(w).items():
             kk[kind].append(data)
+        kk["iq4_xs"].append(iq4_xs(w))
     safetensors(os.path.join(out, "fp8.safetensors"), fp8, "F8_E4M3")
     safetensors(os.path.join(out, "int8.safetensors"), int8, "I8")
     with open(os.path.join(out, "q8_0.bin"), "wb") as f:
@@ -286,7 +316,7 @@ def main():
                     f.write(b)
         gguf(os.path.join(out, kind + ".gguf"),
              [(nm, n, b) for (nm, n), b in zip(names, blocks)], types[kind])
-    ktypes = {"q2_k": 10, "q3_k": 11, "q4_k": 12, "q5_k": 13, "q6_k": 14}
+    ktypes = {"q2_k": 10, "q3_k": 11, "q4_k": 12, "q5_k": 13, "q6_k": 14, "iq4_xs": 23}
     for kind, blocks in kk.items():
         gguf(os.path.join(out, kind + ".gguf"),
              [(nm, n // 256 * 256, b) for (nm, n), b in zip(names, blocks) if b], ktypes[kind])
