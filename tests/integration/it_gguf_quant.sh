@@ -4,7 +4,7 @@
 # equal after a remount, whole and by 4 KiB reads at odd offsets, and
 # level mix stores it in at most 98.5% of what level fast stores (the
 # blocks way: each super-block's scales under the previous block's, Q6_K's
-# quants, split over two places, coded whole as values: 0.952 of fast;
+# quants, split over two places, coded whole as values: 0.949 of fast;
 # without the K layouts mix stores these tensors as fast does, 0.9999 of
 # it on this file).  lazy=off: each chunk is coded once, by the mount that
 # wrote it.
