@@ -59,9 +59,8 @@ struct mix_bmodel {
 	uint32_t midx[1u << MIX_MM_BITS];      /* hash of last 4 bytes -> position */
 };
 
-/* The tables allocated, rows hi[0, nhi) and lo[0, nlo) initial. */
-/* The first nhi high-nibble rows and nlo x 16 low-nibble rows, uniform
- * with prior strength n0. */
+/* The tables allocated, the first nhi high-nibble rows and nlo x 16
+ * low-nibble rows uniform with prior strength n0. */
 static int bmodel_rows(struct mix_state *s, unsigned nhi, unsigned nlo, unsigned n0)
 {
 	struct mix_bmodel *m = s->bm;
@@ -369,6 +368,90 @@ static int blk_get(struct codec_ctx *ctx, unsigned mode, const uint8_t *p, size_
 	return rc < 0 ? (int)rc : 0;
 }
 
+/* The known layouts (ggml's block types): block length, head length, the
+ * places of the head (bit k: place k) that tell blocks from other bytes
+ * (the fp16 scales' high bytes, whose exponents make their high nibbles
+ * far more predictable than the quants', and the K-quants' sub-block
+ * scales, less so and not in every tensor), the shared head rows and the
+ * kind of values (below).  The K-quants' blocks of 256 weights keep their
+ * fp16 scales at the end or their sub-block scales at the start: turned
+ * here so that the head (sub-block scales and fp16 scales) comes first,
+ * which the phase does.  A payload names its layout by block and head
+ * length: the decoder finds rows and values here (blk_layout). */
+enum { BLK_V_NONE, BLK_V_Q5, BLK_V_Q5K, BLK_V_Q3K, BLK_V_Q6K };
+
+/* Shared head rows: for each head place the place whose rows code it.
+ * Q2_K's 16 scale bytes (4-bit scale and min) are one kind; Q4_K's and
+ * Q5_K's 12 are three (6-bit scales, 6-bit mins, their low nibbles of
+ * the last four); Q6_K's 16 int8 scales one; IQ4_XS's 6 two (2 bytes of
+ * high bits, 4 of low nibbles).  Q3_K's (low nibbles, high
+ * bits of 16 scales) code better apart in chunks of a small tensor:
+ * none.  Simulated heads, 64 KiB chunks: Q2_K 7.13 -> 6.74 bits a byte,
+ * Q4_K 7.29 -> 7.18, Q6_K 7.55 -> 7.36. */
+static const uint8_t blk_rows_q2k[20] = {0, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
+static const uint8_t blk_rows_q4k[16] = {0, 1, 2, 3, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12};
+static const uint8_t blk_rows_q6k[18] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 17};
+static const uint8_t blk_rows_iq4xs[8] = {0, 1, 2, 2, 4, 4, 4, 4};
+
+static const struct blk_type {
+	uint8_t len, head;
+	uint32_t fp16_hi, scales;
+	const uint8_t *rows; /* shared rows (blk_rows_*), NULL: none */
+	uint8_t vkind;       /* BLK_V_*: the quants as values */
+} blk_types[] = {
+	/* Q4_0: d, 16 bytes of 4-bit quants */
+	{18, 2, 0x2, 0, NULL, BLK_V_NONE},
+	/* Q4_1: d, m, 16 */
+	{20, 4, 0xa, 0, NULL, BLK_V_NONE},
+	/* Q5_0: d, 4 bytes of high bits, 16 (the high bits are near random
+	 * alone: coded with the quants as values, not as head bytes, whose
+	 * contexts would cost their learning) */
+	{22, 2, 0x2, 0, NULL, BLK_V_Q5},
+	/* Q5_1: d, m, 4, 16 */
+	{24, 4, 0xa, 0, NULL, BLK_V_Q5},
+	/* Q8_0: d, 32 int8 */
+	{34, 2, 0x2, 0, NULL, BLK_V_NONE},
+	/* Q8_1: d, s, 32 */
+	{36, 4, 0xa, 0, NULL, BLK_V_NONE},
+	/* Q2_K from its d: d, dmin, 16 4-bit scale/min pairs, 64 bytes of
+	 * 2-bit quants */
+	{84, 20, 0xa, 0xffff0, blk_rows_q2k, BLK_V_NONE},
+	/* Q3_K from its scales: 12 bytes of 6-bit scales, d, 32 bytes of high
+	 * bits, 64 of 2-bit quants */
+	{110, 14, 0x2000, 0xfff, NULL, BLK_V_Q3K},
+	/* Q4_K: d, dmin, 12 bytes of 6-bit scales and mins, 128 of 4-bit
+	 * quants */
+	{144, 16, 0xa, 0xfff0, blk_rows_q4k, BLK_V_NONE},
+	/* Q5_K: d, dmin, 12, 32 bytes of high bits, 128 */
+	{176, 16, 0xa, 0xfff0, blk_rows_q4k, BLK_V_Q5K},
+	/* Q6_K from its scales: 16 int8 scales, d, 128 bytes of low nibbles,
+	 * 64 of high bits */
+	{210, 18, 0x20000, 0xffff, blk_rows_q6k, BLK_V_Q6K},
+	/* IQ4_XS: d, 2 bytes of the scales' high bits, 4 of their low
+	 * nibbles, 128 of 4-bit indices into IQ4_NL's 16 values (IQ4_NL
+	 * itself is Q4_0's layout) */
+	{136, 8, 0x2, 0xfc, blk_rows_iq4xs, BLK_V_NONE},
+};
+#define BLK_LMAX 210u /* the longest block above */
+
+/* The layout of blocks of len bytes with a head of head bytes, NULL for
+ * none known. */
+static const struct blk_type *blk_layout(unsigned len, unsigned head)
+{
+	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++)
+		if (blk_types[t].len == len && blk_types[t].head == head)
+			return &blk_types[t];
+	return NULL;
+}
+
+/* The kind of values of b's layout (BLK_V_NONE: its quants are bytes). */
+static unsigned blk_vkind(const struct mix_blk *b)
+{
+	const struct blk_type *ty = blk_layout(b->len, b->head);
+
+	return ty ? ty->vkind : BLK_V_NONE;
+}
+
 /* Quants as values (mode 2): where a weight's quant is split over two
  * places of a block (Q5_0 and Q5_1: a high bit in the 32-bit qh; Q5_K: a
  * high bit in qh[32]; Q3_K: in hmask[32]; Q6_K: two high bits in qh[64]),
@@ -377,27 +460,9 @@ static int blk_get(struct codec_ctx *ctx, unsigned mode, const uint8_t *p, size_
  * together) while the whole quants are not: so the complete blocks'
  * quants are unpacked into one byte a weight, coded together (Q5_0 4.91
  * -> 4.58 bits a weight in order 0, Q6_K 5.76 -> 5.63), and packed again
- * by the decoder.  The kind follows from the block length and head
- * length (the layouts of blk_types; q is the block's quant bytes, after
- * its head, with the K-quants' heads turned to the front). */
-enum { BLK_V_NONE, BLK_V_Q5, BLK_V_Q5K, BLK_V_Q3K, BLK_V_Q6K };
-
-static unsigned blk_vkind(unsigned len, unsigned head)
-{
-	switch (len << 8 | head) {
-	case 22u << 8 | 2:
-	case 24u << 8 | 4:
-		return BLK_V_Q5;
-	case 176u << 8 | 16:
-		return BLK_V_Q5K;
-	case 110u << 8 | 14:
-		return BLK_V_Q3K;
-	case 210u << 8 | 18:
-		return BLK_V_Q6K;
-	}
-	return BLK_V_NONE;
-}
-
+ * by the decoder.  The kind is the layout's (blk_types; q is the
+ * block's quant bytes, after its head, with the K-quants' heads turned to
+ * the front). */
 static unsigned blk_vcount(unsigned kind)
 {
 	return kind == BLK_V_Q5 ? 32 : 256;
@@ -520,7 +585,7 @@ static size_t blk_ends(const struct mix_blk *b, uint8_t *src, size_t len, uint8_
 static ssize_t blk_values_put(struct codec_ctx *ctx, const struct mix_blk *b, uint8_t *src,
                               size_t len, uint8_t *dst, size_t cap)
 {
-	const unsigned kind = blk_vkind(b->len, b->head), nv = blk_vcount(kind);
+	const unsigned kind = blk_vkind(b), nv = blk_vcount(kind);
 	size_t i0, n, ne = blk_ends(b, src, len, NULL, 0);
 	uint8_t *v, mode;
 	ssize_t rc = -ENOSPC;
@@ -547,7 +612,7 @@ static ssize_t blk_values_put(struct codec_ctx *ctx, const struct mix_blk *b, ui
 static int blk_values_get(struct codec_ctx *ctx, const struct mix_blk *b, const uint8_t *p,
                           size_t plen, uint8_t *dst, size_t len)
 {
-	const unsigned kind = blk_vkind(b->len, b->head), nv = blk_vcount(kind);
+	const unsigned kind = blk_vkind(b), nv = blk_vcount(kind);
 	size_t i0, n, ne = blk_ends(b, dst, len, NULL, 0), vl;
 	uint8_t *v = NULL, top = (uint8_t)(1u << blk_vbits(kind));
 	int rc = -EBADMSG;
@@ -577,7 +642,6 @@ out:
 
 #define BLK_HDR 9 /* flags, length, head, phase, quants' mode and strength, head stream's length */
 #define BLK_SHARE 4u /* quants' mode byte: the sub-block scales share rows */
-static const uint8_t *blk_rows(unsigned len, unsigned head);
 /* The head rows' prior strength: 2^BLK_STRENGTH - 1 virtual observations
  * (a first update moves a row by 1/32).  The first version of this way
  * (strength code 0) started at 2, whose first updates move a row by half:
@@ -620,7 +684,7 @@ ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const stru
 	if (rc < 0)
 		goto out;
 	olen += (size_t)rc;
-	if (blk_vkind(b->len, b->head) != BLK_V_NONE && (size_t)rc > BLK_VAL_HDR) {
+	if (blk_vkind(b) != BLK_V_NONE && (size_t)rc > BLK_VAL_HDR) {
 		/* the quants as values (into q, whose quant bytes are coded
 		 * above), if smaller */
 		const size_t lim = (size_t)rc - 1 < nq ? (size_t)rc - 1 : nq;
@@ -663,15 +727,17 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 	mode = payload[4] & 3;
 	str = payload[4] >> 4;
 	hlen = (size_t)codec_le_get(payload + 5, 4);
-	if (payload[4] & BLK_SHARE)
-		b.rows = blk_rows(b.len, b.head);
+	if (payload[4] & BLK_SHARE) {
+		const struct blk_type *ty = blk_layout(b.len, b.head);
+
+		b.rows = ty ? ty->rows : NULL;
+	}
 	if (b.len < 2 || b.head < 1 || b.head >= b.len || b.head > MIX_BLK_HEADMAX ||
 	    b.phase >= b.len || mode > 2 || (payload[4] & 8) ||
 	    ((payload[4] & BLK_SHARE) && !b.rows) || str == 1 || str > 8 || hlen > plen - BLK_HDR)
 		goto out;
 	p = payload + BLK_HDR + hlen;
 	rest = plen - BLK_HDR - hlen;
-	nq = blk_gather(&b, b.head, b.len, dst, raw_len, NULL, 0);
 	rc = bmodel_rows(s, 16 * b.head, b.head, str ? (1u << str) - 1 : 2);
 	if (rc == 0)
 		rc = mix_rdec_open(s, &io.d, payload + BLK_HDR, hlen);
@@ -691,6 +757,7 @@ ssize_t mix_blocks_decode(struct codec_ctx *ctx, struct mix_state *s, const uint
 	if (mode == 2) {
 		rc = blk_values_get(ctx, &b, p, rest, dst, raw_len);
 	} else {
+		nq = blk_gather(&b, b.head, b.len, dst, raw_len, NULL, 0);
 		rc = -ENOMEM;
 		if (nq && !(q = malloc(nq)))
 			goto out;
@@ -705,67 +772,6 @@ out:
 	return rc;
 }
 
-/* The known layouts (ggml's block types): block length, head length, and
- * the places of the head (bit k: place k) that
- * tell blocks from other bytes: the fp16 scales' high bytes, whose
- * exponents make their high nibbles far more predictable than the
- * quants', and the K-quants' sub-block scales (less so, and not in every
- * tensor).  The K-quants' blocks of 256 weights keep
- * their fp16 scales at the end or their sub-block scales at the start:
- * turned here so that the head (sub-block scales and fp16 scales) comes
- * first, which the phase does. */
-/* Shared head rows: for each head place the place whose rows code it.
- * Q2_K's 16 scale bytes (4-bit scale and min) are one kind; Q4_K's and
- * Q5_K's 12 are three (6-bit scales, 6-bit mins, their low nibbles of
- * the last four); Q6_K's 16 int8 scales one; IQ4_XS's 6 two (2 bytes of
- * high bits, 4 of low nibbles).  Q3_K's (low nibbles, high
- * bits of 16 scales) code better apart in chunks of a small tensor:
- * none.  Simulated heads, 64 KiB chunks: Q2_K 7.13 -> 6.74 bits a byte,
- * Q4_K 7.29 -> 7.18, Q6_K 7.55 -> 7.36. */
-static const uint8_t blk_rows_q2k[20] = {0, 1, 2, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4};
-static const uint8_t blk_rows_q4k[16] = {0, 1, 2, 3, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12};
-static const uint8_t blk_rows_q6k[18] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 17};
-static const uint8_t blk_rows_iq4xs[8] = {0, 1, 2, 2, 4, 4, 4, 4};
-
-static const struct {
-	uint8_t len, head;
-	uint32_t fp16_hi, scales;
-	const uint8_t *rows; /* shared rows (see blk_rows_*) */
-} blk_types[] = {
-	{18, 2, 0x2, 0, NULL},  /* Q4_0: d, 16 bytes of 4-bit quants */
-	{20, 4, 0xa, 0, NULL},  /* Q4_1: d, m, 16 */
-	{22, 2, 0x2, 0, NULL},  /* Q5_0: d, 4 bytes of high bits, 16 (the high bits are
-	                   * near random: coded with the quants, not as head
-	                   * bytes, whose contexts would cost their learning) */
-	{24, 4, 0xa, 0, NULL},  /* Q5_1: d, m, 4, 16 */
-	{34, 2, 0x2, 0, NULL},  /* Q8_0: d, 32 int8 */
-	{36, 4, 0xa, 0, NULL},  /* Q8_1: d, s, 32 */
-	{84, 20, 0xa, 0xffff0, blk_rows_q2k},  /* Q2_K from its d: d, dmin, 16 4-bit scale/min
-	                        * pairs, 64 bytes of 2-bit quants */
-	{110, 14, 0x2000, 0xfff, NULL}, /* Q3_K from its scales: 12 bytes of 6-bit
-	                        * scales, d, 32 bytes of high bits, 64 of
-	                        * 2-bit quants */
-	{144, 16, 0xa, 0xfff0, blk_rows_q4k}, /* Q4_K: d, dmin, 12 bytes of 6-bit scales and
-	                        * mins, 128 of 4-bit quants */
-	{176, 16, 0xa, 0xfff0, blk_rows_q4k}, /* Q5_K: d, dmin, 12, 32 bytes of high bits, 128 */
-	{210, 18, 0x20000, 0xffff, blk_rows_q6k}, /* Q6_K from its scales: 16 int8 scales, d,
-	                          * 128 bytes of low nibbles, 64 of high bits */
-	{136, 8, 0x2, 0xfc, blk_rows_iq4xs}, /* IQ4_XS: d, 2 bytes of the scales'
-	                        * high bits, 4 of their low nibbles, 128 of
-	                        * 4-bit indices into IQ4_NL's 16 values (IQ4_NL
-	                        * itself is Q4_0's layout) */
-};
-#define BLK_LMAX 210u /* the longest block above */
-
-/* The shared head rows of the layout of blocks of len bytes with a head
- * of head bytes, NULL for none. */
-static const uint8_t *blk_rows(unsigned len, unsigned head)
-{
-	for (size_t t = 0; t < sizeof(blk_types) / sizeof(blk_types[0]); t++)
-		if (blk_types[t].len == len && blk_types[t].head == head)
-			return blk_types[t].rows;
-	return NULL;
-}
 #define BLK_LONG 64u   /* the K-quants' super-blocks are this long or longer */
 #define MIX_BLK_SAMPLE 8192u /* bytes looked at, at least ... */
 #define MIX_BLK_MINBLOCKS 64u /* ... so many blocks (half that in a first look) */
