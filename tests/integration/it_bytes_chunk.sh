@@ -52,14 +52,6 @@ chunks() {
 	stats_json "$WORK/c.json" "$MNT"
 	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["chunks"])' "$WORK/c.json"
 }
-stored() {
-	stats_json "$WORK/f.json" --files "$MNT"
-	python3 - "$WORK/f.json" "$1" <<'PYEOF'
-import json, sys
-rows = {r["path"].rsplit("/", 1)[-1]: r["stored_bytes"] for r in json.load(open(sys.argv[1]))["files"]}
-print(rows[sys.argv[2]])
-PYEOF
-}
 gen_text "$WORK/coarse.txt" 2 text
 gen_text "$WORK/tokens.bin" 3 tokens
 # other ids as a NumPy .npy (hints: one uint16 range, no float tensor)
@@ -80,7 +72,7 @@ cp "$WORK/coarse.txt" "$MNT/fine.txt"
 sync
 n_fine=$(chunks)
 [ "$n_fine" -ge 40 ] || fail "bytes_chunk=0: 4 MiB of text in only $n_fine chunks"
-s_fine=$(stored fine.txt)
+s_fine=$(stored_bytes fine.txt)
 mixfs_umount
 rm -rf "$STORE"
 mixfs_mkfs
@@ -98,7 +90,7 @@ for f in coarse.txt tokens.bin tokens.npy floats.bin random.bin; do
 	*) [ "$n" -ge 32 ] || fail "$f: $n chunks, expected the store's (32 or more)" ;;
 	esac
 done
-s_coarse=$(stored coarse.txt)
+s_coarse=$(stored_bytes coarse.txt)
 log "stored: store's chunks $s_fine, coarse $s_coarse"
 [ $((s_coarse * 1000)) -le $((s_fine * 985)) ] ||
 	fail "coarse chunks stored $s_coarse bytes, the store's $s_fine: expected 1.5% less"

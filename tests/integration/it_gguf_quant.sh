@@ -14,14 +14,6 @@ need_mixfs "GGUF K-quants"
 command -v python3 >/dev/null || skip "python3 missing"
 
 python3 "$(dirname "$0")/ggufquant.py" "$WORK/q.gguf" 4 1024 3
-stored() {
-	stats_json "$WORK/f.json" --files "$MNT"
-	python3 - "$WORK/f.json" "$1" <<'PYEOF'
-import json, sys
-rows = {r["path"].rsplit("/", 1)[-1]: r["stored_bytes"] for r in json.load(open(sys.argv[1]))["files"]}
-print(rows[sys.argv[2]])
-PYEOF
-}
 
 for lvl in fast mix; do
 	rm -rf "$STORE"
@@ -39,7 +31,7 @@ for lvl in fast mix; do
 		b=$(dd if="$MNT/models/q4_k_m.gguf" iflag=skip_bytes,count_bytes skip=$off count=4096 bs=4096 status=none | sha256sum)
 		check_eq "$lvl: 4 KiB at $off" "$a" "$b"
 	done
-	eval "s_$lvl=$(stored q4_k_m.gguf)"
+	eval "s_$lvl=$(stored_bytes q4_k_m.gguf)"
 	mixfs_umount
 	"$MIXFS" fsck "$STORE" >"$WORK/fsck.txt" 2>&1 || fail "fsck ($lvl): $(cat "$WORK/fsck.txt")"
 done

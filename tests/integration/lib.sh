@@ -304,6 +304,17 @@ stats_json() {
 		fail "mixfs stats --json $*: not JSON: $(head -c 500 "$out")"
 }
 
+# stored_bytes NAME: the bytes stored for the file named NAME (its last
+# path element) under $MNT, from mixfs stats --json --files.
+stored_bytes() {
+	stats_json "$WORK/files.json" --files "$MNT"
+	python3 - "$WORK/files.json" "$1" <<'PYEOF'
+import json, sys
+rows = {r["path"].rsplit("/", 1)[-1]: r["stored_bytes"] for r in json.load(open(sys.argv[1]))["files"]}
+print(rows[sys.argv[2]])
+PYEOF
+}
+
 # wait_stats OUT TRIES COND: write the store's mixfs stats --json to OUT
 # until the Python expression COND holds for it (s: the JSON object),
 # trying TRIES times 0.3 s apart; status 1 if it never did.
