@@ -15,6 +15,24 @@ def gstr(s):
     return struct.pack("<Q", len(b)) + b
 
 
+def write_gguf(path, kv, tensors):
+    """A GGUF v3 file at path: the metadata pairs kv (encoded), then the
+    tensors (name, dims fastest first, ggml type, data bytes), each data
+    at an offset aligned to 32, the data section at the next multiple of
+    32 after the infos (general.alignment = 32 is the caller's to put in
+    kv).  Shared with ggufquant.py."""
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv)) + b"".join(kv)
+    datas, off = [], 0
+    for name, dims, ggml_type, data in tensors:
+        head += gstr(name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims)
+        head += struct.pack("<IQ", ggml_type, off)
+        datas.append(data + b"\0" * (-len(data) % 32))
+        off += len(datas[-1])
+    head += b"\0" * (-len(head) % 32)
+    with open(path, "wb") as f:
+        f.write(head + b"".join(datas))
+
+
 def main():
     path, ntens, rows, cols, seed, name = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6]
     drift = float(sys.argv[7]) if len(sys.argv) > 7 else 0.0
@@ -24,8 +42,7 @@ def main():
           (gstr("general.alignment") + struct.pack("<II", 4, 32)),
           (gstr("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 3) +
            gstr("<s>") + gstr("</s>") + gstr("hello"))]
-    head = b"GGUF" + struct.pack("<IQQ", 3, ntens, len(kv)) + b"".join(kv)
-    datas, off = [], 0
+    tensors = []
     for k in range(ntens):
         vals = [rng.gauss(0.0, 0.02) for _ in range(rows * cols)]
         if drift:
@@ -35,13 +52,10 @@ def main():
         bf16 = bytearray(2 * rows * cols)
         bf16[0::2] = f32[2::4]  # truncation to bf16: the high halves
         bf16[1::2] = f32[3::4]
-        # dims fastest first; type 30 = BF16; offsets aligned to 32
-        head += gstr("blk.%d.weight" % k) + struct.pack("<IQQIQ", 2, cols, rows, 30, off)
-        datas.append(bytes(bf16) + b"\0" * (-len(bf16) % 32))
-        off += len(datas[-1])
-    head += b"\0" * (-len(head) % 32)
-    with open(path, "wb") as f:
-        f.write(head + b"".join(datas))
+        # dims fastest first; type 30 = BF16
+        tensors.append(("blk.%d.weight" % k, (cols, rows), 30, bytes(bf16)))
+    write_gguf(path, kv, tensors)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -11,10 +11,7 @@ import random
 import struct
 import sys
 
-
-def gstr(s):
-    b = s.encode()
-    return struct.pack("<Q", len(b)) + b
+from ggufgen import gstr, write_gguf
 
 
 def rnd(v):
@@ -84,8 +81,7 @@ def main():
     rng = random.Random(seed)
     kv = [gstr("general.architecture") + struct.pack("<I", 8) + gstr("llama"),
           gstr("general.alignment") + struct.pack("<II", 4, 32)]
-    head = b"GGUF" + struct.pack("<IQQ", 3, ntens, len(kv)) + b"".join(kv)
-    datas, off = [], 0
+    tensors = []
     for k in range(ntens):
         kind, fn = (12, q4_k) if k % 2 == 0 else (14, q6_k)
         data, base = bytearray(), 0.005 + rng.random() * 0.04
@@ -93,12 +89,8 @@ def main():
             sigma = base * (1.0 + 0.1 * rng.gauss(0.0, 1.0))
             data += fn([rng.choice((-1.0, 1.0)) * rng.expovariate(1.0 / sigma)
                         for _ in range(256)])
-        head += gstr("blk.%d.weight" % k) + struct.pack("<IQQIQ", 2, 256, nsb, kind, off)
-        datas.append(bytes(data) + b"\0" * (-len(data) % 32))
-        off += len(datas[-1])
-    head += b"\0" * (-len(head) % 32)
-    with open(path, "wb") as f:
-        f.write(head + b"".join(datas))
+        tensors.append(("blk.%d.weight" % k, (256, nsb), kind, bytes(data)))
+    write_gguf(path, kv, tensors)
 
 
 main()
