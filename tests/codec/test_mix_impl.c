@@ -400,6 +400,59 @@ static void test_elem_payload_rejects(void **state)
 	elem_payload_rejects(false);
 }
 
+/* A blocks payload to break: the 64 KiB chunk src (the caller fills it
+ * between blk_fx_open and blk_fx_code) coded by the portable instance
+ * into pl (n bytes), which both instances decode back; blk_fx_rejected
+ * checks that both refuse pl as it now is. */
+struct blk_fx {
+	struct codec_ctx *ctx[2];
+	struct codec_lvl_args a;
+	uint8_t *src, *out[2], *pl;
+	size_t len;
+	ssize_t n;
+};
+
+static void blk_fx_open(struct blk_fx *x)
+{
+	x->len = 65536;
+	x->a = (struct codec_lvl_args){.dtype = CODEC_DTYPE_OTHER};
+	for (int i = 0; i < 2; i++) {
+		x->ctx[i] = codec_ctx_create();
+		x->out[i] = malloc(x->len);
+		mix_impl_force(x->ctx[i], i);
+	}
+	x->src = malloc(x->len);
+	x->pl = malloc(x->len);
+}
+
+static void blk_fx_code(struct blk_fx *x)
+{
+	x->n = mix_encode(x->ctx[0], &x->a, x->src, x->len, x->pl, x->len - 1);
+	assert_true(x->n > 4);
+	assert_int_equal(x->pl[0] & 15, MIX_BYTES_BLK);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(mix_decode(x->ctx[i], &x->a, x->pl, (size_t)x->n, x->out[i], x->len),
+		                 (ssize_t)x->len);
+		assert_memory_equal(x->out[i], x->src, x->len);
+	}
+}
+
+static void blk_fx_rejected(struct blk_fx *x, size_t n)
+{
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(mix_decode(x->ctx[i], &x->a, x->pl, n, x->out[i], x->len), -EBADMSG);
+}
+
+static void blk_fx_close(struct blk_fx *x)
+{
+	for (int i = 0; i < 2; i++) {
+		free(x->out[i]);
+		codec_ctx_free(x->ctx[i]);
+	}
+	free(x->src);
+	free(x->pl);
+}
+
 /* Blocks payloads (MIX_BYTES_BLK) at the level below the frame: a block
  * length under 2, a head of 0, of the block's length or over 20, a phase
  * past the block, a quants' mode other than 0, 1 and 2, bit 3 of its
@@ -409,10 +462,6 @@ static void test_elem_payload_rejects(void **state)
  * -EBADMSG; bit flips fail or decode, in both instances alike. */
 static void test_blk_payload_rejects(void **state)
 {
-	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
-	const size_t len = 65536;
-	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER};
-	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len);
 	static const uint8_t bad[][8] = {
 		/* block length, head, phase, quants' mode, head stream's length */
 		{0, 2, 0, 1}, {1, 2, 0, 1}, {34, 0, 0, 1}, {34, 34, 0, 1}, {34, 21, 0, 1},
@@ -421,41 +470,29 @@ static void test_blk_payload_rejects(void **state)
 		{34, 2, 3, 0x55}, {34, 2, 3, 0x59}, {110, 14, 3, 0x55},
 		{34, 2, 3, 1, 0xff, 0xff, 0xff, 0xff}, {34, 2, 3, 1, 0, 0, 0, 0x01},
 	};
-	ssize_t n;
+	struct blk_fx x;
+	uint8_t *pl;
 
 	(void)state;
-	mix_impl_force(ctx[0], 0);
-	mix_impl_force(ctx[1], 1);
-	gen_qblocks(src, len, 0, 3, 8);
-	n = mix_encode(ctx[0], &a, src, len, pl, len - 1);
-	assert_true(n > 4);
-	assert_int_equal(pl[0] & 15, MIX_BYTES_BLK);
+	blk_fx_open(&x);
+	gen_qblocks(x.src, x.len, 0, 3, 8);
+	blk_fx_code(&x);
+	pl = x.pl;
 	assert_int_equal(pl[1], 34);
 	assert_int_equal(pl[2], 2);
 	assert_int_equal(pl[3], 3);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), (ssize_t)len);
-		assert_memory_equal(out[i], src, len);
-	}
 	for (size_t v = 0; v < sizeof(bad) / sizeof(bad[0]); v++) {
 		uint8_t keep[8];
 
 		memcpy(keep, pl + 1, 8);
 		memcpy(pl + 1, bad[v], bad[v][4] || bad[v][7] ? 8 : 4);
-		for (int i = 0; i < 2; i++)
-			assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), -EBADMSG);
+		blk_fx_rejected(&x, (size_t)x.n);
 		memcpy(pl + 1, keep, 8);
 	}
-	for (int i = 0; i < 2; i++)
-		for (size_t l = 1; l < (size_t)n; l += l < 8 ? 1 : 1 + l / 3)
-			assert_int_equal(mix_decode(ctx[i], &a, pl, l, out[i], len), -EBADMSG);
-	flips_alike(ctx, &a, pl, (size_t)n, 1, out, len, 777);
-	free(src);
-	free(out[0]);
-	free(out[1]);
-	free(pl);
-	codec_ctx_free(ctx[0]);
-	codec_ctx_free(ctx[1]);
+	for (size_t l = 1; l < (size_t)x.n; l += l < 8 ? 1 : 1 + l / 3)
+		blk_fx_rejected(&x, l);
+	flips_alike(x.ctx, &x.a, pl, (size_t)x.n, 1, x.out, x.len, 777);
+	blk_fx_close(&x);
 }
 
 /* Blocks payloads with the quants as values (mode 2: Q6_K): a values
@@ -466,20 +503,16 @@ static void test_blk_payload_rejects(void **state)
  * or decode, in both instances alike. */
 static void test_blk_values_rejects(void **state)
 {
-	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
-	const size_t len = 65536;
-	struct codec_lvl_args a = {.dtype = CODEC_DTYPE_OTHER};
-	uint8_t *src = malloc(len), *out[2] = {malloc(len), malloc(len)}, *pl = malloc(len), *x;
+	struct blk_fx f;
+	uint8_t *pl, *x;
 	size_t vl;
-	ssize_t n;
 
 	(void)state;
-	mix_impl_force(ctx[0], 0);
-	mix_impl_force(ctx[1], 1);
-	gen_kblocks(src, len, 1, 50, 9);
-	n = mix_encode(ctx[0], &a, src, len, pl, len - 1);
-	assert_true(n > 14);
-	assert_int_equal(pl[0] & 15, MIX_BYTES_BLK);
+	blk_fx_open(&f);
+	gen_kblocks(f.src, f.len, 1, 50, 9);
+	blk_fx_code(&f);
+	pl = f.pl;
+	assert_true(f.n > 14);
 	assert_int_equal(pl[1], 210);
 	assert_int_equal(pl[4], 5 << 4 | 4 | 2);
 	x = pl + 9 + codec_le_get(pl + 5, 4); /* the values stream's mode, length */
@@ -489,11 +522,7 @@ static void test_blk_values_rejects(void **state)
 	 * at byte 50 of a block, place 68 of it turned to its head at 192
 	 * (142 quant bytes to its end), and after 311 whole blocks ends 84
 	 * bytes into the next (its head, 18, and 66 quant bytes) */
-	assert_int_equal((size_t)n - (size_t)(x - pl) - 5 - vl, 142 + 66);
-	for (int i = 0; i < 2; i++) {
-		assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), (ssize_t)len);
-		assert_memory_equal(out[i], src, len);
-	}
+	assert_int_equal((size_t)f.n - (size_t)(x - pl) - 5 - vl, 142 + 66);
 	for (int v = 0; v < 6; v++) {
 		uint8_t keep[5], k1 = pl[1], k2 = pl[2];
 
@@ -510,22 +539,15 @@ static void test_blk_values_rejects(void **state)
 			x[0] = 0; /* raw values: the length is not theirs */
 		else
 			pl[1] = 144, pl[2] = 16;
-		for (int i = 0; i < 2; i++)
-			assert_int_equal(mix_decode(ctx[i], &a, pl, (size_t)n, out[i], len), -EBADMSG);
+		blk_fx_rejected(&f, (size_t)f.n);
 		memcpy(x, keep, 5);
 		pl[1] = k1;
 		pl[2] = k2;
 	}
-	for (int i = 0; i < 2; i++)
-		for (size_t l = (size_t)(x - pl); l < (size_t)n; l += 1 + l / 3)
-			assert_int_equal(mix_decode(ctx[i], &a, pl, l, out[i], len), -EBADMSG);
-	flips_alike(ctx, &a, pl, (size_t)n, 1, out, len, 778);
-	free(src);
-	free(out[0]);
-	free(out[1]);
-	free(pl);
-	codec_ctx_free(ctx[0]);
-	codec_ctx_free(ctx[1]);
+	for (size_t l = (size_t)(x - pl); l < (size_t)f.n; l += 1 + l / 3)
+		blk_fx_rejected(&f, l);
+	flips_alike(f.ctx, &f.a, pl, (size_t)f.n, 1, f.out, f.len, 778);
+	blk_fx_close(&f);
 }
 
 int main(void)
