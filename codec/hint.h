@@ -28,9 +28,10 @@
  *                general.alignment, default 32).  F32, F16 and BF16
  *                tensors get their dtype and a row of dims[0]; integer and
  *                the block-quantized types (Q4_0 .. Q8_1, Q2_K .. Q8_K,
- *                IQ4_NL, IQ4_XS) a range of dtype OTHER (tensor-boundary cuts, names
- *                for series references); types whose layout is not known
- *                here no range.  The whole head up to the data section is
+ *                the IQ types IQ1_S .. IQ4_XS, TQ1_0, TQ2_0, MXFP4) a
+ *                range of dtype OTHER (tensor-boundary cuts, names for
+ *                series references); types whose layout is not known
+ *                here (the removed Q4_0_4_4 etc.) no range.  The whole head up to the data section is
  *                needed (-EAGAIN: need grows by half each time).
  *   NumPy .npy   "\x93NUMPY", version, header length, a Python dict
  *                literal ({'descr': '<f4', 'fortran_order': False,

@@ -413,6 +413,9 @@ static const struct blk_type {
 	{34, 2, 0x2, 0, NULL, BLK_V_NONE},
 	/* Q8_1: d, s, 32 */
 	{36, 4, 0xa, 0, NULL, BLK_V_NONE},
+	/* MXFP4: an e8m0 scale (a power of two: an exponent byte), 16 bytes
+	 * of e2m1 values */
+	{17, 1, 0x1, 0, NULL, BLK_V_NONE},
 	/* Q2_K from its d: d, dmin, 16 4-bit scale/min pairs, 64 bytes of
 	 * 2-bit quants */
 	{84, 20, 0xa, 0xffff0, blk_rows_q2k, BLK_V_NONE},

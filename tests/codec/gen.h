@@ -224,14 +224,17 @@ static inline void gen_tokens(uint8_t *buf, size_t len, unsigned esz, uint64_t s
  * byte and more, what mix otherwise stores raw), 4 Q5_0 (fp16 d =
  * -amax_signed / 16, 32 high bits (le32), 16 bytes of the low nibbles of
  * q + 16), 5 Q5_1 (fp16 d = (max - min) / 31, fp16 min, 32 high bits, 16
- * bytes of low nibbles).  Bytes [0, len) of the
+ * bytes of low nibbles), 6 MXFP4 (an e8m0 scale e = floor(log2(amax)) - 2
+ * + 127, 16 bytes of e2m1 values: the nearest of 0, +-1, 2, 3, 4, 6, 8,
+ * 12 times 2^(e - 128), ggml's order).  Bytes [0, len) of the
  * stream that starts skip bytes before buf (a chunk cut inside a block);
  * returns the block length. */
 static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size_t skip,
                                    uint64_t seed)
 {
-	static const unsigned blen[6] = {34, 18, 20, 20, 22, 24};
-	const unsigned bl = blen[type % 6];
+	static const unsigned blen[7] = {34, 18, 20, 20, 22, 24, 17};
+	static const float e2m1[8] = {0, 1, 2, 3, 4, 6, 8, 12};
+	const unsigned bl = blen[type % 7];
 	float sigma = 0.02f;
 	size_t at = 0; /* stream offset of the block */
 
@@ -243,7 +246,7 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 		if (blk % 8 == 0)
 			sigma = 0.005f + (float)(gen_next(&seed) % 1000) * 0.00004f;
 		for (int j = 0; j < 32; j++) {
-			x[j] = type % 6 == 3 ? (float)((int)(gen_next(&seed) % 2001) - 1000) * sigma / 1000.0f
+			x[j] = type % 7 == 3 ? (float)((int)(gen_next(&seed) % 2001) - 1000) * sigma / 1000.0f
 			                     : gen_normal(&seed, sigma);
 			if (x[j] < lo)
 				lo = x[j];
@@ -254,9 +257,35 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 				mx = x[j];
 			}
 		}
-		if (type % 6 >= 4) {
+		if (type % 7 == 6) {
+			/* floor(log2(amax)) is the exponent field of a normal
+			 * float; d = 2^(e - 128) has the field e - 1 */
+			uint32_t u;
+			int e;
+
+			memcpy(&u, &amax, 4);
+			e = amax > 0 ? (int)(u >> 23) - 127 - 2 + 127 : 0;
+			u = e > 1 ? (uint32_t)(e - 1) << 23 : 1u << 23;
+			memcpy(&d, &u, 4);
+			for (int j = 0; j < 32; j++) {
+				float z = x[j] / d, best = 1e30f;
+				int q = 0;
+
+				for (int k = 0; k < 16; k++) {
+					float v = (k & 8 ? -1.0f : 1.0f) * e2m1[k & 7],
+					      dz = z > v ? z - v : v - z;
+
+					if (dz < best) {
+						best = dz;
+						q = k;
+					}
+				}
+				b[1 + j % 16] |= (uint8_t)(q << (j < 16 ? 0 : 4));
+			}
+			b[0] = (uint8_t)e;
+		} else if (type % 7 >= 4) {
 			/* Q5_0 (d, qh, qs) or Q5_1 (d, m, qh, qs) */
-			const int o = type % 6 == 5 ? 4 : 2;
+			const int o = type % 7 == 5 ? 4 : 2;
 			uint32_t qh = 0;
 
 			d = o == 4 ? (hi - lo) / 31.0f : mx / -16.0f;
@@ -276,7 +305,7 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 				h = gen_fp16(lo);
 				memcpy(b + 2, &h, 2);
 			}
-		} else if (type % 6 == 0) {
+		} else if (type % 7 == 0) {
 			d = amax / 127.0f;
 			for (int j = 0; j < 32; j++) {
 				float q = d > 0 ? x[j] / d : 0.0f;
@@ -284,7 +313,7 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 
 				b[2 + j] = (uint8_t)(int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
 			}
-		} else if (type % 6 == 1) {
+		} else if (type % 7 == 1) {
 			d = mx / -8.0f;
 			for (int j = 0; j < 16; j++) {
 				int q0 = d != 0 ? (int)(x[j] / d + 8.5f) : 8;
@@ -303,8 +332,10 @@ static inline unsigned gen_qblocks(uint8_t *buf, size_t len, unsigned type, size
 				b[4 + j] = (uint8_t)((q0 > 15 ? 15 : q0) | (q1 > 15 ? 15 : q1) << 4);
 			}
 		}
-		h = gen_fp16(d);
-		memcpy(b, &h, 2);
+		if (type % 7 != 6) {
+			h = gen_fp16(d);
+			memcpy(b, &h, 2);
+		}
 		for (unsigned k = 0; k < bl; k++)
 			if (at + k >= skip && at + k < skip + len)
 				buf[at + k - skip] = b[k];

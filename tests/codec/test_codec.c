@@ -878,13 +878,15 @@ static void g_info(struct gbuf *g, const char *name, uint64_t ne0, uint64_t ne1,
 /* GGUF v3: metadata (alignment 64 unless align is 0, a string, an array of
  * strings, an array of arrays of u8), then tensors "tok" (F16 64 x 3, at
  * data offset 0), "q" (Q8_0 of 64: 2 blocks of 34 bytes, at 384), "iq"
- * (an IQ type not known here, at 512), "w" (BF16 32 x 2, at 576). */
+ * (IQ3_XXS of 256: one block of 98 bytes, at 512), "mx" (MXFP4 of 64: 2
+ * blocks of 17, at 640), "u" (type 31, not known here, at 704), "w" (BF16
+ * 32 x 2, at 768). */
 static void gguf_make(struct gbuf *g, uint32_t version, uint64_t align)
 {
 	g->n = 0;
 	g_put(g, 0x46554747u, 4);
 	g_put(g, version, 4);
-	g_put(g, 4, 8);
+	g_put(g, 6, 8);
 	g_put(g, align ? 4 : 3, 8);
 	g_puts(g, "general.name");
 	g_put(g, 8, 4);
@@ -907,11 +909,13 @@ static void gguf_make(struct gbuf *g, uint32_t version, uint64_t align)
 	g_put(g, 0, 4); /* of u8 */
 	g_put(g, 3, 8);
 	g_put(g, 0x010203, 3);
-	/* tensor infos: F16, Q8_0, IQ3_XXS, BF16 */
+	/* tensor infos: F16, Q8_0, IQ3_XXS, MXFP4, type 31, BF16 */
 	g_info(g, "tok", 64, 3, 1, 0);
 	g_info(g, "q", 64, 0, 8, 384);
 	g_info(g, "iq", 256, 0, 18, 512);
-	g_info(g, "w", 32, 2, 30, 576);
+	g_info(g, "mx", 64, 0, 39, 640);
+	g_info(g, "u", 64, 0, 31, 704);
+	g_info(g, "w", 32, 2, 30, 768);
 }
 
 static void test_hint_gguf(void **state)
@@ -924,9 +928,9 @@ static void test_hint_gguf(void **state)
 	(void)state;
 	gguf_make(&g, 3, 64);
 	data = (g.n + 63) & ~(uint64_t)63;
-	assert_int_equal(codec_hint_parse(g.b, g.n, data + 704, &h), 0);
+	assert_int_equal(codec_hint_parse(g.b, g.n, data + 896, &h), 0);
 	assert_int_equal(h.format, CODEC_HINT_GGUF);
-	assert_int_equal(h.n, 3); /* the IQ tensor has no range */
+	assert_int_equal(h.n, 5); /* the tensor of type 31 has no range */
 	assert_int_equal(h.r[0].off, data);
 	assert_int_equal(h.r[0].len, 64 * 3 * 2);
 	assert_int_equal(h.r[0].dtype, CODEC_DTYPE_FP16);
@@ -935,20 +939,26 @@ static void test_hint_gguf(void **state)
 	assert_int_equal(h.r[1].len, 68);
 	assert_int_equal(h.r[1].dtype, CODEC_DTYPE_OTHER);
 	assert_int_equal(h.r[1].row_elems, 0);
-	assert_int_equal(h.r[2].off, data + 576);
-	assert_int_equal(h.r[2].len, 128);
-	assert_int_equal(h.r[2].dtype, CODEC_DTYPE_BF16);
-	assert_int_equal(h.r[2].row_elems, 32);
-	assert_true(h.r[0].key && h.r[1].key && h.r[2].key && h.r[0].key != h.r[2].key);
-	assert_int_equal(codec_hint_chunk(&h, data + 576, 128, &p), 0);
+	assert_int_equal(h.r[2].off, data + 512);
+	assert_int_equal(h.r[2].len, 98);
+	assert_int_equal(h.r[2].dtype, CODEC_DTYPE_OTHER);
+	assert_int_equal(h.r[3].off, data + 640);
+	assert_int_equal(h.r[3].len, 34);
+	assert_int_equal(h.r[3].dtype, CODEC_DTYPE_OTHER);
+	assert_int_equal(h.r[4].off, data + 768);
+	assert_int_equal(h.r[4].len, 128);
+	assert_int_equal(h.r[4].dtype, CODEC_DTYPE_BF16);
+	assert_int_equal(h.r[4].row_elems, 32);
+	assert_true(h.r[0].key && h.r[1].key && h.r[4].key && h.r[0].key != h.r[4].key);
+	assert_int_equal(codec_hint_chunk(&h, data + 768, 128, &p), 0);
 	assert_int_equal(p.dtype, CODEC_DTYPE_BF16);
 	/* default alignment 32; the same names, the same keys */
 	gguf_make(&g, 2, 0);
 	data = (g.n + 31) & ~(uint64_t)31;
 	assert_int_equal(codec_hint_parse(g.b, g.n, 0, &h2), 0);
-	assert_int_equal(h2.n, 3);
+	assert_int_equal(h2.n, 5);
 	assert_int_equal(h2.r[0].off, data);
-	assert_int_equal(h2.r[2].key, h.r[2].key);
+	assert_int_equal(h2.r[4].key, h.r[4].key);
 	codec_hint_release(&h2);
 	codec_hint_release(&h);
 	/* a head cut anywhere: -EAGAIN, and more than that is needed */

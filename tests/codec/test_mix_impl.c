@@ -41,14 +41,17 @@ struct mcase {
 	 * bits a byte: found by the first look), 18, 19 Q4_K, Q6_K super-blocks
 	 * (the K-quants: Q6_K's head turned to its scales at place 192, its
 	 * quants coded as values, one byte a weight), 20, 21 Q5_0, Q5_1 blocks
-	 * (values too), 22 IQ4_XS super-blocks */
+	 * (values too), 22 IQ4_XS super-blocks, 23 MXFP4 blocks (an e8m0
+	 * scale byte, the head) */
 	int variant;
 };
 
 static void make_input(const struct mcase *c, uint8_t *src, uint8_t *ref, uint64_t seed)
 {
 	gen_fill(src, c->len, c->kind, c->gen_dt, c->phase, seed);
-	if (c->variant == 22) {
+	if (c->variant == 23) {
+		gen_qblocks(src, c->len, 6, c->phase, seed);
+	} else if (c->variant == 22) {
 		gen_kblocks(src, c->len, 2, c->phase, seed);
 	} else if (c->variant >= 20) {
 		gen_qblocks(src, c->len, (unsigned)c->variant - 16, c->phase, seed);
@@ -190,6 +193,7 @@ static void test_instances_agree(void **state)
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 9, 0, 65536, 20},
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 13, 0, 65536, 21},
 		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 77, 0, 65536, 22},
+		{CODEC_DTYPE_AUTO, GEN_TEXT, GEN_DT_BYTES, 5, 0, 65536 + 3, 23},
 	};
 	struct codec_ctx *ctx[2] = {codec_ctx_create(), codec_ctx_create()};
 	uint8_t *src = malloc(MAXLEN), *ref = malloc(MAXLEN), *out = malloc(MAXLEN);
@@ -228,10 +232,11 @@ static void test_instances_agree(void **state)
 			 * the head starts: Q6_K's at place 192), the quants'
 			 * mode (Q6_K, Q5_0, Q5_1: as values) with the flag of
 			 * shared sub-block scale rows (4: the K-quants) */
-			static const uint8_t want[9][4] = {{34, 2, 0, 1}, {18, 2, 0, 1}, {20, 4, 0, 1},
-			                                   {20, 4, 0, 1}, {144, 16, 0, 5},
-			                                   {210, 18, 192, 6}, {22, 2, 0, 2},
-			                                   {24, 4, 0, 2}, {136, 8, 0, 5}};
+			static const uint8_t want[10][4] = {{34, 2, 0, 1}, {18, 2, 0, 1}, {20, 4, 0, 1},
+			                                    {20, 4, 0, 1}, {144, 16, 0, 5},
+			                                    {210, 18, 192, 6}, {22, 2, 0, 2},
+			                                    {24, 4, 0, 2}, {136, 8, 0, 5},
+			                                    {17, 1, 0, 1}};
 			const uint8_t *pl = f[0] + info.header_len, *w = want[c->variant - 14];
 
 			assert_int_equal(info.dtype, CODEC_DTYPE_OTHER);

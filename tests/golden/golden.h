@@ -25,6 +25,8 @@
 #define GOLDEN_Q4_K (GEN_KIND_COUNT + 5)
 #define GOLDEN_Q6_K (GEN_KIND_COUNT + 6)
 #define GOLDEN_Q5_0 (GEN_KIND_COUNT + 7)
+/* MXFP4 blocks (gen_qblocks type 6): an e8m0 scale byte, 16 of e2m1 */
+#define GOLDEN_MXFP4 (GEN_KIND_COUNT + 8)
 
 static inline void golden_fill(uint8_t *src, size_t len, int kind, int gen_dt, uint32_t phase,
                                uint64_t seed)
@@ -35,8 +37,8 @@ static inline void golden_fill(uint8_t *src, size_t len, int kind, int gen_dt, u
 		gen_tokens(src, len, 2, seed);
 	else if (kind == GOLDEN_Q8_0 || kind == GOLDEN_Q4_1)
 		gen_qblocks(src, len, kind == GOLDEN_Q8_0 ? 0 : 2, phase, seed);
-	else if (kind == GOLDEN_Q5_0)
-		gen_qblocks(src, len, 4, phase, seed);
+	else if (kind == GOLDEN_Q5_0 || kind == GOLDEN_MXFP4)
+		gen_qblocks(src, len, kind == GOLDEN_Q5_0 ? 4 : 6, phase, seed);
 	else if (kind == GOLDEN_Q4_K || kind == GOLDEN_Q6_K)
 		gen_kblocks(src, len, kind == GOLDEN_Q4_K ? 0 : 1, phase, seed);
 	else
@@ -116,6 +118,8 @@ static const struct golden_case golden_cases[] = {
 	{"mix_other_q4_k.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 40, GOLDEN_Q4_K, GEN_DT_BYTES, 40000, 48, 0, GOLDEN_REF_NONE},
 	{"mix_other_q6_k.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 5, GOLDEN_Q6_K, GEN_DT_BYTES, 40000, 49, 0, GOLDEN_REF_NONE},
 	{"mix_other_q5_0.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 11, GOLDEN_Q5_0, GEN_DT_BYTES, 40000, 52, 0, GOLDEN_REF_NONE},
+	/* MXFP4: a one-byte head (the e8m0 scale), quants as bytes */
+	{"mix_other_mxfp4.frame", CODEC_LEVEL_MIX, CODEC_DTYPE_AUTO, 6, GOLDEN_MXFP4, GEN_DT_BYTES, 40000, 54, 0, GOLDEN_REF_NONE},
 };
 #define GOLDEN_COUNT (sizeof(golden_cases) / sizeof(golden_cases[0]))
 
@@ -168,6 +172,7 @@ static const struct sizes_case sizes_cases[] = {
 	{"q4_k_64k", GOLDEN_Q4_K, GEN_DT_BYTES, 65536, 50},
 	{"q6_k_64k", GOLDEN_Q6_K, GEN_DT_BYTES, 65536, 51},
 	{"q5_0_64k", GOLDEN_Q5_0, GEN_DT_BYTES, 65536, 53},
+	{"mxfp4_64k", GOLDEN_MXFP4, GEN_DT_BYTES, 65536, 55},
 };
 #define SIZES_COUNT (sizeof(sizes_cases) / sizeof(sizes_cases[0]))
 /* sizes.csv rows per input: every level, and mix with -o bytes=cm */

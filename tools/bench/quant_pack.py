@@ -32,7 +32,11 @@ its last dimension) becomes:
   q4_k_m.gguf       Q4_K with every fourth tensor Q6_K, as llama.cpp's
                     Q4_K_M mixes them;
   iq4_xs.gguf       IQ4_XS super-blocks (136 bytes: d, 6-bit sub-block
-                    scales, 4-bit indices into IQ4_NL's 16 values).
+                    scales, 4-bit indices into IQ4_NL's 16 values);
+  mxfp4.bin, mxfp4.gguf
+                    MXFP4 blocks (17 bytes: an e8m0 scale, 16 bytes of
+                    e2m1 values, as gpt-oss's experts are stored), as
+                    ggml's reference quantizer makes them.
 Deterministic (round to nearest, ties away from zero for int8; to the
 nearest e4m3 value, ties to the lower magnitude).  Needs Debian's
 python3-numpy."""
@@ -78,7 +82,7 @@ def safetensors(path, tensors, dtype):
 
 
 def ggml_blocks(w):
-    """Q4_0, Q4_1 and Q5_0 blocks of the flat tensor w (ggml's reference
+    """Q4_0, Q4_1, Q5_0 and MXFP4 blocks of the flat tensor w (ggml's reference
     quantize_row_*: d from the element of largest magnitude, sign kept)."""
     f = w[:len(w) // 32 * 32].reshape(-1, 32).astype(np.float32)
     amax = f[np.arange(len(f)), np.abs(f).argmax(axis=1)]
@@ -94,6 +98,15 @@ def ggml_blocks(w):
             qh = ((q >> 4) & 1) << np.arange(32, dtype=np.uint32)
             parts.append(qh.sum(axis=1).astype("<u4").view(np.uint8).reshape(-1, 4))
         out[name] = np.concatenate(parts + [qs], axis=1).tobytes()
+    # MXFP4: e from the largest magnitude (floor(log2) - 2 + 127), each
+    # value the nearest of the doubled e2m1 values times 2^(e - 128)
+    am = np.abs(f).max(axis=1)
+    e = np.where(am > 0, np.floor(np.log2(np.where(am > 0, am, 1))) - 2 + 127, 0)
+    d = np.ldexp(1.0, (e - 128).astype(np.int64)).astype(np.float32)
+    kv = np.array([0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12], np.float32)
+    q = np.abs((f / d[:, None])[..., None] - kv).argmin(axis=-1).astype(np.uint8)
+    qs = (q[:, :16] | q[:, 16:] << 4).astype(np.uint8)
+    out["mxfp4"] = np.concatenate([e.astype(np.uint8)[:, None], qs], axis=1).tobytes()
     lo, hi = f.min(axis=1), f.max(axis=1)
     d = ((hi - lo) / 15).astype(np.float32)
     idd = np.where(d != 0, 1.0 / np.where(d != 0, d, 1), 0).astype(np.float32)
@@ -265,7 +278,7 @@ def main():
     raw = np.fromfile(os.path.join(cache, "fp32.bin"), dtype="<f4")
     tv, tc = e4m3_table()
     fp8, int8, q8 = [], [], []
-    gg = {"q4_0": [], "q4_1": [], "q5_0": []}
+    gg = {"q4_0": [], "q4_1": [], "q5_0": [], "mxfp4": []}
     kk = {k: [] for k in ("q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "iq4_xs")}
     names = []
     for k, t in enumerate(table):
@@ -308,7 +321,7 @@ def main():
         for b in q8:
             f.write(b)
     gg["q8_0"] = q8
-    types = {"q4_0": 2, "q4_1": 3, "q5_0": 6, "q8_0": 8}
+    types = {"q4_0": 2, "q4_1": 3, "q5_0": 6, "q8_0": 8, "mxfp4": 39}
     for kind, blocks in gg.items():
         if kind != "q8_0":
             with open(os.path.join(out, kind + ".bin"), "wb") as f:

@@ -10,8 +10,8 @@
 # scaled to 448), an int8 one (a scale per column), ~10.5 MB each, and
 # GGUF files of Q8_0, Q4_0, Q4_1 and Q5_0 blocks (5.9-11.1 MB; q8_0.bin,
 # the Q8_0 blocks alone, is left out), of the K-quants Q2_K .. Q6_K
-# (3.5-8.6 MB), a Q4_K_M-like mix of Q4_K and Q6_K tensors (6.4 MB) and
-# IQ4_XS (5.6 MB);
+# (3.5-8.6 MB), a Q4_K_M-like mix of Q4_K and Q6_K tensors (6.4 MB),
+# IQ4_XS (5.6 MB) and MXFP4 blocks (5.6 MB, as gpt-oss stores its experts);
 # tok_pack.py a uint16 token
 # stream (nanoGPT's train.bin layout, 4.7 MB).  Each file is copied into a
 # fresh store of its own for each BIN at each level (-l), left idle until
@@ -41,7 +41,7 @@ bench_workdir quant
 mkdir "$W/in"
 "$PY" "$HERE/quant_pack.py" "$CACHE" "$W/in"
 "$PY" "$HERE/tok_pack.py" "$W/in/tokens.u16"
-FILES="fp8.safetensors int8.safetensors q8_0.gguf q4_0.gguf q4_1.gguf q5_0.gguf q2_k.gguf q3_k.gguf q4_k.gguf q5_k.gguf q6_k.gguf q4_k_m.gguf iq4_xs.gguf tokens.u16"
+FILES="fp8.safetensors int8.safetensors q8_0.gguf q4_0.gguf q4_1.gguf q5_0.gguf q2_k.gguf q3_k.gguf q4_k.gguf q5_k.gguf q6_k.gguf q4_k_m.gguf iq4_xs.gguf mxfp4.gguf tokens.u16"
 
 echo "command: $0 -l $LEVELS $*"
 echo "$(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
