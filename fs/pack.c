@@ -151,6 +151,9 @@ struct pack_store {
 	struct fd_ent *fds[PACK_FD_BUCKETS];
 	unsigned nfds;
 	atomic_ullong fd_clock;
+	/* packs removed so far (under fd_lock): a read fd opened across a
+	 * removal is not cached, it may be the removed pack's */
+	uint64_t fd_removals;
 
 	pthread_key_t ring_key;
 	pthread_mutex_t rings_lock;
@@ -676,6 +679,7 @@ static int fd_table_get(struct pack_store *ps, uint32_t id, struct fd_ent **out)
 {
 	char path[PATH_MAX];
 	struct fd_ent *e, *other;
+	uint64_t removals;
 	int fd;
 
 	pthread_rwlock_rdlock(&ps->fd_lock);
@@ -684,6 +688,7 @@ static int fd_table_get(struct pack_store *ps, uint32_t id, struct fd_ent **out)
 		atomic_fetch_add(&e->refs, 1);
 		atomic_store(&e->used, atomic_fetch_add(&ps->fd_clock, 1));
 	}
+	removals = ps->fd_removals;
 	pthread_rwlock_unlock(&ps->fd_lock);
 	if (e)
 		goto done;
@@ -713,6 +718,14 @@ static int fd_table_get(struct pack_store *ps, uint32_t id, struct fd_ent **out)
 		e = other;
 		goto done;
 	}
+	if (ps->fd_removals != removals) {
+		/* a pack was removed since the miss (its file unlinked, then
+		 * its entry dropped): this fd may be of that file, and cached
+		 * it would keep its space until unmount.  This read's only. */
+		pthread_rwlock_unlock(&ps->fd_lock);
+		atomic_store(&e->refs, 1);
+		goto done;
+	}
 	if (ps->nfds >= PACK_MAX_READ_FDS)
 		fd_table_evict(ps);
 	e->next = ps->fds[id % PACK_FD_BUCKETS];
@@ -724,11 +737,14 @@ done:
 	return 0;
 }
 
+/* Unlist pack id's fd after its file was unlinked (a reader that opened
+ * it before sees the removal count move and does not cache its fd). */
 static void fd_table_drop(struct pack_store *ps, uint32_t id)
 {
 	struct fd_ent **pp, *e = NULL;
 
 	pthread_rwlock_wrlock(&ps->fd_lock);
+	ps->fd_removals++;
 	for (pp = &ps->fds[id % PACK_FD_BUCKETS]; *pp; pp = &(*pp)->next) {
 		if ((*pp)->id == id) {
 			e = *pp;
@@ -809,8 +825,9 @@ static bool pack_read_mem(struct pack_store *ps, const struct pack_loc *loc, voi
 	pthread_rwlock_rdlock(&ps->buf_lock);
 	for (unsigned i = 0; i < ps->opts.write_bufs; i++) {
 		const struct wbuf *b = &ps->bufs[i];
+		/* no overflow: loc comes from an index record, maybe damaged */
 		if (b->state != WB_FREE && b->pack_id == loc->pack_id && loc->off >= b->off &&
-		    loc->off + loc->len <= b->off + b->len) {
+		    loc->len <= b->len && loc->off - b->off <= b->len - loc->len) {
 			memcpy(buf, b->data + (loc->off - b->off), loc->len);
 			hit = true;
 			break;
@@ -1183,9 +1200,9 @@ int pack_remove(struct pack_store *ps, uint32_t id)
 	pthread_mutex_unlock(&ps->wlock);
 	if (busy)
 		return -EBUSY;
-	fd_table_drop(ps, id);
 	pack_path(ps->dir, id, path, sizeof(path));
 	if (unlink(path) < 0)
 		rc = -errno;
+	fd_table_drop(ps, id);
 	return rc;
 }

@@ -1287,7 +1287,7 @@ static bool meta_sound(const uint8_t *b, unsigned slot, uint64_t file_size)
 
 	if (le64(b) != slot || !((b[10] | b[11] << 8) & META_PAGE_FLAG) ||
 	    le32(b + META_OFF) != META_MAGIC || le32(b + META_OFF + 4) != 1 ||
-	    psize != 4096 || last < 1 || (last + 1) * psize > file_size ||
+	    psize != 4096 || last < 1 || last >= file_size / psize ||
 	    le64(b + META_OFF + 16) < (last + 1) * psize || le64(b + META_TXNID) == 0)
 		return false;
 	for (unsigned i = 0; i < 2; i++) {

@@ -3,11 +3,13 @@
  * from write buffers, reopen, truncated and missing packs, concurrent
  * readers, batched reads, ENOSPC on a tiny tmpfs, remove.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -207,6 +209,11 @@ static void test_read_before_sync(void **state)
 			frame_check(got, c->locs[j].len, j);
 		}
 	}
+	/* a damaged record: an offset whose end wraps past 2^64 names no
+	 * buffered bytes (nothing copied from before the buffer) */
+	struct pack_loc bad = c->locs[499];
+	bad.off = UINT64_MAX - bad.len / 2;
+	assert_true(pack_read(ps, &bad, got) < 0);
 	pack_store_close(ps);
 }
 
@@ -461,6 +468,82 @@ static void test_remove(void **state)
 	pack_store_close(ps);
 }
 
+/* Readers of a pack while it is removed must not leave its fd cached:
+ * the deleted file's space would stay taken until the store is closed. */
+struct rm_arg {
+	struct pack_store *ps;
+	struct ctx *c;
+	atomic_uint target; /* frame to read, NFRAMES: stop */
+};
+
+static void *rm_reader(void *p)
+{
+	struct rm_arg *a = p;
+	uint8_t buf[MAX_FRAME];
+	unsigned i;
+
+	while ((i = atomic_load(&a->target)) < NFRAMES)
+		(void)pack_read(a->ps, &a->c->locs[i], buf); /* -ENOENT once removed */
+	return NULL;
+}
+
+static unsigned deleted_fds(const char *dir)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	char p[300], t[512];
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL) {
+		ssize_t k;
+
+		snprintf(p, sizeof(p), "/proc/self/fd/%s", de->d_name);
+		k = readlink(p, t, sizeof(t) - 1);
+		if (k > 0) {
+			t[k] = 0;
+			n += strstr(t, dir) && strstr(t, " (deleted)");
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_remove_racing_readers(void **state)
+{
+	struct ctx *c = *state;
+	struct pack_store *ps = open_store(c, &small_opts);
+	struct rm_arg a = { .ps = ps, .c = c };
+	pthread_t t[2];
+	uint32_t last, removed = 0;
+
+	append_all(ps, c, NFRAMES);
+	assert_int_equal(pack_sync(ps), 0);
+	last = c->locs[NFRAMES - 1].pack_id;
+	atomic_init(&a.target, 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, rm_reader, &a), 0);
+	/* each pack but the current one: readers on one of its frames, then
+	 * it goes from under them */
+	for (uint32_t i = 0; i < NFRAMES; i++) {
+		uint32_t id = c->locs[i].pack_id;
+
+		if (id == last || (i > 0 && c->locs[i - 1].pack_id == id))
+			continue;
+		atomic_store(&a.target, i);
+		usleep(200);
+		assert_int_equal(pack_remove(ps, id), 0);
+		removed++;
+		usleep(50);
+	}
+	atomic_store(&a.target, NFRAMES);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_true(removed >= 20);
+	assert_int_equal(deleted_fds(c->dir), 0);
+	pack_store_close(ps);
+}
+
 /* Fill a 2 MiB tmpfs with frames of flen bytes under options o. */
 static void enospc_run(struct ctx *c, const struct pack_opts *o, uint32_t flen)
 {
@@ -621,6 +704,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_racing_readers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fallback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_existing_id, setup, teardown),
