@@ -812,7 +812,7 @@ static int chunk_load_try(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_
 		goto out;
 	}
 	if (c->flags & IDX_CHUNK_HAS_REF) {
-		rc = depth >= 64 ? -EIO : eng_chunk_load(e, t, c->ref_fp, ino, off, depth + 1, &ref);
+		rc = depth >= IDX_REF_DEPTH_MAX ? -EIO : eng_chunk_load(e, t, c->ref_fp, ino, off, depth + 1, &ref);
 		if (rc == -ESTALE) {
 			/* the reference failed on t and is gone from the index
 			 * now: our own record may have changed too (rebase made
@@ -3036,6 +3036,8 @@ int eng_store_open(const char *store, const struct eng_opts *opts, struct eng **
 		e->o = *opts;
 	else
 		eng_opts_default(&e->o);
+	if (e->o.max_ref_chain > ENG_MAX_REF_CHAIN)
+		e->o.max_ref_chain = ENG_MAX_REF_CHAIN;
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_mutex_init(&e->itab_lock, NULL);
 	pthread_mutex_init(&e->plock, NULL);

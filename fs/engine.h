@@ -26,6 +26,12 @@
 
 struct eng;
 
+/* The largest max_ref_chain (larger asks get this): chains stay well
+ * under IDX_REF_DEPTH_MAX, past which reads, fsck and rebase take a chain
+ * for a loop; a rebase racing a writer may add a link to a chain the
+ * writer bounded. */
+#define ENG_MAX_REF_CHAIN 32u
+
 struct eng_opts {
 	uint64_t cache_bytes;     /* decoded-chunk cache (default 128 MiB) */
 	uint64_t dirty_bytes;     /* buffered, not yet chunked write data, all files (default 256 MiB) */
@@ -43,7 +49,7 @@ struct eng_opts {
 	uint64_t max_pack_bytes;  /* pack rollover size (default 1 GiB) */
 	unsigned commit_ms;       /* group commit interval (default 1000) */
 	unsigned ns_sync_ms;      /* namespace changes synced within (default 1000; 0: each at once) */
-	unsigned max_ref_chain;   /* series coding chain bound (default 8) */
+	unsigned max_ref_chain;   /* series coding chain bound (default 8; at most ENG_MAX_REF_CHAIN) */
 	unsigned gc_interval_s;   /* online gc pass every N seconds, 0 = off (default 60) */
 	bool rebase;              /* turn series deltas around when idle (default on) */
 	unsigned rebase_idle_ms;  /* idle time before rebase starts, 0 = only eng_rebase (default 2000) */

@@ -37,7 +37,7 @@
 #include "index/idx.h"
 
 #define NONE UINT32_MAX
-#define REF_DEPTH_MAX 64 /* as the engine's read path: a corrupt chain cannot loop */
+#define REF_DEPTH_MAX IDX_REF_DEPTH_MAX /* as the engine's read path: a corrupt chain cannot loop */
 #define PATH_DEPTH_MAX 8192
 #define VERIFY_JOB_BYTES (8u << 20)
 #define GC_DEF_THRESHOLD 0.5

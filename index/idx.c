@@ -2395,7 +2395,7 @@ static int chain_check(struct idx_txn *t, const uint8_t self[FP_LEN], const uint
 	int rc;
 
 	memcpy(cur, fp, FP_LEN);
-	for (unsigned k = 0; k < 64; k++) {
+	for (unsigned k = 0; k < IDX_REF_DEPTH_MAX; k++) {
 		if (memcmp(cur, self, FP_LEN) == 0)
 			return -ELOOP;
 		rc = idx_chunk_get(t, cur, &c);
@@ -2421,7 +2421,7 @@ static int height_raise(struct idx_txn *t, const uint8_t fp[FP_LEN], unsigned h)
 	int rc;
 
 	memcpy(cur, fp, FP_LEN);
-	for (unsigned k = 0; k < 64; k++, h++) {
+	for (unsigned k = 0; k < IDX_REF_DEPTH_MAX; k++, h++) {
 		rc = idx_chunk_get(t, cur, &c);
 		if (rc < 0)
 			return rc == -ENOENT ? -EIO : rc;

@@ -119,6 +119,11 @@ struct idx_extent {
  * by the engine's rebase); only with HAS_REF. */
 #define IDX_CHUNK_REVERSED 0x02u
 
+/* The longest reference chain anything walks (reads, fsck, the checks of
+ * idx_chunk_put): a longer one is taken for a loop, i.e. corruption, and
+ * fails -EIO.  Writers keep chains far shorter (ENG_MAX_REF_CHAIN). */
+#define IDX_REF_DEPTH_MAX 64u
+
 struct idx_chunk {
 	uint8_t fp[FP_LEN];
 	uint32_t pack_id;

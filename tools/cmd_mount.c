@@ -166,7 +166,7 @@ static void mount_usage(FILE *f, bool helper)
 	           "                    within N ms, fsync/fsyncdir at once (default %u; 0: each at once)\n",
 	        d.ns_sync_ms);
 	fprintf(f, "  max_ref_chain=N   bound on checkpoint-series reference chains, 0 = off\n"
-	           "                    (default %u)\n", d.max_ref_chain);
+	           "                    (default %u, at most %u)\n", d.max_ref_chain, ENG_MAX_REF_CHAIN);
 	fprintf(f, "  gc_interval=N     seconds between online gc passes, 0 = off (default %u)\n",
 	        d.gc_interval_s);
 	fprintf(f, "  rebase_idle=MS    idle time before series deltas are turned around so\n"
@@ -291,7 +291,7 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_uint("readahead", mo->readahead, 0, 1024, &o->readahead_chunks);
 	rc |= opt_uint("commit_ms", mo->commit_ms, 1, 3600 * 1000, &o->commit_ms);
 	rc |= opt_uint("ns_sync_ms", mo->ns_sync_ms, 0, 3600 * 1000, &o->ns_sync_ms);
-	rc |= opt_uint("max_ref_chain", mo->max_ref_chain, 0, 1024, &o->max_ref_chain);
+	rc |= opt_uint("max_ref_chain", mo->max_ref_chain, 0, ENG_MAX_REF_CHAIN, &o->max_ref_chain);
 	rc |= opt_uint("gc_interval", mo->gc_interval, 0, 86400, &o->gc_interval_s);
 	rc |= opt_uint("rebase_idle", mo->rebase_idle, 0, 86400 * 1000, &o->rebase_idle_ms);
 	o->rebase = o->rebase_idle_ms > 0;

@@ -69,7 +69,7 @@
 __extension__ typedef unsigned __int128 u128;
 
 #define FX_SHIFT 32
-#define MAX_REF_DEPTH 64 /* far beyond any max_ref_chain: a cycle is corruption */
+#define MAX_REF_DEPTH IDX_REF_DEPTH_MAX /* far beyond any max_ref_chain: a cycle is corruption */
 #define BAR_WIDTH 40
 #define JSON_SCHEMA 1
 /* Human-readable amounts: a size, or a minus sign and a size. */

@@ -542,6 +542,54 @@ static void series_open(struct fx *f, struct eng_opts *o, unsigned idle_ms)
 	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
 }
 
+/* A max_ref_chain above ENG_MAX_REF_CHAIN is capped: 70 versions written
+ * without rebase (each coded against the one before) keep their chains
+ * under what reads and fsck walk (IDX_REF_DEPTH_MAX), so the newest reads
+ * after a remount, its chunks cold, and fsck finds nothing (at 100, the
+ * chains grew to 69 links and that read failed EIO). */
+static void t_ref_chain_cap(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1 << 16, V = 70 };
+	struct eng_opts o;
+	struct eng_attr a;
+	struct gc_fsck_opts fo = { .threads = 2 };
+	struct gc_fsck_stats fs;
+	uint64_t seed = 5;
+	float *w = weights_new(N, &seed);
+	uint8_t *file = malloc(8 + 256 + 2 * N);
+	char name[32];
+	size_t len = 0;
+
+	assert_non_null(file);
+	assert_int_equal(eng_store_close(f->e), 0);
+	series_opts(&o, 0);
+	o.max_ref_chain = 100;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	for (int v = 0; v < V; v++) {
+		uint64_t ino;
+
+		len = make_st(file, w, N);
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		ino = new_file(f, 1, name);
+		write_all(f, ino, 0, file, len, 1 << 20);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+		eng_forget(f->e, ino, 1);
+		weights_step(w, N, 7, &seed);
+	}
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	memset(&fs, 0, sizeof(fs));
+	assert_int_equal(gc_fsck(f->store, &fo, &fs), 0);
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+	check_read(f, a.st.st_ino, 0, file, len);
+	eng_forget(f->e, a.st.st_ino, 1);
+	free(w);
+	free(file);
+}
+
 static void t_series(void **state)
 {
 	struct fx *f = *state;
@@ -3432,6 +3480,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_unlink_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_sparse_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_ref_chain_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_read_retry_ref, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_chunk_misdirected, setup, teardown),
