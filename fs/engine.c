@@ -2099,6 +2099,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	struct idx_inode in;
 	int64_t now = eng_now_ns();
 	bool attr_only = !(sa->valid & ENG_SET_SIZE), uncommitted = false;
+	struct wb_cut cut = { NULL, 0 };
 	int rc;
 	if (!ei)
 		return -ENOMEM;
@@ -2108,7 +2109,9 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 			rc = -EFBIG;
 			goto out;
 		}
-		wb_truncate(e, ei, sa->size);
+		rc = wb_truncate(e, ei, sa->size, &cut);
+		if (rc < 0)
+			goto out;
 	}
 	/* a new size: pending data and size become records before we edit
 	 * them.  Other attributes (rsync, tar and cp -a set times and modes
@@ -2183,6 +2186,7 @@ out:
 		ei->shadow_ino = shadow;
 		ein_new_head(ei);
 	}
+	wb_truncate_end(e, ei, &cut, rc); /* failed: the bytes it dropped back */
 	pthread_rwlock_unlock(&ei->lock);
 	if (rc >= 0) /* with bytes to commit: their size, not the record's */
 		make_attr(&in, uncommitted && overlay_attr(e, &in, true), out);

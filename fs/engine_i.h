@@ -395,9 +395,18 @@ int wb_retry(struct eng *e, struct einode *ei);
 /* Drop ei's buffered bytes (a deleted file, or the unmount): memory and
  * dirty budget (ei unreachable). */
 void wb_discard(struct eng *e, struct einode *ei);
-/* Drop buffered bytes at or past size (ei->lock exclusive; call wb_sync
- * after it). */
-void wb_truncate(struct eng *e, struct einode *ei, uint64_t size);
+/* Buffered bytes a truncate took away, kept until it is known to have
+ * succeeded. */
+struct wb_cut {
+	struct dseg *v;
+	size_t n;
+};
+/* Drop buffered bytes at or past size into *cut (ei->lock exclusive; call
+ * wb_sync after it).  -ENOMEM changes nothing.  Then, still under the
+ * lock, wb_truncate_end: with a failure (rc < 0: the truncate changed
+ * nothing) the bytes go back, else they are freed. */
+int wb_truncate(struct eng *e, struct einode *ei, uint64_t size, struct wb_cut *cut);
+void wb_truncate_end(struct eng *e, struct einode *ei, struct wb_cut *cut, int rc);
 /* Forget ei's series reference (ei->lock exclusive, or ei unreachable). */
 void wb_ref_drop(struct einode *ei);
 /* Defrag's rewrite (ei->lock exclusive, wb_idle(ei)): buffer [off,

@@ -286,26 +286,67 @@ void wb_discard(struct eng *e, struct einode *ei)
 	ei->dirty = 0;
 }
 
-void wb_truncate(struct eng *e, struct einode *ei, uint64_t size)
+int wb_truncate(struct eng *e, struct einode *ei, uint64_t size, struct wb_cut *cut)
 {
 	size_t dropped = 0;
-	park_set(e, ei, 0, 0); /* wb_sync follows */
+
+	cut->v = NULL;
+	cut->n = 0;
+	if (ei->nsegs == 0 || ei->segs[ei->nsegs - 1].off + ei->segs[ei->nsegs - 1].len <= size)
+		return 0; /* nothing buffered there */
+	cut->v = calloc(ei->nsegs, sizeof(*cut->v));
+	if (!cut->v)
+		return -ENOMEM;
 	while (ei->nsegs > 0) {
 		struct dseg *s = &ei->segs[ei->nsegs - 1];
 		if (s->off >= size) {
 			dropped += s->len;
-			free(s->data);
+			cut->v[cut->n++] = *s; /* its buffer moves */
 			ei->nsegs--;
 			continue;
 		}
 		if (s->off + s->len > size) {
-			dropped += s->len - (size_t)(size - s->off);
-			s->len = (size_t)(size - s->off);
+			size_t keep = (size_t)(size - s->off);
+			uint8_t *tail = malloc(s->len - keep);
+
+			if (!tail) {
+				/* the whole segments back where they were */
+				for (size_t k = cut->n; k > 0; k--)
+					ei->segs[ei->nsegs++] = cut->v[k - 1];
+				free(cut->v);
+				cut->v = NULL;
+				cut->n = 0;
+				return -ENOMEM;
+			}
+			memcpy(tail, s->data + keep, s->len - keep);
+			cut->v[cut->n++] = (struct dseg){ .off = size, .len = s->len - keep,
+			                                  .cap = s->len - keep, .data = tail };
+			dropped += s->len - keep;
+			s->len = keep;
 		}
 		break;
 	}
+	park_set(e, ei, 0, 0); /* wb_sync follows */
 	ei->dirty -= dropped;
 	atomic_fetch_sub(&e->dirty_total, dropped);
+	return 0;
+}
+
+void wb_truncate_end(struct eng *e, struct einode *ei, struct wb_cut *cut, int rc)
+{
+	for (size_t k = 0; k < cut->n; k++) {
+		struct dseg *s = &cut->v[k];
+
+		/* the truncate failed: what the writer was told is written
+		 * stays (nothing newer was buffered under the lock) */
+		if (rc < 0 && dirty_insert_under(e, ei, s->off, s->data, s->len) < 0)
+			syslog(LOG_ERR, "mixfs: inode %" PRIu64 ": out of memory keeping %zu bytes at %" PRIu64
+			       " that a failed truncate had dropped", ei->ino, s->len, s->off);
+		free(s->data);
+	}
+	free(cut->v);
+	cut->v = NULL;
+	cut->n = 0;
 }
 
 static void overlay_range(uint64_t soff, size_t slen, const uint8_t *sdata, uint64_t off,
@@ -1885,6 +1926,31 @@ nomem:
 	return -ENOMEM;
 }
 
+/* A batch of ei is still being prepared, or is queued for or inside a
+ * commit (a batch that failed while preparing stays queued until the
+ * committer has settled it: only then may it be taken back and freed). */
+static bool ino_busy_locked(struct einode *ei)
+{
+	for (struct batch *b = ei->inflight; b; b = b->inext)
+		if (!b->settled)
+			return true;
+	return false;
+}
+
+/* Wait until no batch of ei is being prepared or committed. */
+static void wait_quiet(struct eng *e, struct einode *ei)
+{
+	pthread_mutex_lock(&e->plock);
+	e->sync_waiters++;
+	ei->waiters++;
+	pthread_cond_broadcast(&e->pcond);
+	while (ino_busy_locked(ei) && e->wb_running)
+		pthread_cond_wait(&e->pcond, &e->plock);
+	ei->waiters--;
+	e->sync_waiters--;
+	pthread_mutex_unlock(&e->plock);
+}
+
 /* Take back batches that failed (their bytes go under newer dirty bytes)
  * so the next flush retries them.  Returns the error to report, if any. */
 static int reclaim_failed(struct eng *e, struct einode *ei)
@@ -1955,8 +2021,21 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 	if (atomic_load(&e->parked_total) >= e->o.dirty_bytes)
 		return atomic_load(&e->parked_err);
 	pthread_mutex_lock(&e->plock);
-	rc = ei->wb_failed && ei->wb_error != -EAGAIN ? ei->wb_error : 0;
+	rc = ei->wb_failed ? ei->wb_error : 0;
 	pthread_mutex_unlock(&e->plock);
+	if (rc == -EAGAIN) {
+		/* a batch is to be stored again (a chunk it deduplicated
+		 * against went away, or its frames were dropped): take the
+		 * failed batches back now.  Left to the close, every later
+		 * batch of the file would fail behind them (wb_failed) and
+		 * their bytes, counted by no budget, pile up in memory. */
+		wait_quiet(e, ei);
+		pthread_mutex_lock(&e->plock);
+		if (ei->wb_error == -EAGAIN)
+			ei->wb_error = 0; /* nothing to report: stored again below */
+		pthread_mutex_unlock(&e->plock);
+		rc = reclaim_failed(e, ei);
+	}
 	if (rc < 0)
 		return rc; /* fail fast (e.g. ENOSPC) until fsync/close reported it */
 	park_set(e, ei, 0, 0); /* written again: stored with the rest */
@@ -1998,31 +2077,6 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 	}
 	pthread_mutex_unlock(&e->plock);
 	return (ssize_t)size;
-}
-
-/* A batch of ei is still being prepared, or is queued for or inside a
- * commit (a batch that failed while preparing stays queued until the
- * committer has settled it: only then may it be taken back and freed). */
-static bool ino_busy_locked(struct einode *ei)
-{
-	for (struct batch *b = ei->inflight; b; b = b->inext)
-		if (!b->settled)
-			return true;
-	return false;
-}
-
-/* Wait until no batch of ei is being prepared or committed. */
-static void wait_quiet(struct eng *e, struct einode *ei)
-{
-	pthread_mutex_lock(&e->plock);
-	e->sync_waiters++;
-	ei->waiters++;
-	pthread_cond_broadcast(&e->pcond);
-	while (ino_busy_locked(ei) && e->wb_running)
-		pthread_cond_wait(&e->pcond, &e->plock);
-	ei->waiters--;
-	e->sync_waiters--;
-	pthread_mutex_unlock(&e->plock);
 }
 
 /* Cut everything buffered, wait for it, take back what failed.  Returns

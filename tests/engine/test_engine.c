@@ -2564,6 +2564,44 @@ static int fault_hook(struct eng *e, uint64_t ino)
 	return -ENOSPC;
 }
 
+/* A truncate whose write-back fails (the disk full) changes nothing:
+ * bytes written before it past the new size, still buffered, stay (they
+ * were dropped before the sync and read back as the old stored bytes). */
+static void t_truncate_fails(void **state)
+{
+	struct fx *f = *state;
+	size_t n = 1u << 20, w = 65536;
+	uint8_t *a = malloc(n), *x = malloc(w), *got = malloc(w);
+	struct eng_setattr sa = { .valid = ENG_SET_SIZE, .size = 32768 };
+	struct eng_attr at;
+	uint64_t ino;
+
+	fill_random(a, n, 5);
+	memset(x, 0xab, w);
+	put_file(f, "t", a, n);
+	assert_int_equal(eng_lookup(f->e, 1, "t", &at), 0);
+	ino = at.st.st_ino;
+	assert_int_equal(eng_open(f->e, ino, O_RDWR), 0);
+	assert_int_equal(eng_write(f->e, ino, 0, x, w), (ssize_t)w); /* buffered */
+	f->e->append_hook = fault_hook;
+	atomic_store(&fault_ino, ino);
+	assert_int_equal(eng_setattr(f->e, ino, &sa, NULL), -ENOSPC);
+	assert_int_equal(eng_getattr(f->e, ino, &at), 0);
+	assert_int_equal(at.st.st_size, (off_t)n);
+	assert_int_equal(eng_read(f->e, ino, 0, w, got), (ssize_t)w);
+	assert_memory_equal(got, x, w);
+	atomic_store(&fault_ino, 0); /* space is back */
+	f->e->append_hook = NULL;
+	assert_int_equal(eng_release(f->e, ino), 0);
+	eng_forget(f->e, ino, 1);
+	memcpy(a, x, w);
+	reopen(f);
+	check_file(f, "t", a, n);
+	free(a);
+	free(x);
+	free(got);
+}
+
 /* A new file NAME of n bytes of a whose write-back fails at its close:
  * the close reports ENOSPC, the bytes stay buffered. */
 static uint64_t failed_file(struct fx *f, const char *name, const uint8_t *a, size_t n)
@@ -3058,6 +3096,51 @@ static void t_setattr_nowait(void **state)
 	check_file(f, "kept", b, SZ);
 }
 
+/* A batch of a file still being written fails -EAGAIN (the chunk it
+ * deduplicated against was deleted before its commit): the next write
+ * takes it back, so the file's later batches commit as they come instead
+ * of failing behind it, their bytes held by no budget until the close
+ * (64 MiB written under dirty=16M: 0 bytes were committed before the
+ * close, all 64 MiB held in memory). */
+static void t_eagain_while_writing(void **state)
+{
+	struct fx *f = *state;
+	enum { MIB = 1 << 20, TOTAL = 64 };
+	uint8_t *file = malloc((size_t)TOTAL * MIB);
+	struct eng_opts o;
+	uint64_t ino, size = 0;
+
+	assert_non_null(file);
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_RAW;
+	o.workers = 2;
+	o.dirty_bytes = 16u << 20;
+	o.inflight_bytes = 8u << 20;
+	o.commit_ms = 20;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	fill_random(file, (size_t)TOTAL * MIB, 92);
+	put_file(f, "a", file, MIB); /* w's first MiB dedups against it */
+	f->e->commit_hook = unlink_hook;
+	atomic_store(&unlink_once, 1);
+	ino = new_file(f, 1, "w");
+	write_all(f, ino, 0, file, (size_t)TOTAL * MIB, MIB);
+	for (int i = 0; i < 50 && size < (uint64_t)(TOTAL - 32) * MIB; i++) {
+		usleep(20000);
+		size = committed_size(f, ino);
+	}
+	print_message("after %d MiB written, one batch failed -EAGAIN: %llu MiB committed before the close\n",
+	              TOTAL, (unsigned long long)(size / MIB));
+	assert_int_equal(atomic_load(&unlink_once), 0); /* the hook ran */
+	assert_true(size >= (uint64_t)(TOTAL - 32) * MIB);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	f->e->commit_hook = NULL;
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	check_file(f, "w", file, (size_t)TOTAL * MIB);
+	free(file);
+}
+
 /* A commit that fails after the close that queued it returned (here: the
  * chunks its batch deduplicated against were deleted meanwhile, -EAGAIN)
  * has nobody to take its bytes back: the retry thread does, and stores
@@ -3523,6 +3606,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_fsyncdir_recheck, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_blocks_during_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_write_fails_fast, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_eagain_while_writing, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_truncate_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_rename_ctime, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag_race, setup, teardown),
