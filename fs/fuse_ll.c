@@ -804,7 +804,7 @@ const char *mixfs_store_strerror(int rc)
 	case -EINVAL:
 		return "not a mixfs store";
 	case -EUCLEAN:
-		return "its index (index/data.mdb) is damaged (run mixfs fsck)";
+		return "its index (index/data.mdb) is damaged (run mixfs fsck --repair)";
 	case -EPROTONOSUPPORT:
 		return "store was made by a newer mixfs (format version too new)";
 	case -EACCES:

@@ -185,6 +185,15 @@ int gc_store_lock(const char *store, enum gc_lock_mode mode, struct gc_lock **ou
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
+	/* no lock files left in a directory that is no store (a mistyped
+	 * path: mkfs would then refuse it as not empty) */
+	char *ip = path_join(store, "index/data.mdb");
+	if (!ip)
+		return -ENOMEM;
+	rc = stat(ip, &st) < 0 ? -errno : 0;
+	free(ip);
+	if (rc < 0)
+		return rc;
 	l = malloc(sizeof(*l));
 	if (!l)
 		return -ENOMEM;
@@ -1746,24 +1755,40 @@ static int check_stats(struct fsck *f)
 /* ------------------------------------------------------------------------ */
 /* fsck: repair                                                               */
 
-/* /lost+found, created if missing; *lf receives its inode. */
+/* /lost+found, created if missing; *lf receives its inode.  A user's
+ * lost+found that is not a directory stays as it is: lost+found.1, .2,
+ * ... instead.  The new inode takes a number no inode has (the
+ * superblock's next number is mended first, and checked here too). */
 static int lost_found(struct idx_txn *t, struct idx_inode *lf)
 {
-	struct idx_inode root;
+	struct idx_inode root, any;
+	char name[32];
 	uint64_t ino;
 	uint8_t type;
-	int rc;
+	int rc = -EEXIST;
 
-	rc = idx_dirent_lookup(t, IDX_ROOT_INO, LOST_FOUND, strlen(LOST_FOUND), &ino, &type);
-	if (rc == 0)
-		return idx_inode_get(t, ino, lf);
+	for (unsigned k = 0; k < 100 && rc == -EEXIST; k++) {
+		snprintf(name, sizeof(name), k ? LOST_FOUND ".%u" : LOST_FOUND, k);
+		rc = idx_dirent_lookup(t, IDX_ROOT_INO, name, strlen(name), &ino, &type);
+		if (rc == 0) {
+			rc = idx_inode_get(t, ino, lf);
+			if (rc == 0 && !S_ISDIR(lf->mode))
+				rc = -EEXIST; /* not ours to fill: the next name */
+			else if (rc == 0)
+				return 0;
+		}
+	}
 	if (rc != -ENOENT)
 		return rc;
 	rc = idx_inode_get(t, IDX_ROOT_INO, &root);
 	if (rc < 0)
 		return rc;
-	rc = idx_ino_alloc(t, &ino);
-	if (rc < 0)
+	do {
+		rc = idx_ino_alloc(t, &ino);
+		if (rc == 0)
+			rc = idx_inode_get(t, ino, &any) == -ENOENT ? -ENOENT : 0;
+	} while (rc == 0);
+	if (rc != -ENOENT)
 		return rc;
 	memset(lf, 0, sizeof(*lf));
 	lf->ino = ino;
@@ -1773,7 +1798,7 @@ static int lost_found(struct idx_txn *t, struct idx_inode *lf)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	lf->atime_ns = lf->mtime_ns = lf->ctime_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	rc = idx_dirent_add(t, &root, LOST_FOUND, strlen(LOST_FOUND), ino, (uint8_t)(lf->mode >> 12));
+	rc = idx_dirent_add(t, &root, name, strlen(name), ino, (uint8_t)(lf->mode >> 12));
 	if (rc < 0)
 		return rc;
 	root.nlink++;
@@ -1824,8 +1849,14 @@ static int apply_fix(struct fsck *f, struct idx_txn *t, const struct fix *x, str
 		rc = idx_inode_get(t, x->a, &in);
 		if (rc < 0)
 			break;
-		snprintf(name, sizeof(name), "#%" PRIu64, in.ino);
-		rc = idx_dirent_add(t, lf, name, strlen(name), in.ino, (uint8_t)(in.mode >> 12));
+		rc = -EEXIST; /* "#INO", or "#INO.N" if a user took that name */
+		for (unsigned k = 0; k < 100 && rc == -EEXIST; k++) {
+			if (k)
+				snprintf(name, sizeof(name), "#%" PRIu64 ".%u", in.ino, k);
+			else
+				snprintf(name, sizeof(name), "#%" PRIu64, in.ino);
+			rc = idx_dirent_add(t, lf, name, strlen(name), in.ino, (uint8_t)(in.mode >> 12));
+		}
 		if (rc < 0)
 			break;
 		if (S_ISDIR(in.mode)) {
@@ -1896,10 +1927,13 @@ static int repair(struct fsck *f)
 	rc = idx_txn_begin(f->x, false, &t);
 	if (rc < 0)
 		return rc;
-	for (size_t i = 0; i < f->fixes.n; i++) {
-		struct fix *x = (struct fix *)f->fixes.p + i;
+	/* the superblock's counters first: fixes below allocate inodes
+	 * (lost+found), which must not take a number in use */
+	for (size_t k = 0; k < 2 * f->fixes.n; k++) {
+		struct fix *x = (struct fix *)f->fixes.p + k % f->fixes.n;
+		bool first = k < f->fixes.n; /* the pass for FIX_SUPER */
 
-		if (x->what == FIX_SUPER && super_done)
+		if ((x->what == FIX_SUPER) != first || (x->what == FIX_SUPER && super_done))
 			continue; /* one rewrite covers every counter */
 		rc = apply_fix(f, t, x, &lf, &have_lf);
 		if (rc < 0) {
@@ -2104,8 +2138,11 @@ static void remove_orphan_packs(struct fsck *f)
 		if (packrec_find(f, pf[i].id) || pack_has_chunks(f, pf[i].id))
 			continue;
 		pack_path(f->pack_dir, pf[i].id, path, sizeof(path));
-		if (unlink(path) == 0)
+		if (unlink(path) == 0) {
 			removed = true;
+			f->st->orphan_packs_removed++;
+			f->st->orphan_removed_bytes += pf[i].disk;
+		}
 	}
 	if (removed)
 		dir_sync(f->pack_dir);

@@ -148,6 +148,8 @@ struct gc_fsck_stats {
 	uint64_t dead_bytes;
 	uint64_t orphan_bytes;
 	uint64_t orphan_packs;     /* pack files nothing references */
+	uint64_t orphan_packs_removed; /* of which --repair removed (orphan_removed_bytes) */
+	uint64_t orphan_removed_bytes;
 	uint64_t orphan_inodes;    /* unlinked inodes kept for open files (freed at next mount/gc) */
 	uint64_t damaged_chunks;   /* chunks whose data cannot be read */
 	uint64_t damaged_files;    /* inodes mapping a damaged chunk */

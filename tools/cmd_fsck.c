@@ -135,9 +135,13 @@ static void summary(const char *store, const struct gc_fsck_stats *st, bool quic
 	       progress_bytes_format(b1, st->pack_bytes), progress_bytes_format(b5, st->disk_bytes),
 	       progress_bytes_format(b2, st->live_bytes), progress_bytes_format(b3, st->dead_bytes),
 	       progress_bytes_format(b4, st->orphan_bytes));
-	if (st->orphan_packs)
+	if (st->orphan_packs_removed)
+		printf(" (%" PRIu64 " unreferenced files, %" PRIu64 " of them removed, %s)",
+		       st->orphan_packs, st->orphan_packs_removed,
+		       progress_bytes_format(b5, st->orphan_removed_bytes));
+	else if (st->orphan_packs)
 		printf(" (%" PRIu64 " unreferenced files)", st->orphan_packs);
-	if (st->dead_bytes + st->orphan_bytes)
+	if (st->dead_bytes + st->orphan_bytes > st->orphan_removed_bytes)
 		printf("; mixfs gc reclaims them");
 	putchar('\n');
 	if (st->orphan_inodes)

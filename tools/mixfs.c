@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "index/idx.h"
 #include "tools/cmd.h"
@@ -56,6 +57,7 @@ static const char *base_name(const char *path)
 int main(int argc, char **argv)
 {
 	const char *self = argc > 0 ? base_name(argv[0]) : "mixfs";
+	struct stat st;
 	size_t i;
 
 	/* LMDB crashing on a damaged index: a message naming the file, and
@@ -79,8 +81,10 @@ int main(int argc, char **argv)
 	for (i = 0; i < NCMDS; i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);
-	/* "mixfs STORE MNT -o OPTS", as mount.fuse3 runs it. */
-	if (argv[1][0] != '-' && argc >= 3)
+	/* "mixfs STORE MNT -o OPTS", as mount.fuse3 runs it; a word that is
+	 * no path of a directory is a mistyped command ("mixfs stat DIR") */
+	if (argv[1][0] != '-' && argc >= 3 &&
+	    (strchr(argv[1], '/') || (stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode))))
 		return cmd_mount(argc, argv);
 	fprintf(stderr, "mixfs: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);

@@ -59,6 +59,11 @@ expect 2 'bad value level=best' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o level=best
 mkdir "$WORK/notastore"
 expect 2 'notastore: (no mixfs store there|not a mixfs store)' "$MIXFS" fsck "$WORK/notastore"
 expect 1 'notastore: (no mixfs store there|not a mixfs store)' "$MIXFS" gc "$WORK/notastore"
+expect 1 'notastore: (no mixfs store there|not a mixfs store)' "$MIXFS" gc -n "$WORK/notastore"
+# ...and leaves nothing there (lock files made mkfs refuse it as not empty)
+expect 0 'created mixfs store' "$MIXFS" mkfs "$WORK/notastore"
+# a mistyped command with a path is no mount
+expect 2 "unknown command 'stat'" "$MIXFS" stat "$WORK/s" "$WORK/mnt"
 expect 0 'dry run' "$MIXFS" gc -n "$WORK/s"
 
 for cmd in stats fsck gc bench; do

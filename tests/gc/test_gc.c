@@ -645,6 +645,57 @@ static void t_repair(void **state)
 	assert_int_equal(eng_store_close(e), 0);
 }
 
+/* An inode without a name (/a) and a superblock whose next inode number
+ * is in use (/d/b's): --repair mends the counter before it makes
+ * /lost+found, which took that number and overwrote /d/b (a directory
+ * then, its data unreachable, and "repaired").  A /lost+found that is a
+ * user's file stays one: lost+found.1 takes the lost inode. */
+static void t_repair_lost_order(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct seen s;
+	struct idx_txn *t;
+	struct idx_inode root;
+	struct idx_super sb;
+	struct eng_attr at;
+	struct idx *x = iopen(f);
+	uint64_t a, d, b, empty;
+	uint8_t type;
+	struct eng *e;
+	char name[32];
+
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	assert_int_equal(idx_dirent_lookup(t, IDX_ROOT_INO, "a", 1, &a, &type), 0);
+	assert_int_equal(idx_dirent_lookup(t, IDX_ROOT_INO, "d", 1, &d, &type), 0);
+	assert_int_equal(idx_dirent_lookup(t, d, "b", 1, &b, &type), 0);
+	assert_int_equal(idx_dirent_lookup(t, IDX_ROOT_INO, "empty", 5, &empty, &type), 0);
+	assert_int_equal(idx_dirent_del(t, IDX_ROOT_INO, "a", 1), 0);
+	/* the user's lost+found: /empty under that name */
+	assert_int_equal(idx_inode_get(t, IDX_ROOT_INO, &root), 0);
+	assert_int_equal(idx_dirent_del(t, IDX_ROOT_INO, "empty", 5), 0);
+	assert_int_equal(idx_dirent_add(t, &root, "lost+found", 10, empty, 8), 0);
+	assert_int_equal(idx_inode_put(t, &root), 0);
+	assert_int_equal(idx_super_get(t, &sb), 0);
+	sb.next_ino = b;
+	assert_int_equal(idx_super_put(t, &sb), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+
+	assert_true(fsck(f, false, &s, &st) > 0);
+	assert_int_equal(s.kinds[GC_P_LOST], 1);
+	assert_int_equal(fsck(f, true, &s, &st), 0);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	e = eopen(f);
+	assert_int_equal(read_file(e, lookup(e, lookup(e, IDX_ROOT_INO, "d"), "b"), f->b, f->blen), 0);
+	snprintf(name, sizeof(name), "#%llu", (unsigned long long)a);
+	assert_int_equal(read_file(e, lookup(e, lookup(e, IDX_ROOT_INO, "lost+found.1"), name), f->a,
+	                           f->alen), 0);
+	assert_int_equal(eng_getattr(e, lookup(e, IDX_ROOT_INO, "lost+found"), &at), 0);
+	assert_true(S_ISREG(at.st.st_mode)); /* the user's file, left alone */
+	assert_int_equal(eng_store_close(e), 0);
+}
+
 /* The tensors tables: an entry of a file that does not exist, one of a
  * directory, and half of a pair are reported and dropped by --repair;
  * a whole entry of a regular file is left alone. */
@@ -851,6 +902,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_stop_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_batch_nospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_repair_lost_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_tensors, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_hints, setup, teardown),
