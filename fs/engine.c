@@ -54,8 +54,17 @@ int64_t eng_mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Times are kept as int64 nanoseconds (1677-09-21 to 2262-04-11): one
+ * outside that range (touch -d 2300-01-01, an archive's) is clamped to
+ * its end, as ext4 clamps to its own, instead of wrapping around. */
 static int64_t ts_ns(const struct timespec *ts)
 {
+	const int64_t max_s = INT64_MAX / 1000000000 - 1;
+
+	if (ts->tv_sec > max_s)
+		return max_s * 1000000000 + 999999999;
+	if (ts->tv_sec < -max_s)
+		return -max_s * 1000000000;
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
@@ -2596,37 +2605,21 @@ int eng_getxattr(struct eng *e, uint64_t ino, const char *name, void *buf, size_
 	return rc;
 }
 
+/* The virtual user.mixfs.* names are not listed (as CephFS does not list
+ * its ceph.* ones): listed, rsync -X, cp --preserve=xattr and tar
+ * --xattrs copied them and failed to set them on the copy (EPERM), and
+ * copies elsewhere got stale ones as real attributes.  They are read by
+ * name. */
 int eng_listxattr(struct eng *e, uint64_t ino, char *buf, size_t cap)
 {
-	static const char virt[] = XA_PREFIX "dtype\0" XA_PREFIX "ratio\0" XA_PREFIX "stored_bytes";
 	struct idx_txn *t;
 	struct idx_inode in;
-	int rc = idx_txn_begin(e->idx, true, &t), n;
-	size_t vlen = 0;
+	int rc = idx_txn_begin(e->idx, true, &t);
 	if (rc < 0)
 		return rc;
 	rc = idx_inode_get(t, ino, &in);
 	if (rc >= 0)
-		rc = idx_xattr_list(t, ino, NULL, 0);
-	if (rc < 0)
-		goto out;
-	n = rc;
-	if (S_ISREG(in.mode))
-		vlen = sizeof(virt);
-	if (cap == 0) {
-		rc = n + (int)vlen;
-		goto out;
-	}
-	if ((size_t)n + vlen > cap) {
-		rc = -ERANGE;
-		goto out;
-	}
-	rc = idx_xattr_list(t, ino, buf, cap);
-	if (rc >= 0) {
-		memcpy(buf + rc, virt, vlen);
-		rc += (int)vlen;
-	}
-out:
+		rc = idx_xattr_list(t, ino, buf, cap);
 	idx_txn_abort(t);
 	return rc;
 }
@@ -2634,6 +2627,7 @@ out:
 int eng_removexattr(struct eng *e, uint64_t ino, const char *name)
 {
 	struct idx_txn *t;
+	struct idx_inode in;
 	int rc;
 	if (is_virt(name))
 		return -EPERM;
@@ -2641,6 +2635,12 @@ int eng_removexattr(struct eng *e, uint64_t ino, const char *name)
 	if (rc < 0)
 		return rc;
 	rc = idx_xattr_del(t, ino, name);
+	if (rc >= 0)
+		rc = idx_inode_get(t, ino, &in);
+	if (rc >= 0) {
+		in.ctime_ns = eng_now_ns(); /* as setxattr, and Linux */
+		rc = idx_inode_put(t, &in);
+	}
 	return eng_wtxn_end(e, t, rc);
 }
 

@@ -2564,6 +2564,29 @@ static int fault_hook(struct eng *e, uint64_t ino)
 	return -ENOSPC;
 }
 
+/* Times outside what int64 nanoseconds hold (1677 to 2262) are clamped
+ * to its ends, not wrapped (touch -d 2300-01-01 showed 1715). */
+static void t_times_clamped(void **state)
+{
+	struct fx *f = *state;
+	struct eng_setattr sa = { .valid = ENG_SET_MTIME | ENG_SET_ATIME };
+	struct eng_attr at;
+	uint64_t ino = new_file(f, 1, "old");
+
+	sa.mtime.tv_sec = 10413792000;  /* 2300-01-01 */
+	sa.atime.tv_sec = -11676096000; /* 1600-01-01 */
+	assert_int_equal(eng_setattr(f->e, ino, &sa, &at), 0);
+	assert_int_equal(at.st.st_mtim.tv_sec, 9223372035);
+	assert_int_equal(at.st.st_atim.tv_sec, -9223372035);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	eng_forget(f->e, ino, 1);
+	reopen(f);
+	assert_int_equal(eng_lookup(f->e, 1, "old", &at), 0);
+	assert_int_equal(at.st.st_mtim.tv_sec, 9223372035);
+	assert_int_equal(at.st.st_atim.tv_sec, -9223372035);
+	eng_forget(f->e, at.st.st_ino, 1);
+}
+
 /* A truncate whose write-back fails (the disk full) changes nothing:
  * bytes written before it past the new size, still buffered, stay (they
  * were dropped before the sync and read back as the old stored bytes). */
@@ -3608,6 +3631,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_write_fails_fast, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_eagain_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_truncate_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_times_clamped, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_rename_ctime, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag_race, setup, teardown),

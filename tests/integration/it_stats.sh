@@ -74,12 +74,15 @@ file_facts() {
 	local f rel x_st x_ra x_dt
 	while IFS= read -r -d '' f; do
 		rel=${f#"$MNT"}
+		# read by name; not listed (rsync -X and cp --preserve=xattr
+		# would copy them and fail to set them)
 		getfattr -d --absolute-names "$f" >"$WORK/xattr" 2>&1 || fail "getfattr -d $f: $(cat "$WORK/xattr")"
-		x_st=$(sed -n 's/^user\.mixfs\.stored_bytes="\(.*\)"$/\1/p' "$WORK/xattr")
-		x_ra=$(sed -n 's/^user\.mixfs\.ratio="\(.*\)"$/\1/p' "$WORK/xattr")
-		x_dt=$(sed -n 's/^user\.mixfs\.dtype="\(.*\)"$/\1/p' "$WORK/xattr")
+		! grep -q 'user\.mixfs' "$WORK/xattr" || fail "getfattr -d $f lists user.mixfs.*: $(cat "$WORK/xattr")"
+		x_st=$(getfattr --only-values -n user.mixfs.stored_bytes "$f")
+		x_ra=$(getfattr --only-values -n user.mixfs.ratio "$f")
+		x_dt=$(getfattr --only-values -n user.mixfs.dtype "$f")
 		[ -n "$x_st" ] && [ -n "$x_ra" ] && [ -n "$x_dt" ] ||
-			fail "getfattr -d $f lacks user.mixfs.*: $(cat "$WORK/xattr")"
+			fail "getfattr -n user.mixfs.* of $f: '$x_st' '$x_ra' '$x_dt'"
 		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rel" "$(stat -c %s "$f")" \
 			"$(stat -c %b "$f")" "$(du -B1 "$f" | cut -f1)" \
 			"$(du -B1 --apparent-size "$f" | cut -f1)" "$x_st" "$x_ra" "$x_dt" \
