@@ -658,6 +658,7 @@ ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const stru
 	uint8_t *q = NULL, *sp = (uint8_t *)(uintptr_t)src, mode = 0;
 	size_t olen = BLK_HDR, hlen, nq = blk_gather(b, b->head, b->len, sp, len, NULL, 0);
 	ssize_t rc = -ENOSPC;
+	bool bytes_fit;
 
 	if (cap < olen)
 		goto out;
@@ -684,21 +685,26 @@ ssize_t mix_blocks_encode(struct codec_ctx *ctx, struct mix_state *s, const stru
 		goto out;
 	blk_gather(b, b->head, b->len, sp, len, q, 0);
 	rc = blk_put(ctx, q, nq, dst + olen, cap - olen, &mode);
-	if (rc < 0)
+	if (rc < 0 && (rc != -ENOSPC || blk_vkind(b) == BLK_V_NONE))
 		goto out;
-	olen += (size_t)rc;
-	if (blk_vkind(b) != BLK_V_NONE && (size_t)rc > BLK_VAL_HDR) {
+	bytes_fit = rc >= 0;
+	if (bytes_fit)
+		olen += (size_t)rc;
+	if (blk_vkind(b) != BLK_V_NONE && (!bytes_fit || (size_t)rc > BLK_VAL_HDR)) {
 		/* the quants as values (into q, whose quant bytes are coded
-		 * above), if smaller */
-		const size_t lim = (size_t)rc - 1 < nq ? (size_t)rc - 1 : nq;
+		 * above), if smaller; also when the bytes did not fit under
+		 * cap (a byte way's size, the smaller to keep), the values
+		 * may */
+		const size_t room = rc >= 0 ? (size_t)rc - 1 : cap - olen;
+		const size_t lim = room < nq ? room : nq;
 
 		rc = blk_values_put(ctx, b, sp, len, q, lim);
 		if (rc >= 0) {
 			memcpy(dst + BLK_HDR + hlen, q, (size_t)rc);
 			olen = BLK_HDR + hlen + (size_t)rc;
 			mode = 2;
-		} else if (rc != -ENOSPC) {
-			goto out;
+		} else if (rc != -ENOSPC || !bytes_fit) {
+			goto out; /* neither fits: the chunk is not coded this way */
 		}
 	}
 	dst[0] = (uint8_t)(MIX_VERSION << 4 | MIX_BYTES_BLK);
