@@ -2717,8 +2717,13 @@ int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c)
 		rc = chain_check(t, nc.fp, nc.ref_fp);
 		if (rc == 0)
 			rc = chunk_ref(t, nc.ref_fp, 1);
-		if (rc == 0 && (nc.flags & IDX_CHUNK_REVERSED))
-			rc = height_raise(t, nc.ref_fp, nc.height + 1u);
+		if (rc < 0)
+			return rc;
+	}
+	/* a reverse delta now (a new reference, or a forward delta turned
+	 * around against the same one): the heights above it cover it */
+	if ((nc.flags & IDX_CHUNK_REVERSED) && (ref_changed || !(old.flags & IDX_CHUNK_REVERSED))) {
+		rc = height_raise(t, nc.ref_fp, nc.height + 1u);
 		if (rc < 0)
 			return rc;
 	}

@@ -830,6 +830,19 @@ static void test_chunk_ref_chain(void **state)
 		assert_int_equal(idx_chunk_get(t, c[i].fp, &g), 0);
 		assert_int_equal(g.height, 0);
 	}
+	/* A forward delta turned around against the same reference (only
+	 * the flag changes) raises that reference's height as a new reverse
+	 * delta does (an audit found it skipped: rebase never does this) */
+	{
+		struct idx_chunk r = c[1], g;
+
+		r.flags = IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED;
+		assert_int_equal(idx_chunk_relocate(t, &r), 0);
+		assert_int_equal(idx_chunk_get(t, c[0].fp, &g), 0);
+		assert_int_equal(g.height, 1);
+		r = c[1];
+		assert_int_equal(idx_chunk_relocate(t, &r), 0);
+	}
 	/* A reference that would close a loop is refused; reversing the
 	 * chain's top link (3 becomes full, 2 codes against 3) is not. */
 	{
