@@ -61,6 +61,7 @@ struct batch {
 	uint64_t seq;
 	uint64_t off;        /* file offset of data[0] */
 	size_t len;
+	size_t mem;          /* counted in eng.inflight_bytes: len and overhead */
 	uint8_t *data;       /* owned */
 	struct fchunk *cs;
 	size_t n;
@@ -152,11 +153,18 @@ static int segs_reserve(struct einode *ei, size_t n)
 	return 0;
 }
 
+/* Buffered runs of one file at most (sparse writes): past it the file is
+ * queued whole.  Each takes a page at least, which the dirty bytes do not
+ * count, and a write searches them. */
+#define WB_SEGS_MAX 1024u
+
 static int seg_grow(struct dseg *s, size_t need)
 {
 	if (need <= s->cap)
 		return 0;
-	size_t cap = s->cap ? s->cap : 65536;
+	/* from a page: a small write far from the others takes that much,
+	 * not 64 KiB (sparse writes), and appends double it */
+	size_t cap = s->cap ? s->cap : 4096;
 	while (cap < need)
 		cap *= 2;
 	uint8_t *d = realloc(s->data, cap);
@@ -852,7 +860,7 @@ static void commit_group(struct eng *e, struct batch **grp, size_t n)
 			                            rb_pending(e, b->cs[k].info.level)))
 				rb_note(e, b->cs[k].fp);
 		}
-		e->inflight_bytes -= b->len;
+		e->inflight_bytes -= b->mem;
 		b->settled = true; /* a failed one may now be taken back */
 		if (b->state != B_READY) {
 			/* failed: its inode takes it back (reclaim_failed may
@@ -1821,7 +1829,7 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 		if (partial && at_eof && !final)
 			break;
 		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 64;
+			size_t nc = cap ? cap * 2 : 8;
 			struct fchunk *p = realloc(cs, nc * sizeof(*p));
 			if (!p)
 				goto nomem;
@@ -1845,7 +1853,7 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 		goto nomem;
 	/* the batch takes the segment's buffer; bytes it does not take (the
 	 * tail of a sequential writer, less than a chunk) move to a buffer as
-	 * big, so the segment does not grow again from 64 KiB by doubling */
+	 * big, so the segment does not grow again from a page by doubling */
 	if (pos < s->len) {
 		size_t rest_len = s->len - pos, want = s->cap;
 		if (want > 2 * e->flush_unit)
@@ -1873,6 +1881,9 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 	b->ei = ei;
 	b->off = s->off;
 	b->len = pos;
+	/* what inflight= counts: its memory, whole pages of data and the
+	 * batch's own records (a byte written far from others is a batch) */
+	b->mem = ((pos + 4095) & ~(size_t)4095) + sizeof(*b) + cap * sizeof(*cs);
 	b->cs = cs;
 	b->n = n;
 	b->size = ei->size;
@@ -1911,7 +1922,7 @@ static ssize_t batch_cut(struct eng *e, struct einode *ei, size_t i, bool partia
 	else
 		ei->inflight = b;
 	ei->inflight_tail = b;
-	e->inflight_bytes += pos;
+	e->inflight_bytes += b->mem;
 	pthread_mutex_unlock(&e->plock);
 	/* never fails: the pool runs the job inline when it cannot queue it */
 	if (pool_submit(e->pool, NULL, prepare_run, b) < 0)
@@ -2052,11 +2063,14 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 		rc = flush_cut(e, ei, true);
 		if (rc < 0)
 			return rc;
-	} else if (atomic_load(&e->dirty_total) - atomic_load(&e->parked_total) >
+	} else if (ei->nsegs > WB_SEGS_MAX ||
+	           atomic_load(&e->dirty_total) - atomic_load(&e->parked_total) >
 	           e->o.dirty_bytes / 2) {
 		/* many files each below flush_unit: queue ours whole so the
 		 * buffered total stays bounded (the wait below frees memory;
-		 * parked bytes are bounded above) */
+		 * parked bytes are bounded above); so too a file of many
+		 * small runs far apart, whose buffers (a page each at
+		 * least) dirty= does not see */
 		rc = flush_cut(e, ei, false);
 		if (rc < 0)
 			return rc;
