@@ -1866,6 +1866,15 @@ void codec_hint_release(struct codec_hint *h)
 	memset(h, 0, sizeof(*h));
 }
 
+size_t codec_hint_mem(const struct codec_hint *h)
+{
+	const struct hint_torch *t = h ? h->torch : NULL;
+
+	if (!h)
+		return 0;
+	return sizeof(*h) + h->cap * sizeof(*h->r) + (t ? sizeof(*t) + t->n * sizeof(*t->rec) : 0);
+}
+
 int codec_hint_feed(struct codec_hint *h, const void *buf, size_t len, uint64_t off)
 {
 	const struct hint_torch *t;

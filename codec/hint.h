@@ -116,6 +116,9 @@ struct codec_hint {
 int codec_hint_parse(const void *head, size_t head_len, uint64_t file_size,
                      struct codec_hint *h);
 void codec_hint_release(struct codec_hint *h);
+/* Bytes of memory h holds (itself, its ranges, a torch zip's storage
+ * table), for callers that bound what they keep; 0 for NULL. */
+size_t codec_hint_mem(const struct codec_hint *h);
 
 /* Parse one zip local file header found at file offset off (buf holds
  * the bytes from off on).  Sets *next to the offset of the following

@@ -254,9 +254,7 @@ static void ein_free(struct eng *e, struct einode *ei)
 {
 	wb_discard(e, ei);
 	free(ei->segs);
-	codec_hint_release(ei->hints);
-	free(ei->hints);
-	wb_ref_drop(ei);
+	wb_hints_forget(e, ei);
 	pthread_rwlock_destroy(&ei->lock);
 	free(ei);
 }
@@ -2069,6 +2067,8 @@ int eng_release(struct eng *e, uint64_t ino)
 	if (ei->nopen > 0)
 		ei->nopen--;
 	pthread_mutex_unlock(&e->itab_lock);
+	if (last)
+		wb_hints_closed(e, ei);
 	if (last && ei->shadow_ino) {
 		/* the rewrite is done: its previous version is no longer needed
 		 * (chunks coded against it keep their references alive) */
@@ -2088,16 +2088,13 @@ int eng_release(struct eng *e, uint64_t ino)
 
 /* The file's head is new (truncated to zero and kept as a shadow, or
  * copied over): look for hints and a reference again (ei->lock held). */
-static void ein_new_head(struct einode *ei)
+static void ein_new_head(struct eng *e, struct einode *ei)
 {
-	codec_hint_release(ei->hints);
-	free(ei->hints);
-	ei->hints = NULL;
+	wb_hints_forget(e, ei);
 	ei->hints_done = false;
 	ei->bytes_units = false;
 	ei->ref_done = false;
 	ei->ref_raw_late = false;
-	wb_ref_drop(ei);
 }
 
 int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struct eng_attr *out)
@@ -2193,7 +2190,7 @@ out:
 		rc = eng_wtxn_end(e, t, rc);
 	if (rc >= 0 && shadow) {
 		ei->shadow_ino = shadow;
-		ein_new_head(ei);
+		ein_new_head(e, ei);
 	}
 	wb_truncate_end(e, ei, &cut, rc); /* failed: the bytes it dropped back */
 	pthread_rwlock_unlock(&ei->lock);
@@ -2348,7 +2345,7 @@ out:
 		struct einode *o = a->ino == ino_out ? a : b;
 		o->size_valid = false; /* reload from the record */
 		if (off_out == 0)
-			ein_new_head(o);
+			ein_new_head(e, o);
 	}
 	if (b)
 		pthread_rwlock_unlock(&b->lock);
@@ -2661,6 +2658,7 @@ void eng_opts_default(struct eng_opts *o)
 	o->commit_ms = 1000;
 	o->ns_sync_ms = 1000;
 	o->max_ref_chain = 8;
+	o->hints_mem = 64u << 20;
 	o->gc_interval_s = 60;
 	o->rebase = true;
 	o->rebase_idle_ms = 2000;

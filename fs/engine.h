@@ -50,6 +50,10 @@ struct eng_opts {
 	unsigned commit_ms;       /* group commit interval (default 1000) */
 	unsigned ns_sync_ms;      /* namespace changes synced within (default 1000; 0: each at once) */
 	unsigned max_ref_chain;   /* series coding chain bound (default 8; at most ENG_MAX_REF_CHAIN) */
+	/* File-format hints and reference tables of closed files kept for
+	 * their later writes, all files together (default 64 MiB; a file of
+	 * 100k tensors keeps ~5 MiB until the kernel forgets its inode) */
+	uint64_t hints_mem;
 	unsigned gc_interval_s;   /* online gc pass every N seconds, 0 = off (default 60) */
 	bool rebase;              /* turn series deltas around when idle (default on) */
 	unsigned rebase_idle_ms;  /* idle time before rebase starts, 0 = only eng_rebase (default 2000) */

@@ -76,6 +76,7 @@ struct einode {
 	uint64_t size;
 	int64_t mtime_ns;
 	struct codec_hint *hints; /* file-format hints, parsed once */
+	size_t hints_mem;  /* of hints and ref_tab, counted in eng.hints_mem */
 	bool hints_done;
 	/* no hints, and its first bytes are other bytes (codec_bytes_file):
 	 * cut by eng.cdc_bytes (set with hints_done, from the same bytes) */
@@ -142,6 +143,9 @@ struct eng {
 	pthread_mutex_t load_lock; /* leaf lock: chunks being loaded */
 	struct loading *loading;
 	_Atomic uint64_t frames_loaded; /* frames read into the cache (eng_frames_loaded) */
+	/* hints and reference tables of closed files kept for later writes
+	 * (einode.hints_mem; at most eng_opts.hints_mem: wb_hints_closed) */
+	_Atomic uint64_t hints_mem;
 	/* online gc */
 	uint32_t first_pack; /* packs below: written by earlier mounts */
 	pthread_t gc_thread;
@@ -409,6 +413,14 @@ int wb_truncate(struct eng *e, struct einode *ei, uint64_t size, struct wb_cut *
 void wb_truncate_end(struct eng *e, struct einode *ei, struct wb_cut *cut, int rc);
 /* Forget ei's series reference (ei->lock exclusive, or ei unreachable). */
 void wb_ref_drop(struct einode *ei);
+/* At a file's last close (ei->lock exclusive): keep its hints and
+ * reference table for later writes (defrag, appends) while those of all
+ * closed files take at most eng_opts.hints_mem, else let them go (later
+ * writes are cut without them, like a file in no known format's, until
+ * its head is written again).  wb_hints_forget: ei's go (ein_free, a new
+ * head), its count with them. */
+void wb_hints_closed(struct eng *e, struct einode *ei);
+void wb_hints_forget(struct eng *e, struct einode *ei);
 /* Defrag's rewrite (ei->lock exclusive, wb_idle(ei)): buffer [off,
  * off + len) again with the bytes stored there (neither the file's times
  * nor the store's idleness change), then store them: wb_rewrite_store

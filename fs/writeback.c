@@ -1207,6 +1207,33 @@ void wb_ref_drop(struct einode *ei)
 	ei->ref_ino = 0;
 }
 
+void wb_hints_forget(struct eng *e, struct einode *ei)
+{
+	codec_hint_release(ei->hints);
+	free(ei->hints);
+	ei->hints = NULL;
+	wb_ref_drop(ei);
+	atomic_fetch_sub(&e->hints_mem, ei->hints_mem);
+	ei->hints_mem = 0;
+}
+
+void wb_hints_closed(struct eng *e, struct einode *ei)
+{
+	size_t mem = codec_hint_mem(ei->hints) +
+	             (ei->ref_tab ? sizeof(*ei->ref_tab) + ei->ref_tab->n * sizeof(*ei->ref_tab->v) : 0);
+	uint64_t others = atomic_load(&e->hints_mem) - ei->hints_mem;
+
+	if (others + mem > e->o.hints_mem) {
+		/* parsed again if the head is written again; the series
+		 * reference is not looked for again (ref_done) */
+		wb_hints_forget(e, ei);
+		ei->hints_done = false;
+		return;
+	}
+	atomic_fetch_add(&e->hints_mem, mem - ei->hints_mem); /* wraps back when smaller */
+	ei->hints_mem = mem;
+}
+
 static int ref_ent_cmp(const void *a, const void *b)
 {
 	const struct ref_ent *x = a, *y = b;
@@ -1327,6 +1354,11 @@ static int ref_tab_load(struct eng *e, struct idx_txn *t, uint64_t ino, const st
 	rc = -ENOENT;
 	if (tab->n == 0)
 		goto out;
+	if (tab->n < h.n) { /* kept for the file's life: no more than it holds */
+		struct ref_ent *v = realloc(tab->v, tab->n * sizeof(*tab->v));
+		if (v)
+			tab->v = v;
+	}
 	qsort(tab->v, tab->n, sizeof(*tab->v), ref_ent_cmp);
 	*out = tab;
 	tab = NULL;

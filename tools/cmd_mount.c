@@ -41,6 +41,7 @@ struct mount_opts {
 	char *bg;
 	char *blocks;
 	char *kernel_ra;
+	char *hints;
 	int writeback;
 	int ro;
 };
@@ -68,6 +69,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("bg=%s", bg),
 	MOPT("blocks=%s", blocks),
 	MOPT("kernel_ra=%s", kernel_ra),
+	MOPT("hints=%s", hints),
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -153,6 +155,9 @@ static void mount_usage(FILE *f, bool helper)
 	        size_str(d.dirty_bytes, b[1]));
 	fprintf(f, "  inflight=SIZE     chunks queued for compression (default %s)\n",
 	        size_str(d.inflight_bytes, b[2]));
+	fprintf(f, "  hints=SIZE        file-format hints of closed files kept for their\n"
+	           "                    later writes, all files (default %s)\n",
+	        size_str(d.hints_mem, b[3]));
 	fprintf(f, "  workers=N         compression/decode threads (default %u; 0 = CPUs)\n",
 	        d.workers);
 	fprintf(f, "  level=LEVEL       codec for new data: raw, fast or mix (default: as\n"
@@ -223,6 +228,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->bg);
 	free(mo->blocks);
 	free(mo->kernel_ra);
+	free(mo->hints);
 }
 
 static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
@@ -286,6 +292,7 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_size("cache", mo->cache, 1u << 20, &o->cache_bytes);
 	rc |= opt_size("dirty", mo->dirty, 1u << 20, &o->dirty_bytes);
 	rc |= opt_size("inflight", mo->inflight, 1u << 20, &o->inflight_bytes);
+	rc |= opt_size("hints", mo->hints, 0, &o->hints_mem);
 	rc |= opt_size("pack_size", mo->pack_size, 16u << 20, &o->max_pack_bytes);
 	rc |= opt_uint("workers", mo->workers, 0, 1024, &o->workers);
 	rc |= opt_uint("readahead", mo->readahead, 0, 1024, &o->readahead_chunks);

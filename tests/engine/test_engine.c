@@ -2630,6 +2630,86 @@ static void t_sparse_writes_bounded(void **state)
 	free(offs);
 }
 
+/* A safetensors file of nt bf16 tensors of 64 elements into out (cap
+ * bytes), values from seed; returns its length. */
+static size_t many_tensors_st(uint8_t *out, size_t cap, unsigned nt, uint64_t seed)
+{
+	size_t hl = 0, hcap = 64 + (size_t)nt * 80, len;
+	char *h = malloc(hcap);
+
+	assert_non_null(h);
+	hl += (size_t)snprintf(h + hl, hcap - hl, "{");
+	for (unsigned i = 0; i < nt; i++)
+		hl += (size_t)snprintf(h + hl, hcap - hl,
+		                       "%s\"t%u\":{\"dtype\":\"BF16\",\"shape\":[64],\"data_offsets\":[%u,%u]}",
+		                       i ? "," : "", i, i * 128, i * 128 + 128);
+	hl += (size_t)snprintf(h + hl, hcap - hl, "}");
+	while (hl % 8)
+		h[hl++] = ' ';
+	len = 8 + hl + (size_t)nt * 128;
+	assert_true(len <= cap);
+	for (unsigned k = 0; k < 8; k++)
+		out[k] = (uint8_t)((uint64_t)hl >> (8 * k));
+	memcpy(out + 8, h, hl);
+	fill_random(out + 8 + hl, (size_t)nt * 128, seed);
+	free(h);
+	return len;
+}
+
+/* The hints (tensor tables) of closed files are kept for their later
+ * writes, but all together within hints_mem: 24 files of 3000 tensors
+ * (~130 KiB of hints each) under 1 MiB keep some, not all; a file whose
+ * hints went takes a later write all the same.  (Kept until the kernel
+ * forgot the inode, 100 files of 100000 tensors held ~470 MiB.) */
+static void t_hints_budget(void **state)
+{
+	struct fx *f = *state;
+	enum { NF = 24, NT = 3000 };
+	size_t cap = 8 + 64 + NT * 80 + NT * 128, len = 0;
+	uint8_t *file = malloc(cap), patch[300];
+	struct eng_opts o;
+	struct eng_attr at;
+	char name[32];
+	uint64_t inos[NF];
+
+	assert_non_null(file);
+	assert_int_equal(eng_store_close(f->e), 0);
+	eng_opts_default(&o);
+	o.level = CODEC_LEVEL_FAST;
+	o.hints_mem = 1u << 20;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	for (int i = 0; i < NF; i++) {
+		uint64_t ino;
+
+		len = many_tensors_st(file, cap, NT, 100 + (uint64_t)i);
+		snprintf(name, sizeof(name), "st%02d.safetensors", i);
+		ino = new_file(f, 1, name);
+		write_all(f, ino, 0, file, len, 1 << 20);
+		assert_int_equal(eng_release(f->e, ino), 0);
+		assert_true(atomic_load(&f->e->hints_mem) <= o.hints_mem);
+		inos[i] = ino; /* still looked up (the kernel's inode cache) */
+	}
+	print_message("hints of %d closed files of %d tensors: %llu KiB kept (at most %llu)\n", NF,
+	              NT, (unsigned long long)atomic_load(&f->e->hints_mem) >> 10,
+	              (unsigned long long)o.hints_mem >> 10);
+	assert_true(atomic_load(&f->e->hints_mem) > 0);
+	/* the last file's hints went (the first ones filled the budget):
+	 * it is patched in its middle and reads back right */
+	memset(patch, 0x5a, sizeof(patch));
+	assert_int_equal(eng_lookup(f->e, 1, name, &at), 0);
+	assert_int_equal(eng_open(f->e, at.st.st_ino, O_RDWR), 0);
+	assert_int_equal(eng_write(f->e, at.st.st_ino, len / 2, patch, sizeof(patch)), (ssize_t)sizeof(patch));
+	assert_int_equal(eng_release(f->e, at.st.st_ino), 0);
+	memcpy(file + len / 2, patch, sizeof(patch));
+	eng_forget(f->e, at.st.st_ino, 1);
+	for (int i = 0; i < NF; i++)
+		eng_forget(f->e, inos[i], 1);
+	assert_int_equal(atomic_load(&f->e->hints_mem), 0); /* gone with their inodes */
+	reopen(f);
+	check_file(f, name, file, len);
+	free(file);
+}
+
 /* Times outside what int64 nanoseconds hold (1677 to 2262) are clamped
  * to its ends, not wrapped (touch -d 2300-01-01 showed 1715). */
 static void t_times_clamped(void **state)
@@ -3699,6 +3779,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_truncate_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_times_clamped, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_sparse_writes_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_hints_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_close_rename_ctime, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_overwrite_defrag_race, setup, teardown),
