@@ -42,6 +42,7 @@
 #define VERIFY_JOB_BYTES (8u << 20)
 #define GC_DEF_THRESHOLD 0.5
 #define GC_DEF_BATCH (256ull << 20)
+#define GC_DEF_MOVES (512u << 10)
 #define LOST_FOUND "lost+found"
 
 /* ------------------------------------------------------------------------ */
@@ -2253,12 +2254,14 @@ void gc_opts_default(struct gc_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->threshold = GC_DEF_THRESHOLD;
 	o->batch_bytes = GC_DEF_BATCH;
+	o->batch_moves = GC_DEF_MOVES;
 }
 
 /* What gc knows about one pack id. */
 struct gpack {
 	uint32_t id;
 	bool has_rec, has_file, keep;
+	bool more; /* a batch moved some of its chunks, not all (batch_moves) */
 	uint64_t size;     /* file size */
 	uint64_t disk;     /* allocated */
 	uint64_t live;     /* frame bytes of chunk records found there */
@@ -2477,6 +2480,8 @@ struct gbatch {
 	const uint32_t *ids;
 	size_t nids;
 	struct vec mvs;
+	uint64_t max_moves; /* the rest of a pack waits for the next batch */
+	bool more;          /* some did */
 };
 
 static int u32_cmp(const void *a, const void *b)
@@ -2493,6 +2498,14 @@ static int gbatch_chunk(void *arg, const struct idx_chunk *c)
 
 	if (!bsearch(&c->pack_id, b->ids, b->nids, sizeof(*b->ids), u32_cmp))
 		return 0;
+	if (b->mvs.n >= b->max_moves) {
+		struct gpack *g = bsearch(&c->pack_id, b->packs->p, b->packs->n, b->packs->sz, gpack_cmp);
+
+		if (g)
+			g->more = true; /* stays: not all of it moves in this batch */
+		b->more = true;
+		return 0;
+	}
 	m = vec_push(&b->mvs);
 	if (!m)
 		return -ENOMEM;
@@ -2632,9 +2645,10 @@ static int gc_drop_copies(const struct gc_host *h, const struct vec *mvs)
  * gc_drop_copies), so a smaller one may be tried. */
 static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec *packs,
                     uint32_t *ids, size_t nids, struct gc_stats *st, uint64_t *copied_total,
-                    uint64_t copy_total, bool *dropped)
+                    uint64_t copy_total, bool *dropped, bool *more)
 {
-	struct gbatch b = { .packs = packs, .ids = ids, .nids = nids, .mvs = { .sz = sizeof(struct mv) } };
+	struct gbatch b = { .packs = packs, .ids = ids, .nids = nids, .mvs = { .sz = sizeof(struct mv) },
+	                    .max_moves = o->batch_moves ? o->batch_moves : GC_DEF_MOVES };
 	struct codec_ctx *ctx = NULL;
 	struct idx_txn *rt = NULL, *t = NULL;
 	uint8_t *buf = NULL;
@@ -2644,6 +2658,7 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 	int rc;
 
 	*dropped = false;
+	*more = false;
 	qsort(ids, nids, sizeof(*ids), u32_cmp);
 	buf = malloc(codec_frame_bound(CODEC_MAX_RAW));
 	ctx = o->verify ? codec_ctx_create() : NULL;
@@ -2739,7 +2754,7 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 	for (size_t k = 0; rc == 0 && k < nids; k++) {
 		struct gpack *g = bsearch(&ids[k], packs->p, packs->n, packs->sz, gpack_cmp);
 
-		if (g && !g->keep && g->has_rec)
+		if (g && !g->keep && !g->more && g->has_rec)
 			rc = idx_pack_del(t, g->id);
 	}
 	rc = host_txn_end(h, t, rc);
@@ -2759,7 +2774,7 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 	for (size_t k = 0; k < nids; k++) {
 		struct gpack *g = bsearch(&ids[k], packs->p, packs->n, packs->sz, gpack_cmp);
 
-		if (!g || g->keep)
+		if (!g || g->keep || g->more)
 			continue;
 		rc = pack_remove(h->ps, g->id);
 		if (rc < 0 && rc != -ENOENT)
@@ -2771,6 +2786,7 @@ static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec
 	if (removed)
 		dir_sync(h->pack_dir);
 	rc = 0;
+	*more = b.more && moved > 0; /* the rest of its packs: again */
 out:
 	idx_txn_abort(rt);
 	if (rc < 0 && !committed && no_space(rc))
@@ -3002,23 +3018,39 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 		st->bytes_after = before - freed - st->bytes_punched;
 		goto out;
 	}
+	const uint64_t max_moves = o->batch_moves ? o->batch_moves : GC_DEF_MOVES;
+
 	for (size_t i = 0; i < ncand;) {
-		uint64_t live = 0;
+		uint64_t live = 0, nch = 0;
 		size_t nids = 0, from = i;
-		bool dropped;
+		bool dropped, more;
 
 		/* Batches bound the memory of the move list and the size of
 		 * one transaction; at least one pack per batch. */
 		while (i < ncand) {
 			struct gpack *g = (struct gpack *)packs.p + cand[i];
 
-			if (nids && (single || live + g->live > o->batch_bytes))
+			if (nids && (single || live + g->live > o->batch_bytes ||
+			             nch + g->nchunks > max_moves))
 				break;
 			ids[nids++] = g->id;
 			live += g->live;
+			nch += g->nchunks;
 			i++;
 		}
-		rc = gc_batch(h, o, &packs, ids, nids, st, &copied, copy_total, &dropped);
+		rc = gc_batch(h, o, &packs, ids, nids, st, &copied, copy_total, &dropped, &more);
+		if (rc == 0 && more) {
+			/* packs of more chunks than a batch moves: the same
+			 * packs again, their moved chunks no longer in them */
+			for (size_t k = 0; k < nids; k++) {
+				struct gpack *g = bsearch(&ids[k], packs.p, packs.n, packs.sz, gpack_cmp);
+
+				if (g)
+					g->more = false;
+			}
+			i = from;
+			continue;
+		}
 		if (rc < 0 && dropped && nids > 1) {
 			/* The batch's copies did not fit beside its old packs,
 			 * and are gone again: one pack at a time from here, so

@@ -180,6 +180,10 @@ struct gc_opts {
 	bool dry_run;             /* report what would be done, change nothing */
 	bool verify;              /* decode each frame before copying it (slower) */
 	uint64_t batch_bytes;     /* live bytes moved per index transaction (default 256 MiB) */
+	/* chunks moved per index transaction at most (default 512 Ki, ~150
+	 * bytes of memory each): a pack of more (small frames) is compacted
+	 * in several batches, kept until its last chunk moved */
+	uint64_t batch_moves;
 	enum gc_stop stop;
 	gc_progress_fn progress;
 	void *progress_arg;

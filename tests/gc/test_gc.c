@@ -326,6 +326,32 @@ static void t_gc(void **state)
 	assert_int_equal(gs.packs_compacted + gs.packs_emptied + gs.orphan_packs, 0);
 }
 
+/* Batches of at most 2 moves: the pack's live chunks move over several
+ * batches, the pack kept until the last one moved, then removed; the data
+ * reads back and fsck is clean.  (A batch held every live chunk of its
+ * packs: ~150 bytes each, GBs for a pack of millions of small frames.) */
+static void t_gc_small_batches(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct gc_stats gs;
+	struct gc_opts o;
+	struct seen s;
+
+	unlink_a(f);
+	gc_opts_default(&o);
+	o.threshold = 0.2;
+	o.batch_moves = 2;
+	assert_int_equal(gc_run(f->store, &o, &gs), 0);
+	assert_int_equal(gs.packs_compacted, 1);
+	assert_int_equal(gs.packs_kept, 0);
+	assert_true(gs.chunks_moved > 2); /* more than one batch */
+	assert_int_equal(access(f->pack1, F_OK), -1);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
+	check_b(f);
+}
+
 /* Threshold 1: nothing is copied, the dead bytes are punched out in place
  * (and an unlinked-while-open inode left by the engine is reaped). */
 static void t_punch(void **state)
@@ -902,6 +928,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_stop_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_batch_nospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_gc_small_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair_lost_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_tensors, setup, teardown),
