@@ -292,6 +292,24 @@ static void check_b(struct fx *f)
 	assert_int_equal(eng_store_close(e), 0);
 }
 
+/* gc with o (after unlink_a) compacts pack 1 wholly: removed, nothing
+ * kept, fsck clean with no dead or orphan bytes, /d/b intact. */
+static void gc_compacts_pack1(struct fx *f, const struct gc_opts *o, struct gc_stats *gs)
+{
+	struct gc_fsck_stats st;
+	struct seen s;
+
+	assert_int_equal(gc_run(f->store, o, gs), 0);
+	assert_int_equal(gs->packs_compacted, 1);
+	assert_int_equal(gs->packs_kept, 0);
+	assert_int_equal(access(f->pack1, F_OK), -1);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
+	assert_int_equal(st.pack_bytes, st.live_bytes);
+	assert_true(gs->bytes_after < gs->bytes_before);
+	check_b(f);
+}
+
 static void t_gc(void **state)
 {
 	struct fx *f = *state;
@@ -311,16 +329,8 @@ static void t_gc(void **state)
 	assert_true(gs.bytes_after < gs.bytes_before);
 	o.dry_run = false;
 	o.verify = true;
-	assert_int_equal(gc_run(f->store, &o, &gs), 0);
-	assert_int_equal(gs.packs_compacted, 1);
-	assert_int_equal(gs.packs_kept, 0);
+	gc_compacts_pack1(f, &o, &gs);
 	assert_true(gs.chunks_moved > 0);
-	assert_int_equal(access(f->pack1, F_OK), -1);
-	assert_int_equal(fsck(f, false, &s, &st), 0);
-	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
-	assert_int_equal(st.pack_bytes, st.live_bytes);
-	assert_true(gs.bytes_after < gs.bytes_before);
-	check_b(f);
 	/* Nothing left to do. */
 	assert_int_equal(gc_run(f->store, &o, &gs), 0);
 	assert_int_equal(gs.packs_compacted + gs.packs_emptied + gs.orphan_packs, 0);
@@ -333,23 +343,15 @@ static void t_gc(void **state)
 static void t_gc_small_batches(void **state)
 {
 	struct fx *f = *state;
-	struct gc_fsck_stats st;
 	struct gc_stats gs;
 	struct gc_opts o;
-	struct seen s;
 
 	unlink_a(f);
 	gc_opts_default(&o);
 	o.threshold = 0.2;
 	o.batch_moves = 2;
-	assert_int_equal(gc_run(f->store, &o, &gs), 0);
-	assert_int_equal(gs.packs_compacted, 1);
-	assert_int_equal(gs.packs_kept, 0);
+	gc_compacts_pack1(f, &o, &gs);
 	assert_true(gs.chunks_moved > 2); /* more than one batch */
-	assert_int_equal(access(f->pack1, F_OK), -1);
-	assert_int_equal(fsck(f, false, &s, &st), 0);
-	assert_int_equal(st.dead_bytes + st.orphan_bytes, 0);
-	check_b(f);
 }
 
 /* Threshold 1: nothing is copied, the dead bytes are punched out in place
