@@ -125,6 +125,11 @@ struct df_cand {
 	uint64_t from; /* file offset the measure goes on from */
 };
 
+/* Bytes written within rebase_idle that still leave the store quiet
+ * (rb_idle): a training job's logs and metrics files, appended to all
+ * along, must not keep its checkpoints from being turned around. */
+#define ENG_QUIET_BYTES (1u << 20)
+
 struct eng {
 	char *store;
 	int lock_fd; /* flock on STORE/lock while open for writing */
@@ -237,7 +242,12 @@ struct eng {
 	atomic_bool rb_running;        /* read by pool workers (lazy coding) */
 	int64_t rb_retry_ms;           /* after a failed group: idle work waits
 	                                  until then (monotonic ms) */
-	_Atomic int64_t last_write_ms; /* monotonic time of the last write */
+	/* monotonic time of the last write that made ENG_QUIET_BYTES since
+	 * the one before (written, written_mark): a log appended to now and
+	 * then leaves the store quiet for rebase, a checkpoint being
+	 * written does not */
+	_Atomic int64_t last_write_ms;
+	_Atomic uint64_t written, written_mark;
 
 	/* defrag (fs/defrag.c): files overwritten in place, rewritten when
 	 * idle; queue and scan cursor under rb_lock */

@@ -487,9 +487,12 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 bool rb_idle(struct eng *e)
 {
 	bool busy;
-	/* bytes a failed close left buffered (parked) do not count: the
-	 * retry thread stores them when it can, maybe not for long */
-	if (atomic_load(&e->dirty_total) > atomic_load(&e->parked_total))
+	/* buffered bytes of files written to now and then (a log kept
+	 * open) do not count, nor do bytes a failed close left buffered
+	 * (parked): the retry thread stores them when it can, maybe not for
+	 * long; a writer that wrote ENG_QUIET_BYTES within rebase_idle
+	 * moved last_write_ms */
+	if (atomic_load(&e->dirty_total) - atomic_load(&e->parked_total) >= e->flush_unit)
 		return false;
 	pthread_mutex_lock(&e->plock);
 	busy = e->qhead != NULL;

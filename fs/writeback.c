@@ -2087,7 +2087,13 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 		return rc;
 	atomic_fetch_add(&e->dirty_total, (uint64_t)rc);
 	ei->close_bytes += size;
-	atomic_store(&e->last_write_ms, eng_mono_ns() / 1000000); /* rebase waits for idle */
+	/* rebase waits for the store to be quiet: ENG_QUIET_BYTES written
+	 * since the last mark move it */
+	uint64_t w = atomic_fetch_add(&e->written, size) + size;
+	if (w - atomic_load(&e->written_mark) >= ENG_QUIET_BYTES) {
+		atomic_store(&e->written_mark, w);
+		atomic_store(&e->last_write_ms, eng_mono_ns() / 1000000);
+	}
 	if (off + size > ei->size)
 		ei->size = off + size;
 	ei->mtime_ns = eng_now_ns();
