@@ -42,6 +42,7 @@ struct mount_opts {
 	char *blocks;
 	char *kernel_ra;
 	char *hints;
+	char *max_read; /* refused: see apply_mount_opts */
 	int writeback;
 	int ro;
 };
@@ -70,6 +71,7 @@ static const struct fuse_opt mount_opt_table[] = {
 	MOPT("blocks=%s", blocks),
 	MOPT("kernel_ra=%s", kernel_ra),
 	MOPT("hints=%s", hints),
+	MOPT("max_read=%s", max_read),
 	{ "writeback", offsetof(struct mount_opts, writeback), 1 },
 	{ "nowriteback", offsetof(struct mount_opts, writeback), 0 },
 	FUSE_OPT_KEY("ro", KEY_RO),
@@ -229,6 +231,7 @@ static void free_mount_opts(struct mount_opts *mo)
 	free(mo->blocks);
 	free(mo->kernel_ra);
 	free(mo->hints);
+	free(mo->max_read);
 }
 
 static int opt_size(const char *name, const char *val, uint64_t min, uint64_t *out)
@@ -293,6 +296,12 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_size("dirty", mo->dirty, 1u << 20, &o->dirty_bytes);
 	rc |= opt_size("inflight", mo->inflight, 1u << 20, &o->inflight_bytes);
 	rc |= opt_size("hints", mo->hints, 0, &o->hints_mem);
+	if (mo->max_read) {
+		/* passed on, the kernel took it but libfuse's INIT refused it
+		 * after the mount had reported success: nothing was mounted */
+		fprintf(stderr, "mixfs mount: max_read=%s is not supported\n", mo->max_read);
+		rc |= -1;
+	}
 	rc |= opt_size("pack_size", mo->pack_size, 16u << 20, &o->max_pack_bytes);
 	rc |= opt_uint("workers", mo->workers, 0, 1024, &o->workers);
 	rc |= opt_uint("readahead", mo->readahead, 0, 1024, &o->readahead_chunks);
@@ -348,6 +357,16 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	return rc < 0 ? -EINVAL : 0;
 }
 
+/* Whether absolute path p is dir or lies under it. */
+static bool path_under(const char *p, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	if (n == 1 && dir[0] == '/')
+		return true;
+	return strncmp(p, dir, n) == 0 && (p[n] == '/' || p[n] == 0);
+}
+
 /* Resolve STORE and MNT before anything forks or chdirs to "/", and check
  * what can be checked without opening the store. */
 static int resolve_paths(const char *store, const char *mnt, char **store_abs, char **mnt_abs)
@@ -376,6 +395,30 @@ static int resolve_paths(const char *store, const char *mnt, char **store_abs, c
 	if (strcmp(*store_abs, *mnt_abs) == 0) {
 		fprintf(stderr, "mixfs mount: store and mount point are the same directory\n");
 		return -1;
+	}
+	/* the daemon's own files under the mount: its writes would wait on
+	 * itself (a mount on STORE/packs hung for good, unkillable) */
+	if (path_under(*store_abs, *mnt_abs)) {
+		fprintf(stderr, "mixfs mount: the store %s lies under the mount point %s\n", *store_abs,
+		        *mnt_abs);
+		return -1;
+	}
+	for (int k = 0; k < 2; k++) {
+		static const char *const sub[2] = { "/packs", "/index" };
+		size_t n = strlen(*store_abs);
+		char *d = malloc(n + 7);
+
+		if (!d)
+			return -1;
+		memcpy(d, *store_abs, n);
+		memcpy(d + n, sub[k], 7);
+		bool in = path_under(*mnt_abs, d);
+		free(d);
+		if (in) {
+			fprintf(stderr, "mixfs mount: mount point %s lies in the store's %s directory\n",
+			        *mnt_abs, sub[k] + 1);
+			return -1;
+		}
 	}
 	return 0;
 }

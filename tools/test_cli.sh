@@ -53,6 +53,11 @@ expect 2 'bad size pack_size=1M' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o pack_size
 expect 2 'bad value workers=x' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o workers=x
 expect 2 'bad value commit_ms=0' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o commit_ms=0
 expect 2 'bad value level=best' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o level=best
+# max_read: the kernel took it, libfuse's INIT refused it after the mount
+# had said 0; the daemon's own files under its mount: it hung on itself
+expect 2 'max_read=131072 is not supported' "$MIXFS" mount -o max_read=131072 "$WORK/s" "$WORK/mnt"
+expect 1 "lies in the store's packs directory" "$MIXFS" mount "$WORK/s" "$WORK/s/packs"
+expect 1 'lies under the mount point' "$MIXFS" mount "$WORK/s" "$WORK"
 
 # fsck and gc of a directory that exists but is not a store: the message
 # must say so, not "No such file or directory" (the index inside is missing).
