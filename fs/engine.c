@@ -2833,7 +2833,7 @@ static uint64_t eng_seal_dead_bytes(const struct eng *e)
 /* Seal the pack appends go to once enough of it is dead (checkpoint
  * rotation, frames rebase replaced: they would otherwise wait until the
  * pack fills up). */
-static void gc_seal_dead(struct eng *e)
+static void gc_seal_dead(struct eng *e, uint64_t dead_min)
 {
 	uint32_t cur = pack_store_current(e->ps);
 	struct idx_txn *t;
@@ -2841,7 +2841,7 @@ static void gc_seal_dead(struct eng *e)
 
 	if (cur == 0 || idx_txn_begin(e->idx, true, &t) < 0)
 		return;
-	if (idx_pack_get(t, cur, &p) == 0 && p.dead_bytes >= eng_seal_dead_bytes(e))
+	if (idx_pack_get(t, cur, &p) == 0 && p.dead_bytes >= dead_min && p.dead_bytes > 0)
 		pack_store_seal(e->ps);
 	idx_txn_abort(t);
 }
@@ -2899,14 +2899,17 @@ static void *gc_main(void *arg)
 		pthread_mutex_unlock(&e->gc_lock);
 		int64_t since = eng_mono_ns() - last_pass;
 		bool due = since >= interval_ns - 100000000ll;
+		/* a write-back failed for lack of space: any byte that died
+		 * since the last pass is worth one (kept until some did) */
+		bool urgent = atomic_load(&e->gc_urgent);
+		uint64_t dead_min = urgent ? 1 : eng_seal_dead_bytes(e);
 		if (!due && since < GC_DUTY * pass_ns) {
 			pthread_mutex_lock(&e->gc_lock);
 			continue;
 		}
 		if (!due && !want_quiet) {
 			int64_t dead = gc_dead_sum(e);
-			if (dead < 0 || dead_last < 0 ||
-			    dead - dead_last < (int64_t)eng_seal_dead_bytes(e)) {
+			if (dead < 0 || dead_last < 0 || dead - dead_last < (int64_t)dead_min) {
 				if (dead_last < 0)
 					dead_last = dead;
 				pthread_mutex_lock(&e->gc_lock);
@@ -2918,7 +2921,9 @@ static void *gc_main(void *arg)
 		 * frames appended there but not yet committed (a long-running
 		 * mount would otherwise keep every byte rebase replaced).  New
 		 * appends go to the current pack or later ones. */
-		gc_seal_dead(e);
+		gc_seal_dead(e, dead_min);
+		if (urgent)
+			atomic_store(&e->gc_urgent, false);
 		/* read before the quiet check: a batch appends only while it
 		 * is queued or being committed, so once quiet, later appends
 		 * go to this pack or later ones */

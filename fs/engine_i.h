@@ -157,6 +157,10 @@ struct eng {
 	pthread_mutex_t gc_lock;
 	pthread_cond_t gc_cond;
 	bool gc_running, gc_quit;
+	/* a write-back failed for lack of space: the online gc runs as soon
+	 * as any bytes died (files deleted to make room), not only past
+	 * 64 MiB or at the interval (gc_main) */
+	atomic_bool gc_urgent;
 	pthread_mutex_t wlock;
 	pthread_mutex_t itab_lock;
 	struct einode *itab[ITAB_BUCKETS];

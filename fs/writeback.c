@@ -749,6 +749,8 @@ static void batch_fail_locked(struct batch *b, int rc)
 {
 	b->state = B_FAILED;
 	b->rc = rc;
+	if (rc == -ENOSPC)
+		atomic_store(&b->e->gc_urgent, true);
 	b->ei->wb_failed = true;
 	if (b->ei->wb_error == 0 || b->ei->wb_error == -EAGAIN) {
 		if (rc != -EAGAIN)
