@@ -2684,7 +2684,13 @@ static void t_sparse_writes_bounded(void **state)
 	}
 	grown = rss_anon_kib() - rss0;
 	print_message("%d one-byte writes far apart: RSS +%ld KiB\n", N, grown);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* the sanitizers' allocators hold freed memory back (quarantine)
+	 * and shadow every byte: anonymous RSS says nothing of ours */
+	(void)grown;
+#else
 	assert_true(grown < 48 * 1024);
+#endif
 	assert_int_equal(eng_release(f->e, ino), 0);
 	for (int i = N - 100; i < N; i++) { /* the last write of each offset wins */
 		int last = i;
