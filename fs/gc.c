@@ -174,6 +174,19 @@ static int lock_file(const char *store, const char *name, int op)
 	return fd;
 }
 
+int gc_store_present(const char *store)
+{
+	char *p = path_join(store, "index/data.mdb");
+	struct stat st;
+	int rc;
+
+	if (!p)
+		return -ENOMEM;
+	rc = stat(p, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? 0 : -ENOENT;
+	free(p);
+	return rc;
+}
+
 int gc_store_lock(const char *store, enum gc_lock_mode mode, struct gc_lock **out)
 {
 	bool excl = mode == GC_LOCK_EXCLUSIVE;
@@ -188,11 +201,7 @@ int gc_store_lock(const char *store, enum gc_lock_mode mode, struct gc_lock **ou
 		return -ENOTDIR;
 	/* no lock files left in a directory that is no store (a mistyped
 	 * path: mkfs would then refuse it as not empty) */
-	char *ip = path_join(store, "index/data.mdb");
-	if (!ip)
-		return -ENOMEM;
-	rc = stat(ip, &st) < 0 ? -errno : 0;
-	free(ip);
+	rc = gc_store_present(store);
 	if (rc < 0)
 		return rc;
 	l = malloc(sizeof(*l));

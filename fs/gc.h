@@ -75,6 +75,9 @@ struct gc_lock;
  * Returns 0, -EBUSY (held by another process, or, for GC_LOCK_EXCLUSIVE,
  * the index is open elsewhere), -ENOENT, -ENOTDIR. */
 int gc_store_lock(const char *store, enum gc_lock_mode mode, struct gc_lock **out);
+/* 0 if store holds an index (STORE/index/data.mdb, a regular file), else
+ * a negative errno (-ENOENT: no store there). */
+int gc_store_present(const char *store);
 void gc_store_unlock(struct gc_lock *l); /* NULL is fine */
 /* 1 if another process has the store's LMDB environment open (a mount,
  * stats, fsck), 0 if not, or negative errno. */

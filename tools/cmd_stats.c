@@ -62,6 +62,7 @@
 
 #include "codec/codec.h"
 #include "fs/fuse_ll.h"
+#include "fs/gc.h"
 #include "index/idx.h"
 #include "tools/cmd.h"
 #include "tools/progress.h"
@@ -324,19 +325,6 @@ out:
 	return rc;
 }
 
-static bool is_store_dir(const char *abs)
-{
-	char *p = path_join(abs, "index/data.mdb");
-	struct stat st;
-	bool yes;
-
-	if (!p)
-		return false;
-	yes = stat(p, &st) == 0 && S_ISREG(st.st_mode);
-	free(p);
-	return yes;
-}
-
 /* Resolve PATH into l.  Errors are printed. */
 static int locate(const char *path, struct loc *l)
 {
@@ -362,7 +350,7 @@ static int locate(const char *path, struct loc *l)
 		goto out;
 	}
 	if (rc == 0) {
-		if (!S_ISDIR(st.st_mode) || !is_store_dir(abs)) {
+		if (!S_ISDIR(st.st_mode) || gc_store_present(abs) < 0) {
 			fprintf(stderr, "mixfs stats: %s is neither a mixfs store nor inside a "
 			                "mixfs mount\n", path);
 			rc = -EINVAL;
