@@ -645,7 +645,8 @@ struct fprob {
 /* Repairs planned while checking, applied in one write transaction. */
 struct fix {
 	enum { FIX_DIRENT_DEL, FIX_ORPHAN_DEL, FIX_NLINK, FIX_LOST, FIX_REFCOUNT, FIX_PACK_PUT,
-	       FIX_PACK_DEL, FIX_SUPER, FIX_STATS, FIX_TENSOR_DROP, FIX_HINT_DROP } what;
+	       FIX_PACK_DEL, FIX_SUPER, FIX_STATS, FIX_TENSOR_DROP, FIX_HINT_DROP,
+	       FIX_REFBY } what;
 	uint32_t prob;
 	uint64_t a, b; /* ino/parent, count/..., tensor key */
 	uint32_t idx;  /* dirent index, chunk index */
@@ -965,6 +966,25 @@ static int load_hint(void *arg, const uint8_t fp[FP_LEN], const uint8_t ref[FP_L
 	x = fix_add(f, FIX_HINT_DROP, p, 0, 0, 0);
 	if (x)
 		memcpy(x->fp, fp, FP_LEN);
+	return 0;
+}
+
+/* The refby table (what codes against each chunk; format 4) against the
+ * chunk records, and the loose marks (rebase's hints): rebuilt whole from
+ * the records, nothing is lost. */
+static int check_refby(struct fsck *f)
+{
+	struct idx_refby_check r;
+	uint32_t p;
+	int rc = idx_refby_verify(f->t, &r);
+
+	if (rc < 0 || (r.edges == r.refs && r.stray == 0 && r.loose_stray == 0))
+		return rc;
+	p = prob_add(f, GC_P_REFBY, "reverse-reference table: %" PRIu64 " of %" PRIu64 " chunks coded "
+	             "against another have no entry, %" PRIu64 " entries match no chunk, %" PRIu64
+	             " loose marks of missing chunks", r.refs - r.edges, r.refs, r.stray,
+	             r.loose_stray);
+	fix_add(f, FIX_REFBY, p, 0, 0, 0);
 	return 0;
 }
 
@@ -1842,6 +1862,9 @@ static int apply_fix(struct fsck *f, struct idx_txn *t, const struct fix *x, str
 	case FIX_HINT_DROP:
 		rc = idx_hint_drop(t, x->fp);
 		break;
+	case FIX_REFBY:
+		rc = idx_refby_rebuild(t);
+		break;
 	case FIX_NLINK:
 		rc = idx_inode_get(t, x->a, &in);
 		if (rc == 0) {
@@ -2103,6 +2126,8 @@ static int fsck_walk(struct fsck *f)
 	if (rc == 0)
 		rc = idx_hint_check(f->t, load_hint, f);
 	if (rc == 0)
+		rc = check_refby(f);
+	if (rc == 0)
 		rc = check_dirs(f);
 	if (rc == 0)
 		rc = check_reach(f);
@@ -2250,6 +2275,7 @@ const char *gc_problem_kind_name(enum gc_problem_kind k)
 	static const char *const names[GC_P_KIND_COUNT] = {
 		"superblock", "inode", "dirent", "nlink", "lost", "orphan",
 		"extent", "refcount", "frame", "pack", "stats", "tensors", "hints",
+		"refby",
 	};
 
 	return (unsigned)k < GC_P_KIND_COUNT ? names[k] : "?";

@@ -103,6 +103,7 @@ enum gc_problem_kind {
 	GC_P_STATS,    /* stats counters differ from the records */
 	GC_P_TENSORS,  /* tensors-table entry of a missing file, or without its twin */
 	GC_P_HINTS,    /* lazy-coding hint of a missing chunk */
+	GC_P_REFBY,    /* reverse-reference table out of step with the chunk records */
 	GC_P_KIND_COUNT
 };
 

@@ -61,27 +61,31 @@ enum idx_db {
 	DB_TENSORS,
 	DB_TENSORINO,
 	DB_HINTS,
+	DB_REFBY,
+	DB_LOOSE,
 	DB_COUNT
 };
 
 static const char *const idx_db_names[DB_COUNT] = {
 	"super", "inodes", "dirents", "dirseq", "extents",
 	"chunks", "packs", "xattrs", "symlinks", "orphans",
-	"tensors", "tensorino", "hints",
+	"tensors", "tensorino", "hints", "refby", "loose",
 };
 
 /* Databases added after format 2 stores were made: created by the first
  * read-write open, absent (read as empty) on a read-only open before it. */
 static bool db_optional(unsigned i)
 {
-	return i == DB_TENSORS || i == DB_TENSORINO || i == DB_HINTS;
+	return i == DB_TENSORS || i == DB_TENSORINO || i == DB_HINTS || i == DB_REFBY ||
+	       i == DB_LOOSE;
 }
 
 struct idx {
 	MDB_env *env;
 	MDB_dbi dbi[DB_COUNT];
-	bool no_tensors; /* read-only open of a store without DB_TENSORS */
-	bool no_hints;   /* read-only open of a store without DB_HINTS */
+	/* read-only open of a store made before database i existed (db_optional):
+	 * read as empty */
+	bool absent[DB_COUNT];
 	bool rdonly;
 	/* Reopening the environment after MDB_PANIC (env_recover): env and
 	 * dbi change only while no transaction or sync uses them. */
@@ -1049,7 +1053,8 @@ static int idx_init_store(struct idx_txn *t, const struct idx_super *init)
 	return db_put(t, DB_SUPER, "stats", 5, st, sizeof(st), MDB_NOOVERWRITE);
 }
 
-static int idx_check_store(struct idx_txn *t)
+/* *old: the format the store was at (it is upgraded below on a rw open). */
+static int idx_check_store(struct idx_txn *t, uint32_t *old)
 {
 	struct idx_super s;
 	MDB_val v;
@@ -1061,6 +1066,7 @@ static int idx_check_store(struct idx_txn *t)
 	if (rc < 0)
 		return rc;
 	rc = super_decode(&v, &s);
+	*old = s.format_version;
 	if (rc < 0 || t->rdonly || s.format_version == IDX_FORMAT_VERSION)
 		return rc;
 	/* An older format opened for writing: records written from now on
@@ -1203,8 +1209,7 @@ static int env_recover(struct idx *x, uint64_t seen)
 		if (rc >= 0)
 			rc = env_err(x, mdb_txn_begin(x->env, NULL, MDB_RDONLY, &txn));
 		for (unsigned i = 0; rc >= 0 && i < DB_COUNT; i++) {
-			if ((i == DB_HINTS && x->no_hints) ||
-			    ((i == DB_TENSORS || i == DB_TENSORINO) && x->no_tensors))
+			if (x->absent[i])
 				continue;
 			rc = env_err(x, mdb_dbi_open(txn, idx_db_names[i], 0, &x->dbi[i]));
 		}
@@ -1659,6 +1664,7 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
              uint64_t map_size, struct idx **out)
 {
 	bool create = flags & IDX_CREATE, rdonly = flags & IDX_RDONLY, sync_after = false;
+	uint32_t old_format = IDX_FORMAT_VERSION;
 	struct idx_txn t = { 0 };
 	char path[PATH_MAX];
 	struct cdc cdc;
@@ -1724,20 +1730,23 @@ int idx_open(const char *dir, unsigned flags, const struct idx_super *init,
 		unsigned fl = create || (db_optional(i) && !rdonly) ? MDB_CREATE : 0;
 		int mrc = mdb_dbi_open(t.txn, idx_db_names[i], fl, &x->dbi[i]);
 		if (mrc == MDB_NOTFOUND && db_optional(i) && rdonly) {
-			if (i == DB_HINTS)
-				x->no_hints = true;
-			else
-				x->no_tensors = true;
+			x->absent[i] = true;
 			continue;
 		}
 		rc = env_err(x, mrc);
 		if (rc < 0)
 			goto fail_txn;
 		if (i == DB_SUPER) {
-			rc = create ? idx_init_store(&t, init) : idx_check_store(&t);
+			rc = create ? idx_init_store(&t, init) : idx_check_store(&t, &old_format);
 			if (rc < 0)
 				goto fail_txn;
 		}
+	}
+	/* format 4: the reverse references of the chunks already stored */
+	if (!rdonly && old_format < 4) {
+		rc = idx_refby_rebuild(&t);
+		if (rc < 0)
+			goto fail_txn;
 	}
 	/* Committing (even a read txn) keeps the dbi handles for the env. */
 	rc = env_err(x, mdb_txn_commit(t.txn));
@@ -2371,6 +2380,10 @@ static int chunk_write(struct idx_txn *t, const struct idx_chunk *c, unsigned fl
 	return db_put(t, DB_CHUNKS, c->fp, FP_LEN, b, chunk_encode(c, b), flags);
 }
 
+static int refby_put(struct idx_txn *t, const uint8_t ref[FP_LEN], const uint8_t fp[FP_LEN]);
+static int refby_del(struct idx_txn *t, const uint8_t ref[FP_LEN], const uint8_t fp[FP_LEN]);
+static int loose_mark(struct idx_txn *t, const struct idx_chunk *c);
+
 /* Add n references to an existing chunk. */
 static int chunk_ref(struct idx_txn *t, const uint8_t fp[FP_LEN], uint32_t n)
 {
@@ -2575,6 +2588,8 @@ int idx_chunk_insert(struct idx_txn *t, const struct idx_chunk *c)
 		rc = chunk_ref(t, c->ref_fp, 1);
 		if (rc == 0 && (c->flags & IDX_CHUNK_REVERSED))
 			rc = height_raise(t, c->ref_fp, 1);
+		if (rc == 0)
+			rc = refby_put(t, c->ref_fp, c->fp);
 		if (rc < 0)
 			return rc;
 	}
@@ -2613,7 +2628,9 @@ static int chunk_unref_one(struct idx_txn *t, const uint8_t fp[FP_LEN])
 		return rc;
 	if (c.refcount == 0)
 		zero_push(t, fp);
-	return 0;
+	else
+		rc = loose_mark(t, &c);
+	return rc;
 }
 
 int idx_chunk_refcount_set(struct idx_txn *t, const uint8_t fp[FP_LEN], uint32_t refcount)
@@ -2671,6 +2688,10 @@ static int chunk_sweep(struct idx_txn *t)
 		rc = db_del(t, DB_CHUNKS, fp, FP_LEN);
 		if (rc == 0)
 			rc = idx_hint_drop(t, fp);
+		if (rc == 0)
+			rc = idx_loose_drop(t, fp);
+		if (rc == 0 && (c.flags & IDX_CHUNK_HAS_REF))
+			rc = refby_del(t, c.ref_fp, fp);
 		if (rc < 0)
 			return rc;
 		rc = pack_account(t, c.pack_id, c.frame_len, true);
@@ -2717,6 +2738,8 @@ int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c)
 		rc = chain_check(t, nc.fp, nc.ref_fp);
 		if (rc == 0)
 			rc = chunk_ref(t, nc.ref_fp, 1);
+		if (rc == 0)
+			rc = refby_put(t, nc.ref_fp, nc.fp);
 		if (rc < 0)
 			return rc;
 	}
@@ -2739,9 +2762,12 @@ int idx_chunk_relocate(struct idx_txn *t, const struct idx_chunk *c)
 	stats_chunk(st, &old, -1);
 	stats_chunk(st, &nc, +1);
 	t->stats_dirty = true;
-	if (ref_changed && (old.flags & IDX_CHUNK_HAS_REF))
-		return chunk_unref_one(t, old.ref_fp);
-	return 0;
+	if (ref_changed && (old.flags & IDX_CHUNK_HAS_REF)) {
+		rc = refby_del(t, old.ref_fp, old.fp);
+		if (rc == 0)
+			rc = chunk_unref_one(t, old.ref_fp);
+	}
+	return rc;
 }
 
 struct chunk_walk {
@@ -3304,7 +3330,7 @@ int idx_tensors_get(struct idx_txn *t, uint64_t ino, struct idx_tensor *v, size_
 	uint8_t k[8];
 	int rc;
 
-	if (t->x->no_tensors)
+	if (t->x->absent[DB_TENSORS])
 		return 0;
 	put_be64(k, ino);
 	rc = db_walk(t, DB_TENSORINO, k, 8, 8, tensor_get_fn, &g);
@@ -3319,7 +3345,7 @@ int idx_tensor_find(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t *ino
 	size_t n = 0;
 	int rc;
 
-	if (t->x->no_tensors || max == 0)
+	if (t->x->absent[DB_TENSORS] || max == 0)
 		return 0;
 	rc = db_cursor(t, DB_TENSORS, &cur);
 	if (rc < 0)
@@ -3380,7 +3406,7 @@ int idx_tensor_check(struct idx_txn *t, idx_tensor_cb cb, void *arg)
 	struct tensor_check c = { t, cb, arg, true };
 	int rc;
 
-	if (t->x->no_tensors)
+	if (t->x->absent[DB_TENSORS])
 		return 0;
 	rc = db_walk(t, DB_TENSORINO, NULL, 0, 0, tensor_check_fn, &c);
 	if (rc != 0)
@@ -3412,7 +3438,7 @@ int idx_hint_get(struct idx_txn *t, const uint8_t fp[FP_LEN], uint8_t ref[FP_LEN
 	MDB_val v;
 	int rc;
 
-	if (t->x->no_hints)
+	if (t->x->absent[DB_HINTS])
 		return -ENOENT;
 	rc = db_get(t, DB_HINTS, fp, FP_LEN, &v);
 	if (rc < 0)
@@ -3468,9 +3494,219 @@ int idx_hint_check(struct idx_txn *t, idx_hint_cb cb, void *arg)
 {
 	struct hint_walk w = { t, cb, arg };
 
-	if (t->x->no_hints)
+	if (t->x->absent[DB_HINTS])
 		return 0;
 	return db_walk(t, DB_HINTS, NULL, 0, 0, hint_check_fn, &w);
+}
+
+/* --- reverse references and loose chunks (format 4) ------------------- */
+
+static void refby_key(uint8_t k[2 * FP_LEN], const uint8_t ref[FP_LEN], const uint8_t fp[FP_LEN])
+{
+	memcpy(k, ref, FP_LEN);
+	memcpy(k + FP_LEN, fp, FP_LEN);
+}
+
+static int refby_put(struct idx_txn *t, const uint8_t ref[FP_LEN], const uint8_t fp[FP_LEN])
+{
+	uint8_t k[2 * FP_LEN];
+
+	refby_key(k, ref, fp);
+	return db_put(t, DB_REFBY, k, sizeof(k), "", 0, 0);
+}
+
+static int refby_del(struct idx_txn *t, const uint8_t ref[FP_LEN], const uint8_t fp[FP_LEN])
+{
+	uint8_t k[2 * FP_LEN];
+	int rc;
+
+	refby_key(k, ref, fp);
+	rc = db_del(t, DB_REFBY, k, sizeof(k));
+	/* a damaged table (fsck reports it, --repair rebuilds it) must not
+	 * stop deletions: a missing edge is fine here */
+	return rc == -ENOENT ? 0 : rc;
+}
+
+struct refby_list {
+	uint8_t (*out)[FP_LEN];
+	size_t max, n, stop;
+};
+
+static int refby_list_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct refby_list *l = ctx;
+	(void)v;
+
+	if (k->mv_size != 2 * FP_LEN)
+		return -EIO;
+	if (l->n < l->max)
+		memcpy(l->out[l->n], (const uint8_t *)k->mv_data + FP_LEN, FP_LEN);
+	return ++l->n >= l->stop ? 1 : 0;
+}
+
+/* The chunks coded against ref: the first max into out, counted up to stop. */
+static int refby_count(struct idx_txn *t, const uint8_t ref[FP_LEN], uint8_t (*out)[FP_LEN],
+                       size_t max, size_t stop)
+{
+	struct refby_list l = { out, max, 0, stop };
+	int rc;
+
+	if (t->x->absent[DB_REFBY])
+		return 0;
+	rc = db_walk(t, DB_REFBY, ref, FP_LEN, FP_LEN, refby_list_fn, &l);
+	return rc < 0 ? rc : (int)l.n;
+}
+
+int idx_refby_list(struct idx_txn *t, const uint8_t ref[FP_LEN], uint8_t (*out)[FP_LEN],
+                   size_t max)
+{
+	return refby_count(t, ref, out, max, max < IDX_LOOSE_DEPS_MAX ? max + 1 : IDX_LOOSE_DEPS_MAX + 1);
+}
+
+/* c (its refcount just lowered, still > 0): loose when only chunks coded
+ * against it hold it now.  One with more than IDX_LOOSE_DEPS_MAX
+ * references is not looked at (rebase would not splice it out). */
+static int loose_mark(struct idx_txn *t, const struct idx_chunk *c)
+{
+	int n;
+
+	if (c->refcount > IDX_LOOSE_DEPS_MAX)
+		return 0;
+	n = refby_count(t, c->fp, NULL, 0, c->refcount + 1u);
+	if (n < 0)
+		return n;
+	return (uint32_t)n == c->refcount ? db_put(t, DB_LOOSE, c->fp, FP_LEN, "", 0, 0) : 0;
+}
+
+int idx_loose_drop(struct idx_txn *t, const uint8_t fp[FP_LEN])
+{
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	rc = db_del(t, DB_LOOSE, fp, FP_LEN);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+struct loose_list {
+	uint8_t (*out)[FP_LEN];
+	size_t max, n;
+};
+
+static int loose_list_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct loose_list *l = ctx;
+	(void)v;
+
+	if (k->mv_size != FP_LEN)
+		return -EIO;
+	memcpy(l->out[l->n++], k->mv_data, FP_LEN);
+	return l->n >= l->max ? 1 : 0;
+}
+
+int idx_loose_list(struct idx_txn *t, uint8_t (*out)[FP_LEN], size_t max)
+{
+	struct loose_list l = { out, max, 0 };
+	int rc;
+
+	if (t->x->absent[DB_LOOSE] || max == 0)
+		return 0;
+	rc = db_walk(t, DB_LOOSE, NULL, 0, 0, loose_list_fn, &l);
+	return rc < 0 ? rc : (int)l.n;
+}
+
+static int refby_rebuild_edge(void *arg, const struct idx_chunk *c)
+{
+	struct idx_txn *t = arg;
+
+	return (c->flags & IDX_CHUNK_HAS_REF) ? refby_put(t, c->ref_fp, c->fp) : 0;
+}
+
+static int refby_rebuild_loose(void *arg, const struct idx_chunk *c)
+{
+	struct idx_txn *t = arg;
+
+	return c->refcount ? loose_mark(t, c) : 0;
+}
+
+int idx_refby_rebuild(struct idx_txn *t)
+{
+	int rc = txn_writable(t);
+
+	if (rc == 0)
+		rc = LMDB_ERR(t, mdb_drop(t->txn, dbi(t, DB_REFBY), 0));
+	if (rc == 0)
+		rc = LMDB_ERR(t, mdb_drop(t->txn, dbi(t, DB_LOOSE), 0));
+	if (rc == 0)
+		rc = idx_chunk_iter(t, refby_rebuild_edge, t);
+	if (rc == 0)
+		rc = idx_chunk_iter(t, refby_rebuild_loose, t);
+	return rc;
+}
+
+struct refby_verify {
+	struct idx_txn *t;
+	struct idx_refby_check *r;
+};
+
+static int refby_verify_edge(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct refby_verify *w = ctx;
+	const uint8_t *kb = k->mv_data;
+	struct idx_chunk c;
+	int rc;
+
+	if (k->mv_size != 2 * FP_LEN || v->mv_size != 0) {
+		w->r->stray++;
+		return 0;
+	}
+	rc = idx_chunk_get(w->t, kb + FP_LEN, &c);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	if (rc == 0 && (c.flags & IDX_CHUNK_HAS_REF) && memcmp(c.ref_fp, kb, FP_LEN) == 0)
+		w->r->edges++;
+	else
+		w->r->stray++;
+	return 0;
+}
+
+static int refby_verify_loose(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct refby_verify *w = ctx;
+	MDB_val cv;
+	int rc = -ENOENT;
+	(void)v;
+
+	if (k->mv_size == FP_LEN)
+		rc = db_get(w->t, DB_CHUNKS, k->mv_data, FP_LEN, &cv);
+	if (rc < 0 && rc != -ENOENT)
+		return rc;
+	w->r->loose_stray += rc == -ENOENT;
+	return 0;
+}
+
+static int refby_count_refs(void *arg, const struct idx_chunk *c)
+{
+	struct idx_refby_check *r = arg;
+
+	r->refs += (c->flags & IDX_CHUNK_HAS_REF) != 0;
+	return 0;
+}
+
+int idx_refby_verify(struct idx_txn *t, struct idx_refby_check *r)
+{
+	struct refby_verify w = { t, r };
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (t->x->absent[DB_REFBY])
+		return 0; /* a format 3 store opened read-only: built at its upgrade */
+	rc = idx_chunk_iter(t, refby_count_refs, r);
+	if (rc == 0)
+		rc = db_walk(t, DB_REFBY, NULL, 0, 0, refby_verify_edge, &w);
+	if (rc == 0 && !t->x->absent[DB_LOOSE])
+		rc = db_walk(t, DB_LOOSE, NULL, 0, 0, refby_verify_loose, &w);
+	return rc;
 }
 
 /* --- test-only (index/idx_test_i.h) --------------------------------------- */
@@ -3487,6 +3723,16 @@ int idx_raw_put(struct idx_txn *t, const char *db, const void *k, size_t kl, con
 		if (strcmp(db, idx_db_names[i]) == 0)
 			return db_put(t, (enum idx_db)i, k, kl, v, vl, 0);
 	return -EINVAL;
+}
+
+int idx_raw_del(struct idx_txn *t, const char *db, const void *k, size_t kl)
+{
+	int rc = txn_writable(t);
+
+	for (unsigned i = 0; rc == 0 && i < DB_COUNT; i++)
+		if (strcmp(db, idx_db_names[i]) == 0)
+			return db_del(t, (enum idx_db)i, k, kl);
+	return rc < 0 ? rc : -EINVAL;
 }
 
 int idx_raw_get(struct idx_txn *t, const char *db, const void *k, size_t kl, void *buf,

@@ -24,6 +24,13 @@
  *                  rebase makes ref a reverse delta against it.  No
  *                  reference count: a hint whose ref is gone is ignored;
  *                  the entry goes with its chunk
+ *   db "refby"   : ref fp(32) || fp(32) -> (empty)  chunk fp is coded against
+ *                  ref: one entry per chunk with a reference (format 4), kept
+ *                  by insert, relocate and the deletion of a chunk
+ *   db "loose"   : fp(32) -> (empty)  chunk fp lost a reference and now only
+ *                  chunks coded against it hold it (no file maps it): the
+ *                  engine's rebase splices it out of their chains.  A hint,
+ *                  checked before use; the entry goes with its chunk
  *
  * Every function takes a transaction; none keeps state between calls except
  * the environment.  Stats (struct idx_stats) are updated inside the same
@@ -48,8 +55,9 @@
 #include "index/chunker.h"
 #include "index/fp.h"
 
-#define IDX_FORMAT_VERSION 3u /* 2: chunk height; 3: the frame's checksum in chunk records;
-                                 an older store is upgraded on rw open */
+#define IDX_FORMAT_VERSION 4u /* 2: chunk height; 3: the frame's checksum in chunk records;
+                                 4: the refby and loose tables; an older store
+                                 is upgraded on rw open */
 #define IDX_ROOT_INO 1u
 #define IDX_NAME_MAX 255u
 #define IDX_DTYPE_COUNT 4 /* mirrors enum codec_dtype (other,bf16,fp16,fp32) */
@@ -361,6 +369,30 @@ typedef int (*idx_tensor_cb)(void *arg, uint64_t key, uint64_t len, uint64_t ino
 int idx_tensor_check(struct idx_txn *t, idx_tensor_cb cb, void *arg);
 /* Drop one entry (key, len, ino) from both tables; a missing half is fine. */
 int idx_tensor_drop(struct idx_txn *t, uint64_t key, uint64_t len, uint64_t ino);
+
+/* --- reverse references and loose chunks ---------------------------- */
+
+/* A chunk held by more references than this is never marked loose. */
+#define IDX_LOOSE_DEPS_MAX 64u
+
+/* The chunks coded against ref: up to max (<= IDX_LOOSE_DEPS_MAX) of them
+ * into out; returns how many there are, counted up to max + 1. */
+int idx_refby_list(struct idx_txn *t, const uint8_t ref[FP_LEN], uint8_t (*out)[FP_LEN],
+                   size_t max);
+/* Up to max entries of the loose table, in key order; returns how many. */
+int idx_loose_list(struct idx_txn *t, uint8_t (*out)[FP_LEN], size_t max);
+/* Drop fp's loose mark (0 when it has none). */
+int idx_loose_drop(struct idx_txn *t, const uint8_t fp[FP_LEN]);
+/* For fsck: refs = chunks with a reference, edges = refby entries that
+ * match one, stray = the others; loose_stray = loose entries of missing
+ * chunks.  The table is sound iff edges == refs and stray == 0. */
+struct idx_refby_check {
+	uint64_t refs, edges, stray, loose_stray;
+};
+int idx_refby_verify(struct idx_txn *t, struct idx_refby_check *r);
+/* Repair (and the upgrade to format 4): both tables rebuilt from the
+ * chunk records. */
+int idx_refby_rebuild(struct idx_txn *t);
 
 /* --- hints (lazily coded series chunks) ------------------------------ */
 

@@ -18,6 +18,9 @@
 int idx_raw_put(struct idx_txn *t, const char *db, const void *k, size_t kl, const void *v,
                 size_t vl);
 
+/* Delete k from db behind idx's back: 0, -ENOENT, -EINVAL, -EROFS. */
+int idx_raw_del(struct idx_txn *t, const char *db, const void *k, size_t kl);
+
 /* Read the raw value of k in db into buf (up to cap bytes): its full
  * length, -ENOENT, -EINVAL (unknown db) or the LMDB error. */
 int idx_raw_get(struct idx_txn *t, const char *db, const void *k, size_t kl, void *buf,

@@ -805,6 +805,44 @@ static void t_hints(void **state)
 	assert_true(found);
 }
 
+/* The refby table out of step with the chunk records (an edge lost, one
+ * planted, a loose mark of a missing chunk) is one problem, rebuilt by
+ * --repair. */
+static void t_refby(void **state)
+{
+	struct fx *f = *state;
+	struct gc_fsck_stats st;
+	struct idx_refby_check r;
+	struct seen s;
+	struct idx_txn *t;
+	struct idx *x = iopen(f);
+	struct first_chunk fc = { 0 };
+	uint8_t k[2 * FP_LEN], none[FP_LEN];
+
+	assert_int_equal(idx_txn_begin(x, false, &t), 0);
+	assert_int_equal(idx_chunk_iter(t, take_first, &fc), 1);
+	memset(none, 0xEE, FP_LEN);
+	memcpy(k, fc.c.fp, FP_LEN);
+	memcpy(k + FP_LEN, none, FP_LEN);
+	assert_int_equal(idx_raw_put(t, "refby", k, sizeof(k), "", 0), 0);
+	assert_int_equal(idx_raw_put(t, "loose", none, FP_LEN, "", 0), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	idx_close(x);
+
+	assert_true(fsck(f, false, &s, &st) > 0);
+	assert_int_equal(s.kinds[GC_P_REFBY], 1);
+	assert_int_equal(fsck(f, true, &s, &st), 0);
+	assert_int_equal(s.repaired, 1);
+	assert_int_equal(fsck(f, false, &s, &st), 0);
+	x = iopen(f);
+	assert_int_equal(idx_txn_begin(x, true, &t), 0);
+	assert_int_equal(idx_refby_verify(t, &r), 0);
+	assert_int_equal(r.stray + r.loose_stray, 0);
+	assert_int_equal(r.edges, r.refs);
+	idx_txn_abort(t);
+	idx_close(x);
+}
+
 /* The two repairs that need a full count: a refcount below the references
  * (the last unref would free a chunk still in use) and stats counters that
  * disagree with the records (files, and the series counter ref_stored). */
@@ -934,6 +972,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_repair_lost_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_repair_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_tensors, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_refby, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_hints, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_orphan_linked, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_lock, setup, teardown),

@@ -1569,6 +1569,147 @@ static void test_tensors(void **state)
 /* Hints (lazy coding): set, read, replaced, dropped; gone with their chunk
  * when it is freed at commit; a hint of a missing chunk is refused only
  * when it names itself. */
+/* The refby table lists what codes against a chunk, kept by insert,
+ * relocate and deletion; a chunk that only chunks coded against it hold
+ * (its file deleted) is marked loose, and the mark goes with the chunk. */
+static bool refby_sound(struct idx_txn *t)
+{
+	struct idx_refby_check r;
+
+	assert_int_equal(idx_refby_verify(t, &r), 0);
+	return r.edges == r.refs && r.stray == 0 && r.loose_stray == 0;
+}
+
+static void test_refby_loose(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk a, b, c, g;
+	struct idx_inode fa, fb;
+	uint8_t deps[4][FP_LEN], loose[4][FP_LEN];
+	struct idx_refby_check r;
+	struct idx_txn *t = wtxn(f);
+
+	make_file(&fa, 70, 100);
+	make_file(&fb, 71, 100);
+	make_chunk(&a, 80);
+	make_chunk(&b, 81);
+	make_chunk(&c, 82);
+	b.flags = IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED; /* b -> a */
+	memcpy(b.ref_fp, a.fp, FP_LEN);
+	assert_int_equal(idx_chunk_insert(t, &a), 0);
+	assert_int_equal(idx_chunk_insert(t, &b), 0);
+	assert_int_equal(idx_chunk_insert(t, &c), 0);
+	assert_int_equal(idx_file_map(t, &fa, 0, 100, a.fp, 0), 0);
+	assert_int_equal(idx_file_map(t, &fb, 0, 100, b.fp, 0), 0);
+	assert_int_equal(idx_file_map(t, &fb, 100, 100, c.fp, 0), 0);
+	assert_int_equal(idx_inode_put(t, &fa), 0);
+	assert_int_equal(idx_inode_put(t, &fb), 0);
+	assert_int_equal(idx_refby_list(t, a.fp, deps, 4), 1);
+	assert_memory_equal(deps[0], b.fp, FP_LEN);
+	assert_int_equal(idx_refby_list(t, b.fp, deps, 4), 0);
+	assert_true(refby_sound(t));
+	/* b now codes against c: the edge moves */
+	memcpy(b.ref_fp, c.fp, FP_LEN);
+	assert_int_equal(idx_chunk_relocate(t, &b), 0);
+	assert_int_equal(idx_refby_list(t, a.fp, deps, 4), 0);
+	assert_int_equal(idx_refby_list(t, c.fp, deps, 4), 1);
+	assert_true(refby_sound(t));
+	/* ... and back to a */
+	memcpy(b.ref_fp, a.fp, FP_LEN);
+	assert_int_equal(idx_chunk_relocate(t, &b), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	/* a's file goes: only b holds a now, a is loose */
+	t = wtxn(f);
+	assert_int_equal(idx_loose_list(t, loose, 4), 0);
+	assert_int_equal(idx_inode_delete(t, 70), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = rtxn(f);
+	assert_int_equal(idx_loose_list(t, loose, 4), 1);
+	assert_memory_equal(loose[0], a.fp, FP_LEN);
+	assert_true(refby_sound(t));
+	idx_txn_abort(t);
+	/* b's file goes: b is deleted, then a; their edges and the mark too */
+	t = wtxn(f);
+	assert_int_equal(idx_inode_delete(t, 71), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = rtxn(f);
+	assert_false(chunk_exists(t, 80));
+	assert_false(chunk_exists(t, 81));
+	assert_int_equal(idx_loose_list(t, loose, 4), 0);
+	assert_int_equal(idx_refby_list(t, a.fp, deps, 4), 0);
+	assert_int_equal(idx_refby_verify(t, &r), 0);
+	assert_int_equal(r.refs, 0);
+	assert_int_equal(r.edges + r.stray, 0);
+	idx_txn_abort(t);
+	/* a damaged table is found and rebuilt */
+	t = wtxn(f);
+	make_chunk(&a, 90);
+	make_chunk(&b, 91);
+	b.flags = IDX_CHUNK_HAS_REF;
+	memcpy(b.ref_fp, a.fp, FP_LEN);
+	b.refcount = a.refcount = 1; /* held without a file: stays */
+	assert_int_equal(idx_chunk_insert(t, &a), 0);
+	assert_int_equal(idx_chunk_insert(t, &b), 0);
+	{
+		uint8_t k[2 * FP_LEN];
+
+		memcpy(k, b.fp, FP_LEN); /* an edge the other way round */
+		memcpy(k + FP_LEN, a.fp, FP_LEN);
+		assert_int_equal(idx_raw_put(t, "refby", k, sizeof(k), "", 0), 0);
+		assert_int_equal(idx_raw_put(t, "loose", c.fp, FP_LEN, "", 0), 0);
+		memcpy(k, a.fp, FP_LEN); /* b's edge lost */
+		memcpy(k + FP_LEN, b.fp, FP_LEN);
+		assert_int_equal(idx_raw_del(t, "refby", k, sizeof(k)), 0);
+	}
+	assert_int_equal(idx_refby_verify(t, &r), 0);
+	assert_int_equal(r.refs, 1);
+	assert_int_equal(r.edges, 0);
+	assert_int_equal(r.stray, 1);
+	assert_int_equal(r.loose_stray, 1); /* c was deleted with file 71 */
+	assert_int_equal(idx_chunk_get(t, a.fp, &g), 0);
+	assert_int_equal(idx_refby_rebuild(t), 0);
+	assert_true(refby_sound(t));
+	assert_int_equal(idx_refby_list(t, a.fp, deps, 4), 1);
+	/* a's refcount is 2 (b's, and the 1 it was inserted with): not loose */
+	assert_int_equal(idx_loose_list(t, loose, 4), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+/* A store of format 3 (no refby table) gets one at its first rw open. */
+static void test_refby_upgrade(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk a, b;
+	struct idx_super s;
+	struct idx_txn *t = wtxn(f);
+	uint8_t deps[4][FP_LEN], k[2 * FP_LEN];
+
+	make_chunk(&a, 95);
+	make_chunk(&b, 96);
+	b.flags = IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED;
+	memcpy(b.ref_fp, a.fp, FP_LEN);
+	b.refcount = 1;
+	assert_int_equal(idx_chunk_insert(t, &a), 0);
+	assert_int_equal(idx_chunk_insert(t, &b), 0);
+	memcpy(k, a.fp, FP_LEN);
+	memcpy(k + FP_LEN, b.fp, FP_LEN);
+	assert_int_equal(idx_raw_del(t, "refby", k, sizeof(k)), 0);
+	assert_int_equal(idx_super_get(t, &s), 0);
+	s.format_version = 3;
+	assert_int_equal(idx_super_put(t, &s), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	reopen(f);
+	t = rtxn(f);
+	assert_int_equal(idx_super_get(t, &s), 0);
+	assert_int_equal(s.format_version, IDX_FORMAT_VERSION);
+	assert_true(refby_sound(t));
+	assert_int_equal(idx_refby_list(t, a.fp, deps, 4), 1);
+	/* a is held only by b: loose */
+	assert_int_equal(idx_loose_list(t, deps, 4), 1);
+	assert_memory_equal(deps[0], a.fp, FP_LEN);
+	idx_txn_abort(t);
+}
+
 static void test_hints(void **state)
 {
 	struct fixture *f = *state;
@@ -2227,6 +2368,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_orphan_iter, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tensors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hints, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refby_loose, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refby_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tensors_old_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_threads, setup, teardown),
 		cmocka_unit_test(test_map_full),
