@@ -308,6 +308,24 @@ static int rb_apply(struct idx_txn *t, const struct rb_pair *p)
 	return idx_chunk_relocate(t, &y);
 }
 
+/* After a group's appends (rc: how they went): the packs synced, then the
+ * write transaction that points the records at the new frames. */
+static int rb_commit_begin(struct eng *e, uint64_t epoch, int rc, struct idx_txn **t)
+{
+	/* also after a failed append: the sync clears the pack's sticky
+	 * error, which would fail the next write batch */
+	int src = wb_pack_sync(e);
+
+	if (rc >= 0)
+		rc = src;
+	/* a pack error cleared before our sync dropped our frames; after a
+	 * successful sync none can.  Checked before eng_wtxn_begin: ps's lock
+	 * comes before wlock (pack_append takes wlock to allocate a pack id) */
+	if (rc >= 0 && epoch != pack_store_gen(e->ps))
+		rc = -EAGAIN;
+	return rc < 0 ? rc : eng_wtxn_begin(e, t);
+}
+
 /* Turn up to RB_GROUP candidates around; those whose reference must be
  * turned first go to defer[*ndefer].  Returns pairs turned or -errno. */
 static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*defer)[FP_LEN],
@@ -356,22 +374,7 @@ static int rb_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n, uint8_t (*d
 			rc = pack_append(e->ps, p[i].yf, (uint32_t)p[i].yf_len, &p[i].yl);
 	}
 	pthread_rwlock_unlock(&e->append_lock);
-	{
-		/* also after a failed append: the sync clears the pack's
-		 * sticky error, which would fail the next write batch */
-		int src = wb_pack_sync(e);
-
-		if (rc >= 0)
-			rc = src;
-	}
-	/* a pack error cleared before our sync dropped our frames; after a
-	 * successful sync none can.  Checked before eng_wtxn_begin: ps's lock
-	 * comes before wlock (pack_append takes wlock to allocate a pack id) */
-	if (rc >= 0 && epoch != pack_store_gen(e->ps))
-		rc = -EAGAIN;
-	if (rc < 0)
-		goto out;
-	rc = eng_wtxn_begin(e, &t);
+	rc = rb_commit_begin(e, epoch, rc, &t);
 	if (rc < 0)
 		goto out;
 	for (size_t i = 0; rc >= 0 && i < np; i++) {
@@ -394,6 +397,233 @@ out:
 	pool_group_free(g);
 	free(p);
 	return rc < 0 ? rc : turned;
+}
+
+/* --- splicing loose chunks out of chains ---------------------------- */
+
+/* A checkpoint kept out of a rotation (a "best" one) is a reverse delta
+ * through the newer versions; deleting those leaves their chunks held
+ * only by its chain (idx marks such a chunk L loose).  Splicing L out:
+ * every chunk D coded against L is re-encoded against L's own reference
+ * Z when L is a reverse delta against Z and D a reverse delta (Z is newer
+ * than L, which is newer than D: D stays a reverse delta, its chain one
+ * link shorter), else alone; L then has no reference left and is freed at
+ * commit.  Done only when the new frames cost less than the old ones plus
+ * L's frame (a chunk many others code against may be worth keeping); the
+ * mark is dropped either way. */
+
+#define RB_SPLICE_DEPS 4u /* dependents of a loose chunk spliced out at most */
+
+struct rb_splice {
+	struct eng *e;
+	struct idx_chunk l, z;          /* the loose chunk, its reference (to_z) */
+	bool to_z;
+	struct cache_entry *zd;         /* z decoded */
+	unsigned n;                     /* dependents */
+	struct idx_chunk d[RB_SPLICE_DEPS];
+	struct cache_entry *dd[RB_SPLICE_DEPS];
+	struct codec_frame_info di[RB_SPLICE_DEPS], dn[RB_SPLICE_DEPS];
+	uint8_t *df[RB_SPLICE_DEPS];
+	ssize_t df_len[RB_SPLICE_DEPS];
+	struct pack_loc dl[RB_SPLICE_DEPS];
+	bool on_z[RB_SPLICE_DEPS];      /* the new frame codes against z */
+	bool worth;
+};
+
+/* D goes to Z (a reverse delta), or is made full. */
+static bool sp_to_z(const struct rb_splice *s, unsigned i)
+{
+	return s->to_z && (s->d[i].flags & IDX_CHUNK_REVERSED);
+}
+
+static void sp_encode(void *arg, void *local)
+{
+	struct rb_splice *s = arg;
+	struct codec_ctx *ctx = local;
+	uint64_t old = s->l.frame_len, now = 0;
+
+	s->worth = false;
+	for (unsigned i = 0; i < s->n; i++) {
+		struct codec_params cp;
+		size_t cap = codec_frame_bound(s->d[i].raw_len);
+
+		s->df_len[i] = -ECANCELED;
+		if (!eng_bg_thread(s->e))
+			return; /* closing */
+		s->df[i] = malloc(cap);
+		if (!s->df[i]) {
+			s->df_len[i] = -ENOMEM;
+			return;
+		}
+		params_of(s->e, s->d[i].level, &s->di[i], &cp);
+		if (sp_to_z(s, i)) {
+			cp.ref = s->zd->data;
+			cp.ref_len = s->zd->len;
+		}
+		s->df_len[i] = codec_frame_encode(ctx, &cp, s->dd[i]->data, s->dd[i]->len, s->df[i], cap);
+		if (s->df_len[i] < 0 ||
+		    codec_frame_parse(s->df[i], (size_t)s->df_len[i], &s->dn[i]) < 0)
+			return;
+		/* a delta the codec gave up on is a full frame */
+		s->on_z[i] = sp_to_z(s, i) && (s->dn[i].flags & CODEC_FLAG_REF);
+		old += s->d[i].frame_len;
+		now += (uint64_t)s->df_len[i];
+	}
+	s->worth = now < old;
+}
+
+/* Snapshot checks and decoding: true when s is to be encoded. */
+static bool sp_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN],
+                       struct rb_splice *s)
+{
+	uint8_t deps[RB_SPLICE_DEPS][FP_LEN];
+	int n;
+
+	memset(s, 0, sizeof(*s));
+	s->e = e;
+	if (idx_chunk_get(t, fp, &s->l) < 0 || s->l.refcount == 0)
+		return false;
+	n = idx_refby_list(t, fp, deps, RB_SPLICE_DEPS);
+	/* still loose: every reference is a chunk coded against it */
+	if (n <= 0 || (unsigned)n > RB_SPLICE_DEPS || (uint32_t)n != s->l.refcount)
+		return false;
+	s->to_z = (s->l.flags & (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED)) ==
+	          (IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED);
+	if (s->to_z && (idx_chunk_get(t, s->l.ref_fp, &s->z) < 0 ||
+	                eng_chunk_load(e, t, s->z.fp, 0, 0, 0, &s->zd) < 0)) {
+		s->zd = NULL;
+		return false;
+	}
+	for (unsigned i = 0; i < (unsigned)n; i++, s->n++) {
+		if (idx_chunk_get(t, deps[i], &s->d[i]) < 0 || !(s->d[i].flags & IDX_CHUNK_HAS_REF) ||
+		    memcmp(s->d[i].ref_fp, fp, FP_LEN) != 0 ||
+		    frame_geometry(e, &s->d[i], &s->di[i]) < 0 ||
+		    eng_chunk_load(e, t, deps[i], 0, 0, 0, &s->dd[i]) < 0) {
+			s->dd[i] = NULL;
+			return false;
+		}
+	}
+	return true;
+}
+
+static int sp_apply(struct idx_txn *t, struct rb_splice *s)
+{
+	struct idx_chunk l, d;
+	int rc = idx_chunk_get(t, s->l.fp, &l);
+
+	if (rc == -ENOENT || (rc == 0 && !eng_same_frame(&l, &s->l)))
+		return 0; /* deleted or re-encoded meanwhile */
+	for (unsigned i = 0; rc >= 0 && i < s->n; i++) {
+		rc = idx_chunk_get(t, s->d[i].fp, &d);
+		if (rc == -ENOENT || (rc == 0 && !eng_same_frame(&d, &s->d[i]))) {
+			rc = 0; /* that one changed: it stays as it is */
+			continue;
+		}
+		if (rc < 0)
+			break;
+		uint32_t alone = d.alone_len;
+		set_frame(&d, &s->dl[i], &s->dn[i], s->on_z[i] ? s->z.fp : NULL);
+		/* the same bytes at the same level: what they cost alone is known */
+		d.alone_len = s->on_z[i] && alone > d.frame_len ? alone : 0;
+		rc = idx_chunk_relocate(t, &d);
+	}
+	return rc;
+}
+
+static void sp_free(struct eng *e, struct rb_splice *s)
+{
+	cache_release(e->cache, s->zd);
+	for (unsigned i = 0; i < s->n; i++) {
+		cache_release(e->cache, s->dd[i]);
+		free(s->df[i]);
+	}
+}
+
+/* Splice out up to n loose chunks fps[]; their marks are dropped in the
+ * same transaction.  Returns how many were spliced, or -errno (the marks
+ * then stay, for a later spell). */
+static int sp_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n)
+{
+	struct rb_splice *s = calloc(n, sizeof(*s));
+	struct pool_group *g = pool_group_create();
+	struct idx_txn *t = NULL;
+	bool *go = calloc(n, sizeof(*go));
+	uint64_t epoch = 0;
+	int rc = 0, done = 0;
+
+	if (!s || !g || !go) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = idx_txn_begin(e->idx, true, &t);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		go[i] = sp_prepare(e, t, fps[i], &s[i]);
+		if (go[i])
+			rc = pool_submit(e->bg_pool, g, sp_encode, &s[i]);
+	}
+	idx_txn_abort(t);
+	t = NULL;
+	pool_group_wait(g);
+	if (rc < 0)
+		goto out;
+	pthread_rwlock_rdlock(&e->append_lock);
+	epoch = pack_store_gen(e->ps);
+	for (size_t i = 0; rc >= 0 && i < n; i++)
+		for (unsigned k = 0; go[i] && s[i].worth && rc >= 0 && k < s[i].n; k++)
+			rc = pack_append(e->ps, s[i].df[k], (uint32_t)s[i].df_len[k], &s[i].dl[k]);
+	pthread_rwlock_unlock(&e->append_lock);
+	rc = rb_commit_begin(e, epoch, rc, &t);
+	if (rc < 0)
+		goto out;
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		if (go[i] && s[i].worth) {
+			rc = sp_apply(t, &s[i]);
+			done += rc >= 0;
+		}
+		if (rc >= 0) /* spliced, or not worth it (or gone): the mark goes */
+			rc = idx_loose_drop(t, fps[i]);
+	}
+	rc = eng_wtxn_end(e, t, rc);
+out:
+	for (size_t i = 0; s && i < n; i++)
+		sp_free(e, &s[i]);
+	pool_group_free(g);
+	free(go);
+	free(s);
+	return rc < 0 ? rc : done;
+}
+
+/* Every loose mark, RB_GROUP at a time.  idle_only: stop when someone
+ * writes.  Returns 1 when none is left, 0 when interrupted, or -errno. */
+static int sp_drain(struct eng *e, bool idle_only)
+{
+	uint8_t fps[RB_GROUP][FP_LEN];
+	int rc = 0;
+
+	for (;;) {
+		struct idx_txn *t;
+
+		pthread_mutex_lock(&e->rb_lock);
+		bool quit = e->rb_quit;
+		pthread_mutex_unlock(&e->rb_lock);
+		if (quit || (idle_only && !rb_idle(e)))
+			return 0;
+		rc = idx_txn_begin(e->idx, true, &t);
+		if (rc < 0)
+			return rc;
+		rc = idx_loose_list(t, fps, RB_GROUP);
+		idx_txn_abort(t);
+		if (rc <= 0)
+			return rc < 0 ? rc : 1;
+		pthread_mutex_lock(&e->rb_run); /* the online gc waits for the group */
+		rc = sp_group(e, fps, (size_t)rc);
+		pthread_mutex_unlock(&e->rb_run);
+		if (rc < 0)
+			return rc;
+		atomic_fetch_add(&e->rb_spliced, (uint64_t)rc);
+	}
 }
 
 /* Work through the queue (and a pending rescan).  idle_only: stop as soon
@@ -481,6 +711,21 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 	if (turned)
 		*turned += all_turned;
 	free(defer);
+	/* then the chunks deletions left loose (new marks since the last
+	 * complete pass; every mark at the first after a mount) */
+	uint64_t marks = idx_loose_marks(e->idx);
+	if (rc >= 0 && !interrupted && marks != e->rb_loose_seen) {
+		rc = sp_drain(e, idle_only);
+		if (rc == 1)
+			e->rb_loose_seen = marks;
+		if (rc < 0) {
+			pthread_mutex_lock(&e->rb_lock);
+			e->rb_retry_ms = mono_ms() + (rc == -EAGAIN ? 0
+			                              : RB_RETRY_IDLES * (int64_t)e->o.rebase_idle_ms);
+			pthread_mutex_unlock(&e->rb_lock);
+		}
+		rc = rc < 0 ? rc : 0;
+	}
 	return rc;
 }
 
@@ -545,7 +790,8 @@ static void *rb_main(void *arg)
 			}
 			pthread_mutex_lock(&e->rb_lock);
 		}
-		bool work = e->rb_rescan || !fifo_empty(&e->rbq) || df_work_locked(e);
+		bool work = e->rb_rescan || !fifo_empty(&e->rbq) || df_work_locked(e) ||
+		            idx_loose_marks(e->idx) != e->rb_loose_seen;
 		if (e->rb_quit || !work || mono_ms() < e->rb_retry_ms)
 			continue;
 		pthread_mutex_unlock(&e->rb_lock);
@@ -577,6 +823,7 @@ static void *rb_main(void *arg)
 int rb_start(struct eng *e)
 {
 	e->rb_rescan = true; /* candidates of earlier mounts */
+	e->rb_loose_seen = UINT64_MAX; /* loose marks of earlier mounts */
 	e->df_rescan = true; /* files overwritten in place by earlier mounts */
 	e->df_scan_from = 0;
 	atomic_store(&e->last_write_ms, mono_ms());

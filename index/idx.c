@@ -86,6 +86,8 @@ struct idx {
 	/* read-only open of a store made before database i existed (db_optional):
 	 * read as empty */
 	bool absent[DB_COUNT];
+	/* loose marks written (idx_loose_marks; some may have been aborted) */
+	atomic_uint_fast64_t loose_marks;
 	bool rdonly;
 	/* Reopening the environment after MDB_PANIC (env_recover): env and
 	 * dbi change only while no transaction or sync uses them. */
@@ -3573,9 +3575,15 @@ static int loose_mark(struct idx_txn *t, const struct idx_chunk *c)
 	if (c->refcount > IDX_LOOSE_DEPS_MAX)
 		return 0;
 	n = refby_count(t, c->fp, NULL, 0, c->refcount + 1u);
-	if (n < 0)
-		return n;
-	return (uint32_t)n == c->refcount ? db_put(t, DB_LOOSE, c->fp, FP_LEN, "", 0, 0) : 0;
+	if (n < 0 || (uint32_t)n != c->refcount)
+		return n < 0 ? n : 0;
+	atomic_fetch_add(&t->x->loose_marks, 1);
+	return db_put(t, DB_LOOSE, c->fp, FP_LEN, "", 0, 0);
+}
+
+uint64_t idx_loose_marks(struct idx *x)
+{
+	return atomic_load(&x->loose_marks);
 }
 
 int idx_loose_drop(struct idx_txn *t, const uint8_t fp[FP_LEN])

@@ -381,6 +381,9 @@ int idx_refby_list(struct idx_txn *t, const uint8_t ref[FP_LEN], uint8_t (*out)[
                    size_t max);
 /* Up to max entries of the loose table, in key order; returns how many. */
 int idx_loose_list(struct idx_txn *t, uint8_t (*out)[FP_LEN], size_t max);
+/* How many loose marks this process wrote so far (some of them maybe in
+ * transactions that aborted): a cheap "anything new?" for rebase. */
+uint64_t idx_loose_marks(struct idx *x);
 /* Drop fp's loose mark (0 when it has none). */
 int idx_loose_drop(struct idx_txn *t, const uint8_t fp[FP_LEN]);
 /* For fsck: refs = chunks with a reference, edges = refby entries that

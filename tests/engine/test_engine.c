@@ -918,6 +918,65 @@ static void t_series_rebase(void **state)
 	}
 }
 
+/* A checkpoint kept out of a rotation (the "best" one) is a reverse delta
+ * through the newer versions; once those are deleted only its chain held
+ * them, and rebase splices them out (the best one codes against what is
+ * still kept): the store holds about the kept files' chunks, not every
+ * version between them (before: 1 + up to max_ref_chain versions more). */
+static void t_best_kept(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1 << 18, V = 14, BEST = 2 };
+	uint8_t *files[V] = { 0 };
+	struct idx_stats st;
+	struct eng_opts o;
+	uint64_t seed = 9, turned;
+	float *w = weights_new(N, &seed);
+	char name[32];
+	size_t len = 0;
+
+	series_open(f, &o, 0); /* eng_rebase when "idle" */
+	assert_int_equal(eng_store_close(f->e), 0);
+	o.max_ref_chain = 8;
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	for (int v = 0; v < V; v++) {
+		files[v] = malloc(8 + 160 + 2 * N);
+		assert_non_null(files[v]);
+		len = make_st(files[v], w, N);
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		put_file(f, name, files[v], len);
+		weights_step(w, N, 7, &seed);
+		/* keep the last two and the best */
+		if (v >= 2 && v - 2 != BEST) {
+			snprintf(name, sizeof(name), "ckpt%02d.safetensors", v - 2);
+			assert_int_equal(eng_unlink(f->e, 1, name), 0);
+			free(files[v - 2]);
+			files[v - 2] = NULL;
+		}
+		assert_int_equal(eng_rebase(f->e, &turned), 0);
+	}
+	store_stats(f, &st);
+	print_message("best kept: %llu unique bytes in %llu chunks for 3 files of %zu bytes, "
+	              "stored %llu\n", (unsigned long long)st.unique_bytes,
+	              (unsigned long long)st.chunks, len, (unsigned long long)st.stored_bytes);
+	assert_true(st.unique_bytes <= 3 * len + len / 2);
+	series_check(f, V, files, len);
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	{
+		struct gc_fsck_opts fo = { .threads = 2 };
+		struct gc_fsck_stats fs;
+
+		memset(&fs, 0, sizeof(fs));
+		assert_int_equal(gc_fsck(f->store, &fo, &fs), 0);
+	}
+	assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	series_check(f, V, files, len); /* cold */
+	for (int v = 0; v < V; v++)
+		free(files[v]);
+	free(w);
+}
+
 /* First extent of ino whose chunk (on snapshot t) is coded against a
  * reference: its offset, length and record. */
 struct ref_find {
@@ -3810,6 +3869,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_ref_chain_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_beside_log, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_best_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_read_retry_ref, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_chunk_misdirected, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reap_retry, setup, teardown),
