@@ -17,7 +17,7 @@
  * or -EPROTONOSUPPORT), probed read-only, and then restored from a copy.
  *
  * Input:  flags(1) then up to MAX_RECS records
- *         db(1, modulo the 10 databases) klen(2, BE) key vlen(2, BE) value
+ *         db(1, modulo the 15 databases) klen(2, BE) key vlen(2, BE) value
  * (a length past the end of the input is cut to what is left; a vlen with
  * the top bit set stands for (vlen & 0x7fff) * 4 copies of the next byte).
  * Seeds: tests/fuzz/corpus/fuzz_index, written by gen_index_corpus.c.
@@ -37,7 +37,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Shared with gen_index_corpus.c. */
-#define FUZZ_INDEX_DBS 13
+#define FUZZ_INDEX_DBS 15
 extern const char *const fuzz_index_dbs[FUZZ_INDEX_DBS];
 int fuzz_index_base(struct idx *x);
 
@@ -50,10 +50,11 @@ int fuzz_index_base(struct idx *x);
 const char *const fuzz_index_dbs[FUZZ_INDEX_DBS] = {
 	"super", "inodes", "dirents", "dirseq", "extents", "chunks",
 	"packs", "xattrs", "symlinks", "orphans", "tensors", "tensorino", "hints",
+	"refby", "loose",
 };
 
 enum { D_SUPER, D_INODES, D_DIRENTS, D_DIRSEQ, D_EXTENTS, D_CHUNKS, D_PACKS, D_XATTRS,
-       D_SYMLINKS, D_ORPHANS, D_TENSORS, D_TENSORINO, D_HINTS };
+       D_SYMLINKS, D_ORPHANS, D_TENSORS, D_TENSORINO, D_HINTS, D_REFBY, D_LOOSE };
 
 #define CHECK(c)                                                                       \
 	do {                                                                           \
@@ -305,7 +306,8 @@ static void base_targets(struct targets *g)
 
 static void plant_target(struct targets *g, unsigned db, const uint8_t *k, size_t kl)
 {
-	if ((db == D_CHUNKS || db == D_HINTS) && kl == FP_LEN && g->nfp < MAX_RECS + 2)
+	if ((db == D_CHUNKS || db == D_HINTS || db == D_LOOSE || db == D_REFBY) && kl >= FP_LEN &&
+	    g->nfp < MAX_RECS + 2)
 		memcpy(g->fp[g->nfp++], k, FP_LEN);
 	if (db == D_PACKS && kl == 4 && g->npack < MAX_RECS + 3)
 		g->pack[g->npack++] = (uint32_t)k[0] << 24 | (uint32_t)k[1] << 16 | (uint32_t)k[2] << 8 | k[3];
@@ -314,7 +316,7 @@ static void plant_target(struct targets *g, unsigned db, const uint8_t *k, size_
 		add_ino(g, be64(k + 16));
 	}
 	if (kl < 8 || db == D_SUPER || db == D_CHUNKS || db == D_PACKS || db == D_TENSORS ||
-	    db == D_HINTS)
+	    db == D_HINTS || db == D_REFBY || db == D_LOOSE)
 		return;
 	add_ino(g, be64(k));
 	if (db == D_EXTENTS && kl >= 16 && g->noff < MAX_RECS + 2)
@@ -538,6 +540,17 @@ static void probe(struct idx_txn *t, const struct targets *g)
 	check_walk(idx_orphan_iter(t, ino_cb, &w), &w);
 	w = (struct walk){ .stop_after = 2 };
 	check_walk(idx_hint_check(t, hint_cb, &w), &w);
+	{
+		uint8_t fps[4][FP_LEN];
+		struct idx_refby_check r;
+
+		rc = idx_loose_list(t, fps, 4);
+		CHECK(rc <= 4 && rc > -4096);
+		rc = idx_refby_verify(t, &r);
+		CHECK_ERR(rc);
+		if (rc == 0)
+			CHECK(r.edges <= r.refs);
+	}
 	for (unsigned i = 0; i < g->ntens; i++) {
 		uint64_t inos[4];
 
@@ -546,8 +559,10 @@ static void probe(struct idx_txn *t, const struct targets *g)
 	}
 
 	for (unsigned i = 0; i < g->nfp; i++) {
-		uint8_t ref[FP_LEN];
+		uint8_t ref[FP_LEN], deps[4][FP_LEN];
 		CHECK_ERR(idx_hint_get(t, g->fp[i], ref));
+		rc = idx_refby_list(t, g->fp[i], deps, 4);
+		CHECK(rc <= 5 && rc > -4096);
 		rc = idx_chunk_get(t, g->fp[i], &c);
 		CHECK_ERR(rc);
 		if (rc == 0) {
@@ -596,8 +611,11 @@ static void mutate(struct idx_txn *t, const struct targets *g)
 		CHECK_ERR(idx_chunk_refcount_set(t, g->fp[i], i & 1));
 		if (i & 2)
 			CHECK_ERR(idx_hint_drop(t, g->fp[i]));
+		if (i & 4)
+			CHECK_ERR(idx_loose_drop(t, g->fp[i]));
 	}
 	CHECK_ERR(idx_stats_reset(t));
+	CHECK_ERR(idx_refby_rebuild(t));
 	for (unsigned i = 0; i < g->nname; i++) {
 		if (g->name[i].xattr)
 			CHECK_ERR(idx_xattr_set(t, g->name[i].parent, g->name[i].name, "v", 1,

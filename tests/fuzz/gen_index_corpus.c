@@ -19,7 +19,7 @@
 
 #include "index/idx.h"
 
-#define FUZZ_INDEX_DBS 13
+#define FUZZ_INDEX_DBS 15
 extern const char *const fuzz_index_dbs[FUZZ_INDEX_DBS];
 int fuzz_index_base(struct idx *x);
 
