@@ -447,6 +447,46 @@ static int reap_txn(struct eng *e, const uint64_t *inos, size_t n, size_t *bad)
 	return 0;
 }
 
+/* An unlinked, unused inode with more than reap_step extents loses them
+ * from its end, reap_step per transaction, until that many are left (the
+ * deletion's own transaction then stays small: deleting a file of a
+ * million extents in one would keep ~300 MiB of LMDB pages dirty).  A
+ * crash in between leaves an orphan with fewer extents, deleted by the
+ * next mount as any orphan. */
+static int reap_shrink(struct eng *e, uint64_t ino)
+{
+	unsigned step = e->reap_step ? e->reap_step : REAP_STEP;
+
+	for (;;) {
+		struct idx_txn *t;
+		struct idx_inode in;
+		/* a read first: most files have far fewer extents, and their
+		 * deletion must not cost a commit more */
+		int rc = idx_txn_begin(e->idx, true, &t);
+		if (rc < 0)
+			return rc;
+		rc = idx_extent_count(t, ino, step + 1u);
+		idx_txn_abort(t);
+		if (rc <= (int)step)
+			return rc < 0 ? rc : 0;
+		rc = eng_wtxn_begin(e, &t);
+		if (rc < 0)
+			return rc;
+		rc = idx_inode_get(t, ino, &in);
+		if (rc == 0 && (in.nlink > 0 || ein_in_use(e, ino)))
+			rc = -EBUSY; /* linked again or in use: not to be deleted */
+		if (rc == 0)
+			rc = idx_file_punch_last(t, &in, step);
+		if (rc >= 0)
+			rc = idx_inode_put(t, &in);
+		if (rc >= 0 && e->reap_hook)
+			rc = e->reap_hook(e);
+		rc = eng_wtxn_end(e, t, rc);
+		if (rc < 0)
+			return rc == -EBUSY || rc == -ENOENT ? 0 : rc;
+	}
+}
+
 /* After the last reference went away: delete the inodes that have no
  * links, in one transaction.  An inode whose own records fail (a damaged
  * index) stays an orphan (fsck reports it, the next mount tries again)
@@ -460,6 +500,10 @@ int ein_reap_batch(struct eng *e, const uint64_t *inos, size_t n)
 	int rc;
 	if (e->o.read_only || n == 0)
 		return 0;
+	/* large files first lose their extents in steps; a failure there
+	 * fails reap_txn below as well, which knows what to do about it */
+	for (size_t i = 0; i < n; i++)
+		(void)reap_shrink(e, inos[i]);
 	for (;;) {
 		rc = reap_txn(e, inos, n, &bad);
 		if (rc >= 0 || bad == SIZE_MAX)
@@ -2784,9 +2828,24 @@ static int reap_orphans(struct eng *e)
 {
 	struct orphan_list l = { 0 };
 	struct idx_txn *t;
-	int rc = eng_wtxn_begin(e, &t);
+	/* large ones lose their extents in steps first (reap_shrink) */
+	int rc = idx_txn_begin(e->idx, true, &t);
 	if (rc < 0)
 		return rc;
+	rc = idx_orphan_iter(t, orphan_collect, &l);
+	idx_txn_abort(t);
+	for (size_t i = 0; rc >= 0 && i < l.n; i++)
+		rc = reap_shrink(e, l.v[i]);
+	l.n = 0;
+	if (rc < 0) {
+		free(l.v);
+		return rc;
+	}
+	rc = eng_wtxn_begin(e, &t);
+	if (rc < 0) {
+		free(l.v);
+		return rc;
+	}
 	rc = idx_orphan_iter(t, orphan_collect, &l);
 	for (size_t i = 0; rc >= 0 && i < l.n; i++) {
 		struct idx_inode in;

@@ -226,6 +226,7 @@ struct eng {
 	 * commits; a negative return fails the deletion with that error, as
 	 * an index that cannot grow on a full disk would */
 	int (*reap_hook)(struct eng *e);
+	unsigned reap_step; /* REAP_STEP; tests set fewer */
 	pthread_t committer;
 	struct pend *pend[PEND_BUCKETS];
 	/* frames appended before a pack error is cleared are gone: batches
@@ -292,6 +293,8 @@ int64_t eng_mono_ns(void);
 #define REAP_DELAY_NS 20000000ll /* orphans deleted in one transaction per 20 ms */
 #define REAP_MAX 4096            /* or as soon as this many are queued */
 #define REAP_QMAX (16 * REAP_MAX) /* queued at most (more: deleted at once) */
+#define REAP_STEP 16384 /* extents: a larger unlinked file is deleted over several
+                           transactions of this many (bounded dirty pages) */
 #define REAP_RETRY_MIN_NS 1000000000ll  /* a failed deletion: again after 1 s, */
 #define REAP_RETRY_MAX_NS 60000000000ll /* doubling up to a minute */
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);

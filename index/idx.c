@@ -3073,6 +3073,65 @@ int idx_file_punch(struct idx_txn *t, struct idx_inode *in, uint64_t start, uint
 	return rc;
 }
 
+struct extent_count {
+	unsigned n, stop;
+};
+
+static int extent_count_fn(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+	struct extent_count *c = ctx;
+	(void)k;
+	(void)v;
+	return ++c->n >= c->stop ? 1 : 0;
+}
+
+int idx_extent_count(struct idx_txn *t, uint64_t ino, unsigned stop)
+{
+	struct extent_count c = { 0, stop };
+	uint8_t k[8];
+	int rc;
+
+	if (stop == 0)
+		return 0;
+	put_be64(k, ino);
+	rc = db_walk(t, DB_EXTENTS, k, 8, 8, extent_count_fn, &c);
+	return rc < 0 ? rc : (int)c.n;
+}
+
+int idx_file_punch_last(struct idx_txn *t, struct idx_inode *in, unsigned max)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint8_t kb[16];
+	uint64_t from = 0;
+	unsigned n = 0;
+	int rc = txn_writable(t);
+
+	if (rc < 0 || max == 0)
+		return rc;
+	rc = db_cursor(t, DB_EXTENTS, &cur);
+	if (rc < 0)
+		return rc;
+	/* from the last extent of in->ino backwards */
+	key_u64_u64(kb, in->ino + 1, 0);
+	k = mval(kb, sizeof(kb));
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	for (; rc == 0 && n < max; rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+		if (k.mv_size != 16 || get_be64(k.mv_data) != in->ino)
+			break;
+		from = get_be64((const uint8_t *)k.mv_data + 8);
+		n++;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return LMDB_ERR(t, rc);
+	if (n == 0)
+		return 0;
+	rc = idx_file_punch(t, in, from, UINT64_MAX);
+	return rc < 0 ? rc : (int)n;
+}
+
 /* --- xattrs, symlinks, orphans ------------------------------------------- */
 
 static size_t xattr_key(uint8_t k[8 + IDX_NAME_MAX], uint64_t ino, const char *name, size_t n)

@@ -280,6 +280,12 @@ int idx_extent_iter(struct idx_txn *t, uint64_t ino, uint64_t start, uint64_t en
  * with identical data) keeps it.
  * Adjusts in->stored_bytes and stats.mapped_bytes; caller writes in back. */
 int idx_file_punch(struct idx_txn *t, struct idx_inode *in, uint64_t start, uint64_t end);
+/* How many extents ino has, counted up to stop (<= INT_MAX). */
+int idx_extent_count(struct idx_txn *t, uint64_t ino, unsigned stop);
+/* Punch the last max extents of in (all when it has fewer): a file
+ * deleted in steps of bounded transactions.  Returns how many extents
+ * went (0: none was left); caller writes in back. */
+int idx_file_punch_last(struct idx_txn *t, struct idx_inode *in, unsigned max);
 /* Map file bytes [off, off+len) to chunk fp at chunk_off (the range must be
  * unmapped: punch first).  Takes a reference on the chunk (-ENOENT if it
  * does not exist). Adjusts in->stored_bytes, stats.mapped_bytes. */

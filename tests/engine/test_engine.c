@@ -3056,6 +3056,85 @@ static void t_reap_retry(void **state)
 	free(a);
 }
 
+/* A deleted file with many extents goes in steps of reap_step extents,
+ * each its own transaction (one for a million extents kept ~300 MiB of
+ * LMDB pages dirty); the steps done stay done when a later one fails (the
+ * orphan keeps what is left) and the next mount finishes it.  A small
+ * file's deletion stays one transaction. */
+static atomic_int step_calls, step_fail_from;
+
+static int step_hook(struct eng *e)
+{
+	(void)e;
+	return atomic_fetch_add(&step_calls, 1) >= atomic_load(&step_fail_from) ? -ENOSPC : 0;
+}
+
+static int extents_of(struct fx *f, uint64_t ino)
+{
+	struct idx_txn *t;
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	int n = idx_extent_count(t, ino, 100000);
+	idx_txn_abort(t);
+	return n;
+}
+
+static void t_delete_in_steps(void **state)
+{
+	struct fx *f = *state;
+	enum { PIECES = 600, STEP = 64 };
+	uint8_t piece[4096];
+	struct idx_stats st;
+	struct idx_txn *t;
+	uint64_t ino;
+	int n = 0;
+
+	ino = new_file(f, 1, "big");
+	for (unsigned i = 0; i < PIECES; i++) {
+		fill_random(piece, sizeof(piece), 1000 + i);
+		write_all(f, ino, (uint64_t)i * 65536, piece, sizeof(piece), sizeof(piece));
+	}
+	assert_int_equal(eng_release(f->e, ino), 0);
+	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	int before = extents_of(f, ino);
+	assert_true(before >= PIECES);
+	/* steps 1 and 2 commit, every later call fails */
+	f->e->reap_step = STEP;
+	atomic_store(&step_calls, 0);
+	atomic_store(&step_fail_from, 2);
+	f->e->reap_hook = step_hook;
+	assert_int_equal(eng_unlink(f->e, 1, "big"), 0);
+	eng_forget(f->e, ino, 1); /* the last reference */
+	for (int i = 0; i < 100 && atomic_load(&step_calls) < 3; i++)
+		usleep(20000);
+	n = extents_of(f, ino);
+	print_message("deleting %d extents in steps of %d, a step failing: %d left\n", before, STEP,
+	              n);
+	assert_int_equal(n, before - 2 * STEP);
+	f->e->reap_hook = NULL;
+	reopen(f); /* the mount deletes the orphan, in steps */
+	assert_int_equal(wait_inode_gone(f, ino, 10), -ENOENT);
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	idx_txn_abort(t);
+	assert_int_equal(st.files, 0);
+	assert_int_equal(st.mapped_bytes, 0);
+	assert_int_equal(st.chunks, 0);
+	/* a small file: one transaction, as before */
+	ino = new_file(f, 1, "small");
+	write_all(f, ino, 0, piece, sizeof(piece), sizeof(piece));
+	assert_int_equal(eng_release(f->e, ino), 0);
+	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	f->e->reap_step = STEP;
+	atomic_store(&step_calls, 0);
+	atomic_store(&step_fail_from, 1000);
+	f->e->reap_hook = step_hook;
+	assert_int_equal(eng_unlink(f->e, 1, "small"), 0);
+	eng_forget(f->e, ino, 1);
+	assert_int_equal(wait_inode_gone(f, ino, 50), -ENOENT);
+	assert_int_equal(atomic_load(&step_calls), 1);
+	f->e->reap_hook = NULL;
+}
+
 /* One unlinked inode whose records cannot be read (a damaged index: its
  * deletion fails with EIO at every attempt) must not hold back the
  * deletion of the others queued with it: before, the failed batch was
@@ -3873,6 +3952,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_read_retry_ref, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_chunk_misdirected, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reap_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_delete_in_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reap_retry_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),
