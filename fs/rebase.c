@@ -427,6 +427,7 @@ struct rb_splice {
 	ssize_t df_len[RB_SPLICE_DEPS];
 	struct pack_loc dl[RB_SPLICE_DEPS];
 	bool on_z[RB_SPLICE_DEPS];      /* the new frame codes against z */
+	uint32_t alone[RB_SPLICE_DEPS]; /* the frame's size coded alone */
 	bool worth;
 };
 
@@ -436,36 +437,59 @@ static bool sp_to_z(const struct rb_splice *s, unsigned i)
 	return s->to_z && (s->d[i].flags & IDX_CHUNK_REVERSED);
 }
 
+/* Dependent i of s encoded alone, and when it may go to z against z as
+ * well: the smaller frame is kept (what it costs alone is then known). */
+static int sp_encode_one(struct rb_splice *s, struct codec_ctx *ctx, unsigned i)
+{
+	struct codec_params cp;
+	struct codec_frame_info zi;
+	size_t cap = codec_frame_bound(s->d[i].raw_len);
+	uint8_t *zf;
+	ssize_t zlen;
+
+	s->df[i] = malloc(cap);
+	if (!s->df[i])
+		return -ENOMEM;
+	params_of(s->e, s->d[i].level, &s->di[i], &cp);
+	s->df_len[i] = codec_frame_encode(ctx, &cp, s->dd[i]->data, s->dd[i]->len, s->df[i], cap);
+	if (s->df_len[i] < 0)
+		return (int)s->df_len[i];
+	if (codec_frame_parse(s->df[i], (size_t)s->df_len[i], &s->dn[i]) < 0)
+		return -EIO;
+	s->alone[i] = (uint32_t)s->df_len[i];
+	if (!sp_to_z(s, i))
+		return 0;
+	zf = malloc(cap);
+	if (!zf)
+		return -ENOMEM;
+	cp.ref = s->zd->data;
+	cp.ref_len = s->zd->len;
+	zlen = codec_frame_encode(ctx, &cp, s->dd[i]->data, s->dd[i]->len, zf, cap);
+	/* a delta the codec gave up on, or no smaller: the full frame */
+	if (zlen > 0 && zlen < s->df_len[i] && codec_frame_parse(zf, (size_t)zlen, &zi) == 0 &&
+	    (zi.flags & CODEC_FLAG_REF)) {
+		free(s->df[i]);
+		s->df[i] = zf;
+		s->df_len[i] = zlen;
+		s->dn[i] = zi;
+		s->on_z[i] = true;
+		return 0;
+	}
+	free(zf);
+	return 0;
+}
+
 static void sp_encode(void *arg, void *local)
 {
 	struct rb_splice *s = arg;
-	struct codec_ctx *ctx = local;
 	uint64_t old = s->l.frame_len, now = 0;
 
 	s->worth = false;
 	for (unsigned i = 0; i < s->n; i++) {
-		struct codec_params cp;
-		size_t cap = codec_frame_bound(s->d[i].raw_len);
-
-		s->df_len[i] = -ECANCELED;
 		if (!eng_bg_thread(s->e))
 			return; /* closing */
-		s->df[i] = malloc(cap);
-		if (!s->df[i]) {
-			s->df_len[i] = -ENOMEM;
+		if (sp_encode_one(s, local, i) < 0)
 			return;
-		}
-		params_of(s->e, s->d[i].level, &s->di[i], &cp);
-		if (sp_to_z(s, i)) {
-			cp.ref = s->zd->data;
-			cp.ref_len = s->zd->len;
-		}
-		s->df_len[i] = codec_frame_encode(ctx, &cp, s->dd[i]->data, s->dd[i]->len, s->df[i], cap);
-		if (s->df_len[i] < 0 ||
-		    codec_frame_parse(s->df[i], (size_t)s->df_len[i], &s->dn[i]) < 0)
-			return;
-		/* a delta the codec gave up on is a full frame */
-		s->on_z[i] = sp_to_z(s, i) && (s->dn[i].flags & CODEC_FLAG_REF);
 		old += s->d[i].frame_len;
 		now += (uint64_t)s->df_len[i];
 	}
@@ -521,10 +545,8 @@ static int sp_apply(struct idx_txn *t, struct rb_splice *s)
 		}
 		if (rc < 0)
 			break;
-		uint32_t alone = d.alone_len;
 		set_frame(&d, &s->dl[i], &s->dn[i], s->on_z[i] ? s->z.fp : NULL);
-		/* the same bytes at the same level: what they cost alone is known */
-		d.alone_len = s->on_z[i] && alone > d.frame_len ? alone : 0;
+		d.alone_len = s->on_z[i] ? s->alone[i] : 0; /* measured: exact */
 		rc = idx_chunk_relocate(t, &d);
 	}
 	return rc;
