@@ -2675,15 +2675,15 @@ static int gc_drop_copies(const struct gc_host *h, const struct vec *mvs)
 	return rc;
 }
 
-/* Copy the live frames of packs ids[0..nids), sync, commit, remove the old
- * files.  *dropped: the batch failed and its copies are gone (see
+/* Copy the live frames of packs ids[0..nids) (at most max_moves chunks:
+ * *more when some are left), sync, commit, remove the old files.  *dropped: the batch failed and its copies are gone (see
  * gc_drop_copies), so a smaller one may be tried. */
-static int gc_batch(const struct gc_host *h, const struct gc_opts *o, struct vec *packs,
-                    uint32_t *ids, size_t nids, struct gc_stats *st, uint64_t *copied_total,
-                    uint64_t copy_total, bool *dropped, bool *more)
+static int gc_batch(const struct gc_host *h, const struct gc_opts *o, uint64_t max_moves,
+                    struct vec *packs, uint32_t *ids, size_t nids, struct gc_stats *st,
+                    uint64_t *copied_total, uint64_t copy_total, bool *dropped, bool *more)
 {
 	struct gbatch b = { .packs = packs, .ids = ids, .nids = nids, .mvs = { .sz = sizeof(struct mv) },
-	                    .max_moves = o->batch_moves ? o->batch_moves : GC_DEF_MOVES };
+	                    .max_moves = max_moves };
 	struct codec_ctx *ctx = NULL;
 	struct idx_txn *rt = NULL, *t = NULL;
 	uint8_t *buf = NULL;
@@ -3073,7 +3073,8 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 			nch += g->nchunks;
 			i++;
 		}
-		rc = gc_batch(h, o, &packs, ids, nids, st, &copied, copy_total, &dropped, &more);
+		rc = gc_batch(h, o, max_moves, &packs, ids, nids, st, &copied, copy_total, &dropped,
+		              &more);
 		if (rc == 0 && more) {
 			/* packs of more chunks than a batch moves: the same
 			 * packs again, their moved chunks no longer in them */
