@@ -2058,6 +2058,25 @@ static int flush_cut(struct eng *e, struct einode *ei, bool partial)
 	return 0;
 }
 
+/* Wait for ei's batches in flight, then take back what failed (its bytes
+ * stay buffered, to be stored again).  Returns ei's error not yet
+ * reported, cleared (reported once, like errseq), or reclaim_failed's;
+ * again_only: only an -EAGAIN is cleared (a batch to store again, nothing
+ * to report) and 0 returned for it, another error stays. */
+static int take_back(struct eng *e, struct einode *ei, bool again_only)
+{
+	wait_quiet(e, ei);
+	pthread_mutex_lock(&e->plock);
+	int err = ei->wb_error;
+	if (!again_only || err == -EAGAIN)
+		ei->wb_error = 0;
+	if (again_only)
+		err = 0;
+	pthread_mutex_unlock(&e->plock);
+	int rc = reclaim_failed(e, ei);
+	return err ? err : rc;
+}
+
 ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf, size_t size)
 {
 	ssize_t rc;
@@ -2074,12 +2093,7 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 		 * failed batches back now.  Left to the close, every later
 		 * batch of the file would fail behind them (wb_failed) and
 		 * their bytes, counted by no budget, pile up in memory. */
-		wait_quiet(e, ei);
-		pthread_mutex_lock(&e->plock);
-		if (ei->wb_error == -EAGAIN)
-			ei->wb_error = 0; /* nothing to report: stored again below */
-		pthread_mutex_unlock(&e->plock);
-		rc = reclaim_failed(e, ei);
+		rc = take_back(e, ei, true);
 	}
 	if (rc < 0)
 		return rc; /* fail fast (e.g. ENOSPC) until fsync/close reported it */
@@ -2139,15 +2153,7 @@ ssize_t wb_write(struct eng *e, struct einode *ei, uint64_t off, const void *buf
 static int flush_wait(struct eng *e, struct einode *ei)
 {
 	int rc = flush_cut(e, ei, false);
-	if (rc < 0)
-		return rc;
-	wait_quiet(e, ei);
-	pthread_mutex_lock(&e->plock);
-	int err = ei->wb_error;
-	ei->wb_error = 0;
-	pthread_mutex_unlock(&e->plock);
-	rc = reclaim_failed(e, ei); /* failed bytes stay buffered for a retry */
-	return err ? err : rc;
+	return rc < 0 ? rc : take_back(e, ei, false);
 }
 
 /* flush_wait (clearing ei's error) again while a chunk a batch
