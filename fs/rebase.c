@@ -530,17 +530,28 @@ static bool sp_prepare(struct eng *e, struct idx_txn *t, const uint8_t fp[FP_LEN
 	return true;
 }
 
+/* 1: l is to be looked at again (it or one of its dependents changed
+ * meanwhile, another splice of this group, say), 0: done, or -errno. */
 static int sp_apply(struct idx_txn *t, struct rb_splice *s)
 {
 	struct idx_chunk l, d;
+	bool again = false;
 	int rc = idx_chunk_get(t, s->l.fp, &l);
 
-	if (rc == -ENOENT || (rc == 0 && !eng_same_frame(&l, &s->l)))
-		return 0; /* deleted or re-encoded meanwhile */
+	if (rc == -ENOENT)
+		return 0;
+	if (rc == 0 && !eng_same_frame(&l, &s->l))
+		return 1; /* re-encoded meanwhile */
 	for (unsigned i = 0; rc >= 0 && i < s->n; i++) {
 		rc = idx_chunk_get(t, s->d[i].fp, &d);
-		if (rc == -ENOENT || (rc == 0 && !eng_same_frame(&d, &s->d[i]))) {
-			rc = 0; /* that one changed: it stays as it is */
+		/* gone, or unreferenced (another splice of this group freed
+		 * what held it): it goes at commit, releasing l */
+		if (rc == -ENOENT || (rc == 0 && d.refcount == 0)) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && !eng_same_frame(&d, &s->d[i])) {
+			again = true; /* changed: it stays as it is for now */
 			continue;
 		}
 		if (rc < 0)
@@ -549,7 +560,7 @@ static int sp_apply(struct idx_txn *t, struct rb_splice *s)
 		d.alone_len = s->on_z[i] ? s->alone[i] : 0; /* measured: exact */
 		rc = idx_chunk_relocate(t, &d);
 	}
-	return rc;
+	return rc < 0 ? rc : again;
 }
 
 static void sp_free(struct eng *e, struct rb_splice *s)
@@ -599,13 +610,19 @@ static int sp_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n)
 	rc = rb_commit_begin(e, epoch, rc, &t);
 	if (rc < 0)
 		goto out;
+	/* the marks go first (spliced, not worth it, or gone): a splice
+	 * below may leave another of them loose again (its dependent was
+	 * the loose chunk another splice frees: marked anew when the commit
+	 * frees that one), or find it changed by another (marked again) */
+	for (size_t i = 0; rc >= 0 && i < n; i++)
+		rc = idx_loose_drop(t, fps[i]);
 	for (size_t i = 0; rc >= 0 && i < n; i++) {
 		if (go[i] && s[i].worth) {
 			rc = sp_apply(t, &s[i]);
-			done += rc >= 0;
+			done += rc == 0;
+			if (rc == 1)
+				rc = idx_loose_add(t, fps[i]);
 		}
-		if (rc >= 0) /* spliced, or not worth it (or gone): the mark goes */
-			rc = idx_loose_drop(t, fps[i]);
 	}
 	rc = eng_wtxn_end(e, t, rc);
 out:

@@ -3645,6 +3645,16 @@ uint64_t idx_loose_marks(struct idx *x)
 	return atomic_load(&x->loose_marks);
 }
 
+int idx_loose_add(struct idx_txn *t, const uint8_t fp[FP_LEN])
+{
+	int rc = txn_writable(t);
+
+	if (rc < 0)
+		return rc;
+	atomic_fetch_add(&t->x->loose_marks, 1);
+	return db_put(t, DB_LOOSE, fp, FP_LEN, "", 0, 0);
+}
+
 int idx_loose_drop(struct idx_txn *t, const uint8_t fp[FP_LEN])
 {
 	int rc = txn_writable(t);

@@ -390,6 +390,8 @@ int idx_loose_list(struct idx_txn *t, uint8_t (*out)[FP_LEN], size_t max);
 /* How many loose marks this process wrote so far (some of them maybe in
  * transactions that aborted): a cheap "anything new?" for rebase. */
 uint64_t idx_loose_marks(struct idx *x);
+/* Mark fp loose (to be looked at again: a hint, checked before use). */
+int idx_loose_add(struct idx_txn *t, const uint8_t fp[FP_LEN]);
 /* Drop fp's loose mark (0 when it has none). */
 int idx_loose_drop(struct idx_txn *t, const uint8_t fp[FP_LEN]);
 /* For fsck: refs = chunks with a reference, edges = refby entries that
