@@ -429,6 +429,7 @@ struct rb_splice {
 	bool on_z[RB_SPLICE_DEPS];      /* the new frame codes against z */
 	uint32_t alone[RB_SPLICE_DEPS]; /* the frame's size coded alone */
 	bool worth;
+	int err; /* the encodes failed (-ECANCELED: skipped, closing): L keeps its mark */
 };
 
 /* D goes to Z (a reverse delta), or is made full. */
@@ -486,10 +487,15 @@ static void sp_encode(void *arg, void *local)
 
 	s->worth = false;
 	for (unsigned i = 0; i < s->n; i++) {
-		if (!eng_bg_thread(s->e))
-			return; /* closing */
-		if (sp_encode_one(s, local, i) < 0)
+		if (!eng_bg_thread(s->e)) {
+			s->err = -ECANCELED; /* closing: the next mount does it */
 			return;
+		}
+		int rc = sp_encode_one(s, local, i);
+		if (rc < 0) {
+			s->err = rc;
+			return;
+		}
 		old += s->d[i].frame_len;
 		now += (uint64_t)s->df_len[i];
 	}
@@ -614,8 +620,14 @@ static int sp_group(struct eng *e, uint8_t (*fps)[FP_LEN], size_t n)
 	 * below may leave another of them loose again (its dependent was
 	 * the loose chunk another splice frees: marked anew when the commit
 	 * frees that one), or find it changed by another (marked again) */
-	for (size_t i = 0; rc >= 0 && i < n; i++)
-		rc = idx_loose_drop(t, fps[i]);
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		/* encodes skipped (closing) keep their mark for the next
+		 * mount; another failure (ENOMEM) fails the group */
+		if (go[i] && s[i].err)
+			rc = s[i].err == -ECANCELED ? 0 : s[i].err;
+		else
+			rc = idx_loose_drop(t, fps[i]);
+	}
 	for (size_t i = 0; rc >= 0 && i < n; i++) {
 		if (go[i] && s[i].worth) {
 			rc = sp_apply(t, &s[i]);
@@ -647,7 +659,8 @@ static int sp_drain(struct eng *e, bool idle_only)
 		pthread_mutex_lock(&e->rb_lock);
 		bool quit = e->rb_quit;
 		pthread_mutex_unlock(&e->rb_lock);
-		if (quit || (idle_only && !rb_idle(e)))
+		/* closing: the encodes would be skipped (the marks stay) */
+		if (quit || atomic_load(&e->bg_urgent) || (idle_only && !rb_idle(e)))
 			return 0;
 		rc = idx_txn_begin(e->idx, true, &t);
 		if (rc < 0)

@@ -2654,6 +2654,8 @@ int idx_chunk_refcount_set(struct idx_txn *t, const uint8_t fp[FP_LEN], uint32_t
 	rc = chunk_write(t, &c, 0);
 	if (rc == 0 && refcount == 0)
 		zero_push(t, fp);
+	else if (rc == 0)
+		rc = loose_mark(t, &c); /* a count lowered to its dependents' */
 	return rc;
 }
 
@@ -3599,7 +3601,7 @@ static int refby_list_fn(void *ctx, const MDB_val *k, const MDB_val *v)
 	(void)v;
 
 	if (k->mv_size != 2 * FP_LEN)
-		return -EIO;
+		return 0; /* damaged (fsck: stray): a hint table must not stop unrefs */
 	if (l->n < l->max)
 		memcpy(l->out[l->n], (const uint8_t *)k->mv_data + FP_LEN, FP_LEN);
 	return ++l->n >= l->stop ? 1 : 0;

@@ -1049,6 +1049,106 @@ static void t_best_kept_gap(void **state)
 	free(w);
 }
 
+/* Loose chunks in the index (f->e open): marked = loose marks; loose =
+ * chunks held only by the chunks coded against them, at most
+ * RB_SPLICE_DEPS (4) of them (what rebase would splice out). */
+struct loose_count {
+	struct idx_txn *t;
+	unsigned loose;
+};
+
+static int loose_count_cb(void *arg, const struct idx_chunk *c)
+{
+	struct loose_count *l = arg;
+	uint8_t deps[4][FP_LEN];
+	int n;
+
+	if (c->refcount == 0 || c->refcount > 4)
+		return 0;
+	n = idx_refby_list(l->t, c->fp, deps, 4);
+	assert_true(n >= 0);
+	l->loose += (uint32_t)n == c->refcount;
+	return 0;
+}
+
+static void loose_state(struct fx *f, unsigned *marked, unsigned *loose)
+{
+	static uint8_t fps[4096][FP_LEN];
+	struct loose_count l = { 0 };
+	int n;
+
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &l.t), 0);
+	n = idx_loose_list(l.t, fps, 4096);
+	assert_true(n >= 0);
+	*marked = (unsigned)n;
+	assert_int_equal(idx_chunk_iter(l.t, loose_count_cb, &l), 0);
+	*loose = l.loose;
+	idx_txn_abort(l.t);
+}
+
+/* V versions of one series written and turned (each a reverse delta
+ * through the newer ones, max_ref_chain 8). */
+static size_t best_series(struct fx *f, struct eng_opts *o, int V, uint8_t **files)
+{
+	enum { N = 1 << 18 };
+	uint64_t seed = 9, turned;
+	float *w = weights_new(N, &seed);
+	char name[32];
+	size_t len = 0;
+
+	series_open(f, o, 0);
+	assert_int_equal(eng_store_close(f->e), 0);
+	o->max_ref_chain = 8;
+	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
+	for (int v = 0; v < V; v++) {
+		files[v] = malloc(8 + 160 + 2 * N);
+		assert_non_null(files[v]);
+		len = make_st(files[v], w, N);
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		put_file(f, name, files[v], len);
+		weights_step(w, N, 7, &seed);
+		assert_int_equal(eng_rebase(f->e, &turned), 0);
+	}
+	free(w);
+	return len;
+}
+
+/* An unmount that comes while rebase splices (bg_urgent: the idle
+ * encodes are skipped) must leave the loose marks for the next mount;
+ * dropped, the chunks they name are kept for good. */
+static void t_splice_close_keeps_marks(void **state)
+{
+	struct fx *f = *state;
+	enum { V = 4 };
+	uint8_t *files[V] = { 0 };
+	struct eng_opts o;
+	uint64_t turned;
+	unsigned marked, loose, marked2, loose2;
+	size_t len = best_series(f, &o, V, files);
+
+	assert_int_equal(eng_unlink(f->e, 1, "ckpt01.safetensors"), 0);
+	free(files[1]);
+	files[1] = NULL;
+	loose_state(f, &marked, &loose);
+	print_message("after the delete: %u marked, %u loose\n", marked, loose);
+	assert_true(marked > 0);
+	atomic_store(&f->e->bg_urgent, true); /* eng_store_close's first step */
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	atomic_store(&f->e->bg_urgent, false);
+	loose_state(f, &marked2, &loose2);
+	print_message("after a rebase cut short by a close: %u marked, %u loose\n", marked2, loose2);
+	assert_int_equal(loose2, loose); /* nothing was spliced */
+	assert_int_equal(marked2, marked); /* FAILS: the marks were dropped */
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	loose_state(f, &marked2, &loose2);
+	print_message("after the next rebase: %u marked, %u loose\n", marked2, loose2);
+	assert_int_equal(marked2, 0);
+	assert_true(loose2 < loose);
+	series_check(f, V, files, len);
+	for (int v = 0; v < V; v++)
+		free(files[v]);
+}
+
 /* First extent of ino whose chunk (on snapshot t) is coded against a
  * reference: its offset, length and record. */
 struct ref_find {
@@ -4021,6 +4121,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_series_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_rebase_beside_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_best_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_splice_close_keeps_marks, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_best_kept_gap, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_read_retry_ref, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_chunk_misdirected, setup, teardown),

@@ -1675,6 +1675,60 @@ static void test_refby_loose(void **state)
 	assert_int_equal(idx_txn_commit(t), 0);
 }
 
+/* A damaged refby entry (a key of another size under a chunk's prefix)
+ * must not stop deletions: refby_del tolerates a damaged table, and the
+ * loose check every unref makes is only a hint. */
+static void test_loose_damaged_refby(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk a;
+	struct idx_inode fa, fb;
+	uint8_t k[FP_LEN + 1];
+	struct idx_txn *t = wtxn(f);
+
+	make_file(&fa, 70, 100);
+	make_file(&fb, 71, 100);
+	make_chunk(&a, 80);
+	assert_int_equal(idx_chunk_insert(t, &a), 0);
+	assert_int_equal(idx_file_map(t, &fa, 0, 100, a.fp, 0), 0);
+	assert_int_equal(idx_file_map(t, &fb, 0, 100, a.fp, 0), 0);
+	assert_int_equal(idx_inode_put(t, &fa), 0);
+	assert_int_equal(idx_inode_put(t, &fb), 0);
+	memcpy(k, a.fp, FP_LEN);
+	k[FP_LEN] = 1;
+	assert_int_equal(idx_raw_put(t, "refby", k, sizeof(k), "", 0), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_int_equal(idx_inode_delete(t, 70), 0); /* a: 2 -> 1 */
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
+/* fsck's refcount repair lowers a count that was too high: a chunk only
+ * chunks coded against it hold is loose then, and gets its mark. */
+static void test_loose_refcount_set(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_chunk a, b;
+	uint8_t loose[4][FP_LEN];
+	struct idx_txn *t = wtxn(f);
+
+	make_chunk(&a, 80);
+	make_chunk(&b, 81);
+	a.refcount = 3; /* a leaked count: only b holds it */
+	b.refcount = 1;
+	b.flags = IDX_CHUNK_HAS_REF | IDX_CHUNK_REVERSED;
+	memcpy(b.ref_fp, a.fp, FP_LEN);
+	assert_int_equal(idx_chunk_insert(t, &a), 0);
+	assert_int_equal(idx_chunk_insert(t, &b), 0);
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = wtxn(f);
+	assert_int_equal(idx_chunk_refcount_set(t, a.fp, 1), 0); /* fsck --repair */
+	assert_int_equal(idx_txn_commit(t), 0);
+	t = rtxn(f);
+	assert_int_equal(idx_loose_list(t, loose, 4), 1);
+	idx_txn_abort(t);
+}
+
 /* A store of format 3 (no refby table) gets one at its first rw open. */
 static void test_refby_upgrade(void **state)
 {
@@ -2370,6 +2424,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refby_loose, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refby_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loose_damaged_refby, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_loose_refcount_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tensors_old_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_threads, setup, teardown),
 		cmocka_unit_test(test_map_full),
