@@ -1729,6 +1729,45 @@ static void test_loose_refcount_set(void **state)
 	idx_txn_abort(t);
 }
 
+/* A file deleted in steps: idx_file_punch_last takes the last extents of
+ * its inode only (not the next inode's, whose keys follow), and
+ * idx_extent_count stops counting where asked. */
+static void test_punch_last(void **state)
+{
+	struct fixture *f = *state;
+	struct idx_inode a, b;
+	struct idx_chunk c;
+	struct idx_txn *t = wtxn(f);
+
+	make_file(&a, 200, 10 * 4096);
+	make_file(&b, 201, 4096);
+	make_chunk(&c, 300);
+	assert_int_equal(idx_chunk_insert(t, &c), 0);
+	for (unsigned i = 0; i < 10; i++)
+		assert_int_equal(idx_file_map(t, &a, (uint64_t)i * 4096, 100, c.fp, 0), 0);
+	assert_int_equal(idx_file_map(t, &b, 0, 100, c.fp, 0), 0);
+	assert_int_equal(idx_extent_count(t, 200, 100), 10);
+	assert_int_equal(idx_extent_count(t, 200, 4), 4);
+	assert_int_equal(idx_extent_count(t, 202, 4), 0);
+	/* b's one extent, not a's before it */
+	assert_int_equal(idx_file_punch_last(t, &b, 4), 1);
+	assert_int_equal(idx_file_map(t, &b, 0, 100, c.fp, 0), 0);
+	assert_int_equal(idx_file_punch_last(t, &a, 4), 4);
+	assert_int_equal(idx_extent_count(t, 200, 100), 6);
+	assert_int_equal(idx_extent_count(t, 201, 100), 1);
+	{
+		struct idx_extent e;
+		assert_int_equal(idx_extent_find(t, 200, 5 * 4096, &e), 0);
+		assert_int_equal(e.off, 5 * 4096); /* the first 6 are left */
+		assert_int_equal(idx_extent_find(t, 200, 6 * 4096, &e), -ENOENT);
+	}
+	assert_int_equal(idx_file_punch_last(t, &a, 100), 6);
+	assert_int_equal(idx_file_punch_last(t, &a, 100), 0);
+	assert_int_equal(idx_extent_count(t, 201, 100), 1);
+	assert_int_equal(chunk_refs(t, 300), 1);
+	assert_int_equal(idx_txn_commit(t), 0);
+}
+
 /* A store of format 3 (no refby table) gets one at its first rw open. */
 static void test_refby_upgrade(void **state)
 {
@@ -2424,6 +2463,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hints, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refby_loose, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refby_upgrade, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_punch_last, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loose_damaged_refby, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loose_refcount_set, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tensors_old_store, setup, teardown),
