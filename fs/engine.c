@@ -2115,8 +2115,10 @@ int eng_release(struct eng *e, uint64_t ino)
 		wb_hints_closed(e, ei);
 	if (last && ei->shadow_ino) {
 		/* the rewrite is done: its previous version is no longer needed
-		 * (chunks coded against it keep their references alive) */
+		 * (chunks coded against it keep their references alive); a
+		 * large one loses its extents in steps first */
 		struct idx_txn *t;
+		(void)reap_shrink(e, ei->shadow_ino);
 		int r = eng_wtxn_begin(e, &t);
 		if (r >= 0)
 			r = eng_wtxn_end(e, t, shadow_drop(e, t, ei));

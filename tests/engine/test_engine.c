@@ -3291,6 +3291,42 @@ static void t_delete_in_steps(void **state)
 	assert_int_equal(st.files, 0);
 	assert_int_equal(st.mapped_bytes, 0);
 	assert_int_equal(st.chunks, 0);
+	/* a large file rewritten in place (O_TRUNC while open, level mix
+	 * with series references: its previous version is kept as a shadow
+	 * inode until the close): the shadow goes in steps too */
+	{
+		struct eng_opts o;
+		struct eng_attr a;
+
+		series_open(f, &o, 0);
+		ino = new_file(f, 1, "big2");
+		for (unsigned i = 0; i < PIECES; i++) {
+			fill_random(piece, sizeof(piece), 5000 + i);
+			write_all(f, ino, (uint64_t)i * 65536, piece, sizeof(piece), sizeof(piece));
+		}
+		assert_int_equal(eng_release(f->e, ino), 0);
+		assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+		eng_forget(f->e, ino, 1);
+		assert_int_equal(eng_lookup(f->e, 1, "big2", &a), 0);
+		assert_int_equal(eng_open(f->e, a.st.st_ino, O_RDWR | O_TRUNC), 0);
+		write_all(f, a.st.st_ino, 0, piece, sizeof(piece), sizeof(piece));
+		f->e->reap_step = STEP;
+		atomic_store(&step_calls, 0);
+		atomic_store(&step_fail_from, 1000);
+		f->e->reap_hook = step_hook;
+		assert_int_equal(eng_release(f->e, a.st.st_ino), 0);
+		print_message("a shadow of %d extents deleted in %d steps\n", PIECES,
+		              atomic_load(&step_calls));
+		assert_true(atomic_load(&step_calls) >= PIECES / STEP - 1);
+		f->e->reap_hook = NULL;
+		check_read(f, a.st.st_ino, 0, piece, sizeof(piece));
+		eng_forget(f->e, a.st.st_ino, 1);
+		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+		assert_int_equal(idx_stats_get(t, &st), 0);
+		idx_txn_abort(t);
+		assert_int_equal(st.mapped_bytes, sizeof(piece));
+		assert_int_equal(eng_unlink(f->e, 1, "big2"), 0);
+	}
 	/* a small file: one transaction, as before */
 	ino = new_file(f, 1, "small");
 	write_all(f, ino, 0, piece, sizeof(piece), sizeof(piece));
