@@ -3539,18 +3539,24 @@ struct hint_walk {
 	void *arg;
 };
 
+/* 1 if chunk fp has a record, 0 if not, or -errno. */
+static int chunk_present(struct idx_txn *t, const void *fp)
+{
+	MDB_val v;
+	int rc = db_get(t, DB_CHUNKS, fp, FP_LEN, &v);
+
+	return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
+}
+
 static int hint_check_fn(void *ctx, const MDB_val *k, const MDB_val *v)
 {
 	struct hint_walk *w = ctx;
-	MDB_val cv;
 	int rc;
 
 	if (k->mv_size != FP_LEN || v->mv_size != FP_LEN)
 		return -EIO;
-	rc = db_get(w->t, DB_CHUNKS, k->mv_data, FP_LEN, &cv);
-	if (rc < 0 && rc != -ENOENT)
-		return rc;
-	return w->cb(w->arg, k->mv_data, v->mv_data, rc == 0);
+	rc = chunk_present(w->t, k->mv_data);
+	return rc < 0 ? rc : w->cb(w->arg, k->mv_data, v->mv_data, rc == 1);
 }
 
 int idx_hint_check(struct idx_txn *t, idx_hint_cb cb, void *arg)
@@ -3626,6 +3632,13 @@ int idx_refby_list(struct idx_txn *t, const uint8_t ref[FP_LEN], uint8_t (*out)[
 	return refby_count(t, ref, out, max, max < IDX_LOOSE_DEPS_MAX ? max + 1 : IDX_LOOSE_DEPS_MAX + 1);
 }
 
+/* Write fp's loose mark, counted for idx_loose_marks. */
+static int loose_put(struct idx_txn *t, const uint8_t fp[FP_LEN])
+{
+	atomic_fetch_add(&t->x->loose_marks, 1);
+	return db_put(t, DB_LOOSE, fp, FP_LEN, "", 0, 0);
+}
+
 /* c (its refcount just lowered, still > 0): loose when only chunks coded
  * against it hold it now.  One with more than IDX_LOOSE_DEPS_MAX
  * references is not looked at (rebase would not splice it out). */
@@ -3638,8 +3651,7 @@ static int loose_mark(struct idx_txn *t, const struct idx_chunk *c)
 	n = refby_count(t, c->fp, NULL, 0, c->refcount + 1u);
 	if (n < 0 || (uint32_t)n != c->refcount)
 		return n < 0 ? n : 0;
-	atomic_fetch_add(&t->x->loose_marks, 1);
-	return db_put(t, DB_LOOSE, c->fp, FP_LEN, "", 0, 0);
+	return loose_put(t, c->fp);
 }
 
 uint64_t idx_loose_marks(struct idx *x)
@@ -3651,10 +3663,7 @@ int idx_loose_add(struct idx_txn *t, const uint8_t fp[FP_LEN])
 {
 	int rc = txn_writable(t);
 
-	if (rc < 0)
-		return rc;
-	atomic_fetch_add(&t->x->loose_marks, 1);
-	return db_put(t, DB_LOOSE, fp, FP_LEN, "", 0, 0);
+	return rc < 0 ? rc : loose_put(t, fp);
 }
 
 int idx_loose_drop(struct idx_txn *t, const uint8_t fp[FP_LEN])
@@ -3752,15 +3761,12 @@ static int refby_verify_edge(void *ctx, const MDB_val *k, const MDB_val *v)
 static int refby_verify_loose(void *ctx, const MDB_val *k, const MDB_val *v)
 {
 	struct refby_verify *w = ctx;
-	MDB_val cv;
-	int rc = -ENOENT;
+	int rc = k->mv_size == FP_LEN ? chunk_present(w->t, k->mv_data) : 0;
 	(void)v;
 
-	if (k->mv_size == FP_LEN)
-		rc = db_get(w->t, DB_CHUNKS, k->mv_data, FP_LEN, &cv);
-	if (rc < 0 && rc != -ENOENT)
+	if (rc < 0)
 		return rc;
-	w->r->loose_stray += rc == -ENOENT;
+	w->r->loose_stray += rc == 0;
 	return 0;
 }
 
@@ -3790,43 +3796,39 @@ int idx_refby_verify(struct idx_txn *t, struct idx_refby_check *r)
 
 /* --- test-only (index/idx_test_i.h) --------------------------------------- */
 
+/* The database named db, or -EINVAL. */
+static int db_by_name(const char *db)
+{
+	for (unsigned i = 0; i < DB_COUNT; i++)
+		if (strcmp(db, idx_db_names[i]) == 0)
+			return (int)i;
+	return -EINVAL;
+}
+
 int idx_raw_put(struct idx_txn *t, const char *db, const void *k, size_t kl, const void *v,
                 size_t vl)
 {
-	unsigned i;
-	int rc = txn_writable(t);
+	int rc = txn_writable(t), d = rc < 0 ? rc : db_by_name(db);
 
-	if (rc < 0)
-		return rc;
-	for (i = 0; i < DB_COUNT; i++)
-		if (strcmp(db, idx_db_names[i]) == 0)
-			return db_put(t, (enum idx_db)i, k, kl, v, vl, 0);
-	return -EINVAL;
+	return d < 0 ? d : db_put(t, (enum idx_db)d, k, kl, v, vl, 0);
 }
 
 int idx_raw_del(struct idx_txn *t, const char *db, const void *k, size_t kl)
 {
-	int rc = txn_writable(t);
+	int rc = txn_writable(t), d = rc < 0 ? rc : db_by_name(db);
 
-	for (unsigned i = 0; rc == 0 && i < DB_COUNT; i++)
-		if (strcmp(db, idx_db_names[i]) == 0)
-			return db_del(t, (enum idx_db)i, k, kl);
-	return rc < 0 ? rc : -EINVAL;
+	return d < 0 ? d : db_del(t, (enum idx_db)d, k, kl);
 }
 
 int idx_raw_get(struct idx_txn *t, const char *db, const void *k, size_t kl, void *buf,
                 size_t cap)
 {
 	MDB_val v;
-	unsigned i;
-	int rc;
+	int rc, d = db_by_name(db);
 
-	for (i = 0; i < DB_COUNT; i++)
-		if (strcmp(db, idx_db_names[i]) == 0)
-			break;
-	if (i == DB_COUNT)
-		return -EINVAL;
-	rc = db_get(t, (enum idx_db)i, k, kl, &v);
+	if (d < 0)
+		return d;
+	rc = db_get(t, (enum idx_db)d, k, kl, &v);
 	if (rc < 0)
 		return rc;
 	memcpy(buf, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
