@@ -246,7 +246,6 @@ struct eng {
 	/* idx_loose_marks() when the loose table was last found empty (the
 	 * rebase thread's own; UINT64_MAX: not since the mount) */
 	_Atomic uint64_t rb_loose_seen;
-	_Atomic uint64_t rb_spliced;   /* loose chunks spliced out (logs, tests) */
 	bool rb_quit;
 	atomic_bool rb_running;        /* read by pool workers (lazy coding) */
 	int64_t rb_retry_ms;           /* after a failed group: idle work waits

@@ -674,8 +674,17 @@ static int sp_drain(struct eng *e, bool idle_only)
 		pthread_mutex_unlock(&e->rb_run);
 		if (rc < 0)
 			return rc;
-		atomic_fetch_add(&e->rb_spliced, (uint64_t)rc);
 	}
+}
+
+/* A group failed with rc: idle work waits RB_RETRY_IDLES rebase_idle
+ * periods (a full disk or an I/O error may pass), or not at all after
+ * another writer's pack error (-EAGAIN passes at once). */
+static void rb_retry_later(struct eng *e, int rc)
+{
+	pthread_mutex_lock(&e->rb_lock);
+	e->rb_retry_ms = mono_ms() + (rc == -EAGAIN ? 0 : RB_RETRY_IDLES * (int64_t)e->o.rebase_idle_ms);
+	pthread_mutex_unlock(&e->rb_lock);
 }
 
 /* Work through the queue (and a pending rescan).  idle_only: stop as soon
@@ -740,10 +749,7 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 			for (size_t i = 0; i < n; i++)
 				rb_note(e, fps[i]);
 			interrupted = true;
-			pthread_mutex_lock(&e->rb_lock);
-			e->rb_retry_ms = mono_ms() + (rc == -EAGAIN ? 0
-			                              : RB_RETRY_IDLES * (int64_t)e->o.rebase_idle_ms);
-			pthread_mutex_unlock(&e->rb_lock);
+			rb_retry_later(e, rc);
 			break;
 		}
 		pass_turned += (uint64_t)rc;
@@ -770,12 +776,8 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 		rc = sp_drain(e, idle_only);
 		if (rc == 1)
 			e->rb_loose_seen = marks;
-		if (rc < 0) {
-			pthread_mutex_lock(&e->rb_lock);
-			e->rb_retry_ms = mono_ms() + (rc == -EAGAIN ? 0
-			                              : RB_RETRY_IDLES * (int64_t)e->o.rebase_idle_ms);
-			pthread_mutex_unlock(&e->rb_lock);
-		}
+		if (rc < 0)
+			rb_retry_later(e, rc);
 		rc = rc < 0 ? rc : 0;
 	}
 	return rc;
