@@ -2676,7 +2676,8 @@ static int gc_drop_copies(const struct gc_host *h, const struct vec *mvs)
 }
 
 /* Copy the live frames of packs ids[0..nids) (at most max_moves chunks:
- * *more when some are left), sync, commit, remove the old files.  *dropped: the batch failed and its copies are gone (see
+ * *more when some are left), sync, commit, remove the old files.
+ * *dropped: the batch failed and its copies are gone (see
  * gc_drop_copies), so a smaller one may be tried. */
 static int gc_batch(const struct gc_host *h, const struct gc_opts *o, uint64_t max_moves,
                     struct vec *packs, uint32_t *ids, size_t nids, struct gc_stats *st,

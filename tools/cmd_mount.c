@@ -403,18 +403,14 @@ static int resolve_paths(const char *store, const char *mnt, char **store_abs, c
 		        *mnt_abs);
 		return -1;
 	}
-	for (int k = 0; k < 2; k++) {
+	/* the mount point's path below the store, if it is below it */
+	size_t n = strlen(*store_abs);
+	const char *rest = strncmp(*mnt_abs, *store_abs, n) == 0 && (*mnt_abs)[n] == '/'
+	                           ? *mnt_abs + n : NULL;
+	for (int k = 0; rest && k < 2; k++) {
 		static const char *const sub[2] = { "/packs", "/index" };
-		size_t n = strlen(*store_abs);
-		char *d = malloc(n + 7);
 
-		if (!d)
-			return -1;
-		memcpy(d, *store_abs, n);
-		memcpy(d + n, sub[k], 7);
-		bool in = path_under(*mnt_abs, d);
-		free(d);
-		if (in) {
+		if (path_under(rest, sub[k])) {
 			fprintf(stderr, "mixfs mount: mount point %s lies in the store's %s directory\n",
 			        *mnt_abs, sub[k] + 1);
 			return -1;
