@@ -89,18 +89,6 @@ log() { printf 'best_rotation: %s\n' "$*" >&2; }
 # the commit a binary was built from: that of the tree it sits in
 commit_of() { git -C "$(dirname "$1")" rev-parse --short HEAD 2>/dev/null || echo "?"; }
 mb() { awk -v a="$1" 'BEGIN { printf "%.1f", a / 1e6 }'; }
-# stats_get FILE KEY...: values of mixfs stats --json (a.b for nested keys)
-stats_get() {
-	"$PY" -c 'import json, sys
-d = json.load(open(sys.argv[1]))
-out = []
-for k in sys.argv[2:]:
-    v = d
-    for p in k.split("."):
-        v = v[p]
-    out.append(str(v))
-print(" ".join(out))' "$@"
-}
 
 echo "command: $0 -n $N -e $EVERY -s $SEED -k $KEEP -b $BEST -t $KIND${OPTS:+ -o $OPTS} ${BINS[*]}"
 echo "mount options: $MOPTS; torch $("$PY" -c 'import torch; print(torch.__version__)'); kernel $(uname -r); $(nproc) cpus; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -174,7 +162,7 @@ for bi in "${!BINS[@]}"; do
 		BESTS[v]=$best KEPT[v]=${kept# }
 		wait_quiet
 		"$bin" stats --json "$MNT" >"$W/stats-$bi-$v.json"
-		STEP[$v.$bi]=$(stats_get "$W/stats-$bi-$v.json" stored_bytes)
+		STEP[$v.$bi]=$(json_get "$W/stats-$bi-$v.json" stored_bytes)
 		log "save $v (best $best, kept ${kept# }): stored $(mb "${STEP[$v.$bi]}") MB, packs $(mb "$(du -sb "$store/packs" | cut -f1)") MB on disk"
 	done
 	R[$bi.wall]=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }')
@@ -182,7 +170,7 @@ for bi in "${!BINS[@]}"; do
 	# settled: quiet once more (rebase, splicing, lazy recompression), then the numbers
 	wait_quiet
 	"$bin" stats --json "$MNT" >"$W/stats-$bi.json"
-	read -r a b c d e f < <(stats_get "$W/stats-$bi.json" stored_bytes unique_bytes chunks ref_chunks logical_bytes file_count)
+	read -r a b c d e f < <(json_get "$W/stats-$bi.json" stored_bytes unique_bytes chunks ref_chunks logical_bytes file_count)
 	R[$bi.stored]=$a R[$bi.unique]=$b R[$bi.chunks]=$c R[$bi.ref]=$d R[$bi.logical]=$e R[$bi.files]=$f
 	R[$bi.packs_mounted]=$(du -sb "$store/packs" | cut -f1)
 	# every kept file read back through the mount, against its source's SHA-256

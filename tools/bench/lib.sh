@@ -85,4 +85,16 @@ wait_quiet() {
 }
 
 # json_get FILE KEY: a top-level value from mixfs stats --json.
-json_get() { "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+# json_get FILE KEY...: the values of KEYs (a.b for nested ones) in the
+# JSON object of FILE, space-separated
+json_get() {
+	"$PY" -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+out = []
+for k in sys.argv[2:]:
+    v = d
+    for p in k.split("."):
+        v = v[p]
+    out.append(str(v))
+print(" ".join(out))' "$@"
+}
