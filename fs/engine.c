@@ -2063,33 +2063,142 @@ static bool ein_open(struct eng *e, struct einode *ei)
 	return open;
 }
 
-/* in is being truncated to zero: keep its contents as an unlinked shadow
- * inode (an orphan, so a crash cannot leak it) that the rewrite uses as
- * its series reference; deleted at the last close.  Chunks coded against
- * shadow chunks hold references on them, so deleting it is always safe. */
-static int shadow_keep(struct eng *e, struct idx_txn *t, struct einode *ei, struct idx_inode *in,
-                       uint64_t *shadow)
+/* The shadow a truncate to zero keeps (below) in *sh: a new one when
+ * *shadow is 0 (an orphan, so that a crash cannot leak it; the previous
+ * one is dropped), else the one the steps of punch_steps began. */
+static int shadow_open(struct eng *e, struct idx_txn *t, struct einode *ei,
+                       const struct idx_inode *in, uint64_t *shadow, struct idx_inode *sh)
 {
-	struct idx_inode sh;
-	int rc = shadow_drop(e, t, ei);
+	int rc;
+
+	if (*shadow)
+		return idx_inode_get(t, *shadow, sh);
+	rc = shadow_drop(e, t, ei);
 	if (rc >= 0)
 		rc = idx_ino_alloc(t, shadow);
 	if (rc < 0)
 		return rc;
-	memset(&sh, 0, sizeof(sh));
-	sh.ino = *shadow;
-	sh.mode = S_IFREG | 0600;
-	sh.uid = in->uid;
-	sh.gid = in->gid;
-	sh.size = in->size;
-	sh.atime_ns = sh.mtime_ns = sh.ctime_ns = in->mtime_ns;
-	sh.dtype = in->dtype;
-	rc = copy_map(t, in->ino, &sh, 0, 0, UINT64_MAX); /* the whole map, as it is */
+	memset(sh, 0, sizeof(*sh));
+	sh->ino = *shadow;
+	sh->mode = S_IFREG | 0600;
+	sh->uid = in->uid;
+	sh->gid = in->gid;
+	sh->size = in->size;
+	sh->atime_ns = sh->mtime_ns = sh->ctime_ns = in->mtime_ns;
+	sh->dtype = in->dtype;
+	return idx_orphan_add(t, sh->ino);
+}
+
+/* in is being truncated to zero: keep its contents as an unlinked shadow
+ * inode that the rewrite uses as its series reference; deleted at the
+ * last close.  Chunks coded against shadow chunks hold references on
+ * them, so deleting it is always safe.  A shadow the steps of
+ * punch_steps began (*shadow set) holds in's extents from in->size on
+ * and gets the rest. */
+static int shadow_keep(struct eng *e, struct idx_txn *t, struct einode *ei, struct idx_inode *in,
+                       uint64_t *shadow)
+{
+	struct idx_inode sh;
+	uint64_t len = *shadow ? in->size : UINT64_MAX; /* new: the whole map, as it is */
+	int rc = shadow_open(e, t, ei, in, shadow, &sh);
+
+	if (rc >= 0)
+		rc = copy_map(t, in->ino, &sh, 0, 0, len);
 	if (rc >= 0)
 		rc = idx_inode_put(t, &sh);
-	if (rc >= 0)
-		rc = idx_orphan_add(t, sh.ino);
 	return rc;
+}
+
+/* Whether a truncate of in to size keeps a shadow: to zero, of a file
+ * open (for its rewrite), when chunks may be coded against it. */
+static bool shadow_wanted(struct eng *e, struct einode *ei, const struct idx_inode *in,
+                          uint64_t size)
+{
+	return size == 0 && in->size > 0 && in->nlink > 0 && S_ISREG(in->mode) &&
+	       e->o.level == CODEC_LEVEL_MIX && e->o.max_ref_chain > 0 && ein_open(e, ei);
+}
+
+/* [start, end) of ei's file is being punched (end UINT64_MAX: truncated
+ * to start): while it holds more than reap_step extents, punch them from
+ * its end, reap_step per transaction, until the caller's own transaction
+ * is left a bounded one (a million extents in one keep ~300 MiB of LMDB
+ * pages dirty and every other commit waiting).  Each step leaves a
+ * consistent file: a truncate lowers the size to where its step began, a
+ * hole grows from its end; an error or a crash between steps leaves the
+ * operation partly done, never stale bytes.  keep_shadow (a truncate to
+ * zero): the steps move the extents into a new shadow (shadow_keep),
+ * whose inode *shadow returns (0: none made, even on error).  Under ei's
+ * write lock, after wb_sync. */
+static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_t end,
+                       bool keep_shadow, uint64_t *shadow)
+{
+	unsigned step = e->reap_step ? e->reap_step : REAP_STEP;
+	bool trunc = end == UINT64_MAX;
+	int rc;
+
+	*shadow = 0;
+	for (;;) {
+		struct idx_inode in, sh;
+		struct idx_txn *t;
+		uint64_t from, had = *shadow;
+		/* a read first: most files have far fewer extents, and their
+		 * truncate must not cost a commit more */
+		rc = idx_txn_begin(e->idx, true, &t);
+		if (rc < 0)
+			return rc;
+		rc = idx_extent_tail(t, ei->ino, start, end, step, &from);
+		idx_txn_abort(t);
+		if (rc < 0 || from == start)
+			return rc < 0 ? rc : 0;
+		/* unsynced: a crash may undo steps (all are consistent); the
+		 * caller's own synced commit makes them durable */
+		rc = wtxn_begin(e, true, &t);
+		if (rc < 0)
+			return rc;
+		rc = idx_inode_get(t, ei->ino, &in);
+		if (rc >= 0)
+			rc = idx_extent_tail(t, ei->ino, start, end, step, &from);
+		if (rc >= 0 && keep_shadow)
+			rc = shadow_open(e, t, ei, &in, shadow, &sh);
+		if (rc >= 0 && keep_shadow)
+			rc = copy_map(t, in.ino, &sh, from, from, end - from);
+		if (rc >= 0 && keep_shadow)
+			rc = idx_inode_put(t, &sh);
+		if (rc >= 0)
+			rc = idx_file_punch(t, &in, from, end);
+		if (rc >= 0) {
+			if (trunc && in.size > from)
+				in.size = from;
+			in.mtime_ns = in.ctime_ns = eng_now_ns();
+			ei->size_valid = false; /* reload from the record */
+			rc = idx_inode_put(t, &in);
+		}
+		if (rc >= 0 && e->reap_hook)
+			rc = e->reap_hook(e);
+		rc = eng_wtxn_end(e, t, rc);
+		if (rc < 0) {
+			*shadow = had; /* one this step made is not there */
+			return rc;
+		}
+		end = from;
+	}
+}
+
+/* Before a truncate's own transaction: a large one goes in steps
+ * (punch_steps), moving into a new shadow what a rewrite keeps. */
+static int trunc_steps(struct eng *e, struct einode *ei, uint64_t size, uint64_t *shadow)
+{
+	struct idx_inode in;
+	bool keep;
+	int rc = read_inode(e, ei->ino, &in);
+
+	*shadow = 0;
+	if (rc < 0 || size >= in.size)
+		return rc;
+	keep = shadow_wanted(e, ei, &in, size);
+	if (keep && ei->shadow_ino) /* the previous rewrite's, dropped with it */
+		(void)reap_shrink(e, ei->shadow_ino);
+	return punch_steps(e, ei, size, UINT64_MAX, keep, shadow);
 }
 
 int eng_release(struct eng *e, uint64_t ino)
@@ -2145,7 +2254,7 @@ static void ein_new_head(struct eng *e, struct einode *ei)
 
 int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struct eng_attr *out)
 {
-	uint64_t shadow = 0;
+	uint64_t shadow = 0, stepped = 0;
 	struct einode *ei = ein_get(e, ino, true, 0, 0);
 	struct idx_txn *t = NULL;
 	struct idx_inode in;
@@ -2171,6 +2280,9 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	 * commit keep an mtime set here (wb_uncommitted), the size stays
 	 * in memory until they commit */
 	rc = attr_only ? wb_settle(e, ei) : wb_sync(e, ei);
+	if (rc >= 0 && !attr_only)
+		rc = trunc_steps(e, ei, sa->size, &stepped);
+	shadow = stepped;
 	if (rc < 0)
 		goto out;
 	uncommitted = attr_only &&
@@ -2198,8 +2310,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 			rc = -EINVAL;
 			goto out;
 		}
-		if (sa->size == 0 && in.size > 0 && in.nlink > 0 && e->o.level == CODEC_LEVEL_MIX &&
-		    e->o.max_ref_chain > 0 && ein_open(e, ei)) {
+		if (shadow || shadow_wanted(e, ei, &in, sa->size)) {
 			rc = shadow_keep(e, t, ei, &in, &shadow);
 			if (rc < 0)
 				goto out;
@@ -2234,7 +2345,9 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 out:
 	if (t)
 		rc = eng_wtxn_end(e, t, rc);
-	if (rc >= 0 && shadow) {
+	if (rc < 0)
+		shadow = stepped; /* the one of our steps, committed, or none */
+	if (shadow) {
 		ei->shadow_ino = shadow;
 		ein_new_head(e, ei);
 	}
@@ -2263,6 +2376,10 @@ int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t 
 		return -ENOMEM;
 	ein_wrlock(ei);
 	rc = wb_sync(e, ei);
+	if (rc >= 0 && (mode & FALLOC_FL_PUNCH_HOLE)) {
+		uint64_t none;
+		rc = punch_steps(e, ei, off, off + len, false, &none);
+	}
 	if (rc < 0)
 		goto out;
 	rc = eng_wtxn_begin(e, &t);

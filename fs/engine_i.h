@@ -222,9 +222,10 @@ struct eng {
 	 * a batch's frames; a negative return fails the batch with that
 	 * error, as a pack write would (ENOSPC on the store's disk) */
 	int (*append_hook)(struct eng *e, uint64_t ino);
-	/* tests only (NULL otherwise): called by ein_reap_batch before it
-	 * commits; a negative return fails the deletion with that error, as
-	 * an index that cannot grow on a full disk would */
+	/* tests only (NULL otherwise): called by ein_reap_batch and by every
+	 * step of a deletion, truncate or hole punch in steps before it
+	 * commits; a negative return fails it with that error, as an index
+	 * that cannot grow on a full disk would */
 	int (*reap_hook)(struct eng *e);
 	unsigned reap_step; /* REAP_STEP; tests set fewer */
 	pthread_t committer;
@@ -292,8 +293,9 @@ int64_t eng_mono_ns(void);
 #define REAP_DELAY_NS 20000000ll /* orphans deleted in one transaction per 20 ms */
 #define REAP_MAX 4096            /* or as soon as this many are queued */
 #define REAP_QMAX (16 * REAP_MAX) /* queued at most (more: deleted at once) */
-#define REAP_STEP 16384 /* extents: a larger unlinked file is deleted over several
-                           transactions of this many (bounded dirty pages) */
+#define REAP_STEP 16384 /* extents: a larger unlinked file is deleted (a file
+                           truncated, a hole punched) over several transactions
+                           of this many (bounded dirty pages) */
 #define REAP_RETRY_MIN_NS 1000000000ll  /* a failed deletion: again after 1 s, */
 #define REAP_RETRY_MAX_NS 60000000000ll /* doubling up to a minute */
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);

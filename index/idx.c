@@ -3100,38 +3100,55 @@ int idx_extent_count(struct idx_txn *t, uint64_t ino, unsigned stop)
 	return rc < 0 ? rc : (int)c.n;
 }
 
-int idx_file_punch_last(struct idx_txn *t, struct idx_inode *in, unsigned max)
+int idx_extent_tail(struct idx_txn *t, uint64_t ino, uint64_t start, uint64_t end, unsigned max,
+                    uint64_t *from)
 {
 	MDB_cursor *cur;
 	MDB_val k, v;
 	uint8_t kb[16];
-	uint64_t from = 0;
 	unsigned n = 0;
-	int rc = txn_writable(t);
+	int rc;
 
-	if (rc < 0 || max == 0)
-		return rc;
+	*from = start;
+	if (max == 0 || start >= end)
+		return 0;
 	rc = db_cursor(t, DB_EXTENTS, &cur);
 	if (rc < 0)
 		return rc;
-	/* from the last extent of in->ino backwards */
-	key_u64_u64(kb, in->ino + 1, 0);
+	/* from the last extent that starts before end, backwards */
+	key_u64_u64(kb, ino, end);
 	k = mval(kb, sizeof(kb));
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	rc = mdb_cursor_get(cur, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
-	for (; rc == 0 && n < max; rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
-		if (k.mv_size != 16 || get_be64(k.mv_data) != in->ino)
+	for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+		if (k.mv_size != 16 || get_be64(k.mv_data) != ino)
 			break;
-		from = get_be64((const uint8_t *)k.mv_data + 8);
+		uint64_t off = get_be64((const uint8_t *)k.mv_data + 8);
 		n++;
+		if (off <= start)
+			break; /* the first one in range (or before it): all counted */
+		if (n == max) {
+			*from = off; /* more may lie below */
+			break;
+		}
 	}
 	mdb_cursor_close(cur);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return LMDB_ERR(t, rc);
-	if (n == 0)
-		return 0;
-	rc = idx_file_punch(t, in, from, UINT64_MAX);
-	return rc < 0 ? rc : (int)n;
+	return (int)n;
+}
+
+int idx_file_punch_last(struct idx_txn *t, struct idx_inode *in, unsigned max)
+{
+	uint64_t from;
+	int n = txn_writable(t);
+
+	if (n >= 0)
+		n = idx_extent_tail(t, in->ino, 0, UINT64_MAX, max, &from);
+	if (n <= 0)
+		return n;
+	int rc = idx_file_punch(t, in, from, UINT64_MAX);
+	return rc < 0 ? rc : n;
 }
 
 /* --- xattrs, symlinks, orphans ------------------------------------------- */

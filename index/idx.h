@@ -286,6 +286,13 @@ int idx_extent_count(struct idx_txn *t, uint64_t ino, unsigned stop);
  * deleted in steps of bounded transactions.  Returns how many extents
  * went (0: none was left); caller writes in back. */
 int idx_file_punch_last(struct idx_txn *t, struct idx_inode *in, unsigned max);
+/* Where a punch of [*from, end) of ino edits at most max extents, walking
+ * back from end: *from == start when [start, end) holds no more than max
+ * (a truncate or a hole punched in steps of bounded transactions).
+ * Returns how many extents [*from, end) holds (those it overlaps, and at
+ * most one more just before start), or -errno. */
+int idx_extent_tail(struct idx_txn *t, uint64_t ino, uint64_t start, uint64_t end, unsigned max,
+                    uint64_t *from);
 /* Map file bytes [off, off+len) to chunk fp at chunk_off (the range must be
  * unmapped: punch first).  Takes a reference on the chunk (-ENOENT if it
  * does not exist). Adjusts in->stored_bytes, stats.mapped_bytes. */

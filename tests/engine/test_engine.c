@@ -3327,6 +3327,134 @@ static void t_delete_in_steps(void **state)
 	f->e->reap_hook = NULL;
 }
 
+static uint64_t mapped_bytes(struct fx *f)
+{
+	struct idx_stats st;
+	struct idx_txn *t;
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_stats_get(t, &st), 0);
+	idx_txn_abort(t);
+	return st.mapped_bytes;
+}
+
+static uint64_t size_of(struct fx *f, uint64_t ino)
+{
+	struct eng_attr a;
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	return (uint64_t)a.st.st_size;
+}
+
+/* A truncate or a hole punched over many extents goes in steps of
+ * reap_step extents, each its own transaction, from the end (before, one
+ * transaction: 300k extents kept 40 MB dirty and every commit waiting for
+ * ~3 s).  A step that fails leaves the file consistent, partly done: a
+ * truncate at the size its steps reached, every byte below it as it was.
+ * An O_TRUNC rewrite's previous version (the shadow) gets all of them. */
+static void t_truncate_in_steps(void **state)
+{
+	struct fx *f = *state;
+	enum { PIECES = 600, STEP = 64, PIECE = 4096 };
+	const uint64_t stride = 65536, cut = 100 * 65536 + 1000;
+	static uint8_t pieces[PIECES][PIECE];
+	struct eng_setattr sa = { .valid = ENG_SET_SIZE };
+	struct eng_opts o;
+	uint64_t ino;
+
+	for (unsigned i = 0; i < PIECES; i++)
+		fill_random(pieces[i], PIECE, 7000 + i);
+	series_open(f, &o, 0);
+	ino = new_file(f, 1, "big");
+	for (unsigned i = 0; i < PIECES; i++)
+		write_all(f, ino, i * stride, pieces[i], PIECE, PIECE);
+	assert_int_equal(eng_fsync(f->e, ino, false), 0);
+	assert_int_equal(extents_of(f, ino), PIECES);
+	f->e->reap_step = STEP;
+	f->e->reap_hook = step_hook;
+	/* steps 1 and 2 commit, the third fails */
+	atomic_store(&step_calls, 0);
+	atomic_store(&step_fail_from, 2);
+	sa.size = cut;
+	assert_int_equal(eng_setattr(f->e, ino, &sa, NULL), -ENOSPC);
+	print_message("truncate of %d extents, its third step failing: size %llu, %d extents\n",
+	              PIECES, (unsigned long long)size_of(f, ino), extents_of(f, ino));
+	assert_int_equal(size_of(f, ino), (PIECES - 2 * STEP) * stride);
+	assert_int_equal(extents_of(f, ino), PIECES - 2 * STEP);
+	assert_int_equal(mapped_bytes(f), (PIECES - 2 * STEP) * PIECE);
+	check_read(f, ino, (PIECES - 2 * STEP - 1) * stride, pieces[PIECES - 2 * STEP - 1], PIECE);
+	/* again, nothing failing: the rest */
+	atomic_store(&step_calls, 0);
+	atomic_store(&step_fail_from, 1000);
+	assert_int_equal(eng_setattr(f->e, ino, &sa, NULL), 0);
+	print_message("then the rest in %d steps\n", atomic_load(&step_calls));
+	assert_true(atomic_load(&step_calls) >= (PIECES - 2 * STEP - 101) / STEP - 1);
+	assert_int_equal(size_of(f, ino), cut);
+	assert_int_equal(extents_of(f, ino), 101);
+	assert_int_equal(mapped_bytes(f), 100 * PIECE + 1000);
+	for (unsigned i = 0; i < 100; i += 33)
+		check_read(f, ino, i * stride, pieces[i], PIECE);
+	check_read(f, ino, 100 * stride, pieces[100], 1000);
+	/* a hole over pieces 10..89 (and into the 90th), from its end */
+	atomic_store(&step_calls, 0);
+	assert_int_equal(eng_fallocate(f->e, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	                               10 * stride, 80 * stride + 100), 0);
+	print_message("a hole over 81 extents in %d steps of %d\n", atomic_load(&step_calls), STEP);
+	assert_int_equal(atomic_load(&step_calls), 1);
+	assert_int_equal(extents_of(f, ino), 101 - 80);
+	assert_int_equal(size_of(f, ino), cut);
+	check_read(f, ino, 9 * stride, pieces[9], PIECE);
+	check_read(f, ino, 90 * stride + 100, pieces[90] + 100, PIECE - 100);
+	{
+		static const uint8_t zero[PIECE];
+		check_read(f, ino, 50 * stride, zero, PIECE);
+	}
+	assert_int_equal(eng_release(f->e, ino), 0);
+	eng_forget(f->e, ino, 1);
+	assert_int_equal(eng_unlink(f->e, 1, "big"), 0);
+
+	/* open O_TRUNC of a large file for its rewrite: every extent ends in
+	 * the shadow, the one of the steps and the last transaction */
+	f->e->reap_hook = NULL;
+	ino = new_file(f, 1, "big2");
+	for (unsigned i = 0; i < PIECES; i++)
+		write_all(f, ino, i * stride, pieces[i], PIECE, PIECE);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	f->e->reap_hook = step_hook;
+	atomic_store(&step_calls, 0);
+	assert_int_equal(eng_open(f->e, ino, O_RDWR | O_TRUNC), 0);
+	{
+		struct einode *ei = ein_get(f->e, ino, false, 0, 0);
+		assert_non_null(ei);
+		uint64_t sh = ei->shadow_ino;
+		ein_put(f->e, ei, 0, 0);
+		print_message("O_TRUNC of %d extents: %d steps, shadow %llu with %d extents\n",
+		              PIECES, atomic_load(&step_calls), (unsigned long long)sh,
+		              sh ? extents_of(f, sh) : -1);
+		assert_true(atomic_load(&step_calls) >= PIECES / STEP - 1);
+		assert_true(sh != 0);
+		assert_int_equal(extents_of(f, sh), PIECES);
+		assert_int_equal(extents_of(f, ino), 0);
+		assert_int_equal(size_of(f, ino), 0);
+		assert_int_equal(orphans(f), 1);
+		assert_int_equal(mapped_bytes(f), PIECES * PIECE);
+	}
+	write_all(f, ino, 0, pieces[0], PIECE, PIECE);
+	assert_int_equal(eng_release(f->e, ino), 0); /* drops the shadow */
+	f->e->reap_hook = NULL;
+	assert_int_equal(orphans(f), 0);
+	assert_int_equal(mapped_bytes(f), PIECE);
+	check_read(f, ino, 0, pieces[0], PIECE);
+	eng_forget(f->e, ino, 1);
+	{
+		struct gc_fsck_opts fo = { .threads = 2 };
+		struct gc_fsck_stats fs;
+		assert_int_equal(eng_store_close(f->e), 0);
+		f->e = NULL;
+		memset(&fs, 0, sizeof(fs));
+		assert_int_equal(gc_fsck(f->store, &fo, &fs), 0);
+		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
+	}
+}
+
 /* One unlinked inode whose records cannot be read (a damaged index: its
  * deletion fails with EIO at every attempt) must not hold back the
  * deletion of the others queued with it: before, the failed batch was
@@ -4147,6 +4275,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_chunk_misdirected, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reap_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_delete_in_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_truncate_in_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reap_retry_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),

@@ -1749,6 +1749,22 @@ static void test_punch_last(void **state)
 	assert_int_equal(idx_extent_count(t, 200, 100), 10);
 	assert_int_equal(idx_extent_count(t, 200, 4), 4);
 	assert_int_equal(idx_extent_count(t, 202, 4), 0);
+	{
+		/* a's extents: 100 bytes at every 4096 */
+		uint64_t from = 1;
+		assert_int_equal(idx_extent_tail(t, 200, 5 * 4096 + 50, UINT64_MAX, 3, &from), 3);
+		assert_int_equal(from, 7 * 4096); /* more below */
+		assert_int_equal(idx_extent_tail(t, 200, 5 * 4096 + 50, UINT64_MAX, 10, &from), 5);
+		assert_int_equal(from, 5 * 4096 + 50); /* all of them */
+		assert_int_equal(idx_extent_tail(t, 200, 0, 3 * 4096 + 50, 10, &from), 4);
+		assert_int_equal(from, 0);
+		assert_int_equal(idx_extent_tail(t, 200, 2 * 4096 + 200, UINT64_MAX, 8, &from), 8);
+		assert_int_equal(from, 2 * 4096 + 200);
+		assert_int_equal(idx_extent_tail(t, 200, 3 * 4096, 3 * 4096, 8, &from), 0);
+		assert_int_equal(idx_extent_tail(t, 201, 0, UINT64_MAX, 8, &from), 1); /* b only */
+		assert_int_equal(idx_extent_tail(t, 202, 0, UINT64_MAX, 8, &from), 0);
+		assert_int_equal(from, 0);
+	}
 	/* b's one extent, not a's before it */
 	assert_int_equal(idx_file_punch_last(t, &b, 4), 1);
 	assert_int_equal(idx_file_map(t, &b, 0, 100, c.fp, 0), 0);
