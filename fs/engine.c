@@ -132,6 +132,11 @@ int eng_wtxn_begin(struct eng *e, struct idx_txn **t)
 	return wtxn_begin(e, false, t);
 }
 
+int eng_wtxn_begin_lazy(struct eng *e, struct idx_txn **t)
+{
+	return wtxn_begin(e, true, t);
+}
+
 /* Commit if rc >= 0, else abort; releases wlock; returns the final rc. */
 int eng_wtxn_end(struct eng *e, struct idx_txn *t, int rc)
 {
@@ -2152,7 +2157,7 @@ static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_
 			return rc < 0 ? rc : 0;
 		/* unsynced: a crash may undo steps (all are consistent); the
 		 * caller's own synced commit makes them durable */
-		rc = wtxn_begin(e, true, &t);
+		rc = eng_wtxn_begin_lazy(e, &t);
 		if (rc < 0)
 			return rc;
 		rc = idx_inode_get(t, ei->ino, &in);

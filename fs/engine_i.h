@@ -247,6 +247,11 @@ struct eng {
 	/* idx_loose_marks() when the loose table was last found empty (the
 	 * rebase thread's own; UINT64_MAX: not since the mount) */
 	_Atomic uint64_t rb_loose_seen;
+	/* files' stored_bytes (st_blocks, du) may be stale: chunks were
+	 * re-encoded (rebase, splicing, recompression) since the last sweep
+	 * (rb_charges), which resumes from inode ch_from */
+	atomic_bool ch_stale;
+	_Atomic uint64_t ch_from;
 	bool rb_quit;
 	atomic_bool rb_running;        /* read by pool workers (lazy coding) */
 	int64_t rb_retry_ms;           /* after a failed group: idle work waits
@@ -299,6 +304,9 @@ int64_t eng_mono_ns(void);
 #define REAP_RETRY_MIN_NS 1000000000ll  /* a failed deletion: again after 1 s, */
 #define REAP_RETRY_MAX_NS 60000000000ll /* doubling up to a minute */
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);
+/* The same, its commit not synced (idx_txn_begin_lazy): for what a crash
+ * may undo, made durable by the next synced commit. */
+int eng_wtxn_begin_lazy(struct eng *e, struct idx_txn **t);
 /* The same for a namespace operation (create, link, unlink, rename,
  * setattr, xattrs): its commit is not synced (idx_txn_begin_lazy) unless
  * ns_sync_ms is 0; ended by eng_wtxn_end. */

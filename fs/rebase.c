@@ -674,6 +674,7 @@ static int sp_drain(struct eng *e, bool idle_only)
 		pthread_mutex_unlock(&e->rb_run);
 		if (rc < 0)
 			return rc;
+		atomic_store(&e->ch_stale, true);
 	}
 }
 
@@ -768,6 +769,8 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 	}
 	if (turned)
 		*turned += all_turned;
+	if (all_turned)
+		atomic_store(&e->ch_stale, true);
 	free(defer);
 	/* then the chunks deletions left loose (new marks since the last
 	 * complete pass; every mark at the first after a mount) */
@@ -781,6 +784,128 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 		rc = rc < 0 ? rc : 0;
 	}
 	return rc;
+}
+
+#define CH_INODES 256u      /* inodes looked at per read transaction */
+#define CH_EXTENTS 16384u   /* and extents walked, at most about */
+
+struct ch_file {
+	struct idx_inode in; /* as the snapshot had it */
+	uint64_t stored;     /* what its extents charge */
+	unsigned extents;
+};
+
+struct ch_batch {
+	struct idx_txn *t;
+	struct ch_file f[CH_INODES]; /* those whose charge changed */
+	size_t n;
+	unsigned seen, extents;
+	uint64_t next; /* the inode to resume from; UINT64_MAX: done */
+	int rc;
+};
+
+static int ch_inode_cb(void *arg, const struct idx_inode *in)
+{
+	struct ch_batch *b = arg;
+	uint64_t stored;
+	int n;
+
+	if (b->seen == CH_INODES || b->extents >= CH_EXTENTS) {
+		b->next = in->ino;
+		return 1;
+	}
+	b->seen++;
+	if (!S_ISREG(in->mode))
+		return 0;
+	n = idx_file_charge(b->t, in->ino, &stored);
+	if (n < 0) /* a damaged file (fsck tells): left as it is */
+		return 0;
+	b->extents += (unsigned)n;
+	if (stored != in->stored_bytes)
+		b->f[b->n++] = (struct ch_file){ *in, stored, (unsigned)n };
+	return 0;
+}
+
+static int rb_charges(struct eng *e, bool idle_only);
+
+/* The sweep below when charges are stale; a failure waits as a group's. */
+static int rb_charges_if_stale(struct eng *e, bool idle_only)
+{
+	if (!atomic_exchange(&e->ch_stale, false))
+		return 0;
+	int rc = rb_charges(e, idle_only);
+	if (rc <= 0) /* not done: again at the next spell */
+		atomic_store(&e->ch_stale, true);
+	if (rc < 0)
+		rb_retry_later(e, rc);
+	return rc < 0 ? rc : 0;
+}
+
+/* Bring every file's stored_bytes (st_blocks, du, user.mixfs.stored_bytes)
+ * back to what its chunks take now: rebase, splicing and recompression
+ * re-encode chunks that many files share, and no reverse map finds those
+ * files, so an idle sweep over the inodes recomputes the charges (a read
+ * transaction per CH_INODES inodes or CH_EXTENTS extents; the files whose
+ * charge changed are written in one unsynced write transaction: a crash
+ * loses only charges).  Returns 1 when done, 0 when
+ * interrupted (idle_only: someone wrote; unmount) or -errno. */
+static int rb_charges(struct eng *e, bool idle_only)
+{
+	struct ch_batch b;
+
+	for (;;) {
+		struct idx_txn *t;
+		int rc;
+
+		pthread_mutex_lock(&e->rb_lock);
+		bool quit = e->rb_quit;
+		pthread_mutex_unlock(&e->rb_lock);
+		if (quit || (idle_only && !rb_idle(e)))
+			return 0;
+		memset(&b, 0, sizeof(b));
+		b.next = UINT64_MAX;
+		rc = idx_txn_begin(e->idx, true, &b.t);
+		if (rc < 0)
+			return rc;
+		rc = idx_inode_iter_from(b.t, atomic_load(&e->ch_from), ch_inode_cb, &b);
+		idx_txn_abort(b.t);
+		if (rc < 0)
+			return rc;
+		if (b.n) {
+			rc = eng_wtxn_begin_lazy(e, &t);
+			if (rc < 0)
+				return rc;
+			for (size_t i = 0; rc >= 0 && i < b.n; i++) {
+				const struct ch_file *cf = &b.f[i];
+				struct idx_inode in;
+				uint64_t stored = cf->stored;
+				if (idx_inode_get(t, cf->in.ino, &in) < 0)
+					continue;
+				/* written to since the snapshot (every change of
+				 * its extents sets its times): counted again here
+				 * if small, else left to its writer's own charges
+				 * (the walk would hold every commit back) */
+				if ((in.size != cf->in.size || in.mtime_ns != cf->in.mtime_ns ||
+				     in.ctime_ns != cf->in.ctime_ns ||
+				     in.stored_bytes != cf->in.stored_bytes) &&
+				    (cf->extents > CH_EXTENTS / 16 ||
+				     idx_file_charge(t, in.ino, &stored) < 0))
+					continue;
+				if (stored == in.stored_bytes)
+					continue;
+				in.stored_bytes = stored;
+				rc = idx_inode_put(t, &in);
+			}
+			rc = eng_wtxn_end(e, t, rc);
+			if (rc < 0)
+				return rc;
+		}
+		if (b.next == UINT64_MAX) {
+			atomic_store(&e->ch_from, 0);
+			return 1;
+		}
+		atomic_store(&e->ch_from, b.next);
+	}
 }
 
 bool rb_idle(struct eng *e)
@@ -813,6 +938,8 @@ int eng_rebase(struct eng *e, uint64_t *turned)
 		rc = df_drain(e, false, NULL);
 	if (rc >= 0)
 		rc = rb_drain(e, false, turned);
+	if (rc >= 0)
+		rc = rb_charges_if_stale(e, false);
 	return rc;
 }
 
@@ -845,7 +972,7 @@ static void *rb_main(void *arg)
 			pthread_mutex_lock(&e->rb_lock);
 		}
 		bool work = e->rb_rescan || !fifo_empty(&e->rbq) || df_work_locked(e) ||
-		            idx_loose_marks(e->idx) != e->rb_loose_seen;
+		            idx_loose_marks(e->idx) != e->rb_loose_seen || atomic_load(&e->ch_stale);
 		if (e->rb_quit || !work || mono_ms() < e->rb_retry_ms)
 			continue;
 		pthread_mutex_unlock(&e->rb_lock);
@@ -866,6 +993,11 @@ static void *rb_main(void *arg)
 		else if (files)
 			syslog(LOG_INFO, "mixfs: %" PRIu64 " file%s overwritten in place rewritten in %s",
 			       files, files == 1 ? "" : "s", e->store);
+		/* then the files' charges (du), once nothing is left to encode */
+		int crc = rc < 0 ? 0 : rb_charges_if_stale(e, true);
+		if (crc < 0)
+			syslog(LOG_WARNING, "mixfs: updating files' stored bytes in %s: %s", e->store,
+			       strerror(-crc));
 		pthread_mutex_lock(&e->rb_lock);
 		if (rc < 0) /* a full disk may pass: the file is queued again */
 			e->rb_retry_ms = mono_ms() + RB_RETRY_IDLES * (int64_t)e->o.rebase_idle_ms;
@@ -881,6 +1013,19 @@ int rb_start(struct eng *e)
 	e->df_rescan = true; /* files overwritten in place by earlier mounts */
 	e->df_scan_from = 0;
 	atomic_store(&e->last_write_ms, mono_ms());
+	{
+		/* charges an earlier mount left stale: only where chunks can
+		 * have been re-encoded (series deltas, lazily coded bytes) */
+		struct idx_stats st;
+		struct idx_txn *t;
+		bool stale = false;
+		if (idx_txn_begin(e->idx, true, &t) >= 0) {
+			stale = idx_stats_get(t, &st) < 0 || st.ref_chunks > 0 || st.pending_bytes > 0;
+			idx_txn_abort(t);
+		}
+		atomic_store(&e->ch_stale, stale);
+		atomic_store(&e->ch_from, 0);
+	}
 	if (!e->o.rebase || e->o.read_only || e->o.rebase_idle_ms == 0)
 		return 0; /* eng_rebase() still works on demand */
 	int rc = -pthread_create(&e->rb_thread, NULL, rb_main, e);

@@ -2910,29 +2910,42 @@ uint8_t idx_dtype_dominant(const uint64_t bytes[IDX_DTYPE_COUNT])
 	return d;
 }
 
-struct dtype_walk {
+struct file_walk {
 	struct idx_txn *t;
 	uint64_t bytes[IDX_DTYPE_COUNT];
+	uint64_t stored; /* what the extents charge the file now */
+	unsigned extents;
 };
 
-static int dtype_extent_cb(void *arg, const struct idx_extent *e)
+static int file_walk_cb(void *arg, const struct idx_extent *e)
 {
-	struct dtype_walk *w = arg;
+	struct file_walk *w = arg;
 	struct idx_chunk c;
 	int rc = idx_chunk_get(w->t, e->fp, &c);
 	if (rc < 0)
 		return rc;
 	w->bytes[c.dtype] += e->len; /* dtype < IDX_DTYPE_COUNT: chunk_decode checks */
+	w->stored += extent_charge(&c, e->len);
+	w->extents++;
 	return 0;
 }
 
 int idx_file_dtype(struct idx_txn *t, uint64_t ino, uint8_t *dtype)
 {
-	struct dtype_walk w = { .t = t };
-	int rc = idx_extent_iter(t, ino, 0, UINT64_MAX, dtype_extent_cb, &w);
+	struct file_walk w = { .t = t };
+	int rc = idx_extent_iter(t, ino, 0, UINT64_MAX, file_walk_cb, &w);
 	if (rc >= 0)
 		*dtype = idx_dtype_dominant(w.bytes);
 	return rc;
+}
+
+int idx_file_charge(struct idx_txn *t, uint64_t ino, uint64_t *stored)
+{
+	struct file_walk w = { .t = t };
+	int rc = idx_extent_iter(t, ino, 0, UINT64_MAX, file_walk_cb, &w);
+	if (rc >= 0)
+		*stored = w.stored;
+	return rc < 0 ? rc : (int)(w.extents > INT_MAX ? INT_MAX : w.extents);
 }
 
 int idx_file_map(struct idx_txn *t, struct idx_inode *in, uint64_t off, uint32_t len,

@@ -305,6 +305,10 @@ uint8_t idx_dtype_dominant(const uint64_t bytes[IDX_DTYPE_COUNT]);
 /* The dominant element type of ino's mapped bytes, by the dtype of the
  * chunk each extent maps (holes count for nothing). */
 int idx_file_dtype(struct idx_txn *t, uint64_t ino, uint8_t *dtype);
+/* What ino's extents charge it now (idx_inode.stored_bytes as a fresh
+ * map would make it: a chunk re-encoded since, by rebase, splicing or
+ * recompression, changed its share).  Returns the extents walked. */
+int idx_file_charge(struct idx_txn *t, uint64_t ino, uint64_t *stored);
 
 /* --- chunks and packs ---------------------------------------------------- */
 int idx_chunk_get(struct idx_txn *t, const uint8_t fp[FP_LEN], struct idx_chunk *out);

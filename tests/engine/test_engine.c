@@ -1003,6 +1003,100 @@ static void t_best_kept(void **state)
 
 /* V versions of one series (weights from seed) written and turned, each
  * a reverse delta through the newer ones (max_ref_chain 8). */
+/* A file's stored_bytes (st_blocks, du) is what its chunks take now: rebase
+ * re-encodes the previous version against the new one (a reverse delta) and
+ * the new one alone, so the two files' shares change; the idle sweep
+ * (rb_charges) recomputes them.  Before it, du showed each file as written:
+ * the old version whole, the new one a small delta, the wrong way round. */
+static void t_charges_after_rebase(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1 << 18, V = 3 };
+	struct eng_opts o;
+	struct idx_stats st;
+	uint64_t seed = 77, turned = 0, sum = 0, was[V], nowv[V];
+	float *w = weights_new(N, &seed);
+	uint8_t *files[V];
+
+	series_open(f, &o, 0);
+	for (int v = 0; v < V; v++) {
+		put_version(f, v, &files[v], w, N, &seed);
+		free(files[v]);
+	}
+	for (int v = 0; v < V; v++) {
+		char name[32];
+		struct eng_attr a;
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+		was[v] = (uint64_t)a.st.st_blocks * 512;
+		eng_forget(f->e, a.st.st_ino, 1);
+	}
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_true(turned > 0);
+	for (int v = 0; v < V; v++) {
+		char name[32];
+		struct eng_attr a;
+		struct idx_inode in;
+		struct idx_txn *t;
+		uint64_t now;
+		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+		assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+		assert_int_equal(idx_inode_get(t, a.st.st_ino, &in), 0);
+		assert_true(idx_file_charge(t, a.st.st_ino, &now) > 0);
+		idx_txn_abort(t);
+		print_message("v%d: du %llu before rebase, %llu after; its chunks take %llu\n", v,
+		              (unsigned long long)was[v], (unsigned long long)a.st.st_blocks * 512,
+		              (unsigned long long)now);
+		assert_int_equal(in.stored_bytes, now);
+		assert_int_equal(a.st.st_blocks, (now + 511) / 512);
+		sum += now;
+		nowv[v] = now;
+		eng_forget(f->e, a.st.st_ino, 1);
+	}
+	/* written: the oldest whole, the others deltas; now the newest */
+	assert_true(was[0] > was[V - 1]);
+	assert_true(nowv[V - 1] > nowv[0]);
+	{
+		struct idx_txn *t;
+		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+		assert_int_equal(idx_stats_get(t, &st), 0);
+		idx_txn_abort(t);
+	}
+	print_message("files charged %llu, frames %llu\n", (unsigned long long)sum,
+	              (unsigned long long)st.stored_bytes);
+	/* shared chunks (the same header) are charged to each file */
+	assert_true(sum >= st.stored_bytes && sum <= st.stored_bytes + st.stored_bytes / 100);
+	/* the rebase thread, once idle: a fourth version, every charge right */
+	series_open(f, &o, 50);
+	put_version(f, V, &files[0], w, N, &seed);
+	free(files[0]);
+	int stale = V + 1, tries = 0;
+	for (; stale && tries < 200; tries++) {
+		usleep(50000);
+		stale = 0;
+		for (int v = 0; v <= V; v++) {
+			char name[32];
+			struct eng_attr a;
+			struct idx_inode in;
+			struct idx_txn *t;
+			uint64_t now;
+			snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+			assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+			assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+			assert_int_equal(idx_inode_get(t, a.st.st_ino, &in), 0);
+			assert_true(idx_file_charge(t, a.st.st_ino, &now) > 0);
+			idx_txn_abort(t);
+			stale += in.stored_bytes != now || (v == V - 1 && now > nowv[0] * 2);
+			eng_forget(f->e, a.st.st_ino, 1);
+		}
+	}
+	print_message("the rebase thread: %d files' charges stale after %d polls of 50 ms\n", stale,
+	              tries);
+	assert_int_equal(stale, 0);
+	free(w);
+}
+
 static size_t best_series(struct fx *f, struct eng_opts *o, int V, uint8_t **files, uint64_t seed)
 {
 	enum { N = 1 << 18 };
@@ -4276,6 +4370,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_reap_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_delete_in_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_truncate_in_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_charges_after_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reap_retry_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_names, setup, teardown),
