@@ -2991,7 +2991,7 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 {
 	struct vec packs = { .sz = sizeof(struct gpack) };
 	uint32_t *cand = NULL, *ids = NULL;
-	uint64_t copy_total = 0, copied = 0, before, freed = 0;
+	uint64_t copy_total = 0, copied = 0, before, freed = 0, kept_before = st->packs_kept;
 	size_t ncand = 0;
 	bool single = false; /* a batch did not fit: one pack per batch */
 	double thr;
@@ -3096,6 +3096,31 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 			i = from;
 			continue;
 		}
+		if (rc < 0)
+			goto out;
+	}
+	if (st->packs_kept > kept_before) {
+		/* a pack kept for a frame that failed its checks still holds
+		 * the frames that moved out of it: free them in place now
+		 * (the next run would; until then the store grew by what
+		 * this one copied) */
+		struct vec kept = { .sz = sizeof(struct gpack) };
+
+		for (size_t i = 0; rc == 0 && i < packs.n; i++) {
+			const struct gpack *g = (const struct gpack *)packs.p + i;
+			struct gpack *k;
+
+			if (!g->keep)
+				continue;
+			k = vec_push(&kept);
+			if (k)
+				*k = *g;
+			else
+				rc = -ENOMEM;
+		}
+		if (rc == 0)
+			rc = gc_punch(h, o, &kept, st);
+		vec_free(&kept);
 		if (rc < 0)
 			goto out;
 	}

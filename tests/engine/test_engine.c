@@ -1003,6 +1003,32 @@ static void t_best_kept(void **state)
 
 /* V versions of one series (weights from seed) written and turned, each
  * a reverse delta through the newer ones (max_ref_chain 8). */
+/* ckpt<v>.safetensors: its st_blocks in bytes, its record's stored_bytes and
+ * what its extents charge it now. */
+struct charge {
+	uint64_t blocks, stored, now;
+};
+
+static struct charge ckpt_charge(struct fx *f, int v)
+{
+	char name[32];
+	struct eng_attr a;
+	struct idx_inode in;
+	struct idx_txn *t;
+	struct charge c;
+
+	snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
+	assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
+	assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
+	assert_int_equal(idx_inode_get(t, a.st.st_ino, &in), 0);
+	assert_true(idx_file_charge(t, a.st.st_ino, &c.now) > 0);
+	idx_txn_abort(t);
+	c.blocks = (uint64_t)a.st.st_blocks * 512;
+	c.stored = in.stored_bytes;
+	eng_forget(f->e, a.st.st_ino, 1);
+	return c;
+}
+
 /* A file's stored_bytes (st_blocks, du) is what its chunks take now: rebase
  * re-encodes the previous version against the new one (a reverse delta) and
  * the new one alone, so the two files' shares change; the idle sweep
@@ -1023,36 +1049,19 @@ static void t_charges_after_rebase(void **state)
 		put_version(f, v, &files[v], w, N, &seed);
 		free(files[v]);
 	}
-	for (int v = 0; v < V; v++) {
-		char name[32];
-		struct eng_attr a;
-		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
-		assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
-		was[v] = (uint64_t)a.st.st_blocks * 512;
-		eng_forget(f->e, a.st.st_ino, 1);
-	}
+	for (int v = 0; v < V; v++)
+		was[v] = ckpt_charge(f, v).blocks;
 	assert_int_equal(eng_rebase(f->e, &turned), 0);
 	assert_true(turned > 0);
 	for (int v = 0; v < V; v++) {
-		char name[32];
-		struct eng_attr a;
-		struct idx_inode in;
-		struct idx_txn *t;
-		uint64_t now;
-		snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
-		assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
-		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
-		assert_int_equal(idx_inode_get(t, a.st.st_ino, &in), 0);
-		assert_true(idx_file_charge(t, a.st.st_ino, &now) > 0);
-		idx_txn_abort(t);
+		struct charge c = ckpt_charge(f, v);
 		print_message("v%d: du %llu before rebase, %llu after; its chunks take %llu\n", v,
-		              (unsigned long long)was[v], (unsigned long long)a.st.st_blocks * 512,
-		              (unsigned long long)now);
-		assert_int_equal(in.stored_bytes, now);
-		assert_int_equal(a.st.st_blocks, (now + 511) / 512);
-		sum += now;
-		nowv[v] = now;
-		eng_forget(f->e, a.st.st_ino, 1);
+		              (unsigned long long)was[v], (unsigned long long)c.blocks,
+		              (unsigned long long)c.now);
+		assert_int_equal(c.stored, c.now);
+		assert_int_equal(c.blocks, (c.now + 511) / 512 * 512);
+		sum += c.now;
+		nowv[v] = c.now;
 	}
 	/* written: the oldest whole, the others deltas; now the newest */
 	assert_true(was[0] > was[V - 1]);
@@ -1076,19 +1085,8 @@ static void t_charges_after_rebase(void **state)
 		usleep(50000);
 		stale = 0;
 		for (int v = 0; v <= V; v++) {
-			char name[32];
-			struct eng_attr a;
-			struct idx_inode in;
-			struct idx_txn *t;
-			uint64_t now;
-			snprintf(name, sizeof(name), "ckpt%02d.safetensors", v);
-			assert_int_equal(eng_lookup(f->e, 1, name, &a), 0);
-			assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
-			assert_int_equal(idx_inode_get(t, a.st.st_ino, &in), 0);
-			assert_true(idx_file_charge(t, a.st.st_ino, &now) > 0);
-			idx_txn_abort(t);
-			stale += in.stored_bytes != now || (v == V - 1 && now > nowv[0] * 2);
-			eng_forget(f->e, a.st.st_ino, 1);
+			struct charge c = ckpt_charge(f, v);
+			stale += c.stored != c.now || (v == V - 1 && c.now > nowv[0] * 2);
 		}
 	}
 	print_message("the rebase thread: %d files' charges stale after %d polls of 50 ms\n", stale,
