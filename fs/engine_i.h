@@ -249,8 +249,9 @@ struct eng {
 	_Atomic uint64_t rb_loose_seen;
 	/* files' stored_bytes (st_blocks, du) may be stale: chunks were
 	 * re-encoded (rebase, splicing, recompression) since the last sweep
-	 * (rb_charges), which resumes from inode ch_from */
-	atomic_bool ch_stale;
+	 * (rb_charges), which resumes from inode ch_from; ch_marked:
+	 * STORE/index/charges says so to the next mount */
+	atomic_bool ch_stale, ch_marked;
 	_Atomic uint64_t ch_from;
 	bool rb_quit;
 	atomic_bool rb_running;        /* read by pool workers (lazy coding) */

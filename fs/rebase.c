@@ -43,6 +43,9 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <limits.h>
 
 #include "fs/engine_i.h"
 
@@ -308,8 +311,62 @@ static int rb_apply(struct idx_txn *t, const struct rb_pair *p)
 	return idx_chunk_relocate(t, &y);
 }
 
+/* STORE/index/charges exists while files' charges may be stale: made
+ * (durably) before the first commit of a mount that re-encodes chunks,
+ * removed when a sweep (rb_charges) completes with none since, so that
+ * a mount sweeps at its first idle spell only when one is due. */
+static void ch_path(const struct eng *e, char *path, size_t cap)
+{
+	snprintf(path, cap, "%s/index/charges", e->store);
+}
+
+static int ch_mark(struct eng *e)
+{
+	char path[PATH_MAX];
+	int fd, rc = 0;
+
+	atomic_store(&e->ch_stale, true);
+	if (atomic_load(&e->ch_marked))
+		return 0;
+	ch_path(e, path, sizeof(path));
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0) {
+		/* the name, too */
+		snprintf(path, sizeof(path), "%s/index", e->store);
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd) < 0)
+			rc = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (rc == 0)
+		atomic_store(&e->ch_marked, true);
+	return rc;
+}
+
+/* A sweep completed: no group re-encoded anything since it began (groups
+ * mark under rb_run), so the mark goes. */
+static void ch_unmark(struct eng *e)
+{
+	char path[PATH_MAX];
+
+	pthread_mutex_lock(&e->rb_run);
+	if (!atomic_load(&e->ch_stale) && atomic_load(&e->ch_marked)) {
+		ch_path(e, path, sizeof(path));
+		if (unlink(path) == 0 || errno == ENOENT)
+			atomic_store(&e->ch_marked, false);
+	}
+	pthread_mutex_unlock(&e->rb_run);
+}
+
 /* After a group's appends (rc: how they went): the packs synced, then the
- * write transaction that points the records at the new frames. */
+ * write transaction that points the records at the new frames (files'
+ * charges then go stale: marked first). */
 static int rb_commit_begin(struct eng *e, uint64_t epoch, int rc, struct idx_txn **t)
 {
 	/* also after a failed append: the sync clears the pack's sticky
@@ -318,6 +375,8 @@ static int rb_commit_begin(struct eng *e, uint64_t epoch, int rc, struct idx_txn
 
 	if (rc >= 0)
 		rc = src;
+	if (rc >= 0)
+		rc = ch_mark(e);
 	/* a pack error cleared before our sync dropped our frames; after a
 	 * successful sync none can.  Checked before eng_wtxn_begin: ps's lock
 	 * comes before wlock (pack_append takes wlock to allocate a pack id) */
@@ -674,7 +733,6 @@ static int sp_drain(struct eng *e, bool idle_only)
 		pthread_mutex_unlock(&e->rb_run);
 		if (rc < 0)
 			return rc;
-		atomic_store(&e->ch_stale, true);
 	}
 }
 
@@ -769,8 +827,6 @@ static int rb_drain(struct eng *e, bool idle_only, uint64_t *turned)
 	}
 	if (turned)
 		*turned += all_turned;
-	if (all_turned)
-		atomic_store(&e->ch_stale, true);
 	free(defer);
 	/* then the chunks deletions left loose (new marks since the last
 	 * complete pass; every mark at the first after a mount) */
@@ -836,6 +892,8 @@ static int rb_charges_if_stale(struct eng *e, bool idle_only)
 	int rc = rb_charges(e, idle_only);
 	if (rc <= 0) /* not done: again at the next spell */
 		atomic_store(&e->ch_stale, true);
+	else
+		ch_unmark(e);
 	if (rc < 0)
 		rb_retry_later(e, rc);
 	return rc < 0 ? rc : 0;
@@ -1014,16 +1072,12 @@ int rb_start(struct eng *e)
 	e->df_scan_from = 0;
 	atomic_store(&e->last_write_ms, mono_ms());
 	{
-		/* charges an earlier mount left stale: only where chunks can
-		 * have been re-encoded (series deltas, lazily coded bytes) */
-		struct idx_stats st;
-		struct idx_txn *t;
-		bool stale = false;
-		if (idx_txn_begin(e->idx, true, &t) >= 0) {
-			stale = idx_stats_get(t, &st) < 0 || st.ref_chunks > 0 || st.pending_bytes > 0;
-			idx_txn_abort(t);
-		}
-		atomic_store(&e->ch_stale, stale);
+		/* charges an earlier mount left stale */
+		char path[PATH_MAX];
+		ch_path(e, path, sizeof(path));
+		bool marked = access(path, F_OK) == 0;
+		atomic_store(&e->ch_marked, marked);
+		atomic_store(&e->ch_stale, marked);
 		atomic_store(&e->ch_from, 0);
 	}
 	if (!e->o.rebase || e->o.read_only || e->o.rebase_idle_ms == 0)
