@@ -35,7 +35,7 @@ Try:
   cp some-checkpoint.safetensors $MNT/
   cmp some-checkpoint.safetensors $MNT/some-checkpoint.safetensors
   ls -ls $MNT                 # first column: blocks actually stored
-  getfattr -d -m user.mixfs $MNT/some-checkpoint.safetensors
+  getfattr -n user.mixfs.stored_bytes $MNT/some-checkpoint.safetensors
   du -sh $STORE               # what the store uses on disk
 
 Options and commands:
