@@ -181,7 +181,8 @@ static void mount_usage(FILE *f, bool helper)
 	           "                    (default %u)\n", d.rebase_idle_ms);
 	fprintf(f, "  lazy=off|auto|all  code new chunks at fast, recompressed to the level\n"
 	           "                    when idle: auto while the encoders are behind the\n"
-	           "                    writer, all always (default auto)\n");
+	           "                    writer, all always; both need rebase_idle > 0\n"
+	           "                    (default auto)\n");
 	fprintf(f, "  bytes=light|cm    level mix, chunks that are not float tensors (text,\n"
 	           "                    JSON, token ids): cm also tries a context-mixing\n"
 	           "                    model, kept when 2%% smaller (15-25%% on text and\n"
@@ -322,6 +323,13 @@ static int apply_mount_opts(const struct mount_opts *mo, struct mixfs_mount_cfg 
 	rc |= opt_choice("bytes", mo->bytes, bytes_names, 2, &bytes);
 	o->bg_idle = bg == 0;
 	o->bytes_cm = bytes == 1;
+	/* lazy=auto just stops coding at fast without the rebase thread; all
+	 * would leave every new chunk at fast for good */
+	if (o->lazy == ENG_LAZY_ALL && o->rebase_idle_ms == 0) {
+		fprintf(stderr, "mixfs mount: lazy=all needs rebase_idle > 0 (with rebase_idle=0 "
+		                "new chunks would stay at level fast)\n");
+		rc = -EINVAL;
+	}
 	cfg->blocks_logical = blocks == 1;
 	uint64_t bc = o->bytes_chunk;
 	if (opt_size("bytes_chunk", mo->bytes_chunk, 0, &bc) < 0) {

@@ -53,6 +53,12 @@ expect 2 'bad size pack_size=1M' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o pack_size
 expect 2 'bad value workers=x' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o workers=x
 expect 2 'bad value commit_ms=0' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o commit_ms=0
 expect 2 'bad value level=best' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o level=best
+# lazy=all recompresses in rebase's idle spells: without them the data
+# stayed at level fast for good
+expect 2 'lazy=all needs rebase_idle > 0' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o lazy=all,rebase_idle=0
+expect 2 'lazy=all needs rebase_idle > 0' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o rebase_idle=0 -o lazy=all
+expect 0 '' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o lazy=all,rebase_idle=500
+expect 0 '' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o lazy=auto,rebase_idle=0
 # max_read: the kernel took it, libfuse's INIT refused it after the mount
 # had said 0; the daemon's own files under its mount: it hung on itself
 expect 2 'max_read=131072 is not supported' "$MIXFS" mount -o max_read=131072 "$WORK/s" "$WORK/mnt"
