@@ -64,7 +64,8 @@ static void gc_usage(FILE *f)
 	           "\n"
 	           "  -t, --threshold=F  compact packs with at least this share of dead or\n"
 	           "                     orphan bytes, 0 to 1 (default 0.5; 0 = any)\n"
-	           "  -n, --dry-run      show what would be done, change nothing\n"
+	           "  -n, --dry-run      show what would be done, change nothing (also\n"
+	           "                     beside a mount: then ignoring its online gc)\n"
 	           "      --verify       decode every frame before copying it\n"
 	           "  -h, --help         show this help\n");
 }
@@ -130,6 +131,7 @@ int cmd_gc(int argc, char **argv)
 		b4[PROGRESS_BYTES_LEN];
 	struct gc_stats st;
 	struct gc_opts o;
+	bool dry;
 	int c, rc;
 
 	gc_opts_default(&o);
@@ -160,6 +162,7 @@ int cmd_gc(int argc, char **argv)
 		gc_usage(stderr);
 		return MIXFS_EXIT_USAGE;
 	}
+	dry = o.dry_run;
 	o.stop = stop_from_env();
 	o.progress = gc_cli_progress_cb;
 	o.progress_arg = &cp;
@@ -176,19 +179,27 @@ int cmd_gc(int argc, char **argv)
 		fprintf(stderr, "mixfs gc: %s: %s\n", argv[optind], gc_strerror(rc));
 		return MIXFS_EXIT_ERROR;
 	}
-	printf("%s%s: %" PRIu64 " packs scanned; %" PRIu64 " compacted, %" PRIu64
-	       " emptied, %" PRIu64 " unreferenced removed",
-	       o.dry_run ? "dry run, " : "", argv[optind], st.packs_scanned, st.packs_compacted,
-	       st.packs_emptied, st.orphan_packs);
+	/* a dry run prints a plan, worded as what gc would do */
+	printf("%s%s: %" PRIu64 " packs scanned; ", dry ? "dry run, " : "", argv[optind],
+	       st.packs_scanned);
+	printf(dry ? "would compact %" PRIu64 ", empty %" PRIu64 ", remove %" PRIu64 " unreferenced"
+	           : "%" PRIu64 " compacted, %" PRIu64 " emptied, %" PRIu64 " unreferenced removed",
+	       st.packs_compacted, st.packs_emptied, st.orphan_packs);
 	if (st.packs_kept)
-		printf(", %" PRIu64 " kept (unreadable frames: run mixfs fsck)", st.packs_kept);
+		printf(dry ? ", keep %" PRIu64 " (unreadable frames: run mixfs fsck)"
+		           : ", %" PRIu64 " kept (unreadable frames: run mixfs fsck)",
+		       st.packs_kept);
 	if (st.orphan_inodes)
-		printf("; %" PRIu64 " unlinked inodes %s", st.orphan_inodes,
-		       o.dry_run ? "to delete" : "deleted");
-	printf("\n%s%s freed in place%s, %s copied (%" PRIu64 " chunks); packs on disk %s -> %s\n",
-	       o.dry_run ? "would have " : "", progress_bytes_format(b1, st.bytes_punched),
+		printf(dry ? "; would delete %" PRIu64 " unlinked inode%s"
+		           : "; %" PRIu64 " unlinked inode%s deleted",
+		       st.orphan_inodes, st.orphan_inodes == 1 ? "" : "s");
+	printf(dry ? "\nwould free %s in place%s, copy %s (%" PRIu64 " chunk%s)"
+	           : "\n%s freed in place%s, %s copied (%" PRIu64 " chunk%s)",
+	       progress_bytes_format(b1, st.bytes_punched),
 	       st.punch_unsupported ? " (this file system cannot punch holes: copying only)" : "",
 	       progress_bytes_format(b4, st.bytes_copied), st.chunks_moved,
-	       progress_bytes_format(b2, st.bytes_before), progress_bytes_format(b3, st.bytes_after));
+	       st.chunks_moved == 1 ? "" : "s");
+	printf("; packs on disk %s -> %s\n", progress_bytes_format(b2, st.bytes_before),
+	       progress_bytes_format(b3, st.bytes_after));
 	return st.packs_kept ? MIXFS_EXIT_ERROR : MIXFS_EXIT_OK;
 }

@@ -76,6 +76,8 @@ expect 0 'created mixfs store' "$MIXFS" mkfs "$WORK/notastore"
 # a mistyped command with a path is no mount
 expect 2 "unknown command 'stat'" "$MIXFS" stat "$WORK/s" "$WORK/mnt"
 expect 0 'dry run' "$MIXFS" gc -n "$WORK/s"
+# a dry run's report is a plan ("1 compacted" read as done)
+expect 0 '^would free .* in place, copy .* \(0 chunks\)' "$MIXFS" gc -n "$WORK/s"
 
 for cmd in stats fsck gc bench; do
 	rc=0

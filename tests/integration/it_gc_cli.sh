@@ -5,9 +5,13 @@
 it_init
 need_mixfs "mixfs gc and fsck command line"
 
-# gc_line OUT: "N compacted, N emptied" and the copied bytes of a gc report.
+# gc_summary OUT: the packs compacted and emptied and the bytes copied of a
+# gc report, or of a gc -n plan ("would compact N, empty N", "copy X").
 gc_summary() {
-	sed -n 's/.*scanned; \([0-9]* compacted, [0-9]* emptied\).*/\1/p; s/.*freed in place, \(.*\) copied.*/\1/p' "$1" | tr '\n' ' '
+	sed -n 's/.*scanned; \([0-9]*\) compacted, \([0-9]*\) emptied.*/\1 \2/p
+		s/.*scanned; would compact \([0-9]*\), empty \([0-9]*\).*/\1 \2/p
+		s/.*freed in place, \(.*\) copied.*/\1/p
+		s/^would free .* in place, copy \(.*\) (.*/\1/p' "$1" | tr '\n' ' '
 }
 
 # 1. A pack whose dead bytes are its tail: gc cuts the tail and then judges
@@ -27,5 +31,20 @@ log "gc:    $(gc_summary "$WORK/gc.out")"
 check_eq "gc -n predicts what gc does (tail of dead bytes)" "$(gc_summary "$WORK/gc.out")" \
 	"$(gc_summary "$WORK/gcn.out")"
 "$MIXFS" fsck "$STORE" >"$WORK/fsck.out" 2>&1 || fail "fsck after gc: $(cat "$WORK/fsck.out")"
+
+# 2. gc -n beside a mount (mixfs-gc(8)): it runs, exit 0, and words its
+# report as a plan ("would compact"), not as what was done.
+mixfs_mount fg gc_interval=0
+rand_file "$MNT/del2" 4 3
+sync -f "$MNT"
+rm "$MNT/del2"
+"$MIXFS" gc -n "$STORE" >"$WORK/gcn2.out" 2>&1 ||
+	fail "gc -n beside a mount exited $?: $(cat "$WORK/gcn2.out")"
+grep -q '^dry run, .*; would compact [0-9]*, empty [0-9]*, remove [0-9]* unreferenced' "$WORK/gcn2.out" &&
+	grep -q '^would free .* in place, copy ' "$WORK/gcn2.out" ||
+	fail "gc -n beside a mount: not worded as a plan: $(cat "$WORK/gcn2.out")"
+! grep -qE 'compacted|emptied|removed|freed|copied' "$WORK/gcn2.out" ||
+	fail "gc -n words its plan in the past tense: $(cat "$WORK/gcn2.out")"
+mixfs_umount
 
 log "PASS"
