@@ -50,6 +50,12 @@ expect 2 'bad size cache=64Q' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o cache=64Q
 expect 2 'bad size cache=-1' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o cache=-1
 expect 2 'bad size dirty=99999999999T' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o dirty=99999999999T
 expect 2 'bad size pack_size=1M' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o pack_size=1M
+# the minimums mixfs(8) states: 1M for the memory limits, 4K for kernel_ra
+expect 0 '' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o cache=1M,dirty=1M,inflight=1M,kernel_ra=4K
+expect 2 'at least 1048576 bytes' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o cache=1048575
+expect 2 'at least 1048576 bytes' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o dirty=1023K
+expect 2 'at least 1048576 bytes' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o inflight=512K
+expect 2 'bad size kernel_ra=4095' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o kernel_ra=4095
 expect 2 'bad value workers=x' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o workers=x
 expect 2 'bad value commit_ms=0' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o commit_ms=0
 expect 2 'bad value level=best' "$HELPER" "$WORK/s" "$WORK/mnt" -f -o level=best
