@@ -2,7 +2,8 @@
  * cmd.h - subcommands of the mixfs binary and the helpers they share.
  *
  * tools/mixfs.c dispatches "mixfs CMD ARGS..." to cmd_CMD(argc, argv) with
- * argv[0] = "CMD" (so getopt starts at optind 1 as usual).  Each returns a
+ * argv[0] = "mixfs CMD" (so getopt starts at optind 1 as usual, and its
+ * messages begin "mixfs CMD:").  Each returns a
  * process exit status: MIXFS_EXIT_OK, MIXFS_EXIT_ERROR (the operation
  * failed; a message naming the store or file was printed) or
  * MIXFS_EXIT_USAGE (bad arguments; a usage line was printed).  Each

@@ -94,7 +94,7 @@ int cmd_bench(int argc, char **argv)
 		return MIXFS_EXIT_ERROR;
 	}
 	snprintf(script, sizeof(script), "%s/%s", src, BENCH_SCRIPT);
-	if (setenv("MIXFS_SRCDIR", src, 1) < 0)
+	if (setenv("MIXFS_SRCDIR", src, 1) < 0 || setenv("MIXFS_BENCH_PROG", "mixfs bench", 1) < 0)
 		goto fail;
 	if (have_bindir && !getenv("CODEC_BENCH")) {
 		snprintf(cb, sizeof(cb), "%s/bench/codec_bench", bindir);
@@ -102,7 +102,7 @@ int cmd_bench(int argc, char **argv)
 			goto fail;
 	}
 
-	/* argv[0] = "bench"; pass the options on, with --help as -h */
+	/* argv[0] = "mixfs bench"; pass the options on, with --help as -h */
 	args = calloc((size_t)argc + 2, sizeof(*args));
 	if (!args)
 		goto fail;

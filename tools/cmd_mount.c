@@ -449,7 +449,7 @@ int cmd_mount(int argc, char **argv)
 	eng_opts_default(&cfg.eng);
 	/* Out of range = the level recorded by mkfs, unless -o level= says. */
 	cfg.eng.level = -1;
-	cfg.progname = "mixfs";
+	cfg.progname = "mixfs mount"; /* its messages begin as ours do */
 	if (fuse_opt_add_arg(&args, "mixfs") != 0)
 		goto nomem;
 	while ((c = getopt_long(argc, argv, helper ? "sfnvo:h" : "fsdo:h", longopts, NULL)) != -1) {

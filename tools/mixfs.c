@@ -78,9 +78,16 @@ int main(int argc, char **argv)
 		mixfs_print_version(stdout);
 		return MIXFS_EXIT_OK;
 	}
-	for (i = 0; i < NCMDS; i++)
-		if (strcmp(argv[1], cmds[i].name) == 0)
+	for (i = 0; i < NCMDS; i++) {
+		if (strcmp(argv[1], cmds[i].name) == 0) {
+			/* getopt names argv[0] in its messages: "mixfs mkfs:" */
+			static char name[32];
+
+			snprintf(name, sizeof(name), "mixfs %s", cmds[i].name);
+			argv[1] = name;
 			return cmds[i].fn(argc - 1, argv + 1);
+		}
+	}
 	/* "mixfs STORE MNT -o OPTS", as mount.fuse3 runs it; a word that is
 	 * no path of a directory is a mistyped command ("mixfs stat DIR") */
 	if (argv[1][0] != '-' && argc >= 3 &&

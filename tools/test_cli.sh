@@ -85,6 +85,22 @@ expect 0 'dry run' "$MIXFS" gc -n "$WORK/s"
 # a dry run's report is a plan ("1 compacted" read as done)
 expect 0 '^would free .* in place, copy .* \(0 chunks\)' "$MIXFS" gc -n "$WORK/s"
 
+# messages name the command as "mixfs CMD" (getopt's said "mkfs: ...")
+expect 2 "^mixfs mkfs: invalid option -- 'x'" "$MIXFS" mkfs -x "$WORK/s2"
+expect 2 "^mixfs stats: unrecognized option '--frob'" "$MIXFS" stats --frob "$WORK/s"
+expect 2 "^mixfs fsck: invalid option -- 'x'" "$MIXFS" fsck -x "$WORK/s"
+expect 2 "^mixfs gc: invalid option -- 'x'" "$MIXFS" gc -x "$WORK/s"
+expect 2 "^mixfs mount: invalid option -- 'x'" "$MIXFS" mount -x "$WORK/s" "$WORK/mnt"
+mkdir "$WORK/empty"
+expect 1 "^mixfs mount: cannot open store $WORK/empty: not a mixfs store" \
+	"$MIXFS" mount "$WORK/empty" "$WORK/mnt"
+expect 0 '^usage: mixfs bench ' "$MIXFS" bench --help
+expect 2 '^mixfs bench: unknown option -x' "$MIXFS" bench -x
+if "$MIXFS" bench --help 2>&1 | grep -q 'codec_bench\.sh'; then
+	echo "FAIL: mixfs bench --help names codec_bench.sh"
+	failures=$((failures + 1))
+fi
+
 for cmd in stats fsck gc bench; do
 	rc=0
 	"$MIXFS" "$cmd" --help >/dev/null 2>&1 || rc=$?

@@ -51,9 +51,15 @@ PEERS=zstd,xz,zpaq
 MINTIME=""
 KEEP=0
 STORE=1
+# the name in messages and the usage: "mixfs bench" runs this with
+# MIXFS_BENCH_PROG set to that
+PROG=${MIXFS_BENCH_PROG:-codec_bench.sh}
 
-usage() { sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
-while getopts "c:n:z:p:t:kSh" opt; do
+usage() {
+	sed -n '2,/^set -e/p' "$0" | sed "\$d; s/^# \{0,1\}//; s/codec_bench\.sh/$PROG/"
+	exit "${1:-0}"
+}
+while getopts ":c:n:z:p:t:kSh" opt; do
 	case $opt in
 	c) CORPORA=$OPTARG ;;
 	n) LIMIT=$OPTARG ;;
@@ -63,7 +69,8 @@ while getopts "c:n:z:p:t:kSh" opt; do
 	k) KEEP=1 ;;
 	S) STORE=0 ;;
 	h) usage 0 ;;
-	*) usage 2 >&2 ;;
+	:) echo "$PROG: option -$OPTARG needs a value" >&2; usage 2 >&2 ;;
+	*) echo "$PROG: unknown option -$OPTARG" >&2; usage 2 >&2 ;;
 	esac
 done
 shift $((OPTIND - 1))
@@ -72,7 +79,7 @@ shift $((OPTIND - 1))
 TTY=0
 [ -t 2 ] && TTY=1
 say() { [ $TTY -eq 0 ] || printf '\r\033[K%s' "$*" >&2; }
-die() { printf 'codec_bench.sh: %s\n' "$*" >&2; exit 2; }
+die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 2; }
 
 bytes() { # "8M" -> 8388608
 	local v=$1
@@ -137,7 +144,7 @@ fi
 
 WORK=$(mktemp -d "$CACHE/run.XXXXXX")
 cleanup() {
-	if [ $KEEP -eq 1 ]; then echo "codec_bench.sh: kept $WORK" >&2; else rm -rf "$WORK"; fi
+	if [ $KEEP -eq 1 ]; then echo "$PROG: kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 ROWS=$WORK/rows.tsv # corpus tool sample raw stored enc_MB/s dec_MB/s note
@@ -225,10 +232,10 @@ peer_zpaq() {
 # ---- mixfs store: the corpus through a mount ------------------------------
 if [ $STORE -eq 1 ]; then
 	if [ -n "$LIMIT" ]; then
-		echo "codec_bench.sh: -n given: no mixfs store rows (they take whole corpora)" >&2
+		echo "$PROG: -n given: no mixfs store rows (they take whole corpora)" >&2
 		STORE=0
 	elif [ "$(id -u)" != 0 ] || [ ! -c /dev/fuse ] || ! command -v fusermount3 > /dev/null; then
-		echo "codec_bench.sh: not root or no /dev/fuse or fusermount3: no mixfs store rows" >&2
+		echo "$PROG: not root or no /dev/fuse or fusermount3: no mixfs store rows" >&2
 		STORE=0
 	fi
 fi
@@ -237,7 +244,7 @@ if [ $STORE -eq 1 ] && [ -z "${MIXFS:-}" ]; then
 		[ -x "$b" ] || continue
 		[ -z "${MIXFS:-}" ] || [ "$b" -nt "$MIXFS" ] && MIXFS=$b
 	done
-	[ -n "${MIXFS:-}" ] || { echo "codec_bench.sh: no built mixfs (set MIXFS): no mixfs store rows" >&2; STORE=0; }
+	[ -n "${MIXFS:-}" ] || { echo "$PROG: no built mixfs (set MIXFS): no mixfs store rows" >&2; STORE=0; }
 fi
 MNT=$WORK/mnt
 PID=
