@@ -128,8 +128,12 @@ static void summary(const char *store, const struct gc_fsck_stats *st, bool quic
 	if (quick)
 		printf("frames: not read (--quick)\n");
 	else
-		printf("frames: %" PRIu64 " verified (%s decoded, SHA-256 checked)\n",
-		       st->frames_verified, progress_bytes_format(b1, st->bytes_verified));
+		/* every chunk's frame: decoded (frames_verified, failed or
+		 * not) or failed before (missing pack, past its end, no
+		 * reference); damaged counts both kinds of failure */
+		printf("frames: %" PRIu64 " checked, %" PRIu64 " damaged (%s decoded, SHA-256 "
+		       "compared)\n",
+		       st->chunks, st->damaged_chunks, progress_bytes_format(b1, st->bytes_verified));
 	printf("packs: %" PRIu64 " records, %" PRIu64 " files, %s (%s on disk): live %s, "
 	       "dead %s, orphan %s", st->packs, st->pack_files,
 	       progress_bytes_format(b1, st->pack_bytes), progress_bytes_format(b5, st->disk_bytes),

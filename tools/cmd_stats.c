@@ -989,6 +989,29 @@ static void pack_disk_usage(const char *store, struct result *r)
 
 /* --- output --------------------------------------------------------------- */
 
+/* Length of the valid UTF-8 sequence of two to four bytes at p, or 0 (an
+ * ASCII byte, or a byte that begins no valid sequence: a stray
+ * continuation byte, 0xc0/0xc1/0xf5..0xff, a truncated sequence, an
+ * overlong form, a surrogate, past U+10FFFF). */
+static unsigned utf8_seq_len(const unsigned char *p)
+{
+	unsigned c = p[0], n = 0, i;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 1;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 2;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 3;
+	for (i = 1; i <= n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if (n == 0 || (c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0) ||
+	    (c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90))
+		return 0;
+	return n + 1;
+}
+
 /* JSON string: UTF-8 passes through; bytes that are not valid UTF-8 are
  * written as \udcXX (the lone-surrogate escape Python's "surrogateescape"
  * reads back as the original byte), control characters as \u00XX. */
@@ -1002,7 +1025,7 @@ static void json_str(FILE *f, const char *s)
 	}
 	fputc('"', f);
 	while (*p) {
-		unsigned c = *p, n = 0, i;
+		unsigned c = *p, n;
 
 		if (c == '"' || c == '\\') {
 			fprintf(f, "\\%c", c);
@@ -1019,21 +1042,10 @@ static void json_str(FILE *f, const char *s)
 			p++;
 			continue;
 		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3;
-		for (i = 1; i <= n; i++)
-			if ((p[i] & 0xc0) != 0x80)
-				break;
-		/* Overlong 3/4-byte forms, surrogates and > U+10FFFF are invalid. */
-		if (n > 0 && i > n &&
-		    !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0) &&
-		    !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90)) {
-			fwrite(p, 1, n + 1, f);
-			p += n + 1;
+		n = utf8_seq_len(p);
+		if (n) {
+			fwrite(p, 1, n, f);
+			p += n;
 			continue;
 		}
 		fprintf(f, "\\udc%02x", c);
@@ -1210,17 +1222,30 @@ static void bar_row(const struct human *h, const char *label, uint64_t a, uint64
 	fprintf(h->f, " %6.1f%%  %s\n", pct, hsigned(h, s, a, b));
 }
 
-/* Human text: control and other unprintable bytes as \xNN, so a file name
- * cannot move the cursor or fake a row. */
+/* Human text: printable ASCII and valid UTF-8 of printable characters
+ * pass; every other byte is written as \xNN (and the backslash too, so
+ * the name can be recovered): control characters (C0, DEL, and C1, which
+ * in UTF-8 is 0xc2 0x80..0x9f), bytes of no valid UTF-8 sequence, so a
+ * file name can neither move the cursor nor fake a row. */
 static void print_name(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 
-	for (; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f || *p == '\\')
-			fprintf(f, "\\x%02x", *p);
-		else
-			fputc(*p, f);
+	while (*p) {
+		unsigned n = utf8_seq_len(p);
+
+		if (n && !(p[0] == 0xc2 && p[1] < 0xa0)) {
+			fwrite(p, 1, n, f);
+			p += n;
+			continue;
+		}
+		n = n ? n : 1; /* a C1 control: all its bytes */
+		for (; n > 0; n--, p++) {
+			if (*p < 0x20 || *p >= 0x7f || *p == '\\')
+				fprintf(f, "\\x%02x", *p);
+			else
+				fputc(*p, f);
+		}
 	}
 }
 
@@ -1264,8 +1289,8 @@ static void print_human(const struct human *h, const struct loc *l, const struct
 	if (s->logical_bytes > s->mapped_bytes)
 		fprintf(f, "   (%s in holes)", hsize(h, b, s->logical_bytes - s->mapped_bytes));
 	fputc('\n', f);
-	fprintf(f, "  %-22s %14s   (%" PRIu64 " chunks)\n", "after dedup", hsize(h, a, s->unique_bytes),
-	        s->chunks);
+	fprintf(f, "  %-22s %14s   (%" PRIu64 " chunk%s)\n", "after dedup",
+	        hsize(h, a, s->unique_bytes), s->chunks, s->chunks == 1 ? "" : "s");
 	fprintf(f, "  %-22s %14s\n", "stored", hsize(h, a, s->stored_bytes));
 	hratio(rr, sizeof(rr), s->mapped_bytes, s->unique_bytes);
 	fprintf(f, "  %-22s %14s   (%s)\n", "saved by dedup",
@@ -1277,16 +1302,20 @@ static void print_human(const struct human *h, const struct loc *l, const struct
 	fprintf(f, "  %-22s %14s   (%" PRIu64 " chunk%s coded against a reference: %s after dedup, %s)\n",
 	        "series-coded", hsize(h, a, s->ref_stored_bytes), s->ref_chunks,
 	        s->ref_chunks == 1 ? "" : "s", hsize(h, b, s->ref_raw_bytes), rr);
-	fprintf(f, "  %-22s %14s   (measured on %" PRIu64 " reverse deltas", "saved by series coding",
-	        hsize(h, a, s->ref_saved_bytes), s->ref_chunks - s->ref_fwd_chunks);
+	fprintf(f, "  %-22s %14s   (measured on %" PRIu64 " reverse delta%s", "saved by series coding",
+	        hsize(h, a, s->ref_saved_bytes), s->ref_chunks - s->ref_fwd_chunks,
+	        s->ref_chunks - s->ref_fwd_chunks == 1 ? "" : "s");
 	if (s->ref_fwd_chunks)
 		fprintf(f, "; %" PRIu64 " forward-coded chunk%s not yet turned by rebase", s->ref_fwd_chunks,
 		        s->ref_fwd_chunks == 1 ? "" : "s");
 	fputs(")\n", f);
 	hratio(rr, sizeof(rr), s->logical_bytes, s->stored_bytes);
 	fprintf(f, "  %-22s %14s   (logical / stored)\n", "overall ratio", rr);
-	fprintf(f, "  %-22s %14s   (stored below level %s, to be recompressed)\n", "pending",
-	        hsize(h, a, s->pending_bytes), codec_level_name(r->default_level));
+	/* pending counts levels from fast up to below the store's: with a
+	 * store made at raw or fast, nothing can be (idx.c stats_fix_pending) */
+	if (r->default_level > CODEC_LEVEL_FAST)
+		fprintf(f, "  %-22s %14s   (stored below level %s, to be recompressed)\n", "pending",
+		        hsize(h, a, s->pending_bytes), codec_level_name(r->default_level));
 	fprintf(f, "  %-22s %14s   (%" PRIu64 " pack%s; %s dead", "pack bytes",
 	        hsize(h, a, r->pack_live + r->pack_dead), r->packs, r->packs == 1 ? "" : "s",
 	        hsize(h, b, r->pack_dead));
