@@ -489,6 +489,17 @@ static void probe_ino(struct idx_txn *t, uint64_t ino, const struct targets *g)
 	check_walk(idx_extent_iter(t, ino, 0, UINT64_MAX, extent_cb, &w), &w);
 	w = (struct walk){ .from = 0, .end = UINT64_MAX, .stop_after = 2 };
 	check_walk(idx_extent_iter(t, ino, 0, UINT64_MAX, extent_cb, &w), &w);
+	{
+		/* the truncate steps' and the charges sweep's readers */
+		uint64_t from, stored;
+		for (unsigned i = 0; i < g->noff; i++) {
+			rc = idx_extent_tail(t, ino, g->off[i], UINT64_MAX, 2, &from);
+			CHECK(rc > -4096 && (rc < 0 || (rc <= 2 && from >= g->off[i])));
+		}
+		rc = idx_extent_tail(t, ino, 0, UINT64_MAX, 1u << 20, &from);
+		CHECK(rc > -4096 && (rc < 0 || from == 0));
+		CHECK(idx_file_charge(t, ino, &stored) > -4096);
+	}
 
 	w = (struct walk){ 0 };
 	check_walk(idx_dir_iter(t, ino, 0, dirent_cb, &w), &w);
