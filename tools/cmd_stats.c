@@ -1321,7 +1321,15 @@ static void print_human(const struct human *h, const struct loc *l, const struct
 	        hsize(h, b, r->pack_dead));
 	if (r->disk_known)
 		fprintf(f, "; %s on disk", hsize(h, a, r->pack_disk));
-	fputs(": mixfs gc frees dead bytes)\n", f);
+	/* dead bytes gc punched out stay in the records until it compacts
+	 * their pack: no hint when the files take about the live bytes */
+	if (r->pack_dead && r->disk_known &&
+	    r->pack_disk <= r->pack_live + r->pack_live / 64 + (1u << 20))
+		fputs(": dead bytes freed in place)\n", f);
+	else if (r->pack_dead)
+		fputs(": mixfs gc frees dead bytes)\n", f);
+	else
+		fputs(")\n", f);
 
 	if (s->logical_bytes > 0) {
 		fprintf(f, "\nwhere the logical bytes went\n");
