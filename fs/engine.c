@@ -132,11 +132,6 @@ int eng_wtxn_begin(struct eng *e, struct idx_txn **t)
 	return wtxn_begin(e, false, t);
 }
 
-int eng_wtxn_begin_lazy(struct eng *e, struct idx_txn **t)
-{
-	return wtxn_begin(e, true, t);
-}
-
 /* Commit if rc >= 0, else abort; releases wlock; returns the final rc. */
 int eng_wtxn_end(struct eng *e, struct idx_txn *t, int rc)
 {
@@ -2132,10 +2127,11 @@ static bool shadow_wanted(struct eng *e, struct einode *ei, const struct idx_ino
  * hole grows from its end; an error or a crash between steps leaves the
  * operation partly done, never stale bytes.  keep_shadow (a truncate to
  * zero): the steps move the extents into a new shadow (shadow_keep),
- * whose inode *shadow returns (0: none made, even on error).  Under ei's
- * write lock, after wb_sync. */
+ * whose inode *shadow returns (0: none made, even on error).  *reached:
+ * the size a truncate's committed steps lowered the file to (left as it
+ * is when none did).  Under ei's write lock, after wb_sync. */
 static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_t end,
-                       bool keep_shadow, uint64_t *shadow)
+                       bool keep_shadow, uint64_t *shadow, uint64_t *reached)
 {
 	unsigned step = e->reap_step ? e->reap_step : REAP_STEP;
 	bool trunc = end == UINT64_MAX;
@@ -2145,7 +2141,7 @@ static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_
 	for (;;) {
 		struct idx_inode in, sh;
 		struct idx_txn *t;
-		uint64_t from, had = *shadow;
+		uint64_t from, had = *shadow, step_size = 0;
 		/* a read first: most files have far fewer extents, and their
 		 * truncate must not cost a commit more */
 		rc = idx_txn_begin(e->idx, true, &t);
@@ -2157,7 +2153,7 @@ static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_
 			return rc < 0 ? rc : 0;
 		/* unsynced: a crash may undo steps (all are consistent); the
 		 * caller's own synced commit makes them durable */
-		rc = eng_wtxn_begin_lazy(e, &t);
+		rc = eng_wtxn_begin_ns(e, &t);
 		if (rc < 0)
 			return rc;
 		rc = idx_inode_get(t, ei->ino, &in);
@@ -2174,6 +2170,7 @@ static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_
 		if (rc >= 0) {
 			if (trunc && in.size > from)
 				in.size = from;
+			step_size = in.size;
 			in.mtime_ns = in.ctime_ns = eng_now_ns();
 			ei->size_valid = false; /* reload from the record */
 			rc = idx_inode_put(t, &in);
@@ -2185,13 +2182,16 @@ static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_
 			*shadow = had; /* one this step made is not there */
 			return rc;
 		}
+		if (trunc)
+			*reached = step_size;
 		end = from;
 	}
 }
 
 /* Before a truncate's own transaction: a large one goes in steps
  * (punch_steps), moving into a new shadow what a rewrite keeps. */
-static int trunc_steps(struct eng *e, struct einode *ei, uint64_t size, uint64_t *shadow)
+static int trunc_steps(struct eng *e, struct einode *ei, uint64_t size, uint64_t *shadow,
+                       uint64_t *reached)
 {
 	struct idx_inode in;
 	bool keep;
@@ -2203,7 +2203,7 @@ static int trunc_steps(struct eng *e, struct einode *ei, uint64_t size, uint64_t
 	keep = shadow_wanted(e, ei, &in, size);
 	if (keep && ei->shadow_ino) /* the previous rewrite's, dropped with it */
 		(void)reap_shrink(e, ei->shadow_ino);
-	return punch_steps(e, ei, size, UINT64_MAX, keep, shadow);
+	return punch_steps(e, ei, size, UINT64_MAX, keep, shadow, reached);
 }
 
 int eng_release(struct eng *e, uint64_t ino)
@@ -2259,7 +2259,7 @@ static void ein_new_head(struct eng *e, struct einode *ei)
 
 int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struct eng_attr *out)
 {
-	uint64_t shadow = 0, stepped = 0;
+	uint64_t shadow = 0, stepped = 0, reached = UINT64_MAX;
 	struct einode *ei = ein_get(e, ino, true, 0, 0);
 	struct idx_txn *t = NULL;
 	struct idx_inode in;
@@ -2286,7 +2286,7 @@ int eng_setattr(struct eng *e, uint64_t ino, const struct eng_setattr *sa, struc
 	 * in memory until they commit */
 	rc = attr_only ? wb_settle(e, ei) : wb_sync(e, ei);
 	if (rc >= 0 && !attr_only)
-		rc = trunc_steps(e, ei, sa->size, &stepped);
+		rc = trunc_steps(e, ei, sa->size, &stepped, &reached);
 	shadow = stepped;
 	if (rc < 0)
 		goto out;
@@ -2356,7 +2356,8 @@ out:
 		ei->shadow_ino = shadow;
 		ein_new_head(e, ei);
 	}
-	wb_truncate_end(e, ei, &cut, rc); /* failed: the bytes it dropped back */
+	/* failed: the bytes it dropped back, below the size its steps reached */
+	wb_truncate_end(e, ei, &cut, rc, reached);
 	pthread_rwlock_unlock(&ei->lock);
 	if (rc >= 0) /* with bytes to commit: their size, not the record's */
 		make_attr(&in, uncommitted && overlay_attr(e, &in, true), out);
@@ -2383,7 +2384,9 @@ int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t 
 	rc = wb_sync(e, ei);
 	if (rc >= 0 && (mode & FALLOC_FL_PUNCH_HOLE)) {
 		uint64_t none;
-		rc = punch_steps(e, ei, off, off + len, false, &none);
+		uint64_t unused = UINT64_MAX;
+		df_note(e, ino); /* chunks left partly mapped, even if a step fails */
+		rc = punch_steps(e, ei, off, off + len, false, &none, &unused);
 	}
 	if (rc < 0)
 		goto out;

@@ -305,9 +305,6 @@ int64_t eng_mono_ns(void);
 #define REAP_RETRY_MIN_NS 1000000000ll  /* a failed deletion: again after 1 s, */
 #define REAP_RETRY_MAX_NS 60000000000ll /* doubling up to a minute */
 int eng_wtxn_begin(struct eng *e, struct idx_txn **t);
-/* The same, its commit not synced (idx_txn_begin_lazy): for what a crash
- * may undo, made durable by the next synced commit. */
-int eng_wtxn_begin_lazy(struct eng *e, struct idx_txn **t);
 /* The same for a namespace operation (create, link, unlink, rename,
  * setattr, xattrs): its commit is not synced (idx_txn_begin_lazy) unless
  * ns_sync_ms is 0; ended by eng_wtxn_end. */
@@ -438,10 +435,12 @@ struct wb_cut {
 };
 /* Drop buffered bytes at or past size into *cut (ei->lock exclusive; call
  * wb_sync after it).  -ENOMEM changes nothing.  Then, still under the
- * lock, wb_truncate_end: with a failure (rc < 0: the truncate changed
- * nothing) the bytes go back, else they are freed. */
+ * lock, wb_truncate_end: with a failure (rc < 0) the bytes below
+ * keep_below go back (the size a large truncate's committed steps left;
+ * UINT64_MAX when it changed nothing), the others are freed. */
 int wb_truncate(struct eng *e, struct einode *ei, uint64_t size, struct wb_cut *cut);
-void wb_truncate_end(struct eng *e, struct einode *ei, struct wb_cut *cut, int rc);
+void wb_truncate_end(struct eng *e, struct einode *ei, struct wb_cut *cut, int rc,
+                     uint64_t keep_below);
 /* Forget ei's series reference (ei->lock exclusive, or ei unreachable). */
 void wb_ref_drop(struct einode *ei);
 /* At a file's last close (ei->lock exclusive): keep its hints and

@@ -325,6 +325,9 @@ static int ch_mark(struct eng *e)
 	char path[PATH_MAX];
 	int fd, rc = 0;
 
+	/* a sweep under way (or cut short) has passed files this group may
+	 * re-encode: the next one starts from the first inode */
+	atomic_store(&e->ch_from, 0);
 	atomic_store(&e->ch_stale, true);
 	if (atomic_load(&e->ch_marked))
 		return 0;
@@ -920,17 +923,18 @@ static int rb_charges(struct eng *e, bool idle_only)
 		pthread_mutex_unlock(&e->rb_lock);
 		if (quit || (idle_only && !rb_idle(e)))
 			return 0;
+		uint64_t from = atomic_load(&e->ch_from);
 		memset(&b, 0, sizeof(b));
 		b.next = UINT64_MAX;
 		rc = idx_txn_begin(e->idx, true, &b.t);
 		if (rc < 0)
 			return rc;
-		rc = idx_inode_iter_from(b.t, atomic_load(&e->ch_from), ch_inode_cb, &b);
+		rc = idx_inode_iter_from(b.t, from, ch_inode_cb, &b);
 		idx_txn_abort(b.t);
 		if (rc < 0)
 			return rc;
 		if (b.n) {
-			rc = eng_wtxn_begin_lazy(e, &t);
+			rc = eng_wtxn_begin_ns(e, &t);
 			if (rc < 0)
 				return rc;
 			for (size_t i = 0; rc >= 0 && i < b.n; i++) {
@@ -958,11 +962,12 @@ static int rb_charges(struct eng *e, bool idle_only)
 			if (rc < 0)
 				return rc;
 		}
-		if (b.next == UINT64_MAX) {
-			atomic_store(&e->ch_from, 0);
+		/* unless a group restarted the sweep meanwhile (ch_mark) */
+		if (!atomic_compare_exchange_strong(&e->ch_from, &from,
+		                                    b.next == UINT64_MAX ? 0 : b.next))
+			continue;
+		if (b.next == UINT64_MAX)
 			return 1;
-		}
-		atomic_store(&e->ch_from, b.next);
 	}
 }
 

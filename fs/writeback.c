@@ -340,14 +340,20 @@ int wb_truncate(struct eng *e, struct einode *ei, uint64_t size, struct wb_cut *
 	return 0;
 }
 
-void wb_truncate_end(struct eng *e, struct einode *ei, struct wb_cut *cut, int rc)
+void wb_truncate_end(struct eng *e, struct einode *ei, struct wb_cut *cut, int rc,
+                     uint64_t keep_below)
 {
 	for (size_t k = 0; k < cut->n; k++) {
 		struct dseg *s = &cut->v[k];
+		size_t len = s->off >= keep_below ? 0
+		             : keep_below - s->off < s->len ? (size_t)(keep_below - s->off)
+		                                            : s->len;
 
 		/* the truncate failed: what the writer was told is written
-		 * stays (nothing newer was buffered under the lock) */
-		if (rc < 0 && dirty_insert_under(e, ei, s->off, s->data, s->len) < 0)
+		 * stays (nothing newer was buffered under the lock), below
+		 * the size its committed steps left (above it, the truncate
+		 * happened) */
+		if (rc < 0 && len && dirty_insert_under(e, ei, s->off, s->data, len) < 0)
 			syslog(LOG_ERR, "mixfs: inode %" PRIu64 ": out of memory keeping %zu bytes at %" PRIu64
 			       " that a failed truncate had dropped", ei->ino, s->len, s->off);
 		free(s->data);

@@ -1092,11 +1092,14 @@ static void t_charges_after_rebase(void **state)
 	print_message("the rebase thread: %d files' charges stale after %d polls of 50 ms\n", stale,
 	              tries);
 	assert_int_equal(stale, 0);
-	/* a sweep done: no mark; a mark left by a mount that stopped before
-	 * its sweep (made here by hand, with a charge spoiled) makes the next
-	 * mount sweep; without it a mount does not */
+	/* a sweep done: no mark (removed just after the charges are right);
+	 * a mark left by a mount that stopped before its sweep (made here by
+	 * hand, with a charge spoiled) makes the next mount sweep; without it
+	 * a mount does not */
 	char mark[512];
 	snprintf(mark, sizeof(mark), "%s/index/charges", f->store);
+	for (tries = 0; access(mark, F_OK) == 0 && tries < 100; tries++)
+		usleep(50000);
 	assert_int_equal(access(mark, F_OK), -1);
 	for (int marked = 0; marked < 2; marked++) {
 		struct idx_txn *t;
@@ -1120,6 +1123,8 @@ static void t_charges_after_rebase(void **state)
 		print_message("%s: charge %s after %d polls\n", marked ? "marked" : "no mark",
 		              c.stored == c.now ? "right" : "still spoiled", tries);
 		assert_int_equal(c.stored == c.now, marked);
+		for (tries = 0; access(mark, F_OK) == 0 && tries < 100; tries++)
+			usleep(50000);
 		assert_int_equal(access(mark, F_OK), -1);
 	}
 	free(w);
@@ -3449,6 +3454,19 @@ static void t_delete_in_steps(void **state)
 	f->e->reap_hook = NULL;
 }
 
+/* Close the store, fsck must find nothing, open it again with o. */
+static void fsck_reopen(struct fx *f, const struct eng_opts *o)
+{
+	struct gc_fsck_opts fo = { .threads = 2 };
+	struct gc_fsck_stats fs;
+
+	assert_int_equal(eng_store_close(f->e), 0);
+	f->e = NULL;
+	memset(&fs, 0, sizeof(fs));
+	assert_int_equal(gc_fsck(f->store, &fo, &fs), 0);
+	assert_int_equal(eng_store_open(f->store, o, &f->e), 0);
+}
+
 static uint64_t mapped_bytes(struct fx *f)
 {
 	struct idx_stats st;
@@ -3566,17 +3584,212 @@ static void t_truncate_in_steps(void **state)
 	assert_int_equal(mapped_bytes(f), PIECE);
 	check_read(f, ino, 0, pieces[0], PIECE);
 	eng_forget(f->e, ino, 1);
-	{
-		struct gc_fsck_opts fo = { .threads = 2 };
-		struct gc_fsck_stats fs;
-		assert_int_equal(eng_store_close(f->e), 0);
-		f->e = NULL;
-		memset(&fs, 0, sizeof(fs));
-		assert_int_equal(gc_fsck(f->store, &fo, &fs), 0);
-		assert_int_equal(eng_store_open(f->store, &o, &f->e), 0);
-	}
+	fsck_reopen(f, &o);
 }
 
+
+/* From an audit (session 26): a truncate whose third step fails while
+ * the file has bytes buffered above the new size.  wb_truncate took those
+ * bytes out, the steps lowered the record's size; the failure put them all
+ * back (wb_truncate_end), and their commit regrew the file to its old size
+ * with every piece the two steps punched read as zeros.  Now only those
+ * below the size the steps reached go back: the file is a prefix. */
+static void t_truncate_fail_buffered(void **state)
+{
+	struct fx *f = *state;
+	enum { PIECES = 600, STEP = 64, PIECE = 4096 };
+	const uint64_t stride = 65536;
+	static uint8_t pieces[PIECES][PIECE], fresh[PIECE];
+	struct eng_setattr sa = { .valid = ENG_SET_SIZE, .size = 100 * 65536 };
+	struct eng_opts o;
+	struct eng_attr a;
+	uint64_t ino;
+
+	for (unsigned i = 0; i < PIECES; i++)
+		fill_random(pieces[i], PIECE, 9000 + i);
+	fill_random(fresh, PIECE, 9999);
+	series_open(f, &o, 0);
+	ino = new_file(f, 1, "big");
+	for (unsigned i = 0; i < PIECES; i++)
+		write_all(f, ino, i * stride, pieces[i], PIECE, PIECE);
+	assert_int_equal(eng_fsync(f->e, ino, false), 0);
+	/* the last piece rewritten, still buffered */
+	write_all(f, ino, (PIECES - 1) * stride, fresh, PIECE, PIECE);
+	f->e->reap_step = STEP;
+	f->e->reap_hook = step_hook;
+	atomic_store(&step_calls, 0);
+	atomic_store(&step_fail_from, 2);
+	assert_int_equal(eng_setattr(f->e, ino, &sa, NULL), -ENOSPC);
+	f->e->reap_hook = NULL;
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	print_message("after the failed truncate: st_size %llu (record %llu), %d extents\n",
+	              (unsigned long long)a.st.st_size, (unsigned long long)size_of(f, ino),
+	              extents_of(f, ino));
+	assert_int_equal(eng_fsync(f->e, ino, false), 0);
+	assert_int_equal(eng_getattr(f->e, ino, &a), 0);
+	print_message("after fsync: st_size %llu, %d extents\n", (unsigned long long)a.st.st_size,
+	              extents_of(f, ino));
+	/* a prefix: the size the two steps reached, nothing below it lost */
+	assert_int_equal(a.st.st_size, (PIECES - 2 * STEP) * stride);
+	check_read(f, ino, (PIECES - 2 * STEP - 1) * stride, pieces[PIECES - 2 * STEP - 1], PIECE);
+	assert_int_equal(extents_of(f, ino), PIECES - 2 * STEP);
+	eng_release(f->e, ino);
+	eng_forget(f->e, ino, 1);
+}
+
+/* From an audit (session 26): an O_TRUNC whose third step fails while another handle holds
+ * the file open; a second O_TRUNC then succeeds; the last close must leave
+ * no shadow (orphan), every byte mapped by the file alone, fsck clean. */
+static void t_otrunc_fail_shadow(void **state)
+{
+	struct fx *f = *state;
+	enum { PIECES = 600, STEP = 64, PIECE = 4096 };
+	const uint64_t stride = 65536;
+	static uint8_t pieces[PIECES][PIECE];
+	struct eng_opts o;
+	uint64_t ino, sh1, sh2;
+
+	for (unsigned i = 0; i < PIECES; i++)
+		fill_random(pieces[i], PIECE, 5000 + i);
+	series_open(f, &o, 0);
+	ino = new_file(f, 1, "big"); /* open once (the other handle) */
+	for (unsigned i = 0; i < PIECES; i++)
+		write_all(f, ino, i * stride, pieces[i], PIECE, PIECE);
+	assert_int_equal(eng_fsync(f->e, ino, false), 0);
+	f->e->reap_step = STEP;
+	f->e->reap_hook = step_hook;
+	atomic_store(&step_calls, 0);
+	atomic_store(&step_fail_from, 2);
+	assert_int_equal(eng_open(f->e, ino, O_RDWR | O_TRUNC), -ENOSPC);
+	{
+		struct einode *ei = ein_get(f->e, ino, false, 0, 0);
+		sh1 = ei->shadow_ino;
+		ein_put(f->e, ei, 0, 0);
+	}
+	print_message("failed O_TRUNC: size %llu, shadow %llu (%d extents), orphans %u\n",
+	              (unsigned long long)size_of(f, ino), (unsigned long long)sh1,
+	              sh1 ? extents_of(f, sh1) : -1, orphans(f));
+	check_read(f, ino, (PIECES - 2 * STEP - 1) * stride, pieces[PIECES - 2 * STEP - 1], PIECE);
+	atomic_store(&step_fail_from, 100000);
+	assert_int_equal(eng_open(f->e, ino, O_RDWR | O_TRUNC), 0);
+	{
+		struct einode *ei = ein_get(f->e, ino, false, 0, 0);
+		sh2 = ei->shadow_ino;
+		ein_put(f->e, ei, 0, 0);
+	}
+	print_message("second O_TRUNC: shadow %llu (%d extents), orphans %u\n",
+	              (unsigned long long)sh2, sh2 ? extents_of(f, sh2) : -1, orphans(f));
+	write_all(f, ino, 0, pieces[0], PIECE, PIECE);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	assert_int_equal(eng_release(f->e, ino), 0);
+	f->e->reap_hook = NULL;
+	print_message("after the last close: orphans %u, mapped %llu\n", orphans(f),
+	              (unsigned long long)mapped_bytes(f));
+	assert_int_equal(orphans(f), 0);
+	assert_int_equal(mapped_bytes(f), PIECE);
+	eng_forget(f->e, ino, 1);
+	fsck_reopen(f, &o);
+}
+
+/* From an audit (session 26): rb_charges resumes from ch_from, which was
+ * not reset when new re-encoding made charges stale again (ch_mark resets
+ * it now).  State of an idle sweep cut short
+ * by a writer (rb_charges returned 0: ch_from = the next inode, ch_stale
+ * set again), then a rebase turning an older file, below ch_from: the next
+ * sweep goes from ch_from to the end, says "done", and the older file's
+ * charge stays stale for good (until a remount). */
+static void t_charges_resume(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 1 << 18, V = 2 };
+	struct eng_opts o;
+	struct eng_attr a;
+	uint64_t seed = 77, turned = 0, z;
+	float *w = weights_new(N, &seed);
+	uint8_t *file, small[100] = { 1 };
+
+	series_open(f, &o, 0);
+	for (int v = 0; v < V; v++) {
+		put_version(f, v, &file, w, N, &seed);
+		free(file);
+	}
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	for (int v = 0; v < V; v++) {
+		struct charge c = ckpt_charge(f, v);
+		assert_int_equal(c.stored, c.now);
+	}
+	/* a file made after v1: where the interrupted sweep stopped */
+	put_file(f, "z", small, sizeof(small));
+	assert_int_equal(eng_lookup(f->e, 1, "z", &a), 0);
+	z = a.st.st_ino;
+	eng_forget(f->e, z, 1);
+	atomic_store(&f->e->ch_from, z);
+	atomic_store(&f->e->ch_stale, true);
+	/* v2: rebase turns v1 (below z) into a delta against it */
+	put_version(f, V, &file, w, N, &seed);
+	free(file);
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	assert_true(turned > 0);
+	int stale = 0;
+	for (int v = 0; v <= V; v++) {
+		struct charge c = ckpt_charge(f, v);
+		print_message("v%d: stored %llu, its chunks take %llu\n", v,
+		              (unsigned long long)c.stored, (unsigned long long)c.now);
+		stale += c.stored != c.now;
+	}
+	print_message("charges stale after the sweep said done: %d (ch_stale %d)\n", stale,
+	              (int)atomic_load(&f->e->ch_stale));
+	assert_int_equal(stale, 0);
+	free(w);
+}
+
+/* From an audit (session 26): the sweep's write transactions were lazy
+ * without waking the nsync thread (only eng_wtxn_begin_ns does, which
+ * they use now): on an idle store the index stayed unsynced, its pin on
+ * the last synced commit held (LMDB reuses no page freed since), long
+ * after ns_sync_ms, until some other synced commit or the unmount.  Empty files whose charge is off by
+ * one, a sweep, then 3 x ns_sync_ms of idle. */
+static void t_sweep_synced(void **state)
+{
+	struct fx *f = *state;
+	enum { FILES = 600 };
+	struct eng_opts o;
+	char name[32];
+	uint64_t first = 0, turned;
+
+	series_open(f, &o, 0);
+	for (unsigned i = 0; i < FILES; i++) {
+		snprintf(name, sizeof(name), "f%06u", i);
+		uint64_t ino = new_file(f, 1, name);
+		if (!first)
+			first = ino;
+		eng_release(f->e, ino);
+		eng_forget(f->e, ino, 1);
+	}
+	{
+		struct idx_txn *t;
+		assert_int_equal(eng_wtxn_begin(f->e, &t), 0);
+		for (uint64_t k = 0; k < FILES; k++) {
+			struct idx_inode in;
+			assert_int_equal(idx_inode_get(t, first + k, &in), 0);
+			in.stored_bytes = 1;
+			assert_int_equal(idx_inode_put(t, &in), 0);
+		}
+		assert_int_equal(eng_wtxn_end(f->e, t, 0), 0);
+	}
+	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
+	usleep(3 * o.ns_sync_ms * 1000);
+	assert_int_equal(idx_unsynced_since(f->e->idx), 0);
+	atomic_store(&f->e->ch_stale, true);
+	assert_int_equal(eng_rebase(f->e, &turned), 0);
+	usleep(3 * o.ns_sync_ms * 1000);
+	print_message("ns_sync_ms %u; %u ms after the sweep: unsynced since %lld ms ago\n",
+	              o.ns_sync_ms, 3 * o.ns_sync_ms,
+	              idx_unsynced_since(f->e->idx)
+	                      ? (long long)((eng_mono_ns() - idx_unsynced_since(f->e->idx)) / 1000000)
+	                      : 0ll);
+	assert_int_equal(idx_unsynced_since(f->e->idx), 0);
+}
 /* One unlinked inode whose records cannot be read (a damaged index: its
  * deletion fails with EIO at every attempt) must not hold back the
  * deletion of the others queued with it: before, the failed batch was
@@ -4398,6 +4611,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_reap_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_delete_in_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_truncate_in_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_truncate_fail_buffered, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_charges_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_otrunc_fail_shadow, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_sweep_synced, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_charges_after_rebase, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reap_retry_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_series_dirs, setup, teardown),
