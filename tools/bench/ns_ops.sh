@@ -25,4 +25,7 @@ for i in range(int(sys.argv[2])):
 t mv $W/mnt/c $W/mnt/d
 t rm -rf $W/mnt/d
 echo " ($OPTS)"
-fusermount3 -u $W/mnt; rm -rf $W
+fusermount3 -u $W/mnt
+# the daemon's last commit comes after fusermount3 returns: wait for it
+while pgrep -f "mount .*$W/store" >/dev/null; do sleep 0.1; done
+rm -rf $W
