@@ -43,9 +43,6 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
-#include <unistd.h>
-#include <fcntl.h>
-#include <limits.h>
 
 #include "fs/engine_i.h"
 
@@ -315,40 +312,21 @@ static int rb_apply(struct idx_txn *t, const struct rb_pair *p)
  * (durably) before the first commit of a mount that re-encodes chunks,
  * removed when a sweep (rb_charges) completes with none since, so that
  * a mount sweeps at its first idle spell only when one is due. */
-static void ch_path(const struct eng *e, char *path, size_t cap)
-{
-	snprintf(path, cap, "%s/index/charges", e->store);
-}
+#define CH_FLAG "charges"
 
 static int ch_mark(struct eng *e)
 {
-	char path[PATH_MAX];
-	int fd, rc = 0;
+	int rc = 0;
 
 	/* a sweep under way (or cut short) has passed files this group may
 	 * re-encode: the next one starts from the first inode */
 	atomic_store(&e->ch_from, 0);
 	atomic_store(&e->ch_stale, true);
-	if (atomic_load(&e->ch_marked))
-		return 0;
-	ch_path(e, path, sizeof(path));
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0) {
-		/* the name, too */
-		snprintf(path, sizeof(path), "%s/index", e->store);
-		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd) < 0)
-			rc = -errno;
-		if (fd >= 0)
-			close(fd);
+	if (!atomic_load(&e->ch_marked)) {
+		rc = idx_flag_set(e->idx, CH_FLAG);
+		if (rc == 0)
+			atomic_store(&e->ch_marked, true);
 	}
-	if (rc == 0)
-		atomic_store(&e->ch_marked, true);
 	return rc;
 }
 
@@ -356,14 +334,10 @@ static int ch_mark(struct eng *e)
  * mark under rb_run), so the mark goes. */
 static void ch_unmark(struct eng *e)
 {
-	char path[PATH_MAX];
-
 	pthread_mutex_lock(&e->rb_run);
-	if (!atomic_load(&e->ch_stale) && atomic_load(&e->ch_marked)) {
-		ch_path(e, path, sizeof(path));
-		if (unlink(path) == 0 || errno == ENOENT)
-			atomic_store(&e->ch_marked, false);
-	}
+	if (!atomic_load(&e->ch_stale) && atomic_load(&e->ch_marked) &&
+	    idx_flag_clear(e->idx, CH_FLAG) == 0)
+		atomic_store(&e->ch_marked, false);
 	pthread_mutex_unlock(&e->rb_run);
 }
 
@@ -860,7 +834,6 @@ struct ch_batch {
 	size_t n;
 	unsigned seen, extents;
 	uint64_t next; /* the inode to resume from; UINT64_MAX: done */
-	int rc;
 };
 
 static int ch_inode_cb(void *arg, const struct idx_inode *in)
@@ -1076,15 +1049,10 @@ int rb_start(struct eng *e)
 	e->df_rescan = true; /* files overwritten in place by earlier mounts */
 	e->df_scan_from = 0;
 	atomic_store(&e->last_write_ms, mono_ms());
-	{
-		/* charges an earlier mount left stale */
-		char path[PATH_MAX];
-		ch_path(e, path, sizeof(path));
-		bool marked = access(path, F_OK) == 0;
-		atomic_store(&e->ch_marked, marked);
-		atomic_store(&e->ch_stale, marked);
-		atomic_store(&e->ch_from, 0);
-	}
+	/* charges an earlier mount left stale */
+	atomic_store(&e->ch_marked, idx_flag_get(e->idx, CH_FLAG));
+	atomic_store(&e->ch_stale, atomic_load(&e->ch_marked));
+	atomic_store(&e->ch_from, 0);
 	if (!e->o.rebase || e->o.read_only || e->o.rebase_idle_ms == 0)
 		return 0; /* eng_rebase() still works on demand */
 	int rc = -pthread_create(&e->rb_thread, NULL, rb_main, e);

@@ -1485,14 +1485,14 @@ static int mark_read(const char *dir, uint8_t m[MARK_LEN])
 	return memcmp(sum, m + MARK_SUM, FP_LEN) == 0 ? 1 : 0;
 }
 
-/* Write len bytes at off of the marker and sync them (the directory too
- * when the file is new). */
-static int mark_write(const char *dir, const void *b, size_t len, off_t off)
+/* Write len bytes at off of the index file name and sync them (the
+ * directory too when the file is new). */
+static int mark_write(const char *dir, const char *name, const void *b, size_t len, off_t off)
 {
 	char path[PATH_MAX];
 	struct stat st;
 	bool fresh;
-	int fd, rc = index_file(dir, MARK_NAME, path);
+	int fd, rc = index_file(dir, name, path);
 
 	if (rc < 0)
 		return rc;
@@ -1516,7 +1516,7 @@ static int mark_write(const char *dir, const void *b, size_t len, off_t off)
 static int mark_clear(const char *dir)
 {
 	static const uint8_t zero[8];
-	return mark_write(dir, zero, sizeof(zero), 0);
+	return mark_write(dir, MARK_NAME, zero, sizeof(zero), 0);
 }
 
 static int64_t mono_ns(void)
@@ -1557,7 +1557,7 @@ static int arm(struct idx *x, MDB_txn *w)
 		rc = mark_sum(m, m + MARK_SUM);
 	}
 	if (rc == 0)
-		rc = mark_write(x->dir, m, MARK_LEN, 0);
+		rc = mark_write(x->dir, MARK_NAME, m, MARK_LEN, 0);
 	if (rc == 0) {
 		if (x->pin)
 			mdb_txn_abort(x->pin);
@@ -1836,6 +1836,28 @@ int idx_txn_begin_lazy(struct idx *x, struct idx_txn **out)
 		rc = idx_txn_begin(x, false, out);
 	}
 	return rc;
+}
+
+int idx_flag_set(struct idx *x, const char *name)
+{
+	return mark_write(x->dir, name, "", 0, 0);
+}
+
+int idx_flag_clear(struct idx *x, const char *name)
+{
+	char path[PATH_MAX];
+	int rc = index_file(x->dir, name, path);
+
+	if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
+		rc = -errno;
+	return rc;
+}
+
+bool idx_flag_get(struct idx *x, const char *name)
+{
+	char path[PATH_MAX];
+
+	return index_file(x->dir, name, path) == 0 && access(path, F_OK) == 0;
 }
 
 int64_t idx_unsynced_since(struct idx *x)

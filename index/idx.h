@@ -207,6 +207,12 @@ void idx_txn_abort(struct idx_txn *t);  /* frees t; NULL is fine */
  * synced state, never at a torn one (index/unsynced, see idx.c).  Falls
  * back to an ordinary transaction when that cannot be guaranteed. */
 int idx_txn_begin_lazy(struct idx *x, struct idx_txn **out);
+/* An empty file name in the index directory, for what the index itself
+ * cannot record (STORE/index/charges): set makes it durably (the file
+ * and its name synced), clear removes it (no error if absent). */
+int idx_flag_set(struct idx *x, const char *name);
+int idx_flag_clear(struct idx *x, const char *name);
+bool idx_flag_get(struct idx *x, const char *name);
 /* Since when (CLOCK_MONOTONIC ns) commits wait for idx_sync; 0: none. */
 int64_t idx_unsynced_since(struct idx *x);
 /* Make every commit durable (the meta page of MDB_NOMETASYNC commits, the
