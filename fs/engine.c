@@ -2125,23 +2125,25 @@ static bool shadow_wanted(struct eng *e, struct einode *ei, const struct idx_ino
  * pages dirty and every other commit waiting).  Each step leaves a
  * consistent file: a truncate lowers the size to where its step began, a
  * hole grows from its end; an error or a crash between steps leaves the
- * operation partly done, never stale bytes.  keep_shadow (a truncate to
- * zero): the steps move the extents into a new shadow (shadow_keep),
- * whose inode *shadow returns (0: none made, even on error).  *reached:
- * the size a truncate's committed steps lowered the file to (left as it
- * is when none did).  Under ei's write lock, after wb_sync. */
+ * operation partly done, never stale bytes.  shadow (a truncate to zero;
+ * NULL: none): the steps move the extents into a new shadow
+ * (shadow_keep), whose inode *shadow returns (0: none made, even on
+ * error).  reached (NULL: not wanted): the size a truncate's committed
+ * steps lowered the file to (left as it is when none did).  Under ei's
+ * write lock, after wb_sync. */
 static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_t end,
-                       bool keep_shadow, uint64_t *shadow, uint64_t *reached)
+                       uint64_t *shadow, uint64_t *reached)
 {
 	unsigned step = e->reap_step ? e->reap_step : REAP_STEP;
 	bool trunc = end == UINT64_MAX;
 	int rc;
 
-	*shadow = 0;
+	if (shadow)
+		*shadow = 0;
 	for (;;) {
 		struct idx_inode in, sh;
 		struct idx_txn *t;
-		uint64_t from, had = *shadow, step_size = 0;
+		uint64_t from, had = shadow ? *shadow : 0;
 		/* a read first: most files have far fewer extents, and their
 		 * truncate must not cost a commit more */
 		rc = idx_txn_begin(e->idx, true, &t);
@@ -2159,18 +2161,17 @@ static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_
 		rc = idx_inode_get(t, ei->ino, &in);
 		if (rc >= 0)
 			rc = idx_extent_tail(t, ei->ino, start, end, step, &from);
-		if (rc >= 0 && keep_shadow)
+		if (rc >= 0 && shadow)
 			rc = shadow_open(e, t, ei, &in, shadow, &sh);
-		if (rc >= 0 && keep_shadow)
+		if (rc >= 0 && shadow)
 			rc = copy_map(t, in.ino, &sh, from, from, end - from);
-		if (rc >= 0 && keep_shadow)
+		if (rc >= 0 && shadow)
 			rc = idx_inode_put(t, &sh);
 		if (rc >= 0)
 			rc = idx_file_punch(t, &in, from, end);
 		if (rc >= 0) {
 			if (trunc && in.size > from)
 				in.size = from;
-			step_size = in.size;
 			in.mtime_ns = in.ctime_ns = eng_now_ns();
 			ei->size_valid = false; /* reload from the record */
 			rc = idx_inode_put(t, &in);
@@ -2179,11 +2180,12 @@ static int punch_steps(struct eng *e, struct einode *ei, uint64_t start, uint64_
 			rc = e->reap_hook(e);
 		rc = eng_wtxn_end(e, t, rc);
 		if (rc < 0) {
-			*shadow = had; /* one this step made is not there */
+			if (shadow)
+				*shadow = had; /* one this step made is not there */
 			return rc;
 		}
-		if (trunc)
-			*reached = step_size;
+		if (trunc && reached)
+			*reached = in.size;
 		end = from;
 	}
 }
@@ -2203,7 +2205,7 @@ static int trunc_steps(struct eng *e, struct einode *ei, uint64_t size, uint64_t
 	keep = shadow_wanted(e, ei, &in, size);
 	if (keep && ei->shadow_ino) /* the previous rewrite's, dropped with it */
 		(void)reap_shrink(e, ei->shadow_ino);
-	return punch_steps(e, ei, size, UINT64_MAX, keep, shadow, reached);
+	return punch_steps(e, ei, size, UINT64_MAX, keep ? shadow : NULL, reached);
 }
 
 int eng_release(struct eng *e, uint64_t ino)
@@ -2383,10 +2385,8 @@ int eng_fallocate(struct eng *e, uint64_t ino, int mode, uint64_t off, uint64_t 
 	ein_wrlock(ei);
 	rc = wb_sync(e, ei);
 	if (rc >= 0 && (mode & FALLOC_FL_PUNCH_HOLE)) {
-		uint64_t none;
-		uint64_t unused = UINT64_MAX;
 		df_note(e, ino); /* chunks left partly mapped, even if a step fails */
-		rc = punch_steps(e, ei, off, off + len, false, &none, &unused);
+		rc = punch_steps(e, ei, off, off + len, NULL, NULL);
 	}
 	if (rc < 0)
 		goto out;
