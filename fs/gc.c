@@ -2872,11 +2872,12 @@ static int gloc_cmp(const void *a, const void *b)
 	return span_cmp(&x->sp, &y->sp);
 }
 
-/* Free the dead and orphan bytes of packs in place.  Needs no free space
- * and no index write, so on a full disk it is what makes room for the
- * transactions and copies that follow. */
+/* Free the dead and orphan bytes of packs in place (kept_only: of the
+ * packs a batch kept, gpack.keep).  Needs no free space and no index
+ * write, so on a full disk it is what makes room for the transactions and
+ * copies that follow. */
 static int gc_punch(const struct gc_host *h, const struct gc_opts *o, struct vec *packs,
-                    struct gc_stats *st)
+                    bool kept_only, struct gc_stats *st)
 {
 	struct gpunch g = { .locs = { .sz = sizeof(struct gloc) } };
 	struct vec spans = { .sz = sizeof(struct span) };
@@ -2896,7 +2897,7 @@ static int gc_punch(const struct gc_host *h, const struct gc_opts *o, struct vec
 
 		for (; i < packs->n && (nids == 0 || nch + gp[i].nchunks <= PUNCH_GROUP_CHUNKS); i++) {
 			if (!gc_may_touch(h, gp[i].id) || !gp[i].nchunks || !gp[i].has_rec ||
-			    !gp[i].has_file)
+			    !gp[i].has_file || (kept_only && !gp[i].keep))
 				continue;
 			ids[nids++] = gp[i].id; /* packs is sorted: so is ids */
 			nch += gp[i].nchunks;
@@ -3013,7 +3014,7 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 	}
 	/* Punching first: it needs neither space nor an index write, and
 	 * on a full disk it is what lets the steps below commit. */
-	rc = gc_punch(h, o, &packs, st);
+	rc = gc_punch(h, o, &packs, false, st);
 	if (rc < 0)
 		goto out;
 	rc = gc_drop_empty(h, o, &packs, st);
@@ -3099,28 +3100,11 @@ static int compact(const struct gc_host *h, const struct gc_opts *o, struct gc_s
 		if (rc < 0)
 			goto out;
 	}
+	/* a pack kept for a frame that failed its checks still holds the
+	 * frames that moved out of it: free them in place now (the next run
+	 * would; until then the store grew by what this one copied) */
 	if (st->packs_kept > kept_before) {
-		/* a pack kept for a frame that failed its checks still holds
-		 * the frames that moved out of it: free them in place now
-		 * (the next run would; until then the store grew by what
-		 * this one copied) */
-		struct vec kept = { .sz = sizeof(struct gpack) };
-
-		for (size_t i = 0; rc == 0 && i < packs.n; i++) {
-			const struct gpack *g = (const struct gpack *)packs.p + i;
-			struct gpack *k;
-
-			if (!g->keep)
-				continue;
-			k = vec_push(&kept);
-			if (k)
-				*k = *g;
-			else
-				rc = -ENOMEM;
-		}
-		if (rc == 0)
-			rc = gc_punch(h, o, &kept, st);
-		vec_free(&kept);
+		rc = gc_punch(h, o, &packs, true, st);
 		if (rc < 0)
 			goto out;
 	}
