@@ -131,7 +131,6 @@ int cmd_gc(int argc, char **argv)
 		b4[PROGRESS_BYTES_LEN];
 	struct gc_stats st;
 	struct gc_opts o;
-	bool dry;
 	int c, rc;
 
 	gc_opts_default(&o);
@@ -162,7 +161,6 @@ int cmd_gc(int argc, char **argv)
 		gc_usage(stderr);
 		return MIXFS_EXIT_USAGE;
 	}
-	dry = o.dry_run;
 	o.stop = stop_from_env();
 	o.progress = gc_cli_progress_cb;
 	o.progress_arg = &cp;
@@ -180,20 +178,20 @@ int cmd_gc(int argc, char **argv)
 		return MIXFS_EXIT_ERROR;
 	}
 	/* a dry run prints a plan, worded as what gc would do */
-	printf("%s%s: %" PRIu64 " packs scanned; ", dry ? "dry run, " : "", argv[optind],
+	printf("%s%s: %" PRIu64 " packs scanned; ", o.dry_run ? "dry run, " : "", argv[optind],
 	       st.packs_scanned);
-	printf(dry ? "would compact %" PRIu64 ", empty %" PRIu64 ", remove %" PRIu64 " unreferenced"
+	printf(o.dry_run ? "would compact %" PRIu64 ", empty %" PRIu64 ", remove %" PRIu64 " unreferenced"
 	           : "%" PRIu64 " compacted, %" PRIu64 " emptied, %" PRIu64 " unreferenced removed",
 	       st.packs_compacted, st.packs_emptied, st.orphan_packs);
 	if (st.packs_kept)
-		printf(dry ? ", keep %" PRIu64 " (unreadable frames: run mixfs fsck)"
+		printf(o.dry_run ? ", keep %" PRIu64 " (unreadable frames: run mixfs fsck)"
 		           : ", %" PRIu64 " kept (unreadable frames: run mixfs fsck)",
 		       st.packs_kept);
 	if (st.orphan_inodes)
-		printf(dry ? "; would delete %" PRIu64 " unlinked inode%s"
+		printf(o.dry_run ? "; would delete %" PRIu64 " unlinked inode%s"
 		           : "; %" PRIu64 " unlinked inode%s deleted",
 		       st.orphan_inodes, st.orphan_inodes == 1 ? "" : "s");
-	printf(dry ? "\nwould free %s in place%s, copy %s (%" PRIu64 " chunk%s)"
+	printf(o.dry_run ? "\nwould free %s in place%s, copy %s (%" PRIu64 " chunk%s)"
 	           : "\n%s freed in place%s, %s copied (%" PRIu64 " chunk%s)",
 	       progress_bytes_format(b1, st.bytes_punched),
 	       st.punch_unsupported ? " (this file system cannot punch holes: copying only)" : "",
