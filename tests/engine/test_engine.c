@@ -3339,6 +3339,23 @@ static void t_reap_retry(void **state)
 	free(a);
 }
 
+/* The tests of work in steps: n pieces of 4 KiB, random from seed, the
+ * i-th written at i * 64 KiB of ino (holes between): n extents. */
+enum { PIECE = 4096 };
+static const uint64_t piece_stride = 65536;
+
+static void pieces_fill(uint8_t (*pieces)[PIECE], unsigned n, uint64_t seed)
+{
+	for (unsigned i = 0; i < n; i++)
+		fill_random(pieces[i], PIECE, seed + i);
+}
+
+static void pieces_write(struct fx *f, uint64_t ino, uint8_t (*pieces)[PIECE], unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		write_all(f, ino, i * piece_stride, pieces[i], PIECE, PIECE);
+}
+
 /* A deleted file with many extents goes in steps of reap_step extents,
  * each its own transaction (one for a million extents kept ~300 MiB of
  * LMDB pages dirty); the steps done stay done when a later one fails (the
@@ -3365,17 +3382,16 @@ static void t_delete_in_steps(void **state)
 {
 	struct fx *f = *state;
 	enum { PIECES = 600, STEP = 64 };
-	uint8_t piece[4096];
+	static uint8_t pieces[PIECES][PIECE];
+	const uint8_t *piece = pieces[PIECES - 1]; /* the last written */
 	struct idx_stats st;
 	struct idx_txn *t;
 	uint64_t ino;
 	int n = 0;
 
 	ino = new_file(f, 1, "big");
-	for (unsigned i = 0; i < PIECES; i++) {
-		fill_random(piece, sizeof(piece), 1000 + i);
-		write_all(f, ino, (uint64_t)i * 65536, piece, sizeof(piece), sizeof(piece));
-	}
+	pieces_fill(pieces, PIECES, 1000);
+	pieces_write(f, ino, pieces, PIECES);
 	assert_int_equal(eng_release(f->e, ino), 0);
 	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
 	int before = extents_of(f, ino);
@@ -3411,16 +3427,14 @@ static void t_delete_in_steps(void **state)
 
 		series_open(f, &o, 0);
 		ino = new_file(f, 1, "big2");
-		for (unsigned i = 0; i < PIECES; i++) {
-			fill_random(piece, sizeof(piece), 5000 + i);
-			write_all(f, ino, (uint64_t)i * 65536, piece, sizeof(piece), sizeof(piece));
-		}
+		pieces_fill(pieces, PIECES, 5000);
+		pieces_write(f, ino, pieces, PIECES);
 		assert_int_equal(eng_release(f->e, ino), 0);
 		assert_int_equal(eng_fsyncdir(f->e, 1), 0);
 		eng_forget(f->e, ino, 1);
 		assert_int_equal(eng_lookup(f->e, 1, "big2", &a), 0);
 		assert_int_equal(eng_open(f->e, a.st.st_ino, O_RDWR | O_TRUNC), 0);
-		write_all(f, a.st.st_ino, 0, piece, sizeof(piece), sizeof(piece));
+		write_all(f, a.st.st_ino, 0, piece, PIECE, PIECE);
 		f->e->reap_step = STEP;
 		atomic_store(&step_calls, 0);
 		atomic_store(&step_fail_from, 1000);
@@ -3430,12 +3444,12 @@ static void t_delete_in_steps(void **state)
 		              atomic_load(&step_calls));
 		assert_true(atomic_load(&step_calls) >= PIECES / STEP - 1);
 		f->e->reap_hook = NULL;
-		check_read(f, a.st.st_ino, 0, piece, sizeof(piece));
+		check_read(f, a.st.st_ino, 0, piece, PIECE);
 		eng_forget(f->e, a.st.st_ino, 1);
 		assert_int_equal(idx_txn_begin(f->e->idx, true, &t), 0);
 		assert_int_equal(idx_stats_get(t, &st), 0);
 		idx_txn_abort(t);
-		assert_int_equal(st.mapped_bytes, sizeof(piece));
+		assert_int_equal(st.mapped_bytes, PIECE);
 		assert_int_equal(eng_unlink(f->e, 1, "big2"), 0);
 		/* gone before the count below starts (its deletion's batch
 		 * called the hook too: 2 != 1 under ASan) */
@@ -3443,7 +3457,7 @@ static void t_delete_in_steps(void **state)
 	}
 	/* a small file: one transaction, as before */
 	ino = new_file(f, 1, "small");
-	write_all(f, ino, 0, piece, sizeof(piece), sizeof(piece));
+	write_all(f, ino, 0, piece, PIECE, PIECE);
 	assert_int_equal(eng_release(f->e, ino), 0);
 	assert_int_equal(eng_fsyncdir(f->e, 1), 0);
 	f->e->reap_step = STEP;
@@ -3496,19 +3510,17 @@ static uint64_t size_of(struct fx *f, uint64_t ino)
 static void t_truncate_in_steps(void **state)
 {
 	struct fx *f = *state;
-	enum { PIECES = 600, STEP = 64, PIECE = 4096 };
-	const uint64_t stride = 65536, cut = 100 * 65536 + 1000;
+	enum { PIECES = 600, STEP = 64 };
+	const uint64_t stride = piece_stride, cut = 100 * 65536 + 1000;
 	static uint8_t pieces[PIECES][PIECE];
 	struct eng_setattr sa = { .valid = ENG_SET_SIZE };
 	struct eng_opts o;
 	uint64_t ino;
 
-	for (unsigned i = 0; i < PIECES; i++)
-		fill_random(pieces[i], PIECE, 7000 + i);
+	pieces_fill(pieces, PIECES, 7000);
 	series_open(f, &o, 0);
 	ino = new_file(f, 1, "big");
-	for (unsigned i = 0; i < PIECES; i++)
-		write_all(f, ino, i * stride, pieces[i], PIECE, PIECE);
+	pieces_write(f, ino, pieces, PIECES);
 	assert_int_equal(eng_fsync(f->e, ino, false), 0);
 	assert_int_equal(extents_of(f, ino), PIECES);
 	f->e->reap_step = STEP;
@@ -3558,8 +3570,7 @@ static void t_truncate_in_steps(void **state)
 	 * the shadow, the one of the steps and the last transaction */
 	f->e->reap_hook = NULL;
 	ino = new_file(f, 1, "big2");
-	for (unsigned i = 0; i < PIECES; i++)
-		write_all(f, ino, i * stride, pieces[i], PIECE, PIECE);
+	pieces_write(f, ino, pieces, PIECES);
 	assert_int_equal(eng_release(f->e, ino), 0);
 	f->e->reap_hook = step_hook;
 	atomic_store(&step_calls, 0);
@@ -3600,21 +3611,19 @@ static void t_truncate_in_steps(void **state)
 static void t_truncate_fail_buffered(void **state)
 {
 	struct fx *f = *state;
-	enum { PIECES = 600, STEP = 64, PIECE = 4096 };
-	const uint64_t stride = 65536;
+	enum { PIECES = 600, STEP = 64 };
+	const uint64_t stride = piece_stride;
 	static uint8_t pieces[PIECES][PIECE], fresh[PIECE];
 	struct eng_setattr sa = { .valid = ENG_SET_SIZE, .size = 100 * 65536 };
 	struct eng_opts o;
 	struct eng_attr a;
 	uint64_t ino;
 
-	for (unsigned i = 0; i < PIECES; i++)
-		fill_random(pieces[i], PIECE, 9000 + i);
+	pieces_fill(pieces, PIECES, 9000);
 	fill_random(fresh, PIECE, 9999);
 	series_open(f, &o, 0);
 	ino = new_file(f, 1, "big");
-	for (unsigned i = 0; i < PIECES; i++)
-		write_all(f, ino, i * stride, pieces[i], PIECE, PIECE);
+	pieces_write(f, ino, pieces, PIECES);
 	assert_int_equal(eng_fsync(f->e, ino, false), 0);
 	/* the last piece rewritten, still buffered */
 	write_all(f, ino, (PIECES - 1) * stride, fresh, PIECE, PIECE);
@@ -3646,18 +3655,16 @@ static void t_truncate_fail_buffered(void **state)
 static void t_otrunc_fail_shadow(void **state)
 {
 	struct fx *f = *state;
-	enum { PIECES = 600, STEP = 64, PIECE = 4096 };
-	const uint64_t stride = 65536;
+	enum { PIECES = 600, STEP = 64 };
+	const uint64_t stride = piece_stride;
 	static uint8_t pieces[PIECES][PIECE];
 	struct eng_opts o;
 	uint64_t ino, sh1, sh2;
 
-	for (unsigned i = 0; i < PIECES; i++)
-		fill_random(pieces[i], PIECE, 5000 + i);
+	pieces_fill(pieces, PIECES, 5000);
 	series_open(f, &o, 0);
 	ino = new_file(f, 1, "big"); /* open once (the other handle) */
-	for (unsigned i = 0; i < PIECES; i++)
-		write_all(f, ino, i * stride, pieces[i], PIECE, PIECE);
+	pieces_write(f, ino, pieces, PIECES);
 	assert_int_equal(eng_fsync(f->e, ino, false), 0);
 	f->e->reap_step = STEP;
 	f->e->reap_hook = step_hook;
@@ -3750,8 +3757,9 @@ static void t_charges_resume(void **state)
  * without waking the nsync thread (only eng_wtxn_begin_ns does, which
  * they use now): on an idle store the index stayed unsynced, its pin on
  * the last synced commit held (LMDB reuses no page freed since), long
- * after ns_sync_ms, until some other synced commit or the unmount.  Empty files whose charge is off by
- * one, a sweep, then 3 x ns_sync_ms of idle. */
+ * after ns_sync_ms, until some other synced commit or the unmount.
+ * Empty files whose charge is off by one, a sweep, then 3 x ns_sync_ms
+ * of idle. */
 static void t_sweep_synced(void **state)
 {
 	struct fx *f = *state;
